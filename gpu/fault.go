@@ -1,0 +1,199 @@
+package gpu
+
+import (
+	"fmt"
+	"math/bits"
+	"sort"
+	"strings"
+)
+
+// Fault is a named, documented defect that a backend can switch on to reproduce a real bug
+// class of grouped-GEMM MoE paths. The catalog (Faults) is shared by every backend: gpu/sim
+// implements each in Go, gpu/cuda in its kernels. The mutation test runs the property suite
+// against each fault and requires every one to be caught.
+type Fault uint8
+
+const (
+	// ClampSentinel: sentinel ids are clamped to E−1 before the sort, so sentinel slots are
+	// computed as expert E−1 (transformers #45473 → #45621).
+	ClampSentinel Fault = iota + 1
+	// MaskAfterWeight: GEMM 2's output tail is not masked; only the weighted rows are
+	// (leak 1; transformers #45621 as merged): the routing-weight gradient reads the
+	// unwritten tail.
+	MaskAfterWeight
+	// NoMaskUpDgrad: the gathered input's mask A is missing, so GEMM 1's dgrad tail (never
+	// written) is scatter-added into d(hidden) of real tokens (leak 2; transformers #48205).
+	NoMaskUpDgrad
+	// NoMaskDownDgrad: GEMM 1's output mask B is missing, so the activation backward of
+	// GEMM 2's unwritten dgrad tail (0·Inf = NaN) reaches the weight gradients through the
+	// bias gradient's index-add (leak 3; transformers #48205, maxtext #3699).
+	NoMaskDownDgrad
+	// EmptyExpertWgrad: wgrad of an expert with no rows is never written (tgale96/grouped_gemm
+	// #36, meta-pytorch/MSLK #158, pytorch #172439).
+	EmptyExpertWgrad
+	// HistogramSentinel: the histogram counts the sentinel bin into the last expert, so
+	// offsets[E−1] = S and sentinel rows are computed as expert E−1 and never masked
+	// (torch.histc clamps the top value into the last bin).
+	HistogramSentinel
+	// ExclusiveOffsets: offsets are an exclusive instead of inclusive cumulative sum
+	// (off-by-one: every expert reads its predecessor's rows, the last expert's rows are
+	// treated as tail).
+	ExclusiveOffsets
+	// SentinelWrap: the sentinel is −1 and indexes the weights with wrap-around, so sentinel
+	// rows run with the last expert's weights and are not masked (vLLM PR #46408,
+	// sglang #40498).
+	SentinelWrap
+	// CombineInDtype: the K-slot combine accumulates in the dtype instead of fp32.
+	CombineInDtype
+	// AccumInDtype: every GEMM accumulates in the dtype instead of fp32.
+	AccumInDtype
+	// GateUpSwapped: the activation reads gate and up from each other's halves.
+	GateUpSwapped
+	// EPNoRankOffset: the global→local id map ignores the rank offset: rank r treats global
+	// experts [0, E) as its own (flashinfer #3547: shards with offset > 0 gave zeros).
+	EPNoRankOffset
+	// LastTileDropped: GEMM 1 and GEMM 2 skip the last partial row tile (TileRows rows) of
+	// each expert, leaving those rows unwritten (vLLM PR #49087, by rows).
+	LastTileDropped
+	// TailStaleUnmasked: the GEMMs write the sentinel tail rows with stale finite values (as
+	// if they belonged to the last expert) and no mask zeroes them.
+	TailStaleUnmasked
+	// NondeterministicSum: the K-slot combine and the d(hidden) scatter-add sum the slots in
+	// a different order on every run (atomics without a fixed order).
+	NondeterministicSum
+	// NeighbourWeights: the last expert with rows runs with its neighbour's (e−1, cyclic)
+	// weights in both GEMMs, forward and backward (a wrong per-group pointer).
+	NeighbourWeights
+	// ZeroTokenRow: the output row of the first token that has a real slot is left at zero
+	// (a dropped store).
+	ZeroTokenRow
+	// Crash: the path faults on the device (an illegal address on the GPU; gpu/sim reports a
+	// simulated crash). Used to test that a crash costs exactly one case.
+	Crash
+	numFaults
+)
+
+// TileRows is the row-tile height LastTileDropped refers to.
+const TileRows = 16
+
+// FaultInfo documents one fault.
+type FaultInfo struct {
+	Fault      Fault
+	Name       string // stable kebab-case name used on command lines and in reports
+	Doc        string // what the defect does
+	Provenance string // the real bug it reproduces (ANCHORS §2)
+}
+
+// Catalog lists every fault with its documentation, in a stable order.
+var Catalog = []FaultInfo{
+	{ClampSentinel, "clamp-sentinel", "sentinel ids clamped to E−1 and computed as the last expert", "transformers #45473 → #45621"},
+	{MaskAfterWeight, "mask-after-weight", "GEMM 2 tail not masked, only the weighted rows: routing-weight gradient reads the unwritten tail (leak 1)", "transformers #45621 as merged"},
+	{NoMaskUpDgrad, "no-mask-up-dgrad", "gathered-input mask missing: GEMM 1 dgrad tail scatter-added into d(hidden) (leak 2)", "transformers #48205"},
+	{NoMaskDownDgrad, "no-mask-down-dgrad", "GEMM 1 output mask missing: activation backward of GEMM 2's unwritten dgrad tail reaches the bias gradient (leak 3)", "transformers #48205; maxtext #3699"},
+	{EmptyExpertWgrad, "empty-expert-wgrad", "weight gradient of experts with no rows never written", "tgale96/grouped_gemm #36; MSLK #158; pytorch #172439"},
+	{HistogramSentinel, "histogram-sentinel", "histogram counts the sentinel bin into the last expert", "torch.histc top-bin clamp"},
+	{ExclusiveOffsets, "exclusive-offsets", "exclusive instead of inclusive offsets (off by one expert)", "off-by-one in offsets"},
+	{SentinelWrap, "sentinel-wrap", "sentinel −1 wraps to the last expert's weights", "vLLM PR #46408; sglang #40498"},
+	{CombineInDtype, "combine-in-dtype", "K-slot combine accumulated in the dtype instead of fp32", "ANCHORS §1 step 7"},
+	{AccumInDtype, "accum-in-dtype", "GEMM accumulation in the dtype instead of fp32", "ANCHORS §4"},
+	{GateUpSwapped, "gate-up-swapped", "gate and up halves swapped in the activation", "layout confusion (concatenated vs interleaved)"},
+	{EPNoRankOffset, "ep-no-rank-offset", "global→local id map ignores the rank offset", "flashinfer #3547"},
+	{LastTileDropped, "last-tile-dropped", "last partial row tile of each expert not computed", "vLLM PR #49087"},
+	{TailStaleUnmasked, "tail-stale-unmasked", "GEMMs write stale values into the sentinel tail and nothing masks them", "pytorch #193633; recycled memory"},
+	{NondeterministicSum, "nondeterministic-sum", "slot summation order changes run to run", "atomics in combine / scatter-add"},
+	{NeighbourWeights, "neighbour-weights", "one expert uses its neighbour's weights", "wrong per-group pointer"},
+	{ZeroTokenRow, "zero-token-row", "one token's output row left at zero", "dropped store"},
+	{Crash, "crash", "device fault (illegal address) on every case", "DeepGEMM #34/#38; vLLM #39244"},
+}
+
+func (f Fault) String() string {
+	for _, fi := range Catalog {
+		if fi.Fault == f {
+			return fi.Name
+		}
+	}
+	return fmt.Sprintf("fault(%d)", uint8(f))
+}
+
+// Info returns the catalog entry of f.
+func (f Fault) Info() (FaultInfo, bool) {
+	for _, fi := range Catalog {
+		if fi.Fault == f {
+			return fi, true
+		}
+	}
+	return FaultInfo{}, false
+}
+
+// ParseFault parses a fault by its catalog name.
+func ParseFault(s string) (Fault, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	for _, fi := range Catalog {
+		if fi.Name == s {
+			return fi.Fault, nil
+		}
+	}
+	names := make([]string, len(Catalog))
+	for i, fi := range Catalog {
+		names[i] = fi.Name
+	}
+	return 0, fmt.Errorf("gpu: unknown fault %q (known: %s)", s, strings.Join(names, ", "))
+}
+
+// FaultSet is a set of faults; the zero value is empty.
+type FaultSet uint64
+
+// Faults builds a set.
+func Faults(fs ...Fault) FaultSet {
+	var s FaultSet
+	for _, f := range fs {
+		s |= 1 << f
+	}
+	return s
+}
+
+// Has reports whether f is in the set.
+func (s FaultSet) Has(f Fault) bool { return s&(1<<f) != 0 }
+
+// Empty reports whether no fault is set.
+func (s FaultSet) Empty() bool { return s == 0 }
+
+// List returns the faults in the set in ascending order.
+func (s FaultSet) List() []Fault {
+	out := make([]Fault, 0, bits.OnesCount64(uint64(s)))
+	for f := Fault(1); f < numFaults; f++ {
+		if s.Has(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (s FaultSet) String() string {
+	if s == 0 {
+		return "none"
+	}
+	var n []string
+	for _, f := range s.List() {
+		n = append(n, f.String())
+	}
+	sort.Strings(n)
+	return strings.Join(n, ",")
+}
+
+// ParseFaultSet parses a comma-separated list of fault names ("" or "none" is empty).
+func ParseFaultSet(s string) (FaultSet, error) {
+	var set FaultSet
+	s = strings.TrimSpace(s)
+	if s == "" || s == "none" {
+		return 0, nil
+	}
+	for _, p := range strings.Split(s, ",") {
+		f, err := ParseFault(p)
+		if err != nil {
+			return 0, err
+		}
+		set |= Faults(f)
+	}
+	return set, nil
+}

@@ -1,0 +1,129 @@
+package moe
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+)
+
+// DataMode selects how Generate draws tensor values.
+type DataMode uint8
+
+const (
+	// Normal: N(0,1) hidden states and dY, weights N(0, 1/fan_in), biases N(0, 0.1²);
+	// each value rounded to the dtype (round to nearest even).
+	Normal DataMode = iota
+	// Integer: small integers (|v| ≤ 2) everywhere, so every fp32 accumulation is exact
+	// (all partial sums are integers below 2^24) and bitwise checks apply up to the
+	// activation.
+	Integer
+	// Large: Normal scaled by a power of two chosen per dtype (2^31 for bf16/fp32, 2^3 for
+	// fp16) so magnitudes are large yet every stage stays clear of overflow.
+	Large
+	// Subnormal: Normal, with a quarter of the hidden states and weights replaced by
+	// subnormals of the dtype.
+	Subnormal
+)
+
+// DataModes lists every data mode.
+var DataModes = []DataMode{Normal, Integer, Large, Subnormal}
+
+func (m DataMode) String() string {
+	switch m {
+	case Normal:
+		return "normal"
+	case Integer:
+		return "integer"
+	case Large:
+		return "large"
+	case Subnormal:
+		return "subnormal"
+	}
+	return fmt.Sprintf("data(%d)", uint8(m))
+}
+
+// ParseDataMode parses a DataMode name.
+func ParseDataMode(s string) (DataMode, error) {
+	for _, m := range DataModes {
+		if strings.EqualFold(strings.TrimSpace(s), m.String()) {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("moe: unknown data mode %q (want normal, integer, large or subnormal)", s)
+}
+
+// NewRand returns the deterministic generator moecheck uses for seed: PCG from math/rand/v2,
+// identical on every machine and Go release that keeps PCG's specified output.
+func NewRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+
+// Generate fills a case for cfg and routing r with data drawn from seed in the given mode.
+// It validates cfg and r first.
+func Generate(cfg Config, r Routing, seed uint64, mode DataMode) (*Case, error) {
+	if err := cfg.Validate(Limits{}); err != nil {
+		return nil, err
+	}
+	if err := r.Validate(cfg); err != nil {
+		return nil, err
+	}
+	rng := NewRand(seed)
+	d := cfg.DType
+	scale := 1.0
+	if mode == Large {
+		scale = math.Ldexp(1, 31)
+		if d == FP16 {
+			scale = 8
+		}
+	}
+	draw := func(n int, std float64, sub bool) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			switch {
+			case mode == Integer:
+				v[i] = float64(rng.IntN(5) - 2)
+			case sub && mode == Subnormal && rng.IntN(4) == 0:
+				// a subnormal: k·minSubnormal with k below 2^(p-1)
+				f := d.format()
+				k := 1 + rng.IntN(1<<(f.p-1)-1)
+				v[i] = d.Round(float64(k) * d.MinSubnormal() * float64(1-2*rng.IntN(2)))
+			default:
+				v[i] = d.Round(rng.NormFloat64() * std)
+			}
+		}
+		return v
+	}
+	c := &Case{Config: cfg, Routing: r.Clone()}
+	c.X = draw(cfg.LenX(), scale, true)
+	c.W1 = draw(cfg.LenW1(), 1/math.Sqrt(float64(cfg.H)), true)
+	c.W2 = draw(cfg.LenW2(), 1/math.Sqrt(float64(cfg.I)), true)
+	if cfg.Bias {
+		c.B1 = draw(cfg.LenB1(), 0.1*scale, false)
+		c.B2 = draw(cfg.LenB2(), 0.1*scale, false)
+	}
+	c.DY = draw(cfg.LenX(), 1, false)
+	return c, nil
+}
+
+// RandomRouting draws uniform routing: each slot picks a global expert uniformly from
+// [0, G) with a weight uniform in (0, 1] rounded to the dtype, then FromGlobal maps it to
+// this rank (non-local slots become sentinels with weight 0).
+func RandomRouting(cfg Config, seed uint64) (Routing, error) {
+	r, _, err := RandomGlobalRouting(cfg, seed)
+	return r, err
+}
+
+// RandomGlobalRouting is RandomRouting that also returns the global routing it mapped.
+func RandomGlobalRouting(cfg Config, seed uint64) (Routing, *GlobalRouting, error) {
+	if err := cfg.Validate(Limits{}); err != nil {
+		return Routing{}, nil, err
+	}
+	rng := NewRand(seed ^ 0x5851f42d4c957f2d)
+	S := cfg.S()
+	g := &GlobalRouting{IDs: make([]int64, S), Weights: make([]float64, S)}
+	for s := range g.IDs {
+		g.IDs[s] = int64(rng.IntN(cfg.G()))
+		g.Weights[s] = cfg.DType.Round(1 - rng.Float64())
+	}
+	r, err := FromGlobal(cfg, g.IDs, g.Weights, g.Options)
+	return r, g, err
+}
