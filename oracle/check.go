@@ -1,0 +1,338 @@
+package oracle
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// Options tune Check. The zero value runs every check with the stage-local checks on when
+// the result carries stages.
+type Options struct {
+	// SkipStages turns off the stage-local checks even when the result carries stages.
+	SkipStages bool
+	// Enclosure, when non-nil, is a precomputed Enclose(c) (reused across poison policies of
+	// one case); it must belong to the same case.
+	Enclosure *Enclosure
+}
+
+// Check judges a backend's result for case c. It returns an error only when c itself is
+// invalid; every mismatch is reported in the verdict.
+func Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, error) {
+	en := opts.Enclosure
+	if en == nil {
+		var err error
+		if en, err = Enclose(c); err != nil {
+			return nil, err
+		}
+	}
+	ck := &checker{c: c, p: en.Plan, v: &Verdict{}}
+	if got == nil {
+		ck.fail(Failure{Check: CheckShape, Tensor: "result", Count: 1, Detail: "backend returned no result"})
+		return ck.finish(), nil
+	}
+	bias := c.Bias
+	outs := []struct {
+		name string
+		got  []float32
+		enc  ivec
+		want int
+		skip bool
+	}{
+		{"y", got.Y, en.Y, c.LenX(), false},
+		{"dX", got.DX, en.DX, c.LenX(), false},
+		{"dW1", got.DW1, en.DW1, c.LenW1(), false},
+		{"dW2", got.DW2, en.DW2, c.LenW2(), false},
+		{"dB1", got.DB1, en.DB1, c.LenB1(), !bias},
+		{"dB2", got.DB2, en.DB2, c.LenB2(), !bias},
+		{"drw", got.DRW, en.DRW, c.S(), false},
+	}
+	for _, o := range outs {
+		if o.skip {
+			continue
+		}
+		if len(o.got) != o.want {
+			ck.fail(Failure{Check: CheckShape, Tensor: o.name, Count: 1, Detail: fmt.Sprintf("length %d, want %d", len(o.got), o.want)})
+			continue
+		}
+		ck.contracts(o.name, o.got)
+		ck.compare(o.name, o.got, o.enc, true)
+	}
+	if got.Stages != nil && !opts.SkipStages {
+		ck.stages(got)
+	}
+	return ck.finish(), nil
+}
+
+// CaseErrorVerdict is the verdict of a case the backend could not finish.
+func CaseErrorVerdict(ce *gpu.CaseError) *Verdict {
+	return &Verdict{CaseError: ce, Failures: []Failure{{Check: CheckCaseError, Tensor: "case", Count: 1, Detail: ce.Error()}}}
+}
+
+type checker struct {
+	c  *moe.Case
+	p  *moe.Plan
+	v  *Verdict
+	st map[string]int // index of a tensor's stat in v.Stats
+}
+
+func (ck *checker) finish() *Verdict {
+	ck.v.Pass = len(ck.v.Failures) == 0 && ck.v.CaseError == nil
+	return ck.v
+}
+
+func (ck *checker) fail(f Failure) { ck.v.Failures = append(ck.v.Failures, f) }
+
+func (ck *checker) stat(name string, n int) *TensorStat {
+	if ck.st == nil {
+		ck.st = map[string]int{}
+	}
+	if i, ok := ck.st[name]; ok {
+		return &ck.v.Stats[i]
+	}
+	ck.v.Stats = append(ck.v.Stats, TensorStat{Tensor: name, N: n, RelFro: math.NaN(), CalcDiff: math.NaN()})
+	ck.st[name] = len(ck.v.Stats) - 1
+	return &ck.v.Stats[len(ck.v.Stats)-1]
+}
+
+// agg accumulates the failures of one (check, tensor) pair, keeping the worst.
+type agg struct {
+	f   Failure
+	set bool
+}
+
+func (a *agg) add(f Failure) {
+	if !a.set {
+		a.f, a.set = f, true
+		a.f.Count = 1
+		return
+	}
+	a.f.Count++
+	if f.Ratio > a.f.Ratio || (math.IsInf(f.Ratio, 1) && math.IsNaN(f.Got) && !math.IsNaN(a.f.Got)) {
+		n := a.f.Count
+		a.f = f
+		a.f.Count = n
+	}
+}
+
+// compare checks got against an enclosure. outputs: whether this is a result tensor (then
+// a signature NaN anywhere is a failure) or a stage (signatures only where constrained).
+func (ck *checker) compare(name string, got []float32, enc ivec, output bool) {
+	ck.compareLoc(name, name, got, enc, output)
+}
+
+// compareAs compares a result tensor against a stage-local enclosure: reported under
+// name, located as tensor base.
+func (ck *checker) compareAs(name, base string, got []float32, enc ivec) {
+	ck.compareLoc(name, base, got, enc, false)
+}
+
+func (ck *checker) compareLoc(name, base string, got []float32, enc ivec, output bool) {
+	st := ck.stat(name, len(got))
+	aggs := map[string]*agg{}
+	add := func(check string, f Failure) {
+		a := aggs[check]
+		if a == nil {
+			a = &agg{}
+			aggs[check] = a
+		}
+		a.add(f)
+	}
+	for i, g32 := range got {
+		g := float64(g32)
+		buf, sig := gpu.SignatureOf(g32)
+		if !enc.known(i) {
+			st.Unknown++
+			if sig && output {
+				loc := ck.locate(base, i)
+				loc.Buffer = buf.String()
+				add(CheckSignature, Failure{Check: CheckSignature, Tensor: name, Worst: loc, Got: g, Want: math.NaN(), Bound: math.NaN(), Ratio: math.Inf(1),
+					Detail: "poison of buffer " + buf.String() + " reached this tensor: that buffer was read where it was never written"})
+				st.Failed++
+			}
+			continue
+		}
+		c, r := enc.c[i], enc.r[i]
+		if r == 0 {
+			st.Exact++
+		}
+		if math.IsNaN(g) || math.IsInf(g, 0) {
+			loc := ck.locate(base, i)
+			check := CheckNonFinite
+			detail := "non-finite value where the reference is finite"
+			if sig {
+				check = CheckSignature
+				loc.Buffer = buf.String()
+				detail = "poison of buffer " + buf.String() + " reached this tensor: that buffer was read where it was never written"
+			}
+			add(check, Failure{Check: check, Tensor: name, Worst: loc, Got: g, Want: c, Bound: r, Ratio: math.Inf(1), Detail: detail})
+			st.Failed++
+			continue
+		}
+		q := ratio(g, c, r)
+		if q <= 1 {
+			if r > 0 && q > st.MaxRatio {
+				st.MaxRatio = q
+			}
+			continue
+		}
+		st.Failed++
+		check := CheckBound
+		if !output {
+			check = CheckStage
+		}
+		add(check, Failure{Check: check, Tensor: name, Worst: ck.locate(base, i), Got: g, Want: c, Bound: r, Ratio: q})
+	}
+	for _, check := range []string{CheckSignature, CheckNonFinite, CheckBound, CheckStage} {
+		if a := aggs[check]; a != nil {
+			ck.fail(a.f)
+		}
+	}
+}
+
+// contracts asserts the exact zeros of docs/path.md directly (independently of the
+// enclosure), so a broken contract is reported under its own name. Skipped for cases with
+// non-finite data, where 0·Inf may legitimately give NaN.
+func (ck *checker) contracts(name string, got []float32) {
+	c, p := ck.c, ck.p
+	if c.NonFinite {
+		return
+	}
+	var a agg
+	zero := func(i int, chk string) {
+		if got[i] != 0 {
+			g := float64(got[i])
+			loc := ck.locate(name, i)
+			if b, ok := gpu.SignatureOf(got[i]); ok {
+				loc.Buffer = b.String()
+			}
+			a.add(Failure{Check: chk, Tensor: name, Worst: loc, Got: g, Want: 0, Bound: 0, Ratio: ratio(g, 0, 0)})
+		}
+	}
+	switch name {
+	case "y":
+		for t := 0; t < c.T; t++ {
+			all := true
+			for k := 0; k < c.K; k++ {
+				if c.Routing.IDs[t*c.K+k] != int32(c.E) {
+					all = false
+					break
+				}
+			}
+			if all {
+				for h := 0; h < c.H; h++ {
+					zero(t*c.H+h, CheckSentinelOut)
+				}
+			}
+		}
+	case "drw":
+		for s, id := range c.Routing.IDs {
+			if id == int32(c.E) {
+				zero(s, CheckSentinelDRW)
+			}
+		}
+	case "dW1", "dW2", "dB1", "dB2":
+		for e := 0; e < c.E; e++ {
+			if p.Counts[e] != 0 {
+				continue
+			}
+			switch name {
+			case "dW1":
+				for j := 0; j < 2*c.I; j++ {
+					for h := 0; h < c.H; h++ {
+						zero(c.W1Index(e, j, h), CheckEmptyWgrad)
+					}
+				}
+			case "dW2":
+				for h := 0; h < c.H; h++ {
+					for j := 0; j < c.I; j++ {
+						zero(c.W2Index(e, h, j), CheckEmptyWgrad)
+					}
+				}
+			case "dB1":
+				if e < c.E-1 || p.Rows == c.S() {
+					for j := 0; j < 2*c.I; j++ {
+						zero(e*2*c.I+j, CheckEmptyWgrad)
+					}
+				}
+			case "dB2":
+				if e < c.E-1 || p.Rows == c.S() {
+					for h := 0; h < c.H; h++ {
+						zero(e*c.H+h, CheckEmptyWgrad)
+					}
+				}
+			}
+		}
+	}
+	if a.set {
+		a.f.Detail = "exact contract (docs/path.md): must be 0"
+		ck.fail(a.f)
+	}
+}
+
+// locate describes element i of a named tensor.
+func (ck *checker) locate(name string, i int) Location {
+	c, p := ck.c, ck.p
+	l := Location{Tensor: name, Index: i, Token: -1, Slot: -1, Expert: -1, SortedRow: -1, Row: -1, Col: -1}
+	rowOf := func(row int) { // a sorted row
+		l.SortedRow = row
+		if row < len(p.Perm) {
+			s := int(p.Perm[row])
+			l.Token, l.Slot, l.Expert = s/c.K, s%c.K, int(p.Sorted[row])
+			l.Sentinel = row >= p.Rows
+		}
+	}
+	switch name {
+	case "y", "dX":
+		l.Token, l.Col = i/c.H, i%c.H
+	case "drw":
+		l.Token, l.Slot = i/c.K, i%c.K
+		l.Expert = int(c.Routing.IDs[i])
+		l.SortedRow = int(p.Inv[i])
+		l.Sentinel = l.Expert == c.E
+	case "dW1":
+		per := 2 * c.I * c.H
+		l.Expert = i / per
+		r := i % per
+		if c.Layout == moe.Transposed {
+			l.Row, l.Col = r%(2*c.I), r/(2*c.I)
+		} else {
+			l.Row, l.Col = r/c.H, r%c.H
+		}
+	case "dW2":
+		per := c.H * c.I
+		l.Expert = i / per
+		r := i % per
+		if c.Layout == moe.Transposed {
+			l.Row, l.Col = r%c.H, r/c.H
+		} else {
+			l.Row, l.Col = r/c.I, r%c.I
+		}
+	case "dB1":
+		l.Expert, l.Col = i/(2*c.I), i%(2*c.I)
+	case "dB2":
+		l.Expert, l.Col = i/c.H, i%c.H
+	case "xs", "h2", "o", "d_o", "d_h2", "d_xs":
+		rowOf(i / c.H)
+		l.Col = i % c.H
+	case "h1", "d_h1":
+		rowOf(i / (2 * c.I))
+		l.Col = i % (2 * c.I)
+	case "act", "d_act":
+		rowOf(i / c.I)
+		l.Col = i % c.I
+	case "d_rw":
+		rowOf(i)
+	}
+	return l
+}
+
+func f32to64(x []float32) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
+}

@@ -1,0 +1,21 @@
+// Package oracle decides whether a path's result is right, and says where it is not.
+//
+// The oracle does not guess tolerances. For every tensor the path stores it computes an
+// enclosure: an interval per element that provably contains the value any path conforming
+// to docs/path.md stores there, given the case's inputs. The enclosure follows the path's
+// rounding points: fp32 reductions in unspecified order (bounded with γ for tensor-core
+// truncation, or proven exact when all partial sums are representable), fp32 elementwise
+// operations (rigorous interval propagation with documented ulp errors, and exact tracking
+// where IEEE operations are provably exact), and storage rounding into the dtype (monotone,
+// so an interval maps to an interval — and often to a single value, which makes the check
+// bitwise). The derivation is in docs/oracle.md.
+//
+// Check compares a gpu.Result with the enclosure (end to end) and, when the backend reports
+// its stages, each stage with the enclosure computed from the path's own inputs to that
+// stage (stage-local), which is tight enough to catch precision faults at realistic sizes.
+// It also asserts the exact contracts (sentinel rows, sentinel routing-weight gradients,
+// empty-expert weight gradients) and recognises surviving poison signatures. The Verdict
+// lists every broken rule with its worst element's location (token, slot, expert, sorted
+// row, sentinel tail or not, buffer) and a per-tensor table with the error/bound ratio and,
+// against the float64 reference, the relative Frobenius error and DeepGEMM's calc_diff.
+package oracle

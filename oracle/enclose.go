@@ -1,0 +1,404 @@
+package oracle
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/moecheck/moecheck/moe"
+)
+
+// Enclosure holds, for every tensor the path stores, an enclosure of the value any path that
+// conforms to docs/path.md stores there. Stage tensors are in sorted-row order.
+type Enclosure struct {
+	Plan *moe.Plan
+
+	// Stages (sorted rows).
+	Xs, H1, Act, H2, O, DO, DRWSorted, DH2, DAct, DH1, DXs ivec
+	// Outputs in the case's layout (DRW in slot order).
+	Y, DX, DW1, DB1, DW2, DB2, DRW ivec
+}
+
+// encl is the enclosure computation's context for one case.
+type encl struct {
+	c       *moe.Case
+	d       moe.DType
+	p       *moe.Plan
+	S, T    int
+	H, I    int
+	E, K, R int
+	w1s     [][]float64 // per expert, 2I×H: row j = GEMM 1 output column j
+	w2s     [][]float64 // per expert, H×I: row h = GEMM 2 output column h
+	tok     []int       // sorted row → token
+}
+
+func newEncl(c *moe.Case, p *moe.Plan) *encl {
+	en := &encl{c: c, d: c.DType, p: p, S: c.S(), T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, R: p.Rows}
+	en.w1s = make([][]float64, c.E)
+	en.w2s = make([][]float64, c.E)
+	for e := 0; e < c.E; e++ {
+		w1 := make([]float64, 2*c.I*c.H)
+		for j := 0; j < 2*c.I; j++ {
+			for h := 0; h < c.H; h++ {
+				w1[j*c.H+h] = c.W1[c.W1Index(e, j, h)]
+			}
+		}
+		w2 := make([]float64, c.H*c.I)
+		for h := 0; h < c.H; h++ {
+			for j := 0; j < c.I; j++ {
+				w2[h*c.I+j] = c.W2[c.W2Index(e, h, j)]
+			}
+		}
+		en.w1s[e], en.w2s[e] = w1, w2
+	}
+	en.tok = make([]int, en.S)
+	for i, s := range p.Perm {
+		en.tok[i] = int(s) / c.K
+	}
+	return en
+}
+
+// Enclose computes the end-to-end enclosure of every tensor of the path for case c.
+func Enclose(c *moe.Case) (*Enclosure, error) {
+	if err := c.Validate(moe.Limits{}); err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
+	}
+	p, err := c.Plan()
+	if err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
+	}
+	en := newEncl(c, p)
+	out := &Enclosure{Plan: p}
+	out.Xs = en.gather(c.X, true)
+	out.H1 = en.gemm1(out.Xs)
+	out.Act = en.activation(out.H1)
+	out.H2 = en.gemm2(out.Act)
+	out.O = en.weight(out.H2)
+	out.Y = en.combine(out.O)
+	out.DO = en.gather(c.DY, false)
+	out.DRWSorted = en.drw(out.DO, out.H2)
+	out.DH2 = en.dh2(out.DO)
+	out.DAct = en.dgrad2(out.DH2)
+	out.DW2, out.DB2 = en.wgrad2(out.DH2, out.Act)
+	out.DH1 = en.actBackward(out.H1, out.DAct)
+	out.DXs = en.dgrad1(out.DH1)
+	out.DW1, out.DB1 = en.wgrad1(out.DH1, out.Xs)
+	out.DX = en.scatter(out.DXs)
+	out.DRW = en.unsort(out.DRWSorted)
+	return out, nil
+}
+
+func (en *encl) rowsOf(e int) (int, int) { return en.p.Begin(e), en.p.End(e) }
+
+// gather: xs[i] = x[tok(i)] for all rows; mask A zeroes the tail when mask is set
+// (forward); the dY gather (backward step 10) is not masked.
+func (en *encl) gather(x []float64, mask bool) ivec {
+	H := en.H
+	v := newIvec(en.S * H)
+	for i := 0; i < en.S; i++ {
+		if mask && i >= en.R {
+			continue // zero, exactly
+		}
+		t := en.tok[i]
+		for h := 0; h < H; h++ {
+			x := x[t*H+h]
+			v.c[i*H+h] = x
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				v.setUnknown(i*H + h)
+			}
+		}
+	}
+	return v
+}
+
+// rowsMat copies rows [b, e) of a row-major ivec with row length n into a mat.
+func rowsMat(v ivec, b, e, n int) mat {
+	return mat{e - b, n, v.c[b*n : e*n], v.r[b*n : e*n]}
+}
+
+// colsMat copies rows [b, e) of v (row length n) transposed: an n×(e−b) mat.
+func colsMat(v ivec, b, e, n int) mat {
+	m := newMat(n, e-b)
+	for i := b; i < e; i++ {
+		for j := 0; j < n; j++ {
+			m.c[j*(e-b)+i-b] = v.c[i*n+j]
+			m.r[j*(e-b)+i-b] = v.r[i*n+j]
+		}
+	}
+	return m
+}
+
+func exactMat(x []float64, m, k int) mat { return mat{m, k, x, make([]float64, len(x))} }
+
+// transposeExact returns the k×m transpose of a row-major m×k exact matrix.
+func transposeExact(x []float64, m, k int) mat {
+	t := newMat(k, m)
+	for i := 0; i < m; i++ {
+		for l := 0; l < k; l++ {
+			t.c[l*m+i] = x[i*k+l]
+		}
+	}
+	return t
+}
+
+// gemmRows encloses out rows [b, e) = round_d(A_rows · Wᵀ + bias) and leaves the other
+// rows as set by the caller.
+func (en *encl) gemmRows(out ivec, n int, A mat, W mat, bias []float64, b int) {
+	reduce(en.d, A, W, bias, func(i, j int, c, r float64) {
+		out.c[(b+i)*n+j], out.r[(b+i)*n+j] = roundInto(en.d, c, r)
+	})
+}
+
+func (en *encl) bias1(e int) []float64 {
+	if !en.c.Bias {
+		return nil
+	}
+	return en.c.B1[e*2*en.I : (e+1)*2*en.I]
+}
+
+func (en *encl) bias2(e int) []float64 {
+	if !en.c.Bias {
+		return nil
+	}
+	return en.c.B2[e*en.H : (e+1)*en.H]
+}
+
+// gemm1: rows < R computed; tail zero (mask B).
+func (en *encl) gemm1(xs ivec) ivec {
+	n := 2 * en.I
+	out := newIvec(en.S * n)
+	for e := 0; e < en.E; e++ {
+		b, end := en.rowsOf(e)
+		if b == end {
+			continue
+		}
+		en.gemmRows(out, n, rowsMat(xs, b, end, en.H), exactMat(en.w1s[e], n, en.H), en.bias1(e), b)
+	}
+	return out
+}
+
+// activation: all rows, fp32 elementwise, stored rounded.
+func (en *encl) activation(h1 ivec) ivec {
+	I := en.I
+	out := newIvec(en.S * I)
+	for i := 0; i < en.S; i++ {
+		for j := 0; j < I; j++ {
+			g := rv{h1.c[i*2*I+en.c.GateCol(j)], h1.r[i*2*I+en.c.GateCol(j)]}
+			u := rv{h1.c[i*2*I+en.c.UpCol(j)], h1.r[i*2*I+en.c.UpCol(j)]}
+			a := actForward(en.c.Act, g, u)
+			out.c[i*I+j], out.r[i*I+j] = roundInto(en.d, a.v, a.e)
+		}
+	}
+	return out
+}
+
+// gemm2: rows < R computed; tail zero (mask C).
+func (en *encl) gemm2(act ivec) ivec {
+	out := newIvec(en.S * en.H)
+	for e := 0; e < en.E; e++ {
+		b, end := en.rowsOf(e)
+		if b == end {
+			continue
+		}
+		en.gemmRows(out, en.H, rowsMat(act, b, end, en.I), exactMat(en.w2s[e], en.H, en.I), en.bias2(e), b)
+	}
+	return out
+}
+
+// weight: o = round_d(h2·rw[slot]) for all rows.
+func (en *encl) weight(h2 ivec) ivec {
+	H := en.H
+	out := newIvec(en.S * H)
+	for i := 0; i < en.S; i++ {
+		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
+		for h := 0; h < H; h++ {
+			x := mulRV(rv{h2.c[i*H+h], h2.r[i*H+h]}, w)
+			out.c[i*H+h], out.r[i*H+h] = roundInto(en.d, x.v, x.e)
+		}
+	}
+	return out
+}
+
+// ksum: out[t,h] = round_d(fl32 sum over k in order from +0 of rows[Inv[t·K+k], h]).
+func (en *encl) ksum(rows ivec) ivec {
+	H, K := en.H, en.K
+	out := newIvec(en.T * H)
+	for t := 0; t < en.T; t++ {
+		for h := 0; h < H; h++ {
+			s := exactRV(0)
+			for k := 0; k < K; k++ {
+				i := int(en.p.Inv[t*K+k])
+				s = addRV(s, rv{rows.c[i*H+h], rows.r[i*H+h]})
+			}
+			out.c[t*H+h], out.r[t*H+h] = roundInto(en.d, s.v, s.e)
+		}
+	}
+	return out
+}
+
+func (en *encl) combine(o ivec) ivec    { return en.ksum(o) }
+func (en *encl) scatter(dxs ivec) ivec { return en.ksum(dxs) }
+
+// drw: d_rw[i] = round_d(fl32 Σ_h d_o[i,h]·h2[i,h]) for all rows (unordered reduction).
+func (en *encl) drw(do, h2 ivec) ivec {
+	H := en.H
+	out := newIvec(en.S)
+	for i := 0; i < en.S; i++ {
+		A := rowsMat(do, i, i+1, H)
+		B := rowsMat(h2, i, i+1, H)
+		reduce(en.d, A, B, nil, func(_, _ int, c, r float64) { out.c[i], out.r[i] = roundInto(en.d, c, r) })
+	}
+	return out
+}
+
+// dh2: rows < R: round_d(d_o·rw); tail zero (backward of mask C).
+func (en *encl) dh2(do ivec) ivec {
+	H := en.H
+	out := newIvec(en.S * H)
+	for i := 0; i < en.R; i++ {
+		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
+		for h := 0; h < H; h++ {
+			x := mulRV(rv{do.c[i*H+h], do.r[i*H+h]}, w)
+			out.c[i*H+h], out.r[i*H+h] = roundInto(en.d, x.v, x.e)
+		}
+	}
+	return out
+}
+
+// markTailUnknown marks rows ≥ R of a stage the path leaves unwritten.
+func (en *encl) markTailUnknown(v ivec, n int) {
+	for i := en.R * n; i < en.S*n; i++ {
+		v.setUnknown(i)
+	}
+}
+
+// dgrad2: d_act rows < R = round_d(d_h2 · W2e) (reduction over H); tail unwritten.
+func (en *encl) dgrad2(dh2 ivec) ivec {
+	I := en.I
+	out := newIvec(en.S * I)
+	for e := 0; e < en.E; e++ {
+		b, end := en.rowsOf(e)
+		if b == end {
+			continue
+		}
+		en.gemmRows(out, I, rowsMat(dh2, b, end, en.H), transposeExact(en.w2s[e], en.H, I), nil, b)
+	}
+	en.markTailUnknown(out, I)
+	return out
+}
+
+// dgrad1: d_xs rows < R = round_d(d_h1 · W1e) (reduction over 2I); tail zero (mask A bwd).
+func (en *encl) dgrad1(dh1 ivec) ivec {
+	H := en.H
+	out := newIvec(en.S * H)
+	for e := 0; e < en.E; e++ {
+		b, end := en.rowsOf(e)
+		if b == end {
+			continue
+		}
+		en.gemmRows(out, H, rowsMat(dh1, b, end, 2*en.I), transposeExact(en.w1s[e], 2*en.I, H), nil, b)
+	}
+	return out
+}
+
+// actBackward: rows < R computed from (h1, d_act); tail zero (mask B backward).
+func (en *encl) actBackward(h1, dact ivec) ivec {
+	I := en.I
+	out := newIvec(en.S * 2 * I)
+	for i := 0; i < en.R; i++ {
+		for j := 0; j < I; j++ {
+			gc, uc := en.c.GateCol(j), en.c.UpCol(j)
+			g := rv{h1.c[i*2*I+gc], h1.r[i*2*I+gc]}
+			u := rv{h1.c[i*2*I+uc], h1.r[i*2*I+uc]}
+			da := rv{dact.c[i*I+j], dact.r[i*I+j]}
+			dg, du := actBackward(en.c.Act, g, u, da)
+			out.c[i*2*I+gc], out.r[i*2*I+gc] = roundInto(en.d, dg.v, dg.e)
+			out.c[i*2*I+uc], out.r[i*2*I+uc] = roundInto(en.d, du.v, du.e)
+		}
+	}
+	return out
+}
+
+// wgrad encloses dW[e] (nOut×nIn, standard layout) = round_d(Σ_{rows of e} dOut[i,:]ᵀ·in[i,:])
+// and the bias gradient over rows by clamped id; experts with no rows get exact zeros.
+func (en *encl) wgrad(dout, in ivec, nOut, nIn int, bias bool) (w []ivec, bg []ivec) {
+	w = make([]ivec, en.E)
+	bg = make([]ivec, en.E)
+	for e := 0; e < en.E; e++ {
+		w[e] = newIvec(nOut * nIn)
+		b, end := en.rowsOf(e)
+		if end > b {
+			A := colsMat(dout, b, end, nOut) // nOut × rows
+			B := colsMat(in, b, end, nIn)    // nIn × rows
+			reduce(en.d, A, B, nil, func(i, j int, c, r float64) {
+				w[e].c[i*nIn+j], w[e].r[i*nIn+j] = roundInto(en.d, c, r)
+			})
+		}
+		if bias {
+			bg[e] = newIvec(nOut)
+			if e == en.E-1 {
+				end = en.S // the clamped id puts the tail into the last expert
+			}
+			if end > b {
+				A := colsMat(dout, b, end, nOut)
+				ones := newMat(1, end-b)
+				for l := range ones.c {
+					ones.c[l] = 1
+				}
+				reduce(en.d, A, ones, nil, func(i, _ int, c, r float64) {
+					bg[e].c[i], bg[e].r[i] = roundInto(en.d, c, r)
+				})
+			}
+		}
+	}
+	return w, bg
+}
+
+func (en *encl) wgrad2(dh2, act ivec) (ivec, ivec) {
+	w, bg := en.wgrad(dh2, act, en.H, en.I, en.c.Bias)
+	dw := newIvec(en.c.LenW2())
+	for e := 0; e < en.E; e++ {
+		for h := 0; h < en.H; h++ {
+			for j := 0; j < en.I; j++ {
+				k := en.c.W2Index(e, h, j)
+				dw.c[k], dw.r[k] = w[e].c[h*en.I+j], w[e].r[h*en.I+j]
+			}
+		}
+	}
+	return dw, concat(bg, en.c.Bias)
+}
+
+func (en *encl) wgrad1(dh1, xs ivec) (ivec, ivec) {
+	n := 2 * en.I
+	w, bg := en.wgrad(dh1, xs, n, en.H, en.c.Bias)
+	dw := newIvec(en.c.LenW1())
+	for e := 0; e < en.E; e++ {
+		for j := 0; j < n; j++ {
+			for h := 0; h < en.H; h++ {
+				k := en.c.W1Index(e, j, h)
+				dw.c[k], dw.r[k] = w[e].c[j*en.H+h], w[e].r[j*en.H+h]
+			}
+		}
+	}
+	return dw, concat(bg, en.c.Bias)
+}
+
+func concat(v []ivec, ok bool) ivec {
+	if !ok {
+		return ivec{}
+	}
+	var out ivec
+	for _, x := range v {
+		out.c = append(out.c, x.c...)
+		out.r = append(out.r, x.r...)
+	}
+	return out
+}
+
+// unsort maps a per-sorted-row vector to slot order.
+func (en *encl) unsort(v ivec) ivec {
+	out := newIvec(en.S)
+	for i, s := range en.p.Perm {
+		out.c[s], out.r[s] = v.c[i], v.r[i]
+	}
+	return out
+}

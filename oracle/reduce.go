@@ -1,0 +1,136 @@
+package oracle
+
+import (
+	"math"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+
+	"github.com/moecheck/moecheck/moe"
+)
+
+// mat is a dense row-major m×k matrix of enclosures, used as an operand of reduce: the
+// reduction index runs along rows (contiguous) for both operands.
+type mat struct {
+	m, k int
+	c, r []float64
+}
+
+func newMat(m, k int) mat { return mat{m, k, make([]float64, m*k), make([]float64, m*k)} }
+
+// reduce encloses, for every (i, j), the stored value round_d(fl32(Σ_l A[i,l]·B[j,l] + bias[j]))
+// of an fp32 reduction in unspecified order (any order, tensor cores allowed), and writes the
+// enclosure to out(i, j) via set. bias may be nil.
+//
+// Bound (see docs/oracle.md §2): with C = Σ c_a·c_b (+b), M = Σ|c_a||c_b| (+|b|) and
+// M⁺ = Σ(|c_a|+r_a)(|c_b|+r_b) (+|b|), the exact sum over the operands' enclosures differs
+// from C by at most M⁺ − M; the fp32 accumulation adds at most gammaAcc(k+1)·M⁺; underflow
+// adds at most (2k+2)·tiny; our float64 evaluation of C, M, M⁺ errs by at most
+// (k+2)·2^-52·M⁺. Exactness criterion: when every operand is exactly known, all products and
+// the bias are integer multiples of 2^q with q ≥ −126, and M < 2^(24+q), every partial sum
+// in every order is a multiple of 2^q below 2^(24+q): representable in fp32, so the
+// accumulation is exact (truncating tensor cores included) and the stored value is exactly
+// round_d(C).
+func reduce(d moe.DType, A, B mat, bias []float64, set func(i, j int, c, r float64)) {
+	m, n, k := A.m, B.m, A.k
+	if m == 0 || n == 0 {
+		return
+	}
+	aAbs, aPlus := absPlus(A)
+	bAbs, bPlus := absPlus(B)
+	C := make([]float64, m*n)
+	M := make([]float64, m*n)
+	Mp := make([]float64, m*n)
+	mulNT(m, n, k, A.c, B.c, C)
+	mulNT(m, n, k, aAbs, bAbs, M)
+	mulNT(m, n, k, aPlus, bPlus, Mp)
+	teA, exA := rowInfo(A)
+	teB, exB := rowInfo(B)
+	g := gammaAcc(k + 1)
+	f64err := float64(k+2) * 0x1p-52
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			c, mm, mp := C[i*n+j], M[i*n+j], Mp[i*n+j]
+			q := teA[i] + teB[j]
+			if bias != nil {
+				b := bias[j]
+				c += b
+				mm += math.Abs(b)
+				mp += math.Abs(b)
+				if tb := trailingExp(b); tb < q {
+					q = tb
+				}
+			}
+			if exA[i] && exB[j] && (mm == 0 || (q >= -126 && q < 1<<20 && mm < math.Ldexp(1, 24+q))) {
+				// every partial sum is exactly representable in fp32: no accumulation error
+				if math.Abs(c) > math.MaxFloat32 {
+					set(i, j, 0, math.NaN())
+					continue
+				}
+				set(i, j, c, 0)
+				continue
+			}
+			if mp*(1+g) > math.MaxFloat32 || math.IsNaN(mp) || math.IsInf(g, 0) {
+				set(i, j, 0, math.NaN()) // the fp32 accumulation may overflow: unconstrained
+				continue
+			}
+			r := (mp - mm) + g*mp + float64(2*k+2)*tiny + f64err*mp
+			set(i, j, c, r)
+		}
+	}
+}
+
+// absPlus returns |c| and |c|+r of a matrix (NaN radius stays NaN in |c|+r).
+func absPlus(A mat) (abs, plus []float64) {
+	abs = make([]float64, len(A.c))
+	plus = make([]float64, len(A.c))
+	for i, c := range A.c {
+		a := math.Abs(c)
+		abs[i] = a
+		plus[i] = a + A.r[i]
+	}
+	return abs, plus
+}
+
+// rowInfo returns, per row, the minimum trailing exponent of its nonzero centers and whether
+// every element of the row is exactly known (radius 0).
+func rowInfo(A mat) (te []int, exact []bool) {
+	te = make([]int, A.m)
+	exact = make([]bool, A.m)
+	for i := 0; i < A.m; i++ {
+		t, ex := math.MaxInt32/4, true
+		for l := 0; l < A.k; l++ {
+			if A.r[i*A.k+l] != 0 {
+				ex = false
+				break
+			}
+			if c := A.c[i*A.k+l]; c != 0 {
+				if q := trailingExp(c); q < t {
+					t = q
+				}
+			}
+		}
+		te[i], exact[i] = t, ex
+	}
+	return te, exact
+}
+
+// mulNT computes C = A·Bᵀ (A m×k, B n×k, C m×n, all row-major) in float64: plain loops for
+// small products, gonum's Dgemm otherwise.
+func mulNT(m, n, k int, A, B, C []float64) {
+	if m*n*k < 1<<15 {
+		for i := 0; i < m; i++ {
+			a := A[i*k : i*k+k]
+			for j := 0; j < n; j++ {
+				b := B[j*k : j*k+k]
+				s := 0.0
+				for l, x := range a {
+					s += x * b[l]
+				}
+				C[i*n+j] = s
+			}
+		}
+		return
+	}
+	blas64.Implementation().Dgemm(blas.NoTrans, blas.Trans, m, n, k, 1, A, k, B, k, 0, C, n)
+}

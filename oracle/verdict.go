@@ -1,0 +1,175 @@
+package oracle
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+
+	"github.com/moecheck/moecheck/gpu"
+)
+
+// Check names: what kind of rule an element broke.
+const (
+	CheckBound        = "bound"              // outside the derived enclosure
+	CheckNonFinite    = "nonfinite"          // NaN/Inf where the enclosure is finite
+	CheckSignature    = "signature"          // a poison signature NaN survived: names its buffer
+	CheckSentinelOut  = "sentinel-output"    // output row of an all-sentinel token not 0
+	CheckSentinelDRW  = "sentinel-drw"       // routing-weight gradient of a sentinel slot not 0
+	CheckEmptyWgrad   = "empty-expert-wgrad" // weight/bias gradient of an expert with no rows not 0
+	CheckShape        = "shape"              // a result tensor has the wrong length
+	CheckPlan         = "plan"               // the path's sort/offsets differ from the routing's
+	CheckStage        = "stage"              // a stage outside its enclosure from the path's own inputs
+	CheckBitwise      = "bitwise"            // two results that must be identical differ
+	CheckCaseError    = "case-error"         // the backend crashed / hung / ran out of memory
+	CheckBackendError = "backend-error"      // the backend returned an error
+)
+
+// Location says where an element sits in the problem. Fields that do not apply are −1.
+type Location struct {
+	Tensor    string // "y", "dX", "dW1", "drw", or a stage name ("h1", "d_act", ...)
+	Index     int    // flat index in the tensor
+	Token     int
+	Slot      int // k in [0, K)
+	Expert    int // local expert id (E for a sentinel slot)
+	SortedRow int // row in the path's sorted order
+	Row, Col  int // matrix coordinates (for weights: output row j / column h)
+	Sentinel  bool
+	Buffer    string // the buffer a surviving signature NaN names
+}
+
+func (l Location) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s[%d]", l.Tensor, l.Index)
+	add := func(k string, v int) {
+		if v >= 0 {
+			fmt.Fprintf(&b, " %s=%d", k, v)
+		}
+	}
+	add("token", l.Token)
+	add("slot", l.Slot)
+	add("expert", l.Expert)
+	add("sorted_row", l.SortedRow)
+	add("row", l.Row)
+	add("col", l.Col)
+	if l.Sentinel {
+		b.WriteString(" sentinel-tail")
+	}
+	if l.Buffer != "" {
+		fmt.Fprintf(&b, " buffer=%s", l.Buffer)
+	}
+	return b.String()
+}
+
+// Failure is one broken rule on one tensor, summarized: how many elements broke it and the
+// worst of them.
+type Failure struct {
+	Check  string
+	Tensor string
+	Count  int      // failing elements
+	Worst  Location // the worst element (largest error/bound; non-finite first)
+	Got    float64
+	Want   float64 // enclosure center (or the exact value the contract demands)
+	Bound  float64 // enclosure radius (0: exact)
+	Ratio  float64 // |got − want| / bound (+Inf when bound is 0 or got is not finite)
+	Detail string
+}
+
+func (f Failure) String() string {
+	s := fmt.Sprintf("%s %s: %d element(s); worst %s got %s want %s ± %s", f.Check, f.Tensor, f.Count, f.Worst,
+		fmtF(f.Got), fmtF(f.Want), fmtF(f.Bound))
+	if f.Detail != "" {
+		s += " (" + f.Detail + ")"
+	}
+	return s
+}
+
+func fmtF(x float64) string { return fmt.Sprintf("%.6g", x) }
+
+// TensorStat summarizes how one tensor compared.
+type TensorStat struct {
+	Tensor   string
+	N        int     // elements
+	Exact    int     // elements whose value the enclosure determines exactly (bitwise checked)
+	Unknown  int     // elements with no constraint (unwritten by contract, or may overflow)
+	MaxRatio float64 // max |got − center| / radius over constrained inexact elements
+	Failed   int     // elements that broke a rule
+	RelFro   float64 // ‖got − ref‖_F / ‖ref‖_F against the float64 reference (NaN if not computed)
+	CalcDiff float64 // DeepGEMM's 1 − 2Σxy/Σ(x²+y²) against the reference (NaN if not computed)
+}
+
+// Verdict is the oracle's judgement of one result.
+type Verdict struct {
+	Pass      bool
+	Failures  []Failure
+	Stats     []TensorStat
+	CaseError *gpu.CaseError // set when the backend could not finish the case
+}
+
+// MaxRatio is the largest error/bound ratio over all tensors (for passing results ≤ 1).
+func (v *Verdict) MaxRatio() float64 {
+	m := 0.0
+	for _, s := range v.Stats {
+		if s.MaxRatio > m {
+			m = s.MaxRatio
+		}
+	}
+	return m
+}
+
+// Checks lists the distinct checks that failed, in order of first appearance.
+func (v *Verdict) Checks() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, f := range v.Failures {
+		if !seen[f.Check] {
+			seen[f.Check] = true
+			out = append(out, f.Check)
+		}
+	}
+	return out
+}
+
+// Summary is a one-line description.
+func (v *Verdict) Summary() string {
+	if v.CaseError != nil {
+		return "FAIL " + v.CaseError.Kind.String() + ": " + v.CaseError.Error()
+	}
+	if v.Pass {
+		return fmt.Sprintf("pass (max error/bound %.3g)", v.MaxRatio())
+	}
+	f := v.Failures[0]
+	return fmt.Sprintf("FAIL %d rule(s); first: %s", len(v.Failures), f)
+}
+
+// Write prints the verdict: failures, then the per-tensor table.
+func (v *Verdict) Write(w io.Writer) error {
+	if _, err := fmt.Fprintln(w, v.Summary()); err != nil {
+		return err
+	}
+	for _, f := range v.Failures {
+		fmt.Fprintln(w, "  -", f)
+	}
+	if len(v.Stats) > 0 {
+		fmt.Fprintf(w, "  %-8s %8s %8s %8s %8s %10s %10s %10s\n", "tensor", "n", "exact", "unknown", "failed", "max e/b", "rel-fro", "calc_diff")
+		for _, s := range v.Stats {
+			fmt.Fprintf(w, "  %-8s %8d %8d %8d %8d %10.3g %10.3g %10.3g\n", s.Tensor, s.N, s.Exact, s.Unknown, s.Failed, s.MaxRatio, s.RelFro, s.CalcDiff)
+		}
+	}
+	return nil
+}
+
+// ratio returns |got − want|/bound, +Inf for a non-finite got or an exceeded zero bound.
+func ratio(got, want, bound float64) float64 {
+	if math.IsNaN(got) || math.IsInf(got, 0) {
+		return math.Inf(1)
+	}
+	d := math.Abs(got - want)
+	if bound == 0 {
+		if d == 0 {
+			return 0
+		}
+		return math.Inf(1)
+	}
+	return d / bound
+}
