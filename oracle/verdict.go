@@ -92,7 +92,7 @@ type TensorStat struct {
 	N        int     // elements
 	Exact    int     // elements whose value the enclosure determines exactly (bitwise checked)
 	Unknown  int     // elements with no constraint (unwritten by contract, or may overflow)
-	MaxRatio float64 // max |got − center| / radius over constrained inexact elements
+	MaxRatio float64 // max |got − center| / radius over elements whose enclosure spans more than 8 dtype values (narrower ones are discrete)
 	Failed   int     // elements that broke a rule
 	RelFro   float64 // ‖got − ref‖_F / ‖ref‖_F against the float64 reference (NaN if not computed)
 	CalcDiff float64 // DeepGEMM's 1 − 2Σxy/Σ(x²+y²) against the reference (NaN if not computed)

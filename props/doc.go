@@ -1,0 +1,15 @@
+// Package props holds moecheck's properties, the generators of the cases they run on, the
+// runner that executes them with shrinking, the conformance entry point Verify, and the
+// mutation test (Mutants) that runs the suite against every fault in the catalog.
+//
+// A property is one function, Property.Check, that takes a backend environment and a case
+// and returns an Outcome. The same function serves gopter (Suite, Verify), the native fuzz
+// targets (package fuzz) and the CLI (Run), so there is no second copy of any check.
+//
+// Cases are generated as a Spec: a flat struct of small integers (sizes, EP world and rank,
+// dtype, activation, layout, bias, routing mode, weight mode, data mode, poison policy, seed)
+// from which Build derives the case deterministically. Every field has its own shrinker
+// (gopter's Map/FlatMap would drop them), so a failure shrinks toward fewer tokens, fewer
+// experts, smaller H and I, uniform routing and plain data, and prints as a one-line spec that
+// `moecheck check --spec` reproduces.
+package props

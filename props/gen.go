@@ -1,0 +1,108 @@
+package props
+
+import (
+	"math/rand"
+	"reflect"
+
+	"github.com/leanovate/gopter"
+	"github.com/leanovate/gopter/gen"
+)
+
+// GenOptions bound the generated specs. The zero value is valid: the defaults below.
+type GenOptions struct {
+	MaxT     int // tokens in the common mode; default 24
+	LargeT   int // tokens in the rare large mode (> 128 rows on one expert); default 300
+	LargePct int // percent of specs in the large mode; default 3
+	MaxH     int // default 40
+	MaxI     int // default 40
+	MaxE     int // default 8
+	MaxK     int // default 8
+	MaxWorld int // default 8
+}
+
+func (o GenOptions) withDefaults() GenOptions {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxT, 24)
+	def(&o.LargeT, 300)
+	def(&o.LargePct, 3)
+	def(&o.MaxH, 40)
+	def(&o.MaxI, 40)
+	def(&o.MaxE, 8)
+	def(&o.MaxK, 8)
+	def(&o.MaxWorld, 8)
+	return o
+}
+
+// intGen draws with draw and shrinks toward min (gopter's integer shrinker, filtered).
+func intGen(min int, draw func(r *rand.Rand) int) gopter.Gen {
+	shrink := func(v interface{}) gopter.Shrink {
+		return gen.IntShrinker(v).Filter(func(x interface{}) bool { return x.(int) >= min })
+	}
+	return func(p *gopter.GenParameters) *gopter.GenResult {
+		return gopter.NewGenResult(draw(p.Rng), shrink)
+	}
+}
+
+func uniform(lo, hi int) func(r *rand.Rand) int {
+	return func(r *rand.Rand) int { return lo + r.Intn(hi-lo+1) }
+}
+
+// small draws 1..max with a bias to small values and to multiples of 8 and 16 (the sizes
+// kernels special-case) as well as odd sizes.
+func small(max int) func(r *rand.Rand) int {
+	return func(r *rand.Rand) int {
+		switch r.Intn(4) {
+		case 0:
+			return 1 + r.Intn(min(max, 4))
+		case 1:
+			if m := max / 8; m > 0 {
+				return 8 * (1 + r.Intn(m))
+			}
+		}
+		return 1 + r.Intn(max)
+	}
+}
+
+// GenSpec generates specs mixing sizes, EP, dtypes, activations, layouts, biases, routing,
+// weight and data modes and poison policies; each field shrinks on its own.
+func GenSpec(o GenOptions) gopter.Gen {
+	o = o.withDefaults()
+	tokens := func(r *rand.Rand) int {
+		if r.Intn(100) < o.LargePct {
+			return 129 + r.Intn(o.LargeT-128)
+		}
+		return small(o.MaxT)(r)
+	}
+	world := func(r *rand.Rand) int {
+		if r.Intn(2) == 0 {
+			return 1
+		}
+		return 2 + r.Intn(o.MaxWorld-1)
+	}
+	seed := func(p *gopter.GenParameters) *gopter.GenResult {
+		return gopter.NewGenResult(int(p.Rng.Int31()), gopter.NoShrinker)
+	}
+	return gen.Struct(reflect.TypeOf(Spec{}), map[string]gopter.Gen{
+		"T":       intGen(1, tokens),
+		"H":       intGen(1, small(o.MaxH)),
+		"I":       intGen(1, small(o.MaxI)),
+		"E":       intGen(1, uniform(1, o.MaxE)),
+		"K":       intGen(1, uniform(1, o.MaxK)),
+		"World":   intGen(1, world),
+		"Rank":    intGen(0, uniform(0, o.MaxWorld-1)),
+		"Global":  intGen(0, uniform(0, 1)),
+		"DType":   intGen(0, uniform(0, 2)),
+		"Act":     intGen(0, uniform(0, 1)),
+		"Layout":  intGen(0, uniform(0, 1)),
+		"Bias":    intGen(0, uniform(0, 1)),
+		"Routing": intGen(0, uniform(0, int(numRoutingModes)-1)),
+		"Weights": intGen(0, uniform(0, int(numWeightModes)-1)),
+		"Data":    intGen(0, uniform(0, 3)),
+		"Poison":  intGen(0, uniform(0, 6)),
+		"Seed":    seed,
+	})
+}

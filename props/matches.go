@@ -1,0 +1,31 @@
+package props
+
+import (
+	"context"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
+)
+
+// Matches: the forward output and every gradient lie in the oracle's enclosure, the exact
+// contracts hold, no poison survives, and (with stages) every stage lies in its
+// stage-local enclosure.
+var Matches = Property{
+	Name: "matches",
+	Doc:  "output and every gradient within the derived bounds; exact contracts; no surviving poison; every stage within its local bound",
+	Check: func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error) {
+		r, o, err := env.run(ctx, "matches", c, poison, 1)
+		if o != nil || err != nil {
+			return o, err
+		}
+		v, err := oracle.Check(c, r, oracle.Options{})
+		if err != nil {
+			return nil, err
+		}
+		if !v.Pass {
+			return failed("matches", v.Failures, v, ""), nil
+		}
+		return pass("matches", v), nil
+	},
+}

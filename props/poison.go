@@ -1,0 +1,74 @@
+package props
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
+)
+
+// PoisonInvariance: the result is bitwise identical under every poison policy — zeros (fresh
+// memory), NaN, ±Inf, huge, stale (the previous run's values: two runs in a row) and
+// signature — and no signature NaN survives (the oracle names the buffer if one does).
+var PoisonInvariance = Property{
+	Name: "poison-invariance",
+	Doc:  "bitwise identical results under every poison policy (zeros, NaN, ±Inf, huge, stale, signature); no surviving signature",
+	Check: func(ctx context.Context, env *Env, c *moe.Case, _ gpu.Poison) (*Outcome, error) {
+		const name = "poison-invariance"
+		base, o, err := env.run(ctx, name, c, gpu.PoisonZeros, 1)
+		if o != nil || err != nil {
+			return o, err
+		}
+		var fs []oracle.Failure
+		for _, p := range gpu.Poisons[1:] {
+			r, o, err := env.run(ctx, name, c, p, 7)
+			if o != nil || err != nil {
+				return o, err
+			}
+			if p == gpu.PoisonStale { // the second run in a row sees the first one's values
+				if r, o, err = env.run(ctx, name, c, p, 7); o != nil || err != nil {
+					return o, err
+				}
+			}
+			if p == gpu.PoisonSignature || p == gpu.PoisonNaN {
+				v, err := oracle.Check(c, r, oracle.Options{SkipStages: true})
+				if err != nil {
+					return nil, err
+				}
+				for _, f := range v.Failures {
+					if f.Check == oracle.CheckSignature || f.Check == oracle.CheckNonFinite {
+						fs = append(fs, f)
+					}
+				}
+			}
+			fs = append(fs, oracle.CompareBitwise(c, base, r, fmt.Sprintf("poison %s vs zeros", p))...)
+			if len(fs) > 0 {
+				return failed(name, fs, nil, ""), nil
+			}
+		}
+		return pass(name, nil), nil
+	},
+}
+
+// Deterministic: two runs with the same inputs and poison are bitwise identical.
+var Deterministic = Property{
+	Name: "deterministic",
+	Doc:  "two runs of the same case are bitwise identical",
+	Check: func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error) {
+		const name = "deterministic"
+		a, o, err := env.run(ctx, name, c, poison, 3)
+		if o != nil || err != nil {
+			return o, err
+		}
+		b, o, err := env.run(ctx, name, c, poison, 3)
+		if o != nil || err != nil {
+			return o, err
+		}
+		if fs := oracle.CompareBitwise(c, a, b, "run 2 vs run 1"); len(fs) > 0 {
+			return failed(name, fs, nil, ""), nil
+		}
+		return pass(name, nil), nil
+	},
+}

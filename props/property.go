@@ -1,0 +1,80 @@
+package props
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
+)
+
+// Env is what a property runs against: the backend, the faults to switch on in every run
+// (mutation testing) and whether to ask for stage intermediates.
+type Env struct {
+	Backend gpu.Backend
+	Faults  gpu.FaultSet
+	// NoStages runs without stage capture (end-to-end checks only), as for a black-box
+	// backend.
+	NoStages bool
+}
+
+// Outcome is a property's judgement of one case.
+type Outcome struct {
+	Property string
+	Pass     bool
+	Failures []oracle.Failure
+	Verdict  *oracle.Verdict // the oracle's verdict, when the property ran the oracle
+	Message  string          // one line: what broke
+}
+
+func pass(name string, v *oracle.Verdict) *Outcome {
+	return &Outcome{Property: name, Pass: true, Verdict: v}
+}
+
+func failed(name string, fs []oracle.Failure, v *oracle.Verdict, msg string) *Outcome {
+	if msg == "" && len(fs) > 0 {
+		msg = fs[0].String()
+	}
+	return &Outcome{Property: name, Failures: fs, Verdict: v, Message: msg}
+}
+
+// Property is one checkable statement about a path. Check returns an error only for an
+// internal or device failure that ends the run; a crashed case is a failing Outcome.
+type Property struct {
+	Name string
+	Doc  string
+	// Applies reports whether the property says anything about this case (e.g. EP split-sum
+	// needs EP); nil means always.
+	Applies func(c *moe.Case, s Spec) bool
+	Check   func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error)
+}
+
+// All is the default property suite, in the order the runner tries them.
+var All = []Property{Matches, PoisonInvariance, Deterministic, TokenPermutation, ZeroWeightIsSentinel, PowerOfTwoScaling}
+
+// ByName finds a property.
+func ByName(name string) (Property, error) {
+	var names []string
+	for _, p := range All {
+		if p.Name == name {
+			return p, nil
+		}
+		names = append(names, p.Name)
+	}
+	return Property{}, fmt.Errorf("props: unknown property %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// run executes one backend run; a *gpu.CaseError becomes a failing outcome.
+func (env *Env) run(ctx context.Context, name string, c *moe.Case, poison gpu.Poison, seed uint64) (*gpu.Result, *Outcome, error) {
+	r, err := env.Backend.Run(ctx, c, gpu.RunOptions{Poison: poison, PoisonSeed: seed, Faults: env.Faults, Stages: !env.NoStages})
+	if err != nil {
+		if ce, ok := gpu.AsCaseError(err); ok {
+			v := oracle.CaseErrorVerdict(ce)
+			return nil, failed(name, v.Failures, v, ce.Error()), nil
+		}
+		return nil, nil, fmt.Errorf("props: %s: backend %s: %w", name, env.Backend.Name(), err)
+	}
+	return r, nil, nil
+}

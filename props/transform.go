@@ -1,0 +1,192 @@
+package props
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
+)
+
+// TokenPermutation: permuting the tokens (hidden rows, dY rows and routing rows together)
+// permutes y, dX and the routing-weight gradient bitwise — each slot's rows are computed
+// independently and each token sums its K slots in order, so the arithmetic is unchanged —
+// while the weight gradients, whose row sums change order, are checked by the oracle.
+var TokenPermutation = Property{
+	Name:    "token-permutation",
+	Doc:     "permuting tokens permutes y, dX and d_rw bitwise; weight gradients stay within bounds",
+	Applies: func(c *moe.Case, _ Spec) bool { return c.T > 1 },
+	Check: func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error) {
+		const name = "token-permutation"
+		perm := moe.NewRand(uint64(c.T)*7919 + 17).Perm(c.T) // token t moves to perm[t]
+		pc := permuteTokens(c, perm)
+		a, o, err := env.run(ctx, name, c, poison, 5)
+		if o != nil || err != nil {
+			return o, err
+		}
+		b, o, err := env.run(ctx, name, pc, poison, 5)
+		if o != nil || err != nil {
+			return o, err
+		}
+		v, err := oracle.Check(pc, b, oracle.Options{})
+		if err != nil {
+			return nil, err
+		}
+		fs := v.Failures
+		back := &gpu.Result{Y: unpermuteRows(b.Y, perm, c.H), DX: unpermuteRows(b.DX, perm, c.H), DRW: unpermuteRows(b.DRW, perm, c.K),
+			DW1: a.DW1, DW2: a.DW2, DB1: a.DB1, DB2: a.DB2}
+		fs = append(fs, oracle.CompareBitwise(c, a, back, "permuted tokens vs original")...)
+		if len(fs) > 0 {
+			return failed(name, fs, v, ""), nil
+		}
+		return pass(name, v), nil
+	},
+}
+
+func permuteTokens(c *moe.Case, perm []int) *moe.Case {
+	pc := c.Clone()
+	rows := func(dst, src []float64, n int) {
+		for t, pt := range perm {
+			copy(dst[pt*n:(pt+1)*n], src[t*n:(t+1)*n])
+		}
+	}
+	rows(pc.X, c.X, c.H)
+	rows(pc.DY, c.DY, c.H)
+	rows(pc.Routing.Weights, c.Routing.Weights, c.K)
+	for t, pt := range perm {
+		copy(pc.Routing.IDs[pt*c.K:(pt+1)*c.K], c.Routing.IDs[t*c.K:(t+1)*c.K])
+	}
+	if c.Global != nil {
+		rows(pc.Global.Weights, c.Global.Weights, c.K)
+		for t, pt := range perm {
+			copy(pc.Global.IDs[pt*c.K:(pt+1)*c.K], c.Global.IDs[t*c.K:(t+1)*c.K])
+		}
+	}
+	return pc
+}
+
+func unpermuteRows(x []float32, perm []int, n int) []float32 {
+	if len(x) != len(perm)*n {
+		return x // shape errors are reported by the oracle
+	}
+	out := make([]float32, len(x))
+	for t, pt := range perm {
+		copy(out[t*n:(t+1)*n], x[pt*n:(pt+1)*n])
+	}
+	return out
+}
+
+// ZeroWeightIsSentinel: for the output y, a real slot with routing weight 0 is the same as a
+// sentinel slot: turning every zero-weight slot into a sentinel leaves y unchanged (values
+// compared exactly; the sign of a zero may differ).
+var ZeroWeightIsSentinel = Property{
+	Name: "zero-weight-is-sentinel",
+	Doc:  "a real slot with routing weight 0 contributes to y exactly as a sentinel slot does (nothing)",
+	Check: func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error) {
+		const name = "zero-weight-is-sentinel"
+		zc := c.Clone()
+		zc.Global = nil
+		rng := moe.NewRand(uint64(c.S()) + 99)
+		for s, id := range zc.Routing.IDs {
+			if id != int32(c.E) && rng.IntN(2) == 0 {
+				zc.Routing.Weights[s] = 0
+			}
+		}
+		sc := zc.Clone()
+		for s, w := range sc.Routing.Weights {
+			if w == 0 {
+				sc.Routing.IDs[s] = int32(c.E)
+			}
+		}
+		a, o, err := env.run(ctx, name, zc, poison, 9)
+		if o != nil || err != nil {
+			return o, err
+		}
+		b, o, err := env.run(ctx, name, sc, poison, 9)
+		if o != nil || err != nil {
+			return o, err
+		}
+		en, err := oracle.Enclose(zc)
+		if err != nil {
+			return nil, err
+		}
+		_, rad, _ := en.Bounds("y")
+		if len(a.Y) != len(b.Y) || len(a.Y) != len(rad) {
+			return failed(name, []oracle.Failure{{Check: oracle.CheckShape, Tensor: "y", Count: 1}}, nil, "y has the wrong length"), nil
+		}
+		p, _ := zc.Plan()
+		var fs []oracle.Failure
+		bad, first := 0, -1
+		for i := range a.Y {
+			if math.IsNaN(rad[i]) { // unconstrained (overflow): nothing to compare
+				continue
+			}
+			if a.Y[i] != b.Y[i] && !(isNaN32(a.Y[i]) && isNaN32(b.Y[i])) {
+				if first < 0 {
+					first = i
+				}
+				bad++
+			}
+		}
+		if bad > 0 {
+			fs = append(fs, oracle.Failure{Check: oracle.CheckBitwise, Tensor: "y", Count: bad, Worst: oracle.Locate(zc, p, "y", first),
+				Got: float64(a.Y[first]), Want: float64(b.Y[first]), Ratio: math.Inf(1),
+				Detail: "zero-weight real slots vs the same slots as sentinels"})
+			return failed(name, fs, nil, ""), nil
+		}
+		return pass(name, nil), nil
+	},
+}
+
+func isNaN32(x float32) bool { return x != x }
+
+// PowerOfTwoScaling: scaling down_proj and its bias by 2^a and dY by 2^b scales every output
+// by the matching power of two exactly (binary scaling commutes with every rounding in the
+// normal range): y·2^a; dX, dW1, dB1, d_rw ·2^(a+b); dW2, dB2 ·2^b. Applies to bf16 and fp32
+// with normal or integer data (fp16's normal range starts at 2^-14, so its intermediates can
+// be subnormal, where scaling is not exact).
+var PowerOfTwoScaling = Property{
+	Name: "power-of-two-scaling",
+	Doc:  "scaling W2 by 2 and dY by 4 scales every output by the matching power of two, bitwise",
+	Applies: func(c *moe.Case, s Spec) bool {
+		d := moe.DataMode(s.normalized().Data)
+		return c.DType != moe.FP16 && (d == moe.Normal || d == moe.Integer) && !c.NonFinite
+	},
+	Check: func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error) {
+		const name = "power-of-two-scaling"
+		const a, b = 1, 2
+		sc := c.Clone()
+		for i := range sc.W2 {
+			sc.W2[i] = math.Ldexp(sc.W2[i], a)
+		}
+		for i := range sc.B2 {
+			sc.B2[i] = math.Ldexp(sc.B2[i], a)
+		}
+		for i := range sc.DY {
+			sc.DY[i] = math.Ldexp(sc.DY[i], b)
+		}
+		x, o, err := env.run(ctx, name, c, poison, 11)
+		if o != nil || err != nil {
+			return o, err
+		}
+		y, o, err := env.run(ctx, name, sc, poison, 11)
+		if o != nil || err != nil {
+			return o, err
+		}
+		scale := func(v []float32, e int) []float32 {
+			out := make([]float32, len(v))
+			for i, f := range v {
+				out[i] = float32(math.Ldexp(float64(f), e))
+			}
+			return out
+		}
+		want := &gpu.Result{Y: scale(x.Y, a), DX: scale(x.DX, a+b), DW1: scale(x.DW1, a+b), DB1: scale(x.DB1, a+b),
+			DRW: scale(x.DRW, a+b), DW2: scale(x.DW2, b), DB2: scale(x.DB2, b)}
+		if fs := oracle.CompareBitwise(c, want, y, fmt.Sprintf("W2·2^%d, dY·2^%d vs scaled original", a, b)); len(fs) > 0 {
+			return failed(name, fs, nil, ""), nil
+		}
+		return pass(name, nil), nil
+	},
+}
