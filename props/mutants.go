@@ -1,0 +1,84 @@
+package props
+
+import (
+	"context"
+	"time"
+
+	"github.com/moecheck/moecheck/gpu"
+)
+
+// MutantOptions tune Mutants. The zero value tests every fault in the catalog with a budget
+// of 5000 cases or 30 s per fault, seed 1, default generator bounds.
+type MutantOptions struct {
+	Faults  []gpu.Fault // default: the whole catalog
+	Cases   int         // case budget per fault (default 5000)
+	Timeout time.Duration
+	Seed    uint64
+	Gen     GenOptions
+}
+
+// MutantResult is the suite's record against one fault.
+type MutantResult struct {
+	Fault    gpu.FaultInfo
+	Caught   bool
+	Property string        // the property that caught it
+	Cases    int           // cases run until detection (or the budget)
+	Elapsed  time.Duration // time to detection (or the budget)
+	Shrunk   *Shrunk       // the minimized failing case
+	Message  string
+}
+
+// Mutants runs the default property suite against the backend with each fault switched on
+// and reports, per fault, whether and how fast it was caught and how small the failing case
+// shrank. onResult, if non-nil, is called as each fault finishes.
+func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(MutantResult)) ([]MutantResult, error) {
+	faults := o.Faults
+	if len(faults) == 0 {
+		for _, fi := range gpu.Catalog {
+			faults = append(faults, fi.Fault)
+		}
+	}
+	if o.Cases == 0 {
+		o.Cases = 5000
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	var out []MutantResult
+	for _, f := range faults {
+		info, _ := f.Info()
+		env := &Env{Backend: b, Faults: gpu.Faults(f)}
+		t0 := time.Now()
+		var detectedAt time.Duration
+		rep, err := Run(ctx, RunConfig{Env: env, Seed: o.Seed, Cases: o.Cases, Duration: o.Timeout, Gen: o.Gen,
+			OnCase: func(cr CaseResult) {
+				if !cr.Pass && detectedAt == 0 {
+					detectedAt = time.Since(t0)
+					if cr.Shrunk != nil {
+						detectedAt -= cr.Shrunk.Elapsed // time to detect excludes shrinking
+					}
+				}
+			}})
+		if err != nil {
+			return out, err
+		}
+		mr := MutantResult{Fault: info, Cases: rep.Cases, Elapsed: rep.Elapsed}
+		if len(rep.Failures) > 0 {
+			cr := rep.Failures[0]
+			mr.Caught = true
+			mr.Property = cr.Failed.Property
+			mr.Message = cr.Failed.Message
+			mr.Elapsed = detectedAt
+			mr.Shrunk = cr.Shrunk
+		}
+		out = append(out, mr)
+		if onResult != nil {
+			onResult(mr)
+		}
+	}
+	return out, nil
+}
+

@@ -1,0 +1,225 @@
+package props
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"time"
+
+	"github.com/leanovate/gopter"
+
+	"github.com/moecheck/moecheck/moe"
+)
+
+// RunConfig configures Run. The zero value of every field but Env is valid: all properties,
+// default generator options, seed 0, 100 cases, no shard, shrinking on, stop at the first
+// failure.
+type RunConfig struct {
+	Env        *Env
+	Properties []Property  // default All
+	Gen        GenOptions  // case generator bounds
+	Seed       uint64      // case i is generated from (Seed, i): identical streams on every machine
+	Cases      int         // number of case indices to visit (0: 100, unless Duration is set)
+	Duration   time.Duration
+	Start      int // first case index (for --resume)
+	Shard      int // this shard, in [0, Shards)
+	Shards     int // 0 or 1: no sharding; case i runs on shard i mod Shards
+	NoShrink   bool
+	MaxShrinks int  // shrink steps that may be tried (default 400)
+	KeepGoing  bool // continue after a failure (nightly); default stop at the first
+	// OnCase is called after every case this shard runs, in order.
+	OnCase func(CaseResult)
+}
+
+// CaseResult is the outcome of one generated case.
+type CaseResult struct {
+	Index    int
+	Spec     Spec
+	Pass     bool
+	Outcomes []*Outcome // one per property that ran, in order; stops at the first failure
+	Failed   *Outcome   // the first failing outcome, if any
+	Shrunk   *Shrunk    // the shrunk failing case, if shrinking ran
+	Elapsed  time.Duration
+}
+
+// Shrunk is a minimized failing case.
+type Shrunk struct {
+	Spec    Spec
+	Outcome *Outcome
+	Steps   int           // successful shrink steps
+	Tries   int           // candidates tried
+	Elapsed time.Duration // time spent shrinking
+}
+
+// Report summarizes a Run.
+type Report struct {
+	Cases    int // cases run by this shard
+	Failures []CaseResult
+	Elapsed  time.Duration
+	Next     int // the next case index not visited (for resuming)
+}
+
+// SpecAt returns the spec of case index i for a seed: the same on every machine and shard.
+func SpecAt(seed uint64, i int, o GenOptions) (Spec, gopter.Shrinker) {
+	params := gopter.DefaultGenParameters()
+	params.Rng = rand.New(rand.NewSource(int64(seed*0x9e3779b97f4a7c15) ^ int64(i)*0x5851f42d))
+	r := GenSpec(o)(params)
+	v, _ := r.Retrieve()
+	return v.(Spec), r.Shrinker
+}
+
+// Run generates cases and checks every property on each, shrinking the first failure.
+func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
+	if cfg.Env == nil || cfg.Env.Backend == nil {
+		return nil, fmt.Errorf("props: Run needs a backend")
+	}
+	props := cfg.Properties
+	if len(props) == 0 {
+		props = All
+	}
+	shards := cfg.Shards
+	if shards <= 0 {
+		shards = 1
+	}
+	if cfg.Shard < 0 || cfg.Shard >= shards {
+		return nil, fmt.Errorf("props: shard %d outside [0, %d)", cfg.Shard, shards)
+	}
+	n := cfg.Cases
+	if n == 0 && cfg.Duration == 0 {
+		n = 100
+	}
+	start := time.Now()
+	rep := &Report{}
+	i := cfg.Start
+	for ; n == 0 || i < cfg.Start+n; i++ {
+		if cfg.Duration > 0 && time.Since(start) >= cfg.Duration {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			break
+		}
+		if i%shards != cfg.Shard {
+			continue
+		}
+		spec, shrinker := SpecAt(cfg.Seed, i, cfg.Gen)
+		cr, err := RunSpec(ctx, cfg.Env, props, spec)
+		if err != nil {
+			return rep, err
+		}
+		cr.Index = i
+		if !cr.Pass && !cfg.NoShrink {
+			sh, err := ShrinkFailure(ctx, cfg.Env, cr.Failed.Property, spec, shrinker, cfg.MaxShrinks)
+			if err != nil {
+				return rep, err
+			}
+			cr.Shrunk = sh
+		}
+		rep.Cases++
+		if cfg.OnCase != nil {
+			cfg.OnCase(cr)
+		}
+		if !cr.Pass {
+			rep.Failures = append(rep.Failures, cr)
+			if !cfg.KeepGoing {
+				i++
+				break
+			}
+		}
+	}
+	rep.Next = i
+	rep.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+// RunSpec builds the spec's case and checks the properties on it, stopping at the first
+// failure.
+func RunSpec(ctx context.Context, env *Env, props []Property, spec Spec) (CaseResult, error) {
+	t0 := time.Now()
+	c, err := spec.Build()
+	if err != nil {
+		return CaseResult{}, err
+	}
+	cr := CaseResult{Spec: spec, Pass: true}
+	cr.Outcomes, cr.Failed, err = CheckCase(ctx, env, props, c, spec)
+	cr.Pass = cr.Failed == nil
+	cr.Elapsed = time.Since(t0)
+	return cr, err
+}
+
+// CheckCase checks the properties that apply to c (spec gives the generation context; the
+// zero Spec is fine for cases from elsewhere), stopping at the first failure.
+func CheckCase(ctx context.Context, env *Env, props []Property, c *moe.Case, spec Spec) ([]*Outcome, *Outcome, error) {
+	var outs []*Outcome
+	for _, p := range props {
+		if p.Applies != nil && !p.Applies(c, spec) {
+			continue
+		}
+		o, err := p.Check(ctx, env, c, spec.PoisonPolicy())
+		if err != nil {
+			return outs, nil, err
+		}
+		outs = append(outs, o)
+		if !o.Pass {
+			return outs, o, nil
+		}
+	}
+	return outs, nil, nil
+}
+
+// ShrinkFailure greedily minimizes a spec on which the named property fails: it takes the
+// first shrink candidate (gopter's per-field shrinkers: fewer tokens, experts, smaller H and
+// I, simpler modes) that still fails, and repeats until none does or maxTries (default 400)
+// candidates were tried.
+func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, shrinker gopter.Shrinker, maxTries int) (*Shrunk, error) {
+	p, err := ByName(property)
+	if err != nil {
+		return nil, err
+	}
+	if maxTries <= 0 {
+		maxTries = 400
+	}
+	t0 := time.Now()
+	cur := &Shrunk{Spec: spec}
+	defer func() { cur.Elapsed = time.Since(t0) }()
+	fails := func(s Spec) (*Outcome, bool, error) {
+		c, err := s.Build()
+		if err != nil {
+			return nil, false, nil
+		}
+		if p.Applies != nil && !p.Applies(c, s) {
+			return nil, false, nil
+		}
+		o, err := p.Check(ctx, env, c, s.PoisonPolicy())
+		if err != nil {
+			return nil, false, err
+		}
+		return o, !o.Pass, nil
+	}
+	o, ok, err := fails(spec)
+	if err != nil || !ok {
+		return cur, err // not reproducible in isolation (e.g. nondeterminism): keep the original
+	}
+	cur.Outcome = o
+	for improved := true; improved && cur.Tries < maxTries; {
+		improved = false
+		next := shrinker(cur.Spec)
+		for cand, more := next(); more && cur.Tries < maxTries; cand, more = next() {
+			if ctx.Err() != nil {
+				return cur, nil
+			}
+			cur.Tries++
+			s := cand.(Spec)
+			o, ok, err := fails(s)
+			if err != nil {
+				return cur, err
+			}
+			if ok {
+				cur.Spec, cur.Outcome = s, o
+				cur.Steps++
+				improved = true
+				break
+			}
+		}
+	}
+	return cur, nil
+}
