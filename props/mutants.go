@@ -81,4 +81,3 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 	}
 	return out, nil
 }
-

@@ -16,10 +16,10 @@ import (
 // failure.
 type RunConfig struct {
 	Env        *Env
-	Properties []Property  // default All
-	Gen        GenOptions  // case generator bounds
-	Seed       uint64      // case i is generated from (Seed, i): identical streams on every machine
-	Cases      int         // number of case indices to visit (0: 100, unless Duration is set)
+	Properties []Property // default All
+	Gen        GenOptions // case generator bounds
+	Seed       uint64     // case i is generated from (Seed, i): identical streams on every machine
+	Cases      int        // number of case indices to visit (0: 100, unless Duration is set)
 	Duration   time.Duration
 	Start      int // first case index (for --resume)
 	Shard      int // this shard, in [0, Shards)
