@@ -6,6 +6,8 @@ import (
 
 	"github.com/leanovate/gopter"
 	"github.com/leanovate/gopter/gen"
+
+	"github.com/moecheck/moecheck/moe"
 )
 
 // GenOptions bound the generated specs. The zero value is valid: the defaults below.
@@ -18,6 +20,10 @@ type GenOptions struct {
 	MaxE     int // default 8
 	MaxK     int // default 8
 	MaxWorld int // default 8
+	// DTypes restricts the dtypes drawn (nil: all).
+	DTypes []moe.DType
+	// Activations restricts the activations drawn (nil: both).
+	Activations []moe.Activation
 }
 
 func (o GenOptions) withDefaults() GenOptions {
@@ -67,6 +73,42 @@ func small(max int) func(r *rand.Rand) int {
 	}
 }
 
+// oneOf draws from a set of values and shrinks toward smaller members of the set.
+func oneOf(set []int) gopter.Gen {
+	allowed := map[int]bool{}
+	for _, v := range set {
+		allowed[v] = true
+	}
+	shrink := func(v interface{}) gopter.Shrink {
+		return gen.IntShrinker(v).Filter(func(x interface{}) bool { return allowed[x.(int)] })
+	}
+	return func(p *gopter.GenParameters) *gopter.GenResult {
+		return gopter.NewGenResult(set[p.Rng.Intn(len(set))], shrink)
+	}
+}
+
+func dtypeSet(ds []moe.DType) []int {
+	if len(ds) == 0 {
+		ds = moe.DTypes
+	}
+	out := make([]int, len(ds))
+	for i, d := range ds {
+		out[i] = int(d)
+	}
+	return out
+}
+
+func actSet(as []moe.Activation) []int {
+	if len(as) == 0 {
+		return []int{int(moe.SwiGLU), int(moe.GptOss)}
+	}
+	out := make([]int, len(as))
+	for i, a := range as {
+		out[i] = int(a)
+	}
+	return out
+}
+
 // GenSpec generates specs mixing sizes, EP, dtypes, activations, layouts, biases, routing,
 // weight and data modes and poison policies; each field shrinks on its own.
 func GenSpec(o GenOptions) gopter.Gen {
@@ -95,8 +137,8 @@ func GenSpec(o GenOptions) gopter.Gen {
 		"World":   intGen(1, world),
 		"Rank":    intGen(0, uniform(0, o.MaxWorld-1)),
 		"Global":  intGen(0, uniform(0, 1)),
-		"DType":   intGen(0, uniform(0, 2)),
-		"Act":     intGen(0, uniform(0, 1)),
+		"DType":   oneOf(dtypeSet(o.DTypes)),
+		"Act":     oneOf(actSet(o.Activations)),
 		"Layout":  intGen(0, uniform(0, 1)),
 		"Bias":    intGen(0, uniform(0, 1)),
 		"Routing": intGen(0, uniform(0, int(numRoutingModes)-1)),
