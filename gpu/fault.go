@@ -21,15 +21,18 @@ const (
 	// (leak 1; transformers #45621 as merged): the routing-weight gradient reads the
 	// unwritten tail.
 	MaskAfterWeight
-	// NoMaskUpDgrad: the gathered input's mask A is missing, so GEMM 1's dgrad tail (never
-	// written) is scatter-added into d(hidden) of real tokens (leak 2; transformers #48205).
+	// NoMaskUpDgrad: the gathered input's mask A is missing (forward and backward), so GEMM 1's
+	// dgrad tail (never written) is scatter-added into d(hidden) of real tokens (leak 2;
+	// transformers #48205).
 	NoMaskUpDgrad
-	// NoMaskDownDgrad: GEMM 1's output mask B is missing, so the activation backward of
-	// GEMM 2's unwritten dgrad tail (0·Inf = NaN) reaches the weight gradients through the
-	// bias gradient's index-add (leak 3; transformers #48205, maxtext #3699).
+	// NoMaskDownDgrad: GEMM 1's output mask B is missing (forward and backward), so the
+	// activation backward of GEMM 2's unwritten dgrad tail (0·Inf = NaN) reaches the weight
+	// gradients through the bias gradient's index-add into expert E−1 (leak 3; transformers
+	// #48205, maxtext #3699). Visible in dB1, so only on cases with biases.
 	NoMaskDownDgrad
-	// EmptyExpertWgrad: wgrad of an expert with no rows is never written (tgale96/grouped_gemm
-	// #36, meta-pytorch/MSLK #158, pytorch #172439).
+	// EmptyExpertWgrad: wgrad (dW1[e], dW2[e]) of an expert with no rows is never written; the
+	// bias gradients, an index-add, still are (tgale96/grouped_gemm #36, meta-pytorch/MSLK
+	// #158, pytorch #172439).
 	EmptyExpertWgrad
 	// HistogramSentinel: the histogram counts the sentinel bin into the last expert, so
 	// offsets[E−1] = S and sentinel rows are computed as expert E−1 and never masked
@@ -41,31 +44,49 @@ const (
 	ExclusiveOffsets
 	// SentinelWrap: the sentinel is −1 and indexes the weights with wrap-around, so sentinel
 	// rows run with the last expert's weights and are not masked (vLLM PR #46408,
-	// sglang #40498).
+	// sglang #40498). The rows keep their place in the sorted tail; GEMM group E−1 extends
+	// over the tail in GEMM 1, GEMM 2, both dgrads and both wgrads (the wrapped rows add into
+	// W[−1] = W[E−1]'s gradient), with E−1's bias; no mask (A, B, C) applies.
 	SentinelWrap
-	// CombineInDtype: the K-slot combine accumulates in the dtype instead of fp32.
+	// CombineInDtype: the K-slot combine (step 9, not the scatter-add) accumulates in the
+	// dtype instead of fp32. Invisible for K ≤ 2 (0 + a + b rounds once either way).
 	CombineInDtype
-	// AccumInDtype: every GEMM accumulates in the dtype instead of fp32.
+	// AccumInDtype: every GEMM (forward, dgrads, wgrads) accumulates in the dtype instead of
+	// fp32: the accumulator is rounded to the dtype after each add.
 	AccumInDtype
-	// GateUpSwapped: the activation reads gate and up from each other's halves.
+	// GateUpSwapped: the activation reads gate and up from each other's halves (and its
+	// backward writes their gradients to the swapped columns).
 	GateUpSwapped
 	// EPNoRankOffset: the global→local id map ignores the rank offset: rank r treats global
-	// experts [0, E) as its own (flashinfer #3547: shards with offset > 0 gave zeros).
+	// experts [0, E) as its own (flashinfer #3547: shards with offset > 0 gave zeros). It acts
+	// in the map (docs/path.md step 1), so only on cases that carry the global routing
+	// (moe.Case.Global) on a rank r > 0; elsewhere it has no effect.
 	EPNoRankOffset
-	// LastTileDropped: GEMM 1 and GEMM 2 skip the last partial row tile (TileRows rows) of
-	// each expert, leaving those rows unwritten (vLLM PR #49087, by rows).
+	// LastTileDropped: GEMM 1 and GEMM 2 (forward) skip the last partial row tile of each
+	// expert: with n rows, rows [⌊n/TileRows⌋·TileRows, n) of the group stay unwritten when
+	// n is not a multiple of TileRows (vLLM PR #49087, by rows). The dgrads compute them.
 	LastTileDropped
 	// TailStaleUnmasked: the GEMMs write the sentinel tail rows with stale finite values (as
-	// if they belonged to the last expert) and no mask zeroes them.
+	// if they belonged to the last expert) and no mask zeroes them: GEMM group E−1 extends
+	// over the tail in GEMM 1, GEMM 2 and both dgrads (E−1's weights and bias), not in the
+	// wgrads; no mask (A, B, C) applies.
 	TailStaleUnmasked
 	// NondeterministicSum: the K-slot combine and the d(hidden) scatter-add sum the slots in
-	// a different order on every run (atomics without a fixed order).
+	// a different order on every run (atomics without a fixed order): the order k = 0..K−1 is
+	// rotated by an amount that changes with every run of the backend (gpu/sim: run index + t
+	// for token t). Bits change only where the fp32 sum is inexact: K ≥ 3, in practice fp32
+	// values (a sum of a few bf16/fp16 values is usually exact in fp32).
 	NondeterministicSum
 	// NeighbourWeights: the last expert with rows runs with its neighbour's (e−1, cyclic)
-	// weights in both GEMMs, forward and backward (a wrong per-group pointer).
+	// weights in both GEMMs, forward and backward (a wrong per-group pointer): W1 and W2 of
+	// expert (e−1 mod E) in GEMM 1, GEMM 2 and both dgrads; its own bias; its weight gradients
+	// still go to its own dW[e]. "Last expert with rows" is the last GEMM group with rows (as
+	// the path grouped them). No effect with E = 1.
 	NeighbourWeights
 	// ZeroTokenRow: the output row of the first token that has a real slot is left at zero
-	// (a dropped store).
+	// (a dropped store): y[t,:] = +0 for the lowest t with a slot whose id, as the path sorts
+	// it (after the EP map and any clamp), is not the sentinel. Only y; no effect when no
+	// token has a real slot.
 	ZeroTokenRow
 	// Crash: the path faults on the device (an illegal address on the GPU; gpu/sim reports a
 	// simulated crash). Used to test that a crash costs exactly one case.

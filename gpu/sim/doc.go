@@ -1,0 +1,25 @@
+// Package sim is the pure-Go model of the GPU path, moecheck's default backend.
+//
+// It executes docs/path.md stage by stage, forward and backward, the way the CUDA kernels do:
+// every intermediate is a float32 buffer holding values of the case's dtype (bf16 and fp16
+// values stored exactly in float32); every buffer gpu.Buffers names is taken from a pool kept
+// by the Backend and poisoned with gpu.Fill before the path runs (PoisonStale keeps what the
+// previous Run left); a stage writes exactly the rows the spec says it writes, so an
+// unwritten element keeps its poison and a missing mask shows up in the result.
+//
+// Numerics (docs/path.md "fp32" and "round_d"):
+//   - every GEMM accumulates the fp32 products of dtype values in fp32, sequentially in the
+//     reduction index (products are rounded to float32 before the add, so no platform fuses
+//     them into an FMA), adds the bias to the fp32 accumulator, and rounds once with
+//     moe.DType.RoundFloat32;
+//   - elementwise stages (activation forward and backward, routing-weight multiply,
+//     d_h2) evaluate in float32, left to right as docs/path.md writes them; exp is
+//     "expf" = float32(math.Exp(float64(x))), correctly rounded in all but rare ties, well
+//     within the spec's 2-ulp allowance;
+//   - the combine (step 9), the scatter-add (step 18), the routing-weight gradient (step 11)
+//     and the bias gradients sum in fp32 from +0 in index order, then round once.
+//
+// With gpu.RunOptions.Faults the Backend reproduces every fault of gpu.Catalog; see
+// faults.go for where each one acts. A Backend serializes its Runs (the pool is shared);
+// use one Backend per goroutine for parallel runs.
+package sim

@@ -1,0 +1,79 @@
+package sim
+
+import "github.com/moecheck/moecheck/moe"
+
+// gemv adds Σ_{q<k} a[q·as]·b[q·bs+n] to c[n] for every n < len(c), in fp32, q ascending:
+// c[n] = (…((c[n] + p₀) + p₁) …) + p_{k−1}, each product p_q rounded to float32 before its add.
+// Every GEMM of the path is a sequence of these row updates (the "axpy" form keeps the sum
+// order sequential in the reduction index while reading b row by row). Zero coefficients are
+// not skipped: 0·Inf and 0·NaN must reach c as NaN.
+func gemv(c, a []float32, as int, b []float32, bs, k int) {
+	q := 0
+	for ; q+4 <= k; q += 4 {
+		a0, a1, a2, a3 := a[q*as], a[(q+1)*as], a[(q+2)*as], a[(q+3)*as]
+		b0 := b[q*bs:][:len(c)]
+		b1 := b[(q+1)*bs:][:len(c)]
+		b2 := b[(q+2)*bs:][:len(c)]
+		b3 := b[(q+3)*bs:][:len(c)]
+		for n := range c {
+			c[n] = c[n] + float32(a0*b0[n]) + float32(a1*b1[n]) + float32(a2*b2[n]) + float32(a3*b3[n])
+		}
+	}
+	for ; q < k; q++ {
+		a0 := a[q*as]
+		b0 := b[q*bs:][:len(c)]
+		for n := range c {
+			c[n] = c[n] + float32(a0*b0[n])
+		}
+	}
+}
+
+// gemvInDtype is gemv with the accumulator rounded to d after every add (fault AccumInDtype:
+// the GEMM accumulates in the dtype instead of fp32).
+func gemvInDtype(d moe.DType, c, a []float32, as int, b []float32, bs, k int) {
+	for q := 0; q < k; q++ {
+		a0 := a[q*as]
+		b0 := b[q*bs:][:len(c)]
+		for n := range c {
+			c[n] = d.RoundFloat32(c[n] + float32(a0*b0[n]))
+		}
+	}
+}
+
+// roundAll stores v in dtype d: v[i] = round_d(v[i]).
+func roundAll(d moe.DType, v []float32) {
+	if d == moe.FP32 {
+		return
+	}
+	for i, x := range v {
+		v[i] = d.RoundFloat32(x)
+	}
+}
+
+// gemv2 is gemv on two outputs that share b: c0 += Σ a0[q·as]·b[q], c1 += Σ a1[q·as]·b[q],
+// each with exactly gemv's order and rounding (it only halves the loads of b).
+func gemv2(c0, c1, a0, a1 []float32, as int, b []float32, bs, k int) {
+	c1 = c1[:len(c0)]
+	q := 0
+	for ; q+4 <= k; q += 4 {
+		x0, x1, x2, x3 := a0[q*as], a0[(q+1)*as], a0[(q+2)*as], a0[(q+3)*as]
+		y0, y1, y2, y3 := a1[q*as], a1[(q+1)*as], a1[(q+2)*as], a1[(q+3)*as]
+		b0 := b[q*bs:][:len(c0)]
+		b1 := b[(q+1)*bs:][:len(c0)]
+		b2 := b[(q+2)*bs:][:len(c0)]
+		b3 := b[(q+3)*bs:][:len(c0)]
+		for n := range c0 {
+			v0, v1, v2, v3 := b0[n], b1[n], b2[n], b3[n]
+			c0[n] = c0[n] + float32(x0*v0) + float32(x1*v1) + float32(x2*v2) + float32(x3*v3)
+			c1[n] = c1[n] + float32(y0*v0) + float32(y1*v1) + float32(y2*v2) + float32(y3*v3)
+		}
+	}
+	for ; q < k; q++ {
+		x0, y0 := a0[q*as], a1[q*as]
+		b0 := b[q*bs:][:len(c0)]
+		for n := range c0 {
+			c0[n] = c0[n] + float32(x0*b0[n])
+			c1[n] = c1[n] + float32(y0*b0[n])
+		}
+	}
+}

@@ -1,0 +1,50 @@
+package sim
+
+import (
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// result copies the outputs into a new Result (one allocation for every tensor): weight
+// gradients in the case's layout, DRW in slot order, and the stages when asked.
+func (st *state) result(c moe.Config, stages bool) *gpu.Result {
+	S, T, H, I, E := c.S(), c.T, c.H, c.I, c.E
+	nb1, nb2 := 0, 0
+	if c.Bias {
+		nb1, nb2 = c.LenB1(), c.LenB2()
+	}
+	slab := make([]float32, 2*T*H+c.LenW1()+c.LenW2()+nb1+nb2+S)
+	cut := func(n int) []float32 {
+		v := slab[:n:n]
+		slab = slab[n:]
+		return v
+	}
+	r := &gpu.Result{Y: cut(T * H), DX: cut(T * H), DW1: cut(c.LenW1()), DW2: cut(c.LenW2()), DRW: cut(S)}
+	copy(r.Y, st.y)
+	copy(r.DX, st.dx)
+	if c.Layout == moe.Transposed {
+		transpose(r.DW1, st.dw1, E, 2*I, H)
+		transpose(r.DW2, st.dw2, E, H, I)
+	} else {
+		copy(r.DW1, st.dw1)
+		copy(r.DW2, st.dw2)
+	}
+	if c.Bias {
+		r.DB1, r.DB2 = cut(nb1), cut(nb2)
+		copy(r.DB1, st.db1)
+		copy(r.DB2, st.db2)
+	}
+	for s := range r.DRW {
+		r.DRW[s] = st.drw[st.inv[s]]
+	}
+	if stages {
+		cp := func(v []float32) []float32 { return append([]float32(nil), v...) }
+		r.Stages = &gpu.Stages{
+			Perm:    append([]int32(nil), st.perm...),
+			Offsets: append([]int32(nil), st.offsets...),
+			Xs:      cp(st.xs), H1: cp(st.h1), Act: cp(st.act), H2: cp(st.h2), O: cp(st.o),
+			DO: cp(st.do), DH2: cp(st.dh2), DAct: cp(st.dact), DH1: cp(st.dh1), DXs: cp(st.dxs),
+		}
+	}
+	return r
+}

@@ -1,0 +1,110 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// Options configure a Backend. The zero value is valid: cases are checked against
+// moe.DefaultLimits.
+type Options struct {
+	// Limits bounds the cases Run accepts (c.Validate(Limits)); zero fields mean the
+	// moe.DefaultLimits values.
+	Limits moe.Limits
+}
+
+// Backend is the pure-Go model of the GPU path. It implements gpu.Backend with the name
+// "sim". Its buffers persist from one Run to the next (PoisonStale reads them); Runs on one
+// Backend are serialized.
+type Backend struct {
+	opts   Options
+	mu     sync.Mutex
+	closed bool
+	pool   pool
+	st     state
+	runs   uint64 // Runs started, for NondeterministicSum's order
+}
+
+var _ gpu.Backend = (*Backend)(nil)
+
+// New returns a sim Backend.
+func New(opts Options) *Backend { return &Backend{opts: opts} }
+
+// Name returns "sim".
+func (b *Backend) Name() string { return "sim" }
+
+// Close releases the buffers; Run after Close returns an error.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	b.pool.release()
+	b.st = state{}
+	return nil
+}
+
+// errClosed is returned by Run after Close.
+var errClosed = errors.New("sim: Run on a closed backend")
+
+// Run executes the path forward and backward on c (docs/path.md) with opts' poison policy,
+// faults and stage capture. It returns an error for a case that does not validate against
+// the Backend's limits, for a fault set the sim cannot reproduce, and when ctx is done
+// (checked between stages); under fault Crash it returns a *gpu.CaseError of kind
+// gpu.Crashed. Run does not modify c.
+func (b *Backend) Run(ctx context.Context, c *moe.Case, opts gpu.RunOptions) (*gpu.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	f, err := decodeFaults(opts.Faults)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(c, b.opts.Limits); err != nil {
+		return nil, fmt.Errorf("sim: invalid case: %w", err)
+	}
+	if !knownPoison(opts.Poison) {
+		return nil, fmt.Errorf("sim: unknown poison policy %s", opts.Poison)
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, errClosed
+	}
+	st := &b.st
+	st.run = b.runs
+	b.runs++
+	if err := st.load(c); err != nil {
+		if verr := c.Validate(b.opts.Limits); verr != nil {
+			err = verr
+		}
+		return nil, fmt.Errorf("sim: invalid case: %w", err)
+	}
+	if f.crash { // fault Crash: the kernel faults before producing anything
+		return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: "simulated illegal address"}
+	}
+	cfg := c.Config
+	st.route(c, f)
+	st.takeBuffers(&b.pool, cfg, opts)
+	st.forward(cfg, f)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	st.backward(cfg, f)
+	return st.result(cfg, opts.Stages), nil
+}
+
+// knownPoison reports whether p is one of gpu.Poisons.
+func knownPoison(p gpu.Poison) bool {
+	for _, q := range gpu.Poisons {
+		if p == q {
+			return true
+		}
+	}
+	return false
+}
