@@ -6,6 +6,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/reference"
 )
 
 // Options tune Check. The zero value runs every check with the stage-local checks on when
@@ -16,6 +17,11 @@ type Options struct {
 	// Enclosure, when non-nil, is a precomputed Enclose(c) (reused across poison policies of
 	// one case); it must belong to the same case.
 	Enclosure *Enclosure
+	// Context computes the float64 reference and fills each output's RelFro and CalcDiff
+	// even when the result passes (on failure they are always filled).
+	Context bool
+	// Reference, when non-nil, is a precomputed reference.Run(c) used for the context.
+	Reference *reference.Result
 }
 
 // Check judges a backend's result for case c. It returns an error only when c itself is
@@ -63,7 +69,18 @@ func Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, error) {
 	if got.Stages != nil && !opts.SkipStages {
 		ck.stages(got)
 	}
-	return ck.finish(), nil
+	v := ck.finish()
+	if !v.Pass || opts.Context || opts.Reference != nil {
+		ref := opts.Reference
+		if ref == nil {
+			var err error
+			if ref, err = reference.Run(c, reference.Options{}); err != nil {
+				return nil, err
+			}
+		}
+		addContext(v, c, got, ref)
+	}
+	return v, nil
 }
 
 // CaseErrorVerdict is the verdict of a case the backend could not finish.

@@ -29,6 +29,17 @@ type encl struct {
 	w1s     [][]float64 // per expert, 2I×H: row j = GEMM 1 output column j
 	w2s     [][]float64 // per expert, H×I: row h = GEMM 2 output column h
 	tok     []int       // sorted row → token
+	// noRound turns every storage rounding into the identity (mathematical mode, for the
+	// test that checks the enclosure's semantics against the float64 reference).
+	noRound bool
+}
+
+// round encloses the storage rounding (roundInto), or nothing in mathematical mode.
+func (en *encl) round(c, r float64) (float64, float64) {
+	if en.noRound {
+		return c, r
+	}
+	return en.round(c, r)
 }
 
 func newEncl(c *moe.Case, p *moe.Plan) *encl {
@@ -58,7 +69,12 @@ func newEncl(c *moe.Case, p *moe.Plan) *encl {
 }
 
 // Enclose computes the end-to-end enclosure of every tensor of the path for case c.
-func Enclose(c *moe.Case) (*Enclosure, error) {
+func Enclose(c *moe.Case) (*Enclosure, error) { return enclose(c, false) }
+
+// enclose, with math set, evaluates the path's formulas in plain float64 (no storage
+// rounding; inputs carry a negligible radius so no fp32 exact tracking applies): the centers
+// are then the mathematical function, comparable with the float64 reference.
+func enclose(c *moe.Case, mathematical bool) (*Enclosure, error) {
 	if err := c.Validate(moe.Limits{}); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
@@ -67,6 +83,7 @@ func Enclose(c *moe.Case) (*Enclosure, error) {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
 	en := newEncl(c, p)
+	en.noRound = mathematical
 	out := &Enclosure{Plan: p}
 	out.Xs = en.gather(c.X, true)
 	out.H1 = en.gemm1(out.Xs)
@@ -102,6 +119,9 @@ func (en *encl) gather(x []float64, mask bool) ivec {
 		for h := 0; h < H; h++ {
 			x := x[t*H+h]
 			v.c[i*H+h] = x
+			if en.noRound {
+				v.r[i*H+h] = 0x1p-1000
+			}
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				v.setUnknown(i*H + h)
 			}
@@ -129,6 +149,16 @@ func colsMat(v ivec, b, e, n int) mat {
 
 func exactMat(x []float64, m, k int) mat { return mat{m, k, x, make([]float64, len(x))} }
 
+func (en *encl) weightMat(x []float64, m, k int) mat {
+	w := exactMat(x, m, k)
+	if en.noRound {
+		for i := range w.r {
+			w.r[i] = 0x1p-1000
+		}
+	}
+	return w
+}
+
 // transposeExact returns the k×m transpose of a row-major m×k exact matrix.
 func transposeExact(x []float64, m, k int) mat {
 	t := newMat(k, m)
@@ -143,8 +173,8 @@ func transposeExact(x []float64, m, k int) mat {
 // gemmRows encloses out rows [b, e) = round_d(A_rows · Wᵀ + bias) and leaves the other
 // rows as set by the caller.
 func (en *encl) gemmRows(out ivec, n int, A mat, W mat, bias []float64, b int) {
-	reduce(en.d, A, W, bias, func(i, j int, c, r float64) {
-		out.c[(b+i)*n+j], out.r[(b+i)*n+j] = roundInto(en.d, c, r)
+	reduceAcc(en.d, A, W, bias, !en.noRound, func(i, j int, c, r float64) {
+		out.c[(b+i)*n+j], out.r[(b+i)*n+j] = en.round(c, r)
 	})
 }
 
@@ -171,7 +201,7 @@ func (en *encl) gemm1(xs ivec) ivec {
 		if b == end {
 			continue
 		}
-		en.gemmRows(out, n, rowsMat(xs, b, end, en.H), exactMat(en.w1s[e], n, en.H), en.bias1(e), b)
+		en.gemmRows(out, n, rowsMat(xs, b, end, en.H), en.weightMat(en.w1s[e], n, en.H), en.bias1(e), b)
 	}
 	return out
 }
@@ -185,7 +215,7 @@ func (en *encl) activation(h1 ivec) ivec {
 			g := rv{h1.c[i*2*I+en.c.GateCol(j)], h1.r[i*2*I+en.c.GateCol(j)]}
 			u := rv{h1.c[i*2*I+en.c.UpCol(j)], h1.r[i*2*I+en.c.UpCol(j)]}
 			a := actForward(en.c.Act, g, u)
-			out.c[i*I+j], out.r[i*I+j] = roundInto(en.d, a.v, a.e)
+			out.c[i*I+j], out.r[i*I+j] = en.round(a.v, a.e)
 		}
 	}
 	return out
@@ -199,7 +229,7 @@ func (en *encl) gemm2(act ivec) ivec {
 		if b == end {
 			continue
 		}
-		en.gemmRows(out, en.H, rowsMat(act, b, end, en.I), exactMat(en.w2s[e], en.H, en.I), en.bias2(e), b)
+		en.gemmRows(out, en.H, rowsMat(act, b, end, en.I), en.weightMat(en.w2s[e], en.H, en.I), en.bias2(e), b)
 	}
 	return out
 }
@@ -212,7 +242,7 @@ func (en *encl) weight(h2 ivec) ivec {
 		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
 		for h := 0; h < H; h++ {
 			x := mulRV(rv{h2.c[i*H+h], h2.r[i*H+h]}, w)
-			out.c[i*H+h], out.r[i*H+h] = roundInto(en.d, x.v, x.e)
+			out.c[i*H+h], out.r[i*H+h] = en.round(x.v, x.e)
 		}
 	}
 	return out
@@ -229,13 +259,13 @@ func (en *encl) ksum(rows ivec) ivec {
 				i := int(en.p.Inv[t*K+k])
 				s = addRV(s, rv{rows.c[i*H+h], rows.r[i*H+h]})
 			}
-			out.c[t*H+h], out.r[t*H+h] = roundInto(en.d, s.v, s.e)
+			out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
 		}
 	}
 	return out
 }
 
-func (en *encl) combine(o ivec) ivec    { return en.ksum(o) }
+func (en *encl) combine(o ivec) ivec   { return en.ksum(o) }
 func (en *encl) scatter(dxs ivec) ivec { return en.ksum(dxs) }
 
 // drw: d_rw[i] = round_d(fl32 Σ_h d_o[i,h]·h2[i,h]) for all rows (unordered reduction).
@@ -245,7 +275,7 @@ func (en *encl) drw(do, h2 ivec) ivec {
 	for i := 0; i < en.S; i++ {
 		A := rowsMat(do, i, i+1, H)
 		B := rowsMat(h2, i, i+1, H)
-		reduce(en.d, A, B, nil, func(_, _ int, c, r float64) { out.c[i], out.r[i] = roundInto(en.d, c, r) })
+		reduceAcc(en.d, A, B, nil, !en.noRound, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
 	}
 	return out
 }
@@ -258,7 +288,7 @@ func (en *encl) dh2(do ivec) ivec {
 		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
 		for h := 0; h < H; h++ {
 			x := mulRV(rv{do.c[i*H+h], do.r[i*H+h]}, w)
-			out.c[i*H+h], out.r[i*H+h] = roundInto(en.d, x.v, x.e)
+			out.c[i*H+h], out.r[i*H+h] = en.round(x.v, x.e)
 		}
 	}
 	return out
@@ -311,8 +341,8 @@ func (en *encl) actBackward(h1, dact ivec) ivec {
 			u := rv{h1.c[i*2*I+uc], h1.r[i*2*I+uc]}
 			da := rv{dact.c[i*I+j], dact.r[i*I+j]}
 			dg, du := actBackward(en.c.Act, g, u, da)
-			out.c[i*2*I+gc], out.r[i*2*I+gc] = roundInto(en.d, dg.v, dg.e)
-			out.c[i*2*I+uc], out.r[i*2*I+uc] = roundInto(en.d, du.v, du.e)
+			out.c[i*2*I+gc], out.r[i*2*I+gc] = en.round(dg.v, dg.e)
+			out.c[i*2*I+uc], out.r[i*2*I+uc] = en.round(du.v, du.e)
 		}
 	}
 	return out
@@ -329,8 +359,8 @@ func (en *encl) wgrad(dout, in ivec, nOut, nIn int, bias bool) (w []ivec, bg []i
 		if end > b {
 			A := colsMat(dout, b, end, nOut) // nOut × rows
 			B := colsMat(in, b, end, nIn)    // nIn × rows
-			reduce(en.d, A, B, nil, func(i, j int, c, r float64) {
-				w[e].c[i*nIn+j], w[e].r[i*nIn+j] = roundInto(en.d, c, r)
+			reduceAcc(en.d, A, B, nil, !en.noRound, func(i, j int, c, r float64) {
+				w[e].c[i*nIn+j], w[e].r[i*nIn+j] = en.round(c, r)
 			})
 		}
 		if bias {
@@ -344,8 +374,8 @@ func (en *encl) wgrad(dout, in ivec, nOut, nIn int, bias bool) (w []ivec, bg []i
 				for l := range ones.c {
 					ones.c[l] = 1
 				}
-				reduce(en.d, A, ones, nil, func(i, _ int, c, r float64) {
-					bg[e].c[i], bg[e].r[i] = roundInto(en.d, c, r)
+				reduceAcc(en.d, A, ones, nil, !en.noRound, func(i, _ int, c, r float64) {
+					bg[e].c[i], bg[e].r[i] = en.round(c, r)
 				})
 			}
 		}

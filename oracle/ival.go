@@ -19,7 +19,10 @@ func newIvec(n int) ivec { return ivec{c: make([]float64, n), r: make([]float64,
 func (v ivec) len() int { return len(v.c) }
 
 // known reports whether element i is constrained.
-func (v ivec) known(i int) bool { r := v.r[i]; return !math.IsNaN(r) && !math.IsInf(r, 0) && !math.IsNaN(v.c[i]) }
+func (v ivec) known(i int) bool {
+	r := v.r[i]
+	return !math.IsNaN(r) && !math.IsInf(r, 0) && !math.IsNaN(v.c[i])
+}
 
 func (v ivec) setUnknown(i int) { v.c[i], v.r[i] = 0, math.NaN() }
 

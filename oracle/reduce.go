@@ -32,6 +32,12 @@ func newMat(m, k int) mat { return mat{m, k, make([]float64, m*k), make([]float6
 // accumulation is exact (truncating tensor cores included) and the stored value is exactly
 // round_d(C).
 func reduce(d moe.DType, A, B mat, bias []float64, set func(i, j int, c, r float64)) {
+	reduceAcc(d, A, B, bias, true, set)
+}
+
+// reduceAcc is reduce with the fp32 accumulation error optionally left out (acc false: the
+// mathematical mode of the semantics test, where only the operands' enclosures count).
+func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, set func(i, j int, c, r float64)) {
 	m, n, k := A.m, B.m, A.k
 	if m == 0 || n == 0 {
 		return
@@ -48,6 +54,10 @@ func reduce(d moe.DType, A, B mat, bias []float64, set func(i, j int, c, r float
 	teB, exB := rowInfo(B)
 	g := gammaAcc(k + 1)
 	f64err := float64(k+2) * 0x1p-52
+	under := float64(2*k+2) * tiny
+	if !acc {
+		g, under = 0, 0
+	}
 	for i := 0; i < m; i++ {
 		for j := 0; j < n; j++ {
 			c, mm, mp := C[i*n+j], M[i*n+j], Mp[i*n+j]
@@ -74,7 +84,7 @@ func reduce(d moe.DType, A, B mat, bias []float64, set func(i, j int, c, r float
 				set(i, j, 0, math.NaN()) // the fp32 accumulation may overflow: unconstrained
 				continue
 			}
-			r := (mp - mm) + g*mp + float64(2*k+2)*tiny + f64err*mp
+			r := (mp - mm) + g*mp + under + f64err*mp
 			set(i, j, c, r)
 		}
 	}

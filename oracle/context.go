@@ -1,0 +1,58 @@
+package oracle
+
+import (
+	"math"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/reference"
+)
+
+// addContext fills RelFro and CalcDiff of the output tensors' stats against the float64
+// reference (for context in reports; the verdict never depends on them).
+func addContext(v *Verdict, c *moe.Case, got *gpu.Result, ref *reference.Result) {
+	refs := map[string][]float64{"y": ref.Y, "dX": ref.DX, "dW1": ref.DW1, "dW2": ref.DW2, "dB1": ref.DB1, "dB2": ref.DB2, "drw": ref.DRW}
+	for _, t := range Tensors(c, got) {
+		r := refs[t.Name]
+		if len(r) != len(t.Data) {
+			continue
+		}
+		for i := range v.Stats {
+			if v.Stats[i].Tensor == t.Name {
+				v.Stats[i].RelFro, v.Stats[i].CalcDiff = RelFro(t.Data, r), CalcDiff(t.Data, r)
+			}
+		}
+	}
+}
+
+// RelFro is ‖got − ref‖_F / ‖ref‖_F (NaN when got has a non-finite value; 0/0 is 0).
+func RelFro(got []float32, ref []float64) float64 {
+	var num, den float64
+	for i, g := range got {
+		d := float64(g) - ref[i]
+		num += d * d
+		den += ref[i] * ref[i]
+	}
+	if den == 0 {
+		if num == 0 {
+			return 0
+		}
+		return math.Inf(1)
+	}
+	return math.Sqrt(num / den)
+}
+
+// CalcDiff is DeepGEMM's global similarity 1 − 2Σxy/Σ(x²+y²): 0 for identical tensors. It
+// is blind to a single zeroed row among many, which is why moecheck never decides with it.
+func CalcDiff(got []float32, ref []float64) float64 {
+	var xy, sq float64
+	for i, g := range got {
+		x := float64(g)
+		xy += x * ref[i]
+		sq += x*x + ref[i]*ref[i]
+	}
+	if sq == 0 {
+		return 0
+	}
+	return 1 - 2*xy/sq
+}
