@@ -39,7 +39,7 @@ func (en *encl) round(c, r float64) (float64, float64) {
 	if en.noRound {
 		return c, r
 	}
-	return en.round(c, r)
+	return roundInto(en.d, c, r)
 }
 
 func newEncl(c *moe.Case, p *moe.Plan) *encl {
