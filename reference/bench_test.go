@@ -35,7 +35,9 @@ var benchShapes = []benchShape{
 
 // flops counts the multiply-adds of the six GEMMs (2 per multiply-add): forward
 // 2·R·(2I·H + I·H), backward twice that (dgrad and wgrad of each), R the real rows.
-func flops(c *moe.Case, p *moe.Plan) float64 { return 18 * float64(p.Rows) * float64(c.I) * float64(c.H) }
+func flops(c *moe.Case, p *moe.Plan) float64 {
+	return 18 * float64(p.Rows) * float64(c.I) * float64(c.H)
+}
 
 func benchCase(b *testing.B, s benchShape) *moe.Case {
 	cfg := moe.Config{T: s.T, H: s.H, I: s.I, E: s.E, K: s.K, DType: moe.BF16}
