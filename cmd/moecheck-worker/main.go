@@ -1,0 +1,133 @@
+// Command moecheck-worker serves MoE cases to a moecheck client (gpu/worker) over the
+// worker protocol on stdin/stdout (docs/gpu.md), with one backend:
+//
+//	moecheck-worker [-backend cuda|sim] [-device N] [-no-guard-checks]
+//
+// and has two modes for the GPU machine:
+//
+//	moecheck-worker -selftest [-quick]   compare the backend with gpu/sim on a matrix of cases
+//	                                     (dtypes, activations, layouts, EP, poisons) and on
+//	                                     every fault, which must change the result
+//	moecheck-worker -sanitize            run a few small cases once (under compute-sanitizer)
+//	moecheck-worker -bench [-reps N]     time the bf16 GEMM and the full layer forward+backward
+//	                                     at Qwen3-30B-A3B rank shape (cuda only)
+//
+// The cuda backend exists only in a binary built with -tags cuda (make worker). Exit status:
+// 0 fine, 1 self-test failures, 2 usage, 3 internal or device error (a crashed backend too:
+// the client restarts the worker).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/gpu/worker"
+)
+
+// backendFactory opens a backend; device describes what it runs on.
+type backendFactory func(f *flags) (b gpu.Backend, device string, err error)
+
+// backends are the backends compiled in (cuda.go and sim.go add theirs under build tags).
+var backends = map[string]backendFactory{
+	"sim": func(*flags) (gpu.Backend, string, error) { return sim.New(sim.Options{}), "cpu (gpu/sim)", nil },
+}
+
+// benchers time a backend (cuda.go adds the cuda one).
+var benchers = map[string]func(f *flags, b gpu.Backend, w io.Writer) error{}
+
+// defaultBackend is cuda when compiled in, else sim.
+var defaultBackend = "sim"
+
+type flags struct {
+	backend       string
+	device        int
+	noGuardChecks bool
+	selftest      bool
+	quick         bool
+	bench         bool
+	sanitize      bool
+	reps          int
+	benchT        int
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("moecheck-worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f flags
+	names := make([]string, 0, len(backends))
+	for n := range backends {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fs.StringVar(&f.backend, "backend", defaultBackend, "backend: "+strings.Join(names, ", "))
+	fs.IntVar(&f.device, "device", 0, "CUDA device ordinal")
+	fs.BoolVar(&f.noGuardChecks, "no-guard-checks", false, "check guard zones only at the end of a run, not after every stage")
+	fs.BoolVar(&f.selftest, "selftest", false, "compare the backend with gpu/sim and check every fault; print a table")
+	fs.BoolVar(&f.quick, "quick", false, "with -selftest: fewer cases")
+	fs.BoolVar(&f.sanitize, "sanitize", false, "run a few small cases once (for compute-sanitizer)")
+	fs.BoolVar(&f.bench, "bench", false, "time the path at Qwen3-30B-A3B rank shape (cuda)")
+	fs.IntVar(&f.reps, "reps", 20, "with -bench: timed repeats (after 3 warm-ups)")
+	fs.IntVar(&f.benchT, "bench-tokens", 16384, "with -bench: tokens T")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	open, ok := backends[f.backend]
+	if !ok {
+		fmt.Fprintf(stderr, "moecheck-worker: unknown backend %q (compiled in: %s)\n", f.backend, strings.Join(names, ", "))
+		return 2
+	}
+	b, device, err := open(&f)
+	if err != nil {
+		fmt.Fprintf(stderr, "moecheck-worker: %s backend: %v\n", f.backend, err)
+		return 3
+	}
+	defer b.Close()
+	switch {
+	case f.selftest:
+		fmt.Fprintf(stdout, "moecheck-worker selftest: backend %s on %s\n", b.Name(), device)
+		if n := selftest(stdout, b, sim.New(sim.Options{}), f.quick); n > 0 {
+			fmt.Fprintf(stdout, "selftest: %d FAILED\n", n)
+			return 1
+		}
+		fmt.Fprintln(stdout, "selftest: all passed")
+		return 0
+	case f.sanitize:
+		if err := sanitizeRun(stdout, b); err != nil {
+			fmt.Fprintf(stderr, "moecheck-worker: sanitize: %v\n", err)
+			return 3
+		}
+		return 0
+	case f.bench:
+		bench, ok := benchers[f.backend]
+		if !ok {
+			fmt.Fprintf(stderr, "moecheck-worker: no benchmark for backend %s\n", f.backend)
+			return 2
+		}
+		if err := bench(&f, b, stdout); err != nil {
+			fmt.Fprintf(stderr, "moecheck-worker: bench: %v\n", err)
+			return 3
+		}
+		return 0
+	}
+	err = worker.Serve(stdin, stdout, b, worker.ServeOptions{Device: device})
+	if errors.Is(err, worker.ErrCrashed) {
+		fmt.Fprintln(stderr, "moecheck-worker: backend crashed; exiting so that the client restarts the worker")
+		return 3
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "moecheck-worker: %v\n", err)
+		return 3
+	}
+	return 0
+}

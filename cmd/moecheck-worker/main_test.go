@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/gpu/worker"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// With MOECHECK_WORKER_MAIN=1 the test binary is the worker (`moecheck-worker -backend sim`).
+func TestMain(m *testing.M) {
+	if os.Getenv("MOECHECK_WORKER_MAIN") == "1" {
+		os.Exit(run([]string{"-backend", "sim"}, os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func smallCase(t *testing.T, d moe.DType) *moe.Case {
+	t.Helper()
+	cfg := moe.Config{T: 9, H: 8, I: 4, E: 3, K: 2, DType: d, Bias: true, EP: moe.EP{World: 2, Rank: 1}}
+	c, err := mkCase(cfg, 3, moe.Normal, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func same(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// The real worker main serving the sim backend: a crash fault makes the worker exit, which
+// costs exactly one CaseError; the next case runs in a restarted worker and matches the
+// in-process backend bitwise.
+func TestWorkerCrashCostsOneCase(t *testing.T) {
+	b, err := worker.New(worker.Options{Command: []string{os.Args[0], "-test.run=^$"},
+		Env: append(os.Environ(), "MOECHECK_WORKER_MAIN=1"), Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	var caseErrs int
+	for i, tc := range []struct {
+		name string
+		d    moe.DType
+		o    gpu.RunOptions
+	}{
+		{"crash/before", moe.BF16, gpu.RunOptions{Poison: gpu.PoisonSignature}},
+		{"crash/fault", moe.BF16, gpu.RunOptions{Faults: gpu.Faults(gpu.Crash)}},
+		{"crash/after-fp16", moe.FP16, gpu.RunOptions{Poison: gpu.PoisonNaN}},
+		{"crash/after-fp32", moe.FP32, gpu.RunOptions{Poison: gpu.PoisonStale}},
+	} {
+		c := smallCase(t, tc.d)
+		got, err := b.Run(ctx, c, tc.o)
+		if err != nil {
+			ce, ok := gpu.AsCaseError(err)
+			if !ok || ce.Kind != gpu.Crashed || i != 1 {
+				t.Fatalf("%s: err = %v, want a crash CaseError on the crash case only", tc.name, err)
+			}
+			caseErrs++
+			continue
+		}
+		want, err := sim.New(sim.Options{}).Run(ctx, c, tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !same(got.Y, want.Y) || !same(got.DX, want.DX) || !same(got.DW1, want.DW1) || !same(got.DRW, want.DRW) || !same(got.DB2, want.DB2) {
+			t.Errorf("%s: worker result differs from the in-process sim backend", tc.name)
+		}
+	}
+	if caseErrs != 1 {
+		t.Fatalf("%d case errors, want 1", caseErrs)
+	}
+	if name, _, restarts, _ := worker.Info(b); name != "sim" || restarts != 1 {
+		t.Errorf("backend %q restarts %d, want sim and 1", name, restarts)
+	}
+}
+
+// The self-test harness on sim against sim: every fault case must show its fault.
+func TestSelftestSimAgainstSim(t *testing.T) {
+	var out bytes.Buffer
+	if n := selftest(&out, sim.New(sim.Options{}), sim.New(sim.Options{}), true); n != 0 {
+		t.Fatalf("%d failures:\n%s", n, out.String())
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"usage/unknown-backend", []string{"-backend", "nope"}, 2},
+		{"usage/bad-flag", []string{"-nope"}, 2},
+		{"usage/bench-without-cuda", []string{"-backend", "sim", "-bench"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o, e bytes.Buffer
+			if got := run(tc.args, strings.NewReader(""), &o, &e); got != tc.want {
+				t.Fatalf("exit %d, want %d (stderr %s)", got, tc.want, e.String())
+			}
+		})
+	}
+}

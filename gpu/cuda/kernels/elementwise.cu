@@ -1,0 +1,306 @@
+// Memory-bound stages of the path (docs/path.md): poison fills, guard zones, gather with
+// mask A, the masks, activations forward and backward (accurate expf, IEEE division, no
+// contraction: __fmul_rn/__fadd_rn), routing-weight multiply, K-slot combine and the dX
+// gather-sum (fp32, k in order), d_rw, d_h2, and the bias gradients by clamped id.
+#include "common.cuh"
+
+// ---- poison -------------------------------------------------------------------------
+
+__device__ __forceinline__ u64 splitmix64(u64 x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+__device__ __forceinline__ uint32_t max_finite_bits(int dt) {
+  return dt == DT_BF16 ? 0x7f7fu : dt == DT_FP16 ? 0x7bffu : 0x7f7fffffu;
+}
+
+// huge_bits: gpu.PoisonValue(PoisonHuge): ±MaxFinite/2^(rnd&7), sign from rnd&8, as dtype bits.
+__device__ __forceinline__ uint32_t huge_bits(int dt, u64 rnd) {
+  uint32_t m = max_finite_bits(dt);
+  uint32_t k = (uint32_t)(rnd & 7);
+  uint32_t bits;
+  if (dt == DT_FP32) {
+    bits = m - (k << 23);
+  } else if (dt == DT_BF16) {
+    bits = m - (k << 7);
+  } else {
+    bits = m - (k << 10);  // 65504/2^k, k <= 7: still normal
+  }
+  if (rnd & 8) bits |= dt == DT_FP32 ? 0x80000000u : 0x8000u;
+  return bits;
+}
+
+__device__ __forceinline__ void store_bits(void* p, i64 i, int dt, uint32_t b) {
+  if (dt == DT_FP32) ((uint32_t*)p)[i] = b;
+  else ((uint16_t*)p)[i] = (uint16_t)b;
+}
+
+// poison_fill: policy as gpu.Poison (0 zeros, 1 NaN, 2 +Inf, 3 -Inf, 4 huge, 5 stale (huge
+// here), 6 signature). The element draw is gpu.SplitMix64(seed ^ buf<<56 + i).
+extern "C" __global__ void poison_fill(void* p, i64 n, i64 dt, i64 policy, i64 buf, i64 seed) {
+  int d = (int)dt;
+  uint32_t c = 0;
+  switch (policy) {
+    case 1: c = d == DT_FP32 ? 0x7fc00000u : d == DT_BF16 ? 0x7fc0u : 0x7e00u; break;
+    case 2: c = d == DT_FP32 ? 0x7f800000u : d == DT_BF16 ? 0x7f80u : 0x7c00u; break;
+    case 3: c = d == DT_FP32 ? 0xff800000u : d == DT_BF16 ? 0xff80u : 0xfc00u; break;
+    case 6: {
+      uint32_t s = 0x7fc00000u | ((uint32_t)buf << 16);  // gpu.SignatureNaN
+      c = d == DT_FP32 ? s : d == DT_BF16 ? (s >> 16) : (0x7c00u | 0x200u | ((s & 0x7fffffu) >> 13));
+      break;
+    }
+  }
+  u64 base = (u64)seed ^ ((u64)buf << 56);
+  for (i64 i = gtid(); i < n; i += gstride()) {
+    uint32_t b = (policy == 4 || policy == 5) ? huge_bits(d, splitmix64(base + (u64)i)) : c;
+    store_bits(p, i, d, b);
+  }
+}
+
+// stale_fix: a reused buffer keeps its previous values; non-finite ones become huge.
+extern "C" __global__ void stale_fix(void* p, i64 n, i64 dt, i64 buf, i64 seed) {
+  int d = (int)dt;
+  u64 base = (u64)seed ^ ((u64)buf << 56);
+  for (i64 i = gtid(); i < n; i += gstride()) {
+    float v = ldv(p, i, d);
+    if (!isfinite(v)) store_bits(p, i, d, huge_bits(d, splitmix64(base + (u64)i)));
+  }
+}
+
+// ---- guard zones ----------------------------------------------------------------------
+
+__device__ __forceinline__ unsigned char guard_byte(u64 tag, i64 i) { return (unsigned char)(0xA5u ^ (tag * 29u) ^ (i * 7u)); }
+
+// guard_fill: desc[3*g] = address, desc[3*g+1] = bytes, desc[3*g+2] = tag; one zone per g.
+extern "C" __global__ void guard_fill(const u64* desc, i64 nzones) {
+  for (i64 g = blockIdx.x; g < nzones; g += gridDim.x) {
+    unsigned char* p = (unsigned char*)desc[3 * g];
+    i64 n = (i64)desc[3 * g + 1];
+    for (i64 i = threadIdx.x; i < n; i += blockDim.x) p[i] = guard_byte(desc[3 * g + 2], i);
+  }
+}
+
+// guard_check: bad[0] = min over damaged zones of (zone << 32 | first damaged byte).
+extern "C" __global__ void guard_check(const u64* desc, i64 nzones, u64* bad) {
+  for (i64 g = blockIdx.x; g < nzones; g += gridDim.x) {
+    const unsigned char* p = (const unsigned char*)desc[3 * g];
+    i64 n = (i64)desc[3 * g + 1];
+    for (i64 i = threadIdx.x; i < n; i += blockDim.x)
+      if (p[i] != guard_byte(desc[3 * g + 2], i)) atomicMin(bad, ((u64)g << 32) | (u64)i);
+  }
+}
+
+// ---- gather, masks ------------------------------------------------------------------------
+
+// gather_rows: dst[i,:] = src[perm[i]/K,:] for rows i < limit, zeros for i >= limit, where
+// limit = S without the mask, meta[META_REFF] with it (mask A fused into the gather).
+extern "C" __global__ void gather_rows(const void* src, void* dst, const int* perm, const int* meta, i64 S, i64 K,
+                                       i64 H, i64 dt, i64 mask) {
+  i64 lim = mask ? (i64)meta[META_REFF] : S;
+  i64 n = S * H;
+  if (dt == DT_FP32) {
+    const float* s = (const float*)src;
+    float* d = (float*)dst;
+    for (i64 x = gtid(); x < n; x += gstride()) {
+      i64 i = x / H, h = x - i * H;
+      d[x] = i < lim ? s[(i64)(perm[i] / K) * H + h] : 0.0f;
+    }
+  } else if ((H & 7) == 0) {  // 16-byte vectors of 8 halves
+    const uint4* s = (const uint4*)src;
+    uint4* d = (uint4*)dst;
+    i64 hv = H >> 3;
+    for (i64 x = gtid(); x < S * hv; x += gstride()) {
+      i64 i = x / hv, h = x - i * hv;
+      d[x] = i < lim ? s[(i64)(perm[i] / K) * hv + h] : make_uint4(0, 0, 0, 0);
+    }
+  } else {
+    const uint16_t* s = (const uint16_t*)src;
+    uint16_t* d = (uint16_t*)dst;
+    for (i64 x = gtid(); x < n; x += gstride()) {
+      i64 i = x / H, h = x - i * H;
+      d[x] = i < lim ? s[(i64)(perm[i] / K) * H + h] : (uint16_t)0;
+    }
+  }
+}
+
+// mask_rows: zero rows [meta[META_REFF], S) of an S×W buffer (the GEMMs never write them).
+extern "C" __global__ void mask_rows(void* p, const int* meta, i64 S, i64 W, i64 dt) {
+  i64 r = meta[META_REFF];
+  if (r >= S) return;
+  i64 n = (S - r) * W;
+  i64 off = r * W;
+  for (i64 x = gtid(); x < n; x += gstride()) {
+    if (dt == DT_FP32) ((float*)p)[off + x] = 0.0f;
+    else ((uint16_t*)p)[off + x] = 0;
+  }
+}
+
+// ---- activations ------------------------------------------------------------------------
+
+// act_fwd: act[i,j] from h1[i, gate(j)], h1[i, up(j)], all S rows (docs/path.md step 6).
+// kind 0 SwiGLU (gate j, up I+j), 1 gpt-oss (gate 2j, up 2j+1, clamps, alpha 1.702).
+extern "C" __global__ void act_fwd(const void* h1, void* act, i64 S, i64 I, i64 kind, i64 swap, i64 dt) {
+  int d = (int)dt;
+  for (i64 x = gtid(); x < S * I; x += gstride()) {
+    i64 i = x / I, j = x - i * I;
+    i64 gc = kind ? 2 * j : j, uc = kind ? 2 * j + 1 : I + j;
+    if (swap) { i64 t = gc; gc = uc; uc = t; }
+    float g = ldv(h1, i * 2 * I + gc, d), u = ldv(h1, i * 2 * I + uc, d);
+    float a;
+    if (kind == 0) {
+      float s = __fdiv_rn(g, __fadd_rn(1.0f, expf(-g)));
+      a = __fmul_rn(s, u);
+    } else {
+      g = g > 7.0f ? 7.0f : g;  // keeps NaN (torch.clamp propagates it)
+      u = u < -7.0f ? -7.0f : (u > 7.0f ? 7.0f : u);
+      float t = __fdiv_rn(g, __fadd_rn(1.0f, expf(-__fmul_rn(1.702f, g))));
+      a = __fmul_rn(__fadd_rn(u, 1.0f), t);
+    }
+    stv(act, x, d, a);
+  }
+}
+
+// act_bwd: d_h1 from d_act and h1 (docs/path.md step 15), rows >= meta[REFF] zeroed when
+// mask (mask B's backward, fused).
+extern "C" __global__ void act_bwd(const void* h1, const void* dact, void* dh1, const int* meta, i64 S, i64 I,
+                                   i64 kind, i64 swap, i64 dt, i64 mask) {
+  int d = (int)dt;
+  i64 lim = mask ? (i64)meta[META_REFF] : S;
+  for (i64 x = gtid(); x < S * I; x += gstride()) {
+    i64 i = x / I, j = x - i * I;
+    i64 gc = kind ? 2 * j : j, uc = kind ? 2 * j + 1 : I + j;
+    if (swap) { i64 t = gc; gc = uc; uc = t; }
+    float dg, du;
+    if (i >= lim) {
+      dg = 0.0f;
+      du = 0.0f;
+    } else {
+      float g = ldv(h1, i * 2 * I + gc, d), u = ldv(h1, i * 2 * I + uc, d);
+      float da = ldv(dact, i * I + j, d);
+      if (kind == 0) {
+        float sg = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-g)));
+        float t = __fmul_rn(__fmul_rn(da, u), sg);
+        dg = __fmul_rn(t, __fadd_rn(1.0f, __fmul_rn(g, __fsub_rn(1.0f, sg))));
+        du = __fmul_rn(__fmul_rn(da, g), sg);
+      } else {
+        float ig = g <= 7.0f ? 1.0f : 0.0f;
+        float iu = (u >= -7.0f && u <= 7.0f) ? 1.0f : 0.0f;
+        float gcl = g > 7.0f ? 7.0f : g;
+        float ucl = u < -7.0f ? -7.0f : (u > 7.0f ? 7.0f : u);
+        float sg = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-__fmul_rn(1.702f, gcl))));
+        float inner = __fadd_rn(sg, __fmul_rn(__fmul_rn(__fmul_rn(1.702f, gcl), sg), __fsub_rn(1.0f, sg)));
+        dg = __fmul_rn(__fmul_rn(__fmul_rn(ig, da), __fadd_rn(ucl, 1.0f)), inner);
+        du = __fmul_rn(__fmul_rn(__fmul_rn(iu, da), gcl), sg);
+      }
+    }
+    stv(dh1, i * 2 * I + gc, d, dg);
+    stv(dh1, i * 2 * I + uc, d, du);
+  }
+}
+
+// ---- routing-weight multiply, combine, scatter -------------------------------------------
+
+// scale_rows: out[i,h] = round(in[i,h] * rw[perm[i]]) for i < lim, 0 for i >= lim, where
+// lim = meta[REFF] when mask, else S. Used for o (mask only with mask-after-weight) and d_h2.
+extern "C" __global__ void scale_rows(const void* in, const void* rw, const int* perm, void* out, const int* meta,
+                                      i64 S, i64 H, i64 dt, i64 mask) {
+  int d = (int)dt;
+  i64 lim = mask ? (i64)meta[META_REFF] : S;
+  for (i64 x = gtid(); x < S * H; x += gstride()) {
+    i64 i = x / H;
+    float v = 0.0f;
+    if (i < lim) v = __fmul_rn(ldv(in, x, d), ldv(rw, perm[i], d));
+    stv(out, x, d, v);
+  }
+}
+
+// combine: out[t,h] = round(sum over k of in[inv[t*K+k], h]) in fp32 from +0, k in order
+// (rotated by (rot + t) mod K when rot >= 0: nondeterministic-sum, rot changes every run;
+// rounded every step under combine-in-dtype);
+// token zero_tok (>= 0 under zero-token-row) is left at +0.
+extern "C" __global__ void combine(const void* in, const int* inv, void* out, const int* meta, i64 T, i64 K, i64 H,
+                                   i64 dt, i64 in_dtype, i64 rot, i64 zero_row) {
+  int d = (int)dt;
+  i64 zt = -1;
+  if (zero_row && meta[META_FIRST] != 0x7fffffff) zt = meta[META_FIRST] / K;
+  for (i64 x = gtid(); x < T * H; x += gstride()) {
+    i64 t = x / H, h = x - t * H;
+    float acc = 0.0f;
+    if (t != zt) {
+      i64 r0 = rot >= 0 ? (rot + t) % K : 0;
+      for (i64 kk = 0; kk < K; kk++) {
+        i64 k = (kk + r0) % K;
+        acc = __fadd_rn(acc, ldv(in, (i64)inv[t * K + k] * H + h, d));
+        if (in_dtype) acc = rnd(acc, d);
+      }
+    }
+    stv(out, x, d, acc);
+  }
+}
+
+// row_dot: out[i] = round(sum_h a[i,h]*b[i,h]) in fp32, one warp per row (fixed order).
+extern "C" __global__ void row_dot(const void* a, const void* b, void* out, i64 S, i64 H, i64 dt) {
+  int d = (int)dt;
+  i64 warp = gtid() >> 5;
+  int lane = threadIdx.x & 31;
+  i64 nw = gstride() >> 5;
+  for (i64 i = warp; i < S; i += nw) {
+    float acc = 0.0f;
+    for (i64 h = lane; h < H; h += 32) acc = fmaf(ldv(a, i * H + h, d), ldv(b, i * H + h, d), acc);
+    for (int o = 16; o > 0; o >>= 1) acc = __fadd_rn(acc, __shfl_xor_sync(0xffffffffu, acc, o));
+    if (lane == 0) stv(out, i, d, acc);
+  }
+}
+
+// ---- bias gradients by clamped id ------------------------------------------------------------
+
+// first_row_ge: first sorted row whose clamped id is >= e (sorted ids ascending).
+__device__ __forceinline__ i64 first_row_ge(const int* sorted, i64 S, i64 E, i64 e) {
+  i64 lo = 0, hi = S;
+  while (lo < hi) {
+    i64 m = (lo + hi) >> 1;
+    i64 id = sorted[m];
+    if (id > E - 1) id = E - 1;
+    if (id < e) lo = m + 1;
+    else hi = m;
+  }
+  return lo;
+}
+
+// bias_partial: block (32 columns × 8 row lanes), grid (ceil(W/32), E, splits). Rows of
+// expert e (clamped id) are cut into `splits` chunks; part[(z*E + e)*W + j] = fp32 sum.
+extern "C" __global__ void bias_partial(const void* g, const int* sorted, float* part, i64 S, i64 W, i64 E,
+                                        i64 dt) {
+  __shared__ float red[8][33];
+  int d = (int)dt;
+  i64 e = blockIdx.y, z = blockIdx.z, splits = gridDim.z;
+  i64 lo = first_row_ge(sorted, S, E, e);
+  i64 hi = e == E - 1 ? S : first_row_ge(sorted, S, E, e + 1);
+  i64 n = hi - lo;
+  i64 chunk = (n + splits - 1) / splits;
+  i64 r0 = lo + z * chunk, r1 = min(hi, r0 + chunk);
+  i64 j = (i64)blockIdx.x * 32 + (threadIdx.x & 31);
+  int rl = threadIdx.x >> 5;
+  float acc = 0.0f;
+  if (j < W)
+    for (i64 r = r0 + rl; r < r1; r += 8) acc = __fadd_rn(acc, ldv(g, r * W + j, d));
+  red[rl][threadIdx.x & 31] = acc;
+  __syncthreads();
+  if (rl == 0 && j < W) {
+    float s = 0.0f;
+    for (int q = 0; q < 8; q++) s = __fadd_rn(s, red[q][threadIdx.x]);
+    part[(z * E + e) * W + j] = s;
+  }
+}
+
+// bias_finish: db[e*W+j] = round(sum over z in order of part).
+extern "C" __global__ void bias_finish(const float* part, void* db, i64 E, i64 W, i64 splits, i64 dt) {
+  for (i64 x = gtid(); x < E * W; x += gstride()) {
+    float s = 0.0f;
+    for (i64 z = 0; z < splits; z++) s = __fadd_rn(s, part[z * E * W + x]);
+    stv(db, x, (int)dt, s);
+  }
+}

@@ -1,0 +1,91 @@
+//go:build cuda
+
+package cuda
+
+/*
+#cgo LDFLAGS: -lcuda
+#include <cuda.h>
+static CUresult moecheckSetMaxDynSmem(CUfunction f, int bytes) {
+	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+
+	"gorgonia.org/cu"
+)
+
+// tcSmemBytes is the tensor-core GEMMs' dynamic shared memory: 4 stages × 2 operands ×
+// 128×40 halves (kernels/gemm.cu TC_SMEM).
+const tcSmemBytes = 4 * 2 * 128 * 40 * 2
+
+// setMaxDynamicSmem raises a kernel's dynamic shared-memory limit above 48 KiB (cu has no
+// wrapper for cuFuncSetAttribute; cu.Function holds exactly one CUfunction).
+func setMaxDynamicSmem(fn cu.Function, bytes int) error {
+	f := *(*C.CUfunction)(unsafe.Pointer(&fn))
+	if r := C.moecheckSetMaxDynSmem(f, C.int(bytes)); r != C.CUDA_SUCCESS {
+		return fmt.Errorf("cuFuncSetAttribute: CUresult %d", int(r))
+	}
+	return nil
+}
+
+// dim is a launch's grid.
+type dim struct{ x, y, z int }
+
+// launch starts kernel name with 8-byte arguments (cu copies each argument as 8 bytes):
+// cu.DevicePtr, int, int64, uint64, bool.
+func (b *Backend) launch(name string, grid dim, block, smem int, args ...any) error {
+	fn, ok := b.fns[name]
+	if !ok {
+		return fmt.Errorf("cuda: no kernel %q", name)
+	}
+	if grid.y == 0 {
+		grid.y = 1
+	}
+	if grid.z == 0 {
+		grid.z = 1
+	}
+	if grid.x <= 0 {
+		return nil
+	}
+	vals := make([]uint64, len(args))
+	ptrs := make([]unsafe.Pointer, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case cu.DevicePtr:
+			vals[i] = uint64(v)
+		case int:
+			vals[i] = uint64(int64(v))
+		case int64:
+			vals[i] = uint64(v)
+		case uint64:
+			vals[i] = v
+		case bool:
+			if v {
+				vals[i] = 1
+			}
+		default:
+			return fmt.Errorf("cuda: kernel %s argument %d has type %T", name, i, a)
+		}
+		ptrs[i] = unsafe.Pointer(&vals[i])
+	}
+	if err := fn.Launch(grid.x, grid.y, grid.z, block, 1, 1, smem, cu.Stream{}, ptrs); err != nil {
+		return fmt.Errorf("launch %s: %w", name, err)
+	}
+	return nil
+}
+
+// grid1 is a grid-stride launch's block count for n items of 256 threads, capped.
+func grid1(n int64) dim {
+	g := (n + 255) / 256
+	if g > 16384 {
+		g = 16384
+	}
+	if g < 1 {
+		g = 1
+	}
+	return dim{x: int(g)}
+}

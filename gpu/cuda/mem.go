@@ -1,0 +1,151 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+	"unsafe"
+
+	"gorgonia.org/cu"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// guardBytes is the size of each guard zone, before and after every allocation's data.
+const guardBytes = 256
+
+// devBuf is one pooled device allocation: [guard | data (cap bytes) | guard...].
+type devBuf struct {
+	name  string
+	buf   gpu.Buffer // 0 for inputs and internal buffers
+	base  cu.DevicePtr
+	cap   int64
+	data  cu.DevicePtr
+	n     int64 // bytes in use this run
+	fresh bool  // allocated by this run (Stale falls back to Huge)
+
+	lastN, lastDT int64 // size and dtype code the buffer was last poisoned for
+}
+
+// alloc returns the pooled buffer name with at least n bytes of data, reusing the previous
+// allocation when it is large enough (that reuse is what PoisonStale exposes).
+func (b *Backend) alloc(name string, buf gpu.Buffer, n int64) (*devBuf, error) {
+	if n <= 0 {
+		n = 1
+	}
+	d := b.pool[name]
+	if d != nil && d.cap >= n {
+		d.n, d.fresh, d.buf = n, false, buf
+		return d, nil
+	}
+	if d != nil {
+		cu.MemFree(d.base)
+		delete(b.pool, name)
+	}
+	c := (n + 255) &^ 255
+	p, err := cu.MemAlloc(c + 2*guardBytes)
+	if err != nil {
+		return nil, fmt.Errorf("allocate %s (%d bytes): %w", name, c+2*guardBytes, err)
+	}
+	d = &devBuf{name: name, buf: buf, base: p, cap: c, data: p + guardBytes, n: n, fresh: true}
+	b.pool[name] = d
+	return d, nil
+}
+
+func (b *Backend) freeAll() {
+	for k, d := range b.pool {
+		cu.MemFree(d.base)
+		delete(b.pool, k)
+	}
+}
+
+// guardZones lists the zones of bufs: (address, bytes, tag) triples, before then after each.
+func guardZones(bufs []*devBuf) []uint64 {
+	z := make([]uint64, 0, 6*len(bufs))
+	for i, d := range bufs {
+		z = append(z, uint64(d.base), guardBytes, uint64(2*i), uint64(d.data)+uint64(d.n), guardBytes, uint64(2*i+1))
+	}
+	return z
+}
+
+func htod(dst cu.DevicePtr, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	return cu.MemcpyHtoD(dst, unsafe.Pointer(&b[0]), int64(len(b)))
+}
+
+func dtoh(b []byte, src cu.DevicePtr) error {
+	if len(b) == 0 {
+		return nil
+	}
+	return cu.MemcpyDtoH(unsafe.Pointer(&b[0]), src, int64(len(b)))
+}
+
+// dtypeCode is the kernels' dtype number (common.cuh DT_*).
+func dtypeCode(d moe.DType) int64 {
+	switch d {
+	case moe.BF16:
+		return 0
+	case moe.FP16:
+		return 1
+	}
+	return 2
+}
+
+// encode converts case values to the dtype's storage bytes (little-endian).
+func encode(d moe.DType, v []float64) []byte {
+	w := d.Bits() / 8
+	out := make([]byte, len(v)*w)
+	for i, x := range v {
+		bits := d.ToBits(x)
+		if w == 2 {
+			out[2*i], out[2*i+1] = byte(bits), byte(bits>>8)
+		} else {
+			out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
+		}
+	}
+	return out
+}
+
+// decode converts storage bytes to float32, exactly (NaN payloads kept).
+func decode(d moe.DType, b []byte) []float32 {
+	w := d.Bits() / 8
+	out := make([]float32, len(b)/w)
+	for i := range out {
+		if w == 2 {
+			out[i] = d.FromBits(uint32(b[2*i]) | uint32(b[2*i+1])<<8)
+		} else {
+			out[i] = d.FromBits(uint32(b[4*i]) | uint32(b[4*i+1])<<8 | uint32(b[4*i+2])<<16 | uint32(b[4*i+3])<<24)
+		}
+	}
+	return out
+}
+
+func i32s(b []byte) []int32 {
+	out := make([]int32, len(b)/4)
+	for i := range out {
+		out[i] = int32(uint32(b[4*i]) | uint32(b[4*i+1])<<8 | uint32(b[4*i+2])<<16 | uint32(b[4*i+3])<<24)
+	}
+	return out
+}
+
+func i32Bytes(v []int32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, x := range v {
+		u := uint32(x)
+		out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
+	}
+	return out
+}
+
+func u64Bytes(v []uint64) []byte {
+	out := make([]byte, 8*len(v))
+	for i, x := range v {
+		for j := 0; j < 8; j++ {
+			out[8*i+j] = byte(x >> (8 * j))
+		}
+	}
+	return out
+}

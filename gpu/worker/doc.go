@@ -1,0 +1,22 @@
+// Package worker runs a gpu.Backend in a separate process and speaks to it over a small
+// versioned protocol on the process's stdin and stdout, so that a device fault, a hang or an
+// out-of-memory costs one case and not the run.
+//
+// New launches a worker command line (cmd/moecheck-worker: `-backend cuda` on a GPU
+// machine, `-backend sim` anywhere) and returns a gpu.Backend whose Run sends the case and
+// waits for the result. When the worker dies mid-case (a kernel fault: the CUDA context is
+// lost for good), answers that it crashed, runs past the per-case timeout (it is killed), or
+// runs out of device memory, Run returns a *gpu.CaseError (Crashed, TimedOut, OutOfMemory)
+// with what the worker said, the worker is restarted on the next Run, and the run goes on.
+//
+// Serve is the worker side: it answers requests with any gpu.Backend.
+//
+// The protocol (version 1), documented for other implementations in docs/gpu.md: frames of
+// a little-endian uint32 header length, a JSON header, a little-endian uint64 payload length
+// and the payload (raw little-endian tensor bytes; floating-point tensors in their storage
+// dtype, so NaN payloads survive). The worker speaks first (hello, with the version); the
+// client then sends run requests, one at a time, and a bye.
+//
+// This package never imports gorgonia.org/cu: it is in the default build and its tests run
+// without a GPU.
+package worker

@@ -1,0 +1,165 @@
+package worker
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Version is the protocol version this package speaks. A worker announces its version in
+// its hello frame; the client refuses any other.
+const Version = 1
+
+// Proto is the protocol name in the hello frame.
+const Proto = "moecheck-worker"
+
+// Frame size limits: a header is a small JSON object; a payload holds one case's tensors
+// (moe.DefaultLimits allow 2^30 values, 4 GiB as fp32).
+const (
+	MaxHeaderBytes  = 1 << 20
+	MaxPayloadBytes = 1 << 34
+)
+
+// Message types.
+const (
+	TypeHello  = "hello"  // worker → client, first frame
+	TypeRun    = "run"    // client → worker: a case and its options
+	TypeResult = "result" // worker → client: the result of a run
+	TypeError  = "error"  // worker → client: the run produced no result (Kind says why)
+	TypeBye    = "bye"    // client → worker: exit cleanly
+)
+
+// Error kinds of an error frame. crash, timeout and oom are case errors (gpu.CaseError);
+// bad_request and internal are not.
+const (
+	KindCrash      = "crash"
+	KindTimeout    = "timeout"
+	KindOOM        = "oom"
+	KindBadRequest = "bad_request"
+	KindInternal   = "internal"
+)
+
+// Header is the JSON header of every frame; fields not used by a message type are omitted.
+type Header struct {
+	Type    string         `json:"type"`
+	Proto   string         `json:"proto,omitempty"`   // hello
+	Version int            `json:"version,omitempty"` // hello
+	Backend string         `json:"backend,omitempty"` // hello: the backend's Name
+	Device  string         `json:"device,omitempty"`  // hello: what the worker runs on
+	ID      uint64         `json:"id,omitempty"`      // run, result, error: request id
+	Case    *CaseHeader    `json:"case,omitempty"`    // run
+	Options *OptionsHeader `json:"options,omitempty"` // run
+	Tensors []TensorHeader `json:"tensors,omitempty"` // run, result: the payload's layout
+	Kind    string         `json:"kind,omitempty"`    // error
+	Detail  string         `json:"detail,omitempty"`  // error
+}
+
+// CaseHeader is a case's configuration (moe.Config and the Case flags).
+type CaseHeader struct {
+	T, H, I, E, K       int
+	EPWorld             int    `json:"ep_world"`
+	EPRank              int    `json:"ep_rank"`
+	Act                 string `json:"act"`    // swiglu | gptoss
+	Layout              string `json:"layout"` // standard | transposed
+	DType               string `json:"dtype"`  // bf16 | fp16 | fp32
+	Bias                bool   `json:"bias"`
+	NonFinite           bool   `json:"non_finite"`
+	Global              bool   `json:"global"` // global routing tensors are present
+	KeepSentinelWeights bool   `json:"keep_sentinel_weights"`
+}
+
+// OptionsHeader is gpu.RunOptions.
+type OptionsHeader struct {
+	Poison     string   `json:"poison"`
+	PoisonSeed uint64   `json:"poison_seed"`
+	Faults     []string `json:"faults"`
+	Stages     bool     `json:"stages"`
+}
+
+// TensorHeader places one tensor in the payload: Bytes bytes at Offset, little-endian
+// elements of DType (bf16, fp16, fp32: storage bits; i32, i64).
+type TensorHeader struct {
+	Name   string `json:"name"`
+	DType  string `json:"dtype"`
+	Shape  []int  `json:"shape"`
+	Offset int64  `json:"offset"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// Frame is one message: its header and its payload.
+type Frame struct {
+	Header  Header
+	Payload []byte
+}
+
+// WriteFrame writes f to w.
+func WriteFrame(w io.Writer, f *Frame) error {
+	h, err := json.Marshal(&f.Header)
+	if err != nil {
+		return fmt.Errorf("worker: encode header: %w", err)
+	}
+	if len(h) > MaxHeaderBytes {
+		return fmt.Errorf("worker: header of %d bytes exceeds the limit %d", len(h), MaxHeaderBytes)
+	}
+	if int64(len(f.Payload)) > MaxPayloadBytes {
+		return fmt.Errorf("worker: payload of %d bytes exceeds the limit %d", len(f.Payload), int64(MaxPayloadBytes))
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	var n [8]byte
+	binary.LittleEndian.PutUint32(n[:4], uint32(len(h)))
+	bw.Write(n[:4])
+	bw.Write(h)
+	binary.LittleEndian.PutUint64(n[:], uint64(len(f.Payload)))
+	bw.Write(n[:])
+	bw.Write(f.Payload)
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("worker: write frame: %w", err)
+	}
+	return nil
+}
+
+// ErrMalformed wraps every error ReadFrame returns for bytes that are not a frame.
+var ErrMalformed = errors.New("worker: malformed frame")
+
+// ReadFrame reads one frame. It returns io.EOF when r ends cleanly before a frame and
+// io.ErrUnexpectedEOF when it ends inside one.
+func ReadFrame(r io.Reader) (*Frame, error) {
+	var n [8]byte
+	if _, err := io.ReadFull(r, n[:4]); err != nil {
+		return nil, err
+	}
+	hl := binary.LittleEndian.Uint32(n[:4])
+	if hl == 0 || hl > MaxHeaderBytes {
+		return nil, fmt.Errorf("%w: header length %d outside [1, %d]", ErrMalformed, hl, MaxHeaderBytes)
+	}
+	hb := make([]byte, hl)
+	if _, err := io.ReadFull(r, hb); err != nil {
+		return nil, unexpected(err)
+	}
+	f := &Frame{}
+	if err := json.Unmarshal(hb, &f.Header); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, unexpected(err)
+	}
+	pl := binary.LittleEndian.Uint64(n[:])
+	if pl > MaxPayloadBytes {
+		return nil, fmt.Errorf("%w: payload length %d exceeds the limit %d", ErrMalformed, pl, int64(MaxPayloadBytes))
+	}
+	f.Payload = make([]byte, pl)
+	if _, err := io.ReadFull(r, f.Payload); err != nil {
+		return nil, unexpected(err)
+	}
+	return f, nil
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

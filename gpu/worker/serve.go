@@ -1,0 +1,85 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/moecheck/moecheck/gpu"
+)
+
+// ServeOptions tune Serve. The zero value is valid.
+type ServeOptions struct {
+	// Device describes what the backend runs on (the hello frame's device field).
+	Device string
+}
+
+// ErrCrashed is returned by Serve after it answered a case with a crash: the backend's
+// device state is lost (a CUDA context after a kernel fault is unusable), so the worker
+// process must exit and be restarted. cmd/moecheck-worker exits with status 3.
+var ErrCrashed = errors.New("worker: backend crashed; exit and restart")
+
+// Serve answers run requests from r with backend b, writing frames to w, until r ends or a
+// bye arrives (nil), a write fails, or the backend crashes (ErrCrashed). It speaks first: a
+// hello frame with the protocol version.
+func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
+	if err := WriteFrame(w, &Frame{Header: Header{Type: TypeHello, Proto: Proto, Version: Version, Backend: b.Name(), Device: o.Device}}); err != nil {
+		return err
+	}
+	for {
+		f, err := ReadFrame(r)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("worker: read request: %w", err)
+		}
+		switch f.Header.Type {
+		case TypeBye:
+			return nil
+		case TypeRun:
+		default:
+			if err := WriteFrame(w, errorFrame(f.Header.ID, KindBadRequest, fmt.Sprintf("unknown message type %q", f.Header.Type))); err != nil {
+				return err
+			}
+			continue
+		}
+		c, opts, err := DecodeRequest(f)
+		f.Payload = nil
+		if err != nil {
+			if err := WriteFrame(w, errorFrame(f.Header.ID, KindBadRequest, err.Error())); err != nil {
+				return err
+			}
+			continue
+		}
+		res, err := b.Run(context.Background(), c, opts)
+		if err != nil {
+			kind := KindInternal
+			if ce, ok := gpu.AsCaseError(err); ok {
+				switch ce.Kind {
+				case gpu.Crashed:
+					kind = KindCrash
+				case gpu.TimedOut:
+					kind = KindTimeout
+				case gpu.OutOfMemory:
+					kind = KindOOM
+				}
+			}
+			if werr := WriteFrame(w, errorFrame(f.Header.ID, kind, err.Error())); werr != nil {
+				return werr
+			}
+			if kind == KindCrash {
+				return ErrCrashed
+			}
+			continue
+		}
+		if err := WriteFrame(w, EncodeResult(f.Header.ID, c.Config, res)); err != nil {
+			return err
+		}
+	}
+}
+
+func errorFrame(id uint64, kind, detail string) *Frame {
+	return &Frame{Header: Header{Type: TypeError, ID: id, Kind: kind, Detail: detail}}
+}

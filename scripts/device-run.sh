@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs the GPU checks on the device machine in one call (it has no Go: build first with
+# `make device` and carry .device). Writes logs under $OUT (default ./device-out) and prints
+# a short table last.
+#
+#   scripts/device-run.sh [selftest] [sanitize] [bench] [torch]   (default: all four)
+#
+#   selftest: moecheck-worker -selftest (GPU vs CPU model, poisons, every fault)
+#   sanitize: compute-sanitizer memcheck, racecheck, initcheck, synccheck on -sanitize
+#   bench:    moecheck-worker -bench (Qwen3-30B-A3B rank shape, CUDA events)
+#   torch:    bench/torch/grouped_mm.py (torch._grouped_mm on the same shapes)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-device-out}
+mkdir -p "$OUT"
+W=.device/moecheck-worker
+steps=${*:-selftest sanitize bench torch}
+summary=$OUT/summary.txt
+: >"$summary"
+note() { echo "$*" | tee -a "$summary"; }
+{ nvidia-smi -L; nvidia-smi --query-gpu=driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv; } >"$OUT/gpu.txt" 2>&1
+note "gpu: $(head -1 "$OUT/gpu.txt")"
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+for s in $steps; do
+  case $s in
+  selftest)
+    t0=$(date +%s)
+    timeout 300 "$W" -selftest >"$OUT/selftest.log" 2>&1
+    rc=$?
+    note "selftest: rc=$rc in $(($(date +%s) - t0))s; $(grep -c ' ok' "$OUT/selftest.log") ok lines, $(grep -c FAIL "$OUT/selftest.log") FAIL lines; $(tail -1 "$OUT/selftest.log")"
+    ;;
+  sanitize)
+    : >"$OUT/sanitize.log"
+    for tool in memcheck racecheck initcheck synccheck; do
+      t0=$(date +%s)
+      timeout 240 "$SAN" --tool "$tool" --error-exitcode 9 "$W" -sanitize >>"$OUT/sanitize.log" 2>&1
+      rc=$?
+      note "sanitize $tool: rc=$rc in $(($(date +%s) - t0))s; $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize.log" | tail -1)"
+    done
+    ;;
+  bench)
+    timeout 300 "$W" -bench -reps 20 >"$OUT/bench.log" 2>&1
+    note "bench: rc=$?"
+    ;;
+  torch)
+    PYTHONUNBUFFERED=1 timeout 300 python3 bench/torch/grouped_mm.py --reps 20 >"$OUT/torch.log" 2>&1
+    note "torch: rc=$?"
+    ;;
+  esac
+done
+echo "---- results ----"
+grep -h RESULT "$OUT"/bench.log "$OUT"/torch.log 2>/dev/null
+grep -hE "^(gpu|selftest|sanitize|bench|torch)" "$summary"
