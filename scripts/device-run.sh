@@ -3,9 +3,11 @@
 # `make device` and carry .device). Writes logs under $OUT (default ./device-out) and prints
 # a short table last.
 #
-#   scripts/device-run.sh [selftest] [sanitize] [bench] [torch]   (default: all four)
+#   scripts/device-run.sh [selftest] [client] [sanitize] [bench] [torch]   (default: all)
 #
 #   selftest: moecheck-worker -selftest (GPU vs CPU model, poisons, every fault)
+#   client:   moecheck-worker -client-check (a real kernel fault through gpu/worker: one
+#             CaseError, the worker restarted, the next case identical)
 #   sanitize: compute-sanitizer memcheck, racecheck, initcheck, synccheck on -sanitize
 #   bench:    moecheck-worker -bench (Qwen3-30B-A3B rank shape, CUDA events)
 #   torch:    bench/torch/grouped_mm.py (torch._grouped_mm on the same shapes)
@@ -14,7 +16,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-device-out}
 mkdir -p "$OUT"
 W=.device/moecheck-worker
-steps=${*:-selftest sanitize bench torch}
+steps=${*:-selftest client sanitize bench torch}
 summary=$OUT/summary.txt
 : >"$summary"
 note() { echo "$*" | tee -a "$summary"; }
@@ -28,6 +30,10 @@ for s in $steps; do
     timeout 300 "$W" -selftest >"$OUT/selftest.log" 2>&1
     rc=$?
     note "selftest: rc=$rc in $(($(date +%s) - t0))s; $(grep -c ' ok' "$OUT/selftest.log") ok lines, $(grep -c FAIL "$OUT/selftest.log") FAIL lines; $(tail -1 "$OUT/selftest.log")"
+    ;;
+  client)
+    timeout 120 "$W" -client-check >"$OUT/client.log" 2>&1
+    note "client-check: rc=$? $(tail -1 "$OUT/client.log")"
     ;;
   sanitize)
     : >"$OUT/sanitize.log"
@@ -50,4 +56,4 @@ for s in $steps; do
 done
 echo "---- results ----"
 grep -h RESULT "$OUT"/bench.log "$OUT"/torch.log 2>/dev/null
-grep -hE "^(gpu|selftest|sanitize|bench|torch)" "$summary"
+grep -hE "^(gpu|selftest|client|sanitize|bench|torch)" "$summary"

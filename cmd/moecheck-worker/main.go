@@ -9,6 +9,8 @@
 //	                                     (dtypes, activations, layouts, EP, poisons) and on
 //	                                     every fault, which must change the result
 //	moecheck-worker -sanitize            run a few small cases once (under compute-sanitizer)
+//	moecheck-worker -client-check        run this binary as a worker through the gpu/worker
+//	                                     client: case, crash fault, case (one CaseError)
 //	moecheck-worker -bench [-reps N]     time the bf16 GEMM and the full layer forward+backward
 //	                                     at Qwen3-30B-A3B rank shape (cuda only)
 //
@@ -53,6 +55,7 @@ type flags struct {
 	quick         bool
 	bench         bool
 	sanitize      bool
+	clientCheck   bool
 	reps          int
 	benchT        int
 }
@@ -76,11 +79,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.selftest, "selftest", false, "compare the backend with gpu/sim and check every fault; print a table")
 	fs.BoolVar(&f.quick, "quick", false, "with -selftest: fewer cases")
 	fs.BoolVar(&f.sanitize, "sanitize", false, "run a few small cases once (for compute-sanitizer)")
+	fs.BoolVar(&f.clientCheck, "client-check", false, "launch this binary as a worker through gpu/worker and check that a crash costs one case")
 	fs.BoolVar(&f.bench, "bench", false, "time the path at Qwen3-30B-A3B rank shape (cuda)")
 	fs.IntVar(&f.reps, "reps", 20, "with -bench: timed repeats (after 3 warm-ups)")
 	fs.IntVar(&f.benchT, "bench-tokens", 16384, "with -bench: tokens T")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if f.clientCheck {
+		if err := clientCheck(stdout, f.backend); err != nil {
+			fmt.Fprintf(stdout, "client-check: FAIL: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	open, ok := backends[f.backend]
 	if !ok {

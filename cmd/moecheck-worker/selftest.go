@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/gpu/worker"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -474,5 +476,49 @@ func sanitizeRun(w io.Writer, b gpu.Backend) error {
 		}
 		fmt.Fprintf(w, "sanitize: ran %s\n", c.Config)
 	}
+	return nil
+}
+
+// clientCheck launches this executable as a worker of backend through gpu/worker and runs a
+// case, a crash-fault case and the first case again: exactly one Crashed CaseError, a
+// restarted worker, and the same result bits before and after.
+func clientCheck(w io.Writer, backend string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	b, err := worker.New(worker.Options{Command: []string{exe, "-backend", backend}, Timeout: 2 * time.Minute})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	c, err := faultCase(moe.BF16)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	o := gpu.RunOptions{Poison: gpu.PoisonSignature}
+	first, err := b.Run(ctx, c, o)
+	if err != nil {
+		return fmt.Errorf("first case: %w", err)
+	}
+	t0 := time.Now()
+	_, err = b.Run(ctx, c, gpu.RunOptions{Faults: gpu.Faults(gpu.Crash)})
+	ce, ok := gpu.AsCaseError(err)
+	if !ok || ce.Kind != gpu.Crashed {
+		return fmt.Errorf("crash case: err = %v, want a Crashed CaseError", err)
+	}
+	fmt.Fprintf(w, "client-check: crash case -> %v (%v)\n", err, time.Since(t0).Round(time.Millisecond))
+	t0 = time.Now()
+	again, err := b.Run(ctx, c, o)
+	if err != nil {
+		return fmt.Errorf("case after the crash: %w", err)
+	}
+	if same, where := sameResult(first, again); !same {
+		return fmt.Errorf("case after the crash differs in %s", where)
+	}
+	name, dev, restarts, _ := worker.Info(b)
+	fmt.Fprintf(w, "client-check: ok: worker %s on %s restarted %d time(s); next case identical (%v incl. restart)\n",
+		name, dev, restarts, time.Since(t0).Round(time.Millisecond))
 	return nil
 }

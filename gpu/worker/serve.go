@@ -55,8 +55,12 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 		}
 		res, err := b.Run(context.Background(), c, opts)
 		if err != nil {
-			kind := KindInternal
+			kind, detail := KindInternal, err.Error()
 			if ce, ok := gpu.AsCaseError(err); ok {
+				detail = ce.Detail
+				if ce.Err != nil {
+					detail += ": " + ce.Err.Error()
+				}
 				switch ce.Kind {
 				case gpu.Crashed:
 					kind = KindCrash
@@ -66,7 +70,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 					kind = KindOOM
 				}
 			}
-			if werr := WriteFrame(w, errorFrame(f.Header.ID, kind, err.Error())); werr != nil {
+			if werr := WriteFrame(w, errorFrame(f.Header.ID, kind, detail)); werr != nil {
 				return werr
 			}
 			if kind == KindCrash {
