@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-device-out}
 mkdir -p "$OUT"
 W=.device/moecheck-worker
-steps=${*:-selftest client sanitize bench torch}
+steps=${*:-selftest client bench torch sanitize}
 summary=$OUT/summary.txt
 : >"$summary"
 note() { echo "$*" | tee -a "$summary"; }
@@ -27,29 +27,29 @@ for s in $steps; do
   case $s in
   selftest)
     t0=$(date +%s)
-    timeout 300 "$W" -selftest >"$OUT/selftest.log" 2>&1
+    timeout 200 "$W" -selftest >"$OUT/selftest.log" 2>&1
     rc=$?
     note "selftest: rc=$rc in $(($(date +%s) - t0))s; $(grep -c ' ok' "$OUT/selftest.log") ok lines, $(grep -c FAIL "$OUT/selftest.log") FAIL lines; $(tail -1 "$OUT/selftest.log")"
     ;;
   client)
-    timeout 120 "$W" -client-check >"$OUT/client.log" 2>&1
+    timeout 60 "$W" -client-check >"$OUT/client.log" 2>&1
     note "client-check: rc=$? $(tail -1 "$OUT/client.log")"
     ;;
   sanitize)
     : >"$OUT/sanitize.log"
     for tool in memcheck racecheck initcheck synccheck; do
       t0=$(date +%s)
-      timeout 240 "$SAN" --tool "$tool" --error-exitcode 9 "$W" -sanitize >>"$OUT/sanitize.log" 2>&1
+      timeout 75 "$SAN" --tool "$tool" --error-exitcode 9 "$W" -sanitize >>"$OUT/sanitize.log" 2>&1
       rc=$?
       note "sanitize $tool: rc=$rc in $(($(date +%s) - t0))s; $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize.log" | tail -1)"
     done
     ;;
   bench)
-    timeout 300 "$W" -bench -reps 20 >"$OUT/bench.log" 2>&1
+    timeout 150 "$W" -bench -reps 20 >"$OUT/bench.log" 2>&1
     note "bench: rc=$?"
     ;;
   torch)
-    PYTHONUNBUFFERED=1 timeout 300 python3 bench/torch/grouped_mm.py --reps 20 >"$OUT/torch.log" 2>&1
+    PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch/grouped_mm.py --reps 20 >"$OUT/torch.log" 2>&1
     note "torch: rc=$?"
     ;;
   esac
