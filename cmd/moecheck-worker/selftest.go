@@ -449,8 +449,8 @@ func faultCheck(w io.Writer, b, ref gpu.Backend) int {
 }
 
 // sanitizeRun runs a few small cases once each, every kernel variant among them (tensor-core
-// bf16 and fp16 in both layouts, CUDA-core fp32, EP with global routing, bias, the fault
-// case), for compute-sanitizer. No faults: crash would be reported as the error it is.
+// bf16 and fp16 in both layouts and both column tiles, CUDA-core fp32, EP with global routing,
+// bias, the fault case), for compute-sanitizer. No faults: crash would be reported as the error it is.
 func sanitizeRun(w io.Writer, b gpu.Backend) error {
 	ctx := context.Background()
 	var cases []*moe.Case
@@ -458,6 +458,7 @@ func sanitizeRun(w io.Writer, b gpu.Backend) error {
 		{T: 48, H: 32, I: 16, E: 4, K: 2, DType: moe.BF16, Bias: true},
 		{T: 40, H: 40, I: 24, E: 3, K: 3, DType: moe.FP16, Layout: moe.Transposed, Act: moe.GptOss, EP: moe.EP{World: 2, Rank: 1}},
 		{T: 21, H: 10, I: 6, E: 3, K: 2, DType: moe.FP32, Act: moe.GptOss, Bias: true, EP: moe.EP{World: 3, Rank: 2}},
+		{T: 64, H: 136, I: 72, E: 3, K: 2, DType: moe.BF16, Bias: true, EP: moe.EP{World: 2, Rank: 0}}, // 256-column tiles
 	} {
 		c, err := mkCase(cfg, uint64(500+i), moe.Normal, cfg.EP.World > 1)
 		if err != nil {

@@ -128,8 +128,12 @@ func (b *Backend) init() error {
 	}
 	for name, fn := range b.fns {
 		if strings.HasPrefix(name, "tc_") {
-			if err := setMaxDynamicSmem(fn, tcSmemBytes); err != nil {
-				return fmt.Errorf("cuda: %s: shared memory %d bytes: %w", name, tcSmemBytes, err)
+			smem := tcSmemBytes(128)
+			if strings.HasSuffix(name, "_n256") {
+				smem = tcSmemBytes(256)
+			}
+			if err := setMaxDynamicSmem(fn, smem); err != nil {
+				return fmt.Errorf("cuda: %s: shared memory %d bytes: %w", name, smem, err)
 			}
 		}
 	}

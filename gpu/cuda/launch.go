@@ -18,9 +18,18 @@ import (
 	"gorgonia.org/cu"
 )
 
-// tcSmemBytes is the tensor-core GEMMs' dynamic shared memory: 4 stages × 2 operands ×
-// 128×40 halves (kernels/gemm.cu TC_SMEM).
-const tcSmemBytes = 4 * 2 * 128 * 40 * 2
+// tcSmemBytes is a tensor-core GEMM's dynamic shared memory for column tile bn (kernels/gemm.cu
+// Tile<BN>::SMEM): 4 stages of a 128×40 A tile and a bn×40 B tile of 16-bit values.
+func tcSmemBytes(bn int) int { return 4 * (128*40 + bn*40) * 2 }
+
+// tcTile picks the tensor-core column tile for N output columns: 256 (one CTA of 8 warps
+// per SM, warp tile 64×64) unless N fits in 128.
+func tcTile(n int64) int {
+	if n > 128 {
+		return 256
+	}
+	return 128
+}
 
 // setMaxDynamicSmem raises a kernel's dynamic shared-memory limit above 48 KiB (cu has no
 // wrapper for cuFuncSetAttribute; cu.Function holds exactly one CUfunction).

@@ -285,8 +285,10 @@ func (r *pathRun) grouped(a, w string, wstride int64, bK bool, bias, out string,
 		} else {
 			name += "bn"
 		}
-		grid := (cdiv(r.S, 128) + r.E) * cdiv(N, 128)
-		return r.b.launch(name, dim{x: int(grid)}, 256, tcSmemBytes, p(a), p(w), wstride, p(bias), p(out), N, Kd, r.E,
+		bn := tcTile(N)
+		name += fmt.Sprintf("_n%d", bn)
+		grid := (cdiv(r.S, 128) + r.E) * cdiv(N, int64(bn))
+		return r.b.launch(name, dim{x: int(grid)}, 256, tcSmemBytes(bn), p(a), p(w), wstride, p(bias), p(out), N, Kd, r.E,
 			p("goffs"), p("tiles128"), p("meta"), r.flags, drop)
 	}
 	sbn, sbk := Kd, int64(1)
@@ -306,7 +308,9 @@ func (r *pathRun) wgrad(a string, lda int64, bb string, ldb int64, out string, M
 		if r.c.DType == moe.FP16 {
 			name = "tc_wgrad_fp16"
 		}
-		return r.b.launch(name, dim{x: int(cdiv(M, 128) * cdiv(N, 128)), y: int(r.E)}, 256, tcSmemBytes,
+		bn := tcTile(N)
+		name += fmt.Sprintf("_n%d", bn)
+		return r.b.launch(name, dim{x: int(cdiv(M, 128) * cdiv(N, int64(bn))), y: int(r.E)}, 256, tcSmemBytes(bn),
 			p(a), lda, p(bb), ldb, p(out), M, N, p("woffs"), r.flags)
 	}
 	return r.b.launch("simt_gemm", dim{x: int(cdiv(M, 64) * cdiv(N, 64)), y: int(r.E)}, 256, 0, p(a), int64(1), lda, p(bb),

@@ -90,3 +90,26 @@ __device__ __forceinline__ float rnd(float v, int dt) {
 
 __device__ __forceinline__ i64 gtid() { return (i64)blockIdx.x * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ i64 gstride() { return (i64)gridDim.x * blockDim.x; }
+
+// 8 consecutive 16-bit elements (one 16-byte vector) at element index i (a multiple of 8).
+__device__ __forceinline__ void ld8(const void* p, i64 i, int dt, float* v) {
+  uint4 u = *(const uint4*)((const uint16_t*)p + i);
+  uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int q = 0; q < 4; q++) {
+    uint16_t lo = (uint16_t)(w[q] & 0xffffu), hi = (uint16_t)(w[q] >> 16);
+    v[2 * q] = dt == DT_BF16 ? bf16_to_f32(lo) : fp16_to_f32(lo);
+    v[2 * q + 1] = dt == DT_BF16 ? bf16_to_f32(hi) : fp16_to_f32(hi);
+  }
+}
+
+__device__ __forceinline__ void st8(void* p, i64 i, int dt, const float* v) {
+  uint32_t w[4];
+#pragma unroll
+  for (int q = 0; q < 4; q++) {
+    uint16_t lo = dt == DT_BF16 ? f32_to_bf16(v[2 * q]) : f32_to_fp16(v[2 * q]);
+    uint16_t hi = dt == DT_BF16 ? f32_to_bf16(v[2 * q + 1]) : f32_to_fp16(v[2 * q + 1]);
+    w[q] = (uint32_t)lo | ((uint32_t)hi << 16);
+  }
+  *(uint4*)((uint16_t*)p + i) = make_uint4(w[0], w[1], w[2], w[3]);
+}

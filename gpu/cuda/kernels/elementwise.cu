@@ -142,8 +142,26 @@ extern "C" __global__ void mask_rows(void* p, const int* meta, i64 S, i64 W, i64
 
 // act_fwd: act[i,j] from h1[i, gate(j)], h1[i, up(j)], all S rows (docs/path.md step 6).
 // kind 0 SwiGLU (gate j, up I+j), 1 gpt-oss (gate 2j, up 2j+1, clamps, alpha 1.702).
+__device__ __forceinline__ float swiglu_f(float g, float u) {
+  float s = __fdiv_rn(g, __fadd_rn(1.0f, expf(-g)));
+  return __fmul_rn(s, u);
+}
+
 extern "C" __global__ void act_fwd(const void* h1, void* act, i64 S, i64 I, i64 kind, i64 swap, i64 dt) {
   int d = (int)dt;
+  if (d != DT_FP32 && kind == 0 && (I & 7) == 0) {  // SwiGLU, 8 columns per thread
+    i64 iv = I >> 3;
+    for (i64 x = gtid(); x < S * iv; x += gstride()) {
+      i64 i = x / iv, j = (x - i * iv) * 8;
+      float g[8], u[8], a[8];
+      ld8(h1, i * 2 * I + (swap ? I + j : j), d, g);
+      ld8(h1, i * 2 * I + (swap ? j : I + j), d, u);
+#pragma unroll
+      for (int q = 0; q < 8; q++) a[q] = swiglu_f(g[q], u[q]);
+      st8(act, i * I + j, d, a);
+    }
+    return;
+  }
   for (i64 x = gtid(); x < S * I; x += gstride()) {
     i64 i = x / I, j = x - i * I;
     i64 gc = kind ? 2 * j : j, uc = kind ? 2 * j + 1 : I + j;
@@ -151,8 +169,7 @@ extern "C" __global__ void act_fwd(const void* h1, void* act, i64 S, i64 I, i64 
     float g = ldv(h1, i * 2 * I + gc, d), u = ldv(h1, i * 2 * I + uc, d);
     float a;
     if (kind == 0) {
-      float s = __fdiv_rn(g, __fadd_rn(1.0f, expf(-g)));
-      a = __fmul_rn(s, u);
+      a = swiglu_f(g, u);
     } else {
       g = g > 7.0f ? 7.0f : g;  // keeps NaN (torch.clamp propagates it)
       u = u < -7.0f ? -7.0f : (u > 7.0f ? 7.0f : u);
@@ -165,10 +182,39 @@ extern "C" __global__ void act_fwd(const void* h1, void* act, i64 S, i64 I, i64 
 
 // act_bwd: d_h1 from d_act and h1 (docs/path.md step 15), rows >= meta[REFF] zeroed when
 // mask (mask B's backward, fused).
+__device__ __forceinline__ void swiglu_b(float g, float u, float da, float& dg, float& du) {
+  float sg = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-g)));
+  float t = __fmul_rn(__fmul_rn(da, u), sg);
+  dg = __fmul_rn(t, __fadd_rn(1.0f, __fmul_rn(g, __fsub_rn(1.0f, sg))));
+  du = __fmul_rn(__fmul_rn(da, g), sg);
+}
+
 extern "C" __global__ void act_bwd(const void* h1, const void* dact, void* dh1, const int* meta, i64 S, i64 I,
                                    i64 kind, i64 swap, i64 dt, i64 mask) {
   int d = (int)dt;
   i64 lim = mask ? (i64)meta[META_REFF] : S;
+  if (d != DT_FP32 && kind == 0 && (I & 7) == 0) {  // SwiGLU, 8 columns per thread
+    i64 iv = I >> 3;
+    for (i64 x = gtid(); x < S * iv; x += gstride()) {
+      i64 i = x / iv, j = (x - i * iv) * 8;
+      i64 gc = i * 2 * I + (swap ? I + j : j), uc = i * 2 * I + (swap ? j : I + j);
+      float dg[8], du[8];
+      if (i >= lim) {
+#pragma unroll
+        for (int q = 0; q < 8; q++) dg[q] = du[q] = 0.0f;
+      } else {
+        float g[8], u[8], da[8];
+        ld8(h1, gc, d, g);
+        ld8(h1, uc, d, u);
+        ld8(dact, i * I + j, d, da);
+#pragma unroll
+        for (int q = 0; q < 8; q++) swiglu_b(g[q], u[q], da[q], dg[q], du[q]);
+      }
+      st8(dh1, gc, d, dg);
+      st8(dh1, uc, d, du);
+    }
+    return;
+  }
   for (i64 x = gtid(); x < S * I; x += gstride()) {
     i64 i = x / I, j = x - i * I;
     i64 gc = kind ? 2 * j : j, uc = kind ? 2 * j + 1 : I + j;
@@ -181,10 +227,7 @@ extern "C" __global__ void act_bwd(const void* h1, const void* dact, void* dh1, 
       float g = ldv(h1, i * 2 * I + gc, d), u = ldv(h1, i * 2 * I + uc, d);
       float da = ldv(dact, i * I + j, d);
       if (kind == 0) {
-        float sg = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-g)));
-        float t = __fmul_rn(__fmul_rn(da, u), sg);
-        dg = __fmul_rn(t, __fadd_rn(1.0f, __fmul_rn(g, __fsub_rn(1.0f, sg))));
-        du = __fmul_rn(__fmul_rn(da, g), sg);
+        swiglu_b(g, u, da, dg, du);
       } else {
         float ig = g <= 7.0f ? 1.0f : 0.0f;
         float iu = (u >= -7.0f && u <= 7.0f) ? 1.0f : 0.0f;
@@ -209,6 +252,24 @@ extern "C" __global__ void scale_rows(const void* in, const void* rw, const int*
                                       i64 S, i64 H, i64 dt, i64 mask) {
   int d = (int)dt;
   i64 lim = mask ? (i64)meta[META_REFF] : S;
+  if (d != DT_FP32 && (H & 7) == 0) {  // 8 elements per thread
+    i64 hv = H >> 3;
+    for (i64 x = gtid(); x < S * hv; x += gstride()) {
+      i64 i = x / hv;
+      float v[8];
+      if (i < lim) {
+        float w = ldv(rw, perm[i], d);
+        ld8(in, x * 8, d, v);
+#pragma unroll
+        for (int q = 0; q < 8; q++) v[q] = __fmul_rn(v[q], w);
+      } else {
+#pragma unroll
+        for (int q = 0; q < 8; q++) v[q] = 0.0f;
+      }
+      st8(out, x * 8, d, v);
+    }
+    return;
+  }
   for (i64 x = gtid(); x < S * H; x += gstride()) {
     i64 i = x / H;
     float v = 0.0f;
@@ -226,6 +287,30 @@ extern "C" __global__ void combine(const void* in, const int* inv, void* out, co
   int d = (int)dt;
   i64 zt = -1;
   if (zero_row && meta[META_FIRST] != 0x7fffffff) zt = meta[META_FIRST] / K;
+  if (d != DT_FP32 && (H & 7) == 0) {  // 8 columns per thread, same order per element
+    i64 hv = H >> 3;
+    for (i64 x = gtid(); x < T * hv; x += gstride()) {
+      i64 t = x / hv, h = (x - t * hv) * 8;
+      float acc[8];
+#pragma unroll
+      for (int q = 0; q < 8; q++) acc[q] = 0.0f;
+      if (t != zt) {
+        i64 r0 = rot >= 0 ? (rot + t) % K : 0;
+        for (i64 kk = 0; kk < K; kk++) {
+          i64 k = (kk + r0) % K;
+          float v[8];
+          ld8(in, (i64)inv[t * K + k] * H + h, d, v);
+#pragma unroll
+          for (int q = 0; q < 8; q++) {
+            acc[q] = __fadd_rn(acc[q], v[q]);
+            if (in_dtype) acc[q] = rnd(acc[q], d);
+          }
+        }
+      }
+      st8(out, x * 8, d, acc);
+    }
+    return;
+  }
   for (i64 x = gtid(); x < T * H; x += gstride()) {
     i64 t = x / H, h = x - t * H;
     float acc = 0.0f;
@@ -247,9 +332,20 @@ extern "C" __global__ void row_dot(const void* a, const void* b, void* out, i64 
   i64 warp = gtid() >> 5;
   int lane = threadIdx.x & 31;
   i64 nw = gstride() >> 5;
+  bool vec = d != DT_FP32 && (H & 7) == 0;
   for (i64 i = warp; i < S; i += nw) {
     float acc = 0.0f;
-    for (i64 h = lane; h < H; h += 32) acc = fmaf(ldv(a, i * H + h, d), ldv(b, i * H + h, d), acc);
+    if (vec) {  // lane sums its 8-element chunks lane, lane+32, ... in order
+      for (i64 h = lane * 8; h < H; h += 256) {
+        float va[8], vb[8];
+        ld8(a, i * H + h, d, va);
+        ld8(b, i * H + h, d, vb);
+#pragma unroll
+        for (int q = 0; q < 8; q++) acc = fmaf(va[q], vb[q], acc);
+      }
+    } else {
+      for (i64 h = lane; h < H; h += 32) acc = fmaf(ldv(a, i * H + h, d), ldv(b, i * H + h, d), acc);
+    }
     for (int o = 16; o > 0; o >>= 1) acc = __fadd_rn(acc, __shfl_xor_sync(0xffffffffu, acc, o));
     if (lane == 0) stv(out, i, d, acc);
   }

@@ -6,20 +6,29 @@
 //            weights; rows outside every group are never written.
 //   wgrad:   per expert e, k runs over the rows [woffs[e-1], woffs[e]); an expert with no rows
 //            gets exact zeros (unless empty-expert-wgrad).
-// Tensor cores (bf16, fp16): mma.sync m16n8k16 with fp32 accumulation, 128×128×32 tiles,
-// 8 warps of 64×32, a 4-stage cp.async pipeline, ldmatrix (.trans for M/N-major operands).
+// Tensor cores (bf16, fp16): mma.sync m16n8k16 with fp32 accumulation, 128×BN×32 tiles
+// (BN = 128 or 256), 8 warps of 64×BN/4, a 4-stage cp.async pipeline, ldmatrix (.trans for
+// M/N-major operands).
 // Needs every leading dimension a multiple of 8 elements (16-byte chunks). Otherwise, for
 // fp32, and under accum-in-dtype: a CUDA-core kernel with fmaf and any strides.
 #include "common.cuh"
 
 #define BM 128
-#define BN 128
 #define BKT 32
 #define STAGES 4
-#define SK 40         // K-major smem row (32 + 8 pad: conflict-free ldmatrix)
-#define SMN 136       // M/N-major smem row (128 + 8 pad)
-#define TILE_HALVES (BM * SK)  // 5120 >= BKT*SMN (4352)
-#define TC_SMEM (STAGES * 2 * TILE_HALVES * 2)
+#define SK 40                  // K-major smem row (32 + 8 pad: conflict-free ldmatrix)
+#define A_HALVES (BM * SK)     // 5120 >= BKT*(BM+8) (4352)
+
+// Tile configuration by BN (128 or 256): 8 warps as 2 (m) × 4 (n), warp tile 64 × BN/4.
+template <int BN_>
+struct Tile {
+  static constexpr int WN = BN_ / 4;   // warp tile columns
+  static constexpr int NI = WN / 8;    // n8 mma tiles per warp
+  static constexpr int SMN = BN_ + 8;  // N-major smem row
+  static constexpr int B_HALVES = BN_ * SK > BKT * SMN ? BN_ * SK : BKT * SMN;
+  static constexpr int STAGE = A_HALVES + B_HALVES;
+  static constexpr int SMEM = STAGES * STAGE * 2;  // bytes: 81920 (128), 122880 (256)
+};
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
@@ -62,10 +71,12 @@ struct Opnd {
   i64 ld, rlim, klim;
 };
 
-template <bool KMAJ>
+// load_tile: ROWS × BKT tile of o at rows r0, k0 into s (K-major: [ROWS][SK]; else
+// [BKT][ROWS+8]), 16-byte cp.async chunks, zero-filled outside the operand.
+template <bool KMAJ, int ROWS>
 __device__ __forceinline__ void load_tile(uint16_t* s, const Opnd& o, i64 r0, i64 k0, int tid) {
 #pragma unroll
-  for (int q = 0; q < 2; q++) {
+  for (int q = 0; q < ROWS / 64; q++) {
     int c = tid + q * 256;
     if (KMAJ) {
       int r = c >> 2, kc = (c & 3) * 8;
@@ -73,26 +84,27 @@ __device__ __forceinline__ void load_tile(uint16_t* s, const Opnd& o, i64 r0, i6
       const uint16_t* src = v ? o.p + (r0 + r) * o.ld + k0 + kc : o.p;
       cp_async16(smem_u32(s + r * SK + kc), src, v);
     } else {
-      int k = c >> 4, rc = (c & 15) * 8;
+      int k = c / (ROWS / 8), rc = (c % (ROWS / 8)) * 8;
       bool v = (k0 + k) < o.klim && (r0 + rc) < o.rlim;
       const uint16_t* src = v ? o.p + (k0 + k) * o.ld + r0 + rc : o.p;
-      cp_async16(smem_u32(s + k * SMN + rc), src, v);
+      cp_async16(smem_u32(s + k * (ROWS + 8) + rc), src, v);
     }
   }
 }
 
-// tc_mainloop: acc[4][4][4] (warp tile 64×32) over k in [0, klen).
-template <int DT, bool AK, bool BK>
-__device__ __forceinline__ void tc_mainloop(float (&acc)[4][4][4], const Opnd& A, i64 m0, const Opnd& B, i64 n0,
-                                            i64 klen, uint16_t* smem) {
+// tc_mainloop: acc (warp tile 64 × BN/4) over k in [0, klen).
+template <int DT, bool AK, bool BK, int BN_>
+__device__ __forceinline__ void tc_mainloop(float (&acc)[4][Tile<BN_>::NI][4], const Opnd& A, i64 m0, const Opnd& B,
+                                            i64 n0, i64 klen, uint16_t* smem) {
+  typedef Tile<BN_> TL;
   int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  int wm = (warp & 1) * 64, wn = (warp >> 1) * 32;
+  int wm = (warp & 1) * 64, wn = (warp >> 1) * TL::WN;
   i64 nk = (klen + BKT - 1) / BKT;
 #pragma unroll
   for (int s = 0; s < STAGES - 1; s++) {
     if (s < nk) {
-      load_tile<AK>(smem + (2 * s) * TILE_HALVES, A, m0, s * BKT, tid);
-      load_tile<BK>(smem + (2 * s + 1) * TILE_HALVES, B, n0, s * BKT, tid);
+      load_tile<AK, BM>(smem + s * TL::STAGE, A, m0, s * BKT, tid);
+      load_tile<BK, BN_>(smem + s * TL::STAGE + A_HALVES, B, n0, s * BKT, tid);
     }
     cp_commit();
   }
@@ -102,16 +114,16 @@ __device__ __forceinline__ void tc_mainloop(float (&acc)[4][4][4], const Opnd& A
     i64 nt = kt + STAGES - 1;
     if (nt < nk) {
       int st = (int)(nt % STAGES);
-      load_tile<AK>(smem + (2 * st) * TILE_HALVES, A, m0, nt * BKT, tid);
-      load_tile<BK>(smem + (2 * st + 1) * TILE_HALVES, B, n0, nt * BKT, tid);
+      load_tile<AK, BM>(smem + st * TL::STAGE, A, m0, nt * BKT, tid);
+      load_tile<BK, BN_>(smem + st * TL::STAGE + A_HALVES, B, n0, nt * BKT, tid);
     }
     cp_commit();
     int st = (int)(kt % STAGES);
-    const uint16_t* sa = smem + (2 * st) * TILE_HALVES;
-    const uint16_t* sb = smem + (2 * st + 1) * TILE_HALVES;
+    const uint16_t* sa = smem + st * TL::STAGE;
+    const uint16_t* sb = sa + A_HALVES;
 #pragma unroll
     for (int kk = 0; kk < BKT / 16; kk++) {
-      uint32_t af[4][4], bf[4][2];
+      uint32_t af[4][4], bf[TL::NI][2];
 #pragma unroll
       for (int mi = 0; mi < 4; mi++) {
         if (AK) {
@@ -119,18 +131,18 @@ __device__ __forceinline__ void tc_mainloop(float (&acc)[4][4][4], const Opnd& A
           ldsm_x4(af[mi], smem_u32(sa + m * SK + k));
         } else {
           int k = kk * 16 + (lane & 7) + (lane >> 4) * 8, m = wm + mi * 16 + ((lane >> 3) & 1) * 8;
-          ldsm_x4_t(af[mi], smem_u32(sa + k * SMN + m));
+          ldsm_x4_t(af[mi], smem_u32(sa + k * (BM + 8) + m));
         }
       }
 #pragma unroll
-      for (int nj = 0; nj < 2; nj++) {
+      for (int nj = 0; nj < TL::NI / 2; nj++) {
         uint32_t r[4];
         if (BK) {
           int n = wn + nj * 16 + (lane & 7) + (lane >> 4) * 8, k = kk * 16 + ((lane >> 3) & 1) * 8;
           ldsm_x4(r, smem_u32(sb + n * SK + k));
         } else {
           int k = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, n = wn + nj * 16 + (lane >> 4) * 8;
-          ldsm_x4_t(r, smem_u32(sb + k * SMN + n));
+          ldsm_x4_t(r, smem_u32(sb + k * TL::SMN + n));
         }
         bf[2 * nj][0] = r[0];
         bf[2 * nj][1] = r[1];
@@ -140,7 +152,7 @@ __device__ __forceinline__ void tc_mainloop(float (&acc)[4][4][4], const Opnd& A
 #pragma unroll
       for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-        for (int ni = 0; ni < 4; ni++) mma16816<DT>(acc[mi][ni], af[mi], bf[ni]);
+        for (int ni = 0; ni < TL::NI; ni++) mma16816<DT>(acc[mi][ni], af[mi], bf[ni]);
     }
   }
   cp_wait<0>();
@@ -172,34 +184,35 @@ __device__ __forceinline__ i64 weight_expert(i64 e, i64 E, const int* meta, i64 
 
 // tc_grouped: out[row][n] (ldc = N) for rows of each group; A (S×Kd, K-major, lda = Kd),
 // B expert e at b + we*bstride, K-major (ldb = Kd) or N-major (ldb = N).
-template <int DT, bool BK>
+template <int DT, bool BK, int BN_>
 __device__ void tc_grouped(const uint16_t* a, const uint16_t* b, i64 bstride, const uint16_t* bias, uint16_t* out,
                            i64 N, i64 Kd, i64 E, const int* goffs, const int* tiles, const int* meta, i64 flags,
                            i64 drop_partial) {
+  typedef Tile<BN_> TL;
   extern __shared__ __align__(16) uint16_t smem[];
-  i64 ntn = (N + BN - 1) / BN;
+  i64 ntn = (N + BN_ - 1) / BN_;
   i64 mt = blockIdx.x / ntn, nt = blockIdx.x - mt * ntn;
   int e = group_of_tile(tiles, E, mt);
   if (e < 0) return;
   i64 gb = e == 0 ? 0 : goffs[e - 1], ge = goffs[e];
   if (drop_partial) ge = gb + ((ge - gb) / 16) * 16;  // last-tile-dropped
-  i64 m0 = gb + (mt - tiles[e]) * BM, n0 = nt * BN;
+  i64 m0 = gb + (mt - tiles[e]) * BM, n0 = nt * BN_;
   if (m0 >= ge) return;
   i64 we = weight_expert(e, E, meta, flags);
   Opnd A{a, Kd, ge, Kd};
   Opnd B{b + we * bstride, BK ? Kd : N, N, Kd};
-  float acc[4][4][4];
+  float acc[4][TL::NI][4];
 #pragma unroll
   for (int i = 0; i < 4; i++)
 #pragma unroll
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < TL::NI; j++)
 #pragma unroll
       for (int q = 0; q < 4; q++) acc[i][j][q] = 0.0f;
-  tc_mainloop<DT, true, BK>(acc, A, m0, B, n0, Kd, smem);
+  tc_mainloop<DT, true, BK, BN_>(acc, A, m0, B, n0, Kd, smem);
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  int wm = (warp & 1) * 64, wn = (warp >> 1) * 32;
+  int wm = (warp & 1) * 64, wn = (warp >> 1) * TL::WN;
 #pragma unroll
-  for (int ni = 0; ni < 4; ni++) {
+  for (int ni = 0; ni < TL::NI; ni++) {
     i64 col = n0 + wn + ni * 8 + 2 * (lane & 3);
     if (col >= N) continue;
     float b0 = 0.0f, b1 = 0.0f;
@@ -221,32 +234,33 @@ __device__ void tc_grouped(const uint16_t* a, const uint16_t* b, i64 bstride, co
 
 // tc_wgrad: out[e] (M×N row-major) = sum over rows i of expert e of a[i][m]*b[i][n]
 // (A M-major with lda, B N-major with ldb). grid (mtiles*ntiles, E).
-template <int DT>
+template <int DT, int BN_>
 __device__ void tc_wgrad(const uint16_t* a, i64 lda, const uint16_t* b, i64 ldb, uint16_t* out, i64 M, i64 N,
                          const int* woffs, i64 flags) {
+  typedef Tile<BN_> TL;
   extern __shared__ __align__(16) uint16_t smem[];
   i64 e = blockIdx.y;
   i64 lo = e == 0 ? 0 : woffs[e - 1], hi = woffs[e];
   if (hi < lo) hi = lo;
   if (hi == lo && HAS(flags, F_EMPTY_EXPERT_WGRAD)) return;
-  i64 ntn = (N + BN - 1) / BN;
+  i64 ntn = (N + BN_ - 1) / BN_;
   i64 mt = blockIdx.x / ntn, nt = blockIdx.x - mt * ntn;
-  i64 m0 = mt * BM, n0 = nt * BN;
+  i64 m0 = mt * BM, n0 = nt * BN_;
   Opnd A{a + lo * lda, lda, M, hi - lo};
   Opnd B{b + lo * ldb, ldb, N, hi - lo};
-  float acc[4][4][4];
+  float acc[4][TL::NI][4];
 #pragma unroll
   for (int i = 0; i < 4; i++)
 #pragma unroll
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < TL::NI; j++)
 #pragma unroll
       for (int q = 0; q < 4; q++) acc[i][j][q] = 0.0f;
-  tc_mainloop<DT, false, false>(acc, A, m0, B, n0, hi - lo, smem);
+  tc_mainloop<DT, false, false, BN_>(acc, A, m0, B, n0, hi - lo, smem);
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  int wm = (warp & 1) * 64, wn = (warp >> 1) * 32;
+  int wm = (warp & 1) * 64, wn = (warp >> 1) * TL::WN;
   uint16_t* o = out + e * M * N;
 #pragma unroll
-  for (int ni = 0; ni < 4; ni++) {
+  for (int ni = 0; ni < TL::NI; ni++) {
     i64 col = n0 + wn + ni * 8 + 2 * (lane & 3);
     if (col >= N) continue;
 #pragma unroll
@@ -262,18 +276,32 @@ __device__ void tc_wgrad(const uint16_t* a, i64 lda, const uint16_t* b, i64 ldb,
   const uint16_t *a, const uint16_t *b, i64 bstride, const uint16_t *bias, uint16_t *out, i64 N, i64 Kd, i64 E, \
       const int *goffs, const int *tiles, const int *meta, i64 flags, i64 drop_partial
 #define GROUPED_PASS a, b, bstride, bias, out, N, Kd, E, goffs, tiles, meta, flags, drop_partial
+#define WGRAD_ARGS \
+  const uint16_t *a, i64 lda, const uint16_t *b, i64 ldb, uint16_t *out, i64 M, i64 N, const int *woffs, i64 flags
+#define WGRAD_PASS a, lda, b, ldb, out, M, N, woffs, flags
 
-extern "C" __global__ void __launch_bounds__(256) tc_grouped_bf16_bk(GROUPED_ARGS) { tc_grouped<DT_BF16, true>(GROUPED_PASS); }
-extern "C" __global__ void __launch_bounds__(256) tc_grouped_bf16_bn(GROUPED_ARGS) { tc_grouped<DT_BF16, false>(GROUPED_PASS); }
-extern "C" __global__ void __launch_bounds__(256) tc_grouped_fp16_bk(GROUPED_ARGS) { tc_grouped<DT_FP16, true>(GROUPED_PASS); }
-extern "C" __global__ void __launch_bounds__(256) tc_grouped_fp16_bn(GROUPED_ARGS) { tc_grouped<DT_FP16, false>(GROUPED_PASS); }
+// Entry points: tc_grouped_<dtype>_<bk|bn>_n<BN>, tc_wgrad_<dtype>_n<BN>. BN = 256 runs one
+// CTA of 8 warps per SM (warp tile 64×64); BN = 128 two (warp tile 64×32).
+#define TC_ENTRIES(DTN, DTV)                                                                                    \
+  extern "C" __global__ void __launch_bounds__(256, 2) tc_grouped_##DTN##_bk_n128(GROUPED_ARGS) {             \
+    tc_grouped<DTV, true, 128>(GROUPED_PASS);                                                                   \
+  }                                                                                                             \
+  extern "C" __global__ void __launch_bounds__(256, 2) tc_grouped_##DTN##_bn_n128(GROUPED_ARGS) {             \
+    tc_grouped<DTV, false, 128>(GROUPED_PASS);                                                                  \
+  }                                                                                                             \
+  extern "C" __global__ void __launch_bounds__(256, 1) tc_grouped_##DTN##_bk_n256(GROUPED_ARGS) {             \
+    tc_grouped<DTV, true, 256>(GROUPED_PASS);                                                                   \
+  }                                                                                                             \
+  extern "C" __global__ void __launch_bounds__(256, 1) tc_grouped_##DTN##_bn_n256(GROUPED_ARGS) {             \
+    tc_grouped<DTV, false, 256>(GROUPED_PASS);                                                                  \
+  }                                                                                                             \
+  extern "C" __global__ void __launch_bounds__(256, 2) tc_wgrad_##DTN##_n128(WGRAD_ARGS) {                     \
+    tc_wgrad<DTV, 128>(WGRAD_PASS);                                                                             \
+  }                                                                                                             \
+  extern "C" __global__ void __launch_bounds__(256, 1) tc_wgrad_##DTN##_n256(WGRAD_ARGS) { tc_wgrad<DTV, 256>(WGRAD_PASS); }
 
-extern "C" __global__ void __launch_bounds__(256) tc_wgrad_bf16(const uint16_t* a, i64 lda, const uint16_t* b, i64 ldb, uint16_t* out, i64 M, i64 N, const int* woffs, i64 flags) {
-  tc_wgrad<DT_BF16>(a, lda, b, ldb, out, M, N, woffs, flags);
-}
-extern "C" __global__ void __launch_bounds__(256) tc_wgrad_fp16(const uint16_t* a, i64 lda, const uint16_t* b, i64 ldb, uint16_t* out, i64 M, i64 N, const int* woffs, i64 flags) {
-  tc_wgrad<DT_FP16>(a, lda, b, ldb, out, M, N, woffs, flags);
-}
+TC_ENTRIES(bf16, DT_BF16)
+TC_ENTRIES(fp16, DT_FP16)
 
 // ---- CUDA-core fallback: any strides, any dtype, optional rounding at every step ----------
 
