@@ -47,6 +47,8 @@ for s in $steps; do
   bench)
     timeout 150 "$W" -bench -reps 20 >"$OUT/bench.log" 2>&1
     note "bench: rc=$?"
+    timeout 120 "$W" -bench -reps 10 -tile-n 128 >"$OUT/bench128.log" 2>&1
+    note "bench -tile-n 128: rc=$? $(grep RESULT "$OUT/bench128.log" | sed 's/RESULT/|/' | tr -d '\n')"
     ;;
   torch)
     PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch/grouped_mm.py --reps 20 >"$OUT/torch.log" 2>&1

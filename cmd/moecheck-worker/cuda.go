@@ -10,7 +10,7 @@ import (
 func init() {
 	defaultBackend = "cuda"
 	backends["cuda"] = func(f *flags) (gpu.Backend, string, error) {
-		b, err := cuda.New(cuda.Options{Device: f.device, NoGuardChecks: f.noGuardChecks})
+		b, err := cuda.New(cuda.Options{Device: f.device, NoGuardChecks: f.noGuardChecks, TileN: f.tileN})
 		if err != nil {
 			return nil, "", err
 		}

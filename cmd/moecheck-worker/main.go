@@ -58,6 +58,7 @@ type flags struct {
 	clientCheck   bool
 	reps          int
 	benchT        int
+	tileN         int
 }
 
 func main() {
@@ -82,6 +83,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.clientCheck, "client-check", false, "launch this binary as a worker through gpu/worker and check that a crash costs one case")
 	fs.BoolVar(&f.bench, "bench", false, "time the path at Qwen3-30B-A3B rank shape (cuda)")
 	fs.IntVar(&f.reps, "reps", 20, "with -bench: timed repeats (after 3 warm-ups)")
+	fs.IntVar(&f.tileN, "tile-n", 0, "cuda: force the tensor-core column tile (128 or 256; 0 = by size)")
 	fs.IntVar(&f.benchT, "bench-tokens", 16384, "with -bench: tokens T")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -30,6 +30,9 @@ type Options struct {
 	// NoGuardChecks skips the guard-zone check (and the synchronization) after each stage;
 	// the zones are still checked once at the end of a run. Faster; locates less.
 	NoGuardChecks bool
+	// TileN forces the tensor-core GEMMs' column tile (128 or 256); 0 picks by N (256 when
+	// N > 128). For benchmarks.
+	TileN int
 }
 
 // Backend is the CUDA gpu.Backend. It is safe for use by one goroutine at a time; all CUDA
@@ -95,6 +98,9 @@ func (b *Backend) init() error {
 	}
 	if b.opts.Device < 0 || b.opts.Device >= n {
 		return fmt.Errorf("cuda: device %d outside [0, %d)", b.opts.Device, n)
+	}
+	if t := b.opts.TileN; t != 0 && t != 128 && t != 256 {
+		return fmt.Errorf("cuda: column tile %d: want 128 or 256", t)
 	}
 	if b.dev, err = cu.GetDevice(b.opts.Device); err != nil {
 		return fmt.Errorf("cuda: %w", err)

@@ -285,7 +285,7 @@ func (r *pathRun) grouped(a, w string, wstride int64, bK bool, bias, out string,
 		} else {
 			name += "bn"
 		}
-		bn := tcTile(N)
+		bn := r.tile(N)
 		name += fmt.Sprintf("_n%d", bn)
 		grid := (cdiv(r.S, 128) + r.E) * cdiv(N, int64(bn))
 		return r.b.launch(name, dim{x: int(grid)}, 256, tcSmemBytes(bn), p(a), p(w), wstride, p(bias), p(out), N, Kd, r.E,
@@ -308,7 +308,7 @@ func (r *pathRun) wgrad(a string, lda int64, bb string, ldb int64, out string, M
 		if r.c.DType == moe.FP16 {
 			name = "tc_wgrad_fp16"
 		}
-		bn := tcTile(N)
+		bn := r.tile(N)
 		name += fmt.Sprintf("_n%d", bn)
 		return r.b.launch(name, dim{x: int(cdiv(M, 128) * cdiv(N, int64(bn))), y: int(r.E)}, 256, tcSmemBytes(bn),
 			p(a), lda, p(bb), ldb, p(out), M, N, p("woffs"), r.flags)
@@ -459,4 +459,12 @@ func (r *pathRun) download() (*gpu.Result, error) {
 	}
 	res.Stages = st
 	return res, nil
+}
+
+// tile is the tensor-core column tile for N columns (Options.TileN, else tcTile).
+func (r *pathRun) tile(n int64) int {
+	if t := r.b.opts.TileN; t != 0 {
+		return t
+	}
+	return tcTile(n)
 }
