@@ -11,12 +11,13 @@
 #   sanitize: compute-sanitizer memcheck, racecheck, initcheck, synccheck on -sanitize
 #   bench:    moecheck-worker -bench (Qwen3-30B-A3B rank shape, CUDA events)
 #   torch:    bench/torch/grouped_mm.py (torch._grouped_mm on the same shapes)
+#   ncu:      Nsight Compute on one bf16 GEMM 1 launch (speed of light, occupancy, stalls)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-device-out}
 mkdir -p "$OUT"
 W=.device/moecheck-worker
-steps=${*:-selftest client bench torch sanitize}
+steps=${*:-selftest client bench torch sanitize ncu}
 summary=$OUT/summary.txt
 : >"$summary"
 note() { echo "$*" | tee -a "$summary"; }
@@ -50,6 +51,13 @@ for s in $steps; do
     timeout 120 "$W" -bench -reps 10 -tile-n 128 >"$OUT/bench128.log" 2>&1
     note "bench -tile-n 128: rc=$? $(grep RESULT "$OUT/bench128.log" | sed 's/RESULT/|/' | tr -d '\n')"
     ;;
+  ncu)
+    NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+    timeout 150 "$NCU" --kernel-name regex:tc_grouped_bf16_bk_n256 --launch-skip 2 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section WarpStateStats --section ComputeWorkloadAnalysis \
+      "$W" -bench -reps 1 -bench-tokens 8192 >"$OUT/ncu.log" 2>&1
+    note "ncu gemm1: rc=$? $(grep -E 'Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy' "$OUT/ncu.log" | head -3 | tr -s ' ' | tr '\n' ';')"
+    ;;
   torch)
     PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch/grouped_mm.py --reps 20 >"$OUT/torch.log" 2>&1
     note "torch: rc=$?"
@@ -58,4 +66,4 @@ for s in $steps; do
 done
 echo "---- results ----"
 grep -h RESULT "$OUT"/bench.log "$OUT"/torch.log 2>/dev/null
-grep -hE "^(gpu|selftest|client|sanitize|bench|torch)" "$summary"
+grep -hE "^(gpu|selftest|client|sanitize|bench|torch|ncu)" "$summary"
