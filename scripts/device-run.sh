@@ -21,8 +21,7 @@ steps=${*:-selftest client bench torch sanitize ncu}
 summary=$OUT/summary.txt
 : >"$summary"
 note() { echo "$*" | tee -a "$summary"; }
-{ nvidia-smi -L; nvidia-smi --query-gpu=driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv; } >"$OUT/gpu.txt" 2>&1
-note "gpu: $(head -1 "$OUT/gpu.txt")"
+note "gpu: $(nvidia-smi -L 2>&1 | head -1); $(nvidia-smi --query-gpu=driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader 2>&1)"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 for s in $steps; do
   case $s in
@@ -48,12 +47,15 @@ for s in $steps; do
   bench)
     timeout 150 "$W" -bench -reps 20 >"$OUT/bench.log" 2>&1
     note "bench: rc=$?"
-    timeout 120 "$W" -bench -reps 10 -tile-n 128 >"$OUT/bench128.log" 2>&1
-    note "bench -tile-n 128: rc=$? $(grep RESULT "$OUT/bench128.log" | sed 's/RESULT/|/' | tr -d '\n')"
+    for v in "-tile-k 32" "-tile-n 128"; do
+      # shellcheck disable=SC2086
+      timeout 120 "$W" -bench -reps 10 $v >>"$OUT/bench.log" 2>&1
+      note "bench $v: rc=$?"
+    done
     ;;
   ncu)
     NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-    timeout 150 "$NCU" --kernel-name regex:tc_grouped_bf16_bk_n256 --launch-skip 2 --launch-count 1 \
+    timeout 150 "$NCU" --kernel-name regex:tc_grouped_bf16_bk_n256k64 --launch-skip 2 --launch-count 1 \
       --section SpeedOfLight --section Occupancy --section WarpStateStats --section ComputeWorkloadAnalysis \
       "$W" -bench -reps 1 -bench-tokens 8192 >"$OUT/ncu.log" 2>&1
     note "ncu gemm1: rc=$? $(grep -E 'Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy' "$OUT/ncu.log" | head -3 | tr -s ' ' | tr '\n' ';')"
@@ -65,5 +67,5 @@ for s in $steps; do
   esac
 done
 echo "---- results ----"
-grep -h RESULT "$OUT"/bench.log "$OUT"/torch.log 2>/dev/null
+grep -h RESULT "$OUT"/bench.log "$OUT"/torch.log 2>/dev/null | sed 's/^RESULT //' 
 grep -hE "^(gpu|selftest|client|sanitize|bench|torch|ncu)" "$summary"

@@ -19,6 +19,10 @@ func benchCUDA(f *flags, b gpu.Backend, w io.Writer) error {
 		return fmt.Errorf("not the cuda backend")
 	}
 	T, H, I, E, K := f.benchT, 2048, 768, 16, 8
+	tile := "tile=auto"
+	if f.tileN != 0 || f.tileK != 0 {
+		tile = fmt.Sprintf("tile=n%d,k%d", f.tileN, f.tileK)
+	}
 	fmt.Fprintf(w, "bench: T=%d H=%d I=%d E=%d K=%d bf16 swiglu standard, %d repeats after 3 warm-ups, CUDA events\n", T, H, I, E, K, f.reps)
 	fmt.Fprintf(w, "%-16s %-10s %10s %10s\n", "config", "stage", "ms", "TFLOP/s")
 	for _, ep := range []moe.EP{{World: 1}, {World: 8, Rank: 3}} {
@@ -58,7 +62,7 @@ func benchCUDA(f *flags, b gpu.Backend, w io.Writer) error {
 			fmt.Fprintf(w, "%-16s %-10s %10.3f %s\n", name, s.Stage, s.Ms, tf)
 		}
 		fmt.Fprintf(w, "%-16s %-10s %10.3f %10.1f\n", name, "TOTAL", tm.TotalMs, total/(tm.TotalMs*1e-3)/1e12)
-		fmt.Fprintf(w, "RESULT %s gemm1_ms=%.3f gemm1_tflops=%.1f fwdbwd_ms=%.3f fwdbwd_gemm_tflops=%.1f\n", name,
+		fmt.Fprintf(w, "RESULT %s %s gemm1_ms=%.3f gemm1_tflops=%.1f fwdbwd_ms=%.3f fwdbwd_gemm_tflops=%.1f\n", tile, name,
 			tm.Stage("gemm1"), flops["gemm1"]/(tm.Stage("gemm1")*1e-3)/1e12, tm.TotalMs, total/(tm.TotalMs*1e-3)/1e12)
 	}
 	return nil

@@ -10,7 +10,7 @@ import (
 func init() {
 	defaultBackend = "cuda"
 	backends["cuda"] = func(f *flags) (gpu.Backend, string, error) {
-		b, err := cuda.New(cuda.Options{Device: f.device, NoGuardChecks: f.noGuardChecks, TileN: f.tileN})
+		b, err := cuda.New(cuda.Options{Device: f.device, NoGuardChecks: f.noGuardChecks, TileN: f.tileN, TileK: f.tileK})
 		if err != nil {
 			return nil, "", err
 		}

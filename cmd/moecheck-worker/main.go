@@ -59,6 +59,7 @@ type flags struct {
 	reps          int
 	benchT        int
 	tileN         int
+	tileK         int
 }
 
 func main() {
@@ -84,6 +85,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.bench, "bench", false, "time the path at Qwen3-30B-A3B rank shape (cuda)")
 	fs.IntVar(&f.reps, "reps", 20, "with -bench: timed repeats (after 3 warm-ups)")
 	fs.IntVar(&f.tileN, "tile-n", 0, "cuda: force the tensor-core column tile (128 or 256; 0 = by size)")
+	fs.IntVar(&f.tileK, "tile-k", 0, "cuda: force the depth of 256-column tiles (32 or 64; 0 = 64)")
 	fs.IntVar(&f.benchT, "bench-tokens", 16384, "with -bench: tokens T")
 	if err := fs.Parse(args); err != nil {
 		return 2

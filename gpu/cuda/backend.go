@@ -33,6 +33,9 @@ type Options struct {
 	// TileN forces the tensor-core GEMMs' column tile (128 or 256); 0 picks by N (256 when
 	// N > 128). For benchmarks.
 	TileN int
+	// TileK forces the depth of the 256-column tiles (32: 4 stages; 64: 3 stages with
+	// double-buffered fragments); 0 = 64. For benchmarks.
+	TileK int
 }
 
 // Backend is the CUDA gpu.Backend. It is safe for use by one goroutine at a time; all CUDA
@@ -102,6 +105,9 @@ func (b *Backend) init() error {
 	if t := b.opts.TileN; t != 0 && t != 128 && t != 256 {
 		return fmt.Errorf("cuda: column tile %d: want 128 or 256", t)
 	}
+	if t := b.opts.TileK; t != 0 && t != 32 && t != 64 {
+		return fmt.Errorf("cuda: tile depth %d: want 32 or 64", t)
+	}
 	if b.dev, err = cu.GetDevice(b.opts.Device); err != nil {
 		return fmt.Errorf("cuda: %w", err)
 	}
@@ -134,9 +140,12 @@ func (b *Backend) init() error {
 	}
 	for name, fn := range b.fns {
 		if strings.HasPrefix(name, "tc_") {
-			smem := tcSmemBytes(128)
-			if strings.HasSuffix(name, "_n256") {
-				smem = tcSmemBytes(256)
+			smem := tcSmemBytes(128, 32)
+			switch {
+			case strings.HasSuffix(name, "_n256"):
+				smem = tcSmemBytes(256, 32)
+			case strings.HasSuffix(name, "_n256k64"):
+				smem = tcSmemBytes(256, 64)
 			}
 			if err := setMaxDynamicSmem(fn, smem); err != nil {
 				return fmt.Errorf("cuda: %s: shared memory %d bytes: %w", name, smem, err)

@@ -18,9 +18,23 @@ import (
 	"gorgonia.org/cu"
 )
 
-// tcSmemBytes is a tensor-core GEMM's dynamic shared memory for column tile bn (kernels/gemm.cu
-// Tile<BN>::SMEM): 4 stages of a 128×40 A tile and a bn×40 B tile of 16-bit values.
-func tcSmemBytes(bn int) int { return 4 * (128*40 + bn*40) * 2 }
+// tcSmemBytes is a tensor-core GEMM's dynamic shared memory for column tile bn and depth bk
+// (kernels/gemm.cu Tile<BN>::SMEM, Tile2<BN>::SMEM): 4 stages of a 128×40 A tile and a bn×40
+// B tile of 16-bit values (bk 32), or 3 stages of 128×72 and bn×72 (bk 64).
+func tcSmemBytes(bn, bk int) int {
+	if bk == 64 {
+		return 3 * (128*72 + bn*72) * 2
+	}
+	return 4 * (128*40 + bn*40) * 2
+}
+
+// tcKernelSuffix names the tile variant: _n128 (128×128×32), _n256 (128×256×32), _n256k64.
+func tcKernelSuffix(bn, bk int) string {
+	if bk == 64 {
+		return fmt.Sprintf("_n%dk64", bn)
+	}
+	return fmt.Sprintf("_n%d", bn)
+}
 
 // tcTile picks the tensor-core column tile for N output columns: 256 (one CTA of 8 warps
 // per SM, warp tile 64×64) unless N fits in 128.

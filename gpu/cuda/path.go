@@ -285,10 +285,10 @@ func (r *pathRun) grouped(a, w string, wstride int64, bK bool, bias, out string,
 		} else {
 			name += "bn"
 		}
-		bn := r.tile(N)
-		name += fmt.Sprintf("_n%d", bn)
+		bn, bk := r.tile(N)
+		name += tcKernelSuffix(bn, bk)
 		grid := (cdiv(r.S, 128) + r.E) * cdiv(N, int64(bn))
-		return r.b.launch(name, dim{x: int(grid)}, 256, tcSmemBytes(bn), p(a), p(w), wstride, p(bias), p(out), N, Kd, r.E,
+		return r.b.launch(name, dim{x: int(grid)}, 256, tcSmemBytes(bn, bk), p(a), p(w), wstride, p(bias), p(out), N, Kd, r.E,
 			p("goffs"), p("tiles128"), p("meta"), r.flags, drop)
 	}
 	sbn, sbk := Kd, int64(1)
@@ -308,9 +308,9 @@ func (r *pathRun) wgrad(a string, lda int64, bb string, ldb int64, out string, M
 		if r.c.DType == moe.FP16 {
 			name = "tc_wgrad_fp16"
 		}
-		bn := r.tile(N)
-		name += fmt.Sprintf("_n%d", bn)
-		return r.b.launch(name, dim{x: int(cdiv(M, 128) * cdiv(N, int64(bn))), y: int(r.E)}, 256, tcSmemBytes(bn),
+		bn, bk := r.tile(N)
+		name += tcKernelSuffix(bn, bk)
+		return r.b.launch(name, dim{x: int(cdiv(M, 128) * cdiv(N, int64(bn))), y: int(r.E)}, 256, tcSmemBytes(bn, bk),
 			p(a), lda, p(bb), ldb, p(out), M, N, p("woffs"), r.flags)
 	}
 	return r.b.launch("simt_gemm", dim{x: int(cdiv(M, 64) * cdiv(N, 64)), y: int(r.E)}, 256, 0, p(a), int64(1), lda, p(bb),
@@ -461,10 +461,19 @@ func (r *pathRun) download() (*gpu.Result, error) {
 	return res, nil
 }
 
-// tile is the tensor-core column tile for N columns (Options.TileN, else tcTile).
-func (r *pathRun) tile(n int64) int {
-	if t := r.b.opts.TileN; t != 0 {
-		return t
+// tile is the tensor-core tile for N columns: columns (Options.TileN, else tcTile) and depth
+// (32 for 128 columns; Options.TileK, else 64, for 256).
+func (r *pathRun) tile(n int64) (bn, bk int) {
+	bn = r.b.opts.TileN
+	if bn == 0 {
+		bn = tcTile(n)
 	}
-	return tcTile(n)
+	bk = 32
+	if bn == 256 {
+		bk = 64
+		if r.b.opts.TileK != 0 {
+			bk = r.b.opts.TileK
+		}
+	}
+	return bn, bk
 }

@@ -303,6 +303,219 @@ __device__ void tc_wgrad(const uint16_t* a, i64 lda, const uint16_t* b, i64 ldb,
 TC_ENTRIES(bf16, DT_BF16)
 TC_ENTRIES(fp16, DT_FP16)
 
+// ---- 128×256×64 tiles, 3 stages, register double-buffered fragments -------------------------
+// Halves the barriers per FLOP of the 32-deep tiles and overlaps each k16 step's ldmatrix with
+// the previous step's mma. One CTA of 8 warps per SM (warp tile 64×64).
+
+#define BK2 64
+#define SK2 72  // K-major smem row (64 + 8 pad: 144-byte rows, conflict-free ldmatrix)
+#define STAGES2 3
+
+template <int BN_>
+struct Tile2 {
+  static constexpr int WN = BN_ / 4;
+  static constexpr int NI = WN / 8;
+  static constexpr int SMNA = BM + 8;
+  static constexpr int SMNB = BN_ + 8;
+  static constexpr int A_H = BM * SK2 > BK2 * SMNA ? BM * SK2 : BK2 * SMNA;
+  static constexpr int B_H = BN_ * SK2 > BK2 * SMNB ? BN_ * SK2 : BK2 * SMNB;
+  static constexpr int STAGE = A_H + B_H;
+  static constexpr int SMEM = STAGES2 * STAGE * 2;  // bytes: 165888 for BN = 256
+};
+
+template <bool KMAJ, int ROWS>
+__device__ __forceinline__ void load_tile2(uint16_t* s, const Opnd& o, i64 r0, i64 k0, int tid) {
+#pragma unroll
+  for (int q = 0; q < ROWS / 32; q++) {
+    int c = tid + q * 256;
+    if (KMAJ) {
+      int r = c >> 3, kc = (c & 7) * 8;
+      bool v = (r0 + r) < o.rlim && (k0 + kc) < o.klim;
+      const uint16_t* src = v ? o.p + (r0 + r) * o.ld + k0 + kc : o.p;
+      cp_async16(smem_u32(s + r * SK2 + kc), src, v);
+    } else {
+      int k = c / (ROWS / 8), rc = (c % (ROWS / 8)) * 8;
+      bool v = (k0 + k) < o.klim && (r0 + rc) < o.rlim;
+      const uint16_t* src = v ? o.p + (k0 + k) * o.ld + r0 + rc : o.p;
+      cp_async16(smem_u32(s + k * (ROWS + 8) + rc), src, v);
+    }
+  }
+}
+
+template <bool AK, bool BK, int BN_>
+__device__ __forceinline__ void load_frags2(uint32_t (&af)[4][4], uint32_t (&bf)[Tile2<BN_>::NI][2],
+                                            const uint16_t* sa, const uint16_t* sb, int kk, int lane, int wm,
+                                            int wn) {
+  typedef Tile2<BN_> TL;
+#pragma unroll
+  for (int mi = 0; mi < 4; mi++) {
+    if (AK) {
+      int m = wm + mi * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, k = kk * 16 + (lane >> 4) * 8;
+      ldsm_x4(af[mi], smem_u32(sa + m * SK2 + k));
+    } else {
+      int k = kk * 16 + (lane & 7) + (lane >> 4) * 8, m = wm + mi * 16 + ((lane >> 3) & 1) * 8;
+      ldsm_x4_t(af[mi], smem_u32(sa + k * TL::SMNA + m));
+    }
+  }
+#pragma unroll
+  for (int nj = 0; nj < TL::NI / 2; nj++) {
+    uint32_t r[4];
+    if (BK) {
+      int n = wn + nj * 16 + (lane & 7) + (lane >> 4) * 8, k = kk * 16 + ((lane >> 3) & 1) * 8;
+      ldsm_x4(r, smem_u32(sb + n * SK2 + k));
+    } else {
+      int k = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, n = wn + nj * 16 + (lane >> 4) * 8;
+      ldsm_x4_t(r, smem_u32(sb + k * TL::SMNB + n));
+    }
+    bf[2 * nj][0] = r[0];
+    bf[2 * nj][1] = r[1];
+    bf[2 * nj + 1][0] = r[2];
+    bf[2 * nj + 1][1] = r[3];
+  }
+}
+
+template <int DT, bool AK, bool BK, int BN_>
+__device__ __forceinline__ void tc_mainloop2(float (&acc)[4][Tile2<BN_>::NI][4], const Opnd& A, i64 m0,
+                                             const Opnd& B, i64 n0, i64 klen, uint16_t* smem) {
+  typedef Tile2<BN_> TL;
+  int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  int wm = (warp & 1) * 64, wn = (warp >> 1) * TL::WN;
+  i64 nk = (klen + BK2 - 1) / BK2;
+#pragma unroll
+  for (int s = 0; s < STAGES2 - 1; s++) {
+    if (s < nk) {
+      load_tile2<AK, BM>(smem + s * TL::STAGE, A, m0, s * BK2, tid);
+      load_tile2<BK, BN_>(smem + s * TL::STAGE + TL::A_H, B, n0, s * BK2, tid);
+    }
+    cp_commit();
+  }
+  uint32_t af[2][4][4], bf[2][TL::NI][2];
+  for (i64 kt = 0; kt < nk; kt++) {
+    cp_wait<STAGES2 - 2>();
+    __syncthreads();
+    i64 nt = kt + STAGES2 - 1;
+    if (nt < nk) {
+      int st = (int)(nt % STAGES2);
+      load_tile2<AK, BM>(smem + st * TL::STAGE, A, m0, nt * BK2, tid);
+      load_tile2<BK, BN_>(smem + st * TL::STAGE + TL::A_H, B, n0, nt * BK2, tid);
+    }
+    cp_commit();
+    const uint16_t* sa = smem + (int)(kt % STAGES2) * TL::STAGE;
+    const uint16_t* sb = sa + TL::A_H;
+    load_frags2<AK, BK, BN_>(af[0], bf[0], sa, sb, 0, lane, wm, wn);
+#pragma unroll
+    for (int kk = 0; kk < BK2 / 16; kk++) {
+      if (kk + 1 < BK2 / 16) load_frags2<AK, BK, BN_>(af[(kk + 1) & 1], bf[(kk + 1) & 1], sa, sb, kk + 1, lane, wm, wn);
+#pragma unroll
+      for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+        for (int ni = 0; ni < TL::NI; ni++) mma16816<DT>(acc[mi][ni], af[kk & 1][mi], bf[kk & 1][ni]);
+    }
+  }
+  cp_wait<0>();
+}
+
+template <int DT, bool BK, int BN_>
+__device__ void tc_grouped2(const uint16_t* a, const uint16_t* b, i64 bstride, const uint16_t* bias, uint16_t* out,
+                            i64 N, i64 Kd, i64 E, const int* goffs, const int* tiles, const int* meta, i64 flags,
+                            i64 drop_partial) {
+  typedef Tile2<BN_> TL;
+  extern __shared__ __align__(16) uint16_t smem[];
+  i64 ntn = (N + BN_ - 1) / BN_;
+  i64 mt = blockIdx.x / ntn, nt = blockIdx.x - mt * ntn;
+  int e = group_of_tile(tiles, E, mt);
+  if (e < 0) return;
+  i64 gb = e == 0 ? 0 : goffs[e - 1], ge = goffs[e];
+  if (drop_partial) ge = gb + ((ge - gb) / 16) * 16;
+  i64 m0 = gb + (mt - tiles[e]) * BM, n0 = nt * BN_;
+  if (m0 >= ge) return;
+  i64 we = weight_expert(e, E, meta, flags);
+  Opnd A{a, Kd, ge, Kd};
+  Opnd B{b + we * bstride, BK ? Kd : N, N, Kd};
+  float acc[4][TL::NI][4];
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < TL::NI; j++)
+#pragma unroll
+      for (int q = 0; q < 4; q++) acc[i][j][q] = 0.0f;
+  tc_mainloop2<DT, true, BK, BN_>(acc, A, m0, B, n0, Kd, smem);
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int wm = (warp & 1) * 64, wn = (warp >> 1) * TL::WN;
+#pragma unroll
+  for (int ni = 0; ni < TL::NI; ni++) {
+    i64 col = n0 + wn + ni * 8 + 2 * (lane & 3);
+    if (col >= N) continue;
+    float b0 = 0.0f, b1 = 0.0f;
+    if (bias) {
+      b0 = DT == DT_BF16 ? bf16_to_f32(bias[e * N + col]) : fp16_to_f32(bias[e * N + col]);
+      b1 = DT == DT_BF16 ? bf16_to_f32(bias[e * N + col + 1]) : fp16_to_f32(bias[e * N + col + 1]);
+    }
+#pragma unroll
+    for (int mi = 0; mi < 4; mi++) {
+      i64 r = m0 + wm + mi * 16 + (lane >> 2);
+      if (r < ge)
+        *(uint32_t*)(out + r * N + col) = pack2(DT, __fadd_rn(acc[mi][ni][0], b0), __fadd_rn(acc[mi][ni][1], b1));
+      if (r + 8 < ge)
+        *(uint32_t*)(out + (r + 8) * N + col) =
+            pack2(DT, __fadd_rn(acc[mi][ni][2], b0), __fadd_rn(acc[mi][ni][3], b1));
+    }
+  }
+}
+
+template <int DT, int BN_>
+__device__ void tc_wgrad2(const uint16_t* a, i64 lda, const uint16_t* b, i64 ldb, uint16_t* out, i64 M, i64 N,
+                          const int* woffs, i64 flags) {
+  typedef Tile2<BN_> TL;
+  extern __shared__ __align__(16) uint16_t smem[];
+  i64 e = blockIdx.y;
+  i64 lo = e == 0 ? 0 : woffs[e - 1], hi = woffs[e];
+  if (hi < lo) hi = lo;
+  if (hi == lo && HAS(flags, F_EMPTY_EXPERT_WGRAD)) return;
+  i64 ntn = (N + BN_ - 1) / BN_;
+  i64 mt = blockIdx.x / ntn, nt = blockIdx.x - mt * ntn;
+  i64 m0 = mt * BM, n0 = nt * BN_;
+  Opnd A{a + lo * lda, lda, M, hi - lo};
+  Opnd B{b + lo * ldb, ldb, N, hi - lo};
+  float acc[4][TL::NI][4];
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < TL::NI; j++)
+#pragma unroll
+      for (int q = 0; q < 4; q++) acc[i][j][q] = 0.0f;
+  tc_mainloop2<DT, false, false, BN_>(acc, A, m0, B, n0, hi - lo, smem);
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int wm = (warp & 1) * 64, wn = (warp >> 1) * TL::WN;
+  uint16_t* o = out + e * M * N;
+#pragma unroll
+  for (int ni = 0; ni < TL::NI; ni++) {
+    i64 col = n0 + wn + ni * 8 + 2 * (lane & 3);
+    if (col >= N) continue;
+#pragma unroll
+    for (int mi = 0; mi < 4; mi++) {
+      i64 r = m0 + wm + mi * 16 + (lane >> 2);
+      if (r < M) *(uint32_t*)(o + r * N + col) = pack2(DT, acc[mi][ni][0], acc[mi][ni][1]);
+      if (r + 8 < M) *(uint32_t*)(o + (r + 8) * N + col) = pack2(DT, acc[mi][ni][2], acc[mi][ni][3]);
+    }
+  }
+}
+
+// Entry points: tc_grouped_<dtype>_<bk|bn>_n256k64, tc_wgrad_<dtype>_n256k64.
+#define TC2_ENTRIES(DTN, DTV)                                                                                   \
+  extern "C" __global__ void __launch_bounds__(256, 1) tc_grouped_##DTN##_bk_n256k64(GROUPED_ARGS) {          \
+    tc_grouped2<DTV, true, 256>(GROUPED_PASS);                                                                  \
+  }                                                                                                             \
+  extern "C" __global__ void __launch_bounds__(256, 1) tc_grouped_##DTN##_bn_n256k64(GROUPED_ARGS) {          \
+    tc_grouped2<DTV, false, 256>(GROUPED_PASS);                                                                 \
+  }                                                                                                             \
+  extern "C" __global__ void __launch_bounds__(256, 1) tc_wgrad_##DTN##_n256k64(WGRAD_ARGS) {                  \
+    tc_wgrad2<DTV, 256>(WGRAD_PASS);                                                                            \
+  }
+
+TC2_ENTRIES(bf16, DT_BF16)
+TC2_ENTRIES(fp16, DT_FP16)
+
 // ---- CUDA-core fallback: any strides, any dtype, optional rounding at every step ----------
 
 #define SB 64
