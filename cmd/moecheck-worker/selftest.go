@@ -95,6 +95,23 @@ func selftestCases(quick bool) ([]stCase, error) {
 			}
 		}
 	}
+	// Deep reductions (K = 512 and 256-row experts: the cp.async pipelines wrap around their
+	// stages several times in every GEMM), 256-column tiles.
+	for i, cfg := range []moe.Config{
+		{T: 256, H: 512, I: 256, E: 2, K: 2, DType: moe.BF16},
+		{T: 256, H: 512, I: 256, E: 2, K: 2, DType: moe.FP16, Act: moe.GptOss, Layout: moe.Transposed, Bias: true},
+		{T: 256, H: 512, I: 256, E: 2, K: 2, DType: moe.BF16, Layout: moe.Transposed, EP: moe.EP{World: 2, Rank: 1}},
+		{T: 256, H: 512, I: 256, E: 2, K: 2, DType: moe.FP16, Bias: true, EP: moe.EP{World: 2, Rank: 0}},
+	} {
+		if quick && i%2 == 1 {
+			continue
+		}
+		c, err := mkCase(cfg, uint64(3000+i), moe.Normal, cfg.EP.World > 1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, stCase{fmt.Sprintf("%s deep", cfg), c})
+	}
 	// Non-finite inputs, tensor-core and CUDA-core paths.
 	for _, d := range []moe.DType{moe.BF16, moe.FP32} {
 		cfg := moe.Config{T: 40, H: 32, I: 16, E: 4, K: 2, DType: d, EP: moe.EP{World: 2, Rank: 0}}
