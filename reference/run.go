@@ -11,14 +11,16 @@ import (
 
 // Run validates c (against opts.Limits) and computes its float64 truth: the forward output
 // Y and, for the upstream gradient c.DY, every gradient (see the package doc).
-func Run(c *moe.Case, opts Options) (*Result, error) { return run(c, opts, false) }
+func Run(c *moe.Case, opts Options) (*Result, error) { return run(c, opts, false, false) }
 
 // Magnitude validates c and computes the magnitude pass: the same computation on absolute
 // values, giving for every element of every tensor (and stage) a bound M ≥ |exact value|
 // that is the sum of the magnitudes of the terms forming it (see the package doc).
-func Magnitude(c *moe.Case, opts Options) (*Result, error) { return run(c, opts, true) }
+func Magnitude(c *moe.Case, opts Options) (*Result, error) { return run(c, opts, true, false) }
 
-func run(c *moe.Case, opts Options, mag bool) (*Result, error) {
+// run is Run (mag false) or Magnitude (mag true). With poison, the tests' hook, every
+// expert's row buffers are NaN-filled before it runs, proving no stale value is read.
+func run(c *moe.Case, opts Options, mag, poison bool) (*Result, error) {
 	if err := c.Validate(opts.Limits); err != nil {
 		return nil, fmt.Errorf("reference: %w", err)
 	}
@@ -39,7 +41,7 @@ func run(c *moe.Case, opts Options, mag bool) (*Result, error) {
 		res.DB1 = make([]float64, cfg.LenB1())
 		res.DB2 = make([]float64, cfg.LenB2())
 	}
-	x := &exec{c: c, p: p, res: res, act: activation{kind: cfg.Act, mag: mag}, mag: mag, ieee: c.NonFinite}
+	x := &exec{c: c, p: p, res: res, act: activation{kind: cfg.Act, mag: mag}, mag: mag, ieee: c.NonFinite, poison: poison}
 	x.alloc(opts.Stages)
 	for e := 0; e < cfg.E; e++ {
 		if b, end := p.Begin(e), p.End(e); end > b {
@@ -56,12 +58,13 @@ func run(c *moe.Case, opts Options, mag bool) (*Result, error) {
 // Without stages the buffers hold the rows of one expert at a time (the largest expert's
 // count); with stages they are the S-row stage tensors and each expert works in its rows.
 type exec struct {
-	c    *moe.Case
-	p    *moe.Plan
-	res  *Result
-	act  activation
-	mag  bool // magnitude pass: inputs read as absolute values
-	ieee bool // operands may be non-finite: IEEE GEMM fallback
+	c      *moe.Case
+	p      *moe.Plan
+	res    *Result
+	act    activation
+	mag    bool // magnitude pass: inputs read as absolute values
+	ieee   bool // operands may be non-finite: IEEE GEMM fallback
+	poison bool // NaN-fill each expert's row buffers first (tests)
 
 	stages                                bool
 	xs, h1, act2, h2, dh2, dact, dh1, dxs []float64
@@ -114,6 +117,13 @@ func (x *exec) expert(e, b, end int) {
 	rows := func(buf []float64, w int) []float64 { return buf[base*w : (base+n)*w] }
 	xs, h1, act, h2 := rows(x.xs, H), rows(x.h1, I2), rows(x.act2, I), rows(x.h2, H)
 	dh2, dact, dh1, dxs := rows(x.dh2, H), rows(x.dact, I), rows(x.dh1, I2), rows(x.dxs, H)
+	if x.poison {
+		for _, buf := range [][]float64{xs, h1, act, h2, dh2, dact, dh1, dxs} {
+			for i := range buf {
+				buf[i] = math.NaN()
+			}
+		}
+	}
 
 	w1 := c.W1[e*I2*H : (e+1)*I2*H]
 	w2 := c.W2[e*H*I : (e+1)*H*I]
