@@ -96,7 +96,21 @@ func (d DType) MinSubnormal() float64 {
 // Round rounds x to the nearest value of d, ties to even, with IEEE overflow to ±Inf and
 // gradual underflow; NaN and ±Inf pass through, and the sign of zero is kept. It rounds the
 // float64 directly (no intermediate float32, so no double rounding).
-func (d DType) Round(x float64) float64 { return roundTo(x, d.format()) }
+func (d DType) Round(x float64) float64 {
+	f := d.format()
+	// Fast path: x and the result normal in d: round the float64's significand to p bits
+	// in place (adding half an ulp minus one, plus the kept lsb, then truncating is
+	// round-to-nearest-even; a carry into the exponent is the correct result).
+	b := math.Float64bits(x)
+	e := int(b>>52&0x7ff) - 1023
+	if e >= f.emin && e < f.emax {
+		shift := uint(53 - f.p)
+		b += (uint64(1)<<(shift-1) - 1) + (b>>shift)&1
+		b &^= uint64(1)<<shift - 1
+		return math.Float64frombits(b)
+	}
+	return roundTo(x, f)
+}
 
 func roundTo(x float64, f format) float64 {
 	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {

@@ -26,20 +26,49 @@ type Options struct {
 
 // Check judges a backend's result for case c. It returns an error only when c itself is
 // invalid; every mismatch is reported in the verdict.
+//
+// With stages (and not SkipStages), the outputs are checked stage-locally only: a path whose
+// every stage lies in its stage-local enclosure is a conforming path, so its outputs lie in
+// the end-to-end enclosure too, and computing that one as well would only double the cost.
+// Without stages (a black-box backend) the outputs are checked end to end.
 func Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, error) {
+	return new(Checker).Check(c, got, opts)
+}
+
+// Checker is a reusable oracle: it keeps its scratch memory between cases, which makes
+// checking many small cases several times faster than the package-level Check. The zero
+// value is ready to use; a Checker must not be used by two goroutines at once.
+type Checker struct {
+	ar arena
+	ws workspace
+}
+
+// Check is the package-level Check with this Checker's scratch memory.
+func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, error) {
+	k.ar.reset()
+	if err := c.Validate(moe.Limits{}); err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
+	}
+	p, err := c.Plan()
+	if err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
+	}
+	ck := &checker{c: c, p: p, v: &Verdict{}, ar: &k.ar, ws: &k.ws}
+	local := got != nil && got.Stages != nil && !opts.SkipStages
 	en := opts.Enclosure
-	if en == nil {
-		var err error
-		if en, err = Enclose(c); err != nil {
+	if en == nil && !local {
+		if en, err = enclose(c, false); err != nil {
 			return nil, err
 		}
 	}
-	ck := &checker{c: c, p: en.Plan, v: &Verdict{}}
 	if got == nil {
 		ck.fail(Failure{Check: CheckShape, Tensor: "result", Count: 1, Detail: "backend returned no result"})
 		return ck.finish(), nil
 	}
 	bias := c.Bias
+	if en == nil {
+		en = &Enclosure{} // stage-local mode: outputs are compared in stages()
+	}
 	outs := []struct {
 		name string
 		got  []float32
@@ -64,9 +93,13 @@ func Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, error) {
 			continue
 		}
 		ck.contracts(o.name, o.got)
-		ck.compare(o.name, o.got, o.enc, true)
+		if !local {
+			ck.compare(o.name, o.got, o.enc, true)
+		} else {
+			ck.signatures(o.name, o.got)
+		}
 	}
-	if got.Stages != nil && !opts.SkipStages {
+	if local {
 		ck.stages(got)
 	}
 	v := ck.finish()
@@ -89,6 +122,8 @@ func CaseErrorVerdict(ce *gpu.CaseError) *Verdict {
 }
 
 type checker struct {
+	ar *arena
+	ws *workspace
 	c  *moe.Case
 	p  *moe.Plan
 	v  *Verdict
@@ -192,7 +227,7 @@ func (ck *checker) compareLoc(name, base string, got []float32, enc ivec, output
 		if q <= 1 {
 			// The ratio is informative only where the enclosure spans more than 8 dtype
 			// values; in a narrower one rounding puts legitimate values at the endpoints.
-			if r > 4*ck.c.DType.Ulp(c) && q > st.MaxRatio {
+			if q > st.MaxRatio && r > 4*ck.c.DType.Ulp(c) {
 				st.MaxRatio = q
 			}
 			continue
@@ -208,6 +243,24 @@ func (ck *checker) compareLoc(name, base string, got []float32, enc ivec, output
 		if a := aggs[check]; a != nil {
 			ck.fail(a.f)
 		}
+	}
+}
+
+// signatures reports surviving signature NaNs in an output (in stage-local mode, where the
+// output is otherwise compared against its stage-local enclosure).
+func (ck *checker) signatures(name string, got []float32) {
+	var a agg
+	for i, g := range got {
+		if b, ok := gpu.SignatureOf(g); ok {
+			loc := ck.locate(name, i)
+			loc.Buffer = b.String()
+			a.add(Failure{Check: CheckSignature, Tensor: name, Worst: loc, Got: float64(g), Want: math.NaN(), Bound: math.NaN(), Ratio: math.Inf(1),
+				Detail: "poison of buffer " + b.String() + " reached this tensor: that buffer was read where it was never written"})
+		}
+	}
+	if a.set {
+		ck.stat(name, len(got)).Failed += a.f.Count
+		ck.fail(a.f)
 	}
 }
 

@@ -32,6 +32,62 @@ type encl struct {
 	// noRound turns every storage rounding into the identity (mathematical mode, for the
 	// test that checks the enclosure's semantics against the float64 reference).
 	noRound bool
+	ws      *workspace
+	ar      *arena
+}
+
+// arena hands out float64 slices from large slabs, so a check allocates a few slabs instead
+// of hundreds of vectors; reset makes the space reusable for the next case.
+type arena struct {
+	slabs [][]float64
+	cur   int // slab in use
+	off   int // next free element in it
+}
+
+func (a *arena) get(n int) []float64 {
+	if a == nil {
+		return make([]float64, n)
+	}
+	for a.cur < len(a.slabs) {
+		s := a.slabs[a.cur]
+		if a.off+n <= len(s) {
+			v := s[a.off : a.off+n : a.off+n]
+			a.off += n
+			clear(v)
+			return v
+		}
+		a.cur++
+		a.off = 0
+	}
+	size := max(n, 1<<16)
+	a.slabs = append(a.slabs, make([]float64, size))
+	a.cur, a.off = len(a.slabs)-1, n
+	return a.slabs[a.cur][:n:n]
+}
+
+func (a *arena) reset() {
+	if a != nil {
+		a.cur, a.off = 0, 0
+	}
+}
+
+func (en *encl) newIvec(n int) ivec { return ivec{c: en.ar.get(n), r: en.ar.get(n)} }
+
+func (en *encl) newMat(m, k int) mat { return mat{m, k, en.ar.get(m * k), en.ar.get(m * k)} }
+
+// point encloses exactly known float32 values (a path's reported stage); NaN and ±Inf become
+// unknown elements.
+func (en *encl) point(x []float32) ivec {
+	v := en.newIvec(len(x))
+	for i, c := range x {
+		f := float64(c)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			v.setUnknown(i)
+			continue
+		}
+		v.c[i] = f
+	}
+	return v
 }
 
 // round encloses the storage rounding (roundInto), or nothing in mathematical mode.
@@ -42,18 +98,21 @@ func (en *encl) round(c, r float64) (float64, float64) {
 	return roundInto(en.d, c, r)
 }
 
-func newEncl(c *moe.Case, p *moe.Plan) *encl {
-	en := &encl{c: c, d: c.DType, p: p, S: c.S(), T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, R: p.Rows}
+func newEncl(c *moe.Case, p *moe.Plan) *encl { return newEnclIn(c, p, nil, &workspace{}) }
+
+// newEnclIn builds the context with scratch from ar and ws (either may be nil).
+func newEnclIn(c *moe.Case, p *moe.Plan, ar *arena, ws *workspace) *encl {
+	en := &encl{c: c, d: c.DType, p: p, S: c.S(), T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, R: p.Rows, ws: ws, ar: ar}
 	en.w1s = make([][]float64, c.E)
 	en.w2s = make([][]float64, c.E)
 	for e := 0; e < c.E; e++ {
-		w1 := make([]float64, 2*c.I*c.H)
+		w1 := en.ar.get(2 * c.I * c.H)
 		for j := 0; j < 2*c.I; j++ {
 			for h := 0; h < c.H; h++ {
 				w1[j*c.H+h] = c.W1[c.W1Index(e, j, h)]
 			}
 		}
-		w2 := make([]float64, c.H*c.I)
+		w2 := en.ar.get(c.H * c.I)
 		for h := 0; h < c.H; h++ {
 			for j := 0; j < c.I; j++ {
 				w2[h*c.I+j] = c.W2[c.W2Index(e, h, j)]
@@ -110,7 +169,7 @@ func (en *encl) rowsOf(e int) (int, int) { return en.p.Begin(e), en.p.End(e) }
 // (forward); the dY gather (backward step 10) is not masked.
 func (en *encl) gather(x []float64, mask bool) ivec {
 	H := en.H
-	v := newIvec(en.S * H)
+	v := en.newIvec(en.S * H)
 	for i := 0; i < en.S; i++ {
 		if mask && i >= en.R {
 			continue // zero, exactly
@@ -136,8 +195,8 @@ func rowsMat(v ivec, b, e, n int) mat {
 }
 
 // colsMat copies rows [b, e) of v (row length n) transposed: an n×(e−b) mat.
-func colsMat(v ivec, b, e, n int) mat {
-	m := newMat(n, e-b)
+func (en *encl) colsMat(v ivec, b, e, n int) mat {
+	m := en.newMat(n, e-b)
 	for i := b; i < e; i++ {
 		for j := 0; j < n; j++ {
 			m.c[j*(e-b)+i-b] = v.c[i*n+j]
@@ -160,8 +219,8 @@ func (en *encl) weightMat(x []float64, m, k int) mat {
 }
 
 // transposeExact returns the k×m transpose of a row-major m×k exact matrix.
-func transposeExact(x []float64, m, k int) mat {
-	t := newMat(k, m)
+func (en *encl) transposeExact(x []float64, m, k int) mat {
+	t := en.newMat(k, m)
 	for i := 0; i < m; i++ {
 		for l := 0; l < k; l++ {
 			t.c[l*m+i] = x[i*k+l]
@@ -173,7 +232,7 @@ func transposeExact(x []float64, m, k int) mat {
 // gemmRows encloses out rows [b, e) = round_d(A_rows · Wᵀ + bias) and leaves the other
 // rows as set by the caller.
 func (en *encl) gemmRows(out ivec, n int, A mat, W mat, bias []float64, b int) {
-	reduceAcc(en.d, A, W, bias, !en.noRound, func(i, j int, c, r float64) {
+	reduceAcc(en.d, A, W, bias, !en.noRound, en.ws, func(i, j int, c, r float64) {
 		out.c[(b+i)*n+j], out.r[(b+i)*n+j] = en.round(c, r)
 	})
 }
@@ -195,7 +254,7 @@ func (en *encl) bias2(e int) []float64 {
 // gemm1: rows < R computed; tail zero (mask B).
 func (en *encl) gemm1(xs ivec) ivec {
 	n := 2 * en.I
-	out := newIvec(en.S * n)
+	out := en.newIvec(en.S * n)
 	for e := 0; e < en.E; e++ {
 		b, end := en.rowsOf(e)
 		if b == end {
@@ -209,7 +268,7 @@ func (en *encl) gemm1(xs ivec) ivec {
 // activation: all rows, fp32 elementwise, stored rounded.
 func (en *encl) activation(h1 ivec) ivec {
 	I := en.I
-	out := newIvec(en.S * I)
+	out := en.newIvec(en.S * I)
 	for i := 0; i < en.S; i++ {
 		for j := 0; j < I; j++ {
 			g := rv{h1.c[i*2*I+en.c.GateCol(j)], h1.r[i*2*I+en.c.GateCol(j)]}
@@ -223,7 +282,7 @@ func (en *encl) activation(h1 ivec) ivec {
 
 // gemm2: rows < R computed; tail zero (mask C).
 func (en *encl) gemm2(act ivec) ivec {
-	out := newIvec(en.S * en.H)
+	out := en.newIvec(en.S * en.H)
 	for e := 0; e < en.E; e++ {
 		b, end := en.rowsOf(e)
 		if b == end {
@@ -237,7 +296,7 @@ func (en *encl) gemm2(act ivec) ivec {
 // weight: o = round_d(h2·rw[slot]) for all rows.
 func (en *encl) weight(h2 ivec) ivec {
 	H := en.H
-	out := newIvec(en.S * H)
+	out := en.newIvec(en.S * H)
 	for i := 0; i < en.S; i++ {
 		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
 		for h := 0; h < H; h++ {
@@ -251,7 +310,7 @@ func (en *encl) weight(h2 ivec) ivec {
 // ksum: out[t,h] = round_d(fl32 sum over k in order from +0 of rows[Inv[t·K+k], h]).
 func (en *encl) ksum(rows ivec) ivec {
 	H, K := en.H, en.K
-	out := newIvec(en.T * H)
+	out := en.newIvec(en.T * H)
 	for t := 0; t < en.T; t++ {
 		for h := 0; h < H; h++ {
 			s := exactRV(0)
@@ -271,11 +330,11 @@ func (en *encl) scatter(dxs ivec) ivec { return en.ksum(dxs) }
 // drw: d_rw[i] = round_d(fl32 Σ_h d_o[i,h]·h2[i,h]) for all rows (unordered reduction).
 func (en *encl) drw(do, h2 ivec) ivec {
 	H := en.H
-	out := newIvec(en.S)
+	out := en.newIvec(en.S)
 	for i := 0; i < en.S; i++ {
 		A := rowsMat(do, i, i+1, H)
 		B := rowsMat(h2, i, i+1, H)
-		reduceAcc(en.d, A, B, nil, !en.noRound, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
+		reduceAcc(en.d, A, B, nil, !en.noRound, en.ws, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
 	}
 	return out
 }
@@ -283,7 +342,7 @@ func (en *encl) drw(do, h2 ivec) ivec {
 // dh2: rows < R: round_d(d_o·rw); tail zero (backward of mask C).
 func (en *encl) dh2(do ivec) ivec {
 	H := en.H
-	out := newIvec(en.S * H)
+	out := en.newIvec(en.S * H)
 	for i := 0; i < en.R; i++ {
 		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
 		for h := 0; h < H; h++ {
@@ -304,13 +363,13 @@ func (en *encl) markTailUnknown(v ivec, n int) {
 // dgrad2: d_act rows < R = round_d(d_h2 · W2e) (reduction over H); tail unwritten.
 func (en *encl) dgrad2(dh2 ivec) ivec {
 	I := en.I
-	out := newIvec(en.S * I)
+	out := en.newIvec(en.S * I)
 	for e := 0; e < en.E; e++ {
 		b, end := en.rowsOf(e)
 		if b == end {
 			continue
 		}
-		en.gemmRows(out, I, rowsMat(dh2, b, end, en.H), transposeExact(en.w2s[e], en.H, I), nil, b)
+		en.gemmRows(out, I, rowsMat(dh2, b, end, en.H), en.transposeExact(en.w2s[e], en.H, I), nil, b)
 	}
 	en.markTailUnknown(out, I)
 	return out
@@ -319,13 +378,13 @@ func (en *encl) dgrad2(dh2 ivec) ivec {
 // dgrad1: d_xs rows < R = round_d(d_h1 · W1e) (reduction over 2I); tail zero (mask A bwd).
 func (en *encl) dgrad1(dh1 ivec) ivec {
 	H := en.H
-	out := newIvec(en.S * H)
+	out := en.newIvec(en.S * H)
 	for e := 0; e < en.E; e++ {
 		b, end := en.rowsOf(e)
 		if b == end {
 			continue
 		}
-		en.gemmRows(out, H, rowsMat(dh1, b, end, 2*en.I), transposeExact(en.w1s[e], 2*en.I, H), nil, b)
+		en.gemmRows(out, H, rowsMat(dh1, b, end, 2*en.I), en.transposeExact(en.w1s[e], 2*en.I, H), nil, b)
 	}
 	return out
 }
@@ -333,7 +392,7 @@ func (en *encl) dgrad1(dh1 ivec) ivec {
 // actBackward: rows < R computed from (h1, d_act); tail zero (mask B backward).
 func (en *encl) actBackward(h1, dact ivec) ivec {
 	I := en.I
-	out := newIvec(en.S * 2 * I)
+	out := en.newIvec(en.S * 2 * I)
 	for i := 0; i < en.R; i++ {
 		for j := 0; j < I; j++ {
 			gc, uc := en.c.GateCol(j), en.c.UpCol(j)
@@ -354,27 +413,27 @@ func (en *encl) wgrad(dout, in ivec, nOut, nIn int, bias bool) (w []ivec, bg []i
 	w = make([]ivec, en.E)
 	bg = make([]ivec, en.E)
 	for e := 0; e < en.E; e++ {
-		w[e] = newIvec(nOut * nIn)
+		w[e] = en.newIvec(nOut * nIn)
 		b, end := en.rowsOf(e)
 		if end > b {
-			A := colsMat(dout, b, end, nOut) // nOut × rows
-			B := colsMat(in, b, end, nIn)    // nIn × rows
-			reduceAcc(en.d, A, B, nil, !en.noRound, func(i, j int, c, r float64) {
+			A := en.colsMat(dout, b, end, nOut) // nOut × rows
+			B := en.colsMat(in, b, end, nIn)    // nIn × rows
+			reduceAcc(en.d, A, B, nil, !en.noRound, en.ws, func(i, j int, c, r float64) {
 				w[e].c[i*nIn+j], w[e].r[i*nIn+j] = en.round(c, r)
 			})
 		}
 		if bias {
-			bg[e] = newIvec(nOut)
+			bg[e] = en.newIvec(nOut)
 			if e == en.E-1 {
 				end = en.S // the clamped id puts the tail into the last expert
 			}
 			if end > b {
-				A := colsMat(dout, b, end, nOut)
-				ones := newMat(1, end-b)
+				A := en.colsMat(dout, b, end, nOut)
+				ones := en.newMat(1, end-b)
 				for l := range ones.c {
 					ones.c[l] = 1
 				}
-				reduceAcc(en.d, A, ones, nil, !en.noRound, func(i, _ int, c, r float64) {
+				reduceAcc(en.d, A, ones, nil, !en.noRound, en.ws, func(i, _ int, c, r float64) {
 					bg[e].c[i], bg[e].r[i] = en.round(c, r)
 				})
 			}
@@ -385,7 +444,7 @@ func (en *encl) wgrad(dout, in ivec, nOut, nIn int, bias bool) (w []ivec, bg []i
 
 func (en *encl) wgrad2(dh2, act ivec) (ivec, ivec) {
 	w, bg := en.wgrad(dh2, act, en.H, en.I, en.c.Bias)
-	dw := newIvec(en.c.LenW2())
+	dw := en.newIvec(en.c.LenW2())
 	for e := 0; e < en.E; e++ {
 		for h := 0; h < en.H; h++ {
 			for j := 0; j < en.I; j++ {
@@ -400,7 +459,7 @@ func (en *encl) wgrad2(dh2, act ivec) (ivec, ivec) {
 func (en *encl) wgrad1(dh1, xs ivec) (ivec, ivec) {
 	n := 2 * en.I
 	w, bg := en.wgrad(dh1, xs, n, en.H, en.c.Bias)
-	dw := newIvec(en.c.LenW1())
+	dw := en.newIvec(en.c.LenW1())
 	for e := 0; e < en.E; e++ {
 		for j := 0; j < n; j++ {
 			for h := 0; h < en.H; h++ {
@@ -426,7 +485,7 @@ func concat(v []ivec, ok bool) ivec {
 
 // unsort maps a per-sorted-row vector to slot order.
 func (en *encl) unsort(v ivec) ivec {
-	out := newIvec(en.S)
+	out := en.newIvec(en.S)
 	for i, s := range en.p.Perm {
 		out.c[s], out.r[s] = v.c[i], v.r[i]
 	}

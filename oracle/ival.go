@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"math"
+	"math/bits"
 
 	"github.com/moecheck/moecheck/moe"
 )
@@ -105,17 +106,16 @@ func gammaAcc(n int) float64 {
 }
 
 // trailingExp returns q such that x is an integer multiple of 2^q (the exponent of x's lowest
-// set bit); +large for 0.
+// set bit); a large value for 0, NaN and ±Inf.
 func trailingExp(x float64) int {
-	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+	b := math.Float64bits(x)
+	e := int(b>>52) & 0x7ff
+	m := b & (1<<52 - 1)
+	switch {
+	case e == 0x7ff || (e == 0 && m == 0):
 		return math.MaxInt32
+	case e == 0: // subnormal: x = m·2^-1074
+		return -1074 + bits.TrailingZeros64(m)
 	}
-	frac, exp := math.Frexp(math.Abs(x)) // |x| = frac·2^exp, frac in [0.5, 1)
-	m := uint64(math.Ldexp(frac, 53))    // 53-bit integer mantissa
-	tz := 0
-	for m&1 == 0 {
-		m >>= 1
-		tz++
-	}
-	return exp - 53 + tz
+	return e - 1075 + bits.TrailingZeros64(m|1<<52)
 }

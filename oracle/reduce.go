@@ -32,26 +32,100 @@ func newMat(m, k int) mat { return mat{m, k, make([]float64, m*k), make([]float6
 // accumulation is exact (truncating tensor cores included) and the stored value is exactly
 // round_d(C).
 func reduce(d moe.DType, A, B mat, bias []float64, set func(i, j int, c, r float64)) {
-	reduceAcc(d, A, B, bias, true, set)
+	reduceAcc(d, A, B, bias, true, nil, set)
+}
+
+// workspace holds reusable scratch buffers for reductions (not safe for concurrent use).
+type workspace struct {
+	bufs  [8][]float64
+	ints  [2][]int
+	bools [2][]bool
+	flip  int
+}
+
+// rowBufs returns per-row scratch; two consecutive calls (operands A and B) get distinct
+// buffers.
+func (w *workspace) rowBufs(m int) ([]int, []bool) {
+	if w == nil {
+		return make([]int, m), make([]bool, m)
+	}
+	w.flip ^= 1
+	if cap(w.ints[w.flip]) < m {
+		w.ints[w.flip] = make([]int, m)
+		w.bools[w.flip] = make([]bool, m)
+	}
+	return w.ints[w.flip][:m], w.bools[w.flip][:m]
+}
+
+func (w *workspace) get(slot, n int) []float64 {
+	if w == nil {
+		return make([]float64, n)
+	}
+	if cap(w.bufs[slot]) < n {
+		w.bufs[slot] = make([]float64, n)
+	}
+	return w.bufs[slot][:n]
 }
 
 // reduceAcc is reduce with the fp32 accumulation error optionally left out (acc false: the
-// mathematical mode of the semantics test, where only the operands' enclosures count).
-func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, set func(i, j int, c, r float64)) {
+// mathematical mode of the semantics test, where only the operands' enclosures count), and
+// scratch space from ws (nil: allocate).
+func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, set func(i, j int, c, r float64)) {
 	m, n, k := A.m, B.m, A.k
 	if m == 0 || n == 0 {
 		return
 	}
-	aAbs, aPlus := absPlus(A)
-	bAbs, bPlus := absPlus(B)
-	C := make([]float64, m*n)
-	M := make([]float64, m*n)
-	Mp := make([]float64, m*n)
-	mulNT(m, n, k, A.c, B.c, C)
-	mulNT(m, n, k, aAbs, bAbs, M)
-	mulNT(m, n, k, aPlus, bPlus, Mp)
-	teA, exA := rowInfo(A)
-	teB, exB := rowInfo(B)
+	C := ws.get(0, m*n)
+	M := ws.get(1, m*n)
+	Mp := ws.get(2, m*n)
+	teA, exA := rowInfo(A, ws)
+	teB, exB := rowInfo(B, ws)
+	allExact := true
+	for _, e := range exA {
+		allExact = allExact && e
+	}
+	for _, e := range exB {
+		allExact = allExact && e
+	}
+	if m*n*k < 1<<15 && allExact {
+		// fused, exact operands: M⁺ = M
+		for i := 0; i < m; i++ {
+			ac := A.c[i*k : i*k+k]
+			for j := 0; j < n; j++ {
+				bc := B.c[j*k : j*k+k]
+				var c, mm float64
+				for l, x := range ac {
+					y := bc[l]
+					c += x * y
+					mm += math.Abs(x * y)
+				}
+				C[i*n+j], M[i*n+j], Mp[i*n+j] = c, mm, mm
+			}
+		}
+	} else if m*n*k < 1<<15 {
+		// fused: C, M and M⁺ in one pass over each pair of rows
+		for i := 0; i < m; i++ {
+			ac, ar := A.c[i*k:i*k+k], A.r[i*k:i*k+k]
+			for j := 0; j < n; j++ {
+				bc, br := B.c[j*k:j*k+k], B.r[j*k:j*k+k]
+				var c, mm, mp float64
+				for l, x := range ac {
+					y := bc[l]
+					c += x * y
+					ax, ay := math.Abs(x), math.Abs(y)
+					mm += ax * ay
+					mp += (ax + ar[l]) * (ay + br[l])
+				}
+				C[i*n+j], M[i*n+j], Mp[i*n+j] = c, mm, mp
+			}
+		}
+	} else {
+		aAbs, aPlus := absPlus(A, ws.get(3, len(A.c)), ws.get(4, len(A.c)))
+		bAbs, bPlus := absPlus(B, ws.get(5, len(B.c)), ws.get(6, len(B.c)))
+		mulNT(m, n, k, A.c, B.c, C)
+		mulNT(m, n, k, aAbs, bAbs, M)
+		mulNT(m, n, k, aPlus, bPlus, Mp)
+	}
 	g := gammaAcc(k + 1)
 	f64err := float64(k+2) * 0x1p-52
 	under := float64(2*k+2) * tiny
@@ -71,7 +145,7 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, set func(i, j in
 					q = tb
 				}
 			}
-			if exA[i] && exB[j] && (mm == 0 || (q >= -126 && q < 1<<20 && mm < math.Ldexp(1, 24+q))) {
+			if exA[i] && exB[j] && (mm == 0 || (q >= -126 && q < 1<<20 && mm < pow2(24+q))) {
 				// every partial sum is exactly representable in fp32: no accumulation error
 				if math.Abs(c) > math.MaxFloat32 {
 					set(i, j, 0, math.NaN())
@@ -91,9 +165,7 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, set func(i, j in
 }
 
 // absPlus returns |c| and |c|+r of a matrix (NaN radius stays NaN in |c|+r).
-func absPlus(A mat) (abs, plus []float64) {
-	abs = make([]float64, len(A.c))
-	plus = make([]float64, len(A.c))
+func absPlus(A mat, abs, plus []float64) ([]float64, []float64) {
 	for i, c := range A.c {
 		a := math.Abs(c)
 		abs[i] = a
@@ -104,9 +176,8 @@ func absPlus(A mat) (abs, plus []float64) {
 
 // rowInfo returns, per row, the minimum trailing exponent of its nonzero centers and whether
 // every element of the row is exactly known (radius 0).
-func rowInfo(A mat) (te []int, exact []bool) {
-	te = make([]int, A.m)
-	exact = make([]bool, A.m)
+func rowInfo(A mat, ws *workspace) (te []int, exact []bool) {
+	te, exact = ws.rowBufs(A.m)
 	for i := 0; i < A.m; i++ {
 		t, ex := math.MaxInt32/4, true
 		for l := 0; l < A.k; l++ {
@@ -143,4 +214,12 @@ func mulNT(m, n, k int, A, B, C []float64) {
 		return
 	}
 	blas64.Implementation().Dgemm(blas.NoTrans, blas.Trans, m, n, k, 1, A, k, B, k, 0, C, n)
+}
+
+// pow2 is 2^n for n ≥ −1022 (+Inf above the float64 range).
+func pow2(n int) float64 {
+	if n > 1023 {
+		return math.Inf(1)
+	}
+	return math.Float64frombits(uint64(1023+n) << 52)
 }

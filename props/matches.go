@@ -19,7 +19,7 @@ var Matches = Property{
 		if o != nil || err != nil {
 			return o, err
 		}
-		v, err := oracle.Check(c, r, oracle.Options{})
+		v, err := env.check(c, r, oracle.Options{})
 		if err != nil {
 			return nil, err
 		}

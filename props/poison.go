@@ -33,7 +33,7 @@ var PoisonInvariance = Property{
 				}
 			}
 			if p == gpu.PoisonSignature || p == gpu.PoisonNaN {
-				v, err := oracle.Check(c, r, oracle.Options{SkipStages: true})
+				v, err := env.check(c, r, oracle.Options{SkipStages: true})
 				if err != nil {
 					return nil, err
 				}

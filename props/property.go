@@ -18,6 +18,13 @@ type Env struct {
 	// NoStages runs without stage capture (end-to-end checks only), as for a black-box
 	// backend.
 	NoStages bool
+
+	checker oracle.Checker // reused scratch memory for the oracle
+}
+
+// check runs the oracle with the environment's reusable checker.
+func (env *Env) check(c *moe.Case, r *gpu.Result, o oracle.Options) (*oracle.Verdict, error) {
+	return env.checker.Check(c, r, o)
 }
 
 // Outcome is a property's judgement of one case.

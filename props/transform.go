@@ -30,7 +30,7 @@ var TokenPermutation = Property{
 		if o != nil || err != nil {
 			return o, err
 		}
-		v, err := oracle.Check(pc, b, oracle.Options{})
+		v, err := env.check(pc, b, oracle.Options{})
 		if err != nil {
 			return nil, err
 		}

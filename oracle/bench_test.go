@@ -1,0 +1,73 @@
+package oracle_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
+	"github.com/moecheck/moecheck/reference"
+)
+
+func benchCase(b *testing.B, T, H, I, E, K int) *moe.Case {
+	cfg := moe.Config{T: T, H: H, I: I, E: E, K: K, DType: moe.BF16}
+	r, err := moe.RandomRouting(cfg, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := moe.Generate(cfg, r, 1, moe.Normal)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// BenchmarkCheck measures one complete check of a case: the sim path forward and backward,
+// the oracle's enclosure and checks (end-to-end and stage-local), and — in the "+reference"
+// variant — the float64 reference for the context metrics. Reported as cases/s.
+func BenchmarkCheck(b *testing.B) {
+	for _, sz := range []struct{ T, H, I, E, K int }{{4, 8, 8, 4, 2}, {32, 64, 32, 8, 4}} {
+		c := benchCase(b, sz.T, sz.H, sz.I, sz.E, sz.K)
+		name := fmt.Sprintf("T=%d/H=%d/I=%d/E=%d/K=%d", sz.T, sz.H, sz.I, sz.E, sz.K)
+		for _, variant := range []string{"sim+oracle", "sim+oracle+reference", "enclosure-only"} {
+			b.Run(name+"/"+variant, func(b *testing.B) {
+				be := sim.New(sim.Options{})
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					be := sim.New(sim.Options{}) // one backend and checker per goroutine, as per fuzz worker
+					var ck oracle.Checker
+					for pb.Next() {
+						switch variant {
+						case "enclosure-only":
+							if _, err := oracle.Enclose(c); err != nil {
+								b.Fatal(err)
+							}
+							continue
+						}
+						r, err := be.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN, Stages: true})
+						if err != nil {
+							b.Fatal(err)
+						}
+						opts := oracle.Options{}
+						if variant == "sim+oracle+reference" {
+							ref, err := reference.Run(c, reference.Options{})
+							if err != nil {
+								b.Fatal(err)
+							}
+							opts.Reference = ref
+						}
+						v, err := ck.Check(c, r, opts)
+						if err != nil || !v.Pass {
+							b.Fatal(err, v.Summary())
+						}
+					}
+				})
+				_ = be
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cases/s")
+			})
+		}
+	}
+}
