@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/gpu/worker"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// backendFlags select and configure the backend under test.
+type backendFlags struct {
+	backend  string
+	faults   string
+	noStages bool
+	timeout  time.Duration
+}
+
+const backendHelp = `backend under test: "sim" (pure-Go model of the GPU path), "worker" (moecheck-worker from
+PATH), "worker:<command line>" (e.g. worker:'./moecheck-worker -backend cuda -device 1'; split
+on spaces, no quoting) or "cuda" (= worker:moecheck-worker -backend cuda)`
+
+func (f *backendFlags) register(fs *pflag.FlagSet, faults bool) {
+	fs.StringVar(&f.backend, "backend", "sim", backendHelp)
+	fs.DurationVar(&f.timeout, "case-timeout", worker.DefaultTimeout, "worker backends: a case running longer is a hang (recorded, the worker restarts)")
+	fs.BoolVar(&f.noStages, "no-stages", false, "do not ask for stage intermediates: end-to-end checks only, as for a black-box backend")
+	if faults {
+		fs.StringVar(&f.faults, "faults", "", "switch on catalog faults in the backend (comma list, for demos and mutation testing; see 'moecheck mutants --help')")
+	}
+}
+
+func (f *backendFlags) faultSet() (gpu.FaultSet, error) {
+	fs, err := gpu.ParseFaultSet(f.faults)
+	if err != nil {
+		return 0, usageErr("--faults: %v", err)
+	}
+	return fs, nil
+}
+
+// workerCommand returns the worker argv a backend name asks for (nil for sim).
+func workerCommand(name string) ([]string, error) {
+	switch {
+	case name == "sim" || name == "":
+		return nil, nil
+	case name == "worker":
+		return []string{worker.DefaultCommand}, nil
+	case name == "cuda":
+		return []string{worker.DefaultCommand, "-backend", "cuda"}, nil
+	case strings.HasPrefix(name, "worker:"):
+		argv := strings.Fields(strings.TrimPrefix(name, "worker:"))
+		if len(argv) == 0 {
+			return nil, fmt.Errorf("--backend worker: needs a command line after the colon")
+		}
+		return argv, nil
+	}
+	return nil, fmt.Errorf("--backend %q: want sim, worker, worker:<command line> or cuda", name)
+}
+
+// open starts the backend: errors in the name are usage errors, a worker that cannot start
+// is a device error.
+func (f *backendFlags) open(a *app) (gpu.Backend, error) {
+	argv, err := workerCommand(f.backend)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	if argv == nil {
+		return sim.New(sim.Options{}), nil
+	}
+	b, err := worker.New(worker.Options{Command: argv, Timeout: f.timeout})
+	if err != nil {
+		return nil, internalErr(fmt.Errorf("starting the worker %q: %w", strings.Join(argv, " "), err))
+	}
+	return b, nil
+}
+
+// noStages hides a backend's stage capture (for props.Mutants, whose Env asks for stages).
+type noStages struct{ gpu.Backend }
+
+func (n noStages) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.Result, error) {
+	o.Stages = false
+	return n.Backend.Run(ctx, c, o)
+}
+
+// quote quotes a shell argument when needed (for reproduce lines).
+func quote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
+	"github.com/moecheck/moecheck/presets"
+	"github.com/moecheck/moecheck/props"
+)
+
+type checkFlags struct {
+	bf         backendFlags
+	seed       uint64
+	cases      int
+	budget     time.Duration
+	dtypes     string
+	shard      string
+	properties string
+	spec       string
+	preset     string
+	start      int
+	keepGoing  bool
+	maxShrinks int
+	noShrink   bool
+}
+
+func (a *app) checkCmd() *cobra.Command {
+	f := &checkFlags{}
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Random property run against a backend, with shrinking and a one-line reproduce command",
+		Long: `check generates cases (sizes, EP ranks, dtypes, activations, layouts, biases, routing with
+sentinels and empty experts, weight and data modes, poison policies) and checks every property
+on each: results within the derived bounds (stage by stage when the backend reports stages),
+bitwise invariance under every poison fill, determinism, token-permutation equivariance, a
+zero-weight slot acting like a sentinel, power-of-two scaling.
+
+Case i of a seed is the same on every machine, so shards see identical streams: --shard i/n
+runs the indices ≡ i (mod n). On a cluster use --shard env: the index is read from
+SLURM_ARRAY_TASK_ID (Slurm job arrays, minus SLURM_ARRAY_TASK_MIN) or JOB_COMPLETION_INDEX
+(Kubernetes indexed Jobs), the count from --shard env/N, SLURM_ARRAY_TASK_COUNT or
+MOECHECK_SHARDS (set it to the Job's completions).
+
+On the first failure check shrinks the case (fewer tokens, experts, smaller sizes, simpler
+modes), prints the failing checks with their locations and a reproduce command, and exits 1.
+--spec runs exactly one spec: the reproduce command of a failure.`,
+		Example: `  moecheck check --cases 500
+  moecheck check --time 10m --dtype bf16,fp16 --seed 7
+  moecheck check --backend cuda --time 1h --shard env          # Slurm array or k8s indexed Job
+  moecheck check --faults no-mask-up-dgrad --cases 50          # watch a known bug get caught
+  moecheck check --spec 'T=1 H=1 I=1 E=1 K=2 world=2 rank=0 global=0 dtype=bf16 act=swiglu layout=standard bias=0 routing=uniform weights=unit data=normal poison=nan seed=5'
+  moecheck check --preset qwen3-30b-a3b/ep8/rank3/T4/seed1 --properties matches`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runCheck(cmd, f) },
+	}
+	fs := cmd.Flags()
+	f.bf.register(fs, true)
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of the case stream (case i of a seed is identical everywhere)")
+	fs.IntVar(&f.cases, "cases", 0, "case indices to visit (default 100 unless --time is set)")
+	fs.DurationVar(&f.budget, "time", 0, "time budget (e.g. 30s, 10m); with --cases, whichever ends first")
+	fs.StringVar(&f.dtypes, "dtype", "", "only these dtypes (comma list of bf16, fp16, fp32)")
+	fs.StringVar(&f.shard, "shard", "", "run shard i of n: i/n, or env / env/n to read the index from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX")
+	fs.StringVar(&f.properties, "properties", "", "properties to check (comma list; default all: "+propertyNames()+")")
+	fs.StringVar(&f.spec, "spec", "", "check exactly this one-line spec (a reproduce command) instead of generating cases")
+	fs.StringVar(&f.preset, "preset", "", "check exactly this model-preset case (id as nightly prints it, e.g. qwen3-30b-a3b/ep8/rank3/T4/seed1)")
+	fs.IntVar(&f.start, "start", 0, "first case index")
+	fs.BoolVar(&f.keepGoing, "keep-going", false, "continue after a failure (report every failing case)")
+	fs.IntVar(&f.maxShrinks, "max-shrinks", 0, "shrink candidates to try per failure (default 400)")
+	fs.BoolVar(&f.noShrink, "no-shrink", false, "do not shrink failures")
+	return cmd
+}
+
+func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
+	faults, err := f.bf.faultSet()
+	if err != nil {
+		return err
+	}
+	ps, err := parseProperties("--properties", f.properties)
+	if err != nil {
+		return err
+	}
+	dts, err := parseDTypes(f.dtypes)
+	if err != nil {
+		return err
+	}
+	shard, shards, err := parseShard(f.shard, a.getenv)
+	if err != nil {
+		return err
+	}
+	if f.spec != "" && f.preset != "" {
+		return usageErr("--spec and --preset are exclusive")
+	}
+	if f.cases < 0 || f.budget < 0 || f.start < 0 {
+		return usageErr("--cases, --time and --start must not be negative")
+	}
+	var spec props.Spec
+	var pcase *moe.Case
+	switch {
+	case f.spec != "":
+		if spec, err = parseSpec(f.spec); err != nil {
+			return err
+		}
+	case f.preset != "":
+		p, o, err := presets.ParseID(f.preset)
+		if err != nil {
+			return usageErr("--preset: %v", err)
+		}
+		if pcase, err = p.Case(o); err != nil {
+			return usageErr("--preset: %v", err)
+		}
+		spec = props.Spec{Poison: int(gpu.PoisonSignature)}
+	}
+	b, err := f.bf.open(a)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages}
+	if f.spec != "" || f.preset != "" {
+		return a.checkOne(env, f, ps, spec, pcase)
+	}
+	return a.checkRandom(env, f, ps, dts, shard, shards)
+}
+
+// repro is the reproduce command of a spec under the command's flags.
+func repro(f *backendFlags, env *props.Env, s props.Spec) string {
+	r := props.Repro(quote(f.backend), env, s)
+	if f.noStages {
+		r += " --no-stages"
+	}
+	return r
+}
+
+// checkOne runs the properties on one spec or preset case.
+func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, spec props.Spec, c *moe.Case) error {
+	if len(ps) == 0 {
+		ps = props.All
+	}
+	t0 := time.Now()
+	var err error
+	if c == nil {
+		if c, err = spec.Build(); err != nil {
+			return usageErr("--spec: %v", err)
+		}
+	}
+	w := a.stdout
+	fmt.Fprintf(w, "case: %s\n", c.Config)
+	outs, failed, err := props.CheckCase(a.ctx, env, ps, c, spec)
+	if err != nil {
+		return internalErr(err)
+	}
+	for _, o := range outs {
+		status := "pass"
+		if !o.Pass {
+			status = "FAIL"
+		}
+		fmt.Fprintf(w, "  %-4s %s\n", status, o.Property)
+	}
+	fmt.Fprintf(w, "%s in %.2fs\n", plural(len(outs), "property", "properties"), time.Since(t0).Seconds())
+	if failed == nil {
+		fmt.Fprintln(w, "PASS")
+		return nil
+	}
+	fmt.Fprintf(w, "FAIL property %s: %s\n", failed.Property, failed.Message)
+	writeFailures(w, failed.Failures, "  ")
+	if f.spec != "" {
+		fmt.Fprintf(w, "reproduce: %s\n", repro(&f.bf, env, spec))
+	}
+	return errFailures
+}
+
+// writeFailures prints oracle failures, one per line, with their locations.
+func writeFailures(w io.Writer, fs []oracle.Failure, indent string) {
+	for i, x := range fs {
+		if i == 12 {
+			fmt.Fprintf(w, "%s… %d more\n", indent, len(fs)-i)
+			break
+		}
+		fmt.Fprintf(w, "%s- %s\n", indent, x)
+	}
+}
+
+// progress reports a random run: a bar on a terminal, a line every few seconds otherwise.
+type progress struct {
+	bar   *progressbar.ProgressBar
+	w     io.Writer
+	last  time.Time
+	t0    time.Time
+	n     int
+	fails int
+}
+
+func newProgress(w io.Writer, total int, budget time.Duration) *progress {
+	p := &progress{w: w, t0: time.Now(), last: time.Now()}
+	if isTerminal(w) {
+		max := int64(total)
+		if total == 0 {
+			max = -1 // a time budget: a spinner with the count
+		}
+		p.bar = progressbar.NewOptions64(max, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("cases"),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("case"),
+			progressbar.OptionSetPredictTime(total > 0), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+	}
+	return p
+}
+
+func (p *progress) add(failed bool) {
+	p.n++
+	if failed {
+		p.fails++
+	}
+	if p.bar != nil {
+		p.bar.Describe(fmt.Sprintf("cases (%d failing)", p.fails))
+		_ = p.bar.Add(1)
+		return
+	}
+	if time.Since(p.last) >= 5*time.Second {
+		p.last = time.Now()
+		el := time.Since(p.t0).Seconds()
+		fmt.Fprintf(p.w, "  %d cases, %d failing, %.0fs, %.1f cases/s\n", p.n, p.fails, el, float64(p.n)/el)
+	}
+}
+
+func (p *progress) done() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+	}
+}
+
+// checkRandom runs generated cases.
+func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dts []moe.DType, shard, shards int) error {
+	w := a.stdout
+	total := f.cases
+	if total == 0 && f.budget == 0 {
+		total = 100
+	}
+	names := "all"
+	if len(ps) > 0 {
+		var n []string
+		for _, p := range ps {
+			n = append(n, p.Name)
+		}
+		names = strings.Join(n, ",")
+	}
+	budget := ""
+	if f.budget > 0 {
+		budget = ", time " + f.budget.String()
+	}
+	fmt.Fprintf(w, "moecheck check: backend %s, seed %d, cases %d from index %d%s, shard %d/%d, properties %s", env.Backend.Name(), f.seed, total, f.start, budget, shard, shards, names)
+	if !env.Faults.Empty() {
+		fmt.Fprintf(w, ", faults %s", env.Faults)
+	}
+	fmt.Fprintln(w)
+	type count struct{ ran, failed int }
+	counts := map[string]*count{}
+	var order []string
+	expected := total
+	if shards > 1 && total > 0 {
+		expected = (total + shards - 1) / shards
+	}
+	prog := newProgress(a.stderr, expected, f.budget)
+	rep, err := props.Run(a.ctx, props.RunConfig{Env: env, Properties: ps, Gen: props.GenOptions{DTypes: dts}, Seed: f.seed,
+		Cases: f.cases, Duration: f.budget, Start: f.start, Shard: shard, Shards: shards, NoShrink: f.noShrink,
+		MaxShrinks: f.maxShrinks, KeepGoing: f.keepGoing,
+		OnCase: func(cr props.CaseResult) {
+			for _, o := range cr.Outcomes {
+				c := counts[o.Property]
+				if c == nil {
+					c = &count{}
+					counts[o.Property] = c
+					order = append(order, o.Property)
+				}
+				c.ran++
+				if !o.Pass {
+					c.failed++
+				}
+			}
+			prog.add(!cr.Pass)
+		}})
+	prog.done()
+	if err != nil {
+		if a.ctx.Err() != nil {
+			return internalErr(fmt.Errorf("interrupted after %d cases (continue with --start %d)", rep.Cases, rep.Next))
+		}
+		return internalErr(err)
+	}
+	el := rep.Elapsed.Seconds()
+	rate := 0.0
+	if el > 0 {
+		rate = float64(rep.Cases) / el
+	}
+	fmt.Fprintf(w, "\n%-8s %-9s %-9s %-8s\n", "cases", "failures", "time", "cases/s")
+	fmt.Fprintf(w, "%-8d %-9d %-9s %-8.1f\n", rep.Cases, len(rep.Failures), rep.Elapsed.Round(time.Millisecond), rate)
+	if len(order) > 0 {
+		fmt.Fprintf(w, "\n%-20s %8s %8s\n", "property", "ran", "failed")
+		for _, n := range order {
+			fmt.Fprintf(w, "%-20s %8d %8d\n", n, counts[n].ran, counts[n].failed)
+		}
+	}
+	fmt.Fprintf(w, "next case index: %d\n", rep.Next)
+	if len(rep.Failures) == 0 {
+		fmt.Fprintln(w, "PASS")
+		return nil
+	}
+	for _, cr := range rep.Failures {
+		s, out := cr.Spec, cr.Failed
+		fmt.Fprintf(w, "\nFAIL case %d: property %s\n", cr.Index, out.Property)
+		fmt.Fprintf(w, "  spec:   %s\n", cr.Spec)
+		if sh := cr.Shrunk; sh != nil && sh.Outcome != nil {
+			s, out = sh.Spec, sh.Outcome
+			fmt.Fprintf(w, "  shrunk: %s (%d steps, %d tries, %.2fs)\n", sh.Spec, sh.Steps, sh.Tries, sh.Elapsed.Seconds())
+			if c, err := sh.Spec.Build(); err == nil {
+				fmt.Fprintf(w, "  case:   %s\n", c.Config)
+			}
+		}
+		fmt.Fprintf(w, "  %s\n", out.Message)
+		writeFailures(w, out.Failures, "  ")
+		fmt.Fprintf(w, "  reproduce: %s\n", repro(&f.bf, env, s))
+		fmt.Fprintf(w, "  triage:    moecheck triage --backend %s --spec '%s'", quote(f.bf.backend), s)
+		if !env.Faults.Empty() {
+			fmt.Fprintf(w, " --faults %s", env.Faults)
+		}
+		fmt.Fprintln(w)
+	}
+	return errFailures
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moecheck/moecheck/report"
+)
+
+func (a *app) reportCmd() *cobra.Command {
+	var out, title string
+	var maxPlots int
+	cmd := &cobra.Command{
+		Use:   "report RESULTS.jsonl",
+		Short: "Markdown and HTML report with error/bound heatmaps and NaN maps from a nightly results file",
+		Long: `report reads a results file written by 'moecheck nightly' and writes, into --out:
+
+  report.md     summary tables (by kind, by property), every failure with what broke, where,
+                the reproduce command and its plots
+  report.html   the same as one static page with the plots embedded
+  plots/*.png   per failure: an error/bound heatmap of the worst stage tensor over (sorted row
+                × column), expert row ranges ruled and labelled, the sentinel tail framed in
+                magenta; and a map of the non-finite elements with the buffers whose poison
+                survived
+
+A leak into the sentinel tail shows as a dark band inside the magenta frame.`,
+		Example: `  moecheck report moecheck-out/results.jsonl
+  moecheck report out/results.jsonl --out out/report --title "nightly $(date +%F)"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				out = filepath.Join(filepath.Dir(args[0]), "report")
+			}
+			r, err := report.ReadFile(args[0], report.Options{Title: title, Now: a.now, MaxPlots: maxPlots})
+			if err != nil {
+				return internalErr(err)
+			}
+			if err := report.Write(out, r); err != nil {
+				return internalErr(err)
+			}
+			plots := 0
+			for _, f := range r.Failures {
+				if f.Heatmap.Name != "" {
+					plots++
+				}
+				if f.NaNMap.Name != "" {
+					plots++
+				}
+			}
+			fmt.Fprintf(a.stdout, "%d item(s): %d pass, %d fail, %d skip\n", r.Summary.Total, r.Summary.Pass, r.Summary.Fail, r.Summary.Skip)
+			fmt.Fprintf(a.stdout, "wrote %s, %s and %d plot(s) in %s\n", filepath.Join(out, "report.md"), filepath.Join(out, "report.html"), plots, filepath.Join(out, "plots"))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "output directory (default: report/ next to the results file)")
+	cmd.Flags().StringVar(&title, "title", "", "report title")
+	cmd.Flags().IntVar(&maxPlots, "max-plots", 50, "failures that get plots")
+	return cmd
+}
