@@ -59,7 +59,7 @@ type Property struct {
 }
 
 // All is the default property suite, in the order the runner tries them.
-var All = []Property{Matches, PoisonInvariance, Deterministic, TokenPermutation, ZeroWeightIsSentinel, PowerOfTwoScaling}
+var All = []Property{Matches, PoisonInvariance, Deterministic, TokenPermutation, ZeroWeightIsSentinel, PowerOfTwoScaling, EPSplitSum}
 
 // ByName finds a property.
 func ByName(name string) (Property, error) {
