@@ -6,7 +6,7 @@ NVCCFLAGS ?= -ptx -arch=sm_80 -O3 -std=c++14
 KERNELS := $(wildcard gpu/cuda/kernels/*.cu)
 PTX := $(KERNELS:.cu=.ptx)
 
-.PHONY: ptx check-ptx worker device
+.PHONY: ptx check-ptx worker device print-nvccflags
 
 # ptx: recompile the committed PTX (needs nvcc from CUDA 11.8: scripts/cuda-toolchain.sh).
 ptx: $(PTX)
