@@ -15,6 +15,8 @@ type MutantOptions struct {
 	Timeout time.Duration
 	Seed    uint64
 	Gen     GenOptions
+	// NoStages runs the suite as for a black-box backend (end-to-end checks only).
+	NoStages bool
 }
 
 // MutantResult is the suite's record against one fault.
@@ -50,7 +52,7 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 	var out []MutantResult
 	for _, f := range faults {
 		info, _ := f.Info()
-		env := &Env{Backend: b, Faults: gpu.Faults(f)}
+		env := &Env{Backend: b, Faults: gpu.Faults(f), NoStages: o.NoStages}
 		t0 := time.Now()
 		var detectedAt time.Duration
 		rep, err := Run(ctx, RunConfig{Env: env, Seed: o.Seed, Cases: o.Cases, Duration: o.Timeout, Gen: o.Gen,

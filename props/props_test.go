@@ -32,8 +32,17 @@ func TestSpecRoundTrip(t *testing.T) {
 // TestMutants: every fault of the catalog is caught by the default suite within its budget,
 // and a routing fault's failing case shrinks small.
 func TestMutants(t *testing.T) {
+	for _, mode := range []struct {
+		name     string
+		noStages bool
+	}{{"stages", false}, {"black-box", true}} {
+		t.Run(mode.name, func(t *testing.T) { testMutants(t, mode.noStages) })
+	}
+}
+
+func testMutants(t *testing.T, noStages bool) {
 	b := sim.New(sim.Options{})
-	res, err := props.Mutants(context.Background(), b, props.MutantOptions{Cases: 3000, Timeout: 60 * time.Second}, nil)
+	res, err := props.Mutants(context.Background(), b, props.MutantOptions{Cases: 3000, Timeout: 60 * time.Second, NoStages: noStages}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
