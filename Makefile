@@ -6,7 +6,48 @@ NVCCFLAGS ?= -ptx -arch=sm_80 -O3 -std=c++14
 KERNELS := $(wildcard gpu/cuda/kernels/*.cu)
 PTX := $(KERNELS:.cu=.ptx)
 
-.PHONY: ptx check-ptx worker device print-nvccflags
+.PHONY: test check vet vet-cuda fuzz fuzz-short bench soak mutants ci ptx check-ptx worker device print-nvccflags
+
+GO ?= go
+FUZZTIME ?= 60s
+
+# test: the whole test suite on the CPU path (what CI runs).
+test:
+	$(GO) vet ./...
+	$(GO) test ./...
+
+# check: the main job on the built-in CPU path: a random property run with shrinking.
+check:
+	$(GO) run ./cmd/moecheck check --backend sim --cases 2000 --seed 1
+
+# vet-cuda: compile and vet the cuda build tag (needs the CUDA 11.8 headers:
+# scripts/cuda-toolchain.sh); nothing here runs it.
+vet-cuda:
+	CGO_ENABLED=1 $(GO) vet -tags cuda ./...
+
+# fuzz: each native fuzz target for FUZZTIME (default 60s).
+fuzz:
+	@for t in $$($(GO) test -list 'Fuzz.*' ./fuzz | grep ^Fuzz); do \
+		echo "== $$t ($(FUZZTIME))"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./fuzz || exit 1; done
+
+# fuzz-short: each fuzz target briefly (CI).
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=10s
+
+# bench: the benchmarks whose figures are in the README.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2x ./reference ./gpu/sim ./oracle
+
+# soak: the long no-false-alarm run (1,000,000 cases per dtype; hours on 2 cores).
+soak:
+	for d in bf16 fp16 fp32; do $(GO) run ./cmd/moecheck check --backend sim --properties matches --dtype $$d --cases 1000000 --seed 11 || exit 1; done
+
+# mutants: the property suite against every fault of the catalog.
+mutants:
+	$(GO) run ./cmd/moecheck mutants --backend sim
+
+# ci: everything .ci/run does after installing the toolchain.
+ci: test vet-cuda check-ptx fuzz-short
 
 # ptx: recompile the committed PTX (needs nvcc from CUDA 11.8: scripts/cuda-toolchain.sh).
 ptx: $(PTX)
