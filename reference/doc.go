@@ -16,9 +16,10 @@
 // where h2(t,k) = act(x[t]·W1[e]ᵀ + B1[e])·W2[e]ᵀ + B2[e] for the slot's local expert e.
 // The GEMMs run per expert over the contiguous sorted rows of moe.Plan (a stable sort of
 // the slots by id), with gonum's Dgemm. The results are float64 values of the exact
-// function, so they differ from it only by float64 rounding (relative to the magnitudes
-// below, a few γ_n = n·2⁻⁵³ with n the longest sum, far below any storage dtype's unit
-// roundoff).
+// function: each element is within γ_n·P·M of the exact value, with M its magnitude (below),
+// γ_n = n·2⁻⁵³/(1 − n·2⁻⁵³) for the longest chain of n operations forming it (about
+// S + H + 2I), and P ≤ 4·(1 + max M(h1)) the activation's amplification of earlier errors
+// (derived in the tests' propagation()); far below any storage dtype's unit roundoff.
 //
 // Contracts that hold exactly (bitwise), whatever the data:
 //   - a sentinel slot (id E) contributes nothing: its routing weight is never read, its
@@ -42,9 +43,9 @@
 // With Options.Stages the Result carries every intermediate of docs/path.md in sorted-row
 // order (row i holds slot Plan.Perm[i]), S = T·K rows each, so a backend's stages can be
 // compared stage by stage. Rows i ≥ Plan.Rows (the sentinel tail) are +0 in every stage
-// except DO, which the path gathers for all rows (d_o[i] = dY[tok(i)]); in Xs, H1, H2 and
-// DH1, DXs this is the mask's value, and in DAct, which the path leaves unwritten there,
-// it is the value the masks make irrelevant.
+// except DO, which the path gathers for all rows (d_o[i] = dY[tok(i)]): in Xs, H1, H2, DH1
+// and DXs this is the masks' value, in Act, O, DH2 and DRW it follows from them, and in
+// DAct, which the path leaves unwritten there, it is the value the masks make irrelevant.
 //
 // # Magnitude
 //
@@ -73,5 +74,6 @@
 // compose: M(h2) bounds Σ_j |act[i,j]|·|W2[e,h,j]| + |B2[e,h]| for the exact act, and
 // likewise for every downstream sum. A rounding error bound for a backend's stage is then
 // c·u·M for a small constant c and the dtype's unit roundoff u; the oracle derives c. The
-// magnitude of a sentinel row's stage and of an empty expert's weight gradient is +0.
+// magnitude of a sentinel-tail row of every stage except DO, of a sentinel slot's DRW and of
+// an empty expert's weight and bias gradients is +0.
 package reference
