@@ -34,13 +34,16 @@ func naiveGemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []flo
 		for j := 0; j < n; j++ {
 			var s float64
 			for l := 0; l < k; l++ {
-				av := a[i*lda+l]
+				var av, bv float64
 				if tA == blas.Trans {
 					av = a[l*lda+i]
+				} else {
+					av = a[i*lda+l]
 				}
-				bv := b[l*ldb+j]
 				if tB == blas.Trans {
 					bv = b[j*ldb+l]
+				} else {
+					bv = b[l*ldb+j]
 				}
 				s += av * bv
 			}
