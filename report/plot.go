@@ -109,7 +109,9 @@ func geometry(p *plot.Plot, m *nightly.Map, img image.Image, legend *[]entry) er
 	// expert boundaries: expert e owns rows [offsets[e−1], offsets[e])
 	var labels plotter.XYLabels
 	begin := 0
-	label := len(m.Offsets) <= 32
+	label := len(m.Offsets) <= 64
+	_, h := size(m)
+	pxPerRow := float64(h-2.2*vg.Inch) * 96 / 72 / rows // data-area pixels per row at 96 dpi (a length is in points)
 	for e, end := range m.Offsets {
 		if int(end) > begin || e == len(m.Offsets)-1 {
 			y := rows - float64(end)
@@ -120,7 +122,7 @@ func geometry(p *plot.Plot, m *nightly.Map, img image.Image, legend *[]entry) er
 			l.LineStyle = draw.LineStyle{Color: colExpert, Width: vg.Points(0.8), Dashes: []vg.Length{vg.Points(3), vg.Points(2)}}
 			p.Add(l)
 		}
-		if label && int(end) > begin {
+		if label && float64(int(end)-begin)*pxPerRow >= 11 { // room for a label
 			labels.XYs = append(labels.XYs, plotter.XY{X: cols, Y: rows - (float64(begin)+float64(end))/2})
 			labels.Labels = append(labels.Labels, fmt.Sprintf(" e%d", e))
 		}
@@ -176,7 +178,7 @@ func (t rowTicks) Ticks(min, max float64) []plot.Tick {
 func size(m *nightly.Map) (vg.Length, vg.Length) {
 	w := 9 * vg.Inch
 	h := vg.Length(float64(m.Rows)/float64(max(m.Cols, 1))) * 7 * vg.Inch
-	return w, min(max(h, 4*vg.Inch), 9*vg.Inch)
+	return w, min(max(h, 5*vg.Inch), 9*vg.Inch) + 0.9*vg.Inch // + the legend
 }
 
 // render draws the plot with room on the right for the expert labels and the legend in two

@@ -2,10 +2,16 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 
+	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
@@ -13,22 +19,120 @@ import (
 
 // corpusCase is one corpus entry as the commands use it.
 type corpusCase struct {
-	Name       string // entry name (file name without .case, relative to the loaded directory)
-	Path       string // file
+	Name       string // "<directory base>/<entry name>" for entries of a directory, else the entry name
+	Path       string // the file
+	Entry      *corpus.Entry
 	Case       *moe.Case
-	Spec       props.Spec       // generation context: the poison policy single-run properties use
+	Spec       props.Spec       // generation context: the entry's first poison policy (signature when it names none)
+	Poisons    []gpu.Poison     // every policy the entry names (nil: none named)
 	Properties []props.Property // the entry's property hint (nil: all)
 }
 
-// loadCorpus loads corpus files and directories.
+// loadCorpus loads corpus files and directories (every .case file of a directory, sorted).
+// A file that does not parse is bad input: a usage error naming the file and line.
 func loadCorpus(paths []string) ([]corpusCase, error) {
-	// TODO(corpus): package corpus is not in the tree yet.
-	return nil, internalErr(fmt.Errorf("the corpus package is not available in this build"))
+	var out []corpusCase
+	add := func(e *corpus.Entry, path, name string) error {
+		cc := corpusCase{Name: name, Path: path, Entry: e, Case: e.Case, Poisons: e.Poisons, Spec: props.Spec{Poison: int(gpu.PoisonSignature)}}
+		if len(e.Poisons) > 0 {
+			cc.Spec.Poison = int(e.Poisons[0])
+		}
+		for _, n := range e.Properties {
+			p, err := props.ByName(n)
+			if err != nil {
+				return usageErr("%s: property hint: %v", path, err)
+			}
+			cc.Properties = append(cc.Properties, p)
+		}
+		out = append(out, cc)
+		return nil
+	}
+	for _, path := range paths {
+		st, err := os.Stat(path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, usageErr("%s: no such file or directory", path)
+			}
+			return nil, internalErr(err)
+		}
+		if !st.IsDir() {
+			e, err := corpus.ReadFile(path)
+			if err != nil {
+				return nil, usageErr("%v", err)
+			}
+			if err := add(e, path, corpus.NameOf(path)); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		es, err := corpus.LoadDir(path)
+		if err != nil {
+			return nil, usageErr("%v", err)
+		}
+		for _, e := range es {
+			name := corpus.NameOf(e.Name)
+			if err := add(e, filepath.Join(path, name+corpus.Ext), filepath.Base(filepath.Clean(path))+"/"+name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
-// saveCase writes a case into a corpus directory with provenance comments.
-func saveCase(dir, name string, c *moe.Case, poison gpu.Poison, provenance []string) (string, error) {
-	return "", internalErr(fmt.Errorf("the corpus package is not available in this build"))
+// specData is the data description of a spec's case: Spec.Build generates its tensors with
+// moe.Generate from the spec's seed and data mode.
+func specData(s props.Spec) *corpus.DataSpec {
+	n, err := props.ParseSpec(s.String()) // the normalized fields
+	if err != nil {
+		return nil
+	}
+	return &corpus.DataSpec{Seed: uint64(n.Seed), Mode: moe.DataMode(n.Data)}
+}
+
+// sanitizeName keeps a corpus name to letters, digits, '.', '_' and '-'.
+func sanitizeName(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	return strings.Trim(b.String(), ".-")
+}
+
+// saveEntry writes an entry as dir/NAME.case via corpus.WriteFile (temp file + rename). An
+// existing file with the same case is left alone (saved = false); one with a different case
+// is a usage error asking for another --name. A data description that does not reproduce
+// the tensors is dropped (the values are written out).
+func saveEntry(dir string, e *corpus.Entry) (path string, saved bool, err error) {
+	e.Name = sanitizeName(e.Name)
+	if e.Name == "" {
+		return "", false, usageErr("empty corpus name")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", false, internalErr(err)
+	}
+	path = filepath.Join(dir, e.Name+corpus.Ext)
+	if old, err := corpus.ReadFile(path); err == nil {
+		if moe.EqualCases(old.Case, e.Case) {
+			return path, false, nil
+		}
+		return "", false, usageErr("%s exists and holds another case: choose another --name", path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, usageErr("%s exists and does not parse (%v): choose another --name", path, err)
+	}
+	err = corpus.WriteFile(path, e)
+	if err != nil && e.Data != nil {
+		e.Data = nil
+		err = corpus.WriteFile(path, e)
+	}
+	if err != nil {
+		return "", false, internalErr(fmt.Errorf("saving %s: %w", path, err))
+	}
+	return path, true, nil
 }
 
 // shortHash is 8 hex digits of an FNV-1a hash over the case's config, routing and data.

@@ -141,3 +141,70 @@ func TestNightlyReport(t *testing.T) {
 		t.Fatalf("nightly: exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+func TestCorpusCommands(t *testing.T) {
+	dir := t.TempDir()
+	reg := filepath.Join(dir, "regressions")
+	// triage a failing spec: shrinks, names the stage and the fault, saves the case
+	code, out, errs := run(t, nil, "triage", "--spec", leakSpec, "--faults", "no-mask-up-dgrad", "--dir", reg)
+	if code != 1 || !strings.Contains(out, "first stage: xs") || !strings.Contains(out, "1.00   no-mask-up-dgrad") || !strings.Contains(out, "saved: ") {
+		t.Fatalf("triage: exit %d\n%s\n%s", code, out, errs)
+	}
+	files, _ := filepath.Glob(filepath.Join(reg, "*.case"))
+	if len(files) != 1 {
+		t.Fatalf("saved %v", files)
+	}
+	// triage of the saved file finds the same, and does not save it again
+	code, out, _ = run(t, nil, "triage", files[0], "--faults", "no-mask-up-dgrad", "--dir", reg)
+	if code != 1 || !strings.Contains(out, "first stage: xs") || !strings.Contains(out, "already in the corpus") {
+		t.Fatalf("triage file: exit %d\n%s", code, out)
+	}
+	// a passing case: nothing to triage
+	if code, out, _ = run(t, nil, "triage", "--spec", leakSpec, "--no-save"); code != 0 || !strings.Contains(out, "nothing to triage") {
+		t.Fatalf("triage passing: exit %d\n%s", code, out)
+	}
+	if code, _, errs = run(t, nil, "triage", "--spec", leakSpec, "--no-stages"); code != 2 {
+		t.Fatalf("triage --no-stages: exit %d %s", code, errs)
+	}
+	// save a spec, twice (the second is a no-op), and a different case under the same name
+	code, out, errs = run(t, nil, "save", "--spec", leakSpec, "--dir", reg, "--name", "leak", "--note", "transformers #48205")
+	if code != 0 || !strings.Contains(out, "saved ") {
+		t.Fatalf("save: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, out, _ = run(t, nil, "save", "--spec", leakSpec, "--dir", reg, "--name", "leak"); code != 0 || !strings.Contains(out, "already saved") {
+		t.Fatalf("save again: exit %d\n%s", code, out)
+	}
+	if code, _, errs = run(t, nil, "save", "--spec", strings.Replace(leakSpec, "seed=5", "seed=6", 1), "--dir", reg, "--name", "leak"); code != 2 || !strings.Contains(errs, "another case") {
+		t.Fatalf("save over another case: exit %d\n%s", code, errs)
+	}
+	// a fuzz crasher file
+	fuzz := filepath.Join(dir, "3f9a")
+	os.WriteFile(fuzz, []byte("go test fuzz v1\n[]byte(\"\\x03\\x07\\x05\\x02\\x02\\x10\\x01\\x01\\x00\\x00\\x01\")\n"), 0o644)
+	if code, out, errs = run(t, nil, "save", "--fuzz-file", fuzz, "--dir", reg); code != 0 || !strings.Contains(out, "fuzz-3f9a.case") {
+		t.Fatalf("save fuzz: exit %d\n%s\n%s", code, out, errs)
+	}
+	os.WriteFile(fuzz, []byte("go test fuzz v1\nint(3)\n"), 0o644)
+	if code, _, errs = run(t, nil, "save", "--fuzz-file", fuzz, "--dir", reg); code != 2 || !strings.Contains(errs, "not a []byte") {
+		t.Fatalf("save bad fuzz file: exit %d\n%s", code, errs)
+	}
+	// replay: the saved cases pass on a correct backend and the leak fails with the fault
+	if code, out, errs = run(t, nil, "replay", reg); code != 0 || !strings.Contains(out, "3 case(s), 0 failing") {
+		t.Fatalf("replay: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, out, _ = run(t, nil, "replay", reg, "--faults", "no-mask-up-dgrad"); code != 1 || !strings.Contains(out, "FAIL regressions/leak") {
+		t.Fatalf("replay with the fault: exit %d\n%s", code, out)
+	}
+	if code, _, _ = run(t, nil, "replay", filepath.Join(dir, "missing")); code != 2 {
+		t.Fatalf("replay missing: exit %d", code)
+	}
+	bad := filepath.Join(dir, "bad.case")
+	os.WriteFile(bad, []byte("moecheck-case v1\nshape: T=0\n"), 0o644)
+	if code, _, errs = run(t, nil, "replay", bad); code != 2 || !strings.Contains(errs, "bad.case") {
+		t.Fatalf("replay malformed: exit %d\n%s", code, errs)
+	}
+	// nightly replays the corpus directory
+	code, out, errs = run(t, nil, "nightly", "--corpus", reg, "--presets", "none", "--results", filepath.Join(dir, "n", "r.jsonl"), "--faults", "no-mask-up-dgrad")
+	if code != 1 || !strings.Contains(out, "FAIL  corpus/regressions/leak") {
+		t.Fatalf("nightly corpus: exit %d\n%s\n%s", code, out, errs)
+	}
+}

@@ -158,7 +158,7 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		for _, c := range cs {
 			c := c
 			items = append(items, nightly.Item{ID: "corpus/" + c.Name, Kind: nightly.KindCorpus, Source: c.Path,
-				Build: func() (*moe.Case, error) { return c.Case, nil }, Spec: c.Spec, Properties: c.Properties,
+				Build: func() (*moe.Case, error) { return c.Case, nil }, Spec: c.Spec,
 				Repro: fmt.Sprintf("moecheck replay --backend %s%s %s", quote(f.bf.backend), faultFlag(faults), quote(c.Path))})
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/props"
 )
 
@@ -16,8 +17,9 @@ func (a *app) replayCmd() *cobra.Command {
 		Use:   "replay FILE|DIR...",
 		Short: "Run corpus cases through every property and print a verdict per case",
 		Long: `replay loads corpus cases (a .case file, or every case in a directory) and checks every
-property on each (or --properties), under the poison policy the entry asks for (signature
-poison when it names none). It prints one verdict per case, the failing checks with their
+property on each (or --properties), under each poison policy the entry names (signature poison
+when it names none). An entry's fault and property hints are shown, not applied: --faults
+switches faults on. It prints one verdict per case, the failing checks with their
 locations, and exits 1 if any case fails.`,
 		Example: `  moecheck replay corpus/seeds corpus/regressions
   moecheck replay --backend cuda corpus/regressions/leak2.case
@@ -50,22 +52,39 @@ locations, and exits 1 if any case fails.`,
 			for _, c := range cs {
 				use := ps
 				if len(use) == 0 {
-					use = c.Properties
-				}
-				if len(use) == 0 {
 					use = props.All
 				}
 				t0 := time.Now()
-				outs, bad, err := props.CheckCase(a.ctx, env, use, c.Case, c.Spec)
-				if err != nil {
-					return internalErr(fmt.Errorf("%s: %w", c.Path, err))
+				poisons := c.Poisons
+				if len(poisons) == 0 {
+					poisons = []gpu.Poison{gpu.Poison(c.Spec.Poison)}
+				}
+				var bad *props.Outcome
+				var under gpu.Poison
+				runs := 0
+				for _, p := range poisons { // the entry's poison policies, in order, up to the first failure
+					spec := c.Spec
+					spec.Poison = int(p)
+					outs, b, err := props.CheckCase(a.ctx, env, use, c.Case, spec)
+					if err != nil {
+						return internalErr(fmt.Errorf("%s: %w", c.Path, err))
+					}
+					runs += len(outs)
+					if b != nil {
+						bad, under = b, p
+						break
+					}
+				}
+				hint := ""
+				if !c.Entry.Faults.Empty() {
+					hint = ", found with faults " + c.Entry.Faults.String()
 				}
 				if bad == nil {
-					fmt.Fprintf(w, "PASS %s (%s, %s, %.2fs)\n", c.Name, c.Case.Config, plural(len(outs), "property", "properties"), time.Since(t0).Seconds())
+					fmt.Fprintf(w, "PASS %s (%s, %d property checks, %.2fs%s)\n", c.Name, c.Case.Config, runs, time.Since(t0).Seconds(), hint)
 					continue
 				}
 				failed++
-				fmt.Fprintf(w, "FAIL %s (%s): property %s: %s\n", c.Name, c.Case.Config, bad.Property, bad.Message)
+				fmt.Fprintf(w, "FAIL %s (%s, poison %s%s): property %s: %s\n", c.Name, c.Case.Config, under, hint, bad.Property, bad.Message)
 				writeFailures(w, bad.Failures, "  ")
 				fmt.Fprintf(w, "  triage: moecheck triage --backend %s%s %s --no-save\n", quote(bf.backend), faultFlag(faults), quote(c.Path))
 			}
@@ -77,6 +96,6 @@ locations, and exits 1 if any case fails.`,
 		},
 	}
 	bf.register(cmd.Flags(), true)
-	cmd.Flags().StringVar(&properties, "properties", "", "properties to check (comma list; default the entry's hint, else all)")
+	cmd.Flags().StringVar(&properties, "properties", "", "properties to check (comma list; default all: "+propertyNames()+")")
 	return cmd
 }

@@ -10,12 +10,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
 )
 
 func (a *app) saveCmd() *cobra.Command {
-	var spec, fuzzFile, dir, name, note string
+	var spec, fuzzFile, dir, name, note, faults string
 	cmd := &cobra.Command{
 		Use:   "save",
 		Short: "Save a failing case into the corpus (corpus/regressions) with a provenance comment",
@@ -32,45 +33,56 @@ Every nightly run replays the regressions directory.`,
 			if (spec == "") == (fuzzFile == "") {
 				return usageErr("save needs exactly one of --spec or --fuzz-file")
 			}
-			var (
-				c      *moe.Case
-				poison gpu.Poison
-				prov   []string
-			)
+			var e *corpus.Entry
 			if spec != "" {
 				s, err := parseSpec(spec)
 				if err != nil {
 					return err
 				}
-				if c, err = s.Build(); err != nil {
+				c, err := s.Build()
+				if err != nil {
 					return usageErr("--spec: %v", err)
 				}
-				poison = s.PoisonPolicy()
-				prov = append(prov, "saved by moecheck save from spec: "+s.String())
 				if name == "" {
 					name = fmt.Sprintf("spec-T%dH%dI%dE%dK%d-%s", c.T, c.H, c.I, c.E, c.K, shortHash(c))
 				}
+				e = &corpus.Entry{Name: name, Case: c, Data: specData(s), Poisons: []gpu.Poison{s.PoisonPolicy()},
+					Comments: []string{"saved by moecheck save from spec: " + s.String()}}
 			} else {
 				data, err := readFuzzFile(fuzzFile)
 				if err != nil {
 					return usageErr("--fuzz-file: %v", err)
 				}
-				var meta moe.CaseMeta
-				c, meta = moe.DecodeCase(data, moe.DecodeLimits{})
-				poison = gpu.Poisons[int(meta.Poison)%len(gpu.Poisons)]
-				prov = append(prov, fmt.Sprintf("saved by moecheck save from fuzz crasher %s (%d bytes, moe.DecodeCase)", fuzzFile, len(data)))
 				if name == "" {
 					name = "fuzz-" + filepath.Base(fuzzFile)
 				}
+				e = corpus.FromBytes(name, data, moe.DecodeLimits{})
+				e.Comments = append([]string{"saved by moecheck save from the fuzz crasher " + fuzzFile}, e.Comments...)
 			}
 			if note != "" {
-				prov = append(prov, note)
+				e.Comments = append(e.Comments, note)
 			}
-			path, err := saveCase(dir, name, c, poison, prov)
+			if faults != "" {
+				fs, err := gpu.ParseFaultSet(faults)
+				if err != nil {
+					return usageErr("--faults: %v", err)
+				}
+				e.Faults = fs
+			}
+			path, saved, err := saveEntry(dir, e)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "saved %s (%s, poison %s)\nreplay: moecheck replay %s\n", path, c.Config, poison, quote(path))
+			if !saved {
+				fmt.Fprintf(a.stdout, "already saved: %s\n", path)
+				return nil
+			}
+			c := e.Case
+			poison := "any"
+			if len(e.Poisons) > 0 {
+				poison = e.Poisons[0].String()
+			}
+			fmt.Fprintf(a.stdout, "saved %s (%s, poison %s)\nreplay: moecheck replay %s%s\n", path, c.Config, poison, faultFlag(e.Faults), quote(path))
 			return nil
 		},
 	}
@@ -80,6 +92,7 @@ Every nightly run replays the regressions directory.`,
 	fs.StringVar(&dir, "dir", filepath.Join("corpus", "regressions"), "corpus directory")
 	fs.StringVar(&name, "name", "", "case name (file NAME.case; default derived from the case)")
 	fs.StringVar(&note, "note", "", "an extra provenance line (what bug, which issue)")
+	fs.StringVar(&faults, "faults", "", "record the catalog faults the case was found with (a hint; replay does not switch them on)")
 	return cmd
 }
 

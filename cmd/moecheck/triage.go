@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/presets"
@@ -168,14 +169,27 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 		if !faults.Empty() {
 			prov = append(prov, "faults: "+faults.String())
 		}
-		poison := gpu.PoisonNaN
+		e := &corpus.Entry{Name: name, Comments: prov, Case: rep.Case, Poisons: []gpu.Poison{gpu.PoisonNaN, gpu.PoisonSignature}, Faults: faults}
 		if rep.Spec != nil {
-			poison = rep.Spec.PoisonPolicy()
+			e.Data = specData(*rep.Spec)
 		}
-		if path, err = saveCase(f.dir, name, rep.Case, poison, prov); err != nil {
+		if f.preset != "" {
+			if _, o, err := presets.ParseID(f.preset); err == nil {
+				e.Data = &corpus.DataSpec{Seed: o.Seed, Mode: o.Data}
+			}
+		}
+		if rep.Property != "" {
+			e.Properties = []string{rep.Property}
+		}
+		var saved bool
+		if path, saved, err = saveEntry(f.dir, e); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "\nsaved: %s\n", path)
+		if saved {
+			fmt.Fprintf(w, "\nsaved: %s\n", path)
+		} else {
+			fmt.Fprintf(w, "\nalready saved: %s\n", path)
+		}
 	}
 	switch {
 	case rep.Spec != nil:
