@@ -145,12 +145,14 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, s
 					q = tb
 				}
 			}
+			if mm > math.MaxFloat32 || math.IsNaN(mm) {
+				// a product or partial sum may overflow fp32 (Inf − Inf = NaN): unconstrained
+				set(i, j, 0, math.NaN())
+				continue
+			}
 			if exA[i] && exB[j] && (mm == 0 || (q >= -126 && q < 1<<20 && mm < pow2(24+q))) {
-				// every partial sum is exactly representable in fp32: no accumulation error
-				if math.Abs(c) > math.MaxFloat32 {
-					set(i, j, 0, math.NaN())
-					continue
-				}
+				// every partial sum is exactly representable in fp32 (multiples of 2^q,
+				// below 2^(24+q) and below MaxFloat32): no accumulation error
 				set(i, j, c, 0)
 				continue
 			}

@@ -144,16 +144,13 @@ func isNaN32(x float32) bool { return x != x }
 
 // PowerOfTwoScaling: scaling down_proj and its bias by 2^a and dY by 2^b scales every output
 // by the matching power of two exactly (binary scaling commutes with every rounding in the
-// normal range): y·2^a; dX, dW1, dB1, d_rw ·2^(a+b); dW2, dB2 ·2^b. Applies to bf16 and fp32
-// with normal or integer data (fp16's normal range starts at 2^-14, so its intermediates can
-// be subnormal, where scaling is not exact).
+// normal range): y·2^a; dX, dW1, dB1, d_rw ·2^(a+b); dW2, dB2 ·2^b. It applies to bf16 and
+// fp32 cases whose data keeps every stage in the normal range (plainData); fp16's normal
+// range starts at 2^-14, so its intermediates can be subnormal, where scaling is not exact.
 var PowerOfTwoScaling = Property{
-	Name: "power-of-two-scaling",
-	Doc:  "scaling W2 by 2 and dY by 4 scales every output by the matching power of two, bitwise",
-	Applies: func(c *moe.Case, s Spec) bool {
-		d := moe.DataMode(s.normalized().Data)
-		return c.DType != moe.FP16 && (d == moe.Normal || d == moe.Integer) && !c.NonFinite
-	},
+	Name:    "power-of-two-scaling",
+	Doc:     "scaling W2 by 2 and dY by 4 scales every output by the matching power of two, bitwise",
+	Applies: func(c *moe.Case, _ Spec) bool { return c.DType != moe.FP16 && plainData(c) },
 	Check: func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error) {
 		const name = "power-of-two-scaling"
 		const a, b = 1, 2
@@ -189,4 +186,23 @@ var PowerOfTwoScaling = Property{
 		}
 		return pass(name, nil), nil
 	},
+}
+
+// plainData reports whether every input value is 0 or has a magnitude in [2^-20, 2^40]:
+// then (at the sizes moecheck generates) products, sums and activations stay far inside the
+// bf16/fp32 normal range [2^-126, 2^127], and binary scaling is exact at every stage.
+func plainData(c *moe.Case) bool {
+	if c.NonFinite {
+		return false
+	}
+	ok := func(v []float64) bool {
+		for _, x := range v {
+			a := math.Abs(x)
+			if a != 0 && (a < 0x1p-20 || a > 0x1p40) {
+				return false
+			}
+		}
+		return true
+	}
+	return ok(c.X) && ok(c.W1) && ok(c.W2) && ok(c.B1) && ok(c.B2) && ok(c.DY) && ok(c.Routing.Weights)
 }

@@ -57,10 +57,14 @@ func (a activation) backward(g, u, dact float64) (dg, du float64) {
 		gc := math.Min(g, moe.GptOssLimit)
 		uc := math.Max(math.Min(u, moe.GptOssLimit), -moe.GptOssLimit)
 		s := sigmoid(moe.GptOssAlpha * gc)
-		// torch.clamp's backward: the gradient passes where the input is inside the
-		// closed interval, and is multiplied by the 0/1 indicator elsewhere.
-		dg = indicator(g <= moe.GptOssLimit) * (dact * (uc + 1) * (s + moe.GptOssAlpha*gc*s*(1-s)))
-		du = indicator(u >= -moe.GptOssLimit && u <= moe.GptOssLimit) * (dact * gc * s)
+		// torch.clamp's backward selects: where(input in the closed interval, grad, 0), so
+		// a clamped-away input gets exactly 0 even when grad is NaN or Inf.
+		if g <= moe.GptOssLimit {
+			dg = dact * (uc + 1) * (s + moe.GptOssAlpha*gc*s*(1-s))
+		}
+		if u >= -moe.GptOssLimit && u <= moe.GptOssLimit {
+			du = dact * gc * s
+		}
 		return dg, du
 	case a.mag:
 		return dact * u * siluSlopeBound(g), dact * (g * sigmoid(g))

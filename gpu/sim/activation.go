@@ -54,9 +54,9 @@ func (st *state) activate(c moe.Config, f faults) {
 // Products that feed an add are converted to float32 explicitly so that no platform fuses
 // them into an FMA (the result is then the same on every machine).
 //
-// gpt-oss's clamp indicators multiply, as docs/path.md writes them ([h1_gate ≤ 7]·…): a
-// clamped-away input gets 0·grad, which is NaN where grad is NaN or Inf (the reference and
-// the CUDA kernel do the same). Products are evaluated left to right: ((ind·d_act)·…)·….
+// gpt-oss's clamp gradients select, as docs/path.md specifies (torch.clamp's backward is
+// where(cond, grad, 0)): a clamped-away input gets exactly 0, even where grad is NaN or Inf.
+// Products are evaluated left to right: ((d_act·…)·…)·….
 func (st *state) activateBackward(c moe.Config, f faults, n int) {
 	I, I2, d := c.I, 2*c.I, c.DType
 	for i := 0; i < n; i++ {
@@ -71,15 +71,12 @@ func (st *state) activateBackward(c moe.Config, f faults, n int) {
 					g = limit32
 				}
 				s := 1 / (1 + expf(-(alpha32 * g)))
-				var ig, iu float32
-				if hg <= limit32 { // NaN fails both comparisons: indicator 0
-					ig = 1
+				if hg <= limit32 { // NaN fails both comparisons: gradient 0
+					dg = dj * (u + 1) * (s + float32(alpha32*g*s*(1-s)))
 				}
 				if hu >= -limit32 && hu <= limit32 {
-					iu = 1
+					du = dj * g * s
 				}
-				dg = ig * dj * (u + 1) * (s + float32(alpha32*g*s*(1-s)))
-				du = iu * dj * g * s
 			} else {
 				g, u := hg, hu
 				s := 1 / (1 + expf(-g))

@@ -112,15 +112,12 @@ func specPath(c *moe.Case) (*gpu.Result, *gpu.Stages) {
 			if c.Act == moe.GptOss {
 				g, u := min(hg, 7), max(-7, min(hu, 7))
 				s := 1 / (1 + float32(math.Exp(float64(-(float32(1.702) * g)))))
-				ig, iu := float32(0), float32(0)
-				if hg <= 7 {
-					ig = 1
+				if hg <= 7 { // a selection, like torch.clamp's backward
+					dg = dj * (u + 1) * (s + float32(float32(1.702)*g*s*(1-s)))
 				}
 				if hu >= -7 && hu <= 7 {
-					iu = 1
+					du = dj * g * s
 				}
-				dg = ig * dj * (u + 1) * (s + float32(float32(1.702)*g*s*(1-s)))
-				du = iu * dj * g * s
 			} else {
 				s := 1 / (1 + float32(math.Exp(float64(-hg))))
 				dg, du = dj*hu*s*(1+float32(hg*(1-s))), dj*hg*s

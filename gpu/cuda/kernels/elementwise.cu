@@ -229,14 +229,15 @@ extern "C" __global__ void act_bwd(const void* h1, const void* dact, void* dh1, 
       if (kind == 0) {
         swiglu_b(g, u, da, dg, du);
       } else {
-        float ig = g <= 7.0f ? 1.0f : 0.0f;
-        float iu = (u >= -7.0f && u <= 7.0f) ? 1.0f : 0.0f;
+        // torch.clamp's backward selects: where(cond, grad, 0) (0 even for a NaN/Inf grad)
+        bool ig = g <= 7.0f;
+        bool iu = u >= -7.0f && u <= 7.0f;
         float gcl = g > 7.0f ? 7.0f : g;
         float ucl = u < -7.0f ? -7.0f : (u > 7.0f ? 7.0f : u);
         float sg = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-__fmul_rn(1.702f, gcl))));
         float inner = __fadd_rn(sg, __fmul_rn(__fmul_rn(__fmul_rn(1.702f, gcl), sg), __fsub_rn(1.0f, sg)));
-        dg = __fmul_rn(__fmul_rn(__fmul_rn(ig, da), __fadd_rn(ucl, 1.0f)), inner);
-        du = __fmul_rn(__fmul_rn(__fmul_rn(iu, da), gcl), sg);
+        dg = ig ? __fmul_rn(__fmul_rn(da, __fadd_rn(ucl, 1.0f)), inner) : 0.0f;
+        du = iu ? __fmul_rn(__fmul_rn(da, gcl), sg) : 0.0f;
       }
     }
     stv(dh1, i * 2 * I + gc, d, dg);
