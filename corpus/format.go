@@ -140,7 +140,7 @@ func check(e *Entry) error {
 			return fmt.Errorf("corpus: format %s: comment %d is not UTF-8 text", e.Name, i)
 		}
 		for _, r := range s {
-			if r < 0x20 && r != '\t' || r == 0x7f {
+			if isControl(r) {
 				return fmt.Errorf("corpus: format %s: comment %d holds control character %U (one line per comment)", e.Name, i, r)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -91,7 +92,7 @@ func (p *parser) read(r io.Reader) error {
 			return p.errf(n, "not UTF-8 text")
 		}
 		for _, c := range line {
-			if c < 0x20 && c != '\t' || c == 0x7f {
+			if isControl(c) {
 				return p.errf(n, "control character %U in line", c)
 			}
 		}
@@ -106,7 +107,7 @@ func (p *parser) read(r io.Reader) error {
 			continue
 		}
 		if t[0] == '#' {
-			c := strings.TrimLeft(line, " \t")[1:]
+			c := strings.TrimLeftFunc(line, unicode.IsSpace)[1:]
 			p.comments = append(p.comments, strings.TrimPrefix(c, " "))
 			continue
 		}
@@ -168,6 +169,10 @@ func (p *parser) header(line string) error {
 	}
 	return p.errf(1, "missing header line %q (got %q)", Header, clip(h))
 }
+
+// isControl reports the characters a corpus file may not hold: C0 and C1 controls and DEL,
+// but the tab.
+func isControl(r rune) bool { return unicode.IsControl(r) && r != '\t' }
 
 // clip shortens text quoted in errors.
 func clip(s string) string {

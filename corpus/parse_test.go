@@ -102,6 +102,7 @@ func TestParseErrors(t *testing.T) {
 		{"line/no-colon", text(base, add("garbage")), moe.Limits{}, `9: want "key: value" or a "# comment", got "garbage"`},
 		{"line/control", text(base, add("# a\x00b")), moe.Limits{}, "9: control character U+0000 in line"},
 		{"line/cr-inside", text(base, add("# a\rb")), moe.Limits{}, "9: control character U+000D in line"},
+		{"line/c1-control", text(base, add("# a\u0085b")), moe.Limits{}, "9: control character U+0085 in line"},
 		{"line/utf8", text(base, add("# \xff")), moe.Limits{}, "9: not UTF-8 text"},
 		{"line/too-long", text(base, add("x: "+long)), moe.Limits{}, "9: line longer than 16 MiB"},
 		{"key/unknown", text(base, add("foo: 1")), moe.Limits{}, `9: unknown key "foo" (known: shape, dtype`},
@@ -189,5 +190,18 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("error\n  %v\nwant it to contain\n  %s", err, want)
 			}
 		})
+	}
+}
+
+// Comments keep their text after "#" and one space, whatever whitespace precedes the "#".
+func TestParseComments(t *testing.T) {
+	in := text(base, add("\u00a0\t#  two spaces", "#", "#tight", "# trailing  "))
+	e, err := corpus.Parse(strings.NewReader(in), "f.case")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"base case of the parser tests", " two spaces", "", "tight", "trailing  "}
+	if strings.Join(e.Comments, "|") != strings.Join(want, "|") {
+		t.Fatalf("comments %q, want %q", e.Comments, want)
 	}
 }

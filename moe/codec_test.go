@@ -1,6 +1,7 @@
 package moe
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -431,3 +432,42 @@ func TestEqualCases(t *testing.T) {
 		t.Fatal("NaNs with equal float32 bits compare different")
 	}
 }
+
+// BenchmarkDecodeCase decodes random inputs of the given length under the default decode
+// limits (the fuzz targets' cost per input, before the target's own work).
+func BenchmarkDecodeCase(b *testing.B) {
+	for _, n := range []int{0, 32, 256} {
+		b.Run("len="+itoa(n), func(b *testing.B) {
+			ins := randomInputs(uint64(n), 64, n)
+			for i := range ins {
+				ins[i] = append(ins[i], make([]byte, n-len(ins[i]))...)
+			}
+			var values int64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c, _ := DecodeCase(ins[i%len(ins)], DecodeLimits{})
+				values += c.Elements()
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cases/s")
+			b.ReportMetric(float64(values)/float64(b.N), "values/case")
+		})
+	}
+}
+
+func BenchmarkEncodeCase(b *testing.B) {
+	ins := randomInputs(5, 64, 256)
+	cs := make([]*Case, len(ins))
+	ms := make([]CaseMeta, len(ins))
+	for i, in := range ins {
+		cs[i], ms[i] = DecodeCase(in, DecodeLimits{})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := EncodeCase(cs[i%len(cs)], ms[i%len(cs)], DecodeLimits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cases/s")
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }
