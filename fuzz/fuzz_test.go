@@ -76,7 +76,7 @@ const maxSaved = 2048
 func FuzzDecodeCase(f *testing.F) {
 	lim := moe.DecodeLimits{}
 	f.Add([]byte{})
-	f.Add([]byte("\x03\x07\x05\x03\x01\x1d\x07\x07\x03\x3c\x06"))
+	f.Add([]byte("37531=733D6")) // T=4 H=8 I=6 E=4 K=2 fp16 gpt-oss transposed, EP rank 3 of 8, global keep, specials 1/16 with NaN/Inf, poison signature
 	es, err := corpus.LoadDir(seedsDir)
 	if err != nil {
 		f.Fatal(err)

@@ -8,9 +8,13 @@ import (
 // This file is the byte codec that turns an arbitrary byte string into a valid Case, so that
 // Go's fuzzer (which mutates and minimizes only []byte) explores and shrinks cases.
 //
-// Encoding, version 1. Bytes are read from a cursor; a byte past the end of the input reads as
-// 0, and 0 is always the smallest or simplest choice, so a shorter input means a smaller and
-// simpler case (cutting the tail never makes any size larger). "u(n)" below is an unsigned
+// Encoding, version 1. Bytes are read from a cursor as values v = (b − '0') mod 256: the byte
+// '0' (0x30) reads as 0, '1' as 1, …, and a byte past the end of the input also reads as 0.
+// The value 0 is always the smallest or simplest choice, so a shorter input means a smaller
+// and simpler case (cutting the tail never makes any size larger), and so does every '0':
+// Go's fuzz minimizer, after cutting bytes, replaces each byte with a printable character,
+// '0' first, then '1', '2', '7', '8', '9', 'A' (17), …, so its output is made of '0's and a few
+// small values (an input of '0's only decodes as the empty input does). "u(n)" below is an unsigned
 // little-endian integer of width(n) bytes (1 byte for n ≤ 256, 2 for n ≤ 65536, else 4)
 // reduced modulo n; "bits" is a value's storage bits in the case dtype, little-endian, 2 bytes
 // for bf16 and fp16, 4 for fp32. Limits below are those of the resolved DecodeLimits.
@@ -53,9 +57,10 @@ import (
 //	                               every weight rounded to the dtype
 //	raw tensors   Σ len × bits     only with the raw bit: X, W1, B1, W2, B2, dY in that
 //	                               order (B1, B2 only with biases), each value's bits
-//	overrides     records to end   while input bytes remain: tensor 1 byte (index into
-//	                               X, W1, B1, W2, B2, dY of this case, modulo their count),
-//	                               index u(len of that tensor), value bits
+//	overrides     records to end   while input bytes remain: a selector byte v; v = 0 is
+//	                               an empty record (nothing follows); else tensor (v−1)
+//	                               modulo the count of X, W1, B1, W2, B2, dY of this case,
+//	                               then index u(len of that tensor), then value bits
 //
 // Data is built in three steps: the bulk (Generate(config, routing, seed, mode), or the raw
 // tensors), then special values (when the density is not none: each value is replaced with
@@ -149,7 +154,10 @@ const (
 	weightTableLen = 8
 )
 
-// cursor reads the input; bytes past the end read as 0.
+// byteOrigin is the byte that reads as 0 (see the encoding).
+const byteOrigin = '0'
+
+// cursor reads the input as values b − '0'; bytes past the end read as 0.
 type cursor struct {
 	b []byte
 	i int
@@ -158,7 +166,7 @@ type cursor struct {
 func (c *cursor) next() byte {
 	var v byte
 	if c.i < len(c.b) {
-		v = c.b[c.i]
+		v = c.b[c.i] - byteOrigin
 	}
 	c.i++
 	return v
@@ -426,7 +434,11 @@ func DecodeCase(data []byte, lim DecodeLimits) (*Case, CaseMeta) {
 	ts := c.tensors()
 	vb := valueBytes(d)
 	for cur.more() {
-		t := ts[int(cur.next())%len(ts)]
+		sel := cur.next()
+		if sel == 0 {
+			continue
+		}
+		t := ts[int(sel-1)%len(ts)]
 		i := cur.below(len(*t))
 		(*t)[i] = fromBits(d, uint32(cur.uint(vb)))
 		meta.Overrides++

@@ -71,7 +71,7 @@ func EncodeCase(c *Case, m CaseMeta, lim DecodeLimits) ([]byte, error) {
 	}
 	raw := overCost > rawCost
 
-	var out []byte
+	var out []byte // values; the bytes are out[i] + '0'
 	put := func(w int, v uint64) {
 		for k := 0; k < w; k++ {
 			out = append(out, byte(v>>(8*k)))
@@ -133,7 +133,7 @@ func EncodeCase(c *Case, m CaseMeta, lim DecodeLimits) ([]byte, error) {
 		put(vb, uint64(toBits(d, w)))
 	}
 
-	keep := 0 // bytes that must stay even if zero: through the first byte of the last override
+	keep := 0 // values that must stay even if zero: through the selector of the last override
 	if raw {
 		for _, t := range ct {
 			for _, x := range *t {
@@ -143,13 +143,16 @@ func EncodeCase(c *Case, m CaseMeta, lim DecodeLimits) ([]byte, error) {
 	} else {
 		for _, o := range diffs {
 			keep = len(out) + 1
-			out = append(out, byte(o.t))
+			out = append(out, byte(o.t+1))
 			put(width(len(*ct[o.t])), uint64(o.i))
 			put(vb, uint64(toBits(d, (*ct[o.t])[o.i])))
 		}
 	}
 	for len(out) > keep && out[len(out)-1] == 0 {
 		out = out[:len(out)-1]
+	}
+	for i := range out {
+		out[i] += byteOrigin
 	}
 
 	got, gm := DecodeCase(out, lim)
@@ -166,7 +169,7 @@ func weightBytes(d DType) map[uint64]byte {
 		if b == weightRawByte {
 			continue
 		}
-		w := decodeWeight(&cursor{b: []byte{byte(b)}}, d)
+		w := decodeWeight(&cursor{b: []byte{byte(b) + byteOrigin}}, d)
 		m[math.Float64bits(w)] = byte(b) // lowest byte wins
 	}
 	return m

@@ -87,6 +87,23 @@ func TestDecodeCaseEmpty(t *testing.T) {
 	}
 }
 
+// Inputs of '0' bytes decode as the empty input: Go's minimizer replaces bytes with '0' first,
+// so a minimized input is as simple as what the failure needs.
+func TestDecodeCaseZeros(t *testing.T) {
+	empty, em := DecodeCase(nil, DecodeLimits{})
+	for _, n := range []int{1, 5, 19, 20, 21, 64, 1000} {
+		c, m := DecodeCase([]byte(strings.Repeat("0", n)), DecodeLimits{})
+		if !EqualCases(c, empty) || m != em {
+			t.Fatalf("%d '0' bytes decode to %s %+v, want the empty input's %s %+v", n, c.Config, m, empty.Config, em)
+		}
+	}
+	// The minimizer's next choices are small values: '1' is 1, '9' is 9, 'A' is 17.
+	c, _ := DecodeCase([]byte("1"), DecodeLimits{})
+	if c.T != 2 {
+		t.Fatalf(`"1" decodes to T = %d, want 2`, c.T)
+	}
+}
+
 // Cutting the tail of an input never makes any size larger: missing bytes read as zero, the
 // smallest choice.
 func TestDecodeCaseTruncationShrinks(t *testing.T) {
@@ -129,7 +146,7 @@ func TestDecodeWeights(t *testing.T) {
 		{"grid/neg-one", []byte{255}, FP16, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := decodeWeight(&cursor{b: tc.in}, tc.d)
+			got := decodeWeight(&cursor{b: enc(tc.in...)}, tc.d)
 			if math.Float64bits(got) != math.Float64bits(tc.want) {
 				t.Fatalf("decodeWeight(%x, %s) = %v, want %v", tc.in, tc.d, got, tc.want)
 			}
@@ -140,13 +157,22 @@ func TestDecodeWeights(t *testing.T) {
 	}
 }
 
+// enc turns values into input bytes (each byte reads as its value minus '0').
+func enc(v ...byte) []byte {
+	b := make([]byte, len(v))
+	for i, x := range v {
+		b[i] = x + byteOrigin
+	}
+	return b
+}
+
 // header builds the fixed part of an input under the default decode limits.
 func header(T, H, I, E, K int, flags byte, world, rank int, routing, data, poison byte, seed uint64) []byte {
 	b := []byte{byte(T - 1), byte(H - 1), byte(I - 1), byte(E - 1), byte(K - 1), flags, byte(world - 1), byte(rank), routing, data, poison}
 	for k := 0; k < 8; k++ {
 		b = append(b, byte(seed>>(8*k)))
 	}
-	return b
+	return enc(b...)
 }
 
 func cat(parts ...[]byte) []byte {
@@ -173,7 +199,7 @@ func TestDecodeCaseExamples(t *testing.T) {
 			}
 			return ""
 		}},
-		{"routing/local-sentinel-duplicates", cat(header(1, 1, 1, 4, 4, 0, 1, 0, 0, 0, 0, 0), []byte{4, 2, 2, 9}, []byte{0, 1, 6, 3}),
+		{"routing/local-sentinel-duplicates", cat(header(1, 1, 1, 4, 4, 0, 1, 0, 0, 0, 0, 0), enc(4, 2, 2, 9), enc(0, 1, 6, 3)),
 			func(c *Case, m CaseMeta) string {
 				if want := []int32{4, 2, 2, 4}; !equalInts(c.Routing.IDs, want) {
 					return "ids"
@@ -183,7 +209,7 @@ func TestDecodeCaseExamples(t *testing.T) {
 				}
 				return ""
 			}},
-		{"routing/global-rank7-keep", cat(header(1, 1, 1, 2, 3, 0, 8, 7, 3, 0, 0, 0), []byte{15, 3, 14}, []byte{3, 3, 4}),
+		{"routing/global-rank7-keep", cat(header(1, 1, 1, 2, 3, 0, 8, 7, 3, 0, 0, 0), enc(15, 3, 14), enc(3, 3, 4)),
 			func(c *Case, m CaseMeta) string {
 				if c.EP != (EP{World: 8, Rank: 7}) || c.Global == nil || !c.Global.Options.KeepSentinelWeights {
 					return "ep or global"
@@ -196,21 +222,21 @@ func TestDecodeCaseExamples(t *testing.T) {
 				}
 				return ""
 			}},
-		{"routing/global-zeroes-sentinel-weight", cat(header(1, 1, 1, 2, 1, 0, 2, 0, 1, 0, 0, 0), []byte{3}, []byte{3}),
+		{"routing/global-zeroes-sentinel-weight", cat(header(1, 1, 1, 2, 1, 0, 2, 0, 1, 0, 0, 0), enc(3), enc(3)),
 			func(c *Case, m CaseMeta) string {
 				if c.Routing.IDs[0] != 2 || c.Routing.Weights[0] != 0 || c.Global.Weights[0] != 0.5 {
 					return "sentinel weight"
 				}
 				return ""
 			}},
-		{"data/raw-bf16", cat(header(1, 2, 1, 1, 1, 0, 1, 0, 0, dataRaw, 0, 0), []byte{0, 0}, []byte{0x80, 0x3f, 0x00, 0x80}),
+		{"data/raw-bf16", cat(header(1, 2, 1, 1, 1, 0, 1, 0, 0, dataRaw, 0, 0), enc(0, 0), enc(0x80, 0x3f, 0x00, 0x80)),
 			func(c *Case, m CaseMeta) string {
 				if !m.Raw || c.X[0] != 1 || math.Float64bits(c.X[1]) != math.Float64bits(negZero) || c.W1[0] != 0 {
 					return "raw values"
 				}
 				return ""
 			}},
-		{"data/override-nan-payload", cat(header(1, 1, 1, 1, 1, 2, 1, 0, 0, 0, 0, 0), []byte{0, 0}, []byte{3, 0, 0, 0, 0xd5, 0x7f}),
+		{"data/override-nan-payload", cat(header(1, 1, 1, 1, 1, 2, 1, 0, 0, 0, 0, 0), enc(0, 0), enc(0, 0, 4, 0, 0, 0, 0xd5, 0x7f)),
 			func(c *Case, m CaseMeta) string {
 				if m.Overrides != 1 || !c.NonFinite || math.Float32bits(float32(c.DY[0])) != nanPayload {
 					return "override"

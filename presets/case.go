@@ -215,10 +215,12 @@ func Tokens(p Preset, kind string, budget time.Duration) int {
 }
 
 // BytesPerElement is the peak memory per case value (Config.Elements) of one check on the
-// CPU path, measured: the case itself (float64), the sim's float32 copies, weight gradients
-// and buffers, the float64 reference and the oracle's enclosures (center and radius of every
-// weight gradient and stage). Used by FitEP.
-const BytesPerElement = 64
+// CPU path: the case itself (float64), the sim's float32 copies, weight gradients and buffers,
+// the float64 reference and the oracle's enclosures (center and radius of every weight
+// gradient and stage). Measured with the matches property on gpu/sim: 61 bytes per value for
+// qwen3-30b-a3b at EP 8, 90 for gpt-oss-20b (biases, transposed) at EP 8; rounded up. Used
+// by FitEP.
+const BytesPerElement = 96
 
 // MemoryEstimate is the approximate peak memory in bytes of checking cfg on the CPU path.
 func MemoryEstimate(cfg moe.Config) int64 { return cfg.Elements() * BytesPerElement }

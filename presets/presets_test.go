@@ -110,10 +110,10 @@ func TestBudgets(t *testing.T) {
 	if Tokens(p, CPU, 0) != 4 || Tokens(p, CPU, 2*time.Hour) != 8 || Tokens(p, CPU, 8*time.Hour) != 16 || Tokens(p, GPU, 0) != 4096 {
 		t.Error("Tokens")
 	}
-	// every preset fits a 6 GiB CPU budget with its real H and I except Mixtral, whose single
+	// every preset fits an 8 GiB CPU budget with its real H and I except Mixtral, whose single
 	// expert is 176M values
 	for _, q := range List() {
-		ep, err := q.FitEP(CaseOptions{T: 4}, 6<<30)
+		ep, err := q.FitEP(CaseOptions{T: 4}, 8<<30)
 		if q.Name == "mixtral-8x7b" {
 			if err == nil {
 				t.Errorf("mixtral fits at EP %d", ep)
@@ -125,7 +125,7 @@ func TestBudgets(t *testing.T) {
 			continue
 		}
 		cfg, err := q.Config(CaseOptions{T: 4, EP: ep})
-		if err != nil || MemoryEstimate(cfg) > 6<<30 || ep < q.EP {
+		if err != nil || MemoryEstimate(cfg) > 8<<30 || ep < q.EP {
 			t.Errorf("%s: EP %d: %v", q.Name, ep, err)
 		}
 	}

@@ -86,7 +86,7 @@ was interrupted (Ctrl-C): resume it with --resume.`,
 	fs.StringVar(&f.corpus, "corpus", strings.Join([]string{filepath.Join("corpus", "seeds"), filepath.Join("corpus", "regressions")}, ","), "corpus files or directories (comma list; missing directories are skipped; \"none\" for none)")
 	fs.StringVar(&f.presets, "presets", "all", "model presets (comma list of "+strings.Join(presets.Names(), ", ")+"; all; none)")
 	fs.IntVar(&f.presetT, "preset-tokens", 0, "tokens per rank for preset cases (default: picked from the backend and --time)")
-	fs.IntVar(&f.presetMem, "preset-mem", 6144, "memory budget in MiB for one preset case on a CPU backend (raises the EP size to fit)")
+	fs.IntVar(&f.presetMem, "preset-mem", 8192, "memory budget in MiB for one preset case on a CPU backend (raises the EP size to fit)")
 	fs.IntVar(&f.presetScale, "preset-scale", 1, "divide preset H and I by this factor (smoke runs of the machinery; 1 = real shapes)")
 	fs.StringVar(&f.presetProps, "preset-properties", "matches", "properties for preset cases (comma list or all)")
 	fs.Uint64Var(&f.presetSeed, "preset-seed", 1, "seed of the preset cases (also picks the EP rank)")
