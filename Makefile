@@ -6,7 +6,7 @@ NVCCFLAGS ?= -ptx -arch=sm_80 -O3 -std=c++14
 KERNELS := $(wildcard gpu/cuda/kernels/*.cu)
 PTX := $(KERNELS:.cu=.ptx)
 
-.PHONY: test check vet vet-cuda fuzz fuzz-short bench soak mutants ci ptx check-ptx worker device print-nvccflags
+.PHONY: test check vet vet-cuda fuzz fuzz-short bench soak mutants ci ptx check-ptx worker device device-suite print-nvccflags
 
 GO ?= go
 FUZZTIME ?= 60s
@@ -67,6 +67,12 @@ worker:
 # device: everything a device run carries in .device (see scripts/device-run.sh).
 device: check-ptx worker
 	go build -o .device/moecheck-worker-sim ./cmd/moecheck-worker
+
+# device-suite: what scripts/device-suite.sh carries in .device: the CLI, the CUDA worker and
+# the fuzz test binary (coverage-instrumented for FuzzPath).
+device-suite: worker
+	CGO_ENABLED=0 $(GO) build -o .device/moecheck ./cmd/moecheck
+	$(GO) test -c -fuzz FuzzPath -o .device/fuzz.test ./fuzz
 
 print-nvccflags:
 	@echo $(NVCCFLAGS)

@@ -1,7 +1,7 @@
 // Command moecheck-worker serves MoE cases to a moecheck client (gpu/worker) over the
 // worker protocol on stdin/stdout (docs/gpu.md), with one backend:
 //
-//	moecheck-worker [-backend cuda|sim] [-device N] [-no-guard-checks]
+//	moecheck-worker [-backend cuda|sim] [-device N] [-no-guard-checks] [-crash-shape T,H,I,E,K]
 //
 // and has two modes for the GPU machine:
 //
@@ -60,6 +60,7 @@ type flags struct {
 	benchT        int
 	tileN         int
 	tileK         int
+	crashShape    string
 }
 
 func main() {
@@ -87,7 +88,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&f.tileN, "tile-n", 0, "cuda: force the tensor-core column tile (128 or 256; 0 = by size)")
 	fs.IntVar(&f.tileK, "tile-k", 0, "cuda: force the depth of 256-column tiles (32 or 64; 0 = 64)")
 	fs.IntVar(&f.benchT, "bench-tokens", 16384, "with -bench: tokens T")
+	fs.StringVar(&f.crashShape, "crash-shape", "", "serving: run cases of this shape `T,H,I,E,K` with the crash fault (a real device fault), to show that a crash costs one case")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	crash, err := parseCrashShape(f.crashShape)
+	if err != nil {
+		fmt.Fprintf(stderr, "moecheck-worker: %v\n", err)
 		return 2
 	}
 	if f.clientCheck {
@@ -134,6 +141,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 3
 		}
 		return 0
+	}
+	if crash != nil {
+		b = crashOn{Backend: b, shape: crash}
 	}
 	err = worker.Serve(stdin, stdout, b, worker.ServeOptions{Device: device})
 	if errors.Is(err, worker.ErrCrashed) {

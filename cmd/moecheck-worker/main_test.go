@@ -15,10 +15,12 @@ import (
 	"github.com/moecheck/moecheck/moe"
 )
 
-// With MOECHECK_WORKER_MAIN=1 the test binary is the worker (`moecheck-worker -backend sim`).
+// With MOECHECK_WORKER_MAIN=1 the test binary is the worker (`moecheck-worker -backend sim`,
+// plus the flags in $MOECHECK_WORKER_ARGS).
 func TestMain(m *testing.M) {
 	if os.Getenv("MOECHECK_WORKER_MAIN") == "1" {
-		os.Exit(run([]string{"-backend", "sim"}, os.Stdin, os.Stdout, os.Stderr))
+		args := append([]string{"-backend", "sim"}, strings.Fields(os.Getenv("MOECHECK_WORKER_ARGS"))...)
+		os.Exit(run(args, os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -93,6 +95,41 @@ func TestWorkerCrashCostsOneCase(t *testing.T) {
 	}
 }
 
+// -crash-shape: the worker faults on cases of that shape only; each costs one case and a
+// restart, and the cases between run normally.
+func TestWorkerCrashShape(t *testing.T) {
+	b, err := worker.New(worker.Options{Command: []string{os.Args[0], "-test.run=^$"},
+		Env: append(os.Environ(), "MOECHECK_WORKER_MAIN=1", "MOECHECK_WORKER_ARGS=-crash-shape 9,8,4,3,2"), Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	other, err := mkCase(moe.Config{T: 8, H: 8, I: 4, E: 3, K: 2, DType: moe.FP32, EP: moe.EP{World: 2, Rank: 1}}, 3, moe.Normal, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		c     *moe.Case
+		crash bool
+	}{
+		{"crash-shape/other", other, false},
+		{"crash-shape/match", smallCase(t, moe.BF16), true},
+		{"crash-shape/other-again", other, false},
+		{"crash-shape/match-again", smallCase(t, moe.FP16), true},
+	} {
+		_, err := b.Run(ctx, tc.c, gpu.RunOptions{Poison: gpu.PoisonNaN})
+		ce, isCE := gpu.AsCaseError(err)
+		if tc.crash != (isCE && ce.Kind == gpu.Crashed) || (!tc.crash && err != nil) {
+			t.Fatalf("%s: err = %v, want crash %v", tc.name, err, tc.crash)
+		}
+	}
+	if _, _, restarts, _ := worker.Info(b); restarts != 1 {
+		t.Errorf("restarts %d, want 1 (the second crash's restart happens on the next run)", restarts)
+	}
+}
+
 // The self-test harness on sim against sim: every fault case must show its fault.
 func TestSelftestSimAgainstSim(t *testing.T) {
 	var out bytes.Buffer
@@ -110,6 +147,8 @@ func TestUsage(t *testing.T) {
 		{"usage/unknown-backend", []string{"-backend", "nope"}, 2},
 		{"usage/bad-flag", []string{"-nope"}, 2},
 		{"usage/bench-without-cuda", []string{"-backend", "sim", "-bench"}, 2},
+		{"usage/crash-shape-fields", []string{"-crash-shape", "1,2,3"}, 2},
+		{"usage/crash-shape-zero", []string{"-crash-shape", "1,2,3,0,1"}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var o, e bytes.Buffer

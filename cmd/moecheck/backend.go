@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/gpu/backends"
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/gpu/worker"
 	"github.com/moecheck/moecheck/moe"
@@ -22,9 +23,7 @@ type backendFlags struct {
 	timeout  time.Duration
 }
 
-const backendHelp = `backend under test: "sim" (pure-Go model of the GPU path), "worker" (moecheck-worker from
-PATH), "worker:<command line>" (e.g. worker:'./moecheck-worker -backend cuda -device 1'; split
-on spaces, no quoting) or "cuda" (= worker:moecheck-worker -backend cuda)`
+const backendHelp = "backend under test: " + backends.Help
 
 func (f *backendFlags) register(fs *pflag.FlagSet, faults bool) {
 	fs.StringVar(&f.backend, "backend", "sim", backendHelp)
@@ -43,31 +42,12 @@ func (f *backendFlags) faultSet() (gpu.FaultSet, error) {
 	return fs, nil
 }
 
-// workerCommand returns the worker argv a backend name asks for (nil for sim).
-func workerCommand(name string) ([]string, error) {
-	switch {
-	case name == "sim" || name == "":
-		return nil, nil
-	case name == "worker":
-		return []string{worker.DefaultCommand}, nil
-	case name == "cuda":
-		return []string{worker.DefaultCommand, "-backend", "cuda"}, nil
-	case strings.HasPrefix(name, "worker:"):
-		argv := strings.Fields(strings.TrimPrefix(name, "worker:"))
-		if len(argv) == 0 {
-			return nil, fmt.Errorf("--backend worker: needs a command line after the colon")
-		}
-		return argv, nil
-	}
-	return nil, fmt.Errorf("--backend %q: want sim, worker, worker:<command line> or cuda", name)
-}
-
 // open starts the backend: errors in the name are usage errors, a worker that cannot start
 // is a device error.
 func (f *backendFlags) open(a *app) (gpu.Backend, error) {
-	argv, err := workerCommand(f.backend)
+	argv, err := backends.Command(f.backend)
 	if err != nil {
-		return nil, usageErr("%v", err)
+		return nil, usageErr("--backend: %v", err)
 	}
 	if argv == nil {
 		return sim.New(sim.Options{}), nil

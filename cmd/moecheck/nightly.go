@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/gpu/backends"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/nightly"
 	"github.com/moecheck/moecheck/presets"
@@ -166,7 +167,7 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 	kind := f.presetDevice
 	if kind == "auto" {
 		kind = presets.CPU
-		if argv, _ := workerCommand(f.bf.backend); strings.Contains(strings.Join(argv, " "), "cuda") {
+		if argv, _ := backends.Command(f.bf.backend); strings.Contains(strings.Join(argv, " "), "cuda") {
 			kind = presets.GPU
 		}
 	}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// crashShape is the -crash-shape flag: cases of exactly this shape (T, H, I, E, K) run with
+// the crash fault switched on, so the backend faults for real (an illegal address on the
+// GPU) on those cases only. It exists to show, in a real run, that a worker dying mid-case
+// costs that one case: the client records it, restarts the worker and goes on.
+type crashShape struct{ T, H, I, E, K int }
+
+// parseCrashShape parses "T,H,I,E,K" (empty: none).
+func parseCrashShape(s string) (*crashShape, error) {
+	if s == "" {
+		return nil, nil
+	}
+	p := strings.Split(s, ",")
+	if len(p) != 5 {
+		return nil, fmt.Errorf("-crash-shape %q: want T,H,I,E,K (5 integers)", s)
+	}
+	v := make([]int, 5)
+	for i, f := range p {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-crash-shape %q: field %d is not a positive integer", s, i+1)
+		}
+		v[i] = n
+	}
+	return &crashShape{v[0], v[1], v[2], v[3], v[4]}, nil
+}
+
+func (s *crashShape) matches(c moe.Config) bool {
+	return c.T == s.T && c.H == s.H && c.I == s.I && c.E == s.E && c.K == s.K
+}
+
+// crashOn wraps a backend: cases of the shape run with the crash fault.
+type crashOn struct {
+	gpu.Backend
+	shape *crashShape
+}
+
+func (b crashOn) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.Result, error) {
+	if b.shape.matches(c.Config) {
+		o.Faults |= gpu.Faults(gpu.Crash)
+	}
+	return b.Backend.Run(ctx, c, o)
+}
