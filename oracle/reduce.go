@@ -27,10 +27,18 @@ func newMat(m, k int) mat { return mat{m, k, make([]float64, m*k), make([]float6
 // from C by at most M⁺ − M; the fp32 accumulation adds at most gammaAcc(k+1)·M⁺; underflow
 // adds at most (2k+2)·tiny; our float64 evaluation of C, M, M⁺ errs by at most
 // (k+2)·2^-52·M⁺. Exactness criterion: when every operand is exactly known, all products and
-// the bias are integer multiples of 2^q with q ≥ −126, and M < 2^(24+q), every partial sum
+// the bias are integer multiples of 2^q with q ≥ −126, and N < 2^(24+q), every partial sum
 // in every order is a multiple of 2^q below 2^(24+q): representable in fp32, so the
 // accumulation is exact (truncating tensor cores included) and the stored value is exactly
 // round_d(C).
+//
+// Tensor cores align products by the sum of their operands' exponent fields, and a 16-bit
+// subnormal (or zero) operand's field reads as the dtype's emin: the product aligns as if it
+// had magnitude 2^emin·|b|, far above its value, and the block's other products are
+// truncated relative to that (measured on an H200: docs/oracle.md §2.3). So for bf16 and fp16
+// operands the accumulation term and the exactness criterion use the nominal magnitude
+// N = Σ ν(|c_a|+r_a)·ν(|c_b|+r_b) (+|b|), ν(x) = max(x, 2^emin) (N ≥ M⁺), where fp32
+// operands (CUDA cores, IEEE) use M⁺ and M.
 func reduce(d moe.DType, A, B mat, bias []float64, set func(i, j int, c, r float64)) {
 	reduceAcc(d, A, B, bias, true, nil, set)
 }
@@ -78,6 +86,11 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, s
 	C := ws.get(0, m*n)
 	M := ws.get(1, m*n)
 	Mp := ws.get(2, m*n)
+	fl := nominalFloor(d)
+	N := Mp // nominal magnitudes (fp32: M⁺ itself)
+	if fl > 0 {
+		N = ws.get(7, m*n)
+	}
 	teA, exA := rowInfo(A, ws)
 	teB, exB := rowInfo(B, ws)
 	allExact := true
@@ -93,13 +106,18 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, s
 			ac := A.c[i*k : i*k+k]
 			for j := 0; j < n; j++ {
 				bc := B.c[j*k : j*k+k]
-				var c, mm float64
+				var c, mm, nn float64
 				for l, x := range ac {
 					y := bc[l]
 					c += x * y
-					mm += math.Abs(x * y)
+					ax, ay := math.Abs(x), math.Abs(y)
+					mm += ax * ay
+					nn += nominal(ax, fl) * nominal(ay, fl)
 				}
 				C[i*n+j], M[i*n+j], Mp[i*n+j] = c, mm, mm
+				if fl > 0 {
+					N[i*n+j] = nn
+				}
 			}
 		}
 	} else if m*n*k < 1<<15 {
@@ -108,15 +126,20 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, s
 			ac, ar := A.c[i*k:i*k+k], A.r[i*k:i*k+k]
 			for j := 0; j < n; j++ {
 				bc, br := B.c[j*k:j*k+k], B.r[j*k:j*k+k]
-				var c, mm, mp float64
+				var c, mm, mp, nn float64
 				for l, x := range ac {
 					y := bc[l]
 					c += x * y
 					ax, ay := math.Abs(x), math.Abs(y)
+					px, py := ax+ar[l], ay+br[l]
 					mm += ax * ay
-					mp += (ax + ar[l]) * (ay + br[l])
+					mp += px * py
+					nn += nominal(px, fl) * nominal(py, fl)
 				}
 				C[i*n+j], M[i*n+j], Mp[i*n+j] = c, mm, mp
+				if fl > 0 {
+					N[i*n+j] = nn
+				}
 			}
 		}
 	} else {
@@ -125,6 +148,10 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, s
 		mulNT(m, n, k, A.c, B.c, C)
 		mulNT(m, n, k, aAbs, bAbs, M)
 		mulNT(m, n, k, aPlus, bPlus, Mp)
+		if fl > 0 {
+			// ν in place of |c|+r: aPlus and bPlus are not needed any more
+			mulNT(m, n, k, nominalOf(aPlus, fl, aPlus), nominalOf(bPlus, fl, bPlus), N)
+		}
 	}
 	g := gammaAcc(k + 1)
 	f64err := float64(k+2) * 0x1p-52
@@ -134,23 +161,27 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, s
 	}
 	for i := 0; i < m; i++ {
 		for j := 0; j < n; j++ {
-			c, mm, mp := C[i*n+j], M[i*n+j], Mp[i*n+j]
+			c, mm, mp, nn := C[i*n+j], M[i*n+j], Mp[i*n+j], N[i*n+j]
 			q := teA[i] + teB[j]
 			if bias != nil {
 				b := bias[j]
 				c += b
 				mm += math.Abs(b)
 				mp += math.Abs(b)
+				nn += math.Abs(b)
 				if tb := trailingExp(b); tb < q {
 					q = tb
 				}
+			}
+			if fl == 0 {
+				nn = mp // fp32 operands: IEEE products, no nominal magnitudes
 			}
 			if mm > math.MaxFloat32 || math.IsNaN(mm) {
 				// a product or partial sum may overflow fp32 (Inf − Inf = NaN): unconstrained
 				set(i, j, 0, math.NaN())
 				continue
 			}
-			if exA[i] && exB[j] && (mm == 0 || (q >= -126 && q < 1<<20 && mm < pow2(24+q))) {
+			if exA[i] && exB[j] && (mm == 0 || (q >= -126 && q < 1<<20 && nn < pow2(24+q))) {
 				// every partial sum is exactly representable in fp32 (multiples of 2^q,
 				// below 2^(24+q) and below MaxFloat32): no accumulation error
 				set(i, j, c, 0)
@@ -160,10 +191,35 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, s
 				set(i, j, 0, math.NaN()) // the fp32 accumulation may overflow: unconstrained
 				continue
 			}
-			r := (mp - mm) + g*mp + under + f64err*mp
+			r := (mp - mm) + g*nn + under + f64err*mp
 			set(i, j, c, r)
 		}
 	}
+}
+
+// nominalFloor returns 2^emin of the dtype whose operands tensor cores multiply (bf16, fp16),
+// or 0 for fp32 (CUDA-core IEEE arithmetic: no nominal magnitudes).
+func nominalFloor(d moe.DType) float64 {
+	if d == moe.FP32 {
+		return 0
+	}
+	return d.MinNormal()
+}
+
+// nominal returns ν(x) = max(x, floor) for x ≥ 0 (NaN stays NaN).
+func nominal(x, floor float64) float64 {
+	if x < floor {
+		return floor
+	}
+	return x
+}
+
+// nominalOf writes ν(plus[i]) to out.
+func nominalOf(plus []float64, floor float64, out []float64) []float64 {
+	for i, x := range plus {
+		out[i] = nominal(x, floor)
+	}
+	return out
 }
 
 // absPlus returns |c| and |c|+r of a matrix (NaN radius stays NaN in |c|+r).

@@ -101,12 +101,12 @@ for l in sys.stdin:
       -test.fuzztime "$FUZZ_TIME" -test.parallel 8 -test.fuzzcachedir "$logs/fuzzcache" >"$logs/fuzz-clean.log" 2>&1)
     note "fuzz FuzzPath on cuda, $FUZZ_TIME: rc=$? $(grep -E 'elapsed' "$logs/fuzz-clean.log" | tail -1)"
     for f in $FUZZ_FAULTS; do
-      t1=$(date +%s.%N)
+      t1=$(date +%s%N)
       (cd fuzz && MOECHECK_BACKEND="worker:moecheck-worker -backend $B" MOECHECK_FAULTS=$f timeout 120 ../.device/fuzz.test -test.run '^$' \
         -test.fuzz '^FuzzPath$' -test.fuzztime "$FUZZ_FIND_TIME" -test.parallel 8 \
         -test.fuzzcachedir "$logs/fuzzcache-$f" >"$logs/fuzz-$f.log" 2>&1)
       rc=$?
-      note "fuzz find $f on cuda: rc=$rc (1 = found) in $(echo "$(date +%s.%N) - $t1" | bc | cut -c1-5)s; $(grep -m1 -E 'failure while testing seed corpus|Failing input written' "$logs/fuzz-$f.log")"
+      note "fuzz find $f on cuda: rc=$rc (1 = found) in $(( ($(date +%s%N) - t1) / 1000000 )) ms; $(grep -m1 -E 'failure while testing seed corpus|Failing input written' "$logs/fuzz-$f.log")"
     done
     ;;
   esac

@@ -300,9 +300,9 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 	fmt.Fprintf(w, "\n%-8s %-9s %-9s %-8s\n", "cases", "failures", "time", "cases/s")
 	fmt.Fprintf(w, "%-8d %-9d %-9s %-8.1f\n", rep.Cases, len(rep.Failures), rep.Elapsed.Round(time.Millisecond), rate)
 	if len(order) > 0 {
-		fmt.Fprintf(w, "\n%-20s %8s %8s\n", "property", "ran", "failed")
+		fmt.Fprintf(w, "\n%-24s %8s %8s\n", "property", "ran", "failed")
 		for _, n := range order {
-			fmt.Fprintf(w, "%-20s %8d %8d\n", n, counts[n].ran, counts[n].failed)
+			fmt.Fprintf(w, "%-24s %8d %8d\n", n, counts[n].ran, counts[n].failed)
 		}
 	}
 	fmt.Fprintf(w, "next case index: %d\n", rep.Next)
