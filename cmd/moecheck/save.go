@@ -82,7 +82,7 @@ Every nightly run replays the regressions directory.`,
 			if len(e.Poisons) > 0 {
 				poison = e.Poisons[0].String()
 			}
-			fmt.Fprintf(a.stdout, "saved %s (%s, poison %s)\nreplay: moecheck replay %s%s\n", path, c.Config, poison, faultFlag(e.Faults), quote(path))
+			fmt.Fprintf(a.stdout, "saved %s (%s, poison %s)\nreplay: moecheck replay%s %s\n", path, c.Config, poison, faultFlag(e.Faults), quote(path))
 			return nil
 		},
 	}
