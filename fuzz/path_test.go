@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -10,8 +11,17 @@ import (
 	"github.com/moecheck/moecheck/props"
 )
 
-// seedCorpus adds every corpus case (seeds and regressions) as encoded bytes.
+// SeedsVar set to "none" leaves the corpus out of FuzzPath's seeds (only the empty input is
+// added): the fuzzer must then find a fault from scratch (scripts/fuzz-time-to-find.sh).
+const SeedsVar = "MOECHECK_FUZZ_SEEDS"
+
+// seedCorpus adds every corpus case (seeds and regressions) as encoded bytes, and three small
+// hand-written inputs (codec version 1: each byte is a value plus '0').
 func seedCorpus(f *testing.F) {
+	if os.Getenv(SeedsVar) == "none" {
+		f.Add([]byte{})
+		return
+	}
 	for _, dir := range []string{"../corpus/seeds", "../corpus/regressions"} {
 		entries, err := corpus.LoadDir(dir)
 		if err != nil {
@@ -25,8 +35,10 @@ func seedCorpus(f *testing.F) {
 			f.Add(b)
 		}
 	}
-	for _, b := range [][]byte{{}, {0, 0, 0, 0, 0, 0, 1}, {3, 7, 5, 3, 3, 0x1d, 7, 1, 0x14, 6}} {
-		f.Add(b)
+	// T=1 H=1 I=1 E=1 K=1 bf16; the same at EP rank 0 of 2; T=4 H=8 I=6 E=4 K=4 fp16 gpt-oss
+	// transposed with biases at EP rank 1 of 8, large data
+	for _, b := range []string{"", "0000001", "37533M71D6"} {
+		f.Add([]byte(b))
 	}
 }
 
