@@ -40,3 +40,9 @@ var (
 	env     *props.Env
 	envErr  error
 )
+
+// warmUp opens the environment before fuzzing starts, in every fuzz worker process: a worker
+// backend starts its process there (a CUDA worker loads its modules, and a cold driver
+// JIT-compiles the kernels for seconds), outside the fuzz engine's 10-second limit per input,
+// which would otherwise call the first input a hang. An error is reported by the first input.
+func warmUp() { _, _ = Env() }

@@ -47,6 +47,7 @@ func seedCorpus(f *testing.F) {
 // failing checks with their locations.
 func FuzzPath(f *testing.F) {
 	seedCorpus(f)
+	warmUp()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		env, err := Env()
 		if err != nil {

@@ -18,6 +18,7 @@ func FuzzRouting(f *testing.F) {
 	f.Add([]byte{3, 0, 0, 2, 0, 3, 0, 1, 0})
 	f.Add([]byte{0, 1, 0})
 	f.Add([]byte{7, 0xff, 0xff, 9, 0})
+	warmUp()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) == 0 {
 			return

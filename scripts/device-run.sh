@@ -8,7 +8,8 @@
 #   selftest: moecheck-worker -selftest (GPU vs CPU model, poisons, every fault)
 #   client:   moecheck-worker -client-check (a real kernel fault through gpu/worker: one
 #             CaseError, the worker restarted, the next case identical)
-#   sanitize: compute-sanitizer memcheck, racecheck, initcheck, synccheck on -sanitize
+#   sanitize: compute-sanitizer memcheck, racecheck, initcheck, synccheck on -sanitize (5
+#             cases covering every kernel variant, then every corpus case)
 #   bench:    moecheck-worker -bench (Qwen3-30B-A3B rank shape, CUDA events)
 #   torch:    bench/torch/grouped_mm.py (torch._grouped_mm on the same shapes)
 #   ncu:      Nsight Compute on one bf16 GEMM 1 launch (speed of light, occupancy, stalls)
@@ -39,7 +40,8 @@ for s in $steps; do
     : >"$OUT/sanitize.log"
     for tool in memcheck racecheck initcheck synccheck; do
       t0=$(date +%s)
-      timeout 75 "$SAN" --tool "$tool" --error-exitcode 9 "$W" -sanitize >>"$OUT/sanitize.log" 2>&1
+      timeout "${SAN_TIMEOUT:-240}" "$SAN" --tool "$tool" --error-exitcode 9 "$W" -sanitize \
+        -sanitize-corpus corpus/seeds,corpus/regressions >>"$OUT/sanitize.log" 2>&1
       rc=$?
       note "sanitize $tool: rc=$rc in $(($(date +%s) - t0))s; $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize.log" | tail -1)"
     done

@@ -8,7 +8,8 @@
 //	moecheck-worker -selftest [-quick]   compare the backend with gpu/sim on a matrix of cases
 //	                                     (dtypes, activations, layouts, EP, poisons) and on
 //	                                     every fault, which must change the result
-//	moecheck-worker -sanitize            run a few small cases once (under compute-sanitizer)
+//	moecheck-worker -sanitize            run a few small cases once (under compute-sanitizer),
+//	  [-sanitize-corpus DIR,...]         and every case of these corpus directories
 //	moecheck-worker -client-check        run this binary as a worker through the gpu/worker
 //	                                     client: case, crash fault, case (one CaseError)
 //	moecheck-worker -bench [-reps N]     time the bf16 GEMM and the full layer forward+backward
@@ -61,6 +62,7 @@ type flags struct {
 	tileN         int
 	tileK         int
 	crashShape    string
+	corpusDirs    string
 }
 
 func main() {
@@ -88,6 +90,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&f.tileN, "tile-n", 0, "cuda: force the tensor-core column tile (128 or 256; 0 = by size)")
 	fs.IntVar(&f.tileK, "tile-k", 0, "cuda: force the depth of 256-column tiles (32 or 64; 0 = 64)")
 	fs.IntVar(&f.benchT, "bench-tokens", 16384, "with -bench: tokens T")
+	fs.StringVar(&f.corpusDirs, "sanitize-corpus", "", "with -sanitize: also run every case of these corpus directories (comma list), under each case's poison policies")
 	fs.StringVar(&f.crashShape, "crash-shape", "", "serving: run cases of this shape `T,H,I,E,K` with the crash fault (a real device fault), to show that a crash costs one case")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -126,6 +129,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case f.sanitize:
 		if err := sanitizeRun(stdout, b); err != nil {
+			fmt.Fprintf(stderr, "moecheck-worker: sanitize: %v\n", err)
+			return 3
+		}
+		if err := sanitizeCorpus(stdout, b, f.corpusDirs); err != nil {
 			fmt.Fprintf(stderr, "moecheck-worker: sanitize: %v\n", err)
 			return 3
 		}

@@ -158,3 +158,27 @@ func TestUsage(t *testing.T) {
 		})
 	}
 }
+
+// -sanitize -sanitize-corpus runs every corpus case under its poison policies; a directory
+// that does not exist is an internal error (exit 3), not a silent skip.
+func TestSanitizeCorpus(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dirs string
+		want int
+		min  int // "sanitize: ran" lines
+	}{
+		{"sanitize-corpus/seeds", "../../corpus/seeds", 0, 5 + 16},
+		{"sanitize-corpus/missing", "../../corpus/nope", 3, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o, e bytes.Buffer
+			if got := run([]string{"-backend", "sim", "-sanitize", "-sanitize-corpus", tc.dirs}, strings.NewReader(""), &o, &e); got != tc.want {
+				t.Fatalf("exit %d, want %d (stderr %s)", got, tc.want, e.String())
+			}
+			if n := strings.Count(o.String(), "sanitize: ran"); n < tc.min {
+				t.Errorf("%d cases ran, want ≥ %d", n, tc.min)
+			}
+		})
+	}
+}

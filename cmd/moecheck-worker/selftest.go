@@ -6,8 +6,10 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/worker"
 	"github.com/moecheck/moecheck/moe"
@@ -538,5 +540,34 @@ func clientCheck(w io.Writer, backend string) error {
 	name, dev, restarts, _ := worker.Info(b)
 	fmt.Fprintf(w, "client-check: ok: worker %s on %s restarted %d time(s); next case identical (%v incl. restart)\n",
 		name, dev, restarts, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// sanitizeCorpus runs every case of the corpus directories (comma list; empty: none) once per
+// poison policy the case names (signature when it names none), with stages, for
+// compute-sanitizer. A case the backend refuses or crashes on is an error.
+func sanitizeCorpus(w io.Writer, b gpu.Backend, dirs string) error {
+	if dirs == "" {
+		return nil
+	}
+	ctx := context.Background()
+	for _, dir := range strings.Split(dirs, ",") {
+		es, err := corpus.LoadDir(strings.TrimSpace(dir))
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			poisons := e.Poisons
+			if len(poisons) == 0 {
+				poisons = []gpu.Poison{gpu.PoisonSignature}
+			}
+			for _, p := range poisons {
+				if _, err := b.Run(ctx, e.Case, gpu.RunOptions{Poison: p, Stages: true}); err != nil {
+					return fmt.Errorf("%s/%s (poison %s): %w", dir, e.Name, p, err)
+				}
+				fmt.Fprintf(w, "sanitize: ran %s/%s (%s, poison %s)\n", dir, e.Name, e.Case.Config, p)
+			}
+		}
+	}
 	return nil
 }
