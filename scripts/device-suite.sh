@@ -7,7 +7,7 @@
 #   scripts/device-suite.sh [steps...]     (default: mutants props nightly fuzz)
 #
 #   mutants: moecheck mutants --backend cuda (every catalog fault as a kernel flag)
-#   props:   the whole random property suite, PROPS_SHARDS shards in parallel (one worker and
+#   props:   the whole random property suite (seed PROPS_SEED), PROPS_SHARDS shards in parallel (one worker and
 #            CUDA context each) for PROPS_TIME, results as JSONL; coverage tallied per
 #            dtype, activation, layout, EP, poison policy, routing mode
 #   nightly: corpus + model presets (real H, I, experts, top-k; PRESET_TOKENS tokens per rank)
@@ -26,6 +26,7 @@ M=$PWD/.device/moecheck
 B=${SUITE_BACKEND:-cuda} # the worker backend (sim: a smoke run of this script without a GPU)
 PROPS_TIME=${PROPS_TIME:-240s}
 PROPS_SHARDS=${PROPS_SHARDS:-4}
+PROPS_SEED=${PROPS_SEED:-1}
 PRESET_TOKENS=${PRESET_TOKENS:-512}
 FUZZ_TIME=${FUZZ_TIME:-60s}
 FUZZ_FIND_TIME=${FUZZ_FIND_TIME:-30s}
@@ -49,7 +50,7 @@ for s in $steps; do
     pids=()
     for ((i = 0; i < PROPS_SHARDS; i++)); do
       timeout $(( ${PROPS_TIME%s} + 180 )) "$M" nightly --backend "worker:moecheck-worker -backend $B" --presets none --corpus none \
-        --time "$PROPS_TIME" --shard "$i/$PROPS_SHARDS" --seed 1 --no-artifacts \
+        --time "$PROPS_TIME" --shard "$i/$PROPS_SHARDS" --seed "${PROPS_SEED:-1}" --no-artifacts \
         --results "$logs/props/shard$i.jsonl" >"$logs/props/shard$i.log" 2>&1 &
       pids+=($!)
     done
