@@ -64,8 +64,8 @@ func FuzzPath(f *testing.F) {
 			for _, fl := range failed.Failures {
 				msg += "\n  - " + fl.String()
 			}
-			t.Fatalf("case %s (poison %s, faults %s): property %s failed: %s\nsave it: moecheck save --fuzz-file %s",
-				c.Config, corpus.PoisonOf(meta), env.Faults, failed.Property, msg, filepath.Join("testdata", "fuzz", "FuzzPath", "<file>"))
+			t.Fatalf("case %s (poison %s, faults %s): property %s failed: %s\nsave it, from the repository root: moecheck save --fuzz-file %s",
+				c.Config, corpus.PoisonOf(meta), env.Faults, failed.Property, msg, filepath.Join("fuzz", "testdata", "fuzz", "FuzzPath", "<file>"))
 		}
 	})
 }

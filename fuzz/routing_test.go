@@ -39,6 +39,23 @@ func FuzzRouting(f *testing.F) {
 			if err == nil {
 				t.Fatalf("ids %v with E=%d: out-of-range id accepted", ids, E)
 			}
+			// The backend must refuse the same ids with an error (not run them, not a case
+			// error, not a panic): a case built field by field, bypassing Generate's checks.
+			env, err := Env()
+			if err != nil {
+				t.Fatal(err)
+			}
+			T := len(ids)
+			bad := &moe.Case{Config: moe.Config{T: T, H: 1, I: 1, E: E, K: 1, DType: moe.FP32},
+				Routing: moe.Routing{IDs: ids, Weights: make([]float64, T)},
+				X:       make([]float64, T), W1: make([]float64, 2*E), W2: make([]float64, E), DY: make([]float64, T)}
+			_, err = env.Backend.Run(context.Background(), bad, gpu.RunOptions{Faults: env.Faults})
+			if err == nil {
+				t.Fatalf("ids %v with E=%d: the backend ran them", ids, E)
+			}
+			if _, ok := gpu.AsCaseError(err); ok {
+				t.Fatalf("ids %v with E=%d: a case error instead of a validation error: %v", ids, E, err)
+			}
 			return
 		}
 		if err != nil {

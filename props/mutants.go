@@ -30,9 +30,17 @@ type MutantResult struct {
 	Message  string
 }
 
+// The default budget per fault (MutantOptions zero values): DefaultMutantCases cases or
+// DefaultMutantTimeout, whichever ends first; `moecheck mutants` uses the same defaults.
+const (
+	DefaultMutantCases   = 5000
+	DefaultMutantTimeout = 30 * time.Second
+)
+
 // Mutants runs the default property suite against the backend with each fault switched on
 // and reports, per fault, whether and how fast it was caught and how small the failing case
 // shrank. onResult, if non-nil, is called as each fault finishes.
+
 func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(MutantResult)) ([]MutantResult, error) {
 	faults := o.Faults
 	if len(faults) == 0 {
@@ -41,10 +49,10 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 		}
 	}
 	if o.Cases == 0 {
-		o.Cases = 5000
+		o.Cases = DefaultMutantCases
 	}
 	if o.Timeout == 0 {
-		o.Timeout = 30 * time.Second
+		o.Timeout = DefaultMutantTimeout
 	}
 	if o.Seed == 0 {
 		o.Seed = 1

@@ -42,7 +42,9 @@ func TestMutants(t *testing.T) {
 
 func testMutants(t *testing.T, noStages bool) {
 	b := sim.New(sim.Options{})
-	res, err := props.Mutants(context.Background(), b, props.MutantOptions{Cases: 3000, Timeout: 60 * time.Second, NoStages: noStages}, nil)
+	res, err := props.Mutants(context.Background(), b, props.MutantOptions{NoStages: noStages}, nil) // the default budget
+	routing := map[gpu.Fault]bool{gpu.ClampSentinel: true, gpu.HistogramSentinel: true, gpu.ExclusiveOffsets: true,
+		gpu.SentinelWrap: true, gpu.EPNoRankOffset: true}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +57,13 @@ func testMutants(t *testing.T, noStages bool) {
 		if r.Shrunk != nil {
 			c := r.Shrunk.Spec.Config()
 			sz = c.String()
+			// issue 4: a routing bug must shrink to T ≤ 4 and E ≤ 4
+			if routing[r.Fault.Fault] && (c.T > 4 || c.E > 4) {
+				t.Errorf("mutant %s: shrunk only to %s, want T ≤ 4 and E ≤ 4", r.Fault.Name, sz)
+			}
+		} else if routing[r.Fault.Fault] {
+			t.Errorf("mutant %s: no shrunk case", r.Fault.Name)
 		}
 		t.Logf("mutant %-22s caught by %-20s after %4d cases %8v; shrunk: %s", r.Fault.Name, r.Property, r.Cases, r.Elapsed.Round(time.Millisecond), sz)
 	}
-	_ = gpu.Catalog
 }

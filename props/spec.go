@@ -86,6 +86,24 @@ func ParseSpec(text string) (Spec, error) {
 		}
 		*s.fields()[i] = n
 	}
+	// Build would interpret an out-of-range value modulo its range; text from a person is
+	// refused instead, naming the field (String always writes the normalized form).
+	n := s.normalized()
+	nf := n.fields()
+	for i, f := range s.fields() {
+		if *f != *nf[i] {
+			why := "out of range"
+			switch specKeys[i] {
+			case "rank":
+				why = fmt.Sprintf("must be below world=%d", s.World)
+			case "global":
+				why = "must be 0 or 1, and 0 when world=1"
+			case "T", "H", "I", "E", "K", "world":
+				why = "must be at least 1"
+			}
+			return Spec{}, fmt.Errorf("props: spec %s=%d: %s", specKeys[i], *f, why)
+		}
+	}
 	return s, nil
 }
 

@@ -48,8 +48,8 @@ The catalog:
 	fs := cmd.Flags()
 	f.bf.register(fs, true)
 	fs.Lookup("faults").Usage = "faults to test (comma list; default the whole catalog)"
-	fs.IntVar(&f.cases, "cases", 2000, "case budget per fault")
-	fs.DurationVar(&f.budget, "time", 30*time.Second, "time budget per fault")
+	fs.IntVar(&f.cases, "cases", props.DefaultMutantCases, "case budget per fault")
+	fs.DurationVar(&f.budget, "time", props.DefaultMutantTimeout, "time budget per fault")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the case stream")
 	fs.StringVar(&f.dtypes, "dtype", "", "only these dtypes (comma list)")
 	return cmd
