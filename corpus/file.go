@@ -46,19 +46,25 @@ func WriteFile(path string, e *Entry) (err error) {
 }
 
 // ReadFile parses the corpus file at path (errors name the path and line).
-func ReadFile(path string) (*Entry, error) {
+func ReadFile(path string) (*Entry, error) { return ReadFileWith(path, ParseOptions{}) }
+
+// ReadFileWith is ReadFile with parse options (size limits).
+func ReadFileWith(path string, o ParseOptions) (*Entry, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("corpus: %w", err)
 	}
 	defer f.Close()
-	return Parse(f, path)
+	return ParseWith(f, path, o)
 }
 
 // LoadDir loads every *.case file of dir (not its subdirectories), sorted by name. It returns
 // the entries that parsed and, if any file failed, an error joining every failure (each
 // naming its file and line).
-func LoadDir(dir string) ([]*Entry, error) {
+func LoadDir(dir string) ([]*Entry, error) { return LoadDirWith(dir, ParseOptions{}) }
+
+// LoadDirWith is LoadDir with parse options (size limits).
+func LoadDirWith(dir string, o ParseOptions) ([]*Entry, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("corpus: %w", err)
@@ -73,7 +79,7 @@ func LoadDir(dir string) ([]*Entry, error) {
 	var out []*Entry
 	var errs []error
 	for _, n := range names {
-		e, err := ReadFile(filepath.Join(dir, n))
+		e, err := ReadFileWith(filepath.Join(dir, n), o)
 		if err != nil {
 			errs = append(errs, err)
 			continue

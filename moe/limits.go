@@ -5,7 +5,9 @@ package moe
 //
 // The defaults are sized for the largest real layers (ANCHORS §5: DeepSeek-V3 H=7168,
 // Mixtral I=14336, Qwen3-Next 512 experts, top-10) at up to 64Ki tokens per rank, and for the
-// 24 GiB development machines: MaxElements = 2^30 float64 values is 8 GiB of case data.
+// 24 GiB development machines: MaxElements = 2^30 float64 values is 8 GiB of case data. A
+// check on the CPU path needs about 12 times that (presets.BytesPerElement = 96 bytes a
+// value), so the moecheck CLI lowers MaxElements to what fits 3/4 of the machine's memory.
 type Limits struct {
 	MaxT, MaxH, MaxI, MaxE, MaxK int
 	MaxWorld                     int   // EP ranks

@@ -33,6 +33,9 @@ type Item struct {
 	Repro string
 	// Skip, when set, records the item as skipped with this reason instead of running it.
 	Skip string
+	// Fail, when set, records the item as failed with this message instead of running it
+	// (a corpus file that does not parse: the run goes on, the report shows it).
+	Fail string
 }
 
 // Options configure Run. Backend and Results are required; every other zero value is valid:
@@ -281,6 +284,11 @@ func (r *runner) item(ctx context.Context, it Item) error {
 	if it.Skip != "" {
 		rec.Status, rec.Message = StatusSkip, it.Skip
 		r.progress("  skip  %s: %s\n", it.ID, it.Skip)
+		return r.emit(rec)
+	}
+	if it.Fail != "" {
+		rec.Status, rec.Message = StatusFail, it.Fail
+		r.progress("  FAIL  %s: %s\n", it.ID, it.Fail)
 		return r.emit(rec)
 	}
 	t0 := time.Now()

@@ -12,7 +12,6 @@ import (
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
-	"github.com/moecheck/moecheck/presets"
 	"github.com/moecheck/moecheck/props"
 )
 
@@ -105,16 +104,13 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	var pcase *moe.Case
 	switch {
 	case f.spec != "":
-		if spec, err = parseSpec(f.spec); err != nil {
+		if spec, err = parseSpec(f.spec, a.caseLimits()); err != nil {
 			return err
 		}
 	case f.preset != "":
-		p, o, err := presets.ParseID(f.preset)
-		if err != nil {
-			return usageErr("--preset: %v", err)
-		}
-		if pcase, err = p.Case(o); err != nil {
-			return usageErr("--preset: %v", err)
+		var err error
+		if pcase, err = a.presetCase(f.preset); err != nil {
+			return err
 		}
 		spec = props.Spec{Poison: int(gpu.PoisonSignature)}
 	}

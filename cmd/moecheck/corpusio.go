@@ -28,10 +28,29 @@ type corpusCase struct {
 	Properties []props.Property // the entry's property hint (nil: all)
 }
 
-// loadCorpus loads corpus files and directories (every .case file of a directory, sorted).
-// A file that does not parse is bad input: a usage error naming the file and line.
-func loadCorpus(paths []string) ([]corpusCase, error) {
-	var out []corpusCase
+// loadCorpus loads corpus files and directories (every .case file of a directory, sorted),
+// refusing cases beyond lim. A file that does not parse is bad input: a usage error naming
+// the file and line.
+func loadCorpus(paths []string, lim moe.Limits) ([]corpusCase, error) {
+	cs, _, err := loadCorpusFiles(paths, lim, false)
+	return cs, err
+}
+
+// loadCorpusFiles is loadCorpus; with tolerant, files that do not parse are returned in bad
+// (each error naming its file and line) and the rest are loaded.
+func loadCorpusFiles(paths []string, lim moe.Limits, tolerant bool) (out []corpusCase, bad []error, err error) {
+	po := corpus.ParseOptions{Limits: lim}
+	badFile := func(err error) error {
+		if !tolerant {
+			return usageErr("%v", err)
+		}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			bad = append(bad, j.Unwrap()...)
+		} else {
+			bad = append(bad, err)
+		}
+		return nil
+	}
 	add := func(e *corpus.Entry, path, name string) error {
 		cc := corpusCase{Name: name, Path: path, Entry: e, Case: e.Case, Poisons: e.Poisons, Spec: props.Spec{Poison: int(gpu.PoisonSignature)}}
 		if len(e.Poisons) > 0 {
@@ -51,32 +70,37 @@ func loadCorpus(paths []string) ([]corpusCase, error) {
 		st, err := os.Stat(path)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil, usageErr("%s: no such file or directory", path)
+				return nil, nil, usageErr("%s: no such file or directory", path)
 			}
-			return nil, internalErr(err)
+			return nil, nil, internalErr(err)
 		}
 		if !st.IsDir() {
-			e, err := corpus.ReadFile(path)
+			e, err := corpus.ReadFileWith(path, po)
 			if err != nil {
-				return nil, usageErr("%v", err)
+				if err := badFile(err); err != nil {
+					return nil, nil, err
+				}
+				continue
 			}
 			if err := add(e, path, corpus.NameOf(path)); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			continue
 		}
-		es, err := corpus.LoadDir(path)
+		es, err := corpus.LoadDirWith(path, po)
 		if err != nil {
-			return nil, usageErr("%v", err)
+			if err := badFile(err); err != nil {
+				return nil, nil, err
+			}
 		}
 		for _, e := range es {
 			name := corpus.NameOf(e.Name)
 			if err := add(e, filepath.Join(path, name+corpus.Ext), filepath.Base(filepath.Clean(path))+"/"+name); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
-	return out, nil
+	return out, bad, nil
 }
 
 // specData is the data description of a spec's case: Spec.Build generates its tensors with

@@ -29,9 +29,10 @@ import (
 )
 
 func main() {
-	setMemoryLimit()
+	mem := memTotal()
+	setMemoryLimit(mem)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := Execute(ctx, os.Args[1:], Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+	code := Execute(ctx, os.Args[1:], Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Memory: mem})
 	stop()
 	os.Exit(code)
 }
@@ -40,13 +41,18 @@ func main() {
 // of the machine's memory (unless GOMEMLIMIT says otherwise): real-shape preset cases hold
 // gigabytes, and without a limit the heap may grow to twice the live data between
 // collections.
-func setMemoryLimit() {
-	if os.Getenv("GOMEMLIMIT") != "" {
+func setMemoryLimit(mem int64) {
+	if os.Getenv("GOMEMLIMIT") != "" || mem <= 0 {
 		return
 	}
+	debug.SetMemoryLimit(mem / 4 * 3)
+}
+
+// memTotal is the machine's memory in bytes from /proc/meminfo (0 where unknown).
+func memTotal() int64 {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
-		return
+		return 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -54,9 +60,10 @@ func setMemoryLimit() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) >= 2 && fields[0] == "MemTotal:" {
 			if kb, err := strconv.ParseInt(fields[1], 10, 64); err == nil {
-				debug.SetMemoryLimit(kb << 10 / 4 * 3)
+				return kb << 10
 			}
-			return
+			return 0
 		}
 	}
+	return 0
 }

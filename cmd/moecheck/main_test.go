@@ -211,3 +211,41 @@ func TestCorpusCommands(t *testing.T) {
 		t.Fatalf("nightly corpus: exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// Cases whose CPU check would not fit 3/4 of the machine's memory are refused before anything
+// of their size is allocated, naming the limit (here a machine of 1 GiB: 8,388,608 values).
+func TestMemoryLimits(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.case")
+	os.WriteFile(big, []byte("moecheck-case v1\nshape: T=4 H=4096 I=4096 E=64 K=1\ndtype: bf16\nact: swiglu\nlayout: standard\nbias: no\nrouting: local\ntok 0: 0:1\ntok 1: 0:1\ntok 2: 0:1\ntok 3: 0:1\ndata: seed=1 mode=normal\n"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"memory/spec", []string{"check", "--spec", "T=4 H=4096 I=4096 E=64 K=1"}},
+		{"memory/preset", []string{"check", "--preset", "mixtral-8x7b/ep8/rank1/T4/seed1"}},
+		{"memory/replay", []string{"replay", big}},
+		{"memory/ref", []string{"ref", "-T", "4", "-H", "4096", "-I", "4096", "-E", "64", "-K", "1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Execute(context.Background(), tc.args, Env{Stdout: &out, Stderr: &errb, Memory: 1 << 30})
+			if code != 2 || !strings.Contains(errb.String(), "over the limit of 8388608 values") {
+				t.Fatalf("exit %d, want 2 naming the limit:\n%s\n%s", code, out.String(), errb.String())
+			}
+		})
+	}
+}
+
+// A corpus file that does not parse is a recorded failure of the nightly, not the end of it.
+func TestNightlyUnreadableCorpusFile(t *testing.T) {
+	dir := t.TempDir()
+	reg := filepath.Join(dir, "reg")
+	os.MkdirAll(reg, 0o755)
+	os.WriteFile(filepath.Join(reg, "broken.case"), []byte("moecheck-case v1\nshape: T=x\n"), 0o644)
+	code, out, errs := run(t, nil, "nightly", "--corpus", "../../corpus/seeds/single-token.case,"+reg, "--presets", "none",
+		"--results", filepath.Join(dir, "r.jsonl"))
+	if code != 1 || !strings.Contains(out, "FAIL  corpus/broken") || !strings.Contains(out, "pass  corpus/single-token") {
+		t.Fatalf("exit %d, want 1 with the broken file failed and the other case run:\n%s\n%s", code, out, errs)
+	}
+}

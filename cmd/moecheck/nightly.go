@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/backends"
 	"github.com/moecheck/moecheck/moe"
@@ -152,9 +153,19 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 			}
 			paths = append(paths, p)
 		}
-		cs, err := loadCorpus(paths)
+		cs, bad, err := loadCorpusFiles(paths, a.caseLimits(), true)
 		if err != nil {
 			return err
+		}
+		// a file that does not parse is a recorded failure (file and line in the message):
+		// one bad regression file must not stop an unattended run
+		for i, e := range bad {
+			msg := e.Error()
+			id := fmt.Sprintf("corpus/unreadable-%d", i+1)
+			if path, _, ok := strings.Cut(msg, ":"); ok && strings.HasSuffix(path, corpus.Ext) {
+				id = "corpus/" + corpus.NameOf(path)
+			}
+			items = append(items, nightly.Item{ID: id, Kind: nightly.KindCorpus, Source: id, Fail: "unreadable corpus file: " + msg})
 		}
 		for _, c := range cs {
 			c := c

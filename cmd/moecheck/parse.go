@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/presets"
 	"github.com/moecheck/moecheck/props"
 )
 
@@ -108,9 +109,12 @@ func propertyNames() string {
 }
 
 // parseSpec reads --spec.
-func parseSpec(s string) (props.Spec, error) {
+func parseSpec(s string, lim moe.Limits) (props.Spec, error) {
 	spec, err := props.ParseSpec(s)
 	if err != nil {
+		return props.Spec{}, usageErr("--spec: %v", err)
+	}
+	if err := spec.Config().Validate(lim); err != nil { // before anything of its size is allocated
 		return props.Spec{}, usageErr("--spec: %v", err)
 	}
 	if _, err := spec.Build(); err != nil {
@@ -124,4 +128,25 @@ func plural(n int, one, many string) string {
 		return fmt.Sprintf("%d %s", n, one)
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// presetCase builds the case of a preset id (as nightly prints it), refusing one beyond the
+// case limits before anything of its size is allocated.
+func (a *app) presetCase(id string) (*moe.Case, error) {
+	p, o, err := presets.ParseID(id)
+	if err != nil {
+		return nil, usageErr("--preset: %v", err)
+	}
+	cfg, err := p.Config(o)
+	if err == nil {
+		err = cfg.Validate(a.caseLimits())
+	}
+	if err != nil {
+		return nil, usageErr("--preset: %v", err)
+	}
+	c, err := p.Case(o)
+	if err != nil {
+		return nil, usageErr("--preset: %v", err)
+	}
+	return c, nil
 }

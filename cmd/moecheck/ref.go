@@ -81,7 +81,7 @@ func (a *app) runRef(cmd *cobra.Command, f *refFlags, args []string) error {
 	source := ""
 	switch {
 	case f.spec != "":
-		s, err := parseSpec(f.spec)
+		s, err := parseSpec(f.spec, a.caseLimits())
 		if err != nil {
 			return err
 		}
@@ -90,16 +90,13 @@ func (a *app) runRef(cmd *cobra.Command, f *refFlags, args []string) error {
 		}
 		source = "spec " + s.String()
 	case f.preset != "":
-		p, o, err := presets.ParseID(f.preset)
-		if err != nil {
-			return usageErr("--preset: %v", err)
+		var err error
+		if c, err = a.presetCase(f.preset); err != nil {
+			return err
 		}
-		if c, err = p.Case(o); err != nil {
-			return usageErr("--preset: %v", err)
-		}
-		source = "preset " + p.ID(o)
+		source = "preset " + f.preset
 	case len(args) == 1:
-		cs, err := loadCorpus(args)
+		cs, err := loadCorpus(args, a.caseLimits())
 		if err != nil {
 			return err
 		}
@@ -111,7 +108,7 @@ func (a *app) runRef(cmd *cobra.Command, f *refFlags, args []string) error {
 		cfg := moe.Config{T: f.T, H: f.H, I: f.I, E: f.E, K: f.K, EP: moe.EP{World: f.world, Rank: f.rank}, Bias: f.bias}
 		mode, err := parseAll(&cfg, f.act, f.layout, f.dtype, f.data)
 		if err == nil {
-			err = cfg.Validate(moe.Limits{})
+			err = cfg.Validate(a.caseLimits())
 		}
 		if err != nil {
 			return usageErr("%v", err)

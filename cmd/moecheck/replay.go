@@ -34,7 +34,7 @@ locations, and exits 1 if any case fails.`,
 			if err != nil {
 				return err
 			}
-			cs, err := loadCorpus(args)
+			cs, err := loadCorpus(args, a.caseLimits())
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/presets"
 )
 
 // Exit codes (docs/CONTRIBUTING.md).
@@ -26,6 +29,23 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string // nil: no environment
 	Now            func() time.Time    // nil: time.Now
+	// Memory is the machine's memory in bytes (0: unknown). Cases whose check on the CPU
+	// would need more than 3/4 of it are refused, naming the limit (caseLimits).
+	Memory int64
+}
+
+// caseLimits are the size limits of the cases this process builds and checks: moe's
+// defaults, and at most as many values as fit 3/4 of the machine's memory at
+// presets.BytesPerElement bytes per value (the measured peak of a check on the CPU path),
+// so that an oversized case is refused with the limit named instead of exhausting memory.
+func (a *app) caseLimits() moe.Limits {
+	var l moe.Limits
+	if m := a.env.Memory; m > 0 {
+		if max := m / 4 * 3 / presets.BytesPerElement; max < moe.DefaultLimits.MaxElements {
+			l.MaxElements = max
+		}
+	}
+	return l
 }
 
 // exitError carries an exit code out of a command. A nil err means the command already

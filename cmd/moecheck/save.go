@@ -35,7 +35,7 @@ Every nightly run replays the regressions directory.`,
 			}
 			var e *corpus.Entry
 			if spec != "" {
-				s, err := parseSpec(spec)
+				s, err := parseSpec(spec, a.caseLimits())
 				if err != nil {
 					return err
 				}

@@ -96,19 +96,16 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 	)
 	switch {
 	case f.spec != "":
-		if spec, err = parseSpec(f.spec); err != nil {
+		if spec, err = parseSpec(f.spec, a.caseLimits()); err != nil {
 			return err
 		}
 	case f.preset != "":
-		p, o, err := presets.ParseID(f.preset)
-		if err != nil {
-			return usageErr("--preset: %v", err)
-		}
-		if c, err = p.Case(o); err != nil {
-			return usageErr("--preset: %v", err)
+		var err error
+		if c, err = a.presetCase(f.preset); err != nil {
+			return err
 		}
 	default:
-		cs, err := loadCorpus(args)
+		cs, err := loadCorpus(args, a.caseLimits())
 		if err != nil {
 			return err
 		}
