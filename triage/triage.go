@@ -49,13 +49,17 @@ type Report struct {
 	Spec     *props.Spec   // the spec triaged (after shrinking), when triage started from a spec
 	Original *props.Spec   // the spec before shrinking
 	Shrunk   *props.Shrunk // the shrink record
-	Property string        // the failing property of the spec, if one failed
-	Backend  string
-	Faults   gpu.FaultSet
-	Observed Signature
-	Matches  []Match // every candidate, best first (ties in catalog order)
-	Top      int
-	Elapsed  time.Duration
+	// TokensShrunk is the shrink record of a case without a spec (Tokens): tokens removed
+	// from OriginalT while the property still failed.
+	TokensShrunk *props.ShrunkCase
+	OriginalT    int
+	Property     string // the failing property of the spec or case, if one failed
+	Backend      string
+	Faults       gpu.FaultSet
+	Observed     Signature
+	Matches      []Match // every candidate, best first (ties in catalog order)
+	Top          int
+	Elapsed      time.Duration
 }
 
 // Failed reports whether triage observed any failure.
@@ -164,6 +168,39 @@ func Spec(ctx context.Context, s props.Spec, o Options) (*Report, error) {
 	return rep, nil
 }
 
+// Tokens triages a case that has no generating spec (a corpus file, a preset case): it runs
+// the properties on it (spec gives the poison policy) and, if one fails, shrinks the case by
+// removing tokens while that property still fails (unless NoShrink), then triages the
+// smallest case.
+func Tokens(ctx context.Context, c *moe.Case, spec props.Spec, o Options) (*Report, error) {
+	t0 := time.Now()
+	o = o.withDefaults()
+	env := &props.Env{Backend: o.Backend, Faults: o.Faults}
+	_, failed, err := props.CheckCase(ctx, env, o.Properties, c, spec)
+	if err != nil {
+		return nil, fmt.Errorf("triage: %w", err)
+	}
+	cur := c
+	var shrunk *props.ShrunkCase
+	prop := ""
+	if failed != nil {
+		prop = failed.Property
+		if !o.NoShrink {
+			if shrunk, err = props.ShrinkTokens(ctx, env, prop, c, spec, o.MaxShrinks); err != nil {
+				return nil, fmt.Errorf("triage: %w", err)
+			}
+			cur = shrunk.Case
+		}
+	}
+	rep, err := Case(ctx, cur, o)
+	if err != nil {
+		return nil, err
+	}
+	rep.TokensShrunk, rep.OriginalT, rep.Property = shrunk, c.T, prop
+	rep.Elapsed = time.Since(t0)
+	return rep, nil
+}
+
 // Write prints the report: the case, the observed failures, the first stage and where, and
 // the best-matching fault classes with their provenance.
 func (r *Report) Write(w io.Writer) error {
@@ -175,6 +212,9 @@ func (r *Report) Write(w io.Writer) error {
 		if r.Shrunk != nil && r.Shrunk.Steps > 0 {
 			p("          shrunk in %d steps (%d tries) from %s\n", r.Shrunk.Steps, r.Shrunk.Tries, r.Original)
 		}
+	}
+	if r.TokensShrunk != nil && r.TokensShrunk.Steps > 0 {
+		p("          shrunk from T=%d by removing tokens in %d steps (%d tries)\n", r.OriginalT, r.TokensShrunk.Steps, r.TokensShrunk.Tries)
 	}
 	plan, err := r.Case.Plan()
 	if err == nil {

@@ -32,7 +32,9 @@ func (a *app) triageCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "triage [CASE-FILE]",
 		Short: "Name the first failing stage of a case, where it fails, and the most similar known fault class",
-		Long: `triage explains one failing case: a corpus file, a --spec (shrunk first) or a --preset case.
+		Long: `triage explains one failing case: a corpus file, a --spec or a --preset case. A failing case is
+shrunk first: a spec by its generator's fields (fewer tokens, experts, smaller sizes, simpler
+modes), a file or preset case by removing tokens while the same property still fails.
 
 It runs the backend with stage capture under NaN and per-buffer signature poison (and once more
 under NaN and under zero fill), judges every run with the oracle and names the first stage in
@@ -46,7 +48,8 @@ fault switched on, computes each fault's failure signature (the set of (check, t
 and the first failing stage) and ranks the faults by similarity to the observed signature: the
 best matches, with the real bugs they reproduce, are the suggested fault classes.
 
-The case is saved to corpus/regressions (unless --no-save) and a reproduce command printed.
+The case is saved to corpus/regressions (unless --no-save; a corpus file only when shrinking
+made it smaller) and a reproduce command printed.
 Exit status 1 when the case fails, 0 when nothing is wrong.`,
 		Example: `  moecheck triage corpus/regressions/leak2.case
   moecheck triage --spec 'T=4 H=8 I=8 E=3 K=3 world=2 rank=1 global=1 dtype=bf16 bias=1 seed=5' --faults no-mask-up-dgrad
@@ -62,7 +65,7 @@ Exit status 1 when the case fails, 0 when nothing is wrong.`,
 	fs.StringVar(&f.dir, "dir", filepath.Join("corpus", "regressions"), "corpus directory to save the case in")
 	fs.StringVar(&f.name, "name", "", "name of the saved case (default derived from the case)")
 	fs.IntVar(&f.top, "top", 3, "matches to print")
-	fs.BoolVar(&f.noShrink, "no-shrink", false, "triage a --spec as given, without shrinking")
+	fs.BoolVar(&f.noShrink, "no-shrink", false, "triage the case as given, without shrinking")
 	fs.StringVar(&f.candidates, "candidates", "", "faults of the differential diagnosis (comma list; default the whole catalog)")
 	return cmd
 }
@@ -125,7 +128,11 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 	if c == nil {
 		rep, err = triage.Spec(a.ctx, spec, o)
 	} else {
-		rep, err = triage.Case(a.ctx, c, o)
+		cs := props.Spec{Poison: int(gpu.PoisonSignature)}
+		if entry != nil {
+			cs = entry.Spec
+		}
+		rep, err = triage.Tokens(a.ctx, c, cs, o)
 	}
 	if err != nil {
 		return internalErr(err)
@@ -139,8 +146,9 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 	}
 	// save and reproduce
 	var path string
+	tokensShrunk := rep.TokensShrunk != nil && rep.TokensShrunk.Steps > 0
 	switch {
-	case entry != nil:
+	case entry != nil && !tokensShrunk:
 		path = entry.Path
 		fmt.Fprintf(w, "\nthe case is already in the corpus: %s\n", path)
 	case !f.noSave:
@@ -162,6 +170,12 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 		if f.preset != "" {
 			prov = append(prov, "preset case: "+f.preset)
 		}
+		if entry != nil {
+			prov = append(prov, "shrunk from: "+entry.Path)
+		}
+		if tokensShrunk {
+			prov = append(prov, fmt.Sprintf("tokens removed: T=%d of T=%d kept", rep.Case.T, rep.OriginalT))
+		}
 		prov = append(prov, "backend: "+f.bf.backend)
 		if !faults.Empty() {
 			prov = append(prov, "faults: "+faults.String())
@@ -170,7 +184,7 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 		if rep.Spec != nil {
 			e.Data = specData(*rep.Spec)
 		}
-		if f.preset != "" {
+		if f.preset != "" && !tokensShrunk { // a token-shrunk case is no longer the generated one
 			if _, o, err := presets.ParseID(f.preset); err == nil {
 				e.Data = &corpus.DataSpec{Seed: o.Seed, Mode: o.Data}
 			}
