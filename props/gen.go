@@ -17,6 +17,11 @@ type GenOptions struct {
 	LargePct int // percent of specs in the large mode; default 3
 	MaxH     int // default 40
 	MaxI     int // default 40
+	// WideH and WideI bound H and I in the rare wide mode (WidePct percent of draws each,
+	// default 2): half multiples of 64 (whole tensor-core tiles, several column tiles of 128
+	// and 256 and a full k pipeline on the GPU), half any size above MaxH/MaxI. Default 320.
+	WideH, WideI int
+	WidePct      int
 	MaxE     int // default 8
 	MaxK     int // default 8
 	MaxWorld int // default 8
@@ -37,6 +42,9 @@ func (o GenOptions) withDefaults() GenOptions {
 	def(&o.LargePct, 3)
 	def(&o.MaxH, 40)
 	def(&o.MaxI, 40)
+	def(&o.WideH, 320)
+	def(&o.WideI, 320)
+	def(&o.WidePct, 2)
 	def(&o.MaxE, 8)
 	def(&o.MaxK, 8)
 	def(&o.MaxWorld, 8)
@@ -125,13 +133,24 @@ func GenSpec(o GenOptions) gopter.Gen {
 		}
 		return 2 + r.Intn(o.MaxWorld-1)
 	}
+	size := func(max, wide int) func(r *rand.Rand) int {
+		return func(r *rand.Rand) int {
+			if wide > max && r.Intn(100) < o.WidePct {
+				if r.Intn(2) == 0 && wide >= 64 {
+					return 64 * (1 + r.Intn(wide/64))
+				}
+				return max + 1 + r.Intn(wide-max)
+			}
+			return small(max)(r)
+		}
+	}
 	seed := func(p *gopter.GenParameters) *gopter.GenResult {
 		return gopter.NewGenResult(int(p.Rng.Int31()), gopter.NoShrinker)
 	}
 	return gen.Struct(reflect.TypeOf(Spec{}), map[string]gopter.Gen{
 		"T":       intGen(1, tokens),
-		"H":       intGen(1, small(o.MaxH)),
-		"I":       intGen(1, small(o.MaxI)),
+		"H":       intGen(1, size(o.MaxH, o.WideH)),
+		"I":       intGen(1, size(o.MaxI, o.WideI)),
 		"E":       intGen(1, uniform(1, o.MaxE)),
 		"K":       intGen(1, uniform(1, o.MaxK)),
 		"World":   intGen(1, world),

@@ -27,6 +27,7 @@ B=${SUITE_BACKEND:-cuda} # the worker backend (sim: a smoke run of this script w
 PROPS_TIME=${PROPS_TIME:-240s}
 PROPS_SHARDS=${PROPS_SHARDS:-4}
 PROPS_SEED=${PROPS_SEED:-1}
+PROPS_WIDE=${PROPS_WIDE:-0} # --wide-pct: percent of H and I draws in the wide (multi-tile) mode; 0 = default 2
 PRESET_TOKENS=${PRESET_TOKENS:-512}
 FUZZ_TIME=${FUZZ_TIME:-60s}
 FUZZ_FIND_TIME=${FUZZ_FIND_TIME:-30s}
@@ -50,7 +51,7 @@ for s in $steps; do
     pids=()
     for ((i = 0; i < PROPS_SHARDS; i++)); do
       timeout $(( ${PROPS_TIME%s} + 180 )) "$M" nightly --backend "worker:moecheck-worker -backend $B" --presets none --corpus none \
-        --time "$PROPS_TIME" --shard "$i/$PROPS_SHARDS" --seed "${PROPS_SEED:-1}" --no-artifacts \
+        --time "$PROPS_TIME" --shard "$i/$PROPS_SHARDS" --seed "$PROPS_SEED" --wide-pct "$PROPS_WIDE" --no-artifacts \
         --results "$logs/props/shard$i.jsonl" >"$logs/props/shard$i.log" 2>&1 &
       pids+=($!)
     done
@@ -69,6 +70,9 @@ for f in sys.argv[1:]:
         kv = dict(x.split("=", 1) for x in r.get("spec", "").split() if "=" in x)
         for k in ("dtype", "act", "layout", "bias", "world", "routing", "weights", "data", "poison"):
             by[k][kv.get(k, "?")] += 1
+        h, i = int(kv.get("H", 0)), int(kv.get("I", 0))
+        by["H>40 or I>40 (wide)"]["yes" if max(h, i) > 40 else "no"] += 1
+        by["H,I multiples of 64 (>=64)"]["yes" if h >= 64 and h % 64 == 0 and i >= 64 and i % 64 == 0 else "no"] += 1
         if r["status"] == "fail": print("FAIL", r.get("id"), r.get("property"), r.get("message", "")[:300])
 print(f"props: {n} random cases on the GPU, {fails} failures")
 print("props: property runs: " + ", ".join(f"{k} {v}" for k, v in sorted(props.items())))

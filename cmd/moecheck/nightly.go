@@ -40,6 +40,7 @@ type nightlyFlags struct {
 	cases        int
 	budget       time.Duration
 	dtypes       string
+	widePct      int
 	properties   string
 	shard        string
 	maxShrinks   int
@@ -98,6 +99,7 @@ was interrupted (Ctrl-C): resume it with --resume.`,
 	fs.IntVar(&f.cases, "cases", 0, "random case indices to visit over the whole run")
 	fs.DurationVar(&f.budget, "time", 0, "time budget of the random cases over the whole run (e.g. 30m, 8h)")
 	fs.StringVar(&f.dtypes, "dtype", "", "random cases: only these dtypes (comma list)")
+	fs.IntVar(&f.widePct, "wide-pct", 0, "percent of random cases drawing H (and, independently, I) in the wide mode up to 320: multi-tile GEMMs (0: 2; resume with the same value)")
 	fs.StringVar(&f.properties, "properties", "", "properties for corpus and random cases (comma list; default all)")
 	fs.StringVar(&f.shard, "shard", "", "random cases: shard i/n, or env / env/n (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)")
 	fs.IntVar(&f.maxShrinks, "max-shrinks", 0, "shrink candidates per failure (default 400)")
@@ -194,7 +196,7 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 	}
 	defer b.Close()
 	o := nightly.Options{Backend: b, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Items: items,
-		ItemProperties: ps, Properties: ps, Seed: seed, Cases: f.cases, Duration: f.budget, Gen: props.GenOptions{DTypes: dts},
+		ItemProperties: ps, Properties: ps, Seed: seed, Cases: f.cases, Duration: f.budget, Gen: props.GenOptions{DTypes: dts, WidePct: f.widePct},
 		Shard: shard, Shards: shards, MaxShrinks: f.maxShrinks, Results: f.results, ArtifactDir: f.artifacts,
 		NoArtifacts: f.noArtifacts, Resume: f.resume, Now: a.now, Progress: a.stdout}
 	fmt.Fprintf(a.stdout, "moecheck nightly: backend %s, %d corpus case(s), %d preset(s), random: seed %d", b.Name(), countKind(items, nightly.KindCorpus), len(pres), seed)
