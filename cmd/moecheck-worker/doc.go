@@ -1,0 +1,21 @@
+// Command moecheck-worker serves MoE cases to a moecheck client (gpu/worker) over the
+// worker protocol on stdin/stdout (docs/gpu.md), with one backend:
+//
+//	moecheck-worker [-backend cuda|sim] [-device N] [-no-guard-checks] [-crash-shape T,H,I,E,K]
+//
+// and has two modes for the GPU machine:
+//
+//	moecheck-worker -selftest [-quick]   compare the backend with gpu/sim on a matrix of cases
+//	                                     (dtypes, activations, layouts, EP, poisons) and on
+//	                                     every fault, which must change the result
+//	moecheck-worker -sanitize            run a few small cases once (under compute-sanitizer),
+//	  [-sanitize-corpus DIR,...]         and every case of these corpus directories
+//	moecheck-worker -client-check        run this binary as a worker through the gpu/worker
+//	                                     client: case, crash fault, case (one CaseError)
+//	moecheck-worker -bench [-reps N]     time the bf16 GEMM and the full layer forward+backward
+//	                                     at Qwen3-30B-A3B rank shape (cuda only)
+//
+// The cuda backend exists only in a binary built with -tags cuda (make worker). Exit status:
+// 0 fine, 1 self-test failures, 2 usage, 3 internal or device error (a crashed backend too:
+// the client restarts the worker).
+package main
