@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -110,13 +111,20 @@ func (c *client) start() error {
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	// Our own pipe, not cmd.StdoutPipe: Wait closes the latter as soon as the process exits,
+	// which races with reading the last frame (a crash report written just before the
+	// worker exits would be lost). The read end is closed when the process is discarded.
+	stdout, pw, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	cmd.Stdout = pw
 	if err := cmd.Start(); err != nil {
+		stdout.Close()
+		pw.Close()
 		return fmt.Errorf("worker: start %q: %w", strings.Join(c.opts.Command, " "), err)
 	}
+	pw.Close() // the child holds the write end; EOF when it exits
 	p := &process{cmd: cmd, stdin: stdin, stdout: stdout, stderr: st, done: make(chan struct{})}
 	go func() {
 		p.werr = cmd.Wait()
@@ -161,6 +169,19 @@ func (p *process) kill() {
 		p.cmd.Process.Kill()
 	}
 	<-p.done
+	p.stdout.Close()
+}
+
+// ended waits up to 5 s for a process that is exiting by itself (after a crash), kills it
+// past that, and releases its pipes.
+func (p *process) ended() {
+	select {
+	case <-p.done:
+		p.stdin.Close()
+		p.stdout.Close()
+	case <-time.After(5 * time.Second):
+		p.kill()
+	}
 }
 
 // exitDetail describes how the process ended, with the tail of its stderr.
@@ -222,11 +243,7 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 	}
 	if r.err != nil {
 		// The worker ended mid-case: a kernel fault, a signal, an exit.
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			p.kill()
-		}
+		p.ended()
 		c.proc = nil
 		return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: p.exitDetail(), Err: r.err}
 	}
@@ -243,11 +260,7 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 		switch h.Kind {
 		case KindCrash:
 			// The worker exits after a crash (its device state is lost); wait for it.
-			select {
-			case <-p.done:
-			case <-time.After(5 * time.Second):
-				p.kill()
-			}
+			p.ended()
 			c.proc = nil
 			return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: h.Detail}
 		case KindTimeout:
@@ -276,6 +289,7 @@ func (c *client) Close() error {
 	case <-time.After(10 * time.Second):
 		p.kill()
 	}
+	p.stdout.Close()
 	var ee *exec.ExitError
 	if p.werr != nil && !errors.As(p.werr, &ee) {
 		return fmt.Errorf("worker: %w", p.werr)
