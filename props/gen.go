@@ -22,9 +22,9 @@ type GenOptions struct {
 	// and 256 and a full k pipeline on the GPU), half any size above MaxH/MaxI. Default 320.
 	WideH, WideI int
 	WidePct      int
-	MaxE     int // default 8
-	MaxK     int // default 8
-	MaxWorld int // default 8
+	MaxE         int // default 8
+	MaxK         int // default 8
+	MaxWorld     int // default 8
 	// DTypes restricts the dtypes drawn (nil: all).
 	DTypes []moe.DType
 	// Activations restricts the activations drawn (nil: both).
