@@ -21,7 +21,7 @@ const MaxLine = 16 << 20
 
 // ParseOptions tune ParseWith. The zero value is valid: moe's default limits.
 type ParseOptions struct {
-	// Limits bounds the case's sizes (the zero Limits means moe.DefaultLimits). Checked
+	// Limits bounds the case's sizes (the zero Limits means moe.DefaultLimits()). Checked
 	// before anything of the case's size is allocated or generated.
 	Limits moe.Limits
 }
@@ -482,7 +482,7 @@ func (p *parser) config() (moe.Config, error) {
 		}
 		maxWorld := p.lim.MaxWorld
 		if maxWorld == 0 {
-			maxWorld = moe.DefaultLimits.MaxWorld
+			maxWorld = moe.DefaultLimits().MaxWorld
 		}
 		if world < 1 || world > maxWorld {
 			return cfg, p.errf(f.line, "ep: world=%d outside [1, %d] (the limit MaxWorld)", world, maxWorld)

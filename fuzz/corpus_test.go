@@ -32,7 +32,7 @@ func TestCorpusPasses(t *testing.T) {
 				poisons = []gpu.Poison{gpu.PoisonSignature}
 			}
 			for _, p := range poisons {
-				_, failed, err := props.CheckCase(context.Background(), env, props.All, e.Case, props.Spec{Poison: int(p)})
+				_, failed, err := props.CheckCase(context.Background(), env, props.All(), e.Case, props.Spec{Poison: int(p)})
 				if err != nil {
 					t.Fatalf("%s/%s: %v", dir, e.Name, err)
 				}

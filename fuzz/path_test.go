@@ -55,7 +55,7 @@ func FuzzPath(f *testing.F) {
 		}
 		c, meta := moe.DecodeCase(data, moe.DecodeLimits{})
 		spec := props.Spec{Poison: int(corpus.PoisonOf(meta))}
-		_, failed, err := props.CheckCase(context.Background(), env, props.All, c, spec)
+		_, failed, err := props.CheckCase(context.Background(), env, props.All(), c, spec)
 		if err != nil {
 			t.Fatalf("%s: %v", c.Config, err)
 		}

@@ -27,8 +27,8 @@ const (
 	numBuffers
 )
 
-// Buffers lists every buffer.
-var Buffers = func() []Buffer {
+// bufferList lists every buffer.
+var bufferList = func() []Buffer {
 	b := make([]Buffer, 0, numBuffers-1)
 	for i := BufXs; i < numBuffers; i++ {
 		b = append(b, i)
@@ -47,3 +47,6 @@ func (b Buffer) String() string {
 
 // Valid reports whether b names a buffer.
 func (b Buffer) Valid() bool { return b > 0 && b < numBuffers }
+
+// Buffers returns every buffer (a fresh copy: the table itself cannot be changed from outside).
+func Buffers() []Buffer { return append([]Buffer(nil), bufferList...) }

@@ -105,8 +105,8 @@ type FaultInfo struct {
 	Provenance string // the real bug it reproduces (ANCHORS §2)
 }
 
-// Catalog lists every fault with its documentation, in a stable order.
-var Catalog = []FaultInfo{
+// catalogTable lists every fault with its documentation, in a stable order.
+var catalogTable = []FaultInfo{
 	{ClampSentinel, "clamp-sentinel", "sentinel ids clamped to E−1 and computed as the last expert", "transformers #45473 → #45621"},
 	{MaskAfterWeight, "mask-after-weight", "GEMM 2 tail not masked, only the weighted rows: routing-weight gradient reads the unwritten tail (leak 1)", "transformers #45621 as merged"},
 	{NoMaskUpDgrad, "no-mask-up-dgrad", "gathered-input mask missing: GEMM 1 dgrad tail scatter-added into d(hidden) (leak 2)", "transformers #48205"},
@@ -128,7 +128,7 @@ var Catalog = []FaultInfo{
 }
 
 func (f Fault) String() string {
-	for _, fi := range Catalog {
+	for _, fi := range catalogTable {
 		if fi.Fault == f {
 			return fi.Name
 		}
@@ -138,7 +138,7 @@ func (f Fault) String() string {
 
 // Info returns the catalog entry of f.
 func (f Fault) Info() (FaultInfo, bool) {
-	for _, fi := range Catalog {
+	for _, fi := range catalogTable {
 		if fi.Fault == f {
 			return fi, true
 		}
@@ -149,13 +149,13 @@ func (f Fault) Info() (FaultInfo, bool) {
 // ParseFault parses a fault by its catalog name.
 func ParseFault(s string) (Fault, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
-	for _, fi := range Catalog {
+	for _, fi := range catalogTable {
 		if fi.Name == s {
 			return fi.Fault, nil
 		}
 	}
-	names := make([]string, len(Catalog))
-	for i, fi := range Catalog {
+	names := make([]string, len(catalogTable))
+	for i, fi := range catalogTable {
 		names[i] = fi.Name
 	}
 	return 0, fmt.Errorf("gpu: unknown fault %q (known: %s)", s, strings.Join(names, ", "))
@@ -218,3 +218,6 @@ func ParseFaultSet(s string) (FaultSet, error) {
 	}
 	return set, nil
 }
+
+// Catalog returns every fault with its documentation, in a stable order (a fresh copy: the table itself cannot be changed from outside).
+func Catalog() []FaultInfo { return append([]FaultInfo(nil), catalogTable...) }

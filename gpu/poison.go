@@ -33,8 +33,8 @@ const (
 	numPoisons
 )
 
-// Poisons lists every policy.
-var Poisons = []Poison{PoisonZeros, PoisonNaN, PoisonPosInf, PoisonNegInf, PoisonHuge, PoisonStale, PoisonSignature}
+// poisonList lists every policy.
+var poisonList = []Poison{PoisonZeros, PoisonNaN, PoisonPosInf, PoisonNegInf, PoisonHuge, PoisonStale, PoisonSignature}
 
 var poisonNames = [...]string{"zeros", "nan", "+inf", "-inf", "huge", "stale", "signature"}
 
@@ -145,3 +145,6 @@ func Fill(buf []float32, p Poison, b Buffer, d moe.DType, seed uint64) {
 		}
 	}
 }
+
+// Poisons returns every poison policy (a fresh copy: the table itself cannot be changed from outside).
+func Poisons() []Poison { return append([]Poison(nil), poisonList...) }

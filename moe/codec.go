@@ -35,14 +35,14 @@ import (
 //	                               FromGlobal (Case.Global set); else local ids in [0, E];
 //	                               bit 1 GlobalOptions.KeepSentinelWeights (global only);
 //	                               bits 2–7 ignored
-//	data          1                bits 0–1 base DataMode (DataModes[v]: normal, integer,
+//	data          1                bits 0–1 base DataMode (DataModes()[v]: normal, integer,
 //	                               large, subnormal); bits 2–3 special-value density
 //	                               (none, 1 in 16, 1 in 4, every value); bit 4 non-finite:
 //	                               Case.NonFinite, and specials include NaN payloads and
 //	                               ±Inf; bit 5 raw: bulk values are read from the input
 //	                               instead of generated; bits 6–7 ignored
 //	poison        1                poison selector (CaseMeta.Poison; the policy is
-//	                               gpu.Poisons[v % len(gpu.Poisons)], resolved by package
+//	                               gpu.Poisons()[v % len(gpu.Poisons())], resolved by package
 //	                               corpus, since moe imports nothing of ours)
 //	seed          8                uint64 little-endian: the seed of Generate and of the
 //	                               special values
@@ -76,7 +76,7 @@ import (
 // global experts) until they fit; with the default decode limits this never happens.
 
 // DecodeLimits bounds the cases DecodeCase builds. A zero or negative field means the
-// DefaultDecodeLimits value, so the zero DecodeLimits is valid; a field above DefaultLimits
+// DefaultDecodeLimits() value, so the zero DecodeLimits is valid; a field above DefaultLimits()
 // (moe's own limits) is lowered to it, so every decoded case passes Validate(Limits{}).
 type DecodeLimits struct {
 	MaxT, MaxH, MaxI, MaxE, MaxK int
@@ -84,18 +84,18 @@ type DecodeLimits struct {
 	MaxElements                  int64 // all float64 values of a case together (Config.Elements)
 }
 
-// DefaultDecodeLimits keeps decoded cases small, for fuzzing speed (a largest case holds
+// defaultDecodeLimits keeps decoded cases small, for fuzzing speed (a largest case holds
 // about 64Ki values): T ≤ 32, H and I ≤ 48, E ≤ 8, K ≤ 8, EP world ≤ 8.
-var DefaultDecodeLimits = DecodeLimits{MaxT: 32, MaxH: 48, MaxI: 48, MaxE: 8, MaxK: 8, MaxWorld: 8, MaxElements: 1 << 20}
+var defaultDecodeLimits = DecodeLimits{MaxT: 32, MaxH: 48, MaxI: 48, MaxE: 8, MaxK: 8, MaxWorld: 8, MaxElements: 1 << 20}
 
 // minElements is the size of the smallest case with biases (T = H = I = E = K = 1): X and dY
 // 2, W1 and W2 3, routing 1, B1 and B2 3.
 const minElements = 9
 
 // Resolve returns the limits DecodeCase actually uses: defaults filled in, every field
-// lowered to DefaultLimits, and MaxElements raised to at least 9 (the smallest case).
+// lowered to DefaultLimits(), and MaxElements raised to at least 9 (the smallest case).
 func (l DecodeLimits) Resolve() DecodeLimits {
-	d, m := DefaultDecodeLimits, DefaultLimits
+	d, m := defaultDecodeLimits, defaultLimits
 	pick := func(v, def, max int) int {
 		if v <= 0 {
 			v = def
@@ -279,7 +279,7 @@ func decodeWeight(c *cursor, d DType) float64 {
 
 // fit halves sizes until the config passes lim and moe's own limits (see the encoding notes).
 func fit(c *Config, lim DecodeLimits) {
-	m := DefaultLimits
+	m := defaultLimits
 	for c.T*c.K > m.MaxSlots {
 		c.T = (c.T + 1) / 2
 	}
@@ -349,7 +349,7 @@ func DecodeCase(data []byte, lim DecodeLimits) (*Case, CaseMeta) {
 	cfg.E = 1 + cur.below(l.MaxE)
 	cfg.K = 1 + cur.below(l.MaxK)
 	f := cur.next()
-	cfg.DType = DTypes[int(f&3)%len(DTypes)]
+	cfg.DType = dtypeList[int(f&3)%len(dtypeList)]
 	if f&0x04 != 0 {
 		cfg.Act = GptOss
 	}
@@ -362,7 +362,7 @@ func DecodeCase(data []byte, lim DecodeLimits) (*Case, CaseMeta) {
 	fit(&cfg, l)
 	rk := cur.next()
 	db := cur.next()
-	meta := CaseMeta{Data: DataModes[db&dataModeMask], Raw: db&dataRaw != 0, Specials: specialDensities[(db>>dataSpecShift)&3]}
+	meta := CaseMeta{Data: dataModeList[db&dataModeMask], Raw: db&dataRaw != 0, Specials: specialDensities[(db>>dataSpecShift)&3]}
 	meta.Poison = cur.next()
 	meta.Seed = cur.uint(8)
 	d := cfg.DType
@@ -446,3 +446,6 @@ func DecodeCase(data []byte, lim DecodeLimits) (*Case, CaseMeta) {
 	c.NonFinite = db&dataNonFinite != 0 || c.hasNonFinite()
 	return c, meta
 }
+
+// DefaultDecodeLimits returns the limits used when a DecodeLimits field is zero.
+func DefaultDecodeLimits() DecodeLimits { return defaultDecodeLimits }

@@ -138,7 +138,7 @@ func (c Config) String() string {
 	return s
 }
 
-// Validate checks the config against lim (the zero Limits means DefaultLimits).
+// Validate checks the config against lim (the zero Limits means DefaultLimits()).
 func (c Config) Validate(lim Limits) error {
 	lim = lim.orDefault()
 	check := func(name string, v, max int) error {

@@ -21,8 +21,8 @@ const (
 	FP32
 )
 
-// DTypes lists every dtype, in a stable order.
-var DTypes = []DType{BF16, FP16, FP32}
+// dtypeList lists every dtype, in a stable order.
+var dtypeList = []DType{BF16, FP16, FP32}
 
 // format describes a binary floating-point format for rounding: p significant bits
 // (including the implicit one), normal exponents in [emin, emax].
@@ -200,3 +200,6 @@ func (d DType) RoundFloat32(x float32) float32 {
 		return x
 	}
 }
+
+// DTypes returns every dtype, in a stable order (a fresh copy: the table itself cannot be changed from outside).
+func DTypes() []DType { return append([]DType(nil), dtypeList...) }

@@ -10,7 +10,7 @@ import (
 // random values of every magnitude, ties, and the edges of the fast path's exponent range.
 func TestRoundFastPath(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, d := range DTypes {
+	for _, d := range dtypeList {
 		f := d.format()
 		for i := 0; i < 200000; i++ {
 			var x float64

@@ -93,7 +93,7 @@ func TestRoundAgainstConversions(t *testing.T) {
 				t.Fatalf("FP32.Round(%g) = %g, float32 conversion %g", y, got, want)
 			}
 		}
-		for _, d := range moe.DTypes {
+		for _, d := range moe.DTypes() {
 			if got, want := d.Round(y), roundBig(d, y); !sameBits(got, want) {
 				t.Fatalf("%s.Round(%g) = %g, math/big %g", d, y, got, want)
 			}
@@ -104,7 +104,7 @@ func TestRoundAgainstConversions(t *testing.T) {
 // TestRoundEdges checks ties, subnormals, the overflow boundary, zeros and non-finite
 // values for every dtype.
 func TestRoundEdges(t *testing.T) {
-	for _, d := range moe.DTypes {
+	for _, d := range moe.DTypes() {
 		p := map[moe.DType]int{moe.BF16: 8, moe.FP16: 11, moe.FP32: 24}[d]
 		ulp1 := math.Ldexp(1, 1-p) // spacing of d's values in [1, 2)
 		sub := d.MinSubnormal()
@@ -157,7 +157,7 @@ func TestRoundFloat32(t *testing.T) {
 	rng := moe.NewRand(2)
 	for n := 0; n < 300000; n++ {
 		f := randomFloat32(rng)
-		for _, d := range moe.DTypes {
+		for _, d := range moe.DTypes() {
 			if got, want := float64(d.RoundFloat32(f)), d.Round(float64(f)); !sameBits(got, want) {
 				t.Fatalf("%s.RoundFloat32(%g) = %g, Round gives %g", d, f, got, want)
 			}
@@ -167,7 +167,7 @@ func TestRoundFloat32(t *testing.T) {
 	if b := math.Float32bits(moe.BF16.RoundFloat32(nan)); b != 0x7fe5_0000 {
 		t.Errorf("BF16.RoundFloat32(NaN 0x7fa51234) = %#x, want 0x7fe50000 (payload top kept, quiet)", b)
 	}
-	for _, d := range moe.DTypes {
+	for _, d := range moe.DTypes() {
 		if g := d.RoundFloat32(nan); !math.IsNaN(float64(g)) {
 			t.Errorf("%s.RoundFloat32(NaN) = %v", d, g)
 		}

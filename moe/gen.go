@@ -26,8 +26,8 @@ const (
 	Subnormal
 )
 
-// DataModes lists every data mode.
-var DataModes = []DataMode{Normal, Integer, Large, Subnormal}
+// dataModeList lists every data mode.
+var dataModeList = []DataMode{Normal, Integer, Large, Subnormal}
 
 func (m DataMode) String() string {
 	switch m {
@@ -45,7 +45,7 @@ func (m DataMode) String() string {
 
 // ParseDataMode parses a DataMode name.
 func ParseDataMode(s string) (DataMode, error) {
-	for _, m := range DataModes {
+	for _, m := range dataModeList {
 		if strings.EqualFold(strings.TrimSpace(s), m.String()) {
 			return m, nil
 		}
@@ -127,3 +127,6 @@ func RandomGlobalRouting(cfg Config, seed uint64) (Routing, *GlobalRouting, erro
 	r, err := FromGlobal(cfg, g.IDs, g.Weights, g.Options)
 	return r, g, err
 }
+
+// DataModes returns every data mode (a fresh copy: the table itself cannot be changed from outside).
+func DataModes() []DataMode { return append([]DataMode(nil), dataModeList...) }

@@ -1,7 +1,7 @@
 package moe
 
-// Limits bounds the sizes a case may have. A zero field means the DefaultLimits value, so the
-// zero Limits is valid and equals DefaultLimits.
+// Limits bounds the sizes a case may have. A zero field means the DefaultLimits() value, so the
+// zero Limits is valid and equals DefaultLimits().
 //
 // The defaults are sized for the largest real layers (ANCHORS §5: DeepSeek-V3 H=7168,
 // Mixtral I=14336, Qwen3-Next 512 experts, top-10) at up to 64Ki tokens per rank, and for the
@@ -16,8 +16,8 @@ type Limits struct {
 	MaxElements                  int64 // all float64 values of a case together
 }
 
-// DefaultLimits are the limits used when a Limits field is zero.
-var DefaultLimits = Limits{
+// defaultLimits are the limits used when a Limits field is zero.
+var defaultLimits = Limits{
 	MaxT:        1 << 16,
 	MaxH:        1 << 15,
 	MaxI:        1 << 15,
@@ -30,7 +30,7 @@ var DefaultLimits = Limits{
 }
 
 func (l Limits) orDefault() Limits {
-	d := DefaultLimits
+	d := defaultLimits
 	pick := func(v, def int) int {
 		if v == 0 {
 			return def
@@ -50,3 +50,6 @@ func (l Limits) orDefault() Limits {
 	}
 	return l
 }
+
+// DefaultLimits returns the limits used when a Limits field is zero.
+func DefaultLimits() Limits { return defaultLimits }

@@ -24,7 +24,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero-T", func(c *moe.Config) { c.T = 0 }, moe.Limits{}, "T (tokens) = 0: must be at least 1"},
 		{"negative-H", func(c *moe.Config) { c.H = -1 }, moe.Limits{}, "H (hidden) = -1"},
 		{"I-over-limit", func(c *moe.Config) { c.I = 5 }, moe.Limits{MaxI: 4}, "I (intermediate) = 5 exceeds the limit 4"},
-		{"E-over-default", func(c *moe.Config) { c.E = moe.DefaultLimits.MaxE + 1 }, moe.Limits{}, "E (local experts)"},
+		{"E-over-default", func(c *moe.Config) { c.E = moe.DefaultLimits().MaxE + 1 }, moe.Limits{}, "E (local experts)"},
 		{"K-zero", func(c *moe.Config) { c.K = 0 }, moe.Limits{}, "K (top-k) = 0"},
 		{"world-negative", func(c *moe.Config) { c.EP = moe.EP{World: -2} }, moe.Limits{}, "EP world size -2"},
 		{"world-over-limit", func(c *moe.Config) { c.EP = moe.EP{World: 8} }, moe.Limits{MaxWorld: 4}, "EP world size 8 outside [1, 4]"},
@@ -70,7 +70,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("ParseLayout(%q): %v", s, err)
 		}
 	}
-	for _, m := range moe.DataModes {
+	for _, m := range moe.DataModes() {
 		if got, err := moe.ParseDataMode(m.String()); err != nil || got != m {
 			t.Errorf("ParseDataMode(%q) = %v, %v", m, got, err)
 		}
@@ -221,8 +221,8 @@ func TestCaseValidate(t *testing.T) {
 // produces valid cases (every value representable) in every mode and dtype, with Integer
 // data small integers.
 func TestGenerate(t *testing.T) {
-	for _, d := range moe.DTypes {
-		for _, m := range moe.DataModes {
+	for _, d := range moe.DTypes() {
+		for _, m := range moe.DataModes() {
 			cfg := goodConfig()
 			cfg.DType = d
 			r, err := moe.RandomRouting(cfg, 3)

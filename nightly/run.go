@@ -50,9 +50,9 @@ type Options struct {
 	NoStages    bool
 
 	Items          []Item
-	ItemProperties []props.Property // for items without their own (nil: props.All)
+	ItemProperties []props.Property // for items without their own (nil: props.All())
 
-	Properties    []props.Property // random cases (nil: props.All)
+	Properties    []props.Property // random cases (nil: props.All())
 	Seed          uint64
 	Cases         int           // random case indices to visit over the whole run, resumes included
 	Duration      time.Duration // random-phase time over the whole run, resumes included
@@ -304,7 +304,7 @@ func (r *runner) item(ctx context.Context, it Item) error {
 		ps = r.o.ItemProperties
 	}
 	if len(ps) == 0 {
-		ps = props.All
+		ps = props.All()
 	}
 	outs, failed, err := props.CheckCase(ctx, r.env, ps, c, it.Spec)
 	if err != nil {

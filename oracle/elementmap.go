@@ -22,8 +22,8 @@ type ElementMap struct {
 	RealRows   int          // rows ≥ RealRows are the sentinel tail
 }
 
-// StageTensors lists the stage tensors ElementMaps supports, in path order.
-var StageTensors = []string{"xs", "h1", "act", "h2", "o", "d_o", "d_h2", "d_act", "d_h1", "d_xs"}
+// stageTensorList lists the stage tensors ElementMaps supports, in path order.
+var stageTensorList = []string{"xs", "h1", "act", "h2", "o", "d_o", "d_h2", "d_act", "d_h1", "d_xs"}
 
 // ElementMaps computes the map of every stage tensor the result carries (it needs
 // Result.Stages); en may be nil (computed here).
@@ -73,3 +73,6 @@ func ElementMaps(c *moe.Case, got *gpu.Result, en *Enclosure) ([]*ElementMap, er
 	}
 	return out, nil
 }
+
+// StageTensors returns the stage tensors ElementMaps supports, in path order (a fresh copy: the table itself cannot be changed from outside).
+func StageTensors() []string { return append([]string(nil), stageTensorList...) }

@@ -102,7 +102,7 @@ func inRV(x rv, got float32) bool {
 func TestActivationEnclosure(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	special := []float64{0, 7, -7, 7.0000001, 6.9999999, 1e-30, -1e-30, 88, -88, 100, -100, 1e6, -1e6, 0.5}
-	for _, d := range moe.DTypes {
+	for _, d := range moe.DTypes() {
 		for _, act := range []moe.Activation{moe.SwiGLU, moe.GptOss} {
 			name := d.String() + "/" + act.String()
 			t.Run(name, func(t *testing.T) {
@@ -145,7 +145,7 @@ func TestActivationEnclosure(t *testing.T) {
 // truncated, as tensor cores may do) all lie in the enclosure; integer data is exact.
 func TestReduceEnclosure(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, d := range moe.DTypes {
+	for _, d := range moe.DTypes() {
 		for _, integer := range []bool{false, true} {
 			for _, k := range []int{1, 2, 7, 64, 300, 2048} {
 				a := make([]float64, k)

@@ -20,7 +20,7 @@ func TestEnclosureSemanticsMatchReference(t *testing.T) {
 		rng := moe.NewRand(seed)
 		cfg := moe.Config{T: 1 + rng.IntN(12), H: 1 + rng.IntN(20), I: 1 + rng.IntN(20), E: 1 + rng.IntN(5), K: 1 + rng.IntN(4),
 			EP: moe.EP{World: 1 + rng.IntN(3)}, Act: moe.Activation(rng.IntN(2)), Layout: moe.Layout(rng.IntN(2)),
-			DType: moe.DTypes[rng.IntN(3)], Bias: rng.IntN(2) == 0}
+			DType: moe.DTypes()[rng.IntN(3)], Bias: rng.IntN(2) == 0}
 		cfg.EP.Rank = rng.IntN(cfg.EP.World)
 		r, err := moe.RandomRouting(cfg, seed)
 		if err != nil {

@@ -203,7 +203,7 @@ func Tokens(p Preset, kind string, budget time.Duration) int {
 		if budget >= time.Hour {
 			t = 16384
 		}
-		return min(t, moe.DefaultLimits.MaxSlots/p.TopK)
+		return min(t, moe.DefaultLimits().MaxSlots/p.TopK)
 	}
 	switch {
 	case budget > 4*time.Hour:

@@ -97,7 +97,7 @@ func oneOf(set []int) gopter.Gen {
 
 func dtypeSet(ds []moe.DType) []int {
 	if len(ds) == 0 {
-		ds = moe.DTypes
+		ds = moe.DTypes()
 	}
 	out := make([]int, len(ds))
 	for i, d := range ds {

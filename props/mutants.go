@@ -44,7 +44,7 @@ const (
 func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(MutantResult)) ([]MutantResult, error) {
 	faults := o.Faults
 	if len(faults) == 0 {
-		for _, fi := range gpu.Catalog {
+		for _, fi := range gpu.Catalog() {
 			faults = append(faults, fi.Fault)
 		}
 	}

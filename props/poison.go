@@ -22,7 +22,7 @@ var PoisonInvariance = Property{
 			return o, err
 		}
 		var fs []oracle.Failure
-		for _, p := range gpu.Poisons[1:] {
+		for _, p := range gpu.Poisons()[1:] {
 			r, o, err := env.run(ctx, name, c, p, 7)
 			if o != nil || err != nil {
 				return o, err

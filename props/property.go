@@ -58,13 +58,13 @@ type Property struct {
 	Check   func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error)
 }
 
-// All is the default property suite, in the order the runner tries them.
-var All = []Property{Matches, PoisonInvariance, Deterministic, TokenPermutation, ZeroWeightIsSentinel, PowerOfTwoScaling, EPSplitSum}
+// allProperties is the default property suite, in the order the runner tries them.
+var allProperties = []Property{Matches, PoisonInvariance, Deterministic, TokenPermutation, ZeroWeightIsSentinel, PowerOfTwoScaling, EPSplitSum}
 
 // ByName finds a property.
 func ByName(name string) (Property, error) {
 	var names []string
-	for _, p := range All {
+	for _, p := range allProperties {
 		if p.Name == name {
 			return p, nil
 		}
@@ -85,3 +85,6 @@ func (env *Env) run(ctx context.Context, name string, c *moe.Case, poison gpu.Po
 	}
 	return r, nil, nil
 }
+
+// All returns the default property suite, in the order the runner tries them (a fresh copy: the table itself cannot be changed from outside).
+func All() []Property { return append([]Property(nil), allProperties...) }

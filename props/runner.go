@@ -16,7 +16,7 @@ import (
 // failure.
 type RunConfig struct {
 	Env        *Env
-	Properties []Property // default All
+	Properties []Property // default All()
 	Gen        GenOptions // case generator bounds
 	Seed       uint64     // case i is generated from (Seed, i): identical streams on every machine
 	Cases      int        // number of case indices to visit (0: 100, unless Duration is set)
@@ -75,7 +75,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	}
 	props := cfg.Properties
 	if len(props) == 0 {
-		props = All
+		props = allProperties
 	}
 	shards := cfg.Shards
 	if shards <= 0 {

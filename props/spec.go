@@ -161,14 +161,14 @@ func (s Spec) normalized() Spec {
 	if s.World == 1 {
 		s.Global = 0
 	}
-	s.DType = mod(s.DType, len(moe.DTypes))
+	s.DType = mod(s.DType, len(moe.DTypes()))
 	s.Act = mod(s.Act, 2)
 	s.Layout = mod(s.Layout, 2)
 	s.Bias = mod(s.Bias, 2)
 	s.Routing = mod(s.Routing, int(numRoutingModes))
 	s.Weights = mod(s.Weights, int(numWeightModes))
-	s.Data = mod(s.Data, len(moe.DataModes))
-	s.Poison = mod(s.Poison, len(gpu.Poisons))
+	s.Data = mod(s.Data, len(moe.DataModes()))
+	s.Poison = mod(s.Poison, len(gpu.Poisons()))
 	if s.Seed < 0 {
 		s.Seed = -s.Seed
 	}

@@ -23,7 +23,7 @@ func Repro(backend string, env *Env, s Spec) string {
 // call. gopter shrinks a failing spec with the per-field shrinkers of GenSpec.
 func Suite(ctx context.Context, env *Env, o GenOptions, params *gopter.TestParameters, props ...Property) *gopter.Properties {
 	if len(props) == 0 {
-		props = All
+		props = allProperties
 	}
 	ps := gopter.NewProperties(params)
 	for _, p := range props {

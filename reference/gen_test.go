@@ -19,7 +19,7 @@ func smallCase(t testing.TB, seed uint64) *moe.Case {
 	rng := moe.NewRand(seed)
 	cfg := moe.Config{
 		T: 1 + rng.IntN(4), H: 1 + rng.IntN(4), I: 1 + rng.IntN(3), E: 1 + rng.IntN(4), K: 1 + rng.IntN(3),
-		Act: moe.Activation(rng.IntN(2)), Layout: moe.Layout(rng.IntN(2)), DType: moe.DTypes[rng.IntN(3)],
+		Act: moe.Activation(rng.IntN(2)), Layout: moe.Layout(rng.IntN(2)), DType: moe.DTypes()[rng.IntN(3)],
 		Bias: rng.IntN(2) == 0,
 	}
 	if w := rng.IntN(3); w > 0 {

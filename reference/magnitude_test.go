@@ -30,7 +30,7 @@ func TestMagnitudeBounds(t *testing.T) {
 	for seed := uint64(1); seed <= 200; seed++ {
 		cases = append(cases, smallCase(t, seed))
 	}
-	for i, mode := range moe.DataModes {
+	for i, mode := range moe.DataModes() {
 		cfg := moe.Config{T: 32, H: 16, I: 8, E: 4, K: 3, Act: moe.Activation(i % 2), Layout: moe.Layout(i / 2 % 2),
 			DType: moe.BF16, Bias: true, EP: moe.EP{World: 2, Rank: i % 2}}
 		r, err := moe.RandomRouting(cfg, uint64(i))

@@ -4,7 +4,7 @@ import "github.com/moecheck/moecheck/moe"
 
 // Options configure Run and Magnitude. The zero value is valid: default limits, no stages.
 type Options struct {
-	// Limits bounds the case's sizes; the zero value means moe.DefaultLimits.
+	// Limits bounds the case's sizes; the zero value means moe.DefaultLimits().
 	Limits moe.Limits
 	// Stages asks for the stage intermediates (Result.Stages). They hold S·(6H + 6I) + S
 	// float64 values, so leave it off for large cases unless triage needs them.

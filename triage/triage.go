@@ -32,7 +32,7 @@ type Options struct {
 	// NoShrink keeps a failing spec as given; MaxShrinks bounds shrinking (0: props' default).
 	NoShrink   bool
 	MaxShrinks int
-	// Properties find the failing property of a spec before shrinking (nil: props.All).
+	// Properties find the failing property of a spec before shrinking (nil: props.All()).
 	Properties []props.Property
 }
 
@@ -86,7 +86,7 @@ func (o Options) withDefaults() Options {
 		o.Reference = sim.New(sim.Options{})
 	}
 	if len(o.Candidates) == 0 {
-		for _, fi := range gpu.Catalog {
+		for _, fi := range gpu.Catalog() {
 			o.Candidates = append(o.Candidates, fi.Fault)
 		}
 	}
@@ -94,7 +94,7 @@ func (o Options) withDefaults() Options {
 		o.Top = 3
 	}
 	if len(o.Properties) == 0 {
-		o.Properties = props.All
+		o.Properties = props.All()
 	}
 	return o
 }

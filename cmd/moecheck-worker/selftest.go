@@ -19,7 +19,7 @@ import (
 // gpu/sim (the reference backend here, same faults) by relative L2 error per tensor
 // (accumulation order differs), checks the
 // routing bitwise, the exact contracts of docs/path.md bitwise, bitwise invariance under
-// every poison policy and across runs, and that every fault of gpu.Catalog changes the
+// every poison policy and across runs, and that every fault of gpu.Catalog() changes the
 // result.
 
 // tolerance of the relative L2 error between two fp32-accumulating paths: a few units of the
@@ -64,7 +64,7 @@ func selftestCases(quick bool) ([]stCase, error) {
 	}
 	n := 0
 	for si, sh := range shapes {
-		for _, d := range moe.DTypes {
+		for _, d := range moe.DTypes() {
 			for _, act := range []moe.Activation{moe.SwiGLU, moe.GptOss} {
 				for _, lay := range []moe.Layout{moe.Standard, moe.Transposed} {
 					for _, ep := range []bool{false, true} {
@@ -80,7 +80,7 @@ func selftestCases(quick bool) ([]stCase, error) {
 						if ep {
 							cfg.EP = moe.EP{World: 4, Rank: 2}
 						}
-						mode := moe.DataModes[n%3] // normal, integer, large... (subnormal via n%3 below)
+						mode := moe.DataModes()[n%3] // normal, integer, large... (subnormal via n%3 below)
 						if n%5 == 0 {
 							mode = moe.Subnormal
 						}
@@ -352,7 +352,7 @@ func selftest(w io.Writer, b, ref gpu.Backend, quick bool) int {
 			problems = append(problems, "contract: "+msg)
 		}
 		// Bitwise invariance under every poison policy and across runs (stale twice).
-		for _, p := range append(append([]gpu.Poison(nil), gpu.Poisons...), gpu.PoisonStale) {
+		for _, p := range append(append([]gpu.Poison(nil), gpu.Poisons()...), gpu.PoisonStale) {
 			r2, err := b.Run(ctx, c, gpu.RunOptions{Poison: p, PoisonSeed: 11})
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("poison %s: %v", p, err))
@@ -401,7 +401,7 @@ func faultCheck(w io.Writer, b, ref gpu.Backend) int {
 	}
 	fails := 0
 	fmt.Fprintf(w, "%-22s %s\n", "fault", "on "+cases[0].Config.String()+" and its fp32 twin: agreement with "+ref.Name()+"; tensors changed")
-	for _, fi := range gpu.Catalog {
+	for _, fi := range gpu.Catalog() {
 		if fi.Fault == gpu.Crash {
 			continue
 		}

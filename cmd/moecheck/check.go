@@ -140,7 +140,7 @@ func repro(f *backendFlags, env *props.Env, s props.Spec) string {
 // checkOne runs the properties on one spec or preset case.
 func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, spec props.Spec, c *moe.Case) error {
 	if len(ps) == 0 {
-		ps = props.All
+		ps = props.All()
 	}
 	t0 := time.Now()
 	var err error

@@ -22,7 +22,7 @@ type mutantsFlags struct {
 func (a *app) mutantsCmd() *cobra.Command {
 	f := &mutantsFlags{}
 	var catalog []string
-	for _, fi := range gpu.Catalog {
+	for _, fi := range gpu.Catalog() {
 		catalog = append(catalog, fmt.Sprintf("  %-21s %s (%s)", fi.Name, fi.Doc, fi.Provenance))
 	}
 	cmd := &cobra.Command{

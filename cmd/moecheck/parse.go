@@ -102,7 +102,7 @@ func parseProperties(flag, s string) ([]props.Property, error) {
 
 func propertyNames() string {
 	var n []string
-	for _, p := range props.All {
+	for _, p := range props.All() {
 		n = append(n, p.Name)
 	}
 	return strings.Join(n, ", ")

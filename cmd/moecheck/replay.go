@@ -52,7 +52,7 @@ locations, and exits 1 if any case fails.`,
 			for _, c := range cs {
 				use := ps
 				if len(use) == 0 {
-					use = props.All
+					use = props.All()
 				}
 				t0 := time.Now()
 				poisons := c.Poisons

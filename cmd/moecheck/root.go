@@ -41,7 +41,7 @@ type Env struct {
 func (a *app) caseLimits() moe.Limits {
 	var l moe.Limits
 	if m := a.env.Memory; m > 0 {
-		if max := m / 4 * 3 / presets.BytesPerElement; max < moe.DefaultLimits.MaxElements {
+		if max := m / 4 * 3 / presets.BytesPerElement; max < moe.DefaultLimits().MaxElements {
 			l.MaxElements = max
 		}
 	}

@@ -42,7 +42,7 @@ type faults struct {
 func decodeFaults(set gpu.FaultSet) (faults, error) {
 	var f faults
 	var known gpu.FaultSet
-	for _, fi := range gpu.Catalog {
+	for _, fi := range gpu.Catalog() {
 		known |= gpu.Faults(fi.Fault)
 	}
 	if extra := set &^ known; extra != 0 {

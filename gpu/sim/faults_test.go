@@ -231,12 +231,12 @@ func TestFaults(t *testing.T) {
 func TestFaultCombinations(t *testing.T) {
 	var sets []gpu.FaultSet
 	var all gpu.FaultSet
-	for i, a := range gpu.Catalog {
+	for i, a := range gpu.Catalog() {
 		if a.Fault == gpu.Crash {
 			continue
 		}
 		all |= gpu.Faults(a.Fault)
-		for _, b := range gpu.Catalog[i:] {
+		for _, b := range gpu.Catalog()[i:] {
 			if b.Fault != gpu.Crash {
 				sets = append(sets, gpu.Faults(a.Fault, b.Fault))
 			}
@@ -252,7 +252,7 @@ func TestFaultCombinations(t *testing.T) {
 		t.Run(fmt.Sprintf("faults=%s", set), func(t *testing.T) {
 			b1, b2 := New(Options{}), New(Options{})
 			for i, c := range cases {
-				opts := gpu.RunOptions{Faults: set, Poison: gpu.Poisons[i%len(gpu.Poisons)], PoisonSeed: uint64(i), Stages: i%2 == 0}
+				opts := gpu.RunOptions{Faults: set, Poison: gpu.Poisons()[i%len(gpu.Poisons())], PoisonSeed: uint64(i), Stages: i%2 == 0}
 				r1, r2 := run(t, b1, c, opts), run(t, b2, c, opts)
 				if d := bitDiff(r1, r2); d != "" {
 					t.Fatalf("case %d (%s): two backends differ: %s", i, c.Config, d)

@@ -100,7 +100,7 @@ func randomConfig(seed uint64) moe.Config {
 	cfg := moe.Config{
 		T: 1 + rng.IntN(9), H: 1 + rng.IntN(12), I: 1 + rng.IntN(9), E: 1 + rng.IntN(6), K: 1 + rng.IntN(4),
 		Act: moe.Activation(rng.IntN(2)), Layout: moe.Layout(rng.IntN(2)),
-		DType: moe.DTypes[rng.IntN(3)], Bias: rng.IntN(2) == 0,
+		DType: moe.DTypes()[rng.IntN(3)], Bias: rng.IntN(2) == 0,
 	}
 	if w := rng.IntN(4); w > 1 {
 		cfg.EP = moe.EP{World: w, Rank: rng.IntN(w)}

@@ -11,10 +11,10 @@ import (
 )
 
 // Options configure a Backend. The zero value is valid: cases are checked against
-// moe.DefaultLimits.
+// moe.DefaultLimits().
 type Options struct {
 	// Limits bounds the cases Run accepts (c.Validate(Limits)); zero fields mean the
-	// moe.DefaultLimits values.
+	// moe.DefaultLimits() values.
 	Limits moe.Limits
 }
 
@@ -99,9 +99,9 @@ func (b *Backend) Run(ctx context.Context, c *moe.Case, opts gpu.RunOptions) (*g
 	return st.result(cfg, opts.Stages), nil
 }
 
-// knownPoison reports whether p is one of gpu.Poisons.
+// knownPoison reports whether p is one of gpu.Poisons().
 func knownPoison(p gpu.Poison) bool {
-	for _, q := range gpu.Poisons {
+	for _, q := range gpu.Poisons() {
 		if p == q {
 			return true
 		}

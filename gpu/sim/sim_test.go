@@ -18,7 +18,7 @@ func poisonCases(t *testing.T) []*moe.Case {
 	for seed := uint64(0); seed < 400; seed++ {
 		cfg := randomConfig(seed)
 		k := routingKind(seed % uint64(numRoutingKinds))
-		m := moe.DataModes[seed/7%uint64(len(moe.DataModes))]
+		m := moe.DataModes()[seed/7%uint64(len(moe.DataModes()))]
 		cs = append(cs, makeCase(t, cfg, k, m, seed))
 	}
 	// Fixed shapes: one row tile and more, every dtype, activation, layout, bias.
@@ -49,7 +49,7 @@ func TestPoison(t *testing.T) {
 	for i, c := range cases {
 		want[i] = run(t, ref, c, gpu.RunOptions{})
 	}
-	for _, p := range gpu.Poisons {
+	for _, p := range gpu.Poisons() {
 		t.Run("poison="+p.String(), func(t *testing.T) {
 			b := New(Options{})
 			// Two passes: under Stale the second pass recycles the first pass's buffers
@@ -268,7 +268,7 @@ func TestConcurrent(t *testing.T) {
 		go func() {
 			for n := 0; n < 20; n++ {
 				i := (g + n) % len(cases)
-				r, err := b.Run(context.Background(), cases[i], gpu.RunOptions{Poison: gpu.Poisons[n%len(gpu.Poisons)]})
+				r, err := b.Run(context.Background(), cases[i], gpu.RunOptions{Poison: gpu.Poisons()[n%len(gpu.Poisons())]})
 				if err == nil {
 					if d := bitDiff(r, want[i]); d != "" {
 						err = fmt.Errorf("case %d: %s", i, d)

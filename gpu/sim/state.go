@@ -34,7 +34,7 @@ type state struct {
 	xs, h1, act, h2, o, y, do, drw, dh2, dact, dh1, dxs, dx, dw1, db1, dw2, db2 []float32
 }
 
-// takeBuffers takes and poisons every buffer of gpu.Buffers for config c.
+// takeBuffers takes and poisons every buffer of gpu.Buffers() for config c.
 func (st *state) takeBuffers(p *pool, c moe.Config, opts gpu.RunOptions) {
 	S, T, H, I, d := c.S(), c.T, c.H, c.I, c.DType
 	nb1, nb2 := 0, 0

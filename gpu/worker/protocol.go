@@ -17,7 +17,7 @@ const Version = 1
 const Proto = "moecheck-worker"
 
 // Frame size limits: a header is a small JSON object; a payload holds one case's tensors
-// (moe.DefaultLimits allow 2^30 values, 4 GiB as fp32).
+// (moe.DefaultLimits() allow 2^30 values, 4 GiB as fp32).
 const (
 	MaxHeaderBytes  = 1 << 20
 	MaxPayloadBytes = 1 << 34

@@ -153,7 +153,7 @@ func TestRequestRoundTrip(t *testing.T) {
 }
 
 func TestResultRoundTripKeepsNaNPayloads(t *testing.T) {
-	for _, d := range moe.DTypes {
+	for _, d := range moe.DTypes() {
 		t.Run("res/"+d.String(), func(t *testing.T) {
 			c := testCase(t, d, true, false)
 			r := fakeResult(c)
@@ -256,7 +256,7 @@ func TestClientRunsCases(t *testing.T) {
 	if b.Name() != "worker:fake" {
 		t.Errorf("name %q", b.Name())
 	}
-	for _, d := range moe.DTypes {
+	for _, d := range moe.DTypes() {
 		c := testCase(t, d, true, true)
 		r, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN})
 		if err != nil {
