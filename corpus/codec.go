@@ -9,7 +9,10 @@ import (
 
 // PoisonOf resolves the poison selector of decoded fuzz bytes to its policy:
 // gpu.Poisons()[m.Poison % len(gpu.Poisons())].
-func PoisonOf(m moe.CaseMeta) gpu.Poison { return gpu.Poisons()[int(m.Poison)%len(gpu.Poisons())] }
+func PoisonOf(m moe.CaseMeta) gpu.Poison {
+	ps := gpu.Poisons()
+	return ps[int(m.Poison)%len(ps)]
+}
 
 // FromBytes decodes fuzz bytes with moe.DecodeCase into an entry named name: the case, its
 // poison policy as the one hint, a data description when the tensors are exactly generated

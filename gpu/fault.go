@@ -221,3 +221,12 @@ func ParseFaultSet(s string) (FaultSet, error) {
 
 // Catalog returns every fault with its documentation, in a stable order (a fresh copy: the table itself cannot be changed from outside).
 func Catalog() []FaultInfo { return append([]FaultInfo(nil), catalogTable...) }
+
+// Unknown returns the bits of s that name no fault of Catalog() (without copying the table).
+func (s FaultSet) Unknown() FaultSet {
+	var known FaultSet
+	for _, fi := range catalogTable {
+		known |= Faults(fi.Fault)
+	}
+	return s &^ known
+}

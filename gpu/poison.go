@@ -148,3 +148,13 @@ func Fill(buf []float32, p Poison, b Buffer, d moe.DType, seed uint64) {
 
 // Poisons returns every poison policy (a fresh copy: the table itself cannot be changed from outside).
 func Poisons() []Poison { return append([]Poison(nil), poisonList...) }
+
+// Valid reports whether p is one of Poisons() (without copying the table).
+func (p Poison) Valid() bool {
+	for _, q := range poisonList {
+		if p == q {
+			return true
+		}
+	}
+	return false
+}

@@ -186,14 +186,8 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 		if err != nil {
 			return nil, false, nil
 		}
-		if p.Applies != nil && !p.Applies(c, s) {
-			return nil, false, nil
-		}
-		o, err := p.Check(ctx, env, c, s.PoisonPolicy())
-		if err != nil {
-			return nil, false, err
-		}
-		return o, !o.Pass, nil
+		o, err := p.failsOn(ctx, env, c, s)
+		return o, o != nil, err
 	}
 	o, ok, err := fails(spec)
 	if err != nil || !ok {
@@ -222,4 +216,17 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 		}
 	}
 	return cur, nil
+}
+
+// failsOn runs the property on one case (spec gives the poison policy and applicability) and
+// returns its outcome when it applies and fails, nil otherwise. Both shrinkers use it.
+func (p Property) failsOn(ctx context.Context, env *Env, c *moe.Case, s Spec) (*Outcome, error) {
+	if p.Applies != nil && !p.Applies(c, s) {
+		return nil, nil
+	}
+	o, err := p.Check(ctx, env, c, s.PoisonPolicy())
+	if err != nil || o.Pass {
+		return nil, err
+	}
+	return o, nil
 }

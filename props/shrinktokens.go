@@ -31,16 +31,7 @@ func ShrinkTokens(ctx context.Context, env *Env, prop string, c *moe.Case, spec 
 		maxTries = 200
 	}
 	t0 := time.Now()
-	fails := func(k *moe.Case) (*Outcome, error) {
-		if p.Applies != nil && !p.Applies(k, spec) {
-			return nil, nil
-		}
-		o, err := p.Check(ctx, env, k, spec.PoisonPolicy())
-		if err != nil || o.Pass {
-			return nil, err
-		}
-		return o, nil
-	}
+	fails := func(k *moe.Case) (*Outcome, error) { return p.failsOn(ctx, env, k, spec) }
 	res := &ShrunkCase{Case: c}
 	if res.Outcome, err = fails(c); err != nil {
 		return nil, fmt.Errorf("props: shrinking: %w", err)

@@ -141,6 +141,13 @@ func parseSpecValue(key, v string) (int, error) {
 	return n, nil
 }
 
+// The sizes of the enum tables a spec indexes (read once: the accessors return copies).
+var (
+	numDTypes    = len(moe.DTypes())
+	numDataModes = len(moe.DataModes())
+	numPoisons   = len(gpu.Poisons())
+)
+
 // normalized maps every field into its valid range (the interpretation Build uses).
 func (s Spec) normalized() Spec {
 	pos := func(v int) int {
@@ -161,14 +168,14 @@ func (s Spec) normalized() Spec {
 	if s.World == 1 {
 		s.Global = 0
 	}
-	s.DType = mod(s.DType, len(moe.DTypes()))
+	s.DType = mod(s.DType, numDTypes)
 	s.Act = mod(s.Act, 2)
 	s.Layout = mod(s.Layout, 2)
 	s.Bias = mod(s.Bias, 2)
 	s.Routing = mod(s.Routing, int(numRoutingModes))
 	s.Weights = mod(s.Weights, int(numWeightModes))
-	s.Data = mod(s.Data, len(moe.DataModes()))
-	s.Poison = mod(s.Poison, len(gpu.Poisons()))
+	s.Data = mod(s.Data, numDataModes)
+	s.Poison = mod(s.Poison, numPoisons)
 	if s.Seed < 0 {
 		s.Seed = -s.Seed
 	}

@@ -200,7 +200,7 @@ func (b *Backend) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.
 			return nil, fmt.Errorf("cuda: unknown fault %d", f)
 		}
 	}
-	if int(o.Poison) >= len(gpu.Poisons()) {
+	if !o.Poison.Valid() {
 		return nil, fmt.Errorf("cuda: unknown poison policy %d", o.Poison)
 	}
 	var res *gpu.Result

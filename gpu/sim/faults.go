@@ -41,11 +41,7 @@ type faults struct {
 // decodeFaults maps a fault set to switches; a fault the sim does not know is an error.
 func decodeFaults(set gpu.FaultSet) (faults, error) {
 	var f faults
-	var known gpu.FaultSet
-	for _, fi := range gpu.Catalog() {
-		known |= gpu.Faults(fi.Fault)
-	}
-	if extra := set &^ known; extra != 0 {
+	if extra := set.Unknown(); extra != 0 {
 		return f, fmt.Errorf("sim: unknown fault bits %#x in the fault set", uint64(extra))
 	}
 	for _, x := range set.List() {

@@ -67,7 +67,7 @@ func (b *Backend) Run(ctx context.Context, c *moe.Case, opts gpu.RunOptions) (*g
 	if err := check(c, b.opts.Limits); err != nil {
 		return nil, fmt.Errorf("sim: invalid case: %w", err)
 	}
-	if !knownPoison(opts.Poison) {
+	if !opts.Poison.Valid() {
 		return nil, fmt.Errorf("sim: unknown poison policy %s", opts.Poison)
 	}
 
@@ -97,14 +97,4 @@ func (b *Backend) Run(ctx context.Context, c *moe.Case, opts gpu.RunOptions) (*g
 	}
 	st.backward(cfg, f)
 	return st.result(cfg, opts.Stages), nil
-}
-
-// knownPoison reports whether p is one of gpu.Poisons().
-func knownPoison(p gpu.Poison) bool {
-	for _, q := range gpu.Poisons() {
-		if p == q {
-			return true
-		}
-	}
-	return false
 }
