@@ -65,6 +65,25 @@ func LoadDir(dir string) ([]*Entry, error) { return LoadDirWith(dir, ParseOption
 
 // LoadDirWith is LoadDir with parse options (size limits).
 func LoadDirWith(dir string, o ParseOptions) ([]*Entry, error) {
+	paths, err := List(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Entry
+	var errs []error
+	for _, p := range paths {
+		e, err := ReadFileWith(p, o)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, errors.Join(errs...)
+}
+
+// List returns the paths of the *.case files of dir (not its subdirectories), sorted by name.
+func List(dir string) ([]string, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("corpus: %w", err)
@@ -76,15 +95,9 @@ func LoadDirWith(dir string, o ParseOptions) ([]*Entry, error) {
 		}
 	}
 	sort.Strings(names)
-	var out []*Entry
-	var errs []error
-	for _, n := range names {
-		e, err := ReadFileWith(filepath.Join(dir, n), o)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, e)
+	paths := make([]string, len(names))
+	for i, n := range names {
+		paths[i] = filepath.Join(dir, n)
 	}
-	return out, errors.Join(errs...)
+	return paths, nil
 }

@@ -36,21 +36,16 @@ func loadCorpus(paths []string, lim moe.Limits) ([]corpusCase, error) {
 	return cs, err
 }
 
+// badFile is a corpus file that did not parse.
+type badFile struct {
+	path string
+	err  error // names the file and line
+}
+
 // loadCorpusFiles is loadCorpus; with tolerant, files that do not parse are returned in bad
-// (each error naming its file and line) and the rest are loaded.
-func loadCorpusFiles(paths []string, lim moe.Limits, tolerant bool) (out []corpusCase, bad []error, err error) {
+// and the rest are loaded.
+func loadCorpusFiles(paths []string, lim moe.Limits, tolerant bool) (out []corpusCase, bad []badFile, err error) {
 	po := corpus.ParseOptions{Limits: lim}
-	badFile := func(err error) error {
-		if !tolerant {
-			return usageErr("%v", err)
-		}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			bad = append(bad, j.Unwrap()...)
-		} else {
-			bad = append(bad, err)
-		}
-		return nil
-	}
 	add := func(e *corpus.Entry, path, name string) error {
 		cc := corpusCase{Name: name, Path: path, Entry: e, Case: e.Case, Poisons: e.Poisons, Spec: props.Spec{Poison: int(gpu.PoisonSignature)}}
 		if len(e.Poisons) > 0 {
@@ -66,6 +61,18 @@ func loadCorpusFiles(paths []string, lim moe.Limits, tolerant bool) (out []corpu
 		out = append(out, cc)
 		return nil
 	}
+	// read parses one file and adds it under name, or records it as bad (tolerant).
+	read := func(path, name string) error {
+		e, err := corpus.ReadFileWith(path, po)
+		if err != nil {
+			if !tolerant {
+				return usageErr("%v", err)
+			}
+			bad = append(bad, badFile{path, err})
+			return nil
+		}
+		return add(e, path, name)
+	}
 	for _, path := range paths {
 		st, err := os.Stat(path)
 		if err != nil {
@@ -75,27 +82,17 @@ func loadCorpusFiles(paths []string, lim moe.Limits, tolerant bool) (out []corpu
 			return nil, nil, internalErr(err)
 		}
 		if !st.IsDir() {
-			e, err := corpus.ReadFileWith(path, po)
-			if err != nil {
-				if err := badFile(err); err != nil {
-					return nil, nil, err
-				}
-				continue
-			}
-			if err := add(e, path, corpus.NameOf(path)); err != nil {
+			if err := read(path, corpus.NameOf(path)); err != nil {
 				return nil, nil, err
 			}
 			continue
 		}
-		es, err := corpus.LoadDirWith(path, po)
+		files, err := corpus.List(path)
 		if err != nil {
-			if err := badFile(err); err != nil {
-				return nil, nil, err
-			}
+			return nil, nil, usageErr("%v", err)
 		}
-		for _, e := range es {
-			name := corpus.NameOf(e.Name)
-			if err := add(e, filepath.Join(path, name+corpus.Ext), filepath.Base(filepath.Clean(path))+"/"+name); err != nil {
+		for _, f := range files {
+			if err := read(f, filepath.Base(filepath.Clean(path))+"/"+corpus.NameOf(f)); err != nil {
 				return nil, nil, err
 			}
 		}

@@ -161,13 +161,9 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		}
 		// a file that does not parse is a recorded failure (file and line in the message):
 		// one bad regression file must not stop an unattended run
-		for i, e := range bad {
-			msg := e.Error()
-			id := fmt.Sprintf("corpus/unreadable-%d", i+1)
-			if path, _, ok := strings.Cut(msg, ":"); ok && strings.HasSuffix(path, corpus.Ext) {
-				id = "corpus/" + corpus.NameOf(path)
-			}
-			items = append(items, nightly.Item{ID: id, Kind: nightly.KindCorpus, Source: id, Fail: "unreadable corpus file: " + msg})
+		for _, b := range bad {
+			items = append(items, nightly.Item{ID: "corpus/" + corpus.NameOf(b.path), Kind: nightly.KindCorpus, Source: b.path,
+				Fail: "unreadable corpus file: " + b.err.Error()})
 		}
 		for _, c := range cs {
 			c := c
