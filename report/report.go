@@ -275,7 +275,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			if f.Source != "" {
 				p("- source: `%s`\n", f.Source)
 			}
-			p("- property **%s**: %s\n", md(f.Property), md(f.Message))
+			if f.Property != "" {
+				p("- property **%s**: %s\n", md(f.Property), md(f.Message))
+			} else {
+				p("- %s\n", md(f.Message)) // failed without running a property (an unreadable corpus file)
+			}
 			if f.FirstStage != "" {
 				p("- first stage: **%s**", md(f.FirstStage))
 				if f.Artifact != nil && f.Artifact.Where != "" {
@@ -370,7 +374,7 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}section{border-top:1px so
 {{if .Spec}}<li>spec: <code>{{.Spec}}</code></li>{{end}}
 {{if .Shrunk}}<li>shrunk: <code>{{.Shrunk}}</code></li>{{end}}
 {{if .Source}}<li>source: <code>{{.Source}}</code></li>{{end}}
-<li>property <b>{{.Property}}</b>: {{.Message}}</li>
+<li>{{if .Property}}property <b>{{.Property}}</b>: {{end}}{{.Message}}</li>
 {{if .FirstStage}}<li>first stage: <b>{{.FirstStage}}</b>{{if .Artifact}}{{if .Artifact.Where}} at <code>{{.Artifact.Where}}</code>{{end}}{{end}}</li>{{end}}
 {{range .Failures}}<li>{{.Check}} <code>{{.Tensor}}</code>: {{.Count}} element(s), worst <code>{{.Where}}</code></li>
 {{end}}{{if .Repro}}<li>reproduce: <code>{{.Repro}}</code></li>{{end}}
