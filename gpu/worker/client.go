@@ -196,6 +196,26 @@ func (p *process) exitDetail() string {
 	return s
 }
 
+// ErrProtocol wraps every error Run returns for a reply that breaks the protocol: a
+// malformed frame, a reply to another request, an unknown type, a result whose tensors do
+// not fit the case. The worker is killed (a fresh one starts on the next Run); the error is
+// the worker's, not the kernel's, so it is not a *gpu.CaseError.
+var ErrProtocol = errors.New("worker protocol error")
+
+// maxResultBytes bounds the payload of a result for a case of config cfg: every output and
+// stage tensor at 4 bytes per element (fp32 is the widest dtype on the wire, i32 the stage
+// indices'), never more than MaxPayloadBytes.
+func maxResultBytes(cfg moe.Config) int64 {
+	S, H, I, E := int64(cfg.S()), int64(cfg.H), int64(cfg.I), int64(cfg.E)
+	outs := 2*int64(cfg.LenX()) + int64(cfg.LenW1()) + int64(cfg.LenW2()) + int64(cfg.LenB1()) + int64(cfg.LenB2()) + S
+	stages := S + E + S*(6*H+4*I) + S*H // perm, offsets; xs h2 o d_o d_h2 d_xs, h1 d_h1 (2I each), act d_act; slack row set
+	n := 4 * (outs + stages)
+	if n < 0 || n > MaxPayloadBytes {
+		return MaxPayloadBytes
+	}
+	return n
+}
+
 type reply struct {
 	f   *Frame
 	err error
@@ -224,7 +244,7 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 			// The worker died or stopped reading; the read below sees it end.
 			_ = err
 		}
-		f, err := ReadFrame(p.stdout)
+		f, err := readFrame(p.stdout, maxResultBytes(cs.Config))
 		ch <- reply{f, err}
 	}()
 	t := time.NewTimer(c.opts.Timeout)
@@ -241,6 +261,11 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 		c.proc = nil
 		return nil, ctx.Err()
 	}
+	if r.err != nil && errors.Is(r.err, ErrMalformed) {
+		p.kill()
+		c.proc = nil
+		return nil, fmt.Errorf("%w: %w; stderr: %s", ErrProtocol, r.err, strings.TrimSpace(p.stderr.String()))
+	}
 	if r.err != nil {
 		// The worker ended mid-case: a kernel fault, a signal, an exit.
 		p.ended()
@@ -251,11 +276,17 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 	if h.ID != id {
 		p.kill()
 		c.proc = nil
-		return nil, fmt.Errorf("worker: reply to request %d, want %d", h.ID, id)
+		return nil, fmt.Errorf("%w: reply to request %d, want %d", ErrProtocol, h.ID, id)
 	}
 	switch h.Type {
 	case TypeResult:
-		return DecodeResult(r.f, cs.Config)
+		res, err := DecodeResult(r.f, cs.Config)
+		if err != nil {
+			p.kill()
+			c.proc = nil
+			return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+		return res, nil
 	case TypeError:
 		switch h.Kind {
 		case KindCrash:
@@ -270,7 +301,9 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 		}
 		return nil, fmt.Errorf("worker: %s: %s", h.Kind, h.Detail)
 	}
-	return nil, fmt.Errorf("worker: unexpected reply type %q", h.Type)
+	p.kill()
+	c.proc = nil
+	return nil, fmt.Errorf("%w: unexpected reply type %q", ErrProtocol, h.Type)
 }
 
 // Close asks the worker to exit and waits for it (killing it after 10 s).

@@ -128,7 +128,8 @@ func EncodeRequest(id uint64, c *moe.Case, o gpu.RunOptions) (*Frame, error) {
 func tensors(f *Frame) (map[string]TensorHeader, error) {
 	m := make(map[string]TensorHeader, len(f.Header.Tensors))
 	for _, t := range f.Header.Tensors {
-		if t.Offset < 0 || t.Bytes < 0 || t.Offset+t.Bytes > int64(len(f.Payload)) {
+		// Offset+Bytes may overflow int64: compare Bytes with the room left after Offset.
+		if t.Offset < 0 || t.Bytes < 0 || t.Offset > int64(len(f.Payload)) || t.Bytes > int64(len(f.Payload))-t.Offset {
 			return nil, fmt.Errorf("worker: tensor %q at [%d, +%d) outside the payload of %d bytes", t.Name, t.Offset, t.Bytes, len(f.Payload))
 		}
 		if _, dup := m[t.Name]; dup {
@@ -158,7 +159,26 @@ func get(f *Frame, m map[string]TensorHeader, name, dtype string, n int) ([]byte
 	if t.Bytes != int64(n)*w {
 		return nil, fmt.Errorf("worker: tensor %q has %d bytes, want %d (%d × %s)", name, t.Bytes, int64(n)*w, n, dtype)
 	}
+	if e, ok := shapeElems(t.Shape); !ok || e != int64(n) {
+		return nil, fmt.Errorf("worker: tensor %q has shape %v, want %d elements", name, t.Shape, n)
+	}
 	return f.Payload[t.Offset : t.Offset+t.Bytes], nil
+}
+
+// shapeElems returns the element count of shape; ok is false for a negative dimension or a
+// product beyond MaxPayloadBytes (no tensor of a frame can hold more elements than that).
+func shapeElems(shape []int) (n int64, ok bool) {
+	n = 1
+	for _, d := range shape {
+		if d < 0 {
+			return 0, false
+		}
+		if d != 0 && n > MaxPayloadBytes/int64(d) {
+			return 0, false
+		}
+		n *= int64(d)
+	}
+	return n, true
 }
 
 func widen(v []float32) []float64 {

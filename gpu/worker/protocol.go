@@ -125,8 +125,13 @@ func WriteFrame(w io.Writer, f *Frame) error {
 var ErrMalformed = errors.New("worker: malformed frame")
 
 // ReadFrame reads one frame. It returns io.EOF when r ends cleanly before a frame and
-// io.ErrUnexpectedEOF when it ends inside one.
-func ReadFrame(r io.Reader) (*Frame, error) {
+// io.ErrUnexpectedEOF when it ends inside one. The payload may not extend past the tensors
+// the header lists (a frame without tensors has none), and it is read as it arrives, so a
+// frame's memory is bounded by its declared tensors and by the bytes actually sent.
+func ReadFrame(r io.Reader) (*Frame, error) { return readFrame(r, MaxPayloadBytes) }
+
+// readFrame is ReadFrame with a payload limit of maxPayload bytes (at most MaxPayloadBytes).
+func readFrame(r io.Reader, maxPayload int64) (*Frame, error) {
 	var n [8]byte
 	if _, err := io.ReadFull(r, n[:4]); err != nil {
 		return nil, err
@@ -135,8 +140,8 @@ func ReadFrame(r io.Reader) (*Frame, error) {
 	if hl == 0 || hl > MaxHeaderBytes {
 		return nil, fmt.Errorf("%w: header length %d outside [1, %d]", ErrMalformed, hl, MaxHeaderBytes)
 	}
-	hb := make([]byte, hl)
-	if _, err := io.ReadFull(r, hb); err != nil {
+	hb, err := readN(r, int64(hl)) // bounded by MaxHeaderBytes
+	if err != nil {
 		return nil, unexpected(err)
 	}
 	f := &Frame{}
@@ -147,14 +152,51 @@ func ReadFrame(r io.Reader) (*Frame, error) {
 		return nil, unexpected(err)
 	}
 	pl := binary.LittleEndian.Uint64(n[:])
-	if pl > MaxPayloadBytes {
-		return nil, fmt.Errorf("%w: payload length %d exceeds the limit %d", ErrMalformed, pl, int64(MaxPayloadBytes))
+	if pl > uint64(maxPayload) {
+		return nil, fmt.Errorf("%w: payload length %d exceeds the limit %d", ErrMalformed, pl, maxPayload)
 	}
-	f.Payload = make([]byte, pl)
-	if _, err := io.ReadFull(r, f.Payload); err != nil {
+	// With every placement valid, the payload may not extend past the tensors. A frame with a
+	// bad placement is still read (its payload as it arrives), so that the decoder names the
+	// tensor and a worker can answer bad_request to it.
+	if ext, ok := extent(f.Header.Tensors); ok && int64(pl) > ext {
+		return nil, fmt.Errorf("%w: payload length %d exceeds the %d bytes its %d tensor(s) span", ErrMalformed, pl, ext, len(f.Header.Tensors))
+	}
+	if f.Payload, err = readN(r, int64(pl)); err != nil {
 		return nil, unexpected(err)
 	}
 	return f, nil
+}
+
+// extent is the end of the furthest tensor of a header; ok is false when a placement is
+// negative, overflows, or ends past MaxPayloadBytes.
+func extent(ts []TensorHeader) (end int64, ok bool) {
+	for _, t := range ts {
+		if t.Offset < 0 || t.Bytes < 0 || t.Offset > MaxPayloadBytes || t.Bytes > MaxPayloadBytes-t.Offset {
+			return 0, false
+		}
+		end = max(end, t.Offset+t.Bytes)
+	}
+	return end, true
+}
+
+// readN reads exactly n bytes, growing its buffer as bytes arrive (at most doubling), so a
+// peer that declares more than it sends costs no more than twice what it sent.
+func readN(r io.Reader, n int64) ([]byte, error) {
+	const chunk = 1 << 20
+	b := make([]byte, 0, min(n, chunk))
+	for int64(len(b)) < n {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), min(n, max(2*int64(cap(b)), chunk)))
+			copy(nb, b)
+			b = nb
+		}
+		k, err := io.ReadFull(r, b[len(b):cap(b)])
+		b = b[:len(b)+k]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 func unexpected(err error) error {

@@ -22,13 +22,42 @@ var ErrCrashed = errors.New("worker: backend crashed; exit and restart")
 
 // Serve answers run requests from r with backend b, writing frames to w, until r ends or a
 // bye arrives (nil), a write fails, or the backend crashes (ErrCrashed). It speaks first: a
-// hello frame with the protocol version.
+// hello frame with the protocol version. Requests are read ahead, so when r ends (or a frame
+// arrives) while a case runs — the client was killed — the case's context is cancelled and
+// Serve returns as soon as the backend gives up, rather than running the case to its end.
 func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 	if err := WriteFrame(w, &Frame{Header: Header{Type: TypeHello, Proto: Proto, Version: Version, Backend: b.Name(), Device: o.Device}}); err != nil {
 		return err
 	}
+	type msg struct {
+		f   *Frame
+		err error
+	}
+	frames := make(chan msg, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			f, err := ReadFrame(r)
+			select {
+			case frames <- msg{f, err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var pending *msg
 	for {
-		f, err := ReadFrame(r)
+		var m msg
+		if pending != nil {
+			m, pending = *pending, nil
+		} else {
+			m = <-frames
+		}
+		f, err := m.f, m.err
 		if err == io.EOF {
 			return nil
 		}
@@ -53,7 +82,25 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		res, err := b.Run(context.Background(), c, opts)
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan struct{})
+		watched := make(chan *msg, 1)
+		go func() {
+			select {
+			case m := <-frames: // the client hung up (or broke the protocol) mid-case
+				cancel()
+				watched <- &m
+			case <-ran:
+				watched <- nil
+			}
+		}()
+		res, err := b.Run(ctx, c, opts)
+		close(ran)
+		pending = <-watched
+		cancel()
+		if pending != nil && pending.err != nil {
+			return nil // stdin ended mid-case: nobody waits for the answer
+		}
 		if err != nil {
 			kind, detail := KindInternal, err.Error()
 			if ce, ok := gpu.AsCaseError(err); ok {

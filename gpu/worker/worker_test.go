@@ -81,7 +81,7 @@ func fakeResult(c *moe.Case) *gpu.Result {
 	return r
 }
 
-func testCase(t *testing.T, d moe.DType, bias, global bool) *moe.Case {
+func testCase(t testing.TB, d moe.DType, bias, global bool) *moe.Case {
 	t.Helper()
 	cfg := moe.Config{T: 5, H: 8, I: 4, E: 3, K: 2, DType: d, Bias: bias, Act: moe.GptOss, Layout: moe.Transposed}
 	if global {
