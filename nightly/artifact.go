@@ -230,11 +230,29 @@ func WriteArtifact(path string, a *Artifact) error {
 	})
 }
 
-// ReadArtifact reads an artifact file.
+// MaxArtifactBytes bounds an artifact file: at most one map per result and stage tensor
+// (17), each of at most MaxCells cells (about 1.4 MB), fits in 32 MiB; twice that is the cap.
+const MaxArtifactBytes = 64 << 20
+
+// ReadArtifact reads an artifact file of at most MaxArtifactBytes; only regular files are
+// read (a device or a pipe named as an artifact is refused).
 func ReadArtifact(path string) (*Artifact, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("nightly: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, fmt.Errorf("nightly: %w", err)
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("nightly: artifact %s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxArtifactBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("nightly: artifact %s: %w", path, err)
+	}
+	if len(b) > MaxArtifactBytes {
+		return nil, fmt.Errorf("nightly: artifact %s is larger than the %d-byte limit of an artifact", path, MaxArtifactBytes)
 	}
 	var a Artifact
 	if err := json.Unmarshal(b, &a); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -229,14 +230,22 @@ func MarshalLine(r Record) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// MaxLineBytes bounds one line of a results file. Records are small (failures are capped at
+// 16, messages carry at most a worker's 8 KiB stderr tail): a longer line is not ours.
+const MaxLineBytes = 4 << 20
+
 // ReadResults reads a results file. A last line without its newline (a run killed while
 // writing it) is dropped and reported by complete = false with the byte length of the
-// complete lines; any other malformed line is an error naming its line number.
+// complete lines; any other malformed line, and a line longer than MaxLineBytes, is an error
+// naming its line number.
 func ReadResults(r io.Reader) (recs []Record, good int64, complete bool, err error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	complete = true
 	for line := 1; ; line++ {
-		b, err := br.ReadBytes('\n')
+		b, err := readLine(br, MaxLineBytes)
+		if errors.Is(err, errLong) {
+			return recs, good, false, fmt.Errorf("nightly: results line %d is longer than the %d-byte limit of a record", line, MaxLineBytes)
+		}
 		if len(b) > 0 && b[len(b)-1] != '\n' {
 			complete = false // truncated tail: ignore it
 			break
@@ -262,4 +271,21 @@ func ReadResults(r io.Reader) (recs []Record, good int64, complete bool, err err
 		}
 	}
 	return recs, good, complete, nil
+}
+
+var errLong = errors.New("line too long")
+
+// readLine is bufio.Reader.ReadBytes('\n') that gives up (errLong) past max bytes.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var out []byte
+	for {
+		b, err := br.ReadSlice('\n')
+		if len(out)+len(b) > max {
+			return nil, errLong
+		}
+		out = append(out, b...)
+		if err != bufio.ErrBufferFull {
+			return out, err
+		}
+	}
 }

@@ -33,6 +33,9 @@ type Report struct {
 	Properties []PropertyCount
 	Failures   []Failure
 	Skipped    []nightly.Record
+	// Warnings name what the report could not take as it stands: a cut-short last line, case
+	// records of an unknown status (counted as skipped).
+	Warnings []string
 }
 
 // PropertyCount is how often one property ran and failed over the results.
@@ -77,6 +80,21 @@ func Build(recs []nightly.Record, o Options) (*Report, error) {
 			}
 		}
 	}
+	unknown := map[string]int{}
+	var unknownOrder []string
+	for _, rec := range nightly.Cases(recs) {
+		switch rec.Status {
+		case nightly.StatusPass, nightly.StatusFail, nightly.StatusSkip:
+		default:
+			if unknown[rec.Status] == 0 {
+				unknownOrder = append(unknownOrder, rec.Status)
+			}
+			unknown[rec.Status]++
+		}
+	}
+	for _, st := range unknownOrder {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d case record(s) of unknown status %q, counted as skipped", unknown[st], st))
+	}
 	counts := map[string]*PropertyCount{}
 	var names []string
 	plots := 0
@@ -100,6 +118,10 @@ func Build(recs []nightly.Record, o Options) (*Report, error) {
 			f := Failure{Record: rec}
 			if rec.Artifact == "" {
 				f.Note = "no artifact"
+			} else if p := filepath.FromSlash(rec.Artifact); !filepath.IsLocal(p) {
+				// A record names its artifact relative to the results file's folder; a path
+				// leaving it (or absolute) is not followed.
+				f.Note = fmt.Sprintf("artifact path %q leaves the results folder: not read", rec.Artifact)
 			} else if plots >= o.MaxPlots || o.MaxPlots < 0 {
 				f.Note = "plots left out (the report's plot limit)"
 			} else if err := f.plots(filepath.Join(o.Dir, filepath.FromSlash(rec.Artifact))); err != nil {
@@ -176,14 +198,21 @@ func ReadFile(path string, o Options) (*Report, error) {
 		return nil, fmt.Errorf("report: %w", err)
 	}
 	defer f.Close()
-	recs, _, _, err := nightly.ReadResults(f)
+	recs, good, complete, err := nightly.ReadResults(f)
 	if err != nil {
 		return nil, fmt.Errorf("report: %s: %w", path, err)
 	}
 	if o.Dir == "" {
 		o.Dir = filepath.Dir(path)
 	}
-	return Build(recs, o)
+	r, err := Build(recs, o)
+	if err != nil {
+		return nil, err
+	}
+	if !complete {
+		r.Warnings = append([]string{fmt.Sprintf("the last line of %s (from byte %d) is cut short, a run killed while writing it: left out", path, good)}, r.Warnings...)
+	}
+	return r, nil
 }
 
 func (r *Report) kinds() []string {
@@ -240,6 +269,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	s := r.Summary
 	p("# %s\n\n", r.Title)
 	p("Generated %s. Run: %s.\n\n", r.Generated.Format(time.RFC3339), r.runLine())
+	for _, w := range r.Warnings {
+		p("**Warning:** %s\n\n", md(w))
+	}
 	p("## Summary\n\n")
 	p("| kind | items | pass | fail | skip |\n|---|---:|---:|---:|---:|\n")
 	for _, k := range r.kinds() {
@@ -358,7 +390,8 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}section{border-top:1px so
 </style></head><body>
 <h1>{{.R.Title}}</h1>
 <p>Generated {{rfc .R.Generated}}. Run: {{.RunLine}}.</p>
-<h2>Summary</h2>
+{{range .R.Warnings}}<p><b>Warning:</b> {{.}}</p>
+{{end}}<h2>Summary</h2>
 <table><tr><th>kind</th><th>items</th><th>pass</th><th>fail</th><th>skip</th></tr>
 {{range .Kinds}}<tr><td>{{.Kind}}</td><td class="n">{{.C.Total}}</td><td class="n pass">{{.C.Pass}}</td><td class="n fail">{{.C.Fail}}</td><td class="n">{{.C.Skip}}</td></tr>
 {{end}}<tr><th>all</th><th>{{.R.Summary.Total}}</th><th>{{.R.Summary.Pass}}</th><th>{{.R.Summary.Fail}}</th><th>{{.R.Summary.Skip}}</th></tr></table>
