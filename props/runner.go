@@ -3,11 +3,13 @@ package props
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand"
 	"time"
 
 	"github.com/leanovate/gopter"
 
+	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -88,10 +90,22 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	if n == 0 && cfg.Duration == 0 {
 		n = 100
 	}
+	if n < 0 {
+		return nil, fmt.Errorf("props: %d cases: the count must be positive", n)
+	}
+	if cfg.Start < 0 || (n > 0 && cfg.Start > math.MaxInt-n) {
+		return nil, fmt.Errorf("props: case indices from %d for %d cases leave [0, %d]", cfg.Start, n, math.MaxInt)
+	}
 	start := time.Now()
 	rep := &Report{}
 	i := cfg.Start
-	for ; n == 0 || i < cfg.Start+n; i++ {
+	// Next is the first index not finished, on every return: the case in flight when an
+	// error or an interrupt ends the run is redone on resume.
+	defer func() {
+		rep.Next = i
+		rep.Elapsed = time.Since(start)
+	}()
+	for ; (n == 0 && i < math.MaxInt) || (n > 0 && i < cfg.Start+n); i++ {
 		if cfg.Duration > 0 && time.Since(start) >= cfg.Duration {
 			break
 		}
@@ -126,8 +140,6 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 			}
 		}
 	}
-	rep.Next = i
-	rep.Elapsed = time.Since(start)
 	return rep, nil
 }
 
@@ -181,12 +193,18 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 	t0 := time.Now()
 	cur := &Shrunk{Spec: spec}
 	defer func() { cur.Elapsed = time.Since(t0) }()
+	// A hang costs a whole case timeout per try: after the first one, shrinking stops and
+	// keeps what it has rather than waiting out a timeout for every candidate.
+	timedOut := false
 	fails := func(s Spec) (*Outcome, bool, error) {
 		c, err := s.Build()
 		if err != nil {
 			return nil, false, nil
 		}
 		o, err := p.failsOn(ctx, env, c, s)
+		if o != nil && o.Verdict != nil && o.Verdict.CaseError != nil && o.Verdict.CaseError.Kind == gpu.TimedOut {
+			timedOut = true
+		}
 		return o, o != nil, err
 	}
 	o, ok, err := fails(spec)
@@ -194,10 +212,10 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 		return cur, err // not reproducible in isolation (e.g. nondeterminism): keep the original
 	}
 	cur.Outcome = o
-	for improved := true; improved && cur.Tries < maxTries; {
+	for improved := true; improved && cur.Tries < maxTries && !timedOut; {
 		improved = false
 		next := shrinker(cur.Spec)
-		for cand, more := next(); more && cur.Tries < maxTries; cand, more = next() {
+		for cand, more := next(); more && cur.Tries < maxTries && !timedOut; cand, more = next() {
 			if ctx.Err() != nil {
 				return cur, nil
 			}
