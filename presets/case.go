@@ -231,6 +231,7 @@ func MemoryEstimate(cfg moe.Config) int64 { return cfg.Elements() * BytesPerElem
 func (p Preset) FitEP(o CaseOptions, memBudget int64) (int, error) {
 	o = o.withDefaults(p)
 	var need int64
+	var cfgErr error
 	for _, ep := range p.EPSizes() {
 		if ep < o.EP {
 			continue
@@ -239,12 +240,16 @@ func (p Preset) FitEP(o CaseOptions, memBudget int64) (int, error) {
 		q.EP, q.Rank = ep, 0
 		cfg, err := p.Config(q)
 		if err != nil {
+			cfgErr = err
 			continue
 		}
 		need = MemoryEstimate(cfg)
 		if need <= memBudget {
 			return ep, nil
 		}
+	}
+	if need == 0 && cfgErr != nil {
+		return 0, cfgErr // no EP size gives a valid case: say why, not "0 MiB"
 	}
 	return 0, fmt.Errorf("presets: %s: one local expert needs about %d MiB, over the %d MiB budget; raise the budget or scale the shape",
 		p.Name, need>>20, memBudget>>20)

@@ -37,13 +37,14 @@ func ParseID(id string) (Preset, CaseOptions, error) {
 		return Preset{}, CaseOptions{}, err
 	}
 	var o CaseOptions
-	num := func(part, prefix string, dst *int) (bool, error) {
+	num := func(part, prefix string, least int, dst *int) (bool, error) {
 		if !strings.HasPrefix(part, prefix) {
 			return false, nil
 		}
 		v, err := strconv.Atoi(strings.TrimPrefix(part, prefix))
-		if err != nil || v < 0 {
-			return true, fmt.Errorf("presets: id %q: %q: want %s<non-negative integer>", id, part, prefix)
+		if err != nil || v < least {
+			// ep0, T0, scale0 would silently mean "the default": refuse them
+			return true, fmt.Errorf("presets: id %q: %q: want %s<integer ≥ %d>", id, part, prefix, least)
 		}
 		*dst = v
 		return true, nil
@@ -53,9 +54,10 @@ func ParseID(id string) (Preset, CaseOptions, error) {
 		matched := false
 		for _, f := range []struct {
 			prefix string
+			least  int
 			dst    *int
-		}{{"ep", &o.EP}, {"rank", &o.Rank}, {"T", &o.T}, {"seed", &seed}, {"scale", &o.Scale}} {
-			ok, err := num(part, f.prefix, f.dst)
+		}{{"ep", 1, &o.EP}, {"rank", 0, &o.Rank}, {"T", 1, &o.T}, {"seed", 0, &seed}, {"scale", 1, &o.Scale}} {
+			ok, err := num(part, f.prefix, f.least, f.dst)
 			if err != nil {
 				return Preset{}, CaseOptions{}, err
 			}

@@ -17,10 +17,11 @@ import (
 
 // backendFlags select and configure the backend under test.
 type backendFlags struct {
-	backend  string
-	faults   string
-	noStages bool
-	timeout  time.Duration
+	backend      string
+	faults       string
+	noStages     bool
+	timeout      time.Duration
+	startTimeout time.Duration
 }
 
 const backendHelp = "backend under test: " + backends.Help
@@ -28,6 +29,7 @@ const backendHelp = "backend under test: " + backends.Help
 func (f *backendFlags) register(fs *pflag.FlagSet, faults bool) {
 	fs.StringVar(&f.backend, "backend", "sim", backendHelp)
 	fs.DurationVar(&f.timeout, "case-timeout", worker.DefaultTimeout, "worker backends: a case running longer is a hang (recorded, the worker restarts)")
+	fs.DurationVar(&f.startTimeout, "worker-start-timeout", worker.DefaultStartTimeout, "worker backends: a worker that has not said hello by then (CUDA init and PTX JIT included) is a device error")
 	fs.BoolVar(&f.noStages, "no-stages", false, "do not ask for stage intermediates: end-to-end checks only, as for a black-box backend")
 	if faults {
 		fs.StringVar(&f.faults, "faults", "", "switch on catalog faults in the backend (comma list, for demos and mutation testing; see 'moecheck mutants --help')")
@@ -49,10 +51,13 @@ func (f *backendFlags) open(a *app) (gpu.Backend, error) {
 	if err != nil {
 		return nil, usageErr("--backend: %v", err)
 	}
+	if f.timeout <= 0 || f.startTimeout <= 0 {
+		return nil, usageErr("--case-timeout %v, --worker-start-timeout %v: both must be positive", f.timeout, f.startTimeout)
+	}
 	if argv == nil {
 		return sim.New(sim.Options{}), nil
 	}
-	b, err := worker.New(worker.Options{Command: argv, Timeout: f.timeout})
+	b, err := worker.New(worker.Options{Command: argv, Timeout: f.timeout, StartTimeout: f.startTimeout})
 	if err != nil {
 		return nil, internalErr(fmt.Errorf("starting the worker %q: %w", strings.Join(argv, " "), err))
 	}

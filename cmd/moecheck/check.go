@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -101,6 +102,15 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	}
 	if f.cases < 0 || f.budget < 0 || f.start < 0 {
 		return usageErr("--cases, --time and --start must not be negative")
+	}
+	if cmd.Flags().Changed("cases") && f.cases == 0 {
+		return usageErr("--cases 0: want at least 1 (leave the flag out for 100, or use --time)")
+	}
+	if f.widePct < 0 || f.widePct > 100 {
+		return usageErr("--wide-pct %d: a percentage, in [0, 100]", f.widePct)
+	}
+	if n := max(f.cases, 1); f.start > math.MaxInt-n {
+		return usageErr("--start %d with --cases %d: case indices past %d", f.start, f.cases, math.MaxInt)
 	}
 	var spec props.Spec
 	var pcase *moe.Case

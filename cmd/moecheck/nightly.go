@@ -135,6 +135,12 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 	if err != nil {
 		return usageErr("--presets: %v", err)
 	}
+	if cmd.Flags().Changed("cases") && f.cases == 0 {
+		return usageErr("--cases 0: want at least 1 (leave the flag out for no random cases)")
+	}
+	if f.widePct < 0 || f.widePct > 100 {
+		return usageErr("--wide-pct %d: a percentage, in [0, 100]", f.widePct)
+	}
 	if f.cases < 0 || f.budget < 0 || f.presetT < 0 || f.presetMem <= 0 || f.presetScale < 1 {
 		return usageErr("--cases, --time and --preset-tokens must not be negative, --preset-mem and --preset-scale must be positive")
 	}
@@ -184,7 +190,11 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		return usageErr("--preset-device %q: want auto, cpu or gpu", f.presetDevice)
 	}
 	for _, p := range pres {
-		items = append(items, presetItem(p, kind, f, pdt, pps, faults))
+		it, err := presetItem(p, kind, f, pdt, pps, faults)
+		if err != nil {
+			return err
+		}
+		items = append(items, it)
 	}
 	b, err := f.bf.open(a)
 	if err != nil {
@@ -255,18 +265,23 @@ func countKind(items []nightly.Item, kind string) int {
 }
 
 // presetItem makes the nightly item of one preset.
-func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps []props.Property, faults gpu.FaultSet) nightly.Item {
+func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps []props.Property, faults gpu.FaultSet) (nightly.Item, error) {
 	T := f.presetT
 	if T == 0 {
 		T = presets.Tokens(p, kind, f.budget)
 	}
 	o := presets.CaseOptions{T: T, DType: dt, Seed: f.presetSeed, Scale: f.presetScale}
+	// A case that is invalid at the preset's own EP size (too many tokens, ...) is a usage
+	// error, not a skip for want of memory.
+	if _, err := p.Config(o); err != nil {
+		return nightly.Item{}, usageErr("--preset-tokens %d for %s: %v", T, p.Name, err)
+	}
 	if kind == presets.CPU {
 		ep, err := p.FitEP(o, int64(f.presetMem)<<20)
 		if err != nil {
 			o.EP = p.EP
 			o.Rank = int(f.presetSeed % uint64(p.EP))
-			return nightly.Item{ID: "preset/" + p.ID(o), Kind: nightly.KindPreset, Source: p.String(), Skip: err.Error()}
+			return nightly.Item{ID: "preset/" + p.ID(o), Kind: nightly.KindPreset, Source: p.String(), Skip: err.Error()}, nil
 		}
 		o.EP = ep
 	} else {
@@ -279,7 +294,7 @@ func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps
 	id := p.ID(o)
 	return nightly.Item{ID: "preset/" + id, Kind: nightly.KindPreset, Source: p.String(),
 		Build: func() (*moe.Case, error) { return p.Case(o) }, Spec: props.Spec{Poison: int(gpu.PoisonSignature)}, Properties: ps,
-		Repro: fmt.Sprintf("moecheck check --backend %s%s --preset %s --properties %s", quote(f.bf.backend), faultFlag(faults), id, propList(ps))}
+		Repro: fmt.Sprintf("moecheck check --backend %s%s --preset %s --properties %s", quote(f.bf.backend), faultFlag(faults), id, propList(ps))}, nil
 }
 
 func propList(ps []props.Property) string {

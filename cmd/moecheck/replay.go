@@ -34,11 +34,13 @@ locations, and exits 1 if any case fails.`,
 			if err != nil {
 				return err
 			}
-			cs, err := loadCorpus(args, a.caseLimits())
+			// A file that does not parse is a failing entry (named with its file and line), and
+			// the rest still run, as in nightly.
+			cs, bad, err := loadCorpusFiles(args, a.caseLimits(), true)
 			if err != nil {
 				return err
 			}
-			if len(cs) == 0 {
+			if len(cs) == 0 && len(bad) == 0 {
 				return usageErr("no corpus cases in %v", args)
 			}
 			b, err := bf.open(a)
@@ -48,7 +50,10 @@ locations, and exits 1 if any case fails.`,
 			defer b.Close()
 			env := &props.Env{Backend: b, Faults: faults, NoStages: bf.noStages}
 			w := a.stdout
-			failed := 0
+			failed := len(bad)
+			for _, bfile := range bad {
+				fmt.Fprintf(w, "FAIL %s: unreadable corpus file: %v\n", bfile.path, bfile.err)
+			}
 			for _, c := range cs {
 				use := ps
 				if len(use) == 0 {
@@ -88,7 +93,11 @@ locations, and exits 1 if any case fails.`,
 				writeFailures(w, bad.Failures, "  ")
 				fmt.Fprintf(w, "  triage: moecheck triage --backend %s%s %s --no-save\n", quote(bf.backend), faultFlag(faults), quote(c.Path))
 			}
-			fmt.Fprintf(w, "%d case(s), %d failing\n", len(cs), failed)
+			fmt.Fprintf(w, "%d case(s), %d failing", len(cs)+len(bad), failed)
+			if len(bad) > 0 {
+				fmt.Fprintf(w, " (%d unreadable file(s))", len(bad))
+			}
+			fmt.Fprintln(w)
 			if failed > 0 {
 				return errFailures
 			}

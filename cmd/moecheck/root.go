@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -149,6 +150,16 @@ Exit status: 0 pass, 1 failures found, 2 usage error, 3 internal or device error
 		CompletionOptions: cobra.CompletionOptions{
 			HiddenDefaultCmd: true,
 		},
+	}
+	// A flag that selects one case, given but empty, would silently fall back to the
+	// command's default (a random run): refuse it.
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		for _, name := range []string{"spec", "preset", "fuzz-file"} {
+			if fl := c.Flags().Lookup(name); fl != nil && fl.Changed && strings.TrimSpace(fl.Value.String()) == "" {
+				return usageErr("--%s is empty: give a value or leave the flag out", name)
+			}
+		}
+		return nil
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%s: %v", c.CommandPath(), err)
