@@ -83,6 +83,9 @@ type RunInfo struct {
 	Presets    []string `json:"presets,omitempty"`
 	Properties []string `json:"properties,omitempty"`
 	Resumed    bool     `json:"resumed,omitempty"`
+	// Flags are the command line's run-defining flags (name → value, as Options.Flags gave
+	// them), so that a bare resume can restore them.
+	Flags map[string]string `json:"flags,omitempty"`
 	Start      int      `json:"start,omitempty"` // first random index of this invocation
 }
 

@@ -64,6 +64,9 @@ type Options struct {
 	ArtifactDir string // default: <dir of Results>/artifacts
 	NoArtifacts bool
 	Resume      bool
+	// Flags, when set, are recorded in every start record (RunInfo.Flags): the caller's
+	// run-defining settings, for a resume to restore or compare.
+	Flags map[string]string
 
 	Now      func() time.Time // the clock for record times (default time.Now)
 	Progress io.Writer        // one line per item (nil: silent)
@@ -186,7 +189,7 @@ func (r *runner) run(ctx context.Context) (*Outcome, error) {
 	}
 	info := &RunInfo{Backend: o.BackendFlag, Faults: faultString(o.Faults), NoStages: o.NoStages, Seed: o.Seed,
 		Cases: o.Cases, BudgetS: o.Duration.Seconds(), Shard: o.Shard, Shards: o.Shards,
-		Properties: propNames(o.Properties), Resumed: len(r.recs) > 0, Start: next}
+		Properties: propNames(o.Properties), Resumed: len(r.recs) > 0, Start: next, Flags: o.Flags}
 	for _, it := range o.Items {
 		switch it.Kind {
 		case KindCorpus:

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moecheck/moecheck/nightly"
 )
 
 // TestHostileInput: each of these was accepted, replaced silently or swallowed; each is now
@@ -69,5 +71,48 @@ func TestReplayDirGoesOn(t *testing.T) {
 	code, out, errs := run(t, nil, "replay", "--properties", "matches", dir)
 	if code != exitFailures || !strings.Contains(out, "FAIL "+filepath.Join(dir, "a-broken.case")) || !strings.Contains(out, "b-good (") {
 		t.Fatalf("exit %d, want 1 with the broken file failed and the good one run:\n%s\n%s", code, out, errs)
+	}
+}
+
+// TestNightlyResumeFlags: a bare resume forgot the run's flags, and one with another
+// --backend, --dtype, --properties or --wide-pct was accepted silently.
+func TestNightlyResumeFlags(t *testing.T) {
+	results := filepath.Join(t.TempDir(), "r.jsonl")
+	code, out, errs := run(t, nil, "nightly", "--cases", "2", "--presets", "none", "--corpus", "none", "--dtype", "fp16",
+		"--wide-pct", "5", "--properties", "matches", "--seed", "4", "--results", results)
+	if code != 0 {
+		t.Fatalf("first run: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = run(t, nil, "nightly", "--resume", "--results", results)
+	if code != 0 {
+		t.Fatalf("bare resume: exit %d\n%s\n%s", code, out, errs)
+	}
+	var starts []*nightly.RunInfo
+	for _, r := range readRecords(t, results) {
+		if r.Type == nightly.TypeStart {
+			starts = append(starts, r.Run)
+		}
+	}
+	if len(starts) != 2 || starts[1].Seed != 4 || strings.Join(starts[1].Properties, ",") != "matches" ||
+		starts[1].Flags["wide-pct"] != "5" || starts[1].Flags["presets"] != "none" || starts[1].Cases != 2 {
+		t.Fatalf("start records %+v %+v: the bare resume did not restore the run's flags", starts[0], starts[len(starts)-1])
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"resume/dtype", []string{"--dtype", "bf16"}, "--dtype bf16"},
+		{"resume/wide-pct", []string{"--wide-pct", "7"}, "--wide-pct 7 (recorded: 5)"},
+		{"resume/properties", []string{"--properties", "deterministic"}, "--properties deterministic (recorded: matches)"},
+		{"resume/backend", []string{"--backend", "worker:moecheck-worker"}, "(recorded: sim)"},
+		{"resume/presets", []string{"--presets", "all"}, "--presets all (recorded: none)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := run(t, nil, append([]string{"nightly", "--resume", "--results", results}, tc.args...)...)
+			if code != exitUsage || !strings.Contains(errs, tc.want) {
+				t.Fatalf("exit %d, want 2 naming %q:\n%s\n%s", code, tc.want, out, errs)
+			}
+		})
 	}
 }

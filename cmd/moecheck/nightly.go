@@ -106,7 +106,76 @@ was interrupted (Ctrl-C): resume it with --resume.`,
 	return cmd
 }
 
+// runFlags are the nightly flags that define a run: recorded in its start records, restored
+// by a bare --resume, and refused when given with another value on resume.
+var runFlags = []string{"backend", "faults", "no-stages", "seed", "cases", "time", "dtype", "wide-pct", "properties",
+	"shard", "corpus", "presets", "preset-tokens", "preset-mem", "preset-scale", "preset-properties", "preset-seed",
+	"preset-dtype", "preset-device", "max-shrinks"}
+
+// restoreFlags applies the flags recorded in the first start record of a results file: a
+// flag not given on this command line takes its recorded value; one given with another value
+// is a usage error naming every difference. A file without recorded flags (older moecheck)
+// keeps only the seed rule.
+func restoreFlags(cmd *cobra.Command, path string) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil // nothing recorded yet: a fresh run
+	}
+	defer fh.Close()
+	recs, _, _, err := nightly.ReadResults(fh)
+	if err != nil {
+		return nil // openResults reports what is wrong with the file
+	}
+	var rec map[string]string
+	var seed *uint64
+	for _, r := range recs {
+		if r.Type == nightly.TypeStart && r.Run != nil {
+			rec, seed = r.Run.Flags, &r.Run.Seed
+			break
+		}
+	}
+	fl := cmd.Flags()
+	if rec == nil {
+		if seed != nil && !fl.Changed("seed") {
+			return fl.Set("seed", fmt.Sprint(*seed))
+		}
+		return nil
+	}
+	var diff []string
+	for _, name := range runFlags {
+		v, ok := rec[name]
+		f := fl.Lookup(name)
+		if !ok || f == nil {
+			continue
+		}
+		if f.Changed {
+			if f.Value.String() != v {
+				diff = append(diff, fmt.Sprintf("--%s %s (recorded: %s)", name, quote(f.Value.String()), quote(v)))
+			}
+			continue
+		}
+		if err := fl.Set(name, v); err != nil {
+			return usageErr("%s: recorded --%s %q: %v", path, name, v, err)
+		}
+	}
+	if len(diff) > 0 {
+		return usageErr("%s was recorded with other settings: %s; resume with the recorded ones (leave these flags out) or choose a new results file", path, strings.Join(diff, ", "))
+	}
+	return nil
+}
+
 func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
+	if f.resume {
+		if err := restoreFlags(cmd, f.results); err != nil {
+			return err
+		}
+	}
+	flags := map[string]string{}
+	for _, name := range runFlags {
+		if fl := cmd.Flags().Lookup(name); fl != nil {
+			flags[name] = fl.Value.String()
+		}
+	}
 	faults, err := f.bf.faultSet()
 	if err != nil {
 		return err
@@ -145,11 +214,6 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		return usageErr("--cases, --time and --preset-tokens must not be negative, --preset-mem and --preset-scale must be positive")
 	}
 	seed := f.seed
-	if f.resume && !cmd.Flags().Changed("seed") {
-		if s, ok := recordedSeed(f.results); ok {
-			seed = s
-		}
-	}
 	// corpus items
 	var items []nightly.Item
 	if f.corpus != "none" && f.corpus != "" {
@@ -204,7 +268,7 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 	o := nightly.Options{Backend: b, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Items: items,
 		ItemProperties: ps, Properties: ps, Seed: seed, Cases: f.cases, Duration: f.budget, Gen: props.GenOptions{DTypes: dts, WidePct: f.widePct},
 		Shard: shard, Shards: shards, MaxShrinks: f.maxShrinks, Results: f.results, ArtifactDir: f.artifacts,
-		NoArtifacts: f.noArtifacts, Resume: f.resume, Now: a.now, Progress: a.stdout}
+		NoArtifacts: f.noArtifacts, Resume: f.resume, Now: a.now, Progress: a.stdout, Flags: flags}
 	fmt.Fprintf(a.stdout, "moecheck nightly: backend %s, %d corpus case(s), %d preset(s), random: seed %d", b.Name(), countKind(items, nightly.KindCorpus), len(pres), seed)
 	if f.cases > 0 {
 		fmt.Fprintf(a.stdout, ", %d case indices", f.cases)
@@ -226,7 +290,7 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		case errors.As(err, &ue):
 			return usageErr("%v", ue.Err)
 		case errors.Is(err, nightly.ErrInterrupted):
-			fmt.Fprintf(a.stdout, "\ninterrupted: %d item(s) recorded in %s\nresume: moecheck nightly --resume --results %s (with the same flags)\n", out.Summary.Total, f.results, quote(f.results))
+			fmt.Fprintf(a.stdout, "\ninterrupted: %d item(s) recorded in %s\nresume: moecheck nightly --resume --results %s (the run's flags are restored from the file)\n", out.Summary.Total, f.results, quote(f.results))
 			return &exitError{code: exitInternal}
 		}
 		return internalErr(err)
@@ -303,25 +367,6 @@ func propList(ps []props.Property) string {
 		n = append(n, p.Name)
 	}
 	return strings.Join(n, ",")
-}
-
-// recordedSeed reads the seed of a results file's first start record.
-func recordedSeed(path string) (uint64, bool) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return 0, false
-	}
-	defer fh.Close()
-	recs, _, _, err := nightly.ReadResults(fh)
-	if err != nil {
-		return 0, false
-	}
-	for _, r := range recs {
-		if r.Type == nightly.TypeStart && r.Run != nil {
-			return r.Run.Seed, true
-		}
-	}
-	return 0, false
 }
 
 // junit writes --junit from the results file.

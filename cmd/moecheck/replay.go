@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,11 +35,18 @@ locations, and exits 1 if any case fails.`,
 			if err != nil {
 				return err
 			}
-			// A file that does not parse is a failing entry (named with its file and line), and
-			// the rest still run, as in nightly.
+			// A file found in a directory that does not parse is a failing entry (named with its
+			// file and line), and the rest still run, as in nightly.
 			cs, bad, err := loadCorpusFiles(args, a.caseLimits(), true)
 			if err != nil {
 				return err
+			}
+			for _, b := range bad {
+				for _, arg := range args {
+					if filepath.Clean(arg) == filepath.Clean(b.path) {
+						return usageErr("%v", b.err) // a file named on the command line must parse
+					}
+				}
 			}
 			if len(cs) == 0 && len(bad) == 0 {
 				return usageErr("no corpus cases in %v", args)
