@@ -86,7 +86,7 @@ type RunInfo struct {
 	// Flags are the command line's run-defining flags (name → value, as Options.Flags gave
 	// them), so that a bare resume can restore them.
 	Flags map[string]string `json:"flags,omitempty"`
-	Start      int      `json:"start,omitempty"` // first random index of this invocation
+	Start int               `json:"start,omitempty"` // first random index of this invocation
 }
 
 // FailureRecord is one oracle failure, flattened.
