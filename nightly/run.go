@@ -295,7 +295,10 @@ func (r *runner) item(ctx context.Context, it Item) error {
 		return r.emit(rec)
 	}
 	t0 := time.Now()
-	c, err := it.Build()
+	c, err := interruptible(ctx, it.Build)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if err != nil {
 		rec.Status, rec.Message = StatusSkip, "cannot build the case: "+err.Error()
 		r.progress("  skip  %s: %s\n", it.ID, rec.Message)
@@ -404,7 +407,7 @@ func (r *runner) artifact(ctx context.Context, rec *Record, c *moe.Case, spec st
 	if r.o.NoArtifacts {
 		return nil
 	}
-	a, err := BuildArtifact(ctx, r.o.Backend, r.o.Faults, c)
+	a, err := interruptible(ctx, func() (*Artifact, error) { return BuildArtifact(ctx, r.o.Backend, r.o.Faults, c) })
 	if err != nil {
 		return fmt.Errorf("nightly: %s: %w", rec.ID, err)
 	}

@@ -166,7 +166,7 @@ func CheckCase(ctx context.Context, env *Env, props []Property, c *moe.Case, spe
 		if p.Applies != nil && !p.Applies(c, spec) {
 			continue
 		}
-		o, err := p.Check(ctx, env, c, spec.PoisonPolicy())
+		o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, c, spec.PoisonPolicy()) })
 		if err != nil {
 			return outs, nil, err
 		}
@@ -242,7 +242,7 @@ func (p Property) failsOn(ctx context.Context, env *Env, c *moe.Case, s Spec) (*
 	if p.Applies != nil && !p.Applies(c, s) {
 		return nil, nil
 	}
-	o, err := p.Check(ctx, env, c, s.PoisonPolicy())
+	o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, c, s.PoisonPolicy()) })
 	if err != nil || o.Pass {
 		return nil, err
 	}

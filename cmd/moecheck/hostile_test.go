@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,5 +115,16 @@ func TestNightlyResumeFlags(t *testing.T) {
 				t.Fatalf("exit %d, want 2 naming %q:\n%s\n%s", code, tc.want, out, errs)
 			}
 		})
+	}
+}
+
+// TestRefInterrupted: ref ignored SIGINT and SIGTERM (ran on and exited 0).
+func TestRefInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errb bytes.Buffer
+	code := Execute(ctx, []string{"ref"}, Env{Stdout: &out, Stderr: &errb})
+	if code != exitInternal || !strings.Contains(errb.String(), "interrupted") {
+		t.Fatalf("exit %d, want 3 (interrupted):\n%s\n%s", code, out.String(), errb.String())
 	}
 }

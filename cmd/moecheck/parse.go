@@ -144,7 +144,10 @@ func (a *app) presetCase(id string) (*moe.Case, error) {
 	if err != nil {
 		return nil, usageErr("--preset: %v", err)
 	}
-	c, err := p.Case(o)
+	c, err := interruptible(a.ctx, func() (*moe.Case, error) { return p.Case(o) })
+	if a.ctx.Err() != nil {
+		return nil, internalErr(fmt.Errorf("interrupted while building the preset case: %w", a.ctx.Err()))
+	}
 	if err != nil {
 		return nil, usageErr("--preset: %v", err)
 	}

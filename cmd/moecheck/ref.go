@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -122,10 +123,19 @@ func (a *app) runRef(cmd *cobra.Command, f *refFlags, args []string) error {
 		}
 		source = fmt.Sprintf("seed %d, data %s", f.seed, mode)
 	}
-	if err = ref(a.stdout, c, source, f.mag, f.stages); err != nil {
+	// The output is written once the pass is done, so an interrupt leaves nothing half-written.
+	out, err := interruptible(a.ctx, func() (*bytes.Buffer, error) {
+		var b bytes.Buffer
+		return &b, ref(&b, c, source, f.mag, f.stages)
+	})
+	if a.ctx.Err() != nil {
+		return internalErr(fmt.Errorf("ref interrupted: %w", a.ctx.Err()))
+	}
+	if err != nil {
 		return internalErr(err)
 	}
-	return nil
+	_, err = out.WriteTo(a.stdout)
+	return err
 }
 
 func parseAll(cfg *moe.Config, act, layout, dtype, data string) (moe.DataMode, error) {
