@@ -82,7 +82,7 @@ was interrupted (Ctrl-C): resume it with --resume.`,
 	fs := cmd.Flags()
 	f.bf.register(fs, true)
 	fs.StringVar(&f.results, "results", filepath.Join("moecheck-out", "results.jsonl"), "JSON Lines results file (appended line by line)")
-	fs.BoolVar(&f.resume, "resume", false, "continue the run recorded in --results (same seed, shard and faults)")
+	fs.BoolVar(&f.resume, "resume", false, "continue the run recorded in --results: its recorded flags are restored; a flag given with another value is refused")
 	fs.StringVar(&f.junit, "junit", "", "also write JUnit XML to this file")
 	fs.StringVar(&f.artifacts, "artifacts", "", "directory for per-failure artifacts (default: artifacts/ next to --results)")
 	fs.BoolVar(&f.noArtifacts, "no-artifacts", false, "do not write per-failure artifacts")
