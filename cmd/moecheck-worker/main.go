@@ -133,6 +133,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		b = crashOn{Backend: b, shape: crash}
 	}
 	err = worker.Serve(stdin, stdout, b, worker.ServeOptions{Device: device})
+	if errors.Is(err, worker.ErrHangup) {
+		// The client is gone and the backend may still be running its case: exit now,
+		// without closing it (a busy CUDA thread would hold Close up).
+		fmt.Fprintln(stderr, "moecheck-worker: client hung up mid-case; exiting")
+		os.Exit(0)
+	}
 	if errors.Is(err, worker.ErrCrashed) {
 		fmt.Fprintln(stderr, "moecheck-worker: backend crashed; exiting so that the client restarts the worker")
 		return 3

@@ -173,6 +173,22 @@ func TestServeExitsWhenStdinCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, tc := range []struct {
+		name string
+		b    gpu.Backend
+	}{{"hangup/observes-ctx", ctxBackend{}}, {"hangup/ignores-ctx", stuckBackend{}}} {
+		t.Run(tc.name, func(t *testing.T) { serveHangup(t, tc.b, f) })
+	}
+}
+
+// stuckBackend never returns, whatever its context says (a hung kernel).
+type stuckBackend struct{ ctxBackend }
+
+func (stuckBackend) Run(context.Context, *moe.Case, gpu.RunOptions) (*gpu.Result, error) {
+	select {}
+}
+
+func serveHangup(t *testing.T, b gpu.Backend, f *Frame) {
 	pr, pw := io.Pipe()
 	go func() {
 		WriteFrame(pw, f)
@@ -180,11 +196,11 @@ func TestServeExitsWhenStdinCloses(t *testing.T) {
 		pw.Close()
 	}()
 	done := make(chan error, 1)
-	go func() { done <- Serve(pr, io.Discard, ctxBackend{}, ServeOptions{}) }()
+	go func() { done <- Serve(pr, io.Discard, b, ServeOptions{}) }()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
+		if !errors.Is(err, ErrHangup) {
+			t.Fatalf("err = %v, want ErrHangup", err)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Serve still running 20 s after its input closed mid-case")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/moecheck/moecheck/gpu"
 )
@@ -19,6 +20,15 @@ type ServeOptions struct {
 // device state is lost (a CUDA context after a kernel fault is unusable), so the worker
 // process must exit and be restarted. cmd/moecheck-worker exits with status 3.
 var ErrCrashed = errors.New("worker: backend crashed; exit and restart")
+
+// ErrHangup is returned by Serve when its input ends while a case runs (the client died):
+// the case's context was cancelled, and the backend may still be busy with it, so the worker
+// process should exit at once rather than close the backend. cmd/moecheck-worker exits 0.
+var ErrHangup = errors.New("worker: client hung up mid-case")
+
+// HangupGrace is how long Serve waits, after a hang-up mid-case, for the backend to observe
+// its cancelled context before returning ErrHangup anyway.
+const HangupGrace = 2 * time.Second
 
 // Serve answers run requests from r with backend b, writing frames to w, until r ends or a
 // bye arrives (nil), a write fails, or the backend crashes (ErrCrashed). It speaks first: a
@@ -82,25 +92,37 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
+		// The case runs in its own goroutine (a backend that needs one OS thread keeps its own,
+		// as gpu/cuda does) while the next frame is awaited: when stdin ends mid-case the
+		// client is gone, the case's context is cancelled, and after HangupGrace Serve returns
+		// ErrHangup even if the backend does not observe its context.
 		ctx, cancel := context.WithCancel(context.Background())
-		ran := make(chan struct{})
-		watched := make(chan *msg, 1)
-		go func() {
-			select {
-			case m := <-frames: // the client hung up (or broke the protocol) mid-case
-				cancel()
-				watched <- &m
-			case <-ran:
-				watched <- nil
-			}
-		}()
-		res, err := b.Run(ctx, c, opts)
-		close(ran)
-		pending = <-watched
-		cancel()
-		if pending != nil && pending.err != nil {
-			return nil // stdin ended mid-case: nobody waits for the answer
+		type ran struct {
+			res *gpu.Result
+			err error
 		}
+		done := make(chan ran, 1)
+		go func() {
+			res, err := b.Run(ctx, c, opts)
+			done <- ran{res, err}
+		}()
+		var rr ran
+		select {
+		case rr = <-done:
+		case m := <-frames:
+			if m.err != nil { // the client hung up: nobody waits for the answer
+				cancel()
+				select {
+				case <-done:
+				case <-time.After(HangupGrace):
+				}
+				return ErrHangup
+			}
+			pending = &m // a frame before the answer: handled after it
+			rr = <-done
+		}
+		cancel()
+		res, err := rr.res, rr.err
 		if err != nil {
 			kind, detail := KindInternal, err.Error()
 			if ce, ok := gpu.AsCaseError(err); ok {
