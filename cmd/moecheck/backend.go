@@ -79,3 +79,22 @@ func quote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// closeBackend closes b; after an interrupt it waits at most 250 ms, because a backend
+// may be busy with an abandoned computation (the sim's Close waits for its Run) and the
+// process is about to exit anyway (a worker client, killed by the interrupt, closes at once).
+func (a *app) closeBackend(b gpu.Backend) {
+	if a.ctx.Err() == nil {
+		b.Close()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		b.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(250 * time.Millisecond):
+	}
+}

@@ -130,7 +130,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer a.closeBackend(b)
 	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages}
 	if f.spec != "" || f.preset != "" {
 		return a.checkOne(env, f, ps, spec, pcase)

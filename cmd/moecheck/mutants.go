@@ -71,7 +71,7 @@ func (a *app) runMutants(f *mutantsFlags) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer a.closeBackend(b)
 	var be gpu.Backend = b
 	mode := "with stages"
 	if f.bf.noStages {

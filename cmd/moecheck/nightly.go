@@ -264,7 +264,7 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer a.closeBackend(b)
 	o := nightly.Options{Backend: b, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Items: items,
 		ItemProperties: ps, Properties: ps, Seed: seed, Cases: f.cases, Duration: f.budget, Gen: props.GenOptions{DTypes: dts, WidePct: f.widePct},
 		Shard: shard, Shards: shards, MaxShrinks: f.maxShrinks, Results: f.results, ArtifactDir: f.artifacts,

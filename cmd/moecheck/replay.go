@@ -55,7 +55,7 @@ locations, and exits 1 if any case fails.`,
 			if err != nil {
 				return err
 			}
-			defer b.Close()
+			defer a.closeBackend(b)
 			env := &props.Env{Backend: b, Faults: faults, NoStages: bf.noStages}
 			w := a.stdout
 			failed := len(bad)

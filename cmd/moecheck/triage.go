@@ -122,7 +122,7 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer a.closeBackend(b)
 	o := triage.Options{Backend: b, Faults: faults, Candidates: cands.List(), Top: f.top, NoShrink: f.noShrink}
 	var rep *triage.Report
 	if c == nil {
