@@ -295,7 +295,7 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 		}})
 	prog.done()
 	if err != nil {
-		if a.ctx.Err() != nil {
+		if a.ctx.Err() != nil && rep != nil {
 			return internalErr(fmt.Errorf("interrupted after %d cases (continue with --start %d)", rep.Cases, rep.Next))
 		}
 		return internalErr(err)
