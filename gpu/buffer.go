@@ -1,6 +1,10 @@
 package gpu
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/moecheck/moecheck/moe"
+)
 
 // Buffer names one device buffer of the path. Every buffer is taken from an uninitialized
 // allocation and poisoned before the path runs; its id is the payload of its signature NaN.
@@ -36,11 +40,24 @@ var bufferList = func() []Buffer {
 	return b
 }()
 
-var bufferNames = [...]string{"", "xs", "h1", "act", "h2", "o", "y", "d_o", "d_rw", "d_h2", "d_act", "d_h1", "d_xs", "dX", "dW1", "dB1", "dW2", "dB2"}
+// bufferTensors is the tensor each buffer holds (the d_rw buffer holds the sorted-order
+// routing-weight gradient; the result's drw is its unsort).
+var bufferTensors = [...]moe.Tensor{moe.TensorNone, moe.TensorXs, moe.TensorH1, moe.TensorAct, moe.TensorH2, moe.TensorO, moe.TensorY,
+	moe.TensorDO, moe.TensorDRWSorted, moe.TensorDH2, moe.TensorDAct, moe.TensorDH1, moe.TensorDXs, moe.TensorDX,
+	moe.TensorDW1, moe.TensorDB1, moe.TensorDW2, moe.TensorDB2}
 
+// Tensor is the tensor buffer b holds (TensorNone for an invalid buffer).
+func (b Buffer) Tensor() moe.Tensor {
+	if b.Valid() {
+		return bufferTensors[b]
+	}
+	return moe.TensorNone
+}
+
+// String is the name of the tensor the buffer holds.
 func (b Buffer) String() string {
-	if b > 0 && b < numBuffers {
-		return bufferNames[b]
+	if b.Valid() {
+		return bufferTensors[b].String()
 	}
 	return fmt.Sprintf("buffer(%d)", uint8(b))
 }

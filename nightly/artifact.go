@@ -101,7 +101,7 @@ func encodeMap(em *oracle.ElementMap) Map {
 		ratio[i] = float32(math.NaN())
 	}
 	nf := make([]byte, (R*C+7)/8)
-	m := Map{Tensor: em.Tensor, TensorRows: em.Rows, TensorCols: em.Cols, Rows: R, Cols: C, RowStep: rs, ColStep: cs, Offsets: em.Offsets, RealRows: em.RealRows}
+	m := Map{Tensor: em.Tensor.String(), TensorRows: em.Rows, TensorCols: em.Cols, Rows: R, Cols: C, RowStep: rs, ColStep: cs, Offsets: em.Offsets, RealRows: em.RealRows}
 	sigs := map[string]int{}
 	for r := 0; r < em.Rows; r++ {
 		for c := 0; c < em.Cols; c++ {
@@ -146,7 +146,7 @@ func BuildArtifact(ctx context.Context, b gpu.Backend, faults gpu.FaultSet, c *m
 	res, err := b.Run(ctx, c, gpu.RunOptions{Poison: gpu.PoisonSignature, PoisonSeed: 7, Faults: faults, Stages: true})
 	if err != nil {
 		if ce, ok := gpu.AsCaseError(err); ok {
-			a.FirstStage = triage.StageCrash
+			a.FirstStage = triage.StageCrash.String()
 			a.Note = "the backend could not finish the case: " + ce.Error()
 			return a, nil
 		}
@@ -161,7 +161,7 @@ func BuildArtifact(ctx context.Context, b gpu.Backend, faults gpu.FaultSet, c *m
 		return nil, err
 	}
 	if st, f, _, ok := triage.FirstStage(v.Failures); ok {
-		a.FirstStage, a.Where = st, f.Worst.String()
+		a.FirstStage, a.Where = st.String(), f.Worst.String()
 	}
 	if res.Stages == nil {
 		a.Note = "the backend reported no stages: no element maps"
@@ -183,7 +183,7 @@ func BuildArtifact(ctx context.Context, b gpu.Backend, faults gpu.FaultSet, c *m
 				nonFinite++
 			}
 		}
-		if em.Tensor == a.FirstStage && failed > 0 {
+		if em.Tensor.Stage().String() == a.FirstStage && failed > 0 {
 			worst, worstFailed = em, math.MaxInt
 		}
 		if failed > worstFailed {
@@ -200,10 +200,10 @@ func BuildArtifact(ctx context.Context, b gpu.Backend, faults gpu.FaultSet, c *m
 	if worst == nil {
 		worst = nan
 	}
-	a.Worst = worst.Tensor
+	a.Worst = worst.Tensor.String()
 	a.Maps = append(a.Maps, encodeMap(worst))
 	if nan != nil {
-		a.NaN = nan.Tensor
+		a.NaN = nan.Tensor.String()
 		if nan != worst {
 			a.Maps = append(a.Maps, encodeMap(nan))
 		}

@@ -106,9 +106,13 @@ type FailureRecord struct {
 
 // failureRecord flattens an oracle failure.
 func failureRecord(f oracle.Failure) FailureRecord {
-	return FailureRecord{Check: f.Check, Tensor: f.Tensor, Count: f.Count, Where: f.Worst.String(),
+	buf := ""
+	if f.Worst.Buffer != 0 {
+		buf = f.Worst.Buffer.String()
+	}
+	return FailureRecord{Check: f.Check, Tensor: f.TensorName(), Count: f.Count, Where: f.Worst.String(),
 		Token: f.Worst.Token, Slot: f.Worst.Slot, Expert: f.Worst.Expert, SortedRow: f.Worst.SortedRow,
-		Sentinel: f.Worst.Sentinel, Buffer: f.Worst.Buffer,
+		Sentinel: f.Worst.Sentinel, Buffer: buf,
 		Got: Float(f.Got), Want: Float(f.Want), Bound: Float(f.Bound), Ratio: Float(f.Ratio), Detail: f.Detail}
 }
 

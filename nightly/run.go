@@ -378,7 +378,7 @@ func (r *runner) fill(rec *Record, outs []*props.Outcome, failed *props.Outcome)
 		rec.CaseError = v.CaseError.Kind.String()
 	}
 	if st, _, _, ok := triage.FirstStage(failed.Failures); ok {
-		rec.FirstStage = st
+		rec.FirstStage = st.String()
 	}
 }
 

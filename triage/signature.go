@@ -19,7 +19,7 @@ type Signature struct {
 	// result tensor that changed between two identical runs and "poison" one that changed
 	// between zero-filled and NaN-filled memory.
 	Items      []string
-	FirstStage string         // "" when nothing failed
+	FirstStage moe.Stage      // StageNone when nothing failed
 	First      oracle.Failure // the first stage's failure (worst element in Worst)
 	Local      bool           // the first stage's failure is stage-local
 	Tail       bool           // the first stage's worst element is in the sentinel tail
@@ -108,24 +108,29 @@ func (o *observer) observe(ctx context.Context, b gpu.Backend, faults gpu.FaultS
 // finish merges the failures of the runs (one per (check, tensor) pair, preferring one that
 // names a surviving buffer) and fills Items and the first stage.
 func (s Signature) finish() Signature {
-	at := map[string]int{}
+	type key struct {
+		check  string
+		tensor moe.Tensor
+		local  bool
+	}
+	at := map[key]int{}
 	var fs []oracle.Failure
 	for _, f := range s.Failures {
-		k := f.Check + " " + f.Tensor
+		k := key{f.Check, f.Tensor, f.Local}
 		i, ok := at[k]
 		if !ok {
 			at[k] = len(fs)
 			fs = append(fs, f)
 			continue
 		}
-		if fs[i].Worst.Buffer == "" && f.Worst.Buffer != "" {
+		if fs[i].Worst.Buffer == 0 && f.Worst.Buffer != 0 {
 			fs[i] = f
 		}
 	}
 	s.Failures = fs
 	s.Items = nil
 	for k := range at {
-		s.Items = append(s.Items, k)
+		s.Items = append(s.Items, k.check+" "+oracle.Failure{Tensor: k.tensor, Local: k.local}.TensorName())
 	}
 	sort.Strings(s.Items)
 	if st, f, local, ok := FirstStage(s.Failures); ok {

@@ -240,7 +240,7 @@ func (r *Report) Write(w io.Writer) error {
 			p("  … %d more\n", len(o.Failures)-i)
 			break
 		}
-		st, local := StageOf(f)
+		st, local := f.Stage()
 		scope := "end-to-end"
 		if local {
 			scope = "local"
@@ -271,7 +271,7 @@ func (r *Report) Write(w io.Writer) error {
 			continue
 		}
 		shown++
-		fs := m.Signature.FirstStage
+		fs := m.Signature.FirstStage.String()
 		if m.Signature.Tail {
 			fs += " (tail)"
 		}
@@ -313,8 +313,8 @@ func describeLocation(l oracle.Location) string {
 			parts = append(parts, "a real row")
 		}
 	}
-	if l.Buffer != "" {
-		parts = append(parts, "poison of buffer "+l.Buffer+" survived")
+	if l.Buffer != 0 {
+		parts = append(parts, "poison of buffer "+l.Buffer.String()+" survived")
 	}
 	return strings.Join(parts, ", ")
 }
@@ -325,10 +325,10 @@ func hint(s Signature) string {
 	switch {
 	case s.FirstStage == StageCrash:
 		return "the backend crashed, hung or ran out of memory on this case"
-	case s.FirstStage == "routing plan":
+	case s.FirstStage == moe.StagePlan:
 		return "the sort or the per-expert offsets differ from the routing: histogram, offsets or sentinel handling"
-	case f.Worst.Buffer != "":
-		return "a buffer was read where it was never written (" + f.Worst.Buffer + "): a missing mask or a skipped tile"
+	case f.Worst.Buffer != 0:
+		return "a buffer was read where it was never written (" + f.Worst.Buffer.String() + "): a missing mask or a skipped tile"
 	case s.Tail && f.Check != oracle.CheckNonFinite:
 		return "sentinel-tail rows hold values: a mask is missing or sentinel rows are computed as an expert"
 	case s.Tail:

@@ -8,6 +8,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 	"github.com/moecheck/moecheck/props"
 )
@@ -27,17 +28,17 @@ func TestTriageNamesStageAndFault(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		fault gpu.Fault
-		stage string
+		stage moe.Stage
 		tail  bool
 	}{
-		{gpu.NoMaskUpDgrad, "xs", true},
-		{gpu.NoMaskDownDgrad, "h1", true},
-		{gpu.MaskAfterWeight, "h2", true},
-		{gpu.ExclusiveOffsets, "routing plan", false},
-		{gpu.AccumInDtype, "h1", false},
-		{gpu.GateUpSwapped, "act", false},
-		{gpu.EmptyExpertWgrad, "dW2/dB2", false},
-		{gpu.ZeroTokenRow, "y", false},
+		{gpu.NoMaskUpDgrad, moe.StageXs, true},
+		{gpu.NoMaskDownDgrad, moe.StageH1, true},
+		{gpu.MaskAfterWeight, moe.StageH2, true},
+		{gpu.ExclusiveOffsets, moe.StagePlan, false},
+		{gpu.AccumInDtype, moe.StageH1, false},
+		{gpu.GateUpSwapped, moe.StageAct, false},
+		{gpu.EmptyExpertWgrad, moe.StageWgrad2, false},
+		{gpu.ZeroTokenRow, moe.StageY, false},
 		{gpu.Crash, StageCrash, false},
 	} {
 		t.Run("fault="+tc.fault.String(), func(t *testing.T) {
@@ -61,7 +62,7 @@ func TestTriageNamesStageAndFault(t *testing.T) {
 			if err := rep.Write(&out); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(out.String(), "first stage: "+tc.stage) || !strings.Contains(out.String(), tc.fault.String()) {
+			if !strings.Contains(out.String(), "first stage: "+tc.stage.String()) || !strings.Contains(out.String(), tc.fault.String()) {
 				t.Errorf("report does not name the stage and the fault:\n%s", out.String())
 			}
 		})
@@ -92,32 +93,37 @@ func TestTriageSpecShrinks(t *testing.T) {
 	if rep.Property == "" || rep.Shrunk == nil || rep.Shrunk.Steps == 0 {
 		t.Fatalf("no shrink: property %q shrunk %+v", rep.Property, rep.Shrunk)
 	}
-	if rep.Case.T >= 4 || rep.Observed.FirstStage != "xs" || rep.Matches[0].Fault.Fault != gpu.NoMaskUpDgrad {
+	if rep.Case.T >= 4 || rep.Observed.FirstStage != moe.StageXs || rep.Matches[0].Fault.Fault != gpu.NoMaskUpDgrad {
 		t.Fatalf("shrunk case %s: first stage %s, best %s", rep.Case.Config, rep.Observed.FirstStage, rep.Matches[0].Fault.Name)
 	}
 }
 
-func TestStageOf(t *testing.T) {
+func TestFailureStage(t *testing.T) {
 	for _, tc := range []struct {
-		check, tensor string
-		stage         string
-		local         bool
+		check  string
+		tensor moe.Tensor
+		local  bool // Failure.Local
+		stage  moe.Stage
+		isLoc  bool
 	}{
-		{oracle.CheckPlan, "offsets", "routing plan", true},
-		{oracle.CheckStage, "d_act", "d_act", true},
-		{oracle.CheckBound, "dB2@local", "dW2/dB2", true},
-		{oracle.CheckBound, "dB2", "dW2/dB2", false},
-		{oracle.CheckSentinelDRW, "drw", "d_rw", false},
-		{oracle.CheckCaseError, "case", StageCrash, true},
+		{oracle.CheckPlan, moe.TensorOffsets, false, moe.StagePlan, true},
+		{oracle.CheckStage, moe.TensorDAct, false, moe.StageDAct, true},
+		{oracle.CheckBitwise, moe.TensorDAct, false, moe.StageDAct, false},
+		{oracle.CheckStage, moe.TensorDB2, true, moe.StageWgrad2, true},
+		{oracle.CheckBound, moe.TensorDB2, false, moe.StageWgrad2, false},
+		{oracle.CheckSentinelDRW, moe.TensorDRW, false, moe.StageDRW, false},
+		{oracle.CheckPlan, moe.TensorPerm, false, moe.StagePlan, true},
+		{oracle.CheckCaseError, moe.TensorCase, false, StageCrash, true},
 	} {
-		st, l := StageOf(oracle.Failure{Check: tc.check, Tensor: tc.tensor})
-		if st != tc.stage || l != tc.local {
-			t.Errorf("StageOf(%s %s) = %s %v, want %s %v", tc.check, tc.tensor, st, l, tc.stage, tc.local)
+		f := oracle.Failure{Check: tc.check, Tensor: tc.tensor, Local: tc.local}
+		st, l := f.Stage()
+		if st != tc.stage || l != tc.isLoc {
+			t.Errorf("stage of %s %s = %s %v, want %s %v", tc.check, f.TensorName(), st, l, tc.stage, tc.isLoc)
 		}
 	}
 	// local failures win over earlier end-to-end ones
-	st, _, local, _ := FirstStage([]oracle.Failure{{Check: oracle.CheckBound, Tensor: "y"}, {Check: oracle.CheckStage, Tensor: "d_act"}})
-	if st != "d_act" || !local {
+	st, _, local, _ := FirstStage([]oracle.Failure{{Check: oracle.CheckBound, Tensor: moe.TensorY}, {Check: oracle.CheckStage, Tensor: moe.TensorDAct}})
+	if st != moe.StageDAct || !local {
 		t.Errorf("FirstStage = %s (local %v), want d_act", st, local)
 	}
 }

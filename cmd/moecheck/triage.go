@@ -156,7 +156,7 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 		if name == "" {
 			name = "triage-" + caseName(rep)
 		}
-		prov := []string{"saved by moecheck triage", "first stage: " + rep.Observed.FirstStage + " at " + rep.Observed.First.Worst.String()}
+		prov := []string{"saved by moecheck triage", "first stage: " + rep.Observed.FirstStage.String() + " at " + rep.Observed.First.Worst.String()}
 		if best := rep.Best(); len(best) > 0 {
 			var n []string
 			for _, m := range best {
@@ -224,6 +224,6 @@ func faultFlag(f gpu.FaultSet) string {
 // caseName derives a file name from the case's shape and a hash of its spec or data.
 func caseName(r *triage.Report) string {
 	c := r.Case
-	stage := strings.NewReplacer("/", "-", " ", "-", "(", "", ")", "").Replace(r.Observed.FirstStage)
+	stage := strings.NewReplacer("/", "-", " ", "-", "(", "", ")", "").Replace(r.Observed.FirstStage.String())
 	return fmt.Sprintf("%s-T%dH%dI%dE%dK%d-%s", stage, c.T, c.H, c.I, c.E, c.K, shortHash(c))
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
@@ -271,20 +272,13 @@ func DecodeRequest(f *Frame) (*moe.Case, gpu.RunOptions, error) {
 	return c, o, nil
 }
 
-// resultTensor names Result's fields on the wire.
-type resultTensor struct {
-	name string
-	v    *[]float32
-}
-
-func resultTensors(r *gpu.Result) []resultTensor {
-	return []resultTensor{{"y", &r.Y}, {"dx", &r.DX}, {"dw1", &r.DW1}, {"db1", &r.DB1}, {"dw2", &r.DW2}, {"db2", &r.DB2}, {"drw", &r.DRW}}
-}
-
-func stageTensors(s *gpu.Stages) []resultTensor {
-	return []resultTensor{{"stage.xs", &s.Xs}, {"stage.h1", &s.H1}, {"stage.act", &s.Act}, {"stage.h2", &s.H2},
-		{"stage.o", &s.O}, {"stage.d_o", &s.DO}, {"stage.d_h2", &s.DH2}, {"stage.d_act", &s.DAct},
-		{"stage.d_h1", &s.DH1}, {"stage.d_xs", &s.DXs}}
+// wireName is tensor t's name in result frames: "y", "dx", "dw1", "db1", "dw2", "db2",
+// "drw" for the outputs, "stage.<name>" for stages and the plan ("stage.xs", "stage.perm").
+func wireName(t moe.Tensor) string {
+	if t.IsStage() || t == moe.TensorPerm || t == moe.TensorOffsets {
+		return "stage." + t.String()
+	}
+	return strings.ToLower(t.String())
 }
 
 // EncodeResult builds the result frame of r for a case of config cfg. Nil tensors are left
@@ -292,17 +286,17 @@ func stageTensors(s *gpu.Stages) []resultTensor {
 func EncodeResult(id uint64, cfg moe.Config, r *gpu.Result) *Frame {
 	d := cfg.DType
 	var p payload
-	for _, t := range resultTensors(r) {
-		if *t.v != nil {
-			p.add(t.name, d.String(), []int{len(*t.v)}, Float32Bytes(d, *t.v))
+	for _, t := range moe.Outputs() {
+		if v := r.Tensor(t); v != nil {
+			p.add(wireName(t), d.String(), []int{len(v)}, Float32Bytes(d, v))
 		}
 	}
 	if s := r.Stages; s != nil {
-		p.add("stage.perm", WireI32, []int{len(s.Perm)}, i32Bytes(s.Perm))
-		p.add("stage.offsets", WireI32, []int{len(s.Offsets)}, i32Bytes(s.Offsets))
-		for _, t := range stageTensors(s) {
-			if *t.v != nil {
-				p.add(t.name, d.String(), []int{len(*t.v)}, Float32Bytes(d, *t.v))
+		p.add(wireName(moe.TensorPerm), WireI32, []int{len(s.Perm)}, i32Bytes(s.Perm))
+		p.add(wireName(moe.TensorOffsets), WireI32, []int{len(s.Offsets)}, i32Bytes(s.Offsets))
+		for _, t := range moe.StageTensors() {
+			if v := s.Tensor(t); v != nil {
+				p.add(wireName(t), d.String(), []int{len(v)}, Float32Bytes(d, v))
 			}
 		}
 	}
@@ -321,29 +315,24 @@ func DecodeResult(f *Frame, cfg moe.Config) (*gpu.Result, error) {
 	}
 	d := cfg.DType
 	r := &gpu.Result{}
-	want := map[string]int{"y": cfg.LenX(), "dx": cfg.LenX(), "dw1": cfg.LenW1(), "dw2": cfg.LenW2(), "drw": cfg.S()}
-	if cfg.Bias {
-		want["db1"], want["db2"] = cfg.LenB1(), cfg.LenB2()
-	}
-	for _, t := range resultTensors(r) {
-		n, needed := want[t.name]
-		if !needed {
+	for _, t := range moe.Outputs() {
+		if t.Bias() && !cfg.Bias {
 			continue
 		}
-		b, err := get(f, m, t.name, d.String(), n)
+		b, err := get(f, m, wireName(t), d.String(), cfg.Len(t))
 		if err != nil {
 			return nil, err
 		}
-		*t.v = BytesFloat32(d, b)
+		r.SetTensor(t, BytesFloat32(d, b))
 	}
-	if _, ok := m["stage.perm"]; ok {
+	if _, ok := m[wireName(moe.TensorPerm)]; ok {
 		S := cfg.S()
 		s := &gpu.Stages{}
-		pb, err := get(f, m, "stage.perm", WireI32, S)
+		pb, err := get(f, m, wireName(moe.TensorPerm), WireI32, S)
 		if err != nil {
 			return nil, err
 		}
-		ob, err := get(f, m, "stage.offsets", WireI32, cfg.E)
+		ob, err := get(f, m, wireName(moe.TensorOffsets), WireI32, cfg.E)
 		if err != nil {
 			return nil, err
 		}
@@ -354,20 +343,17 @@ func DecodeResult(f *Frame, cfg moe.Config) (*gpu.Result, error) {
 		for i := range s.Offsets {
 			s.Offsets[i] = int32(binary.LittleEndian.Uint32(ob[4*i:]))
 		}
-		sizes := map[string]int{"stage.xs": S * cfg.H, "stage.h1": S * 2 * cfg.I, "stage.act": S * cfg.I, "stage.h2": S * cfg.H,
-			"stage.o": S * cfg.H, "stage.d_o": S * cfg.H, "stage.d_h2": S * cfg.H, "stage.d_act": S * cfg.I,
-			"stage.d_h1": S * 2 * cfg.I, "stage.d_xs": S * cfg.H}
-		for _, t := range stageTensors(s) {
-			if _, ok := m[t.name]; !ok {
+		r.Stages = s
+		for _, t := range moe.StageTensors() {
+			if _, ok := m[wireName(t)]; !ok {
 				continue
 			}
-			b, err := get(f, m, t.name, d.String(), sizes[t.name])
+			b, err := get(f, m, wireName(t), d.String(), cfg.Len(t))
 			if err != nil {
 				return nil, err
 			}
-			*t.v = BytesFloat32(d, b)
+			r.SetTensor(t, BytesFloat32(d, b))
 		}
-		r.Stages = s
 	}
 	return r, nil
 }
