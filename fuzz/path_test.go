@@ -2,11 +2,14 @@ package fuzz
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/moecheck/moecheck/corpus"
+	"github.com/moecheck/moecheck/gpu/backends"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
 )
@@ -54,18 +57,31 @@ func FuzzPath(f *testing.F) {
 			t.Fatal(err)
 		}
 		c, meta := moe.DecodeCase(data, moe.DecodeLimits{})
-		spec := props.Spec{Poison: int(corpus.PoisonOf(meta))}
-		_, failed, err := props.CheckCase(context.Background(), env, props.All(), c, spec)
+		tr := props.Trial{Case: c, Poison: corpus.PoisonOf(meta)}
+		// an input replayed from testdata (go test -run FuzzPath/NAME) has a known file; a new
+		// one is written by the fuzz engine after this failure, under a name it prints below
+		file := "the file named by \"Failing input written to ...\" below"
+		if _, name, ok := strings.Cut(t.Name(), "/"); ok {
+			if path := filepath.Join("testdata", "fuzz", "FuzzPath", name); fileExists(path) {
+				file = filepath.Join("fuzz", path)
+				tr.Origin = props.Origin{Kind: props.FromFuzz, Path: file, Test: t.Name()}
+			}
+		}
+		_, failed, err := props.CheckTrial(context.Background(), env, nil, tr)
 		if err != nil {
 			t.Fatalf("%s: %v", c.Config, err)
 		}
 		if failed != nil {
-			msg := failed.Message
-			for _, fl := range failed.Failures {
-				msg += "\n  - " + fl.String()
+			msg := fmt.Sprintf("case %s (poison %s, faults %s): %s", c.Config, tr.Poison, env.Faults, props.Describe(failed))
+			if tr.Origin.Kind == props.FromFuzz {
+				msg += "\nreproduce: " + props.Reproduce(tr, props.How{Backend: os.Getenv(backends.EnvVar), Faults: env.Faults})
 			}
-			t.Fatalf("case %s (poison %s, faults %s): property %s failed: %s\nsave it, from the repository root: moecheck save --fuzz-file %s",
-				c.Config, corpus.PoisonOf(meta), env.Faults, failed.Property, msg, filepath.Join("fuzz", "testdata", "fuzz", "FuzzPath", "<file>"))
+			t.Fatalf("%s\nsave it, from the repository root: moecheck save --fuzz-file %s", msg, file)
 		}
 	})
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
 }

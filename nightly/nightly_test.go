@@ -130,12 +130,12 @@ func testItems(t *testing.T) []Item {
 		t.Fatal(err)
 	}
 	return []Item{
-		{ID: "corpus/a", Kind: KindCorpus, Source: "a.case", Build: spec.Build, Spec: spec},
+		{ID: "corpus/a", Kind: KindCorpus, Source: "a.case", Build: spec.Build, Poison: spec.PoisonPolicy()},
 		{ID: "corpus/b", Kind: KindCorpus, Source: "b.case", Build: func() (*moe.Case, error) {
 			s := spec
 			s.Seed = 9
 			return s.Build()
-		}, Spec: spec},
+		}, Poison: spec.PoisonPolicy()},
 		{ID: "preset/skipped", Kind: KindPreset, Skip: "too big for this machine"},
 	}
 }
@@ -159,7 +159,7 @@ var small = props.GenOptions{MaxT: 6, LargePct: -1, MaxH: 12, MaxI: 12, MaxE: 4,
 
 func baseOptions(t *testing.T, dir string) Options {
 	return Options{Backend: sim.New(sim.Options{}), Items: testItems(t), Seed: 3, Cases: 10, Gen: small,
-		Properties: []props.Property{props.Matches, props.Deterministic},
+		Properties: []props.Property{mustProp(t, "matches"), mustProp(t, "deterministic")},
 		Faults:     gpu.Faults(gpu.NoMaskUpDgrad), Results: filepath.Join(dir, "results.jsonl"), Now: clock()}
 }
 
@@ -297,3 +297,12 @@ func inf() float64 { return 1 / zero }
 func nan() float64 { return zero / zero }
 
 var zero = 0.0
+
+func mustProp(t *testing.T, name string) props.Property {
+	t.Helper()
+	p, err := props.ByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -24,9 +24,10 @@ type Item struct {
 	// Build makes the case; it is called when the item runs, so heavy cases are built one at
 	// a time.
 	Build func() (*moe.Case, error)
-	// Spec is the generation context handed to the properties (its poison policy is the one
-	// single-run properties use); the zero Spec means zero-filled memory.
-	Spec props.Spec
+	// Poison is the policy single-run properties use (the zero value: zero-filled memory).
+	Poison gpu.Poison
+	// Origin is where the case comes from (a corpus file, a preset).
+	Origin props.Origin
 	// Properties run on the item (nil: Options.ItemProperties).
 	Properties []props.Property
 	// Repro is the command that reruns this item alone.
@@ -306,7 +307,7 @@ func (r *runner) item(ctx context.Context, it Item) error {
 	if len(ps) == 0 {
 		ps = props.All()
 	}
-	outs, failed, err := props.CheckCase(ctx, r.env, ps, c, it.Spec)
+	outs, failed, err := props.CheckTrial(ctx, r.env, ps, props.Trial{Case: c, Poison: it.Poison, Origin: it.Origin})
 	if err != nil {
 		return fmt.Errorf("nightly: %s: %w", it.ID, err)
 	}
@@ -343,10 +344,8 @@ func (r *runner) random(ctx context.Context, cr props.CaseResult) error {
 			rec.Property, rec.Message = cr.Shrunk.Outcome.Property, cr.Shrunk.Outcome.Message
 			rec.Failures = failureRecords(cr.Shrunk.Outcome)
 		}
-		rec.Repro = props.Repro(quoteArg(r.o.BackendFlag), r.env, spec)
-		if r.o.NoStages {
-			rec.Repro += " --no-stages"
-		}
+		rec.Repro = props.Reproduce(props.Trial{Origin: props.Origin{Kind: props.FromSpec, Spec: spec}},
+			props.How{Backend: r.o.BackendFlag, Faults: r.o.Faults, NoStages: r.o.NoStages})
 		c, err := spec.Build()
 		if err != nil {
 			return fmt.Errorf("nightly: %s: %w", rec.ID, err)
@@ -438,11 +437,3 @@ func (r *runner) report(rec Record) {
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Microsecond)) / 1000 }
-
-// quoteArg quotes a command-line argument for a POSIX shell when it needs it.
-func quoteArg(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}

@@ -9,15 +9,16 @@ import (
 	"github.com/moecheck/moecheck/oracle"
 )
 
-// EPSplitSum: splitting the experts over W ranks and summing the ranks' outputs gives the
+// epSplitSum: splitting the experts over W ranks and summing the ranks' outputs gives the
 // unsplit (W = 1) output: Σ_r y_r ≈ y, Σ_r dX_r ≈ dX, Σ_r d_rw_r ≈ d_rw (each slot is owned by
 // exactly one rank), and each rank's weight gradients are its slice of the unsplit ones.
 // The judgement and its derived bound are oracle.CompareSplitSum's.
-var EPSplitSum = Property{
+var epSplitSum = Property{
 	Name:    "ep-split-sum",
 	Doc:     "the W ranks' outputs sum to the unsplit output within the derived bound; weight gradients are slices",
-	Applies: func(c *moe.Case, _ Spec) bool { return c.EP.WorldSize() > 1 && !c.NonFinite },
-	Check: func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error) {
+	Applies: func(c *moe.Case) bool { return c.EP.WorldSize() > 1 && !c.NonFinite },
+	Check: func(ctx context.Context, env *Env, t Trial) (*Outcome, error) {
+		c, poison := t.Case, t.Poison
 		const name = "ep-split-sum"
 		unsplit, ranks, err := SplitCases(c)
 		if err != nil {

@@ -54,12 +54,14 @@ type Property struct {
 	Doc  string
 	// Applies reports whether the property says anything about this case (e.g. EP split-sum
 	// needs EP); nil means always.
-	Applies func(c *moe.Case, s Spec) bool
-	Check   func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error)
+	Applies func(c *moe.Case) bool
+	// Check judges one trial: its case, run under its poison policy where the property runs
+	// once (properties that compare policies choose their own).
+	Check func(ctx context.Context, env *Env, t Trial) (*Outcome, error)
 }
 
 // allProperties is the default property suite, in the order the runner tries them.
-var allProperties = []Property{Matches, PoisonInvariance, Deterministic, TokenPermutation, ZeroWeightIsSentinel, PowerOfTwoScaling, EPSplitSum}
+var allProperties = []Property{matches, poisonInvariance, deterministic, tokenPermutation, zeroWeightIsSentinel, powerOfTwoScaling, epSplitSum}
 
 // ByName finds a property.
 func ByName(name string) (Property, error) {

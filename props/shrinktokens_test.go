@@ -32,7 +32,7 @@ func TestShrinkTokens(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := &props.Env{Backend: sim.New(sim.Options{}), Faults: tc.faults}
-			r, err := props.ShrinkTokens(context.Background(), env, "matches", c, sp, 0)
+			r, err := props.ShrinkTokens(context.Background(), env, "matches", props.Trial{Case: c, Poison: sp.PoisonPolicy()}, 0)
 			if tc.maxT == 0 {
 				if err == nil {
 					t.Fatalf("shrank a passing case to T=%d", r.Case.T)

@@ -168,15 +168,15 @@ func Spec(ctx context.Context, s props.Spec, o Options) (*Report, error) {
 	return rep, nil
 }
 
-// Tokens triages a case that has no generating spec (a corpus file, a preset case): it runs
-// the properties on it (spec gives the poison policy) and, if one fails, shrinks the case by
-// removing tokens while that property still fails (unless NoShrink), then triages the
-// smallest case.
-func Tokens(ctx context.Context, c *moe.Case, spec props.Spec, o Options) (*Report, error) {
+// Tokens triages a trial whose case has no generating spec (a corpus file, a preset case):
+// it runs the properties on it and, if one fails, shrinks the case by removing tokens while
+// that property still fails (unless NoShrink), then triages the smallest case.
+func Tokens(ctx context.Context, t props.Trial, o Options) (*Report, error) {
 	t0 := time.Now()
 	o = o.withDefaults()
+	c := t.Case
 	env := &props.Env{Backend: o.Backend, Faults: o.Faults}
-	_, failed, err := props.CheckCase(ctx, env, o.Properties, c, spec)
+	_, failed, err := props.CheckTrial(ctx, env, o.Properties, t)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
@@ -186,7 +186,7 @@ func Tokens(ctx context.Context, c *moe.Case, spec props.Spec, o Options) (*Repo
 	if failed != nil {
 		prop = failed.Property
 		if !o.NoShrink {
-			if shrunk, err = props.ShrinkTokens(ctx, env, prop, c, spec, o.MaxShrinks); err != nil {
+			if shrunk, err = props.ShrinkTokens(ctx, env, prop, t, o.MaxShrinks); err != nil {
 				return nil, fmt.Errorf("triage: %w", err)
 			}
 			cur = shrunk.Case

@@ -13,6 +13,7 @@ import (
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/gpu/worker"
 	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/props"
 )
 
 // backendFlags select and configure the backend under test.
@@ -68,9 +69,4 @@ func (n noStages) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.
 }
 
 // quote quotes a shell argument when needed (for reproduce lines).
-func quote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+func quote(s string) string { return props.ShellQuote(s) }

@@ -23,7 +23,7 @@ type corpusCase struct {
 	Path       string // the file
 	Entry      *corpus.Entry
 	Case       *moe.Case
-	Spec       props.Spec       // generation context: the entry's first poison policy (signature when it names none)
+	Trial      props.Trial      // the case under the entry's first poison policy (signature when it names none), from its file
 	Poisons    []gpu.Poison     // every policy the entry names (nil: none named)
 	Properties []props.Property // the entry's property hint (nil: all)
 }
@@ -47,9 +47,10 @@ type badFile struct {
 func loadCorpusFiles(paths []string, lim moe.Limits, tolerant bool) (out []corpusCase, bad []badFile, err error) {
 	po := corpus.ParseOptions{Limits: lim}
 	add := func(e *corpus.Entry, path, name string) error {
-		cc := corpusCase{Name: name, Path: path, Entry: e, Case: e.Case, Poisons: e.Poisons, Spec: props.Spec{Poison: int(gpu.PoisonSignature)}}
+		cc := corpusCase{Name: name, Path: path, Entry: e, Case: e.Case, Poisons: e.Poisons,
+			Trial: props.Trial{Case: e.Case, Poison: gpu.PoisonSignature, Origin: props.Origin{Kind: props.FromFile, Path: path}}}
 		if len(e.Poisons) > 0 {
-			cc.Spec.Poison = int(e.Poisons[0])
+			cc.Trial.Poison = e.Poisons[0]
 		}
 		for _, n := range e.Properties {
 			p, err := props.ByName(n)

@@ -168,8 +168,8 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		for _, c := range cs {
 			c := c
 			items = append(items, nightly.Item{ID: "corpus/" + c.Name, Kind: nightly.KindCorpus, Source: c.Path,
-				Build: func() (*moe.Case, error) { return c.Case, nil }, Spec: c.Spec,
-				Repro: fmt.Sprintf("moecheck replay --backend %s%s %s", quote(f.bf.backend), faultFlag(faults), quote(c.Path))})
+				Build: func() (*moe.Case, error) { return c.Case, nil }, Poison: c.Trial.Poison, Origin: c.Trial.Origin,
+				Repro: props.Reproduce(c.Trial, props.How{Backend: f.bf.backend, Faults: faults})})
 		}
 	}
 	// preset items
@@ -274,12 +274,17 @@ func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps
 	}
 	o.Rank = int(f.presetSeed % uint64(o.EP)) // the seed picks the rank: rank > 0 tests the EP offset
 	if len(ps) == 0 {
-		ps = []props.Property{props.Matches}
+		m, err := props.ByName("matches")
+		if err != nil {
+			return nightly.Item{ID: "preset/" + p.ID(o), Kind: nightly.KindPreset, Source: p.String(), Fail: err.Error()}
+		}
+		ps = []props.Property{m}
 	}
 	id := p.ID(o)
+	origin := props.Origin{Kind: props.FromPreset, Preset: id}
 	return nightly.Item{ID: "preset/" + id, Kind: nightly.KindPreset, Source: p.String(),
-		Build: func() (*moe.Case, error) { return p.Case(o) }, Spec: props.Spec{Poison: int(gpu.PoisonSignature)}, Properties: ps,
-		Repro: fmt.Sprintf("moecheck check --backend %s%s --preset %s --properties %s", quote(f.bf.backend), faultFlag(faults), id, propList(ps))}
+		Build: func() (*moe.Case, error) { return p.Case(o) }, Poison: gpu.PoisonSignature, Origin: origin, Properties: ps,
+		Repro: props.Reproduce(props.Trial{Origin: origin}, props.How{Backend: f.bf.backend, Faults: faults, Properties: propList(ps)})}
 }
 
 func propList(ps []props.Property) string {

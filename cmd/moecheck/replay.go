@@ -57,15 +57,15 @@ locations, and exits 1 if any case fails.`,
 				t0 := time.Now()
 				poisons := c.Poisons
 				if len(poisons) == 0 {
-					poisons = []gpu.Poison{gpu.Poison(c.Spec.Poison)}
+					poisons = []gpu.Poison{c.Trial.Poison}
 				}
 				var bad *props.Outcome
 				var under gpu.Poison
 				runs := 0
 				for _, p := range poisons { // the entry's poison policies, in order, up to the first failure
-					spec := c.Spec
-					spec.Poison = int(p)
-					outs, b, err := props.CheckCase(a.ctx, env, use, c.Case, spec)
+					tr := c.Trial
+					tr.Poison = p
+					outs, b, err := props.CheckTrial(a.ctx, env, use, tr)
 					if err != nil {
 						return internalErr(fmt.Errorf("%s: %w", c.Path, err))
 					}
@@ -85,7 +85,7 @@ locations, and exits 1 if any case fails.`,
 				}
 				failed++
 				fmt.Fprintf(w, "FAIL %s (%s, poison %s%s): property %s: %s\n", c.Name, c.Case.Config, under, hint, bad.Property, bad.Message)
-				writeFailures(w, bad.Failures, "  ")
+				writeFailures(w, bad, "  ")
 				fmt.Fprintf(w, "  triage: moecheck triage --backend %s%s %s --no-save\n", quote(bf.backend), faultFlag(faults), quote(c.Path))
 			}
 			fmt.Fprintf(w, "%d case(s), %d failing\n", len(cs), failed)

@@ -128,11 +128,11 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 	if c == nil {
 		rep, err = triage.Spec(a.ctx, spec, o)
 	} else {
-		cs := props.Spec{Poison: int(gpu.PoisonSignature)}
+		tr := props.Trial{Case: c, Poison: gpu.PoisonSignature, Origin: props.Origin{Kind: props.FromPreset, Preset: f.preset}}
 		if entry != nil {
-			cs = entry.Spec
+			tr = entry.Trial
 		}
-		rep, err = triage.Tokens(a.ctx, c, cs, o)
+		rep, err = triage.Tokens(a.ctx, tr, o)
 	}
 	if err != nil {
 		return internalErr(err)
@@ -202,14 +202,17 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 			fmt.Fprintf(w, "\nalready saved: %s\n", path)
 		}
 	}
+	var origin props.Origin
 	switch {
 	case rep.Spec != nil:
-		env := &props.Env{Faults: faults}
-		fmt.Fprintf(w, "reproduce: %s\n", repro(&f.bf, env, *rep.Spec))
+		origin = props.Origin{Kind: props.FromSpec, Spec: *rep.Spec}
 	case path != "":
-		fmt.Fprintf(w, "reproduce: moecheck replay --backend %s%s %s\n", quote(f.bf.backend), faultFlag(faults), quote(path))
+		origin = props.Origin{Kind: props.FromFile, Path: path}
 	case f.preset != "":
-		fmt.Fprintf(w, "reproduce: moecheck check --backend %s%s --preset %s\n", quote(f.bf.backend), faultFlag(faults), f.preset)
+		origin = props.Origin{Kind: props.FromPreset, Preset: f.preset}
+	}
+	if origin.Kind != props.FromNowhere {
+		fmt.Fprintf(w, "reproduce: %s\n", repro(&f.bf, &props.Env{Faults: faults}, props.Trial{Origin: origin}))
 	}
 	return errFailures
 }
