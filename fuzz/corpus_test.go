@@ -8,7 +8,7 @@ import (
 
 	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/backends"
+	"github.com/moecheck/moecheck/internal/backends"
 	"github.com/moecheck/moecheck/props"
 )
 

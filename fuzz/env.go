@@ -6,7 +6,7 @@ import (
 	"sync"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/backends"
+	"github.com/moecheck/moecheck/internal/backends"
 	"github.com/moecheck/moecheck/props"
 )
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/moecheck/moecheck/corpus"
-	"github.com/moecheck/moecheck/gpu/backends"
+	"github.com/moecheck/moecheck/internal/backends"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
 )

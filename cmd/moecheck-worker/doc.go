@@ -1,4 +1,4 @@
-// Command moecheck-worker serves MoE cases to a moecheck client (gpu/worker) over the
+// Command moecheck-worker serves MoE cases to a moecheck client (internal/worker) over the
 // worker protocol on stdin/stdout (docs/gpu.md), with one backend:
 //
 //	moecheck-worker [-backend cuda|sim] [-device N] [-no-guard-checks] [-crash-shape T,H,I,E,K]
@@ -10,7 +10,7 @@
 //	                                     every fault, which must change the result
 //	moecheck-worker -sanitize            run a few small cases once (under compute-sanitizer),
 //	  [-sanitize-corpus DIR,...]         and every case of these corpus directories
-//	moecheck-worker -client-check        run this binary as a worker through the gpu/worker
+//	moecheck-worker -client-check        run this binary as a worker through the internal/worker
 //	                                     client: case, crash fault, case (one CaseError)
 //	moecheck-worker -bench [-reps N]     time the bf16 GEMM and the full layer forward+backward
 //	                                     at Qwen3-30B-A3B rank shape (cuda only)

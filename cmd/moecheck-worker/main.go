@@ -11,7 +11,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
-	"github.com/moecheck/moecheck/gpu/worker"
+	"github.com/moecheck/moecheck/internal/worker"
 )
 
 // backendFactory opens a backend; device describes what it runs on.
@@ -64,7 +64,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.selftest, "selftest", false, "compare the backend with gpu/sim and check every fault; print a table")
 	fs.BoolVar(&f.quick, "quick", false, "with -selftest: fewer cases")
 	fs.BoolVar(&f.sanitize, "sanitize", false, "run a few small cases once (for compute-sanitizer)")
-	fs.BoolVar(&f.clientCheck, "client-check", false, "launch this binary as a worker through gpu/worker and check that a crash costs one case")
+	fs.BoolVar(&f.clientCheck, "client-check", false, "launch this binary as a worker through internal/worker and check that a crash costs one case")
 	fs.BoolVar(&f.bench, "bench", false, "time the path at Qwen3-30B-A3B rank shape (cuda)")
 	fs.IntVar(&f.reps, "reps", 20, "with -bench: timed repeats (after 3 warm-ups)")
 	fs.IntVar(&f.tileN, "tile-n", 0, "cuda: force the tensor-core column tile (128 or 256; 0 = by size)")

@@ -11,7 +11,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
-	"github.com/moecheck/moecheck/gpu/worker"
+	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/moe"
 )
 

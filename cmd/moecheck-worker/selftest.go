@@ -11,10 +11,10 @@ import (
 
 	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/worker"
+	"github.com/moecheck/moecheck/internal/triage"
+	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
-	"github.com/moecheck/moecheck/triage"
 )
 
 // The self-test is a smoke test for a new device. Every judgement is the oracle's: each
@@ -373,7 +373,7 @@ func sanitizeRun(w io.Writer, b gpu.Backend) error {
 	return nil
 }
 
-// clientCheck launches this executable as a worker of backend through gpu/worker and runs a
+// clientCheck launches this executable as a worker of backend through internal/worker and runs a
 // case, a crash-fault case and the first case again: exactly one Crashed CaseError, a
 // restarted worker, and the same result bits before and after.
 func clientCheck(w io.Writer, backend string) error {

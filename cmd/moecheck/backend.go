@@ -9,9 +9,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/backends"
 	"github.com/moecheck/moecheck/gpu/sim"
-	"github.com/moecheck/moecheck/gpu/worker"
+	"github.com/moecheck/moecheck/internal/backends"
+	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
 )

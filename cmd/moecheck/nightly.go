@@ -13,10 +13,10 @@ import (
 
 	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/backends"
+	"github.com/moecheck/moecheck/internal/backends"
+	"github.com/moecheck/moecheck/internal/nightly"
+	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/nightly"
-	"github.com/moecheck/moecheck/presets"
 	"github.com/moecheck/moecheck/props"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/presets"
 	"github.com/moecheck/moecheck/reference"
 )
 

@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/presets"
 )
 
 // Exit codes (docs/CONTRIBUTING.md).

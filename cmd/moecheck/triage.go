@@ -9,10 +9,10 @@ import (
 
 	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/presets"
+	"github.com/moecheck/moecheck/internal/triage"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/presets"
 	"github.com/moecheck/moecheck/props"
-	"github.com/moecheck/moecheck/triage"
 )
 
 type triageFlags struct {

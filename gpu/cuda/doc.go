@@ -6,7 +6,7 @@
 //
 // Build tag cuda only: importing gorgonia.org/cu ends a process that has no GPU (its init
 // calls cuInit and exits). Run it in a worker process (cmd/moecheck-worker, client in
-// gpu/worker) so that a kernel fault, which loses the CUDA context for good, costs one case.
+// internal/worker) so that a kernel fault, which loses the CUDA context for good, costs one case.
 //
 // Every CUDA call runs on one goroutine locked to its OS thread (the context's thread).
 // Every buffer the path takes uninitialized is poisoned on the device per gpu.Poison

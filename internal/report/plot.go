@@ -15,7 +15,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
-	"github.com/moecheck/moecheck/nightly"
+	"github.com/moecheck/moecheck/internal/nightly"
 )
 
 // Colors of the heatmap.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/moecheck/moecheck/nightly"
+	"github.com/moecheck/moecheck/internal/nightly"
 )
 
 // Options tune Build. The zero value is valid: title "moecheck nightly report", artifacts

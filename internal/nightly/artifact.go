@@ -12,9 +12,9 @@ import (
 	"strings"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/triage"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
-	"github.com/moecheck/moecheck/triage"
 )
 
 // Artifact is the per-failure file artifacts/<id>.json: the element maps of the stage

@@ -8,7 +8,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
-	"github.com/moecheck/moecheck/gpu/worker"
+	"github.com/moecheck/moecheck/internal/worker"
 )
 
 // EnvVar is the environment variable the fuzz targets read the backend name from.

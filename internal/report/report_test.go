@@ -14,7 +14,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
-	"github.com/moecheck/moecheck/nightly"
+	"github.com/moecheck/moecheck/internal/nightly"
 	"github.com/moecheck/moecheck/props"
 )
 

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/triage"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
-	"github.com/moecheck/moecheck/triage"
 )
 
 // Item is one fixed case of a nightly run (a corpus entry or a preset case).
