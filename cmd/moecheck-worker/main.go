@@ -17,16 +17,26 @@ import (
 // backendFactory opens a backend; device describes what it runs on.
 type backendFactory func(f *flags) (b gpu.Backend, device string, err error)
 
-// backends are the backends compiled in (cuda.go and sim.go add theirs under build tags).
-var backends = map[string]backendFactory{
-	"sim": func(*flags) (gpu.Backend, string, error) { return sim.New(sim.Options{}), "cpu (gpu/sim)", nil },
+// bencher times a backend.
+type bencher func(f *flags, b gpu.Backend, w io.Writer) error
+
+// compiled returns the backends compiled in (cuda with the cuda tag: cuda.go / nocuda.go),
+// the benchers, and the default backend (cuda when compiled in, else sim). Built per call:
+// no package state is changed at init.
+func compiled() (backends map[string]backendFactory, benchers map[string]bencher, def string) {
+	backends = map[string]backendFactory{
+		"sim": func(*flags) (gpu.Backend, string, error) { return sim.New(sim.Options{}), "cpu (gpu/sim)", nil },
+	}
+	benchers = map[string]bencher{}
+	def = "sim"
+	if b := cudaBackend(); b != nil {
+		backends["cuda"], def = b, "cuda"
+	}
+	if b := cudaBench(); b != nil {
+		benchers["cuda"] = b
+	}
+	return backends, benchers, def
 }
-
-// benchers time a backend (cuda.go adds the cuda one).
-var benchers = map[string]func(f *flags, b gpu.Backend, w io.Writer) error{}
-
-// defaultBackend is cuda when compiled in, else sim.
-var defaultBackend = "sim"
 
 type flags struct {
 	backend       string
@@ -53,6 +63,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("moecheck-worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f flags
+	backends, benchers, defaultBackend := compiled()
 	names := make([]string, 0, len(backends))
 	for n := range backends {
 		names = append(names, n)

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"strings"
+	"errors"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/internal/backends"
 	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/moe"
@@ -46,16 +44,13 @@ func (f *backendFlags) faultSet() (gpu.FaultSet, error) {
 // open starts the backend: errors in the name are usage errors, a worker that cannot start
 // is a device error.
 func (f *backendFlags) open(a *app) (gpu.Backend, error) {
-	argv, err := backends.Command(f.backend)
-	if err != nil {
-		return nil, usageErr("--backend: %v", err)
-	}
-	if argv == nil {
-		return sim.New(sim.Options{}), nil
-	}
-	b, err := worker.New(worker.Options{Command: argv, Timeout: f.timeout})
-	if err != nil {
-		return nil, internalErr(fmt.Errorf("starting the worker %q: %w", strings.Join(argv, " "), err))
+	b, err := backends.Open(f.backend, backends.Options{Timeout: f.timeout})
+	var ne *backends.NameError
+	switch {
+	case errors.As(err, &ne):
+		return nil, usageErr("--backend: %v", ne.Err)
+	case err != nil:
+		return nil, internalErr(err)
 	}
 	return b, nil
 }

@@ -52,7 +52,7 @@ func TestExitCodes(t *testing.T) {
 		{"usage/ref-args", []string{"ref", "-T", "0"}, 2, "T (tokens) = 0"},
 		{"usage/report-args", []string{"report"}, 2, "accepts 1 arg"},
 		{"usage/preset", []string{"check", "--preset", "llama/ep8"}, 2, "unknown preset"},
-		{"internal/worker-missing", []string{"check", "--backend", "worker:" + filepath.Join(dir, "no-such-worker"), "--cases", "1"}, 3, "starting the worker"},
+		{"worker/missing", []string{"check", "--backend", "worker:" + filepath.Join(dir, "no-such-worker"), "--cases", "1"}, 3, "starting the worker"},
 		{"internal/report-missing", []string{"report", filepath.Join(dir, "none.jsonl")}, 3, "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,11 +48,19 @@ func Command(name string) ([]string, error) {
 	return nil, fmt.Errorf("unknown backend %q: want sim, worker, worker:<command line> or cuda", name)
 }
 
-// Open returns the backend a name describes (see Command).
+// NameError is Open's error for a backend name it does not accept (a usage error, unlike a
+// worker that cannot start).
+type NameError struct{ Err error }
+
+func (e *NameError) Error() string { return "backends: " + e.Err.Error() }
+func (e *NameError) Unwrap() error { return e.Err }
+
+// Open returns the backend a name describes (see Command). A name it does not accept is a
+// *NameError.
 func Open(name string, o Options) (gpu.Backend, error) {
 	argv, err := Command(name)
 	if err != nil {
-		return nil, fmt.Errorf("backends: %w", err)
+		return nil, &NameError{err}
 	}
 	if argv == nil {
 		return sim.New(sim.Options{}), nil
@@ -63,7 +71,7 @@ func Open(name string, o Options) (gpu.Backend, error) {
 	}
 	b, err := worker.New(wo)
 	if err != nil {
-		return nil, fmt.Errorf("backends: starting the worker %q: %w", strings.Join(argv, " "), err)
+		return nil, fmt.Errorf("starting the worker %q: %w", strings.Join(argv, " "), err)
 	}
 	return b, nil
 }
