@@ -3,6 +3,7 @@ package props
 import (
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"strings"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -14,7 +15,7 @@ import (
 // (mutation testing) and whether to ask for stage intermediates.
 type Env struct {
 	Backend gpu.Backend
-	Faults  gpu.FaultSet
+	Faults  fault.Set
 	// NoStages runs without stage capture (end-to-end checks only), as for a black-box
 	// backend.
 	NoStages bool
@@ -77,7 +78,7 @@ func ByName(name string) (Property, error) {
 
 // run executes one backend run; a *gpu.CaseError becomes a failing outcome.
 func (env *Env) run(ctx context.Context, name string, c *moe.Case, poison gpu.Poison, seed uint64) (*gpu.Result, *Outcome, error) {
-	r, err := env.Backend.Run(ctx, c, gpu.RunOptions{Poison: poison, PoisonSeed: seed, Faults: env.Faults, Stages: !env.NoStages})
+	r, err := fault.Run(ctx, env.Backend, c, gpu.RunOptions{Poison: poison, PoisonSeed: seed, Stages: !env.NoStages}, env.Faults)
 	if err != nil {
 		if ce, ok := gpu.AsCaseError(err); ok {
 			v := oracle.CaseErrorVerdict(ce)

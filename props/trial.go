@@ -2,6 +2,7 @@ package props
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"regexp"
 	"strings"
 
@@ -63,7 +64,7 @@ func SpecTrial(s Spec) (Trial, error) {
 // on, whether stage capture is off, and the properties to check (comma list; "" for all).
 type How struct {
 	Backend    string
-	Faults     gpu.FaultSet
+	Faults     fault.Set
 	NoStages   bool
 	Properties string
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"math"
 	"os"
@@ -21,7 +22,7 @@ import (
 // case's result (with stages, signature poison) must pass oracle.Check — the stage-local
 // enclosures, the routing plan and the exact contracts of docs/path.md — and the results
 // under every other poison policy and across runs must equal it (oracle.CompareBitwise).
-// Every fault of gpu.Catalog() must change the result and draw the same oracle verdict as
+// Every fault of fault.Catalog() must change the result and draw the same oracle verdict as
 // gpu/sim under the same fault (pass or fail, and the same first failing stage).
 
 type stCase struct {
@@ -280,15 +281,14 @@ func faultCheck(w io.Writer, b, ref gpu.Backend) int {
 	}
 	fails := 0
 	fmt.Fprintf(w, "%-22s %s\n", "fault", "on "+cases[0].Config.String()+" and its fp32 twin: agreement with "+ref.Name()+"; tensors changed")
-	for _, fi := range gpu.Catalog() {
-		if fi.Fault == gpu.Crash {
+	for _, fi := range fault.Catalog() {
+		if fi.Fault == fault.Crash {
 			continue
 		}
-		fo := o
-		fo.Faults = gpu.Faults(fi.Fault)
+		fo, fs := o, fault.Of(fi.Fault)
 		var changed, problems []string
 		for i, c := range cases {
-			r, err := b.Run(ctx, c, fo)
+			r, err := fault.Run(ctx, b, c, fo, fs)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("run: %v", err))
 				if _, ok := gpu.AsCaseError(err); ok {
@@ -298,8 +298,8 @@ func faultCheck(w io.Writer, b, ref gpu.Backend) int {
 				continue
 			}
 			base := clean[i]
-			if fi.Fault == gpu.NondeterministicSum {
-				if base, err = b.Run(ctx, c, fo); err != nil {
+			if fi.Fault == fault.NondeterministicSum {
+				if base, err = fault.Run(ctx, b, c, fo, fs); err != nil {
 					problems = append(problems, fmt.Sprintf("second run: %v", err))
 					continue
 				}
@@ -309,7 +309,7 @@ func faultCheck(w io.Writer, b, ref gpu.Backend) int {
 					changed = append(changed, c.DType.String()+":"+t.String())
 				}
 			}
-			want, err := ref.Run(ctx, c, fo)
+			want, err := fault.Run(ctx, ref, c, fo, fs)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("%s: %v", ref.Name(), err))
 				continue
@@ -329,9 +329,7 @@ func faultCheck(w io.Writer, b, ref gpu.Backend) int {
 			fmt.Fprintf(w, "%-22s ok: changes %v\n", fi.Name, changed)
 		}
 	}
-	fo := o
-	fo.Faults = gpu.Faults(gpu.Crash)
-	_, err := b.Run(ctx, cases[0], fo)
+	_, err := fault.Run(ctx, b, cases[0], o, fault.Of(fault.Crash))
 	if ce, ok := gpu.AsCaseError(err); ok && ce.Kind == gpu.Crashed {
 		fmt.Fprintf(w, "%-22s ok: %v\n", "crash", err)
 	} else {
@@ -397,7 +395,7 @@ func clientCheck(w io.Writer, backend string) error {
 		return fmt.Errorf("first case: %w", err)
 	}
 	t0 := time.Now()
-	_, err = b.Run(ctx, c, gpu.RunOptions{Faults: gpu.Faults(gpu.Crash)})
+	_, err = fault.Run(ctx, b, c, gpu.RunOptions{}, fault.Of(fault.Crash))
 	ce, ok := gpu.AsCaseError(err)
 	if !ok || ce.Kind != gpu.Crashed {
 		return fmt.Errorf("crash case: err = %v, want a Crashed CaseError", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/moecheck/moecheck/internal/fault"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -33,8 +34,8 @@ func (f *backendFlags) register(fs *pflag.FlagSet, faults bool) {
 	}
 }
 
-func (f *backendFlags) faultSet() (gpu.FaultSet, error) {
-	fs, err := gpu.ParseFaultSet(f.faults)
+func (f *backendFlags) faultSet() (fault.Set, error) {
+	fs, err := fault.ParseSet(f.faults)
 	if err != nil {
 		return 0, usageErr("--faults: %v", err)
 	}

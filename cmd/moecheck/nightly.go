@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"os"
 	"path/filepath"
@@ -255,7 +256,7 @@ func countKind(items []nightly.Item, kind string) int {
 }
 
 // presetItem makes the nightly item of one preset.
-func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps []props.Property, faults gpu.FaultSet) nightly.Item {
+func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps []props.Property, faults fault.Set) nightly.Item {
 	T := f.presetT
 	if T == 0 {
 		T = presets.Tokens(p, kind, f.budget)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -63,7 +64,7 @@ Every nightly run replays the regressions directory.`,
 				e.Comments = append(e.Comments, note)
 			}
 			if faults != "" {
-				fs, err := gpu.ParseFaultSet(faults)
+				fs, err := fault.ParseSet(faults)
 				if err != nil {
 					return usageErr("--faults: %v", err)
 				}

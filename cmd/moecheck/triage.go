@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"path/filepath"
 	"strings"
 
@@ -85,7 +86,7 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	cands, err := gpu.ParseFaultSet(f.candidates)
+	cands, err := fault.ParseSet(f.candidates)
 	if err != nil {
 		return usageErr("--candidates: %v", err)
 	}
@@ -217,7 +218,7 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 	return errFailures
 }
 
-func faultFlag(f gpu.FaultSet) string {
+func faultFlag(f fault.Set) string {
 	if f.Empty() {
 		return ""
 	}

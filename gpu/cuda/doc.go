@@ -13,5 +13,5 @@
 // (signature NaNs truncated to the dtype, Stale reusing a pool of allocations across runs),
 // and every device allocation has 256-byte guard zones before and after it, checked after
 // each stage: an out-of-bounds write is reported as a crash CaseError naming the stage and
-// the buffer. Every fault of gpu.Catalog() is a kernel flag (see gpu/fault.go and docs/gpu.md).
+// the buffer. Every fault of fault.Catalog() is a kernel flag (see internal/fault and docs/gpu.md).
 package cuda

@@ -19,7 +19,7 @@
 //   - the combine (step 9), the scatter-add (step 18), the routing-weight gradient (step 11)
 //     and the bias gradients sum in fp32 from +0 in index order, then round once.
 //
-// With gpu.RunOptions.Faults the Backend reproduces every fault of gpu.Catalog(); see
+// With RunFaults the Backend reproduces every fault of the harness catalog (internal/fault); see
 // faults.go for where each one acts. A Backend serializes its Runs (the pool is shared);
 // use one Backend per goroutine for parallel runs.
 package sim

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"math"
 	"os"
@@ -141,9 +142,9 @@ func encodeMap(em *oracle.ElementMap) Map {
 // BuildArtifact runs the backend once on c (with faults, stage capture, signature poison),
 // judges it, and keeps the maps of the worst stage tensor (the first failing stage, else the
 // one with the most failing elements) and of the tensor with the most non-finite elements.
-func BuildArtifact(ctx context.Context, b gpu.Backend, faults gpu.FaultSet, c *moe.Case) (*Artifact, error) {
+func BuildArtifact(ctx context.Context, b gpu.Backend, faults fault.Set, c *moe.Case) (*Artifact, error) {
 	a := &Artifact{V: Version, Config: c.Config.String(), Poison: gpu.PoisonSignature.String()}
-	res, err := b.Run(ctx, c, gpu.RunOptions{Poison: gpu.PoisonSignature, PoisonSeed: 7, Faults: faults, Stages: true})
+	res, err := fault.Run(ctx, b, c, gpu.RunOptions{Poison: gpu.PoisonSignature, PoisonSeed: 7, Stages: true}, faults)
 	if err != nil {
 		if ce, ok := gpu.AsCaseError(err); ok {
 			a.FirstStage = triage.StageCrash.String()

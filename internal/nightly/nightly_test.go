@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"github.com/moecheck/moecheck/internal/fault"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
@@ -160,7 +160,7 @@ var small = props.GenOptions{MaxT: 6, LargePct: -1, MaxH: 12, MaxI: 12, MaxE: 4,
 func baseOptions(t *testing.T, dir string) Options {
 	return Options{Backend: sim.New(sim.Options{}), Items: testItems(t), Seed: 3, Cases: 10, Gen: small,
 		Properties: []props.Property{mustProp(t, "matches"), mustProp(t, "deterministic")},
-		Faults:     gpu.Faults(gpu.NoMaskUpDgrad), Results: filepath.Join(dir, "results.jsonl"), Now: clock()}
+		Faults:     fault.Of(fault.NoMaskUpDgrad), Results: filepath.Join(dir, "results.jsonl"), Now: clock()}
 }
 
 func TestResumeAfterKill(t *testing.T) {
@@ -259,7 +259,7 @@ func TestResumeAfterKill(t *testing.T) {
 func TestInterruptAndCrash(t *testing.T) {
 	dir := t.TempDir()
 	o := baseOptions(t, dir)
-	o.Faults = gpu.Faults(gpu.Crash)
+	o.Faults = fault.Of(fault.Crash)
 	o.Cases = 4
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"math"
 	"path/filepath"
@@ -47,7 +48,7 @@ type Options struct {
 	// BackendFlag is how the command line named the backend, for reproduce commands
 	// (default Backend.Name()).
 	BackendFlag string
-	Faults      gpu.FaultSet
+	Faults      fault.Set
 	NoStages    bool
 
 	Items          []Item
@@ -148,7 +149,7 @@ func (r *runner) checkResume() error {
 	return nil
 }
 
-func faultString(f gpu.FaultSet) string {
+func faultString(f fault.Set) string {
 	if f.Empty() {
 		return ""
 	}

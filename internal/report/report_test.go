@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"github.com/moecheck/moecheck/internal/fault"
 	"image/color"
 	"image/png"
 	"os"
@@ -12,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/internal/nightly"
 	"github.com/moecheck/moecheck/props"
@@ -50,7 +50,7 @@ func fixture(t *testing.T, dir string) []nightly.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := nightly.BuildArtifact(context.Background(), sim.New(sim.Options{}), gpu.Faults(gpu.NoMaskUpDgrad), c)
+	a, err := nightly.BuildArtifact(context.Background(), sim.New(sim.Options{}), fault.Of(fault.NoMaskUpDgrad), c)
 	if err != nil {
 		t.Fatal(err)
 	}

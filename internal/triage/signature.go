@@ -3,6 +3,7 @@ package triage
 import (
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"sort"
 	"strings"
 
@@ -45,10 +46,10 @@ type observer struct {
 // observe runs b (with faults) on the case: stages under NaN and signature poison, once more
 // under NaN (determinism) and once under zero fill (poison dependence); a stage-less backend
 // is judged end to end.
-func (o *observer) observe(ctx context.Context, b gpu.Backend, faults gpu.FaultSet) (Signature, error) {
+func (o *observer) observe(ctx context.Context, b gpu.Backend, faults fault.Set) (Signature, error) {
 	var sig Signature
 	run := func(p gpu.Poison, stages bool) (*gpu.Result, bool, error) {
-		r, err := b.Run(ctx, o.c, gpu.RunOptions{Poison: p, PoisonSeed: 7, Faults: faults, Stages: stages})
+		r, err := fault.Run(ctx, b, o.c, gpu.RunOptions{Poison: p, PoisonSeed: 7, Stages: stages}, faults)
 		if err != nil {
 			if ce, ok := gpu.AsCaseError(err); ok {
 				sig.Failures = append(sig.Failures, oracle.CaseErrorVerdict(ce).Failures...)

@@ -3,6 +3,7 @@ package triage
 import (
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"sort"
 	"strings"
@@ -22,9 +23,9 @@ type Options struct {
 	// Backend is the path under test (nil: sim.New(sim.Options{})).
 	Backend gpu.Backend
 	// Faults are switched on in the backend under test (demonstrations, mutation testing).
-	Faults gpu.FaultSet
+	Faults fault.Set
 	// Candidates are the faults of the differential diagnosis (nil: the whole catalog).
-	Candidates []gpu.Fault
+	Candidates []fault.Fault
 	// Reference reproduces the candidate faults (nil: sim.New(sim.Options{})).
 	Reference gpu.Backend
 	// Top is how many matches Write prints (0: 3).
@@ -38,7 +39,7 @@ type Options struct {
 
 // Match is one candidate fault of the differential diagnosis.
 type Match struct {
-	Fault     gpu.FaultInfo
+	Fault     fault.Info
 	Score     float64   // Similarity with the observed signature
 	Signature Signature // what the fault does to this case in gpu/sim
 }
@@ -55,7 +56,7 @@ type Report struct {
 	OriginalT    int
 	Property     string // the failing property of the spec or case, if one failed
 	Backend      string
-	Faults       gpu.FaultSet
+	Faults       fault.Set
 	Observed     Signature
 	Matches      []Match // every candidate, best first (ties in catalog order)
 	Top          int
@@ -86,7 +87,7 @@ func (o Options) withDefaults() Options {
 		o.Reference = sim.New(sim.Options{})
 	}
 	if len(o.Candidates) == 0 {
-		for _, fi := range gpu.Catalog() {
+		for _, fi := range fault.Catalog() {
 			o.Candidates = append(o.Candidates, fi.Fault)
 		}
 	}
@@ -120,7 +121,7 @@ func Case(ctx context.Context, c *moe.Case, o Options) (*Report, error) {
 			if !ok {
 				return nil, fmt.Errorf("triage: unknown fault %d", f)
 			}
-			sig, err := ob.observe(ctx, o.Reference, gpu.Faults(f))
+			sig, err := ob.observe(ctx, o.Reference, fault.Of(f))
 			if err != nil {
 				return nil, fmt.Errorf("triage: reproducing %s: %w", info.Name, err)
 			}

@@ -3,10 +3,10 @@ package triage
 import (
 	"bytes"
 	"context"
+	"github.com/moecheck/moecheck/internal/fault"
 	"strings"
 	"testing"
 
-	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
@@ -27,22 +27,22 @@ func TestTriageNamesStageAndFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		fault gpu.Fault
+		fault fault.Fault
 		stage moe.Stage
 		tail  bool
 	}{
-		{gpu.NoMaskUpDgrad, moe.StageXs, true},
-		{gpu.NoMaskDownDgrad, moe.StageH1, true},
-		{gpu.MaskAfterWeight, moe.StageH2, true},
-		{gpu.ExclusiveOffsets, moe.StagePlan, false},
-		{gpu.AccumInDtype, moe.StageH1, false},
-		{gpu.GateUpSwapped, moe.StageAct, false},
-		{gpu.EmptyExpertWgrad, moe.StageWgrad2, false},
-		{gpu.ZeroTokenRow, moe.StageY, false},
-		{gpu.Crash, StageCrash, false},
+		{fault.NoMaskUpDgrad, moe.StageXs, true},
+		{fault.NoMaskDownDgrad, moe.StageH1, true},
+		{fault.MaskAfterWeight, moe.StageH2, true},
+		{fault.ExclusiveOffsets, moe.StagePlan, false},
+		{fault.AccumInDtype, moe.StageH1, false},
+		{fault.GateUpSwapped, moe.StageAct, false},
+		{fault.EmptyExpertWgrad, moe.StageWgrad2, false},
+		{fault.ZeroTokenRow, moe.StageY, false},
+		{fault.Crash, StageCrash, false},
 	} {
 		t.Run("fault="+tc.fault.String(), func(t *testing.T) {
-			rep, err := Case(context.Background(), c, Options{Backend: sim.New(sim.Options{}), Faults: gpu.Faults(tc.fault)})
+			rep, err := Case(context.Background(), c, Options{Backend: sim.New(sim.Options{}), Faults: fault.Of(tc.fault)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,14 +86,14 @@ func TestTriagePassingCase(t *testing.T) {
 
 func TestTriageSpecShrinks(t *testing.T) {
 	s, _ := props.ParseSpec(triageSpec)
-	rep, err := Spec(context.Background(), s, Options{Faults: gpu.Faults(gpu.NoMaskUpDgrad)})
+	rep, err := Spec(context.Background(), s, Options{Faults: fault.Of(fault.NoMaskUpDgrad)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Property == "" || rep.Shrunk == nil || rep.Shrunk.Steps == 0 {
 		t.Fatalf("no shrink: property %q shrunk %+v", rep.Property, rep.Shrunk)
 	}
-	if rep.Case.T >= 4 || rep.Observed.FirstStage != moe.StageXs || rep.Matches[0].Fault.Fault != gpu.NoMaskUpDgrad {
+	if rep.Case.T >= 4 || rep.Observed.FirstStage != moe.StageXs || rep.Matches[0].Fault.Fault != fault.NoMaskUpDgrad {
 		t.Fatalf("shrunk case %s: first stage %s, best %s", rep.Case.Config, rep.Observed.FirstStage, rep.Matches[0].Fault.Name)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"os"
 	"os/exec"
@@ -203,6 +204,11 @@ type reply struct {
 
 // Run sends the case to the worker (starting one if the last died) and waits for its result.
 func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.Result, error) {
+	return c.RunFaults(ctx, cs, o, 0)
+}
+
+// RunFaults is Run with the harness's faults switched on in the worker (fault.Runner).
+func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs fault.Set) (*gpu.Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.proc == nil {
@@ -213,7 +219,7 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 	}
 	c.nextID++
 	id := c.nextID
-	req, err := EncodeRequest(id, cs, o)
+	req, err := EncodeRequest(id, cs, o, fs)
 	if err != nil {
 		return nil, err
 	}

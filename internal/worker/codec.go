@@ -3,6 +3,7 @@ package worker
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"math"
 	"strings"
 
@@ -91,8 +92,8 @@ func i64Bytes(v []int64) []byte {
 	return b
 }
 
-// EncodeRequest builds the run frame of case c with options o.
-func EncodeRequest(id uint64, c *moe.Case, o gpu.RunOptions) (*Frame, error) {
+// EncodeRequest builds the run frame of case c with options o and the harness's faults.
+func EncodeRequest(id uint64, c *moe.Case, o gpu.RunOptions, fs fault.Set) (*Frame, error) {
 	if c == nil {
 		return nil, fmt.Errorf("worker: nil case")
 	}
@@ -117,7 +118,7 @@ func EncodeRequest(id uint64, c *moe.Case, o gpu.RunOptions) (*Frame, error) {
 		p.add("global_rw", d.String(), []int{c.T, c.K}, floatBytes(d, g.Weights))
 	}
 	faults := []string{}
-	for _, f := range o.Faults.List() {
+	for _, f := range fs.List() {
 		faults = append(faults, f.String())
 	}
 	return &Frame{Header: Header{Type: TypeRun, ID: id, Case: ch, Tensors: p.hdr,
@@ -170,35 +171,39 @@ func widen(v []float32) []float64 {
 	return out
 }
 
-// DecodeRequest decodes a run frame into the case and its options. The case is validated
-// against moe's default limits.
-func DecodeRequest(f *Frame) (*moe.Case, gpu.RunOptions, error) {
-	var o gpu.RunOptions
+// DecodeRequest decodes a run frame into the case, its options and its faults. The case is
+// validated against moe's default limits.
+func DecodeRequest(f *Frame) (*moe.Case, gpu.RunOptions, fault.Set, error) {
+	c, o, fs, err := decodeRequest(f)
+	return c, o, fs, err
+}
+
+func decodeRequest(f *Frame) (_ *moe.Case, o gpu.RunOptions, fs fault.Set, _ error) {
 	h := f.Header
 	if h.Type != TypeRun || h.Case == nil || h.Options == nil {
-		return nil, o, fmt.Errorf("worker: not a run request (type %q)", h.Type)
+		return nil, o, fs, fmt.Errorf("worker: not a run request (type %q)", h.Type)
 	}
 	ch := h.Case
 	d, err := moe.ParseDType(ch.DType)
 	if err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	act, err := moe.ParseActivation(ch.Act)
 	if err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	lay, err := moe.ParseLayout(ch.Layout)
 	if err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	cfg := moe.Config{T: ch.T, H: ch.H, I: ch.I, E: ch.E, K: ch.K, EP: moe.EP{World: ch.EPWorld, Rank: ch.EPRank},
 		Act: act, Layout: lay, DType: d, Bias: ch.Bias}
 	if err := cfg.Validate(moe.Limits{}); err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	m, err := tensors(f)
 	if err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	c := &moe.Case{Config: cfg, NonFinite: ch.NonFinite}
 	fl := func(name string, n int) ([]float64, error) {
@@ -209,67 +214,67 @@ func DecodeRequest(f *Frame) (*moe.Case, gpu.RunOptions, error) {
 		return widen(BytesFloat32(d, b)), nil
 	}
 	if c.X, err = fl("x", cfg.LenX()); err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	if c.W1, err = fl("w1", cfg.LenW1()); err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	if c.W2, err = fl("w2", cfg.LenW2()); err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	if cfg.Bias {
 		if c.B1, err = fl("b1", cfg.LenB1()); err != nil {
-			return nil, o, err
+			return nil, o, fs, err
 		}
 		if c.B2, err = fl("b2", cfg.LenB2()); err != nil {
-			return nil, o, err
+			return nil, o, fs, err
 		}
 	}
 	if c.DY, err = fl("dy", cfg.LenX()); err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	S := cfg.S()
 	ib, err := get(f, m, "ids", WireI32, S)
 	if err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	c.Routing.IDs = make([]int32, S)
 	for i := range c.Routing.IDs {
 		c.Routing.IDs[i] = int32(binary.LittleEndian.Uint32(ib[4*i:]))
 	}
 	if c.Routing.Weights, err = fl("rw", S); err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	if ch.Global {
 		gb, err := get(f, m, "global_ids", WireI64, S)
 		if err != nil {
-			return nil, o, err
+			return nil, o, fs, err
 		}
 		g := &moe.GlobalRouting{IDs: make([]int64, S), Options: moe.GlobalOptions{KeepSentinelWeights: ch.KeepSentinelWeights}}
 		for i := range g.IDs {
 			g.IDs[i] = int64(binary.LittleEndian.Uint64(gb[8*i:]))
 		}
 		if g.Weights, err = fl("global_rw", S); err != nil {
-			return nil, o, err
+			return nil, o, fs, err
 		}
 		c.Global = g
 	}
 	if err := c.Validate(moe.Limits{}); err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	if o.Poison, err = gpu.ParsePoison(h.Options.Poison); err != nil {
-		return nil, o, err
+		return nil, o, fs, err
 	}
 	o.PoisonSeed = h.Options.PoisonSeed
 	for _, name := range h.Options.Faults {
-		fa, err := gpu.ParseFault(name)
+		fa, err := fault.Parse(name)
 		if err != nil {
-			return nil, o, err
+			return nil, o, fs, err
 		}
-		o.Faults |= gpu.Faults(fa)
+		fs |= fault.Of(fa)
 	}
 	o.Stages = h.Options.Stages
-	return c, o, nil
+	return c, o, fs, nil
 }
 
 // wireName is tensor t's name in result frames: "y", "dx", "dw1", "db1", "dw2", "db2",

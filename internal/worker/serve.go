@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -45,7 +46,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		c, opts, err := DecodeRequest(f)
+		c, opts, faults, err := DecodeRequest(f)
 		f.Payload = nil
 		if err != nil {
 			if err := WriteFrame(w, errorFrame(f.Header.ID, KindBadRequest, err.Error())); err != nil {
@@ -53,7 +54,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		res, err := b.Run(context.Background(), c, opts)
+		res, err := fault.Run(context.Background(), b, c, opts, faults)
 		if err != nil {
 			kind, detail := KindInternal, err.Error()
 			if ce, ok := gpu.AsCaseError(err); ok {

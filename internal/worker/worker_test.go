@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"math"
 	"os"
@@ -46,9 +47,13 @@ type fakeBackend struct{}
 
 func (fakeBackend) Name() string { return "fake" }
 func (fakeBackend) Close() error { return nil }
-func (fakeBackend) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.Result, error) {
+func (b fakeBackend) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.Result, error) {
+	return b.RunFaults(ctx, c, o, 0)
+}
+
+func (fakeBackend) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions, fs fault.Set) (*gpu.Result, error) {
 	switch {
-	case o.Faults.Has(gpu.Crash) || o.PoisonSeed == seedDie:
+	case fs.Has(fault.Crash) || o.PoisonSeed == seedDie:
 		fmt.Fprintln(os.Stderr, "fake: illegal address in kernel gather_rows")
 		os.Exit(2)
 	case o.PoisonSeed == seedHang:
@@ -125,8 +130,9 @@ func TestRequestRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testCase(t, tc.d, tc.bias, tc.global)
-			o := gpu.RunOptions{Poison: gpu.PoisonSignature, PoisonSeed: 99, Faults: gpu.Faults(gpu.ClampSentinel, gpu.Crash), Stages: true}
-			f, err := EncodeRequest(3, c, o)
+			o := gpu.RunOptions{Poison: gpu.PoisonSignature, PoisonSeed: 99, Stages: true}
+			fs := fault.Of(fault.ClampSentinel, fault.Crash)
+			f, err := EncodeRequest(3, c, o, fs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,9 +144,12 @@ func TestRequestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c2, o2, err := DecodeRequest(g)
+			c2, o2, fs2, err := DecodeRequest(g)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if fs2 != fs {
+				t.Errorf("faults %s, want %s", fs2, fs)
 			}
 			if o2 != o {
 				t.Errorf("options %+v, want %+v", o2, o)
@@ -225,17 +234,17 @@ func TestReadFrameRejectsMalformed(t *testing.T) {
 
 func TestDecodeRequestRejectsBadTensors(t *testing.T) {
 	c := testCase(t, moe.BF16, false, false)
-	f, err := EncodeRequest(1, c, gpu.RunOptions{})
+	f, err := EncodeRequest(1, c, gpu.RunOptions{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Header.Tensors[0].Bytes -= 2
-	if _, _, err := DecodeRequest(f); err == nil || !strings.Contains(err.Error(), `"x"`) {
+	if _, _, _, err := DecodeRequest(f); err == nil || !strings.Contains(err.Error(), `"x"`) {
 		t.Fatalf("err = %v, want a complaint about x", err)
 	}
 	f.Header.Tensors[0].Bytes += 2
 	f.Header.Options.Faults = []string{"no-such-fault"}
-	if _, _, err := DecodeRequest(f); err == nil || !strings.Contains(err.Error(), "no-such-fault") {
+	if _, _, _, err := DecodeRequest(f); err == nil || !strings.Contains(err.Error(), "no-such-fault") {
 		t.Fatalf("err = %v, want unknown fault", err)
 	}
 }
@@ -276,21 +285,22 @@ func TestClientRestartsAfterCrash(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		opts   gpu.RunOptions
+		fs     fault.Set
 		detail string
 	}{
-		{"crash/fault-kills-worker", gpu.RunOptions{Faults: gpu.Faults(gpu.Crash)}, "illegal address in kernel gather_rows"},
-		{"crash/reported", gpu.RunOptions{PoisonSeed: seedReported}, "CUDA_ERROR_ILLEGAL_ADDRESS"},
+		{"crash/fault-kills-worker", gpu.RunOptions{}, fault.Of(fault.Crash), "illegal address in kernel gather_rows"},
+		{"crash/reported", gpu.RunOptions{PoisonSeed: seedReported}, 0, "CUDA_ERROR_ILLEGAL_ADDRESS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := helper(t, time.Minute)
 			c := testCase(t, moe.BF16, false, false)
 			var caseErrs int
 			for i := 0; i < 3; i++ {
-				o := gpu.RunOptions{}
+				o, fs := gpu.RunOptions{}, fault.Set(0)
 				if i == 1 {
-					o = tc.opts
+					o, fs = tc.opts, tc.fs
 				}
-				_, err := b.Run(context.Background(), c, o)
+				_, err := fault.Run(context.Background(), b, c, o, fs)
 				if err == nil {
 					continue
 				}

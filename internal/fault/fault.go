@@ -1,4 +1,4 @@
-package gpu
+package fault
 
 import (
 	"fmt"
@@ -7,9 +7,10 @@ import (
 	"strings"
 )
 
-// Fault is a named, documented defect that a backend can switch on to reproduce a real bug
-// class of grouped-GEMM MoE paths. The catalog (Faults) is shared by every backend: gpu/sim
-// implements each in Go, gpu/cuda in its kernels. The mutation test runs the property suite
+// Fault is a named, documented defect that a harness backend can switch on to reproduce a
+// real bug class of grouped-GEMM MoE paths. The catalog (Catalog) is shared by the harness's
+// backends: gpu/sim implements each in Go, gpu/cuda in its kernels, and the worker protocol
+// carries them; a user's backend never sees them (see Runner). The mutation test runs the property suite
 // against each fault and requires every one to be caught.
 type Fault uint8
 
@@ -97,8 +98,8 @@ const (
 // TileRows is the row-tile height LastTileDropped refers to.
 const TileRows = 16
 
-// FaultInfo documents one fault.
-type FaultInfo struct {
+// Info documents one fault.
+type Info struct {
 	Fault      Fault
 	Name       string // stable kebab-case name used on command lines and in reports
 	Doc        string // what the defect does
@@ -106,7 +107,7 @@ type FaultInfo struct {
 }
 
 // catalogTable lists every fault with its documentation, in a stable order.
-var catalogTable = []FaultInfo{
+var catalogTable = []Info{
 	{ClampSentinel, "clamp-sentinel", "sentinel ids clamped to E−1 and computed as the last expert", "transformers #45473 → #45621"},
 	{MaskAfterWeight, "mask-after-weight", "GEMM 2 tail not masked, only the weighted rows: routing-weight gradient reads the unwritten tail (leak 1)", "transformers #45621 as merged"},
 	{NoMaskUpDgrad, "no-mask-up-dgrad", "gathered-input mask missing: GEMM 1 dgrad tail scatter-added into d(hidden) (leak 2)", "transformers #48205"},
@@ -137,17 +138,17 @@ func (f Fault) String() string {
 }
 
 // Info returns the catalog entry of f.
-func (f Fault) Info() (FaultInfo, bool) {
+func (f Fault) Info() (Info, bool) {
 	for _, fi := range catalogTable {
 		if fi.Fault == f {
 			return fi, true
 		}
 	}
-	return FaultInfo{}, false
+	return Info{}, false
 }
 
-// ParseFault parses a fault by its catalog name.
-func ParseFault(s string) (Fault, error) {
+// Parse parses a fault by its catalog name.
+func Parse(s string) (Fault, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	for _, fi := range catalogTable {
 		if fi.Name == s {
@@ -158,15 +159,15 @@ func ParseFault(s string) (Fault, error) {
 	for i, fi := range catalogTable {
 		names[i] = fi.Name
 	}
-	return 0, fmt.Errorf("gpu: unknown fault %q (known: %s)", s, strings.Join(names, ", "))
+	return 0, fmt.Errorf("unknown fault %q (known: %s)", s, strings.Join(names, ", "))
 }
 
-// FaultSet is a set of faults; the zero value is empty.
-type FaultSet uint64
+// Set is a set of faults; the zero value is empty.
+type Set uint64
 
-// Faults builds a set.
-func Faults(fs ...Fault) FaultSet {
-	var s FaultSet
+// Of builds a set.
+func Of(fs ...Fault) Set {
+	var s Set
 	for _, f := range fs {
 		s |= 1 << f
 	}
@@ -174,13 +175,13 @@ func Faults(fs ...Fault) FaultSet {
 }
 
 // Has reports whether f is in the set.
-func (s FaultSet) Has(f Fault) bool { return s&(1<<f) != 0 }
+func (s Set) Has(f Fault) bool { return s&(1<<f) != 0 }
 
 // Empty reports whether no fault is set.
-func (s FaultSet) Empty() bool { return s == 0 }
+func (s Set) Empty() bool { return s == 0 }
 
 // List returns the faults in the set in ascending order.
-func (s FaultSet) List() []Fault {
+func (s Set) List() []Fault {
 	out := make([]Fault, 0, bits.OnesCount64(uint64(s)))
 	for f := Fault(1); f < numFaults; f++ {
 		if s.Has(f) {
@@ -190,7 +191,7 @@ func (s FaultSet) List() []Fault {
 	return out
 }
 
-func (s FaultSet) String() string {
+func (s Set) String() string {
 	if s == 0 {
 		return "none"
 	}
@@ -202,31 +203,31 @@ func (s FaultSet) String() string {
 	return strings.Join(n, ",")
 }
 
-// ParseFaultSet parses a comma-separated list of fault names ("" or "none" is empty).
-func ParseFaultSet(s string) (FaultSet, error) {
-	var set FaultSet
+// ParseSet parses a comma-separated list of fault names ("" or "none" is empty).
+func ParseSet(s string) (Set, error) {
+	var set Set
 	s = strings.TrimSpace(s)
 	if s == "" || s == "none" {
 		return 0, nil
 	}
 	for _, p := range strings.Split(s, ",") {
-		f, err := ParseFault(p)
+		f, err := Parse(p)
 		if err != nil {
 			return 0, err
 		}
-		set |= Faults(f)
+		set |= Of(f)
 	}
 	return set, nil
 }
 
 // Catalog returns every fault with its documentation, in a stable order (a fresh copy: the table itself cannot be changed from outside).
-func Catalog() []FaultInfo { return append([]FaultInfo(nil), catalogTable...) }
+func Catalog() []Info { return append([]Info(nil), catalogTable...) }
 
 // Unknown returns the bits of s that name no fault of Catalog() (without copying the table).
-func (s FaultSet) Unknown() FaultSet {
-	var known FaultSet
+func (s Set) Unknown() Set {
+	var known Set
 	for _, fi := range catalogTable {
-		known |= Faults(fi.Fault)
+		known |= Of(fi.Fault)
 	}
 	return s &^ known
 }
