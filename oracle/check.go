@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/poison"
 	"math"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -187,7 +188,7 @@ func (ck *checker) compareLoc(name moe.Tensor, local bool, got []float32, enc iv
 	}
 	for i, g32 := range got {
 		g := float64(g32)
-		buf, sig := gpu.SignatureOf(g32)
+		buf, sig := poison.Of(g32)
 		// A case with NaN data may carry any payload, signature look-alikes included: a
 		// signature proves a leak only when the data has no NaN of its own.
 		sig = sig && !ck.c.NonFinite
@@ -250,7 +251,7 @@ func (ck *checker) signatures(name moe.Tensor, got []float32) {
 	}
 	var a agg
 	for i, g := range got {
-		if b, ok := gpu.SignatureOf(g); ok {
+		if b, ok := poison.Of(g); ok {
 			loc := ck.locate(name, i)
 			loc.Buffer = b
 			a.add(Failure{Check: CheckSignature, Tensor: name, Worst: loc, Got: float64(g), Want: math.NaN(), Bound: math.NaN(), Ratio: math.Inf(1),
@@ -276,7 +277,7 @@ func (ck *checker) contracts(name moe.Tensor, got []float32) {
 		if got[i] != 0 {
 			g := float64(got[i])
 			loc := ck.locate(name, i)
-			if b, ok := gpu.SignatureOf(got[i]); ok {
+			if b, ok := poison.Of(got[i]); ok {
 				loc.Buffer = b
 			}
 			a.add(Failure{Check: chk, Tensor: name, Worst: loc, Got: g, Want: 0, Bound: 0, Ratio: ratio(g, 0, 0)})

@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/poison"
 	"math"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -49,7 +50,7 @@ func ElementMaps(c *moe.Case, got *gpu.Result, en *Enclosure) ([]*ElementMap, er
 		for i, g32 := range data {
 			g := float64(g32)
 			m.NonFinite[i] = math.IsNaN(g) || math.IsInf(g, 0)
-			if b, ok := gpu.SignatureOf(g32); ok {
+			if b, ok := poison.Of(g32); ok {
 				m.Signature[i] = b
 			}
 			if !enc.known(i) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/poison"
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -93,14 +94,14 @@ func TestFaults(t *testing.T) {
 		{"mask-after-weight/drw-nan", fault.MaskAfterWeight, ep(routeRandom, 2), gpu.PoisonNaN, drwAtSentinels(true)},
 		{"mask-after-weight/signature", fault.MaskAfterWeight, ep(routeSomeSentinel, 2), gpu.PoisonSignature, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
 			s := sentinelSlots(c)[0]
-			if b, ok := gpu.SignatureOf(bad.DRW[s]); !ok || b != gpu.BufH2 {
+			if b, ok := poison.Of(bad.DRW[s]); !ok || b != gpu.BufH2 {
 				t.Fatalf("DRW[%d] = %#x, want h2's signature", s, bad.DRW[s])
 			}
 		}},
 		{"no-mask-up-dgrad/dx", fault.NoMaskUpDgrad, ep(routeRandom, 3), gpu.PoisonNaN, nonFiniteIn("DX")},
 		{"no-mask-up-dgrad/dx-signature", fault.NoMaskUpDgrad, ep(routeSomeSentinel, 3), gpu.PoisonSignature, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
 			tok := sentinelSlots(c)[0] / c.K
-			if b, ok := gpu.SignatureOf(bad.DX[tok*c.H]); !ok || b != gpu.BufDXs {
+			if b, ok := poison.Of(bad.DX[tok*c.H]); !ok || b != gpu.BufDXs {
 				t.Fatalf("DX[%d,0] = %v, want d_xs's signature", tok, bad.DX[tok*c.H])
 			}
 		}},
@@ -113,12 +114,12 @@ func TestFaults(t *testing.T) {
 						if good.DW1[c.W1Index(e, j, h)] != 0 {
 							t.Fatalf("correct path: dW1 of empty expert %d not zero", e)
 						}
-						if b, ok := gpu.SignatureOf(bad.DW1[c.W1Index(e, j, h)]); !ok || b != gpu.BufDW1 {
+						if b, ok := poison.Of(bad.DW1[c.W1Index(e, j, h)]); !ok || b != gpu.BufDW1 {
 							t.Fatalf("dW1[%d,%d,%d] = %v, want dW1's signature", e, j, h, bad.DW1[c.W1Index(e, j, h)])
 						}
 					}
 				}
-				if b, ok := gpu.SignatureOf(bad.DW2[c.W2Index(e, 0, 0)]); !ok || b != gpu.BufDW2 {
+				if b, ok := poison.Of(bad.DW2[c.W2Index(e, 0, 0)]); !ok || b != gpu.BufDW2 {
 					t.Fatalf("dW2[%d,0,0] = %v, want dW2's signature", e, bad.DW2[c.W2Index(e, 0, 0)])
 				}
 			}

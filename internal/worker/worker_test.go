@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/poison"
 	"io"
 	"math"
 	"os"
@@ -81,8 +82,8 @@ func fakeResult(c *moe.Case) *gpu.Result {
 	if c.Bias {
 		r.DB1, r.DB2 = f32s(c.B1), f32s(c.B2)
 	}
-	r.DRW[0] = c.DType.RoundFloat32(gpu.SignatureNaN(gpu.BufDRW))
-	r.DX[0] = c.DType.RoundFloat32(gpu.SignatureNaN(gpu.BufDX))
+	r.DRW[0] = c.DType.RoundFloat32(poison.NaN(gpu.BufDRW))
+	r.DX[0] = c.DType.RoundFloat32(poison.NaN(gpu.BufDX))
 	return r
 }
 
@@ -170,7 +171,7 @@ func TestResultRoundTripKeepsNaNPayloads(t *testing.T) {
 			nan := func(b gpu.Buffer, n int) []float32 {
 				v := make([]float32, n)
 				for i := range v {
-					v[i] = d.RoundFloat32(gpu.SignatureNaN(b))
+					v[i] = d.RoundFloat32(poison.NaN(b))
 				}
 				v[0] = float32(math.Inf(-1))
 				if n > 1 {
@@ -198,10 +199,10 @@ func TestResultRoundTripKeepsNaNPayloads(t *testing.T) {
 					t.Fatalf("tensor changed in the round trip")
 				}
 			}
-			if b, ok := gpu.SignatureOf(r2.DRW[0]); !ok || b != gpu.BufDRW {
+			if b, ok := poison.Of(r2.DRW[0]); !ok || b != gpu.BufDRW {
 				t.Errorf("DRW[0] = %#x: signature of d_rw lost", math.Float32bits(r2.DRW[0]))
 			}
-			if b, ok := gpu.SignatureOf(r2.Stages.H1[5]); !ok || b != gpu.BufH1 {
+			if b, ok := poison.Of(r2.Stages.H1[5]); !ok || b != gpu.BufH1 {
 				t.Errorf("H1[5] = %#x: signature of h1 lost", math.Float32bits(r2.Stages.H1[5]))
 			}
 			if r2.Stages.Offsets[2] != 3 {
@@ -274,7 +275,7 @@ func TestClientRunsCases(t *testing.T) {
 		if !bitsEqual(r.Y, f32s(c.X)) || !bitsEqual(r.DB2, f32s(c.B2)) {
 			t.Errorf("%s: result differs from the fake backend's", d)
 		}
-		if s, ok := gpu.SignatureOf(r.DX[0]); !ok || s != gpu.BufDX {
+		if s, ok := poison.Of(r.DX[0]); !ok || s != gpu.BufDX {
 			t.Errorf("%s: DX[0] = %#x, want the signature NaN of dX", d, math.Float32bits(r.DX[0]))
 		}
 	}
