@@ -66,7 +66,7 @@ modes), prints the failing checks with their locations and a reproduce command, 
 	fs.IntVar(&f.cases, "cases", 0, "case indices to visit (default 100 unless --time is set)")
 	fs.DurationVar(&f.budget, "time", 0, "time budget (e.g. 30s, 10m); with --cases, whichever ends first")
 	fs.StringVar(&f.dtypes, "dtype", "", "only these dtypes (comma list of bf16, fp16, fp32)")
-	fs.IntVar(&f.widePct, "wide-pct", 0, "percent of random cases drawing H (and, independently, I) in the wide mode up to 320: multi-tile GEMMs (0: 2; resume with the same value)")
+	fs.IntVar(&f.widePct, "wide-pct", 2, "percent of random cases drawing H (and, independently, I) in the wide mode up to 320, for multi-tile GEMMs (resume with the same value)")
 	fs.StringVar(&f.shard, "shard", "", "run shard i of n: i/n, or env / env/n to read the index from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX")
 	fs.StringVar(&f.properties, "properties", "", "properties to check (comma list; default all: "+propertyNames()+")")
 	fs.StringVar(&f.spec, "spec", "", "check exactly this one-line spec (a reproduce command) instead of generating cases")

@@ -88,17 +88,45 @@ func loadCorpusFiles(paths []string, lim moe.Limits, tolerant bool) (out []corpu
 			}
 			continue
 		}
-		files, err := corpus.List(path)
+		files, err := walkCases(path)
 		if err != nil {
 			return nil, nil, usageErr("%v", err)
 		}
 		for _, f := range files {
-			if err := read(f, filepath.Base(filepath.Clean(path))+"/"+corpus.NameOf(f)); err != nil {
+			rel, err := filepath.Rel(path, f)
+			if err != nil {
+				return nil, nil, internalErr(err)
+			}
+			name := filepath.ToSlash(filepath.Join(filepath.Base(filepath.Clean(path)), strings.TrimSuffix(rel, corpus.Ext)))
+			if err := read(f, name); err != nil {
 				return nil, nil, err
 			}
 		}
 	}
 	return out, bad, nil
+}
+
+// walkCases returns the .case files under dir and its subdirectories, in lexical order,
+// leaving out directories named testdata or starting with "." or "_" (as the go command
+// does: test fixtures are not corpus cases).
+func walkCases(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); p != dir && (n == "testdata" || strings.HasPrefix(n, ".") || strings.HasPrefix(n, "_")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(p, corpus.Ext) && d.Type().IsRegular() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // specData is the data description of a spec's case: Spec.Build generates its tensors with

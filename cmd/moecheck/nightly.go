@@ -100,7 +100,7 @@ was interrupted (Ctrl-C): resume it with --resume.`,
 	fs.IntVar(&f.cases, "cases", 0, "random case indices to visit over the whole run")
 	fs.DurationVar(&f.budget, "time", 0, "time budget of the random cases over the whole run (e.g. 30m, 8h)")
 	fs.StringVar(&f.dtypes, "dtype", "", "random cases: only these dtypes (comma list)")
-	fs.IntVar(&f.widePct, "wide-pct", 0, "percent of random cases drawing H (and, independently, I) in the wide mode up to 320: multi-tile GEMMs (0: 2; resume with the same value)")
+	fs.IntVar(&f.widePct, "wide-pct", 2, "percent of random cases drawing H (and, independently, I) in the wide mode up to 320, for multi-tile GEMMs (resume with the same value)")
 	fs.StringVar(&f.properties, "properties", "", "properties for corpus and random cases (comma list; default all)")
 	fs.StringVar(&f.shard, "shard", "", "random cases: shard i/n, or env / env/n (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)")
 	fs.IntVar(&f.maxShrinks, "max-shrinks", 0, "shrink candidates per failure (default 400)")

@@ -40,7 +40,7 @@ prints the routing plan and, per output and gradient, its size, l2 norm and larg
 		Example: `  moecheck ref -T 64 -H 96 -I 80 -E 8 -K 4 --ep-world 2 --ep-rank 1 --mag
   moecheck ref --spec 'T=4 H=8 I=8 E=3 K=2 seed=1' --stages
   moecheck ref --preset gpt-oss-20b/ep8/rank1/T2/seed1/scale8
-  moecheck ref corpus/seeds/tiny.case`,
+  moecheck ref corpus/seeds/single-token.case`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runRef(cmd, f, args) },
 	}
@@ -224,7 +224,7 @@ func (a *app) presetsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "presets",
 		Short: "List the model presets (real MoE layer shapes) and what one rank's case costs",
-		Long: `presets lists the real model shapes nightly checks (package presets, ANCHORS §5) with their
+		Long: `presets lists the real model shapes nightly checks (the hidden size H, expert intermediate size I, routed experts and top-k of each model's MoE layers) with their
 usual expert-parallel size, the local experts per rank, and the approximate peak memory of one
 rank's case on the CPU path at T = 4.`,
 		Example: `  moecheck presets

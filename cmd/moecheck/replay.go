@@ -16,13 +16,15 @@ func (a *app) replayCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replay FILE|DIR...",
 		Short: "Run corpus cases through every property and print a verdict per case",
-		Long: `replay loads corpus cases (a .case file, or every case in a directory) and checks every
+		Long: `replay loads corpus cases (a .case file, or every case below a directory, subdirectories
+included except testdata) and checks every
 property on each (or --properties), under each poison policy the entry names (signature poison
 when it names none). An entry's fault and property hints are shown, not applied: --faults
 switches faults on. It prints one verdict per case, the failing checks with their
 locations, and exits 1 if any case fails.`,
 		Example: `  moecheck replay corpus/seeds corpus/regressions
-  moecheck replay --backend cuda corpus/regressions/leak2.case
+  moecheck replay corpus                                         # every case below corpus/
+  moecheck replay --backend cuda corpus/regressions/fuzz-0661b5f17dd5d30c.case
   moecheck replay --faults mask-after-weight corpus/seeds       # does the corpus catch it?`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

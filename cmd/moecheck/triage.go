@@ -33,7 +33,9 @@ func (a *app) triageCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "triage [CASE-FILE]",
 		Short: "Name the first failing stage of a case, where it fails, and the most similar known fault class",
-		Long: `triage explains one failing case: a corpus file, a --spec or a --preset case. A failing case is
+		Long: `triage explains one failing case: a corpus file, a --spec or a --preset case. It writes into
+the current directory: a failing case is saved as a corpus file under --dir (default
+corpus/regressions, relative to where you run it); --no-save writes nothing. A failing case is
 shrunk first: a spec by its generator's fields (fewer tokens, experts, smaller sizes, simpler
 modes), a file or preset case by removing tokens while the same property still fails.
 
@@ -52,9 +54,9 @@ best matches, with the real bugs they reproduce, are the suggested fault classes
 The case is saved to corpus/regressions (unless --no-save; a corpus file only when shrinking
 made it smaller) and a reproduce command printed.
 Exit status 1 when the case fails, 0 when nothing is wrong.`,
-		Example: `  moecheck triage corpus/regressions/leak2.case
+		Example: `  moecheck triage corpus/regressions/fuzz-0661b5f17dd5d30c.case --no-save
   moecheck triage --spec 'T=4 H=8 I=8 E=3 K=3 world=2 rank=1 global=1 dtype=bf16 bias=1 seed=5' --faults no-mask-up-dgrad
-  moecheck triage --backend cuda corpus/regressions/nightly-random-1-17.case --no-save`,
+  moecheck triage --backend cuda --preset qwen3-30b-a3b/ep8/rank3/T4/seed1 --no-save`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runTriage(f, args) },
 	}
@@ -92,6 +94,12 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 	}
 	if f.bf.noStages {
 		return usageErr("triage needs stages: drop --no-stages")
+	}
+	if f.noSave {
+		fmt.Fprintln(a.stdout, "triage: --no-save: nothing is written")
+	} else {
+		abs, _ := filepath.Abs(f.dir)
+		fmt.Fprintf(a.stdout, "triage: a failing case is saved under %s (--no-save to write nothing)\n", abs)
 	}
 	var (
 		spec  props.Spec

@@ -103,7 +103,7 @@ type Info struct {
 	Fault      Fault
 	Name       string // stable kebab-case name used on command lines and in reports
 	Doc        string // what the defect does
-	Provenance string // the real bug it reproduces (ANCHORS §2)
+	Provenance string // the real bug it reproduces (an issue or PR of the project it was found in)
 }
 
 // catalogTable lists every fault with its documentation, in a stable order.
@@ -116,8 +116,8 @@ var catalogTable = []Info{
 	{HistogramSentinel, "histogram-sentinel", "histogram counts the sentinel bin into the last expert", "torch.histc top-bin clamp"},
 	{ExclusiveOffsets, "exclusive-offsets", "exclusive instead of inclusive offsets (off by one expert)", "off-by-one in offsets"},
 	{SentinelWrap, "sentinel-wrap", "sentinel −1 wraps to the last expert's weights", "vLLM PR #46408; sglang #40498"},
-	{CombineInDtype, "combine-in-dtype", "K-slot combine accumulated in the dtype instead of fp32", "ANCHORS §1 step 7"},
-	{AccumInDtype, "accum-in-dtype", "GEMM accumulation in the dtype instead of fp32", "ANCHORS §4"},
+	{CombineInDtype, "combine-in-dtype", "K-slot combine accumulated in the dtype instead of fp32", "docs/path.md step 9: the combine accumulates in fp32"},
+	{AccumInDtype, "accum-in-dtype", "GEMM accumulation in the dtype instead of fp32", "docs/path.md steps 5 and 7: GEMMs accumulate in fp32"},
 	{GateUpSwapped, "gate-up-swapped", "gate and up halves swapped in the activation", "layout confusion (concatenated vs interleaved)"},
 	{EPNoRankOffset, "ep-no-rank-offset", "global→local id map ignores the rank offset", "flashinfer #3547"},
 	{LastTileDropped, "last-tile-dropped", "last partial row tile of each expert not computed", "vLLM PR #49087"},
