@@ -431,6 +431,10 @@ func (r *runner) report(rec Record) {
 		msg = msg[:160] + "…"
 	}
 	r.progress("  FAIL  %s (%.2fs) %s", rec.ID, rec.ElapsedMS/1000, rec.Property)
+	if rec.Shrunk != "" {
+		// the message, stage and location are the shrunk case's, not the generated one's
+		r.progress(", shrunk to %s", rec.Shrunk)
+	}
 	if rec.FirstStage != "" {
 		r.progress(", first stage %s", rec.FirstStage)
 	}

@@ -24,6 +24,7 @@ var (
 	colExact   = color.RGBA{0xff, 0xff, 0xff, 0xff} // ratio 0
 	colBad     = color.RGBA{0x67, 0x00, 0x0d, 0xff} // +Inf: outside a zero-width bound or non-finite
 	colNaN     = color.RGBA{0x00, 0x00, 0x00, 0xff} // non-finite (NaN map)
+	colNaNFree = color.RGBA{0x9e, 0x9a, 0xc8, 0xff} // non-finite where the contract leaves the element unwritten (NaN map)
 	colFinite  = color.RGBA{0xf4, 0xf4, 0xf4, 0xff} // finite (NaN map)
 	colTail    = color.RGBA{0xd0, 0x00, 0xd0, 0xff} // sentinel tail frame
 	colExpert  = color.RGBA{0x30, 0x30, 0x30, 0xff} // expert boundaries
@@ -105,7 +106,8 @@ func geometry(p *plot.Plot, m *nightly.Map, img image.Image, legend *[]entry) er
 	p.Y.Min, p.Y.Max = 0, rows
 	p.X.Label.Text = "column"
 	p.Y.Label.Text = "sorted row"
-	p.Y.Tick.Marker = rowTicks{rows: rows}
+	p.Y.Tick.Marker = cellTicks{n: rows, flip: true}
+	p.X.Tick.Marker = cellTicks{n: cols}
 	// expert boundaries: expert e owns rows [offsets[e−1], offsets[e])
 	var labels plotter.XYLabels
 	begin := 0
@@ -162,13 +164,40 @@ type entry struct {
 	thumb plot.Thumbnailer
 }
 
-// rowTicks labels the y axis with sorted-row numbers (row = rows − y), at round rows.
-type rowTicks struct{ rows float64 }
+// cellTicks labels an axis of n cells (rows or columns; cell i spans [i, i+1], or with flip
+// [n−i−1, n−i], row 0 at the top) with whole indices only: every cell at its centre when
+// there are few, otherwise round indices at their cell's start.
+type cellTicks struct {
+	n    float64
+	flip bool
+}
 
-func (t rowTicks) Ticks(min, max float64) []plot.Tick {
+func (t cellTicks) Ticks(min, max float64) []plot.Tick {
+	pos := func(i float64) float64 {
+		if t.flip {
+			return t.n - i
+		}
+		return i
+	}
 	var out []plot.Tick
-	for _, tk := range (plot.DefaultTicks{}).Ticks(t.rows-max, t.rows-min) {
-		tk.Value = t.rows - tk.Value
+	if t.n <= 16 {
+		for i := 0.0; i < t.n; i++ {
+			out = append(out, plot.Tick{Value: pos(i) + map[bool]float64{true: -0.5, false: 0.5}[t.flip], Label: fmt.Sprint(int(i))})
+		}
+		return out
+	}
+	lo, hi := min, max
+	if t.flip {
+		lo, hi = t.n-max, t.n-min
+	}
+	for _, tk := range (plot.DefaultTicks{}).Ticks(lo, hi) {
+		if tk.Value != math.Trunc(tk.Value) || tk.Value >= t.n {
+			continue
+		}
+		if tk.Label != "" {
+			tk.Label = fmt.Sprint(int(tk.Value))
+		}
+		tk.Value = pos(tk.Value)
 		out = append(out, tk)
 	}
 	return out
@@ -181,6 +210,14 @@ func size(m *nightly.Map) (vg.Length, vg.Length) {
 	return w, min(max(h, 5*vg.Inch), 9*vg.Inch) + 0.9*vg.Inch // + the legend
 }
 
+// plotArea is how much of the canvas (width, height, legend excluded) the plot takes: all of
+// it, except that a map of few cells draws cells of at most half an inch instead of one
+// giant square, centred.
+func plotArea(m *nightly.Map, w, h vg.Length) (vg.Length, vg.Length) {
+	const maxCell, axes = 0.5 * vg.Inch, 1.6 * vg.Inch // axes: labels, ticks, title, expert labels
+	return min(w, vg.Length(max(m.Cols, 1))*maxCell+axes+0.8*vg.Inch), min(h, vg.Length(max(m.Rows, 1))*maxCell+axes)
+}
+
 // render draws the plot with room on the right for the expert labels and the legend in two
 // columns below.
 func render(p *plot.Plot, m *nightly.Map, legend []entry) ([]byte, error) {
@@ -188,7 +225,9 @@ func render(p *plot.Plot, m *nightly.Map, legend []entry) ([]byte, error) {
 	c := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96))}
 	dc := draw.New(c)
 	const legendH = 0.9 * vg.Inch
-	p.Draw(draw.Crop(dc, 0, -1.2*vg.Inch, legendH, 0))
+	pw, ph := plotArea(m, w-1.2*vg.Inch, h-legendH)
+	padX, padY := (w-1.2*vg.Inch-pw)/2, (h-legendH-ph)/2
+	p.Draw(draw.Crop(dc, padX, -1.2*vg.Inch-padX, legendH+padY, -padY))
 	half := (len(legend) + 1) / 2
 	for i, part := range [][]entry{legend[:half], legend[half:]} {
 		l := plot.NewLegend()
@@ -233,7 +272,7 @@ func Heatmap(m *nightly.Map, title string) ([]byte, error) {
 
 // NaNMap renders the non-finite elements of m as a PNG.
 func NaNMap(m *nightly.Map, title string) ([]byte, error) {
-	_, nonFinite, err := m.Decode()
+	ratio, nonFinite, err := m.Decode()
 	if err != nil {
 		return nil, err
 	}
@@ -249,13 +288,17 @@ func NaNMap(m *nightly.Map, title string) ([]byte, error) {
 	}
 	var legend []entry
 	if err := geometry(p, m, grid(m, func(i int) color.RGBA {
-		if nonFinite[i] {
+		switch {
+		case nonFinite[i] && math.IsNaN(float64(ratio[i])):
+			return colNaNFree // unconstrained: the contract leaves it unwritten (a tail stage)
+		case nonFinite[i]:
 			return colNaN
 		}
 		return colFinite
 	}), &legend); err != nil {
 		return nil, err
 	}
-	legend = append(legend, entry{"NaN / ±Inf", swatch{colNaN}}, entry{"finite", swatch{colFinite}})
+	legend = append(legend, entry{"NaN / ±Inf where a value is due", swatch{colNaN}},
+		entry{"NaN / ±Inf where the contract leaves the element unwritten (allowed)", swatch{colNaNFree}}, entry{"finite", swatch{colFinite}})
 	return render(p, m, legend)
 }
