@@ -32,6 +32,7 @@ func TestExitCodes(t *testing.T) {
 		{"pass/ref", []string{"ref", "-T", "4", "-H", "8", "-I", "8", "-E", "2", "-K", "2", "--mag"}, 0, "max magnitude"},
 		{"pass/ref-spec-stages", []string{"ref", "--spec", leakSpec, "--stages"}, 0, "d_act"},
 		{"pass/presets", []string{"presets"}, 0, "qwen3-30b-a3b/ep8/rank1/T4/seed1"},
+		{"pass/replay-walks-directories", []string{"replay", "../../corpus"}, 0, "PASS corpus/seeds/single-token"},
 		{"pass/mutants", []string{"mutants", "--faults", "no-mask-up-dgrad,crash", "--cases", "200", "--time", "20s"}, 0, "every fault caught"},
 		{"pass/help", []string{"check", "--help"}, 0, "SLURM_ARRAY_TASK_ID"},
 		{"fail/check-fault", []string{"check", "--cases", "50", "--faults", "no-mask-up-dgrad"}, 1, "reproduce: moecheck check --backend sim --spec"},
