@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/moecheck/moecheck/moe"
 )
@@ -61,6 +62,13 @@ func (b Buffer) String() string {
 	}
 	return fmt.Sprintf("buffer(%d)", uint8(b))
 }
+
+// SignatureNaN is the value every element of buffer b holds under PoisonSignature: the float32
+// quiet NaN 0x7FC00000 with b's id in mantissa bits 16..21, which survive storage in every
+// dtype (bf16 keeps float32 bits 16..22, fp16 bits 13..22). A backend that implements
+// PoisonSignature fills b with it; if such a value reaches a result, the oracle names b as
+// the buffer read where it was never written.
+func (b Buffer) SignatureNaN() float32 { return math.Float32frombits(0x7FC00000 | uint32(b)<<16) }
 
 // Valid reports whether b names a buffer.
 func (b Buffer) Valid() bool { return b > 0 && b < numBuffers }

@@ -24,8 +24,8 @@ const (
 	// PoisonStale: the finite values the same buffer held after the previous run of the
 	// backend (recycled memory, training step 2); on the first run, PoisonHuge.
 	PoisonStale
-	// PoisonSignature: a distinct quiet-NaN payload per buffer (SignatureNaN), so a value
-	// that survives to an output names the buffer that was never written.
+	// PoisonSignature: a distinct quiet-NaN payload per buffer (Buffer.SignatureNaN), so a
+	// value that survives to an output names the buffer that was never written.
 	PoisonSignature
 	numPoisons
 )

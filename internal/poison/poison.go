@@ -16,8 +16,9 @@ const (
 	sigMask  = 0x3F << sigShift
 )
 
-// NaN returns the signature NaN of buffer b.
-func NaN(b gpu.Buffer) float32 { return math.Float32frombits(sigBase | uint32(b)<<sigShift) }
+// NaN returns the signature NaN of buffer b (gpu.Buffer.SignatureNaN, the contract's
+// definition; Of decodes it).
+func NaN(b gpu.Buffer) float32 { return b.SignatureNaN() }
 
 // Of reports which buffer's signature NaN v carries, if any. Only quiet NaNs whose
 // payload is exactly a buffer id in bits 16..21 (lower bits may hold anything a dtype
