@@ -5,7 +5,7 @@
 //
 // and has two modes for the GPU machine:
 //
-//	moecheck-worker -selftest [-quick]   compare the backend with gpu/sim on a matrix of cases
+//	moecheck-worker -selftest [-quick]   judge the backend with the oracle on a matrix of cases
 //	                                     (dtypes, activations, layouts, EP, poisons) and on
 //	                                     every fault, which must change the result
 //	moecheck-worker -sanitize            run a few small cases once (under compute-sanitizer),

@@ -72,7 +72,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.backend, "backend", defaultBackend, "backend: "+strings.Join(names, ", "))
 	fs.IntVar(&f.device, "device", 0, "CUDA device ordinal")
 	fs.BoolVar(&f.noGuardChecks, "no-guard-checks", false, "check guard zones only at the end of a run, not after every stage")
-	fs.BoolVar(&f.selftest, "selftest", false, "compare the backend with gpu/sim and check every fault; print a table")
+	fs.BoolVar(&f.selftest, "selftest", false, "judge the backend with the oracle on a matrix of cases, and every fault against gpu/sim; print a table")
 	fs.BoolVar(&f.quick, "quick", false, "with -selftest: fewer cases")
 	fs.BoolVar(&f.sanitize, "sanitize", false, "run a few small cases once (for compute-sanitizer)")
 	fs.BoolVar(&f.clientCheck, "client-check", false, "launch this binary as a worker through internal/worker and check that a crash costs one case")
