@@ -5,23 +5,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
-	"github.com/moecheck/moecheck/moe"
 )
 
 // TestCheckCaseInterrupt: an interrupt waited for the case in flight (11–17 s for a preset
-// case); CheckCase now returns as soon as the context ends, even when the property's
+// case); CheckTrial now returns as soon as the context ends, even when the property's
 // computation does not look at it.
 func TestCheckCaseInterrupt(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	slow := Property{Name: "slow", Check: func(ctx context.Context, env *Env, c *moe.Case, _ gpu.Poison) (*Outcome, error) {
+	slow := Property{Name: "slow", Check: func(ctx context.Context, env *Env, _ Trial) (*Outcome, error) {
 		<-release // a long reference/oracle pass that never checks ctx
 		return pass("slow", nil), nil
 	}}
 	spec, _ := SpecAt(1, 0, GenOptions{})
-	c, err := spec.Build()
+	tr, err := SpecTrial(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +27,7 @@ func TestCheckCaseInterrupt(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel)
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := CheckCase(ctx, &Env{Backend: sim.New(sim.Options{})}, []Property{slow}, c, spec)
+		_, _, err := CheckTrial(ctx, &Env{Backend: sim.New(sim.Options{})}, []Property{slow}, tr)
 		done <- err
 	}()
 	select {

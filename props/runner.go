@@ -10,7 +10,6 @@ import (
 	"github.com/leanovate/gopter"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/moe"
 )
 
 // RunConfig configures Run. The zero value of every field but Env is valid: all properties,
@@ -37,6 +36,7 @@ type RunConfig struct {
 type CaseResult struct {
 	Index    int
 	Spec     Spec
+	Trial    Trial // the case, its poison policy, its origin (Spec)
 	Pass     bool
 	Outcomes []*Outcome // one per property that ran, in order; stops at the first failure
 	Failed   *Outcome   // the first failing outcome, if any
@@ -47,6 +47,7 @@ type CaseResult struct {
 // Shrunk is a minimized failing case.
 type Shrunk struct {
 	Spec    Spec
+	Trial   Trial // the shrunk spec's trial (zero when shrinking did not reproduce the failure)
 	Outcome *Outcome
 	Steps   int           // successful shrink steps
 	Tries   int           // candidates tried
@@ -143,30 +144,33 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	return rep, nil
 }
 
-// RunSpec builds the spec's case and checks the properties on it, stopping at the first
+// RunSpec builds the spec's trial and checks the properties on it, stopping at the first
 // failure.
 func RunSpec(ctx context.Context, env *Env, props []Property, spec Spec) (CaseResult, error) {
 	t0 := time.Now()
-	c, err := spec.Build()
+	t, err := SpecTrial(spec)
 	if err != nil {
 		return CaseResult{}, err
 	}
-	cr := CaseResult{Spec: spec, Pass: true}
-	cr.Outcomes, cr.Failed, err = CheckCase(ctx, env, props, c, spec)
+	cr := CaseResult{Spec: spec, Trial: t, Pass: true}
+	cr.Outcomes, cr.Failed, err = CheckTrial(ctx, env, props, t)
 	cr.Pass = cr.Failed == nil
 	cr.Elapsed = time.Since(t0)
 	return cr, err
 }
 
-// CheckCase checks the properties that apply to c (spec gives the generation context; the
-// zero Spec is fine for cases from elsewhere), stopping at the first failure.
-func CheckCase(ctx context.Context, env *Env, props []Property, c *moe.Case, spec Spec) ([]*Outcome, *Outcome, error) {
+// CheckTrial checks the properties that apply to t's case, stopping at the first failure
+// (nil props: All).
+func CheckTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Outcome, *Outcome, error) {
+	if len(props) == 0 {
+		props = allProperties
+	}
 	var outs []*Outcome
 	for _, p := range props {
-		if p.Applies != nil && !p.Applies(c, spec) {
+		if p.Applies != nil && !p.Applies(t.Case) {
 			continue
 		}
-		o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, c, spec.PoisonPolicy()) })
+		o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
 		if err != nil {
 			return outs, nil, err
 		}
@@ -197,11 +201,11 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 	// keeps what it has rather than waiting out a timeout for every candidate.
 	timedOut := false
 	fails := func(s Spec) (*Outcome, bool, error) {
-		c, err := s.Build()
+		t, err := SpecTrial(s)
 		if err != nil {
 			return nil, false, nil
 		}
-		o, err := p.failsOn(ctx, env, c, s)
+		o, err := p.failsOn(ctx, env, t)
 		if o != nil && o.Verdict != nil && o.Verdict.CaseError != nil && o.Verdict.CaseError.Kind == gpu.TimedOut {
 			timedOut = true
 		}
@@ -212,6 +216,7 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 		return cur, err // not reproducible in isolation (e.g. nondeterminism): keep the original
 	}
 	cur.Outcome = o
+	cur.Trial, _ = SpecTrial(spec)
 	for improved := true; improved && cur.Tries < maxTries && !timedOut; {
 		improved = false
 		next := shrinker(cur.Spec)
@@ -227,6 +232,7 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 			}
 			if ok {
 				cur.Spec, cur.Outcome = s, o
+				cur.Trial, _ = SpecTrial(s)
 				cur.Steps++
 				improved = true
 				break
@@ -236,13 +242,13 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 	return cur, nil
 }
 
-// failsOn runs the property on one case (spec gives the poison policy and applicability) and
-// returns its outcome when it applies and fails, nil otherwise. Both shrinkers use it.
-func (p Property) failsOn(ctx context.Context, env *Env, c *moe.Case, s Spec) (*Outcome, error) {
-	if p.Applies != nil && !p.Applies(c, s) {
+// failsOn runs the property on one trial and returns its outcome when it applies and fails,
+// nil otherwise. Both shrinkers use it.
+func (p Property) failsOn(ctx context.Context, env *Env, t Trial) (*Outcome, error) {
+	if p.Applies != nil && !p.Applies(t.Case) {
 		return nil, nil
 	}
-	o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, c, s.PoisonPolicy()) })
+	o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
 	if err != nil || o.Pass {
 		return nil, err
 	}

@@ -2,17 +2,17 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"strings"
+	"errors"
+	"github.com/moecheck/moecheck/internal/fault"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/backends"
-	"github.com/moecheck/moecheck/gpu/sim"
-	"github.com/moecheck/moecheck/gpu/worker"
+	"github.com/moecheck/moecheck/internal/backends"
+	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/props"
 )
 
 // backendFlags select and configure the backend under test.
@@ -36,8 +36,8 @@ func (f *backendFlags) register(fs *pflag.FlagSet, faults bool) {
 	}
 }
 
-func (f *backendFlags) faultSet() (gpu.FaultSet, error) {
-	fs, err := gpu.ParseFaultSet(f.faults)
+func (f *backendFlags) faultSet() (fault.Set, error) {
+	fs, err := fault.ParseSet(f.faults)
 	if err != nil {
 		return 0, usageErr("--faults: %v", err)
 	}
@@ -47,19 +47,16 @@ func (f *backendFlags) faultSet() (gpu.FaultSet, error) {
 // open starts the backend: errors in the name are usage errors, a worker that cannot start
 // is a device error.
 func (f *backendFlags) open(a *app) (gpu.Backend, error) {
-	argv, err := backends.Command(f.backend)
-	if err != nil {
-		return nil, usageErr("--backend: %v", err)
-	}
 	if f.timeout <= 0 || f.startTimeout <= 0 {
 		return nil, usageErr("--case-timeout %v, --worker-start-timeout %v: both must be positive", f.timeout, f.startTimeout)
 	}
-	if argv == nil {
-		return sim.New(sim.Options{}), nil
-	}
-	b, err := worker.New(worker.Options{Command: argv, Timeout: f.timeout, StartTimeout: f.startTimeout})
-	if err != nil {
-		return nil, internalErr(fmt.Errorf("starting the worker %q: %w", strings.Join(argv, " "), err))
+	b, err := backends.Open(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout})
+	var ne *backends.NameError
+	switch {
+	case errors.As(err, &ne):
+		return nil, usageErr("--backend: %v", ne.Err)
+	case err != nil:
+		return nil, internalErr(err)
 	}
 	return b, nil
 }
@@ -73,12 +70,7 @@ func (n noStages) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.
 }
 
 // quote quotes a shell argument when needed (for reproduce lines).
-func quote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+func quote(s string) string { return props.ShellQuote(s) }
 
 // closeBackend closes b; after an interrupt it waits at most 250 ms, because a backend
 // may be busy with an abandoned computation (the sim's Close waits for its Run) and the

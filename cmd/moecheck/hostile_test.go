@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/moecheck/moecheck/nightly"
+	"github.com/moecheck/moecheck/internal/nightly"
 )
 
 // TestHostileInput: each of these was accepted, replaced silently or swallowed; each is now

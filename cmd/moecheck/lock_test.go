@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moecheck/moecheck/nightly"
+	"github.com/moecheck/moecheck/internal/nightly"
 )
 
 // buildCLI builds this command into a temporary directory, for tests that need a real

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,10 +14,10 @@ import (
 
 	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/backends"
+	"github.com/moecheck/moecheck/internal/backends"
+	"github.com/moecheck/moecheck/internal/nightly"
+	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/nightly"
-	"github.com/moecheck/moecheck/presets"
 	"github.com/moecheck/moecheck/props"
 )
 
@@ -99,7 +100,7 @@ was interrupted (Ctrl-C): resume it with --resume.`,
 	fs.IntVar(&f.cases, "cases", 0, "random case indices to visit over the whole run")
 	fs.DurationVar(&f.budget, "time", 0, "time budget of the random cases over the whole run (e.g. 30m, 8h)")
 	fs.StringVar(&f.dtypes, "dtype", "", "random cases: only these dtypes (comma list)")
-	fs.IntVar(&f.widePct, "wide-pct", 0, "percent of random cases drawing H (and, independently, I) in the wide mode up to 320: multi-tile GEMMs (0: 2; resume with the same value)")
+	fs.IntVar(&f.widePct, "wide-pct", 2, "percent of random cases drawing H (and, independently, I) in the wide mode up to 320, for multi-tile GEMMs (resume with the same value)")
 	fs.StringVar(&f.properties, "properties", "", "properties for corpus and random cases (comma list; default all)")
 	fs.StringVar(&f.shard, "shard", "", "random cases: shard i/n, or env / env/n (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)")
 	fs.IntVar(&f.maxShrinks, "max-shrinks", 0, "shrink candidates per failure (default 400)")
@@ -238,8 +239,8 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		for _, c := range cs {
 			c := c
 			items = append(items, nightly.Item{ID: "corpus/" + c.Name, Kind: nightly.KindCorpus, Source: c.Path,
-				Build: func() (*moe.Case, error) { return c.Case, nil }, Spec: c.Spec,
-				Repro: fmt.Sprintf("moecheck replay --backend %s%s %s", quote(f.bf.backend), faultFlag(faults), quote(c.Path))})
+				Build: func() (*moe.Case, error) { return c.Case, nil }, Poison: c.Trial.Poison, Origin: c.Trial.Origin,
+				Repro: props.Reproduce(c.Trial, props.How{Backend: f.bf.backend, Faults: faults})})
 		}
 	}
 	// preset items
@@ -329,7 +330,7 @@ func countKind(items []nightly.Item, kind string) int {
 }
 
 // presetItem makes the nightly item of one preset.
-func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps []props.Property, faults gpu.FaultSet) (nightly.Item, error) {
+func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps []props.Property, faults fault.Set) (nightly.Item, error) {
 	T := f.presetT
 	if T == 0 {
 		T = presets.Tokens(p, kind, f.budget)
@@ -353,12 +354,17 @@ func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps
 	}
 	o.Rank = int(f.presetSeed % uint64(o.EP)) // the seed picks the rank: rank > 0 tests the EP offset
 	if len(ps) == 0 {
-		ps = []props.Property{props.Matches}
+		m, err := props.ByName("matches")
+		if err != nil {
+			return nightly.Item{ID: "preset/" + p.ID(o), Kind: nightly.KindPreset, Source: p.String(), Fail: err.Error()}, nil
+		}
+		ps = []props.Property{m}
 	}
 	id := p.ID(o)
+	origin := props.Origin{Kind: props.FromPreset, Preset: id}
 	return nightly.Item{ID: "preset/" + id, Kind: nightly.KindPreset, Source: p.String(),
-		Build: func() (*moe.Case, error) { return p.Case(o) }, Spec: props.Spec{Poison: int(gpu.PoisonSignature)}, Properties: ps,
-		Repro: fmt.Sprintf("moecheck check --backend %s%s --preset %s --properties %s", quote(f.bf.backend), faultFlag(faults), id, propList(ps))}, nil
+		Build: func() (*moe.Case, error) { return p.Case(o) }, Poison: gpu.PoisonSignature, Origin: origin, Properties: ps,
+		Repro: props.Reproduce(props.Trial{Origin: origin}, props.How{Backend: f.bf.backend, Faults: faults, Properties: propList(ps)})}, nil
 }
 
 func propList(ps []props.Property) string {

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/presets"
 	"github.com/moecheck/moecheck/props"
 )
 

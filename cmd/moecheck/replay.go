@@ -17,13 +17,15 @@ func (a *app) replayCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replay FILE|DIR...",
 		Short: "Run corpus cases through every property and print a verdict per case",
-		Long: `replay loads corpus cases (a .case file, or every case in a directory) and checks every
+		Long: `replay loads corpus cases (a .case file, or every case below a directory, subdirectories
+included except testdata) and checks every
 property on each (or --properties), under each poison policy the entry names (signature poison
 when it names none). An entry's fault and property hints are shown, not applied: --faults
 switches faults on. It prints one verdict per case, the failing checks with their
 locations, and exits 1 if any case fails.`,
 		Example: `  moecheck replay corpus/seeds corpus/regressions
-  moecheck replay --backend cuda corpus/regressions/leak2.case
+  moecheck replay corpus                                         # every case below corpus/
+  moecheck replay --backend cuda corpus/regressions/fuzz-0661b5f17dd5d30c.case
   moecheck replay --faults mask-after-weight corpus/seeds       # does the corpus catch it?`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -70,15 +72,15 @@ locations, and exits 1 if any case fails.`,
 				t0 := time.Now()
 				poisons := c.Poisons
 				if len(poisons) == 0 {
-					poisons = []gpu.Poison{gpu.Poison(c.Spec.Poison)}
+					poisons = []gpu.Poison{c.Trial.Poison}
 				}
 				var bad *props.Outcome
 				var under gpu.Poison
 				runs := 0
 				for _, p := range poisons { // the entry's poison policies, in order, up to the first failure
-					spec := c.Spec
-					spec.Poison = int(p)
-					outs, b, err := props.CheckCase(a.ctx, env, use, c.Case, spec)
+					tr := c.Trial
+					tr.Poison = p
+					outs, b, err := props.CheckTrial(a.ctx, env, use, tr)
 					if err != nil {
 						return internalErr(fmt.Errorf("%s: %w", c.Path, err))
 					}
@@ -98,7 +100,7 @@ locations, and exits 1 if any case fails.`,
 				}
 				failed++
 				fmt.Fprintf(w, "FAIL %s (%s, poison %s%s): property %s: %s\n", c.Name, c.Case.Config, under, hint, bad.Property, bad.Message)
-				writeFailures(w, bad.Failures, "  ")
+				writeFailures(w, bad, "  ")
 				fmt.Fprintf(w, "  triage: moecheck triage --backend %s%s %s --no-save\n", quote(bf.backend), faultFlag(faults), quote(c.Path))
 			}
 			fmt.Fprintf(w, "%d case(s), %d failing", len(cs)+len(bad), failed)

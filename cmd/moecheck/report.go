@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/moecheck/moecheck/report"
+	"github.com/moecheck/moecheck/internal/report"
 )
 
 func (a *app) reportCmd() *cobra.Command {

@@ -14,7 +14,7 @@ func TestWorkerProtocolErrorExit3(t *testing.T) {
 		t.Skip("builds the hostile worker")
 	}
 	bin := filepath.Join(t.TempDir(), "hostile")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../gpu/worker/testdata/hostile").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../../internal/worker/testdata/hostile").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	for _, tc := range []struct {

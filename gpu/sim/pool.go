@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"github.com/moecheck/moecheck/internal/poison"
 	"math"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -20,7 +21,7 @@ type pool struct {
 // PoisonStale keeps the previous Run's values when the buffer had the same length and dtype
 // (recycled memory); an element that is not finite there (a NaN a previous poison or fault
 // left) gets the Huge value, because Stale is defined as finite values. On the first Run, or
-// after the size or dtype changed, Stale fills Huge like gpu.Fill.
+// after the size or dtype changed, Stale fills Huge like poison.Fill.
 func (p *pool) take(b gpu.Buffer, n int, d moe.DType, pol gpu.Poison, seed uint64) []float32 {
 	buf := p.bufs[b]
 	stale := pol == gpu.PoisonStale && p.used[b] && len(buf) == n && p.dtype[b] == d
@@ -30,13 +31,13 @@ func (p *pool) take(b gpu.Buffer, n int, d moe.DType, pol gpu.Poison, seed uint6
 	buf = buf[:n]
 	p.bufs[b], p.dtype[b], p.used[b] = buf, d, true
 	if !stale {
-		gpu.Fill(buf, pol, b, d, seed)
+		poison.Fill(buf, pol, b, d, seed)
 		return buf
 	}
-	base := seed ^ uint64(b)<<56 // gpu.Fill's per-element draw
+	base := seed ^ uint64(b)<<56 // poison.Fill's per-element draw
 	for i, v := range buf {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			buf[i] = gpu.PoisonValue(gpu.PoisonHuge, b, d, gpu.SplitMix64(base+uint64(i)))
+			buf[i] = poison.Value(gpu.PoisonHuge, b, d, poison.SplitMix64(base+uint64(i)))
 		}
 	}
 	return buf
