@@ -24,7 +24,7 @@ on spaces, no quoting) or "cuda" (= worker:moecheck-worker -backend cuda)`
 type Options struct {
 	Timeout      time.Duration // per case, worker backends (0: the worker default)
 	StartTimeout time.Duration // worker start-up to its hello (0: the worker default)
-	Stderr  *os.File      // copy of a worker's standard error (nil: none)
+	Stderr       *os.File      // copy of a worker's standard error (nil: none)
 }
 
 // Command returns the worker argv a backend name asks for, nil for the in-process sim:
