@@ -53,6 +53,11 @@ type client struct {
 	device   string
 	nextID   uint64
 	restarts int
+
+	version    int           // protocol version of the worker's hello
+	caps       *Capabilities // its capabilities (nil: everything)
+	lastStderr string        // stderr tail of the last process that ended
+	lastTriage string        // triage text of the last result that had one
 }
 
 // New starts a worker process and returns a gpu.Backend that runs cases in it. It fails
@@ -153,12 +158,21 @@ func (c *client) start() error {
 		return fmt.Errorf("worker: %q did not say hello: %v; exit: %v; stderr: %s", c.opts.Command[0], h.err, p.werr, st.String())
 	}
 	hh := h.f.Header
-	if hh.Type != TypeHello || hh.Proto != Proto || hh.Version != Version {
+	if hh.Type != TypeHello || hh.Proto != Proto || hh.Version < MinVersion || hh.Version > Version {
 		p.kill()
-		return fmt.Errorf("worker: %q speaks %s version %d (first frame %q), want %s version %d",
-			c.opts.Command[0], hh.Proto, hh.Version, hh.Type, Proto, Version)
+		return fmt.Errorf("worker: %q speaks %s version %d (first frame %q), want %s version %d to %d",
+			c.opts.Command[0], hh.Proto, hh.Version, hh.Type, Proto, MinVersion, Version)
+	}
+	if hh.Version == 1 && hh.Capabilities != nil {
+		p.kill()
+		return fmt.Errorf("worker: %q sent capabilities in a version-1 hello", c.opts.Command[0])
+	}
+	if err := hh.Capabilities.Validate(); err != nil {
+		p.kill()
+		return fmt.Errorf("worker: %q: %w", c.opts.Command[0], err)
 	}
 	c.proc, c.name, c.device = p, hh.Backend, hh.Device
+	c.version, c.caps = hh.Version, hh.Capabilities
 	return nil
 }
 
@@ -211,12 +225,25 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 		}
 		c.restarts++
 	}
+	if err := c.caps.Supports(cs, o); err != nil {
+		return nil, err
+	}
+	triage := false
+	if c.caps != nil && !c.caps.Stages {
+		// A black-box path: no stage intermediates; with triage, stages asks for op triage.
+		triage = o.Stages && c.caps.Triage
+		o.Stages = false
+	}
 	c.nextID++
 	id := c.nextID
 	req, err := EncodeRequest(id, cs, o)
 	if err != nil {
 		return nil, err
 	}
+	if c.version == 1 {
+		req.Header.Case.Legacy = true
+	}
+	req.Header.Options.Triage = triage
 	p := c.proc
 	ch := make(chan reply, 1)
 	go func() {
@@ -244,7 +271,7 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 	if r.err != nil {
 		// The worker ended mid-case: a kernel fault, a signal, an exit.
 		p.ended()
-		c.proc = nil
+		c.proc, c.lastStderr = nil, p.stderr.String()
 		return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: p.exitDetail(), Err: r.err}
 	}
 	h := r.f.Header
@@ -255,22 +282,49 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 	}
 	switch h.Type {
 	case TypeResult:
+		if h.Triage != "" {
+			c.lastTriage = h.Triage
+		}
 		return DecodeResult(r.f, cs.Config)
 	case TypeError:
 		switch h.Kind {
 		case KindCrash:
 			// The worker exits after a crash (its device state is lost); wait for it.
 			p.ended()
-			c.proc = nil
-			return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: h.Detail}
+			c.proc, c.lastStderr = nil, p.stderr.String()
+			return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: withStderr(h.Detail, c.lastStderr)}
 		case KindTimeout:
 			return nil, &gpu.CaseError{Kind: gpu.TimedOut, Detail: h.Detail}
 		case KindOOM:
-			return nil, &gpu.CaseError{Kind: gpu.OutOfMemory, Detail: h.Detail}
+			return nil, &gpu.CaseError{Kind: gpu.OutOfMemory, Detail: withStderr(h.Detail, p.stderr.String())}
+		case KindRaised:
+			if c.version >= 2 {
+				d := h.Detail
+				if tb := strings.TrimSpace(h.Traceback); tb != "" {
+					d += "\n" + tb
+				}
+				return nil, &gpu.CaseError{Kind: gpu.Raised, Detail: d}
+			}
+		case KindUnsupported:
+			if c.version >= 2 {
+				return nil, &gpu.UnsupportedError{Reason: h.Detail}
+			}
 		}
 		return nil, fmt.Errorf("worker: %s: %s", h.Kind, h.Detail)
 	}
 	return nil, fmt.Errorf("worker: unexpected reply type %q", h.Type)
+}
+
+// withStderr appends the last lines of a worker's stderr to a case error's detail.
+func withStderr(detail, stderr string) string {
+	t := strings.TrimSpace(stderr)
+	if t == "" || strings.Contains(detail, t) {
+		return detail
+	}
+	if len(t) > 2048 {
+		t = "…" + t[len(t)-2048:]
+	}
+	return detail + "; worker stderr: " + t
 }
 
 // Close asks the worker to exit and waits for it (killing it after 10 s).
