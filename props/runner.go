@@ -40,6 +40,11 @@ type CaseResult struct {
 	Failed   *Outcome   // the first failing outcome, if any
 	Shrunk   *Shrunk    // the shrunk failing case, if shrinking ran
 	Elapsed  time.Duration
+	// Unsupported, when set, says why the case is outside the backend's capabilities: it
+	// was not checked (Pass is true, Outcomes empty) and is counted in Report.Unsupported.
+	Unsupported string
+	// Skipped lists properties skipped because a run they need is unsupported.
+	Skipped []string
 }
 
 // Shrunk is a minimized failing case.
@@ -57,6 +62,8 @@ type Report struct {
 	Failures []CaseResult
 	Elapsed  time.Duration
 	Next     int // the next case index not visited (for resuming)
+	// Unsupported counts visited cases outside the backend's capabilities (not in Cases).
+	Unsupported int
 }
 
 // SpecAt returns the spec of case index i for a seed: the same on every machine and shard.
@@ -102,7 +109,18 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 			continue
 		}
 		spec, shrinker := SpecAt(cfg.Seed, i, cfg.Gen)
-		cr, err := RunSpec(ctx, cfg.Env, props, spec)
+		spec, err := cfg.Env.fit(spec)
+		var cr CaseResult
+		if err == nil {
+			cr, err = RunSpec(ctx, cfg.Env, props, spec)
+		}
+		if why, ok := unsupported(err); ok {
+			rep.Unsupported++
+			if cfg.OnCase != nil {
+				cfg.OnCase(CaseResult{Index: i, Spec: spec, Pass: true, Unsupported: why})
+			}
+			continue
+		}
 		if err != nil {
 			return rep, err
 		}
@@ -140,7 +158,7 @@ func RunSpec(ctx context.Context, env *Env, props []Property, spec Spec) (CaseRe
 		return CaseResult{}, err
 	}
 	cr := CaseResult{Spec: spec, Pass: true}
-	cr.Outcomes, cr.Failed, err = CheckCase(ctx, env, props, c, spec)
+	cr.Outcomes, cr.Failed, cr.Skipped, err = checkCase(ctx, env, props, c, spec)
 	cr.Pass = cr.Failed == nil
 	cr.Elapsed = time.Since(t0)
 	return cr, err
@@ -148,22 +166,42 @@ func RunSpec(ctx context.Context, env *Env, props []Property, spec Spec) (CaseRe
 
 // CheckCase checks the properties that apply to c (spec gives the generation context; the
 // zero Spec is fine for cases from elsewhere), stopping at the first failure.
+//
+// A property whose backend run is outside the backend's capabilities is skipped; when every
+// property that applies was skipped, CheckCase returns the *gpu.UnsupportedError.
 func CheckCase(ctx context.Context, env *Env, props []Property, c *moe.Case, spec Spec) ([]*Outcome, *Outcome, error) {
+	outs, failed, _, err := checkCase(ctx, env, props, c, spec)
+	return outs, failed, err
+}
+
+func checkCase(ctx context.Context, env *Env, props []Property, c *moe.Case, spec Spec) ([]*Outcome, *Outcome, []string, error) {
 	var outs []*Outcome
+	var skipped []string
+	var unsup error
 	for _, p := range props {
 		if p.Applies != nil && !p.Applies(c, spec) {
 			continue
 		}
 		o, err := p.Check(ctx, env, c, spec.PoisonPolicy())
+		if _, ok := unsupported(err); ok {
+			skipped = append(skipped, p.Name)
+			if unsup == nil {
+				unsup = err
+			}
+			continue
+		}
 		if err != nil {
-			return outs, nil, err
+			return outs, nil, skipped, err
 		}
 		outs = append(outs, o)
 		if !o.Pass {
-			return outs, o, nil
+			return outs, o, skipped, nil
 		}
 	}
-	return outs, nil, nil
+	if len(outs) == 0 && unsup != nil {
+		return nil, nil, skipped, unsup
+	}
+	return outs, nil, skipped, nil
 }
 
 // ShrinkFailure greedily minimizes a spec on which the named property fails: it takes the
@@ -187,6 +225,9 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 			return nil, false, nil
 		}
 		o, err := p.failsOn(ctx, env, c, s)
+		if _, ok := unsupported(err); ok {
+			return nil, false, nil // outside the capabilities: not a shrink step
+		}
 		return o, o != nil, err
 	}
 	o, ok, err := fails(spec)
@@ -201,8 +242,11 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 			if ctx.Err() != nil {
 				return cur, nil
 			}
+			s, ferr := env.fit(cand.(Spec))
+			if ferr != nil || s == cur.Spec {
+				continue // outside the capabilities, or fitted back onto the current spec
+			}
 			cur.Tries++
-			s := cand.(Spec)
 			o, ok, err := fails(s)
 			if err != nil {
 				return cur, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ type backendFlags struct {
 	faults   string
 	noStages bool
 	timeout  time.Duration
+	triage   bool // ask a worker without stage capture for its op-level triage (moecheck triage)
 }
 
 const backendHelp = "backend under test: " + backends.Help
@@ -45,14 +47,20 @@ func (f *backendFlags) faultSet() (gpu.FaultSet, error) {
 // open starts the backend: errors in the name are usage errors, a worker that cannot start
 // is a device error.
 func (f *backendFlags) open(a *app) (gpu.Backend, error) {
-	argv, err := backends.Command(f.backend)
+	wd, _ := os.Getwd()
+	res, err := backends.Resolve(f.backend, wd, a.getenv)
 	if err != nil {
 		return nil, usageErr("--backend: %v", err)
 	}
+	argv := res.Argv
 	if argv == nil {
 		return sim.New(sim.Options{}), nil
 	}
-	b, err := worker.New(worker.Options{Command: argv, Timeout: f.timeout})
+	wo := worker.Options{Command: argv, Timeout: f.timeout, Triage: f.triage}
+	if len(res.Env) > 0 {
+		wo.Env = append(os.Environ(), res.Env...)
+	}
+	b, err := worker.New(wo)
 	if err != nil {
 		return nil, internalErr(fmt.Errorf("starting the worker %q: %w", strings.Join(argv, " "), err))
 	}

@@ -118,6 +118,7 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 		entry = &cs[0]
 		c = entry.Case
 	}
+	f.bf.triage = true
 	b, err := f.bf.open(a)
 	if err != nil {
 		return err
@@ -202,6 +203,7 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 			fmt.Fprintf(w, "\nalready saved: %s\n", path)
 		}
 	}
+	writeWorkerNotes(w, b, "")
 	switch {
 	case rep.Spec != nil:
 		env := &props.Env{Faults: faults}

@@ -17,7 +17,9 @@ const EnvVar = "MOECHECK_BACKEND"
 // Help describes the backend names Open accepts (for flag and environment help texts).
 const Help = `"sim" (pure-Go model of the GPU path), "worker" (moecheck-worker from
 PATH), "worker:<command line>" (e.g. worker:'./moecheck-worker -backend cuda -device 1'; split
-on spaces, no quoting) or "cuda" (= worker:moecheck-worker -backend cuda)`
+on spaces, no quoting), "cuda" (= worker:moecheck-worker -backend cuda) or "torch:<target>" (the
+PyTorch worker, python3 -m moecheck.worker --target <target>, interpreter from MOECHECK_PYTHON;
+targets transformers:<impl>, callable:<module>:<function>, ledger:<entry>)`
 
 // Options tune Open. The zero value is valid: the worker's default timeouts, its standard
 // error discarded (kept for case-error details).
@@ -48,16 +50,21 @@ func Command(name string) ([]string, error) {
 	return nil, fmt.Errorf("unknown backend %q: want sim, worker, worker:<command line> or cuda", name)
 }
 
-// Open returns the backend a name describes (see Command).
+// Open returns the backend a name describes (see Command and Resolve).
 func Open(name string, o Options) (gpu.Backend, error) {
-	argv, err := Command(name)
+	wd, _ := os.Getwd()
+	res, err := Resolve(name, wd, os.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("backends: %w", err)
 	}
+	argv := res.Argv
 	if argv == nil {
 		return sim.New(sim.Options{}), nil
 	}
 	wo := worker.Options{Command: argv, Timeout: o.Timeout}
+	if len(res.Env) > 0 {
+		wo.Env = append(os.Environ(), res.Env...)
+	}
 	if o.Stderr != nil {
 		wo.Stderr = o.Stderr
 	}

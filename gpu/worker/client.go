@@ -41,6 +41,10 @@ type Options struct {
 	// Stderr, when set, receives a copy of the worker's standard error. The last 8 KiB are
 	// always kept for the detail of case errors.
 	Stderr io.Writer
+	// Triage asks a version-2 worker without stage capture (Capabilities.Stages false) for
+	// its op-level triage on runs that request stages (LastTriage returns the text). Off by
+	// default: triage costs a second, recorded pass of the case.
+	Triage bool
 }
 
 // client is the gpu.Backend of New.
@@ -231,7 +235,7 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 	triage := false
 	if c.caps != nil && !c.caps.Stages {
 		// A black-box path: no stage intermediates; with triage, stages asks for op triage.
-		triage = o.Stages && c.caps.Triage
+		triage = c.opts.Triage && o.Stages && c.caps.Triage
 		o.Stages = false
 	}
 	c.nextID++
