@@ -286,7 +286,9 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 	}
 	switch h.Type {
 	case TypeResult:
-		if h.Triage != "" {
+		// Keep the last triage that found something over a later clean one (a zero-fill
+		// rerun of the same case reports nothing non-finite).
+		if h.Triage != "" && (strings.Contains(h.Triage, "non-finite values found") || !strings.Contains(c.lastTriage, "non-finite values found")) {
 			c.lastTriage = h.Triage
 		}
 		return DecodeResult(r.f, cs.Config)

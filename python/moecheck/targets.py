@@ -78,25 +78,41 @@ def _plain_build(h: CaseHeader, dtype: torch.dtype, device: torch.device) -> tor
 
 # --- transformers ------------------------------------------------------------------------
 
+def _make_config(cls: Any, **kw: Any) -> Any:
+    """A config of cls with small dimensions; extra attention sizes are dropped if refused."""
+    common = dict(num_hidden_layers=1, num_attention_heads=1, num_key_value_heads=1, head_dim=8, vocab_size=8)
+    try:
+        return cls(**kw, **common)
+    except (TypeError, ValueError):
+        return cls(**kw)
+
+
+def _experts_class(mod: Any, name: str) -> Any:
+    cls = getattr(mod, name, None)
+    if cls is None:
+        found = [c for n, c in vars(mod).items() if n.endswith("Experts") and isinstance(c, type)]
+        if not found:
+            raise TargetError(f"{mod.__name__} has no {name} (nor any *Experts class)")
+        cls = found[0]
+    return cls
+
+
 def _transformers_build(impl: str) -> Callable[[CaseHeader, torch.dtype, torch.device], torch.nn.Module]:
     def build(h: CaseHeader, dtype: torch.dtype, device: torch.device) -> torch.nn.Module:
         if h.act == "swiglu":
             from transformers import Qwen3MoeConfig
             from transformers.models.qwen3_moe import modeling_qwen3_moe as mm
 
-            cfg = Qwen3MoeConfig(hidden_size=h.h, moe_intermediate_size=h.i, intermediate_size=h.i,
-                                 num_experts=h.e, num_experts_per_tok=h.k, hidden_act="silu",
-                                 num_hidden_layers=1, num_attention_heads=1, num_key_value_heads=1,
-                                 head_dim=8, vocab_size=8)
-            cls = mm.Qwen3MoeExperts
+            cfg = _make_config(Qwen3MoeConfig, hidden_size=h.h, moe_intermediate_size=h.i, intermediate_size=h.i,
+                               num_experts=h.e, num_experts_per_tok=h.k, hidden_act="silu")
+            cls = _experts_class(mm, "Qwen3MoeExperts")
         else:
             from transformers import GptOssConfig
             from transformers.models.gpt_oss import modeling_gpt_oss as mm
 
-            cfg = GptOssConfig(hidden_size=h.h, intermediate_size=h.i, num_local_experts=h.e,
-                               num_experts_per_tok=h.k, num_hidden_layers=1, num_attention_heads=1,
-                               num_key_value_heads=1, head_dim=8, vocab_size=8)
-            cls = mm.GptOssExperts
+            cfg = _make_config(GptOssConfig, hidden_size=h.h, intermediate_size=h.i, num_local_experts=h.e,
+                               num_experts_per_tok=h.k)
+            cls = _experts_class(mm, "GptOssExperts")
         _set_impl(cfg, impl)
         m = cls(cfg)
         return m.to(device=device, dtype=dtype)

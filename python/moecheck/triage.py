@@ -56,8 +56,10 @@ def _user_frame(stack: Optional[List[traceback.FrameSummary]] = None) -> str:
     triage.py, worker.py); moecheck's ledger counts as user code (it is the code under test)."""
     frames = stack if stack is not None else traceback.extract_stack()
     for f in reversed(frames):
+        if f.filename.startswith("<"):
+            continue  # <frozen runpy>, <string>: the interpreter's plumbing
         fn = os.path.abspath(f.filename)
-        if fn.startswith(_TORCH):
+        if fn.startswith(_TORCH) or os.sep + "unittest" + os.sep in fn:
             continue
         if fn.startswith(_HERE) and os.path.basename(fn) in ("triage.py", "targets.py", "worker.py", "poison.py"):
             continue
@@ -141,15 +143,15 @@ class Report:
     first_backward: Optional[OpRecord] = None  # first backward op with a non-finite output
 
     def text(self) -> str:
-        lines = [f"triage: {len(self.ops)} aten ops recorded (allocations excluded: their contents are the poison)"]
+        found = self.first or self.first_forward or self.first_backward
+        lines = [f"triage: {'non-finite values found' if found else 'every op output finite'}; "
+                 f"{len(self.ops)} aten ops recorded (allocations excluded: their contents are the poison)"]
         if self.first is not None:
             lines.append(f"  first op turning finite inputs non-finite: {self.first.line()}")
         if self.first_forward is not None:
             lines.append(f"  first forward op with a non-finite output: {self.first_forward.line()}")
         if self.first_backward is not None:
             lines.append(f"  first backward op with a non-finite output: {self.first_backward.line()}")
-        if self.first is None and self.first_forward is None and self.first_backward is None:
-            lines.append("  every op output finite")
         return "\n".join(lines)
 
 

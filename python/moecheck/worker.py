@@ -130,7 +130,6 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
             if want_triage:
                 rep = _traced(target, c, device, method)
                 extra["triage"] = rep
-                log.write(rep + "\n")
             results = targets.run_case(target, c, device, method)
             extra["elapsed_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
             protocol.write_frame(wout, protocol.encode_result(rid, c.header, results, extra if version >= 2 else None))
