@@ -96,7 +96,10 @@ def check(target: str, cases: int = 100, seed: int = 1, properties: Optional[Seq
     argv += list(extra_args)
     e = dict(os.environ if env is None else env)
     e.setdefault("MOECHECK_PYTHON", python or sys.executable)
+    # The CLI runs in the checkout; the worker must still import this package and the
+    # caller's modules: absolute paths, the caller's directory included.
     pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    e["PYTHONPATH"] = pkg_root + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    paths = [pkg_root, os.getcwd()] + [os.path.abspath(p) for p in e.get("PYTHONPATH", "").split(os.pathsep) if p]
+    e["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     p = subprocess.run(argv, capture_output=True, text=True, env=e, timeout=timeout, cwd=_repo_root())
     return parse_output(p.stdout + p.stderr, p.returncode)

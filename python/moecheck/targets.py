@@ -242,7 +242,9 @@ def run_case(target: Target, c: Case, device: torch.device, method: str) -> Dict
         if not isinstance(y, torch.Tensor) or tuple(y.shape) != (h.t, h.h):
             raise TypeError(f"the target returned {type(y).__name__} of shape "
                             f"{tuple(getattr(y, 'shape', ()))}, want a tensor of shape ({h.t}, {h.h})")
-        y.backward(dy.to(y.dtype))
+        if y.requires_grad:
+            y.backward(dy.to(y.dtype))
+        # else: the output depends on no input (e.g. every slot a sentinel): every gradient is 0
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

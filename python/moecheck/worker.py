@@ -165,7 +165,7 @@ def _traced(target: targets.Target, c: protocol.Case, device: torch.device, meth
     rw = c.tensors["rw"].to(device).detach().clone().requires_grad_(True)
     dy = c.tensors["dy"].to(device)
     with poison.poisoned(method, c.options.poison, dt):
-        rep = triage.trace(lambda: target.fn(m, x, ids, rw), lambda y: y.backward(dy.to(y.dtype)))
+        rep = triage.trace(lambda: target.fn(m, x, ids, rw), lambda y: y.backward(dy.to(y.dtype)) if y.requires_grad else None)
     for p in m.parameters():
         p.grad = None
     return rep.text()
