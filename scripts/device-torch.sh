@@ -16,8 +16,9 @@
 #   .device/moecheck check --backend torch:transformers:grouped_mm --cases 5000 --keep-going --seed 1
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-device-out}
-mkdir -p "$OUT"
+FINAL=${OUT:-device-out}
+OUT=$(mktemp -d)/logs  # many logs: $FINAL gets summary.txt and logs.tgz (the device returns few files)
+mkdir -p "$OUT" "$FINAL"
 T=${1:-60}
 MC=.device/moecheck
 export MOECHECK_PYTHON=${MOECHECK_PYTHON:-python3}
@@ -61,3 +62,5 @@ for f in "$OUT"/triage-*.txt; do note "== $f"; grep -E 'triage:|first|rc=' "$f" 
 for f in "$OUT"/check-*.txt; do note "== $f"; grep -E '^[0-9]+ +[0-9]+ |^unsupported|^[a-z-]+ +[0-9]+ +[0-9]+$|^rc=' "$f" | head -12 | tee -a "$S";
   grep -E '^  [a-z-]+ [a-zA-Z0-9]+: [0-9]+ element' "$f" | sed 's/ got .*//' | sort | uniq -c | sort -rn | head -6 | tee -a "$S"; done
 note "== bench"; cat "$OUT/bench.txt" | tee -a "$S"
+cp "$S" "$FINAL/summary.txt"
+tar czf "$FINAL/logs.tgz" -C "$(dirname "$OUT")" --exclude logs/cache logs

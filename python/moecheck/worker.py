@@ -93,7 +93,7 @@ def _is_device_fault(e: BaseException, device: torch.device) -> bool:
 def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.device, method: str,
           version: int, caps: Dict[str, Any], log) -> int:
     hello: Dict[str, Any] = {"type": "hello", "proto": protocol.PROTO, "version": version,
-                             "backend": target.name, "device": _device_description(device)}
+                             "backend": target.name, "device": f"{_device_description(device)}; poisoning: {method}"}
     if version >= 2:
         hello["capabilities"] = caps
     protocol.write_frame(wout, Frame(hello))
@@ -205,7 +205,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         if method == "allocator":
             if dev.type != "cuda":
                 raise RuntimeError("--poison-method allocator needs a CUDA device")
-            poison.install_allocator()  # before the first CUDA allocation
+            try:
+                poison.install_allocator()  # before the first CUDA allocation
+            except Exception as e:
+                if args.poison_method != "auto" or "fill-uninitialized" not in poison.methods_available(dev.type):
+                    raise
+                # auto: say so and fall back to torch's own NaN fill (policies zeros and nan only)
+                log.write(f"moecheck.worker: poisoning allocator unavailable ({type(e).__name__}: {e}); "
+                          "falling back to fill-uninitialized (nan only)\n")
+                method = "fill-uninitialized"
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         target = targets.resolve(args.target, dev)
