@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"context"
+	"github.com/moecheck/moecheck/gpu"
 	"os"
 	"path/filepath"
 	"testing"
@@ -56,6 +57,9 @@ func FuzzPath(f *testing.F) {
 		c, meta := moe.DecodeCase(data, moe.DecodeLimits{})
 		spec := props.Spec{Poison: int(corpus.PoisonOf(meta))}
 		_, failed, err := props.CheckCase(context.Background(), env, props.All(), c, spec)
+		if u, ok := gpu.IsUnsupported(err); ok {
+			t.Skipf("%s: outside the backend's capabilities: %s", c.Config, u.Reason)
+		}
 		if err != nil {
 			t.Fatalf("%s: %v", c.Config, err)
 		}

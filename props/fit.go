@@ -12,7 +12,7 @@ import (
 type Support struct {
 	DTypes   []moe.DType
 	Variants []Variant
-	Global   bool             // EP global routing supported
+	Global   bool              // EP global routing supported
 	AlignH   map[moe.DType]int // H must be a multiple of AlignH[dtype] (0 or 1: any)
 	AlignI   map[moe.DType]int
 	Poisons  []gpu.Poison

@@ -66,6 +66,10 @@ locations, and exits 1 if any case fails.`,
 					spec := c.Spec
 					spec.Poison = int(p)
 					outs, b, err := props.CheckCase(a.ctx, env, use, c.Case, spec)
+					if u, ok := gpu.IsUnsupported(err); ok {
+						fmt.Fprintf(a.stdout, "  unsupported %s (poison %s): %s\n", c.Path, p, u.Reason)
+						continue
+					}
 					if err != nil {
 						return internalErr(fmt.Errorf("%s: %w", c.Path, err))
 					}

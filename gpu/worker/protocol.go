@@ -76,11 +76,11 @@ type Header struct {
 // snake_case (t, h, i, e, k, ep_world, ...); Legacy writes the version-1 keys T, H, I, E, K.
 // Decoding accepts both (encoding/json matches keys case-insensitively).
 type CaseHeader struct {
-	T                   int `json:"t"`
-	H                   int `json:"h"`
-	I                   int `json:"i"`
-	E                   int `json:"e"`
-	K                   int `json:"k"`
+	T                   int    `json:"t"`
+	H                   int    `json:"h"`
+	I                   int    `json:"i"`
+	E                   int    `json:"e"`
+	K                   int    `json:"k"`
 	EPWorld             int    `json:"ep_world"`
 	EPRank              int    `json:"ep_rank"`
 	Act                 string `json:"act"`    // swiglu | gptoss
