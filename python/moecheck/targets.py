@@ -46,7 +46,7 @@ class Target:
     _modules: Dict[Tuple, torch.nn.Module] = field(default_factory=dict)
 
     def module(self, h: CaseHeader, device: torch.device) -> torch.nn.Module:
-        key = (h.act, h.layout, h.bias, h.e, h.h, h.i, h.k, h.dtype)
+        key = (h.act, h.layout, h.bias, h.e, h.h, h.i, h.k, h.dtype, h.ep_world > 1)
         m = self._modules.get(key)
         if m is None:
             if len(self._modules) > 64:
@@ -114,10 +114,28 @@ def _transformers_build(impl: str) -> Callable[[CaseHeader, torch.dtype, torch.d
                                num_experts_per_tok=h.k)
             cls = _experts_class(mm, "GptOssExperts")
         _set_impl(cfg, impl)
+        if h.ep_world > 1:
+            _mark_expert_parallel(cfg)
         m = cls(cfg)
         return m.to(device=device, dtype=dtype)
 
     return build
+
+
+def _mark_expert_parallel(cfg: Any) -> bool:
+    """Presents the config as one expert-parallel rank, for transformers versions that mask
+    sentinel slots only when expert parallelism is on (#48201 reads ``enable_expert_parallel``
+    of the distributed config): the case's ids carry the sentinel E exactly as an EP router
+    produces them. Best effort: returns whether a DistributedConfig was attached."""
+    try:
+        from transformers.distributed.configuration_utils import DistributedConfig
+    except Exception:
+        return False
+    try:
+        cfg.distributed_config = DistributedConfig(enable_expert_parallel=True)
+        return True
+    except Exception:
+        return False
 
 
 def _set_impl(cfg: Any, impl: str) -> None:
