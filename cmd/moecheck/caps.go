@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -12,9 +13,10 @@ import (
 )
 
 // capsFit returns the props.Env.Fit for a backend's declared capabilities (nil when it
-// declares none: everything is supported). Kept in one function, apart from the commands,
-// so the capability filtering is easy to move.
-func capsFit(b gpu.Backend) func(props.Spec) (props.Spec, error) {
+// declares none: everything is supported). only, when not empty, restricts the dtypes further
+// (the command's --dtype): a dtype outside it is never substituted in. Kept in one function,
+// apart from the commands, so the capability filtering is easy to move.
+func capsFit(b gpu.Backend, only ...moe.DType) func(props.Spec) (props.Spec, error) {
 	c := worker.CapabilitiesOf(b)
 	if c == nil {
 		return nil
@@ -22,7 +24,7 @@ func capsFit(b gpu.Backend) func(props.Spec) (props.Spec, error) {
 	s := props.Support{Global: c.EPGlobalRouting, AlignH: map[moe.DType]int{}, AlignI: map[moe.DType]int{},
 		Check: func(cfg moe.Config, global bool) error { return c.SupportsConfig(cfg, global, false) }}
 	for _, n := range c.DTypes {
-		if d, err := moe.ParseDType(n); err == nil {
+		if d, err := moe.ParseDType(n); err == nil && (len(only) == 0 || slices.Contains(only, d)) {
 			s.DTypes = append(s.DTypes, d)
 		}
 	}
@@ -46,7 +48,7 @@ func capsFit(b gpu.Backend) func(props.Spec) (props.Spec, error) {
 	if len(s.DTypes) == 0 || len(s.Variants) == 0 || len(s.Poisons) == 0 {
 		// Nothing fits: every case is unsupported (and counted as such).
 		return func(sp props.Spec) (props.Spec, error) {
-			return sp, &gpu.UnsupportedError{Reason: "the worker declares no supported dtype, variant or poison policy"}
+			return sp, &gpu.UnsupportedError{Reason: "the worker supports no dtype (of --dtype), variant or poison policy"}
 		}
 	}
 	return props.FitFunc(s)
@@ -71,4 +73,19 @@ func writeWorkerNotes(w io.Writer, b gpu.Backend, indent string) {
 			fmt.Fprintf(w, "%s  | %s\n", indent, l)
 		}
 	}
+}
+
+// checkDTypes refuses a --dtype list the backend supports none of (a usage error, rather than
+// a run whose every case is unsupported).
+func checkDTypes(b gpu.Backend, dts []moe.DType) error {
+	c := worker.CapabilitiesOf(b)
+	if c == nil || len(dts) == 0 {
+		return nil
+	}
+	for _, d := range dts {
+		if slices.Contains(c.DTypes, d.String()) {
+			return nil
+		}
+	}
+	return usageErr("--dtype: the backend supports none of these dtypes (it supports %s)", strings.Join(c.DTypes, ", "))
 }

@@ -121,7 +121,10 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 		return err
 	}
 	defer b.Close()
-	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b)}
+	if err := checkDTypes(b, dts); err != nil {
+		return err
+	}
+	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...)}
 	if f.spec != "" || f.preset != "" {
 		return a.checkOne(env, f, ps, spec, pcase)
 	}
