@@ -24,8 +24,8 @@ type Resolved struct {
 // Resolve returns how to start the backend a name describes: Command's names, plus
 // "torch:<target>[ <worker flags>]" (target: transformers:<impl>, callable:<module>:<function>,
 // ledger:<entry>). For torch backends, getenv(MOECHECK_PYTHON) picks the interpreter and,
-// when ./python/moecheck exists under dir (a checkout), PYTHONPATH is extended with it so the
-// package runs without installing.
+// when dir is in a checkout (python/moecheck in dir or up to three parents), PYTHONPATH is
+// extended with its python/ so the package runs without installing.
 func Resolve(name, dir string, getenv func(string) string) (Resolved, error) {
 	name = strings.TrimSpace(name)
 	if !strings.HasPrefix(name, TorchPrefix) {
@@ -44,15 +44,29 @@ func Resolve(name, dir string, getenv func(string) string) (Resolved, error) {
 	}
 	argv := append([]string{py, "-m", "moecheck.worker", "--target", fields[0]}, fields[1:]...)
 	r := Resolved{Argv: argv}
-	if dir != "" {
-		pkg := filepath.Join(dir, "python")
-		if st, err := os.Stat(filepath.Join(pkg, "moecheck", "worker.py")); err == nil && !st.IsDir() {
-			pp := pkg
-			if getenv != nil && getenv("PYTHONPATH") != "" {
-				pp += string(os.PathListSeparator) + getenv("PYTHONPATH")
-			}
-			r.Env = []string{"PYTHONPATH=" + pp}
+	if pkg := findPackage(dir); pkg != "" {
+		pp := pkg
+		if getenv != nil && getenv("PYTHONPATH") != "" {
+			pp += string(os.PathListSeparator) + getenv("PYTHONPATH")
 		}
+		r.Env = []string{"PYTHONPATH=" + pp}
 	}
 	return r, nil
+}
+
+// findPackage returns the python/ folder of the checkout dir is in (dir or up to three
+// parents: `go test ./fuzz` runs in fuzz/), "" when there is none.
+func findPackage(dir string) string {
+	for i := 0; dir != "" && i < 4; i++ {
+		pkg := filepath.Join(dir, "python")
+		if st, err := os.Stat(filepath.Join(pkg, "moecheck", "worker.py")); err == nil && !st.IsDir() {
+			return pkg
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return ""
 }

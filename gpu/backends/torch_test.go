@@ -34,6 +34,8 @@ func TestResolve(t *testing.T) {
 			[]string{"/usr/bin/python3", "-m", "moecheck.worker", "--target", "ledger:fixed", "--no-probe"}, "", ""},
 		{"torch/checkout", "torch:callable:m:f", checkout, map[string]string{"PYTHONPATH": "/x"},
 			[]string{"python3", "-m", "moecheck.worker", "--target", "callable:m:f"}, "PYTHONPATH=" + filepath.Join(checkout, "python") + ":/x", ""},
+		{"torch/checkout-subdir", "torch:callable:m:f", filepath.Join(checkout, "python", "moecheck"), nil,
+			[]string{"python3", "-m", "moecheck.worker", "--target", "callable:m:f"}, "PYTHONPATH=" + filepath.Join(checkout, "python"), ""},
 		{"torch/empty", "torch:", "", nil, nil, "", "needs a target"},
 		{"unknown", "pytorch", "", nil, nil, "", "unknown backend"},
 	} {
