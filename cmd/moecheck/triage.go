@@ -125,6 +125,11 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 	}
 	defer b.Close()
 	o := triage.Options{Backend: b, Faults: faults, Candidates: cands.List(), Top: f.top, NoShrink: f.noShrink}
+	if f.spec != "" {
+		// Shrink inside the worker's capabilities, keeping the spec's dtype (a PyTorch path's
+		// rounding in another dtype is another question).
+		o.Fit = capsFit(b, spec.Config().DType)
+	}
 	var rep *triage.Report
 	if c == nil {
 		rep, err = triage.Spec(a.ctx, spec, o)
