@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/moecheck/moecheck/corpus"
+	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/backends"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
@@ -83,6 +84,9 @@ func FuzzPath(f *testing.F) {
 			}
 		}
 		_, failed, err := props.CheckTrial(context.Background(), env, nil, tr)
+		if u, ok := gpu.IsUnsupported(err); ok {
+			t.Skipf("%s: outside the backend's capabilities: %s", c.Config, u.Reason)
+		}
 		if err != nil {
 			t.Fatalf("%s: %v", c.Config, err)
 		}

@@ -19,6 +19,9 @@ type Env struct {
 	// NoStages runs without stage capture (end-to-end checks only), as for a black-box
 	// backend.
 	NoStages bool
+	// Fit, when set, maps a generated or shrunk spec into the backend's capabilities (or
+	// returns a *gpu.UnsupportedError); see unsupported.go.
+	Fit func(Spec) (Spec, error)
 
 	checker oracle.Checker // reused scratch memory for the oracle
 }

@@ -42,6 +42,11 @@ type CaseResult struct {
 	Failed   *Outcome   // the first failing outcome, if any
 	Shrunk   *Shrunk    // the shrunk failing case, if shrinking ran
 	Elapsed  time.Duration
+	// Unsupported, when set, says why the case is outside the backend's capabilities: it
+	// was not checked (Pass is true, Outcomes empty) and is counted in Report.Unsupported.
+	Unsupported string
+	// Skipped lists properties skipped because a run they need is unsupported.
+	Skipped []string
 }
 
 // Shrunk is a minimized failing case.
@@ -60,6 +65,8 @@ type Report struct {
 	Failures []CaseResult
 	Elapsed  time.Duration
 	Next     int // the next case index not visited (for resuming)
+	// Unsupported counts visited cases outside the backend's capabilities (not in Cases).
+	Unsupported int
 }
 
 // SpecAt returns the spec of case index i for a seed: the same on every machine and shard.
@@ -117,7 +124,18 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 			continue
 		}
 		spec, shrinker := SpecAt(cfg.Seed, i, cfg.Gen)
-		cr, err := RunSpec(ctx, cfg.Env, props, spec)
+		spec, err := cfg.Env.fit(spec)
+		var cr CaseResult
+		if err == nil {
+			cr, err = RunSpec(ctx, cfg.Env, props, spec)
+		}
+		if why, ok := unsupported(err); ok {
+			rep.Unsupported++
+			if cfg.OnCase != nil {
+				cfg.OnCase(CaseResult{Index: i, Spec: spec, Pass: true, Unsupported: why})
+			}
+			continue
+		}
 		if err != nil {
 			return rep, err
 		}
@@ -153,7 +171,7 @@ func RunSpec(ctx context.Context, env *Env, props []Property, spec Spec) (CaseRe
 		return CaseResult{}, err
 	}
 	cr := CaseResult{Spec: spec, Trial: t, Pass: true}
-	cr.Outcomes, cr.Failed, err = CheckTrial(ctx, env, props, t)
+	cr.Outcomes, cr.Failed, cr.Skipped, err = checkTrial(ctx, env, props, t)
 	cr.Pass = cr.Failed == nil
 	cr.Elapsed = time.Since(t0)
 	return cr, err
@@ -161,25 +179,45 @@ func RunSpec(ctx context.Context, env *Env, props []Property, spec Spec) (CaseRe
 
 // CheckTrial checks the properties that apply to t's case, stopping at the first failure
 // (nil props: All).
+//
+// A property whose backend run is outside the backend's capabilities is skipped; when every
+// property that applies was skipped, CheckTrial returns the *gpu.UnsupportedError.
 func CheckTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Outcome, *Outcome, error) {
+	outs, failed, _, err := checkTrial(ctx, env, props, t)
+	return outs, failed, err
+}
+
+func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Outcome, *Outcome, []string, error) {
 	if len(props) == 0 {
 		props = allProperties
 	}
 	var outs []*Outcome
+	var skipped []string
+	var unsup error
 	for _, p := range props {
 		if p.Applies != nil && !p.Applies(t.Case) {
 			continue
 		}
 		o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
+		if _, ok := unsupported(err); ok {
+			skipped = append(skipped, p.Name)
+			if unsup == nil {
+				unsup = err
+			}
+			continue
+		}
 		if err != nil {
-			return outs, nil, err
+			return outs, nil, skipped, err
 		}
 		outs = append(outs, o)
 		if !o.Pass {
-			return outs, o, nil
+			return outs, o, skipped, nil
 		}
 	}
-	return outs, nil, nil
+	if len(outs) == 0 && unsup != nil {
+		return nil, nil, skipped, unsup
+	}
+	return outs, nil, skipped, nil
 }
 
 // ShrinkFailure greedily minimizes a spec on which the named property fails: it takes the
@@ -206,6 +244,9 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 			return nil, false, nil
 		}
 		o, err := p.failsOn(ctx, env, t)
+		if _, ok := unsupported(err); ok {
+			return nil, false, nil // outside the capabilities: not a shrink step
+		}
 		if o != nil && o.Verdict != nil && o.Verdict.CaseError != nil && o.Verdict.CaseError.Kind == gpu.TimedOut {
 			timedOut = true
 		}
@@ -224,8 +265,11 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 			if ctx.Err() != nil {
 				return cur, nil
 			}
+			s, ferr := env.fit(cand.(Spec))
+			if ferr != nil || s == cur.Spec {
+				continue // outside the capabilities, or fitted back onto the current spec
+			}
 			cur.Tries++
-			s := cand.(Spec)
 			o, ok, err := fails(s)
 			if err != nil {
 				return cur, err

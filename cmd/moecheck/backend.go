@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+
 	"github.com/moecheck/moecheck/internal/fault"
 	"time"
 
@@ -22,6 +24,7 @@ type backendFlags struct {
 	noStages     bool
 	timeout      time.Duration
 	startTimeout time.Duration
+	triage       bool // ask a worker without stage capture for its op-level triage (moecheck triage)
 }
 
 const backendHelp = "backend under test: " + backends.Help
@@ -47,10 +50,11 @@ func (f *backendFlags) faultSet() (fault.Set, error) {
 // open starts the backend: errors in the name are usage errors, a worker that cannot start
 // is a device error.
 func (f *backendFlags) open(a *app) (gpu.Backend, error) {
+	wd, _ := os.Getwd()
 	if f.timeout <= 0 || f.startTimeout <= 0 {
 		return nil, usageErr("--case-timeout %v, --worker-start-timeout %v: both must be positive", f.timeout, f.startTimeout)
 	}
-	b, err := backends.Open(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout})
+	b, err := backends.Open(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv})
 	var ne *backends.NameError
 	switch {
 	case errors.As(err, &ne):

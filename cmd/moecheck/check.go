@@ -133,7 +133,10 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 		return err
 	}
 	defer a.closeBackend(b)
-	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages}
+	if err := checkDTypes(b, dts); err != nil {
+		return err
+	}
+	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...)}
 	if f.spec != "" || f.preset != "" {
 		return a.checkOne(env, f, ps, one)
 	}
@@ -151,6 +154,10 @@ func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t pro
 	w := a.stdout
 	fmt.Fprintf(w, "case: %s\n", t.Case.Config)
 	outs, failed, err := props.CheckTrial(a.ctx, env, ps, t)
+	if why, ok := gpu.IsUnsupported(err); ok {
+		fmt.Fprintf(w, "UNSUPPORTED: the backend does not support this case: %s\n", why.Reason)
+		return usageErr("case outside the backend's capabilities: %s", why.Reason)
+	}
 	if err != nil {
 		return internalErr(err)
 	}
@@ -168,6 +175,7 @@ func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t pro
 	}
 	fmt.Fprintf(w, "FAIL property %s: %s\n", failed.Property, failed.Message)
 	writeFailures(w, failed, "  ")
+	writeWorkerNotes(w, env.Backend, "")
 	fmt.Fprintf(w, "reproduce: %s\n", repro(&f.bf, env, t))
 	return errFailures
 }
@@ -263,6 +271,9 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 		Cases: f.cases, Duration: f.budget, Start: f.start, Shard: shard, Shards: shards, NoShrink: f.noShrink,
 		MaxShrinks: f.maxShrinks, KeepGoing: f.keepGoing,
 		OnCase: func(cr props.CaseResult) {
+			if cr.Unsupported != "" {
+				return // counted in rep.Unsupported
+			}
 			for _, o := range cr.Outcomes {
 				c := counts[o.Property]
 				if c == nil {
@@ -297,6 +308,9 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 			fmt.Fprintf(w, "%-24s %8d %8d\n", n, counts[n].ran, counts[n].failed)
 		}
 	}
+	if rep.Unsupported > 0 {
+		fmt.Fprintf(w, "unsupported cases: %d (outside the backend's capabilities; not checked)\n", rep.Unsupported)
+	}
 	fmt.Fprintf(w, "next case index: %d\n", rep.Next)
 	if len(rep.Failures) == 0 {
 		fmt.Fprintln(w, "PASS")
@@ -315,6 +329,7 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 		}
 		fmt.Fprintf(w, "  %s\n", out.Message)
 		writeFailures(w, out, "  ")
+		writeWorkerNotes(w, env.Backend, "  ")
 		fmt.Fprintf(w, "  reproduce: %s\n", repro(&f.bf, env, tr))
 		fmt.Fprintf(w, "  triage:    moecheck triage --backend %s --spec '%s'", quote(f.bf.backend), s)
 		if !env.Faults.Empty() {

@@ -81,6 +81,10 @@ locations, and exits 1 if any case fails.`,
 					tr := c.Trial
 					tr.Poison = p
 					outs, b, err := props.CheckTrial(a.ctx, env, use, tr)
+					if u, ok := gpu.IsUnsupported(err); ok {
+						fmt.Fprintf(a.stdout, "  unsupported %s (poison %s): %s\n", c.Path, p, u.Reason)
+						continue
+					}
 					if err != nil {
 						return internalErr(fmt.Errorf("%s: %w", c.Path, err))
 					}

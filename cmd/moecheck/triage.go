@@ -127,12 +127,18 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 		entry = &cs[0]
 		c = entry.Case
 	}
+	f.bf.triage = true
 	b, err := f.bf.open(a)
 	if err != nil {
 		return err
 	}
 	defer a.closeBackend(b)
 	o := triage.Options{Backend: b, Faults: faults, Candidates: cands.List(), Top: f.top, NoShrink: f.noShrink}
+	if f.spec != "" {
+		// Shrink inside the worker's capabilities, keeping the spec's dtype (a PyTorch path's
+		// rounding in another dtype is another question).
+		o.Fit = capsFit(b, spec.Config().DType)
+	}
 	var rep *triage.Report
 	if c == nil {
 		rep, err = triage.Spec(a.ctx, spec, o)
@@ -211,6 +217,7 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 			fmt.Fprintf(w, "\nalready saved: %s\n", path)
 		}
 	}
+	writeWorkerNotes(w, b, "")
 	var origin props.Origin
 	switch {
 	case rep.Spec != nil:

@@ -50,6 +50,8 @@ type Options struct {
 	BackendFlag string
 	Faults      fault.Set
 	NoStages    bool
+	// Fit maps random specs into the backend's capabilities (props.Env.Fit; nil: none).
+	Fit func(props.Spec) (props.Spec, error)
 
 	Items          []Item
 	ItemProperties []props.Property // for items without their own (nil: props.All())
@@ -179,7 +181,7 @@ func (r *runner) progress(format string, a ...any) {
 
 func (r *runner) run(ctx context.Context) (*Outcome, error) {
 	o := r.o
-	r.env = &props.Env{Backend: o.Backend, Faults: o.Faults, NoStages: o.NoStages}
+	r.env = &props.Env{Backend: o.Backend, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit}
 	done := map[string]bool{}
 	next, randomTime := 0, time.Duration(0)
 	for _, rec := range Cases(r.recs) {
@@ -315,6 +317,11 @@ func (r *runner) item(ctx context.Context, it Item) error {
 		ps = props.All()
 	}
 	outs, failed, err := props.CheckTrial(ctx, r.env, ps, props.Trial{Case: c, Poison: it.Poison, Origin: it.Origin})
+	if u, ok := gpu.IsUnsupported(err); ok {
+		rec.Status, rec.Message = StatusSkip, "unsupported by the backend: "+u.Reason
+		r.progress("  skip  %s: %s\n", it.ID, rec.Message)
+		return r.emit(rec)
+	}
 	if err != nil {
 		return fmt.Errorf("nightly: %s: %w", it.ID, err)
 	}
@@ -337,6 +344,10 @@ func (r *runner) random(ctx context.Context, cr props.CaseResult) error {
 	spec := cr.Spec
 	if c, err := cr.Spec.Build(); err == nil {
 		rec.Config = c.Config.String()
+	}
+	if cr.Unsupported != "" {
+		rec.Status, rec.Message = StatusSkip, "unsupported by the backend: "+cr.Unsupported
+		return r.emit(rec)
 	}
 	if cr.Shrunk != nil {
 		rec.ElapsedMS += ms(cr.Shrunk.Elapsed)

@@ -35,6 +35,8 @@ type Options struct {
 	MaxShrinks int
 	// Properties find the failing property of a spec before shrinking (nil: props.All()).
 	Properties []props.Property
+	// Fit keeps shrink candidates inside the backend's capabilities (props.Env.Fit; nil: none).
+	Fit func(props.Spec) (props.Spec, error)
 }
 
 // Match is one candidate fault of the differential diagnosis.
@@ -138,7 +140,7 @@ func Case(ctx context.Context, c *moe.Case, o Options) (*Report, error) {
 func Spec(ctx context.Context, s props.Spec, o Options) (*Report, error) {
 	t0 := time.Now()
 	o = o.withDefaults()
-	env := &props.Env{Backend: o.Backend, Faults: o.Faults}
+	env := &props.Env{Backend: o.Backend, Faults: o.Faults, Fit: o.Fit}
 	cr, err := props.RunSpec(ctx, env, o.Properties, s)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)

@@ -42,6 +42,10 @@ type Options struct {
 	// Stderr, when set, receives a copy of the worker's standard error. The last 8 KiB are
 	// always kept for the detail of case errors.
 	Stderr io.Writer
+	// Triage asks a version-2 worker without stage capture (Capabilities.Stages false) for
+	// its op-level triage on runs that request stages (LastTriage returns the text). Off by
+	// default: triage costs a second, recorded pass of the case.
+	Triage bool
 }
 
 // client is the gpu.Backend of New.
@@ -54,6 +58,11 @@ type client struct {
 	device   string
 	nextID   uint64
 	restarts int
+
+	version    int           // protocol version of the worker's hello
+	caps       *Capabilities // its capabilities (nil: everything)
+	lastStderr string        // stderr tail of the last process that ended
+	lastTriage string        // triage text of the last result that had one
 }
 
 // New starts a worker process and returns a gpu.Backend that runs cases in it. It fails
@@ -154,12 +163,21 @@ func (c *client) start() error {
 		return fmt.Errorf("worker: %q did not say hello: %v; exit: %v; stderr: %s", c.opts.Command[0], h.err, p.werr, st.String())
 	}
 	hh := h.f.Header
-	if hh.Type != TypeHello || hh.Proto != Proto || hh.Version != Version {
+	if hh.Type != TypeHello || hh.Proto != Proto || hh.Version < MinVersion || hh.Version > Version {
 		p.kill()
-		return fmt.Errorf("worker: %q speaks %s version %d (first frame %q), want %s version %d",
-			c.opts.Command[0], hh.Proto, hh.Version, hh.Type, Proto, Version)
+		return fmt.Errorf("worker: %q speaks %s version %d (first frame %q), want %s version %d to %d",
+			c.opts.Command[0], hh.Proto, hh.Version, hh.Type, Proto, MinVersion, Version)
+	}
+	if hh.Version == 1 && hh.Capabilities != nil {
+		p.kill()
+		return fmt.Errorf("worker: %q sent capabilities in a version-1 hello", c.opts.Command[0])
+	}
+	if err := hh.Capabilities.Validate(); err != nil {
+		p.kill()
+		return fmt.Errorf("worker: %q: %w", c.opts.Command[0], err)
 	}
 	c.proc, c.name, c.device = p, hh.Backend, hh.Device
+	c.version, c.caps = hh.Version, hh.Capabilities
 	return nil
 }
 
@@ -237,12 +255,25 @@ func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, 
 		}
 		c.restarts++
 	}
+	if err := c.caps.Supports(cs, o, fs); err != nil {
+		return nil, err
+	}
+	triage := false
+	if c.caps != nil && !c.caps.Stages {
+		// A black-box path: no stage intermediates; with triage, stages asks for op triage.
+		triage = c.opts.Triage && o.Stages && c.caps.Triage
+		o.Stages = false
+	}
 	c.nextID++
 	id := c.nextID
 	req, err := EncodeRequest(id, cs, o, fs)
 	if err != nil {
 		return nil, err
 	}
+	if c.version == 1 {
+		req.Header.Case.Legacy = true
+	}
+	req.Header.Options.Triage = triage
 	p := c.proc
 	ch := make(chan reply, 1)
 	go func() {
@@ -275,7 +306,7 @@ func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, 
 	if r.err != nil {
 		// The worker ended mid-case: a kernel fault, a signal, an exit.
 		p.ended()
-		c.proc = nil
+		c.proc, c.lastStderr = nil, p.stderr.String()
 		return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: p.exitDetail(), Err: r.err}
 	}
 	h := r.f.Header
@@ -286,6 +317,11 @@ func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, 
 	}
 	switch h.Type {
 	case TypeResult:
+		// Keep the last triage that found something over a later clean one (a zero-fill
+		// rerun of the same case reports nothing non-finite).
+		if h.Triage != "" && (strings.Contains(h.Triage, "non-finite values found") || !strings.Contains(c.lastTriage, "non-finite values found")) {
+			c.lastTriage = h.Triage
+		}
 		res, err := DecodeResult(r.f, cs.Config)
 		if err != nil {
 			p.kill()
@@ -298,18 +334,42 @@ func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, 
 		case KindCrash:
 			// The worker exits after a crash (its device state is lost); wait for it.
 			p.ended()
-			c.proc = nil
-			return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: h.Detail}
+			c.proc, c.lastStderr = nil, p.stderr.String()
+			return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: withStderr(h.Detail, c.lastStderr)}
 		case KindTimeout:
 			return nil, &gpu.CaseError{Kind: gpu.TimedOut, Detail: h.Detail}
 		case KindOOM:
-			return nil, &gpu.CaseError{Kind: gpu.OutOfMemory, Detail: h.Detail}
+			return nil, &gpu.CaseError{Kind: gpu.OutOfMemory, Detail: withStderr(h.Detail, p.stderr.String())}
+		case KindRaised:
+			if c.version >= 2 {
+				d := h.Detail
+				if tb := strings.TrimSpace(h.Traceback); tb != "" {
+					d += "\n" + tb
+				}
+				return nil, &gpu.CaseError{Kind: gpu.Raised, Detail: d}
+			}
+		case KindUnsupported:
+			if c.version >= 2 {
+				return nil, &gpu.UnsupportedError{Reason: h.Detail}
+			}
 		}
 		return nil, fmt.Errorf("worker: %s: %s", h.Kind, h.Detail)
 	}
 	p.kill()
 	c.proc = nil
 	return nil, fmt.Errorf("%w: unexpected reply type %q", ErrProtocol, h.Type)
+}
+
+// withStderr appends the last lines of a worker's stderr to a case error's detail.
+func withStderr(detail, stderr string) string {
+	t := strings.TrimSpace(stderr)
+	if t == "" || strings.Contains(detail, t) {
+		return detail
+	}
+	if len(t) > 2048 {
+		t = "…" + t[len(t)-2048:]
+	}
+	return detail + "; worker stderr: " + t
 }
 
 // Close asks the worker to exit and waits for it (killing it after 10 s).

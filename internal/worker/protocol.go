@@ -10,8 +10,14 @@ import (
 )
 
 // Version is the protocol version this package speaks. A worker announces its version in
-// its hello frame; the client refuses any other.
-const Version = 1
+// its hello frame; the client accepts MinVersion through Version and refuses any other.
+// Version 2 adds the hello's capabilities, the error kinds raised and unsupported, the
+// result's triage text and snake_case case keys (t, h, i, e, k); a version-1 worker gets the
+// version-1 keys (T, H, I, E, K).
+const Version = 2
+
+// MinVersion is the oldest protocol version the client still serves.
+const MinVersion = 1
 
 // Proto is the protocol name in the hello frame.
 const Proto = "moecheck-worker"
@@ -40,6 +46,11 @@ const (
 	KindOOM        = "oom"
 	KindBadRequest = "bad_request"
 	KindInternal   = "internal"
+	// KindRaised (version 2): the path raised an exception; the detail has it, the header's
+	// traceback field its traceback. A case error; the worker stays alive.
+	KindRaised = "raised"
+	// KindUnsupported (version 2): the case is outside the worker's capabilities.
+	KindUnsupported = "unsupported"
 )
 
 // Header is the JSON header of every frame; fields not used by a message type are omitted.
@@ -55,11 +66,21 @@ type Header struct {
 	Tensors []TensorHeader `json:"tensors,omitempty"` // run, result: the payload's layout
 	Kind    string         `json:"kind,omitempty"`    // error
 	Detail  string         `json:"detail,omitempty"`  // error
+	// Version 2.
+	Capabilities *Capabilities `json:"capabilities,omitempty"` // hello: what the worker supports (nil: everything)
+	Traceback    string        `json:"traceback,omitempty"`    // error of kind raised
+	Triage       string        `json:"triage,omitempty"`       // result: op-level triage, when asked for
 }
 
-// CaseHeader is a case's configuration (moe.Config and the Case flags).
+// CaseHeader is a case's configuration (moe.Config and the Case flags). Its keys are
+// snake_case (t, h, i, e, k, ep_world, ...); Legacy writes the version-1 keys T, H, I, E, K.
+// Decoding accepts both (encoding/json matches keys case-insensitively).
 type CaseHeader struct {
-	T, H, I, E, K       int
+	T                   int    `json:"t"`
+	H                   int    `json:"h"`
+	I                   int    `json:"i"`
+	E                   int    `json:"e"`
+	K                   int    `json:"k"`
 	EPWorld             int    `json:"ep_world"`
 	EPRank              int    `json:"ep_rank"`
 	Act                 string `json:"act"`    // swiglu | gptoss
@@ -69,6 +90,31 @@ type CaseHeader struct {
 	NonFinite           bool   `json:"non_finite"`
 	Global              bool   `json:"global"` // global routing tensors are present
 	KeepSentinelWeights bool   `json:"keep_sentinel_weights"`
+	// Legacy: encode with the version-1 keys (for a version-1 worker). Not on the wire.
+	Legacy bool `json:"-"`
+}
+
+// caseHeaderV1 is CaseHeader with the version-1 keys.
+type caseHeaderV1 struct {
+	T, H, I, E, K       int
+	EPWorld             int    `json:"ep_world"`
+	EPRank              int    `json:"ep_rank"`
+	Act                 string `json:"act"`
+	Layout              string `json:"layout"`
+	DType               string `json:"dtype"`
+	Bias                bool   `json:"bias"`
+	NonFinite           bool   `json:"non_finite"`
+	Global              bool   `json:"global"`
+	KeepSentinelWeights bool   `json:"keep_sentinel_weights"`
+}
+
+// MarshalJSON writes snake_case keys, or the version-1 keys when Legacy is set.
+func (c CaseHeader) MarshalJSON() ([]byte, error) {
+	if c.Legacy {
+		return json.Marshal(caseHeaderV1{c.T, c.H, c.I, c.E, c.K, c.EPWorld, c.EPRank, c.Act, c.Layout, c.DType, c.Bias, c.NonFinite, c.Global, c.KeepSentinelWeights})
+	}
+	type plain CaseHeader
+	return json.Marshal(plain(c))
 }
 
 // OptionsHeader is gpu.RunOptions.
@@ -77,6 +123,7 @@ type OptionsHeader struct {
 	PoisonSeed uint64   `json:"poison_seed"`
 	Faults     []string `json:"faults"`
 	Stages     bool     `json:"stages"`
+	Triage     bool     `json:"triage,omitempty"` // version 2: record ops and return triage text
 }
 
 // TensorHeader places one tensor in the payload: Bytes bytes at Offset, little-endian

@@ -15,6 +15,10 @@ import (
 type ServeOptions struct {
 	// Device describes what the backend runs on (the hello frame's device field).
 	Device string
+	// Version is the protocol version to announce (0: Version; 1 for version-1 clients).
+	Version int
+	// Capabilities to declare in a version-2 hello (nil: everything).
+	Capabilities *Capabilities
 }
 
 // ErrCrashed is returned by Serve after it answered a case with a crash: the backend's
@@ -37,7 +41,18 @@ const HangupGrace = 2 * time.Second
 // arrives) while a case runs — the client was killed — the case's context is cancelled and
 // Serve returns as soon as the backend gives up, rather than running the case to its end.
 func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
-	if err := WriteFrame(w, &Frame{Header: Header{Type: TypeHello, Proto: Proto, Version: Version, Backend: b.Name(), Device: o.Device}}); err != nil {
+	v := o.Version
+	if v == 0 {
+		v = Version
+	}
+	if v < MinVersion || v > Version {
+		return fmt.Errorf("worker: cannot serve protocol version %d (want %d to %d)", v, MinVersion, Version)
+	}
+	hello := Header{Type: TypeHello, Proto: Proto, Version: v, Backend: b.Name(), Device: o.Device}
+	if v >= 2 {
+		hello.Capabilities = o.Capabilities
+	}
+	if err := WriteFrame(w, &Frame{Header: hello}); err != nil {
 		return err
 	}
 	type msg struct {
@@ -138,7 +153,13 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 					kind = KindTimeout
 				case gpu.OutOfMemory:
 					kind = KindOOM
+				case gpu.Raised:
+					if v >= 2 {
+						kind = KindRaised
+					}
 				}
+			} else if u, ok := gpu.IsUnsupported(err); ok && v >= 2 {
+				kind, detail = KindUnsupported, u.Reason
 			}
 			if werr := WriteFrame(w, errorFrame(f.Header.ID, kind, detail)); werr != nil {
 				return werr

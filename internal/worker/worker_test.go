@@ -21,7 +21,7 @@ import (
 // on stdin/stdout instead of running tests.
 func TestMain(m *testing.M) {
 	if os.Getenv("MOECHECK_WORKER_HELPER") == "1" {
-		err := Serve(os.Stdin, os.Stdout, fakeBackend{}, ServeOptions{Device: "test helper"})
+		err := Serve(os.Stdin, os.Stdout, fakeBackend{}, helperServeOptions())
 		if err == ErrCrashed {
 			os.Exit(3)
 		}
@@ -40,6 +40,7 @@ const (
 	seedHang     = 0x4a46 // never answer
 	seedOOM      = 0x00e  // answer out-of-memory and carry on
 	seedReported = 0xc0de // answer a crash (as the CUDA backend does), then exit
+	seedRaised   = 0x4a15 // answer "the path raised" and carry on
 )
 
 // fakeBackend returns a deterministic result that carries signature NaNs, or misbehaves as
@@ -61,6 +62,9 @@ func (fakeBackend) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions,
 		time.Sleep(time.Hour)
 	case o.PoisonSeed == seedOOM:
 		return nil, &gpu.CaseError{Kind: gpu.OutOfMemory, Detail: "fake: out of memory allocating h1"}
+	case o.PoisonSeed == seedRaised:
+		fmt.Fprintln(os.Stderr, "Traceback (most recent call last):\nValueError: fake")
+		return nil, &gpu.CaseError{Kind: gpu.Raised, Detail: "ValueError: fake"}
 	case o.PoisonSeed == seedReported:
 		return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: "fake: CUDA_ERROR_ILLEGAL_ADDRESS after stage gemm1"}
 	}
@@ -383,9 +387,9 @@ func TestNewRejectsOtherVersions(t *testing.T) {
 			}
 		})
 	}
-	// A version-2 hello.
+	// A hello of a version after Version.
 	var buf bytes.Buffer
-	WriteFrame(&buf, &Frame{Header: Header{Type: TypeHello, Proto: Proto, Version: 2}})
+	WriteFrame(&buf, &Frame{Header: Header{Type: TypeHello, Proto: Proto, Version: Version + 1}})
 	f, err := os.CreateTemp(t.TempDir(), "hello")
 	if err != nil {
 		t.Fatal(err)
@@ -393,7 +397,7 @@ func TestNewRejectsOtherVersions(t *testing.T) {
 	io.Copy(f, &buf)
 	f.Close()
 	_, err = New(Options{Command: []string{"sh", "-c", "cat " + f.Name() + "; sleep 5"}, StartTimeout: 10 * time.Second})
-	if err == nil || !strings.Contains(err.Error(), "version 2") {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("version %d", Version+1)) {
 		t.Fatalf("err = %v, want a version complaint", err)
 	}
 }
