@@ -90,6 +90,9 @@ func (en *encl) point(x []float32) ivec {
 	return v
 }
 
+// arith is the elementwise arithmetic of this enclosure (mathematical mode keeps centers).
+func (en *encl) arith() arith { return arith{math: en.noRound} }
+
 // round encloses the storage rounding (roundInto), or nothing in mathematical mode.
 func (en *encl) round(c, r float64) (float64, float64) {
 	if en.noRound {
@@ -273,7 +276,7 @@ func (en *encl) activation(h1 ivec) ivec {
 		for j := 0; j < I; j++ {
 			g := rv{h1.c[i*2*I+en.c.GateCol(j)], h1.r[i*2*I+en.c.GateCol(j)]}
 			u := rv{h1.c[i*2*I+en.c.UpCol(j)], h1.r[i*2*I+en.c.UpCol(j)]}
-			a := actForward(en.c.Act, g, u)
+			a := en.arith().actForward(en.c.Act, g, u)
 			out.c[i*I+j], out.r[i*I+j] = en.round(a.v, a.e)
 		}
 	}
@@ -300,7 +303,7 @@ func (en *encl) weight(h2 ivec) ivec {
 	for i := 0; i < en.S; i++ {
 		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
 		for h := 0; h < H; h++ {
-			x := mulRV(rv{h2.c[i*H+h], h2.r[i*H+h]}, w)
+			x := en.arith().mul(rv{h2.c[i*H+h], h2.r[i*H+h]}, w)
 			out.c[i*H+h], out.r[i*H+h] = en.round(x.v, x.e)
 		}
 	}
@@ -316,7 +319,7 @@ func (en *encl) ksum(rows ivec) ivec {
 			s := exactRV(0)
 			for k := 0; k < K; k++ {
 				i := int(en.p.Inv[t*K+k])
-				s = addRV(s, rv{rows.c[i*H+h], rows.r[i*H+h]})
+				s = en.arith().add(s, rv{rows.c[i*H+h], rows.r[i*H+h]})
 			}
 			out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
 		}
@@ -346,7 +349,7 @@ func (en *encl) dh2(do ivec) ivec {
 	for i := 0; i < en.R; i++ {
 		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
 		for h := 0; h < H; h++ {
-			x := mulRV(rv{do.c[i*H+h], do.r[i*H+h]}, w)
+			x := en.arith().mul(rv{do.c[i*H+h], do.r[i*H+h]}, w)
 			out.c[i*H+h], out.r[i*H+h] = en.round(x.v, x.e)
 		}
 	}
@@ -399,7 +402,7 @@ func (en *encl) actBackward(h1, dact ivec) ivec {
 			g := rv{h1.c[i*2*I+gc], h1.r[i*2*I+gc]}
 			u := rv{h1.c[i*2*I+uc], h1.r[i*2*I+uc]}
 			da := rv{dact.c[i*I+j], dact.r[i*I+j]}
-			dg, du := actBackward(en.c.Act, g, u, da)
+			dg, du := en.arith().actBackward(en.c.Act, g, u, da)
 			out.c[i*2*I+gc], out.r[i*2*I+gc] = en.round(dg.v, dg.e)
 			out.c[i*2*I+uc], out.r[i*2*I+uc] = en.round(du.v, du.e)
 		}
