@@ -84,21 +84,26 @@ func indicator(x rv, lim float64, upperOnly bool, grad rv) rv {
 
 // actBackward is actBackward1 over the pieces of the gate (splitGate).
 func (a arith) actBackward(act moe.Activation, gate, up, da rv) (rv, rv) {
-	var du rv
+	return splitGate2(gate, func(g rv) (rv, rv) { return a.actBackward1(act, g, up, da) })
+}
+
+// splitGate2 is splitGate for a function with two results (hulled separately).
+func splitGate2(gate rv, f func(rv) (rv, rv)) (rv, rv) {
+	var second rv
 	first := true
-	dg := splitGate(gate, func(gate rv) rv {
-		dg, u := a.actBackward1(act, gate, up, da)
+	x := splitGate(gate, func(g rv) rv {
+		a, b := f(g)
 		if first {
-			du, first = u, false
+			second, first = b, false
 		} else {
-			du = hullRV(du, u)
+			second = hullRV(second, b)
 		}
-		return dg
+		return a
 	})
-	if dg.unknown() || du.unknown() {
+	if x.unknown() || second.unknown() {
 		return unknownRV(), unknownRV()
 	}
-	return dg, du
+	return x, second
 }
 
 // Gate subdivision. The op-by-op enclosure treats the sigmoid σ(g) and the g beside it as

@@ -100,7 +100,9 @@ type TensorStat struct {
 
 // Verdict is the oracle's judgement of one result.
 type Verdict struct {
-	Pass      bool
+	Pass bool
+	// Contract names the path contract the result was judged under ("exact", "torch", ...).
+	Contract  string
 	Failures  []Failure
 	Stats     []TensorStat
 	CaseError *gpu.CaseError // set when the backend could not finish the case
