@@ -47,6 +47,10 @@ func storeAs(d moe.DType, x rv, how contract.Rounding, asPath contract.Rounding)
 //     plus n·MinNormal_d for underflow or flush to zero;
 //   - Either: the larger of the two.
 //
+// Where a partial sum may overflow (Σ(|c|+r) beyond fp32's range, or beyond the dtype's when
+// the dtype accumulates: an fp16 atomic add may reach ±Inf before later terms would bring it
+// back) the sum is unconstrained.
+//
 // The operands' own radii add Σr.
 func sumTerms(d moe.DType, s contract.Sum, c, r []float64) rv {
 	var sum, mag, mp, rad float64
@@ -73,8 +77,12 @@ func sumTerms(d moe.DType, s contract.Sum, c, r []float64) rv {
 	}
 	fp32 := s.Acc == contract.AsPath || s.Acc == contract.InFP32 || s.Acc == contract.Either
 	dt := s.Acc == contract.InDtype || s.Acc == contract.Either
-	if mp > math.MaxFloat32 {
-		return unknownRV() // a partial sum may overflow
+	growth := math.Expm1(float64(n-1) * math.Log1p(d.UnitRoundoff())) // (1+u_d)^{n−1} − 1
+	if mp > math.MaxFloat32 || dt && mp*(1+growth)+float64(n)*d.MinNormal() > d.MaxFinite() {
+		// a partial sum may overflow (in fp32, or in the dtype when it accumulates there:
+		// fp16 atomics over terms whose magnitudes add up beyond 65504 may reach ±Inf even
+		// though the final sum would be in range): unconstrained
+		return unknownRV()
 	}
 	if exact && (mag == 0 || representableSums(moe.FP32, q, mag) && (!dt || representableSums(d, q, mag))) {
 		return exact32(sum)
@@ -85,7 +93,7 @@ func sumTerms(d moe.DType, s contract.Sum, c, r []float64) rv {
 		acc = math.Max(acc, g/(1-g)*mp+float64(n)*tiny)
 	}
 	if dt {
-		acc = math.Max(acc, math.Expm1(float64(n-1)*math.Log1p(d.UnitRoundoff()))*mp+float64(n)*d.MinNormal())
+		acc = math.Max(acc, growth*mp+float64(n)*d.MinNormal())
 	}
 	return rv{sum, rad + acc + float64(n+2)*0x1p-52*mp}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/gpu/simtorch"
 	"github.com/moecheck/moecheck/gpu/worker"
 )
 
@@ -15,7 +16,8 @@ import (
 const EnvVar = "MOECHECK_BACKEND"
 
 // Help describes the backend names Open accepts (for flag and environment help texts).
-const Help = `"sim" (pure-Go model of the GPU path), "worker" (moecheck-worker from
+const Help = `"sim" (pure-Go model of the GPU path), "sim-torch" (pure-Go model of the path as
+PyTorch eager ops compute it; declares the torch contract), "worker" (moecheck-worker from
 PATH), "worker:<command line>" (e.g. worker:'./moecheck-worker -backend cuda -device 1'; split
 on spaces, no quoting) or "cuda" (= worker:moecheck-worker -backend cuda)`
 
@@ -48,8 +50,11 @@ func Command(name string) ([]string, error) {
 	return nil, fmt.Errorf("unknown backend %q: want sim, worker, worker:<command line> or cuda", name)
 }
 
-// Open returns the backend a name describes (see Command).
+// Open returns the backend a name describes: "sim-torch" (in process), or see Command.
 func Open(name string, o Options) (gpu.Backend, error) {
+	if strings.TrimSpace(name) == simtorch.Name {
+		return simtorch.New(simtorch.Options{}), nil
+	}
 	argv, err := Command(name)
 	if err != nil {
 		return nil, fmt.Errorf("backends: %w", err)

@@ -1,0 +1,98 @@
+package simtorch_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/gpu/backends"
+	"github.com/moecheck/moecheck/gpu/simtorch"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
+	"github.com/moecheck/moecheck/props"
+)
+
+// judge runs spec i of seed on b and judges the result under ct.
+func judge(t testing.TB, b gpu.Backend, k *oracle.Checker, seed uint64, i int, ct contract.Contract) (*moe.Case, *oracle.Verdict) {
+	t.Helper()
+	spec, _ := props.SpecAt(seed, i, props.GenOptions{})
+	c, err := spec.Build()
+	if err != nil {
+		t.Fatalf("case %d: %v", i, err)
+	}
+	res, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: spec.PoisonPolicy()})
+	if err != nil {
+		t.Fatalf("case %d (%s): %v", i, spec, err)
+	}
+	v, err := k.Check(c, res, oracle.Options{Contract: ct})
+	if err != nil {
+		t.Fatalf("case %d: %v", i, err)
+	}
+	return c, v
+}
+
+// TestTorchConforms: sim-torch passes `matches` under its declared contract (torch) and under
+// any on the property suite's random cases, with no false alarm; and it fails under exact
+// (the rounding freedoms it exercises are not exact's). The counts are logged.
+func TestTorchConforms(t *testing.T) {
+	n := 600
+	if testing.Short() {
+		n = 100
+	}
+	b := simtorch.New(simtorch.Options{})
+	if got := gpu.ContractOf(b).Name; got != "torch" {
+		t.Fatalf("sim-torch declares %q, want torch", got)
+	}
+	var k oracle.Checker
+	for _, ct := range []contract.Contract{contract.Torch(), contract.Any()} {
+		per := map[moe.DType]int{}
+		for i := 0; i < n; i++ {
+			c, v := judge(t, b, &k, 1, i, ct)
+			per[c.DType]++
+			if !v.Pass {
+				spec, _ := props.SpecAt(1, i, props.GenOptions{})
+				t.Fatalf("%s: false alarm on case %d (%s): %s", ct, i, spec, v.Summary())
+			}
+		}
+		t.Logf("%s: %d cases pass (bf16 %d, fp16 %d, fp32 %d)", ct, n, per[moe.BF16], per[moe.FP16], per[moe.FP32])
+	}
+	failed, first := 0, -1
+	for i := 0; i < 100; i++ {
+		if _, v := judge(t, b, &k, 1, i, contract.Exact()); !v.Pass {
+			failed++
+			if first < 0 {
+				first = i
+			}
+		}
+	}
+	if failed == 0 {
+		t.Fatal("sim-torch passed exact on 100 cases: the model exercises none of torch's freedoms")
+	}
+	t.Logf("exact: %d of 100 cases fail; the first at case %d", failed, first)
+}
+
+// TestOpen: backends.Open knows sim-torch.
+func TestOpen(t *testing.T) {
+	b, err := backends.Open("sim-torch", backends.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Name() != simtorch.Name {
+		t.Errorf("Open(sim-torch) gave %s", b.Name())
+	}
+}
+
+// TestRefusesFaults: the model reproduces no catalog fault and says so.
+func TestRefusesFaults(t *testing.T) {
+	b := simtorch.New(simtorch.Options{})
+	spec, _ := props.SpecAt(1, 0, props.GenOptions{})
+	c, err := spec.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Run(context.Background(), c, gpu.RunOptions{Faults: gpu.Faults(gpu.ZeroTokenRow)}); err == nil {
+		t.Error("a requested fault was silently ignored")
+	}
+}
