@@ -36,9 +36,9 @@ type encl struct {
 	// test that checks the enclosure's semantics against the float64 reference).
 	noRound bool
 	// ct is the contract whose rounding freedoms the enclosure admits (zero: exact).
-	ct      contract.Contract
-	ws      *workspace
-	ar      *arena
+	ct contract.Contract
+	ws *workspace
+	ar *arena
 }
 
 // arena hands out float64 slices from large slabs, so a check allocates a few slabs instead

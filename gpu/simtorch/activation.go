@@ -16,6 +16,9 @@ func (r *run) sigmoid(t float32) float32 { return r.round(1 / (1 + expf(-t))) }
 const alpha = float32(moe.GptOssAlpha)
 
 func (r *run) actForward(gate, up float32) float32 {
+	if !r.fr.eagerAct {
+		return r.pathForward(gate, up)
+	}
 	if r.c.Act == moe.GptOss {
 		g, u := min(gate, moe.GptOssLimit), max(min(up, moe.GptOssLimit), -moe.GptOssLimit)
 		t := r.round(g * alpha)
@@ -28,6 +31,9 @@ func (r *run) actForward(gate, up float32) float32 {
 }
 
 func (r *run) actBackward(gate, up, da float32) (float32, float32) {
+	if !r.fr.eagerAct {
+		return r.pathBackward(gate, up, da)
+	}
 	if r.c.Act == moe.GptOss {
 		g, u := min(gate, moe.GptOssLimit), max(min(up, moe.GptOssLimit), -moe.GptOssLimit)
 		t := r.round(g * alpha)
@@ -55,4 +61,36 @@ func (r *run) actBackward(gate, up, da float32) (float32, float32) {
 	sig := 1 / (1 + expf(-gate))
 	dg := r.round(ds * sig * (1 + float32(gate*(1-sig))))
 	return dg, du
+}
+
+// pathForward and pathBackward are docs/path.md's fused fp32 expressions (one rounding).
+func (r *run) pathForward(gate, up float32) float32 {
+	if r.c.Act == moe.GptOss {
+		g, u := min(gate, moe.GptOssLimit), max(min(up, moe.GptOssLimit), -moe.GptOssLimit)
+		glu := g / (1 + expf(-float32(alpha*g)))
+		return r.round((u + 1) * glu)
+	}
+	return r.round(gate / (1 + expf(-gate)) * up)
+}
+
+func (r *run) pathBackward(gate, up, da float32) (float32, float32) {
+	if r.c.Act == moe.GptOss {
+		g, u := min(gate, moe.GptOssLimit), max(min(up, moe.GptOssLimit), -moe.GptOssLimit)
+		ag := float32(alpha * g)
+		sig := 1 / (1 + expf(-ag))
+		dglu := sig + float32(ag*float32(sig*(1-sig)))
+		dg := float32(da*(u+1)) * dglu
+		du := float32(da*g) * sig
+		if gate > moe.GptOssLimit {
+			dg = 0
+		}
+		if up > moe.GptOssLimit || up < -moe.GptOssLimit {
+			du = 0
+		}
+		return r.round(dg), r.round(du)
+	}
+	sig := 1 / (1 + expf(-gate))
+	dg := float32(float32(da*up)*sig) * (1 + float32(gate*(1-sig)))
+	du := float32(da*gate) * sig
+	return r.round(dg), r.round(du)
 }

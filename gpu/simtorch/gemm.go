@@ -3,8 +3,9 @@ package simtorch
 // groupedMM computes rows [b, end) of out (row length n) = round_d(in_rows · Wᵀ) with
 // fp32 accumulation, W the group's n×k weight (row j = output column j; dgrad: transposed,
 // W is then k'×n and read by column). The accumulation order depends on the group's number of
-// rows, as a GEMM library's choice of kernel does (see dot).
-func (r *run) groupedMM(out []float32, n int, in []float32, k int, w []float32, b, end int, dgrad bool) {
+// rows, as a GEMM library's choice of kernel does (see dot). accBias, when not nil, is added
+// to the fp32 accumulator before the rounding (docs/path.md's GEMM with bias).
+func (r *run) groupedMM(out []float32, n int, in []float32, k int, w []float32, b, end int, dgrad bool, accBias []float32) {
 	m := end - b
 	col := make([]float32, k)
 	for i := b; i < end; i++ {
@@ -19,7 +20,11 @@ func (r *run) groupedMM(out []float32, n int, in []float32, k int, w []float32, 
 			} else {
 				wj = w[j*k : (j+1)*k]
 			}
-			out[i*n+j] = r.round(dot(a, wj, m))
+			acc := dot(a, wj, m)
+			if accBias != nil {
+				acc += accBias[j]
+			}
+			out[i*n+j] = r.round(acc)
 		}
 	}
 }

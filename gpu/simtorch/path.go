@@ -11,6 +11,7 @@ import (
 // run holds one case's computation. Every tensor is float32 holding dtype values; rows of
 // stage tensors are sorted rows (docs/path.md's notation).
 type run struct {
+	fr  freedoms
 	c   *moe.Case
 	p   *moe.Plan
 	d   moe.DType
@@ -40,8 +41,25 @@ func f32(x []float64) []float32 {
 	return out
 }
 
-func newRun(c *moe.Case, p *moe.Plan, rng *rand.Rand) *run {
-	r := &run{c: c, p: p, d: c.DType, rng: rng, S: c.S(), T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, R: p.Rows}
+// freedoms selects which of the torch contract's rounding choices the model makes; each one
+// off makes the model compute that stage as docs/path.md does. New uses torchFreedoms; the
+// tests switch them one by one to show that each contract needs each of its freedoms.
+type freedoms struct {
+	biasAfter     bool // bias added after the GEMM's rounding, rounded again
+	eagerAct      bool // the activation as eager ops, each rounded to the dtype
+	drwDtype      bool // d_rw's products rounded to the dtype before the sum
+	combineAtomic bool // K-slot combine: dtype adds in a per-run order
+	scatterAtomic bool // dX's K-slot sum: dtype adds in a per-run order
+	biasAtomic    bool // bias gradients: dtype adds in a per-run order
+	weightFP32    bool // o = h2·rw kept in fp32 into the combine (not a torch choice; any allows it)
+}
+
+func torchFreedoms() freedoms {
+	return freedoms{biasAfter: true, eagerAct: true, drwDtype: true, combineAtomic: true, scatterAtomic: true, biasAtomic: true}
+}
+
+func newRun(c *moe.Case, p *moe.Plan, rng *rand.Rand, fr freedoms) *run {
+	r := &run{fr: fr, c: c, p: p, d: c.DType, rng: rng, S: c.S(), T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, R: p.Rows}
 	r.x, r.dy, r.rw = f32(c.X), f32(c.DY), f32(c.Routing.Weights)
 	H, I, E := r.H, r.I, r.E
 	r.w1 = make([]float32, E*2*I*H)
@@ -86,7 +104,7 @@ func (r *run) forward() {
 	r.h1 = make([]float32, S*2*I)
 	for e := 0; e < r.E; e++ {
 		b, end := r.rows(e)
-		r.groupedMM(r.h1, 2*I, r.xs, H, r.w1[e*2*I*H:(e+1)*2*I*H], b, end, false)
+		r.groupedMM(r.h1, 2*I, r.xs, H, r.w1[e*2*I*H:(e+1)*2*I*H], b, end, false, r.accBias(r.b1, 2*I, e))
 		r.addBias(r.h1, 2*I, r.b1, e, b, end)
 	}
 	// activation as eager ops
@@ -101,7 +119,7 @@ func (r *run) forward() {
 	r.h2 = make([]float32, S*H)
 	for e := 0; e < r.E; e++ {
 		b, end := r.rows(e)
-		r.groupedMM(r.h2, H, r.a, I, r.w2[e*H*I:(e+1)*H*I], b, end, false)
+		r.groupedMM(r.h2, H, r.a, I, r.w2[e*H*I:(e+1)*H*I], b, end, false, r.accBias(r.b2, H, e))
 		r.addBias(r.h2, H, r.b2, e, b, end)
 	}
 	// out * sample_weights (rounded), then index_add_ into zeros: one rounding per add, in a
@@ -110,15 +128,27 @@ func (r *run) forward() {
 	for i := 0; i < S; i++ {
 		w := r.rw[r.p.Perm[i]]
 		for h := 0; h < H; h++ {
-			r.o[i*H+h] = r.round(r.h2[i*H+h] * w)
+			r.o[i*H+h] = r.h2[i*H+h] * w
+			if !r.fr.weightFP32 {
+				r.o[i*H+h] = r.round(r.o[i*H+h])
+			}
 		}
 	}
-	r.y = r.slotSum(r.o)
+	r.y = r.slotSum(r.o, r.fr.combineAtomic)
+}
+
+// accBias is expert e's bias when it goes into the GEMM's fp32 accumulator (docs/path.md),
+// nil when it is added after the rounding (torch) or there is none.
+func (r *run) accBias(bias []float32, n, e int) []float32 {
+	if bias == nil || r.fr.biasAfter {
+		return nil
+	}
+	return bias[e*n : (e+1)*n]
 }
 
 // addBias adds bias[e] to rows [b, end) of out (row length n) as a separate elementwise op.
 func (r *run) addBias(out []float32, n int, bias []float32, e, b, end int) {
-	if bias == nil {
+	if bias == nil || !r.fr.biasAfter {
 		return
 	}
 	for i := b; i < end; i++ {
@@ -130,11 +160,27 @@ func (r *run) addBias(out []float32, n int, bias []float32, e, b, end int) {
 
 // slotSum is index_add_ / index_put_(accumulate=True) of per-sorted-row values into a T×H
 // zero tensor: each of a token's K slots is added with one rounding to the dtype, in an
-// order drawn per token (as atomics land).
-func (r *run) slotSum(rows []float32) []float32 {
+// order drawn per token (as atomics land). Without atomic: docs/path.md's fp32 sum in slot
+// order from +0, one rounding.
+func (r *run) slotSum(rows []float32, atomic bool) []float32 {
 	H, K := r.H, r.K
 	out := make([]float32, r.T*H)
 	order := make([]int, K)
+	if !atomic {
+		for t := 0; t < r.T; t++ {
+			y := out[t*H : (t+1)*H]
+			for k := 0; k < K; k++ {
+				i := int(r.p.Inv[t*K+k])
+				for h := range y {
+					y[h] += rows[i*H+h]
+				}
+			}
+			for h := range y {
+				y[h] = r.round(y[h])
+			}
+		}
+		return out
+	}
 	for t := 0; t < r.T; t++ {
 		for k := range order {
 			order[k] = k
@@ -162,7 +208,10 @@ func (r *run) backward() {
 	prod := make([]float32, H)
 	for i := 0; i < S; i++ {
 		for h := 0; h < H; h++ {
-			prod[h] = r.round(r.do[i*H+h] * r.h2[i*H+h])
+			prod[h] = r.do[i*H+h] * r.h2[i*H+h]
+			if r.fr.drwDtype {
+				prod[h] = r.round(prod[h])
+			}
 		}
 		r.drw[i] = r.round(treeSum(prod))
 	}
@@ -181,7 +230,7 @@ func (r *run) backward() {
 	}
 	for e := 0; e < r.E; e++ {
 		b, end := r.rows(e)
-		r.groupedMM(r.dact, I, r.dh2, H, r.w2[e*H*I:(e+1)*H*I], b, end, true)
+		r.groupedMM(r.dact, I, r.dh2, H, r.w2[e*H*I:(e+1)*H*I], b, end, true, nil)
 		r.wgrad(r.dw2[e*H*I:(e+1)*H*I], r.dh2, H, r.a, I, b, end)
 		r.biasGrad(r.db2, r.dh2, H, e, b, end)
 	}
@@ -201,11 +250,11 @@ func (r *run) backward() {
 	}
 	for e := 0; e < r.E; e++ {
 		b, end := r.rows(e)
-		r.groupedMM(r.dxs, H, r.dh1, 2*I, r.w1[e*2*I*H:(e+1)*2*I*H], b, end, true)
+		r.groupedMM(r.dxs, H, r.dh1, 2*I, r.w1[e*2*I*H:(e+1)*2*I*H], b, end, true, nil)
 		r.wgrad(r.dw1[e*2*I*H:(e+1)*2*I*H], r.dh1, 2*I, r.xs, H, b, end)
 		r.biasGrad(r.db1, r.dh1, 2*I, e, b, end)
 	}
-	r.dx = r.slotSum(r.dxs)
+	r.dx = r.slotSum(r.dxs, r.fr.scatterAtomic)
 }
 
 // biasGrad is the index backward of bias[ids]: the rows of expert e (the last expert also
@@ -218,8 +267,19 @@ func (r *run) biasGrad(db, dout []float32, n, e, b, end int) {
 	if e == r.E-1 {
 		end = r.S
 	}
-	order := r.rng.Perm(end - b)
 	acc := db[e*n : (e+1)*n]
+	if !r.fr.biasAtomic { // fp32 in row order, one rounding
+		for i := b; i < end; i++ {
+			for j := range acc {
+				acc[j] += dout[i*n+j]
+			}
+		}
+		for j := range acc {
+			acc[j] = r.round(acc[j])
+		}
+		return
+	}
+	order := r.rng.Perm(end - b)
 	for _, k := range order {
 		i := b + k
 		for j := range acc {

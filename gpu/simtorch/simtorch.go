@@ -28,6 +28,7 @@ type Backend struct {
 	opts Options
 	mu   sync.Mutex
 	runs uint64
+	fr   *freedoms // the choices the model makes (nil: torchFreedoms; tests switch them)
 }
 
 var (
@@ -69,7 +70,11 @@ func (b *Backend) Run(ctx context.Context, c *moe.Case, opts gpu.RunOptions) (*g
 	run := b.runs
 	b.runs++
 	b.mu.Unlock()
-	r := newRun(c, p, moe.NewRand(b.opts.Seed^run*0x9e3779b97f4a7c15))
+	fr := torchFreedoms()
+	if b.fr != nil {
+		fr = *b.fr
+	}
+	r := newRun(c, p, moe.NewRand(b.opts.Seed^run*0x9e3779b97f4a7c15), fr)
 	r.forward()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sim-torch: %w", err)

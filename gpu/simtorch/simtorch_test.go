@@ -2,7 +2,9 @@ package simtorch_test
 
 import (
 	"context"
+	"flag"
 	"testing"
+	"time"
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
@@ -32,6 +34,8 @@ func judge(t testing.TB, b gpu.Backend, k *oracle.Checker, seed uint64, i int, c
 	return c, v
 }
 
+var casesFlag = flag.Int("cases", 0, "TestTorchConforms: random cases per contract (default 600, 100 with -short)")
+
 // TestTorchConforms: sim-torch passes `matches` under its declared contract (torch) and under
 // any on the property suite's random cases, with no false alarm; and it fails under exact
 // (the rounding freedoms it exercises are not exact's). The counts are logged.
@@ -40,6 +44,9 @@ func TestTorchConforms(t *testing.T) {
 	if testing.Short() {
 		n = 100
 	}
+	if *casesFlag > 0 {
+		n = *casesFlag
+	}
 	b := simtorch.New(simtorch.Options{})
 	if got := gpu.ContractOf(b).Name; got != "torch" {
 		t.Fatalf("sim-torch declares %q, want torch", got)
@@ -47,6 +54,7 @@ func TestTorchConforms(t *testing.T) {
 	var k oracle.Checker
 	for _, ct := range []contract.Contract{contract.Torch(), contract.Any()} {
 		per := map[moe.DType]int{}
+		start := time.Now()
 		for i := 0; i < n; i++ {
 			c, v := judge(t, b, &k, 1, i, ct)
 			per[c.DType]++
@@ -55,9 +63,10 @@ func TestTorchConforms(t *testing.T) {
 				t.Fatalf("%s: false alarm on case %d (%s): %s", ct, i, spec, v.Summary())
 			}
 		}
-		t.Logf("%s: %d cases pass (bf16 %d, fp16 %d, fp32 %d)", ct, n, per[moe.BF16], per[moe.FP16], per[moe.FP32])
+		t.Logf("%s: %d cases pass (bf16 %d, fp16 %d, fp32 %d) in %v", ct, n, per[moe.BF16], per[moe.FP16], per[moe.FP32], time.Since(start).Round(time.Millisecond))
 	}
 	failed, first := 0, -1
+	start := time.Now()
 	for i := 0; i < 100; i++ {
 		if _, v := judge(t, b, &k, 1, i, contract.Exact()); !v.Pass {
 			failed++
@@ -69,7 +78,7 @@ func TestTorchConforms(t *testing.T) {
 	if failed == 0 {
 		t.Fatal("sim-torch passed exact on 100 cases: the model exercises none of torch's freedoms")
 	}
-	t.Logf("exact: %d of 100 cases fail; the first at case %d", failed, first)
+	t.Logf("exact: %d of 100 cases fail (%v); the first at case %d", failed, time.Since(start).Round(time.Millisecond), first)
 }
 
 // TestOpen: backends.Open knows sim-torch.
