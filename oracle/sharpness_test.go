@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 	"github.com/moecheck/moecheck/reference"
@@ -13,6 +14,10 @@ import (
 // sharpnessTable pools oracle.Sharpness over seeds 1..n of one (dtype, data, activation)
 // configuration (T=16 H=128 I=64 E=4 K=4, uniform routing, biases on even seeds).
 func sharpnessTable(t testing.TB, d moe.DType, mode moe.DataMode, act moe.Activation, n int) map[string]*oracle.TensorSharpness {
+	return sharpnessUnder(t, d, mode, act, n, contract.Contract{})
+}
+
+func sharpnessUnder(t testing.TB, d moe.DType, mode moe.DataMode, act moe.Activation, n int, ct contract.Contract) map[string]*oracle.TensorSharpness {
 	t.Helper()
 	pooled := map[string]*oracle.TensorSharpness{}
 	for seed := uint64(1); seed <= uint64(n); seed++ {
@@ -28,7 +33,7 @@ func sharpnessTable(t testing.TB, d moe.DType, mode moe.DataMode, act moe.Activa
 		if err != nil {
 			t.Fatal(err)
 		}
-		en, err := oracle.Enclose(c)
+		en, err := oracle.EncloseUnder(c, ct)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,6 +71,28 @@ func TestSharpnessTable(t *testing.T) {
 						100*float64(s.Unconstrained)/float64(s.N), s.RefOutOfRange, 100*float64(s.Wide)/float64(s.N), s.Median(), s.P99())
 				}
 			}
+		}
+	}
+	t.Log(b.String())
+}
+
+// TestSharpnessContracts logs what each contract's freedoms cost in sharpness (normal data,
+// SwiGLU, biases on seed 2; docs/oracle.md §9 quotes it): run with -run SharpnessContracts -v.
+func TestSharpnessContracts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measurement")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n| dtype | contract | y | dX | dW1 | dW2 | drw |\n|---|---|---|---|---|---|---|\n")
+	for _, d := range []moe.DType{moe.BF16, moe.FP16, moe.FP32} {
+		for _, ct := range []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()} {
+			p := sharpnessUnder(t, d, moe.Normal, moe.SwiGLU, 3, ct)
+			fmt.Fprintf(&b, "| %s | %s |", d, ct)
+			for _, name := range []string{"y", "dX", "dW1", "dW2", "drw"} {
+				s := p[name]
+				fmt.Fprintf(&b, " %.2g / %.2g |", s.Median(), s.P99())
+			}
+			b.WriteString("\n")
 		}
 	}
 	t.Log(b.String())

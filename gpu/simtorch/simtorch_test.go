@@ -9,6 +9,7 @@ import (
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/backends"
+	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/gpu/simtorch"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
@@ -79,6 +80,25 @@ func TestTorchConforms(t *testing.T) {
 		t.Fatal("sim-torch passed exact on 100 cases: the model exercises none of torch's freedoms")
 	}
 	t.Logf("exact: %d of 100 cases fail (%v); the first at case %d", failed, time.Since(start).Round(time.Millisecond), first)
+}
+
+// TestPathConformsToLooserContracts: gpu/sim (docs/path.md, exact) also passes torch and
+// any: a contract's freedoms include docs/path.md's choices, so catalog faults can be judged
+// under every contract with gpu/sim.
+func TestPathConformsToLooserContracts(t *testing.T) {
+	n := 300
+	if testing.Short() {
+		n = 60
+	}
+	b := sim.New(sim.Options{})
+	var k oracle.Checker
+	for _, ct := range []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()} {
+		for i := 0; i < n; i++ {
+			if _, v := judge(t, b, &k, 3, i, ct); !v.Pass {
+				t.Fatalf("sim under %s: false alarm on case %d: %s", ct, i, v.Summary())
+			}
+		}
+	}
 }
 
 // TestOpen: backends.Open knows sim-torch.
