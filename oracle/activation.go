@@ -26,6 +26,7 @@ var one = exactRV(1)
 // actForward: SwiGLU a = g/(1+exp(−g))·u; gpt-oss a = (u+1)·g/(1+exp(−1.702·g)) with
 // g = min(gate, 7), u = clamp(up, −7, 7).
 func (a arith) actForward(act moe.Activation, gate, up rv) rv {
+	a.loose = true
 	return splitGate(gate, func(gate rv) rv { return a.actForward1(act, gate, up) })
 }
 
@@ -84,6 +85,7 @@ func indicator(x rv, lim float64, upperOnly bool, grad rv) rv {
 
 // actBackward is actBackward1 over the pieces of the gate (splitGate).
 func (a arith) actBackward(act moe.Activation, gate, up, da rv) (rv, rv) {
+	a.loose = true
 	return splitGate2(gate, func(g rv) (rv, rv) { return a.actBackward1(act, g, up, da) })
 }
 

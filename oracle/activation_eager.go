@@ -24,6 +24,7 @@ import (
 
 // actForwardC is actForward under the contract's activation freedom.
 func (a arith) actForwardC(act moe.Activation, d moe.DType, how contract.Rounding, gate, up rv) rv {
+	a.loose = true
 	if how == contract.AsPath || a.math {
 		return a.actForward(act, gate, up)
 	}
@@ -36,6 +37,7 @@ func (a arith) actForwardC(act moe.Activation, d moe.DType, how contract.Roundin
 
 // actBackwardC is actBackward under the contract's activation freedom.
 func (a arith) actBackwardC(act moe.Activation, d moe.DType, how contract.Rounding, gate, up, da rv) (rv, rv) {
+	a.loose = true
 	if how == contract.AsPath || a.math {
 		return a.actBackward(act, gate, up, da)
 	}

@@ -81,3 +81,61 @@ func TestSigmoidCollapses(t *testing.T) {
 		t.Errorf("σ(−(88±10)) = %v±%v, want within [0, 1e-33]", sig.v, sig.e)
 	}
 }
+
+// fmaf is fp32 fused multiply-add (one rounding), as nvcc contracts a*b+c by default.
+func fmaf(a, b, c float32) float32 { return float32(math.FMA(float64(a), float64(b), float64(c))) }
+
+// TestActivationAssociationAndFMA: docs/path.md leaves the association of the activation's
+// product chains open and nvcc contracts products into FMAs; the enclosure must contain
+// every such evaluation. Regression: rounding every fp32 operation at its endpoints (with
+// exact collapse) made enclosures points that gpu/sim's ((1.702·g)·σ)·(1−σ) missed by an ulp
+// (props' matches failed 11 of 200 fp32 gpt-oss cases); only the sigmoid's denominator
+// 1 + expf(−x), a single add no path evaluates otherwise, is now rounded that way.
+func TestActivationAssociationAndFMA(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	bad := 0
+	for n := 0; n < 50000; n++ {
+		g := float32(rng.NormFloat64() * 3)
+		u := float32(rng.NormFloat64() * 3)
+		da := float32(rng.NormFloat64())
+		for _, act := range []moe.Activation{moe.SwiGLU, moe.GptOss} {
+			dg, du := arith{}.actBackward(act, exactRV(float64(g)), exactRV(float64(u)), exactRV(float64(da)))
+			var variants [][2]float32
+			if act == moe.SwiGLU {
+				s := 1 / (1 + expf(-g, 0))
+				variants = [][2]float32{
+					{da * u * s * fmaf(g, 1-s, 1), da * g * s},
+					{da * (u * (s * (1 + g*(1-s)))), da * (g * s)},
+					{(da * u) * (s * fmaf(g, 1-s, 1)), g * (da * s)},
+				}
+			} else {
+				gg, uu := min(g, 7), min(max(u, -7), 7)
+				ag := float32(1.702) * gg
+				s := 1 / (1 + expf(-ag, 0))
+				variants = [][2]float32{
+					{da * (uu + 1) * (s + ag*s*(1-s)), da * gg * s},
+					{da * (uu + 1) * fmaf(ag*s, 1-s, s), da * gg * s},
+					{da * ((uu + 1) * fmaf(ag, s*(1-s), s)), da * (gg * s)},
+				}
+				if g > 7 {
+					for i := range variants {
+						variants[i][0] = 0
+					}
+				}
+				if u > 7 || u < -7 {
+					for i := range variants {
+						variants[i][1] = 0
+					}
+				}
+			}
+			for i, v := range variants {
+				if !inRV(dg, v[0]) || !inRV(du, v[1]) {
+					bad++
+					if bad < 5 {
+						t.Errorf("%s g=%v u=%v da=%v variant %d: dg %v in %v; du %v in %v", act, g, u, da, i, v[0], dg, v[1], du)
+					}
+				}
+			}
+		}
+	}
+}

@@ -20,9 +20,16 @@ type rv struct{ v, e float64 }
 
 // arith evaluates the rounding fp32 operations of a stage. The zero value is the path's
 // arithmetic; math set is the mathematical mode of the semantics test (enclosure.noRound),
-// where results keep the exact float64 value as their center (no snapping to fp32 values:
-// the centers must stay the mathematical function) and the rounding is only in the radius.
-type arith struct{ math bool }
+// where results keep the exact float64 value as their center (snap does not move them to
+// fp32 values: the centers must stay the mathematical function).
+//
+// loose is the activation's arithmetic, whose product chains docs/path.md leaves open to any
+// association (and nvcc to FMA contraction): a product of two exactly known values is then
+// exact only when one factor is a power of two (or zero), for which every association gives
+// the same value; any other product gets its rounding radius even when this association
+// happens to be exact, because another association may round. Adds and divisions are single
+// unambiguous operations and keep exact tracking.
+type arith struct{ math, loose bool }
 
 const u32 = 0x1p-24
 
@@ -48,15 +55,25 @@ func exact32(v float64) rv {
 	return rv{f, 0}
 }
 
-// finishRV encloses the result of one correctly rounded fp32 operation (+, −, ×, ÷) whose
-// exact result (over the inputs' enclosures) lies in [v−e, v+e]. Round-to-nearest is monotone,
-// so the stored fp32 value lies in [RN(v−e), RN(v+e)]: the endpoints (widened by f64slack and
-// one float64 step for our own evaluation) are rounded to fp32, and when both round to the same
-// normal value the result is exactly known even though the operands were not (e.g. 1 + e^−g
-// is exactly 1 for every g > 17.4, whatever g's radius). Where the interval reaches below the
-// normal range, tiny is added (underflow, or a device that flushes subnormals to zero).
-// Overflow (an endpoint rounding to ±Inf) is unknown.
-func (a arith) finish(v, e float64) rv {
+// finish adds the rounding error of one correctly rounded fp32 operation (+, −, ×, ÷) whose
+// exact result (over the inputs' enclosures) lies in [v−e, v+e]: u32·(|v|+e), plus tiny when
+// the result may be below the normal range (underflow or flush to zero). The center is kept:
+// the radius covers both the rounded and the unrounded result, so the enclosure stays valid
+// when a compiler contracts a product into an FMA (nvcc does by default), and when a path
+// associates a chain of products differently (docs/path.md leaves the association open; the
+// activation may err by a few ulps). See snap for the one place where rounding is tracked.
+func (a arith) finish(v, e float64) rv { return finishMath(v, e) }
+
+// snap encloses the result of one correctly rounded fp32 operation whose exact result lies in
+// [v−e, v+e] and which no path evaluates otherwise (a single add of two values, not fed by a
+// product, so no FMA contraction or re-association applies): round-to-nearest is monotone,
+// so the stored value lies in [RN(v−e), RN(v+e)], and where both endpoints round to the same
+// normal value the result is known exactly though the operands were not. Used for the
+// sigmoid's denominator 1 + expf(−x): it is exactly 1 for every x > 17.4 whatever x's
+// radius, which makes σ = 1 and 1 − σ = 0 exact for large gates (without it the 2⁻²⁴ radius
+// of σ times a gate near 2³¹ in 1 + g·(1−σ) gave dgrad radii 10⁵× the value). Overflow is
+// unknown; where the interval reaches below the normal range, tiny is added.
+func (a arith) snap(v, e float64) rv {
 	if a.math {
 		return finishMath(v, e)
 	}
@@ -81,6 +98,17 @@ func (a arith) finish(v, e float64) rv {
 		r += tiny
 	}
 	return rv{c, r}
+}
+
+// addSnap is add with the result enclosed by snap (see there for when that is valid).
+func (a arith) addSnap(x, y rv) rv {
+	if x.unknown() || y.unknown() {
+		return unknownRV()
+	}
+	if x.e == 0 && y.e == 0 {
+		return exact32(x.v + y.v)
+	}
+	return a.snap(x.v+y.v, x.e+y.e)
 }
 
 // finishMath is finish of the mathematical mode: u32·(|v|+e) added to the radius, the
@@ -134,6 +162,9 @@ func (a arith) mul(x, y rv) rv {
 		return unknownRV()
 	}
 	if x.e == 0 && y.e == 0 {
+		if a.loose && !powerOfTwo(x.v) && !powerOfTwo(y.v) {
+			return a.finish(x.v*y.v, 0)
+		}
 		return exact32(x.v * y.v)
 	}
 	// |x'y' − xy| ≤ |x|·e_y + |y|·e_x + e_x·e_y
@@ -210,7 +241,7 @@ func (a arith) recipOnePlusExp(num, x rv) rv {
 		return unknownRV()
 	}
 	if math.IsInf(x.v, 0) || x.v-x.e <= expOverflow-1e-6 && x.v+x.e <= expOverflow-1e-6 || x.v-x.e > expOverflow+1e-6 {
-		return a.div(num, a.add(one, expRV(x)))
+		return a.div(num, a.addSnap(one, expRV(x)))
 	}
 	// straddles the overflow threshold: expf(x) ≥ e^lo·(1−4u32) − tiny, RN(1+t) ≥ (1+t)(1−u32)
 	t := math.Max(math.Exp(x.v-x.e)*(1-4*u32-f64slack)-tiny, 0)
@@ -249,4 +280,11 @@ func hullRV(a, b rv) rv {
 	lo := math.Min(a.v-a.e, b.v-b.e)
 	hi := math.Max(a.v+a.e, b.v+b.e)
 	return rv{lo/2 + hi/2, (hi/2 - lo/2) * (1 + f64slack)}
+}
+
+// powerOfTwo reports whether |x| is a power of two (a normal float64 with a zero mantissa).
+func powerOfTwo(x float64) bool {
+	b := math.Float64bits(x)
+	e := (b >> 52) & 0x7ff
+	return e != 0 && e != 0x7ff && b&(1<<52-1) == 0
 }
