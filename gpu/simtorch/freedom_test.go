@@ -63,7 +63,7 @@ func firstFailure(t *testing.T, fr freedoms, ct contract.Contract, n int) int {
 //     the group size: exact's freedom of fp32 accumulation in any order) passes exact, and
 //     each single other choice fails it.
 func TestContractNeedsEachFreedom(t *testing.T) {
-	const n = 300
+	const n = 150
 	remove := func(ct contract.Contract, i int) (contract.Contract, bool) {
 		fc := freedomCases[i]
 		if fc.field != nil {

@@ -35,15 +35,15 @@ func judge(t testing.TB, b gpu.Backend, k *oracle.Checker, seed uint64, i int, c
 	return c, v
 }
 
-var casesFlag = flag.Int("cases", 0, "TestTorchConforms: random cases per contract (default 600, 100 with -short)")
+var casesFlag = flag.Int("cases", 0, "TestTorchConforms: random cases per contract (default 300, 60 with -short)")
 
 // TestTorchConforms: sim-torch passes `matches` under its declared contract (torch) and under
 // any on the property suite's random cases, with no false alarm; and it fails under exact
 // (the rounding freedoms it exercises are not exact's). The counts are logged.
 func TestTorchConforms(t *testing.T) {
-	n := 600
+	n := 300
 	if testing.Short() {
-		n = 100
+		n = 60
 	}
 	if *casesFlag > 0 {
 		n = *casesFlag
@@ -86,9 +86,9 @@ func TestTorchConforms(t *testing.T) {
 // any: a contract's freedoms include docs/path.md's choices, so catalog faults can be judged
 // under every contract with gpu/sim.
 func TestPathConformsToLooserContracts(t *testing.T) {
-	n := 300
+	n := 150
 	if testing.Short() {
-		n = 60
+		n = 30
 	}
 	b := sim.New(sim.Options{})
 	var k oracle.Checker
