@@ -16,8 +16,7 @@ import (
 const EnvVar = "MOECHECK_BACKEND"
 
 // Help describes the backend names Open accepts (for flag and environment help texts).
-const Help = `"sim" (pure-Go model of the GPU path), "sim-torch" (pure-Go model of the path as
-PyTorch eager ops compute it; declares the torch contract), "worker" (moecheck-worker from
+const Help = `"sim" (pure-Go model of the GPU path), "worker" (moecheck-worker from
 PATH), "worker:<command line>" (e.g. worker:'./moecheck-worker -backend cuda -device 1'; split
 on spaces, no quoting) or "cuda" (= worker:moecheck-worker -backend cuda)`
 
@@ -50,7 +49,10 @@ func Command(name string) ([]string, error) {
 	return nil, fmt.Errorf("unknown backend %q: want sim, worker, worker:<command line> or cuda", name)
 }
 
-// Open returns the backend a name describes: "sim-torch" (in process), or see Command.
+// Open returns the backend a name describes: "sim-torch" (gpu/simtorch, in process: the path
+// as PyTorch eager ops compute it, declaring the torch contract), or see Command. (Command,
+// and so the CLI's --backend, does not know sim-torch yet: Help leaves it out until the CLI
+// opens backends through Open.)
 func Open(name string, o Options) (gpu.Backend, error) {
 	if strings.TrimSpace(name) == simtorch.Name {
 		return simtorch.New(simtorch.Options{}), nil
