@@ -97,6 +97,19 @@ func TestPathConformsToLooserContracts(t *testing.T) {
 			if _, v := judge(t, b, &k, 3, i, ct); !v.Pass {
 				t.Fatalf("sim under %s: false alarm on case %d: %s", ct, i, v.Summary())
 			}
+			// stage-local too: each stage's enclosure under the contract from sim's own stages
+			spec, _ := props.SpecAt(3, i, props.GenOptions{})
+			c, err := spec.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: spec.PoisonPolicy(), Stages: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := k.Check(c, res, oracle.Options{Contract: ct}); err != nil || !v.Pass {
+				t.Fatalf("sim under %s with stages: case %d: %v %s", ct, i, err, v.Summary())
+			}
 		}
 	}
 }
