@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/gpu/simtorch"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 	"github.com/moecheck/moecheck/reference"
@@ -66,6 +68,41 @@ func BenchmarkCheck(b *testing.B) {
 					}
 				})
 				_ = be
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cases/s")
+			})
+		}
+	}
+}
+
+// BenchmarkCheckContract measures a black-box check (end to end, as for a PyTorch worker)
+// on one goroutine: gpu/sim's result under exact, sim-torch's under torch and any (the
+// contract's freedoms change the enclosure's cost: eager activation ops, dtype sums).
+// Reported as cases/s.
+func BenchmarkCheckContract(b *testing.B) {
+	for _, sz := range []struct{ T, H, I, E, K int }{{4, 8, 8, 4, 2}, {32, 64, 32, 8, 4}} {
+		c := benchCase(b, sz.T, sz.H, sz.I, sz.E, sz.K)
+		name := fmt.Sprintf("T=%d/H=%d/I=%d/E=%d/K=%d", sz.T, sz.H, sz.I, sz.E, sz.K)
+		rt, err := simtorch.New(simtorch.Options{}).Run(context.Background(), c, gpu.RunOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rs, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, ct := range []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()} {
+			r := rt
+			if ct.Name == "exact" {
+				r = rs
+			}
+			b.Run(name+"/contract="+ct.Name, func(b *testing.B) {
+				var ck oracle.Checker
+				for i := 0; i < b.N; i++ {
+					v, err := ck.Check(c, r, oracle.Options{Contract: ct})
+					if err != nil || !v.Pass {
+						b.Fatal(err, v.Summary())
+					}
+				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cases/s")
 			})
 		}

@@ -5,6 +5,7 @@ import (
 	"github.com/moecheck/moecheck/internal/poison"
 	"math"
 
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
@@ -23,6 +24,11 @@ type Options struct {
 	Context bool
 	// Reference, when non-nil, is a precomputed reference.Run(c) used for the context.
 	Reference *reference.Result
+	// Contract is the path contract the result is judged under (package contract): its
+	// rounding freedoms widen the enclosures to every value a conforming path may store. The
+	// zero value is the exact contract (docs/path.md as written). A precomputed Enclosure
+	// must have been derived under the same contract.
+	Contract contract.Contract
 }
 
 // Check judges a backend's result for case c. It returns an error only when c itself is
@@ -54,11 +60,11 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{}, ar: &k.ar, ws: &k.ws}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, ct: opts.Contract}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	en := opts.Enclosure
 	if en == nil && !local {
-		if en, err = enclose(c, false); err != nil {
+		if en, err = encloseUnder(c, false, opts.Contract); err != nil {
 			return nil, err
 		}
 	}
@@ -67,6 +73,9 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 		return ck.finish(), nil
 	}
 	bias := c.Bias
+	if opts.Enclosure != nil && !sameFreedoms(opts.Enclosure.Contract, opts.Contract) {
+		return nil, fmt.Errorf("oracle: the precomputed enclosure was derived under contract %s, the check asks for %s", opts.Enclosure.Contract, opts.Contract)
+	}
 	if en == nil {
 		en = &Enclosure{} // stage-local mode: outputs are compared in stages()
 	}
@@ -109,6 +118,7 @@ func CaseErrorVerdict(ce *gpu.CaseError) *Verdict {
 }
 
 type checker struct {
+	ct contract.Contract
 	ar *arena
 	ws *workspace
 	c  *moe.Case
@@ -407,4 +417,11 @@ func f32to64(x []float32) []float64 {
 		out[i] = float64(v)
 	}
 	return out
+}
+
+// sameFreedoms reports whether two contracts admit the same values (names and promises aside).
+func sameFreedoms(a, b contract.Contract) bool {
+	a.Name, b.Name = "", ""
+	a.Promises, b.Promises = contract.Promises{}, contract.Promises{}
+	return a == b
 }

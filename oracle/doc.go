@@ -18,4 +18,10 @@
 // lists every broken rule with its worst element's location (token, slot, expert, sorted
 // row, sentinel tail or not, buffer) and a per-tensor table with the error/bound ratio and,
 // against the float64 reference, the relative Frobenius error and DeepGEMM's calc_diff.
+//
+// Enclosures are derived under a path contract (package contract; Options.Contract,
+// EncloseUnder): the zero contract is docs/path.md as written (exact); torch and any admit
+// other legal rounding choices (PyTorch eager ops, dtype atomics, sums in any order), with
+// the derivation in docs/oracle.md §9. Sharpness measures how tight an enclosure is against
+// the float64 reference (unconstrained elements, radius ÷ |reference|).
 package oracle

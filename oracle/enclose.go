@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -11,6 +12,8 @@ import (
 // conforms to docs/path.md stores there. Stage tensors are in sorted-row order.
 type Enclosure struct {
 	Plan *moe.Plan
+	// Contract is the contract the enclosure was derived under.
+	Contract contract.Contract
 
 	// Stages (sorted rows).
 	Xs, H1, Act, H2, O, DO, DRWSorted, DH2, DAct, DH1, DXs ivec
@@ -32,8 +35,10 @@ type encl struct {
 	// noRound turns every storage rounding into the identity (mathematical mode, for the
 	// test that checks the enclosure's semantics against the float64 reference).
 	noRound bool
-	ws      *workspace
-	ar      *arena
+	// ct is the contract whose rounding freedoms the enclosure admits (zero: exact).
+	ct contract.Contract
+	ws *workspace
+	ar *arena
 }
 
 // arena hands out float64 slices from large slabs, so a check allocates a few slabs instead
@@ -90,6 +95,9 @@ func (en *encl) point(x []float32) ivec {
 	return v
 }
 
+// arith is the elementwise arithmetic of this enclosure (mathematical mode keeps centers).
+func (en *encl) arith() arith { return arith{math: en.noRound} }
+
 // round encloses the storage rounding (roundInto), or nothing in mathematical mode.
 func (en *encl) round(c, r float64) (float64, float64) {
 	if en.noRound {
@@ -127,13 +135,24 @@ func newEnclIn(c *moe.Case, p *moe.Plan, ar *arena, ws *workspace) *encl {
 	return en
 }
 
-// Enclose computes the end-to-end enclosure of every tensor of the path for case c.
+// Enclose computes the end-to-end enclosure of every tensor of the path for case c under
+// the exact contract (docs/path.md as written).
 func Enclose(c *moe.Case) (*Enclosure, error) { return enclose(c, false) }
+
+// EncloseUnder computes the end-to-end enclosure of every tensor for case c under contract
+// ct: it contains the value any path conforming to ct stores there.
+func EncloseUnder(c *moe.Case, ct contract.Contract) (*Enclosure, error) {
+	return encloseUnder(c, false, ct)
+}
 
 // enclose, with math set, evaluates the path's formulas in plain float64 (no storage
 // rounding; inputs carry a negligible radius so no fp32 exact tracking applies): the centers
 // are then the mathematical function, comparable with the float64 reference.
 func enclose(c *moe.Case, mathematical bool) (*Enclosure, error) {
+	return encloseUnder(c, mathematical, contract.Contract{})
+}
+
+func encloseUnder(c *moe.Case, mathematical bool, ct contract.Contract) (*Enclosure, error) {
 	if err := c.Validate(moe.Limits{}); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
@@ -143,7 +162,8 @@ func enclose(c *moe.Case, mathematical bool) (*Enclosure, error) {
 	}
 	en := newEncl(c, p)
 	en.noRound = mathematical
-	out := &Enclosure{Plan: p}
+	en.ct = ct
+	out := &Enclosure{Plan: p, Contract: ct}
 	out.Xs = en.gather(c.X, true)
 	out.H1 = en.gemm1(out.Xs)
 	out.Act = en.activation(out.H1)
@@ -231,10 +251,48 @@ func (en *encl) transposeExact(x []float64, m, k int) mat {
 
 // gemmRows encloses out rows [b, e) = round_d(A_rows · Wᵀ + bias) and leaves the other
 // rows as set by the caller.
+//
+// Under a contract with GEMMBias InDtype the bias is added after the GEMM's rounding and the
+// sum rounded again (round_d(round_d(acc) + b)); with Either, the hull of both. With TF32,
+// fp32 operands may be rounded to TF32 first.
 func (en *encl) gemmRows(out ivec, n int, A mat, W mat, bias []float64, b int) {
-	reduceAcc(en.d, A, W, bias, !en.noRound, en.ws, func(i, j int, c, r float64) {
+	A, W = en.operand(A), en.operand(W)
+	how := en.ct.GEMMBias
+	if bias == nil || how == contract.AsPath || how == contract.InFP32 || en.noRound {
+		reduceAcc(en.d, A, W, bias, !en.noRound, en.ws, func(i, j int, c, r float64) {
+			out.c[(b+i)*n+j], out.r[(b+i)*n+j] = en.round(c, r)
+		})
+		return
+	}
+	after := func(i, j int, c, r float64) rv {
+		c, r = en.round(c, r)
+		x := en.arith().add(rv{c, r}, exactRV(bias[j]))
+		c, r = en.round(x.v, x.e)
+		return rv{c, r}
+	}
+	if how == contract.InDtype {
+		reduceAcc(en.d, A, W, nil, true, en.ws, func(i, j int, c, r float64) {
+			x := after(i, j, c, r)
+			out.c[(b+i)*n+j], out.r[(b+i)*n+j] = x.v, x.e
+		})
+		return
+	}
+	reduceAcc(en.d, A, W, bias, true, en.ws, func(i, j int, c, r float64) {
 		out.c[(b+i)*n+j], out.r[(b+i)*n+j] = en.round(c, r)
 	})
+	reduceAcc(en.d, A, W, nil, true, en.ws, func(i, j int, c, r float64) {
+		k := (b+i)*n + j
+		x := hullRV(rv{out.c[k], out.r[k]}, after(i, j, c, r))
+		out.c[k], out.r[k] = x.v, x.e
+	})
+}
+
+// operand returns a GEMM operand, widened for TF32 when the contract allows it on fp32 data.
+func (en *encl) operand(m mat) mat {
+	if en.ct.TF32 && en.d == moe.FP32 && !en.noRound {
+		return tf32Widen(m)
+	}
+	return m
 }
 
 func (en *encl) bias1(e int) []float64 {
@@ -273,7 +331,7 @@ func (en *encl) activation(h1 ivec) ivec {
 		for j := 0; j < I; j++ {
 			g := rv{h1.c[i*2*I+en.c.GateCol(j)], h1.r[i*2*I+en.c.GateCol(j)]}
 			u := rv{h1.c[i*2*I+en.c.UpCol(j)], h1.r[i*2*I+en.c.UpCol(j)]}
-			a := actForward(en.c.Act, g, u)
+			a := en.arith().actForwardC(en.c.Act, en.d, en.ct.Activation, g, u)
 			out.c[i*I+j], out.r[i*I+j] = en.round(a.v, a.e)
 		}
 	}
@@ -300,23 +358,42 @@ func (en *encl) weight(h2 ivec) ivec {
 	for i := 0; i < en.S; i++ {
 		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
 		for h := 0; h < H; h++ {
-			x := mulRV(rv{h2.c[i*H+h], h2.r[i*H+h]}, w)
-			out.c[i*H+h], out.r[i*H+h] = en.round(x.v, x.e)
+			x := en.arith().mul(rv{h2.c[i*H+h], h2.r[i*H+h]}, w)
+			if en.noRound {
+				out.c[i*H+h], out.r[i*H+h] = x.v, x.e
+				continue
+			}
+			x = storeAs(en.d, x, en.ct.Weight, contract.InDtype)
+			out.c[i*H+h], out.r[i*H+h] = x.v, x.e
 		}
 	}
 	return out
 }
 
 // ksum: out[t,h] = round_d(fl32 sum over k in order from +0 of rows[Inv[t·K+k], h]).
-func (en *encl) ksum(rows ivec) ivec {
+func (en *encl) ksum(rows ivec, how contract.Sum) ivec {
 	H, K := en.H, en.K
 	out := en.newIvec(en.T * H)
+	if how != (contract.Sum{}) && !en.noRound {
+		cs, rs := make([]float64, K), make([]float64, K)
+		for t := 0; t < en.T; t++ {
+			for h := 0; h < H; h++ {
+				for k := 0; k < K; k++ {
+					i := int(en.p.Inv[t*K+k])
+					cs[k], rs[k] = rows.c[i*H+h], rows.r[i*H+h]
+				}
+				s := sumTerms(en.d, how, cs, rs)
+				out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
+			}
+		}
+		return out
+	}
 	for t := 0; t < en.T; t++ {
 		for h := 0; h < H; h++ {
 			s := exactRV(0)
 			for k := 0; k < K; k++ {
 				i := int(en.p.Inv[t*K+k])
-				s = addRV(s, rv{rows.c[i*H+h], rows.r[i*H+h]})
+				s = en.arith().add(s, rv{rows.c[i*H+h], rows.r[i*H+h]})
 			}
 			out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
 		}
@@ -324,13 +401,42 @@ func (en *encl) ksum(rows ivec) ivec {
 	return out
 }
 
-func (en *encl) combine(o ivec) ivec   { return en.ksum(o) }
-func (en *encl) scatter(dxs ivec) ivec { return en.ksum(dxs) }
+func (en *encl) combine(o ivec) ivec   { return en.ksum(o, en.ct.Combine) }
+func (en *encl) scatter(dxs ivec) ivec { return en.ksum(dxs, en.ct.Scatter) }
 
 // drw: d_rw[i] = round_d(fl32 Σ_h d_o[i,h]·h2[i,h]) for all rows (unordered reduction).
 func (en *encl) drw(do, h2 ivec) ivec {
 	H := en.H
 	out := en.newIvec(en.S)
+	if how := en.ct.DRWProducts; (how == contract.InDtype || how == contract.Either) && !en.noRound {
+		// products rounded to the dtype (or either) before an fp32 reduction in any order:
+		// the reduction of the stored products against ones (docs/oracle.md §9)
+		ones := en.newMat(1, H)
+		for l := range ones.c {
+			ones.c[l] = 1
+		}
+		pr := en.newMat(1, H)
+		for i := 0; i < en.S; i++ {
+			for h := 0; h < H; h++ {
+				x := en.arith().mul(rv{do.c[i*H+h], do.r[i*H+h]}, rv{h2.c[i*H+h], h2.r[i*H+h]})
+				x = storeAs(en.d, x, how, contract.InFP32)
+				pr.c[h], pr.r[h] = x.v, x.e
+				if x.unknown() {
+					pr.c[h], pr.r[h] = 0, math.NaN()
+				}
+			}
+			reduceAcc(en.d, pr, ones, nil, true, en.ws, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
+			if how == contract.Either {
+				A, B := rowsMat(do, i, i+1, H), rowsMat(h2, i, i+1, H)
+				reduceAcc(en.d, A, B, nil, true, en.ws, func(_, _ int, c, r float64) {
+					c, r = en.round(c, r)
+					x := hullRV(rv{out.c[i], out.r[i]}, rv{c, r})
+					out.c[i], out.r[i] = x.v, x.e
+				})
+			}
+		}
+		return out
+	}
 	for i := 0; i < en.S; i++ {
 		A := rowsMat(do, i, i+1, H)
 		B := rowsMat(h2, i, i+1, H)
@@ -346,7 +452,7 @@ func (en *encl) dh2(do ivec) ivec {
 	for i := 0; i < en.R; i++ {
 		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
 		for h := 0; h < H; h++ {
-			x := mulRV(rv{do.c[i*H+h], do.r[i*H+h]}, w)
+			x := en.arith().mul(rv{do.c[i*H+h], do.r[i*H+h]}, w)
 			out.c[i*H+h], out.r[i*H+h] = en.round(x.v, x.e)
 		}
 	}
@@ -399,7 +505,7 @@ func (en *encl) actBackward(h1, dact ivec) ivec {
 			g := rv{h1.c[i*2*I+gc], h1.r[i*2*I+gc]}
 			u := rv{h1.c[i*2*I+uc], h1.r[i*2*I+uc]}
 			da := rv{dact.c[i*I+j], dact.r[i*I+j]}
-			dg, du := actBackward(en.c.Act, g, u, da)
+			dg, du := en.arith().actBackwardC(en.c.Act, en.d, en.ct.Activation, g, u, da)
 			out.c[i*2*I+gc], out.r[i*2*I+gc] = en.round(dg.v, dg.e)
 			out.c[i*2*I+uc], out.r[i*2*I+uc] = en.round(du.v, du.e)
 		}
@@ -416,8 +522,8 @@ func (en *encl) wgrad(dout, in ivec, nOut, nIn int, bias bool) (w []ivec, bg []i
 		w[e] = en.newIvec(nOut * nIn)
 		b, end := en.rowsOf(e)
 		if end > b {
-			A := en.colsMat(dout, b, end, nOut) // nOut × rows
-			B := en.colsMat(in, b, end, nIn)    // nIn × rows
+			A := en.operand(en.colsMat(dout, b, end, nOut)) // nOut × rows
+			B := en.operand(en.colsMat(in, b, end, nIn))    // nIn × rows
 			reduceAcc(en.d, A, B, nil, !en.noRound, en.ws, func(i, j int, c, r float64) {
 				w[e].c[i*nIn+j], w[e].r[i*nIn+j] = en.round(c, r)
 			})
@@ -427,7 +533,13 @@ func (en *encl) wgrad(dout, in ivec, nOut, nIn int, bias bool) (w []ivec, bg []i
 			if e == en.E-1 {
 				end = en.S // the clamped id puts the tail into the last expert
 			}
-			if end > b {
+			if end > b && en.ct.BiasGrad != (contract.Sum{}) && !en.noRound {
+				A := en.colsMat(dout, b, end, nOut)
+				for i := 0; i < nOut; i++ {
+					s := sumTerms(en.d, en.ct.BiasGrad, A.c[i*(end-b):(i+1)*(end-b)], A.r[i*(end-b):(i+1)*(end-b)])
+					bg[e].c[i], bg[e].r[i] = en.round(s.v, s.e)
+				}
+			} else if end > b {
 				A := en.colsMat(dout, b, end, nOut)
 				ones := en.newMat(1, end-b)
 				for l := range ones.c {

@@ -18,6 +18,19 @@ import "math"
 // known too. This is what lets integer-valued data be checked bitwise.
 type rv struct{ v, e float64 }
 
+// arith evaluates the rounding fp32 operations of a stage. The zero value is the path's
+// arithmetic; math set is the mathematical mode of the semantics test (enclosure.noRound),
+// where results keep the exact float64 value as their center (snap does not move them to
+// fp32 values: the centers must stay the mathematical function).
+//
+// loose is the activation's arithmetic, whose product chains docs/path.md leaves open to any
+// association (and nvcc to FMA contraction): a product of two exactly known values is then
+// exact only when one factor is a power of two (or zero), for which every association gives
+// the same value; any other product gets its rounding radius even when this association
+// happens to be exact, because another association may round. Adds and divisions are single
+// unambiguous operations and keep exact tracking.
+type arith struct{ math, loose bool }
+
 const u32 = 0x1p-24
 
 func unknownRV() rv { return rv{0, math.NaN()} }
@@ -42,10 +55,65 @@ func exact32(v float64) rv {
 	return rv{f, 0}
 }
 
-// finishRV adds the rounding error of one correctly rounded fp32 operation whose exact
-// result (over the inputs' enclosures) lies in [v−e, v+e]: u32·(|v|+e), plus tiny when the
-// result may be below the normal range (underflow or flush to zero).
-func finishRV(v, e float64) rv {
+// finish adds the rounding error of one correctly rounded fp32 operation (+, −, ×, ÷) whose
+// exact result (over the inputs' enclosures) lies in [v−e, v+e]: u32·(|v|+e), plus tiny when
+// the result may be below the normal range (underflow or flush to zero). The center is kept:
+// the radius covers both the rounded and the unrounded result, so the enclosure stays valid
+// when a compiler contracts a product into an FMA (nvcc does by default), and when a path
+// associates a chain of products differently (docs/path.md leaves the association open; the
+// activation may err by a few ulps). See snap for the one place where rounding is tracked.
+func (a arith) finish(v, e float64) rv { return finishMath(v, e) }
+
+// snap encloses the result of one correctly rounded fp32 operation whose exact result lies in
+// [v−e, v+e] and which no path evaluates otherwise (a single add of two values, not fed by a
+// product, so no FMA contraction or re-association applies): round-to-nearest is monotone,
+// so the stored value lies in [RN(v−e), RN(v+e)], and where both endpoints round to the same
+// normal value the result is known exactly though the operands were not. Used for the
+// sigmoid's denominator 1 + expf(−x): it is exactly 1 for every x > 17.4 whatever x's
+// radius, which makes σ = 1 and 1 − σ = 0 exact for large gates (without it the 2⁻²⁴ radius
+// of σ times a gate near 2³¹ in 1 + g·(1−σ) gave dgrad radii 10⁵× the value). Overflow is
+// unknown; where the interval reaches below the normal range, tiny is added.
+func (a arith) snap(v, e float64) rv {
+	if a.math {
+		return finishMath(v, e)
+	}
+	if math.IsNaN(v) || math.IsNaN(e) || math.IsInf(e, 0) || math.IsInf(v, 0) {
+		return unknownRV()
+	}
+	av := math.Abs(v)
+	e += f64slack * av
+	lo := math.Nextafter(v-e, math.Inf(-1))
+	hi := math.Nextafter(v+e, math.Inf(1))
+	rlo, rhi := float64(float32(lo)), float64(float32(hi))
+	if math.IsInf(rlo, 0) || math.IsInf(rhi, 0) {
+		return unknownRV()
+	}
+	sub := math.Min(math.Abs(lo), math.Abs(hi)) < 0x1p-125 || (lo < 0 && hi > 0)
+	if rlo == rhi && !sub {
+		return rv{rlo, 0}
+	}
+	c := rlo/2 + rhi/2
+	r := (rhi/2 - rlo/2) * (1 + f64slack)
+	if sub {
+		r += tiny
+	}
+	return rv{c, r}
+}
+
+// addSnap is add with the result enclosed by snap (see there for when that is valid).
+func (a arith) addSnap(x, y rv) rv {
+	if x.unknown() || y.unknown() {
+		return unknownRV()
+	}
+	if x.e == 0 && y.e == 0 {
+		return exact32(x.v + y.v)
+	}
+	return a.snap(x.v+y.v, x.e+y.e)
+}
+
+// finishMath is finish of the mathematical mode: u32·(|v|+e) added to the radius, the
+// center kept.
+func finishMath(v, e float64) rv {
 	if math.IsNaN(v) || math.IsNaN(e) || math.IsInf(e, 0) || math.IsInf(v, 0) {
 		return unknownRV()
 	}
@@ -66,21 +134,21 @@ func (x rv) isExactZero() bool { return x.e == 0 && x.v == 0 }
 // certainlyFinite reports whether every value in the enclosure is finite.
 func (x rv) certainlyFinite() bool { return !x.unknown() && !math.IsInf(x.v, 0) }
 
-func addRV(x, y rv) rv {
+func (a arith) add(x, y rv) rv {
 	if x.unknown() || y.unknown() {
 		return unknownRV()
 	}
 	if x.e == 0 && y.e == 0 {
 		return exact32(x.v + y.v)
 	}
-	return finishRV(x.v+y.v, x.e+y.e)
+	return a.finish(x.v+y.v, x.e+y.e)
 }
 
 func negRV(x rv) rv { return rv{-x.v, x.e} }
 
-func subRV(x, y rv) rv { return addRV(x, negRV(y)) }
+func (a arith) sub(x, y rv) rv { return a.add(x, negRV(y)) }
 
-func mulRV(x, y rv) rv {
+func (a arith) mul(x, y rv) rv {
 	if x.unknown() || y.unknown() {
 		return unknownRV()
 	}
@@ -94,13 +162,16 @@ func mulRV(x, y rv) rv {
 		return unknownRV()
 	}
 	if x.e == 0 && y.e == 0 {
+		if a.loose && !powerOfTwo(x.v) && !powerOfTwo(y.v) {
+			return a.finish(x.v*y.v, 0)
+		}
 		return exact32(x.v * y.v)
 	}
 	// |x'y' − xy| ≤ |x|·e_y + |y|·e_x + e_x·e_y
-	return finishRV(x.v*y.v, math.Abs(x.v)*y.e+math.Abs(y.v)*x.e+x.e*y.e)
+	return a.finish(x.v*y.v, math.Abs(x.v)*y.e+math.Abs(y.v)*x.e+x.e*y.e)
 }
 
-func divRV(x, y rv) rv {
+func (a arith) div(x, y rv) rv {
 	if x.unknown() || y.unknown() {
 		return unknownRV()
 	}
@@ -124,7 +195,7 @@ func divRV(x, y rv) rv {
 		return unknownRV()
 	}
 	// |x'/y' − x/y| = |x'y − xy'|/|y y'| ≤ (|x|·e_y + |y|·e_x)/(|y|·(|y| − e_y))
-	return finishRV(x.v/y.v, (math.Abs(x.v)*y.e+ay*x.e)/(ay*(ay-y.e)))
+	return a.finish(x.v/y.v, (math.Abs(x.v)*y.e+ay*x.e)/(ay*(ay-y.e)))
 }
 
 // expf thresholds: fp32 expf(x) is +Inf for x > 88.7228394 (ln(MaxFloat32)), and 0 or
@@ -148,13 +219,40 @@ func expRV(x rv) rv {
 		return rv{math.Inf(1), 0} // every value in the enclosure overflows: expf returns +Inf
 	}
 	if hi > expOverflow-1e-6 {
-		return unknownRV() // may or may not overflow
+		return unknownRV() // may or may not overflow (recipOnePlusExp handles this case)
 	}
-	v := math.Exp(x.v)
-	// |e^x' − e^x| ≤ e^x·(e^{e_x} − 1); expf adds ≤ 2 ulp ≤ 4·u32 of its result (≤ e^{x+e_x}).
-	eprop := v * math.Expm1(x.e)
-	e := eprop + 4*u32*math.Exp(hi) + tiny + f64slack*v
-	return rv{v, e}
+	// exp is increasing: e^x' ∈ [e^lo, e^hi]; expf adds ≤ 2 ulp ≤ 4·u32 of its result and at
+	// most tiny where it underflows. The endpoints are used directly: the former
+	// e^x·(e^{e_x} − 1) gave 0·Inf = NaN when e^x underflows and e_x > 709 (gates near −2³¹
+	// with a large radius), leaving whole rows unconstrained.
+	elo := math.Exp(lo)*(1-4*u32-f64slack) - tiny
+	ehi := math.Exp(hi)*(1+4*u32+f64slack) + tiny
+	elo = math.Max(elo, 0) // expf is never negative
+	return rv{elo/2 + ehi/2, (ehi/2 - elo/2) * (1 + f64slack)}
+}
+
+// recipOnePlusExp encloses num / (1 + expf(x)) evaluated op by op in fp32 (the sigmoid
+// denominators of both activations), including where expf(x) may overflow to +Inf for some
+// values in x's enclosure and not for others: then 1 + expf(x) lies in [d_lo, +Inf] with
+// d_lo ≥ 1, and the quotient lies between 0 and num/d_lo (a finite enclosure, where the
+// op-by-op enclosure would give up). Where every value overflows the quotient is ±0 exactly.
+func (a arith) recipOnePlusExp(num, x rv) rv {
+	if num.unknown() || x.unknown() || math.IsInf(num.v, 0) {
+		return unknownRV()
+	}
+	if math.IsInf(x.v, 0) || x.v-x.e <= expOverflow-1e-6 && x.v+x.e <= expOverflow-1e-6 || x.v-x.e > expOverflow+1e-6 {
+		return a.div(num, a.addSnap(one, expRV(x)))
+	}
+	// straddles the overflow threshold: expf(x) ≥ e^lo·(1−4u32) − tiny, RN(1+t) ≥ (1+t)(1−u32)
+	t := math.Max(math.Exp(x.v-x.e)*(1-4*u32-f64slack)-tiny, 0)
+	dlo := math.Max(1, (1+t)*(1-u32-f64slack))
+	nlo, nhi := num.v-num.e, num.v+num.e
+	qlo, qhi := math.Min(0, nlo/dlo), math.Max(0, nhi/dlo)
+	// the division's own rounding (RN is monotone: the rounded quotient stays within the
+	// hull of the rounded endpoints, which differ from the endpoints by ≤ u32 relative)
+	qlo -= (u32 + f64slack) * math.Abs(qlo)
+	qhi += (u32 + f64slack) * math.Abs(qhi)
+	return rv{qlo/2 + qhi/2, (qhi/2-qlo/2)*(1+f64slack) + tiny}
 }
 
 func minRV(x rv, c float64) rv {
@@ -182,4 +280,11 @@ func hullRV(a, b rv) rv {
 	lo := math.Min(a.v-a.e, b.v-b.e)
 	hi := math.Max(a.v+a.e, b.v+b.e)
 	return rv{lo/2 + hi/2, (hi/2 - lo/2) * (1 + f64slack)}
+}
+
+// powerOfTwo reports whether |x| is a power of two (a normal float64 with a zero mantissa).
+func powerOfTwo(x float64) bool {
+	b := math.Float64bits(x)
+	e := (b >> 52) & 0x7ff
+	return e != 0 && e != 0x7ff && b&(1<<52-1) == 0
 }

@@ -49,6 +49,7 @@ func (ck *checker) stages(res *gpu.Result) {
 		}
 	}
 	en := newEnclIn(c, p, ck.ar, ck.ws)
+	en.ct = ck.ct
 	pt := en.point
 	ck.compare(moe.TensorXs, st.Xs, en.gather(c.X, true), false)
 	ck.compare(moe.TensorH1, st.H1, en.gemm1(pt(st.Xs)), false)

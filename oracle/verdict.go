@@ -142,7 +142,9 @@ func (s TensorStat) Name() string {
 
 // Verdict is the oracle's judgement of one result.
 type Verdict struct {
-	Pass      bool
+	Pass bool
+	// Contract names the path contract the result was judged under ("exact", "torch", ...).
+	Contract  string
 	Failures  []Failure
 	Stats     []TensorStat
 	CaseError *gpu.CaseError // set when the backend could not finish the case

@@ -8,6 +8,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/gpu/simtorch"
 	"github.com/moecheck/moecheck/internal/worker"
 )
 
@@ -15,9 +16,10 @@ import (
 const EnvVar = "MOECHECK_BACKEND"
 
 // Help describes the backend names Open accepts (for flag and environment help texts).
-const Help = `"sim" (pure-Go model of the GPU path), "worker" (moecheck-worker from
-PATH), "worker:<command line>" (e.g. worker:'./moecheck-worker -backend cuda -device 1'; split
-on spaces, no quoting), "cuda" (= worker:moecheck-worker -backend cuda) or "torch:<target>" (the
+const Help = `"sim" (pure-Go model of the GPU path), "sim-torch" (pure-Go model of the path as
+PyTorch eager ops compute it; torch contract), "worker" (moecheck-worker from PATH),
+"worker:<command line>" (e.g. worker:'./moecheck-worker -backend cuda -device 1'; split on
+spaces, no quoting), "cuda" (= worker:moecheck-worker -backend cuda) or "torch:<target>" (the
 PyTorch worker, python3 -m moecheck.worker --target <target>, interpreter from MOECHECK_PYTHON;
 targets transformers:<impl>, callable:<module>:<function>, ledger:<entry>)`
 
@@ -64,9 +66,14 @@ type NameError struct{ Err error }
 func (e *NameError) Error() string { return "backends: " + e.Err.Error() }
 func (e *NameError) Unwrap() error { return e.Err }
 
-// Open returns the backend a name describes (see Command and Resolve). A name it does not
-// accept is a *NameError.
+// Open returns the backend a name describes: "sim" and "sim-torch" run in process (gpu/sim,
+// the exact path; gpu/simtorch, the path as PyTorch eager ops compute it, declaring the torch
+// contract); the others start a worker (see Command and Resolve). A name it does not accept
+// is a *NameError.
 func Open(name string, o Options) (gpu.Backend, error) {
+	if strings.TrimSpace(name) == simtorch.Name {
+		return simtorch.New(simtorch.Options{}), nil
+	}
 	wd, getenv := o.Dir, o.Getenv
 	if wd == "" {
 		wd, _ = os.Getwd()

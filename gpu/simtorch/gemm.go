@@ -1,0 +1,76 @@
+package simtorch
+
+// groupedMM computes rows [b, end) of out (row length n) = round_d(in_rows · Wᵀ) with
+// fp32 accumulation, W the group's n×k weight (row j = output column j; dgrad: transposed,
+// W is then k'×n and read by column). The accumulation order depends on the group's number of
+// rows, as a GEMM library's choice of kernel does (see dot). accBias, when not nil, is added
+// to the fp32 accumulator before the rounding (docs/path.md's GEMM with bias).
+func (r *run) groupedMM(out []float32, n int, in []float32, k int, w []float32, b, end int, dgrad bool, accBias []float32) {
+	m := end - b
+	col := make([]float32, k)
+	for i := b; i < end; i++ {
+		a := in[i*k : (i+1)*k]
+		for j := 0; j < n; j++ {
+			var wj []float32
+			if dgrad { // W is k×n (e.g. W2 H×I for d_act = d_h2 · W2): column j
+				for q := 0; q < k; q++ {
+					col[q] = w[q*n+j]
+				}
+				wj = col
+			} else {
+				wj = w[j*k : (j+1)*k]
+			}
+			acc := dot(a, wj, m)
+			if accBias != nil {
+				acc += accBias[j]
+			}
+			out[i*n+j] = r.round(acc)
+		}
+	}
+}
+
+// wgrad computes dW (nOut×nIn, standard layout) = round_d(Σ_{rows b..end} dout[i]ᵀ·in[i]),
+// accumulated in an order that depends on the number of rows; zero rows give exact zeros.
+func (r *run) wgrad(dw, dout []float32, nOut int, in []float32, nIn int, b, end int) {
+	m := end - b
+	x, y := make([]float32, m), make([]float32, m)
+	for o := 0; o < nOut; o++ {
+		for q := 0; q < m; q++ {
+			x[q] = dout[(b+q)*nOut+o]
+		}
+		for l := 0; l < nIn; l++ {
+			for q := 0; q < m; q++ {
+				y[q] = in[(b+q)*nIn+l]
+			}
+			dw[o*nIn+l] = r.round(dot(x, y, m))
+		}
+	}
+}
+
+// dot is an fp32 dot product (each product rounded to fp32, then added) in one of three
+// orders chosen by the group's row count m: ascending, descending, or split-K (blocks of 8
+// summed sequentially, the block sums added pairwise).
+func dot(a, b []float32, m int) float32 {
+	var s float32
+	switch m % 3 {
+	case 0:
+		for q := range a {
+			s += float32(a[q] * b[q])
+		}
+	case 1:
+		for q := len(a) - 1; q >= 0; q-- {
+			s += float32(a[q] * b[q])
+		}
+	default:
+		var parts []float32
+		for q := 0; q < len(a); q += 8 {
+			var p float32
+			for l := q; l < min(q+8, len(a)); l++ {
+				p += float32(a[l] * b[l])
+			}
+			parts = append(parts, p)
+		}
+		s = treeSum(parts)
+	}
+	return s
+}

@@ -1,0 +1,81 @@
+package simtorch
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// Name is the backend's name.
+const Name = "sim-torch"
+
+// Options configure a Backend. The zero value is valid: cases are checked against
+// moe.DefaultLimits(), and the run-to-run order of the atomic adds starts from seed 0.
+type Options struct {
+	// Limits bounds the cases Run accepts; zero fields mean the moe.DefaultLimits() values.
+	Limits moe.Limits
+	// Seed seeds the order of the atomic adds (each Run draws a new order from it).
+	Seed uint64
+}
+
+// Backend is the PyTorch-eager model of the path. Runs on one Backend are serialized; each
+// Run adds in a different order.
+type Backend struct {
+	opts Options
+	mu   sync.Mutex
+	runs uint64
+	fr   *freedoms // the choices the model makes (nil: torchFreedoms; tests switch them)
+}
+
+var (
+	_ gpu.Backend          = (*Backend)(nil)
+	_ gpu.ContractDeclarer = (*Backend)(nil)
+)
+
+// New returns a sim-torch Backend.
+func New(opts Options) *Backend { return &Backend{opts: opts} }
+
+// Name returns "sim-torch".
+func (b *Backend) Name() string { return Name }
+
+// Contract returns contract.Torch(): the rounding freedoms this model exercises.
+func (b *Backend) Contract() contract.Contract { return contract.Torch() }
+
+// Close does nothing (the model holds no resources).
+func (b *Backend) Close() error { return nil }
+
+// Run computes forward and backward on c. It returns an error for a case that does not
+// validate against the limits, for any requested fault (the model reproduces none), and when
+// ctx is done. It ignores the poison policy (every buffer is written before it is read) and
+// the stage request.
+func (b *Backend) Run(ctx context.Context, c *moe.Case, opts gpu.RunOptions) (*gpu.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sim-torch: %w", err)
+	}
+	if err := c.Validate(b.opts.Limits); err != nil {
+		return nil, fmt.Errorf("sim-torch: invalid case: %w", err)
+	}
+	p, err := c.Plan()
+	if err != nil {
+		return nil, fmt.Errorf("sim-torch: invalid case: %w", err)
+	}
+	b.mu.Lock()
+	run := b.runs
+	b.runs++
+	b.mu.Unlock()
+	fr := torchFreedoms()
+	if b.fr != nil {
+		fr = *b.fr
+	}
+	r := newRun(c, p, moe.NewRand(b.opts.Seed^run*0x9e3779b97f4a7c15), fr)
+	r.forward()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sim-torch: %w", err)
+	}
+	r.backward()
+	return r.result(), nil
+}

@@ -1,0 +1,142 @@
+package simtorch_test
+
+import (
+	"context"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/gpu/simtorch"
+	"github.com/moecheck/moecheck/internal/backends"
+	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
+	"github.com/moecheck/moecheck/props"
+)
+
+// judge runs spec i of seed on b and judges the result under ct.
+func judge(t testing.TB, b gpu.Backend, k *oracle.Checker, seed uint64, i int, ct contract.Contract) (*moe.Case, *oracle.Verdict) {
+	t.Helper()
+	spec, _ := props.SpecAt(seed, i, props.GenOptions{})
+	c, err := spec.Build()
+	if err != nil {
+		t.Fatalf("case %d: %v", i, err)
+	}
+	res, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: spec.PoisonPolicy()})
+	if err != nil {
+		t.Fatalf("case %d (%s): %v", i, spec, err)
+	}
+	v, err := k.Check(c, res, oracle.Options{Contract: ct})
+	if err != nil {
+		t.Fatalf("case %d: %v", i, err)
+	}
+	return c, v
+}
+
+var casesFlag = flag.Int("cases", 0, "TestTorchConforms: random cases per contract (default 300, 60 with -short)")
+
+// TestTorchConforms: sim-torch passes `matches` under its declared contract (torch) and under
+// any on the property suite's random cases, with no false alarm; and it fails under exact
+// (the rounding freedoms it exercises are not exact's). The counts are logged.
+func TestTorchConforms(t *testing.T) {
+	n := 300
+	if testing.Short() {
+		n = 60
+	}
+	if *casesFlag > 0 {
+		n = *casesFlag
+	}
+	b := simtorch.New(simtorch.Options{})
+	if got := gpu.ContractOf(b).Name; got != "torch" {
+		t.Fatalf("sim-torch declares %q, want torch", got)
+	}
+	var k oracle.Checker
+	for _, ct := range []contract.Contract{contract.Torch(), contract.Any()} {
+		per := map[moe.DType]int{}
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			c, v := judge(t, b, &k, 1, i, ct)
+			per[c.DType]++
+			if !v.Pass {
+				spec, _ := props.SpecAt(1, i, props.GenOptions{})
+				t.Fatalf("%s: false alarm on case %d (%s): %s", ct, i, spec, v.Summary())
+			}
+		}
+		t.Logf("%s: %d cases pass (bf16 %d, fp16 %d, fp32 %d) in %v", ct, n, per[moe.BF16], per[moe.FP16], per[moe.FP32], time.Since(start).Round(time.Millisecond))
+	}
+	failed, first := 0, -1
+	start := time.Now()
+	for i := 0; i < 100; i++ {
+		if _, v := judge(t, b, &k, 1, i, contract.Exact()); !v.Pass {
+			failed++
+			if first < 0 {
+				first = i
+			}
+		}
+	}
+	if failed == 0 {
+		t.Fatal("sim-torch passed exact on 100 cases: the model exercises none of torch's freedoms")
+	}
+	t.Logf("exact: %d of 100 cases fail (%v); the first at case %d", failed, time.Since(start).Round(time.Millisecond), first)
+}
+
+// TestPathConformsToLooserContracts: gpu/sim (docs/path.md, exact) also passes torch and
+// any: a contract's freedoms include docs/path.md's choices, so catalog faults can be judged
+// under every contract with gpu/sim.
+func TestPathConformsToLooserContracts(t *testing.T) {
+	n := 150
+	if testing.Short() {
+		n = 30
+	}
+	b := sim.New(sim.Options{})
+	var k oracle.Checker
+	for _, ct := range []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()} {
+		for i := 0; i < n; i++ {
+			if _, v := judge(t, b, &k, 3, i, ct); !v.Pass {
+				t.Fatalf("sim under %s: false alarm on case %d: %s", ct, i, v.Summary())
+			}
+			// stage-local too: each stage's enclosure under the contract from sim's own stages
+			spec, _ := props.SpecAt(3, i, props.GenOptions{})
+			c, err := spec.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: spec.PoisonPolicy(), Stages: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := k.Check(c, res, oracle.Options{Contract: ct}); err != nil || !v.Pass {
+				t.Fatalf("sim under %s with stages: case %d: %v %s", ct, i, err, v.Summary())
+			}
+		}
+	}
+}
+
+// TestOpen: backends.Open knows sim-torch.
+func TestOpen(t *testing.T) {
+	b, err := backends.Open("sim-torch", backends.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Name() != simtorch.Name {
+		t.Errorf("Open(sim-torch) gave %s", b.Name())
+	}
+}
+
+// TestRefusesFaults: the model reproduces no catalog fault and says so (the harness's
+// fault.Run refuses a backend without fault.Runner).
+func TestRefusesFaults(t *testing.T) {
+	b := simtorch.New(simtorch.Options{})
+	spec, _ := props.SpecAt(1, 0, props.GenOptions{})
+	c, err := spec.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fault.Run(context.Background(), b, c, gpu.RunOptions{}, fault.Of(fault.ZeroTokenRow)); err == nil {
+		t.Error("a requested fault was silently ignored")
+	}
+}
