@@ -28,8 +28,13 @@ func cols(c moe.Config, f faults, j int) (gate, up int) {
 
 // activate is docs/path.md step 6 on every row: act[i,j] = round_d(a(h1[i,gate], h1[i,up])).
 func (st *state) activate(c moe.Config, f faults) {
+	parFor(st.par, c.S(), 4*c.I, func(lo, hi int) { st.activateRows(c, f, lo, hi) })
+}
+
+// activateRows is activate on rows [lo, hi).
+func (st *state) activateRows(c moe.Config, f faults, lo, hi int) {
 	I, I2, d := c.I, 2*c.I, c.DType
-	for i := 0; i < c.S(); i++ {
+	for i := lo; i < hi; i++ {
 		h, a := st.h1[i*I2:(i+1)*I2], st.act[i*I:(i+1)*I]
 		for j := range a {
 			gc, uc := cols(c, f, j)
@@ -58,8 +63,13 @@ func (st *state) activate(c moe.Config, f faults) {
 // where(cond, grad, 0)): a clamped-away input gets exactly 0, even where grad is NaN or Inf.
 // Products are evaluated left to right: ((d_act·…)·…)·….
 func (st *state) activateBackward(c moe.Config, f faults, n int) {
+	parFor(st.par, n, 8*c.I, func(lo, hi int) { st.activateBackwardRows(c, f, lo, hi) })
+}
+
+// activateBackwardRows is activateBackward on rows [lo, hi).
+func (st *state) activateBackwardRows(c moe.Config, f faults, lo, hi int) {
 	I, I2, d := c.I, 2*c.I, c.DType
-	for i := 0; i < n; i++ {
+	for i := lo; i < hi; i++ {
 		h, da, dh := st.h1[i*I2:(i+1)*I2], st.dact[i*I:(i+1)*I], st.dh1[i*I2:(i+1)*I2]
 		for j, dj := range da {
 			gc, uc := cols(c, f, j)

@@ -28,6 +28,10 @@ type Backend struct {
 	pool   pool
 	st     state
 	runs   uint64 // Runs started, for NondeterministicSum's order
+	// workers is the number of goroutines a Run's stages may use (0: runtime.GOMAXPROCS(0))
+	// and minWork the least work of one range (0: minParWork). Tests set workers 1 for a
+	// single-goroutine run, and minWork 1 to split even the smallest cases.
+	workers, minWork int
 }
 
 var _ gpu.Backend = (*Backend)(nil)
@@ -78,6 +82,7 @@ func (b *Backend) Run(ctx context.Context, c *moe.Case, opts gpu.RunOptions) (*g
 	}
 	st := &b.st
 	st.run = b.runs
+	st.par = newSplit(b.workers, b.minWork)
 	b.runs++
 	if err := st.load(c); err != nil {
 		if verr := c.Validate(b.opts.Limits); verr != nil {

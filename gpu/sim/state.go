@@ -9,10 +9,11 @@ import (
 // only when a size grows (and for the Result it returns).
 type state struct {
 	run uint64 // index of this Run on its Backend
+	par split  // how the stages split their loops (parFor); set by Run
 
 	// Inputs as float32: weights in both layouts (standard for the dgrads, transposed for
 	// the forward GEMMs so every GEMM reads its weight matrix row by row).
-	x, dy, w1, w1t, w2, w2t, b1, b2, tmp []float32
+	x, dy, w1, w1t, w2, w2t, b1, b2 []float32
 
 	// Routing (plan.go).
 	ids     []int32   // local id per slot after the EP map (and ClampSentinel)
@@ -28,7 +29,7 @@ type state struct {
 	rowF    []int32   // expert whose weights the forward GEMMs use per row (−1: not written)
 	rowW    []int32   // same for the dgrads
 	rowG    []int32   // group of the row (its forward bias), −1 outside every group
-	ord     []int     // slot order scratch
+	second  []bool    // gemm's scratch: row is the second of a pair
 
 	// Device buffers, from the pool.
 	xs, h1, act, h2, o, y, do, drw, dh2, dact, dh1, dxs, dx, dw1, db1, dw2, db2 []float32
@@ -41,7 +42,7 @@ func (st *state) takeBuffers(p *pool, c moe.Config, opts gpu.RunOptions) {
 	if c.Bias {
 		nb1, nb2 = c.LenB1(), c.LenB2()
 	}
-	take := func(b gpu.Buffer, n int) []float32 { return p.take(b, n, d, opts.Poison, opts.PoisonSeed) }
+	take := func(b gpu.Buffer, n int) []float32 { return p.take(b, n, d, opts.Poison, opts.PoisonSeed, st.par) }
 	st.xs = take(gpu.BufXs, S*H)
 	st.h1 = take(gpu.BufH1, S*2*I)
 	st.act = take(gpu.BufAct, S*I)
