@@ -26,13 +26,10 @@ func cols(c moe.Config, f faults, j int) (gate, up int) {
 	return gate, up
 }
 
-// activate is docs/path.md step 6 on every row: act[i,j] = round_d(a(h1[i,gate], h1[i,up])).
-func (st *state) activate(c moe.Config, f faults) {
-	parFor(st.par, c.S(), 4*c.I, func(lo, hi int) { st.activateRows(c, f, lo, hi) })
-}
-
-// activateRows is activate on rows [lo, hi).
-func (st *state) activateRows(c moe.Config, f faults, lo, hi int) {
+// activateRows is docs/path.md step 6 (the activation) on rows [lo, hi):
+// act[i,j] = round_d(a(h1[i,gate], h1[i,up])).
+func (st *state) activateRows(lo, hi int) {
+	c, f := st.cfg, st.f
 	I, I2, d := c.I, 2*c.I, c.DType
 	for i := lo; i < hi; i++ {
 		h, a := st.h1[i*I2:(i+1)*I2], st.act[i*I:(i+1)*I]
@@ -54,7 +51,8 @@ func (st *state) activateRows(c moe.Config, f faults, lo, hi int) {
 	}
 }
 
-// activateBackward is docs/path.md step 15 on rows [0, n): d_h1 from d_act and h1.
+// activateBackwardRows is docs/path.md step 15 (the activation backward) on rows [lo, hi):
+// d_h1 from d_act and h1.
 //
 // Products that feed an add are converted to float32 explicitly so that no platform fuses
 // them into an FMA (the result is then the same on every machine).
@@ -62,12 +60,8 @@ func (st *state) activateRows(c moe.Config, f faults, lo, hi int) {
 // gpt-oss's clamp gradients select, as docs/path.md specifies (torch.clamp's backward is
 // where(cond, grad, 0)): a clamped-away input gets exactly 0, even where grad is NaN or Inf.
 // Products are evaluated left to right: ((d_act·…)·…)·….
-func (st *state) activateBackward(c moe.Config, f faults, n int) {
-	parFor(st.par, n, 8*c.I, func(lo, hi int) { st.activateBackwardRows(c, f, lo, hi) })
-}
-
-// activateBackwardRows is activateBackward on rows [lo, hi).
-func (st *state) activateBackwardRows(c moe.Config, f faults, lo, hi int) {
+func (st *state) activateBackwardRows(lo, hi int) {
+	c, f := st.cfg, st.f
 	I, I2, d := c.I, 2*c.I, c.DType
 	for i := lo; i < hi; i++ {
 		h, da, dh := st.h1[i*I2:(i+1)*I2], st.dact[i*I:(i+1)*I], st.dh1[i*I2:(i+1)*I2]

@@ -62,16 +62,30 @@ func convert(dst []float32, src []float64, d moe.DType, nonFinite bool) error {
 
 // convert is convert split over st.par goroutines.
 func (st *state) convert(dst []float32, src []float64, d moe.DType, nonFinite bool) error {
+	if st.par.workers <= 1 || len(src) < 2*st.par.minWork {
+		return convert(dst, src, d, nonFinite)
+	}
 	var bad atomic.Bool
-	parFor(st.par, len(src), 2, func(lo, hi int) {
-		if convert(dst[lo:hi], src[lo:hi], d, nonFinite) != nil {
-			bad.Store(true)
-		}
-	})
+	parFor(st.par, len(src), 2, &convertArgs{dst, src, d, nonFinite, &bad}, (*convertArgs).run)
 	if bad.Load() {
 		return errInput
 	}
 	return nil
+}
+
+// convertArgs are the operands of a split convert.
+type convertArgs struct {
+	dst       []float32
+	src       []float64
+	d         moe.DType
+	nonFinite bool
+	bad       *atomic.Bool
+}
+
+func (a *convertArgs) run(lo, hi int) {
+	if convert(a.dst[lo:hi], a.src[lo:hi], a.d, a.nonFinite) != nil {
+		a.bad.Store(true)
+	}
 }
 
 // load converts the case's tensors into the state's float32 inputs: x, dy, both layouts of
@@ -142,10 +156,16 @@ func transpose(dst, src []float32, E, rows, cols int) {
 // transpose is transpose split over st.par goroutines by strips of transposeTile source rows.
 func (st *state) transpose(dst, src []float32, E, rows, cols int) {
 	strips := (rows + transposeTile - 1) / transposeTile
-	parFor(st.par, E*strips, transposeTile*cols, func(lo, hi int) {
-		transposeStrips(dst, src, rows, cols, lo, hi)
-	})
+	parFor(st.par, E*strips, transposeTile*cols, transposeArgs{dst, src, rows, cols}, transposeArgs.run)
 }
+
+// transposeArgs are the operands of a split transpose.
+type transposeArgs struct {
+	dst, src   []float32
+	rows, cols int
+}
+
+func (a transposeArgs) run(lo, hi int) { transposeStrips(a.dst, a.src, a.rows, a.cols, lo, hi) }
 
 // transposeStrips transposes strips [lo, hi) of transpose's matrices: strip x covers source
 // rows [r0, r0+transposeTile) of matrix x / strips, r0 = (x mod strips)·transposeTile.

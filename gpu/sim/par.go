@@ -31,27 +31,32 @@ func newSplit(workers, minWork int) split {
 	return split{workers: workers, minWork: minWork}
 }
 
-// parFor calls body on disjoint ranges [lo, hi) covering [0, n), on up to sp.workers
-// goroutines. cost is the work of one index (element operations); the ranges hold enough
-// indices to reach sp.minWork each (at least one index), and idle goroutines take the next
-// range (dynamic scheduling, so uneven indices such as real and sentinel-tail rows balance).
-// With one worker, or when the whole loop is below two ranges' worth of work, body(0, n)
-// runs on the calling goroutine.
+// parFor calls body(arg, lo, hi) on disjoint ranges [lo, hi) covering [0, n), on up to
+// sp.workers goroutines. cost is the work of one index (element operations); the ranges hold
+// enough indices to reach sp.minWork each (at least one index), and idle goroutines take the
+// next range (dynamic scheduling, so uneven indices such as real and sentinel-tail rows
+// balance). With one worker, or when the whole loop is below two ranges' worth of work,
+// body(arg, 0, n) runs on the calling goroutine and nothing is allocated (body should be a
+// function or method expression, not a closure, for that).
 //
 // Every output element of the sim is computed by exactly one body call, with the same
 // operations in the same order whatever the split, so results are bitwise independent of it.
-func parFor(sp split, n, cost int, body func(lo, hi int)) {
+func parFor[T any](sp split, n, cost int, arg T, body func(T, int, int)) {
 	if n <= 0 {
 		return
 	}
-	cost = max(cost, 1)
-	grain := max(1, sp.minWork/cost)
+	grain := max(1, sp.minWork/max(cost, 1))
 	chunks := (n + grain - 1) / grain
-	w := sp.workers
-	if w <= 1 || chunks < 2 {
-		body(0, n)
+	if sp.workers <= 1 || chunks < 2 {
+		body(arg, 0, n)
 		return
 	}
+	parRun(min(sp.workers, chunks), n, grain, chunks, arg, body)
+}
+
+// parRun is parFor's split: g goroutines (the caller's one of them) take ranges of grain
+// indices in turn.
+func parRun[T any](g, n, grain, chunks int, arg T, body func(T, int, int)) {
 	var next atomic.Int64
 	run := func() {
 		for {
@@ -60,10 +65,9 @@ func parFor(sp split, n, cost int, body func(lo, hi int)) {
 				return
 			}
 			lo := c * grain
-			body(lo, min(lo+grain, n))
+			body(arg, lo, min(lo+grain, n))
 		}
 	}
-	g := min(w, chunks)
 	var wg sync.WaitGroup
 	wg.Add(g - 1)
 	for range g - 1 {
@@ -78,10 +82,10 @@ func parFor(sp split, n, cost int, body func(lo, hi int)) {
 
 // clear zeroes v, split over st.par goroutines for large v.
 func (st *state) clear(v []float32) {
-	parFor(st.par, len(v), 1, func(lo, hi int) { clear(v[lo:hi]) })
+	parFor(st.par, len(v), 1, v, func(v []float32, lo, hi int) { clear(v[lo:hi]) })
 }
 
-// copy copies src into dst (same length), split over st.par goroutines for large v.
+// copy copies src into dst (same length), split over st.par goroutines for large src.
 func (st *state) copy(dst, src []float32) {
-	parFor(st.par, len(src), 1, func(lo, hi int) { copy(dst[lo:hi], src[lo:hi]) })
+	parFor(st.par, len(src), 1, [2][]float32{dst, src}, func(a [2][]float32, lo, hi int) { copy(a[0][lo:hi], a[1][lo:hi]) })
 }

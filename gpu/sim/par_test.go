@@ -102,7 +102,7 @@ func TestParFor(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("w=%d/min=%d/n=%d/cost=%d", tc.workers, tc.minWork, tc.n, tc.cost), func(t *testing.T) {
 			seen := make([]int32, tc.n)
-			parFor(split{workers: tc.workers, minWork: tc.minWork}, tc.n, tc.cost, func(lo, hi int) {
+			parFor(split{workers: tc.workers, minWork: tc.minWork}, tc.n, tc.cost, 0, func(_, lo, hi int) {
 				if lo >= hi || lo < 0 || hi > tc.n {
 					t.Errorf("range [%d, %d) of %d", lo, hi, tc.n)
 					return

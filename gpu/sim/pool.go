@@ -30,28 +30,46 @@ func (p *pool) take(b gpu.Buffer, n int, d moe.DType, pol gpu.Poison, seed uint6
 	}
 	buf = buf[:n]
 	p.bufs[b], p.dtype[b], p.used[b] = buf, d, true
-	base := seed ^ uint64(b)<<56 // gpu.Fill's per-element draw
+	fa := fillArgs{buf: buf, b: b, d: d, pol: pol, seed: seed}
 	if !stale {
-		parFor(sp, n, 4, func(lo, hi int) {
-			if pol == gpu.PoisonHuge || pol == gpu.PoisonStale {
-				// gpu.Fill draws element i from index i: a range draws from its own indices.
-				for i := lo; i < hi; i++ {
-					buf[i] = gpu.PoisonValue(pol, b, d, gpu.SplitMix64(base+uint64(i)))
-				}
-				return
-			}
-			gpu.Fill(buf[lo:hi], pol, b, d, seed) // the other policies do not depend on i
-		})
-		return buf
+		parFor(sp, n, 4, fa, fillArgs.fill)
+	} else {
+		parFor(sp, n, 1, fa, fillArgs.stale)
 	}
-	parFor(sp, n, 1, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			if v := buf[i]; math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				buf[i] = gpu.PoisonValue(gpu.PoisonHuge, b, d, gpu.SplitMix64(base+uint64(i)))
-			}
-		}
-	})
 	return buf
+}
+
+// fillArgs are the operands of take's poisoning, done by ranges.
+type fillArgs struct {
+	buf  []float32
+	b    gpu.Buffer
+	d    moe.DType
+	pol  gpu.Poison
+	seed uint64
+}
+
+// fill is gpu.Fill on buf[lo:hi]: elements get the values gpu.Fill(buf, ...) gives them.
+func (a fillArgs) fill(lo, hi int) {
+	if (a.pol == gpu.PoisonHuge || a.pol == gpu.PoisonStale) && lo > 0 {
+		// gpu.Fill draws element i from index i: a range draws from its own indices.
+		base := a.seed ^ uint64(a.b)<<56
+		for i := lo; i < hi; i++ {
+			a.buf[i] = gpu.PoisonValue(a.pol, a.b, a.d, gpu.SplitMix64(base+uint64(i)))
+		}
+		return
+	}
+	gpu.Fill(a.buf[lo:hi], a.pol, a.b, a.d, a.seed) // from index 0, or not depending on it
+}
+
+// stale is PoisonStale's pass on recycled memory over buf[lo:hi]: a non-finite element gets
+// the Huge value (gpu.Fill's per-element draw).
+func (a fillArgs) stale(lo, hi int) {
+	base := a.seed ^ uint64(a.b)<<56
+	for i := lo; i < hi; i++ {
+		if v := a.buf[i]; math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			a.buf[i] = gpu.PoisonValue(gpu.PoisonHuge, a.b, a.d, gpu.SplitMix64(base+uint64(i)))
+		}
+	}
 }
 
 // release drops every allocation.

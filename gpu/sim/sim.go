@@ -94,12 +94,13 @@ func (b *Backend) Run(ctx context.Context, c *moe.Case, opts gpu.RunOptions) (*g
 		return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: "simulated illegal address"}
 	}
 	cfg := c.Config
+	st.cfg, st.f = cfg, f
 	st.route(c, f)
 	st.takeBuffers(&b.pool, cfg, opts)
-	st.forward(cfg, f)
+	st.forward()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	st.backward(cfg, f)
+	st.backward()
 	return st.result(cfg, opts.Stages), nil
 }

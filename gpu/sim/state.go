@@ -8,8 +8,15 @@ import (
 // state is one Run's working set. It lives in the Backend and is reused, so a Run allocates
 // only when a size grows (and for the Result it returns).
 type state struct {
-	run uint64 // index of this Run on its Backend
-	par split  // how the stages split their loops (parFor); set by Run
+	run uint64     // index of this Run on its Backend
+	par split      // how the stages split their loops (parFor); set by Run
+	cfg moe.Config // the case's config; set by Run
+	f   faults     // the Run's faults; set by Run
+
+	// Operands of the GEMM stage in progress, for its ranges (forward.go, backward.go).
+	g  gemmArgs
+	wg wgradArgs
+	ia indexAddArgs
 
 	// Inputs as float32: weights in both layouts (standard for the dgrads, transposed for
 	// the forward GEMMs so every GEMM reads its weight matrix row by row).
@@ -60,4 +67,18 @@ func (st *state) takeBuffers(p *pool, c moe.Config, opts gpu.RunOptions) {
 	st.db1 = take(gpu.BufDB1, nb1)
 	st.dw2 = take(gpu.BufDW2, c.LenW2())
 	st.db2 = take(gpu.BufDB2, nb2)
+}
+
+// bytes is the state's working set: the capacity of every slice it holds, in bytes.
+func (st *state) bytes() int {
+	n := 0
+	for _, v := range [][]float32{st.x, st.dy, st.w1, st.w1t, st.w2, st.w2t, st.b1, st.b2, st.rw,
+		st.xs, st.h1, st.act, st.h2, st.o, st.y, st.do, st.drw, st.dh2, st.dact, st.dh1, st.dxs, st.dx,
+		st.dw1, st.db1, st.dw2, st.db2} {
+		n += 4 * cap(v)
+	}
+	for _, v := range [][]int32{st.ids, st.perm, st.inv, st.sorted, st.offsets, st.rowF, st.rowW, st.rowG} {
+		n += 4 * cap(v)
+	}
+	return n + 8*(cap(st.hist)+cap(st.next)) + cap(st.second)
 }
