@@ -90,7 +90,9 @@ func BenchmarkMagnitude(b *testing.B) { benchmarkPass(b, reference.Magnitude, be
 // BenchmarkRunPar runs forward + backward (Run) and the magnitude pass (Magnitude) of a
 // Qwen3-30B-A3B EP-8 rank on one core (par=1: GOMAXPROCS 1, so neither gonum's Dgemm nor the
 // reference's own loops split) and on all of them (par=N), in one run. B/op is the pass's
-// peak heap: everything it allocates stays live until it returns. Select shapes with -bench,
+// peak heap: everything it allocates stays live until it returns. cpu-s/op is the process's
+// CPU time per pass (on shared cores wall time grows but this does not; cpu-s/op ÷ s/op is
+// the number of cores the pass kept busy). Select shapes with -bench,
 // e.g. 'RunPar/Run/qwen3-30b-a3b/T=4096'.
 func BenchmarkRunPar(b *testing.B) {
 	shapes := []benchShape{
@@ -115,7 +117,11 @@ func BenchmarkRunPar(b *testing.B) {
 					}
 					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(par))
 					b.ReportAllocs()
+					var cpu0 float64
 					for b.Loop() {
+						if cpu0 == 0 {
+							cpu0 = cpuSeconds()
+						}
 						if _, err := pass.f(c, reference.Options{}); err != nil {
 							b.Fatal(err)
 						}
@@ -123,6 +129,7 @@ func BenchmarkRunPar(b *testing.B) {
 					sec := b.Elapsed().Seconds()
 					b.ReportMetric(float64(b.N)/sec, "cases/s")
 					b.ReportMetric(flops(c, p)*float64(b.N)/sec/1e9, "GFLOP/s")
+					b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
 				})
 			}
 		}

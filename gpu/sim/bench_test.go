@@ -20,11 +20,17 @@ func benchFlops(c *moe.Case) float64 {
 	return 18 * float64(p.Rows) * float64(c.H) * float64(c.I)
 }
 
-// benchRun runs c on be b.N times (zero poison, no faults) and reports cases/s, GFLOP/s and
-// state-MB, the Backend's working set (inputs, routing, pool buffers) after the Runs.
+// benchRun runs c on be b.N times (zero poison, no faults) and reports cases/s, GFLOP/s,
+// cpu-s/op (process CPU time per Run: on shared cores, wall time grows but this does not, and
+// cpu-s/op ÷ s/op is the number of cores a Run kept busy) and state-MB, the Backend's working
+// set (inputs, routing, pool buffers) after the Runs.
 func benchRun(b *testing.B, be *Backend, c *moe.Case) {
 	ctx := context.Background()
+	var cpu0 float64
 	for b.Loop() {
+		if cpu0 == 0 {
+			cpu0 = cpuSeconds()
+		}
 		if _, err := be.Run(ctx, c, gpu.RunOptions{}); err != nil {
 			b.Fatal(err)
 		}
@@ -32,6 +38,7 @@ func benchRun(b *testing.B, be *Backend, c *moe.Case) {
 	sec := b.Elapsed().Seconds()
 	b.ReportMetric(float64(b.N)/sec, "cases/s")
 	b.ReportMetric(benchFlops(c)*float64(b.N)/sec/1e9, "GFLOP/s")
+	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
 	b.ReportMetric(float64(be.st.bytes())/(1<<20), "state-MB")
 }
 
