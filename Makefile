@@ -47,7 +47,7 @@ mutants:
 	$(GO) run ./cmd/moecheck mutants --backend sim
 
 # ci: everything .ci/run does after installing the toolchain.
-ci: test check vet-cuda check-ptx fuzz-short
+ci: test pytest check vet-cuda check-ptx fuzz-short
 
 # ptx: recompile the committed PTX (needs nvcc from CUDA 11.8: scripts/cuda-toolchain.sh).
 ptx: $(PTX)
@@ -76,3 +76,15 @@ device-suite: worker
 
 print-nvccflags:
 	@echo $(NVCCFLAGS)
+
+# device-torch: the CLI for scripts/device-torch.sh (PyTorch targets on the GPU machine).
+device-torch:
+	mkdir -p .device
+	CGO_ENABLED=0 $(GO) build -o .device/moecheck ./cmd/moecheck
+
+# pytest: the Python package's tests on the CPU (needs python3-torch; see python/README.md).
+PYTHON ?= /usr/bin/python3
+pytest:
+	cd python && MOECHECK_REQUIRE_PYTHON=$(REQUIRE_PYTHON) $(PYTHON) -m unittest discover -s tests -t . -v
+
+.PHONY: device-torch pytest

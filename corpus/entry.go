@@ -1,6 +1,7 @@
 package corpus
 
 import (
+	"github.com/moecheck/moecheck/internal/fault"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,7 +35,7 @@ type Entry struct {
 	Poisons []gpu.Poison
 	// Faults are the faults that were switched on when the case was found (mutation tests);
 	// empty for a case that fails on a correct path.
-	Faults gpu.FaultSet
+	Faults fault.Set
 	// Properties names the properties the case is meant for (as the property runner names
 	// them; corpus does not check the names beyond their syntax); nil means all.
 	Properties []string

@@ -3,6 +3,7 @@ package corpus
 import (
 	"bufio"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"strings"
 	"unicode/utf8"
@@ -150,7 +151,7 @@ func check(e *Entry) error {
 			return fmt.Errorf("corpus: format %s: unknown poison policy %d", e.Name, uint8(p))
 		}
 	}
-	if fs, err := gpu.ParseFaultSet(e.Faults.String()); err != nil || fs != e.Faults {
+	if fs, err := fault.ParseSet(e.Faults.String()); err != nil || fs != e.Faults {
 		return fmt.Errorf("corpus: format %s: fault set %#x holds faults outside the catalog", e.Name, uint64(e.Faults))
 	}
 	for _, p := range e.Properties {

@@ -2,6 +2,7 @@ package corpus_test
 
 import (
 	"bytes"
+	"github.com/moecheck/moecheck/internal/fault"
 	"math"
 	"os"
 	"path/filepath"
@@ -43,7 +44,7 @@ func goldenEntry(t *testing.T) *corpus.Entry {
 		Comments:   []string{"golden file of Format: every feature of the format", "", "  indented provenance, kept as written"},
 		Case:       c,
 		Poisons:    []gpu.Poison{gpu.PoisonPosInf, gpu.PoisonSignature},
-		Faults:     gpu.Faults(gpu.NoMaskUpDgrad, gpu.ClampSentinel),
+		Faults:     fault.Of(fault.NoMaskUpDgrad, fault.ClampSentinel),
 		Properties: []string{"exact-contracts", "poison-invariance"},
 	}
 }

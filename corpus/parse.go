@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"sort"
 	"strconv"
@@ -376,7 +377,7 @@ func (p *parser) build() (*Entry, error) {
 		}
 	}
 	if f, ok := p.scalars["faults"]; ok {
-		if e.Faults, err = gpu.ParseFaultSet(f.value); err != nil {
+		if e.Faults, err = fault.ParseSet(f.value); err != nil {
 			return nil, p.errf(f.line, "faults: %v", err)
 		}
 	}

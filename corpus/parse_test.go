@@ -1,6 +1,7 @@
 package corpus_test
 
 import (
+	"github.com/moecheck/moecheck/internal/fault"
 	"math"
 	"strings"
 	"testing"
@@ -74,7 +75,7 @@ func TestParseValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	if e.Data != nil || e.Case.W1[2] != 0.5 || !math.Signbit(e.Case.DY[1]) || len(e.Poisons) != 2 || e.Poisons[1] != gpu.PoisonPosInf ||
-		!e.Faults.Has(gpu.ClampSentinel) || len(e.Properties) != 2 {
+		!e.Faults.Has(fault.ClampSentinel) || len(e.Properties) != 2 {
 		t.Fatalf("explicit entry %+v", e)
 	}
 	// CRLF line ends, blank lines, indentation, hex floats, aliases.
@@ -177,7 +178,7 @@ func TestParseErrors(t *testing.T) {
 		{"nonfinite/not-bool", text(explicit, add("nonfinite: perhaps")), moe.Limits{}, `10: nonfinite: "perhaps" is not yes or no`},
 		{"poison/unknown", text(base, add("poison: purple")), moe.Limits{}, `9: poison: gpu: unknown poison policy "purple"`},
 		{"poison/empty", text(base, add("poison:")), moe.Limits{}, `9: poison: gpu: unknown poison policy ""`},
-		{"faults/unknown", text(base, add("faults: gremlins")), moe.Limits{}, `9: faults: gpu: unknown fault "gremlins"`},
+		{"faults/unknown", text(base, add("faults: gremlins")), moe.Limits{}, `9: faults: unknown fault "gremlins"`},
 		{"properties/bad", text(base, add("properties: ok,not ok")), moe.Limits{}, `9: properties: property name "not ok"`},
 		{"properties/empty", text(base, add("properties: a,,b")), moe.Limits{}, "9: properties: empty property name"},
 	} {

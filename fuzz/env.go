@@ -2,11 +2,12 @@ package fuzz
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"os"
 	"sync"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/backends"
+	"github.com/moecheck/moecheck/internal/backends"
 	"github.com/moecheck/moecheck/props"
 )
 
@@ -18,8 +19,8 @@ const FaultsVar = "MOECHECK_FAULTS"
 // fuzzer runs the target many times in each worker) and never closed: the process exits.
 func Env() (*props.Env, error) {
 	envOnce.Do(func() {
-		var faults gpu.FaultSet
-		faults, envErr = gpu.ParseFaultSet(os.Getenv(FaultsVar))
+		var faults fault.Set
+		faults, envErr = fault.ParseSet(os.Getenv(FaultsVar))
 		if envErr != nil {
 			envErr = fmt.Errorf("fuzz: $%s: %w", FaultsVar, envErr)
 			return

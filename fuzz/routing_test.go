@@ -3,6 +3,7 @@ package fuzz
 import (
 	"context"
 	"encoding/binary"
+	"github.com/moecheck/moecheck/internal/fault"
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -49,7 +50,7 @@ func FuzzRouting(f *testing.F) {
 			bad := &moe.Case{Config: moe.Config{T: T, H: 1, I: 1, E: E, K: 1, DType: moe.FP32},
 				Routing: moe.Routing{IDs: ids, Weights: make([]float64, T)},
 				X:       make([]float64, T), W1: make([]float64, 2*E), W2: make([]float64, E), DY: make([]float64, T)}
-			_, err = env.Backend.Run(context.Background(), bad, gpu.RunOptions{Faults: env.Faults})
+			_, err = fault.Run(context.Background(), env.Backend, bad, gpu.RunOptions{}, env.Faults)
 			if err == nil {
 				t.Fatalf("ids %v with E=%d: the backend ran them", ids, E)
 			}
@@ -81,7 +82,7 @@ func FuzzRouting(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := env.Backend.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true, Faults: env.Faults})
+		r, err := fault.Run(context.Background(), env.Backend, c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true}, env.Faults)
 		if err != nil {
 			if _, ok := gpu.AsCaseError(err); ok {
 				t.Fatalf("ids %v E=%d: backend case error: %v", ids, E, err)

@@ -31,6 +31,7 @@ const (
 	Crashed     CaseErrorKind = iota + 1 // the device faulted (illegal address, ...) or the worker died
 	TimedOut                             // the case ran past its time limit (a hang)
 	OutOfMemory                          // the device could not allocate the case's memory
+	Raised                               // the path raised an exception (Detail: the exception and its traceback); the worker lives on
 )
 
 func (k CaseErrorKind) String() string {
@@ -41,6 +42,8 @@ func (k CaseErrorKind) String() string {
 		return "timeout"
 	case OutOfMemory:
 		return "oom"
+	case Raised:
+		return "raised"
 	}
 	return fmt.Sprintf("caseerror(%d)", uint8(k))
 }

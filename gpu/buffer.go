@@ -1,6 +1,11 @@
 package gpu
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+
+	"github.com/moecheck/moecheck/moe"
+)
 
 // Buffer names one device buffer of the path. Every buffer is taken from an uninitialized
 // allocation and poisoned before the path runs; its id is the payload of its signature NaN.
@@ -36,14 +41,34 @@ var bufferList = func() []Buffer {
 	return b
 }()
 
-var bufferNames = [...]string{"", "xs", "h1", "act", "h2", "o", "y", "d_o", "d_rw", "d_h2", "d_act", "d_h1", "d_xs", "dX", "dW1", "dB1", "dW2", "dB2"}
+// bufferTensors is the tensor each buffer holds (the d_rw buffer holds the sorted-order
+// routing-weight gradient; the result's drw is its unsort).
+var bufferTensors = [...]moe.Tensor{moe.TensorNone, moe.TensorXs, moe.TensorH1, moe.TensorAct, moe.TensorH2, moe.TensorO, moe.TensorY,
+	moe.TensorDO, moe.TensorDRWSorted, moe.TensorDH2, moe.TensorDAct, moe.TensorDH1, moe.TensorDXs, moe.TensorDX,
+	moe.TensorDW1, moe.TensorDB1, moe.TensorDW2, moe.TensorDB2}
 
+// Tensor is the tensor buffer b holds (TensorNone for an invalid buffer).
+func (b Buffer) Tensor() moe.Tensor {
+	if b.Valid() {
+		return bufferTensors[b]
+	}
+	return moe.TensorNone
+}
+
+// String is the name of the tensor the buffer holds.
 func (b Buffer) String() string {
-	if b > 0 && b < numBuffers {
-		return bufferNames[b]
+	if b.Valid() {
+		return bufferTensors[b].String()
 	}
 	return fmt.Sprintf("buffer(%d)", uint8(b))
 }
+
+// SignatureNaN is the value every element of buffer b holds under PoisonSignature: the float32
+// quiet NaN 0x7FC00000 with b's id in mantissa bits 16..21, which survive storage in every
+// dtype (bf16 keeps float32 bits 16..22, fp16 bits 13..22). A backend that implements
+// PoisonSignature fills b with it; if such a value reaches a result, the oracle names b as
+// the buffer read where it was never written.
+func (b Buffer) SignatureNaN() float32 { return math.Float32frombits(0x7FC00000 | uint32(b)<<16) }
 
 // Valid reports whether b names a buffer.
 func (b Buffer) Valid() bool { return b > 0 && b < numBuffers }

@@ -1,5 +1,7 @@
 package gpu
 
+import "github.com/moecheck/moecheck/moe"
+
 // Result is what a path produced for one case. Values are float32 holding the dtype's values
 // bit-exactly (bf16 and fp16 widen to float32 without loss, NaN payloads included), so the
 // oracle can see a surviving signature NaN. Tensors follow the case's layout:
@@ -31,4 +33,84 @@ type Stages struct {
 	DAct []float32 // S×I   GEMM 2 dgrad
 	DH1  []float32 // S×2I  activation backward (after mask B's backward)
 	DXs  []float32 // S×H   GEMM 1 dgrad (after mask A's backward)
+}
+
+// Tensor returns the output or stage tensor t of r (nil for a tensor r does not carry: a
+// stage without Stages, the plan, TensorCase). It is the one name→field accessor.
+func (r *Result) Tensor(t moe.Tensor) []float32 {
+	if p := r.field(t); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// SetTensor sets output or stage tensor t of r (allocating Stages for a stage); it reports
+// false for a tensor Result has no field for.
+func (r *Result) SetTensor(t moe.Tensor, v []float32) bool {
+	if t.IsStage() && r.Stages == nil {
+		r.Stages = &Stages{}
+	}
+	p := r.field(t)
+	if p == nil {
+		return false
+	}
+	*p = v
+	return true
+}
+
+func (r *Result) field(t moe.Tensor) *[]float32 {
+	switch t {
+	case moe.TensorY:
+		return &r.Y
+	case moe.TensorDX:
+		return &r.DX
+	case moe.TensorDW1:
+		return &r.DW1
+	case moe.TensorDB1:
+		return &r.DB1
+	case moe.TensorDW2:
+		return &r.DW2
+	case moe.TensorDB2:
+		return &r.DB2
+	case moe.TensorDRW:
+		return &r.DRW
+	}
+	if r.Stages != nil {
+		return r.Stages.field(t)
+	}
+	return nil
+}
+
+// Tensor returns stage tensor t (nil for any other tensor).
+func (s *Stages) Tensor(t moe.Tensor) []float32 {
+	if p := s.field(t); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *Stages) field(t moe.Tensor) *[]float32 {
+	switch t {
+	case moe.TensorXs:
+		return &s.Xs
+	case moe.TensorH1:
+		return &s.H1
+	case moe.TensorAct:
+		return &s.Act
+	case moe.TensorH2:
+		return &s.H2
+	case moe.TensorO:
+		return &s.O
+	case moe.TensorDO:
+		return &s.DO
+	case moe.TensorDH2:
+		return &s.DH2
+	case moe.TensorDAct:
+		return &s.DAct
+	case moe.TensorDH1:
+		return &s.DH1
+	case moe.TensorDXs:
+		return &s.DXs
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/poison"
 	"math"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -62,41 +63,27 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 		}
 	}
 	if got == nil {
-		ck.fail(Failure{Check: CheckShape, Tensor: "result", Count: 1, Detail: "backend returned no result"})
+		ck.fail(Failure{Check: CheckShape, Tensor: moe.TensorCase, Count: 1, Detail: "backend returned no result"})
 		return ck.finish(), nil
 	}
 	bias := c.Bias
 	if en == nil {
 		en = &Enclosure{} // stage-local mode: outputs are compared in stages()
 	}
-	outs := []struct {
-		name string
-		got  []float32
-		enc  ivec
-		want int
-		skip bool
-	}{
-		{"y", got.Y, en.Y, c.LenX(), false},
-		{"dX", got.DX, en.DX, c.LenX(), false},
-		{"dW1", got.DW1, en.DW1, c.LenW1(), false},
-		{"dW2", got.DW2, en.DW2, c.LenW2(), false},
-		{"dB1", got.DB1, en.DB1, c.LenB1(), !bias},
-		{"dB2", got.DB2, en.DB2, c.LenB2(), !bias},
-		{"drw", got.DRW, en.DRW, c.S(), false},
-	}
-	for _, o := range outs {
-		if o.skip {
+	for _, t := range []moe.Tensor{moe.TensorY, moe.TensorDX, moe.TensorDW1, moe.TensorDW2, moe.TensorDB1, moe.TensorDB2, moe.TensorDRW} {
+		if t.Bias() && !bias {
 			continue
 		}
-		if len(o.got) != o.want {
-			ck.fail(Failure{Check: CheckShape, Tensor: o.name, Count: 1, Detail: fmt.Sprintf("length %d, want %d", len(o.got), o.want)})
+		g, want := got.Tensor(t), c.Len(t)
+		if len(g) != want {
+			ck.fail(Failure{Check: CheckShape, Tensor: t, Count: 1, Detail: fmt.Sprintf("length %d, want %d", len(g), want)})
 			continue
 		}
-		ck.contracts(o.name, o.got)
+		ck.contracts(t, g)
 		if !local {
-			ck.compare(o.name, o.got, o.enc, true)
+			ck.compare(t, g, en.tensor(t), true)
 		} else {
-			ck.signatures(o.name, o.got)
+			ck.signatures(t, g)
 		}
 	}
 	if local {
@@ -118,7 +105,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 
 // CaseErrorVerdict is the verdict of a case the backend could not finish.
 func CaseErrorVerdict(ce *gpu.CaseError) *Verdict {
-	return &Verdict{CaseError: ce, Failures: []Failure{{Check: CheckCaseError, Tensor: "case", Count: 1, Detail: ce.Error()}}}
+	return &Verdict{CaseError: ce, Failures: []Failure{{Check: CheckCaseError, Tensor: moe.TensorCase, Count: 1, Detail: ce.Error()}}}
 }
 
 type checker struct {
@@ -127,7 +114,7 @@ type checker struct {
 	c  *moe.Case
 	p  *moe.Plan
 	v  *Verdict
-	st map[string]int // index of a tensor's stat in v.Stats
+	st map[statKey]int // index of a tensor's stat in v.Stats
 }
 
 func (ck *checker) finish() *Verdict {
@@ -137,15 +124,22 @@ func (ck *checker) finish() *Verdict {
 
 func (ck *checker) fail(f Failure) { ck.v.Failures = append(ck.v.Failures, f) }
 
-func (ck *checker) stat(name string, n int) *TensorStat {
+// statKey identifies a stat: a tensor, compared end to end or stage-locally.
+type statKey struct {
+	t     moe.Tensor
+	local bool
+}
+
+func (ck *checker) stat(t moe.Tensor, local bool, n int) *TensorStat {
 	if ck.st == nil {
-		ck.st = map[string]int{}
+		ck.st = map[statKey]int{}
 	}
-	if i, ok := ck.st[name]; ok {
+	k := statKey{t, local}
+	if i, ok := ck.st[k]; ok {
 		return &ck.v.Stats[i]
 	}
-	ck.v.Stats = append(ck.v.Stats, TensorStat{Tensor: name, N: n, RelFro: math.NaN(), CalcDiff: math.NaN()})
-	ck.st[name] = len(ck.v.Stats) - 1
+	ck.v.Stats = append(ck.v.Stats, TensorStat{Tensor: t, Local: local, N: n, RelFro: math.NaN(), CalcDiff: math.NaN()})
+	ck.st[k] = len(ck.v.Stats) - 1
 	return &ck.v.Stats[len(ck.v.Stats)-1]
 }
 
@@ -171,18 +165,18 @@ func (a *agg) add(f Failure) {
 
 // compare checks got against an enclosure. outputs: whether this is a result tensor (then
 // a signature NaN anywhere is a failure) or a stage (signatures only where constrained).
-func (ck *checker) compare(name string, got []float32, enc ivec, output bool) {
-	ck.compareLoc(name, name, got, enc, output)
+func (ck *checker) compare(name moe.Tensor, got []float32, enc ivec, output bool) {
+	ck.compareLoc(name, false, got, enc, output)
 }
 
-// compareAs compares a result tensor against a stage-local enclosure: reported under
-// name, located as tensor base.
-func (ck *checker) compareAs(name, base string, got []float32, enc ivec) {
-	ck.compareLoc(name, base, got, enc, false)
+// compareLocal compares a result tensor against a stage-local enclosure (Failure.Local).
+func (ck *checker) compareLocal(name moe.Tensor, got []float32, enc ivec) {
+	ck.compareLoc(name, true, got, enc, false)
 }
 
-func (ck *checker) compareLoc(name, base string, got []float32, enc ivec, output bool) {
-	st := ck.stat(name, len(got))
+func (ck *checker) compareLoc(name moe.Tensor, local bool, got []float32, enc ivec, output bool) {
+	base := name
+	st := ck.stat(name, local, len(got))
 	aggs := map[string]*agg{}
 	add := func(check string, f Failure) {
 		a := aggs[check]
@@ -194,7 +188,7 @@ func (ck *checker) compareLoc(name, base string, got []float32, enc ivec, output
 	}
 	for i, g32 := range got {
 		g := float64(g32)
-		buf, sig := gpu.SignatureOf(g32)
+		buf, sig := poison.Of(g32)
 		// A case with NaN data may carry any payload, signature look-alikes included: a
 		// signature proves a leak only when the data has no NaN of its own.
 		sig = sig && !ck.c.NonFinite
@@ -202,8 +196,8 @@ func (ck *checker) compareLoc(name, base string, got []float32, enc ivec, output
 			st.Unknown++
 			if sig && output {
 				loc := ck.locate(base, i)
-				loc.Buffer = buf.String()
-				add(CheckSignature, Failure{Check: CheckSignature, Tensor: name, Worst: loc, Got: g, Want: math.NaN(), Bound: math.NaN(), Ratio: math.Inf(1),
+				loc.Buffer = buf
+				add(CheckSignature, Failure{Check: CheckSignature, Tensor: name, Local: local, Worst: loc, Got: g, Want: math.NaN(), Bound: math.NaN(), Ratio: math.Inf(1),
 					Detail: "poison of buffer " + buf.String() + " reached this tensor: that buffer was read where it was never written"})
 				st.Failed++
 			}
@@ -219,10 +213,10 @@ func (ck *checker) compareLoc(name, base string, got []float32, enc ivec, output
 			detail := "non-finite value where the reference is finite"
 			if sig {
 				check = CheckSignature
-				loc.Buffer = buf.String()
+				loc.Buffer = buf
 				detail = "poison of buffer " + buf.String() + " reached this tensor: that buffer was read where it was never written"
 			}
-			add(check, Failure{Check: check, Tensor: name, Worst: loc, Got: g, Want: c, Bound: r, Ratio: math.Inf(1), Detail: detail})
+			add(check, Failure{Check: check, Tensor: name, Local: local, Worst: loc, Got: g, Want: c, Bound: r, Ratio: math.Inf(1), Detail: detail})
 			st.Failed++
 			continue
 		}
@@ -240,7 +234,7 @@ func (ck *checker) compareLoc(name, base string, got []float32, enc ivec, output
 		if !output {
 			check = CheckStage
 		}
-		add(check, Failure{Check: check, Tensor: name, Worst: ck.locate(base, i), Got: g, Want: c, Bound: r, Ratio: q})
+		add(check, Failure{Check: check, Tensor: name, Local: local, Worst: ck.locate(base, i), Got: g, Want: c, Bound: r, Ratio: q})
 	}
 	for _, check := range []string{CheckSignature, CheckNonFinite, CheckBound, CheckStage} {
 		if a := aggs[check]; a != nil {
@@ -251,21 +245,21 @@ func (ck *checker) compareLoc(name, base string, got []float32, enc ivec, output
 
 // signatures reports surviving signature NaNs in an output (in stage-local mode, where the
 // output is otherwise compared against its stage-local enclosure).
-func (ck *checker) signatures(name string, got []float32) {
+func (ck *checker) signatures(name moe.Tensor, got []float32) {
 	if ck.c.NonFinite {
 		return // data NaNs may carry signature look-alike payloads (see compareLoc)
 	}
 	var a agg
 	for i, g := range got {
-		if b, ok := gpu.SignatureOf(g); ok {
+		if b, ok := poison.Of(g); ok {
 			loc := ck.locate(name, i)
-			loc.Buffer = b.String()
+			loc.Buffer = b
 			a.add(Failure{Check: CheckSignature, Tensor: name, Worst: loc, Got: float64(g), Want: math.NaN(), Bound: math.NaN(), Ratio: math.Inf(1),
 				Detail: "poison of buffer " + b.String() + " reached this tensor: that buffer was read where it was never written"})
 		}
 	}
 	if a.set {
-		ck.stat(name, len(got)).Failed += a.f.Count
+		ck.stat(name, false, len(got)).Failed += a.f.Count
 		ck.fail(a.f)
 	}
 }
@@ -273,7 +267,7 @@ func (ck *checker) signatures(name string, got []float32) {
 // contracts asserts the exact zeros of docs/path.md directly (independently of the
 // enclosure), so a broken contract is reported under its own name. Skipped for cases with
 // non-finite data, where 0·Inf may legitimately give NaN.
-func (ck *checker) contracts(name string, got []float32) {
+func (ck *checker) contracts(name moe.Tensor, got []float32) {
 	c, p := ck.c, ck.p
 	if c.NonFinite {
 		return
@@ -283,14 +277,14 @@ func (ck *checker) contracts(name string, got []float32) {
 		if got[i] != 0 {
 			g := float64(got[i])
 			loc := ck.locate(name, i)
-			if b, ok := gpu.SignatureOf(got[i]); ok {
-				loc.Buffer = b.String()
+			if b, ok := poison.Of(got[i]); ok {
+				loc.Buffer = b
 			}
 			a.add(Failure{Check: chk, Tensor: name, Worst: loc, Got: g, Want: 0, Bound: 0, Ratio: ratio(g, 0, 0)})
 		}
 	}
 	switch name {
-	case "y":
+	case moe.TensorY:
 		for t := 0; t < c.T; t++ {
 			all := true
 			for k := 0; k < c.K; k++ {
@@ -305,37 +299,37 @@ func (ck *checker) contracts(name string, got []float32) {
 				}
 			}
 		}
-	case "drw":
+	case moe.TensorDRW:
 		for s, id := range c.Routing.IDs {
 			if id == int32(c.E) {
 				zero(s, CheckSentinelDRW)
 			}
 		}
-	case "dW1", "dW2", "dB1", "dB2":
+	case moe.TensorDW1, moe.TensorDW2, moe.TensorDB1, moe.TensorDB2:
 		for e := 0; e < c.E; e++ {
 			if p.Counts[e] != 0 {
 				continue
 			}
 			switch name {
-			case "dW1":
+			case moe.TensorDW1:
 				for j := 0; j < 2*c.I; j++ {
 					for h := 0; h < c.H; h++ {
 						zero(c.W1Index(e, j, h), CheckEmptyWgrad)
 					}
 				}
-			case "dW2":
+			case moe.TensorDW2:
 				for h := 0; h < c.H; h++ {
 					for j := 0; j < c.I; j++ {
 						zero(c.W2Index(e, h, j), CheckEmptyWgrad)
 					}
 				}
-			case "dB1":
+			case moe.TensorDB1:
 				if e < c.E-1 || p.Rows == c.S() {
 					for j := 0; j < 2*c.I; j++ {
 						zero(e*2*c.I+j, CheckEmptyWgrad)
 					}
 				}
-			case "dB2":
+			case moe.TensorDB2:
 				if e < c.E-1 || p.Rows == c.S() {
 					for h := 0; h < c.H; h++ {
 						zero(e*c.H+h, CheckEmptyWgrad)
@@ -351,7 +345,7 @@ func (ck *checker) contracts(name string, got []float32) {
 }
 
 // locate describes element i of a named tensor.
-func (ck *checker) locate(name string, i int) Location {
+func (ck *checker) locate(name moe.Tensor, i int) Location {
 	c, p := ck.c, ck.p
 	l := Location{Tensor: name, Index: i, Token: -1, Slot: -1, Expert: -1, SortedRow: -1, Row: -1, Col: -1}
 	rowOf := func(row int) { // a sorted row
@@ -363,14 +357,14 @@ func (ck *checker) locate(name string, i int) Location {
 		}
 	}
 	switch name {
-	case "y", "dX":
+	case moe.TensorY, moe.TensorDX:
 		l.Token, l.Col = i/c.H, i%c.H
-	case "drw":
+	case moe.TensorDRW:
 		l.Token, l.Slot = i/c.K, i%c.K
 		l.Expert = int(c.Routing.IDs[i])
 		l.SortedRow = int(p.Inv[i])
 		l.Sentinel = l.Expert == c.E
-	case "dW1":
+	case moe.TensorDW1:
 		per := 2 * c.I * c.H
 		l.Expert = i / per
 		r := i % per
@@ -379,7 +373,7 @@ func (ck *checker) locate(name string, i int) Location {
 		} else {
 			l.Row, l.Col = r/c.H, r%c.H
 		}
-	case "dW2":
+	case moe.TensorDW2:
 		per := c.H * c.I
 		l.Expert = i / per
 		r := i % per
@@ -388,20 +382,20 @@ func (ck *checker) locate(name string, i int) Location {
 		} else {
 			l.Row, l.Col = r/c.I, r%c.I
 		}
-	case "dB1":
+	case moe.TensorDB1:
 		l.Expert, l.Col = i/(2*c.I), i%(2*c.I)
-	case "dB2":
+	case moe.TensorDB2:
 		l.Expert, l.Col = i/c.H, i%c.H
-	case "xs", "h2", "o", "d_o", "d_h2", "d_xs":
+	case moe.TensorXs, moe.TensorH2, moe.TensorO, moe.TensorDO, moe.TensorDH2, moe.TensorDXs:
 		rowOf(i / c.H)
 		l.Col = i % c.H
-	case "h1", "d_h1":
+	case moe.TensorH1, moe.TensorDH1:
 		rowOf(i / (2 * c.I))
 		l.Col = i % (2 * c.I)
-	case "act", "d_act":
+	case moe.TensorAct, moe.TensorDAct:
 		rowOf(i / c.I)
 		l.Col = i % c.I
-	case "d_rw":
+	case moe.TensorDRWSorted:
 		rowOf(i)
 	}
 	return l

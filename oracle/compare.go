@@ -8,27 +8,22 @@ import (
 	"github.com/moecheck/moecheck/moe"
 )
 
-// Locate describes element i of a named tensor of case c ("y", "dX", "dW1", "dB1", "dW2",
-// "dB2", "drw", or a stage name such as "h1" or "d_act").
-func Locate(c *moe.Case, p *moe.Plan, tensor string, i int) Location {
+// Locate describes element i of tensor t of case c.
+func Locate(c *moe.Case, p *moe.Plan, tensor moe.Tensor, i int) Location {
 	ck := &checker{c: c, p: p}
 	return ck.locate(tensor, i)
 }
 
-// Tensors returns the result tensors of r by name, in a stable order (biases only when the
-// case has them).
-func Tensors(c *moe.Case, r *gpu.Result) []NamedTensor {
-	out := []NamedTensor{{"y", r.Y}, {"dX", r.DX}, {"dW1", r.DW1}, {"dW2", r.DW2}, {"drw", r.DRW}}
-	if c.Bias {
-		out = append(out, NamedTensor{"dB1", r.DB1}, NamedTensor{"dB2", r.DB2})
+// Outputs returns the output tensors case c has, in a stable order (biases only when the
+// case has them); read each from a result with gpu.Result.Tensor.
+func Outputs(c *moe.Case) []moe.Tensor {
+	out := make([]moe.Tensor, 0, 7)
+	for _, t := range []moe.Tensor{moe.TensorY, moe.TensorDX, moe.TensorDW1, moe.TensorDW2, moe.TensorDRW, moe.TensorDB1, moe.TensorDB2} {
+		if !t.Bias() || c.Bias {
+			out = append(out, t)
+		}
 	}
 	return out
-}
-
-// NamedTensor is one result tensor.
-type NamedTensor struct {
-	Name string
-	Data []float32
 }
 
 // CompareBitwise reports every tensor in which two results of the same case differ in any
@@ -40,21 +35,20 @@ type NamedTensor struct {
 func CompareBitwise(c *moe.Case, a, b *gpu.Result, what string) []Failure {
 	p, err := c.Plan()
 	if err != nil {
-		return []Failure{{Check: CheckBitwise, Tensor: "case", Count: 1, Detail: err.Error()}}
+		return []Failure{{Check: CheckBitwise, Tensor: moe.TensorCase, Count: 1, Detail: err.Error()}}
 	}
-	ta, tb := Tensors(c, a), Tensors(c, b)
 	var out []Failure
-	for k := range ta {
-		x, y := ta[k].Data, tb[k].Data
+	for _, t := range Outputs(c) {
+		x, y := a.Tensor(t), b.Tensor(t)
 		if len(x) != len(y) {
-			out = append(out, Failure{Check: CheckBitwise, Tensor: ta[k].Name, Count: 1, Detail: fmt.Sprintf("%s: lengths %d and %d", what, len(x), len(y))})
+			out = append(out, Failure{Check: CheckBitwise, Tensor: t, Count: 1, Detail: fmt.Sprintf("%s: lengths %d and %d", what, len(x), len(y))})
 			continue
 		}
 		var agg agg
 		for i := range x {
 			if math.Float32bits(x[i]) != math.Float32bits(y[i]) && !(x[i] != x[i] && y[i] != y[i]) {
 				g, w := float64(y[i]), float64(x[i])
-				agg.add(Failure{Check: CheckBitwise, Tensor: ta[k].Name, Worst: Locate(c, p, ta[k].Name, i), Got: g, Want: w, Ratio: ratio(g, w, 0)})
+				agg.add(Failure{Check: CheckBitwise, Tensor: t, Worst: Locate(c, p, t, i), Got: g, Want: w, Ratio: ratio(g, w, 0)})
 			}
 		}
 		if agg.set {
@@ -65,10 +59,57 @@ func CompareBitwise(c *moe.Case, a, b *gpu.Result, what string) []Failure {
 	return out
 }
 
-// Bounds returns the enclosure (center, radius) of a result tensor by name; a NaN radius
-// marks an unconstrained element.
-func (e *Enclosure) Bounds(tensor string) (c, r []float64, ok bool) {
-	m := map[string]ivec{"y": e.Y, "dX": e.DX, "dW1": e.DW1, "dB1": e.DB1, "dW2": e.DW2, "dB2": e.DB2, "drw": e.DRW}
-	v, ok := m[tensor]
+// Bounds returns the enclosure (center, radius) of an output or stage tensor; a NaN radius
+// marks an unconstrained element. ok is false for a tensor the enclosure does not hold.
+func (e *Enclosure) Bounds(t moe.Tensor) (c, r []float64, ok bool) {
+	v, ok := e.tensor2(t)
 	return v.c, v.r, ok
+}
+
+// tensor is the enclosure of t (empty for a tensor it does not hold).
+func (e *Enclosure) tensor(t moe.Tensor) ivec {
+	v, _ := e.tensor2(t)
+	return v
+}
+
+func (e *Enclosure) tensor2(t moe.Tensor) (ivec, bool) {
+	switch t {
+	case moe.TensorY:
+		return e.Y, true
+	case moe.TensorDX:
+		return e.DX, true
+	case moe.TensorDW1:
+		return e.DW1, true
+	case moe.TensorDB1:
+		return e.DB1, true
+	case moe.TensorDW2:
+		return e.DW2, true
+	case moe.TensorDB2:
+		return e.DB2, true
+	case moe.TensorDRW:
+		return e.DRW, true
+	case moe.TensorXs:
+		return e.Xs, true
+	case moe.TensorH1:
+		return e.H1, true
+	case moe.TensorAct:
+		return e.Act, true
+	case moe.TensorH2:
+		return e.H2, true
+	case moe.TensorO:
+		return e.O, true
+	case moe.TensorDO:
+		return e.DO, true
+	case moe.TensorDRWSorted:
+		return e.DRWSorted, true
+	case moe.TensorDH2:
+		return e.DH2, true
+	case moe.TensorDAct:
+		return e.DAct, true
+	case moe.TensorDH1:
+		return e.DH1, true
+	case moe.TensorDXs:
+		return e.DXs, true
+	}
+	return ivec{}, false
 }

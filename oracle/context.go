@@ -11,15 +11,14 @@ import (
 // addContext fills RelFro and CalcDiff of the output tensors' stats against the float64
 // reference (for context in reports; the verdict never depends on them).
 func addContext(v *Verdict, c *moe.Case, got *gpu.Result, ref *reference.Result) {
-	refs := map[string][]float64{"y": ref.Y, "dX": ref.DX, "dW1": ref.DW1, "dW2": ref.DW2, "dB1": ref.DB1, "dB2": ref.DB2, "drw": ref.DRW}
-	for _, t := range Tensors(c, got) {
-		r := refs[t.Name]
-		if len(r) != len(t.Data) {
+	for _, t := range Outputs(c) {
+		g, r := got.Tensor(t), ref.Tensor(t)
+		if len(r) != len(g) {
 			continue
 		}
 		for i := range v.Stats {
-			if v.Stats[i].Tensor == t.Name {
-				v.Stats[i].RelFro, v.Stats[i].CalcDiff = RelFro(t.Data, r), CalcDiff(t.Data, r)
+			if v.Stats[i].Tensor == t && !v.Stats[i].Local {
+				v.Stats[i].RelFro, v.Stats[i].CalcDiff = RelFro(g, r), CalcDiff(g, r)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/poison"
 	"math"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -13,7 +14,7 @@ import (
 // exact match, +Inf for a value outside a zero-width enclosure or a non-finite value, NaN
 // where the element is unconstrained).
 type ElementMap struct {
-	Tensor     string
+	Tensor     moe.Tensor
 	Rows, Cols int
 	Ratio      []float64
 	NonFinite  []bool
@@ -21,9 +22,6 @@ type ElementMap struct {
 	Offsets    []int32      // the routing's inclusive per-expert offsets: expert e owns rows [Offsets[e−1], Offsets[e])
 	RealRows   int          // rows ≥ RealRows are the sentinel tail
 }
-
-// stageTensorList lists the stage tensors ElementMaps supports, in path order.
-var stageTensorList = []string{"xs", "h1", "act", "h2", "o", "d_o", "d_h2", "d_act", "d_h1", "d_xs"}
 
 // ElementMaps computes the map of every stage tensor the result carries (it needs
 // Result.Stages); en may be nil (computed here).
@@ -39,40 +37,29 @@ func ElementMaps(c *moe.Case, got *gpu.Result, en *Enclosure) ([]*ElementMap, er
 	}
 	st := got.Stages
 	S := c.S()
-	tensors := []struct {
-		name string
-		data []float32
-		enc  ivec
-		cols int
-	}{
-		{"xs", st.Xs, en.Xs, c.H}, {"h1", st.H1, en.H1, 2 * c.I}, {"act", st.Act, en.Act, c.I}, {"h2", st.H2, en.H2, c.H},
-		{"o", st.O, en.O, c.H}, {"d_o", st.DO, en.DO, c.H}, {"d_h2", st.DH2, en.DH2, c.H}, {"d_act", st.DAct, en.DAct, c.I},
-		{"d_h1", st.DH1, en.DH1, 2 * c.I}, {"d_xs", st.DXs, en.DXs, c.H},
-	}
 	var out []*ElementMap
-	for _, t := range tensors {
-		if len(t.data) != S*t.cols {
+	for _, tn := range moe.StageTensors() {
+		data, enc := st.Tensor(tn), en.tensor(tn)
+		n, cols := c.Shape(tn)
+		if len(data) != n {
 			continue
 		}
-		m := &ElementMap{Tensor: t.name, Rows: S, Cols: t.cols, Ratio: make([]float64, len(t.data)),
-			NonFinite: make([]bool, len(t.data)), Signature: make([]gpu.Buffer, len(t.data)),
+		m := &ElementMap{Tensor: tn, Rows: S, Cols: cols, Ratio: make([]float64, len(data)),
+			NonFinite: make([]bool, len(data)), Signature: make([]gpu.Buffer, len(data)),
 			Offsets: append([]int32(nil), en.Plan.Offsets...), RealRows: en.Plan.Rows}
-		for i, g32 := range t.data {
+		for i, g32 := range data {
 			g := float64(g32)
 			m.NonFinite[i] = math.IsNaN(g) || math.IsInf(g, 0)
-			if b, ok := gpu.SignatureOf(g32); ok {
+			if b, ok := poison.Of(g32); ok {
 				m.Signature[i] = b
 			}
-			if !t.enc.known(i) {
+			if !enc.known(i) {
 				m.Ratio[i] = math.NaN()
 				continue
 			}
-			m.Ratio[i] = ratio(g, t.enc.c[i], t.enc.r[i])
+			m.Ratio[i] = ratio(g, enc.c[i], enc.r[i])
 		}
 		out = append(out, m)
 	}
 	return out, nil
 }
-
-// StageTensors returns the stage tensors ElementMaps supports, in path order (a fresh copy: the table itself cannot be changed from outside).
-func StageTensors() []string { return append([]string(nil), stageTensorList...) }

@@ -24,7 +24,7 @@ func TestBoundIsTight(t *testing.T) {
 	b := sim.New(sim.Options{})
 	for _, d := range []moe.DType{moe.BF16, moe.FP16, moe.FP32} {
 		t.Run("ratio/"+d.String(), func(t *testing.T) {
-			worst := map[string]float64{}
+			worst := map[moe.Tensor]float64{}
 			for seed := uint64(1); seed <= 6; seed++ {
 				cfg := moe.Config{T: 32, H: 256, I: 128, E: 8, K: 4, DType: d, Bias: seed%2 == 0}
 				if seed%3 == 0 {
@@ -56,14 +56,14 @@ func TestBoundIsTight(t *testing.T) {
 				}
 			}
 			line := ""
-			for _, n := range []string{"y", "dX", "dW1", "dW2", "dRW"} {
+			for _, n := range []moe.Tensor{moe.TensorY, moe.TensorDX, moe.TensorDW1, moe.TensorDW2, moe.TensorDRW} {
 				line += fmt.Sprintf(" %s %.3g", n, worst[n])
 			}
 			t.Logf("%s: max error/bound over 6 cases (T=32 H=256 I=128 E=8 K=4):%s", d, line)
 			// fp32 outputs show the accumulation error itself; bf16 and fp16 outputs are
 			// dominated by the storage rounding (their ratio reaches 1 at the enclosure's
 			// representable endpoints)
-			if y := worst["y"]; y > 1 || (d == moe.FP32 && y < 1e-6) {
+			if y := worst[moe.TensorY]; y > 1 || (d == moe.FP32 && y < 1e-6) {
 				t.Errorf("forward output: max error/bound %.3g, want ≤ 1 (and ≥ 1e-6 for fp32)", y)
 			}
 		})

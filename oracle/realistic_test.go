@@ -2,6 +2,7 @@ package oracle_test
 
 import (
 	"context"
+	"github.com/moecheck/moecheck/internal/fault"
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -32,14 +33,14 @@ func TestRealisticSizeFaults(t *testing.T) {
 		b := sim.New(sim.Options{})
 		for _, tc := range []struct {
 			name  string
-			fault gpu.Fault
-		}{{"correct", 0}, {"accum-in-dtype", gpu.AccumInDtype}, {"combine-in-dtype", gpu.CombineInDtype},
-			{"neighbour-weights", gpu.NeighbourWeights}, {"zero-token-row", gpu.ZeroTokenRow}} {
-			var faults gpu.FaultSet
+			fault fault.Fault
+		}{{"correct", 0}, {"accum-in-dtype", fault.AccumInDtype}, {"combine-in-dtype", fault.CombineInDtype},
+			{"neighbour-weights", fault.NeighbourWeights}, {"zero-token-row", fault.ZeroTokenRow}} {
+			var faults fault.Set
 			if tc.fault != 0 {
-				faults = gpu.Faults(tc.fault)
+				faults = fault.Of(tc.fault)
 			}
-			res, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN, Stages: true, Faults: faults})
+			res, err := fault.Run(context.Background(), b, c, gpu.RunOptions{Poison: gpu.PoisonNaN, Stages: true}, faults)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
 )
 
 // Check names: what kind of rule an element broke.
@@ -27,15 +28,15 @@ const (
 
 // Location says where an element sits in the problem. Fields that do not apply are −1.
 type Location struct {
-	Tensor    string // "y", "dX", "dW1", "drw", or a stage name ("h1", "d_act", ...)
-	Index     int    // flat index in the tensor
+	Tensor    moe.Tensor
+	Index     int // flat index in the tensor
 	Token     int
 	Slot      int // k in [0, K)
 	Expert    int // local expert id (E for a sentinel slot)
 	SortedRow int // row in the path's sorted order
 	Row, Col  int // matrix coordinates (for weights: output row j / column h)
 	Sentinel  bool
-	Buffer    string // the buffer a surviving signature NaN names
+	Buffer    gpu.Buffer // the buffer a surviving signature NaN names (0: none)
 }
 
 func (l Location) String() string {
@@ -55,7 +56,7 @@ func (l Location) String() string {
 	if l.Sentinel {
 		b.WriteString(" sentinel-tail")
 	}
-	if l.Buffer != "" {
+	if l.Buffer != 0 {
 		fmt.Fprintf(&b, " buffer=%s", l.Buffer)
 	}
 	return b.String()
@@ -65,7 +66,12 @@ func (l Location) String() string {
 // worst of them.
 type Failure struct {
 	Check  string
-	Tensor string
+	Tensor moe.Tensor
+	// Local marks a stage-local judgement: the tensor was compared against the enclosure
+	// computed from the path's own reported inputs to its stage (docs/oracle.md §4), so the
+	// error arose in that stage. Failures of stage tensors are stage-local unless Check is
+	// CheckBitwise.
+	Local  bool
 	Count  int      // failing elements
 	Worst  Location // the worst element (largest error/bound; non-finite first)
 	Got    float64
@@ -75,8 +81,38 @@ type Failure struct {
 	Detail string
 }
 
+// TensorName is the tensor's name as reports print it: stage-local judgements of an output
+// read "y@local" (display only: the identity is Tensor and Local).
+func (f Failure) TensorName() string {
+	if f.Local && f.Tensor.Output() {
+		return f.Tensor.String() + "@local"
+	}
+	return f.Tensor.String()
+}
+
+// Stage is the stage the failure is attributed to, and whether the error arose there
+// (stage-local) rather than possibly upstream (end to end).
+func (f Failure) Stage() (stage moe.Stage, local bool) {
+	switch f.Check {
+	case CheckCaseError:
+		return moe.StageCaseError, true
+	case CheckPlan:
+		return moe.StagePlan, true
+	}
+	st := f.Tensor.Stage()
+	switch {
+	case st == moe.StagePlan:
+		return st, true
+	case f.Tensor.IsStage():
+		// stage tensors are always checked against their stage-local enclosure, except
+		// by a bitwise comparison of two runs
+		return st, f.Check != CheckBitwise
+	}
+	return st, f.Local
+}
+
 func (f Failure) String() string {
-	s := fmt.Sprintf("%s %s: %d element(s); worst %s got %s want %s ± %s", f.Check, f.Tensor, f.Count, f.Worst,
+	s := fmt.Sprintf("%s %s: %d element(s); worst %s got %s want %s ± %s", f.Check, f.TensorName(), f.Count, f.Worst,
 		fmtF(f.Got), fmtF(f.Want), fmtF(f.Bound))
 	if f.Detail != "" {
 		s += " (" + f.Detail + ")"
@@ -88,7 +124,8 @@ func fmtF(x float64) string { return fmt.Sprintf("%.6g", x) }
 
 // TensorStat summarizes how one tensor compared.
 type TensorStat struct {
-	Tensor   string
+	Tensor   moe.Tensor
+	Local    bool    // the stage-local comparison of an output (see Failure.Local)
 	N        int     // elements
 	Exact    int     // elements whose value the enclosure determines exactly (bitwise checked)
 	Unknown  int     // elements with no constraint (unwritten by contract, or may overflow)
@@ -96,6 +133,11 @@ type TensorStat struct {
 	Failed   int     // elements that broke a rule
 	RelFro   float64 // ‖got − ref‖_F / ‖ref‖_F against the float64 reference (NaN if not computed)
 	CalcDiff float64 // DeepGEMM's 1 − 2Σxy/Σ(x²+y²) against the reference (NaN if not computed)
+}
+
+// Name is the stat's tensor as reports print it ("y@local" for a stage-local output).
+func (s TensorStat) Name() string {
+	return Failure{Tensor: s.Tensor, Local: s.Local}.TensorName()
 }
 
 // Verdict is the oracle's judgement of one result.
@@ -153,7 +195,7 @@ func (v *Verdict) Write(w io.Writer) error {
 	if len(v.Stats) > 0 {
 		fmt.Fprintf(w, "  %-8s %8s %8s %8s %8s %10s %10s %10s\n", "tensor", "n", "exact", "unknown", "failed", "max e/b", "rel-fro", "calc_diff")
 		for _, s := range v.Stats {
-			fmt.Fprintf(w, "  %-8s %8d %8d %8d %8d %10.3g %10.3g %10.3g\n", s.Tensor, s.N, s.Exact, s.Unknown, s.Failed, s.MaxRatio, s.RelFro, s.CalcDiff)
+			fmt.Fprintf(w, "  %-8s %8d %8d %8d %8d %10.3g %10.3g %10.3g\n", s.Name(), s.N, s.Exact, s.Unknown, s.Failed, s.MaxRatio, s.RelFro, s.CalcDiff)
 		}
 	}
 	return nil

@@ -2,9 +2,11 @@
 // runner that executes them with shrinking, the conformance entry point Verify, and the
 // mutation test (Mutants) that runs the suite against every fault in the catalog.
 //
-// A property is one function, Property.Check, that takes a backend environment and a case
-// and returns an Outcome. The same function serves gopter (Suite, Verify), the native fuzz
-// targets (package fuzz) and the CLI (Run), so there is no second copy of any check.
+// A property is one function, Property.Check, that takes a backend environment and a Trial
+// (a case, the poison policy to run it under, and its Origin) and returns an Outcome. The same
+// function serves the runner (Run), Verify, the native fuzz targets (package fuzz), triage,
+// nightly and the CLI, so there is no second copy of any check; and one function, Reproduce,
+// turns any trial's Origin into the command line that reruns it.
 //
 // Cases are generated as a Spec: a flat struct of small integers (sizes, EP world and rank,
 // dtype, activation, layout, bias, routing mode, weight mode, data mode, poison policy, seed)

@@ -3,106 +3,39 @@ package props
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
-	"github.com/moecheck/moecheck/reference"
 )
 
-// EPSplitSum: splitting the experts over W ranks and summing the ranks' outputs gives the
+// epSplitSum: splitting the experts over W ranks and summing the ranks' outputs gives the
 // unsplit (W = 1) output: Σ_r y_r ≈ y, Σ_r dX_r ≈ dX, Σ_r d_rw_r ≈ d_rw (each slot is owned by
 // exactly one rank), and each rank's weight gradients are its slice of the unsplit ones.
-//
-// Bound, per element: the float64 reference f satisfies Σ_r f_r = f exactly (up to its own
-// float64 evaluation, ≤ 1e-12 of the magnitude pass), and each backend value lies within
-// |c − f| + r of f, where (c, r) is the oracle's enclosure; so
-// |Σ_r y_r − y| ≤ Σ_r (|c_r − f_r| + r_r) + (|c − f| + r) + 1e-12·(M + 1).
-var EPSplitSum = Property{
+// The judgement and its derived bound are oracle.CompareSplitSum's.
+var epSplitSum = Property{
 	Name:    "ep-split-sum",
 	Doc:     "the W ranks' outputs sum to the unsplit output within the derived bound; weight gradients are slices",
-	Applies: func(c *moe.Case, _ Spec) bool { return c.EP.WorldSize() > 1 && !c.NonFinite },
-	Check: func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error) {
+	Applies: func(c *moe.Case) bool { return c.EP.WorldSize() > 1 && !c.NonFinite },
+	Check: func(ctx context.Context, env *Env, t Trial) (*Outcome, error) {
+		c, poison := t.Case, t.Poison
 		const name = "ep-split-sum"
 		unsplit, ranks, err := SplitCases(c)
 		if err != nil {
 			return nil, err
 		}
-		type side struct {
-			c   *moe.Case
-			got *gpu.Result
-			en  *oracle.Enclosure
-			ref *reference.Result
-			mag *reference.Result
-		}
 		all := append([]*moe.Case{unsplit}, ranks...)
-		sides := make([]side, len(all))
+		res := make([]*gpu.Result, len(all))
 		for i, cc := range all {
 			r, o, err := env.run(ctx, name, cc, poison, 13)
 			if o != nil || err != nil {
 				return o, err
 			}
-			en, err := oracle.Enclose(cc)
-			if err != nil {
-				return nil, err
-			}
-			ref, err := reference.Run(cc, reference.Options{})
-			if err != nil {
-				return nil, err
-			}
-			mag, err := reference.Magnitude(cc, reference.Options{})
-			if err != nil {
-				return nil, err
-			}
-			sides[i] = side{cc, r, en, ref, mag}
+			res[i] = r
 		}
-		var fs []oracle.Failure
-		p, _ := unsplit.Plan()
-		// dist is the largest |value − f| the enclosure admits; NaN when unconstrained.
-		dist := func(s side, tensor string, ref []float64, i int) float64 {
-			cc, rr, _ := s.en.Bounds(tensor)
-			return math.Abs(cc[i]-ref[i]) + rr[i]
-		}
-		for _, t := range []struct {
-			name string
-			got  func(*gpu.Result) []float32
-			ref  func(*reference.Result) []float64
-		}{
-			{"y", func(r *gpu.Result) []float32 { return r.Y }, func(r *reference.Result) []float64 { return r.Y }},
-			{"dX", func(r *gpu.Result) []float32 { return r.DX }, func(r *reference.Result) []float64 { return r.DX }},
-			{"drw", func(r *gpu.Result) []float32 { return r.DRW }, func(r *reference.Result) []float64 { return r.DRW }},
-		} {
-			u := sides[0]
-			n := len(t.ref(u.ref))
-			bad, worst, worstRatio := 0, -1, 0.0
-			var worstSum, worstWant, worstBound float64
-			for i := 0; i < n; i++ {
-				sum, bound := 0.0, dist(u, t.name, t.ref(u.ref), i)+1e-12*(t.ref(u.mag)[i]+1)
-				for _, s := range sides[1:] {
-					g := t.got(s.got)
-					if len(g) != n {
-						return failed(name, []oracle.Failure{{Check: oracle.CheckShape, Tensor: t.name, Count: 1}}, nil, "rank result has the wrong length"), nil
-					}
-					sum += float64(g[i])
-					bound += dist(s, t.name, t.ref(s.ref), i)
-				}
-				want := float64(t.got(u.got)[i])
-				if math.IsNaN(bound) { // some side unconstrained (overflow): nothing to compare
-					continue
-				}
-				if d := math.Abs(sum - want); !(d <= bound) {
-					bad++
-					if q := d / bound; worst < 0 || q > worstRatio || math.IsNaN(d) {
-						worst, worstRatio, worstSum, worstWant, worstBound = i, q, sum, want, bound
-					}
-				}
-			}
-			if bad > 0 {
-				fs = append(fs, oracle.Failure{Check: oracle.CheckBound, Tensor: t.name, Count: bad, Worst: oracle.Locate(unsplit, p, t.name, worst),
-					Got: worstSum, Want: worstWant, Bound: worstBound, Ratio: worstRatio,
-					Detail: fmt.Sprintf("sum over %d ranks vs the unsplit layer", len(ranks))})
-			}
+		fs, err := oracle.CompareSplitSum(unsplit, res[0], ranks, res[1:])
+		if err != nil {
+			return nil, err
 		}
 		if len(fs) > 0 {
 			return failed(name, fs, nil, ""), nil

@@ -3,18 +3,17 @@ package props
 import (
 	"context"
 
-	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 )
 
-// Matches: the forward output and every gradient lie in the oracle's enclosure, the exact
+// matches: the forward output and every gradient lie in the oracle's enclosure, the exact
 // contracts hold, no poison survives, and (with stages) every stage lies in its
 // stage-local enclosure.
-var Matches = Property{
+var matches = Property{
 	Name: "matches",
 	Doc:  "output and every gradient within the derived bounds; exact contracts; no surviving poison; every stage within its local bound",
-	Check: func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error) {
+	Check: func(ctx context.Context, env *Env, t Trial) (*Outcome, error) {
+		c, poison := t.Case, t.Poison
 		r, o, err := env.run(ctx, "matches", c, poison, 1)
 		if o != nil || err != nil {
 			return o, err

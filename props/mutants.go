@@ -2,6 +2,7 @@ package props
 
 import (
 	"context"
+	"github.com/moecheck/moecheck/internal/fault"
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -10,8 +11,8 @@ import (
 // MutantOptions tune Mutants. The zero value tests every fault in the catalog with a budget
 // of 5000 cases or 30 s per fault, seed 1, default generator bounds.
 type MutantOptions struct {
-	Faults  []gpu.Fault // default: the whole catalog
-	Cases   int         // case budget per fault (default 5000)
+	Faults  []fault.Fault // default: the whole catalog
+	Cases   int           // case budget per fault (default 5000)
 	Timeout time.Duration
 	Seed    uint64
 	Gen     GenOptions
@@ -21,7 +22,7 @@ type MutantOptions struct {
 
 // MutantResult is the suite's record against one fault.
 type MutantResult struct {
-	Fault    gpu.FaultInfo
+	Fault    fault.Info
 	Caught   bool
 	Property string        // the property that caught it
 	Cases    int           // cases run until detection (or the budget)
@@ -44,7 +45,7 @@ const (
 func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(MutantResult)) ([]MutantResult, error) {
 	faults := o.Faults
 	if len(faults) == 0 {
-		for _, fi := range gpu.Catalog() {
+		for _, fi := range fault.Catalog() {
 			faults = append(faults, fi.Fault)
 		}
 	}
@@ -60,7 +61,7 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 	var out []MutantResult
 	for _, f := range faults {
 		info, _ := f.Info()
-		env := &Env{Backend: b, Faults: gpu.Faults(f), NoStages: o.NoStages}
+		env := &Env{Backend: b, Faults: fault.Of(f), NoStages: o.NoStages}
 		t0 := time.Now()
 		var detectedAt time.Duration
 		rep, err := Run(ctx, RunConfig{Env: env, Seed: o.Seed, Cases: o.Cases, Duration: o.Timeout, Gen: o.Gen,

@@ -3,6 +3,7 @@ package props
 import (
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"strings"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -14,10 +15,13 @@ import (
 // (mutation testing) and whether to ask for stage intermediates.
 type Env struct {
 	Backend gpu.Backend
-	Faults  gpu.FaultSet
+	Faults  fault.Set
 	// NoStages runs without stage capture (end-to-end checks only), as for a black-box
 	// backend.
 	NoStages bool
+	// Fit, when set, maps a generated or shrunk spec into the backend's capabilities (or
+	// returns a *gpu.UnsupportedError); see unsupported.go.
+	Fit func(Spec) (Spec, error)
 
 	checker oracle.Checker // reused scratch memory for the oracle
 }
@@ -54,12 +58,14 @@ type Property struct {
 	Doc  string
 	// Applies reports whether the property says anything about this case (e.g. EP split-sum
 	// needs EP); nil means always.
-	Applies func(c *moe.Case, s Spec) bool
-	Check   func(ctx context.Context, env *Env, c *moe.Case, poison gpu.Poison) (*Outcome, error)
+	Applies func(c *moe.Case) bool
+	// Check judges one trial: its case, run under its poison policy where the property runs
+	// once (properties that compare policies choose their own).
+	Check func(ctx context.Context, env *Env, t Trial) (*Outcome, error)
 }
 
 // allProperties is the default property suite, in the order the runner tries them.
-var allProperties = []Property{Matches, PoisonInvariance, Deterministic, TokenPermutation, ZeroWeightIsSentinel, PowerOfTwoScaling, EPSplitSum}
+var allProperties = []Property{matches, poisonInvariance, deterministic, tokenPermutation, zeroWeightIsSentinel, powerOfTwoScaling, epSplitSum}
 
 // ByName finds a property.
 func ByName(name string) (Property, error) {
@@ -75,7 +81,7 @@ func ByName(name string) (Property, error) {
 
 // run executes one backend run; a *gpu.CaseError becomes a failing outcome.
 func (env *Env) run(ctx context.Context, name string, c *moe.Case, poison gpu.Poison, seed uint64) (*gpu.Result, *Outcome, error) {
-	r, err := env.Backend.Run(ctx, c, gpu.RunOptions{Poison: poison, PoisonSeed: seed, Faults: env.Faults, Stages: !env.NoStages})
+	r, err := fault.Run(ctx, env.Backend, c, gpu.RunOptions{Poison: poison, PoisonSeed: seed, Stages: !env.NoStages}, env.Faults)
 	if err != nil {
 		if ce, ok := gpu.AsCaseError(err); ok {
 			v := oracle.CaseErrorVerdict(ce)

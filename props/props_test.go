@@ -2,10 +2,10 @@ package props_test
 
 import (
 	"context"
+	"github.com/moecheck/moecheck/internal/fault"
 	"testing"
 	"time"
 
-	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/props"
 )
@@ -43,8 +43,8 @@ func TestMutants(t *testing.T) {
 func testMutants(t *testing.T, noStages bool) {
 	b := sim.New(sim.Options{})
 	res, err := props.Mutants(context.Background(), b, props.MutantOptions{NoStages: noStages}, nil) // the default budget
-	routing := map[gpu.Fault]bool{gpu.ClampSentinel: true, gpu.HistogramSentinel: true, gpu.ExclusiveOffsets: true,
-		gpu.SentinelWrap: true, gpu.EPNoRankOffset: true}
+	routing := map[fault.Fault]bool{fault.ClampSentinel: true, fault.HistogramSentinel: true, fault.ExclusiveOffsets: true,
+		fault.SentinelWrap: true, fault.EPNoRankOffset: true}
 	if err != nil {
 		t.Fatal(err)
 	}

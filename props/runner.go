@@ -3,12 +3,13 @@ package props
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand"
 	"time"
 
 	"github.com/leanovate/gopter"
 
-	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/gpu"
 )
 
 // RunConfig configures Run. The zero value of every field but Env is valid: all properties,
@@ -35,16 +36,23 @@ type RunConfig struct {
 type CaseResult struct {
 	Index    int
 	Spec     Spec
+	Trial    Trial // the case, its poison policy, its origin (Spec)
 	Pass     bool
 	Outcomes []*Outcome // one per property that ran, in order; stops at the first failure
 	Failed   *Outcome   // the first failing outcome, if any
 	Shrunk   *Shrunk    // the shrunk failing case, if shrinking ran
 	Elapsed  time.Duration
+	// Unsupported, when set, says why the case is outside the backend's capabilities: it
+	// was not checked (Pass is true, Outcomes empty) and is counted in Report.Unsupported.
+	Unsupported string
+	// Skipped lists properties skipped because a run they need is unsupported.
+	Skipped []string
 }
 
 // Shrunk is a minimized failing case.
 type Shrunk struct {
 	Spec    Spec
+	Trial   Trial // the shrunk spec's trial (zero when shrinking did not reproduce the failure)
 	Outcome *Outcome
 	Steps   int           // successful shrink steps
 	Tries   int           // candidates tried
@@ -57,6 +65,8 @@ type Report struct {
 	Failures []CaseResult
 	Elapsed  time.Duration
 	Next     int // the next case index not visited (for resuming)
+	// Unsupported counts visited cases outside the backend's capabilities (not in Cases).
+	Unsupported int
 }
 
 // SpecAt returns the spec of case index i for a seed: the same on every machine and shard.
@@ -88,10 +98,22 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	if n == 0 && cfg.Duration == 0 {
 		n = 100
 	}
+	if n < 0 {
+		return nil, fmt.Errorf("props: %d cases: the count must be positive", n)
+	}
+	if cfg.Start < 0 || (n > 0 && cfg.Start > math.MaxInt-n) {
+		return nil, fmt.Errorf("props: case indices from %d for %d cases leave [0, %d]", cfg.Start, n, math.MaxInt)
+	}
 	start := time.Now()
 	rep := &Report{}
 	i := cfg.Start
-	for ; n == 0 || i < cfg.Start+n; i++ {
+	// Next is the first index not finished, on every return: the case in flight when an
+	// error or an interrupt ends the run is redone on resume.
+	defer func() {
+		rep.Next = i
+		rep.Elapsed = time.Since(start)
+	}()
+	for ; (n == 0 && i < math.MaxInt) || (n > 0 && i < cfg.Start+n); i++ {
 		if cfg.Duration > 0 && time.Since(start) >= cfg.Duration {
 			break
 		}
@@ -102,7 +124,18 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 			continue
 		}
 		spec, shrinker := SpecAt(cfg.Seed, i, cfg.Gen)
-		cr, err := RunSpec(ctx, cfg.Env, props, spec)
+		spec, err := cfg.Env.fit(spec)
+		var cr CaseResult
+		if err == nil {
+			cr, err = RunSpec(ctx, cfg.Env, props, spec)
+		}
+		if why, ok := unsupported(err); ok {
+			rep.Unsupported++
+			if cfg.OnCase != nil {
+				cfg.OnCase(CaseResult{Index: i, Spec: spec, Pass: true, Unsupported: why})
+			}
+			continue
+		}
 		if err != nil {
 			return rep, err
 		}
@@ -126,44 +159,65 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 			}
 		}
 	}
-	rep.Next = i
-	rep.Elapsed = time.Since(start)
 	return rep, nil
 }
 
-// RunSpec builds the spec's case and checks the properties on it, stopping at the first
+// RunSpec builds the spec's trial and checks the properties on it, stopping at the first
 // failure.
 func RunSpec(ctx context.Context, env *Env, props []Property, spec Spec) (CaseResult, error) {
 	t0 := time.Now()
-	c, err := spec.Build()
+	t, err := SpecTrial(spec)
 	if err != nil {
 		return CaseResult{}, err
 	}
-	cr := CaseResult{Spec: spec, Pass: true}
-	cr.Outcomes, cr.Failed, err = CheckCase(ctx, env, props, c, spec)
+	cr := CaseResult{Spec: spec, Trial: t, Pass: true}
+	cr.Outcomes, cr.Failed, cr.Skipped, err = checkTrial(ctx, env, props, t)
 	cr.Pass = cr.Failed == nil
 	cr.Elapsed = time.Since(t0)
 	return cr, err
 }
 
-// CheckCase checks the properties that apply to c (spec gives the generation context; the
-// zero Spec is fine for cases from elsewhere), stopping at the first failure.
-func CheckCase(ctx context.Context, env *Env, props []Property, c *moe.Case, spec Spec) ([]*Outcome, *Outcome, error) {
+// CheckTrial checks the properties that apply to t's case, stopping at the first failure
+// (nil props: All).
+//
+// A property whose backend run is outside the backend's capabilities is skipped; when every
+// property that applies was skipped, CheckTrial returns the *gpu.UnsupportedError.
+func CheckTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Outcome, *Outcome, error) {
+	outs, failed, _, err := checkTrial(ctx, env, props, t)
+	return outs, failed, err
+}
+
+func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Outcome, *Outcome, []string, error) {
+	if len(props) == 0 {
+		props = allProperties
+	}
 	var outs []*Outcome
+	var skipped []string
+	var unsup error
 	for _, p := range props {
-		if p.Applies != nil && !p.Applies(c, spec) {
+		if p.Applies != nil && !p.Applies(t.Case) {
 			continue
 		}
-		o, err := p.Check(ctx, env, c, spec.PoisonPolicy())
+		o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
+		if _, ok := unsupported(err); ok {
+			skipped = append(skipped, p.Name)
+			if unsup == nil {
+				unsup = err
+			}
+			continue
+		}
 		if err != nil {
-			return outs, nil, err
+			return outs, nil, skipped, err
 		}
 		outs = append(outs, o)
 		if !o.Pass {
-			return outs, o, nil
+			return outs, o, skipped, nil
 		}
 	}
-	return outs, nil, nil
+	if len(outs) == 0 && unsup != nil {
+		return nil, nil, skipped, unsup
+	}
+	return outs, nil, skipped, nil
 }
 
 // ShrinkFailure greedily minimizes a spec on which the named property fails: it takes the
@@ -181,12 +235,21 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 	t0 := time.Now()
 	cur := &Shrunk{Spec: spec}
 	defer func() { cur.Elapsed = time.Since(t0) }()
+	// A hang costs a whole case timeout per try: after the first one, shrinking stops and
+	// keeps what it has rather than waiting out a timeout for every candidate.
+	timedOut := false
 	fails := func(s Spec) (*Outcome, bool, error) {
-		c, err := s.Build()
+		t, err := SpecTrial(s)
 		if err != nil {
 			return nil, false, nil
 		}
-		o, err := p.failsOn(ctx, env, c, s)
+		o, err := p.failsOn(ctx, env, t)
+		if _, ok := unsupported(err); ok {
+			return nil, false, nil // outside the capabilities: not a shrink step
+		}
+		if o != nil && o.Verdict != nil && o.Verdict.CaseError != nil && o.Verdict.CaseError.Kind == gpu.TimedOut {
+			timedOut = true
+		}
 		return o, o != nil, err
 	}
 	o, ok, err := fails(spec)
@@ -194,21 +257,26 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 		return cur, err // not reproducible in isolation (e.g. nondeterminism): keep the original
 	}
 	cur.Outcome = o
-	for improved := true; improved && cur.Tries < maxTries; {
+	cur.Trial, _ = SpecTrial(spec)
+	for improved := true; improved && cur.Tries < maxTries && !timedOut; {
 		improved = false
 		next := shrinker(cur.Spec)
-		for cand, more := next(); more && cur.Tries < maxTries; cand, more = next() {
+		for cand, more := next(); more && cur.Tries < maxTries && !timedOut; cand, more = next() {
 			if ctx.Err() != nil {
 				return cur, nil
 			}
+			s, ferr := env.fit(cand.(Spec))
+			if ferr != nil || s == cur.Spec {
+				continue // outside the capabilities, or fitted back onto the current spec
+			}
 			cur.Tries++
-			s := cand.(Spec)
 			o, ok, err := fails(s)
 			if err != nil {
 				return cur, err
 			}
 			if ok {
 				cur.Spec, cur.Outcome = s, o
+				cur.Trial, _ = SpecTrial(s)
 				cur.Steps++
 				improved = true
 				break
@@ -218,13 +286,13 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 	return cur, nil
 }
 
-// failsOn runs the property on one case (spec gives the poison policy and applicability) and
-// returns its outcome when it applies and fails, nil otherwise. Both shrinkers use it.
-func (p Property) failsOn(ctx context.Context, env *Env, c *moe.Case, s Spec) (*Outcome, error) {
-	if p.Applies != nil && !p.Applies(c, s) {
+// failsOn runs the property on one trial and returns its outcome when it applies and fails,
+// nil otherwise. Both shrinkers use it.
+func (p Property) failsOn(ctx context.Context, env *Env, t Trial) (*Outcome, error) {
+	if p.Applies != nil && !p.Applies(t.Case) {
 		return nil, nil
 	}
-	o, err := p.Check(ctx, env, c, s.PoisonPolicy())
+	o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
 	if err != nil || o.Pass {
 		return nil, err
 	}

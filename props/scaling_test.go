@@ -27,17 +27,21 @@ func TestPowerOfTwoScalingScope(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := sp.Build()
+			tr, err := props.SpecTrial(sp)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := props.PowerOfTwoScaling.Applies(c, sp); got != tc.applies {
+			p, err := props.ByName("power-of-two-scaling")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Applies(tr.Case); got != tc.applies {
 				t.Fatalf("applies = %v, want %v", got, tc.applies)
 			}
 			if !tc.applies {
 				return
 			}
-			o, err := props.PowerOfTwoScaling.Check(context.Background(), &props.Env{Backend: sim.New(sim.Options{})}, c, sp.PoisonPolicy())
+			o, err := p.Check(context.Background(), &props.Env{Backend: sim.New(sim.Options{})}, tr)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,6 +11,7 @@ import (
 // ShrunkCase is the result of ShrinkTokens.
 type ShrunkCase struct {
 	Case    *moe.Case
+	Trial   Trial         // the smallest failing trial: Case, the original's poison policy and origin
 	Outcome *Outcome      // the failure of the smallest case
 	Steps   int           // successful shrink steps
 	Tries   int           // candidates tried
@@ -22,7 +23,11 @@ type ShrunkCase struct {
 // token set (remove halves, then quarters, … then single tokens), at most maxTries candidates
 // (0: 200). The weights, experts and sizes are kept, so the failure's location maps back to
 // the original case's experts.
-func ShrinkTokens(ctx context.Context, env *Env, prop string, c *moe.Case, spec Spec, maxTries int) (*ShrunkCase, error) {
+//
+// The shrunk trial keeps the original's origin: the reproduce line rebuilds the original
+// case, on which the property fails too.
+func ShrinkTokens(ctx context.Context, env *Env, prop string, t Trial, maxTries int) (*ShrunkCase, error) {
+	c := t.Case
 	p, err := ByName(prop)
 	if err != nil {
 		return nil, err
@@ -31,8 +36,10 @@ func ShrinkTokens(ctx context.Context, env *Env, prop string, c *moe.Case, spec 
 		maxTries = 200
 	}
 	t0 := time.Now()
-	fails := func(k *moe.Case) (*Outcome, error) { return p.failsOn(ctx, env, k, spec) }
-	res := &ShrunkCase{Case: c}
+	with := func(k *moe.Case) Trial { u := t; u.Case = k; return u }
+	fails := func(k *moe.Case) (*Outcome, error) { return p.failsOn(ctx, env, with(k)) }
+	res := &ShrunkCase{Case: c, Trial: t}
+	defer func() { res.Trial = with(res.Case) }()
 	if res.Outcome, err = fails(c); err != nil {
 		return nil, fmt.Errorf("props: shrinking: %w", err)
 	}

@@ -2,9 +2,9 @@ package props_test
 
 import (
 	"context"
+	"github.com/moecheck/moecheck/internal/fault"
 	"testing"
 
-	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
@@ -23,16 +23,16 @@ func TestShrinkTokens(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		faults gpu.FaultSet
+		faults fault.Set
 		maxT   int // the shrunk case has at most this many tokens; 0: shrinking must refuse
 	}{
-		{"shrink-tokens/leak2", gpu.Faults(gpu.NoMaskUpDgrad), 1},
-		{"shrink-tokens/rank-offset", gpu.Faults(gpu.EPNoRankOffset), 2},
+		{"shrink-tokens/leak2", fault.Of(fault.NoMaskUpDgrad), 1},
+		{"shrink-tokens/rank-offset", fault.Of(fault.EPNoRankOffset), 2},
 		{"shrink-tokens/correct-path", 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := &props.Env{Backend: sim.New(sim.Options{}), Faults: tc.faults}
-			r, err := props.ShrinkTokens(context.Background(), env, "matches", c, sp, 0)
+			r, err := props.ShrinkTokens(context.Background(), env, "matches", props.Trial{Case: c, Poison: sp.PoisonPolicy()}, 0)
 			if tc.maxT == 0 {
 				if err == nil {
 					t.Fatalf("shrank a passing case to T=%d", r.Case.T)

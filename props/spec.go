@@ -69,6 +69,10 @@ func ParseSpec(text string) (Spec, error) {
 	for i, k := range specKeys {
 		idx[strings.ToLower(k)] = i
 	}
+	if strings.TrimSpace(text) == "" {
+		return Spec{}, fmt.Errorf("props: empty spec: want key=value items such as \"T=2 H=8 I=8 E=2 K=1\"")
+	}
+	seen := map[int]bool{}
 	for _, tok := range strings.Fields(text) {
 		k, v, ok := strings.Cut(tok, "=")
 		if !ok {
@@ -80,6 +84,10 @@ func ParseSpec(text string) (Spec, error) {
 			sort.Strings(keys)
 			return Spec{}, fmt.Errorf("props: spec key %q unknown (known: %s)", k, strings.Join(keys, ", "))
 		}
+		if seen[i] {
+			return Spec{}, fmt.Errorf("props: spec key %s given twice (%q)", specKeys[i], tok)
+		}
+		seen[i] = true
 		n, err := parseSpecValue(specKeys[i], v)
 		if err != nil {
 			return Spec{}, fmt.Errorf("props: spec %s=%q: %w", k, v, err)

@@ -34,3 +34,51 @@ type Stages struct {
 	DH1  []float64 // S×2I  activation backward (after mask B's backward)
 	DXs  []float64 // S×H   GEMM 1 dgrad (after mask A's backward)
 }
+
+// Tensor returns output or stage tensor t (nil for a tensor r does not carry). It is the one
+// name→field accessor of a reference result.
+func (r *Result) Tensor(t moe.Tensor) []float64 {
+	switch t {
+	case moe.TensorY:
+		return r.Y
+	case moe.TensorDX:
+		return r.DX
+	case moe.TensorDW1:
+		return r.DW1
+	case moe.TensorDB1:
+		return r.DB1
+	case moe.TensorDW2:
+		return r.DW2
+	case moe.TensorDB2:
+		return r.DB2
+	case moe.TensorDRW:
+		return r.DRW
+	}
+	if s := r.Stages; s != nil {
+		switch t {
+		case moe.TensorXs:
+			return s.Xs
+		case moe.TensorH1:
+			return s.H1
+		case moe.TensorAct:
+			return s.Act
+		case moe.TensorH2:
+			return s.H2
+		case moe.TensorO:
+			return s.O
+		case moe.TensorDO:
+			return s.DO
+		case moe.TensorDRWSorted:
+			return s.DRW
+		case moe.TensorDH2:
+			return s.DH2
+		case moe.TensorDAct:
+			return s.DAct
+		case moe.TensorDH1:
+			return s.DH1
+		case moe.TensorDXs:
+			return s.DXs
+		}
+	}
+	return nil
+}

@@ -6,7 +6,7 @@
 #   scripts/device-run.sh [selftest] [client] [sanitize] [bench] [torch]   (default: all)
 #
 #   selftest: moecheck-worker -selftest (GPU vs CPU model, poisons, every fault)
-#   client:   moecheck-worker -client-check (a real kernel fault through gpu/worker: one
+#   client:   moecheck-worker -client-check (a real kernel fault through internal/worker: one
 #             CaseError, the worker restarted, the next case identical)
 #   sanitize: compute-sanitizer memcheck, racecheck, initcheck, synccheck on -sanitize (5
 #             cases covering every kernel variant, then every corpus case)

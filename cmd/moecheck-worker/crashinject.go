@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"strconv"
 	"strings"
 
@@ -47,8 +48,13 @@ type crashOn struct {
 }
 
 func (b crashOn) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.Result, error) {
+	return b.RunFaults(ctx, c, o, 0)
+}
+
+// RunFaults passes the faults on (fault.Runner), adding Crash for cases of the shape.
+func (b crashOn) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions, fs fault.Set) (*gpu.Result, error) {
 	if b.shape.matches(c.Config) {
-		o.Faults |= gpu.Faults(gpu.Crash)
+		fs |= fault.Of(fault.Crash)
 	}
-	return b.Backend.Run(ctx, c, o)
+	return fault.Run(ctx, b.Backend, c, o, fs)
 }

@@ -7,14 +7,16 @@ import (
 	"github.com/moecheck/moecheck/gpu/cuda"
 )
 
-func init() {
-	defaultBackend = "cuda"
-	backends["cuda"] = func(f *flags) (gpu.Backend, string, error) {
+// cudaBackend opens the CUDA backend, compiled in with the cuda tag.
+func cudaBackend() backendFactory {
+	return func(f *flags) (gpu.Backend, string, error) {
 		b, err := cuda.New(cuda.Options{Device: f.device, NoGuardChecks: f.noGuardChecks, TileN: f.tileN, TileK: f.tileK})
 		if err != nil {
 			return nil, "", err
 		}
 		return b, b.Device(), nil
 	}
-	benchers["cuda"] = benchCUDA
 }
+
+// cudaBench times the CUDA backend.
+func cudaBench() bencher { return benchCUDA }

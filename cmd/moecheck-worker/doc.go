@@ -1,16 +1,16 @@
-// Command moecheck-worker serves MoE cases to a moecheck client (gpu/worker) over the
+// Command moecheck-worker serves MoE cases to a moecheck client (internal/worker) over the
 // worker protocol on stdin/stdout (docs/gpu.md), with one backend:
 //
 //	moecheck-worker [-backend cuda|sim] [-device N] [-no-guard-checks] [-crash-shape T,H,I,E,K]
 //
 // and has two modes for the GPU machine:
 //
-//	moecheck-worker -selftest [-quick]   compare the backend with gpu/sim on a matrix of cases
+//	moecheck-worker -selftest [-quick]   judge the backend with the oracle on a matrix of cases
 //	                                     (dtypes, activations, layouts, EP, poisons) and on
 //	                                     every fault, which must change the result
 //	moecheck-worker -sanitize            run a few small cases once (under compute-sanitizer),
 //	  [-sanitize-corpus DIR,...]         and every case of these corpus directories
-//	moecheck-worker -client-check        run this binary as a worker through the gpu/worker
+//	moecheck-worker -client-check        run this binary as a worker through the internal/worker
 //	                                     client: case, crash fault, case (one CaseError)
 //	moecheck-worker -bench [-reps N]     time the bf16 GEMM and the full layer forward+backward
 //	                                     at Qwen3-30B-A3B rank shape (cuda only)

@@ -11,22 +11,32 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
-	"github.com/moecheck/moecheck/gpu/worker"
+	"github.com/moecheck/moecheck/internal/worker"
 )
 
 // backendFactory opens a backend; device describes what it runs on.
 type backendFactory func(f *flags) (b gpu.Backend, device string, err error)
 
-// backends are the backends compiled in (cuda.go and sim.go add theirs under build tags).
-var backends = map[string]backendFactory{
-	"sim": func(*flags) (gpu.Backend, string, error) { return sim.New(sim.Options{}), "cpu (gpu/sim)", nil },
+// bencher times a backend.
+type bencher func(f *flags, b gpu.Backend, w io.Writer) error
+
+// compiled returns the backends compiled in (cuda with the cuda tag: cuda.go / nocuda.go),
+// the benchers, and the default backend (cuda when compiled in, else sim). Built per call:
+// no package state is changed at init.
+func compiled() (backends map[string]backendFactory, benchers map[string]bencher, def string) {
+	backends = map[string]backendFactory{
+		"sim": func(*flags) (gpu.Backend, string, error) { return sim.New(sim.Options{}), "cpu (gpu/sim)", nil },
+	}
+	benchers = map[string]bencher{}
+	def = "sim"
+	if b := cudaBackend(); b != nil {
+		backends["cuda"], def = b, "cuda"
+	}
+	if b := cudaBench(); b != nil {
+		benchers["cuda"] = b
+	}
+	return backends, benchers, def
 }
-
-// benchers time a backend (cuda.go adds the cuda one).
-var benchers = map[string]func(f *flags, b gpu.Backend, w io.Writer) error{}
-
-// defaultBackend is cuda when compiled in, else sim.
-var defaultBackend = "sim"
 
 type flags struct {
 	backend       string
@@ -53,6 +63,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("moecheck-worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f flags
+	backends, benchers, defaultBackend := compiled()
 	names := make([]string, 0, len(backends))
 	for n := range backends {
 		names = append(names, n)
@@ -61,10 +72,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.backend, "backend", defaultBackend, "backend: "+strings.Join(names, ", "))
 	fs.IntVar(&f.device, "device", 0, "CUDA device ordinal")
 	fs.BoolVar(&f.noGuardChecks, "no-guard-checks", false, "check guard zones only at the end of a run, not after every stage")
-	fs.BoolVar(&f.selftest, "selftest", false, "compare the backend with gpu/sim and check every fault; print a table")
+	fs.BoolVar(&f.selftest, "selftest", false, "judge the backend with the oracle on a matrix of cases, and every fault against gpu/sim; print a table")
 	fs.BoolVar(&f.quick, "quick", false, "with -selftest: fewer cases")
 	fs.BoolVar(&f.sanitize, "sanitize", false, "run a few small cases once (for compute-sanitizer)")
-	fs.BoolVar(&f.clientCheck, "client-check", false, "launch this binary as a worker through gpu/worker and check that a crash costs one case")
+	fs.BoolVar(&f.clientCheck, "client-check", false, "launch this binary as a worker through internal/worker and check that a crash costs one case")
 	fs.BoolVar(&f.bench, "bench", false, "time the path at Qwen3-30B-A3B rank shape (cuda)")
 	fs.IntVar(&f.reps, "reps", 20, "with -bench: timed repeats (after 3 warm-ups)")
 	fs.IntVar(&f.tileN, "tile-n", 0, "cuda: force the tensor-core column tile (128 or 256; 0 = by size)")
@@ -133,6 +144,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		b = crashOn{Backend: b, shape: crash}
 	}
 	err = worker.Serve(stdin, stdout, b, worker.ServeOptions{Device: device})
+	if errors.Is(err, worker.ErrHangup) {
+		// The client is gone and the backend may still be running its case: exit now,
+		// without closing it (a busy CUDA thread would hold Close up).
+		fmt.Fprintln(stderr, "moecheck-worker: client hung up mid-case; exiting")
+		os.Exit(0)
+	}
 	if errors.Is(err, worker.ErrCrashed) {
 		fmt.Fprintln(stderr, "moecheck-worker: backend crashed; exiting so that the client restarts the worker")
 		return 3

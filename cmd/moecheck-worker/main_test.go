@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/moecheck/moecheck/internal/fault"
 	"math"
 	"os"
 	"strings"
@@ -11,7 +12,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
-	"github.com/moecheck/moecheck/gpu/worker"
+	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -63,14 +64,15 @@ func TestWorkerCrashCostsOneCase(t *testing.T) {
 		name string
 		d    moe.DType
 		o    gpu.RunOptions
+		fs   fault.Set
 	}{
-		{"crash/before", moe.BF16, gpu.RunOptions{Poison: gpu.PoisonSignature}},
-		{"crash/fault", moe.BF16, gpu.RunOptions{Faults: gpu.Faults(gpu.Crash)}},
-		{"crash/after-fp16", moe.FP16, gpu.RunOptions{Poison: gpu.PoisonNaN}},
-		{"crash/after-fp32", moe.FP32, gpu.RunOptions{Poison: gpu.PoisonStale}},
+		{"crash/before", moe.BF16, gpu.RunOptions{Poison: gpu.PoisonSignature}, 0},
+		{"crash/fault", moe.BF16, gpu.RunOptions{}, fault.Of(fault.Crash)},
+		{"crash/after-fp16", moe.FP16, gpu.RunOptions{Poison: gpu.PoisonNaN}, 0},
+		{"crash/after-fp32", moe.FP32, gpu.RunOptions{Poison: gpu.PoisonStale}, 0},
 	} {
 		c := smallCase(t, tc.d)
-		got, err := b.Run(ctx, c, tc.o)
+		got, err := fault.Run(ctx, b, c, tc.o, tc.fs)
 		if err != nil {
 			ce, ok := gpu.AsCaseError(err)
 			if !ok || ce.Kind != gpu.Crashed || i != 1 {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"math"
 	"os"
@@ -11,29 +12,18 @@ import (
 
 	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/worker"
+	"github.com/moecheck/moecheck/internal/triage"
+	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
 )
 
-// The self-test is a smoke test for a new device, not the oracle: it compares a backend with
-// gpu/sim (the reference backend here, same faults) by relative L2 error per tensor
-// (accumulation order differs), checks the
-// routing bitwise, the exact contracts of docs/path.md bitwise, bitwise invariance under
-// every poison policy and across runs, and that every fault of gpu.Catalog() changes the
-// result.
-
-// tolerance of the relative L2 error between two fp32-accumulating paths: a few units of the
-// dtype's roundoff (storage roundings that differ by one ulp after a reordered sum, then
-// propagated through later stages).
-func tolerance(d moe.DType) float64 {
-	switch d {
-	case moe.BF16:
-		return 8 * d.UnitRoundoff() // 3.1e-2
-	case moe.FP16:
-		return 8 * d.UnitRoundoff() // 3.9e-3
-	}
-	return 1e-4
-}
+// The self-test is a smoke test for a new device. Every judgement is the oracle's: each
+// case's result (with stages, signature poison) must pass oracle.Check — the stage-local
+// enclosures, the routing plan and the exact contracts of docs/path.md — and the results
+// under every other poison policy and across runs must equal it (oracle.CompareBitwise).
+// Every fault of fault.Catalog() must change the result and draw the same oracle verdict as
+// gpu/sim under the same fault (pass or fail, and the same first failing stage).
 
 type stCase struct {
 	name string
@@ -155,47 +145,6 @@ func faultCase(d moe.DType) (*moe.Case, error) {
 	return c, nil
 }
 
-// relErr returns ‖got−want‖₂/‖want‖₂ over elements finite in both, and the number of
-// elements whose class (finite, NaN, +Inf, −Inf) differs.
-func relErr(got, want []float32) (float64, int) {
-	if len(got) != len(want) {
-		return math.Inf(1), len(want)
-	}
-	var num, den float64
-	bad := 0
-	for i := range want {
-		g, w := float64(got[i]), float64(want[i])
-		if class(g) != class(w) {
-			bad++
-			continue
-		}
-		if class(w) != 0 {
-			continue
-		}
-		num += (g - w) * (g - w)
-		den += w * w
-	}
-	if den == 0 {
-		if num == 0 {
-			return 0, bad
-		}
-		return math.Inf(1), bad
-	}
-	return math.Sqrt(num / den), bad
-}
-
-func class(x float64) int {
-	switch {
-	case math.IsNaN(x):
-		return 1
-	case math.IsInf(x, 1):
-		return 2
-	case math.IsInf(x, -1):
-		return 3
-	}
-	return 0
-}
-
 func sameBits(a, b []float32) bool {
 	if len(a) != len(b) {
 		return false
@@ -208,67 +157,39 @@ func sameBits(a, b []float32) bool {
 	return true
 }
 
-func resultTensors(r *gpu.Result) map[string][]float32 {
-	return map[string][]float32{"y": r.Y, "dX": r.DX, "dW1": r.DW1, "dB1": r.DB1, "dW2": r.DW2, "dB2": r.DB2, "d_rw": r.DRW}
-}
-
+// sameResult reports whether two results are identical in every bit of every output (for
+// the client check: the same case before and after a worker restart), naming the first
+// tensor that differs.
 func sameResult(a, b *gpu.Result) (bool, string) {
-	ta, tb := resultTensors(a), resultTensors(b)
-	for _, n := range []string{"y", "dX", "dW1", "dB1", "dW2", "dB2", "d_rw"} {
-		if !sameBits(ta[n], tb[n]) {
-			return false, n
+	for _, t := range moe.Outputs() {
+		if !sameBits(a.Tensor(t), b.Tensor(t)) {
+			return false, t.String()
 		}
 	}
 	return true, ""
 }
 
-// exactContracts checks docs/path.md's bitwise contracts on r.
-func exactContracts(c *moe.Case, r *gpu.Result) string {
-	E, K, H := c.E, c.K, c.H
-	for t := 0; t < c.T; t++ {
-		all := true
-		for k := 0; k < K; k++ {
-			if int(c.Routing.IDs[t*K+k]) < E {
-				all = false
-			}
-		}
-		if all {
-			for h := 0; h < H; h++ {
-				if r.Y[t*H+h] != 0 {
-					return fmt.Sprintf("y[%d,%d] = %v for an all-sentinel token", t, h, r.Y[t*H+h])
-				}
-			}
-		}
+// sameVerdict compares the oracle's verdicts on two results of one case: both must pass, or
+// both fail with the same first failing stage. It returns "" when they agree.
+func sameVerdict(c *moe.Case, got, want *gpu.Result) string {
+	vg, err := oracle.Check(c, got, oracle.Options{SkipStages: true})
+	if err != nil {
+		return err.Error()
 	}
-	for s, id := range c.Routing.IDs {
-		if int(id) == E && r.DRW[s] != 0 {
-			return fmt.Sprintf("d_rw[%d] = %v for a sentinel slot", s, r.DRW[s])
-		}
+	vw, err := oracle.Check(c, want, oracle.Options{SkipStages: true})
+	if err != nil {
+		return err.Error()
 	}
-	counts := make([]int, E)
-	for _, id := range c.Routing.IDs {
-		if int(id) < E {
-			counts[id]++
-		}
+	if vg.Pass != vw.Pass {
+		return fmt.Sprintf("oracle: %s, but %s", vg.Summary(), vw.Summary())
 	}
-	for e := 0; e < E; e++ {
-		if counts[e] > 0 {
-			continue
-		}
-		for j := 0; j < 2*c.I; j++ {
-			for h := 0; h < H; h++ {
-				if v := r.DW1[c.W1Index(e, j, h)]; v != 0 {
-					return fmt.Sprintf("dW1[%d] has %v for an empty expert", e, v)
-				}
-			}
-		}
-		for h := 0; h < H; h++ {
-			for j := 0; j < c.I; j++ {
-				if v := r.DW2[c.W2Index(e, h, j)]; v != 0 {
-					return fmt.Sprintf("dW2[%d] has %v for an empty expert", e, v)
-				}
-			}
-		}
+	if vg.Pass {
+		return ""
+	}
+	sg, _, _, _ := triage.FirstStage(vg.Failures)
+	sw, _, _, _ := triage.FirstStage(vw.Failures)
+	if sg != sw {
+		return fmt.Sprintf("first failing stage %s, want %s", sg, sw)
 	}
 	return ""
 }
@@ -282,7 +203,8 @@ func selftest(w io.Writer, b, ref gpu.Backend, quick bool) int {
 		return 1
 	}
 	start := time.Now()
-	fmt.Fprintf(w, "%-70s %9s %6s %s\n", "case (vs "+ref.Name()+", signature poison)", "max rel", "tol", "result")
+	var ck oracle.Checker
+	fmt.Fprintf(w, "%-70s %9s %s\n", "case (oracle, signature poison, stages)", "max e/b", "result")
 	for _, tc := range cases {
 		c := tc.c
 		o := gpu.RunOptions{Poison: gpu.PoisonSignature, PoisonSeed: 3, Stages: true}
@@ -295,61 +217,18 @@ func selftest(w io.Writer, b, ref gpu.Backend, quick bool) int {
 			}
 			continue
 		}
-		want, err := ref.Run(ctx, c, o)
+		var problems []string
+		v, err := ck.Check(c, got, oracle.Options{})
 		if err != nil {
-			fmt.Fprintf(w, "%-70s %s error: %v\n", tc.name, ref.Name(), err)
+			fmt.Fprintf(w, "%-70s oracle error: %v\n", tc.name, err)
 			fails++
 			continue
 		}
-		var problems []string
-		worst, worstName := 0.0, ""
-		check := func(name string, g, wv []float32, exact bool) {
-			if wv == nil && g == nil {
-				return
-			}
-			if exact {
-				if !sameBits(g, wv) {
-					problems = append(problems, name+" not bitwise equal")
-				}
-				return
-			}
-			rel, bad := relErr(g, wv)
-			if bad > 0 {
-				problems = append(problems, fmt.Sprintf("%s: %d elements differ in class (NaN/Inf/finite)", name, bad))
-			}
-			if rel > worst {
-				worst, worstName = rel, name
-			}
-			if rel > tolerance(c.DType) {
-				problems = append(problems, fmt.Sprintf("%s rel err %.2e", name, rel))
-			}
+		if got.Stages == nil {
+			problems = append(problems, "no stages reported")
 		}
-		pl, _ := c.Plan()
-		if got.Stages == nil || fmt.Sprint(got.Stages.Perm) != fmt.Sprint(pl.Perm) || fmt.Sprint(got.Stages.Offsets) != fmt.Sprint(pl.Offsets) {
-			problems = append(problems, "routing (perm/offsets) differs")
-		}
-		for _, t := range []struct {
-			name  string
-			g, wv []float32
-			exact bool
-		}{{"y", got.Y, want.Y, false}, {"dX", got.DX, want.DX, false}, {"dW1", got.DW1, want.DW1, false},
-			{"dB1", got.DB1, want.DB1, false}, {"dW2", got.DW2, want.DW2, false}, {"dB2", got.DB2, want.DB2, false},
-			{"d_rw", got.DRW, want.DRW, false}} {
-			check(t.name, t.g, t.wv, t.exact)
-		}
-		if gs, ws := got.Stages, want.Stages; gs != nil && !c.NonFinite {
-			check("xs", gs.Xs, ws.Xs, true)
-			check("d_o", gs.DO, ws.DO, true)
-			check("h1", gs.H1, ws.H1, false)
-			check("act", gs.Act, ws.Act, false)
-			check("h2", gs.H2, ws.H2, false)
-			check("o", gs.O, ws.O, false)
-			check("d_h2", gs.DH2, ws.DH2, false)
-			check("d_h1", gs.DH1, ws.DH1, false)
-			check("d_xs", gs.DXs, ws.DXs, false)
-		}
-		if msg := exactContracts(c, got); msg != "" && !c.NonFinite { // NaN in dY reaches d_rw through 0·NaN
-			problems = append(problems, "contract: "+msg)
+		for _, f := range v.Failures {
+			problems = append(problems, f.String())
 		}
 		// Bitwise invariance under every poison policy and across runs (stale twice).
 		for _, p := range append(append([]gpu.Poison(nil), gpu.Poisons()...), gpu.PoisonStale) {
@@ -358,8 +237,8 @@ func selftest(w io.Writer, b, ref gpu.Backend, quick bool) int {
 				problems = append(problems, fmt.Sprintf("poison %s: %v", p, err))
 				break
 			}
-			if ok, where := sameResult(got, r2); !ok {
-				problems = append(problems, fmt.Sprintf("poison %s changes %s", p, where))
+			for _, f := range oracle.CompareBitwise(c, got, r2, fmt.Sprintf("poison signature vs %s", p)) {
+				problems = append(problems, f.String())
 			}
 		}
 		status := "ok"
@@ -367,17 +246,18 @@ func selftest(w io.Writer, b, ref gpu.Backend, quick bool) int {
 			status = fmt.Sprintf("FAIL %v", problems)
 			fails++
 		}
-		fmt.Fprintf(w, "%-70s %9.2e %6.0e %s (%s)\n", tc.name, worst, tolerance(c.DType), status, worstName)
+		fmt.Fprintf(w, "%-70s %9.2e %s\n", tc.name, v.MaxRatio(), status)
 	}
 	fmt.Fprintf(w, "correctness: %d cases in %v\n", len(cases), time.Since(start).Round(time.Millisecond))
 	fails += faultCheck(w, b, ref)
 	return fails
 }
 
-// faultCheck runs every fault on faultCase (bf16 and fp32 variants) on b and on ref: b must
-// agree with ref under the fault (same tolerance, same NaN/Inf classes), and the fault must
-// change b's result bitwise on at least one variant (nondeterministic-sum: between two
-// runs). Crash runs last (it loses the context) and must be a Crashed CaseError.
+// faultCheck runs every fault on faultCase (bf16 and fp32 variants) on b and on ref: the
+// oracle's verdict on b's result must agree with its verdict on ref's (both pass, or both
+// fail with the same first failing stage), and the fault must change b's result bitwise on
+// at least one variant (nondeterministic-sum: between two runs). Crash runs last (it loses
+// the context) and must be a Crashed CaseError.
 func faultCheck(w io.Writer, b, ref gpu.Backend) int {
 	ctx := context.Background()
 	var cases []*moe.Case
@@ -401,15 +281,14 @@ func faultCheck(w io.Writer, b, ref gpu.Backend) int {
 	}
 	fails := 0
 	fmt.Fprintf(w, "%-22s %s\n", "fault", "on "+cases[0].Config.String()+" and its fp32 twin: agreement with "+ref.Name()+"; tensors changed")
-	for _, fi := range gpu.Catalog() {
-		if fi.Fault == gpu.Crash {
+	for _, fi := range fault.Catalog() {
+		if fi.Fault == fault.Crash {
 			continue
 		}
-		fo := o
-		fo.Faults = gpu.Faults(fi.Fault)
+		fo, fs := o, fault.Of(fi.Fault)
 		var changed, problems []string
 		for i, c := range cases {
-			r, err := b.Run(ctx, c, fo)
+			r, err := fault.Run(ctx, b, c, fo, fs)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("run: %v", err))
 				if _, ok := gpu.AsCaseError(err); ok {
@@ -419,29 +298,24 @@ func faultCheck(w io.Writer, b, ref gpu.Backend) int {
 				continue
 			}
 			base := clean[i]
-			if fi.Fault == gpu.NondeterministicSum {
-				if base, err = b.Run(ctx, c, fo); err != nil {
+			if fi.Fault == fault.NondeterministicSum {
+				if base, err = fault.Run(ctx, b, c, fo, fs); err != nil {
 					problems = append(problems, fmt.Sprintf("second run: %v", err))
 					continue
 				}
 			}
-			rt, bt := resultTensors(r), resultTensors(base)
-			for _, n := range []string{"y", "dX", "dW1", "dB1", "dW2", "dB2", "d_rw"} {
-				if !sameBits(rt[n], bt[n]) {
-					changed = append(changed, c.DType.String()+":"+n)
+			for _, t := range moe.Outputs() {
+				if !sameBits(r.Tensor(t), base.Tensor(t)) {
+					changed = append(changed, c.DType.String()+":"+t.String())
 				}
 			}
-			want, err := ref.Run(ctx, c, fo)
+			want, err := fault.Run(ctx, ref, c, fo, fs)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("%s: %v", ref.Name(), err))
 				continue
 			}
-			wt := resultTensors(want)
-			for _, n := range []string{"y", "dX", "dW1", "dB1", "dW2", "dB2", "d_rw"} {
-				rel, bad := relErr(rt[n], wt[n])
-				if bad > 0 || rel > tolerance(c.DType) {
-					problems = append(problems, fmt.Sprintf("%s %s vs %s: rel %.1e, %d class mismatches", c.DType, n, ref.Name(), rel, bad))
-				}
+			if msg := sameVerdict(c, r, want); msg != "" {
+				problems = append(problems, fmt.Sprintf("%s: %s (vs %s)", c.DType, msg, ref.Name()))
 			}
 		}
 		switch {
@@ -455,9 +329,7 @@ func faultCheck(w io.Writer, b, ref gpu.Backend) int {
 			fmt.Fprintf(w, "%-22s ok: changes %v\n", fi.Name, changed)
 		}
 	}
-	fo := o
-	fo.Faults = gpu.Faults(gpu.Crash)
-	_, err := b.Run(ctx, cases[0], fo)
+	_, err := fault.Run(ctx, b, cases[0], o, fault.Of(fault.Crash))
 	if ce, ok := gpu.AsCaseError(err); ok && ce.Kind == gpu.Crashed {
 		fmt.Fprintf(w, "%-22s ok: %v\n", "crash", err)
 	} else {
@@ -499,7 +371,7 @@ func sanitizeRun(w io.Writer, b gpu.Backend) error {
 	return nil
 }
 
-// clientCheck launches this executable as a worker of backend through gpu/worker and runs a
+// clientCheck launches this executable as a worker of backend through internal/worker and runs a
 // case, a crash-fault case and the first case again: exactly one Crashed CaseError, a
 // restarted worker, and the same result bits before and after.
 func clientCheck(w io.Writer, backend string) error {
@@ -523,7 +395,7 @@ func clientCheck(w io.Writer, backend string) error {
 		return fmt.Errorf("first case: %w", err)
 	}
 	t0 := time.Now()
-	_, err = b.Run(ctx, c, gpu.RunOptions{Faults: gpu.Faults(gpu.Crash)})
+	_, err = fault.Run(ctx, b, c, gpu.RunOptions{}, fault.Of(fault.Crash))
 	ce, ok := gpu.AsCaseError(err)
 	if !ok || ce.Kind != gpu.Crashed {
 		return fmt.Errorf("crash case: err = %v, want a Crashed CaseError", err)

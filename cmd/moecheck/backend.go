@@ -2,25 +2,29 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"strings"
+	"errors"
+	"os"
+
+	"github.com/moecheck/moecheck/internal/fault"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/backends"
-	"github.com/moecheck/moecheck/gpu/sim"
-	"github.com/moecheck/moecheck/gpu/worker"
+	"github.com/moecheck/moecheck/internal/backends"
+	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/props"
 )
 
 // backendFlags select and configure the backend under test.
 type backendFlags struct {
-	backend  string
-	faults   string
-	noStages bool
-	timeout  time.Duration
+	backend      string
+	faults       string
+	noStages     bool
+	timeout      time.Duration
+	startTimeout time.Duration
+	triage       bool // ask a worker without stage capture for its op-level triage (moecheck triage)
 }
 
 const backendHelp = "backend under test: " + backends.Help
@@ -28,14 +32,15 @@ const backendHelp = "backend under test: " + backends.Help
 func (f *backendFlags) register(fs *pflag.FlagSet, faults bool) {
 	fs.StringVar(&f.backend, "backend", "sim", backendHelp)
 	fs.DurationVar(&f.timeout, "case-timeout", worker.DefaultTimeout, "worker backends: a case running longer is a hang (recorded, the worker restarts)")
+	fs.DurationVar(&f.startTimeout, "worker-start-timeout", worker.DefaultStartTimeout, "worker backends: a worker that has not said hello by then (CUDA init and PTX JIT included) is a device error")
 	fs.BoolVar(&f.noStages, "no-stages", false, "do not ask for stage intermediates: end-to-end checks only, as for a black-box backend")
 	if faults {
 		fs.StringVar(&f.faults, "faults", "", "switch on catalog faults in the backend (comma list, for demos and mutation testing; see 'moecheck mutants --help')")
 	}
 }
 
-func (f *backendFlags) faultSet() (gpu.FaultSet, error) {
-	fs, err := gpu.ParseFaultSet(f.faults)
+func (f *backendFlags) faultSet() (fault.Set, error) {
+	fs, err := fault.ParseSet(f.faults)
 	if err != nil {
 		return 0, usageErr("--faults: %v", err)
 	}
@@ -45,16 +50,17 @@ func (f *backendFlags) faultSet() (gpu.FaultSet, error) {
 // open starts the backend: errors in the name are usage errors, a worker that cannot start
 // is a device error.
 func (f *backendFlags) open(a *app) (gpu.Backend, error) {
-	argv, err := backends.Command(f.backend)
-	if err != nil {
-		return nil, usageErr("--backend: %v", err)
+	wd, _ := os.Getwd()
+	if f.timeout <= 0 || f.startTimeout <= 0 {
+		return nil, usageErr("--case-timeout %v, --worker-start-timeout %v: both must be positive", f.timeout, f.startTimeout)
 	}
-	if argv == nil {
-		return sim.New(sim.Options{}), nil
-	}
-	b, err := worker.New(worker.Options{Command: argv, Timeout: f.timeout})
-	if err != nil {
-		return nil, internalErr(fmt.Errorf("starting the worker %q: %w", strings.Join(argv, " "), err))
+	b, err := backends.Open(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv})
+	var ne *backends.NameError
+	switch {
+	case errors.As(err, &ne):
+		return nil, usageErr("--backend: %v", ne.Err)
+	case err != nil:
+		return nil, internalErr(err)
 	}
 	return b, nil
 }
@@ -68,9 +74,23 @@ func (n noStages) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.
 }
 
 // quote quotes a shell argument when needed (for reproduce lines).
-func quote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
-		return s
+func quote(s string) string { return props.ShellQuote(s) }
+
+// closeBackend closes b; after an interrupt it waits at most 250 ms, because a backend
+// may be busy with an abandoned computation (the sim's Close waits for its Run) and the
+// process is about to exit anyway (a worker client, killed by the interrupt, closes at once).
+func (a *app) closeBackend(b gpu.Backend) {
+	if a.ctx.Err() == nil {
+		b.Close()
+		return
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	done := make(chan struct{})
+	go func() {
+		b.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(250 * time.Millisecond):
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -11,7 +12,6 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/oracle"
 	"github.com/moecheck/moecheck/props"
 )
 
@@ -67,7 +67,7 @@ modes), prints the failing checks with their locations and a reproduce command, 
 	fs.IntVar(&f.cases, "cases", 0, "case indices to visit (default 100 unless --time is set)")
 	fs.DurationVar(&f.budget, "time", 0, "time budget (e.g. 30s, 10m); with --cases, whichever ends first")
 	fs.StringVar(&f.dtypes, "dtype", "", "only these dtypes (comma list of bf16, fp16, fp32)")
-	fs.IntVar(&f.widePct, "wide-pct", 0, "percent of random cases drawing H (and, independently, I) in the wide mode up to 320: multi-tile GEMMs (0: 2; resume with the same value)")
+	fs.IntVar(&f.widePct, "wide-pct", 2, "percent of random cases drawing H (and, independently, I) in the wide mode up to 320, for multi-tile GEMMs (resume with the same value)")
 	fs.StringVar(&f.shard, "shard", "", "run shard i of n: i/n, or env / env/n to read the index from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX")
 	fs.StringVar(&f.properties, "properties", "", "properties to check (comma list; default all: "+propertyNames()+")")
 	fs.StringVar(&f.spec, "spec", "", "check exactly this one-line spec (a reproduce command) instead of generating cases")
@@ -102,56 +102,62 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	if f.cases < 0 || f.budget < 0 || f.start < 0 {
 		return usageErr("--cases, --time and --start must not be negative")
 	}
-	var spec props.Spec
-	var pcase *moe.Case
+	if cmd.Flags().Changed("cases") && f.cases == 0 {
+		return usageErr("--cases 0: want at least 1 (leave the flag out for 100, or use --time)")
+	}
+	if f.widePct < 0 || f.widePct > 100 {
+		return usageErr("--wide-pct %d: a percentage, in [0, 100]", f.widePct)
+	}
+	if n := max(f.cases, 1); f.start > math.MaxInt-n {
+		return usageErr("--start %d with --cases %d: case indices past %d", f.start, f.cases, math.MaxInt)
+	}
+	var one props.Trial
 	switch {
 	case f.spec != "":
-		if spec, err = parseSpec(f.spec, a.caseLimits()); err != nil {
+		spec, err := parseSpec(f.spec, a.caseLimits())
+		if err != nil {
 			return err
+		}
+		if one, err = props.SpecTrial(spec); err != nil {
+			return usageErr("--spec: %v", err)
 		}
 	case f.preset != "":
-		var err error
-		if pcase, err = a.presetCase(f.preset); err != nil {
+		c, err := a.presetCase(f.preset)
+		if err != nil {
 			return err
 		}
-		spec = props.Spec{Poison: int(gpu.PoisonSignature)}
+		one = props.Trial{Case: c, Poison: gpu.PoisonSignature, Origin: props.Origin{Kind: props.FromPreset, Preset: f.preset}}
 	}
 	b, err := f.bf.open(a)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages}
+	defer a.closeBackend(b)
+	if err := checkDTypes(b, dts); err != nil {
+		return err
+	}
+	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...)}
 	if f.spec != "" || f.preset != "" {
-		return a.checkOne(env, f, ps, spec, pcase)
+		return a.checkOne(env, f, ps, one)
 	}
 	return a.checkRandom(env, f, ps, dts, shard, shards)
 }
 
-// repro is the reproduce command of a spec under the command's flags.
-func repro(f *backendFlags, env *props.Env, s props.Spec) string {
-	r := props.Repro(quote(f.backend), env, s)
-	if f.noStages {
-		r += " --no-stages"
-	}
-	return r
+// repro is the reproduce command of a trial under the command's flags.
+func repro(f *backendFlags, env *props.Env, t props.Trial) string {
+	return props.Reproduce(t, props.How{Backend: f.backend, Faults: env.Faults, NoStages: f.noStages})
 }
 
 // checkOne runs the properties on one spec or preset case.
-func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, spec props.Spec, c *moe.Case) error {
-	if len(ps) == 0 {
-		ps = props.All()
-	}
+func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t props.Trial) error {
 	t0 := time.Now()
-	var err error
-	if c == nil {
-		if c, err = spec.Build(); err != nil {
-			return usageErr("--spec: %v", err)
-		}
-	}
 	w := a.stdout
-	fmt.Fprintf(w, "case: %s\n", c.Config)
-	outs, failed, err := props.CheckCase(a.ctx, env, ps, c, spec)
+	fmt.Fprintf(w, "case: %s\n", t.Case.Config)
+	outs, failed, err := props.CheckTrial(a.ctx, env, ps, t)
+	if why, ok := gpu.IsUnsupported(err); ok {
+		fmt.Fprintf(w, "UNSUPPORTED: the backend does not support this case: %s\n", why.Reason)
+		return usageErr("case outside the backend's capabilities: %s", why.Reason)
+	}
 	if err != nil {
 		return internalErr(err)
 	}
@@ -168,21 +174,17 @@ func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, spec 
 		return nil
 	}
 	fmt.Fprintf(w, "FAIL property %s: %s\n", failed.Property, failed.Message)
-	writeFailures(w, failed.Failures, "  ")
-	if f.spec != "" {
-		fmt.Fprintf(w, "reproduce: %s\n", repro(&f.bf, env, spec))
-	}
+	writeFailures(w, failed, "  ")
+	writeWorkerNotes(w, env.Backend, "")
+	fmt.Fprintf(w, "reproduce: %s\n", repro(&f.bf, env, t))
 	return errFailures
 }
 
-// writeFailures prints oracle failures, one per line, with their locations.
-func writeFailures(w io.Writer, fs []oracle.Failure, indent string) {
-	for i, x := range fs {
-		if i == 12 {
-			fmt.Fprintf(w, "%s… %d more\n", indent, len(fs)-i)
-			break
-		}
-		fmt.Fprintf(w, "%s- %s\n", indent, x)
+// writeFailures prints a failing outcome's checks, one per line, with their locations (the
+// message, printed before, is not repeated).
+func writeFailures(w io.Writer, o *props.Outcome, indent string) {
+	for _, l := range props.FailureLines(o, 12) {
+		fmt.Fprintf(w, "%s%s\n", indent, l)
 	}
 }
 
@@ -269,6 +271,9 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 		Cases: f.cases, Duration: f.budget, Start: f.start, Shard: shard, Shards: shards, NoShrink: f.noShrink,
 		MaxShrinks: f.maxShrinks, KeepGoing: f.keepGoing,
 		OnCase: func(cr props.CaseResult) {
+			if cr.Unsupported != "" {
+				return // counted in rep.Unsupported
+			}
 			for _, o := range cr.Outcomes {
 				c := counts[o.Property]
 				if c == nil {
@@ -285,7 +290,7 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 		}})
 	prog.done()
 	if err != nil {
-		if a.ctx.Err() != nil {
+		if a.ctx.Err() != nil && rep != nil {
 			return internalErr(fmt.Errorf("interrupted after %d cases (continue with --start %d)", rep.Cases, rep.Next))
 		}
 		return internalErr(err)
@@ -303,25 +308,29 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 			fmt.Fprintf(w, "%-24s %8d %8d\n", n, counts[n].ran, counts[n].failed)
 		}
 	}
+	if rep.Unsupported > 0 {
+		fmt.Fprintf(w, "unsupported cases: %d (outside the backend's capabilities; not checked)\n", rep.Unsupported)
+	}
 	fmt.Fprintf(w, "next case index: %d\n", rep.Next)
 	if len(rep.Failures) == 0 {
 		fmt.Fprintln(w, "PASS")
 		return nil
 	}
 	for _, cr := range rep.Failures {
-		s, out := cr.Spec, cr.Failed
+		s, tr, out := cr.Spec, cr.Trial, cr.Failed
 		fmt.Fprintf(w, "\nFAIL case %d: property %s\n", cr.Index, out.Property)
 		fmt.Fprintf(w, "  spec:   %s\n", cr.Spec)
 		if sh := cr.Shrunk; sh != nil && sh.Outcome != nil {
-			s, out = sh.Spec, sh.Outcome
+			s, tr, out = sh.Spec, sh.Trial, sh.Outcome
 			fmt.Fprintf(w, "  shrunk: %s (%d steps, %d tries, %.2fs)\n", sh.Spec, sh.Steps, sh.Tries, sh.Elapsed.Seconds())
 			if c, err := sh.Spec.Build(); err == nil {
 				fmt.Fprintf(w, "  case:   %s\n", c.Config)
 			}
 		}
 		fmt.Fprintf(w, "  %s\n", out.Message)
-		writeFailures(w, out.Failures, "  ")
-		fmt.Fprintf(w, "  reproduce: %s\n", repro(&f.bf, env, s))
+		writeFailures(w, out, "  ")
+		writeWorkerNotes(w, env.Backend, "  ")
+		fmt.Fprintf(w, "  reproduce: %s\n", repro(&f.bf, env, tr))
 		fmt.Fprintf(w, "  triage:    moecheck triage --backend %s --spec '%s'", quote(f.bf.backend), s)
 		if !env.Faults.Empty() {
 			fmt.Fprintf(w, " --faults %s", env.Faults)

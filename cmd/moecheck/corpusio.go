@@ -23,7 +23,7 @@ type corpusCase struct {
 	Path       string // the file
 	Entry      *corpus.Entry
 	Case       *moe.Case
-	Spec       props.Spec       // generation context: the entry's first poison policy (signature when it names none)
+	Trial      props.Trial      // the case under the entry's first poison policy (signature when it names none), from its file
 	Poisons    []gpu.Poison     // every policy the entry names (nil: none named)
 	Properties []props.Property // the entry's property hint (nil: all)
 }
@@ -47,9 +47,10 @@ type badFile struct {
 func loadCorpusFiles(paths []string, lim moe.Limits, tolerant bool) (out []corpusCase, bad []badFile, err error) {
 	po := corpus.ParseOptions{Limits: lim}
 	add := func(e *corpus.Entry, path, name string) error {
-		cc := corpusCase{Name: name, Path: path, Entry: e, Case: e.Case, Poisons: e.Poisons, Spec: props.Spec{Poison: int(gpu.PoisonSignature)}}
+		cc := corpusCase{Name: name, Path: path, Entry: e, Case: e.Case, Poisons: e.Poisons,
+			Trial: props.Trial{Case: e.Case, Poison: gpu.PoisonSignature, Origin: props.Origin{Kind: props.FromFile, Path: path}}}
 		if len(e.Poisons) > 0 {
-			cc.Spec.Poison = int(e.Poisons[0])
+			cc.Trial.Poison = e.Poisons[0]
 		}
 		for _, n := range e.Properties {
 			p, err := props.ByName(n)
@@ -87,17 +88,45 @@ func loadCorpusFiles(paths []string, lim moe.Limits, tolerant bool) (out []corpu
 			}
 			continue
 		}
-		files, err := corpus.List(path)
+		files, err := walkCases(path)
 		if err != nil {
 			return nil, nil, usageErr("%v", err)
 		}
 		for _, f := range files {
-			if err := read(f, filepath.Base(filepath.Clean(path))+"/"+corpus.NameOf(f)); err != nil {
+			rel, err := filepath.Rel(path, f)
+			if err != nil {
+				return nil, nil, internalErr(err)
+			}
+			name := filepath.ToSlash(filepath.Join(filepath.Base(filepath.Clean(path)), strings.TrimSuffix(rel, corpus.Ext)))
+			if err := read(f, name); err != nil {
 				return nil, nil, err
 			}
 		}
 	}
 	return out, bad, nil
+}
+
+// walkCases returns the .case files under dir and its subdirectories, in lexical order,
+// leaving out directories named testdata or starting with "." or "_" (as the go command
+// does: test fixtures are not corpus cases).
+func walkCases(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); p != dir && (n == "testdata" || strings.HasPrefix(n, ".") || strings.HasPrefix(n, "_")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(p, corpus.Ext) && d.Type().IsRegular() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // specData is the data description of a spec's case: Spec.Build generates its tensors with

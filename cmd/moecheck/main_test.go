@@ -32,6 +32,7 @@ func TestExitCodes(t *testing.T) {
 		{"pass/ref", []string{"ref", "-T", "4", "-H", "8", "-I", "8", "-E", "2", "-K", "2", "--mag"}, 0, "max magnitude"},
 		{"pass/ref-spec-stages", []string{"ref", "--spec", leakSpec, "--stages"}, 0, "d_act"},
 		{"pass/presets", []string{"presets"}, 0, "qwen3-30b-a3b/ep8/rank1/T4/seed1"},
+		{"pass/replay-walks-directories", []string{"replay", "../../corpus"}, 0, "PASS corpus/seeds/single-token"},
 		{"pass/mutants", []string{"mutants", "--faults", "no-mask-up-dgrad,crash", "--cases", "200", "--time", "20s"}, 0, "every fault caught"},
 		{"pass/help", []string{"check", "--help"}, 0, "SLURM_ARRAY_TASK_ID"},
 		{"fail/check-fault", []string{"check", "--cases", "50", "--faults", "no-mask-up-dgrad"}, 1, "reproduce: moecheck check --backend sim --spec"},
@@ -52,7 +53,7 @@ func TestExitCodes(t *testing.T) {
 		{"usage/ref-args", []string{"ref", "-T", "0"}, 2, "T (tokens) = 0"},
 		{"usage/report-args", []string{"report"}, 2, "accepts 1 arg"},
 		{"usage/preset", []string{"check", "--preset", "llama/ep8"}, 2, "unknown preset"},
-		{"internal/worker-missing", []string{"check", "--backend", "worker:" + filepath.Join(dir, "no-such-worker"), "--cases", "1"}, 3, "starting the worker"},
+		{"worker/missing", []string{"check", "--backend", "worker:" + filepath.Join(dir, "no-such-worker"), "--cases", "1"}, 3, "starting the worker"},
 		{"internal/report-missing", []string{"report", filepath.Join(dir, "none.jsonl")}, 3, "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ type mutantsFlags struct {
 func (a *app) mutantsCmd() *cobra.Command {
 	f := &mutantsFlags{}
 	var catalog []string
-	for _, fi := range gpu.Catalog() {
+	for _, fi := range fault.Catalog() {
 		catalog = append(catalog, fmt.Sprintf("  %-21s %s (%s)", fi.Name, fi.Doc, fi.Provenance))
 	}
 	cmd := &cobra.Command{
@@ -71,7 +72,7 @@ func (a *app) runMutants(f *mutantsFlags) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer a.closeBackend(b)
 	var be gpu.Backend = b
 	mode := "with stages"
 	if f.bf.noStages {

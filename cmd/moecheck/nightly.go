@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,10 +14,10 @@ import (
 
 	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/backends"
+	"github.com/moecheck/moecheck/internal/backends"
+	"github.com/moecheck/moecheck/internal/nightly"
+	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/nightly"
-	"github.com/moecheck/moecheck/presets"
 	"github.com/moecheck/moecheck/props"
 )
 
@@ -82,7 +83,7 @@ was interrupted (Ctrl-C): resume it with --resume.`,
 	fs := cmd.Flags()
 	f.bf.register(fs, true)
 	fs.StringVar(&f.results, "results", filepath.Join("moecheck-out", "results.jsonl"), "JSON Lines results file (appended line by line)")
-	fs.BoolVar(&f.resume, "resume", false, "continue the run recorded in --results (same seed, shard and faults)")
+	fs.BoolVar(&f.resume, "resume", false, "continue the run recorded in --results: its recorded flags are restored; a flag given with another value is refused")
 	fs.StringVar(&f.junit, "junit", "", "also write JUnit XML to this file")
 	fs.StringVar(&f.artifacts, "artifacts", "", "directory for per-failure artifacts (default: artifacts/ next to --results)")
 	fs.BoolVar(&f.noArtifacts, "no-artifacts", false, "do not write per-failure artifacts")
@@ -99,14 +100,83 @@ was interrupted (Ctrl-C): resume it with --resume.`,
 	fs.IntVar(&f.cases, "cases", 0, "random case indices to visit over the whole run")
 	fs.DurationVar(&f.budget, "time", 0, "time budget of the random cases over the whole run (e.g. 30m, 8h)")
 	fs.StringVar(&f.dtypes, "dtype", "", "random cases: only these dtypes (comma list)")
-	fs.IntVar(&f.widePct, "wide-pct", 0, "percent of random cases drawing H (and, independently, I) in the wide mode up to 320: multi-tile GEMMs (0: 2; resume with the same value)")
+	fs.IntVar(&f.widePct, "wide-pct", 2, "percent of random cases drawing H (and, independently, I) in the wide mode up to 320, for multi-tile GEMMs (resume with the same value)")
 	fs.StringVar(&f.properties, "properties", "", "properties for corpus and random cases (comma list; default all)")
 	fs.StringVar(&f.shard, "shard", "", "random cases: shard i/n, or env / env/n (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)")
 	fs.IntVar(&f.maxShrinks, "max-shrinks", 0, "shrink candidates per failure (default 400)")
 	return cmd
 }
 
+// runFlags are the nightly flags that define a run: recorded in its start records, restored
+// by a bare --resume, and refused when given with another value on resume.
+var runFlags = []string{"backend", "faults", "no-stages", "seed", "cases", "time", "dtype", "wide-pct", "properties",
+	"shard", "corpus", "presets", "preset-tokens", "preset-mem", "preset-scale", "preset-properties", "preset-seed",
+	"preset-dtype", "preset-device", "max-shrinks"}
+
+// restoreFlags applies the flags recorded in the first start record of a results file: a
+// flag not given on this command line takes its recorded value; one given with another value
+// is a usage error naming every difference. A file without recorded flags (older moecheck)
+// keeps only the seed rule.
+func restoreFlags(cmd *cobra.Command, path string) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil // nothing recorded yet: a fresh run
+	}
+	defer fh.Close()
+	recs, _, _, err := nightly.ReadResults(fh)
+	if err != nil {
+		return nil // openResults reports what is wrong with the file
+	}
+	var rec map[string]string
+	var seed *uint64
+	for _, r := range recs {
+		if r.Type == nightly.TypeStart && r.Run != nil {
+			rec, seed = r.Run.Flags, &r.Run.Seed
+			break
+		}
+	}
+	fl := cmd.Flags()
+	if rec == nil {
+		if seed != nil && !fl.Changed("seed") {
+			return fl.Set("seed", fmt.Sprint(*seed))
+		}
+		return nil
+	}
+	var diff []string
+	for _, name := range runFlags {
+		v, ok := rec[name]
+		f := fl.Lookup(name)
+		if !ok || f == nil {
+			continue
+		}
+		if f.Changed {
+			if f.Value.String() != v {
+				diff = append(diff, fmt.Sprintf("--%s %s (recorded: %s)", name, quote(f.Value.String()), quote(v)))
+			}
+			continue
+		}
+		if err := fl.Set(name, v); err != nil {
+			return usageErr("%s: recorded --%s %q: %v", path, name, v, err)
+		}
+	}
+	if len(diff) > 0 {
+		return usageErr("%s was recorded with other settings: %s; resume with the recorded ones (leave these flags out) or choose a new results file", path, strings.Join(diff, ", "))
+	}
+	return nil
+}
+
 func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
+	if f.resume {
+		if err := restoreFlags(cmd, f.results); err != nil {
+			return err
+		}
+	}
+	flags := map[string]string{}
+	for _, name := range runFlags {
+		if fl := cmd.Flags().Lookup(name); fl != nil {
+			flags[name] = fl.Value.String()
+		}
+	}
 	faults, err := f.bf.faultSet()
 	if err != nil {
 		return err
@@ -135,15 +205,16 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 	if err != nil {
 		return usageErr("--presets: %v", err)
 	}
+	if cmd.Flags().Changed("cases") && f.cases == 0 {
+		return usageErr("--cases 0: want at least 1 (leave the flag out for no random cases)")
+	}
+	if f.widePct < 0 || f.widePct > 100 {
+		return usageErr("--wide-pct %d: a percentage, in [0, 100]", f.widePct)
+	}
 	if f.cases < 0 || f.budget < 0 || f.presetT < 0 || f.presetMem <= 0 || f.presetScale < 1 {
 		return usageErr("--cases, --time and --preset-tokens must not be negative, --preset-mem and --preset-scale must be positive")
 	}
 	seed := f.seed
-	if f.resume && !cmd.Flags().Changed("seed") {
-		if s, ok := recordedSeed(f.results); ok {
-			seed = s
-		}
-	}
 	// corpus items
 	var items []nightly.Item
 	if f.corpus != "none" && f.corpus != "" {
@@ -168,8 +239,8 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		for _, c := range cs {
 			c := c
 			items = append(items, nightly.Item{ID: "corpus/" + c.Name, Kind: nightly.KindCorpus, Source: c.Path,
-				Build: func() (*moe.Case, error) { return c.Case, nil }, Spec: c.Spec,
-				Repro: fmt.Sprintf("moecheck replay --backend %s%s %s", quote(f.bf.backend), faultFlag(faults), quote(c.Path))})
+				Build: func() (*moe.Case, error) { return c.Case, nil }, Poison: c.Trial.Poison, Origin: c.Trial.Origin,
+				Repro: props.Reproduce(c.Trial, props.How{Backend: f.bf.backend, Faults: faults})})
 		}
 	}
 	// preset items
@@ -184,17 +255,21 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		return usageErr("--preset-device %q: want auto, cpu or gpu", f.presetDevice)
 	}
 	for _, p := range pres {
-		items = append(items, presetItem(p, kind, f, pdt, pps, faults))
+		it, err := presetItem(p, kind, f, pdt, pps, faults)
+		if err != nil {
+			return err
+		}
+		items = append(items, it)
 	}
 	b, err := f.bf.open(a)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	o := nightly.Options{Backend: b, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Items: items,
+	defer a.closeBackend(b)
+	o := nightly.Options{Backend: b, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b), Items: items,
 		ItemProperties: ps, Properties: ps, Seed: seed, Cases: f.cases, Duration: f.budget, Gen: props.GenOptions{DTypes: dts, WidePct: f.widePct},
 		Shard: shard, Shards: shards, MaxShrinks: f.maxShrinks, Results: f.results, ArtifactDir: f.artifacts,
-		NoArtifacts: f.noArtifacts, Resume: f.resume, Now: a.now, Progress: a.stdout}
+		NoArtifacts: f.noArtifacts, Resume: f.resume, Now: a.now, Progress: a.stdout, Flags: flags}
 	fmt.Fprintf(a.stdout, "moecheck nightly: backend %s, %d corpus case(s), %d preset(s), random: seed %d", b.Name(), countKind(items, nightly.KindCorpus), len(pres), seed)
 	if f.cases > 0 {
 		fmt.Fprintf(a.stdout, ", %d case indices", f.cases)
@@ -216,7 +291,7 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		case errors.As(err, &ue):
 			return usageErr("%v", ue.Err)
 		case errors.Is(err, nightly.ErrInterrupted):
-			fmt.Fprintf(a.stdout, "\ninterrupted: %d item(s) recorded in %s\nresume: moecheck nightly --resume --results %s (with the same flags)\n", out.Summary.Total, f.results, quote(f.results))
+			fmt.Fprintf(a.stdout, "\ninterrupted: %d item(s) recorded in %s\nresume: moecheck nightly --resume --results %s (the run's flags are restored from the file)\n", out.Summary.Total, f.results, quote(f.results))
 			return &exitError{code: exitInternal}
 		}
 		return internalErr(err)
@@ -255,18 +330,23 @@ func countKind(items []nightly.Item, kind string) int {
 }
 
 // presetItem makes the nightly item of one preset.
-func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps []props.Property, faults gpu.FaultSet) nightly.Item {
+func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps []props.Property, faults fault.Set) (nightly.Item, error) {
 	T := f.presetT
 	if T == 0 {
 		T = presets.Tokens(p, kind, f.budget)
 	}
 	o := presets.CaseOptions{T: T, DType: dt, Seed: f.presetSeed, Scale: f.presetScale}
+	// A case that is invalid at the preset's own EP size (too many tokens, ...) is a usage
+	// error, not a skip for want of memory.
+	if _, err := p.Config(o); err != nil {
+		return nightly.Item{}, usageErr("--preset-tokens %d for %s: %v", T, p.Name, err)
+	}
 	if kind == presets.CPU {
 		ep, err := p.FitEP(o, int64(f.presetMem)<<20)
 		if err != nil {
 			o.EP = p.EP
 			o.Rank = int(f.presetSeed % uint64(p.EP))
-			return nightly.Item{ID: "preset/" + p.ID(o), Kind: nightly.KindPreset, Source: p.String(), Skip: err.Error()}
+			return nightly.Item{ID: "preset/" + p.ID(o), Kind: nightly.KindPreset, Source: p.String(), Skip: err.Error()}, nil
 		}
 		o.EP = ep
 	} else {
@@ -274,12 +354,17 @@ func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps
 	}
 	o.Rank = int(f.presetSeed % uint64(o.EP)) // the seed picks the rank: rank > 0 tests the EP offset
 	if len(ps) == 0 {
-		ps = []props.Property{props.Matches}
+		m, err := props.ByName("matches")
+		if err != nil {
+			return nightly.Item{ID: "preset/" + p.ID(o), Kind: nightly.KindPreset, Source: p.String(), Fail: err.Error()}, nil
+		}
+		ps = []props.Property{m}
 	}
 	id := p.ID(o)
+	origin := props.Origin{Kind: props.FromPreset, Preset: id}
 	return nightly.Item{ID: "preset/" + id, Kind: nightly.KindPreset, Source: p.String(),
-		Build: func() (*moe.Case, error) { return p.Case(o) }, Spec: props.Spec{Poison: int(gpu.PoisonSignature)}, Properties: ps,
-		Repro: fmt.Sprintf("moecheck check --backend %s%s --preset %s --properties %s", quote(f.bf.backend), faultFlag(faults), id, propList(ps))}
+		Build: func() (*moe.Case, error) { return p.Case(o) }, Poison: gpu.PoisonSignature, Origin: origin, Properties: ps,
+		Repro: props.Reproduce(props.Trial{Origin: origin}, props.How{Backend: f.bf.backend, Faults: faults, Properties: propList(ps)})}, nil
 }
 
 func propList(ps []props.Property) string {
@@ -288,25 +373,6 @@ func propList(ps []props.Property) string {
 		n = append(n, p.Name)
 	}
 	return strings.Join(n, ",")
-}
-
-// recordedSeed reads the seed of a results file's first start record.
-func recordedSeed(path string) (uint64, bool) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return 0, false
-	}
-	defer fh.Close()
-	recs, _, _, err := nightly.ReadResults(fh)
-	if err != nil {
-		return 0, false
-	}
-	for _, r := range recs {
-		if r.Type == nightly.TypeStart && r.Run != nil {
-			return r.Run.Seed, true
-		}
-	}
-	return 0, false
 }
 
 // junit writes --junit from the results file.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -10,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/presets"
 	"github.com/moecheck/moecheck/reference"
 )
 
@@ -40,7 +41,7 @@ prints the routing plan and, per output and gradient, its size, l2 norm and larg
 		Example: `  moecheck ref -T 64 -H 96 -I 80 -E 8 -K 4 --ep-world 2 --ep-rank 1 --mag
   moecheck ref --spec 'T=4 H=8 I=8 E=3 K=2 seed=1' --stages
   moecheck ref --preset gpt-oss-20b/ep8/rank1/T2/seed1/scale8
-  moecheck ref corpus/seeds/tiny.case`,
+  moecheck ref corpus/seeds/single-token.case`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runRef(cmd, f, args) },
 	}
@@ -122,10 +123,19 @@ func (a *app) runRef(cmd *cobra.Command, f *refFlags, args []string) error {
 		}
 		source = fmt.Sprintf("seed %d, data %s", f.seed, mode)
 	}
-	if err = ref(a.stdout, c, source, f.mag, f.stages); err != nil {
+	// The output is written once the pass is done, so an interrupt leaves nothing half-written.
+	out, err := interruptible(a.ctx, func() (*bytes.Buffer, error) {
+		var b bytes.Buffer
+		return &b, ref(&b, c, source, f.mag, f.stages)
+	})
+	if a.ctx.Err() != nil {
+		return internalErr(fmt.Errorf("ref interrupted: %w", a.ctx.Err()))
+	}
+	if err != nil {
 		return internalErr(err)
 	}
-	return nil
+	_, err = out.WriteTo(a.stdout)
+	return err
 }
 
 func parseAll(cfg *moe.Config, act, layout, dtype, data string) (moe.DataMode, error) {
@@ -177,50 +187,20 @@ func ref(w io.Writer, c *moe.Case, source string, withMag, stages bool) error {
 		header += "max magnitude\t"
 	}
 	fmt.Fprintln(tw, header)
-	type tensor struct {
-		name string
-		v    func(*reference.Result) []float64
-	}
-	tensors := []tensor{
-		{"Y", func(r *reference.Result) []float64 { return r.Y }},
-		{"dX", func(r *reference.Result) []float64 { return r.DX }},
-		{"dW1", func(r *reference.Result) []float64 { return r.DW1 }},
-		{"dB1", func(r *reference.Result) []float64 { return r.DB1 }},
-		{"dW2", func(r *reference.Result) []float64 { return r.DW2 }},
-		{"dB2", func(r *reference.Result) []float64 { return r.DB2 }},
-		{"drw", func(r *reference.Result) []float64 { return r.DRW }},
-	}
+	tensors := moe.Outputs()
 	if stages {
-		st := func(get func(*reference.Stages) []float64) func(*reference.Result) []float64 {
-			return func(r *reference.Result) []float64 {
-				if r.Stages == nil {
-					return nil
-				}
-				return get(r.Stages)
-			}
-		}
-		tensors = append(tensors,
-			tensor{"xs", st(func(s *reference.Stages) []float64 { return s.Xs })},
-			tensor{"h1", st(func(s *reference.Stages) []float64 { return s.H1 })},
-			tensor{"act", st(func(s *reference.Stages) []float64 { return s.Act })},
-			tensor{"h2", st(func(s *reference.Stages) []float64 { return s.H2 })},
-			tensor{"o", st(func(s *reference.Stages) []float64 { return s.O })},
-			tensor{"d_o", st(func(s *reference.Stages) []float64 { return s.DO })},
-			tensor{"d_rw", st(func(s *reference.Stages) []float64 { return s.DRW })},
-			tensor{"d_h2", st(func(s *reference.Stages) []float64 { return s.DH2 })},
-			tensor{"d_act", st(func(s *reference.Stages) []float64 { return s.DAct })},
-			tensor{"d_h1", st(func(s *reference.Stages) []float64 { return s.DH1 })},
-			tensor{"d_xs", st(func(s *reference.Stages) []float64 { return s.DXs })})
+		tensors = append(tensors, moe.TensorXs, moe.TensorH1, moe.TensorAct, moe.TensorH2, moe.TensorO, moe.TensorDO,
+			moe.TensorDRWSorted, moe.TensorDH2, moe.TensorDAct, moe.TensorDH1, moe.TensorDXs)
 	}
 	for _, t := range tensors {
-		v := t.v(res)
+		v := res.Tensor(t)
 		if v == nil {
 			continue
 		}
 		l2, mx := norms(v)
-		line := fmt.Sprintf("%s\t%d\t%.6g\t%.6g\t", t.name, len(v), l2, mx)
+		line := fmt.Sprintf("%s\t%d\t%.6g\t%.6g\t", t, len(v), l2, mx)
 		if mag != nil {
-			_, mm := norms(t.v(mag))
+			_, mm := norms(mag.Tensor(t))
 			line += fmt.Sprintf("%.6g\t", mm)
 		}
 		fmt.Fprintln(tw, line)
@@ -254,7 +234,7 @@ func (a *app) presetsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "presets",
 		Short: "List the model presets (real MoE layer shapes) and what one rank's case costs",
-		Long: `presets lists the real model shapes nightly checks (package presets, ANCHORS §5) with their
+		Long: `presets lists the real model shapes nightly checks (the hidden size H, expert intermediate size I, routed experts and top-k of each model's MoE layers) with their
 usual expert-parallel size, the local experts per rank, and the approximate peak memory of one
 rank's case on the CPU path at T = 4.`,
 		Example: `  moecheck presets

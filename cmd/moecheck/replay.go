@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,13 +17,15 @@ func (a *app) replayCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replay FILE|DIR...",
 		Short: "Run corpus cases through every property and print a verdict per case",
-		Long: `replay loads corpus cases (a .case file, or every case in a directory) and checks every
+		Long: `replay loads corpus cases (a .case file, or every case below a directory, subdirectories
+included except testdata) and checks every
 property on each (or --properties), under each poison policy the entry names (signature poison
 when it names none). An entry's fault and property hints are shown, not applied: --faults
 switches faults on. It prints one verdict per case, the failing checks with their
 locations, and exits 1 if any case fails.`,
 		Example: `  moecheck replay corpus/seeds corpus/regressions
-  moecheck replay --backend cuda corpus/regressions/leak2.case
+  moecheck replay corpus                                         # every case below corpus/
+  moecheck replay --backend cuda corpus/regressions/fuzz-0661b5f17dd5d30c.case
   moecheck replay --faults mask-after-weight corpus/seeds       # does the corpus catch it?`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -34,21 +37,33 @@ locations, and exits 1 if any case fails.`,
 			if err != nil {
 				return err
 			}
-			cs, err := loadCorpus(args, a.caseLimits())
+			// A file found in a directory that does not parse is a failing entry (named with its
+			// file and line), and the rest still run, as in nightly.
+			cs, bad, err := loadCorpusFiles(args, a.caseLimits(), true)
 			if err != nil {
 				return err
 			}
-			if len(cs) == 0 {
+			for _, b := range bad {
+				for _, arg := range args {
+					if filepath.Clean(arg) == filepath.Clean(b.path) {
+						return usageErr("%v", b.err) // a file named on the command line must parse
+					}
+				}
+			}
+			if len(cs) == 0 && len(bad) == 0 {
 				return usageErr("no corpus cases in %v", args)
 			}
 			b, err := bf.open(a)
 			if err != nil {
 				return err
 			}
-			defer b.Close()
+			defer a.closeBackend(b)
 			env := &props.Env{Backend: b, Faults: faults, NoStages: bf.noStages}
 			w := a.stdout
-			failed := 0
+			failed := len(bad)
+			for _, bfile := range bad {
+				fmt.Fprintf(w, "FAIL %s: unreadable corpus file: %v\n", bfile.path, bfile.err)
+			}
 			for _, c := range cs {
 				use := ps
 				if len(use) == 0 {
@@ -57,15 +72,19 @@ locations, and exits 1 if any case fails.`,
 				t0 := time.Now()
 				poisons := c.Poisons
 				if len(poisons) == 0 {
-					poisons = []gpu.Poison{gpu.Poison(c.Spec.Poison)}
+					poisons = []gpu.Poison{c.Trial.Poison}
 				}
 				var bad *props.Outcome
 				var under gpu.Poison
 				runs := 0
 				for _, p := range poisons { // the entry's poison policies, in order, up to the first failure
-					spec := c.Spec
-					spec.Poison = int(p)
-					outs, b, err := props.CheckCase(a.ctx, env, use, c.Case, spec)
+					tr := c.Trial
+					tr.Poison = p
+					outs, b, err := props.CheckTrial(a.ctx, env, use, tr)
+					if u, ok := gpu.IsUnsupported(err); ok {
+						fmt.Fprintf(a.stdout, "  unsupported %s (poison %s): %s\n", c.Path, p, u.Reason)
+						continue
+					}
 					if err != nil {
 						return internalErr(fmt.Errorf("%s: %w", c.Path, err))
 					}
@@ -85,10 +104,14 @@ locations, and exits 1 if any case fails.`,
 				}
 				failed++
 				fmt.Fprintf(w, "FAIL %s (%s, poison %s%s): property %s: %s\n", c.Name, c.Case.Config, under, hint, bad.Property, bad.Message)
-				writeFailures(w, bad.Failures, "  ")
+				writeFailures(w, bad, "  ")
 				fmt.Fprintf(w, "  triage: moecheck triage --backend %s%s %s --no-save\n", quote(bf.backend), faultFlag(faults), quote(c.Path))
 			}
-			fmt.Fprintf(w, "%d case(s), %d failing\n", len(cs), failed)
+			fmt.Fprintf(w, "%d case(s), %d failing", len(cs)+len(bad), failed)
+			if len(bad) > 0 {
+				fmt.Fprintf(w, " (%d unreadable file(s))", len(bad))
+			}
+			fmt.Fprintln(w)
 			if failed > 0 {
 				return errFailures
 			}

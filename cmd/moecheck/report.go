@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/moecheck/moecheck/report"
+	"github.com/moecheck/moecheck/internal/report"
 )
 
 func (a *app) reportCmd() *cobra.Command {
@@ -39,6 +39,9 @@ A leak into the sentinel tail shows as a dark band inside the magenta frame.`,
 			}
 			if err := report.Write(out, r); err != nil {
 				return internalErr(err)
+			}
+			for _, w := range r.Warnings {
+				fmt.Fprintf(a.stderr, "moecheck report: warning: %s\n", w)
 			}
 			plots := 0
 			for _, f := range r.Failures {

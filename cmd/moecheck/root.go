@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/presets"
 )
 
 // Exit codes (docs/CONTRIBUTING.md).
@@ -120,7 +121,7 @@ func Execute(ctx context.Context, args []string, env Env) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintf(env.Stderr, "moecheck: %v\n", ee.err)
+			fmt.Fprintln(env.Stderr, prefixed(ee.err))
 		}
 		if ee.code == exitUsage {
 			fmt.Fprintln(env.Stderr, "run 'moecheck help' or 'moecheck <command> --help' for usage")
@@ -128,8 +129,18 @@ func Execute(ctx context.Context, args []string, env Env) int {
 		return ee.code
 	}
 	// cobra's own errors: unknown command, bad flags, wrong number of arguments
-	fmt.Fprintf(env.Stderr, "moecheck: %v\nrun 'moecheck help' or 'moecheck <command> --help' for usage\n", err)
+	fmt.Fprintf(env.Stderr, "%s\nrun 'moecheck help' or 'moecheck <command> --help' for usage\n", prefixed(err))
 	return exitUsage
+}
+
+// prefixed is the error line the CLI prints: "moecheck: " and the message, unless the message
+// already starts with "moecheck" (no doubled prefix).
+func prefixed(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "moecheck") {
+		return msg
+	}
+	return "moecheck: " + msg
 }
 
 func (a *app) root() *cobra.Command {
@@ -149,6 +160,16 @@ Exit status: 0 pass, 1 failures found, 2 usage error, 3 internal or device error
 		CompletionOptions: cobra.CompletionOptions{
 			HiddenDefaultCmd: true,
 		},
+	}
+	// A flag that selects one case, given but empty, would silently fall back to the
+	// command's default (a random run): refuse it.
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		for _, name := range []string{"spec", "preset", "fuzz-file"} {
+			if fl := c.Flags().Lookup(name); fl != nil && fl.Changed && strings.TrimSpace(fl.Value.String()) == "" {
+				return usageErr("--%s is empty: give a value or leave the flag out", name)
+			}
+		}
+		return nil
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%s: %v", c.CommandPath(), err)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/props"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -63,7 +65,7 @@ Every nightly run replays the regressions directory.`,
 				e.Comments = append(e.Comments, note)
 			}
 			if faults != "" {
-				fs, err := gpu.ParseFaultSet(faults)
+				fs, err := fault.ParseSet(faults)
 				if err != nil {
 					return usageErr("--faults: %v", err)
 				}
@@ -82,7 +84,8 @@ Every nightly run replays the regressions directory.`,
 			if len(e.Poisons) > 0 {
 				poison = e.Poisons[0].String()
 			}
-			fmt.Fprintf(a.stdout, "saved %s (%s, poison %s)\nreplay: moecheck replay%s %s\n", path, c.Config, poison, faultFlag(e.Faults), quote(path))
+			tr := props.Trial{Case: c, Origin: props.Origin{Kind: props.FromFile, Path: path}}
+			fmt.Fprintf(a.stdout, "saved %s (%s, poison %s)\nreplay: %s\n", path, c.Config, poison, props.Reproduce(tr, props.How{Faults: e.Faults}))
 			return nil
 		},
 	}

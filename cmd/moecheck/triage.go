@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"path/filepath"
 	"strings"
 
@@ -9,10 +10,10 @@ import (
 
 	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/presets"
+	"github.com/moecheck/moecheck/internal/triage"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/presets"
 	"github.com/moecheck/moecheck/props"
-	"github.com/moecheck/moecheck/triage"
 )
 
 type triageFlags struct {
@@ -32,7 +33,9 @@ func (a *app) triageCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "triage [CASE-FILE]",
 		Short: "Name the first failing stage of a case, where it fails, and the most similar known fault class",
-		Long: `triage explains one failing case: a corpus file, a --spec or a --preset case. A failing case is
+		Long: `triage explains one failing case: a corpus file, a --spec or a --preset case. It writes into
+the current directory: a failing case is saved as a corpus file under --dir (default
+corpus/regressions, relative to where you run it); --no-save writes nothing. A failing case is
 shrunk first: a spec by its generator's fields (fewer tokens, experts, smaller sizes, simpler
 modes), a file or preset case by removing tokens while the same property still fails.
 
@@ -51,9 +54,9 @@ best matches, with the real bugs they reproduce, are the suggested fault classes
 The case is saved to corpus/regressions (unless --no-save; a corpus file only when shrinking
 made it smaller) and a reproduce command printed.
 Exit status 1 when the case fails, 0 when nothing is wrong.`,
-		Example: `  moecheck triage corpus/regressions/leak2.case
+		Example: `  moecheck triage corpus/regressions/fuzz-0661b5f17dd5d30c.case --no-save
   moecheck triage --spec 'T=4 H=8 I=8 E=3 K=3 world=2 rank=1 global=1 dtype=bf16 bias=1 seed=5' --faults no-mask-up-dgrad
-  moecheck triage --backend cuda corpus/regressions/nightly-random-1-17.case --no-save`,
+  moecheck triage --backend cuda --preset qwen3-30b-a3b/ep8/rank3/T4/seed1 --no-save`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runTriage(f, args) },
 	}
@@ -85,12 +88,18 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	cands, err := gpu.ParseFaultSet(f.candidates)
+	cands, err := fault.ParseSet(f.candidates)
 	if err != nil {
 		return usageErr("--candidates: %v", err)
 	}
 	if f.bf.noStages {
 		return usageErr("triage needs stages: drop --no-stages")
+	}
+	if f.noSave {
+		fmt.Fprintln(a.stdout, "triage: --no-save: nothing is written")
+	} else {
+		abs, _ := filepath.Abs(f.dir)
+		fmt.Fprintf(a.stdout, "triage: a failing case is saved under %s (--no-save to write nothing)\n", abs)
 	}
 	var (
 		spec  props.Spec
@@ -118,21 +127,27 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 		entry = &cs[0]
 		c = entry.Case
 	}
+	f.bf.triage = true
 	b, err := f.bf.open(a)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer a.closeBackend(b)
 	o := triage.Options{Backend: b, Faults: faults, Candidates: cands.List(), Top: f.top, NoShrink: f.noShrink}
+	if f.spec != "" {
+		// Shrink inside the worker's capabilities, keeping the spec's dtype (a PyTorch path's
+		// rounding in another dtype is another question).
+		o.Fit = capsFit(b, spec.Config().DType)
+	}
 	var rep *triage.Report
 	if c == nil {
 		rep, err = triage.Spec(a.ctx, spec, o)
 	} else {
-		cs := props.Spec{Poison: int(gpu.PoisonSignature)}
+		tr := props.Trial{Case: c, Poison: gpu.PoisonSignature, Origin: props.Origin{Kind: props.FromPreset, Preset: f.preset}}
 		if entry != nil {
-			cs = entry.Spec
+			tr = entry.Trial
 		}
-		rep, err = triage.Tokens(a.ctx, c, cs, o)
+		rep, err = triage.Tokens(a.ctx, tr, o)
 	}
 	if err != nil {
 		return internalErr(err)
@@ -156,7 +171,7 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 		if name == "" {
 			name = "triage-" + caseName(rep)
 		}
-		prov := []string{"saved by moecheck triage", "first stage: " + rep.Observed.FirstStage + " at " + rep.Observed.First.Worst.String()}
+		prov := []string{"saved by moecheck triage", "first stage: " + rep.Observed.FirstStage.String() + " at " + rep.Observed.First.Worst.String()}
 		if best := rep.Best(); len(best) > 0 {
 			var n []string
 			for _, m := range best {
@@ -202,19 +217,23 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 			fmt.Fprintf(w, "\nalready saved: %s\n", path)
 		}
 	}
+	writeWorkerNotes(w, b, "")
+	var origin props.Origin
 	switch {
 	case rep.Spec != nil:
-		env := &props.Env{Faults: faults}
-		fmt.Fprintf(w, "reproduce: %s\n", repro(&f.bf, env, *rep.Spec))
+		origin = props.Origin{Kind: props.FromSpec, Spec: *rep.Spec}
 	case path != "":
-		fmt.Fprintf(w, "reproduce: moecheck replay --backend %s%s %s\n", quote(f.bf.backend), faultFlag(faults), quote(path))
+		origin = props.Origin{Kind: props.FromFile, Path: path}
 	case f.preset != "":
-		fmt.Fprintf(w, "reproduce: moecheck check --backend %s%s --preset %s\n", quote(f.bf.backend), faultFlag(faults), f.preset)
+		origin = props.Origin{Kind: props.FromPreset, Preset: f.preset}
+	}
+	if origin.Kind != props.FromNowhere {
+		fmt.Fprintf(w, "reproduce: %s\n", repro(&f.bf, &props.Env{Faults: faults}, props.Trial{Origin: origin}))
 	}
 	return errFailures
 }
 
-func faultFlag(f gpu.FaultSet) string {
+func faultFlag(f fault.Set) string {
 	if f.Empty() {
 		return ""
 	}
@@ -224,6 +243,6 @@ func faultFlag(f gpu.FaultSet) string {
 // caseName derives a file name from the case's shape and a hash of its spec or data.
 func caseName(r *triage.Report) string {
 	c := r.Case
-	stage := strings.NewReplacer("/", "-", " ", "-", "(", "", ")", "").Replace(r.Observed.FirstStage)
+	stage := strings.NewReplacer("/", "-", " ", "-", "(", "", ")", "").Replace(r.Observed.FirstStage.String())
 	return fmt.Sprintf("%s-T%dH%dI%dE%dK%d-%s", stage, c.T, c.H, c.I, c.E, c.K, shortHash(c))
 }

@@ -13,6 +13,7 @@ import (
 	"gorgonia.org/cu"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/fault"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -192,10 +193,16 @@ func (b *Backend) Close() error {
 // Crashed *gpu.CaseError and leaves the backend unusable (the process must exit); an
 // allocation failure returns an OutOfMemory *gpu.CaseError and frees the pool.
 func (b *Backend) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.Result, error) {
+	return b.RunFaults(ctx, c, o, 0)
+}
+
+// RunFaults is Run with faults of the harness's catalog switched on in the kernels (it
+// implements fault.Runner).
+func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions, faults fault.Set) (*gpu.Result, error) {
 	if err := c.Validate(moe.Limits{}); err != nil {
 		return nil, err
 	}
-	for _, f := range o.Faults.List() {
+	for _, f := range faults.List() {
 		if _, ok := f.Info(); !ok {
 			return nil, fmt.Errorf("cuda: unknown fault %d", f)
 		}
@@ -208,7 +215,7 @@ func (b *Backend) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.
 		if b.lost != nil {
 			return &gpu.CaseError{Kind: gpu.Crashed, Detail: "CUDA context lost by an earlier fault", Err: b.lost}
 		}
-		r, err := b.runPath(c, o, nil)
+		r, err := b.runPath(c, runOpts{o, faults}, nil)
 		res = r
 		return err
 	})

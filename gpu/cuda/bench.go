@@ -51,7 +51,7 @@ func (b *Backend) Bench(c *moe.Case, o gpu.RunOptions, warmup, reps int) (*Timin
 		if b.lost != nil {
 			return fmt.Errorf("cuda: context lost: %w", b.lost)
 		}
-		r, err := b.prepare(c, o)
+		r, err := b.prepare(c, runOpts{RunOptions: o})
 		if err != nil {
 			return b.fail("setup", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"gorgonia.org/cu"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/fault"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -26,7 +27,7 @@ type stage struct {
 type pathRun struct {
 	b                *Backend
 	c                *moe.Case
-	o                gpu.RunOptions
+	o                runOpts
 	dt, es           int64 // kernel dtype code, element size in bytes
 	S, T, H, I, E, K int64
 	flags            uint64
@@ -38,16 +39,22 @@ type pathRun struct {
 	stages           []stage
 }
 
-func has(o gpu.RunOptions, f gpu.Fault) bool { return o.Faults.Has(f) }
+// runOpts are one run's options and the harness's faults (fault.Runner).
+type runOpts struct {
+	gpu.RunOptions
+	faults fault.Set
+}
+
+func has(o runOpts, f fault.Fault) bool { return o.faults.Has(f) }
 
 // prepare allocates, uploads, poisons and guards every buffer of the case and builds the
 // stage list.
-func (b *Backend) prepare(c *moe.Case, o gpu.RunOptions) (*pathRun, error) {
+func (b *Backend) prepare(c *moe.Case, o runOpts) (*pathRun, error) {
 	b.runs++
 	r := &pathRun{b: b, c: c, o: o, dt: dtypeCode(c.DType), es: int64(c.DType.Bits() / 8),
 		S: int64(c.S()), T: int64(c.T), H: int64(c.H), I: int64(c.I), E: int64(c.E), K: int64(c.K),
-		flags: uint64(o.Faults), buf: map[string]*devBuf{}}
-	r.tc = c.DType != moe.FP32 && c.H%8 == 0 && c.I%8 == 0 && !has(o, gpu.AccumInDtype)
+		flags: uint64(o.faults), buf: map[string]*devBuf{}}
+	r.tc = c.DType != moe.FP32 && c.H%8 == 0 && c.I%8 == 0 && !has(o, fault.AccumInDtype)
 	r.splits = r.S / (r.E * 1024)
 	r.splits = max(1, min(64, r.splits))
 	S, T, H, I, E, es := r.S, r.T, r.H, r.I, r.E, r.es
@@ -178,18 +185,18 @@ func (r *pathRun) build() {
 	S, T, H, I, E, K, dt := r.S, r.T, r.H, r.I, r.E, r.K, r.dt
 	b := r.b
 	p := r.p
-	maskA := !has(o, gpu.NoMaskUpDgrad)
-	maskB := !has(o, gpu.NoMaskDownDgrad)
-	maskC := !has(o, gpu.MaskAfterWeight)
-	drop := has(o, gpu.LastTileDropped)
+	maskA := !has(o, fault.NoMaskUpDgrad)
+	maskB := !has(o, fault.NoMaskDownDgrad)
+	maskC := !has(o, fault.MaskAfterWeight)
+	drop := has(o, fault.LastTileDropped)
 	std := r.c.Layout == moe.Standard
 	kind := int64(0)
 	if r.c.Act == moe.GptOss {
 		kind = 1
 	}
-	swap := has(o, gpu.GateUpSwapped)
+	swap := has(o, fault.GateUpSwapped)
 	rot := int64(-1) // the combine's slot order: fixed
-	if has(o, gpu.NondeterministicSum) {
+	if has(o, fault.NondeterministicSum) {
 		rot = int64(b.runs % uint64(K)) // rotated by (run + t) mod K, as gpu/sim does
 	}
 	nchunks := (S + rchunk - 1) / rchunk
@@ -229,7 +236,7 @@ func (r *pathRun) build() {
 	})
 	add("combine", func() error {
 		return b.launch("combine", grid1(T*H), 256, 0, p("o"), p("inv"), p("y"), p("meta"), T, K, H, dt,
-			has(o, gpu.CombineInDtype), rot, has(o, gpu.ZeroTokenRow))
+			has(o, fault.CombineInDtype), rot, has(o, fault.ZeroTokenRow))
 	})
 	add("gather_dy", func() error {
 		return b.launch("gather_rows", grid1(S*H), 256, 0, p("dy"), p("d_o"), p("perm"), p("meta"), S, K, H, dt, false)
@@ -297,7 +304,7 @@ func (r *pathRun) grouped(a, w string, wstride int64, bK bool, bias, out string,
 	}
 	grid := (cdiv(r.S, 64) + r.E) * cdiv(N, 64)
 	return r.b.launch("simt_gemm", dim{x: int(grid)}, 256, 0, p(a), Kd, int64(1), p(w), sbn, sbk, wstride, p(bias), p(out),
-		int64(0), N, Kd, r.E, p("goffs"), p("tiles64"), p("meta"), r.flags, int64(0), r.dt, has(r.o, gpu.AccumInDtype), drop)
+		int64(0), N, Kd, r.E, p("goffs"), p("tiles64"), p("meta"), r.flags, int64(0), r.dt, has(r.o, fault.AccumInDtype), drop)
 }
 
 // wgrad launches the per-expert weight gradient out[e] (M×N) = Σ_{rows i of e} a[i,:]ᵀ b[i,:].
@@ -315,7 +322,7 @@ func (r *pathRun) wgrad(a string, lda int64, bb string, ldb int64, out string, M
 	}
 	return r.b.launch("simt_gemm", dim{x: int(cdiv(M, 64) * cdiv(N, 64)), y: int(r.E)}, 256, 0, p(a), int64(1), lda, p(bb),
 		int64(1), ldb, int64(0), cu.DevicePtr(0), p(out), M, N, int64(0), r.E, p("woffs"), p("tiles64"), p("meta"), r.flags,
-		int64(1), r.dt, has(r.o, gpu.AccumInDtype), false)
+		int64(1), r.dt, has(r.o, fault.AccumInDtype), false)
 }
 
 // biasGrad: db[e, :] = Σ over rows of clamped id e of g[i, :] (docs/path.md steps 14, 17).
@@ -360,7 +367,7 @@ func (r *pathRun) checkGuards(stage string) error {
 }
 
 // runPath runs every stage and downloads the result.
-func (b *Backend) runPath(c *moe.Case, o gpu.RunOptions, _ any) (*gpu.Result, error) {
+func (b *Backend) runPath(c *moe.Case, o runOpts, _ any) (*gpu.Result, error) {
 	r, err := b.prepare(c, o)
 	if err != nil {
 		return nil, b.fail("setup", err)

@@ -3,7 +3,7 @@
 // It executes docs/path.md stage by stage, forward and backward, the way the CUDA kernels do:
 // every intermediate is a float32 buffer holding values of the case's dtype (bf16 and fp16
 // values stored exactly in float32); every buffer gpu.Buffers() names is taken from a pool kept
-// by the Backend and poisoned with gpu.Fill before the path runs (PoisonStale keeps what the
+// by the Backend and poisoned with poison.Fill before the path runs (PoisonStale keeps what the
 // previous Run left); a stage writes exactly the rows the spec says it writes, so an
 // unwritten element keeps its poison and a missing mask shows up in the result.
 //
@@ -19,7 +19,7 @@
 //   - the combine (step 9), the scatter-add (step 18), the routing-weight gradient (step 11)
 //     and the bias gradients sum in fp32 from +0 in index order, then round once.
 //
-// With gpu.RunOptions.Faults the Backend reproduces every fault of gpu.Catalog(); see
+// With RunFaults the Backend reproduces every fault of the harness catalog (internal/fault); see
 // faults.go for where each one acts. A Backend serializes its Runs (the pool is shared);
 // use one Backend per goroutine for parallel runs.
 //

@@ -2,11 +2,10 @@ package sim
 
 import (
 	"fmt"
-
-	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/fault"
 )
 
-// faults are the switches of one Run, decoded from gpu.RunOptions.Faults. Where each acts:
+// faults are the switches of one Run, decoded from RunFaults' fault set. Where each acts:
 //
 //	ClampSentinel       route: sentinel ids become E−1 before the sort (plan.go)
 //	MaskAfterWeight     masks: mask C dropped, the weighted rows o masked instead (forward.go)
@@ -39,48 +38,48 @@ type faults struct {
 }
 
 // decodeFaults maps a fault set to switches; a fault the sim does not know is an error.
-func decodeFaults(set gpu.FaultSet) (faults, error) {
+func decodeFaults(set fault.Set) (faults, error) {
 	var f faults
 	if extra := set.Unknown(); extra != 0 {
 		return f, fmt.Errorf("sim: unknown fault bits %#x in the fault set", uint64(extra))
 	}
 	for _, x := range set.List() {
 		switch x {
-		case gpu.ClampSentinel:
+		case fault.ClampSentinel:
 			f.clampSentinel = true
-		case gpu.MaskAfterWeight:
+		case fault.MaskAfterWeight:
 			f.maskAfterWeight = true
-		case gpu.NoMaskUpDgrad:
+		case fault.NoMaskUpDgrad:
 			f.noMaskUpDgrad = true
-		case gpu.NoMaskDownDgrad:
+		case fault.NoMaskDownDgrad:
 			f.noMaskDownDgrad = true
-		case gpu.EmptyExpertWgrad:
+		case fault.EmptyExpertWgrad:
 			f.emptyExpertWgrad = true
-		case gpu.HistogramSentinel:
+		case fault.HistogramSentinel:
 			f.histogramSentinel = true
-		case gpu.ExclusiveOffsets:
+		case fault.ExclusiveOffsets:
 			f.exclusiveOffsets = true
-		case gpu.SentinelWrap:
+		case fault.SentinelWrap:
 			f.sentinelWrap = true
-		case gpu.CombineInDtype:
+		case fault.CombineInDtype:
 			f.combineInDtype = true
-		case gpu.AccumInDtype:
+		case fault.AccumInDtype:
 			f.accumInDtype = true
-		case gpu.GateUpSwapped:
+		case fault.GateUpSwapped:
 			f.gateUpSwapped = true
-		case gpu.EPNoRankOffset:
+		case fault.EPNoRankOffset:
 			f.epNoRankOffset = true
-		case gpu.LastTileDropped:
+		case fault.LastTileDropped:
 			f.lastTileDropped = true
-		case gpu.TailStaleUnmasked:
+		case fault.TailStaleUnmasked:
 			f.tailStaleUnmasked = true
-		case gpu.NondeterministicSum:
+		case fault.NondeterministicSum:
 			f.nondeterministicSum = true
-		case gpu.NeighbourWeights:
+		case fault.NeighbourWeights:
 			f.neighbourWeights = true
-		case gpu.ZeroTokenRow:
+		case fault.ZeroTokenRow:
 			f.zeroTokenRow = true
-		case gpu.Crash:
+		case fault.Crash:
 			f.crash = true
 		default:
 			return f, fmt.Errorf("sim: cannot reproduce fault %s", x)

@@ -3,6 +3,8 @@ package sim
 import (
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/poison"
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -83,83 +85,83 @@ func TestFaults(t *testing.T) {
 	noEP.EP = moe.EP{}
 	for _, tc := range []struct {
 		name   string
-		fault  gpu.Fault
+		fault  fault.Fault
 		c      *moe.Case
 		poison gpu.Poison
 		check  faultCheck
 	}{
-		{"clamp-sentinel/drw", gpu.ClampSentinel, ep(routeRandom, 1), gpu.PoisonNaN, drwAtSentinels(false)},
-		{"mask-after-weight/drw-nan", gpu.MaskAfterWeight, ep(routeRandom, 2), gpu.PoisonNaN, drwAtSentinels(true)},
-		{"mask-after-weight/signature", gpu.MaskAfterWeight, ep(routeSomeSentinel, 2), gpu.PoisonSignature, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
+		{"clamp-sentinel/drw", fault.ClampSentinel, ep(routeRandom, 1), gpu.PoisonNaN, drwAtSentinels(false)},
+		{"mask-after-weight/drw-nan", fault.MaskAfterWeight, ep(routeRandom, 2), gpu.PoisonNaN, drwAtSentinels(true)},
+		{"mask-after-weight/signature", fault.MaskAfterWeight, ep(routeSomeSentinel, 2), gpu.PoisonSignature, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
 			s := sentinelSlots(c)[0]
-			if b, ok := gpu.SignatureOf(bad.DRW[s]); !ok || b != gpu.BufH2 {
+			if b, ok := poison.Of(bad.DRW[s]); !ok || b != gpu.BufH2 {
 				t.Fatalf("DRW[%d] = %#x, want h2's signature", s, bad.DRW[s])
 			}
 		}},
-		{"no-mask-up-dgrad/dx", gpu.NoMaskUpDgrad, ep(routeRandom, 3), gpu.PoisonNaN, nonFiniteIn("DX")},
-		{"no-mask-up-dgrad/dx-signature", gpu.NoMaskUpDgrad, ep(routeSomeSentinel, 3), gpu.PoisonSignature, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
+		{"no-mask-up-dgrad/dx", fault.NoMaskUpDgrad, ep(routeRandom, 3), gpu.PoisonNaN, nonFiniteIn("DX")},
+		{"no-mask-up-dgrad/dx-signature", fault.NoMaskUpDgrad, ep(routeSomeSentinel, 3), gpu.PoisonSignature, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
 			tok := sentinelSlots(c)[0] / c.K
-			if b, ok := gpu.SignatureOf(bad.DX[tok*c.H]); !ok || b != gpu.BufDXs {
+			if b, ok := poison.Of(bad.DX[tok*c.H]); !ok || b != gpu.BufDXs {
 				t.Fatalf("DX[%d,0] = %v, want d_xs's signature", tok, bad.DX[tok*c.H])
 			}
 		}},
-		{"no-mask-down-dgrad/db1", gpu.NoMaskDownDgrad, ep(routeRandom, 4), gpu.PoisonNaN, nonFiniteIn("DB1")},
-		{"no-mask-down-dgrad/db1-neg-inf-gptoss", gpu.NoMaskDownDgrad, makeCase(t, gptoss, routeRandom, moe.Normal, 4), gpu.PoisonNegInf, nonFiniteIn("DB1")},
-		{"empty-expert-wgrad/signature", gpu.EmptyExpertWgrad, ep(routeEmptyExperts, 5), gpu.PoisonSignature, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
+		{"no-mask-down-dgrad/db1", fault.NoMaskDownDgrad, ep(routeRandom, 4), gpu.PoisonNaN, nonFiniteIn("DB1")},
+		{"no-mask-down-dgrad/db1-neg-inf-gptoss", fault.NoMaskDownDgrad, makeCase(t, gptoss, routeRandom, moe.Normal, 4), gpu.PoisonNegInf, nonFiniteIn("DB1")},
+		{"empty-expert-wgrad/signature", fault.EmptyExpertWgrad, ep(routeEmptyExperts, 5), gpu.PoisonSignature, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
 			for e := 1; e < c.E-1; e++ { // experts 1..E−2 have no rows
 				for j := 0; j < 2*c.I; j++ {
 					for h := 0; h < c.H; h++ {
 						if good.DW1[c.W1Index(e, j, h)] != 0 {
 							t.Fatalf("correct path: dW1 of empty expert %d not zero", e)
 						}
-						if b, ok := gpu.SignatureOf(bad.DW1[c.W1Index(e, j, h)]); !ok || b != gpu.BufDW1 {
+						if b, ok := poison.Of(bad.DW1[c.W1Index(e, j, h)]); !ok || b != gpu.BufDW1 {
 							t.Fatalf("dW1[%d,%d,%d] = %v, want dW1's signature", e, j, h, bad.DW1[c.W1Index(e, j, h)])
 						}
 					}
 				}
-				if b, ok := gpu.SignatureOf(bad.DW2[c.W2Index(e, 0, 0)]); !ok || b != gpu.BufDW2 {
+				if b, ok := poison.Of(bad.DW2[c.W2Index(e, 0, 0)]); !ok || b != gpu.BufDW2 {
 					t.Fatalf("dW2[%d,0,0] = %v, want dW2's signature", e, bad.DW2[c.W2Index(e, 0, 0)])
 				}
 			}
 		}},
-		{"histogram-sentinel/drw", gpu.HistogramSentinel, ep(routeRandom, 6), gpu.PoisonNaN, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
+		{"histogram-sentinel/drw", fault.HistogramSentinel, ep(routeRandom, 6), gpu.PoisonNaN, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
 			drwAtSentinels(false)(t, c, good, bad)
 			if o := bad.Stages.Offsets; int(o[c.E-1]) != c.S() {
 				t.Fatalf("offsets %v: last is not S = %d", o, c.S())
 			}
 		}},
-		{"exclusive-offsets/y", gpu.ExclusiveOffsets, ep(routeRandom, 7), gpu.PoisonZeros, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
+		{"exclusive-offsets/y", fault.ExclusiveOffsets, ep(routeRandom, 7), gpu.PoisonZeros, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
 			differs(t, c, good, bad)
 			if o := bad.Stages.Offsets; o[0] != 0 {
 				t.Fatalf("exclusive offsets %v do not start at 0", o)
 			}
 		}},
-		{"sentinel-wrap/drw", gpu.SentinelWrap, ep(routeRandom, 8), gpu.PoisonNaN, drwAtSentinels(false)},
-		{"sentinel-wrap/keep-weights-y", gpu.SentinelWrap, ep(routeKeepWeights, 8), gpu.PoisonNaN, differs},
-		{"sentinel-wrap/keep-weights-dw-last", gpu.SentinelWrap, ep(routeKeepWeights, 8), gpu.PoisonNaN, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
+		{"sentinel-wrap/drw", fault.SentinelWrap, ep(routeRandom, 8), gpu.PoisonNaN, drwAtSentinels(false)},
+		{"sentinel-wrap/keep-weights-y", fault.SentinelWrap, ep(routeKeepWeights, 8), gpu.PoisonNaN, differs},
+		{"sentinel-wrap/keep-weights-dw-last", fault.SentinelWrap, ep(routeKeepWeights, 8), gpu.PoisonNaN, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
 			// The wrapped sentinel rows (non-zero weights kept) add into expert E−1's dW2.
 			blk := c.LenW2() / c.E
 			if d := bitDiff(&gpu.Result{DW2: good.DW2[(c.E-1)*blk:]}, &gpu.Result{DW2: bad.DW2[(c.E-1)*blk:]}); d == "" {
 				t.Fatal("dW2 of expert E−1 unchanged")
 			}
 		}},
-		{"tail-stale-unmasked/keep-weights-dw-unchanged", gpu.TailStaleUnmasked, ep(routeKeepWeights, 8), gpu.PoisonNaN, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
+		{"tail-stale-unmasked/keep-weights-dw-unchanged", fault.TailStaleUnmasked, ep(routeKeepWeights, 8), gpu.PoisonNaN, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
 			// Stale tail rows stay out of every wgrad (only the GEMMs write them).
 			if d := bitDiff(&gpu.Result{DW1: good.DW1, DW2: good.DW2}, &gpu.Result{DW1: bad.DW1, DW2: bad.DW2}); d != "" {
 				t.Fatalf("weight gradients changed: %s", d)
 			}
 			differs(t, c, good, bad)
 		}},
-		{"combine-in-dtype/y", gpu.CombineInDtype, makeCase(t, wide, routeLocal, moe.Normal, 9), gpu.PoisonZeros, differs},
-		{"accum-in-dtype/all", gpu.AccumInDtype, makeCase(t, wide, routeLocal, moe.Normal, 10), gpu.PoisonZeros, differs},
-		{"gate-up-swapped/y", gpu.GateUpSwapped, ep(routeRandom, 11), gpu.PoisonZeros, differs},
-		{"gate-up-swapped/gptoss", gpu.GateUpSwapped, makeCase(t, gptoss, routeRandom, moe.Normal, 11), gpu.PoisonZeros, differs},
-		{"ep-no-rank-offset/rank1", gpu.EPNoRankOffset, ep(routeRandom, 12), gpu.PoisonZeros, differs},
-		{"last-tile-dropped/nan", gpu.LastTileDropped, makeCase(t, noEP, routeLocal, moe.Normal, 13), gpu.PoisonNaN, nonFiniteIn("Y")},
-		{"last-tile-dropped/zeros", gpu.LastTileDropped, makeCase(t, noEP, routeLocal, moe.Normal, 13), gpu.PoisonZeros, differs},
-		{"tail-stale-unmasked/drw", gpu.TailStaleUnmasked, ep(routeRandom, 14), gpu.PoisonNaN, drwAtSentinels(false)},
-		{"neighbour-weights/y", gpu.NeighbourWeights, ep(routeRandom, 15), gpu.PoisonZeros, differs},
-		{"zero-token-row/y", gpu.ZeroTokenRow, ep(routeSomeSentinel, 16), gpu.PoisonNaN, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
+		{"combine-in-dtype/y", fault.CombineInDtype, makeCase(t, wide, routeLocal, moe.Normal, 9), gpu.PoisonZeros, differs},
+		{"accum-in-dtype/all", fault.AccumInDtype, makeCase(t, wide, routeLocal, moe.Normal, 10), gpu.PoisonZeros, differs},
+		{"gate-up-swapped/y", fault.GateUpSwapped, ep(routeRandom, 11), gpu.PoisonZeros, differs},
+		{"gate-up-swapped/gptoss", fault.GateUpSwapped, makeCase(t, gptoss, routeRandom, moe.Normal, 11), gpu.PoisonZeros, differs},
+		{"ep-no-rank-offset/rank1", fault.EPNoRankOffset, ep(routeRandom, 12), gpu.PoisonZeros, differs},
+		{"last-tile-dropped/nan", fault.LastTileDropped, makeCase(t, noEP, routeLocal, moe.Normal, 13), gpu.PoisonNaN, nonFiniteIn("Y")},
+		{"last-tile-dropped/zeros", fault.LastTileDropped, makeCase(t, noEP, routeLocal, moe.Normal, 13), gpu.PoisonZeros, differs},
+		{"tail-stale-unmasked/drw", fault.TailStaleUnmasked, ep(routeRandom, 14), gpu.PoisonNaN, drwAtSentinels(false)},
+		{"neighbour-weights/y", fault.NeighbourWeights, ep(routeRandom, 15), gpu.PoisonZeros, differs},
+		{"zero-token-row/y", fault.ZeroTokenRow, ep(routeSomeSentinel, 16), gpu.PoisonNaN, func(t *testing.T, c *moe.Case, good, bad *gpu.Result) {
 			tok := -1
 			for s, id := range c.Routing.IDs {
 				if int(id) < c.E {
@@ -188,8 +190,7 @@ func TestFaults(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := gpu.RunOptions{Poison: tc.poison, Stages: true}
 			good := run(t, New(Options{}), tc.c, opts)
-			opts.Faults = gpu.Faults(tc.fault)
-			bad := run(t, New(Options{}), tc.c, opts)
+			bad := runFaults(t, New(Options{}), tc.c, opts, fault.Of(tc.fault))
 			tc.check(t, tc.c, good, bad)
 		})
 	}
@@ -197,7 +198,7 @@ func TestFaults(t *testing.T) {
 	t.Run("ep-no-rank-offset/no-global-no-effect", func(t *testing.T) {
 		c := ep(routeLocal, 12)
 		good := run(t, New(Options{}), c, gpu.RunOptions{})
-		bad := run(t, New(Options{}), c, gpu.RunOptions{Faults: gpu.Faults(gpu.EPNoRankOffset)})
+		bad := runFaults(t, New(Options{}), c, gpu.RunOptions{}, fault.Of(fault.EPNoRankOffset))
 		if d := bitDiff(good, bad); d != "" {
 			t.Fatalf("without global routing the map does not run, yet: %s", d)
 		}
@@ -209,14 +210,14 @@ func TestFaults(t *testing.T) {
 		cfg.DType = moe.FP32
 		c := makeCase(t, cfg, routeLocal, moe.Normal, 17)
 		b := New(Options{})
-		opts := gpu.RunOptions{Faults: gpu.Faults(gpu.NondeterministicSum)}
-		r1, r2 := run(t, b, c, opts), run(t, b, c, opts)
+		fs := fault.Of(fault.NondeterministicSum)
+		r1, r2 := runFaults(t, b, c, gpu.RunOptions{}, fs), runFaults(t, b, c, gpu.RunOptions{}, fs)
 		if bitDiff(r1, r2) == "" {
 			t.Fatal("two runs gave identical results")
 		}
 	})
 	t.Run("crash/case-error", func(t *testing.T) {
-		_, err := New(Options{}).Run(context.Background(), ep(routeRandom, 18), gpu.RunOptions{Faults: gpu.Faults(gpu.Crash)})
+		_, err := New(Options{}).RunFaults(context.Background(), ep(routeRandom, 18), gpu.RunOptions{}, fault.Of(fault.Crash))
 		ce, ok := gpu.AsCaseError(err)
 		if !ok || ce.Kind != gpu.Crashed || ce.Detail != "simulated illegal address" {
 			t.Fatalf("got %v, want a crash case error", err)
@@ -229,16 +230,16 @@ func TestFaults(t *testing.T) {
 // and two backends must agree (faults are deterministic, NondeterministicSum given the run
 // index).
 func TestFaultCombinations(t *testing.T) {
-	var sets []gpu.FaultSet
-	var all gpu.FaultSet
-	for i, a := range gpu.Catalog() {
-		if a.Fault == gpu.Crash {
+	var sets []fault.Set
+	var all fault.Set
+	for i, a := range fault.Catalog() {
+		if a.Fault == fault.Crash {
 			continue
 		}
-		all |= gpu.Faults(a.Fault)
-		for _, b := range gpu.Catalog()[i:] {
-			if b.Fault != gpu.Crash {
-				sets = append(sets, gpu.Faults(a.Fault, b.Fault))
+		all |= fault.Of(a.Fault)
+		for _, b := range fault.Catalog()[i:] {
+			if b.Fault != fault.Crash {
+				sets = append(sets, fault.Of(a.Fault, b.Fault))
 			}
 		}
 	}
@@ -252,8 +253,8 @@ func TestFaultCombinations(t *testing.T) {
 		t.Run(fmt.Sprintf("faults=%s", set), func(t *testing.T) {
 			b1, b2 := New(Options{}), New(Options{})
 			for i, c := range cases {
-				opts := gpu.RunOptions{Faults: set, Poison: gpu.Poisons()[i%len(gpu.Poisons())], PoisonSeed: uint64(i), Stages: i%2 == 0}
-				r1, r2 := run(t, b1, c, opts), run(t, b2, c, opts)
+				opts := gpu.RunOptions{Poison: gpu.Poisons()[i%len(gpu.Poisons())], PoisonSeed: uint64(i), Stages: i%2 == 0}
+				r1, r2 := runFaults(t, b1, c, opts, set), runFaults(t, b2, c, opts, set)
 				if d := bitDiff(r1, r2); d != "" {
 					t.Fatalf("case %d (%s): two backends differ: %s", i, c.Config, d)
 				}

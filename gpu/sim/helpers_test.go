@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"math"
 	"testing"
 
@@ -114,7 +115,13 @@ func randomConfig(seed uint64) moe.Config {
 // run runs c on b and fails the test on an error.
 func run(t testing.TB, b *Backend, c *moe.Case, opts gpu.RunOptions) *gpu.Result {
 	t.Helper()
-	r, err := b.Run(context.Background(), c, opts)
+	return runFaults(t, b, c, opts, 0)
+}
+
+// runFaults is run with faults switched on.
+func runFaults(t testing.TB, b *Backend, c *moe.Case, opts gpu.RunOptions, fs fault.Set) *gpu.Result {
+	t.Helper()
+	r, err := b.RunFaults(context.Background(), c, opts, fs)
 	if err != nil {
 		t.Fatalf("%s: %v", c.Config, err)
 	}

@@ -1,11 +1,13 @@
 package sim
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/fault"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -49,9 +51,9 @@ func stageDiff(a, b *gpu.Stages) string {
 // experts, all-sentinel batches, NaN/Inf data and NaN poison; each Backend runs each case
 // twice so that PoisonStale reads buffers a previous Run left.
 func TestParallelBitwise(t *testing.T) {
-	var faults []gpu.Fault
-	for _, fi := range gpu.Catalog() {
-		if fi.Fault != gpu.Crash {
+	var faults []fault.Fault
+	for _, fi := range fault.Catalog() {
+		if fi.Fault != fault.Crash {
 			faults = append(faults, fi.Fault)
 		}
 	}
@@ -76,13 +78,21 @@ func TestParallelBitwise(t *testing.T) {
 			for _, pol := range []gpu.Poison{gpu.PoisonNaN, poisons[n%len(poisons)]} {
 				opts := gpu.RunOptions{Poison: pol, PoisonSeed: uint64(n), Stages: true}
 				name := fmt.Sprintf("w=%d/min=%d/case-%d/%s/%s", sp.workers, sp.minWork, n, c.Config, pol)
+				var fs fault.Set
 				if n%2 == 0 {
 					f := faults[(n/2)%len(faults)]
-					opts.Faults = gpu.Faults(f)
+					fs = fault.Of(f)
 					name += "/" + f.String()
 				}
 				for rep := 0; rep < 2; rep++ {
-					want, got := run(t, serial, c, opts), run(t, par, c, opts)
+					want, err := serial.RunFaults(context.Background(), c, opts, fs)
+					if err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					got, err := par.RunFaults(context.Background(), c, opts, fs)
+					if err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
 					if d := bitDiff(want, got); d != "" {
 						t.Fatalf("%s run %d: %s", name, rep, d)
 					}

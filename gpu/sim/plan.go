@@ -1,7 +1,7 @@
 package sim
 
 import (
-	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/fault"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -114,9 +114,9 @@ func (st *state) route(c *moe.Case, f faults) {
 		if hi > lo {
 			last = e
 		}
-		if f.lastTileDropped && (hi-lo)%gpu.TileRows != 0 {
+		if f.lastTileDropped && (hi-lo)%fault.TileRows != 0 {
 			// fault LastTileDropped: the forward GEMMs skip the group's last partial tile.
-			for i := lo + (hi-lo)/gpu.TileRows*gpu.TileRows; i < hi; i++ {
+			for i := lo + (hi-lo)/fault.TileRows*fault.TileRows; i < hi; i++ {
 				st.rowF[i] = -1
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/poison"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -21,7 +22,7 @@ type pool struct {
 // PoisonStale keeps the previous Run's values when the buffer had the same length and dtype
 // (recycled memory); an element that is not finite there (a NaN a previous poison or fault
 // left) gets the Huge value, because Stale is defined as finite values. On the first Run, or
-// after the size or dtype changed, Stale fills Huge like gpu.Fill.
+// after the size or dtype changed, Stale fills Huge like poison.Fill.
 func (p *pool) take(b gpu.Buffer, n int, d moe.DType, pol gpu.Poison, seed uint64, sp split) []float32 {
 	buf := p.bufs[b]
 	stale := pol == gpu.PoisonStale && p.used[b] && len(buf) == n && p.dtype[b] == d
@@ -48,26 +49,26 @@ type fillArgs struct {
 	seed uint64
 }
 
-// fill is gpu.Fill on buf[lo:hi]: elements get the values gpu.Fill(buf, ...) gives them.
+// fill is poison.Fill on buf[lo:hi]: elements get the values poison.Fill(buf, ...) gives them.
 func (a fillArgs) fill(lo, hi int) {
 	if (a.pol == gpu.PoisonHuge || a.pol == gpu.PoisonStale) && lo > 0 {
-		// gpu.Fill draws element i from index i: a range draws from its own indices.
+		// poison.Fill draws element i from index i: a range draws from its own indices.
 		base := a.seed ^ uint64(a.b)<<56
 		for i := lo; i < hi; i++ {
-			a.buf[i] = gpu.PoisonValue(a.pol, a.b, a.d, gpu.SplitMix64(base+uint64(i)))
+			a.buf[i] = poison.Value(a.pol, a.b, a.d, poison.SplitMix64(base+uint64(i)))
 		}
 		return
 	}
-	gpu.Fill(a.buf[lo:hi], a.pol, a.b, a.d, a.seed) // from index 0, or not depending on it
+	poison.Fill(a.buf[lo:hi], a.pol, a.b, a.d, a.seed) // from index 0, or not depending on it
 }
 
 // stale is PoisonStale's pass on recycled memory over buf[lo:hi]: a non-finite element gets
-// the Huge value (gpu.Fill's per-element draw).
+// the Huge value (poison.Fill's per-element draw).
 func (a fillArgs) stale(lo, hi int) {
 	base := a.seed ^ uint64(a.b)<<56
 	for i := lo; i < hi; i++ {
 		if v := a.buf[i]; math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			a.buf[i] = gpu.PoisonValue(gpu.PoisonHuge, a.b, a.d, gpu.SplitMix64(base+uint64(i)))
+			a.buf[i] = poison.Value(gpu.PoisonHuge, a.b, a.d, poison.SplitMix64(base+uint64(i)))
 		}
 	}
 }

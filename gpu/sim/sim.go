@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"sync"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -55,16 +56,21 @@ func (b *Backend) Close() error {
 // errClosed is returned by Run after Close.
 var errClosed = errors.New("sim: Run on a closed backend")
 
-// Run executes the path forward and backward on c (docs/path.md) with opts' poison policy,
-// faults and stage capture. It returns an error for a case that does not validate against
-// the Backend's limits, for a fault set the sim cannot reproduce, and when ctx is done
-// (checked between stages); under fault Crash it returns a *gpu.CaseError of kind
-// gpu.Crashed. Run does not modify c.
+// Run executes the path forward and backward on c (docs/path.md) with opts' poison policy
+// and stage capture. It returns an error for a case that does not validate against the
+// Backend's limits and when ctx is done (checked between stages). Run does not modify c.
 func (b *Backend) Run(ctx context.Context, c *moe.Case, opts gpu.RunOptions) (*gpu.Result, error) {
+	return b.RunFaults(ctx, c, opts, 0)
+}
+
+// RunFaults is Run with faults of the harness's catalog switched on (it implements
+// fault.Runner; faults are not part of the backend contract). A fault set the sim cannot
+// reproduce is an error; under fault Crash it returns a *gpu.CaseError of kind gpu.Crashed.
+func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, opts gpu.RunOptions, faults fault.Set) (*gpu.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	f, err := decodeFaults(opts.Faults)
+	f, err := decodeFaults(faults)
 	if err != nil {
 		return nil, err
 	}

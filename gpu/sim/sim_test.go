@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
 	"math"
 	"reflect"
 	"testing"
@@ -191,28 +192,29 @@ func TestErrors(t *testing.T) {
 	good := makeCase(t, moe.Config{T: 4, H: 8, I: 8, E: 4, K: 2, DType: moe.BF16}, routeLocal, moe.Normal, 1)
 	mut := func(f func(c *moe.Case)) *moe.Case { c := good.Clone(); f(c); return c }
 	for _, tc := range []struct {
-		name string
-		c    *moe.Case
-		opts gpu.RunOptions
+		name   string
+		c      *moe.Case
+		opts   gpu.RunOptions
+		faults fault.Set
 	}{
-		{"invalid/nil-case", nil, gpu.RunOptions{}},
-		{"invalid/short-x", mut(func(c *moe.Case) { c.X = c.X[1:] }), gpu.RunOptions{}},
-		{"invalid/nan-without-nonfinite", mut(func(c *moe.Case) { c.W1[3] = math.NaN() }), gpu.RunOptions{}},
-		{"invalid/inf-dy", mut(func(c *moe.Case) { c.DY[0] = math.Inf(1) }), gpu.RunOptions{}},
-		{"invalid/not-bf16", mut(func(c *moe.Case) { c.W2[5] = 1 + 1.0/1024 }), gpu.RunOptions{}},
-		{"invalid/subnormal-f64", mut(func(c *moe.Case) { c.X[2] = 1e-300 }), gpu.RunOptions{}},
-		{"invalid/id-out-of-range", mut(func(c *moe.Case) { c.Routing.IDs[0] = 9 }), gpu.RunOptions{}},
-		{"invalid/bias-without-flag", mut(func(c *moe.Case) { c.B1 = make([]float64, c.LenB1()) }), gpu.RunOptions{}},
+		{"invalid/nil-case", nil, gpu.RunOptions{}, 0},
+		{"invalid/short-x", mut(func(c *moe.Case) { c.X = c.X[1:] }), gpu.RunOptions{}, 0},
+		{"invalid/nan-without-nonfinite", mut(func(c *moe.Case) { c.W1[3] = math.NaN() }), gpu.RunOptions{}, 0},
+		{"invalid/inf-dy", mut(func(c *moe.Case) { c.DY[0] = math.Inf(1) }), gpu.RunOptions{}, 0},
+		{"invalid/not-bf16", mut(func(c *moe.Case) { c.W2[5] = 1 + 1.0/1024 }), gpu.RunOptions{}, 0},
+		{"invalid/subnormal-f64", mut(func(c *moe.Case) { c.X[2] = 1e-300 }), gpu.RunOptions{}, 0},
+		{"invalid/id-out-of-range", mut(func(c *moe.Case) { c.Routing.IDs[0] = 9 }), gpu.RunOptions{}, 0},
+		{"invalid/bias-without-flag", mut(func(c *moe.Case) { c.B1 = make([]float64, c.LenB1()) }), gpu.RunOptions{}, 0},
 		{"invalid/global-mismatch", mut(func(c *moe.Case) {
 			c.Global = &moe.GlobalRouting{IDs: make([]int64, c.S()), Weights: make([]float64, c.S())}
-		}), gpu.RunOptions{}},
-		{"invalid/too-big", mut(func(c *moe.Case) { c.H = 1 << 20 }), gpu.RunOptions{}},
-		{"fault/unknown-bit", good, gpu.RunOptions{Faults: 1 << 60}},
-		{"fault/zero-bit", good, gpu.RunOptions{Faults: 1}},
-		{"poison/unknown", good, gpu.RunOptions{Poison: 200}},
+		}), gpu.RunOptions{}, 0},
+		{"invalid/too-big", mut(func(c *moe.Case) { c.H = 1 << 20 }), gpu.RunOptions{}, 0},
+		{"fault/unknown-bit", good, gpu.RunOptions{}, 1 << 60},
+		{"fault/zero-bit", good, gpu.RunOptions{}, 1},
+		{"poison/unknown", good, gpu.RunOptions{Poison: 200}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := New(Options{}).Run(context.Background(), tc.c, tc.opts)
+			r, err := New(Options{}).RunFaults(context.Background(), tc.c, tc.opts, tc.faults)
 			if err == nil || r != nil {
 				t.Fatalf("got result %v, error %v; want an error", r != nil, err)
 			}

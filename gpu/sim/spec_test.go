@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/poison"
 	"math"
 	"testing"
 
@@ -31,7 +32,7 @@ func specPath(c *moe.Case) (*gpu.Result, *gpu.Stages) {
 	r := &gpu.Result{Y: make([]float32, T*H), DX: make([]float32, T*H), DW1: make([]float32, c.LenW1()),
 		DW2: make([]float32, c.LenW2()), DRW: make([]float32, S)}
 	for i := range st.DAct {
-		st.DAct[i] = gpu.SignatureNaN(gpu.BufDAct) // never written in the tail
+		st.DAct[i] = poison.NaN(gpu.BufDAct) // never written in the tail
 	}
 	for i := 0; i < S; i++ {
 		e, tok := int(p.Sorted[i]), int(p.Perm[i])/K
@@ -225,7 +226,7 @@ func sameValue(a, b float32) bool {
 	if math.Float32bits(a) == math.Float32bits(b) {
 		return true
 	}
-	_, sa := gpu.SignatureOf(a)
-	_, sb := gpu.SignatureOf(b)
+	_, sa := poison.Of(a)
+	_, sb := poison.Of(b)
 	return a != a && b != b && !sa && !sb
 }

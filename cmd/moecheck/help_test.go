@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// TestHelpTextIsSelfContained: every file a command's help or examples names exists in the
+// repository (a newcomer copies them), and no help text cites notes that are not in it.
+func TestHelpTextIsSelfContained(t *testing.T) {
+	a := &app{ctx: context.Background()}
+	var walk func(c *cobra.Command)
+	file := regexp.MustCompile(`[\w./-]+\.case\b`)
+	walk = func(c *cobra.Command) {
+		text := c.Long + "\n" + c.Example + "\n" + c.Short
+		c.Flags().VisitAll(func(f *pflag.Flag) { text += "\n" + f.Usage })
+		for _, p := range file.FindAllString(text, -1) {
+			if strings.Contains(p, "<") || !strings.Contains(p, "/") {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join("..", "..", p)); err != nil {
+				t.Errorf("command=%s: help names %s, which is not in the repository", c.Name(), p)
+			}
+		}
+		if strings.Contains(text, "ANCHORS") {
+			t.Errorf("command=%s: help cites ANCHORS, which is not in the repository", c.Name())
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(a.root())
+}

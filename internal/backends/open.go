@@ -1,0 +1,100 @@
+package backends
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/worker"
+)
+
+// EnvVar is the environment variable the fuzz targets read the backend name from.
+const EnvVar = "MOECHECK_BACKEND"
+
+// Help describes the backend names Open accepts (for flag and environment help texts).
+const Help = `"sim" (pure-Go model of the GPU path), "worker" (moecheck-worker from
+PATH), "worker:<command line>" (e.g. worker:'./moecheck-worker -backend cuda -device 1'; split
+on spaces, no quoting), "cuda" (= worker:moecheck-worker -backend cuda) or "torch:<target>" (the
+PyTorch worker, python3 -m moecheck.worker --target <target>, interpreter from MOECHECK_PYTHON;
+targets transformers:<impl>, callable:<module>:<function>, ledger:<entry>)`
+
+// Options tune Open. The zero value is valid: the worker's default timeouts, its standard
+// error discarded (kept for case-error details).
+type Options struct {
+	Timeout      time.Duration // per case, worker backends (0: the worker default)
+	StartTimeout time.Duration // worker start-up to its hello (0: the worker default)
+	Stderr       *os.File      // copy of a worker's standard error (nil: none)
+	// Triage asks a worker without stage capture for its op-level triage (moecheck triage).
+	Triage bool
+	// Dir is where a torch backend looks for the checkout's python/ package ("": the working
+	// directory); Getenv reads MOECHECK_PYTHON and PYTHONPATH (nil: os.Getenv).
+	Dir    string
+	Getenv func(string) string
+}
+
+// Command returns the worker argv a backend name asks for, nil for the in-process sim:
+// "" or "sim" → nil; "worker" → moecheck-worker; "cuda" → moecheck-worker -backend cuda;
+// "worker:<command line>" → the command line split on spaces.
+func Command(name string) ([]string, error) {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "sim" || name == "":
+		return nil, nil
+	case name == "worker":
+		return []string{worker.DefaultCommand}, nil
+	case name == "cuda":
+		return []string{worker.DefaultCommand, "-backend", "cuda"}, nil
+	case strings.HasPrefix(name, "worker:"):
+		argv := strings.Fields(strings.TrimPrefix(name, "worker:"))
+		if len(argv) == 0 {
+			return nil, fmt.Errorf("backend %q: needs a command line after the colon", name)
+		}
+		return argv, nil
+	}
+	return nil, fmt.Errorf("unknown backend %q: want sim, worker, worker:<command line> or cuda", name)
+}
+
+// NameError is Open's error for a backend name it does not accept (a usage error, unlike a
+// worker that cannot start).
+type NameError struct{ Err error }
+
+func (e *NameError) Error() string { return "backends: " + e.Err.Error() }
+func (e *NameError) Unwrap() error { return e.Err }
+
+// Open returns the backend a name describes (see Command and Resolve). A name it does not
+// accept is a *NameError.
+func Open(name string, o Options) (gpu.Backend, error) {
+	wd, getenv := o.Dir, o.Getenv
+	if wd == "" {
+		wd, _ = os.Getwd()
+	}
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	res, err := Resolve(name, wd, getenv)
+	if err != nil {
+		return nil, &NameError{err}
+	}
+	argv := res.Argv
+	if argv == nil {
+		return sim.New(sim.Options{}), nil
+	}
+	wo := worker.Options{Command: argv, Timeout: o.Timeout, StartTimeout: o.StartTimeout, Triage: o.Triage}
+	if len(res.Env) > 0 {
+		wo.Env = append(os.Environ(), res.Env...)
+	}
+	if o.Stderr != nil {
+		wo.Stderr = o.Stderr
+	}
+	b, err := worker.New(wo)
+	if err != nil {
+		return nil, fmt.Errorf("starting the worker %q: %w", strings.Join(argv, " "), err)
+	}
+	return b, nil
+}
+
+// FromEnv opens the backend named by $MOECHECK_BACKEND (default sim).
+func FromEnv(o Options) (gpu.Backend, error) { return Open(os.Getenv(EnvVar), o) }

@@ -1,0 +1,388 @@
+package worker
+
+import (
+	"encoding/binary"
+	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
+	"math"
+	"strings"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/x448/float16"
+)
+
+// Tensor dtype names on the wire besides the float dtypes' own names (moe.DType.String).
+const (
+	WireI32 = "i32"
+	WireI64 = "i64"
+)
+
+// payload builds a frame payload tensor by tensor.
+type payload struct {
+	hdr []TensorHeader
+	buf []byte
+}
+
+func (p *payload) add(name, dtype string, shape []int, b []byte) {
+	p.hdr = append(p.hdr, TensorHeader{Name: name, DType: dtype, Shape: shape, Offset: int64(len(p.buf)), Bytes: int64(len(b))})
+	p.buf = append(p.buf, b...)
+}
+
+// floatBytes encodes float64 values of dtype d as their storage bits.
+func floatBytes(d moe.DType, v []float64) []byte {
+	w := d.Bits() / 8
+	b := make([]byte, len(v)*w)
+	for i, x := range v {
+		bits := d.ToBits(x)
+		if w == 2 {
+			binary.LittleEndian.PutUint16(b[2*i:], uint16(bits))
+		} else {
+			binary.LittleEndian.PutUint32(b[4*i:], bits)
+		}
+	}
+	return b
+}
+
+// Float32Bytes encodes float32 values that hold dtype d's values (NaN payloads included) as
+// d's storage bits: bf16 keeps float32 bits 16..31, fp16 converts exactly.
+func Float32Bytes(d moe.DType, v []float32) []byte {
+	w := d.Bits() / 8
+	b := make([]byte, len(v)*w)
+	for i, x := range v {
+		switch d {
+		case moe.BF16:
+			binary.LittleEndian.PutUint16(b[2*i:], uint16(math.Float32bits(x)>>16))
+		case moe.FP16:
+			binary.LittleEndian.PutUint16(b[2*i:], f32ToF16Bits(x))
+		default:
+			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+		}
+	}
+	return b
+}
+
+// BytesFloat32 decodes storage bits of d to float32, exactly (moe.DType.FromBits).
+func BytesFloat32(d moe.DType, b []byte) []float32 {
+	w := d.Bits() / 8
+	v := make([]float32, len(b)/w)
+	for i := range v {
+		if w == 2 {
+			v[i] = d.FromBits(uint32(binary.LittleEndian.Uint16(b[2*i:])))
+		} else {
+			v[i] = d.FromBits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	}
+	return v
+}
+
+func i32Bytes(v []int32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], uint32(x))
+	}
+	return b
+}
+
+func i64Bytes(v []int64) []byte {
+	b := make([]byte, 8*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint64(b[8*i:], uint64(x))
+	}
+	return b
+}
+
+// EncodeRequest builds the run frame of case c with options o and the harness's faults.
+func EncodeRequest(id uint64, c *moe.Case, o gpu.RunOptions, fs fault.Set) (*Frame, error) {
+	if c == nil {
+		return nil, fmt.Errorf("worker: nil case")
+	}
+	d := c.DType
+	ch := &CaseHeader{T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, EPWorld: c.EP.World, EPRank: c.EP.Rank,
+		Act: c.Act.String(), Layout: c.Layout.String(), DType: d.String(), Bias: c.Bias, NonFinite: c.NonFinite}
+	var p payload
+	p.add("x", d.String(), []int{c.T, c.H}, floatBytes(d, c.X))
+	p.add("w1", d.String(), []int{c.E, 2 * c.I, c.H}, floatBytes(d, c.W1))
+	p.add("w2", d.String(), []int{c.E, c.H, c.I}, floatBytes(d, c.W2))
+	if c.Bias {
+		p.add("b1", d.String(), []int{c.E, 2 * c.I}, floatBytes(d, c.B1))
+		p.add("b2", d.String(), []int{c.E, c.H}, floatBytes(d, c.B2))
+	}
+	p.add("dy", d.String(), []int{c.T, c.H}, floatBytes(d, c.DY))
+	p.add("ids", WireI32, []int{c.T, c.K}, i32Bytes(c.Routing.IDs))
+	p.add("rw", d.String(), []int{c.T, c.K}, floatBytes(d, c.Routing.Weights))
+	if g := c.Global; g != nil {
+		ch.Global = true
+		ch.KeepSentinelWeights = g.Options.KeepSentinelWeights
+		p.add("global_ids", WireI64, []int{c.T, c.K}, i64Bytes(g.IDs))
+		p.add("global_rw", d.String(), []int{c.T, c.K}, floatBytes(d, g.Weights))
+	}
+	faults := []string{}
+	for _, f := range fs.List() {
+		faults = append(faults, f.String())
+	}
+	return &Frame{Header: Header{Type: TypeRun, ID: id, Case: ch, Tensors: p.hdr,
+		Options: &OptionsHeader{Poison: o.Poison.String(), PoisonSeed: o.PoisonSeed, Faults: faults, Stages: o.Stages}},
+		Payload: p.buf}, nil
+}
+
+// tensors indexes a frame's payload by tensor name, checking every placement.
+func tensors(f *Frame) (map[string]TensorHeader, error) {
+	m := make(map[string]TensorHeader, len(f.Header.Tensors))
+	for _, t := range f.Header.Tensors {
+		// Offset+Bytes may overflow int64: compare Bytes with the room left after Offset.
+		if t.Offset < 0 || t.Bytes < 0 || t.Offset > int64(len(f.Payload)) || t.Bytes > int64(len(f.Payload))-t.Offset {
+			return nil, fmt.Errorf("worker: tensor %q at [%d, +%d) outside the payload of %d bytes", t.Name, t.Offset, t.Bytes, len(f.Payload))
+		}
+		if _, dup := m[t.Name]; dup {
+			return nil, fmt.Errorf("worker: tensor %q given twice", t.Name)
+		}
+		m[t.Name] = t
+	}
+	return m, nil
+}
+
+// get returns the bytes of tensor name, checking dtype and element count.
+func get(f *Frame, m map[string]TensorHeader, name, dtype string, n int) ([]byte, error) {
+	t, ok := m[name]
+	if !ok {
+		return nil, fmt.Errorf("worker: tensor %q missing", name)
+	}
+	if t.DType != dtype {
+		return nil, fmt.Errorf("worker: tensor %q has dtype %s, want %s", name, t.DType, dtype)
+	}
+	w := int64(4)
+	switch dtype {
+	case "bf16", "fp16":
+		w = 2
+	case WireI64:
+		w = 8
+	}
+	if t.Bytes != int64(n)*w {
+		return nil, fmt.Errorf("worker: tensor %q has %d bytes, want %d (%d × %s)", name, t.Bytes, int64(n)*w, n, dtype)
+	}
+	if e, ok := shapeElems(t.Shape); !ok || e != int64(n) {
+		return nil, fmt.Errorf("worker: tensor %q has shape %v, want %d elements", name, t.Shape, n)
+	}
+	return f.Payload[t.Offset : t.Offset+t.Bytes], nil
+}
+
+// shapeElems returns the element count of shape; ok is false for a negative dimension or a
+// product beyond MaxPayloadBytes (no tensor of a frame can hold more elements than that).
+func shapeElems(shape []int) (n int64, ok bool) {
+	n = 1
+	for _, d := range shape {
+		if d < 0 {
+			return 0, false
+		}
+		if d != 0 && n > MaxPayloadBytes/int64(d) {
+			return 0, false
+		}
+		n *= int64(d)
+	}
+	return n, true
+}
+
+func widen(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// DecodeRequest decodes a run frame into the case, its options and its faults. The case is
+// validated against moe's default limits.
+func DecodeRequest(f *Frame) (*moe.Case, gpu.RunOptions, fault.Set, error) {
+	c, o, fs, err := decodeRequest(f)
+	return c, o, fs, err
+}
+
+func decodeRequest(f *Frame) (_ *moe.Case, o gpu.RunOptions, fs fault.Set, _ error) {
+	h := f.Header
+	if h.Type != TypeRun || h.Case == nil || h.Options == nil {
+		return nil, o, fs, fmt.Errorf("worker: not a run request (type %q)", h.Type)
+	}
+	ch := h.Case
+	d, err := moe.ParseDType(ch.DType)
+	if err != nil {
+		return nil, o, fs, err
+	}
+	act, err := moe.ParseActivation(ch.Act)
+	if err != nil {
+		return nil, o, fs, err
+	}
+	lay, err := moe.ParseLayout(ch.Layout)
+	if err != nil {
+		return nil, o, fs, err
+	}
+	cfg := moe.Config{T: ch.T, H: ch.H, I: ch.I, E: ch.E, K: ch.K, EP: moe.EP{World: ch.EPWorld, Rank: ch.EPRank},
+		Act: act, Layout: lay, DType: d, Bias: ch.Bias}
+	if err := cfg.Validate(moe.Limits{}); err != nil {
+		return nil, o, fs, err
+	}
+	m, err := tensors(f)
+	if err != nil {
+		return nil, o, fs, err
+	}
+	c := &moe.Case{Config: cfg, NonFinite: ch.NonFinite}
+	fl := func(name string, n int) ([]float64, error) {
+		b, err := get(f, m, name, d.String(), n)
+		if err != nil {
+			return nil, err
+		}
+		return widen(BytesFloat32(d, b)), nil
+	}
+	if c.X, err = fl("x", cfg.LenX()); err != nil {
+		return nil, o, fs, err
+	}
+	if c.W1, err = fl("w1", cfg.LenW1()); err != nil {
+		return nil, o, fs, err
+	}
+	if c.W2, err = fl("w2", cfg.LenW2()); err != nil {
+		return nil, o, fs, err
+	}
+	if cfg.Bias {
+		if c.B1, err = fl("b1", cfg.LenB1()); err != nil {
+			return nil, o, fs, err
+		}
+		if c.B2, err = fl("b2", cfg.LenB2()); err != nil {
+			return nil, o, fs, err
+		}
+	}
+	if c.DY, err = fl("dy", cfg.LenX()); err != nil {
+		return nil, o, fs, err
+	}
+	S := cfg.S()
+	ib, err := get(f, m, "ids", WireI32, S)
+	if err != nil {
+		return nil, o, fs, err
+	}
+	c.Routing.IDs = make([]int32, S)
+	for i := range c.Routing.IDs {
+		c.Routing.IDs[i] = int32(binary.LittleEndian.Uint32(ib[4*i:]))
+	}
+	if c.Routing.Weights, err = fl("rw", S); err != nil {
+		return nil, o, fs, err
+	}
+	if ch.Global {
+		gb, err := get(f, m, "global_ids", WireI64, S)
+		if err != nil {
+			return nil, o, fs, err
+		}
+		g := &moe.GlobalRouting{IDs: make([]int64, S), Options: moe.GlobalOptions{KeepSentinelWeights: ch.KeepSentinelWeights}}
+		for i := range g.IDs {
+			g.IDs[i] = int64(binary.LittleEndian.Uint64(gb[8*i:]))
+		}
+		if g.Weights, err = fl("global_rw", S); err != nil {
+			return nil, o, fs, err
+		}
+		c.Global = g
+	}
+	if err := c.Validate(moe.Limits{}); err != nil {
+		return nil, o, fs, err
+	}
+	if o.Poison, err = gpu.ParsePoison(h.Options.Poison); err != nil {
+		return nil, o, fs, err
+	}
+	o.PoisonSeed = h.Options.PoisonSeed
+	for _, name := range h.Options.Faults {
+		fa, err := fault.Parse(name)
+		if err != nil {
+			return nil, o, fs, err
+		}
+		fs |= fault.Of(fa)
+	}
+	o.Stages = h.Options.Stages
+	return c, o, fs, nil
+}
+
+// wireName is tensor t's name in result frames: "y", "dx", "dw1", "db1", "dw2", "db2",
+// "drw" for the outputs, "stage.<name>" for stages and the plan ("stage.xs", "stage.perm").
+func wireName(t moe.Tensor) string {
+	if t.IsStage() || t == moe.TensorPerm || t == moe.TensorOffsets {
+		return "stage." + t.String()
+	}
+	return strings.ToLower(t.String())
+}
+
+// EncodeResult builds the result frame of r for a case of config cfg. Nil tensors are left
+// out (a Result without biases has no db1, db2).
+func EncodeResult(id uint64, cfg moe.Config, r *gpu.Result) *Frame {
+	d := cfg.DType
+	var p payload
+	for _, t := range moe.Outputs() {
+		if v := r.Tensor(t); v != nil {
+			p.add(wireName(t), d.String(), []int{len(v)}, Float32Bytes(d, v))
+		}
+	}
+	if s := r.Stages; s != nil {
+		p.add(wireName(moe.TensorPerm), WireI32, []int{len(s.Perm)}, i32Bytes(s.Perm))
+		p.add(wireName(moe.TensorOffsets), WireI32, []int{len(s.Offsets)}, i32Bytes(s.Offsets))
+		for _, t := range moe.StageTensors() {
+			if v := s.Tensor(t); v != nil {
+				p.add(wireName(t), d.String(), []int{len(v)}, Float32Bytes(d, v))
+			}
+		}
+	}
+	return &Frame{Header: Header{Type: TypeResult, ID: id, Tensors: p.hdr}, Payload: p.buf}
+}
+
+// DecodeResult decodes a result frame for a case of config cfg, checking every tensor's
+// length against the config.
+func DecodeResult(f *Frame, cfg moe.Config) (*gpu.Result, error) {
+	if f.Header.Type != TypeResult {
+		return nil, fmt.Errorf("worker: not a result (type %q)", f.Header.Type)
+	}
+	m, err := tensors(f)
+	if err != nil {
+		return nil, err
+	}
+	d := cfg.DType
+	r := &gpu.Result{}
+	for _, t := range moe.Outputs() {
+		if t.Bias() && !cfg.Bias {
+			continue
+		}
+		b, err := get(f, m, wireName(t), d.String(), cfg.Len(t))
+		if err != nil {
+			return nil, err
+		}
+		r.SetTensor(t, BytesFloat32(d, b))
+	}
+	if _, ok := m[wireName(moe.TensorPerm)]; ok {
+		S := cfg.S()
+		s := &gpu.Stages{}
+		pb, err := get(f, m, wireName(moe.TensorPerm), WireI32, S)
+		if err != nil {
+			return nil, err
+		}
+		ob, err := get(f, m, wireName(moe.TensorOffsets), WireI32, cfg.E)
+		if err != nil {
+			return nil, err
+		}
+		s.Perm, s.Offsets = make([]int32, S), make([]int32, cfg.E)
+		for i := range s.Perm {
+			s.Perm[i] = int32(binary.LittleEndian.Uint32(pb[4*i:]))
+		}
+		for i := range s.Offsets {
+			s.Offsets[i] = int32(binary.LittleEndian.Uint32(ob[4*i:]))
+		}
+		r.Stages = s
+		for _, t := range moe.StageTensors() {
+			if _, ok := m[wireName(t)]; !ok {
+				continue
+			}
+			b, err := get(f, m, wireName(t), d.String(), cfg.Len(t))
+			if err != nil {
+				return nil, err
+			}
+			r.SetTensor(t, BytesFloat32(d, b))
+		}
+	}
+	return r, nil
+}
+
+// f32ToF16Bits converts a float32 holding an fp16 value to its fp16 bits (round to nearest
+// even otherwise), keeping NaN payloads (mantissa bits 13..22) as moe.DType.FromBits reads them.
+func f32ToF16Bits(x float32) uint16 { return float16.Fromfloat32(x).Bits() }

@@ -1,0 +1,118 @@
+package worker
+
+import (
+	"context"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/poison"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// pythonWorker starts python/moecheck's worker (protocol from Python) with a target, or skips
+// the test when no interpreter with torch is found ($MOECHECK_PYTHON, else python3). CI
+// installs Debian's python3-torch, so there these tests run.
+func pythonWorker(t *testing.T, args ...string) gpu.Backend {
+	t.Helper()
+	py := os.Getenv("MOECHECK_PYTHON")
+	if py == "" {
+		py = "python3"
+	}
+	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
+		if os.Getenv("MOECHECK_REQUIRE_PYTHON") == "1" {
+			t.Fatalf("%s cannot import torch (%v) and MOECHECK_REQUIRE_PYTHON=1", py, err)
+		}
+		t.Skipf("no Python with torch (%s: %v); set MOECHECK_PYTHON", py, err)
+	}
+	pkg, err := filepath.Abs(filepath.Join("..", "..", "python"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "PYTHONPATH="+pkg)
+	b, err := New(Options{Command: append([]string{py, "-m", "moecheck.worker"}, args...), Env: env,
+		Timeout: 2 * time.Minute, StartTimeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// Go encodes the request, Python decodes it and encodes the echo target's results, Go
+// decodes them: every tensor must come back bit for bit (a signature NaN payload included).
+func TestPythonWorkerEchoesBits(t *testing.T) {
+	b := pythonWorker(t, "--target", "callable:moecheck.testing:echo")
+	caps := CapabilitiesOf(b)
+	if caps == nil || caps.Contract != "torch" || !strings.Contains(b.Name(), "callable:moecheck.testing:echo") {
+		t.Fatalf("hello: name %q caps %+v", b.Name(), caps)
+	}
+	for _, d := range moe.DTypes() {
+		for _, bias := range []bool{false, true} {
+			c := testCase(t, d, bias, false) // gpt-oss, transposed
+			if !bias {
+				c.Act, c.Layout = moe.SwiGLU, moe.Standard
+			}
+			c.X[0] = float64(d.RoundFloat32(gpu.BufXs.SignatureNaN()))
+			r, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN})
+			if err != nil {
+				t.Fatalf("%s bias=%v: %v", d, bias, err)
+			}
+			for _, tc := range []struct {
+				name string
+				got  []float32
+				want []float64
+			}{{"y", r.Y, c.X}, {"dx", r.DX, c.DY}, {"dw1", r.DW1, c.W1}, {"dw2", r.DW2, c.W2}, {"drw", r.DRW, c.Routing.Weights},
+				{"db1", r.DB1, c.B1}, {"db2", r.DB2, c.B2}} {
+				if !bitsEqual(tc.got, f32s(tc.want)) {
+					t.Errorf("%s bias=%v: %s differs from what was sent", d, bias, tc.name)
+				}
+			}
+			if s, ok := poison.Of(r.Y[0]); !ok || s != gpu.BufXs || math.Float32bits(r.Y[0]) != math.Float32bits(d.RoundFloat32(gpu.BufXs.SignatureNaN())) {
+				t.Errorf("%s: y[0] = %#x lost the signature payload", d, math.Float32bits(r.Y[0]))
+			}
+		}
+	}
+}
+
+// A Python exception is a Raised case error with the traceback; the worker stays alive.
+func TestPythonWorkerRaised(t *testing.T) {
+	b := pythonWorker(t, "--target", "callable:moecheck.testing:raises", "--no-probe")
+	c := testCase(t, moe.FP32, true, false)
+	for i := 0; i < 2; i++ {
+		_, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN})
+		ce, ok := gpu.AsCaseError(err)
+		if !ok || ce.Kind != gpu.Raised || !strings.Contains(ce.Detail, "raised on purpose") || !strings.Contains(ce.Detail, "Traceback") {
+			t.Fatalf("run %d: err = %v, want a raised case error with the traceback", i, err)
+		}
+	}
+	if _, _, restarts, _ := Info(b); restarts != 0 {
+		t.Errorf("restarts = %d, want 0", restarts)
+	}
+}
+
+// Capabilities declared in Python are enforced by the Go client; protocol 1 still works.
+func TestPythonWorkerCapabilitiesAndV1(t *testing.T) {
+	b := pythonWorker(t, "--target", "callable:moecheck.testing:aligned")
+	c := testCase(t, moe.BF16, true, false) // I = 4: not a multiple of 8
+	_, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN})
+	if u, ok := gpu.IsUnsupported(err); !ok || !strings.Contains(u.Reason, "multiple of 8") {
+		t.Fatalf("err = %v, want unsupported (alignment)", err)
+	}
+	_, err = b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonStale})
+	if _, ok := gpu.IsUnsupported(err); !ok {
+		t.Fatalf("stale on the CPU: err = %v, want unsupported (the dispatch poisoning cannot define stale)", err)
+	}
+	v1 := pythonWorker(t, "--target", "callable:moecheck.testing:echo", "--protocol", "1")
+	if CapabilitiesOf(v1) != nil {
+		t.Error("a version-1 Python worker declared capabilities")
+	}
+	if _, err := v1.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN}); err != nil {
+		t.Fatalf("version 1: %v", err)
+	}
+}

@@ -1,0 +1,180 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/moecheck/moecheck/internal/fault"
+	"io"
+	"time"
+
+	"github.com/moecheck/moecheck/gpu"
+)
+
+// ServeOptions tune Serve. The zero value is valid.
+type ServeOptions struct {
+	// Device describes what the backend runs on (the hello frame's device field).
+	Device string
+	// Version is the protocol version to announce (0: Version; 1 for version-1 clients).
+	Version int
+	// Capabilities to declare in a version-2 hello (nil: everything).
+	Capabilities *Capabilities
+}
+
+// ErrCrashed is returned by Serve after it answered a case with a crash: the backend's
+// device state is lost (a CUDA context after a kernel fault is unusable), so the worker
+// process must exit and be restarted. cmd/moecheck-worker exits with status 3.
+var ErrCrashed = errors.New("worker: backend crashed; exit and restart")
+
+// ErrHangup is returned by Serve when its input ends while a case runs (the client died):
+// the case's context was cancelled, and the backend may still be busy with it, so the worker
+// process should exit at once rather than close the backend. cmd/moecheck-worker exits 0.
+var ErrHangup = errors.New("worker: client hung up mid-case")
+
+// HangupGrace is how long Serve waits, after a hang-up mid-case, for the backend to observe
+// its cancelled context before returning ErrHangup anyway.
+const HangupGrace = 2 * time.Second
+
+// Serve answers run requests from r with backend b, writing frames to w, until r ends or a
+// bye arrives (nil), a write fails, or the backend crashes (ErrCrashed). It speaks first: a
+// hello frame with the protocol version. Requests are read ahead, so when r ends (or a frame
+// arrives) while a case runs — the client was killed — the case's context is cancelled and
+// Serve returns as soon as the backend gives up, rather than running the case to its end.
+func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
+	v := o.Version
+	if v == 0 {
+		v = Version
+	}
+	if v < MinVersion || v > Version {
+		return fmt.Errorf("worker: cannot serve protocol version %d (want %d to %d)", v, MinVersion, Version)
+	}
+	hello := Header{Type: TypeHello, Proto: Proto, Version: v, Backend: b.Name(), Device: o.Device}
+	if v >= 2 {
+		hello.Capabilities = o.Capabilities
+	}
+	if err := WriteFrame(w, &Frame{Header: hello}); err != nil {
+		return err
+	}
+	type msg struct {
+		f   *Frame
+		err error
+	}
+	frames := make(chan msg, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			f, err := ReadFrame(r)
+			select {
+			case frames <- msg{f, err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var pending *msg
+	for {
+		var m msg
+		if pending != nil {
+			m, pending = *pending, nil
+		} else {
+			m = <-frames
+		}
+		f, err := m.f, m.err
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("worker: read request: %w", err)
+		}
+		switch f.Header.Type {
+		case TypeBye:
+			return nil
+		case TypeRun:
+		default:
+			if err := WriteFrame(w, errorFrame(f.Header.ID, KindBadRequest, fmt.Sprintf("unknown message type %q", f.Header.Type))); err != nil {
+				return err
+			}
+			continue
+		}
+		c, opts, faults, err := DecodeRequest(f)
+		f.Payload = nil
+		if err != nil {
+			if err := WriteFrame(w, errorFrame(f.Header.ID, KindBadRequest, err.Error())); err != nil {
+				return err
+			}
+			continue
+		}
+		// The case runs in its own goroutine (a backend that needs one OS thread keeps its own,
+		// as gpu/cuda does) while the next frame is awaited: when stdin ends mid-case the
+		// client is gone, the case's context is cancelled, and after HangupGrace Serve returns
+		// ErrHangup even if the backend does not observe its context.
+		ctx, cancel := context.WithCancel(context.Background())
+		type ran struct {
+			res *gpu.Result
+			err error
+		}
+		done := make(chan ran, 1)
+		go func() {
+			res, err := fault.Run(ctx, b, c, opts, faults)
+			done <- ran{res, err}
+		}()
+		var rr ran
+		select {
+		case rr = <-done:
+		case m := <-frames:
+			if m.err != nil { // the client hung up: nobody waits for the answer
+				cancel()
+				select {
+				case <-done:
+				case <-time.After(HangupGrace):
+				}
+				return ErrHangup
+			}
+			pending = &m // a frame before the answer: handled after it
+			rr = <-done
+		}
+		cancel()
+		res, err := rr.res, rr.err
+		if err != nil {
+			kind, detail := KindInternal, err.Error()
+			if ce, ok := gpu.AsCaseError(err); ok {
+				detail = ce.Detail
+				if ce.Err != nil {
+					detail += ": " + ce.Err.Error()
+				}
+				switch ce.Kind {
+				case gpu.Crashed:
+					kind = KindCrash
+				case gpu.TimedOut:
+					kind = KindTimeout
+				case gpu.OutOfMemory:
+					kind = KindOOM
+				case gpu.Raised:
+					if v >= 2 {
+						kind = KindRaised
+					}
+				}
+			} else if u, ok := gpu.IsUnsupported(err); ok && v >= 2 {
+				kind, detail = KindUnsupported, u.Reason
+			}
+			if werr := WriteFrame(w, errorFrame(f.Header.ID, kind, detail)); werr != nil {
+				return werr
+			}
+			if kind == KindCrash {
+				return ErrCrashed
+			}
+			continue
+		}
+		if err := WriteFrame(w, EncodeResult(f.Header.ID, c.Config, res)); err != nil {
+			return err
+		}
+	}
+}
+
+func errorFrame(id uint64, kind, detail string) *Frame {
+	return &Frame{Header: Header{Type: TypeError, ID: id, Kind: kind, Detail: detail}}
+}

@@ -1,0 +1,137 @@
+package oracle
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/reference"
+)
+
+// The comparisons of metamorphic properties: two or more runs of related cases whose results
+// must agree bitwise, as values, or within a bound derived from the enclosures. They live
+// here so that every judgement — its rule, its bound, its Failure — is the oracle's.
+
+// CompareValues reports the elements of tensor t in which two results of case c differ as
+// values: +0 and −0 are equal, and so are all NaNs (see CompareBitwise for why NaN payloads
+// may legitimately differ). Elements whose enclosure in c is unconstrained (they may
+// overflow) are not compared. what names the comparison in the failure's detail.
+func CompareValues(c *moe.Case, t moe.Tensor, a, b *gpu.Result, what string) ([]Failure, error) {
+	en, err := Enclose(c)
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.Plan()
+	if err != nil {
+		return nil, err
+	}
+	x, y := a.Tensor(t), b.Tensor(t)
+	_, rad, _ := en.Bounds(t)
+	if len(x) != len(y) || len(x) != len(rad) {
+		return []Failure{{Check: CheckShape, Tensor: t, Count: 1, Detail: fmt.Sprintf("%s: lengths %d and %d, want %d", what, len(x), len(y), len(rad))}}, nil
+	}
+	bad, first := 0, -1
+	for i := range x {
+		if math.IsNaN(rad[i]) { // unconstrained (overflow): nothing to compare
+			continue
+		}
+		if x[i] != y[i] && !(x[i] != x[i] && y[i] != y[i]) {
+			if first < 0 {
+				first = i
+			}
+			bad++
+		}
+	}
+	if bad == 0 {
+		return nil, nil
+	}
+	return []Failure{{Check: CheckBitwise, Tensor: t, Count: bad, Worst: Locate(c, p, t, first),
+		Got: float64(x[first]), Want: float64(y[first]), Ratio: math.Inf(1), Detail: what}}, nil
+}
+
+// CompareSplitSum judges an expert-parallel split: the unsplit layer's result whole and the
+// W rank cases' results ranks[r] (of cases rankCases[r]) must satisfy Σ_r y_r ≈ y,
+// Σ_r dX_r ≈ dX and Σ_r d_rw_r ≈ d_rw (each slot is owned by exactly one rank).
+//
+// Bound, per element: the float64 reference f satisfies Σ_r f_r = f exactly (up to its own
+// float64 evaluation, ≤ 1e-12 of the magnitude pass), and each backend value lies within
+// |c − f| + r of f, where (c, r) is the enclosure; so
+// |Σ_r y_r − y| ≤ Σ_r (|c_r − f_r| + r_r) + (|c − f| + r) + 1e-12·(M + 1).
+// Elements where some side is unconstrained (may overflow) are not compared.
+func CompareSplitSum(unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case, ranks []*gpu.Result) ([]Failure, error) {
+	if len(rankCases) != len(ranks) {
+		return nil, fmt.Errorf("oracle: split sum: %d rank cases but %d results", len(rankCases), len(ranks))
+	}
+	type side struct {
+		got *gpu.Result
+		en  *Enclosure
+		ref *reference.Result
+		mag *reference.Result
+	}
+	all := append([]*moe.Case{unsplit}, rankCases...)
+	res := append([]*gpu.Result{whole}, ranks...)
+	sides := make([]side, len(all))
+	for i, cc := range all {
+		en, err := Enclose(cc)
+		if err != nil {
+			return nil, err
+		}
+		ref, err := reference.Run(cc, reference.Options{})
+		if err != nil {
+			return nil, err
+		}
+		mag, err := reference.Magnitude(cc, reference.Options{})
+		if err != nil {
+			return nil, err
+		}
+		sides[i] = side{res[i], en, ref, mag}
+	}
+	p, err := unsplit.Plan()
+	if err != nil {
+		return nil, err
+	}
+	// dist is the largest |value − f| the enclosure admits; NaN when unconstrained.
+	dist := func(s side, t moe.Tensor, i int) float64 {
+		cc, rr, _ := s.en.Bounds(t)
+		return math.Abs(cc[i]-s.ref.Tensor(t)[i]) + rr[i]
+	}
+	var fs []Failure
+	for _, t := range []moe.Tensor{moe.TensorY, moe.TensorDX, moe.TensorDRW} {
+		u := sides[0]
+		n := len(u.ref.Tensor(t))
+		if len(u.got.Tensor(t)) != n {
+			fs = append(fs, Failure{Check: CheckShape, Tensor: t, Count: 1, Detail: "unsplit result has the wrong length"})
+			continue
+		}
+		bad, worst, worstRatio := 0, -1, 0.0
+		var worstSum, worstWant, worstBound float64
+		for i := 0; i < n; i++ {
+			sum, bound := 0.0, dist(u, t, i)+1e-12*(u.mag.Tensor(t)[i]+1)
+			for _, s := range sides[1:] {
+				g := s.got.Tensor(t)
+				if len(g) != n {
+					return []Failure{{Check: CheckShape, Tensor: t, Count: 1, Detail: "rank result has the wrong length"}}, nil
+				}
+				sum += float64(g[i])
+				bound += dist(s, t, i)
+			}
+			want := float64(u.got.Tensor(t)[i])
+			if math.IsNaN(bound) { // some side unconstrained (overflow): nothing to compare
+				continue
+			}
+			if d := math.Abs(sum - want); !(d <= bound) {
+				bad++
+				if q := d / bound; worst < 0 || q > worstRatio || math.IsNaN(d) {
+					worst, worstRatio, worstSum, worstWant, worstBound = i, q, sum, want, bound
+				}
+			}
+		}
+		if bad > 0 {
+			fs = append(fs, Failure{Check: CheckBound, Tensor: t, Count: bad, Worst: Locate(unsplit, p, t, worst),
+				Got: worstSum, Want: worstWant, Bound: worstBound, Ratio: worstRatio,
+				Detail: fmt.Sprintf("sum over %d ranks vs the unsplit layer", len(ranks))})
+		}
+	}
+	return fs, nil
+}

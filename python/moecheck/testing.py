@@ -1,0 +1,42 @@
+"""Targets for protocol tests (``callable:moecheck.testing:<name>``); not MoE paths.
+
+- ``echo``: returns the inputs' bits as the results: y = hidden_states, dX = dY, dW1 = W1,
+  dW2 = W2, d_rw = the routing weights (dB1 = B1, dB2 = B2 with bias). A test that sends a case
+  through a client and compares these bit for bit checks the codec both ways (NaN payloads too).
+- ``raises``: raises ValueError (the "raised" error kind; the worker must stay alive).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class _Echo(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, rw, w1, w2, b1, b2):  # type: ignore[override]
+        ctx.save_for_backward(rw, w1, w2, b1, b2)
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        rw, w1, w2, b1, b2 = ctx.saved_tensors
+        c = lambda t: t.clone() if t.numel() else None  # noqa: E731
+        return g.clone(), rw.clone(), w1.clone(), w2.clone(), c(b1), c(b2)
+
+
+def echo(self, hidden_states, top_k_index, top_k_weights):
+    e = torch.empty(0, dtype=hidden_states.dtype, device=hidden_states.device)
+    b1 = self.gate_up_proj_bias if self.has_bias else e
+    b2 = self.down_proj_bias if self.has_bias else e
+    return _Echo.apply(hidden_states, top_k_weights, self.gate_up_proj, self.down_proj, b1, b2)
+
+
+def raises(self, hidden_states, top_k_index, top_k_weights):
+    raise ValueError("moecheck.testing.raises: raised on purpose")
+
+
+def aligned(self, hidden_states, top_k_index, top_k_weights):
+    return echo(self, hidden_states, top_k_index, top_k_weights)
+
+
+aligned.moecheck_capabilities = {"align": {"bf16": {"h": 8, "i": 8}, "fp16": {"h": 8, "i": 8}, "fp32": {"h": 8, "i": 8}}}

@@ -1,0 +1,241 @@
+"""The moecheck worker for PyTorch targets: ``python3 -m moecheck.worker --target NAME``.
+
+Serves the worker protocol (docs/gpu.md, docs/python.md) on stdin/stdout: a hello with the
+target's capabilities (version 2) or the version-1 hello (``--protocol 1``), then one result or
+error per run request. A Python exception in the target answers an error of kind ``raised``
+(version 2) with the exception and its traceback, and the worker goes on; a CUDA fault (the
+context is lost) answers ``crash`` and exits with status 3. File descriptor 1 is moved to
+stderr at start-up, so prints of the code under test cannot corrupt the frames.
+
+Exit status: 0 after bye or EOF, 2 usage (a target that does not resolve), 3 internal or
+device error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from typing import Any, BinaryIO, Dict, List, Optional
+
+import torch
+
+from . import caps as capsmod
+from . import poison, protocol, targets, triage
+from .protocol import Frame, ProtocolError
+
+
+def _device_description(device: torch.device) -> str:
+    v = f"torch {torch.__version__}"
+    try:
+        import transformers
+
+        v += f", transformers {transformers.__version__}"
+    except ImportError:
+        pass
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        return f"{p.name} (sm_{p.major}{p.minor}), {v}"
+    return f"cpu, {v}"
+
+
+def _probe_case(h: protocol.CaseHeader) -> protocol.Case:
+    g = torch.Generator().manual_seed(1)
+    d = targets.DTYPES[h.dtype]
+    t: Dict[str, torch.Tensor] = {}
+    for name, (dt, shape) in protocol.expected_inputs(h).items():
+        if dt == "i32":
+            ids = torch.arange(h.t * h.k, dtype=torch.int32).reshape(h.t, h.k) % (h.e + 1)
+            t[name] = ids
+        elif dt == "i64":
+            t[name] = torch.zeros(shape, dtype=torch.int64)
+        else:
+            t[name] = (torch.randn(shape, generator=g) * 0.5).to(d)
+    return protocol.Case(h, protocol.Options(), t)
+
+
+def probe(target: targets.Target, device: torch.device, method: str, log: BinaryIO) -> Dict[str, Any]:
+    """The target's capabilities, narrowed by running one tiny case per dtype and variant:
+    a combination that raises is left out (and said on stderr)."""
+    caps = dict(target.capabilities)
+    caps["poisons"] = [p for p in poison.policies_of(method)]
+    keep_dt, keep_var = set(), []
+    for v in caps["variants"]:
+        ok_any = False
+        for dt in caps["dtypes"]:
+            al = caps.get("align", {}).get(dt, {})
+            h = protocol.CaseHeader(t=3, h=max(8, int(al.get("h", 1) or 1)), i=max(8, int(al.get("i", 1) or 1)), e=2, k=2,
+                                    act=v["act"], layout=v["layout"], dtype=dt, bias=bool(v["bias"]))
+            try:
+                targets.run_case(target, _probe_case(h), device, "none")
+                keep_dt.add(dt)
+                ok_any = True
+            except Exception as e:  # the combination is not supported by this target here
+                log.write(f"moecheck.worker: probe {dt} {v['act']}/{v['layout']}/bias={v['bias']}: "
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n")
+        if ok_any:
+            keep_var.append(v)
+    caps["dtypes"] = [d for d in caps["dtypes"] if d in keep_dt]
+    caps["variants"] = keep_var
+    return caps
+
+
+def _is_device_fault(e: BaseException, device: torch.device) -> bool:
+    if device.type != "cuda":
+        return False
+    s = str(e)
+    return any(k in s for k in ("illegal memory access", "CUDA error", "device-side assert", "unspecified launch failure",
+                                "misaligned address", "illegal instruction"))
+
+
+def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.device, method: str,
+          version: int, caps: Dict[str, Any], log) -> int:
+    hello: Dict[str, Any] = {"type": "hello", "proto": protocol.PROTO, "version": version,
+                             "backend": target.name, "device": f"{_device_description(device)}; poisoning: {method}"}
+    if version >= 2:
+        hello["capabilities"] = caps
+    protocol.write_frame(wout, Frame(hello))
+    while True:
+        try:
+            f = protocol.read_frame(rin)
+        except ProtocolError as e:
+            log.write(f"moecheck.worker: malformed frame: {e}\n")
+            return 3
+        if f is None:
+            return 0
+        typ = f.header.get("type")
+        rid = f.header.get("id", 0)
+        if typ == "bye":
+            return 0
+        if typ != "run":
+            protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, f"unknown message type {typ!r}"))
+            continue
+        try:
+            c = protocol.decode_request(f)
+        except ProtocolError as e:
+            protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, str(e)))
+            continue
+        f.payload = b""
+        why = capsmod.check(caps, c.header, c.options)
+        if why is not None:
+            kind = protocol.KIND_UNSUPPORTED if version >= 2 else protocol.KIND_BAD_REQUEST
+            protocol.write_frame(wout, protocol.error_frame(rid, kind, why))
+            continue
+        want_triage = bool(c.options.stages or f.header.get("options", {}).get("triage"))
+        t0 = time.perf_counter()
+        try:
+            extra: Dict[str, Any] = {}
+            if want_triage:
+                rep = _traced(target, c, device, method)
+                extra["triage"] = rep
+            results = targets.run_case(target, c, device, method)
+            extra["elapsed_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
+            protocol.write_frame(wout, protocol.encode_result(rid, c.header, results, extra if version >= 2 else None))
+        except _OOM as e:
+            _release(method)
+            protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_OOM, f"{type(e).__name__}: {e}"))
+        except Exception as e:
+            tb = traceback.format_exc()
+            log.write(tb)
+            if _is_device_fault(e, device):
+                protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_CRASH, f"{type(e).__name__}: {e}\n{tb}"))
+                return 3
+            if version >= 2:
+                protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_RAISED, f"{type(e).__name__}: {e}",
+                                                                {"traceback": tb}))
+            else:
+                # Version 1 has no "raised": report a crash and exit, as a version-1 worker must.
+                protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_CRASH, f"{type(e).__name__}: {e}\n{tb}"))
+                return 3
+
+
+_OOM = getattr(torch.cuda, "OutOfMemoryError", MemoryError)
+
+
+def _traced(target: targets.Target, c: protocol.Case, device: torch.device, method: str) -> str:
+    """One extra pass of the case under the op recorder (same poison), as text."""
+    h = c.header
+    dt = targets.DTYPES[h.dtype]
+    m = target.module(h, device)
+    targets.load_module(m, c, device)
+    x = c.tensors["x"].to(device).detach().clone().requires_grad_(True)
+    ids = c.tensors["ids"].to(device=device, dtype=torch.int64)
+    rw = c.tensors["rw"].to(device).detach().clone().requires_grad_(True)
+    dy = c.tensors["dy"].to(device)
+    with poison.poisoned(method, c.options.poison, dt):
+        rep = triage.trace(lambda: target.fn(m, x, ids, rw), lambda y: y.backward(dy.to(y.dtype)) if y.requires_grad else None)
+    for p in m.parameters():
+        p.grad = None
+    return rep.text()
+
+
+def _release(method: str) -> None:
+    a = poison.installed()
+    if a is not None:
+        a.release_cached()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python3 -m moecheck.worker", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--target", required=True, help="transformers:<impl> | callable:<module>:<function> | ledger:<entry>")
+    ap.add_argument("--device", default="", help="torch device (default cuda if available, else cpu)")
+    ap.add_argument("--poison-method", default="auto", choices=["auto", "allocator", "fill-uninitialized", "dispatch", "none"],
+                    help="how allocations are poisoned (auto: allocator on CUDA, dispatch on CPU)")
+    ap.add_argument("--protocol", type=int, default=protocol.VERSION, choices=list(protocol.SUPPORTED_VERSIONS),
+                    help="protocol version to speak (1: no capabilities, no 'raised' error kind)")
+    ap.add_argument("--no-probe", action="store_true", help="claim the target's declared capabilities without probing")
+    args = ap.parse_args(argv)
+
+    # Frames go to the original stdout; fd 1 becomes stderr so nothing else can write there.
+    wout = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    rin = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
+    log = sys.stderr
+
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    method = args.poison_method
+    if method == "auto":
+        method = "allocator" if dev.type == "cuda" else "dispatch"
+    try:
+        if method == "allocator":
+            if dev.type != "cuda":
+                raise RuntimeError("--poison-method allocator needs a CUDA device")
+            try:
+                poison.install_allocator()  # before the first CUDA allocation
+            except Exception as e:
+                if args.poison_method != "auto" or "fill-uninitialized" not in poison.methods_available(dev.type):
+                    raise
+                # auto: say so and fall back to torch's own NaN fill (policies zeros and nan only)
+                log.write(f"moecheck.worker: poisoning allocator unavailable ({type(e).__name__}: {e}); "
+                          "falling back to fill-uninitialized (nan only)\n")
+                method = "fill-uninitialized"
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        target = targets.resolve(args.target, dev)
+    except targets.TargetError as e:
+        log.write(f"moecheck.worker: {e}\n")
+        return 2
+    except Exception as e:
+        log.write(f"moecheck.worker: start-up failed: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+        return 3
+    caps = dict(target.capabilities)
+    caps["poisons"] = poison.policies_of(method)
+    if not args.no_probe:
+        caps = probe(target, dev, method, log)
+    log.flush()
+    try:
+        return serve(target, rin, wout, dev, method, args.protocol, caps, log)
+    except BrokenPipeError:
+        return 0
+    except Exception as e:
+        log.write(f"moecheck.worker: internal error: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
