@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/worker"
@@ -101,8 +102,14 @@ func checkDTypes(b gpu.Backend, dts []moe.DType) error {
 }
 
 // stderrNote is the tail of a worker's stderr as lines to append to an error ("" when empty).
+// The worker writes its stderr before its hello, but the copy of the stderr pipe runs apart
+// from the frames and may lag the hello: on this error path it is given up to a second.
 func stderrNote(b gpu.Backend) string {
 	t := strings.TrimSpace(worker.StderrTail(b))
+	for deadline := time.Now().Add(time.Second); t == "" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		t = strings.TrimSpace(worker.StderrTail(b))
+	}
 	if t == "" {
 		return ""
 	}
