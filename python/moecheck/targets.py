@@ -6,6 +6,7 @@
   Qwen3MoeExperts for SwiGLU, standard layout, no bias; GptOssConfig → GptOssExperts for the
   interleaved clamped activation, transposed layout, biases) with the case's small dimensions
   and ``config._experts_implementation = <name>``: the library's own dispatch and glue code.
+  A case holding sentinel ids runs on a module marked expert-parallel (expert_parallel).
 - ``callable:<module>:<function>``: a user's function ``(self, hidden_states, top_k_index,
   top_k_weights)`` run on moecheck.experts.Experts. The function may carry
   ``moecheck_capabilities`` (a dict merged into the defaults, e.g. {"dtypes": ["bf16"]}).
