@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/worker"
@@ -76,10 +77,19 @@ func writeWorkerNotes(w io.Writer, b gpu.Backend, indent string) {
 }
 
 // checkDTypes refuses a --dtype list the backend supports none of (a usage error, rather than
-// a run whose every case is unsupported).
+// a run whose every case is unsupported), and a worker that declares no dtype or variant at all
+// (its start-up probe dropped every combination: an internal or device error of the worker).
+// Both errors carry the tail of the worker's stderr, where the probe says why.
 func checkDTypes(b gpu.Backend, dts []moe.DType) error {
 	c := worker.CapabilitiesOf(b)
-	if c == nil || len(dts) == 0 {
+	if c == nil {
+		return nil
+	}
+	if len(c.DTypes) == 0 || len(c.Variants) == 0 {
+		return internalErr(fmt.Errorf("the worker declares no dtype or no variant (its start-up probe dropped every combination)%s",
+			stderrNote(b)))
+	}
+	if len(dts) == 0 {
 		return nil
 	}
 	for _, d := range dts {
@@ -87,5 +97,25 @@ func checkDTypes(b gpu.Backend, dts []moe.DType) error {
 			return nil
 		}
 	}
-	return usageErr("--dtype: the backend supports none of these dtypes (it supports %s)", strings.Join(c.DTypes, ", "))
+	return usageErr("--dtype: the backend supports none of these dtypes (it supports %s)%s", strings.Join(c.DTypes, ", "),
+		stderrNote(b))
+}
+
+// stderrNote is the tail of a worker's stderr as lines to append to an error ("" when empty).
+// The worker writes its stderr before its hello, but the copy of the stderr pipe runs apart
+// from the frames and may lag the hello: on this error path it is given up to a second.
+func stderrNote(b gpu.Backend) string {
+	t := strings.TrimSpace(worker.StderrTail(b))
+	for deadline := time.Now().Add(time.Second); t == "" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		t = strings.TrimSpace(worker.StderrTail(b))
+	}
+	if t == "" {
+		return ""
+	}
+	lines := strings.Split(t, "\n")
+	if len(lines) > 12 {
+		lines = lines[len(lines)-12:]
+	}
+	return fmt.Sprintf("\nworker stderr (last %d lines):\n  | %s", len(lines), strings.Join(lines, "\n  | "))
 }

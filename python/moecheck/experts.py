@@ -2,7 +2,9 @@
 
 ``callable:`` targets and the ledger run on it: ``gate_up_proj`` (E×2I×H, or E×H×2I when
 ``is_transposed``), ``down_proj`` (E×H×I, or E×I×H), optional ``gate_up_proj_bias`` (E×2I) and
-``down_proj_bias`` (E×H), ``num_experts``, ``has_bias``, ``is_transposed``, ``act_fn``,
+``down_proj_bias`` (E×H), ``num_experts``, ``has_bias``, ``is_transposed``, ``has_gate`` (always
+true: gated experts), ``is_concatenated`` (gate and up as two halves; false for gpt-oss's
+interleaved columns), ``act_fn``,
 ``_apply_gate`` (SwiGLU on the halves, or gpt-oss's interleaved clamped gate with ``alpha``
 1.702 and ``limit`` 7.0), the way transformers' Qwen3-MoE and gpt-oss experts define them.
 A function written against transformers' experts interface runs on it unchanged.
@@ -29,6 +31,9 @@ class Experts(nn.Module):
         self.intermediate_dim = I
         self.is_transposed = transposed
         self.has_bias = bias
+        # transformers 5.17's experts functions read these (use_experts_implementation sets them).
+        self.has_gate = True
+        self.is_concatenated = act != "gptoss"
         self.act = act
         self.alpha = 1.702
         self.limit = 7.0

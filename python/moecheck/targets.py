@@ -6,6 +6,7 @@
   Qwen3MoeExperts for SwiGLU, standard layout, no bias; GptOssConfig → GptOssExperts for the
   interleaved clamped activation, transposed layout, biases) with the case's small dimensions
   and ``config._experts_implementation = <name>``: the library's own dispatch and glue code.
+  A case holding sentinel ids runs on a module marked expert-parallel (expert_parallel).
 - ``callable:<module>:<function>``: a user's function ``(self, hidden_states, top_k_index,
   top_k_weights)`` run on moecheck.experts.Experts. The function may carry
   ``moecheck_capabilities`` (a dict merged into the defaults, e.g. {"dtypes": ["bf16"]}).
@@ -40,20 +41,35 @@ class TargetError(Exception):
 class Target:
     name: str
     fn: Callable
-    # build(header, dtype, device) → experts module for a case
-    build: Callable[[CaseHeader, torch.dtype, torch.device], torch.nn.Module]
+    # build(header, dtype, device, ep) → experts module for a case (ep: mark it expert-parallel)
+    build: Callable[[CaseHeader, torch.dtype, torch.device, bool], torch.nn.Module]
     capabilities: Dict[str, Any] = field(default_factory=dict)
     _modules: Dict[Tuple, torch.nn.Module] = field(default_factory=dict)
 
-    def module(self, h: CaseHeader, device: torch.device) -> torch.nn.Module:
-        key = (h.act, h.layout, h.bias, h.e, h.h, h.i, h.k, h.dtype, h.ep_world > 1)
+    def module(self, h: CaseHeader, device: torch.device, ep: Optional[bool] = None) -> torch.nn.Module:
+        """The experts module for a case's sizes; ep (default: h.ep_world > 1) says whether it
+        is presented as an expert-parallel rank (see expert_parallel)."""
+        ep = h.ep_world > 1 if ep is None else ep
+        key = (h.act, h.layout, h.bias, h.e, h.h, h.i, h.k, h.dtype, ep)
         m = self._modules.get(key)
         if m is None:
             if len(self._modules) > 64:
                 self._modules.clear()
-            m = self.build(h, DTYPES[h.dtype], device)
+            m = self.build(h, DTYPES[h.dtype], device, ep)
             self._modules[key] = m
         return m
+
+
+def expert_parallel(c: Case) -> bool:
+    """Whether a case is an expert-parallel rank's view: EP world > 1, or any sentinel id
+    (id E) in top_k_index. transformers produces sentinel ids only under expert parallelism
+    (RouterParallel relabels the other ranks' slots), and since #48201 its experts paths
+    handle them only when expert parallelism is on; a case with sentinel ids is therefore run
+    on a module marked expert-parallel, whatever its EP world says."""
+    if c.header.ep_world > 1:
+        return True
+    ids = c.tensors.get("ids")
+    return ids is not None and bool((ids >= c.header.e).any())
 
 
 def _base_caps(contract: str = "torch") -> Dict[str, Any]:
@@ -71,7 +87,7 @@ def _base_caps(contract: str = "torch") -> Dict[str, Any]:
     }
 
 
-def _plain_build(h: CaseHeader, dtype: torch.dtype, device: torch.device) -> torch.nn.Module:
+def _plain_build(h: CaseHeader, dtype: torch.dtype, device: torch.device, ep: bool = False) -> torch.nn.Module:
     return Experts(h.e, h.h, h.i, act=h.act, transposed=h.layout == "transposed", bias=h.bias,
                    dtype=dtype, device=device)
 
@@ -97,8 +113,8 @@ def _experts_class(mod: Any, name: str) -> Any:
     return cls
 
 
-def _transformers_build(impl: str) -> Callable[[CaseHeader, torch.dtype, torch.device], torch.nn.Module]:
-    def build(h: CaseHeader, dtype: torch.dtype, device: torch.device) -> torch.nn.Module:
+def _transformers_build(impl: str) -> Callable[[CaseHeader, torch.dtype, torch.device, bool], torch.nn.Module]:
+    def build(h: CaseHeader, dtype: torch.dtype, device: torch.device, ep: bool = False) -> torch.nn.Module:
         if h.act == "swiglu":
             from transformers import Qwen3MoeConfig
             from transformers.models.qwen3_moe import modeling_qwen3_moe as mm
@@ -114,7 +130,7 @@ def _transformers_build(impl: str) -> Callable[[CaseHeader, torch.dtype, torch.d
                                num_experts_per_tok=h.k)
             cls = _experts_class(mm, "GptOssExperts")
         _set_impl(cfg, impl)
-        if h.ep_world > 1:
+        if ep:
             _mark_expert_parallel(cfg)
         m = cls(cfg)
         return m.to(device=device, dtype=dtype)
@@ -249,7 +265,7 @@ def run_case(target: Target, c: Case, device: torch.device, method: str) -> Dict
     case dtype (CPU): y, dx, dw1, dw2, drw (and db1, db2 with bias)."""
     h = c.header
     dt = DTYPES[h.dtype]
-    m = target.module(h, device)
+    m = target.module(h, device, expert_parallel(c))
     load_module(m, c, device)
     x = c.tensors["x"].to(device).detach().clone().requires_grad_(True)
     ids = c.tensors["ids"].to(device=device, dtype=torch.int64)

@@ -4,6 +4,9 @@
   dW2 = W2, d_rw = the routing weights (dB1 = B1, dB2 = B2 with bias). A test that sends a case
   through a client and compares these bit for bit checks the codec both ways (NaN payloads too).
 - ``raises``: raises ValueError (the "raised" error kind; the worker must stay alive).
+- ``rejects_sentinels``: ``echo``, after a one-hot over E classes that raises on a sentinel id
+  (id E), as transformers 5.17's eager experts do: the start-up probe must keep its dtypes and
+  variants (it probes without sentinels), and cases with sentinels must fail as raised.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ def echo(self, hidden_states, top_k_index, top_k_weights):
 
 def raises(self, hidden_states, top_k_index, top_k_weights):
     raise ValueError("moecheck.testing.raises: raised on purpose")
+
+
+def rejects_sentinels(self, hidden_states, top_k_index, top_k_weights):
+    torch.nn.functional.one_hot(top_k_index, num_classes=self.num_experts)  # raises on id E
+    return echo(self, hidden_states, top_k_index, top_k_weights)
 
 
 def aligned(self, hidden_states, top_k_index, top_k_weights):

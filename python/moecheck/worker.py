@@ -41,13 +41,14 @@ def _device_description(device: torch.device) -> str:
     return f"cpu, {v}"
 
 
-def _probe_case(h: protocol.CaseHeader) -> protocol.Case:
+def _probe_case(h: protocol.CaseHeader, sentinels: bool = True) -> protocol.Case:
+    """A small deterministic case of header h; sentinels: some slots carry the sentinel id E."""
     g = torch.Generator().manual_seed(1)
     d = targets.DTYPES[h.dtype]
     t: Dict[str, torch.Tensor] = {}
     for name, (dt, shape) in protocol.expected_inputs(h).items():
         if dt == "i32":
-            ids = torch.arange(h.t * h.k, dtype=torch.int32).reshape(h.t, h.k) % (h.e + 1)
+            ids = torch.arange(h.t * h.k, dtype=torch.int32).reshape(h.t, h.k) % (h.e + 1 if sentinels else h.e)
             t[name] = ids
         elif dt == "i64":
             t[name] = torch.zeros(shape, dtype=torch.int64)
@@ -56,29 +57,60 @@ def _probe_case(h: protocol.CaseHeader) -> protocol.Case:
     return protocol.Case(h, protocol.Options(), t)
 
 
+def _where(e: BaseException) -> str:
+    """file:line of the innermost frame that raised e (for the probe's log)."""
+    tb = traceback.extract_tb(e.__traceback__)
+    if not tb:
+        return "?"
+    f = tb[-1]
+    return f"{f.filename}:{f.lineno} ({f.name}: {(f.line or '').strip()})"
+
+
+class ProbeError(Exception):
+    """The start-up probe hit a device fault (the worker cannot go on)."""
+
+
 def probe(target: targets.Target, device: torch.device, method: str, log: BinaryIO) -> Dict[str, Any]:
     """The target's capabilities, narrowed by running one tiny case per dtype and variant:
-    a combination that raises is left out (and said on stderr)."""
+    a combination that raises is left out, and stderr says which and why (exception, message,
+    the line that raised). The probe case routes every slot to a local expert (no sentinel
+    ids): what a target does with sentinels is a property the check tests, not a capability;
+    a target that raises on them fails those cases (kind raised) instead of vanishing here."""
     caps = dict(target.capabilities)
     caps["poisons"] = [p for p in poison.policies_of(method)]
     keep_dt, keep_var = set(), []
+    dropped = 0
     for v in caps["variants"]:
         ok_any = False
         for dt in caps["dtypes"]:
             al = caps.get("align", {}).get(dt, {})
             h = protocol.CaseHeader(t=3, h=max(8, int(al.get("h", 1) or 1)), i=max(8, int(al.get("i", 1) or 1)), e=2, k=2,
                                     act=v["act"], layout=v["layout"], dtype=dt, bias=bool(v["bias"]))
+            what = f"{dt} {v['act']}/{v['layout']}/bias={int(bool(v['bias']))}"
             try:
-                targets.run_case(target, _probe_case(h), device, "none")
+                targets.run_case(target, _probe_case(h, sentinels=False), device, "none")
                 keep_dt.add(dt)
                 ok_any = True
             except Exception as e:  # the combination is not supported by this target here
-                log.write(f"moecheck.worker: probe {dt} {v['act']}/{v['layout']}/bias={v['bias']}: "
-                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n")
+                if _is_device_fault(e, device):
+                    # The CUDA context is lost: every later combination would fail too and be
+                    # dropped for the wrong reason (how transformers:eager once lost all of them).
+                    raise ProbeError(f"probe {target.name} {what}: device fault, the CUDA context is lost: "
+                                     f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                                     f"[raised at {_where(e)}]") from e
+                dropped += 1
+                msg = " | ".join(l.strip() for l in str(e).splitlines() if l.strip())[:400]
+                log.write(f"moecheck.worker: probe {target.name} {what}: dropped: {type(e).__name__}: {msg} "
+                          f"[raised at {_where(e)}]\n")
         if ok_any:
             keep_var.append(v)
     caps["dtypes"] = [d for d in caps["dtypes"] if d in keep_dt]
     caps["variants"] = keep_var
+    if dropped:
+        kept = ", ".join(caps["dtypes"]) or "none"
+        log.write(f"moecheck.worker: probe {target.name}: {dropped} dtype x variant combination(s) dropped; "
+                  f"dtypes kept: {kept}; variants kept: "
+                  f"{', '.join(v['act'] + '/' + v['layout'] for v in keep_var) or 'none'}\n")
     return caps
 
 
@@ -158,7 +190,7 @@ def _traced(target: targets.Target, c: protocol.Case, device: torch.device, meth
     """One extra pass of the case under the op recorder (same poison), as text."""
     h = c.header
     dt = targets.DTYPES[h.dtype]
-    m = target.module(h, device)
+    m = target.module(h, device, targets.expert_parallel(c))
     targets.load_module(m, c, device)
     x = c.tensors["x"].to(device).detach().clone().requires_grad_(True)
     ids = c.tensors["ids"].to(device=device, dtype=torch.int64)
@@ -228,7 +260,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     caps = dict(target.capabilities)
     caps["poisons"] = poison.policies_of(method)
     if not args.no_probe:
-        caps = probe(target, dev, method, log)
+        try:
+            caps = probe(target, dev, method, log)
+        except ProbeError as e:
+            log.write(f"moecheck.worker: {e}\n")
+            return 3
     log.flush()
     try:
         return serve(target, rin, wout, dev, method, args.protocol, caps, log)

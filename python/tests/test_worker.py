@@ -42,6 +42,7 @@ class WorkerClient:
         self.p.stdin.close()
         rc = self.p.wait(timeout=60)
         self.p.stdout.close()
+        self.stderr = self.p.stderr.read().decode(errors="replace")
         self.p.stderr.close()
         return rc
 
@@ -91,6 +92,31 @@ class WorkerProtocolTest(unittest.TestCase):
                 self.assertIn("Traceback", r.header["traceback"])
         finally:
             self.assertEqual(w.close(), 0)
+
+    def test_probe_ignores_sentinels_and_says_why(self):
+        # probe-sentinels: a target that raises on sentinel ids (transformers 5.17's eager) keeps
+        # its dtypes and variants (the probe once used sentinel ids and dropped them all), and
+        # the sentinel cases fail as raised.
+        w = WorkerClient("--target", "callable:moecheck.testing:rejects_sentinels")
+        try:
+            caps = w.hello.header["capabilities"]
+            self.assertIn("fp32", caps["dtypes"])
+            self.assertEqual(len(caps["variants"]), 2)
+            h = P.CaseHeader(t=2, h=4, i=2, e=2, k=2, dtype="fp32")
+            r = w.run(1, h, P.Options(), case(h).tensors)
+            self.assertEqual(r.header["kind"], "raised")
+        finally:
+            self.assertEqual(w.close(), 0)
+        # probe-reasons: a combination dropped is named on stderr with the exception and the line.
+        w = WorkerClient("--target", "callable:moecheck.testing:raises")
+        try:
+            self.assertEqual(w.hello.header["capabilities"]["dtypes"], [])
+        finally:
+            w.close()
+        err = w.stderr
+        self.assertIn("probe callable:moecheck.testing:raises fp32 swiglu/standard/bias=0: dropped: ValueError: "
+                      "moecheck.testing.raises: raised on purpose [raised at ", err)
+        self.assertIn("dtypes kept: none", err)
 
     def test_protocol_1(self):
         w = WorkerClient("--target", "callable:moecheck.testing:echo", "--protocol", "1")

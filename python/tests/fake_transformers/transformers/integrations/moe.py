@@ -5,6 +5,8 @@ import torch
 
 def batched_mm_experts_forward(self, hidden_states, top_k_index, top_k_weights):
     T, K = top_k_index.shape
+    if not self.has_gate:  # read as transformers 5.17 reads it (gate_up_proj vs up_proj)
+        raise NotImplementedError("the stand-in has gated experts only")
     ids = top_k_index.reshape(-1)
     valid = ids < self.num_experts
     safe = ids.clamp(0, self.num_experts - 1)
@@ -36,13 +38,15 @@ def _default_apply_gate(self, gate_up):
     return self.act_fn(gate) * up
 
 
-def use_experts_implementation(experts_class=None, *, is_transposed=False, has_bias=False):
+def use_experts_implementation(experts_class=None, *, is_concatenated=True, is_transposed=False, has_bias=False,
+                               has_gate=True):
     def wrap(cls):
         init, fwd = cls.__init__, cls.forward
 
         def __init__(self, config, *a, **k):
             init(self, config, *a, **k)
             self.config, self.has_bias, self.is_transposed = config, has_bias, is_transposed
+            self.has_gate, self.is_concatenated = has_gate, is_concatenated
 
         def forward(self, *a, **k):
             impl = self.config._experts_implementation

@@ -6,7 +6,7 @@ from torch import nn
 from ...integrations.moe import batched_mm_experts_forward, use_experts_implementation
 
 
-@use_experts_implementation(is_transposed=True, has_bias=True)
+@use_experts_implementation(is_concatenated=False, is_transposed=True, has_bias=True)
 class GptOssExperts(nn.Module):
     def __init__(self, config):
         super().__init__()
