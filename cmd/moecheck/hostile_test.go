@@ -118,6 +118,22 @@ func TestNightlyResumeFlags(t *testing.T) {
 	}
 }
 
+// TestNightlyResumeTimeBudget: the walk-through's bare resume of a --time run (no --cases)
+// failed with "--cases 0: want at least 1": restoring the recorded default marked the flag
+// as given.
+func TestNightlyResumeTimeBudget(t *testing.T) {
+	results := filepath.Join(t.TempDir(), "r.jsonl")
+	code, out, errs := run(t, nil, "nightly", "--time", "1s", "--presets", "none", "--corpus", "none",
+		"--properties", "matches", "--results", results)
+	if code != 0 {
+		t.Fatalf("first run: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = run(t, nil, "nightly", "--resume", "--results", results)
+	if code != 0 {
+		t.Fatalf("bare resume of a --time run: exit %d, want 0\n%s\n%s", code, out, errs)
+	}
+}
+
 // TestRefInterrupted: ref ignored SIGINT and SIGTERM (ran on and exited 0).
 func TestRefInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())

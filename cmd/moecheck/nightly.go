@@ -155,6 +155,9 @@ func restoreFlags(cmd *cobra.Command, path string) error {
 			}
 			continue
 		}
+		if v == f.DefValue {
+			continue // the default: setting it would mark the flag as given (--cases 0 is refused)
+		}
 		if err := fl.Set(name, v); err != nil {
 			return usageErr("%s: recorded --%s %q: %v", path, name, v, err)
 		}
