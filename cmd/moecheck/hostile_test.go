@@ -134,6 +134,16 @@ func TestNightlyResumeTimeBudget(t *testing.T) {
 	}
 }
 
+// TestNightlyCorpusMissing: a --corpus path that does not exist (a typo) was skipped with a
+// warning and the run passed with no corpus case.
+func TestNightlyCorpusMissing(t *testing.T) {
+	results := filepath.Join(t.TempDir(), "r.jsonl")
+	code, out, errs := run(t, nil, "nightly", "--cases", "1", "--presets", "none", "--corpus", "no/such/dir", "--results", results)
+	if code != exitUsage || !strings.Contains(errs, "--corpus no/such/dir") {
+		t.Fatalf("exit %d, want 2 naming the missing corpus path:\n%s\n%s", code, out, errs)
+	}
+}
+
 // TestRefInterrupted: ref ignored SIGINT and SIGTERM (ran on and exited 0).
 func TestRefInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -224,6 +224,9 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		var paths []string
 		for _, p := range strings.Split(f.corpus, ",") {
 			if _, err := os.Stat(p); err != nil {
+				if cmd.Flags().Changed("corpus") {
+					return usageErr("--corpus %s: %v (give existing files or directories, or none)", p, err)
+				}
 				fmt.Fprintf(a.stderr, "moecheck nightly: corpus %s: not found, skipped\n", p)
 				continue
 			}
