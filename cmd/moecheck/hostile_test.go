@@ -144,6 +144,25 @@ func TestNightlyCorpusMissing(t *testing.T) {
 	}
 }
 
+// TestNegativeMaxShrinks: --max-shrinks -5 was accepted silently.
+func TestNegativeMaxShrinks(t *testing.T) {
+	results := filepath.Join(t.TempDir(), "r.jsonl")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"check", []string{"check", "--cases", "1", "--max-shrinks", "-5"}},
+		{"nightly", []string{"nightly", "--cases", "1", "--presets", "none", "--corpus", "none", "--results", results, "--max-shrinks", "-5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := run(t, nil, tc.args...)
+			if code != exitUsage || !strings.Contains(errs, "--max-shrinks -5") {
+				t.Fatalf("exit %d, want 2 naming --max-shrinks -5:\n%s\n%s", code, out, errs)
+			}
+		})
+	}
+}
+
 // TestRefInterrupted: ref ignored SIGINT and SIGTERM (ran on and exited 0).
 func TestRefInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -214,6 +214,9 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 	if f.widePct < 0 || f.widePct > 100 {
 		return usageErr("--wide-pct %d: a percentage, in [0, 100]", f.widePct)
 	}
+	if f.maxShrinks < 0 {
+		return usageErr("--max-shrinks %d: must not be negative (leave the flag out for 400)", f.maxShrinks)
+	}
 	if f.cases < 0 || f.budget < 0 || f.presetT < 0 || f.presetMem <= 0 || f.presetScale < 1 {
 		return usageErr("--cases, --time and --preset-tokens must not be negative, --preset-mem and --preset-scale must be positive")
 	}
