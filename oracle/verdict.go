@@ -112,6 +112,9 @@ func (f Failure) Stage() (stage moe.Stage, local bool) {
 }
 
 func (f Failure) String() string {
+	if f.Check == CheckCaseError && f.Detail != "" {
+		return f.Detail // no element, location or value: the case did not run to the end
+	}
 	s := fmt.Sprintf("%s %s: %d element(s); worst %s got %s want %s ± %s", f.Check, f.TensorName(), f.Count, f.Worst,
 		fmtF(f.Got), fmtF(f.Want), fmtF(f.Bound))
 	if f.Detail != "" {

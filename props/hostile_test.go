@@ -93,3 +93,23 @@ func TestShrinkStopsAtFirstTimeout(t *testing.T) {
 		t.Fatalf("%d backend runs (timeouts) while shrinking, want 1", n)
 	}
 }
+
+// TestRunHangCostsOneTimeout: a random case that hung was run again by the shrinker to
+// reproduce it, a second full case timeout (10 minutes by default) for nothing to shrink.
+func TestRunHangCostsOneTimeout(t *testing.T) {
+	b := &hangs{Backend: sim.New(sim.Options{})}
+	m, err := ByName("matches")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), RunConfig{Env: &Env{Backend: b}, Cases: 1, Properties: []Property{m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Failures) != 1 {
+		t.Fatalf("%d failures, want the hang as 1", len(rep.Failures))
+	}
+	if n := b.calls.Load(); n != 1 {
+		t.Fatalf("%d backend runs (timeouts) for one hanging case, want 1", n)
+	}
+}

@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 			return rep, err
 		}
 		cr.Index = i
-		if !cr.Pass && !cfg.NoShrink {
+		if !cr.Pass && !cfg.NoShrink && !timedOut(cr.Failed) { // a hang: reproducing it costs another timeout
 			sh, err := ShrinkFailure(ctx, cfg.Env, cr.Failed.Property, spec, shrinker, cfg.MaxShrinks)
 			if err != nil {
 				return rep, err
@@ -297,4 +297,9 @@ func (p Property) failsOn(ctx context.Context, env *Env, t Trial) (*Outcome, err
 		return nil, err
 	}
 	return o, nil
+}
+
+// timedOut reports whether a failing outcome is a case the backend did not finish in time.
+func timedOut(o *Outcome) bool {
+	return o != nil && o.Verdict != nil && o.Verdict.CaseError != nil && o.Verdict.CaseError.Kind == gpu.TimedOut
 }

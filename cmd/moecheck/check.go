@@ -108,6 +108,9 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	if f.widePct < 0 || f.widePct > 100 {
 		return usageErr("--wide-pct %d: a percentage, in [0, 100]", f.widePct)
 	}
+	if f.maxShrinks < 0 {
+		return usageErr("--max-shrinks %d: must not be negative (leave the flag out for 400)", f.maxShrinks)
+	}
 	if n := max(f.cases, 1); f.start > math.MaxInt-n {
 		return usageErr("--start %d with --cases %d: case indices past %d", f.start, f.cases, math.MaxInt)
 	}

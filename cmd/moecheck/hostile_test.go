@@ -118,6 +118,87 @@ func TestNightlyResumeFlags(t *testing.T) {
 	}
 }
 
+// TestNightlyResumeTimeBudget: the walk-through's bare resume of a --time run (no --cases)
+// failed with "--cases 0: want at least 1": restoring the recorded default marked the flag
+// as given.
+func TestNightlyResumeTimeBudget(t *testing.T) {
+	results := filepath.Join(t.TempDir(), "r.jsonl")
+	code, out, errs := run(t, nil, "nightly", "--time", "1s", "--presets", "none", "--corpus", "none",
+		"--properties", "matches", "--results", results)
+	if code != 0 {
+		t.Fatalf("first run: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = run(t, nil, "nightly", "--resume", "--results", results)
+	if code != 0 {
+		t.Fatalf("bare resume of a --time run: exit %d, want 0\n%s\n%s", code, out, errs)
+	}
+}
+
+// TestNightlyCorpusMissing: a --corpus path that does not exist (a typo) was skipped with a
+// warning and the run passed with no corpus case.
+func TestNightlyCorpusMissing(t *testing.T) {
+	results := filepath.Join(t.TempDir(), "r.jsonl")
+	code, out, errs := run(t, nil, "nightly", "--cases", "1", "--presets", "none", "--corpus", "no/such/dir", "--results", results)
+	if code != exitUsage || !strings.Contains(errs, "--corpus no/such/dir") {
+		t.Fatalf("exit %d, want 2 naming the missing corpus path:\n%s\n%s", code, out, errs)
+	}
+}
+
+// TestNegativeMaxShrinks: --max-shrinks -5 was accepted silently.
+func TestNegativeMaxShrinks(t *testing.T) {
+	results := filepath.Join(t.TempDir(), "r.jsonl")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"check", []string{"check", "--cases", "1", "--max-shrinks", "-5"}},
+		{"nightly", []string{"nightly", "--cases", "1", "--presets", "none", "--corpus", "none", "--results", results, "--max-shrinks", "-5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := run(t, nil, tc.args...)
+			if code != exitUsage || !strings.Contains(errs, "--max-shrinks -5") {
+				t.Fatalf("exit %d, want 2 naming --max-shrinks -5:\n%s\n%s", code, out, errs)
+			}
+		})
+	}
+}
+
+// TestFlagsOutOfRange: values accepted silently or replaced: report --max-plots -1 (none)
+// and 0 (became 50), ref --ep-world 0 (became 1), triage --top 0 or -1 (became 3).
+func TestFlagsOutOfRange(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"report/max-plots-negative", []string{"report", "--max-plots", "-1", "no-such.jsonl"}, "--max-plots -1"},
+		{"ref/ep-world-0", []string{"ref", "--ep-world", "0"}, "--ep-world 0"},
+		{"triage/top-0", []string{"triage", "--top", "0", "--spec", "T=1 H=1 I=1 E=1 K=1 seed=1", "--no-save"}, "--top 0"},
+		{"triage/top-negative", []string{"triage", "--top", "-1", "--spec", "T=1 H=1 I=1 E=1 K=1 seed=1", "--no-save"}, "--top -1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := run(t, nil, tc.args...)
+			if code != exitUsage || !strings.Contains(errs, tc.want) {
+				t.Fatalf("exit %d, want 2 naming %q:\n%s\n%s", code, tc.want, out, errs)
+			}
+		})
+	}
+}
+
+// TestReportMaxPlotsZero: report --max-plots 0 drew up to 50 plots (the library's default).
+func TestReportMaxPlotsZero(t *testing.T) {
+	results := filepath.Join(t.TempDir(), "r.jsonl")
+	code, out, errs := run(t, nil, "nightly", "--cases", "2", "--presets", "none", "--corpus", "none",
+		"--properties", "matches", "--faults", "mask-after-weight", "--results", results)
+	if code != exitFailures {
+		t.Fatalf("nightly: exit %d, want 1\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = run(t, nil, "report", "--max-plots", "0", results)
+	if code != 0 || !strings.Contains(out, " 0 plot(s)") {
+		t.Fatalf("exit %d, want 0 with no plots:\n%s\n%s", code, out, errs)
+	}
+}
+
 // TestRefInterrupted: ref ignored SIGINT and SIGTERM (ran on and exited 0).
 func TestRefInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())

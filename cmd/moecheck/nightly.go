@@ -155,6 +155,9 @@ func restoreFlags(cmd *cobra.Command, path string) error {
 			}
 			continue
 		}
+		if v == f.DefValue {
+			continue // the default: setting it would mark the flag as given (--cases 0 is refused)
+		}
 		if err := fl.Set(name, v); err != nil {
 			return usageErr("%s: recorded --%s %q: %v", path, name, v, err)
 		}
@@ -211,6 +214,9 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 	if f.widePct < 0 || f.widePct > 100 {
 		return usageErr("--wide-pct %d: a percentage, in [0, 100]", f.widePct)
 	}
+	if f.maxShrinks < 0 {
+		return usageErr("--max-shrinks %d: must not be negative (leave the flag out for 400)", f.maxShrinks)
+	}
 	if f.cases < 0 || f.budget < 0 || f.presetT < 0 || f.presetMem <= 0 || f.presetScale < 1 {
 		return usageErr("--cases, --time and --preset-tokens must not be negative, --preset-mem and --preset-scale must be positive")
 	}
@@ -221,6 +227,9 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		var paths []string
 		for _, p := range strings.Split(f.corpus, ",") {
 			if _, err := os.Stat(p); err != nil {
+				if cmd.Flags().Changed("corpus") {
+					return usageErr("--corpus %s: %v (give existing files or directories, or none)", p, err)
+				}
 				fmt.Fprintf(a.stderr, "moecheck nightly: corpus %s: not found, skipped\n", p)
 				continue
 			}

@@ -106,6 +106,9 @@ func (a *app) runRef(cmd *cobra.Command, f *refFlags, args []string) error {
 		}
 		c, source = cs[0].Case, "corpus "+cs[0].Path
 	default:
+		if f.world < 1 {
+			return usageErr("--ep-world %d: want at least 1", f.world)
+		}
 		cfg := moe.Config{T: f.T, H: f.H, I: f.I, E: f.E, K: f.K, EP: moe.EP{World: f.world, Rank: f.rank}, Bias: f.bias}
 		mode, err := parseAll(&cfg, f.act, f.layout, f.dtype, f.data)
 		if err == nil {

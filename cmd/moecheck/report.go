@@ -33,6 +33,12 @@ A leak into the sentinel tail shows as a dark band inside the magenta frame.`,
 			if out == "" {
 				out = filepath.Join(filepath.Dir(args[0]), "report")
 			}
+			if maxPlots < 0 {
+				return usageErr("--max-plots %d: must not be negative (0: no plots)", maxPlots)
+			}
+			if maxPlots == 0 {
+				maxPlots = -1 // report.Options: negative is none (0 would be its default, 50)
+			}
 			r, err := report.ReadFile(args[0], report.Options{Title: title, Now: a.now, MaxPlots: maxPlots})
 			if err != nil {
 				return internalErr(err)
@@ -59,6 +65,6 @@ A leak into the sentinel tail shows as a dark band inside the magenta frame.`,
 	}
 	cmd.Flags().StringVar(&out, "out", "", "output directory (default: report/ next to the results file)")
 	cmd.Flags().StringVar(&title, "title", "", "report title")
-	cmd.Flags().IntVar(&maxPlots, "max-plots", 50, "failures that get plots")
+	cmd.Flags().IntVar(&maxPlots, "max-plots", 50, "failures that get plots (0: none)")
 	return cmd
 }

@@ -25,11 +25,11 @@ func (a *app) saveCmd() *cobra.Command {
 		Long: `save writes a case into a corpus directory (default corpus/regressions) as NAME.case, via a
 temporary file and a rename, with provenance comments saying where it came from. The case is a
 --spec (the one-line spec of a check failure or reproduce command) or a Go fuzz crasher file
-(--fuzz-file testdata/fuzz/FuzzPath/<hash>: the bytes FuzzPath decoded with moe.DecodeCase).
+(--fuzz-file fuzz/testdata/fuzz/FuzzPath/<hash>: the bytes FuzzPath decoded with moe.DecodeCase).
 
 Every nightly run replays the regressions directory.`,
 		Example: `  moecheck save --spec 'T=1 H=1 I=1 E=1 K=2 world=2 rank=0 global=0 dtype=bf16 seed=5' --name leak2 --note "transformers #48205"
-  moecheck save --fuzz-file fuzz/testdata/fuzz/FuzzPath/3f9a1c0e2b7d4a65`,
+  moecheck save --fuzz-file fuzz/testdata/fuzz/FuzzPath/0661b5f17dd5d30c --dir out/regressions`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (spec == "") == (fuzzFile == "") {

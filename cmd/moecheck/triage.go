@@ -127,6 +127,9 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 		entry = &cs[0]
 		c = entry.Case
 	}
+	if f.top < 1 {
+		return usageErr("--top %d: want at least 1", f.top)
+	}
 	f.bf.triage = true
 	b, err := f.bf.open(a)
 	if err != nil {

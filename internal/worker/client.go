@@ -227,7 +227,7 @@ var ErrProtocol = errors.New("worker protocol error")
 func maxResultBytes(cfg moe.Config) int64 {
 	S, H, I, E := int64(cfg.S()), int64(cfg.H), int64(cfg.I), int64(cfg.E)
 	outs := 2*int64(cfg.LenX()) + int64(cfg.LenW1()) + int64(cfg.LenW2()) + int64(cfg.LenB1()) + int64(cfg.LenB2()) + S
-	stages := S + E + S*(6*H+4*I) + S*H // perm, offsets; xs h2 o d_o d_h2 d_xs, h1 d_h1 (2I each), act d_act; slack row set
+	stages := S + E + S*(6*H+6*I) + S*H // perm, offsets; xs h2 o d_o d_h2 d_xs (H each), h1 d_h1 (2I each), act d_act (I each); slack row set
 	n := 4 * (outs + stages)
 	if n < 0 || n > MaxPayloadBytes {
 		return MaxPayloadBytes
