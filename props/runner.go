@@ -231,6 +231,8 @@ func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Ou
 	if len(props) == 0 {
 		props = allProperties
 	}
+	env.begin(t.Case)
+	defer env.end()
 	var outs []*Outcome
 	var skipped []string
 	var unsup error
@@ -332,6 +334,8 @@ func (p Property) failsOn(ctx context.Context, env *Env, t Trial) (*Outcome, err
 	if p.Applies != nil && !p.Applies(t.Case) {
 		return nil, nil
 	}
+	env.begin(t.Case)
+	defer env.end()
 	o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
 	if err != nil || o.Pass {
 		return nil, err
