@@ -9,6 +9,7 @@ import (
 	"math"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -72,6 +73,15 @@ type Options struct {
 	// run-defining settings, for a resume to restore or compare.
 	Flags map[string]string
 
+	// Jobs is the number of random cases run at once (0 or 1: one at a time), each job on
+	// its own backend: job 0 on Backend, job k on NewBackend(k). Records are written in
+	// case order, identical whatever Jobs is (props.RunConfig.Jobs). With Jobs > 1, failure
+	// artifacts are built on a backend of their own, NewBackend(Jobs), opened at the first
+	// failure (also with one job when NewBackend is set). Run closes the backends
+	// NewBackend returned.
+	Jobs       int
+	NewBackend func(job int) (gpu.Backend, error)
+
 	Now      func() time.Time // the clock for record times (default time.Now)
 	Progress io.Writer        // one line per item (nil: silent)
 }
@@ -109,16 +119,58 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	if o.Shards <= 0 {
 		o.Shards = 1
 	}
+	if o.Jobs > 1 && o.NewBackend == nil {
+		return nil, &UsageError{Err: fmt.Errorf("nightly: %d jobs need Options.NewBackend (a backend per job)", o.Jobs)}
+	}
 	app, prev, err := openResults(o.Results, o.Resume)
 	if err != nil {
 		return nil, err
 	}
 	defer app.close()
 	r := &runner{o: o, app: app, recs: prev, out: &Outcome{}}
+	defer r.closeBackends()
 	if err := r.checkResume(); err != nil {
 		return nil, err
 	}
 	return r.run(ctx)
+}
+
+// newBackend opens job k's backend (NewBackend) and keeps it to close at the end.
+func (r *runner) newBackend(k int) (gpu.Backend, error) {
+	b, err := r.o.NewBackend(k)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.opened = append(r.opened, b)
+	r.mu.Unlock()
+	return b, nil
+}
+
+func (r *runner) closeBackends() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.opened {
+		b.Close()
+	}
+	r.opened = nil
+}
+
+// artifactBackend is the backend failure artifacts are built on: with NewBackend, one of
+// its own (job 0 may be running a case on Backend meanwhile, and a fresh instance makes the
+// artifact independent of what a job ran before, whatever Jobs is); else Backend.
+func (r *runner) artifactBackend() (gpu.Backend, error) {
+	if r.o.NewBackend == nil {
+		return r.o.Backend, nil
+	}
+	if r.artB == nil {
+		b, err := r.newBackend(r.o.Jobs)
+		if err != nil {
+			return nil, fmt.Errorf("nightly: opening the artifact backend: %w", err)
+		}
+		r.artB = b
+	}
+	return r.artB, nil
 }
 
 type runner struct {
@@ -127,6 +179,10 @@ type runner struct {
 	recs []Record // every record of the file, old and new
 	out  *Outcome
 	env  *props.Env
+
+	mu     sync.Mutex    // guards opened (jobs open their backends concurrently)
+	opened []gpu.Backend // backends NewBackend returned, closed when Run returns
+	artB   gpu.Backend   // the artifact backend with Jobs > 1
 }
 
 // checkResume refuses to continue a file started with a different case stream.
@@ -240,7 +296,14 @@ func (r *runner) run(ctx context.Context) (*Outcome, error) {
 		rctx, cancel := context.WithCancel(ctx)
 		rep, err := props.Run(rctx, props.RunConfig{Env: r.env, Properties: o.Properties, Gen: o.Gen, Seed: o.Seed,
 			Cases: cases, Duration: budget, Start: next, Shard: o.Shard, Shards: o.Shards, KeepGoing: true,
-			MaxShrinks: o.MaxShrinks,
+			MaxShrinks: o.MaxShrinks, Jobs: o.Jobs,
+			NewEnv: func(k int) (*props.Env, error) {
+				b, err := r.newBackend(k)
+				if err != nil {
+					return nil, err
+				}
+				return &props.Env{Backend: b, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit}, nil
+			},
 			OnCase: func(cr props.CaseResult) {
 				if cbErr != nil || rctx.Err() != nil {
 					return // interrupted: the case is redone on resume
@@ -418,7 +481,11 @@ func (r *runner) artifact(ctx context.Context, rec *Record, c *moe.Case, spec st
 	if r.o.NoArtifacts {
 		return nil
 	}
-	a, err := interruptible(ctx, func() (*Artifact, error) { return BuildArtifact(ctx, r.o.Backend, r.o.Faults, c) })
+	ab, err := r.artifactBackend()
+	if err != nil {
+		return err
+	}
+	a, err := interruptible(ctx, func() (*Artifact, error) { return BuildArtifact(ctx, ab, r.o.Faults, c) })
 	if err != nil {
 		return fmt.Errorf("nightly: %s: %w", rec.ID, err)
 	}
