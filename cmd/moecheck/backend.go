@@ -82,13 +82,20 @@ func (f *backendFlags) pool(a *app) (*jobPool, error) {
 	return p, nil
 }
 
-// open opens job k's backend.
-func (p *jobPool) open(k int) (gpu.Backend, error) {
-	dev := ""
-	if len(p.devs) > 0 {
-		dev = p.devs[k%len(p.devs)]
+// device is job k's CUDA device ("" without --devices).
+func (p *jobPool) device(k int) string {
+	if len(p.devs) == 0 {
+		return ""
 	}
-	b, err := p.f.openOn(p.a, dev)
+	return p.devs[k%len(p.devs)]
+}
+
+// openUnowned opens job k's backend for a caller that closes it (nightly.Options.NewBackend).
+func (p *jobPool) openUnowned(k int) (gpu.Backend, error) { return p.f.openOn(p.a, p.device(k)) }
+
+// open opens job k's backend; close closes it.
+func (p *jobPool) open(k int) (gpu.Backend, error) {
+	b, err := p.f.openOn(p.a, p.device(k))
 	if err != nil {
 		return nil, err
 	}
