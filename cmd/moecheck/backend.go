@@ -31,6 +31,7 @@ type backendFlags struct {
 	triage       bool   // ask a worker without stage capture for its op-level triage (moecheck triage)
 	jobs         int    // cases run at once, each on its own backend instance (registerJobs)
 	devices      string // CUDA device ordinals the jobs' workers are assigned to round-robin
+	hasJobs      bool   // registerJobs ran: --jobs and --devices exist on this command
 }
 
 // maxJobs bounds --jobs: each job is a backend instance (a worker process for worker
@@ -39,6 +40,7 @@ const maxJobs = 1024
 
 // registerJobs adds --jobs and --devices (commands that run many cases).
 func (f *backendFlags) registerJobs(fs *pflag.FlagSet) {
+	f.hasJobs = true
 	fs.IntVar(&f.jobs, "jobs", runtime.GOMAXPROCS(0), "cases run at once, each job on its own backend instance (a worker process per job); results and verdicts are the same for every value")
 	fs.StringVar(&f.devices, "devices", "", "worker backends: CUDA device ordinals (comma list, e.g. 0,1,2,3); job k's worker runs on device k mod len (its -device / --device flag)")
 }
@@ -54,7 +56,7 @@ type jobPool struct {
 
 // pool checks --jobs and --devices and returns the pool the jobs' backends come from.
 func (f *backendFlags) pool(a *app) (*jobPool, error) {
-	if f.jobs == 0 {
+	if !f.hasJobs {
 		f.jobs = 1 // a command without --jobs
 	}
 	if f.jobs < 1 || f.jobs > maxJobs {
