@@ -56,7 +56,7 @@ func TestExitCodes(t *testing.T) {
 		{"usage/bad-backend", []string{"check", "--backend", "tpu"}, 2, "want sim"},
 		{"usage/triage-nothing", []string{"triage"}, 2, "exactly one"},
 		{"usage/ref-args", []string{"ref", "-T", "0"}, 2, "T (tokens) = 0"},
-		{"usage/report-args", []string{"report"}, 2, "accepts 1 arg"},
+		{"usage/report-args", []string{"report"}, 2, "requires at least 1 arg"},
 		{"usage/preset", []string{"check", "--preset", "llama/ep8"}, 2, "unknown preset"},
 		{"worker/missing", []string{"check", "--backend", "worker:" + filepath.Join(dir, "no-such-worker"), "--cases", "1"}, 3, "starting the worker"},
 		{"internal/report-missing", []string{"report", filepath.Join(dir, "none.jsonl")}, 3, "no such file"},
