@@ -3,6 +3,8 @@ package nightly
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/props"
 )
 
 // normalized is a results file without what depends on the clock: each record as one JSON
@@ -35,9 +39,27 @@ func normalized(t *testing.T, path string) []string {
 	return out
 }
 
+// jobItems are fixed items that run concurrently with 4 jobs: corpus cases with and
+// without the fault's effect, one that does not build, one recorded as failed.
+func jobItems(t *testing.T) []Item {
+	var items []Item
+	for seed := uint64(1); seed <= 6; seed++ {
+		spec, err := props.ParseSpec(fmt.Sprintf("T=%d H=8 I=8 E=3 K=2 dtype=bf16 poison=nan seed=%d", 3+seed, seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, Item{ID: fmt.Sprintf("corpus/j%d", seed), Kind: KindCorpus, Build: spec.Build, Poison: spec.PoisonPolicy()})
+	}
+	items = append(items,
+		Item{ID: "corpus/unbuildable", Kind: KindCorpus, Build: func() (*moe.Case, error) { return nil, errors.New("no such case") }},
+		Item{ID: "corpus/unreadable", Kind: KindCorpus, Fail: "unreadable corpus file: line 3: bad"})
+	return items
+}
+
 // TestJobsSameRecords checks that a nightly run with 4 jobs writes exactly the records one
-// job writes (clock fields aside): random cases with faults and shrinking, a shard, and a
-// run killed part way and resumed with another job count.
+// job writes (clock fields aside): fixed items and random cases with faults and shrinking,
+// a shard, and a run killed part way (in the random cases, in the items) and resumed with
+// another job count.
 func TestJobsSameRecords(t *testing.T) {
 	newSim := func(int) (gpu.Backend, error) { return sim.New(sim.Options{}), nil }
 	for _, tc := range []struct {
@@ -49,12 +71,13 @@ func TestJobsSameRecords(t *testing.T) {
 		{name: "jobs/faults", minFailCases: 3},
 		{name: "jobs/shard-1-of-2", shard: 1, of: 2, minFailCases: 2},
 		{name: "jobs/killed-resumed", killAfter: 20, minFailCases: 3},
+		{name: "jobs/killed-in-the-items", killAfter: 4, minFailCases: 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			opts := func(sub string, jobs int) Options {
 				o := baseOptions(t, filepath.Join(dir, sub))
-				o.Items = nil
+				o.Items = append(o.Items, jobItems(t)...)
 				o.Cases, o.Seed, o.Shard, o.Shards = 60, 5, tc.shard, tc.of
 				o.Faults = fault.Of(fault.LastTileDropped)
 				o.Jobs, o.NewBackend = jobs, newSim
