@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/props"
@@ -65,4 +66,43 @@ func BenchmarkRun(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkJobsSpeedup measures the wall-clock speedup of Jobs=2 over Jobs=1 on the default
+// distribution with every property (seed 3), in one run: the cases are taken in rounds of
+// 40, each round run with one job and with two (alternating which goes first), so that load
+// that comes and goes on a shared machine falls on both alike. Reported as speedup (cases/s
+// with 2 jobs over cases/s with 1), with the cases/s of each.
+func BenchmarkJobsSpeedup(b *testing.B) {
+	const rounds, per = 10, 40
+	b.Run(fmt.Sprintf("properties=all/jobs=1vs2/cases=%d/seed=3", rounds*per), func(b *testing.B) {
+		var t1, t2 float64
+		n := 0
+		run := func(start, jobs int) float64 {
+			t0 := time.Now()
+			rep, err := props.Run(context.Background(), props.RunConfig{
+				Env: &props.Env{Backend: sim.New(sim.Options{})}, Seed: 3, Start: start, Cases: per, KeepGoing: true, Jobs: jobs,
+				NewEnv: func(int) (*props.Env, error) { return &props.Env{Backend: sim.New(sim.Options{})}, nil },
+			})
+			if err != nil || len(rep.Failures) > 0 || rep.Cases != per {
+				b.Fatalf("round from %d: %v, %d cases", start, err, rep.Cases)
+			}
+			return time.Since(t0).Seconds()
+		}
+		for b.Loop() {
+			for r := 0; r < rounds; r++ {
+				if r%2 == 0 {
+					t1 += run(r*per, 1)
+					t2 += run(r*per, 2)
+				} else {
+					t2 += run(r*per, 2)
+					t1 += run(r*per, 1)
+				}
+				n += per
+			}
+		}
+		b.ReportMetric(t1/t2, "speedup")
+		b.ReportMetric(float64(n)/t1, "cases/s-jobs1")
+		b.ReportMetric(float64(n)/t2, "cases/s-jobs2")
+	})
 }
