@@ -14,7 +14,7 @@ var matches = Property{
 	Doc:  "output and every gradient within the derived bounds; exact contracts; no surviving poison; every stage within its local bound",
 	Check: func(ctx context.Context, env *Env, t Trial) (*Outcome, error) {
 		c, poison := t.Case, t.Poison
-		r, o, err := env.run(ctx, "matches", c, poison, 1)
+		r, o, err := env.baseRun(ctx, "matches", c, poison) // shared with the comparing properties
 		if o != nil || err != nil {
 			return o, err
 		}

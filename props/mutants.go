@@ -2,6 +2,7 @@ package props
 
 import (
 	"context"
+	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
 	"time"
 
@@ -18,6 +19,12 @@ type MutantOptions struct {
 	Gen     GenOptions
 	// NoStages runs the suite as for a black-box backend (end-to-end checks only).
 	NoStages bool
+	// Jobs runs each fault's cases Jobs at a time (RunConfig.Jobs; 0 or 1: one at a time):
+	// job 0 on the backend Mutants is given, job k on NewBackend(k), opened once and reused
+	// for every fault. The caller closes what NewBackend returned. The results (caught, by
+	// which property, after how many cases, the shrunk case) do not depend on Jobs.
+	Jobs       int
+	NewBackend func(job int) (gpu.Backend, error)
 }
 
 // MutantResult is the suite's record against one fault.
@@ -59,12 +66,27 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 		o.Seed = 1
 	}
 	var out []MutantResult
+	jobBackends := map[int]gpu.Backend{} // job k's backend, opened at the first fault that needs it
 	for _, f := range faults {
 		info, _ := f.Info()
 		env := &Env{Backend: b, Faults: fault.Of(f), NoStages: o.NoStages}
+		newEnv := func(k int) (*Env, error) {
+			jb, ok := jobBackends[k]
+			if !ok {
+				if o.NewBackend == nil {
+					return nil, fmt.Errorf("props: mutants: %d jobs need MutantOptions.NewBackend", o.Jobs)
+				}
+				var err error
+				if jb, err = o.NewBackend(k); err != nil {
+					return nil, err
+				}
+				jobBackends[k] = jb
+			}
+			return &Env{Backend: jb, Faults: fault.Of(f), NoStages: o.NoStages}, nil
+		}
 		t0 := time.Now()
 		var detectedAt time.Duration
-		rep, err := Run(ctx, RunConfig{Env: env, Seed: o.Seed, Cases: o.Cases, Duration: o.Timeout, Gen: o.Gen,
+		rep, err := Run(ctx, RunConfig{Env: env, Seed: o.Seed, Cases: o.Cases, Duration: o.Timeout, Gen: o.Gen, Jobs: o.Jobs, NewEnv: newEnv,
 			OnCase: func(cr CaseResult) {
 				if !cr.Pass && detectedAt == 0 {
 					detectedAt = time.Since(t0)

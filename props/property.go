@@ -24,6 +24,7 @@ type Env struct {
 	Fit func(Spec) (Spec, error)
 
 	checker oracle.Checker // reused scratch memory for the oracle
+	cache   trialCache     // what the properties of the current trial share (shared.go)
 }
 
 // check runs the oracle with the environment's reusable checker.
@@ -79,9 +80,20 @@ func ByName(name string) (Property, error) {
 	return Property{}, fmt.Errorf("props: unknown property %q (known: %s)", name, strings.Join(names, ", "))
 }
 
-// run executes one backend run; a *gpu.CaseError becomes a failing outcome.
+// run executes one backend run with stage capture (unless NoStages); a *gpu.CaseError
+// becomes a failing outcome.
 func (env *Env) run(ctx context.Context, name string, c *moe.Case, poison gpu.Poison, seed uint64) (*gpu.Result, *Outcome, error) {
-	r, err := fault.Run(ctx, env.Backend, c, gpu.RunOptions{Poison: poison, PoisonSeed: seed, Stages: !env.NoStages}, env.Faults)
+	return env.runWith(ctx, name, c, gpu.RunOptions{Poison: poison, PoisonSeed: seed, Stages: !env.NoStages})
+}
+
+// runOutputs is run without stage capture, for a run whose stages nothing reads (a
+// property that compares outputs only): the backend skips copying its intermediates.
+func (env *Env) runOutputs(ctx context.Context, name string, c *moe.Case, poison gpu.Poison, seed uint64) (*gpu.Result, *Outcome, error) {
+	return env.runWith(ctx, name, c, gpu.RunOptions{Poison: poison, PoisonSeed: seed})
+}
+
+func (env *Env) runWith(ctx context.Context, name string, c *moe.Case, ro gpu.RunOptions) (*gpu.Result, *Outcome, error) {
+	r, err := fault.Run(ctx, env.Backend, c, ro, env.Faults)
 	if err != nil {
 		if ce, ok := gpu.AsCaseError(err); ok {
 			v := oracle.CaseErrorVerdict(ce)

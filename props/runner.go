@@ -28,8 +28,18 @@ type RunConfig struct {
 	NoShrink   bool
 	MaxShrinks int  // shrink steps that may be tried (default 400)
 	KeepGoing  bool // continue after a failure (nightly); default stop at the first
-	// OnCase is called after every case this shard runs, in order.
+	// OnCase is called after every case this shard runs, in case order, from the goroutine
+	// that called Run (never concurrently), whatever Jobs is.
 	OnCase func(CaseResult)
+	// Jobs is the number of cases run at once (0 or 1: one at a time, on Env). With Jobs > 1
+	// job 0 runs on Env and job k on NewEnv(k); each job runs whole cases, shrinking
+	// included, and results are committed in case order, so the Report, the OnCase calls
+	// and Next are the same whatever Jobs is (with Duration, how many cases fit differs).
+	// Without KeepGoing the lowest failing index wins and later cases are dropped.
+	Jobs int
+	// NewEnv returns job k's environment (k in [1, Jobs)): its own backend instance and
+	// oracle scratch memory. Required when Jobs > 1; the caller owns (closes) the backends.
+	NewEnv func(job int) (*Env, error)
 }
 
 // CaseResult is the outcome of one generated case.
@@ -113,6 +123,9 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 		rep.Next = i
 		rep.Elapsed = time.Since(start)
 	}()
+	if cfg.Jobs > 1 {
+		return rep, runJobs(ctx, cfg, props, shards, n, start, rep, &i)
+	}
 	for ; (n == 0 && i < math.MaxInt) || (n > 0 && i < cfg.Start+n); i++ {
 		if cfg.Duration > 0 && time.Since(start) >= cfg.Duration {
 			break
@@ -123,43 +136,70 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 		if i%shards != cfg.Shard {
 			continue
 		}
-		spec, shrinker := SpecAt(cfg.Seed, i, cfg.Gen)
-		spec, err := cfg.Env.fit(spec)
-		var cr CaseResult
-		if err == nil {
-			cr, err = RunSpec(ctx, cfg.Env, props, spec)
+		co := runCase(ctx, cfg, cfg.Env, props, i, nil)
+		if co.err != nil {
+			return rep, co.err
 		}
-		if why, ok := unsupported(err); ok {
-			rep.Unsupported++
-			if cfg.OnCase != nil {
-				cfg.OnCase(CaseResult{Index: i, Spec: spec, Pass: true, Unsupported: why})
-			}
-			continue
-		}
-		if err != nil {
-			return rep, err
-		}
-		cr.Index = i
-		if !cr.Pass && !cfg.NoShrink && !timedOut(cr.Failed) { // a hang: reproducing it costs another timeout
-			sh, err := ShrinkFailure(ctx, cfg.Env, cr.Failed.Property, spec, shrinker, cfg.MaxShrinks)
-			if err != nil {
-				return rep, err
-			}
-			cr.Shrunk = sh
-		}
-		rep.Cases++
-		if cfg.OnCase != nil {
-			cfg.OnCase(cr)
-		}
-		if !cr.Pass {
-			rep.Failures = append(rep.Failures, cr)
-			if !cfg.KeepGoing {
-				i++
-				break
-			}
+		if !commit(cfg, rep, co.cr) {
+			i++
+			break
 		}
 	}
 	return rep, nil
+}
+
+// caseOutcome is what one case index produced: its result, or the error that ends the run.
+type caseOutcome struct {
+	cr  CaseResult
+	err error
+}
+
+// runCase runs case index i on env: generate, fit, check every property, and shrink a
+// failure unless shrink says not to (nil: always). An unsupported case is a result with
+// Unsupported set.
+func runCase(ctx context.Context, cfg RunConfig, env *Env, props []Property, i int, shrink func() bool) caseOutcome {
+	spec, shrinker := SpecAt(cfg.Seed, i, cfg.Gen)
+	spec, err := env.fit(spec)
+	var cr CaseResult
+	if err == nil {
+		cr, err = RunSpec(ctx, env, props, spec)
+	}
+	if why, ok := unsupported(err); ok {
+		return caseOutcome{cr: CaseResult{Index: i, Spec: spec, Pass: true, Unsupported: why}}
+	}
+	if err != nil {
+		return caseOutcome{err: err}
+	}
+	cr.Index = i
+	if !cr.Pass && !cfg.NoShrink && !timedOut(cr.Failed) && (shrink == nil || shrink()) { // a hang: reproducing it costs another timeout
+		sh, err := ShrinkFailure(ctx, env, cr.Failed.Property, spec, shrinker, cfg.MaxShrinks)
+		if err != nil {
+			return caseOutcome{err: err}
+		}
+		cr.Shrunk = sh
+	}
+	return caseOutcome{cr: cr}
+}
+
+// commit records one finished case in the report and hands it to OnCase; it returns false
+// when the run stops here (a failure without KeepGoing).
+func commit(cfg RunConfig, rep *Report, cr CaseResult) bool {
+	if cr.Unsupported != "" {
+		rep.Unsupported++
+		if cfg.OnCase != nil {
+			cfg.OnCase(cr)
+		}
+		return true
+	}
+	rep.Cases++
+	if cfg.OnCase != nil {
+		cfg.OnCase(cr)
+	}
+	if !cr.Pass {
+		rep.Failures = append(rep.Failures, cr)
+		return cfg.KeepGoing
+	}
+	return true
 }
 
 // RunSpec builds the spec's trial and checks the properties on it, stopping at the first
@@ -191,6 +231,8 @@ func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Ou
 	if len(props) == 0 {
 		props = allProperties
 	}
+	env.begin(t.Case)
+	defer env.end()
 	var outs []*Outcome
 	var skipped []string
 	var unsup error
@@ -292,6 +334,8 @@ func (p Property) failsOn(ctx context.Context, env *Env, t Trial) (*Outcome, err
 	if p.Applies != nil && !p.Applies(t.Case) {
 		return nil, nil
 	}
+	env.begin(t.Case)
+	defer env.end()
 	o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
 	if err != nil || o.Pass {
 		return nil, err

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/moecheck/moecheck/internal/fault"
 	"time"
@@ -24,7 +28,105 @@ type backendFlags struct {
 	noStages     bool
 	timeout      time.Duration
 	startTimeout time.Duration
-	triage       bool // ask a worker without stage capture for its op-level triage (moecheck triage)
+	triage       bool   // ask a worker without stage capture for its op-level triage (moecheck triage)
+	jobs         int    // cases run at once, each on its own backend instance (registerJobs)
+	devices      string // CUDA device ordinals the jobs' workers are assigned to round-robin
+	hasJobs      bool   // registerJobs ran: --jobs and --devices exist on this command
+}
+
+// maxJobs bounds --jobs: each job is a backend instance (a worker process for worker
+// backends), so an absurd count is refused rather than forking thousands of processes.
+const maxJobs = 1024
+
+// registerJobs adds --jobs and --devices (commands that run many cases).
+func (f *backendFlags) registerJobs(fs *pflag.FlagSet) {
+	f.hasJobs = true
+	fs.IntVar(&f.jobs, "jobs", runtime.GOMAXPROCS(0), "cases run at once, each job on its own backend instance (a worker process per job); results and verdicts are the same for every value")
+	fs.StringVar(&f.devices, "devices", "", "worker backends: CUDA device ordinals (comma list, e.g. 0,1,2,3); job k's worker runs on device k mod len (its -device / --device flag)")
+}
+
+// jobPool opens the jobs' backends (job k on device k mod len(devs)) and closes them all.
+type jobPool struct {
+	a    *app
+	f    *backendFlags
+	devs []string
+	mu   sync.Mutex
+	bs   []gpu.Backend
+}
+
+// pool checks --jobs and --devices and returns the pool the jobs' backends come from.
+func (f *backendFlags) pool(a *app) (*jobPool, error) {
+	if !f.hasJobs {
+		f.jobs = 1 // a command without --jobs
+	}
+	if f.jobs < 1 || f.jobs > maxJobs {
+		return nil, usageErr("--jobs %d: want between 1 and %d", f.jobs, maxJobs)
+	}
+	p := &jobPool{a: a, f: f}
+	if strings.TrimSpace(f.devices) != "" {
+		seen := map[int]bool{}
+		for _, d := range strings.Split(f.devices, ",") {
+			d = strings.TrimSpace(d)
+			n, err := strconv.Atoi(d)
+			if err != nil || n < 0 {
+				return nil, usageErr("--devices %q: %q is not a CUDA device ordinal (0, 1, ...)", f.devices, d)
+			}
+			if seen[n] {
+				return nil, usageErr("--devices %q: device %d named twice", f.devices, n)
+			}
+			seen[n] = true
+			p.devs = append(p.devs, strconv.Itoa(n))
+		}
+		if r, err := backends.Resolve(f.backend, "", a.getenv); err == nil && r.Argv == nil {
+			return nil, usageErr("--devices: the %s backend runs on the CPU; devices need a worker backend (cuda, worker:..., torch:...)", f.backend)
+		}
+	}
+	return p, nil
+}
+
+// device is job k's CUDA device ("" without --devices).
+func (p *jobPool) device(k int) string {
+	if len(p.devs) == 0 {
+		return ""
+	}
+	return p.devs[k%len(p.devs)]
+}
+
+// openUnowned opens job k's backend for a caller that closes it (nightly.Options.NewBackend).
+func (p *jobPool) openUnowned(k int) (gpu.Backend, error) { return p.f.openOn(p.a, p.device(k)) }
+
+// open opens job k's backend; close closes it.
+func (p *jobPool) open(k int) (gpu.Backend, error) {
+	b, err := p.f.openOn(p.a, p.device(k))
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.bs = append(p.bs, b)
+	p.mu.Unlock()
+	return b, nil
+}
+
+// env returns a props.NewEnv that opens job k's backend with env's faults and stages.
+func (p *jobPool) env(env *props.Env) func(int) (*props.Env, error) {
+	return func(k int) (*props.Env, error) {
+		b, err := p.open(k)
+		if err != nil {
+			return nil, err
+		}
+		return &props.Env{Backend: b, Faults: env.Faults, NoStages: env.NoStages, Fit: env.Fit}, nil
+	}
+}
+
+// close closes every backend the pool opened.
+func (p *jobPool) close() {
+	p.mu.Lock()
+	bs := p.bs
+	p.bs = nil
+	p.mu.Unlock()
+	for _, b := range bs {
+		p.a.closeBackend(b)
+	}
 }
 
 const backendHelp = "backend under test: " + backends.Help
@@ -49,12 +151,15 @@ func (f *backendFlags) faultSet() (fault.Set, error) {
 
 // open starts the backend: errors in the name are usage errors, a worker that cannot start
 // is a device error.
-func (f *backendFlags) open(a *app) (gpu.Backend, error) {
+func (f *backendFlags) open(a *app) (gpu.Backend, error) { return f.openOn(a, "") }
+
+// openOn is open with the worker on a CUDA device ("": the worker's default).
+func (f *backendFlags) openOn(a *app, device string) (gpu.Backend, error) {
 	wd, _ := os.Getwd()
 	if f.timeout <= 0 || f.startTimeout <= 0 {
 		return nil, usageErr("--case-timeout %v, --worker-start-timeout %v: both must be positive", f.timeout, f.startTimeout)
 	}
-	b, err := backends.Open(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv})
+	b, err := backends.Open(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv, Device: device})
 	var ne *backends.NameError
 	switch {
 	case errors.As(err, &ne):

@@ -63,6 +63,7 @@ modes), prints the failing checks with their locations and a reproduce command, 
 	}
 	fs := cmd.Flags()
 	f.bf.register(fs, true)
+	f.bf.registerJobs(fs)
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the case stream (case i of a seed is identical everywhere)")
 	fs.IntVar(&f.cases, "cases", 0, "case indices to visit (default 100 unless --time is set)")
 	fs.DurationVar(&f.budget, "time", 0, "time budget (e.g. 30s, 10m); with --cases, whichever ends first")
@@ -131,11 +132,15 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 		}
 		one = props.Trial{Case: c, Poison: gpu.PoisonSignature, Origin: props.Origin{Kind: props.FromPreset, Preset: f.preset}}
 	}
-	b, err := f.bf.open(a)
+	pool, err := f.bf.pool(a)
 	if err != nil {
 		return err
 	}
-	defer a.closeBackend(b)
+	defer pool.close()
+	b, err := pool.open(0)
+	if err != nil {
+		return err
+	}
 	if err := checkDTypes(b, dts); err != nil {
 		return err
 	}
@@ -143,7 +148,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	if f.spec != "" || f.preset != "" {
 		return a.checkOne(env, f, ps, one)
 	}
-	return a.checkRandom(env, f, ps, dts, shard, shards)
+	return a.checkRandom(env, pool, f, ps, dts, shard, shards)
 }
 
 // repro is the reproduce command of a trial under the command's flags.
@@ -239,7 +244,7 @@ func (p *progress) done() {
 }
 
 // checkRandom runs generated cases.
-func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dts []moe.DType, shard, shards int) error {
+func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []props.Property, dts []moe.DType, shard, shards int) error {
 	w := a.stdout
 	total := f.cases
 	if total == 0 && f.budget == 0 {
@@ -257,7 +262,10 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 	if f.budget > 0 {
 		budget = ", time " + f.budget.String()
 	}
-	fmt.Fprintf(w, "moecheck check: backend %s, seed %d, cases %d from index %d%s, shard %d/%d, properties %s", env.Backend.Name(), f.seed, total, f.start, budget, shard, shards, names)
+	fmt.Fprintf(w, "moecheck check: backend %s, seed %d, cases %d from index %d%s, shard %d/%d, properties %s, jobs %d", env.Backend.Name(), f.seed, total, f.start, budget, shard, shards, names, f.bf.jobs)
+	if pool.devs != nil {
+		fmt.Fprintf(w, ", devices %s", strings.Join(pool.devs, ","))
+	}
 	if !env.Faults.Empty() {
 		fmt.Fprintf(w, ", faults %s", env.Faults)
 	}
@@ -272,7 +280,7 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 	prog := newProgress(a.stderr, expected, f.budget)
 	rep, err := props.Run(a.ctx, props.RunConfig{Env: env, Properties: ps, Gen: props.GenOptions{DTypes: dts, WidePct: f.widePct}, Seed: f.seed,
 		Cases: f.cases, Duration: f.budget, Start: f.start, Shard: shard, Shards: shards, NoShrink: f.noShrink,
-		MaxShrinks: f.maxShrinks, KeepGoing: f.keepGoing,
+		MaxShrinks: f.maxShrinks, KeepGoing: f.keepGoing, Jobs: f.bf.jobs, NewEnv: pool.env(env),
 		OnCase: func(cr props.CaseResult) {
 			if cr.Unsupported != "" {
 				return // counted in rep.Unsupported

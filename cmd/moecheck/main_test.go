@@ -47,11 +47,16 @@ func TestExitCodes(t *testing.T) {
 		{"usage/spec-global-without-ep", []string{"check", "--spec", "world=1 global=1"}, 2, "global=1"},
 		{"usage/spec-zero-tokens", []string{"check", "--spec", "T=0"}, 2, "T=0: must be at least 1"},
 		{"usage/bad-fault", []string{"check", "--faults", "nope"}, 2, "unknown fault"},
+		{"usage/jobs-zero", []string{"check", "--jobs", "0"}, 2, "--jobs 0: want between 1 and 1024"},
+		{"usage/jobs-absurd", []string{"replay", "--jobs", "100000", "../../corpus"}, 2, "--jobs 100000"},
+		{"usage/devices-sim", []string{"check", "--devices", "0,1"}, 2, "devices need a worker backend"},
+		{"usage/devices-bad", []string{"replay", "--backend", "cuda", "--devices", "0,x", "../../corpus/seeds"}, 2, `"x" is not a CUDA device ordinal`},
+		{"usage/devices-twice", []string{"mutants", "--backend", "cuda", "--devices", "1,1"}, 2, "device 1 named twice"},
 		{"usage/bad-property", []string{"check", "--properties", "nope"}, 2, "unknown property"},
 		{"usage/bad-backend", []string{"check", "--backend", "tpu"}, 2, "want sim"},
 		{"usage/triage-nothing", []string{"triage"}, 2, "exactly one"},
 		{"usage/ref-args", []string{"ref", "-T", "0"}, 2, "T (tokens) = 0"},
-		{"usage/report-args", []string{"report"}, 2, "accepts 1 arg"},
+		{"usage/report-args", []string{"report"}, 2, "requires at least 1 arg"},
 		{"usage/preset", []string{"check", "--preset", "llama/ep8"}, 2, "unknown preset"},
 		{"worker/missing", []string{"check", "--backend", "worker:" + filepath.Join(dir, "no-such-worker"), "--cases", "1"}, 3, "starting the worker"},
 		{"internal/report-missing", []string{"report", filepath.Join(dir, "none.jsonl")}, 3, "no such file"},
@@ -248,5 +253,46 @@ func TestNightlyUnreadableCorpusFile(t *testing.T) {
 		"--results", filepath.Join(dir, "r.jsonl"))
 	if code != 1 || !strings.Contains(out, "FAIL  corpus/broken") || !strings.Contains(out, "pass  corpus/single-token") {
 		t.Fatalf("exit %d, want 1 with the broken file failed and the other case run:\n%s\n%s", code, out, errs)
+	}
+}
+
+// TestJobsSameOutput checks that check and replay print the same verdicts whatever --jobs is
+// (the timing lines aside).
+func TestJobsSameOutput(t *testing.T) {
+	strip := func(s string) string {
+		var keep []string
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(l, "moecheck check:") || strings.Contains(l, "cases/s") || strings.HasPrefix(l, "PASS ") {
+				continue // the header names --jobs; timings vary
+			}
+			if f := strings.Fields(l); len(f) == 4 && strings.HasSuffix(f[2], "s") {
+				continue // the cases/failures/time/rate row
+			}
+			if i := strings.Index(l, " steps, "); i >= 0 {
+				l = l[:i] // shrink time
+			}
+			keep = append(keep, l)
+		}
+		return strings.Join(keep, "\n")
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"jobs/check-keep-going", []string{"check", "--cases", "60", "--seed", "4", "--faults", "combine-in-dtype", "--keep-going", "--max-shrinks", "20"}, 1},
+		{"jobs/check-first-failure", []string{"check", "--cases", "60", "--seed", "4", "--faults", "combine-in-dtype", "--max-shrinks", "20"}, 1},
+		{"jobs/replay", []string{"replay", "--faults", "last-tile-dropped", "../../corpus/seeds"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c1, out1, err1 := run(t, nil, append(tc.args, "--jobs", "1")...)
+			c3, out3, err3 := run(t, nil, append(tc.args, "--jobs", "3")...)
+			if c1 != tc.code || c3 != tc.code {
+				t.Fatalf("exit %d and %d, want %d\n%s\n%s", c1, c3, tc.code, err1, err3)
+			}
+			if a, b := strip(out1), strip(out3); a != b {
+				t.Fatalf("--jobs 1 and --jobs 3 differ:\n--- jobs 1\n%s\n--- jobs 3\n%s", a, b)
+			}
+		})
 	}
 }

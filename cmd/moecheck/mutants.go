@@ -48,6 +48,7 @@ The catalog:
 	}
 	fs := cmd.Flags()
 	f.bf.register(fs, true)
+	f.bf.registerJobs(fs)
 	fs.Lookup("faults").Usage = "faults to test (comma list; default the whole catalog)"
 	fs.IntVar(&f.cases, "cases", props.DefaultMutantCases, "case budget per fault")
 	fs.DurationVar(&f.budget, "time", props.DefaultMutantTimeout, "time budget per fault")
@@ -68,22 +69,35 @@ func (a *app) runMutants(f *mutantsFlags) error {
 	if f.cases <= 0 || f.budget <= 0 {
 		return usageErr("--cases and --time must be positive")
 	}
-	b, err := f.bf.open(a)
+	pool, err := f.bf.pool(a)
 	if err != nil {
 		return err
 	}
-	defer a.closeBackend(b)
+	defer pool.close()
+	b, err := pool.open(0)
+	if err != nil {
+		return err
+	}
 	var be gpu.Backend = b
 	mode := "with stages"
+	wrap := func(b gpu.Backend) gpu.Backend { return b }
 	if f.bf.noStages {
-		be, mode = noStages{b}, "end to end only (--no-stages)"
+		wrap, mode = func(b gpu.Backend) gpu.Backend { return noStages{b} }, "end to end only (--no-stages)"
+		be = wrap(b)
+	}
+	newBackend := func(k int) (gpu.Backend, error) {
+		b, err := pool.open(k)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(b), nil
 	}
 	w := a.stdout
 	fmt.Fprintf(w, "moecheck mutants: backend %s, %s, budget %d cases or %s per fault, seed %d\n\n", b.Name(), mode, f.cases, f.budget, f.seed)
 	fmt.Fprintf(w, "%-21s %-7s %-18s %7s %9s  %s\n", "fault", "caught", "property", "cases", "time", "shrunk T,E,K,H,I")
 	missed := 0
 	_, err = props.Mutants(a.ctx, be, props.MutantOptions{Faults: set.List(), Cases: f.cases, Timeout: f.budget, Seed: f.seed,
-		Gen: props.GenOptions{DTypes: dts}}, func(r props.MutantResult) {
+		Gen: props.GenOptions{DTypes: dts}, Jobs: f.bf.jobs, NewBackend: newBackend}, func(r props.MutantResult) {
 		if !r.Caught {
 			missed++
 			fmt.Fprintf(w, "%-21s %-7s %-18s %7d %9s  %s\n", r.Fault.Name, "NO", "-", r.Cases, r.Elapsed.Round(time.Millisecond), "-")

@@ -82,6 +82,7 @@ was interrupted (Ctrl-C): resume it with --resume.`,
 	}
 	fs := cmd.Flags()
 	f.bf.register(fs, true)
+	f.bf.registerJobs(fs)
 	fs.StringVar(&f.results, "results", filepath.Join("moecheck-out", "results.jsonl"), "JSON Lines results file (appended line by line)")
 	fs.BoolVar(&f.resume, "resume", false, "continue the run recorded in --results: its recorded flags are restored; a flag given with another value is refused")
 	fs.StringVar(&f.junit, "junit", "", "also write JUnit XML to this file")
@@ -270,12 +271,16 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		}
 		items = append(items, it)
 	}
-	b, err := f.bf.open(a)
+	pool, err := f.bf.pool(a)
 	if err != nil {
 		return err
 	}
-	defer a.closeBackend(b)
-	o := nightly.Options{Backend: b, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b), Items: items,
+	defer pool.close()
+	b, err := pool.open(0)
+	if err != nil {
+		return err
+	}
+	o := nightly.Options{Backend: b, Jobs: f.bf.jobs, NewBackend: pool.openUnowned, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b), Items: items,
 		ItemProperties: ps, Properties: ps, Seed: seed, Cases: f.cases, Duration: f.budget, Gen: props.GenOptions{DTypes: dts, WidePct: f.widePct},
 		Shard: shard, Shards: shards, MaxShrinks: f.maxShrinks, Results: f.results, ArtifactDir: f.artifacts,
 		NoArtifacts: f.noArtifacts, Resume: f.resume, Now: a.now, Progress: a.stdout, Flags: flags}

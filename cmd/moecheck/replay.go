@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
+
+	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/jobs"
 
 	"github.com/spf13/cobra"
 
@@ -53,59 +59,54 @@ locations, and exits 1 if any case fails.`,
 			if len(cs) == 0 && len(bad) == 0 {
 				return usageErr("no corpus cases in %v", args)
 			}
-			b, err := bf.open(a)
+			pool, err := bf.pool(a)
 			if err != nil {
 				return err
 			}
-			defer a.closeBackend(b)
-			env := &props.Env{Backend: b, Faults: faults, NoStages: bf.noStages}
+			defer pool.close()
 			w := a.stdout
 			failed := len(bad)
 			for _, bfile := range bad {
 				fmt.Fprintf(w, "FAIL %s: unreadable corpus file: %v\n", bfile.path, bfile.err)
 			}
-			for _, c := range cs {
-				use := ps
-				if len(use) == 0 {
-					use = props.All()
-				}
-				t0 := time.Now()
-				poisons := c.Poisons
-				if len(poisons) == 0 {
-					poisons = []gpu.Poison{c.Trial.Poison}
-				}
-				var bad *props.Outcome
-				var under gpu.Poison
-				runs := 0
-				for _, p := range poisons { // the entry's poison policies, in order, up to the first failure
-					tr := c.Trial
-					tr.Poison = p
-					outs, b, err := props.CheckTrial(a.ctx, env, use, tr)
-					if u, ok := gpu.IsUnsupported(err); ok {
-						fmt.Fprintf(a.stdout, "  unsupported %s (poison %s): %s\n", c.Path, p, u.Reason)
-						continue
-					}
+			// The cases run --jobs at a time, each job on its own backend; verdicts are
+			// printed in the order of the files.
+			type verdict struct {
+				out    bytes.Buffer
+				failed bool
+				err    error
+			}
+			envs := make([]*props.Env, bf.jobs)
+			var runErr error
+			jobs.Ordered(len(cs), bf.jobs, func(job, i int) *verdict {
+				v := &verdict{}
+				if envs[job] == nil {
+					b, err := pool.open(job)
 					if err != nil {
-						return internalErr(fmt.Errorf("%s: %w", c.Path, err))
+						v.err = err
+						return v
 					}
-					runs += len(outs)
-					if b != nil {
-						bad, under = b, p
-						break
-					}
+					envs[job] = &props.Env{Backend: b, Faults: faults, NoStages: bf.noStages}
 				}
-				hint := ""
-				if !c.Entry.Faults.Empty() {
-					hint = ", found with faults " + c.Entry.Faults.String()
+				v.failed, v.err = a.replayOne(&v.out, envs[job], &bf, faults, ps, cs[i])
+				return v
+			}, func(i int, v *verdict) bool {
+				w.Write(v.out.Bytes())
+				if v.err != nil {
+					runErr = v.err
+					return false
 				}
-				if bad == nil {
-					fmt.Fprintf(w, "PASS %s (%s, %d property checks, %.2fs%s)\n", c.Name, c.Case.Config, runs, time.Since(t0).Seconds(), hint)
-					continue
+				if v.failed {
+					failed++
 				}
-				failed++
-				fmt.Fprintf(w, "FAIL %s (%s, poison %s%s): property %s: %s\n", c.Name, c.Case.Config, under, hint, bad.Property, bad.Message)
-				writeFailures(w, bad, "  ")
-				fmt.Fprintf(w, "  triage: moecheck triage --backend %s%s %s --no-save\n", quote(bf.backend), faultFlag(faults), quote(c.Path))
+				return true
+			})
+			if runErr != nil {
+				var ce *exitError
+				if errors.As(runErr, &ce) {
+					return runErr
+				}
+				return internalErr(runErr)
 			}
 			fmt.Fprintf(w, "%d case(s), %d failing", len(cs)+len(bad), failed)
 			if len(bad) > 0 {
@@ -119,6 +120,53 @@ locations, and exits 1 if any case fails.`,
 		},
 	}
 	bf.register(cmd.Flags(), true)
+	bf.registerJobs(cmd.Flags())
 	cmd.Flags().StringVar(&properties, "properties", "", "properties to check (comma list; default all: "+propertyNames()+")")
 	return cmd
+}
+
+// replayOne checks one corpus case under each of its poison policies and writes its verdict
+// to w; failed reports a failing case, err an internal error that ends the command.
+func (a *app) replayOne(w io.Writer, env *props.Env, bf *backendFlags, faults fault.Set, ps []props.Property, c corpusCase) (failed bool, err error) {
+	use := ps
+	if len(use) == 0 {
+		use = props.All()
+	}
+	t0 := time.Now()
+	poisons := c.Poisons
+	if len(poisons) == 0 {
+		poisons = []gpu.Poison{c.Trial.Poison}
+	}
+	var bad *props.Outcome
+	var under gpu.Poison
+	runs := 0
+	for _, p := range poisons { // the entry's poison policies, in order, up to the first failure
+		tr := c.Trial
+		tr.Poison = p
+		outs, b, err := props.CheckTrial(a.ctx, env, use, tr)
+		if u, ok := gpu.IsUnsupported(err); ok {
+			fmt.Fprintf(w, "  unsupported %s (poison %s): %s\n", c.Path, p, u.Reason)
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", c.Path, err)
+		}
+		runs += len(outs)
+		if b != nil {
+			bad, under = b, p
+			break
+		}
+	}
+	hint := ""
+	if !c.Entry.Faults.Empty() {
+		hint = ", found with faults " + c.Entry.Faults.String()
+	}
+	if bad == nil {
+		fmt.Fprintf(w, "PASS %s (%s, %d property checks, %.2fs%s)\n", c.Name, c.Case.Config, runs, time.Since(t0).Seconds(), hint)
+		return false, nil
+	}
+	fmt.Fprintf(w, "FAIL %s (%s, poison %s%s): property %s: %s\n", c.Name, c.Case.Config, under, hint, bad.Property, bad.Message)
+	writeFailures(w, bad, "  ")
+	fmt.Fprintf(w, "  triage: moecheck triage --backend %s%s %s --no-save\n", quote(bf.backend), faultFlag(faults), quote(c.Path))
+	return true, nil
 }

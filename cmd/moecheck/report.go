@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -13,7 +14,7 @@ func (a *app) reportCmd() *cobra.Command {
 	var out, title string
 	var maxPlots int
 	cmd := &cobra.Command{
-		Use:   "report RESULTS.jsonl",
+		Use:   "report RESULTS.jsonl...",
 		Short: "Markdown and HTML report with error/bound heatmaps and NaN maps from a nightly results file",
 		Long: `report reads a results file written by 'moecheck nightly' and writes, into --out:
 
@@ -25,10 +26,18 @@ func (a *app) reportCmd() *cobra.Command {
                 magenta; and a map of the non-finite elements with the buffers whose poison
                 survived
 
-A leak into the sentinel tail shows as a dark band inside the magenta frame.`,
+A leak into the sentinel tail shows as a dark band inside the magenta frame.
+
+Several results files are the shards of one run (nightly --shard i/n on several machines, a
+Slurm array or a Kubernetes indexed Job: examples/cluster/) merged into one report: they must
+share the backend, faults, seed, case count, shard count, corpus, presets and properties (a
+difference is refused, naming it), each a different shard; a missing shard is a warning.
+Corpus and preset cases run on every shard and are reported once (failing if any shard
+failed them); random cases are listed by index.`,
 		Example: `  moecheck report moecheck-out/results.jsonl
-  moecheck report out/results.jsonl --out out/report --title "nightly $(date +%F)"`,
-		Args: cobra.ExactArgs(1),
+  moecheck report out/results.jsonl --out out/report --title "nightly $(date +%F)"
+  moecheck report shards/*/results.jsonl --out merged       # the shards of one run, merged`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				out = filepath.Join(filepath.Dir(args[0]), "report")
@@ -39,7 +48,11 @@ A leak into the sentinel tail shows as a dark band inside the magenta frame.`,
 			if maxPlots == 0 {
 				maxPlots = -1 // report.Options: negative is none (0 would be its default, 50)
 			}
-			r, err := report.ReadFile(args[0], report.Options{Title: title, Now: a.now, MaxPlots: maxPlots})
+			r, err := report.ReadFiles(args, report.Options{Title: title, Now: a.now, MaxPlots: maxPlots})
+			var me *report.MergeError
+			if errors.As(err, &me) {
+				return usageErr("%v", me)
+			}
 			if err != nil {
 				return internalErr(err)
 			}
@@ -63,7 +76,7 @@ A leak into the sentinel tail shows as a dark band inside the magenta frame.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "", "output directory (default: report/ next to the results file)")
+	cmd.Flags().StringVar(&out, "out", "", "output directory (default: report/ next to the (first) results file)")
 	cmd.Flags().StringVar(&title, "title", "", "report title")
 	cmd.Flags().IntVar(&maxPlots, "max-plots", 50, "failures that get plots (0: none)")
 	return cmd

@@ -3,6 +3,7 @@ package backends
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,10 @@ type Options struct {
 	// directory); Getenv reads MOECHECK_PYTHON and PYTHONPATH (nil: os.Getenv).
 	Dir    string
 	Getenv func(string) string
+	// Device, when not "", is the CUDA device ordinal the worker runs on: "-device N" is
+	// appended to a Go worker's command line (cuda, worker, worker:<command line>),
+	// "--device cuda:N" to a torch worker's. The sim has no device: Open refuses one.
+	Device string
 }
 
 // Command returns the worker argv a backend name asks for, nil for the in-process sim:
@@ -86,6 +91,9 @@ func Open(name string, o Options) (gpu.Backend, error) {
 		return nil, &NameError{err}
 	}
 	argv := res.Argv
+	if argv, err = deviceArgv(name, argv, o.Device); err != nil {
+		return nil, &NameError{err}
+	}
 	if argv == nil {
 		return sim.New(sim.Options{}), nil
 	}
@@ -105,3 +113,20 @@ func Open(name string, o Options) (gpu.Backend, error) {
 
 // FromEnv opens the backend named by $MOECHECK_BACKEND (default sim).
 func FromEnv(o Options) (gpu.Backend, error) { return Open(os.Getenv(EnvVar), o) }
+
+// deviceArgv returns a worker's argv started on a CUDA device ("": argv unchanged).
+func deviceArgv(name string, argv []string, device string) ([]string, error) {
+	if device == "" {
+		return argv, nil
+	}
+	if n, err := strconv.Atoi(device); err != nil || n < 0 {
+		return nil, fmt.Errorf("device %q: want a CUDA device ordinal (0, 1, ...)", device)
+	}
+	switch {
+	case argv == nil:
+		return nil, fmt.Errorf("device %s: the sim backend runs on the CPU; devices need a worker backend (cuda, worker:..., torch:...)", device)
+	case strings.HasPrefix(strings.TrimSpace(name), TorchPrefix):
+		return append(append([]string(nil), argv...), "--device", "cuda:"+device), nil
+	}
+	return append(append([]string(nil), argv...), "-device", device), nil
+}

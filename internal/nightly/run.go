@@ -9,9 +9,11 @@ import (
 	"math"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/jobs"
 	"github.com/moecheck/moecheck/internal/triage"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
@@ -72,6 +74,17 @@ type Options struct {
 	// run-defining settings, for a resume to restore or compare.
 	Flags map[string]string
 
+	// Jobs is the number of cases run at once (0 or 1: one at a time), fixed items and
+	// random cases alike (preset items one at a time: each is sized to the memory budget),
+	// each job on its own backend: job 0 on Backend, job k on NewBackend(k), opened once.
+	// Records are written in item and case order, identical whatever Jobs is
+	// (props.RunConfig.Jobs). With Jobs > 1, failure
+	// artifacts are built on a backend of their own, NewBackend(Jobs), opened at the first
+	// failure (also with one job when NewBackend is set). Run closes the backends
+	// NewBackend returned.
+	Jobs       int
+	NewBackend func(job int) (gpu.Backend, error)
+
 	Now      func() time.Time // the clock for record times (default time.Now)
 	Progress io.Writer        // one line per item (nil: silent)
 }
@@ -109,16 +122,58 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	if o.Shards <= 0 {
 		o.Shards = 1
 	}
+	if o.Jobs > 1 && o.NewBackend == nil {
+		return nil, &UsageError{Err: fmt.Errorf("nightly: %d jobs need Options.NewBackend (a backend per job)", o.Jobs)}
+	}
 	app, prev, err := openResults(o.Results, o.Resume)
 	if err != nil {
 		return nil, err
 	}
 	defer app.close()
 	r := &runner{o: o, app: app, recs: prev, out: &Outcome{}}
+	defer r.closeBackends()
 	if err := r.checkResume(); err != nil {
 		return nil, err
 	}
 	return r.run(ctx)
+}
+
+// newBackend opens job k's backend (NewBackend) and keeps it to close at the end.
+func (r *runner) newBackend(k int) (gpu.Backend, error) {
+	b, err := r.o.NewBackend(k)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.opened = append(r.opened, b)
+	r.mu.Unlock()
+	return b, nil
+}
+
+func (r *runner) closeBackends() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.opened {
+		b.Close()
+	}
+	r.opened = nil
+}
+
+// artifactBackend is the backend failure artifacts are built on: with NewBackend, one of
+// its own (job 0 may be running a case on Backend meanwhile, and a fresh instance makes the
+// artifact independent of what a job ran before, whatever Jobs is); else Backend.
+func (r *runner) artifactBackend() (gpu.Backend, error) {
+	if r.o.NewBackend == nil {
+		return r.o.Backend, nil
+	}
+	if r.artB == nil {
+		b, err := r.newBackend(r.o.Jobs)
+		if err != nil {
+			return nil, fmt.Errorf("nightly: opening the artifact backend: %w", err)
+		}
+		r.artB = b
+	}
+	return r.artB, nil
 }
 
 type runner struct {
@@ -127,6 +182,35 @@ type runner struct {
 	recs []Record // every record of the file, old and new
 	out  *Outcome
 	env  *props.Env
+
+	mu     sync.Mutex         // guards opened (jobs open their backends concurrently)
+	opened []gpu.Backend      // backends NewBackend returned, closed when Run returns
+	artB   gpu.Backend        // the artifact backend with Jobs > 1
+	envs   map[int]*props.Env // job k's environment, opened once for the items and the random cases
+}
+
+// jobEnv is job k's environment (job 0: Backend; job k: a backend from NewBackend(k)),
+// opened at its first use and kept for the rest of the run. One goroutine per job calls it.
+func (r *runner) jobEnv(k int) (*props.Env, error) {
+	r.mu.Lock()
+	env, ok := r.envs[k]
+	r.mu.Unlock()
+	if ok {
+		return env, nil
+	}
+	if r.o.NewBackend == nil {
+		return nil, fmt.Errorf("nightly: job %d needs Options.NewBackend", k)
+	}
+	b, err := r.newBackend(k)
+	if err != nil {
+		return nil, err
+	}
+	o := r.o
+	env = &props.Env{Backend: b, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit}
+	r.mu.Lock()
+	r.envs[k] = env
+	r.mu.Unlock()
+	return env, nil
 }
 
 // checkResume refuses to continue a file started with a different case stream.
@@ -182,6 +266,7 @@ func (r *runner) progress(format string, a ...any) {
 func (r *runner) run(ctx context.Context) (*Outcome, error) {
 	o := r.o
 	r.env = &props.Env{Backend: o.Backend, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit}
+	r.envs = map[int]*props.Env{0: r.env}
 	done := map[string]bool{}
 	next, randomTime := 0, time.Duration(0)
 	for _, rec := range Cases(r.recs) {
@@ -208,22 +293,51 @@ func (r *runner) run(ctx context.Context) (*Outcome, error) {
 	if info.Resumed {
 		r.progress("resuming %s: %d item(s) recorded, random cases from index %d\n", o.Results, len(done), next)
 	}
-	// fixed items
+	// fixed items, o.Jobs at a time (preset cases one at a time: each is sized to the
+	// memory budget), recorded in order
+	var todo []Item
 	for _, it := range o.Items {
 		if done[it.ID] {
 			r.out.Skipped++
 			continue
 		}
+		todo = append(todo, it)
+	}
+	var itemErr error
+	var presetMu sync.Mutex
+	ordered := jobs.Ordered[itemResult]
+	if o.Jobs <= 1 {
+		ordered = sequential[itemResult] // one job: item i+1 starts after item i's artifact, as ever
+	}
+	ordered(len(todo), o.Jobs, func(job, i int) itemResult {
+		if ctx.Err() != nil {
+			return itemResult{err: ctx.Err()}
+		}
+		env, err := r.jobEnv(job)
+		if err != nil {
+			return itemResult{err: err}
+		}
+		if todo[i].Kind == KindPreset {
+			presetMu.Lock()
+			defer presetMu.Unlock()
+		}
+		return r.runItem(ctx, env, todo[i])
+	}, func(i int, res itemResult) bool {
+		if res.err == nil {
+			res.err = r.commitItem(ctx, todo[i], res)
+		}
+		if res.err != nil {
+			itemErr = res.err
+			return false
+		}
+		r.out.Ran++
+		return true
+	})
+	if itemErr != nil || ctx.Err() != nil {
 		if ctx.Err() != nil {
 			return r.interrupted()
 		}
-		if err := r.item(ctx, it); err != nil {
-			if ctx.Err() != nil {
-				return r.interrupted()
-			}
-			return r.out, err
-		}
-		r.out.Ran++
+		return r.out, itemErr
 	}
 	// random cases
 	r.out.RandomNext = next
@@ -240,7 +354,8 @@ func (r *runner) run(ctx context.Context) (*Outcome, error) {
 		rctx, cancel := context.WithCancel(ctx)
 		rep, err := props.Run(rctx, props.RunConfig{Env: r.env, Properties: o.Properties, Gen: o.Gen, Seed: o.Seed,
 			Cases: cases, Duration: budget, Start: next, Shard: o.Shard, Shards: o.Shards, KeepGoing: true,
-			MaxShrinks: o.MaxShrinks,
+			MaxShrinks: o.MaxShrinks, Jobs: o.Jobs,
+			NewEnv: r.jobEnv,
 			OnCase: func(cr props.CaseResult) {
 				if cbErr != nil || rctx.Err() != nil {
 					return // interrupted: the case is redone on resume
@@ -285,28 +400,35 @@ func propNames(ps []props.Property) []string {
 	return out
 }
 
-// item runs one fixed item and records it.
-func (r *runner) item(ctx context.Context, it Item) error {
+// itemResult is what running a fixed item produced, for commitItem to record.
+type itemResult struct {
+	rec    Record
+	c      *moe.Case
+	failed *props.Outcome
+	done   bool // rec is complete (skipped, failed without running): record it as is
+	err    error
+}
+
+// runItem runs one fixed item on env (a job's environment): the record without its
+// artifact.
+func (r *runner) runItem(ctx context.Context, env *props.Env, it Item) itemResult {
 	rec := Record{Type: TypeCase, ID: it.ID, Kind: it.Kind, Source: it.Source, Repro: it.Repro}
 	if it.Skip != "" {
 		rec.Status, rec.Message = StatusSkip, it.Skip
-		r.progress("  skip  %s: %s\n", it.ID, it.Skip)
-		return r.emit(rec)
+		return itemResult{rec: rec, done: true}
 	}
 	if it.Fail != "" {
 		rec.Status, rec.Message = StatusFail, it.Fail
-		r.progress("  FAIL  %s: %s\n", it.ID, it.Fail)
-		return r.emit(rec)
+		return itemResult{rec: rec, done: true}
 	}
 	t0 := time.Now()
 	c, err := interruptible(ctx, it.Build)
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return itemResult{err: ctx.Err()}
 	}
 	if err != nil {
 		rec.Status, rec.Message = StatusSkip, "cannot build the case: "+err.Error()
-		r.progress("  skip  %s: %s\n", it.ID, rec.Message)
-		return r.emit(rec)
+		return itemResult{rec: rec, done: true}
 	}
 	rec.Config = c.Config.String()
 	ps := it.Properties
@@ -316,19 +438,37 @@ func (r *runner) item(ctx context.Context, it Item) error {
 	if len(ps) == 0 {
 		ps = props.All()
 	}
-	outs, failed, err := props.CheckTrial(ctx, r.env, ps, props.Trial{Case: c, Poison: it.Poison, Origin: it.Origin})
+	outs, failed, err := props.CheckTrial(ctx, env, ps, props.Trial{Case: c, Poison: it.Poison, Origin: it.Origin})
 	if u, ok := gpu.IsUnsupported(err); ok {
 		rec.Status, rec.Message = StatusSkip, "unsupported by the backend: "+u.Reason
-		r.progress("  skip  %s: %s\n", it.ID, rec.Message)
-		return r.emit(rec)
+		return itemResult{rec: rec, done: true}
 	}
 	if err != nil {
-		return fmt.Errorf("nightly: %s: %w", it.ID, err)
+		return itemResult{err: fmt.Errorf("nightly: %s: %w", it.ID, err)}
 	}
 	rec.ElapsedMS = ms(time.Since(t0))
 	r.fill(&rec, outs, failed)
+	res := itemResult{rec: rec, failed: failed}
 	if failed != nil {
-		if err := r.artifact(ctx, &rec, c, ""); err != nil {
+		res.c = c // kept for the artifact, built when the record is committed
+	}
+	return res
+}
+
+// commitItem writes an item's artifact (for a failure) and its record, in item order.
+func (r *runner) commitItem(ctx context.Context, it Item, res itemResult) error {
+	rec := res.rec
+	if res.done {
+		switch rec.Status {
+		case StatusSkip:
+			r.progress("  skip  %s: %s\n", it.ID, rec.Message)
+		default:
+			r.progress("  FAIL  %s: %s\n", it.ID, rec.Message)
+		}
+		return r.emit(rec)
+	}
+	if res.failed != nil {
+		if err := r.artifact(ctx, &rec, res.c, ""); err != nil {
 			return err
 		}
 	}
@@ -418,7 +558,11 @@ func (r *runner) artifact(ctx context.Context, rec *Record, c *moe.Case, spec st
 	if r.o.NoArtifacts {
 		return nil
 	}
-	a, err := interruptible(ctx, func() (*Artifact, error) { return BuildArtifact(ctx, r.o.Backend, r.o.Faults, c) })
+	ab, err := r.artifactBackend()
+	if err != nil {
+		return err
+	}
+	a, err := interruptible(ctx, func() (*Artifact, error) { return BuildArtifact(ctx, ab, r.o.Faults, c) })
 	if err != nil {
 		return fmt.Errorf("nightly: %s: %w", rec.ID, err)
 	}
@@ -459,3 +603,13 @@ func (r *runner) report(rec Record) {
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Microsecond)) / 1000 }
+
+// sequential is jobs.Ordered with one job and no overlap: work(0, i), then commit(i, …),
+// then the next index.
+func sequential[T any](n, _ int, work func(job, i int) T, commit func(i int, v T) bool) {
+	for i := 0; i < n; i++ {
+		if !commit(i, work(0, i)) {
+			return
+		}
+	}
+}

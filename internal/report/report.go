@@ -21,14 +21,18 @@ type Options struct {
 	Dir      string           // directory the records' artifact paths are relative to (the results file's)
 	Now      func() time.Time // the report's "generated" time
 	MaxPlots int              // failures that get plots (0: 50; negative: none)
+
+	dirs map[string]string // per record id, the directory its artifact path is relative to (ReadFiles)
 }
 
 // Report is the content of a report, ready to render.
 type Report struct {
-	Title      string
-	Generated  time.Time
-	Run        *nightly.RunInfo
-	Resumes    int // start records after the first
+	Title     string
+	Generated time.Time
+	Run       *nightly.RunInfo
+	Resumes   int // start records after the first (merged: after each shard's first)
+	// Shards lists the shard indices merged into the report (ReadFiles; nil for one file).
+	Shards     []int
 	Summary    *nightly.Summary
 	Properties []PropertyCount
 	Failures   []Failure
@@ -57,6 +61,14 @@ type Failure struct {
 type Plot struct {
 	Name string // file name under plots/
 	PNG  []byte
+}
+
+// dir is the directory record id's artifact path is relative to.
+func (o Options) dir(id string) string {
+	if d, ok := o.dirs[id]; ok {
+		return d
+	}
+	return o.Dir
 }
 
 // Build reads the artifacts of the failing records and renders their plots.
@@ -124,7 +136,7 @@ func Build(recs []nightly.Record, o Options) (*Report, error) {
 				f.Note = fmt.Sprintf("artifact path %q leaves the results folder: not read", rec.Artifact)
 			} else if plots >= o.MaxPlots || o.MaxPlots < 0 {
 				f.Note = "plots left out (the report's plot limit)"
-			} else if err := f.plots(filepath.Join(o.Dir, filepath.FromSlash(rec.Artifact))); err != nil {
+			} else if err := f.plots(filepath.Join(o.dir(rec.ID), filepath.FromSlash(rec.Artifact))); err != nil {
 				f.Note = err.Error()
 			} else {
 				plots++
@@ -244,7 +256,14 @@ func (r *Report) runLine() string {
 	if ri.Faults != "" {
 		s += fmt.Sprintf(", faults `%s`", ri.Faults)
 	}
-	if ri.Shards > 1 {
+	switch {
+	case r.Shards != nil:
+		var ss []string
+		for _, i := range r.Shards {
+			ss = append(ss, fmt.Sprint(i))
+		}
+		s += fmt.Sprintf(", shards %s of %d merged", strings.Join(ss, ","), max(ri.Shards, 1))
+	case ri.Shards > 1:
 		s += fmt.Sprintf(", shard %d/%d", ri.Shard, ri.Shards)
 	}
 	if ri.Cases > 0 {

@@ -1,0 +1,67 @@
+package props
+
+import (
+	"context"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
+)
+
+// trialCache is what the properties of one trial have in common, computed once and shared
+// (issue 14, "cheaper properties"):
+//
+//   - the base run of the trial's case under a poison policy, with stages: matches judges
+//     it, and deterministic (its first run), token-permutation (the unpermuted run),
+//     power-of-two-scaling (the unscaled run) and poison-invariance (the zeros run and the
+//     trial's own policy) compare against it. Each property still makes the runs its claim
+//     needs beyond that one (deterministic a second run, poison-invariance a run per
+//     policy, the stale pair back to back), so every claim is checked on genuine runs;
+//   - the end-to-end enclosure of the trial's case (poison-invariance's NaN and signature
+//     checks).
+//
+// The cache is keyed by the case pointer: a property's derived case (permuted, scaled,
+// split) never hits it. It lives from the start of a trial's checks to their end (checkTrial,
+// failsOn), so nothing of one case is held while the next runs.
+type trialCache struct {
+	c    *moe.Case
+	runs map[gpu.Poison]*gpu.Result
+	en   *oracle.Enclosure
+}
+
+// begin starts the cache of trial case c; end drops it.
+func (env *Env) begin(c *moe.Case) { env.cache = trialCache{c: c} }
+func (env *Env) end()              { env.cache = trialCache{} }
+
+// baseSeed is the poison seed of the shared base runs.
+const baseSeed = 1
+
+// baseRun is the run of case c under poison with stages, shared by the properties of c's
+// trial (see trialCache); for any other case it is a plain run.
+func (env *Env) baseRun(ctx context.Context, name string, c *moe.Case, poison gpu.Poison) (*gpu.Result, *Outcome, error) {
+	if c != nil && c == env.cache.c {
+		if r, ok := env.cache.runs[poison]; ok {
+			return r, nil, nil
+		}
+	}
+	r, o, err := env.run(ctx, name, c, poison, baseSeed)
+	if r != nil && c != nil && c == env.cache.c {
+		if env.cache.runs == nil {
+			env.cache.runs = map[gpu.Poison]*gpu.Result{}
+		}
+		env.cache.runs[poison] = r
+	}
+	return r, o, err
+}
+
+// enclosure is oracle.Enclose(c), computed once per trial for the trial's case.
+func (env *Env) enclosure(c *moe.Case) (*oracle.Enclosure, error) {
+	if c == env.cache.c && env.cache.en != nil {
+		return env.cache.en, nil
+	}
+	en, err := oracle.Enclose(c)
+	if err == nil && c == env.cache.c {
+		env.cache.en = en
+	}
+	return en, err
+}
