@@ -11,11 +11,13 @@ import (
 
 // epSplitSum: splitting the experts over W ranks and summing the ranks' outputs gives the
 // unsplit (W = 1) output: Σ_r y_r ≈ y, Σ_r dX_r ≈ dX, Σ_r d_rw_r ≈ d_rw (each slot is owned by
-// exactly one rank), and each rank's weight gradients are its slice of the unsplit ones.
-// The judgement and its derived bound are oracle.CompareSplitSum's.
+// exactly one rank), and each rank's weight gradients are its slice of the unsplit ones
+// (bitwise where the contract promises bitwise reruns and batch invariance, else within the
+// derived bound). The judgement and its bounds are oracle.CompareSplitSumUnder's, every
+// enclosure derived under the environment's contract.
 var epSplitSum = Property{
 	Name:    "ep-split-sum",
-	Doc:     "the W ranks' outputs sum to the unsplit output within the derived bound; weight gradients are slices",
+	Doc:     "the W ranks' outputs sum to the unsplit output within the derived bound; each rank's weight gradients are its slice of the unsplit ones (bitwise where the contract promises it)",
 	Applies: func(c *moe.Case) bool { return c.EP.WorldSize() > 1 && !c.NonFinite },
 	Check: func(ctx context.Context, env *Env, t Trial) (*Outcome, error) {
 		c, poison := t.Case, t.Poison
@@ -33,7 +35,7 @@ var epSplitSum = Property{
 			}
 			res[i] = r
 		}
-		fs, err := oracle.CompareSplitSum(unsplit, res[0], ranks, res[1:])
+		fs, err := oracle.CompareSplitSumUnder(env.JudgeContract(), unsplit, res[0], ranks, res[1:])
 		if err != nil {
 			return nil, err
 		}
