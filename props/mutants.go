@@ -5,6 +5,7 @@ import (
 	"github.com/moecheck/moecheck/internal/fault"
 	"time"
 
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 )
 
@@ -18,6 +19,8 @@ type MutantOptions struct {
 	Gen     GenOptions
 	// NoStages runs the suite as for a black-box backend (end-to-end checks only).
 	NoStages bool
+	// Contract, when set, is the contract every property judges under (nil: the backend's).
+	Contract *contract.Contract
 }
 
 // MutantResult is the suite's record against one fault.
@@ -61,7 +64,7 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 	var out []MutantResult
 	for _, f := range faults {
 		info, _ := f.Info()
-		env := &Env{Backend: b, Faults: fault.Of(f), NoStages: o.NoStages}
+		env := &Env{Backend: b, Faults: fault.Of(f), NoStages: o.NoStages, Contract: o.Contract}
 		t0 := time.Now()
 		var detectedAt time.Duration
 		rep, err := Run(ctx, RunConfig{Env: env, Seed: o.Seed, Cases: o.Cases, Duration: o.Timeout, Gen: o.Gen,

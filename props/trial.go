@@ -67,6 +67,9 @@ type How struct {
 	Faults     fault.Set
 	NoStages   bool
 	Properties string
+	// Contract, when set, is the contract the run was judged under in place of the
+	// backend's own (--contract).
+	Contract string
 }
 
 // Reproduce is the one command line that reproduces trial t's failure run as h says, for
@@ -79,7 +82,7 @@ type How struct {
 //   - a case Verify persisted: cd DIR && go test -run '^TestX$/^property$/^NAME$' (the test's
 //     own backend, whatever the CLI knows)
 //
-// with --faults, --no-stages and --properties (or MOECHECK_FAULTS) as h says. A case built
+// with --faults, --no-stages, --contract and --properties (or MOECHECK_FAULTS) as h says. A case built
 // in code has no command line; Reproduce says so instead of printing one that fails.
 func Reproduce(t Trial, h How) string {
 	o := t.Origin
@@ -118,6 +121,9 @@ func Reproduce(t Trial, h How) string {
 	}
 	if h.NoStages {
 		b.WriteString(" --no-stages")
+	}
+	if h.Contract != "" {
+		b.WriteString(" --contract " + ShellQuote(h.Contract))
 	}
 	if h.Properties != "" {
 		b.WriteString(" --properties " + ShellQuote(h.Properties))

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
+
+	"github.com/moecheck/moecheck/contract"
 
 	"github.com/moecheck/moecheck/internal/fault"
 	"time"
@@ -25,6 +28,7 @@ type backendFlags struct {
 	timeout      time.Duration
 	startTimeout time.Duration
 	triage       bool // ask a worker without stage capture for its op-level triage (moecheck triage)
+	contract     string
 }
 
 const backendHelp = "backend under test: " + backends.Help
@@ -34,6 +38,7 @@ func (f *backendFlags) register(fs *pflag.FlagSet, faults bool) {
 	fs.DurationVar(&f.timeout, "case-timeout", worker.DefaultTimeout, "worker backends: a case running longer is a hang (recorded, the worker restarts)")
 	fs.DurationVar(&f.startTimeout, "worker-start-timeout", worker.DefaultStartTimeout, "worker backends: a worker that has not said hello by then (CUDA init and PTX JIT included) is a device error")
 	fs.BoolVar(&f.noStages, "no-stages", false, "do not ask for stage intermediates: end-to-end checks only, as for a black-box backend")
+	fs.StringVar(&f.contract, "contract", "", "judge under this path contract ("+strings.Join(contract.Names(), ", ")+"; default: the one the backend declares, exact for sim and cuda, torch for sim-torch, a worker's from its hello)")
 	if faults {
 		fs.StringVar(&f.faults, "faults", "", "switch on catalog faults in the backend (comma list, for demos and mutation testing; see 'moecheck mutants --help')")
 	}
@@ -45,6 +50,27 @@ func (f *backendFlags) faultSet() (fault.Set, error) {
 		return 0, usageErr("--faults: %v", err)
 	}
 	return fs, nil
+}
+
+// contractFlag parses --contract: nil when it is not given (the backend's own contract).
+func (f *backendFlags) contractFlag() (*contract.Contract, error) {
+	if f.contract == "" {
+		return nil, nil
+	}
+	ct, err := contract.ByName(f.contract)
+	if err != nil {
+		return nil, usageErr("--contract: %v", err)
+	}
+	return &ct, nil
+}
+
+// contractRepro is the --contract value reproduce lines carry: the override's name when it
+// differs from the backend's own contract, else "".
+func contractRepro(env *props.Env) string {
+	if env.ContractOverridden() {
+		return env.JudgeContract().String()
+	}
+	return ""
 }
 
 // open starts the backend: errors in the name are usage errors, a worker that cannot start

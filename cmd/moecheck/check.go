@@ -128,6 +128,10 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 		}
 		one = props.Trial{Case: c, Poison: gpu.PoisonSignature, Origin: props.Origin{Kind: props.FromPreset, Preset: f.preset}}
 	}
+	ct, err := f.bf.contractFlag()
+	if err != nil {
+		return err
+	}
 	b, err := f.bf.open(a)
 	if err != nil {
 		return err
@@ -136,7 +140,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	if err := checkDTypes(b, dts); err != nil {
 		return err
 	}
-	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...)}
+	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...), Contract: ct}
 	if f.spec != "" || f.preset != "" {
 		return a.checkOne(env, f, ps, one)
 	}
@@ -145,14 +149,14 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 
 // repro is the reproduce command of a trial under the command's flags.
 func repro(f *backendFlags, env *props.Env, t props.Trial) string {
-	return props.Reproduce(t, props.How{Backend: f.backend, Faults: env.Faults, NoStages: f.noStages})
+	return props.Reproduce(t, props.How{Backend: f.backend, Faults: env.Faults, NoStages: f.noStages, Contract: contractRepro(env)})
 }
 
 // checkOne runs the properties on one spec or preset case.
 func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t props.Trial) error {
 	t0 := time.Now()
 	w := a.stdout
-	fmt.Fprintf(w, "case: %s\n", t.Case.Config)
+	fmt.Fprintf(w, "case: %s\ncontract: %s\n", t.Case.Config, env.JudgeContract())
 	outs, failed, err := props.CheckTrial(a.ctx, env, ps, t)
 	if why, ok := gpu.IsUnsupported(err); ok {
 		fmt.Fprintf(w, "UNSUPPORTED: the backend does not support this case: %s\n", why.Reason)
@@ -168,6 +172,7 @@ func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t pro
 		}
 		fmt.Fprintf(w, "  %-4s %s\n", status, o.Property)
 	}
+	writeJudgements(w, env, ps)
 	fmt.Fprintf(w, "%s in %.2fs\n", plural(len(outs), "property", "properties"), time.Since(t0).Seconds())
 	if failed == nil {
 		fmt.Fprintln(w, "PASS")
@@ -178,6 +183,18 @@ func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t pro
 	writeWorkerNotes(w, env.Backend, "")
 	fmt.Fprintf(w, "reproduce: %s\n", repro(&f.bf, env, t))
 	return errFailures
+}
+
+// writeJudgements prints, for each property the contract weakens, how it judges instead.
+func writeJudgements(w io.Writer, env *props.Env, ps []props.Property) {
+	if len(ps) == 0 {
+		ps = props.All()
+	}
+	for _, p := range ps {
+		if j := props.Judgement(p, env.JudgeContract()); j != "" {
+			fmt.Fprintf(w, "note: %s: %s\n", p.Name, j)
+		}
+	}
 }
 
 // writeFailures prints a failing outcome's checks, one per line, with their locations (the
@@ -258,7 +275,7 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 	if !env.Faults.Empty() {
 		fmt.Fprintf(w, ", faults %s", env.Faults)
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, ", contract %s\n", env.JudgeContract())
 	type count struct{ ran, failed int }
 	counts := map[string]*count{}
 	var order []string
@@ -308,6 +325,7 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 			fmt.Fprintf(w, "%-24s %8d %8d\n", n, counts[n].ran, counts[n].failed)
 		}
 	}
+	writeJudgements(w, env, ps)
 	if rep.Unsupported > 0 {
 		fmt.Fprintf(w, "unsupported cases: %d (outside the backend's capabilities; not checked)\n", rep.Unsupported)
 	}
@@ -334,6 +352,9 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 		fmt.Fprintf(w, "  triage:    moecheck triage --backend %s --spec '%s'", quote(f.bf.backend), s)
 		if !env.Faults.Empty() {
 			fmt.Fprintf(w, " --faults %s", env.Faults)
+		}
+		if c := contractRepro(env); c != "" {
+			fmt.Fprintf(w, " --contract %s", c)
 		}
 		fmt.Fprintln(w)
 	}

@@ -68,6 +68,10 @@ func (a *app) runMutants(f *mutantsFlags) error {
 	if f.cases <= 0 || f.budget <= 0 {
 		return usageErr("--cases and --time must be positive")
 	}
+	ct, err := f.bf.contractFlag()
+	if err != nil {
+		return err
+	}
 	b, err := f.bf.open(a)
 	if err != nil {
 		return err
@@ -79,10 +83,14 @@ func (a *app) runMutants(f *mutantsFlags) error {
 		be, mode = noStages{b}, "end to end only (--no-stages)"
 	}
 	w := a.stdout
-	fmt.Fprintf(w, "moecheck mutants: backend %s, %s, budget %d cases or %s per fault, seed %d\n\n", b.Name(), mode, f.cases, f.budget, f.seed)
+	judged := gpu.ContractOf(b)
+	if ct != nil {
+		judged = *ct
+	}
+	fmt.Fprintf(w, "moecheck mutants: backend %s, %s, contract %s, budget %d cases or %s per fault, seed %d\n\n", b.Name(), mode, judged, f.cases, f.budget, f.seed)
 	fmt.Fprintf(w, "%-21s %-7s %-18s %7s %9s  %s\n", "fault", "caught", "property", "cases", "time", "shrunk T,E,K,H,I")
 	missed := 0
-	_, err = props.Mutants(a.ctx, be, props.MutantOptions{Faults: set.List(), Cases: f.cases, Timeout: f.budget, Seed: f.seed,
+	_, err = props.Mutants(a.ctx, be, props.MutantOptions{Faults: set.List(), Cases: f.cases, Timeout: f.budget, Seed: f.seed, Contract: ct,
 		Gen: props.GenOptions{DTypes: dts}}, func(r props.MutantResult) {
 		if !r.Caught {
 			missed++

@@ -53,12 +53,17 @@ locations, and exits 1 if any case fails.`,
 			if len(cs) == 0 && len(bad) == 0 {
 				return usageErr("no corpus cases in %v", args)
 			}
+			ct, err := bf.contractFlag()
+			if err != nil {
+				return err
+			}
 			b, err := bf.open(a)
 			if err != nil {
 				return err
 			}
 			defer a.closeBackend(b)
-			env := &props.Env{Backend: b, Faults: faults, NoStages: bf.noStages}
+			env := &props.Env{Backend: b, Faults: faults, NoStages: bf.noStages, Contract: ct}
+			fmt.Fprintf(a.stdout, "contract: %s\n", env.JudgeContract())
 			w := a.stdout
 			failed := len(bad)
 			for _, bfile := range bad {
@@ -105,7 +110,11 @@ locations, and exits 1 if any case fails.`,
 				failed++
 				fmt.Fprintf(w, "FAIL %s (%s, poison %s%s): property %s: %s\n", c.Name, c.Case.Config, under, hint, bad.Property, bad.Message)
 				writeFailures(w, bad, "  ")
-				fmt.Fprintf(w, "  triage: moecheck triage --backend %s%s %s --no-save\n", quote(bf.backend), faultFlag(faults), quote(c.Path))
+				cflag := ""
+				if cr := contractRepro(env); cr != "" {
+					cflag = " --contract " + cr
+				}
+				fmt.Fprintf(w, "  triage: moecheck triage --backend %s%s%s %s --no-save\n", quote(bf.backend), faultFlag(faults), cflag, quote(c.Path))
 			}
 			fmt.Fprintf(w, "%d case(s), %d failing", len(cs)+len(bad), failed)
 			if len(bad) > 0 {

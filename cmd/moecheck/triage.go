@@ -128,12 +128,16 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 		c = entry.Case
 	}
 	f.bf.triage = true
+	ct, err := f.bf.contractFlag()
+	if err != nil {
+		return err
+	}
 	b, err := f.bf.open(a)
 	if err != nil {
 		return err
 	}
 	defer a.closeBackend(b)
-	o := triage.Options{Backend: b, Faults: faults, Candidates: cands.List(), Top: f.top, NoShrink: f.noShrink}
+	o := triage.Options{Backend: b, Faults: faults, Candidates: cands.List(), Top: f.top, NoShrink: f.noShrink, Contract: ct}
 	if f.spec != "" {
 		// Shrink inside the worker's capabilities, keeping the spec's dtype (a PyTorch path's
 		// rounding in another dtype is another question).

@@ -87,6 +87,8 @@ type RunInfo struct {
 	// them), so that a bare resume can restore them.
 	Flags map[string]string `json:"flags,omitempty"`
 	Start int               `json:"start,omitempty"` // first random index of this invocation
+	// Contract is the path contract the run judged under (the backend's, or --contract's).
+	Contract string `json:"contract,omitempty"`
 }
 
 // FailureRecord is one oracle failure, flattened.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"math"
@@ -52,6 +53,9 @@ type Options struct {
 	NoStages    bool
 	// Fit maps random specs into the backend's capabilities (props.Env.Fit; nil: none).
 	Fit func(props.Spec) (props.Spec, error)
+	// Contract, when set, is the path contract every case is judged under (--contract);
+	// nil: the one the backend declares. Start records name the contract judged under.
+	Contract *contract.Contract
 
 	Items          []Item
 	ItemProperties []props.Property // for items without their own (nil: props.All())
@@ -181,7 +185,7 @@ func (r *runner) progress(format string, a ...any) {
 
 func (r *runner) run(ctx context.Context) (*Outcome, error) {
 	o := r.o
-	r.env = &props.Env{Backend: o.Backend, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit}
+	r.env = &props.Env{Backend: o.Backend, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit, Contract: o.Contract}
 	done := map[string]bool{}
 	next, randomTime := 0, time.Duration(0)
 	for _, rec := range Cases(r.recs) {
@@ -193,7 +197,8 @@ func (r *runner) run(ctx context.Context) (*Outcome, error) {
 	}
 	info := &RunInfo{Backend: o.BackendFlag, Faults: faultString(o.Faults), NoStages: o.NoStages, Seed: o.Seed,
 		Cases: o.Cases, BudgetS: o.Duration.Seconds(), Shard: o.Shard, Shards: o.Shards,
-		Properties: propNames(o.Properties), Resumed: len(r.recs) > 0, Start: next, Flags: o.Flags}
+		Properties: propNames(o.Properties), Resumed: len(r.recs) > 0, Start: next, Flags: o.Flags,
+		Contract: r.env.JudgeContract().String()}
 	for _, it := range o.Items {
 		switch it.Kind {
 		case KindCorpus:
@@ -363,7 +368,7 @@ func (r *runner) random(ctx context.Context, cr props.CaseResult) error {
 			rec.Failures = failureRecords(cr.Shrunk.Outcome)
 		}
 		rec.Repro = props.Reproduce(props.Trial{Origin: props.Origin{Kind: props.FromSpec, Spec: spec}},
-			props.How{Backend: r.o.BackendFlag, Faults: r.o.Faults, NoStages: r.o.NoStages})
+			props.How{Backend: r.o.BackendFlag, Faults: r.o.Faults, NoStages: r.o.NoStages, Contract: r.contractRepro()})
 		c, err := spec.Build()
 		if err != nil {
 			return fmt.Errorf("nightly: %s: %w", rec.ID, err)
@@ -418,7 +423,9 @@ func (r *runner) artifact(ctx context.Context, rec *Record, c *moe.Case, spec st
 	if r.o.NoArtifacts {
 		return nil
 	}
-	a, err := interruptible(ctx, func() (*Artifact, error) { return BuildArtifact(ctx, r.o.Backend, r.o.Faults, c) })
+	a, err := interruptible(ctx, func() (*Artifact, error) {
+		return BuildArtifactUnder(ctx, r.o.Backend, r.o.Faults, r.env.JudgeContract(), c)
+	})
 	if err != nil {
 		return fmt.Errorf("nightly: %s: %w", rec.ID, err)
 	}
@@ -459,3 +466,12 @@ func (r *runner) report(rec Record) {
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Microsecond)) / 1000 }
+
+// contractRepro is the --contract a reproduce line carries: the override's name when it
+// differs from the backend's own contract.
+func (r *runner) contractRepro() string {
+	if r.env.ContractOverridden() {
+		return r.env.JudgeContract().String()
+	}
+	return ""
+}

@@ -3,6 +3,7 @@ package triage
 import (
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"sort"
@@ -37,6 +38,17 @@ type Options struct {
 	Properties []props.Property
 	// Fit keeps shrink candidates inside the backend's capabilities (props.Env.Fit; nil: none).
 	Fit func(props.Spec) (props.Spec, error)
+	// Contract, when set, is the path contract the backend is judged under (--contract); nil:
+	// the one it declares (gpu.ContractOf). The candidates' signatures are judged under it too.
+	Contract *contract.Contract
+}
+
+// judge is the contract triage judges under.
+func (o Options) judge() contract.Contract {
+	if o.Contract != nil {
+		return *o.Contract
+	}
+	return gpu.ContractOf(o.Backend)
 }
 
 // Match is one candidate fault of the differential diagnosis.
@@ -108,11 +120,12 @@ func (o Options) withDefaults() Options {
 func Case(ctx context.Context, c *moe.Case, o Options) (*Report, error) {
 	t0 := time.Now()
 	o = o.withDefaults()
-	en, err := oracle.Enclose(c)
+	ct := o.judge()
+	en, err := oracle.EncloseUnder(c, ct)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
-	ob := &observer{c: c, en: en}
+	ob := &observer{c: c, en: en, ct: ct}
 	rep := &Report{Case: c, Backend: o.Backend.Name(), Faults: o.Faults, Top: o.Top}
 	if rep.Observed, err = ob.observe(ctx, o.Backend, o.Faults); err != nil {
 		return nil, err
@@ -140,7 +153,7 @@ func Case(ctx context.Context, c *moe.Case, o Options) (*Report, error) {
 func Spec(ctx context.Context, s props.Spec, o Options) (*Report, error) {
 	t0 := time.Now()
 	o = o.withDefaults()
-	env := &props.Env{Backend: o.Backend, Faults: o.Faults, Fit: o.Fit}
+	env := &props.Env{Backend: o.Backend, Faults: o.Faults, Fit: o.Fit, Contract: o.Contract}
 	cr, err := props.RunSpec(ctx, env, o.Properties, s)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
@@ -178,7 +191,7 @@ func Tokens(ctx context.Context, t props.Trial, o Options) (*Report, error) {
 	t0 := time.Now()
 	o = o.withDefaults()
 	c := t.Case
-	env := &props.Env{Backend: o.Backend, Faults: o.Faults}
+	env := &props.Env{Backend: o.Backend, Faults: o.Faults, Contract: o.Contract}
 	_, failed, err := props.CheckTrial(ctx, env, o.Properties, t)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
