@@ -21,6 +21,8 @@ type MutantOptions struct {
 	NoStages bool
 	// Contract, when set, is the contract every property judges under (nil: the backend's).
 	Contract *contract.Contract
+	// New opens a fresh instance of the backend for the history property (nil: skipped).
+	New func() (gpu.Backend, error)
 }
 
 // MutantResult is the suite's record against one fault.
@@ -64,7 +66,7 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 	var out []MutantResult
 	for _, f := range faults {
 		info, _ := f.Info()
-		env := &Env{Backend: b, Faults: fault.Of(f), NoStages: o.NoStages, Contract: o.Contract}
+		env := &Env{Backend: b, Faults: fault.Of(f), NoStages: o.NoStages, Contract: o.Contract, New: o.New}
 		t0 := time.Now()
 		var detectedAt time.Duration
 		rep, err := Run(ctx, RunConfig{Env: env, Seed: o.Seed, Cases: o.Cases, Duration: o.Timeout, Gen: o.Gen,

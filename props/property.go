@@ -81,7 +81,7 @@ type Property struct {
 }
 
 // allProperties is the default property suite, in the order the runner tries them.
-var allProperties = []Property{matches, poisonInvariance, deterministic, tokenPermutation, zeroWeightIsSentinel, powerOfTwoScaling, epSplitSum}
+var allProperties = []Property{matches, poisonInvariance, deterministic, tokenPermutation, zeroWeightIsSentinel, powerOfTwoScaling, epSplitSum, history}
 
 // ByName finds a property.
 func ByName(name string) (Property, error) {

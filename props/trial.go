@@ -18,6 +18,10 @@ type Trial struct {
 	Case   *moe.Case
 	Poison gpu.Poison
 	Origin Origin
+	// Prior, when set, is the case the history property runs right before Case on the same
+	// backend instance (nil: derived from the trial, PriorOf). Reproduce writes a pair of
+	// specs as --spec PRIOR --then-spec CASE.
+	Prior *Trial
 }
 
 // OriginKind says what kind of source a case came from.
@@ -76,6 +80,7 @@ type How struct {
 // every origin and every backend:
 //
 //   - a spec:        moecheck check --backend B --spec '…'
+//   - a pair:        moecheck check --backend B --spec 'FIRST' --then-spec 'SECOND' (history)
 //   - a preset case: moecheck check --backend B --preset ID
 //   - a corpus file: moecheck replay --backend B FILE
 //   - a fuzz input:  MOECHECK_BACKEND=B go test ./fuzz -run '^FuzzPath$/^NAME$'
@@ -112,6 +117,10 @@ func Reproduce(t Trial, h How) string {
 	}
 	switch o.Kind {
 	case FromSpec:
+		if p := t.Prior; p != nil && p.Origin.Kind == FromSpec {
+			fmt.Fprintf(&b, " --spec '%s' --then-spec '%s'", p.Origin.Spec.normalized(), o.Spec.normalized())
+			break
+		}
 		fmt.Fprintf(&b, " --spec '%s'", o.Spec.normalized())
 	case FromPreset:
 		b.WriteString(" --preset " + ShellQuote(o.Preset))

@@ -73,6 +73,17 @@ func contractRepro(env *props.Env) string {
 	return ""
 }
 
+// fresh is the props.Env.New of the history property: it opens another instance of the
+// backend as the flags name it. Nil for a worker backend (a fresh worker per case would cost
+// a process start, CUDA initialisation included, for every case): there the history property
+// is skipped, with a note.
+func (f *backendFlags) fresh(a *app, b gpu.Backend) func() (gpu.Backend, error) {
+	if _, _, _, ok := worker.Info(b); ok {
+		return nil
+	}
+	return func() (gpu.Backend, error) { return f.open(a) }
+}
+
 // open starts the backend: errors in the name are usage errors, a worker that cannot start
 // is a device error.
 func (f *backendFlags) open(a *app) (gpu.Backend, error) {

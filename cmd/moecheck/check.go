@@ -25,6 +25,7 @@ type checkFlags struct {
 	shard      string
 	properties string
 	spec       string
+	thenSpec   string
 	preset     string
 	start      int
 	keepGoing  bool
@@ -71,6 +72,7 @@ modes), prints the failing checks with their locations and a reproduce command, 
 	fs.StringVar(&f.shard, "shard", "", "run shard i of n: i/n, or env / env/n to read the index from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX")
 	fs.StringVar(&f.properties, "properties", "", "properties to check (comma list; default all: "+propertyNames()+")")
 	fs.StringVar(&f.spec, "spec", "", "check exactly this one-line spec (a reproduce command) instead of generating cases")
+	fs.StringVar(&f.thenSpec, "then-spec", "", "with --spec A: check this spec B, which the history property runs right after A on the same backend instance (a history reproduce line)")
 	fs.StringVar(&f.preset, "preset", "", "check exactly this model-preset case (id as nightly prints it, e.g. qwen3-30b-a3b/ep8/rank3/T4/seed1)")
 	fs.IntVar(&f.start, "start", 0, "first case index")
 	fs.BoolVar(&f.keepGoing, "keep-going", false, "continue after a failure (report every failing case)")
@@ -113,6 +115,20 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	}
 	var one props.Trial
 	switch {
+	case f.thenSpec != "" && f.spec == "":
+		return usageErr("--then-spec needs --spec (the case run first)")
+	case f.thenSpec != "":
+		first, err := parseSpec(f.spec, a.caseLimits())
+		if err != nil {
+			return err
+		}
+		then, err := parseSpec(f.thenSpec, a.caseLimits())
+		if err != nil {
+			return err
+		}
+		if one, err = props.PairTrial(first, then); err != nil {
+			return usageErr("--spec, --then-spec: %v", err)
+		}
 	case f.spec != "":
 		spec, err := parseSpec(f.spec, a.caseLimits())
 		if err != nil {
@@ -140,7 +156,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	if err := checkDTypes(b, dts); err != nil {
 		return err
 	}
-	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...), Contract: ct}
+	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...), Contract: ct, New: f.bf.fresh(a, b)}
 	if f.spec != "" || f.preset != "" {
 		return a.checkOne(env, f, ps, one)
 	}

@@ -90,7 +90,7 @@ func (a *app) runMutants(f *mutantsFlags) error {
 	fmt.Fprintf(w, "moecheck mutants: backend %s, %s, contract %s, budget %d cases or %s per fault, seed %d\n\n", b.Name(), mode, judged, f.cases, f.budget, f.seed)
 	fmt.Fprintf(w, "%-21s %-7s %-18s %7s %9s  %s\n", "fault", "caught", "property", "cases", "time", "shrunk T,E,K,H,I")
 	missed := 0
-	_, err = props.Mutants(a.ctx, be, props.MutantOptions{Faults: set.List(), Cases: f.cases, Timeout: f.budget, Seed: f.seed, Contract: ct,
+	_, err = props.Mutants(a.ctx, be, props.MutantOptions{Faults: set.List(), Cases: f.cases, Timeout: f.budget, Seed: f.seed, Contract: ct, New: f.bf.fresh(a, b),
 		Gen: props.GenOptions{DTypes: dts}}, func(r props.MutantResult) {
 		if !r.Caught {
 			missed++

@@ -270,7 +270,7 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		return err
 	}
 	defer a.closeBackend(b)
-	o := nightly.Options{Contract: ct, Backend: b, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b), Items: items,
+	o := nightly.Options{Contract: ct, New: f.bf.fresh(a, b), Backend: b, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b), Items: items,
 		ItemProperties: ps, Properties: ps, Seed: seed, Cases: f.cases, Duration: f.budget, Gen: props.GenOptions{DTypes: dts, WidePct: f.widePct},
 		Shard: shard, Shards: shards, MaxShrinks: f.maxShrinks, Results: f.results, ArtifactDir: f.artifacts,
 		NoArtifacts: f.noArtifacts, Resume: f.resume, Now: a.now, Progress: a.stdout, Flags: flags}

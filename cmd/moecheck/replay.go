@@ -62,7 +62,7 @@ locations, and exits 1 if any case fails.`,
 				return err
 			}
 			defer a.closeBackend(b)
-			env := &props.Env{Backend: b, Faults: faults, NoStages: bf.noStages, Contract: ct}
+			env := &props.Env{Backend: b, Faults: faults, NoStages: bf.noStages, Contract: ct, New: bf.fresh(a, b)}
 			fmt.Fprintf(a.stdout, "contract: %s\n", env.JudgeContract())
 			w := a.stdout
 			failed := len(bad)

@@ -137,7 +137,7 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 		return err
 	}
 	defer a.closeBackend(b)
-	o := triage.Options{Backend: b, Faults: faults, Candidates: cands.List(), Top: f.top, NoShrink: f.noShrink, Contract: ct}
+	o := triage.Options{Backend: b, Faults: faults, Candidates: cands.List(), Top: f.top, NoShrink: f.noShrink, Contract: ct, New: f.bf.fresh(a, b)}
 	if f.spec != "" {
 		// Shrink inside the worker's capabilities, keeping the spec's dtype (a PyTorch path's
 		// rounding in another dtype is another question).

@@ -42,7 +42,7 @@ func (st *state) backward(c moe.Config, f faults) {
 	st.gemm(c, f, st.dact, I, st.dh2, H, st.w2, st.rowW, nil)
 
 	// Step 14: GEMM 2 wgrad dW2[e,h,:] = Σ_{i ∈ rows(e)} d_h2[i,h]·act[i,:]; bias by index-add.
-	st.wgrad(c, f, st.dw2, H, I, st.dh2, st.act)
+	st.wgrad(c, f, st.dw2, H, I, st.dh2, st.act, &st.prevDW2)
 	if c.Bias {
 		st.indexAdd(c, st.db2, H, st.dh2)
 	}
@@ -63,7 +63,7 @@ func (st *state) backward(c moe.Config, f faults) {
 	} // else NoMaskUpDgrad: the unwritten d_xs tail is scatter-added below (leak 2)
 
 	// Step 17: GEMM 1 wgrad dW1[e,j,:] = Σ_{i ∈ rows(e)} d_h1[i,j]·xs[i,:]; bias by index-add.
-	st.wgrad(c, f, st.dw1, I2, H, st.dh1, st.xs)
+	st.wgrad(c, f, st.dw1, I2, H, st.dh1, st.xs, &st.prevDW1)
 	if c.Bias {
 		st.indexAdd(c, st.db1, I2, st.dh1)
 	}
@@ -86,14 +86,24 @@ func (st *state) backward(c moe.Config, f faults) {
 // wgrad computes dW[e] (m×n per expert, standard layout) = Σ_{i ∈ rows(e)} dout[i,:]ᵀ·in[i,:]
 // (dout rows have m elements, in rows n), in fp32 over the wgrad group's rows in order, one
 // rounding.
-// An expert with no rows gets exact zeros: the kernel writes them.
-func (st *state) wgrad(c moe.Config, f faults, dw []float32, m, n int, dout, in []float32) {
+// An expert with no rows gets exact zeros: the kernel writes them. prev is the persistent
+// buffer of fault StaleEmptyWgrad (the previous faulty run's dW and its per-expert size).
+func (st *state) wgrad(c moe.Config, f faults, dw []float32, m, n int, dout, in []float32, prev *staleWgrad) {
 	d := c.DType
+	if f.staleEmptyWgrad {
+		defer prev.keep(dw, m*n)
+	}
 	for e := 0; e < c.E; e++ {
 		lo, hi := st.begin(e), st.wend(e, f)
 		blk := dw[e*m*n : (e+1)*m*n]
 		if hi == lo {
-			if !f.emptyExpertWgrad { // fault EmptyExpertWgrad: the block keeps its poison
+			switch {
+			case f.staleEmptyWgrad: // fault StaleEmptyWgrad: the previous run's block, if it had one
+				clear(blk)
+				if prev.blk == m*n && len(prev.dw) >= (e+1)*m*n {
+					copy(blk, prev.dw[e*m*n:(e+1)*m*n])
+				}
+			case !f.emptyExpertWgrad: // fault EmptyExpertWgrad: the block keeps its poison
 				clear(blk)
 			}
 			continue
@@ -127,4 +137,16 @@ func (st *state) indexAdd(c moe.Config, db []float32, n int, g []float32) {
 		}
 	}
 	roundAll(c.DType, db)
+}
+
+// staleWgrad is fault StaleEmptyWgrad's persistent weight-gradient buffer: the last faulty
+// run's dW (standard layout) and its per-expert block size.
+type staleWgrad struct {
+	dw  []float32
+	blk int
+}
+
+func (s *staleWgrad) keep(dw []float32, blk int) {
+	s.dw = append(s.dw[:0], dw...)
+	s.blk = blk
 }

@@ -56,6 +56,9 @@ type Options struct {
 	// Contract, when set, is the path contract every case is judged under (--contract);
 	// nil: the one the backend declares. Start records name the contract judged under.
 	Contract *contract.Contract
+	// New opens a fresh backend instance for the history property (props.Env.New; nil:
+	// that property is skipped).
+	New func() (gpu.Backend, error)
 
 	Items          []Item
 	ItemProperties []props.Property // for items without their own (nil: props.All())
@@ -185,7 +188,7 @@ func (r *runner) progress(format string, a ...any) {
 
 func (r *runner) run(ctx context.Context) (*Outcome, error) {
 	o := r.o
-	r.env = &props.Env{Backend: o.Backend, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit, Contract: o.Contract}
+	r.env = &props.Env{Backend: o.Backend, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit, Contract: o.Contract, New: o.New}
 	done := map[string]bool{}
 	next, randomTime := 0, time.Duration(0)
 	for _, rec := range Cases(r.recs) {
@@ -367,7 +370,11 @@ func (r *runner) random(ctx context.Context, cr props.CaseResult) error {
 			rec.Property, rec.Message = cr.Shrunk.Outcome.Property, cr.Shrunk.Outcome.Message
 			rec.Failures = failureRecords(cr.Shrunk.Outcome)
 		}
-		rec.Repro = props.Reproduce(props.Trial{Origin: props.Origin{Kind: props.FromSpec, Spec: spec}},
+		tr := props.Trial{Origin: props.Origin{Kind: props.FromSpec, Spec: spec}}
+		if cr.Shrunk != nil && cr.Shrunk.Trial.Prior != nil {
+			tr = cr.Shrunk.Trial // a history pair: both specs
+		}
+		rec.Repro = props.Reproduce(tr,
 			props.How{Backend: r.o.BackendFlag, Faults: r.o.Faults, NoStages: r.o.NoStages, Contract: r.contractRepro()})
 		c, err := spec.Build()
 		if err != nil {

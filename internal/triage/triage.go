@@ -41,6 +41,8 @@ type Options struct {
 	// Contract, when set, is the path contract the backend is judged under (--contract); nil:
 	// the one it declares (gpu.ContractOf). The candidates' signatures are judged under it too.
 	Contract *contract.Contract
+	// New opens a fresh backend instance for the history property (nil: skipped).
+	New func() (gpu.Backend, error)
 }
 
 // judge is the contract triage judges under.
@@ -153,7 +155,7 @@ func Case(ctx context.Context, c *moe.Case, o Options) (*Report, error) {
 func Spec(ctx context.Context, s props.Spec, o Options) (*Report, error) {
 	t0 := time.Now()
 	o = o.withDefaults()
-	env := &props.Env{Backend: o.Backend, Faults: o.Faults, Fit: o.Fit, Contract: o.Contract}
+	env := &props.Env{Backend: o.Backend, Faults: o.Faults, Fit: o.Fit, Contract: o.Contract, New: o.New}
 	cr, err := props.RunSpec(ctx, env, o.Properties, s)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
@@ -191,7 +193,7 @@ func Tokens(ctx context.Context, t props.Trial, o Options) (*Report, error) {
 	t0 := time.Now()
 	o = o.withDefaults()
 	c := t.Case
-	env := &props.Env{Backend: o.Backend, Faults: o.Faults, Contract: o.Contract}
+	env := &props.Env{Backend: o.Backend, Faults: o.Faults, Contract: o.Contract, New: o.New}
 	_, failed, err := props.CheckTrial(ctx, env, o.Properties, t)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
