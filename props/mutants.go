@@ -34,6 +34,9 @@ type MutantResult struct {
 	Elapsed  time.Duration // time to detection (or the budget)
 	Shrunk   *Shrunk       // the minimized failing case
 	Message  string
+	// Unsupported: every case was outside the backend's capabilities (e.g. a fault the backend
+	// does not reproduce): the fault was not tested.
+	Unsupported bool
 }
 
 // The default budget per fault (MutantOptions zero values): DefaultMutantCases cases or
@@ -81,7 +84,7 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 		if err != nil {
 			return out, err
 		}
-		mr := MutantResult{Fault: info, Cases: rep.Cases, Elapsed: rep.Elapsed}
+		mr := MutantResult{Fault: info, Cases: rep.Cases, Elapsed: rep.Elapsed, Unsupported: rep.Cases == 0 && rep.Unsupported > 0}
 		if len(rep.Failures) > 0 {
 			cr := rep.Failures[0]
 			mr.Caught = true

@@ -92,6 +92,10 @@ func (a *app) runMutants(f *mutantsFlags) error {
 	missed := 0
 	_, err = props.Mutants(a.ctx, be, props.MutantOptions{Faults: set.List(), Cases: f.cases, Timeout: f.budget, Seed: f.seed, Contract: ct, New: f.bf.fresh(a, b),
 		Gen: props.GenOptions{DTypes: dts}}, func(r props.MutantResult) {
+		if r.Unsupported {
+			fmt.Fprintf(w, "%-21s %-7s %-18s %7d %9s  %s\n", r.Fault.Name, "skipped", "(backend does not reproduce it)", 0, "-", "-")
+			return
+		}
 		if !r.Caught {
 			missed++
 			fmt.Fprintf(w, "%-21s %-7s %-18s %7d %9s  %s\n", r.Fault.Name, "NO", "-", r.Cases, r.Elapsed.Round(time.Millisecond), "-")
