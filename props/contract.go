@@ -111,3 +111,27 @@ func (env *Env) weakened(name string, runs ...run1) (*Outcome, error) {
 	}
 	return pass(name, nil), nil
 }
+
+// enclCache keeps the end-to-end enclosure of the last case judged end to end, so that the
+// runs of one case (poison policies, reruns, every property of a trial) derive it once.
+type enclCache struct {
+	c   *moe.Case
+	cfg moe.Config
+	ct  contract.Contract
+	en  *oracle.Enclosure
+}
+
+// enclosure returns EncloseUnder(c, ct), reusing the last one when c is the same case (the
+// same value, not modified: properties clone before they transform) under the same contract.
+func (env *Env) enclosure(c *moe.Case, ct contract.Contract) (*oracle.Enclosure, error) {
+	k := &env.encl
+	if k.en != nil && k.c == c && k.cfg == c.Config && k.ct == ct {
+		return k.en, nil
+	}
+	en, err := oracle.EncloseUnder(c, ct)
+	if err != nil {
+		return nil, err
+	}
+	*k = enclCache{c: c, cfg: c.Config, ct: ct, en: en}
+	return en, nil
+}

@@ -33,11 +33,19 @@ type Env struct {
 	New func() (gpu.Backend, error)
 
 	checker oracle.Checker // reused scratch memory for the oracle
+	encl    enclCache      // the last end-to-end enclosure (contract.go)
 }
 
 // check runs the oracle with the environment's reusable checker.
 func (env *Env) check(c *moe.Case, r *gpu.Result, o oracle.Options) (*oracle.Verdict, error) {
 	o.Contract = env.JudgeContract()
+	if o.Enclosure == nil && (r == nil || r.Stages == nil || o.SkipStages) { // judged end to end
+		en, err := env.enclosure(c, o.Contract)
+		if err != nil {
+			return nil, err
+		}
+		o.Enclosure = en
+	}
 	return env.checker.Check(c, r, o)
 }
 
