@@ -26,6 +26,7 @@ type checkFlags struct {
 	properties string
 	spec       string
 	thenSpec   string
+	sharpness  bool
 	preset     string
 	start      int
 	keepGoing  bool
@@ -72,6 +73,7 @@ modes), prints the failing checks with their locations and a reproduce command, 
 	fs.StringVar(&f.shard, "shard", "", "run shard i of n: i/n, or env / env/n to read the index from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX")
 	fs.StringVar(&f.properties, "properties", "", "properties to check (comma list; default all: "+propertyNames()+")")
 	fs.StringVar(&f.spec, "spec", "", "check exactly this one-line spec (a reproduce command) instead of generating cases")
+	fs.BoolVar(&f.sharpness, "sharpness", false, "also measure the oracle's sharpness per result tensor, pooled over the run: unconstrained elements, wide ones (radius above a tenth of the tensor's RMS), median and p99 of radius ÷ |reference| (costs a float64 reference and an end-to-end enclosure per case)")
 	fs.StringVar(&f.thenSpec, "then-spec", "", "with --spec A: check this spec B, which the history property runs right after A on the same backend instance (a history reproduce line)")
 	fs.StringVar(&f.preset, "preset", "", "check exactly this model-preset case (id as nightly prints it, e.g. qwen3-30b-a3b/ep8/rank3/T4/seed1)")
 	fs.IntVar(&f.start, "start", 0, "first case index")
@@ -189,6 +191,13 @@ func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t pro
 		fmt.Fprintf(w, "  %-4s %s\n", status, o.Property)
 	}
 	writeJudgements(w, env, ps)
+	if f.sharpness {
+		sp := newSharpPool(env.JudgeContract())
+		sp.add(t.Case)
+		if err := sp.write(w); err != nil {
+			return internalErr(err)
+		}
+	}
 	fmt.Fprintf(w, "%s in %.2fs\n", plural(len(outs), "property", "properties"), time.Since(t0).Seconds())
 	if failed == nil {
 		fmt.Fprintln(w, "PASS")
@@ -300,6 +309,10 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 		expected = (total + shards - 1) / shards
 	}
 	prog := newProgress(a.stderr, expected, f.budget)
+	var sp *sharpPool
+	if f.sharpness {
+		sp = newSharpPool(env.JudgeContract())
+	}
 	rep, err := props.Run(a.ctx, props.RunConfig{Env: env, Properties: ps, Gen: props.GenOptions{DTypes: dts, WidePct: f.widePct}, Seed: f.seed,
 		Cases: f.cases, Duration: f.budget, Start: f.start, Shard: shard, Shards: shards, NoShrink: f.noShrink,
 		MaxShrinks: f.maxShrinks, KeepGoing: f.keepGoing,
@@ -318,6 +331,9 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 				if !o.Pass {
 					c.failed++
 				}
+			}
+			if sp != nil {
+				sp.add(cr.Trial.Case)
 			}
 			prog.add(!cr.Pass)
 		}})
@@ -342,6 +358,11 @@ func (a *app) checkRandom(env *props.Env, f *checkFlags, ps []props.Property, dt
 		}
 	}
 	writeJudgements(w, env, ps)
+	if sp != nil {
+		if err := sp.write(w); err != nil {
+			return internalErr(err)
+		}
+	}
 	if rep.Unsupported > 0 {
 		fmt.Fprintf(w, "unsupported cases: %d (outside the backend's capabilities; not checked)\n", rep.Unsupported)
 	}
