@@ -23,6 +23,9 @@ type GenOptions struct {
 	LongPct int
 	LongT   int
 	LongHI  int
+	// MinH, when positive, raises every drawn H below it to MinH (e.g. 256 to measure the
+	// catalog at H ≥ 256; shrinking may go below it).
+	MinH int
 	MaxH    int // default 40
 	MaxI    int // default 40
 	// WideH and WideI bound H and I in the rare wide mode (WidePct percent of draws each,
@@ -177,28 +180,30 @@ func GenSpec(o GenOptions) gopter.Gen {
 		"Poison":  intGen(0, uniform(0, 6)),
 		"Seed":    seed,
 	})
-	if o.LongPct <= 0 {
+	if o.LongPct <= 0 && o.MinH <= 0 {
 		return g
 	}
 	// The long-expert mode overrides some fields of the drawn spec after the draw (so the
 	// other cases of a stream are unchanged); the struct's per-field shrinkers still apply.
 	return func(p *gopter.GenParameters) *gopter.GenResult {
 		r := g(p)
-		if p.Rng.Intn(100) >= o.LongPct {
-			return r
-		}
 		v, ok := r.Retrieve()
 		if !ok {
 			return r
 		}
 		s := v.(Spec)
-		s.T = 129 + p.Rng.Intn(max(o.LongT-128, 1))
-		s.Routing = int(AllOne)
-		if p.Rng.Intn(3) == 0 {
-			s.Routing = int(HotOne)
+		if o.LongPct > 0 && p.Rng.Intn(100) < o.LongPct {
+			s.T = 129 + p.Rng.Intn(max(o.LongT-128, 1))
+			s.Routing = int(AllOne)
+			if p.Rng.Intn(3) == 0 {
+				s.Routing = int(HotOne)
+			}
+			s.H = 1 + (s.H-1)%o.LongHI
+			s.I = 1 + (s.I-1)%o.LongHI
 		}
-		s.H = 1 + (s.H-1)%o.LongHI
-		s.I = 1 + (s.I-1)%o.LongHI
+		if o.MinH > 0 && s.H < o.MinH {
+			s.H = o.MinH
+		}
 		return gopter.NewGenResult(s, r.Shrinker)
 	}
 }
