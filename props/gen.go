@@ -26,8 +26,8 @@ type GenOptions struct {
 	// MinH, when positive, raises every drawn H below it to MinH (e.g. 256 to measure the
 	// catalog at H ≥ 256; shrinking may go below it).
 	MinH int
-	MaxH    int // default 40
-	MaxI    int // default 40
+	MaxH int // default 40
+	MaxI int // default 40
 	// WideH and WideI bound H and I in the rare wide mode (WidePct percent of draws each,
 	// default 2): half multiples of 64 (whole tensor-core tiles, several column tiles of 128
 	// and 256 and a full k pipeline on the GPU), half any size above MaxH/MaxI. Default 320.
