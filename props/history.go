@@ -123,7 +123,8 @@ func PairTrial(first, then Spec) (Trial, error) {
 }
 
 // shrinkPair minimizes a failing history pair: the second spec with the first fixed, then
-// the first with the second fixed, each greedily like ShrinkFailure (maxTries in all).
+// the first with the second fixed, then both together in H and I, each greedily like
+// ShrinkFailure, repeated while a round shrinks (maxTries candidates in all).
 func shrinkPair(ctx context.Context, env *Env, spec Spec, shrinker gopter.Shrinker, maxTries int) (*Shrunk, error) {
 	t0 := time.Now()
 	first := PriorSpec(spec)
@@ -145,40 +146,64 @@ func shrinkPair(ctx context.Context, env *Env, spec Spec, shrinker gopter.Shrink
 		return cur, err
 	}
 	cur.Outcome, cur.Trial = o, t
-	for _, second := range []bool{true, false} { // shrink the second case, then the first
-		for improved := true; improved && cur.Tries < maxTries; {
-			improved = false
-			base := first
-			if second {
-				base = cur.Spec
+	// Passes: the second case with the first fixed, the first with the second fixed, then
+	// both together in the shapes they share (H, I: a buffer kept between runs keeps its
+	// size only while both change together), and again until nothing shrinks.
+	const (
+		second = iota
+		firstOnly
+		joint
+	)
+	for round := 0; round < 3; round++ {
+		before := cur.Steps
+		for _, pass := range []int{second, firstOnly, joint} {
+			for improved := true; improved && cur.Tries < maxTries; {
+				improved = false
+				base := first
+				if pass != firstOnly {
+					base = cur.Spec
+				}
+				next := shrinker(base)
+				for cand, more := next(); more && cur.Tries < maxTries; cand, more = next() {
+					if ctx.Err() != nil {
+						return cur, nil
+					}
+					s, ferr := env.fit(cand.(Spec))
+					if ferr != nil || s == base {
+						continue
+					}
+					a, b := first, cur.Spec
+					switch pass {
+					case second:
+						b = s
+					case firstOnly:
+						a = s
+					case joint:
+						if s.H == base.H && s.I == base.I {
+							continue // not a change of the shared shapes
+						}
+						b = s
+						a.H, a.I = s.H, s.I
+						if a, ferr = env.fit(a); ferr != nil {
+							continue
+						}
+					}
+					cur.Tries++
+					o, t, ok, err := fails(a, b)
+					if err != nil {
+						return cur, err
+					}
+					if ok {
+						first, cur.Spec, cur.Outcome, cur.Trial = a, b, o, t
+						cur.Steps++
+						improved = true
+						break
+					}
+				}
 			}
-			next := shrinker(base)
-			for cand, more := next(); more && cur.Tries < maxTries; cand, more = next() {
-				if ctx.Err() != nil {
-					return cur, nil
-				}
-				s, ferr := env.fit(cand.(Spec))
-				if ferr != nil || s == base {
-					continue
-				}
-				cur.Tries++
-				a, b := first, cur.Spec
-				if second {
-					b = s
-				} else {
-					a = s
-				}
-				o, t, ok, err := fails(a, b)
-				if err != nil {
-					return cur, err
-				}
-				if ok {
-					first, cur.Spec, cur.Outcome, cur.Trial = a, b, o, t
-					cur.Steps++
-					improved = true
-					break
-				}
-			}
+		}
+		if cur.Steps == before {
+			break
 		}
 	}
 	return cur, nil

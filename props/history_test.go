@@ -41,8 +41,8 @@ func TestHistoryStaleEmptyWgrad(t *testing.T) {
 	}
 	first, second := sh.Trial.Prior.Origin.Spec, sh.Spec
 	orig := props.PriorSpec(cr.Spec)
-	if first.T > orig.T || second.T > cr.Spec.T || (first == orig && second == cr.Spec) {
-		t.Errorf("History: pair not shrunk: %s then %s (from %s then %s)", first, second, orig, cr.Spec)
+	if first.T != 1 || second.T != 1 || first.H != 1 || second.H != 1 || second.I != 1 {
+		t.Errorf("History: pair not shrunk to one token, H = I = 1: %s then %s (from %s then %s)", first, second, orig, cr.Spec)
 	}
 	line := props.Reproduce(sh.Trial, props.How{Backend: "sim", Faults: env.Faults})
 	if !strings.Contains(line, "--spec '"+first.String()+"' --then-spec '"+second.String()+"'") {
