@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -33,6 +35,33 @@ func TestContractFlag(t *testing.T) {
 				if !strings.Contains(out, w) {
 					t.Errorf("%s: output lacks %q:\n%s", tc.name, w, out)
 				}
+			}
+		})
+	}
+}
+
+// TestNightlyRecordsContract: nightly's start record names the contract it judged under.
+func TestNightlyRecordsContract(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		args       []string
+	}{
+		{"NightlyContract/declared", `"contract":"torch"`, nil},
+		{"NightlyContract/override", `"contract":"any"`, []string{"--contract", "any"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := filepath.Join(t.TempDir(), "results.jsonl")
+			args := append([]string{"nightly", "--backend", "sim-torch", "--presets", "none", "--corpus", "none", "--cases", "2",
+				"--results", res, "--no-artifacts"}, tc.args...)
+			if code, out, errs := run(t, nil, args...); code != 0 {
+				t.Fatalf("%s: exit %d\n%s%s", tc.name, code, out, errs)
+			}
+			b, err := os.ReadFile(res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), tc.want) {
+				t.Errorf("%s: results lack %s:\n%s", tc.name, tc.want, b)
 			}
 		})
 	}

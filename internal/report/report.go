@@ -244,6 +244,9 @@ func (r *Report) runLine() string {
 	if ri.Faults != "" {
 		s += fmt.Sprintf(", faults `%s`", ri.Faults)
 	}
+	if ri.Contract != "" {
+		s += fmt.Sprintf(", contract `%s`", ri.Contract)
+	}
 	if ri.Shards > 1 {
 		s += fmt.Sprintf(", shard %d/%d", ri.Shard, ri.Shards)
 	}
