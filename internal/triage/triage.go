@@ -72,6 +72,7 @@ type Report struct {
 	OriginalT    int
 	Property     string // the failing property of the spec or case, if one failed
 	Backend      string
+	Contract     string // the contract the backend was judged under
 	Faults       fault.Set
 	Observed     Signature
 	Matches      []Match // every candidate, best first (ties in catalog order)
@@ -128,7 +129,7 @@ func Case(ctx context.Context, c *moe.Case, o Options) (*Report, error) {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
 	ob := &observer{c: c, en: en, ct: ct}
-	rep := &Report{Case: c, Backend: o.Backend.Name(), Faults: o.Faults, Top: o.Top}
+	rep := &Report{Case: c, Backend: o.Backend.Name(), Contract: ct.String(), Faults: o.Faults, Top: o.Top}
 	if rep.Observed, err = ob.observe(ctx, o.Backend, o.Faults); err != nil {
 		return nil, err
 	}
@@ -242,6 +243,9 @@ func (r *Report) Write(w io.Writer) error {
 	p("backend:  %s", r.Backend)
 	if !r.Faults.Empty() {
 		p(" with faults %s", r.Faults)
+	}
+	if r.Contract != "" {
+		p(", judged under contract %s", r.Contract)
 	}
 	p("\n")
 	if r.Property != "" {
