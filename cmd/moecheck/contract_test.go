@@ -66,3 +66,40 @@ func TestNightlyRecordsContract(t *testing.T) {
 		})
 	}
 }
+
+// TestNightlySharpnessReport: nightly --sharpness pools the sharpness of its random cases into
+// the end record, and the report shows it; without the flag neither has it.
+func TestNightlySharpnessReport(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		want  bool
+	}{{"Sharpness/on", []string{"--sharpness"}, true}, {"Sharpness/off", nil, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			res := filepath.Join(dir, "results.jsonl")
+			args := append([]string{"nightly", "--presets", "none", "--corpus", "none", "--cases", "4", "--results", res, "--no-artifacts"}, tc.flags...)
+			if code, out, errs := run(t, nil, args...); code != 0 {
+				t.Fatalf("%s: nightly exit %d\n%s%s", tc.name, code, out, errs)
+			}
+			b, err := os.ReadFile(res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(string(b), `"sharpness":{"contract":"exact","cases":4,`); got != tc.want {
+				t.Errorf("%s: end record has the pooled sharpness: %v, want %v", tc.name, got, tc.want)
+			}
+			out := filepath.Join(dir, "rep")
+			if code, o, errs := run(t, nil, "report", "--out", out, res); code != 0 {
+				t.Fatalf("%s: report exit %d\n%s%s", tc.name, code, o, errs)
+			}
+			md, err := os.ReadFile(filepath.Join(out, "report.md"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(string(md), "## Sharpness") && strings.Contains(string(md), "| dW1 |"); got != tc.want {
+				t.Errorf("%s: report shows the sharpness table: %v, want %v", tc.name, got, tc.want)
+			}
+		})
+	}
+}

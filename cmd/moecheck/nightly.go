@@ -23,6 +23,7 @@ import (
 
 type nightlyFlags struct {
 	bf           backendFlags
+	sharpness    bool
 	results      string
 	resume       bool
 	junit        string
@@ -104,6 +105,7 @@ was interrupted (Ctrl-C): resume it with --resume.`,
 	fs.StringVar(&f.properties, "properties", "", "properties for corpus and random cases (comma list; default all)")
 	fs.StringVar(&f.shard, "shard", "", "random cases: shard i/n, or env / env/n (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)")
 	fs.IntVar(&f.maxShrinks, "max-shrinks", 0, "shrink candidates per failure (default 400)")
+	fs.BoolVar(&f.sharpness, "sharpness", false, "pool the oracle's sharpness over this invocation's random cases into the end record (and the report); costs a float64 reference and an end-to-end enclosure per case")
 	return cmd
 }
 
@@ -270,7 +272,7 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		return err
 	}
 	defer a.closeBackend(b)
-	o := nightly.Options{Contract: ct, New: f.bf.fresh(a, b), Backend: b, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b), Items: items,
+	o := nightly.Options{Contract: ct, New: f.bf.fresh(a, b), Sharpness: f.sharpness, Backend: b, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b), Items: items,
 		ItemProperties: ps, Properties: ps, Seed: seed, Cases: f.cases, Duration: f.budget, Gen: props.GenOptions{DTypes: dts, WidePct: f.widePct},
 		Shard: shard, Shards: shards, MaxShrinks: f.maxShrinks, Results: f.results, ArtifactDir: f.artifacts,
 		NoArtifacts: f.noArtifacts, Resume: f.resume, Now: a.now, Progress: a.stdout, Flags: flags}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/oracle"
+	"github.com/moecheck/moecheck/reference"
 	"io"
 	"math"
 	"path/filepath"
@@ -59,6 +61,10 @@ type Options struct {
 	// New opens a fresh backend instance for the history property (props.Env.New; nil:
 	// that property is skipped).
 	New func() (gpu.Backend, error)
+	// Sharpness pools the oracle's sharpness (oracle.Sharpness under the judging contract)
+	// over this invocation's random cases into the end record (costs a float64 reference
+	// and an end-to-end enclosure per case).
+	Sharpness bool
 
 	Items          []Item
 	ItemProperties []props.Property // for items without their own (nil: props.All())
@@ -129,11 +135,12 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 }
 
 type runner struct {
-	o    Options
-	app  *appender
-	recs []Record // every record of the file, old and new
-	out  *Outcome
-	env  *props.Env
+	o     Options
+	app   *appender
+	recs  []Record // every record of the file, old and new
+	out   *Outcome
+	env   *props.Env
+	sharp oracle.SharpnessPool // Options.Sharpness
 }
 
 // checkResume refuses to continue a file started with a different case stream.
@@ -273,7 +280,11 @@ func (r *runner) run(ctx context.Context) (*Outcome, error) {
 	}
 	sum := Summarize(r.recs)
 	r.out.Summary = sum
-	if err := r.emit(Record{Type: TypeEnd, Summary: sum}); err != nil {
+	end := Record{Type: TypeEnd, Summary: sum}
+	if r.o.Sharpness {
+		end.Sharpness = sharpnessRecord(r.env.JudgeContract().String(), &r.sharp)
+	}
+	if err := r.emit(end); err != nil {
 		return r.out, err
 	}
 	return r.out, nil
@@ -356,6 +367,11 @@ func (r *runner) random(ctx context.Context, cr props.CaseResult) error {
 	if cr.Unsupported != "" {
 		rec.Status, rec.Message = StatusSkip, "unsupported by the backend: "+cr.Unsupported
 		return r.emit(rec)
+	}
+	if r.o.Sharpness && cr.Trial.Case != nil {
+		if err := r.addSharpness(cr.Trial.Case); err != nil {
+			return err
+		}
 	}
 	if cr.Shrunk != nil {
 		rec.ElapsedMS += ms(cr.Shrunk.Elapsed)
@@ -481,4 +497,18 @@ func (r *runner) contractRepro() string {
 		return r.env.JudgeContract().String()
 	}
 	return ""
+}
+
+// addSharpness pools case c's sharpness (Options.Sharpness).
+func (r *runner) addSharpness(c *moe.Case) error {
+	en, err := oracle.EncloseUnder(c, r.env.JudgeContract())
+	if err != nil {
+		return fmt.Errorf("nightly: sharpness: %w", err)
+	}
+	ref, err := reference.Run(c, reference.Options{})
+	if err != nil {
+		return fmt.Errorf("nightly: sharpness: %w", err)
+	}
+	r.sharp.Add(c, en, ref)
+	return nil
 }
