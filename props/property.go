@@ -2,11 +2,11 @@ package props
 
 import (
 	"context"
-
 	"fmt"
-	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/fault"
 	"strings"
+
+	"github.com/moecheck/moecheck/contract"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
