@@ -2,6 +2,7 @@ package reference_test
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -85,6 +86,55 @@ func BenchmarkRun(b *testing.B) { benchmarkPass(b, reference.Run, benchShapes) }
 
 // BenchmarkMagnitude is the magnitude pass (same GEMMs, plus |W| copies per expert).
 func BenchmarkMagnitude(b *testing.B) { benchmarkPass(b, reference.Magnitude, benchShapes[:2]) }
+
+// BenchmarkRunPar runs forward + backward (Run) and the magnitude pass (Magnitude) of a
+// Qwen3-30B-A3B EP-8 rank on one core (par=1: GOMAXPROCS 1, so neither gonum's Dgemm nor the
+// reference's own loops split) and on all of them (par=N), in one run. B/op is the pass's
+// peak heap: everything it allocates stays live until it returns. cpu-s/op is the process's
+// CPU time per pass (on shared cores wall time grows but this does not; cpu-s/op ÷ s/op is
+// the number of cores the pass kept busy). Select shapes with -bench,
+// e.g. 'RunPar/Run/qwen3-30b-a3b/T=4096'.
+func BenchmarkRunPar(b *testing.B) {
+	shapes := []benchShape{
+		{"qwen3-30b-a3b", 256, 2048, 768, 16, 8, 8},
+		{"qwen3-30b-a3b", 4096, 2048, 768, 16, 8, 8},
+		{"qwen3-30b-a3b", 16384, 2048, 768, 16, 8, 8},
+	}
+	for _, pass := range []struct {
+		name string
+		f    func(*moe.Case, reference.Options) (*reference.Result, error)
+	}{{"Run", reference.Run}, {"Magnitude", reference.Magnitude}} {
+		for _, s := range shapes {
+			var c *moe.Case
+			for _, par := range []int{1, runtime.GOMAXPROCS(0)} {
+				b.Run(fmt.Sprintf("%s/%s/par=%d", pass.name, s, par), func(b *testing.B) {
+					if c == nil {
+						c = benchCase(b, s)
+					}
+					p, err := c.Plan()
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(par))
+					b.ReportAllocs()
+					var cpu0 float64
+					for b.Loop() {
+						if cpu0 == 0 {
+							cpu0 = cpuSeconds()
+						}
+						if _, err := pass.f(c, reference.Options{}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					sec := b.Elapsed().Seconds()
+					b.ReportMetric(float64(b.N)/sec, "cases/s")
+					b.ReportMetric(flops(c, p)*float64(b.N)/sec/1e9, "GFLOP/s")
+					b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
+				})
+			}
+		}
+	}
+}
 
 // BenchmarkDgemm is gonum's Dgemm alone, n×n×n, for scale.
 func BenchmarkDgemm(b *testing.B) {

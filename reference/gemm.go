@@ -17,20 +17,47 @@ import (
 // Without non-finite inputs no intermediate can overflow float64 (every stage is a sum of
 // at most a few products of dtype values, < 2^1024), so ieee is only needed for
 // moe.Case.NonFinite.
-func gemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int, ieee bool) {
+//
+// Dgemm splits C over GOMAXPROCS goroutines by itself; the plain loop is split over the rows
+// of C as sp says.
+func gemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int, ieee bool, sp split) {
 	if m == 0 || n == 0 {
 		return
 	}
 	if ieee && !(allFinite(a) && allFinite(b)) {
-		naiveGemm(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		g := naiveArgs{tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc}
+		parFor(sp, m, n*k, &g, (*naiveArgs).rows)
 		return
 	}
 	blas64.Implementation().Dgemm(tA, tB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
 }
 
-// naiveGemm is gemm by the definition, in IEEE arithmetic, summing over l in order.
-func naiveGemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-	for i := 0; i < m; i++ {
+// gemm is gemm with the run's IEEE setting and split.
+func (x *exec) gemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	gemm(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc, x.ieee, x.par)
+}
+
+// naiveArgs are naiveGemm's operands, for a split over rows.
+type naiveArgs struct {
+	tA, tB  blas.Transpose
+	m, n, k int
+	a       []float64
+	lda     int
+	b       []float64
+	ldb     int
+	beta    float64
+	c       []float64
+	ldc     int
+}
+
+func (g *naiveArgs) rows(lo, hi int) {
+	naiveGemm(g.tA, g.tB, lo, hi, g.n, g.k, g.a, g.lda, g.b, g.ldb, g.beta, g.c, g.ldc)
+}
+
+// naiveGemm is gemm by the definition on rows [i0, i1) of C, in IEEE arithmetic, summing
+// over l in order.
+func naiveGemm(tA, tB blas.Transpose, i0, i1, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	for i := i0; i < i1; i++ {
 		for j := 0; j < n; j++ {
 			var s float64
 			for l := 0; l < k; l++ {

@@ -21,6 +21,15 @@ func Magnitude(c *moe.Case, opts Options) (*Result, error) { return run(c, opts,
 // run is Run (mag false) or Magnitude (mag true). With poison, the tests' hook, every
 // expert's row buffers are NaN-filled before it runs, proving no stale value is read.
 func run(c *moe.Case, opts Options, mag, poison bool) (*Result, error) {
+	return runSplit(c, opts, mag, poison, newSplit(0, 0))
+}
+
+// runSplit is run with its loops split as sp says (the tests' hook for a single-goroutine run).
+// The GEMMs are gonum's Dgemm, which splits C into 64×64 blocks over GOMAXPROCS goroutines
+// by itself (its result does not depend on how many); sp splits the reference's own loops
+// (gather, activation, combine, scatter, the magnitude pass's |W|, and the IEEE fallback
+// GEMM) over rows or, where rows share outputs, over columns.
+func runSplit(c *moe.Case, opts Options, mag, poison bool, sp split) (*Result, error) {
 	if err := c.Validate(opts.Limits); err != nil {
 		return nil, fmt.Errorf("reference: %w", err)
 	}
@@ -41,7 +50,7 @@ func run(c *moe.Case, opts Options, mag, poison bool) (*Result, error) {
 		res.DB1 = make([]float64, cfg.LenB1())
 		res.DB2 = make([]float64, cfg.LenB2())
 	}
-	x := &exec{c: c, p: p, res: res, act: activation{kind: cfg.Act, mag: mag}, mag: mag, ieee: c.NonFinite, poison: poison}
+	x := &exec{c: c, p: p, res: res, act: activation{kind: cfg.Act, mag: mag}, mag: mag, ieee: c.NonFinite, poison: poison, par: sp}
 	x.alloc(opts.Stages)
 	for e := 0; e < cfg.E; e++ {
 		if b, end := p.Begin(e), p.End(e); end > b {
@@ -65,6 +74,9 @@ type exec struct {
 	mag    bool // magnitude pass: inputs read as absolute values
 	ieee   bool // operands may be non-finite: IEEE GEMM fallback
 	poison bool // NaN-fill each expert's row buffers first (tests)
+	par    split
+
+	cur expertRows // the expert being computed, for the split loops
 
 	stages                                bool
 	xs, h1, act2, h2, dh2, dact, dh1, dxs []float64
@@ -104,10 +116,18 @@ func (x *exec) val(v float64) float64 {
 	return v
 }
 
+// expertRows is the expert being computed: its index, its sorted rows [b, b+n) and its
+// row buffers (n rows each).
+type expertRows struct {
+	e, b, n                              int
+	w1, w2                               []float64
+	xs, h1, act, h2, dh2, dact, dh1, dxs []float64
+}
+
 // expert computes forward and backward for expert e's sorted rows [b, end).
 func (x *exec) expert(e, b, end int) {
 	c, res := x.c, x.res
-	H, I, K := c.H, c.I, c.K
+	H, I := c.H, c.I
 	I2 := 2 * I
 	n := end - b
 	base := 0 // first buffer row of this expert
@@ -128,63 +148,118 @@ func (x *exec) expert(e, b, end int) {
 	w1 := c.W1[e*I2*H : (e+1)*I2*H]
 	w2 := c.W2[e*H*I : (e+1)*H*I]
 	if x.mag {
-		for i, v := range w1 {
-			x.w1abs[i] = math.Abs(v)
-		}
-		for i, v := range w2 {
-			x.w2abs[i] = math.Abs(v)
-		}
+		parFor(x.par, len(w1), 1, [2][]float64{x.w1abs, w1}, absRange)
+		parFor(x.par, len(w2), 1, [2][]float64{x.w2abs, w2}, absRange)
 		w1, w2 = x.w1abs, x.w2abs
 	}
+	x.cur = expertRows{e: e, b: b, n: n, w1: w1, w2: w2, xs: xs, h1: h1, act: act, h2: h2, dh2: dh2, dact: dact, dh1: dh1, dxs: dxs}
 	dw1 := res.DW1[e*I2*H : (e+1)*I2*H]
 	dw2 := res.DW2[e*H*I : (e+1)*H*I]
 	std := c.Layout == moe.Standard
 	N, T := blas.NoTrans, blas.Trans
 
 	// Gather (step 4).
-	for r := range n {
-		t := int(x.p.Perm[b+r]) / K
-		dst, src := xs[r*H:(r+1)*H], c.X[t*H:(t+1)*H]
-		for h, v := range src {
-			dst[h] = x.val(v)
-		}
-	}
+	parFor(x.par, n, H, x, (*exec).gatherRows)
 	// GEMM 1 (step 5): h1 = xs·W1[e]ᵀ + B1[e]; W1[e] is 2I×H (standard) or H×2I.
 	if std {
-		gemm(N, T, n, I2, H, xs, H, w1, H, 0, h1, I2, x.ieee)
+		x.gemm(N, T, n, I2, H, xs, H, w1, H, 0, h1, I2)
 	} else {
-		gemm(N, N, n, I2, H, xs, H, w1, I2, 0, h1, I2, x.ieee)
+		x.gemm(N, N, n, I2, H, xs, H, w1, I2, 0, h1, I2)
 	}
 	if c.Bias {
 		addRows(h1, c.B1[e*I2:(e+1)*I2], x.mag)
 	}
 	// Activation (step 6).
-	for r := range n {
-		hr, ar := h1[r*I2:(r+1)*I2], act[r*I:(r+1)*I]
-		for j := range ar {
-			ar[j] = x.act.forward(hr[c.GateCol(j)], hr[c.UpCol(j)])
-		}
-	}
+	parFor(x.par, n, 4*I, x, (*exec).activateRows)
 	// GEMM 2 (step 7): h2 = act·W2[e]ᵀ + B2[e]; W2[e] is H×I (standard) or I×H.
 	if std {
-		gemm(N, T, n, H, I, act, I, w2, I, 0, h2, H, x.ieee)
+		x.gemm(N, T, n, H, I, act, I, w2, I, 0, h2, H)
 	} else {
-		gemm(N, N, n, H, I, act, I, w2, H, 0, h2, H, x.ieee)
+		x.gemm(N, N, n, H, I, act, I, w2, H, 0, h2, H)
 	}
 	if c.Bias {
 		addRows(h2, c.B2[e*H:(e+1)*H], x.mag)
 	}
-	// Weight and combine (steps 8, 9); routing-weight gradient and d_h2 (steps 10–12).
-	for r := range n {
-		i := b + r
+	// Weight and combine (steps 8, 9); routing-weight gradient and d_h2 (steps 10–12). The
+	// combine adds into Y rows that several of the expert's rows may share (duplicate ids), so
+	// it is split by columns, each column summing the rows in order.
+	parFor(x.par, n, 2*H, x, (*exec).weightRows)
+	parFor(x.par, H, n, x, (*exec).combineCols)
+	// GEMM 2 dgrad (step 13) and wgrad (step 14). The weight gradients are fresh zeros and
+	// each expert's block is written once, so the wgrads accumulate onto them (beta 1).
+	if std {
+		x.gemm(N, N, n, I, H, dh2, H, w2, I, 0, dact, I)
+		x.gemm(T, N, H, I, n, dh2, H, act, I, 1, dw2, I) // dW2[e] (H×I) = d_h2ᵀ·act
+	} else {
+		x.gemm(N, T, n, I, H, dh2, H, w2, H, 0, dact, I)
+		x.gemm(T, N, I, H, n, act, I, dh2, H, 1, dw2, H) // dW2[e] (I×H) = actᵀ·d_h2
+	}
+	if c.Bias {
+		sumRows(res.DB2[e*H:(e+1)*H], dh2)
+	}
+	// Activation backward (step 15).
+	parFor(x.par, n, 8*I, x, (*exec).activateBackwardRows)
+	// GEMM 1 dgrad (step 16) and wgrad (step 17).
+	if std {
+		x.gemm(N, N, n, H, I2, dh1, I2, w1, H, 0, dxs, H)
+		x.gemm(T, N, I2, H, n, dh1, I2, xs, H, 1, dw1, H) // dW1[e] (2I×H) = d_h1ᵀ·xs
+	} else {
+		x.gemm(N, T, n, H, I2, dh1, I2, w1, I2, 0, dxs, H)
+		x.gemm(T, N, H, I2, n, xs, H, dh1, I2, 1, dw1, I2) // dW1[e] (H×2I) = xsᵀ·d_h1
+	}
+	if c.Bias {
+		sumRows(res.DB1[e*I2:(e+1)*I2], dh1)
+	}
+	// Scatter-add (step 18), by columns like the combine.
+	parFor(x.par, H, n, x, (*exec).scatterCols)
+}
+
+// absRange sets a[0][i] = |a[1][i]| for i in [lo, hi).
+func absRange(a [2][]float64, lo, hi int) {
+	for i, v := range a[1][lo:hi] {
+		a[0][lo+i] = math.Abs(v)
+	}
+}
+
+// gatherRows is the gather (step 4) of the current expert's rows [lo, hi).
+func (x *exec) gatherRows(lo, hi int) {
+	c, cur := x.c, &x.cur
+	H, K := c.H, c.K
+	for r := lo; r < hi; r++ {
+		t := int(x.p.Perm[cur.b+r]) / K
+		dst, src := cur.xs[r*H:(r+1)*H], c.X[t*H:(t+1)*H]
+		for h, v := range src {
+			dst[h] = x.val(v)
+		}
+	}
+}
+
+// activateRows is the activation (step 6) of the current expert's rows [lo, hi).
+func (x *exec) activateRows(lo, hi int) {
+	c, cur := x.c, &x.cur
+	I, I2 := c.I, 2*c.I
+	for r := lo; r < hi; r++ {
+		hr, ar := cur.h1[r*I2:(r+1)*I2], cur.act[r*I:(r+1)*I]
+		for j := range ar {
+			ar[j] = x.act.forward(hr[c.GateCol(j)], hr[c.UpCol(j)])
+		}
+	}
+}
+
+// weightRows computes, for the current expert's rows [lo, hi), the routing-weight gradient
+// DRW = Σ_h dY·h2, d_h2 = rw·dY and, with stages, o = rw·h2 and d_o = dY.
+func (x *exec) weightRows(lo, hi int) {
+	c, res, cur := x.c, x.res, &x.cur
+	H, K := c.H, c.K
+	for r := lo; r < hi; r++ {
+		i := cur.b + r
 		s := int(x.p.Perm[i])
 		t := s / K
 		w := x.val(c.Routing.Weights[s])
-		hr, y := h2[r*H:(r+1)*H], res.Y[t*H:(t+1)*H]
-		dy, dr := c.DY[t*H:(t+1)*H], dh2[r*H:(r+1)*H]
+		hr := cur.h2[r*H : (r+1)*H]
+		dy, dr := c.DY[t*H:(t+1)*H], cur.dh2[r*H:(r+1)*H]
 		var drw float64
 		for h, v := range hr {
-			y[h] += w * v
 			g := x.val(dy[h])
 			drw += g * v
 			dr[h] = w * g
@@ -199,41 +274,46 @@ func (x *exec) expert(e, b, end int) {
 			x.drw[i] = drw
 		}
 	}
-	// GEMM 2 dgrad (step 13) and wgrad (step 14). The weight gradients are fresh zeros and
-	// each expert's block is written once, so the wgrads accumulate onto them (beta 1).
-	if std {
-		gemm(N, N, n, I, H, dh2, H, w2, I, 0, dact, I, x.ieee)
-		gemm(T, N, H, I, n, dh2, H, act, I, 1, dw2, I, x.ieee) // dW2[e] (H×I) = d_h2ᵀ·act
-	} else {
-		gemm(N, T, n, I, H, dh2, H, w2, H, 0, dact, I, x.ieee)
-		gemm(T, N, I, H, n, act, I, dh2, H, 1, dw2, H, x.ieee) // dW2[e] (I×H) = actᵀ·d_h2
+}
+
+// combineCols adds the current expert's weighted rows into Y (step 9) on columns [lo, hi),
+// the rows in order.
+func (x *exec) combineCols(lo, hi int) {
+	c, res, cur := x.c, x.res, &x.cur
+	H, K := c.H, c.K
+	for r := 0; r < cur.n; r++ {
+		s := int(x.p.Perm[cur.b+r])
+		t := s / K
+		w := x.val(c.Routing.Weights[s])
+		hr, y := cur.h2[r*H+lo:r*H+hi], res.Y[t*H+lo:t*H+hi]
+		for h, v := range hr {
+			y[h] += w * v
+		}
 	}
-	if c.Bias {
-		sumRows(res.DB2[e*H:(e+1)*H], dh2)
-	}
-	// Activation backward (step 15).
-	for r := range n {
-		hr, dr, da := h1[r*I2:(r+1)*I2], dh1[r*I2:(r+1)*I2], dact[r*I:(r+1)*I]
+}
+
+// activateBackwardRows is the activation backward (step 15) of the current expert's rows
+// [lo, hi).
+func (x *exec) activateBackwardRows(lo, hi int) {
+	c, cur := x.c, &x.cur
+	I, I2 := c.I, 2*c.I
+	for r := lo; r < hi; r++ {
+		hr, dr, da := cur.h1[r*I2:(r+1)*I2], cur.dh1[r*I2:(r+1)*I2], cur.dact[r*I:(r+1)*I]
 		for j, d := range da {
 			gc, uc := c.GateCol(j), c.UpCol(j)
 			dr[gc], dr[uc] = x.act.backward(hr[gc], hr[uc], d)
 		}
 	}
-	// GEMM 1 dgrad (step 16) and wgrad (step 17).
-	if std {
-		gemm(N, N, n, H, I2, dh1, I2, w1, H, 0, dxs, H, x.ieee)
-		gemm(T, N, I2, H, n, dh1, I2, xs, H, 1, dw1, H, x.ieee) // dW1[e] (2I×H) = d_h1ᵀ·xs
-	} else {
-		gemm(N, T, n, H, I2, dh1, I2, w1, I2, 0, dxs, H, x.ieee)
-		gemm(T, N, H, I2, n, xs, H, dh1, I2, 1, dw1, I2, x.ieee) // dW1[e] (H×2I) = xsᵀ·d_h1
-	}
-	if c.Bias {
-		sumRows(res.DB1[e*I2:(e+1)*I2], dh1)
-	}
-	// Scatter-add (step 18).
-	for r := range n {
-		t := int(x.p.Perm[b+r]) / K
-		dx, src := res.DX[t*H:(t+1)*H], dxs[r*H:(r+1)*H]
+}
+
+// scatterCols adds the current expert's d_xs rows into DX (step 18) on columns [lo, hi), the
+// rows in order.
+func (x *exec) scatterCols(lo, hi int) {
+	c, res, cur := x.c, x.res, &x.cur
+	H, K := c.H, c.K
+	for r := 0; r < cur.n; r++ {
+		t := int(x.p.Perm[cur.b+r]) / K
+		dx, src := res.DX[t*H+lo:t*H+hi], cur.dxs[r*H+lo:r*H+hi]
 		for h, v := range src {
 			dx[h] += v
 		}

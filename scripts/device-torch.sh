@@ -30,7 +30,7 @@ note() { echo "$*" | tee -a "$S"; }
 note "gpu: $(nvidia-smi -L 2>&1 | head -1)"
 note "python: $($MOECHECK_PYTHON -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)' 2>&1 | tail -1)"
 
-( t0=$(date +%s.%N); $MOECHECK_PYTHON -m moecheck.preflight >"$OUT/preflight.txt" 2>&1; echo "rc=$? $(echo "$(date +%s.%N) - $t0" | bc)s" >>"$OUT/preflight.txt" ) &
+( t0=$(date +%s.%N); $MOECHECK_PYTHON -m moecheck.preflight >"$OUT/preflight.txt" 2>&1; echo "rc=$? $(python3 -c "import sys,time; print(round(time.time()-float(sys.argv[1]),2))" $t0)s" >>"$OUT/preflight.txt" ) &
 ( $MOECHECK_PYTHON -m moecheck.bench --target transformers:grouped_mm --reps 200 >"$OUT/bench.txt" 2>&1
   $MOECHECK_PYTHON -m moecheck.bench --target transformers:batched_mm --reps 100 >>"$OUT/bench.txt" 2>&1 ) &
 # Ledger: fp32 (the exact contract's rounding freedoms fit torch's fp32 paths; bf16 needs the
@@ -38,7 +38,7 @@ note "python: $($MOECHECK_PYTHON -c 'import torch, transformers; print("torch", 
 for e in 45621-as-merged clamp-sentinels fixed; do
   ( t0=$(date +%s.%N)
     $MC check --backend torch:ledger:$e --seed 1 --dtype fp32 >"$OUT/ledger-$e.txt" 2>&1; rc=$?
-    echo "rc=$rc wall=$(echo "$(date +%s.%N) - $t0" | bc)s" >>"$OUT/ledger-$e.txt"
+    echo "rc=$rc wall=$(python3 -c "import sys,time; print(round(time.time()-float(sys.argv[1]),2))" $t0)s" >>"$OUT/ledger-$e.txt"
     spec=$(sed -n 's/^  shrunk: \(.*\) ([0-9]* steps.*/\1/p' "$OUT/ledger-$e.txt" | head -1)
     if [ -n "$spec" ]; then
       $MC triage --backend torch:ledger:$e --spec "$spec" --no-save --no-shrink >"$OUT/triage-$e.txt" 2>&1

@@ -26,10 +26,12 @@ func cols(c moe.Config, f faults, j int) (gate, up int) {
 	return gate, up
 }
 
-// activate is docs/path.md step 6 on every row: act[i,j] = round_d(a(h1[i,gate], h1[i,up])).
-func (st *state) activate(c moe.Config, f faults) {
+// activateRows is docs/path.md step 6 (the activation) on rows [lo, hi):
+// act[i,j] = round_d(a(h1[i,gate], h1[i,up])).
+func (st *state) activateRows(lo, hi int) {
+	c, f := st.cfg, st.f
 	I, I2, d := c.I, 2*c.I, c.DType
-	for i := 0; i < c.S(); i++ {
+	for i := lo; i < hi; i++ {
 		h, a := st.h1[i*I2:(i+1)*I2], st.act[i*I:(i+1)*I]
 		for j := range a {
 			gc, uc := cols(c, f, j)
@@ -49,7 +51,8 @@ func (st *state) activate(c moe.Config, f faults) {
 	}
 }
 
-// activateBackward is docs/path.md step 15 on rows [0, n): d_h1 from d_act and h1.
+// activateBackwardRows is docs/path.md step 15 (the activation backward) on rows [lo, hi):
+// d_h1 from d_act and h1.
 //
 // Products that feed an add are converted to float32 explicitly so that no platform fuses
 // them into an FMA (the result is then the same on every machine).
@@ -57,9 +60,10 @@ func (st *state) activate(c moe.Config, f faults) {
 // gpt-oss's clamp gradients select, as docs/path.md specifies (torch.clamp's backward is
 // where(cond, grad, 0)): a clamped-away input gets exactly 0, even where grad is NaN or Inf.
 // Products are evaluated left to right: ((d_act·…)·…)·….
-func (st *state) activateBackward(c moe.Config, f faults, n int) {
+func (st *state) activateBackwardRows(lo, hi int) {
+	c, f := st.cfg, st.f
 	I, I2, d := c.I, 2*c.I, c.DType
-	for i := 0; i < n; i++ {
+	for i := lo; i < hi; i++ {
 		h, da, dh := st.h1[i*I2:(i+1)*I2], st.dact[i*I:(i+1)*I], st.dh1[i*I2:(i+1)*I2]
 		for j, dj := range da {
 			gc, uc := cols(c, f, j)

@@ -1,20 +1,69 @@
 package sim
 
-import "github.com/moecheck/moecheck/moe"
-
-// backward runs docs/path.md steps 10–18.
-func (st *state) backward(c moe.Config, f faults) {
-	S, H, I, I2, K, d := c.S(), c.H, c.I, 2*c.I, c.K, c.DType
+// backward runs docs/path.md steps 10–18 (on st.cfg with faults st.f).
+func (st *state) backward() {
+	c, f := st.cfg, st.f
+	S, H, I, I2, K := c.S(), c.H, c.I, 2*c.I, c.K
 	R := st.R
 
 	// Step 10: gather d_o[i] = dY[tok(i)] for all rows.
-	for i := 0; i < S; i++ {
+	parFor(st.par, S, H, st, (*state).gatherDORows)
+
+	// Step 11: d_rw[i] = round_d(Σ_h d_o·h2), all rows (leak 1 reads h2's tail here).
+	parFor(st.par, S, H, st, (*state).drwRows)
+
+	// Step 12: d_h2 = round_d(d_o · rw[slot]) for i < R; 0 in the tail (backward of mask C,
+	// or of MaskAfterWeight's mask on o: d(h2·rw) = 0 there). With the masks dropped
+	// (TailStaleUnmasked, SentinelWrap) the tail is computed like the other rows.
+	parFor(st.par, S, H, st, (*state).dh2Rows)
+
+	// Step 13: GEMM 2 dgrad, d_act = d_h2 · W2[e] (W2 standard: H rows of I); tail unwritten.
+	st.gemm(st.dact, I, st.dh2, H, st.w2, st.rowW, nil)
+
+	// Step 14: GEMM 2 wgrad dW2[e,h,:] = Σ_{i ∈ rows(e)} d_h2[i,h]·act[i,:]; bias by index-add.
+	st.wgrad(st.dw2, H, I, st.dh2, st.act, &st.prevDW2)
+	if c.Bias {
+		st.indexAdd(st.db2, H, st.dh2)
+	}
+
+	// Step 15: activation backward on all rows; mask B's backward zeroes the tail (computing
+	// the tail first would give the same zeros, so only rows < R are computed then).
+	if f.maskB {
+		parFor(st.par, R, 8*I, st, (*state).activateBackwardRows)
+		st.clear(st.dh1[R*I2:])
+	} else { // NoMaskDownDgrad: the unwritten d_act tail goes on (leak 3)
+		parFor(st.par, S, 8*I, st, (*state).activateBackwardRows)
+	}
+
+	// Step 16: GEMM 1 dgrad, d_xs = d_h1 · W1[e] (W1 standard: 2I rows of H); mask A's backward.
+	st.gemm(st.dxs, H, st.dh1, I2, st.w1, st.rowW, nil)
+	if f.maskA {
+		st.clear(st.dxs[R*H:])
+	} // else NoMaskUpDgrad: the unwritten d_xs tail is scatter-added below (leak 2)
+
+	// Step 17: GEMM 1 wgrad dW1[e,j,:] = Σ_{i ∈ rows(e)} d_h1[i,j]·xs[i,:]; bias by index-add.
+	st.wgrad(st.dw1, I2, H, st.dh1, st.xs, &st.prevDW1)
+	if c.Bias {
+		st.indexAdd(st.db1, I2, st.dh1)
+	}
+
+	// Step 18: scatter-add dX[t] = round_d(Σ_k d_xs[Inv[t·K+k]]), fp32 from +0 in k order.
+	parFor(st.par, c.T, K*H, st, (*state).scatterTokens)
+}
+
+// gatherDORows is step 10 on rows [lo, hi).
+func (st *state) gatherDORows(lo, hi int) {
+	H, K := st.cfg.H, st.cfg.K
+	for i := lo; i < hi; i++ {
 		t := int(st.perm[i]) / K
 		copy(st.do[i*H:(i+1)*H], st.dy[t*H:(t+1)*H])
 	}
+}
 
-	// Step 11: d_rw[i] = round_d(Σ_h d_o·h2), all rows (leak 1 reads h2's tail here).
-	for i := 0; i < S; i++ {
+// drwRows is step 11 on rows [lo, hi).
+func (st *state) drwRows(lo, hi int) {
+	H, d := st.cfg.H, st.cfg.DType
+	for i := lo; i < hi; i++ {
 		do, h2 := st.do[i*H:(i+1)*H], st.h2[i*H:(i+1)*H]
 		var acc float32
 		for h, v := range do {
@@ -22,13 +71,14 @@ func (st *state) backward(c moe.Config, f faults) {
 		}
 		st.drw[i] = d.RoundFloat32(acc)
 	}
+}
 
-	// Step 12: d_h2 = round_d(d_o · rw[slot]) for i < R; 0 in the tail (backward of mask C,
-	// or of MaskAfterWeight's mask on o: d(h2·rw) = 0 there). With the masks dropped
-	// (TailStaleUnmasked, SentinelWrap) the tail is computed like the other rows.
-	for i := 0; i < S; i++ {
+// dh2Rows is step 12 on rows [lo, hi).
+func (st *state) dh2Rows(lo, hi int) {
+	H, d, f := st.cfg.H, st.cfg.DType, st.f
+	for i := lo; i < hi; i++ {
 		dh := st.dh2[i*H : (i+1)*H]
-		if i >= R && (f.maskC || f.maskO) {
+		if i >= st.R && (f.maskC || f.maskO) {
 			clear(dh)
 			continue
 		}
@@ -37,43 +87,17 @@ func (st *state) backward(c moe.Config, f faults) {
 			dh[h] = d.RoundFloat32(v * w)
 		}
 	}
+}
 
-	// Step 13: GEMM 2 dgrad, d_act = d_h2 · W2[e] (W2 standard: H rows of I); tail unwritten.
-	st.gemm(c, f, st.dact, I, st.dh2, H, st.w2, st.rowW, nil)
-
-	// Step 14: GEMM 2 wgrad dW2[e,h,:] = Σ_{i ∈ rows(e)} d_h2[i,h]·act[i,:]; bias by index-add.
-	st.wgrad(c, f, st.dw2, H, I, st.dh2, st.act, &st.prevDW2)
-	if c.Bias {
-		st.indexAdd(c, st.db2, H, st.dh2)
-	}
-
-	// Step 15: activation backward on all rows; mask B's backward zeroes the tail (computing
-	// the tail first would give the same zeros, so only rows < R are computed then).
-	if f.maskB {
-		st.activateBackward(c, f, R)
-		clear(st.dh1[R*I2:])
-	} else {
-		st.activateBackward(c, f, S) // NoMaskDownDgrad: the unwritten d_act tail goes on (leak 3)
-	}
-
-	// Step 16: GEMM 1 dgrad, d_xs = d_h1 · W1[e] (W1 standard: 2I rows of H); mask A's backward.
-	st.gemm(c, f, st.dxs, H, st.dh1, I2, st.w1, st.rowW, nil)
-	if f.maskA {
-		clear(st.dxs[R*H:])
-	} // else NoMaskUpDgrad: the unwritten d_xs tail is scatter-added below (leak 2)
-
-	// Step 17: GEMM 1 wgrad dW1[e,j,:] = Σ_{i ∈ rows(e)} d_h1[i,j]·xs[i,:]; bias by index-add.
-	st.wgrad(c, f, st.dw1, I2, H, st.dh1, st.xs, &st.prevDW1)
-	if c.Bias {
-		st.indexAdd(c, st.db1, I2, st.dh1)
-	}
-
-	// Step 18: scatter-add dX[t] = round_d(Σ_k d_xs[Inv[t·K+k]]), fp32 from +0 in k order.
-	for t := 0; t < c.T; t++ {
+// scatterTokens is step 18 on tokens [lo, hi).
+func (st *state) scatterTokens(lo, hi int) {
+	H, K, d := st.cfg.H, st.cfg.K, st.cfg.DType
+	for t := lo; t < hi; t++ {
 		dx := st.dx[t*H : (t+1)*H]
 		clear(dx)
-		for _, k := range st.slotOrder(c, f, t) {
-			src := st.dxs[int(st.inv[t*K+k])*H:]
+		rot := st.slotRotation(t)
+		for j := 0; j < K; j++ {
+			src := st.dxs[int(st.inv[t*K+(rot+j)%K])*H:]
 			src = src[:len(dx)]
 			for h := range dx {
 				dx[h] += src[h]
@@ -88,55 +112,96 @@ func (st *state) backward(c moe.Config, f faults) {
 // rounding.
 // An expert with no rows gets exact zeros: the kernel writes them. prev is the persistent
 // buffer of fault StaleEmptyWgrad (the previous faulty run's dW and its per-expert size).
-func (st *state) wgrad(c moe.Config, f faults, dw []float32, m, n int, dout, in []float32, prev *staleWgrad) {
-	d := c.DType
+//
+// The rows of dW (E·m, each an independent output) are split over st.par goroutines by pairs
+// of rows (2p, 2p+1), the pairs the single-goroutine loop forms (see gemm on NaN signs).
+func (st *state) wgrad(dw []float32, m, n int, dout, in []float32, prev *staleWgrad) {
+	c, f := st.cfg, st.f
 	if f.staleEmptyWgrad {
-		defer prev.keep(dw, m*n)
+		defer prev.keep(dw, m*n) // after every range has finished
 	}
+	// Rows per expert, for the cost estimate: the average, as the split is dynamic.
+	rows := 0
 	for e := 0; e < c.E; e++ {
-		lo, hi := st.begin(e), st.wend(e, f)
+		rows += st.wend(e, f) - st.begin(e)
+	}
+	st.wg = wgradArgs{dw: dw, dout: dout, in: in, m: m, n: n, prev: prev}
+	pairs := (m + 1) / 2 // per expert
+	parFor(st.par, c.E*pairs, 2*n*max(1, rows/c.E), st, (*state).wgradPairs)
+}
+
+// wgradArgs are the operands of the wgrad in progress (read by its ranges).
+type wgradArgs struct {
+	dw, dout, in []float32
+	m, n         int
+	prev         *staleWgrad // fault StaleEmptyWgrad's buffer
+}
+
+// wgradPairs is wgrad on row pairs [lo, hi) (pair x: rows 2p, 2p+1 of dW[e], x = e·pairs + p).
+func (st *state) wgradPairs(lo, hi int) {
+	d, f := st.cfg.DType, st.f
+	dw, dout, in, m, n := st.wg.dw, st.wg.dout, st.wg.in, st.wg.m, st.wg.n
+	pairs := (m + 1) / 2
+	for x := lo; x < hi; x++ {
+		e, r := x/pairs, x%pairs*2
+		r1 := min(r+2, m) // rows [r, r1) of dW[e]
 		blk := dw[e*m*n : (e+1)*m*n]
-		if hi == lo {
+		b, end := st.begin(e), st.wend(e, f)
+		o := blk[r*n : r1*n]
+		if end == b {
 			switch {
-			case f.staleEmptyWgrad: // fault StaleEmptyWgrad: the previous run's block, if it had one
-				clear(blk)
-				if prev.blk == m*n && len(prev.dw) >= (e+1)*m*n {
-					copy(blk, prev.dw[e*m*n:(e+1)*m*n])
+			case f.staleEmptyWgrad: // fault StaleEmptyWgrad: the previous run's rows, if it had the block
+				clear(o)
+				if pv := st.wg.prev; pv.blk == m*n && len(pv.dw) >= (e+1)*m*n {
+					copy(o, pv.dw[e*m*n+r*n:e*m*n+r1*n])
 				}
 			case !f.emptyExpertWgrad: // fault EmptyExpertWgrad: the block keeps its poison
-				clear(blk)
+				clear(o)
 			}
 			continue
 		}
-		clear(blk)
-		for r := 0; r < m; r++ {
-			o := blk[r*n : (r+1)*n]
-			switch {
-			case f.accumInDtype: // fault AccumInDtype
-				gemvInDtype(d, o, dout[lo*m+r:], m, in[lo*n:], n, hi-lo)
-			case r+1 < m: // two rows of dW share the loads of in
-				gemv2(o, blk[(r+1)*n:(r+2)*n], dout[lo*m+r:], dout[lo*m+r+1:], m, in[lo*n:], n, hi-lo)
-				r++
-			default:
-				gemv(o, dout[lo*m+r:], m, in[lo*n:], n, hi-lo)
+		clear(o)
+		switch {
+		case f.accumInDtype: // fault AccumInDtype
+			for q := r; q < r1; q++ {
+				gemvInDtype(d, blk[q*n:(q+1)*n], dout[b*m+q:], m, in[b*n:], n, end-b)
 			}
+		case r1 == r+2: // two rows of dW share the loads of in
+			gemv2(blk[r*n:(r+1)*n], blk[(r+1)*n:r1*n], dout[b*m+r:], dout[b*m+r+1:], m, in[b*n:], n, end-b)
+		default:
+			gemv(o, dout[b*m+r:], m, in[b*n:], n, end-b)
 		}
-		roundAll(d, blk)
+		roundAll(d, o)
 	}
 }
 
 // indexAdd is the bias gradient: db[e,:] = round_d(Σ_{i : min(id(i), E−1) = e} g[i,:]) over all
 // S rows in order (the index-add backward of B[ids]; the tail adds into expert E−1).
-func (st *state) indexAdd(c moe.Config, db []float32, n int, g []float32) {
+//
+// Each column j is an independent output: the columns are split over st.par goroutines.
+func (st *state) indexAdd(db []float32, n int, g []float32) {
 	clear(db)
+	st.ia = indexAddArgs{db: db, g: g, n: n}
+	parFor(st.par, n, len(st.sorted), st, (*state).indexAddCols)
+	roundAll(st.cfg.DType, db)
+}
+
+// indexAddArgs are the operands of the index-add in progress (read by its ranges).
+type indexAddArgs struct {
+	db, g []float32
+	n     int
+}
+
+// indexAddCols is indexAdd's sums on columns [lo, hi).
+func (st *state) indexAddCols(lo, hi int) {
+	db, g, n, E := st.ia.db, st.ia.g, st.ia.n, st.cfg.E
 	for i, id := range st.sorted {
-		e := min(int(id), c.E-1)
-		dst, src := db[e*n:(e+1)*n], g[i*n:(i+1)*n]
+		e := min(int(id), E-1)
+		dst, src := db[e*n+lo:e*n+hi], g[i*n+lo:i*n+hi]
 		for j := range dst {
 			dst[j] += src[j]
 		}
 	}
-	roundAll(c.DType, db)
 }
 
 // staleWgrad is fault StaleEmptyWgrad's persistent weight-gradient buffer: the last faulty

@@ -22,4 +22,14 @@
 // With RunFaults the Backend reproduces every fault of the harness catalog (internal/fault); see
 // faults.go for where each one acts. A Backend serializes its Runs (the pool is shared);
 // use one Backend per goroutine for parallel runs.
+//
+// Within a Run, every stage of a large case is split over GOMAXPROCS goroutines (par.go):
+// the GEMMs by output rows (keeping the pairs of rows the two-row kernel forms), the weight
+// gradients by pairs of dW rows, the bias gradients by columns, the elementwise stages, the
+// combine and the scatter-add by rows or tokens, the conversion, transposes and poison fills
+// by ranges. Each output element is still computed by one goroutine with the same operations
+// in the same order, so results are bitwise those of a single goroutine (TestParallelBitwise),
+// and no buffer is copied per goroutine: the working set is the same as a serial Run's. A
+// stage below about 32k element operations (minParWork) runs on the calling goroutine, so
+// small cases take no goroutine overhead and allocate nothing more.
 package sim

@@ -2,54 +2,79 @@ package sim
 
 import "github.com/moecheck/moecheck/moe"
 
-// forward runs docs/path.md steps 4–9.
-func (st *state) forward(c moe.Config, f faults) {
-	S, H, I, I2, K, d := c.S(), c.H, c.I, 2*c.I, c.K, c.DType
+// forward runs docs/path.md steps 4–9 (on st.cfg with faults st.f).
+func (st *state) forward() {
+	c, f := st.cfg, st.f
+	S, H, I, I2, K := c.S(), c.H, c.I, 2*c.I, c.K
 	R := st.R
 
 	// Step 4: gather xs[i] = x[tok(i)] for all rows; mask A zeroes the tail.
-	for i := 0; i < S; i++ {
+	parFor(st.par, S, H, st, (*state).gatherRows)
+
+	// Step 5: GEMM 1 on the rows route assigned (rows < R; the tail is not written).
+	st.gemm(st.h1, I2, st.xs, H, st.w1t, st.rowF, st.b1)
+	if f.maskB { // mask B (dropped by NoMaskDownDgrad, TailStaleUnmasked, SentinelWrap)
+		st.clear(st.h1[R*I2:])
+	}
+
+	// Step 6: activation on all rows.
+	parFor(st.par, S, 4*I, st, (*state).activateRows)
+
+	// Step 7: GEMM 2.
+	st.gemm(st.h2, H, st.act, I, st.w2t, st.rowF, st.b2)
+	if f.maskC { // mask C (moved to o by MaskAfterWeight; dropped by TailStaleUnmasked, SentinelWrap)
+		st.clear(st.h2[R*H:])
+	}
+
+	// Step 8: o = round_d(h2 · rw[slot]) on all rows.
+	parFor(st.par, S, H, st, (*state).weightRows)
+	if f.maskO { // fault MaskAfterWeight: the tail is masked only after the weight multiply
+		st.clear(st.o[R*H:])
+	}
+
+	// Step 9: un-permute and combine, fp32 from +0 in k order.
+	parFor(st.par, c.T, K*H, st, (*state).combineTokens)
+	if f.zeroTokenRow && st.zeroTok >= 0 { // fault ZeroTokenRow: that token's store is dropped
+		clear(st.y[st.zeroTok*H : (st.zeroTok+1)*H])
+	}
+}
+
+// gatherRows is step 4 on rows [lo, hi).
+func (st *state) gatherRows(lo, hi int) {
+	H, K := st.cfg.H, st.cfg.K
+	for i := lo; i < hi; i++ {
 		row := st.xs[i*H : (i+1)*H]
-		if i >= R && f.maskA { // mask A (dropped by NoMaskUpDgrad, TailStaleUnmasked, SentinelWrap)
+		if i >= st.R && st.f.maskA { // mask A (dropped by NoMaskUpDgrad, TailStaleUnmasked, SentinelWrap)
 			clear(row)
 			continue
 		}
 		t := int(st.perm[i]) / K
 		copy(row, st.x[t*H:(t+1)*H])
 	}
+}
 
-	// Step 5: GEMM 1 on the rows route assigned (rows < R; the tail is not written).
-	st.gemm(c, f, st.h1, I2, st.xs, H, st.w1t, st.rowF, st.b1)
-	if f.maskB { // mask B (dropped by NoMaskDownDgrad, TailStaleUnmasked, SentinelWrap)
-		clear(st.h1[R*I2:])
-	}
-
-	// Step 6: activation on all rows.
-	st.activate(c, f)
-
-	// Step 7: GEMM 2.
-	st.gemm(c, f, st.h2, H, st.act, I, st.w2t, st.rowF, st.b2)
-	if f.maskC { // mask C (moved to o by MaskAfterWeight; dropped by TailStaleUnmasked, SentinelWrap)
-		clear(st.h2[R*H:])
-	}
-
-	// Step 8: o = round_d(h2 · rw[slot]) on all rows.
-	for i := 0; i < S; i++ {
+// weightRows is step 8 on rows [lo, hi).
+func (st *state) weightRows(lo, hi int) {
+	H, d := st.cfg.H, st.cfg.DType
+	for i := lo; i < hi; i++ {
 		w := st.rw[st.perm[i]]
 		h2, o := st.h2[i*H:(i+1)*H], st.o[i*H:(i+1)*H]
 		for h, v := range h2 {
 			o[h] = d.RoundFloat32(v * w)
 		}
 	}
-	if f.maskO { // fault MaskAfterWeight: the tail is masked only after the weight multiply
-		clear(st.o[R*H:])
-	}
+}
 
-	// Step 9: un-permute and combine, fp32 from +0 in k order.
-	for t := 0; t < c.T; t++ {
+// combineTokens is step 9 on tokens [lo, hi).
+func (st *state) combineTokens(lo, hi int) {
+	c, f := st.cfg, st.f
+	H, K, d := c.H, c.K, c.DType
+	for t := lo; t < hi; t++ {
 		y := st.y[t*H : (t+1)*H]
 		clear(y)
-		for _, k := range st.slotOrder(c, f, t) {
+		rot := st.slotRotation(t)
+		for j := 0; j < K; j++ {
+			k := (rot + j) % K
 			o := st.o[int(st.inv[t*K+k])*H:]
 			o = o[:len(y)]
 			if f.combineInDtype { // fault CombineInDtype: the accumulator is a dtype value
@@ -64,34 +89,68 @@ func (st *state) forward(c moe.Config, f faults) {
 		}
 		roundAll(d, y)
 	}
-	if f.zeroTokenRow && st.zeroTok >= 0 { // fault ZeroTokenRow: that token's store is dropped
-		clear(st.y[st.zeroTok*H : (st.zeroTok+1)*H])
-	}
 }
 
-// slotOrder is the order in which token t's K slots are summed (steps 9 and 18): k = 0..K−1,
-// or under fault NondeterministicSum rotated by (run + t) mod K, so consecutive Runs of a
-// Backend sum every token in a different order (for K ≥ 2).
-func (st *state) slotOrder(c moe.Config, f faults, t int) []int {
-	K := c.K
-	st.ord = grow(st.ord, K)
-	rot := 0
-	if f.nondeterministicSum {
-		rot = int((st.run + uint64(t)) % uint64(K))
+// slotRotation gives the order in which token t's K slots are summed (steps 9 and 18): the
+// j-th summed slot is k = (rot + j) mod K, with rot 0, or under fault NondeterministicSum
+// (run + t) mod K, so consecutive Runs of a Backend sum every token in a different order
+// (for K ≥ 2).
+func (st *state) slotRotation(t int) int {
+	if st.f.nondeterministicSum {
+		return int((st.run + uint64(t)) % uint64(st.cfg.K))
 	}
-	for j := range st.ord {
-		st.ord[j] = (rot + j) % K
-	}
-	return st.ord
+	return 0
 }
 
 // gemm computes out[i] = round_d(fl32(in[i] · W[rows[i]]) + bias[rowG[i]]) for every row i
 // with rows[i] ≥ 0 and leaves the other rows unwritten. out rows have n elements, in rows k;
 // w holds per expert a k×n matrix (row q is the q-th reduction index). bias is per expert n
 // values, or empty.
-func (st *state) gemm(c moe.Config, f faults, out []float32, n int, in []float32, k int, w []float32, rows []int32, bias []float32) {
-	d := c.DType
-	for i := 0; i < len(rows); i++ {
+//
+// Rows are independent outputs: they are split over st.par goroutines in ranges of whole
+// rows. The ranges keep the single-goroutine loop's pairs (gemv2 on rows i, i+1 of one
+// expert): gemv2 gives gemv's values, but where two NaNs meet, x86 propagates the first
+// operand's, so a NaN's sign bit may depend on which kernel formed it.
+func (st *state) gemm(out []float32, n int, in []float32, k int, w []float32, rows []int32, bias []float32) {
+	st.g = gemmArgs{out: out, n: n, in: in, k: k, w: w, rows: rows, bias: bias}
+	// second[i]: the loop reaches row i as the second row of a pair (an odd offset in a run
+	// of rows with one expert); AccumInDtype forms no pairs.
+	st.second = grow(st.second, len(rows))
+	off := 0
+	for i, e := range rows {
+		if e >= 0 && i > 0 && rows[i-1] == e {
+			off++
+		} else {
+			off = 0
+		}
+		st.second[i] = off%2 == 1 && !st.f.accumInDtype
+	}
+	parFor(st.par, len(rows), n*k, st, (*state).gemmRange)
+}
+
+// gemmArgs are the operands of the gemm in progress (read by its ranges).
+type gemmArgs struct {
+	out, in, w, bias []float32
+	n, k             int
+	rows             []int32
+}
+
+// gemmRange is gemm on rows [lo, hi), moved so that no pair is split.
+func (st *state) gemmRange(lo, hi int) {
+	if st.second[lo] { // the range before this one ends with that pair
+		lo++
+	}
+	if hi < len(st.second) && st.second[hi] {
+		hi++
+	}
+	g := &st.g
+	st.gemmRows(g.out, g.n, g.in, g.k, g.w, g.rows, g.bias, lo, hi)
+}
+
+// gemmRows is gemm on rows [lo, hi).
+func (st *state) gemmRows(out []float32, n int, in []float32, k int, w []float32, rows []int32, bias []float32, lo, hi int) {
+	d, f := st.cfg.DType, st.f
+	for i := lo; i < hi; i++ {
 		e := rows[i]
 		if e < 0 {
 			continue
@@ -101,7 +160,7 @@ func (st *state) gemm(c moe.Config, f faults, out []float32, n int, in []float32
 		switch {
 		case f.accumInDtype: // fault AccumInDtype
 			gemvInDtype(d, o, a, 1, m, n, k)
-		case i+1 < len(rows) && rows[i+1] == e: // two rows of one expert share the weight loads
+		case i+1 < hi && rows[i+1] == e: // two rows of one expert share the weight loads
 			o1, a1 := out[(i+1)*n:(i+2)*n], in[(i+1)*k:(i+2)*k]
 			clear(o1)
 			gemv2(o, o1, a, a1, 1, m, n, k)

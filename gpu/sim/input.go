@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"math"
+	"sync/atomic"
 
 	"github.com/moecheck/moecheck/moe"
 )
@@ -59,6 +60,34 @@ func convert(dst []float32, src []float64, d moe.DType, nonFinite bool) error {
 	return nil
 }
 
+// convert is convert split over st.par goroutines.
+func (st *state) convert(dst []float32, src []float64, d moe.DType, nonFinite bool) error {
+	if st.par.workers <= 1 || len(src) < 2*st.par.minWork {
+		return convert(dst, src, d, nonFinite)
+	}
+	var bad atomic.Bool
+	parFor(st.par, len(src), 2, &convertArgs{dst, src, d, nonFinite, &bad}, (*convertArgs).run)
+	if bad.Load() {
+		return errInput
+	}
+	return nil
+}
+
+// convertArgs are the operands of a split convert.
+type convertArgs struct {
+	dst       []float32
+	src       []float64
+	d         moe.DType
+	nonFinite bool
+	bad       *atomic.Bool
+}
+
+func (a *convertArgs) run(lo, hi int) {
+	if convert(a.dst[lo:hi], a.src[lo:hi], a.d, a.nonFinite) != nil {
+		a.bad.Store(true)
+	}
+}
+
 // load converts the case's tensors into the state's float32 inputs: x, dy, both layouts of
 // W1 and W2 (standard for the dgrads, transposed for the forward GEMMs), biases.
 func (st *state) load(c *moe.Case) error {
@@ -66,64 +95,94 @@ func (st *state) load(c *moe.Case) error {
 	E, H, I2, I := c.E, c.H, 2*c.I, c.I
 	st.x = grow(st.x, c.LenX())
 	st.dy = grow(st.dy, c.LenX())
-	if err := convert(st.x, c.X, d, nf); err != nil {
+	if err := st.convert(st.x, c.X, d, nf); err != nil {
 		return err
 	}
-	if err := convert(st.dy, c.DY, d, nf); err != nil {
+	if err := st.convert(st.dy, c.DY, d, nf); err != nil {
 		return err
 	}
 	st.w1 = grow(st.w1, c.LenW1())
 	st.w1t = grow(st.w1t, c.LenW1())
 	st.w2 = grow(st.w2, c.LenW2())
 	st.w2t = grow(st.w2t, c.LenW2())
-	st.tmp = grow(st.tmp, max(c.LenW1(), c.LenW2()))
-	// W1: standard E×2I×H, transposed E×H×2I.
-	w := st.tmp[:c.LenW1()]
-	if err := convert(w, c.W1, d, nf); err != nil {
-		return err
-	}
+	// W1: standard E×2I×H, transposed E×H×2I. Each is converted straight into the buffer of
+	// its own layout, then transposed into the other.
 	if c.Layout == moe.Transposed {
-		copy(st.w1t, w)
-		transpose(st.w1, st.w1t, E, H, I2)
+		if err := st.convert(st.w1t, c.W1, d, nf); err != nil {
+			return err
+		}
+		st.transpose(st.w1, st.w1t, E, H, I2)
 	} else {
-		copy(st.w1, w)
-		transpose(st.w1t, st.w1, E, I2, H)
+		if err := st.convert(st.w1, c.W1, d, nf); err != nil {
+			return err
+		}
+		st.transpose(st.w1t, st.w1, E, I2, H)
 	}
 	// W2: standard E×H×I, transposed E×I×H.
-	w = st.tmp[:c.LenW2()]
-	if err := convert(w, c.W2, d, nf); err != nil {
-		return err
-	}
 	if c.Layout == moe.Transposed {
-		copy(st.w2t, w)
-		transpose(st.w2, st.w2t, E, I, H)
+		if err := st.convert(st.w2t, c.W2, d, nf); err != nil {
+			return err
+		}
+		st.transpose(st.w2, st.w2t, E, I, H)
 	} else {
-		copy(st.w2, w)
-		transpose(st.w2t, st.w2, E, H, I)
+		if err := st.convert(st.w2, c.W2, d, nf); err != nil {
+			return err
+		}
+		st.transpose(st.w2t, st.w2, E, H, I)
 	}
 	st.b1, st.b2 = st.b1[:0], st.b2[:0]
 	if c.Bias {
 		st.b1 = grow(st.b1, c.LenB1())
 		st.b2 = grow(st.b2, c.LenB2())
-		if err := convert(st.b1, c.B1, d, nf); err != nil {
+		if err := st.convert(st.b1, c.B1, d, nf); err != nil {
 			return err
 		}
-		if err := convert(st.b2, c.B2, d, nf); err != nil {
+		if err := st.convert(st.b2, c.B2, d, nf); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// transpose writes dst[e][c][r] = src[e][r][c] for E matrices of rows×cols.
+// transposeTile is the side of the square tiles transpose copies, so that a tile's source
+// rows and destination rows both stay in cache (32·32 float32 values: 4 KiB).
+const transposeTile = 32
+
+// transpose writes dst[e][c][r] = src[e][r][c] for E matrices of rows×cols, tile by tile.
 func transpose(dst, src []float32, E, rows, cols int) {
+	transposeStrips(dst, src, rows, cols, 0, E*((rows+transposeTile-1)/transposeTile))
+}
+
+// transpose is transpose split over st.par goroutines by strips of transposeTile source rows.
+func (st *state) transpose(dst, src []float32, E, rows, cols int) {
+	strips := (rows + transposeTile - 1) / transposeTile
+	parFor(st.par, E*strips, transposeTile*cols, transposeArgs{dst, src, rows, cols}, transposeArgs.run)
+}
+
+// transposeArgs are the operands of a split transpose.
+type transposeArgs struct {
+	dst, src   []float32
+	rows, cols int
+}
+
+func (a transposeArgs) run(lo, hi int) { transposeStrips(a.dst, a.src, a.rows, a.cols, lo, hi) }
+
+// transposeStrips transposes strips [lo, hi) of transpose's matrices: strip x covers source
+// rows [r0, r0+transposeTile) of matrix x / strips, r0 = (x mod strips)·transposeTile.
+func transposeStrips(dst, src []float32, rows, cols, lo, hi int) {
 	n := rows * cols
-	for e := 0; e < E; e++ {
+	strips := (rows + transposeTile - 1) / transposeTile
+	for x := lo; x < hi; x++ {
+		e, r0 := x/strips, x%strips*transposeTile
+		r1 := min(r0+transposeTile, rows)
 		s, t := src[e*n:(e+1)*n], dst[e*n:(e+1)*n]
-		for r := 0; r < rows; r++ {
-			row := s[r*cols : (r+1)*cols]
-			for c, v := range row {
-				t[c*rows+r] = v
+		for c0 := 0; c0 < cols; c0 += transposeTile {
+			c1 := min(c0+transposeTile, cols)
+			for r := r0; r < r1; r++ {
+				row := s[r*cols+c0 : r*cols+c1]
+				for j, v := range row {
+					t[(c0+j)*rows+r] = v
+				}
 			}
 		}
 	}

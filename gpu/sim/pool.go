@@ -1,10 +1,10 @@
 package sim
 
 import (
-	"github.com/moecheck/moecheck/internal/poison"
 	"math"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/poison"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -16,13 +16,14 @@ type pool struct {
 	used  [gpu.BufDB2 + 1]bool // the buffer holds a previous Run's values
 }
 
-// take returns buffer b with n elements of dtype d, poisoned under policy p with seed.
+// take returns buffer b with n elements of dtype d, poisoned under policy p with seed, the
+// fill split over w goroutines (parFor).
 //
 // PoisonStale keeps the previous Run's values when the buffer had the same length and dtype
 // (recycled memory); an element that is not finite there (a NaN a previous poison or fault
 // left) gets the Huge value, because Stale is defined as finite values. On the first Run, or
 // after the size or dtype changed, Stale fills Huge like poison.Fill.
-func (p *pool) take(b gpu.Buffer, n int, d moe.DType, pol gpu.Poison, seed uint64) []float32 {
+func (p *pool) take(b gpu.Buffer, n int, d moe.DType, pol gpu.Poison, seed uint64, sp split) []float32 {
 	buf := p.bufs[b]
 	stale := pol == gpu.PoisonStale && p.used[b] && len(buf) == n && p.dtype[b] == d
 	if cap(buf) < n {
@@ -30,17 +31,46 @@ func (p *pool) take(b gpu.Buffer, n int, d moe.DType, pol gpu.Poison, seed uint6
 	}
 	buf = buf[:n]
 	p.bufs[b], p.dtype[b], p.used[b] = buf, d, true
+	fa := fillArgs{buf: buf, b: b, d: d, pol: pol, seed: seed}
 	if !stale {
-		poison.Fill(buf, pol, b, d, seed)
-		return buf
-	}
-	base := seed ^ uint64(b)<<56 // poison.Fill's per-element draw
-	for i, v := range buf {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			buf[i] = poison.Value(gpu.PoisonHuge, b, d, poison.SplitMix64(base+uint64(i)))
-		}
+		parFor(sp, n, 4, fa, fillArgs.fill)
+	} else {
+		parFor(sp, n, 1, fa, fillArgs.stale)
 	}
 	return buf
+}
+
+// fillArgs are the operands of take's poisoning, done by ranges.
+type fillArgs struct {
+	buf  []float32
+	b    gpu.Buffer
+	d    moe.DType
+	pol  gpu.Poison
+	seed uint64
+}
+
+// fill is poison.Fill on buf[lo:hi]: elements get the values poison.Fill(buf, ...) gives them.
+func (a fillArgs) fill(lo, hi int) {
+	if (a.pol == gpu.PoisonHuge || a.pol == gpu.PoisonStale) && lo > 0 {
+		// poison.Fill draws element i from index i: a range draws from its own indices.
+		base := a.seed ^ uint64(a.b)<<56
+		for i := lo; i < hi; i++ {
+			a.buf[i] = poison.Value(a.pol, a.b, a.d, poison.SplitMix64(base+uint64(i)))
+		}
+		return
+	}
+	poison.Fill(a.buf[lo:hi], a.pol, a.b, a.d, a.seed) // from index 0, or not depending on it
+}
+
+// stale is PoisonStale's pass on recycled memory over buf[lo:hi]: a non-finite element gets
+// the Huge value (poison.Fill's per-element draw).
+func (a fillArgs) stale(lo, hi int) {
+	base := a.seed ^ uint64(a.b)<<56
+	for i := lo; i < hi; i++ {
+		if v := a.buf[i]; math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			a.buf[i] = poison.Value(gpu.PoisonHuge, a.b, a.d, poison.SplitMix64(base+uint64(i)))
+		}
+	}
 }
 
 // release drops every allocation.

@@ -20,14 +20,14 @@ func (st *state) result(c moe.Config, stages bool) *gpu.Result {
 		return v
 	}
 	r := &gpu.Result{Y: cut(T * H), DX: cut(T * H), DW1: cut(c.LenW1()), DW2: cut(c.LenW2()), DRW: cut(S)}
-	copy(r.Y, st.y)
-	copy(r.DX, st.dx)
+	st.copy(r.Y, st.y)
+	st.copy(r.DX, st.dx)
 	if c.Layout == moe.Transposed {
-		transpose(r.DW1, st.dw1, E, 2*I, H)
-		transpose(r.DW2, st.dw2, E, H, I)
+		st.transpose(r.DW1, st.dw1, E, 2*I, H)
+		st.transpose(r.DW2, st.dw2, E, H, I)
 	} else {
-		copy(r.DW1, st.dw1)
-		copy(r.DW2, st.dw2)
+		st.copy(r.DW1, st.dw1)
+		st.copy(r.DW2, st.dw2)
 	}
 	if c.Bias {
 		r.DB1, r.DB2 = cut(nb1), cut(nb2)
@@ -38,7 +38,14 @@ func (st *state) result(c moe.Config, stages bool) *gpu.Result {
 		r.DRW[s] = st.drw[st.inv[s]]
 	}
 	if stages {
-		cp := func(v []float32) []float32 { return append([]float32(nil), v...) }
+		cp := func(v []float32) []float32 {
+			if len(v) == 0 {
+				return nil
+			}
+			w := make([]float32, len(v))
+			st.copy(w, v)
+			return w
+		}
 		r.Stages = &gpu.Stages{
 			Perm:    append([]int32(nil), st.perm...),
 			Offsets: append([]int32(nil), st.offsets...),

@@ -29,6 +29,10 @@ type Backend struct {
 	pool   pool
 	st     state
 	runs   uint64 // Runs started, for NondeterministicSum's order
+	// workers is the number of goroutines a Run's stages may use (0: runtime.GOMAXPROCS(0))
+	// and minWork the least work of one range (0: minParWork). Tests set workers 1 for a
+	// single-goroutine run, and minWork 1 to split even the smallest cases.
+	workers, minWork int
 }
 
 var _ gpu.Backend = (*Backend)(nil)
@@ -84,6 +88,7 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, opts gpu.RunOption
 	}
 	st := &b.st
 	st.run = b.runs
+	st.par = newSplit(b.workers, b.minWork)
 	b.runs++
 	if err := st.load(c); err != nil {
 		if verr := c.Validate(b.opts.Limits); verr != nil {
@@ -95,12 +100,13 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, opts gpu.RunOption
 		return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: "simulated illegal address"}
 	}
 	cfg := c.Config
+	st.cfg, st.f = cfg, f
 	st.route(c, f)
 	st.takeBuffers(&b.pool, cfg, opts)
-	st.forward(cfg, f)
+	st.forward()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	st.backward(cfg, f)
+	st.backward()
 	return st.result(cfg, opts.Stages), nil
 }

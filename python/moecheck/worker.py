@@ -198,6 +198,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     log = sys.stderr
 
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", 0)  # set_device needs an index; CUDA_VISIBLE_DEVICES picks the GPU
     method = args.poison_method
     if method == "auto":
         method = "allocator" if dev.type == "cuda" else "dispatch"
