@@ -62,7 +62,7 @@ func Judgement(p Property, ct contract.Contract) string {
 	if p.Promise == nil || p.Promise(ct.Promises) {
 		return ""
 	}
-	return fmt.Sprintf("contract %s does not promise %s: each run judged within its enclosure under %s (derived bound), not bitwise", ct, p.PromiseDoc, ct)
+	return fmt.Sprintf("contract %s does not promise %s: judged within bounds derived under %s, not bitwise", ct, p.PromiseDoc, ct)
 }
 
 // run1 is one run of a metamorphic property: its case and result.

@@ -19,6 +19,9 @@ var epSplitSum = Property{
 	Name:    "ep-split-sum",
 	Doc:     "the W ranks' outputs sum to the unsplit output within the derived bound; each rank's weight gradients are its slice of the unsplit ones (bitwise where the contract promises it)",
 	Applies: func(c *moe.Case) bool { return c.EP.WorldSize() > 1 && !c.NonFinite },
+	// the sums are always judged within the derived bound; the slices bitwise only under it
+	Promise:    promiseBatchInvariant,
+	PromiseDoc: "bitwise reruns and batch invariance (the weight-gradient slices)",
 	Check: func(ctx context.Context, env *Env, t Trial) (*Outcome, error) {
 		c, poison := t.Case, t.Poison
 		const name = "ep-split-sum"
