@@ -369,6 +369,14 @@ func (ck *checker) locate(name moe.Tensor, i int) Location {
 	switch name {
 	case moe.TensorY, moe.TensorDX:
 		l.Token, l.Col = i/c.H, i%c.H
+		for k := 0; k < c.K && l.Token < c.T; k++ {
+			s := l.Token*c.K + k
+			if s >= len(p.Inv) || s >= len(c.Routing.IDs) {
+				break
+			}
+			id := int(c.Routing.IDs[s])
+			l.Feeds = append(l.Feeds, Feed{Slot: k, Expert: id, SortedRow: int(p.Inv[s]), Sentinel: id == c.E})
+		}
 	case moe.TensorDRW:
 		l.Token, l.Slot = i/c.K, i%c.K
 		l.Expert = int(c.Routing.IDs[i])

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
@@ -60,6 +61,18 @@ func CompareValues(c *moe.Case, t moe.Tensor, a, b *gpu.Result, what string) ([]
 // |Σ_r y_r − y| ≤ Σ_r (|c_r − f_r| + r_r) + (|c − f| + r) + 1e-12·(M + 1).
 // Elements where some side is unconstrained (may overflow) are not compared.
 func CompareSplitSum(unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case, ranks []*gpu.Result) ([]Failure, error) {
+	return CompareSplitSumUnder(contract.Exact(), unsplit, whole, rankCases, ranks)
+}
+
+// CompareSplitSumUnder is CompareSplitSum with every enclosure derived under contract ct, and
+// it also judges the weight gradients: rank r's dW1, dW2 (and dB1, dB2) are the slice of the
+// unsplit ones for its experts, which own the same rows in the same order. Bitwise where ct
+// promises bitwise reruns and batch invariance (a rank's expert sees exactly the rows the
+// unsplit expert sees, so a path whose arithmetic does not depend on the other experts' rows
+// computes the same bits; +0 and −0 differ, NaNs are equal); otherwise within the derived bound
+// |g_r − g| ≤ (|c_r − f| + r_r) + (|c − f| + r) + 1e-12·(M + 1), the same derivation with one
+// term per side.
+func CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case, ranks []*gpu.Result) ([]Failure, error) {
 	if len(rankCases) != len(ranks) {
 		return nil, fmt.Errorf("oracle: split sum: %d rank cases but %d results", len(rankCases), len(ranks))
 	}
@@ -73,7 +86,7 @@ func CompareSplitSum(unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case
 	res := append([]*gpu.Result{whole}, ranks...)
 	sides := make([]side, len(all))
 	for i, cc := range all {
-		en, err := Enclose(cc)
+		en, err := EncloseUnder(cc, ct)
 		if err != nil {
 			return nil, err
 		}
@@ -131,6 +144,52 @@ func CompareSplitSum(unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case
 			fs = append(fs, Failure{Check: CheckBound, Tensor: t, Count: bad, Worst: Locate(unsplit, p, t, worst),
 				Got: worstSum, Want: worstWant, Bound: worstBound, Ratio: worstRatio,
 				Detail: fmt.Sprintf("sum over %d ranks vs the unsplit layer", len(ranks))})
+		}
+	}
+	bitwise := ct.Promises.Deterministic && ct.Promises.BatchInvariant
+	for _, t := range Outputs(unsplit) {
+		if t != moe.TensorDW1 && t != moe.TensorDW2 && t != moe.TensorDB1 && t != moe.TensorDB2 {
+			continue
+		}
+		u := sides[0]
+		full := u.got.Tensor(t)
+		if len(full) != len(u.ref.Tensor(t)) {
+			fs = append(fs, Failure{Check: CheckShape, Tensor: t, Count: 1, Detail: "unsplit result has the wrong length"})
+			continue
+		}
+		for r, s := range sides[1:] {
+			g := s.got.Tensor(t)
+			n := len(s.ref.Tensor(t))
+			if len(g) != n || (r+1)*n > len(full) {
+				fs = append(fs, Failure{Check: CheckShape, Tensor: t, Count: 1, Detail: fmt.Sprintf("rank %d result has the wrong length", r)})
+				continue
+			}
+			rp, err := rankCases[r].Plan()
+			if err != nil {
+				return nil, err
+			}
+			off := r * n
+			var ag agg
+			for i := 0; i < n; i++ {
+				got, want := float64(g[i]), float64(full[off+i])
+				if bitwise {
+					if math.Float32bits(g[i]) != math.Float32bits(full[off+i]) && !(g[i] != g[i] && full[off+i] != full[off+i]) {
+						ag.add(Failure{Check: CheckBitwise, Tensor: t, Worst: Locate(rankCases[r], rp, t, i), Got: got, Want: want, Ratio: ratio(got, want, 0)})
+					}
+					continue
+				}
+				bound := dist(s, t, i) + dist(u, t, off+i) + 1e-12*(u.mag.Tensor(t)[off+i]+1)
+				if math.IsNaN(bound) { // some side unconstrained (overflow): nothing to compare
+					continue
+				}
+				if d := math.Abs(got - want); !(d <= bound) {
+					ag.add(Failure{Check: CheckBound, Tensor: t, Worst: Locate(rankCases[r], rp, t, i), Got: got, Want: want, Bound: bound, Ratio: d / bound})
+				}
+			}
+			if ag.set {
+				ag.f.Detail = fmt.Sprintf("rank %d of %d vs its slice of the unsplit layer (%s)", r, len(ranks), map[bool]string{true: "bitwise", false: "contract " + ct.String() + ", derived bound"}[bitwise])
+				fs = append(fs, ag.f)
+			}
 		}
 	}
 	return fs, nil

@@ -37,6 +37,18 @@ type Location struct {
 	Row, Col  int // matrix coordinates (for weights: output row j / column h)
 	Sentinel  bool
 	Buffer    gpu.Buffer // the buffer a surviving signature NaN names (0: none)
+	// Feeds, for an element of y or dX (token t, column h), are the slots of token t that
+	// feed it: each slot's expert and its row in the path's sorted order (a group-boundary
+	// bug points at its row). Empty for other tensors.
+	Feeds []Feed
+}
+
+// Feed is one slot feeding an output row: y[t,:] = Σ_k o[row(t,k),:], dX[t,:] = Σ_k dXs[row(t,k),:].
+type Feed struct {
+	Slot      int  // k in [0, K)
+	Expert    int  // local expert id (E: sentinel)
+	SortedRow int  // the slot's row in the sorted order
+	Sentinel  bool // the slot is a sentinel (its row is in the tail; it contributes nothing)
 }
 
 func (l Location) String() string {
@@ -58,6 +70,20 @@ func (l Location) String() string {
 	}
 	if l.Buffer != 0 {
 		fmt.Fprintf(&b, " buffer=%s", l.Buffer)
+	}
+	if len(l.Feeds) > 0 {
+		b.WriteString(" fed by")
+		for i, f := range l.Feeds {
+			sep := ","
+			if i == 0 {
+				sep = ""
+			}
+			if f.Sentinel {
+				fmt.Fprintf(&b, "%s slot %d→sentinel (row %d)", sep, f.Slot, f.SortedRow)
+				continue
+			}
+			fmt.Fprintf(&b, "%s slot %d→expert %d row %d", sep, f.Slot, f.Expert, f.SortedRow)
+		}
 	}
 	return b.String()
 }

@@ -15,8 +15,19 @@ type GenOptions struct {
 	MaxT     int // tokens in the common mode; default 24
 	LargeT   int // tokens in the rare large mode (> 128 rows on one expert); default 300
 	LargePct int // percent of specs in the large mode; default 3
-	MaxH     int // default 40
-	MaxI     int // default 40
+	// LongPct percent of specs (default 12; negative: none) are in the long-expert mode: T in
+	// [129, LongT] (default 400), routing all-one (two in three) or hot-one, H and I at most
+	// LongHI (default 16, keeping them cheap): one expert gets more than 128 rows — more than
+	// 256 in most — so that the default 100-case budget exercises the row-tile loops of the
+	// weight gradients (docs/oracle.md §9.4 measures how often).
+	LongPct int
+	LongT   int
+	LongHI  int
+	// MinH, when positive, raises every drawn H below it to MinH (e.g. 256 to measure the
+	// catalog at H ≥ 256; shrinking may go below it).
+	MinH int
+	MaxH int // default 40
+	MaxI int // default 40
 	// WideH and WideI bound H and I in the rare wide mode (WidePct percent of draws each,
 	// default 2): half multiples of 64 (whole tensor-core tiles, several column tiles of 128
 	// and 256 and a full k pipeline on the GPU), half any size above MaxH/MaxI. Default 320.
@@ -40,6 +51,9 @@ func (o GenOptions) withDefaults() GenOptions {
 	def(&o.MaxT, 24)
 	def(&o.LargeT, 300)
 	def(&o.LargePct, 3)
+	def(&o.LongPct, 12)
+	def(&o.LongT, 400)
+	def(&o.LongHI, 16)
 	def(&o.MaxH, 40)
 	def(&o.MaxI, 40)
 	def(&o.WideH, 320)
@@ -147,7 +161,7 @@ func GenSpec(o GenOptions) gopter.Gen {
 	seed := func(p *gopter.GenParameters) *gopter.GenResult {
 		return gopter.NewGenResult(int(p.Rng.Int31()), gopter.NoShrinker)
 	}
-	return gen.Struct(reflect.TypeOf(Spec{}), map[string]gopter.Gen{
+	g := gen.Struct(reflect.TypeOf(Spec{}), map[string]gopter.Gen{
 		"T":       intGen(1, tokens),
 		"H":       intGen(1, size(o.MaxH, o.WideH)),
 		"I":       intGen(1, size(o.MaxI, o.WideI)),
@@ -166,4 +180,30 @@ func GenSpec(o GenOptions) gopter.Gen {
 		"Poison":  intGen(0, uniform(0, 6)),
 		"Seed":    seed,
 	})
+	if o.LongPct <= 0 && o.MinH <= 0 {
+		return g
+	}
+	// The long-expert mode overrides some fields of the drawn spec after the draw (so the
+	// other cases of a stream are unchanged); the struct's per-field shrinkers still apply.
+	return func(p *gopter.GenParameters) *gopter.GenResult {
+		r := g(p)
+		v, ok := r.Retrieve()
+		if !ok {
+			return r
+		}
+		s := v.(Spec)
+		if o.LongPct > 0 && p.Rng.Intn(100) < o.LongPct {
+			s.T = 129 + p.Rng.Intn(max(o.LongT-128, 1))
+			s.Routing = int(AllOne)
+			if p.Rng.Intn(3) == 0 {
+				s.Routing = int(HotOne)
+			}
+			s.H = 1 + (s.H-1)%o.LongHI
+			s.I = 1 + (s.I-1)%o.LongHI
+		}
+		if o.MinH > 0 && s.H < o.MinH {
+			s.H = o.MinH
+		}
+		return gopter.NewGenResult(s, r.Shrinker)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/moecheck/moecheck/internal/fault"
 	"time"
 
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 )
 
@@ -25,6 +26,10 @@ type MutantOptions struct {
 	// which property, after how many cases, the shrunk case) do not depend on Jobs.
 	Jobs       int
 	NewBackend func(job int) (gpu.Backend, error)
+	// Contract, when set, is the contract every property judges under (nil: the backend's).
+	Contract *contract.Contract
+	// New opens a fresh instance of the backend for the history property (nil: skipped).
+	New func() (gpu.Backend, error)
 }
 
 // MutantResult is the suite's record against one fault.
@@ -36,6 +41,9 @@ type MutantResult struct {
 	Elapsed  time.Duration // time to detection (or the budget)
 	Shrunk   *Shrunk       // the minimized failing case
 	Message  string
+	// Unsupported: every case was outside the backend's capabilities (e.g. a fault the backend
+	// does not reproduce): the fault was not tested.
+	Unsupported bool
 }
 
 // The default budget per fault (MutantOptions zero values): DefaultMutantCases cases or
@@ -69,7 +77,7 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 	jobBackends := map[int]gpu.Backend{} // job k's backend, opened at the first fault that needs it
 	for _, f := range faults {
 		info, _ := f.Info()
-		env := &Env{Backend: b, Faults: fault.Of(f), NoStages: o.NoStages}
+		env := &Env{Backend: b, Faults: fault.Of(f), NoStages: o.NoStages, Contract: o.Contract, New: o.New}
 		newEnv := func(k int) (*Env, error) {
 			jb, ok := jobBackends[k]
 			if !ok {
@@ -82,7 +90,7 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 				}
 				jobBackends[k] = jb
 			}
-			return &Env{Backend: jb, Faults: fault.Of(f), NoStages: o.NoStages}, nil
+			return &Env{Backend: jb, Faults: fault.Of(f), NoStages: o.NoStages, Contract: o.Contract, New: o.New}, nil
 		}
 		t0 := time.Now()
 		var detectedAt time.Duration
@@ -98,7 +106,7 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 		if err != nil {
 			return out, err
 		}
-		mr := MutantResult{Fault: info, Cases: rep.Cases, Elapsed: rep.Elapsed}
+		mr := MutantResult{Fault: info, Cases: rep.Cases, Elapsed: rep.Elapsed, Unsupported: rep.Cases == 0 && rep.Unsupported > 0}
 		if len(rep.Failures) > 0 {
 			cr := rep.Failures[0]
 			mr.Caught = true

@@ -6,6 +6,8 @@ import (
 	"github.com/moecheck/moecheck/internal/fault"
 	"strings"
 
+	"github.com/moecheck/moecheck/contract"
+
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
@@ -22,13 +24,29 @@ type Env struct {
 	// Fit, when set, maps a generated or shrunk spec into the backend's capabilities (or
 	// returns a *gpu.UnsupportedError); see unsupported.go.
 	Fit func(Spec) (Spec, error)
+	// Contract, when set, is the path contract every property judges under (the CLI's
+	// --contract); nil: the contract the backend declares (gpu.ContractOf). See contract.go.
+	Contract *contract.Contract
+	// New, when set, opens a fresh instance of the backend under test (same configuration):
+	// the history property compares a run after another case with a run on a fresh instance.
+	// Nil: the history property is skipped, with a note. The caller closes what New returns.
+	New func() (gpu.Backend, error)
 
 	checker oracle.Checker // reused scratch memory for the oracle
 	cache   trialCache     // what the properties of the current trial share (shared.go)
+	encl    enclCache      // the last end-to-end enclosure under a contract (contract.go)
 }
 
 // check runs the oracle with the environment's reusable checker.
 func (env *Env) check(c *moe.Case, r *gpu.Result, o oracle.Options) (*oracle.Verdict, error) {
+	o.Contract = env.JudgeContract()
+	if o.Enclosure == nil && (r == nil || r.Stages == nil || o.SkipStages) { // judged end to end
+		en, err := env.enclosure(c, o.Contract)
+		if err != nil {
+			return nil, err
+		}
+		o.Enclosure = en
+	}
 	return env.checker.Check(c, r, o)
 }
 
@@ -63,10 +81,16 @@ type Property struct {
 	// Check judges one trial: its case, run under its poison policy where the property runs
 	// once (properties that compare policies choose their own).
 	Check func(ctx context.Context, env *Env, t Trial) (*Outcome, error)
+	// Promise, when set, is the contract promise under which the property compares its runs
+	// bitwise; where the contract does not make it, the property judges each run within the
+	// contract's enclosure instead (see Judgement).
+	Promise func(contract.Promises) bool
+	// PromiseDoc names that promise ("bitwise reruns").
+	PromiseDoc string
 }
 
 // allProperties is the default property suite, in the order the runner tries them.
-var allProperties = []Property{matches, poisonInvariance, deterministic, tokenPermutation, zeroWeightIsSentinel, powerOfTwoScaling, epSplitSum}
+var allProperties = []Property{matches, poisonInvariance, deterministic, tokenPermutation, zeroWeightIsSentinel, powerOfTwoScaling, epSplitSum, history}
 
 // ByName finds a property.
 func ByName(name string) (Property, error) {

@@ -6,13 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/props"
 )
 
 // TestSimConforms: the correct sim backend passes the whole suite.
 func TestSimConforms(t *testing.T) {
-	props.Verify(t, sim.New(sim.Options{}), props.VerifyOptions{})
+	props.Verify(t, sim.New(sim.Options{}), props.VerifyOptions{New: func() (gpu.Backend, error) { return sim.New(sim.Options{}), nil }})
 }
 
 // TestSpecRoundTrip: the one-line spec form parses back to the same case.
@@ -42,7 +43,8 @@ func TestMutants(t *testing.T) {
 
 func testMutants(t *testing.T, noStages bool) {
 	b := sim.New(sim.Options{})
-	res, err := props.Mutants(context.Background(), b, props.MutantOptions{NoStages: noStages}, nil) // the default budget
+	res, err := props.Mutants(context.Background(), b, props.MutantOptions{NoStages: noStages,
+		New: func() (gpu.Backend, error) { return sim.New(sim.Options{}), nil }}, nil) // the default budget
 	routing := map[fault.Fault]bool{fault.ClampSentinel: true, fault.HistogramSentinel: true, fault.ExclusiveOffsets: true,
 		fault.SentinelWrap: true, fault.EPNoRankOffset: true}
 	if err != nil {

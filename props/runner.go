@@ -274,6 +274,9 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 	if maxTries <= 0 {
 		maxTries = 400
 	}
+	if p.Name == history.Name { // the history property shrinks its pair (history.go)
+		return shrinkPair(ctx, env, spec, shrinker, maxTries)
+	}
 	t0 := time.Now()
 	cur := &Shrunk{Spec: spec}
 	defer func() { cur.Elapsed = time.Since(t0) }()

@@ -5,7 +5,6 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/oracle"
 )
 
 // trialCache is what the properties of one trial have in common, computed once and shared
@@ -17,8 +16,9 @@ import (
 //     trial's own policy) compare against it. Each property still makes the runs its claim
 //     needs beyond that one (deterministic a second run, poison-invariance a run per
 //     policy, the stale pair back to back), so every claim is checked on genuine runs;
-//   - the end-to-end enclosure of the trial's case (poison-invariance's NaN and signature
-//     checks).
+//
+// The end-to-end enclosure of a case under the judging contract is kept apart (enclCache,
+// contract.go): the runs of one case under every property and policy derive it once.
 //
 // The cache is keyed by the case pointer: a property's derived case (permuted, scaled,
 // split) never hits it. It lives from the start of a trial's checks to their end (checkTrial,
@@ -26,7 +26,6 @@ import (
 type trialCache struct {
 	c    *moe.Case
 	runs map[gpu.Poison]*gpu.Result
-	en   *oracle.Enclosure
 }
 
 // begin starts the cache of trial case c; end drops it.
@@ -52,16 +51,4 @@ func (env *Env) baseRun(ctx context.Context, name string, c *moe.Case, poison gp
 		env.cache.runs[poison] = r
 	}
 	return r, o, err
-}
-
-// enclosure is oracle.Enclose(c), computed once per trial for the trial's case.
-func (env *Env) enclosure(c *moe.Case) (*oracle.Enclosure, error) {
-	if c == env.cache.c && env.cache.en != nil {
-		return env.cache.en, nil
-	}
-	en, err := oracle.Enclose(c)
-	if err == nil && c == env.cache.c {
-		env.cache.en = en
-	}
-	return en, err
 }

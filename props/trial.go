@@ -18,6 +18,10 @@ type Trial struct {
 	Case   *moe.Case
 	Poison gpu.Poison
 	Origin Origin
+	// Prior, when set, is the case the history property runs right before Case on the same
+	// backend instance (nil: derived from the trial, PriorOf). Reproduce writes a pair of
+	// specs as --spec PRIOR --then-spec CASE.
+	Prior *Trial
 }
 
 // OriginKind says what kind of source a case came from.
@@ -67,19 +71,23 @@ type How struct {
 	Faults     fault.Set
 	NoStages   bool
 	Properties string
+	// Contract, when set, is the contract the run was judged under in place of the
+	// backend's own (--contract).
+	Contract string
 }
 
 // Reproduce is the one command line that reproduces trial t's failure run as h says, for
 // every origin and every backend:
 //
 //   - a spec:        moecheck check --backend B --spec '…'
+//   - a pair:        moecheck check --backend B --spec 'FIRST' --then-spec 'SECOND' (history)
 //   - a preset case: moecheck check --backend B --preset ID
 //   - a corpus file: moecheck replay --backend B FILE
 //   - a fuzz input:  MOECHECK_BACKEND=B go test ./fuzz -run '^FuzzPath$/^NAME$'
 //   - a case Verify persisted: cd DIR && go test -run '^TestX$/^property$/^NAME$' (the test's
 //     own backend, whatever the CLI knows)
 //
-// with --faults, --no-stages and --properties (or MOECHECK_FAULTS) as h says. A case built
+// with --faults, --no-stages, --contract and --properties (or MOECHECK_FAULTS) as h says. A case built
 // in code has no command line; Reproduce says so instead of printing one that fails.
 func Reproduce(t Trial, h How) string {
 	o := t.Origin
@@ -109,6 +117,10 @@ func Reproduce(t Trial, h How) string {
 	}
 	switch o.Kind {
 	case FromSpec:
+		if p := t.Prior; p != nil && p.Origin.Kind == FromSpec {
+			fmt.Fprintf(&b, " --spec '%s' --then-spec '%s'", p.Origin.Spec.normalized(), o.Spec.normalized())
+			break
+		}
 		fmt.Fprintf(&b, " --spec '%s'", o.Spec.normalized())
 	case FromPreset:
 		b.WriteString(" --preset " + ShellQuote(o.Preset))
@@ -118,6 +130,9 @@ func Reproduce(t Trial, h How) string {
 	}
 	if h.NoStages {
 		b.WriteString(" --no-stages")
+	}
+	if h.Contract != "" {
+		b.WriteString(" --contract " + ShellQuote(h.Contract))
 	}
 	if h.Properties != "" {
 		b.WriteString(" --properties " + ShellQuote(h.Properties))

@@ -25,6 +25,10 @@ type VerifyOptions struct {
 	Gen        GenOptions
 	Properties []Property
 	NoStages   bool // the backend reports no stages: end-to-end checks only
+	// New opens a fresh instance of the backend (same configuration) for the history
+	// property; nil: that property is skipped. A history failure is persisted as its second
+	// case only; its replay runs it after the prior PriorOf derives from that case.
+	New func() (gpu.Backend, error)
 	// Dir is the folder failing cases are persisted in and replayed from, relative to the
 	// test's package directory (default "testdata/moecheck"). Each property's failures go to
 	// Dir/<TestName>/<property>/<name>.case.
@@ -76,7 +80,7 @@ func Verify(t *testing.T, b gpu.Backend, o VerifyOptions) {
 	if len(ps) == 0 {
 		ps = allProperties
 	}
-	env := &Env{Backend: b, NoStages: o.NoStages}
+	env := &Env{Backend: b, NoStages: o.NoStages, New: o.New}
 	top := strings.SplitN(t.Name(), "/", 2)[0]
 	failedProps, replayed := 0, 0
 	for _, p := range ps {

@@ -8,14 +8,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/moecheck/moecheck/internal/fault"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/backends"
+	"github.com/moecheck/moecheck/internal/fault"
 	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
@@ -29,6 +29,7 @@ type backendFlags struct {
 	timeout      time.Duration
 	startTimeout time.Duration
 	triage       bool   // ask a worker without stage capture for its op-level triage (moecheck triage)
+	contract     string // --contract: the contract to judge under ("": the backend's)
 	jobs         int    // cases run at once, each on its own backend instance (registerJobs)
 	devices      string // CUDA device ordinals the jobs' workers are assigned to round-robin
 	hasJobs      bool   // registerJobs ran: --jobs and --devices exist on this command
@@ -114,7 +115,7 @@ func (p *jobPool) env(env *props.Env) func(int) (*props.Env, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &props.Env{Backend: b, Faults: env.Faults, NoStages: env.NoStages, Fit: env.Fit}, nil
+		return &props.Env{Backend: b, Faults: env.Faults, NoStages: env.NoStages, Fit: env.Fit, Contract: env.Contract, New: env.New}, nil
 	}
 }
 
@@ -136,6 +137,7 @@ func (f *backendFlags) register(fs *pflag.FlagSet, faults bool) {
 	fs.DurationVar(&f.timeout, "case-timeout", worker.DefaultTimeout, "worker backends: a case running longer is a hang (recorded, the worker restarts)")
 	fs.DurationVar(&f.startTimeout, "worker-start-timeout", worker.DefaultStartTimeout, "worker backends: a worker that has not said hello by then (CUDA init and PTX JIT included) is a device error")
 	fs.BoolVar(&f.noStages, "no-stages", false, "do not ask for stage intermediates: end-to-end checks only, as for a black-box backend")
+	fs.StringVar(&f.contract, "contract", "", "judge under this path contract ("+strings.Join(contract.Names(), ", ")+"; default: the one the backend declares, exact for sim and cuda, torch for sim-torch, a worker's from its hello)")
 	if faults {
 		fs.StringVar(&f.faults, "faults", "", "switch on catalog faults in the backend (comma list, for demos and mutation testing; see 'moecheck mutants --help')")
 	}
@@ -147,6 +149,38 @@ func (f *backendFlags) faultSet() (fault.Set, error) {
 		return 0, usageErr("--faults: %v", err)
 	}
 	return fs, nil
+}
+
+// contractFlag parses --contract: nil when it is not given (the backend's own contract).
+func (f *backendFlags) contractFlag() (*contract.Contract, error) {
+	if f.contract == "" {
+		return nil, nil
+	}
+	ct, err := contract.ByName(f.contract)
+	if err != nil {
+		return nil, usageErr("--contract: %v", err)
+	}
+	return &ct, nil
+}
+
+// contractRepro is the --contract value reproduce lines carry: the override's name when it
+// differs from the backend's own contract, else "".
+func contractRepro(env *props.Env) string {
+	if env.ContractOverridden() {
+		return env.JudgeContract().String()
+	}
+	return ""
+}
+
+// fresh is the props.Env.New of the history property: it opens another instance of the
+// backend as the flags name it. Nil for a worker backend (a fresh worker per case would cost
+// a process start, CUDA initialisation included, for every case): there the history property
+// is skipped, with a note.
+func (f *backendFlags) fresh(a *app, b gpu.Backend) func() (gpu.Backend, error) {
+	if _, _, _, ok := worker.Info(b); ok {
+		return nil
+	}
+	return func() (gpu.Backend, error) { return f.open(a) }
 }
 
 // open starts the backend: errors in the name are usage errors, a worker that cannot start

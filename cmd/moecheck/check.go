@@ -25,6 +25,8 @@ type checkFlags struct {
 	shard      string
 	properties string
 	spec       string
+	thenSpec   string
+	sharpness  bool
 	preset     string
 	start      int
 	keepGoing  bool
@@ -72,6 +74,8 @@ modes), prints the failing checks with their locations and a reproduce command, 
 	fs.StringVar(&f.shard, "shard", "", "run shard i of n: i/n, or env / env/n to read the index from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX")
 	fs.StringVar(&f.properties, "properties", "", "properties to check (comma list; default all: "+propertyNames()+")")
 	fs.StringVar(&f.spec, "spec", "", "check exactly this one-line spec (a reproduce command) instead of generating cases")
+	fs.BoolVar(&f.sharpness, "sharpness", false, "also measure the oracle's sharpness per result tensor, pooled over the run: unconstrained elements, wide ones (radius above a tenth of the tensor's RMS), median and p99 of radius ÷ |reference| (costs a float64 reference and an end-to-end enclosure per case)")
+	fs.StringVar(&f.thenSpec, "then-spec", "", "with --spec A: check this spec B, which the history property runs right after A on the same backend instance (a history reproduce line)")
 	fs.StringVar(&f.preset, "preset", "", "check exactly this model-preset case (id as nightly prints it, e.g. qwen3-30b-a3b/ep8/rank3/T4/seed1)")
 	fs.IntVar(&f.start, "start", 0, "first case index")
 	fs.BoolVar(&f.keepGoing, "keep-going", false, "continue after a failure (report every failing case)")
@@ -117,6 +121,20 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	}
 	var one props.Trial
 	switch {
+	case f.thenSpec != "" && f.spec == "":
+		return usageErr("--then-spec needs --spec (the case run first)")
+	case f.thenSpec != "":
+		first, err := parseSpec(f.spec, a.caseLimits())
+		if err != nil {
+			return err
+		}
+		then, err := parseSpec(f.thenSpec, a.caseLimits())
+		if err != nil {
+			return err
+		}
+		if one, err = props.PairTrial(first, then); err != nil {
+			return usageErr("--spec, --then-spec: %v", err)
+		}
 	case f.spec != "":
 		spec, err := parseSpec(f.spec, a.caseLimits())
 		if err != nil {
@@ -137,6 +155,10 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 		return err
 	}
 	defer pool.close()
+	ct, err := f.bf.contractFlag()
+	if err != nil {
+		return err
+	}
 	b, err := pool.open(0)
 	if err != nil {
 		return err
@@ -144,7 +166,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	if err := checkDTypes(b, dts); err != nil {
 		return err
 	}
-	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...)}
+	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...), Contract: ct, New: f.bf.fresh(a, b)}
 	if f.spec != "" || f.preset != "" {
 		return a.checkOne(env, f, ps, one)
 	}
@@ -153,14 +175,14 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 
 // repro is the reproduce command of a trial under the command's flags.
 func repro(f *backendFlags, env *props.Env, t props.Trial) string {
-	return props.Reproduce(t, props.How{Backend: f.backend, Faults: env.Faults, NoStages: f.noStages})
+	return props.Reproduce(t, props.How{Backend: f.backend, Faults: env.Faults, NoStages: f.noStages, Contract: contractRepro(env)})
 }
 
 // checkOne runs the properties on one spec or preset case.
 func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t props.Trial) error {
 	t0 := time.Now()
 	w := a.stdout
-	fmt.Fprintf(w, "case: %s\n", t.Case.Config)
+	fmt.Fprintf(w, "case: %s\ncontract: %s\n", t.Case.Config, env.JudgeContract())
 	outs, failed, err := props.CheckTrial(a.ctx, env, ps, t)
 	if why, ok := gpu.IsUnsupported(err); ok {
 		fmt.Fprintf(w, "UNSUPPORTED: the backend does not support this case: %s\n", why.Reason)
@@ -176,6 +198,14 @@ func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t pro
 		}
 		fmt.Fprintf(w, "  %-4s %s\n", status, o.Property)
 	}
+	writeJudgements(w, env, ps)
+	if f.sharpness {
+		sp := newSharpPool(env.JudgeContract())
+		sp.add(t.Case)
+		if err := sp.write(w); err != nil {
+			return internalErr(err)
+		}
+	}
 	fmt.Fprintf(w, "%s in %.2fs\n", plural(len(outs), "property", "properties"), time.Since(t0).Seconds())
 	if failed == nil {
 		fmt.Fprintln(w, "PASS")
@@ -186,6 +216,18 @@ func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t pro
 	writeWorkerNotes(w, env.Backend, "")
 	fmt.Fprintf(w, "reproduce: %s\n", repro(&f.bf, env, t))
 	return errFailures
+}
+
+// writeJudgements prints, for each property the contract weakens, how it judges instead.
+func writeJudgements(w io.Writer, env *props.Env, ps []props.Property) {
+	if len(ps) == 0 {
+		ps = props.All()
+	}
+	for _, p := range ps {
+		if j := props.Judgement(p, env.JudgeContract()); j != "" {
+			fmt.Fprintf(w, "note: %s: %s\n", p.Name, j)
+		}
+	}
 }
 
 // writeFailures prints a failing outcome's checks, one per line, with their locations (the
@@ -269,7 +311,7 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 	if !env.Faults.Empty() {
 		fmt.Fprintf(w, ", faults %s", env.Faults)
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, ", contract %s\n", env.JudgeContract())
 	type count struct{ ran, failed int }
 	counts := map[string]*count{}
 	var order []string
@@ -278,6 +320,10 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 		expected = (total + shards - 1) / shards
 	}
 	prog := newProgress(a.stderr, expected, f.budget)
+	var sp *sharpPool
+	if f.sharpness {
+		sp = newSharpPool(env.JudgeContract())
+	}
 	rep, err := props.Run(a.ctx, props.RunConfig{Env: env, Properties: ps, Gen: props.GenOptions{DTypes: dts, WidePct: f.widePct}, Seed: f.seed,
 		Cases: f.cases, Duration: f.budget, Start: f.start, Shard: shard, Shards: shards, NoShrink: f.noShrink,
 		MaxShrinks: f.maxShrinks, KeepGoing: f.keepGoing, Jobs: f.bf.jobs, NewEnv: pool.env(env),
@@ -296,6 +342,9 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 				if !o.Pass {
 					c.failed++
 				}
+			}
+			if sp != nil {
+				sp.add(cr.Trial.Case)
 			}
 			prog.add(!cr.Pass)
 		}})
@@ -317,6 +366,12 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 		fmt.Fprintf(w, "\n%-24s %8s %8s\n", "property", "ran", "failed")
 		for _, n := range order {
 			fmt.Fprintf(w, "%-24s %8d %8d\n", n, counts[n].ran, counts[n].failed)
+		}
+	}
+	writeJudgements(w, env, ps)
+	if sp != nil {
+		if err := sp.write(w); err != nil {
+			return internalErr(err)
 		}
 	}
 	if rep.Unsupported > 0 {
@@ -345,6 +400,9 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 		fmt.Fprintf(w, "  triage:    moecheck triage --backend %s --spec '%s'", quote(f.bf.backend), s)
 		if !env.Faults.Empty() {
 			fmt.Fprintf(w, " --faults %s", env.Faults)
+		}
+		if c := contractRepro(env); c != "" {
+			fmt.Fprintf(w, " --contract %s", c)
 		}
 		fmt.Fprintln(w)
 	}

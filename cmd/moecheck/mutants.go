@@ -74,6 +74,10 @@ func (a *app) runMutants(f *mutantsFlags) error {
 		return err
 	}
 	defer pool.close()
+	ct, err := f.bf.contractFlag()
+	if err != nil {
+		return err
+	}
 	b, err := pool.open(0)
 	if err != nil {
 		return err
@@ -93,11 +97,19 @@ func (a *app) runMutants(f *mutantsFlags) error {
 		return wrap(b), nil
 	}
 	w := a.stdout
-	fmt.Fprintf(w, "moecheck mutants: backend %s, %s, budget %d cases or %s per fault, seed %d\n\n", b.Name(), mode, f.cases, f.budget, f.seed)
+	judged := gpu.ContractOf(b)
+	if ct != nil {
+		judged = *ct
+	}
+	fmt.Fprintf(w, "moecheck mutants: backend %s, %s, contract %s, budget %d cases or %s per fault, seed %d\n\n", b.Name(), mode, judged, f.cases, f.budget, f.seed)
 	fmt.Fprintf(w, "%-21s %-7s %-18s %7s %9s  %s\n", "fault", "caught", "property", "cases", "time", "shrunk T,E,K,H,I")
 	missed := 0
-	_, err = props.Mutants(a.ctx, be, props.MutantOptions{Faults: set.List(), Cases: f.cases, Timeout: f.budget, Seed: f.seed,
+	_, err = props.Mutants(a.ctx, be, props.MutantOptions{Faults: set.List(), Cases: f.cases, Timeout: f.budget, Seed: f.seed, Contract: ct, New: f.bf.fresh(a, b),
 		Gen: props.GenOptions{DTypes: dts}, Jobs: f.bf.jobs, NewBackend: newBackend}, func(r props.MutantResult) {
+		if r.Unsupported {
+			fmt.Fprintf(w, "%-21s %-7s %-18s %7d %9s  %s\n", r.Fault.Name, "skipped", "(backend does not reproduce it)", 0, "-", "-")
+			return
+		}
 		if !r.Caught {
 			missed++
 			fmt.Fprintf(w, "%-21s %-7s %-18s %7d %9s  %s\n", r.Fault.Name, "NO", "-", r.Cases, r.Elapsed.Round(time.Millisecond), "-")

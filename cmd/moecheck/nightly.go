@@ -23,6 +23,7 @@ import (
 
 type nightlyFlags struct {
 	bf           backendFlags
+	sharpness    bool
 	results      string
 	resume       bool
 	junit        string
@@ -105,12 +106,13 @@ was interrupted (Ctrl-C): resume it with --resume.`,
 	fs.StringVar(&f.properties, "properties", "", "properties for corpus and random cases (comma list; default all)")
 	fs.StringVar(&f.shard, "shard", "", "random cases: shard i/n, or env / env/n (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)")
 	fs.IntVar(&f.maxShrinks, "max-shrinks", 0, "shrink candidates per failure (default 400)")
+	fs.BoolVar(&f.sharpness, "sharpness", false, "pool the oracle's sharpness over this invocation's random cases into the end record (and the report); costs a float64 reference and an end-to-end enclosure per case")
 	return cmd
 }
 
 // runFlags are the nightly flags that define a run: recorded in its start records, restored
 // by a bare --resume, and refused when given with another value on resume.
-var runFlags = []string{"backend", "faults", "no-stages", "seed", "cases", "time", "dtype", "wide-pct", "properties",
+var runFlags = []string{"backend", "contract", "faults", "no-stages", "seed", "cases", "time", "dtype", "wide-pct", "properties",
 	"shard", "corpus", "presets", "preset-tokens", "preset-mem", "preset-scale", "preset-properties", "preset-seed",
 	"preset-dtype", "preset-device", "max-shrinks"}
 
@@ -185,6 +187,10 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 	if err != nil {
 		return err
 	}
+	ct, err := f.bf.contractFlag()
+	if err != nil {
+		return err
+	}
 	ps, err := parseProperties("--properties", f.properties)
 	if err != nil {
 		return err
@@ -250,7 +256,7 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 			c := c
 			items = append(items, nightly.Item{ID: "corpus/" + c.Name, Kind: nightly.KindCorpus, Source: c.Path,
 				Build: func() (*moe.Case, error) { return c.Case, nil }, Poison: c.Trial.Poison, Origin: c.Trial.Origin,
-				Repro: props.Reproduce(c.Trial, props.How{Backend: f.bf.backend, Faults: faults})})
+				Repro: props.Reproduce(c.Trial, props.How{Backend: f.bf.backend, Faults: faults, Contract: f.bf.contract})})
 		}
 	}
 	// preset items
@@ -280,7 +286,7 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 	if err != nil {
 		return err
 	}
-	o := nightly.Options{Backend: b, Jobs: f.bf.jobs, NewBackend: pool.openUnowned, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b), Items: items,
+	o := nightly.Options{Contract: ct, New: f.bf.fresh(a, b), Sharpness: f.sharpness, Backend: b, Jobs: f.bf.jobs, NewBackend: pool.openUnowned, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b), Items: items,
 		ItemProperties: ps, Properties: ps, Seed: seed, Cases: f.cases, Duration: f.budget, Gen: props.GenOptions{DTypes: dts, WidePct: f.widePct},
 		Shard: shard, Shards: shards, MaxShrinks: f.maxShrinks, Results: f.results, ArtifactDir: f.artifacts,
 		NoArtifacts: f.noArtifacts, Resume: f.resume, Now: a.now, Progress: a.stdout, Flags: flags}
@@ -378,7 +384,7 @@ func presetItem(p presets.Preset, kind string, f *nightlyFlags, dt moe.DType, ps
 	origin := props.Origin{Kind: props.FromPreset, Preset: id}
 	return nightly.Item{ID: "preset/" + id, Kind: nightly.KindPreset, Source: p.String(),
 		Build: func() (*moe.Case, error) { return p.Case(o) }, Poison: gpu.PoisonSignature, Origin: origin, Properties: ps,
-		Repro: props.Reproduce(props.Trial{Origin: origin}, props.How{Backend: f.bf.backend, Faults: faults, Properties: propList(ps)})}, nil
+		Repro: props.Reproduce(props.Trial{Origin: origin}, props.How{Backend: f.bf.backend, Faults: faults, Properties: propList(ps), Contract: f.bf.contract})}, nil
 }
 
 func propList(ps []props.Property) string {

@@ -64,6 +64,10 @@ locations, and exits 1 if any case fails.`,
 				return err
 			}
 			defer pool.close()
+			ct, err := bf.contractFlag()
+			if err != nil {
+				return err
+			}
 			w := a.stdout
 			failed := len(bad)
 			for _, bfile := range bad {
@@ -86,7 +90,10 @@ locations, and exits 1 if any case fails.`,
 						v.err = err
 						return v
 					}
-					envs[job] = &props.Env{Backend: b, Faults: faults, NoStages: bf.noStages}
+					envs[job] = &props.Env{Backend: b, Faults: faults, NoStages: bf.noStages, Contract: ct, New: bf.fresh(a, b)}
+					if job == 0 {
+						fmt.Fprintf(&v.out, "contract: %s\n", envs[job].JudgeContract())
+					}
 				}
 				v.failed, v.err = a.replayOne(&v.out, envs[job], &bf, faults, ps, cs[i])
 				return v
@@ -167,6 +174,10 @@ func (a *app) replayOne(w io.Writer, env *props.Env, bf *backendFlags, faults fa
 	}
 	fmt.Fprintf(w, "FAIL %s (%s, poison %s%s): property %s: %s\n", c.Name, c.Case.Config, under, hint, bad.Property, bad.Message)
 	writeFailures(w, bad, "  ")
-	fmt.Fprintf(w, "  triage: moecheck triage --backend %s%s %s --no-save\n", quote(bf.backend), faultFlag(faults), quote(c.Path))
+	cflag := ""
+	if cr := contractRepro(env); cr != "" {
+		cflag = " --contract " + cr
+	}
+	fmt.Fprintf(w, "  triage: moecheck triage --backend %s%s%s %s --no-save\n", quote(bf.backend), faultFlag(faults), cflag, quote(c.Path))
 	return true, nil
 }

@@ -131,12 +131,16 @@ func (a *app) runTriage(f *triageFlags, args []string) error {
 		return usageErr("--top %d: want at least 1", f.top)
 	}
 	f.bf.triage = true
+	ct, err := f.bf.contractFlag()
+	if err != nil {
+		return err
+	}
 	b, err := f.bf.open(a)
 	if err != nil {
 		return err
 	}
 	defer a.closeBackend(b)
-	o := triage.Options{Backend: b, Faults: faults, Candidates: cands.List(), Top: f.top, NoShrink: f.noShrink}
+	o := triage.Options{Backend: b, Faults: faults, Candidates: cands.List(), Top: f.top, NoShrink: f.noShrink, Contract: ct, New: f.bf.fresh(a, b)}
 	if f.spec != "" {
 		// Shrink inside the worker's capabilities, keeping the spec's dtype (a PyTorch path's
 		// rounding in another dtype is another question).

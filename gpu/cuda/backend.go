@@ -207,6 +207,9 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions, 
 			return nil, fmt.Errorf("cuda: unknown fault %d", f)
 		}
 	}
+	if faults.Has(fault.StaleEmptyWgrad) { // no kernel flag for it yet: gpu/sim reproduces it
+		return nil, &gpu.UnsupportedError{Reason: "fault stale-empty-wgrad: not implemented in the CUDA path (gpu/sim reproduces it)"}
+	}
 	if !o.Poison.Valid() {
 		return nil, fmt.Errorf("cuda: unknown poison policy %d", o.Poison)
 	}

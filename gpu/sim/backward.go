@@ -21,7 +21,7 @@ func (st *state) backward() {
 	st.gemm(st.dact, I, st.dh2, H, st.w2, st.rowW, nil)
 
 	// Step 14: GEMM 2 wgrad dW2[e,h,:] = Σ_{i ∈ rows(e)} d_h2[i,h]·act[i,:]; bias by index-add.
-	st.wgrad(st.dw2, H, I, st.dh2, st.act)
+	st.wgrad(st.dw2, H, I, st.dh2, st.act, &st.prevDW2)
 	if c.Bias {
 		st.indexAdd(st.db2, H, st.dh2)
 	}
@@ -42,7 +42,7 @@ func (st *state) backward() {
 	} // else NoMaskUpDgrad: the unwritten d_xs tail is scatter-added below (leak 2)
 
 	// Step 17: GEMM 1 wgrad dW1[e,j,:] = Σ_{i ∈ rows(e)} d_h1[i,j]·xs[i,:]; bias by index-add.
-	st.wgrad(st.dw1, I2, H, st.dh1, st.xs)
+	st.wgrad(st.dw1, I2, H, st.dh1, st.xs, &st.prevDW1)
 	if c.Bias {
 		st.indexAdd(st.db1, I2, st.dh1)
 	}
@@ -110,18 +110,22 @@ func (st *state) scatterTokens(lo, hi int) {
 // wgrad computes dW[e] (m×n per expert, standard layout) = Σ_{i ∈ rows(e)} dout[i,:]ᵀ·in[i,:]
 // (dout rows have m elements, in rows n), in fp32 over the wgrad group's rows in order, one
 // rounding.
-// An expert with no rows gets exact zeros: the kernel writes them.
+// An expert with no rows gets exact zeros: the kernel writes them. prev is the persistent
+// buffer of fault StaleEmptyWgrad (the previous faulty run's dW and its per-expert size).
 //
 // The rows of dW (E·m, each an independent output) are split over st.par goroutines by pairs
 // of rows (2p, 2p+1), the pairs the single-goroutine loop forms (see gemm on NaN signs).
-func (st *state) wgrad(dw []float32, m, n int, dout, in []float32) {
+func (st *state) wgrad(dw []float32, m, n int, dout, in []float32, prev *staleWgrad) {
 	c, f := st.cfg, st.f
+	if f.staleEmptyWgrad {
+		defer prev.keep(dw, m*n) // after every range has finished
+	}
 	// Rows per expert, for the cost estimate: the average, as the split is dynamic.
 	rows := 0
 	for e := 0; e < c.E; e++ {
 		rows += st.wend(e, f) - st.begin(e)
 	}
-	st.wg = wgradArgs{dw: dw, dout: dout, in: in, m: m, n: n}
+	st.wg = wgradArgs{dw: dw, dout: dout, in: in, m: m, n: n, prev: prev}
 	pairs := (m + 1) / 2 // per expert
 	parFor(st.par, c.E*pairs, 2*n*max(1, rows/c.E), st, (*state).wgradPairs)
 }
@@ -130,6 +134,7 @@ func (st *state) wgrad(dw []float32, m, n int, dout, in []float32) {
 type wgradArgs struct {
 	dw, dout, in []float32
 	m, n         int
+	prev         *staleWgrad // fault StaleEmptyWgrad's buffer
 }
 
 // wgradPairs is wgrad on row pairs [lo, hi) (pair x: rows 2p, 2p+1 of dW[e], x = e·pairs + p).
@@ -144,7 +149,13 @@ func (st *state) wgradPairs(lo, hi int) {
 		b, end := st.begin(e), st.wend(e, f)
 		o := blk[r*n : r1*n]
 		if end == b {
-			if !f.emptyExpertWgrad { // fault EmptyExpertWgrad: the block keeps its poison
+			switch {
+			case f.staleEmptyWgrad: // fault StaleEmptyWgrad: the previous run's rows, if it had the block
+				clear(o)
+				if pv := st.wg.prev; pv.blk == m*n && len(pv.dw) >= (e+1)*m*n {
+					copy(o, pv.dw[e*m*n+r*n:e*m*n+r1*n])
+				}
+			case !f.emptyExpertWgrad: // fault EmptyExpertWgrad: the block keeps its poison
 				clear(o)
 			}
 			continue
@@ -191,4 +202,16 @@ func (st *state) indexAddCols(lo, hi int) {
 			dst[j] += src[j]
 		}
 	}
+}
+
+// staleWgrad is fault StaleEmptyWgrad's persistent weight-gradient buffer: the last faulty
+// run's dW (standard layout) and its per-expert block size.
+type staleWgrad struct {
+	dw  []float32
+	blk int
+}
+
+func (s *staleWgrad) keep(dw []float32, blk int) {
+	s.dw = append(s.dw[:0], dw...)
+	s.blk = blk
 }

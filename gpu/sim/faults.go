@@ -25,11 +25,13 @@ import (
 //	NeighbourWeights    route: the last GEMM group with rows reads expert (e−1 mod E)'s weights (plan.go)
 //	ZeroTokenRow        combine: y row of the first token with a non-sentinel id stored as +0 (forward.go)
 //	Crash               Run: returns a *gpu.CaseError before the path runs (sim.go)
+//	StaleEmptyWgrad     wgrad: dW1[e], dW2[e] of an expert with no rows keep the previous run's (backward.go)
 type faults struct {
 	clampSentinel, maskAfterWeight, noMaskUpDgrad, noMaskDownDgrad, emptyExpertWgrad bool
 	histogramSentinel, exclusiveOffsets, sentinelWrap, combineInDtype, accumInDtype  bool
 	gateUpSwapped, epNoRankOffset, lastTileDropped, tailStaleUnmasked                bool
 	nondeterministicSum, neighbourWeights, zeroTokenRow, crash                       bool
+	staleEmptyWgrad                                                                  bool
 
 	// The masks of docs/path.md that this run applies (each also drives its backward).
 	maskA, maskB, maskC bool
@@ -55,6 +57,8 @@ func decodeFaults(set fault.Set) (faults, error) {
 			f.noMaskDownDgrad = true
 		case fault.EmptyExpertWgrad:
 			f.emptyExpertWgrad = true
+		case fault.StaleEmptyWgrad:
+			f.staleEmptyWgrad = true
 		case fault.HistogramSentinel:
 			f.histogramSentinel = true
 		case fault.ExclusiveOffsets:

@@ -40,6 +40,9 @@ type state struct {
 
 	// Device buffers, from the pool.
 	xs, h1, act, h2, o, y, do, drw, dh2, dact, dh1, dxs, dx, dw1, db1, dw2, db2 []float32
+
+	// Fault StaleEmptyWgrad's buffers, kept from run to run of the Backend.
+	prevDW1, prevDW2 staleWgrad
 }
 
 // takeBuffers takes and poisons every buffer of gpu.Buffers() for config c.

@@ -92,6 +92,13 @@ const (
 	// Crash: the path faults on the device (an illegal address on the GPU; gpu/sim reports a
 	// simulated crash). Used to test that a crash costs exactly one case.
 	Crash
+	// StaleEmptyWgrad: the weight gradients live in a buffer that persists between runs of
+	// the backend instance, and the wgrad kernel writes only experts with rows: dW1[e] and
+	// dW2[e] of an expert without rows keep the previous run's values (when the previous
+	// run had the same per-expert shape; a fresh or reallocated buffer is zero). A fresh
+	// instance, or any case run first, is correct: only a case run after another one shows it
+	// (issue 12's history property).
+	StaleEmptyWgrad
 	numFaults
 )
 
@@ -126,6 +133,7 @@ var catalogTable = []Info{
 	{NeighbourWeights, "neighbour-weights", "one expert uses its neighbour's weights", "wrong per-group pointer"},
 	{ZeroTokenRow, "zero-token-row", "one token's output row left at zero", "dropped store"},
 	{Crash, "crash", "device fault (illegal address) on every case", "DeepGEMM #34/#38; vLLM #39244"},
+	{StaleEmptyWgrad, "stale-empty-wgrad", "weight gradients of experts empty now keep the previous run's values (a persistent buffer)", "state carried between runs (issue 12: held-out fault)"},
 }
 
 func (f Fault) String() string {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"math"
@@ -143,6 +144,11 @@ func encodeMap(em *oracle.ElementMap) Map {
 // judges it, and keeps the maps of the worst stage tensor (the first failing stage, else the
 // one with the most failing elements) and of the tensor with the most non-finite elements.
 func BuildArtifact(ctx context.Context, b gpu.Backend, faults fault.Set, c *moe.Case) (*Artifact, error) {
+	return BuildArtifactUnder(ctx, b, faults, gpu.ContractOf(b), c)
+}
+
+// BuildArtifactUnder is BuildArtifact judged under contract ct.
+func BuildArtifactUnder(ctx context.Context, b gpu.Backend, faults fault.Set, ct contract.Contract, c *moe.Case) (*Artifact, error) {
 	a := &Artifact{V: Version, Config: c.Config.String(), Poison: gpu.PoisonSignature.String()}
 	res, err := fault.Run(ctx, b, c, gpu.RunOptions{Poison: gpu.PoisonSignature, PoisonSeed: 7, Stages: true}, faults)
 	if err != nil {
@@ -153,11 +159,11 @@ func BuildArtifact(ctx context.Context, b gpu.Backend, faults fault.Set, c *moe.
 		}
 		return nil, fmt.Errorf("nightly: artifact run: %w", err)
 	}
-	en, err := oracle.Enclose(c)
+	en, err := oracle.EncloseUnder(c, ct)
 	if err != nil {
 		return nil, err
 	}
-	v, err := oracle.Check(c, res, oracle.Options{Enclosure: en})
+	v, err := oracle.Check(c, res, oracle.Options{Enclosure: en, Contract: ct})
 	if err != nil {
 		return nil, err
 	}

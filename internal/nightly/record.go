@@ -67,6 +67,9 @@ type Record struct {
 
 	Run     *RunInfo `json:"run,omitempty"`
 	Summary *Summary `json:"summary,omitempty"`
+	// Sharpness (end records of a run with Options.Sharpness): the oracle's sharpness pooled
+	// over this invocation's random cases.
+	Sharpness *SharpnessRecord `json:"sharpness,omitempty"`
 }
 
 // RunInfo is the start record's description of a run.
@@ -87,6 +90,8 @@ type RunInfo struct {
 	// them), so that a bare resume can restore them.
 	Flags map[string]string `json:"flags,omitempty"`
 	Start int               `json:"start,omitempty"` // first random index of this invocation
+	// Contract is the path contract the run judged under (the backend's, or --contract's).
+	Contract string `json:"contract,omitempty"`
 }
 
 // FailureRecord is one oracle failure, flattened.
@@ -295,4 +300,34 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 			return out, err
 		}
 	}
+}
+
+// SharpnessRecord is the oracle's sharpness pooled over the random cases of one invocation
+// (oracle.SharpnessPool): per result tensor, how many elements are unconstrained (and how
+// many of those have a float64 reference out of the dtype's range), how many are wide
+// (radius above a tenth of the tensor's RMS), and the median and p99 of radius ÷ |reference|.
+type SharpnessRecord struct {
+	Contract string                  `json:"contract"`
+	Cases    int                     `json:"cases"`
+	Tensors  []TensorSharpnessRecord `json:"tensors"`
+}
+
+// TensorSharpnessRecord is one tensor's line of a SharpnessRecord.
+type TensorSharpnessRecord struct {
+	Tensor        string `json:"tensor"`
+	N             int    `json:"n"`
+	Unconstrained int    `json:"unconstrained"`
+	RefOutOfRange int    `json:"ref_out_of_range"`
+	Wide          int    `json:"wide"`
+	Median        Float  `json:"median"`
+	P99           Float  `json:"p99"`
+}
+
+func sharpnessRecord(ct string, p *oracle.SharpnessPool) *SharpnessRecord {
+	sr := &SharpnessRecord{Contract: ct, Cases: p.Cases}
+	for _, t := range p.Tensors() {
+		sr.Tensors = append(sr.Tensors, TensorSharpnessRecord{Tensor: t.Tensor.String(), N: t.N, Unconstrained: t.Unconstrained,
+			RefOutOfRange: t.RefOutOfRange, Wide: t.Wide, Median: Float(t.Median()), P99: Float(t.P99())})
+	}
+	return sr
 }

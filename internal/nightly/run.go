@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/oracle"
+	"github.com/moecheck/moecheck/reference"
 	"io"
 	"math"
 	"path/filepath"
@@ -54,6 +57,16 @@ type Options struct {
 	NoStages    bool
 	// Fit maps random specs into the backend's capabilities (props.Env.Fit; nil: none).
 	Fit func(props.Spec) (props.Spec, error)
+	// Contract, when set, is the path contract every case is judged under (--contract);
+	// nil: the one the backend declares. Start records name the contract judged under.
+	Contract *contract.Contract
+	// New opens a fresh backend instance for the history property (props.Env.New; nil:
+	// that property is skipped).
+	New func() (gpu.Backend, error)
+	// Sharpness pools the oracle's sharpness (oracle.Sharpness under the judging contract)
+	// over this invocation's random cases into the end record (costs a float64 reference
+	// and an end-to-end enclosure per case).
+	Sharpness bool
 
 	Items          []Item
 	ItemProperties []props.Property // for items without their own (nil: props.All())
@@ -177,11 +190,12 @@ func (r *runner) artifactBackend() (gpu.Backend, error) {
 }
 
 type runner struct {
-	o    Options
-	app  *appender
-	recs []Record // every record of the file, old and new
-	out  *Outcome
-	env  *props.Env
+	o     Options
+	app   *appender
+	recs  []Record // every record of the file, old and new
+	out   *Outcome
+	env   *props.Env
+	sharp oracle.SharpnessPool // Options.Sharpness (pooled in commit order)
 
 	mu     sync.Mutex         // guards opened (jobs open their backends concurrently)
 	opened []gpu.Backend      // backends NewBackend returned, closed when Run returns
@@ -206,7 +220,7 @@ func (r *runner) jobEnv(k int) (*props.Env, error) {
 		return nil, err
 	}
 	o := r.o
-	env = &props.Env{Backend: b, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit}
+	env = &props.Env{Backend: b, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit, Contract: o.Contract, New: o.New}
 	r.mu.Lock()
 	r.envs[k] = env
 	r.mu.Unlock()
@@ -265,7 +279,7 @@ func (r *runner) progress(format string, a ...any) {
 
 func (r *runner) run(ctx context.Context) (*Outcome, error) {
 	o := r.o
-	r.env = &props.Env{Backend: o.Backend, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit}
+	r.env = &props.Env{Backend: o.Backend, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit, Contract: o.Contract, New: o.New}
 	r.envs = map[int]*props.Env{0: r.env}
 	done := map[string]bool{}
 	next, randomTime := 0, time.Duration(0)
@@ -278,7 +292,8 @@ func (r *runner) run(ctx context.Context) (*Outcome, error) {
 	}
 	info := &RunInfo{Backend: o.BackendFlag, Faults: faultString(o.Faults), NoStages: o.NoStages, Seed: o.Seed,
 		Cases: o.Cases, BudgetS: o.Duration.Seconds(), Shard: o.Shard, Shards: o.Shards,
-		Properties: propNames(o.Properties), Resumed: len(r.recs) > 0, Start: next, Flags: o.Flags}
+		Properties: propNames(o.Properties), Resumed: len(r.recs) > 0, Start: next, Flags: o.Flags,
+		Contract: r.env.JudgeContract().String()}
 	for _, it := range o.Items {
 		switch it.Kind {
 		case KindCorpus:
@@ -380,7 +395,11 @@ func (r *runner) run(ctx context.Context) (*Outcome, error) {
 	}
 	sum := Summarize(r.recs)
 	r.out.Summary = sum
-	if err := r.emit(Record{Type: TypeEnd, Summary: sum}); err != nil {
+	end := Record{Type: TypeEnd, Summary: sum}
+	if r.o.Sharpness {
+		end.Sharpness = sharpnessRecord(r.env.JudgeContract().String(), &r.sharp)
+	}
+	if err := r.emit(end); err != nil {
 		return r.out, err
 	}
 	return r.out, nil
@@ -489,6 +508,11 @@ func (r *runner) random(ctx context.Context, cr props.CaseResult) error {
 		rec.Status, rec.Message = StatusSkip, "unsupported by the backend: "+cr.Unsupported
 		return r.emit(rec)
 	}
+	if r.o.Sharpness && cr.Trial.Case != nil {
+		if err := r.addSharpness(cr.Trial.Case); err != nil {
+			return err
+		}
+	}
 	if cr.Shrunk != nil {
 		rec.ElapsedMS += ms(cr.Shrunk.Elapsed)
 		if cr.Shrunk.Outcome != nil {
@@ -502,8 +526,12 @@ func (r *runner) random(ctx context.Context, cr props.CaseResult) error {
 			rec.Property, rec.Message = cr.Shrunk.Outcome.Property, cr.Shrunk.Outcome.Message
 			rec.Failures = failureRecords(cr.Shrunk.Outcome)
 		}
-		rec.Repro = props.Reproduce(props.Trial{Origin: props.Origin{Kind: props.FromSpec, Spec: spec}},
-			props.How{Backend: r.o.BackendFlag, Faults: r.o.Faults, NoStages: r.o.NoStages})
+		tr := props.Trial{Origin: props.Origin{Kind: props.FromSpec, Spec: spec}}
+		if cr.Shrunk != nil && cr.Shrunk.Trial.Prior != nil {
+			tr = cr.Shrunk.Trial // a history pair: both specs
+		}
+		rec.Repro = props.Reproduce(tr,
+			props.How{Backend: r.o.BackendFlag, Faults: r.o.Faults, NoStages: r.o.NoStages, Contract: r.contractRepro()})
 		c, err := spec.Build()
 		if err != nil {
 			return fmt.Errorf("nightly: %s: %w", rec.ID, err)
@@ -562,7 +590,9 @@ func (r *runner) artifact(ctx context.Context, rec *Record, c *moe.Case, spec st
 	if err != nil {
 		return err
 	}
-	a, err := interruptible(ctx, func() (*Artifact, error) { return BuildArtifact(ctx, ab, r.o.Faults, c) })
+	a, err := interruptible(ctx, func() (*Artifact, error) {
+		return BuildArtifactUnder(ctx, ab, r.o.Faults, r.env.JudgeContract(), c)
+	})
 	if err != nil {
 		return fmt.Errorf("nightly: %s: %w", rec.ID, err)
 	}
@@ -612,4 +642,27 @@ func sequential[T any](n, _ int, work func(job, i int) T, commit func(i int, v T
 			return
 		}
 	}
+}
+
+// contractRepro is the --contract a reproduce line carries: the override's name when it
+// differs from the backend's own contract.
+func (r *runner) contractRepro() string {
+	if r.env.ContractOverridden() {
+		return r.env.JudgeContract().String()
+	}
+	return ""
+}
+
+// addSharpness pools case c's sharpness (Options.Sharpness).
+func (r *runner) addSharpness(c *moe.Case) error {
+	en, err := oracle.EncloseUnder(c, r.env.JudgeContract())
+	if err != nil {
+		return fmt.Errorf("nightly: sharpness: %w", err)
+	}
+	ref, err := reference.Run(c, reference.Options{})
+	if err != nil {
+		return fmt.Errorf("nightly: sharpness: %w", err)
+	}
+	r.sharp.Add(c, en, ref)
+	return nil
 }

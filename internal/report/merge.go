@@ -170,6 +170,7 @@ func runDiff(a, b *nightly.RunInfo) []string {
 	diff("backend", a.Backend, b.Backend)
 	diff("faults", q(a.Faults), q(b.Faults))
 	diff("no-stages", a.NoStages, b.NoStages)
+	diff("contract", q(a.Contract), q(b.Contract))
 	diff("seed", a.Seed, b.Seed)
 	diff("cases", a.Cases, b.Cases)
 	diff("budget (s)", a.BudgetS, b.BudgetS)

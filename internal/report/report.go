@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -37,6 +38,9 @@ type Report struct {
 	Properties []PropertyCount
 	Failures   []Failure
 	Skipped    []nightly.Record
+	// Sharpness is the oracle's sharpness of the last invocation that pooled it (nightly
+	// --sharpness), nil if none did.
+	Sharpness *nightly.SharpnessRecord
 	// Warnings name what the report could not take as it stands: a cut-short last line, case
 	// records of an unknown status (counted as skipped).
 	Warnings []string
@@ -84,6 +88,9 @@ func Build(recs []nightly.Record, o Options) (*Report, error) {
 	}
 	r := &Report{Title: o.Title, Generated: o.Now().UTC(), Summary: nightly.Summarize(recs)}
 	for _, rec := range recs {
+		if rec.Type == nightly.TypeEnd && rec.Sharpness != nil {
+			r.Sharpness = rec.Sharpness
+		}
 		if rec.Type == nightly.TypeStart {
 			if r.Run == nil {
 				r.Run = rec.Run
@@ -256,6 +263,9 @@ func (r *Report) runLine() string {
 	if ri.Faults != "" {
 		s += fmt.Sprintf(", faults `%s`", ri.Faults)
 	}
+	if ri.Contract != "" {
+		s += fmt.Sprintf(", contract `%s`", ri.Contract)
+	}
 	switch {
 	case r.Shards != nil:
 		var ss []string
@@ -303,6 +313,14 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("| property | ran | failed |\n|---|---:|---:|\n")
 		for _, pc := range r.Properties {
 			p("| %s | %d | %d |\n", pc.Name, pc.Ran, pc.Failed)
+		}
+		p("\n")
+	}
+	if sh := r.Sharpness; sh != nil {
+		p("## Sharpness\n\nUnder contract `%s`, pooled over %d random cases: radius ÷ |reference| (÷ the tensor's RMS where the reference is 0).\n\n", sh.Contract, sh.Cases)
+		p("| tensor | elements | unconstrained | of which reference out of range | wide (radius > RMS/10) | median | p99 |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, t := range sh.Tensors {
+			p("| %s | %d | %d | %d | %d | %s | %s |\n", t.Tensor, t.N, t.Unconstrained, t.RefOutOfRange, t.Wide, fmtRatio(float64(t.Median)), fmtRatio(float64(t.P99)))
 		}
 		p("\n")
 	}
@@ -399,6 +417,7 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"anchor": anchor,
 	"where":  where,
 	"rfc":    func(t time.Time) string { return t.Format(time.RFC3339) },
+	"ratio":  func(x nightly.Float) string { return fmtRatio(float64(x)) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.R.Title}}</title>
 <style>
@@ -416,6 +435,11 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}section{border-top:1px so
 {{end}}<tr><th>all</th><th>{{.R.Summary.Total}}</th><th>{{.R.Summary.Pass}}</th><th>{{.R.Summary.Fail}}</th><th>{{.R.Summary.Skip}}</th></tr></table>
 {{if .R.Properties}}<table><tr><th>property</th><th>ran</th><th>failed</th></tr>
 {{range .R.Properties}}<tr><td>{{.Name}}</td><td class="n">{{.Ran}}</td><td class="n fail">{{.Failed}}</td></tr>
+{{end}}</table>{{end}}
+{{with .R.Sharpness}}<h2>Sharpness</h2>
+<p>Under contract <code>{{.Contract}}</code>, pooled over {{.Cases}} random cases: radius ÷ |reference| (÷ the tensor's RMS where the reference is 0).</p>
+<table><tr><th>tensor</th><th>elements</th><th>unconstrained</th><th>of which reference out of range</th><th>wide (radius &gt; RMS/10)</th><th>median</th><th>p99</th></tr>
+{{range .Tensors}}<tr><td>{{.Tensor}}</td><td class="n">{{.N}}</td><td class="n">{{.Unconstrained}}</td><td class="n">{{.RefOutOfRange}}</td><td class="n">{{.Wide}}</td><td class="n">{{ratio .Median}}</td><td class="n">{{ratio .P99}}</td></tr>
 {{end}}</table>{{end}}
 {{if .R.Failures}}<h2>Failures</h2>
 <table><tr><th>item</th><th>property</th><th>first stage</th><th>where</th></tr>
@@ -462,4 +486,12 @@ func (e *errWriter) printf(format string, a ...any) {
 	if e.err == nil {
 		_, e.err = fmt.Fprintf(e.w, format, a...)
 	}
+}
+
+// fmtRatio formats a sharpness ratio ("-" for NaN: no constrained element).
+func fmtRatio(x float64) string {
+	if math.IsNaN(x) {
+		return "-"
+	}
+	return fmt.Sprintf("%.3g", x)
 }

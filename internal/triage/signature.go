@@ -3,6 +3,7 @@ package triage
 import (
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/fault"
 	"sort"
 	"strings"
@@ -40,7 +41,8 @@ func (s Signature) String() string {
 // observer runs a backend on one case the way triage does.
 type observer struct {
 	c  *moe.Case
-	en *oracle.Enclosure
+	en *oracle.Enclosure // derived under ct
+	ct contract.Contract
 }
 
 // observe runs b (with faults) on the case: stages under NaN and signature poison, once more
@@ -60,7 +62,7 @@ func (o *observer) observe(ctx context.Context, b gpu.Backend, faults fault.Set)
 		return r, true, nil
 	}
 	check := func(r *gpu.Result) error {
-		v, err := oracle.Check(o.c, r, oracle.Options{Enclosure: o.en})
+		v, err := oracle.Check(o.c, r, oracle.Options{Enclosure: o.en, Contract: o.ct})
 		if err != nil {
 			return err
 		}

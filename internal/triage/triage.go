@@ -3,6 +3,7 @@ package triage
 import (
 	"context"
 	"fmt"
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"sort"
@@ -37,6 +38,19 @@ type Options struct {
 	Properties []props.Property
 	// Fit keeps shrink candidates inside the backend's capabilities (props.Env.Fit; nil: none).
 	Fit func(props.Spec) (props.Spec, error)
+	// Contract, when set, is the path contract the backend is judged under (--contract); nil:
+	// the one it declares (gpu.ContractOf). The candidates' signatures are judged under it too.
+	Contract *contract.Contract
+	// New opens a fresh backend instance for the history property (nil: skipped).
+	New func() (gpu.Backend, error)
+}
+
+// judge is the contract triage judges under.
+func (o Options) judge() contract.Contract {
+	if o.Contract != nil {
+		return *o.Contract
+	}
+	return gpu.ContractOf(o.Backend)
 }
 
 // Match is one candidate fault of the differential diagnosis.
@@ -58,6 +72,7 @@ type Report struct {
 	OriginalT    int
 	Property     string // the failing property of the spec or case, if one failed
 	Backend      string
+	Contract     string // the contract the backend was judged under
 	Faults       fault.Set
 	Observed     Signature
 	Matches      []Match // every candidate, best first (ties in catalog order)
@@ -108,12 +123,13 @@ func (o Options) withDefaults() Options {
 func Case(ctx context.Context, c *moe.Case, o Options) (*Report, error) {
 	t0 := time.Now()
 	o = o.withDefaults()
-	en, err := oracle.Enclose(c)
+	ct := o.judge()
+	en, err := oracle.EncloseUnder(c, ct)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
-	ob := &observer{c: c, en: en}
-	rep := &Report{Case: c, Backend: o.Backend.Name(), Faults: o.Faults, Top: o.Top}
+	ob := &observer{c: c, en: en, ct: ct}
+	rep := &Report{Case: c, Backend: o.Backend.Name(), Contract: ct.String(), Faults: o.Faults, Top: o.Top}
 	if rep.Observed, err = ob.observe(ctx, o.Backend, o.Faults); err != nil {
 		return nil, err
 	}
@@ -140,7 +156,7 @@ func Case(ctx context.Context, c *moe.Case, o Options) (*Report, error) {
 func Spec(ctx context.Context, s props.Spec, o Options) (*Report, error) {
 	t0 := time.Now()
 	o = o.withDefaults()
-	env := &props.Env{Backend: o.Backend, Faults: o.Faults, Fit: o.Fit}
+	env := &props.Env{Backend: o.Backend, Faults: o.Faults, Fit: o.Fit, Contract: o.Contract, New: o.New}
 	cr, err := props.RunSpec(ctx, env, o.Properties, s)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
@@ -178,7 +194,7 @@ func Tokens(ctx context.Context, t props.Trial, o Options) (*Report, error) {
 	t0 := time.Now()
 	o = o.withDefaults()
 	c := t.Case
-	env := &props.Env{Backend: o.Backend, Faults: o.Faults}
+	env := &props.Env{Backend: o.Backend, Faults: o.Faults, Contract: o.Contract, New: o.New}
 	_, failed, err := props.CheckTrial(ctx, env, o.Properties, t)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
@@ -227,6 +243,9 @@ func (r *Report) Write(w io.Writer) error {
 	p("backend:  %s", r.Backend)
 	if !r.Faults.Empty() {
 		p(" with faults %s", r.Faults)
+	}
+	if r.Contract != "" {
+		p(", judged under contract %s", r.Contract)
 	}
 	p("\n")
 	if r.Property != "" {

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/contract"
 	"slices"
 	"strings"
 
@@ -75,6 +76,11 @@ func (c *Capabilities) Validate() error {
 	}
 	for _, f := range c.Faults {
 		if _, err := fault.Parse(f); err != nil {
+			return fmt.Errorf("worker: capabilities: %w", err)
+		}
+	}
+	if c.Contract != "" {
+		if _, err := contract.ByName(c.Contract); err != nil {
 			return fmt.Errorf("worker: capabilities: %w", err)
 		}
 	}
@@ -154,6 +160,25 @@ func CapabilitiesOf(b gpu.Backend) *Capabilities {
 	defer c.mu.Unlock()
 	return c.caps
 }
+
+// Contract is the path contract the worker declared in its hello's capabilities (package
+// contract): the oracle judges its results under it unless --contract overrides it. A worker
+// that declares none (a version-1 worker, moecheck's own workers, an empty string) conforms to
+// the exact contract.
+func (c *client) Contract() contract.Contract {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.caps == nil || c.caps.Contract == "" {
+		return contract.Exact()
+	}
+	ct, err := contract.ByName(c.caps.Contract)
+	if err != nil { // Validate refused it at hello
+		return contract.Exact()
+	}
+	return ct
+}
+
+var _ gpu.ContractDeclarer = (*client)(nil)
 
 // StderrTail returns the last bytes the worker wrote to its standard error (for reports).
 func StderrTail(b gpu.Backend) string {

@@ -114,6 +114,7 @@ func TestCapabilitiesValidate(t *testing.T) {
 		{"align", Capabilities{Align: map[string]Align{"bf16": {0, 8}}}, "align"},
 		{"poison", Capabilities{Poisons: []string{"pink"}}, "pink"},
 		{"fault", Capabilities{Faults: []string{"no-such-fault"}}, "no-such-fault"},
+		{"contract", Capabilities{Contract: "loose"}, "loose"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.c.Validate()
@@ -175,6 +176,15 @@ func TestClientVersionsAndCapabilities(t *testing.T) {
 		}
 		if CapabilitiesOf(b) != nil {
 			t.Error("a version-1 worker has capabilities")
+		}
+		if got := gpu.ContractOf(b).String(); got != "exact" {
+			t.Errorf("a version-1 worker's contract = %s, want exact", got)
+		}
+	})
+	t.Run("v2/contract", func(t *testing.T) {
+		b := helperWith(t, 2, torchCaps()) // declares "torch"
+		if got := gpu.ContractOf(b).String(); got != "torch" {
+			t.Errorf("contract = %s, want torch (from the hello)", got)
 		}
 	})
 	t.Run("v2/unsupported", func(t *testing.T) {

@@ -1,0 +1,90 @@
+package props_test
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
+	"github.com/moecheck/moecheck/props"
+)
+
+// TestSplitSumWeightSlices: ep-split-sum judges each rank's weight gradients against its
+// slice of the unsplit ones — bitwise under exact (gpu/sim passes), within the derived bound
+// under torch — so a rank whose dW1 differs in one element by one ulp fails under exact, and
+// one off by far more than the enclosures allow fails under torch too.
+func TestSplitSumWeightSlices(t *testing.T) {
+	spec, err := props.ParseSpec("T=12 H=8 I=8 E=2 K=2 world=3 rank=1 dtype=fp32 routing=uniform seed=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := spec.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsplit, ranks, err := props.SplitCases(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sim.New(sim.Options{})
+	run := func(cc *moe.Case) *gpu.Result {
+		r, err := b.Run(context.Background(), cc, gpu.RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	whole := run(unsplit)
+	res := make([]*gpu.Result, len(ranks))
+	for i, rc := range ranks {
+		res[i] = run(rc)
+	}
+	// the first nonzero element of some rank's dW1
+	ri, ei := -1, -1
+	for i, r := range res {
+		for j, v := range r.DW1 {
+			if v != 0 && !math.IsInf(float64(v), 0) {
+				ri, ei = i, j
+				break
+			}
+		}
+		if ri >= 0 {
+			break
+		}
+	}
+	if ri < 0 {
+		t.Fatal("Slices: no rank has a nonzero dW1 element")
+	}
+	orig := res[ri].DW1[ei]
+	for _, tc := range []struct {
+		name  string
+		ct    contract.Contract
+		value float32
+		fail  bool
+	}{
+		{"Slices/exact/correct", contract.Exact(), orig, false},
+		{"Slices/torch/correct", contract.Torch(), orig, false},
+		{"Slices/exact/one-ulp", contract.Exact(), math.Nextafter32(orig, float32(math.Inf(1))), true},
+		{"Slices/torch/far", contract.Torch(), 3*orig + 1, true},
+	} {
+		res[ri].DW1 = append([]float32(nil), res[ri].DW1...)
+		res[ri].DW1[ei] = tc.value
+		fs, err := oracle.CompareSplitSumUnder(tc.ct, unsplit, whole, ranks, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := false
+		for _, f := range fs {
+			if f.Tensor == moe.TensorDW1 {
+				bad = true
+			}
+		}
+		if bad != tc.fail || (!tc.fail && len(fs) > 0) {
+			t.Errorf("%s: failures %v, want dW1 failing: %v", tc.name, fs, tc.fail)
+		}
+	}
+}
