@@ -15,7 +15,8 @@ import (
 //	gpt-oss  g = min(gate, 7); u = clamp(up, ±7); t = g·1.702; σ = sigmoid(t) = 1/(1+exp(−t));
 //	         glu = g·σ; u1 = u+1; a = u1·glu
 //	         d_u1 = da·glu; d_glu = da·u1; d_g1 = d_glu·σ; d_σ = d_glu·g;
-//	         d_t = (d_σ·(1−σ))·σ  (sigmoid_backward); d_g2 = d_t·1.702;
+//	         d_t = (d_σ·(1−σ))·σ  (sigmoid_backward: (1−σ), d_σ·(1−σ) and ·σ each stored);
+//	         d_g2 = d_t·1.702;
 //	         d_g = [gate ≤ 7]·(d_g1 + d_g2); d_u = [−7 ≤ up ≤ 7]·d_u1
 //
 // Each named intermediate is stored with the contract's rounding (fp32, dtype or either); the
@@ -77,7 +78,9 @@ func (a arith) eagerBackward(act moe.Activation, d moe.DType, how contract.Round
 		dglu := st(a.mul(da, u1))
 		dg1 := st(a.mul(dglu, sig))
 		dsig := st(a.mul(dglu, g))
-		dt := st(a.mul(a.mul(dsig, a.sub(one, sig)), sig))
+		// sigmoid_backward's CUDA kernel for real dtypes is `a * (scalar_t(1.) - b) * b` in
+		// scalar_t arithmetic: for bf16/fp16 each of the three ops rounds to the dtype.
+		dt := st(a.mul(st(a.mul(dsig, st(a.sub(one, sig)))), sig))
 		dg2 := st(a.mul(dt, alphaRV))
 		dg := a.add(dg1, dg2)
 		return indicator(gate, moe.GptOssLimit, true, dg), indicator(up, moe.GptOssLimit, false, du1)

@@ -44,7 +44,8 @@ func (r *run) actBackward(gate, up, da float32) (float32, float32) {
 		dglu := r.round(da * u1)
 		dg1 := r.round(dglu * sig)
 		dsig := r.round(dglu * g)
-		dt := r.round(dsig * (1 - sig) * sig)
+		// sigmoid_backward: `a * (scalar_t(1.) - b) * b` in scalar_t, each op rounded.
+		dt := r.round(r.round(dsig*r.round(1-sig)) * sig)
 		dg2 := r.round(dt * alpha)
 		dg := r.round(dg1 + dg2)
 		if gate > moe.GptOssLimit {

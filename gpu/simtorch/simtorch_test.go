@@ -140,3 +140,34 @@ func TestRefusesFaults(t *testing.T) {
 		t.Error("a requested fault was silently ignored")
 	}
 }
+
+// TestGptOssSigmoidBackwardRounds: regression for the gpt-oss false alarms on the H200
+// (transformers' grouped_mm path under torch: dW1, dB1 and dX outside their bounds in bf16
+// and fp16). PyTorch's CUDA sigmoid_backward for real dtypes is `a * (scalar_t(1.) - b) * b`
+// in scalar_t arithmetic, so in bf16/fp16 each of its three ops rounds to the dtype; sim-torch
+// models that, and the oracle's eager enclosure must admit it. With the enclosure of one
+// rounding (the freedom removed) this fails within the first few 16-bit gpt-oss cases of the
+// stream (46 of the first 600 suite cases failed, all gpt-oss, in dW1, dB1 and dX).
+func TestGptOssSigmoidBackwardRounds(t *testing.T) {
+	n := 150
+	if testing.Short() {
+		n = 40
+	}
+	b := simtorch.New(simtorch.Options{})
+	var k oracle.Checker
+	ran := 0
+	for i := 0; ran < n && i < 100*n; i++ {
+		spec, _ := props.SpecAt(1, i, props.GenOptions{})
+		if moe.Activation(spec.Act) != moe.GptOss || moe.DType(spec.DType) == moe.FP32 {
+			continue
+		}
+		ran++
+		if _, v := judge(t, b, &k, 1, i, contract.Torch()); !v.Pass {
+			t.Fatalf("torch: false alarm on gpt-oss case %d (%s): %s", i, spec, v.Summary())
+		}
+	}
+	if ran < n {
+		t.Fatalf("only %d gpt-oss 16-bit cases in the stream, want %d", ran, n)
+	}
+	t.Logf("torch: %d gpt-oss bf16/fp16 cases pass", ran)
+}
