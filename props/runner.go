@@ -10,6 +10,7 @@ import (
 	"github.com/leanovate/gopter"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/interrupt"
 )
 
 // RunConfig configures Run. The zero value of every field but Env is valid: all properties,
@@ -240,7 +241,7 @@ func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Ou
 		if p.Applies != nil && !p.Applies(t.Case) {
 			continue
 		}
-		o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
+		o, err := interrupt.Do(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
 		if _, ok := unsupported(err); ok {
 			skipped = append(skipped, p.Name)
 			if unsup == nil {
@@ -339,7 +340,7 @@ func (p Property) failsOn(ctx context.Context, env *Env, t Trial) (*Outcome, err
 	}
 	env.begin(t.Case)
 	defer env.end()
-	o, err := interruptible(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
+	o, err := interrupt.Do(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
 	if err != nil || o.Pass {
 		return nil, err
 	}

@@ -1,81 +1,15 @@
 package reference
 
-import (
-	"runtime"
-	"sync"
-	"sync/atomic"
-)
+import "github.com/moecheck/moecheck/internal/par"
 
-// minParWork is the work, in element operations (a multiply-add, a conversion, a copied
-// value), below which a loop runs on the calling goroutine alone. Starting and joining a
-// goroutine costs about a microsecond; 1<<15 operations take tens of microseconds, so a
-// loop below it gains nothing from splitting (small cases stay serial; BenchmarkRunPar
-// measures the threshold's effect).
-const minParWork = 1 << 15
+// split, minParWork, newSplit and parFor are internal/par's, under the names this package's
+// loops use.
+type split = par.Split
 
-// split says how a Run may split its loops: over up to workers goroutines, in
-// ranges of at least minWork element operations.
-type split struct {
-	workers, minWork int
-}
+const minParWork = par.MinWork
 
-// newSplit resolves the settings: workers 0 means runtime.GOMAXPROCS(0), minWork
-// 0 means minParWork.
-func newSplit(workers, minWork int) split {
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	if minWork <= 0 {
-		minWork = minParWork
-	}
-	return split{workers: workers, minWork: minWork}
-}
+func newSplit(workers, minWork int) split { return par.New(workers, minWork) }
 
-// parFor calls body(arg, lo, hi) on disjoint ranges [lo, hi) covering [0, n), on up to
-// sp.workers goroutines. cost is the work of one index (element operations); the ranges hold
-// enough indices to reach sp.minWork each (at least one index), and idle goroutines take the
-// next range (dynamic scheduling, so uneven indices such as real and sentinel-tail rows
-// balance). With one worker, or when the whole loop is below two ranges' worth of work,
-// body(arg, 0, n) runs on the calling goroutine and nothing is allocated (body should be a
-// function or method expression, not a closure, for that).
-//
-// Every output element of the reference is computed by exactly one body call, with the same
-// operations in the same order whatever the split, so results are bitwise independent of it.
 func parFor[T any](sp split, n, cost int, arg T, body func(T, int, int)) {
-	if n <= 0 {
-		return
-	}
-	grain := max(1, sp.minWork/max(cost, 1))
-	chunks := (n + grain - 1) / grain
-	if sp.workers <= 1 || chunks < 2 {
-		body(arg, 0, n)
-		return
-	}
-	parRun(min(sp.workers, chunks), n, grain, chunks, arg, body)
-}
-
-// parRun is parFor's split: g goroutines (the caller's one of them) take ranges of grain
-// indices in turn.
-func parRun[T any](g, n, grain, chunks int, arg T, body func(T, int, int)) {
-	var next atomic.Int64
-	run := func() {
-		for {
-			c := int(next.Add(1)) - 1
-			if c >= chunks {
-				return
-			}
-			lo := c * grain
-			body(arg, lo, min(lo+grain, n))
-		}
-	}
-	var wg sync.WaitGroup
-	wg.Add(g - 1)
-	for range g - 1 {
-		go func() {
-			defer wg.Done()
-			run()
-		}()
-	}
-	run()
-	wg.Wait()
+	par.For(sp, n, cost, arg, body)
 }

@@ -72,11 +72,11 @@ func results(r *Result) map[string][]float64 {
 // splitting a loop must not change any element's operations or their order.
 func TestSplitBitwise(t *testing.T) {
 	for n, c := range parCases(t) {
-		for _, sp := range []split{{workers: 4, minWork: 1}, {workers: 3, minWork: 7}} {
+		for _, sp := range []split{{Workers: 4, MinWork: 1}, {Workers: 3, MinWork: 7}} {
 			for _, mag := range []bool{false, true} {
 				for _, stages := range []bool{false, true} {
-					name := fmt.Sprintf("case-%d/%s/w=%d/min=%d/mag=%v/stages=%v", n, c.Config, sp.workers, sp.minWork, mag, stages)
-					want, err := runSplit(c, Options{Stages: stages}, mag, true, split{workers: 1, minWork: minParWork})
+					name := fmt.Sprintf("case-%d/%s/w=%d/min=%d/mag=%v/stages=%v", n, c.Config, sp.Workers, sp.MinWork, mag, stages)
+					want, err := runSplit(c, Options{Stages: stages}, mag, true, split{Workers: 1, MinWork: minParWork})
 					if err != nil {
 						t.Fatalf("%s: %v", name, err)
 					}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/moecheck/moecheck/internal/interrupt"
 	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
@@ -144,7 +145,7 @@ func (a *app) presetCase(id string) (*moe.Case, error) {
 	if err != nil {
 		return nil, usageErr("--preset: %v", err)
 	}
-	c, err := interruptible(a.ctx, func() (*moe.Case, error) { return p.Case(o) })
+	c, err := interrupt.Do(a.ctx, func() (*moe.Case, error) { return p.Case(o) })
 	if a.ctx.Err() != nil {
 		return nil, internalErr(fmt.Errorf("interrupted while building the preset case: %w", a.ctx.Err()))
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moecheck/moecheck/internal/interrupt"
 	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
@@ -127,7 +128,7 @@ func (a *app) runRef(cmd *cobra.Command, f *refFlags, args []string) error {
 		source = fmt.Sprintf("seed %d, data %s", f.seed, mode)
 	}
 	// The output is written once the pass is done, so an interrupt leaves nothing half-written.
-	out, err := interruptible(a.ctx, func() (*bytes.Buffer, error) {
+	out, err := interrupt.Do(a.ctx, func() (*bytes.Buffer, error) {
 		var b bytes.Buffer
 		return &b, ref(&b, c, source, f.mag, f.stages)
 	})

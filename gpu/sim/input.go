@@ -62,7 +62,7 @@ func convert(dst []float32, src []float64, d moe.DType, nonFinite bool) error {
 
 // convert is convert split over st.par goroutines.
 func (st *state) convert(dst []float32, src []float64, d moe.DType, nonFinite bool) error {
-	if st.par.workers <= 1 || len(src) < 2*st.par.minWork {
+	if st.par.Workers <= 1 || len(src) < 2*st.par.MinWork {
 		return convert(dst, src, d, nonFinite)
 	}
 	var bad atomic.Bool

@@ -68,16 +68,16 @@ func TestParallelBitwise(t *testing.T) {
 		}
 	}
 	poisons := gpu.Poisons()
-	for _, sp := range []split{{workers: 4, minWork: 1}, {workers: 3, minWork: 7}} {
+	for _, sp := range []split{{Workers: 4, MinWork: 1}, {Workers: 3, MinWork: 7}} {
 		serial, par := New(Options{}), New(Options{})
 		serial.workers = 1
-		par.workers, par.minWork = sp.workers, sp.minWork
+		par.workers, par.minWork = sp.Workers, sp.MinWork
 		for n, c := range cases {
 			// NaN poison on every case (where NaNs meet, their signs tell the kernels apart),
 			// then the others in turn; a fault on every other case.
 			for _, pol := range []gpu.Poison{gpu.PoisonNaN, poisons[n%len(poisons)]} {
 				opts := gpu.RunOptions{Poison: pol, PoisonSeed: uint64(n), Stages: true}
-				name := fmt.Sprintf("w=%d/min=%d/case-%d/%s/%s", sp.workers, sp.minWork, n, c.Config, pol)
+				name := fmt.Sprintf("w=%d/min=%d/case-%d/%s/%s", sp.Workers, sp.MinWork, n, c.Config, pol)
 				var fs fault.Set
 				if n%2 == 0 {
 					f := faults[(n/2)%len(faults)]
@@ -112,7 +112,7 @@ func TestParFor(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("w=%d/min=%d/n=%d/cost=%d", tc.workers, tc.minWork, tc.n, tc.cost), func(t *testing.T) {
 			seen := make([]int32, tc.n)
-			parFor(split{workers: tc.workers, minWork: tc.minWork}, tc.n, tc.cost, 0, func(_, lo, hi int) {
+			parFor(split{Workers: tc.workers, MinWork: tc.minWork}, tc.n, tc.cost, 0, func(_, lo, hi int) {
 				if lo >= hi || lo < 0 || hi > tc.n {
 					t.Errorf("range [%d, %d) of %d", lo, hi, tc.n)
 					return

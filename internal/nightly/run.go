@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/interrupt"
 	"github.com/moecheck/moecheck/oracle"
 	"github.com/moecheck/moecheck/reference"
 	"io"
@@ -441,7 +442,7 @@ func (r *runner) runItem(ctx context.Context, env *props.Env, it Item) itemResul
 		return itemResult{rec: rec, done: true}
 	}
 	t0 := time.Now()
-	c, err := interruptible(ctx, it.Build)
+	c, err := interrupt.Do(ctx, it.Build)
 	if ctx.Err() != nil {
 		return itemResult{err: ctx.Err()}
 	}
@@ -590,7 +591,7 @@ func (r *runner) artifact(ctx context.Context, rec *Record, c *moe.Case, spec st
 	if err != nil {
 		return err
 	}
-	a, err := interruptible(ctx, func() (*Artifact, error) {
+	a, err := interrupt.Do(ctx, func() (*Artifact, error) {
 		return BuildArtifactUnder(ctx, ab, r.o.Faults, r.env.JudgeContract(), c)
 	})
 	if err != nil {

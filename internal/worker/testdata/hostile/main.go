@@ -1,5 +1,3 @@
-// Command hostile is a misbehaving moecheck worker for internal/worker's tests: its one argument
-// names the misbehaviour (see the switch below). It is built by the tests, never installed.
 package main
 
 import (

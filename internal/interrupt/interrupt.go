@@ -1,13 +1,13 @@
-package main
+package interrupt
 
 import "context"
 
-// interruptible runs f and returns its result, or ctx's error as soon as ctx ends: an
+// Do runs f and returns its result, or ctx's error as soon as ctx ends: an
 // interrupt does not wait for a long computation in flight (a reference, sim or oracle pass
 // on a real-shape case takes seconds to minutes and does not observe ctx inside its loops).
 // The abandoned computation runs on in its goroutine and its result is dropped; nothing
 // starts after ctx ended, so it never overlaps a later call on shared scratch memory.
-func interruptible[T any](ctx context.Context, f func() (T, error)) (T, error) {
+func Do[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
 		return zero, err
