@@ -97,6 +97,21 @@ func (f *backendFlags) pool(a *app) (*jobPool, error) {
 	return p, nil
 }
 
+// start checks --jobs and --devices and opens job 0's backend: the pool (the caller closes
+// it) and that backend, which the pool owns.
+func (f *backendFlags) start(a *app) (*jobPool, gpu.Backend, error) {
+	p, err := f.pool(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := p.open(0)
+	if err != nil {
+		p.close()
+		return nil, nil, err
+	}
+	return p, b, nil
+}
+
 // device is job k's CUDA device ("" without --devices).
 func (p *jobPool) device(k int) string {
 	if len(p.devs) == 0 {

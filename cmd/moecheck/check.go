@@ -150,19 +150,15 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 		}
 		one = props.Trial{Case: c, Poison: gpu.PoisonSignature, Origin: props.Origin{Kind: props.FromPreset, Preset: f.preset}}
 	}
-	pool, err := f.bf.pool(a)
-	if err != nil {
-		return err
-	}
-	defer pool.close()
 	ct, err := f.bf.contractFlag()
 	if err != nil {
 		return err
 	}
-	b, err := pool.open(0)
+	pool, b, err := f.bf.start(a)
 	if err != nil {
 		return err
 	}
+	defer pool.close()
 	if err := checkDTypes(b, dts); err != nil {
 		return err
 	}

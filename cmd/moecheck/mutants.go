@@ -69,19 +69,15 @@ func (a *app) runMutants(f *mutantsFlags) error {
 	if f.cases <= 0 || f.budget <= 0 {
 		return usageErr("--cases and --time must be positive")
 	}
-	pool, err := f.bf.pool(a)
-	if err != nil {
-		return err
-	}
-	defer pool.close()
 	ct, err := f.bf.contractFlag()
 	if err != nil {
 		return err
 	}
-	b, err := pool.open(0)
+	pool, b, err := f.bf.start(a)
 	if err != nil {
 		return err
 	}
+	defer pool.close()
 	var be gpu.Backend = b
 	mode := "with stages"
 	wrap := func(b gpu.Backend) gpu.Backend { return b }

@@ -277,15 +277,11 @@ func (a *app) runNightly(cmd *cobra.Command, f *nightlyFlags) error {
 		}
 		items = append(items, it)
 	}
-	pool, err := f.bf.pool(a)
+	pool, b, err := f.bf.start(a)
 	if err != nil {
 		return err
 	}
 	defer pool.close()
-	b, err := pool.open(0)
-	if err != nil {
-		return err
-	}
 	o := nightly.Options{Contract: ct, New: f.bf.fresh(a, b), Sharpness: f.sharpness, Backend: b, Jobs: f.bf.jobs, NewBackend: pool.openUnowned, BackendFlag: f.bf.backend, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b), Items: items,
 		ItemProperties: ps, Properties: ps, Seed: seed, Cases: f.cases, Duration: f.budget, Gen: props.GenOptions{DTypes: dts, WidePct: f.widePct},
 		Shard: shard, Shards: shards, MaxShrinks: f.maxShrinks, Results: f.results, ArtifactDir: f.artifacts,
