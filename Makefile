@@ -25,7 +25,7 @@ check:
 vet-cuda:
 	CGO_ENABLED=1 $(GO) vet -tags cuda ./...
 
-# fuzz: each native fuzz target for FUZZTIME (default 60s); scripts/fuzz.sh retries once a run
+# fuzz: each native fuzz target for FUZZTIME (default 60s); scripts/fuzz.sh retries (at most twice) a run
 # that ends only in Go 1.26's -fuzztime deadline race (golang/go#75804), nothing else.
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
