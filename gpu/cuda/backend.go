@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 
 	"gorgonia.org/cu"
 
@@ -23,14 +24,18 @@ var ptxFS embed.FS
 // modules are the PTX files of kernels/, loaded at New.
 var modules = []string{"routing", "elementwise", "gemm"}
 
-// Options configure New. The zero value is valid: device 0, guard zones checked after every
-// stage.
+// Options configure New and NewLanes. The zero value is valid: device 0, guard zones
+// checked after every stage, no synchronization between stages.
 type Options struct {
 	// Device is the CUDA device ordinal.
 	Device int
-	// NoGuardChecks skips the guard-zone check (and the synchronization) after each stage;
-	// the zones are still checked once at the end of a run. Faster; locates less.
+	// NoGuardChecks skips the guard-zone check after each stage; the zones are still checked
+	// once at the end of a run. Locates less.
 	NoGuardChecks bool
+	// StageSync synchronizes the lane's stream after every stage, so that a device fault
+	// (an illegal address) is named with the stage that raised it. Without it the stages
+	// run back to back and a fault is seen at the end of the run ("stage unknown"). Slower.
+	StageSync bool
 	// TileN forces the tensor-core GEMMs' column tile (128 or 256); 0 picks by N (256 when
 	// N > 128). For benchmarks.
 	TileN int
@@ -39,42 +44,118 @@ type Options struct {
 	TileK int
 }
 
-// Backend is the CUDA gpu.Backend. It is safe for use by one goroutine at a time; all CUDA
-// work runs on its own locked OS thread.
-type Backend struct {
-	opts Options
-	work chan func()
-	quit chan struct{}
-
-	// Owned by the locked thread.
-	ctx     cu.CUContext
+// shared is the CUDA state the lanes of one NewLanes call share: the device's primary
+// context (one per process and device, so the lanes' kernels run side by side instead of
+// time-slicing as separate contexts do), the kernels loaded once, and whether a fault lost
+// the context (then every lane is unusable).
+type shared struct {
 	dev     cu.Device
-	fns     map[string]cu.Function
-	pool    map[string]*devBuf
-	runs    uint64
-	lost    error // set after a device fault: the context is unusable
+	ctx     cu.CUContext
+	fns     map[string]cu.Function // read-only after init
 	devName string
 	sm      string
+
+	mu   sync.Mutex
+	lost error // set after a device fault in any lane
+	open int   // lanes not yet closed; the last one releases the primary context
 }
 
-// New creates a context on the device, loads the kernels and returns the backend.
+func (s *shared) lostErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lost
+}
+
+func (s *shared) setLost(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost == nil {
+		s.lost = err
+	}
+}
+
+// Backend is the CUDA gpu.Backend: one lane. It is safe for use by one goroutine at a time;
+// all its CUDA work runs on its own locked OS thread, with the shared context current, on its
+// own non-blocking stream, with its own buffer pool. Lanes of one NewLanes call may be used
+// by different goroutines at once.
+type Backend struct {
+	opts Options
+	sh   *shared
+	work chan func()
+	quit chan struct{}
+	done chan struct{} // closed when the lane's thread has released its resources
+
+	// Owned by the locked thread.
+	stream cu.Stream
+	pool   map[string]*devBuf
+	runs   uint64
+	host   []byte   // staging buffer of the uploads, reused across runs
+	zones  []uint64 // guard-zone descriptors last uploaded to guard_desc
+}
+
+// New returns one lane (NewLanes(o, 1)).
 func New(o Options) (*Backend, error) {
-	b := &Backend{opts: o, work: make(chan func()), quit: make(chan struct{}), fns: map[string]cu.Function{}, pool: map[string]*devBuf{}}
-	ready := make(chan error, 1)
-	go b.loop(ready)
-	if err := <-ready; err != nil {
+	bs, err := NewLanes(o, 1)
+	if err != nil {
 		return nil, err
 	}
-	return b, nil
+	return bs[0], nil
 }
 
-// loop is the CUDA thread.
-func (b *Backend) loop(ready chan<- error) {
+// MaxLanes bounds NewLanes: each lane is an OS thread, a stream and a buffer pool.
+const MaxLanes = 256
+
+// NewLanes retains the device's primary context, loads the kernels once, and returns n
+// lanes that share them, each with its own locked OS thread, non-blocking stream and buffer
+// pool. Every launch, memset, copy and synchronization of a lane is on its stream, so the
+// lanes' runs overlap on the GPU. Close every lane; the last Close releases the context.
+func NewLanes(o Options, n int) ([]*Backend, error) {
+	if n < 1 || n > MaxLanes {
+		return nil, fmt.Errorf("cuda: %d lanes: want between 1 and %d", n, MaxLanes)
+	}
+	sh := &shared{fns: map[string]cu.Function{}}
+	bs := make([]*Backend, 0, n)
+	for k := 0; k < n; k++ {
+		b := &Backend{opts: o, sh: sh, work: make(chan func()), quit: make(chan struct{}), done: make(chan struct{}), pool: map[string]*devBuf{}}
+		ready := make(chan error, 1)
+		go b.loop(ready, k == 0)
+		if err := <-ready; err != nil {
+			for _, p := range bs {
+				p.Close()
+			}
+			return nil, err
+		}
+		bs = append(bs, b)
+	}
+	return bs, nil
+}
+
+// loop is a lane's CUDA thread; the first lane also initializes the shared state.
+func (b *Backend) loop(ready chan<- error, first bool) {
+	defer close(b.done)
 	runtime.LockOSThread()
-	if err := b.init(); err != nil {
-		ready <- err
+	// The thread stays locked to the end: a thread with a CUDA context current must not
+	// run other goroutines; the runtime ends it when this goroutine returns.
+	if first {
+		if err := b.sh.init(b.opts); err != nil {
+			ready <- err
+			return
+		}
+	}
+	b.sh.mu.Lock()
+	b.sh.open++
+	b.sh.mu.Unlock()
+	defer b.release()
+	if err := cu.SetCurrentContext(b.sh.ctx); err != nil {
+		ready <- fmt.Errorf("cuda: make the context current: %w", err)
 		return
 	}
+	s, err := cu.MakeStream(cu.NonBlocking)
+	if err != nil {
+		ready <- fmt.Errorf("cuda: create a stream: %w", err)
+		return
+	}
+	b.stream = s
 	ready <- nil
 	for {
 		select {
@@ -82,9 +163,19 @@ func (b *Backend) loop(ready chan<- error) {
 			f()
 		case <-b.quit:
 			b.freeAll()
-			b.ctx.Destroy()
+			b.stream.Destroy()
 			return
 		}
+	}
+}
+
+// release drops the lane's hold on the shared context; the last lane releases it.
+func (b *Backend) release() {
+	b.sh.mu.Lock()
+	defer b.sh.mu.Unlock()
+	b.sh.open--
+	if b.sh.open == 0 {
+		b.sh.dev.ReleasePrimaryCtx()
 	}
 }
 
@@ -95,32 +186,47 @@ func (b *Backend) do(f func() error) error {
 	return <-ch
 }
 
-func (b *Backend) init() error {
+// init retains the primary context, makes it current on the calling (locked) thread and
+// loads the kernels.
+func (s *shared) init(o Options) error {
 	n, err := cu.NumDevices()
 	if err != nil {
 		return fmt.Errorf("cuda: %w", err)
 	}
-	if b.opts.Device < 0 || b.opts.Device >= n {
-		return fmt.Errorf("cuda: device %d outside [0, %d)", b.opts.Device, n)
+	if o.Device < 0 || o.Device >= n {
+		return fmt.Errorf("cuda: device %d outside [0, %d)", o.Device, n)
 	}
-	if t := b.opts.TileN; t != 0 && t != 128 && t != 256 {
+	if t := o.TileN; t != 0 && t != 128 && t != 256 {
 		return fmt.Errorf("cuda: column tile %d: want 128 or 256", t)
 	}
-	if t := b.opts.TileK; t != 0 && t != 32 && t != 64 {
+	if t := o.TileK; t != 0 && t != 32 && t != 64 {
 		return fmt.Errorf("cuda: tile depth %d: want 32 or 64", t)
 	}
-	if b.dev, err = cu.GetDevice(b.opts.Device); err != nil {
+	if s.dev, err = cu.GetDevice(o.Device); err != nil {
 		return fmt.Errorf("cuda: %w", err)
 	}
-	if b.ctx, err = b.dev.MakeContext(cu.SchedAuto); err != nil {
-		return fmt.Errorf("cuda: make context: %w", err)
+	if s.ctx, err = s.dev.RetainPrimaryCtx(); err != nil {
+		return fmt.Errorf("cuda: retain the primary context: %w", err)
 	}
-	b.devName, _ = b.dev.Name()
-	major, _ := b.dev.Attribute(cu.ComputeCapabilityMajor)
-	minor, _ := b.dev.Attribute(cu.ComputeCapabilityMinor)
-	b.sm = fmt.Sprintf("sm_%d%d", major, minor)
+	if err := cu.SetCurrentContext(s.ctx); err != nil {
+		s.dev.ReleasePrimaryCtx()
+		return fmt.Errorf("cuda: make the context current: %w", err)
+	}
+	if err := s.load(); err != nil {
+		s.dev.ReleasePrimaryCtx()
+		return err
+	}
+	return nil
+}
+
+// load checks the device and loads the PTX modules (JIT once per process).
+func (s *shared) load() error {
+	s.devName, _ = s.dev.Name()
+	major, _ := s.dev.Attribute(cu.ComputeCapabilityMajor)
+	minor, _ := s.dev.Attribute(cu.ComputeCapabilityMinor)
+	s.sm = fmt.Sprintf("sm_%d%d", major, minor)
 	if major < 8 {
-		return fmt.Errorf("cuda: %s is %s; the kernels need sm_80 or newer (mma.sync bf16)", b.devName, b.sm)
+		return fmt.Errorf("cuda: %s is %s; the kernels need sm_80 or newer (mma.sync bf16)", s.devName, s.sm)
 	}
 	for _, m := range modules {
 		src, err := ptxFS.ReadFile("kernels/" + m + ".ptx")
@@ -136,10 +242,10 @@ func (b *Backend) init() error {
 			if err != nil {
 				return fmt.Errorf("cuda: kernel %s: %w", name, err)
 			}
-			b.fns[name] = fn
+			s.fns[name] = fn
 		}
 	}
-	for name, fn := range b.fns {
+	for name, fn := range s.fns {
 		if strings.HasPrefix(name, "tc_") {
 			smem := tcSmemBytes(128, 32)
 			switch {
@@ -176,16 +282,19 @@ func (b *Backend) Name() string { return "cuda" }
 // Device describes the GPU: name and compute capability.
 func (b *Backend) Device() string {
 	v := cu.Version()
-	return fmt.Sprintf("%s (%s, driver CUDA %d.%d)", b.devName, b.sm, v/1000, (v%1000)/10)
+	return fmt.Sprintf("%s (%s, driver CUDA %d.%d)", b.sh.devName, b.sh.sm, v/1000, (v%1000)/10)
 }
 
-// Close frees the device memory and destroys the context.
+// Close frees the lane's device memory and stream and waits for its thread to end; the
+// last lane closed releases the primary context. Close is idempotent, but like Run it must
+// not be called while the lane runs a case.
 func (b *Backend) Close() error {
 	select {
 	case <-b.quit:
 	default:
 		close(b.quit)
 	}
+	<-b.done
 	return nil
 }
 
@@ -215,8 +324,8 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions, 
 	}
 	var res *gpu.Result
 	err := b.do(func() error {
-		if b.lost != nil {
-			return &gpu.CaseError{Kind: gpu.Crashed, Detail: "CUDA context lost by an earlier fault", Err: b.lost}
+		if lost := b.sh.lostErr(); lost != nil {
+			return &gpu.CaseError{Kind: gpu.Crashed, Detail: "CUDA context lost by an earlier fault", Err: lost}
 		}
 		r, err := b.runPath(c, runOpts{o, faults}, nil)
 		res = r
@@ -236,9 +345,10 @@ func (b *Backend) fail(stage string, err error) error {
 		return err
 	}
 	if errors.Is(err, cu.OutOfMemory) {
+		b.stream.Synchronize() // queued copies may still read the staging buffer
 		b.freeAll()
 		return &gpu.CaseError{Kind: gpu.OutOfMemory, Detail: "stage " + stage, Err: err}
 	}
-	b.lost = err
+	b.sh.setLost(err)
 	return &gpu.CaseError{Kind: gpu.Crashed, Detail: fmt.Sprintf("CUDA error in stage %s", stage), Err: err}
 }

@@ -19,7 +19,7 @@ type StageTime struct {
 }
 
 // Timing is what Bench measured: per-stage medians and the median of the whole path
-// (forward and backward, routing included), from CUDA events on the default stream.
+// (forward and backward, routing included), from CUDA events on the lane's stream.
 type Timing struct {
 	Stages  []StageTime
 	TotalMs float64 // median over repeats of the whole path
@@ -48,8 +48,8 @@ func (b *Backend) Bench(c *moe.Case, o gpu.RunOptions, warmup, reps int) (*Timin
 	}
 	var t *Timing
 	err := b.do(func() error {
-		if b.lost != nil {
-			return fmt.Errorf("cuda: context lost: %w", b.lost)
+		if lost := b.sh.lostErr(); lost != nil {
+			return fmt.Errorf("cuda: context lost: %w", lost)
 		}
 		r, err := b.prepare(c, runOpts{RunOptions: o})
 		if err != nil {
@@ -70,14 +70,14 @@ func (b *Backend) Bench(c *moe.Case, o gpu.RunOptions, warmup, reps int) (*Timin
 		times := make([][]float64, n+1) // per stage; [n] = total
 		for it := 0; it < warmup+reps; it++ {
 			for i, s := range r.stages {
-				if err := ev[i].Record(cu.Stream{}); err != nil {
+				if err := ev[i].Record(b.stream); err != nil {
 					return err
 				}
 				if err := s.run(); err != nil {
 					return b.fail(s.name, err)
 				}
 			}
-			if err := ev[n].Record(cu.Stream{}); err != nil {
+			if err := ev[n].Record(b.stream); err != nil {
 				return err
 			}
 			if err := ev[n].Synchronize(); err != nil {
@@ -99,7 +99,7 @@ func (b *Backend) Bench(c *moe.Case, o gpu.RunOptions, warmup, reps int) (*Timin
 			}
 			times[n] = append(times[n], ms)
 		}
-		if err := r.checkGuards("bench"); err != nil {
+		if err := r.checkNow("bench"); err != nil {
 			return b.fail("bench", err)
 		}
 		t = &Timing{Repeats: reps, TotalMs: median(times[n])}

@@ -58,10 +58,10 @@ func setMaxDynamicSmem(fn cu.Function, bytes int) error {
 // dim is a launch's grid.
 type dim struct{ x, y, z int }
 
-// launch starts kernel name with 8-byte arguments (cu copies each argument as 8 bytes):
+// launch starts kernel name on the lane's stream with 8-byte arguments (cu copies each argument as 8 bytes):
 // cu.DevicePtr, int, int64, uint64, bool.
 func (b *Backend) launch(name string, grid dim, block, smem int, args ...any) error {
-	fn, ok := b.fns[name]
+	fn, ok := b.sh.fns[name]
 	if !ok {
 		return fmt.Errorf("cuda: no kernel %q", name)
 	}
@@ -95,7 +95,7 @@ func (b *Backend) launch(name string, grid dim, block, smem int, args ...any) er
 		}
 		ptrs[i] = unsafe.Pointer(&vals[i])
 	}
-	if err := fn.Launch(grid.x, grid.y, grid.z, block, 1, 1, smem, cu.Stream{}, ptrs); err != nil {
+	if err := fn.Launch(grid.x, grid.y, grid.z, block, 1, 1, smem, b.stream, ptrs); err != nil {
 		return fmt.Errorf("launch %s: %w", name, err)
 	}
 	return nil

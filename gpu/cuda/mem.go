@@ -69,18 +69,33 @@ func guardZones(bufs []*devBuf) []uint64 {
 	return z
 }
 
-func htod(dst cu.DevicePtr, b []byte) error {
-	if len(b) == 0 {
+// htod queues a copy of h to dst on the lane's stream. h must stay unchanged and alive
+// until the stream is synchronized (the lane's staging buffer, b.host, is: it is reused only
+// by the next run, after this run's synchronization). From pageable memory the driver stages
+// the copy, so it is ordered on the stream but not fully asynchronous.
+func (b *Backend) htod(dst cu.DevicePtr, h []byte) error {
+	if len(h) == 0 {
 		return nil
 	}
-	return cu.MemcpyHtoD(dst, unsafe.Pointer(&b[0]), int64(len(b)))
+	return cu.MemcpyHtoDAsync(dst, unsafe.Pointer(&h[0]), int64(len(h)), b.stream)
 }
 
-func dtoh(b []byte, src cu.DevicePtr) error {
-	if len(b) == 0 {
+// dtoh queues a copy of src to h on the lane's stream; h is valid after the stream is
+// synchronized.
+func (b *Backend) dtoh(h []byte, src cu.DevicePtr) error {
+	if len(h) == 0 {
 		return nil
 	}
-	return cu.MemcpyDtoH(unsafe.Pointer(&b[0]), src, int64(len(b)))
+	return cu.MemcpyDtoHAsync(unsafe.Pointer(&h[0]), src, int64(len(h)), b.stream)
+}
+
+// staging returns the lane's host staging buffer with at least n bytes (grown, never
+// shrunk, so that steady runs allocate nothing for their uploads).
+func (b *Backend) staging(n int) []byte {
+	if cap(b.host) < n {
+		b.host = make([]byte, n)
+	}
+	return b.host[:n]
 }
 
 // dtypeCode is the kernels' dtype number (common.cuh DT_*).
@@ -96,8 +111,12 @@ func dtypeCode(d moe.DType) int64 {
 
 // encode converts case values to the dtype's storage bytes (little-endian).
 func encode(d moe.DType, v []float64) []byte {
+	return encodeTo(make([]byte, len(v)*(d.Bits()/8)), d, v)
+}
+
+// encodeTo is encode into out (len(v)·element size bytes); it returns out.
+func encodeTo(out []byte, d moe.DType, v []float64) []byte {
 	w := d.Bits() / 8
-	out := make([]byte, len(v)*w)
 	for i, x := range v {
 		bits := d.ToBits(x)
 		if w == 2 {

@@ -94,21 +94,48 @@ func (b *Backend) prepare(c *moe.Case, o runOpts) (*pathRun, error) {
 		r.buf[s.name] = d
 		r.guarded = append(r.guarded, d)
 	}
+	r.build()
 	zones := guardZones(r.guarded)
 	var err error
 	if r.desc, err = b.alloc("guard_desc", 0, int64(len(zones))*8); err != nil {
 		return nil, err
 	}
-	if r.bad, err = b.alloc("guard_bad", 0, 8); err != nil {
+	// One 8-byte slot per stage and one for the end of the run: each guard check writes its
+	// own slot, so the run needs no synchronization to say after which stage a zone broke.
+	if r.bad, err = b.alloc("guard_bad", 0, int64(len(r.stages)+1)*8); err != nil {
 		return nil, err
 	}
-	// Inputs.
+	// Inputs: encoded into the lane's staging buffer (reused across runs) and queued on the
+	// stream.
 	d := c.DType
-	up := func(name string, bytes []byte) error { return htod(r.buf[name].data, bytes) }
 	ws := c.Routing.Weights
 	if c.Global != nil {
 		ws = c.Global.Weights
-		gb := make([]byte, 8*len(c.Global.IDs))
+	}
+	vals := []struct {
+		name string
+		v    []float64
+	}{{"x", c.X}, {"w1", c.W1}, {"w2", c.W2}, {"dy", c.DY}, {"rw", ws}, {"b1", c.B1}, {"b2", c.B2}}
+	total := 16 + 8*len(c.Routing.IDs)
+	if c.Global != nil {
+		total += 8 * len(c.Global.IDs)
+	}
+	for _, t := range vals {
+		total += len(t.v) * int(es)
+	}
+	newZones := r.desc.fresh || !equalU64(zones, b.zones)
+	if newZones {
+		total += 8 * len(zones)
+	}
+	host := b.staging(total)
+	next := func(n int) []byte {
+		h := host[:n:n]
+		host = host[n:]
+		return h
+	}
+	up := func(name string, h []byte) error { return b.htod(r.buf[name].data, h) }
+	if c.Global != nil {
+		gb := next(8 * len(c.Global.IDs))
 		for i, g := range c.Global.IDs {
 			for j := 0; j < 8; j++ {
 				gb[8*i+j] = byte(uint64(g) >> (8 * j))
@@ -117,29 +144,34 @@ func (b *Backend) prepare(c *moe.Case, o runOpts) (*pathRun, error) {
 		if err := up("gids", gb); err != nil {
 			return nil, err
 		}
-	} else if err := up("ids", i32Bytes(c.Routing.IDs)); err != nil {
-		return nil, err
-	}
-	for _, t := range []struct {
-		name string
-		v    []float64
-	}{{"x", c.X}, {"w1", c.W1}, {"w2", c.W2}, {"dy", c.DY}, {"rw", ws}, {"b1", c.B1}, {"b2", c.B2}} {
-		if t.v == nil {
-			continue
+	} else {
+		ib := next(4 * len(c.Routing.IDs))
+		for i, x := range c.Routing.IDs {
+			u := uint32(x)
+			ib[4*i], ib[4*i+1], ib[4*i+2], ib[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
 		}
-		if err := up(t.name, encode(d, t.v)); err != nil {
+		if err := up("ids", ib); err != nil {
 			return nil, err
 		}
 	}
-	if err := up("meta", i32Bytes([]int32{0, 0, math.MaxInt32, 0})); err != nil {
+	for _, t := range vals {
+		if t.v == nil {
+			continue
+		}
+		if err := up(t.name, encodeTo(next(len(t.v)*int(es)), d, t.v)); err != nil {
+			return nil, err
+		}
+	}
+	mb := next(16)
+	copy(mb, i32Bytes([]int32{0, 0, math.MaxInt32, 0}))
+	if err := up("meta", mb); err != nil {
 		return nil, err
 	}
 	// Poison every path buffer; internal ones get 0xFF bytes (they are fully written).
 	for _, db := range r.guarded {
 		if db.buf == 0 {
-			if _, input := map[string]bool{"x": true, "w1": true, "w2": true, "dy": true, "rw": true, "ids": true,
-				"gids": true, "b1": true, "b2": true, "meta": true}[db.name]; !input {
-				if err := cu.MemsetD8(db.data, 0xff, db.n); err != nil {
+			if !isInput(db.name) {
+				if err := cu.MemsetD8Async(db.data, 0xff, db.n, b.stream); err != nil {
 					return nil, err
 				}
 			}
@@ -162,14 +194,47 @@ func (b *Backend) prepare(c *moe.Case, o runOpts) (*pathRun, error) {
 			return nil, err
 		}
 	}
-	if err := htod(r.desc.data, u64Bytes(zones)); err != nil {
-		return nil, err
+	// The zone descriptors change only when an allocation or a size does: uploaded then.
+	if newZones {
+		zb := next(8 * len(zones))
+		for i, x := range zones {
+			for j := 0; j < 8; j++ {
+				zb[8*i+j] = byte(x >> (8 * j))
+			}
+		}
+		if err := b.htod(r.desc.data, zb); err != nil {
+			return nil, err
+		}
+		b.zones = append(b.zones[:0], zones...)
 	}
 	if err := b.launch("guard_fill", dim{x: min(len(zones)/3, 1024)}, 256, 0, r.desc.data, int64(len(zones)/3)); err != nil {
 		return nil, err
 	}
-	r.build()
+	if err := cu.MemsetD32Async(r.bad.data, 0xffffffff, 2*int64(len(r.stages)+1), b.stream); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// isInput reports whether a pooled buffer holds an input of the case (uploaded, not poisoned).
+func isInput(name string) bool {
+	switch name {
+	case "x", "w1", "w2", "dy", "rw", "ids", "gids", "b1", "b2", "meta":
+		return true
+	}
+	return false
+}
+
+func equalU64(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *pathRun) p(name string) cu.DevicePtr {
@@ -335,137 +400,174 @@ func (r *pathRun) biasGrad(g, db string, W int64) error {
 	return r.b.launch("bias_finish", grid1(r.E*W), 256, 0, p("bpart"), p(db), r.E, W, r.splits, r.dt)
 }
 
-// checkGuards synchronizes and reports the first damaged guard zone as a crash CaseError.
-func (r *pathRun) checkGuards(stage string) error {
-	if err := cu.MemsetD32(r.bad.data, 0xffffffff, 2); err != nil {
+// guardCheck queues a check of every guard zone into slot (a stage's index, or
+// len(r.stages) for the end of the run); nothing waits for it.
+func (r *pathRun) guardCheck(slot int) error {
+	nz := len(r.guarded) * 2
+	return r.b.launch("guard_check", dim{x: min(nz, 1024)}, 256, 0, r.desc.data, int64(nz), r.bad.data+cu.DevicePtr(8*slot))
+}
+
+// guardVerdict reads the slots (downloaded after the stream synchronized) and reports the
+// first damaged one as a crash CaseError naming the stage after which it was seen.
+func (r *pathRun) guardVerdict(slots []byte, name func(slot int) string) error {
+	for slot := 0; 8*slot+8 <= len(slots); slot++ {
+		bad := uint64(0)
+		for i := 7; i >= 0; i-- {
+			bad = bad<<8 | uint64(slots[8*slot+i])
+		}
+		if bad == math.MaxUint64 {
+			continue
+		}
+		stage := name(slot)
+		zone, off := bad>>32, bad&0xffffffff
+		if int(zone/2) >= len(r.guarded) {
+			return &gpu.CaseError{Kind: gpu.Crashed, Detail: fmt.Sprintf("guard check after stage %s returned zone %d of %d", stage, zone, 2*len(r.guarded))}
+		}
+		d := r.guarded[zone/2]
+		where := "before"
+		if zone%2 == 1 {
+			where = "after"
+		}
+		return &gpu.CaseError{Kind: gpu.Crashed, Detail: fmt.Sprintf(
+			"out-of-bounds write detected after stage %s: guard zone %s buffer %s (%d bytes) damaged at byte %d",
+			stage, where, d.name, d.n, off)}
+	}
+	return nil
+}
+
+// checkNow checks the guard zones at once (synchronizing the stream) and reports damage as
+// seen after stage (for Bench).
+func (r *pathRun) checkNow(stage string) error {
+	if err := cu.MemsetD32Async(r.bad.data, 0xffffffff, 2, r.b.stream); err != nil {
 		return err
 	}
-	nz := len(r.guarded) * 2
-	if err := r.b.launch("guard_check", dim{x: min(nz, 1024)}, 256, 0, r.desc.data, int64(nz), r.bad.data); err != nil {
+	if err := r.guardCheck(0); err != nil {
 		return err
 	}
 	var v [8]byte
-	if err := dtoh(v[:], r.bad.data); err != nil {
+	if err := r.b.dtoh(v[:], r.bad.data); err != nil {
 		return err
 	}
-	bad := uint64(0)
-	for i := 7; i >= 0; i-- {
-		bad = bad<<8 | uint64(v[i])
+	if err := r.b.stream.Synchronize(); err != nil {
+		return err
 	}
-	if bad == math.MaxUint64 {
-		return nil
-	}
-	zone, off := bad>>32, bad&0xffffffff
-	d := r.guarded[zone/2]
-	where := "before"
-	if zone%2 == 1 {
-		where = "after"
-	}
-	return &gpu.CaseError{Kind: gpu.Crashed, Detail: fmt.Sprintf(
-		"out-of-bounds write detected after stage %s: guard zone %s buffer %s (%d bytes) damaged at byte %d",
-		stage, where, d.name, d.n, off)}
+	return r.guardVerdict(v[:], func(int) string { return stage })
 }
 
-// runPath runs every stage and downloads the result.
+func (r *pathRun) stageName(slot int) string {
+	if slot < len(r.stages) {
+		return r.stages[slot].name
+	}
+	return "end of run"
+}
+
+// runPath queues every stage on the lane's stream — with guard checks, a check after each
+// into its own slot — then the downloads, and synchronizes the stream once (after every stage
+// with Options.StageSync). Damaged guard zones are reported before any result is decoded.
 func (b *Backend) runPath(c *moe.Case, o runOpts, _ any) (*gpu.Result, error) {
 	r, err := b.prepare(c, o)
 	if err != nil {
 		return nil, b.fail("setup", err)
 	}
-	if err := cu.Synchronize(); err != nil {
-		return nil, b.fail("setup", err)
-	}
-	for _, s := range r.stages {
+	for i, s := range r.stages {
 		if err := s.run(); err != nil {
 			return nil, b.fail(s.name, err)
 		}
 		if !b.opts.NoGuardChecks {
-			if err := cu.Synchronize(); err != nil {
+			if err := r.guardCheck(i); err != nil {
 				return nil, b.fail(s.name, err)
 			}
-			if err := r.checkGuards(s.name); err != nil {
+		}
+		if b.opts.StageSync {
+			if err := b.stream.Synchronize(); err != nil {
 				return nil, b.fail(s.name, err)
 			}
 		}
 	}
-	if err := cu.Synchronize(); err != nil {
+	n := len(r.stages)
+	if err := r.guardCheck(n); err != nil {
 		return nil, b.fail("end", err)
 	}
-	if err := r.checkGuards("end of run"); err != nil {
-		return nil, b.fail("end", err)
-	}
-	res, err := r.download()
-	if err != nil {
+	d := r.downloads()
+	slots := make([]byte, 8*(n+1))
+	if err := b.dtoh(slots, r.bad.data); err != nil {
 		return nil, b.fail("download", err)
 	}
-	return res, nil
-}
-
-func (r *pathRun) get(name string) ([]byte, error) {
-	d := r.buf[name]
-	out := make([]byte, d.n)
-	return out, dtoh(out, d.data)
-}
-
-func (r *pathRun) getF(name string) ([]float32, error) {
-	b, err := r.get(name)
-	if err != nil {
-		return nil, err
+	if err := r.queue(d); err != nil {
+		return nil, b.fail("download", err)
 	}
-	return decode(r.c.DType, b), nil
-}
-
-func (r *pathRun) download() (*gpu.Result, error) {
-	res := &gpu.Result{}
-	var err error
-	for _, t := range []struct {
-		name string
-		v    *[]float32
-	}{{"y", &res.Y}, {"dX", &res.DX}, {"dW1", &res.DW1}, {"dW2", &res.DW2}, {"dB1", &res.DB1}, {"dB2", &res.DB2}} {
-		if _, ok := r.buf[t.name]; !ok {
-			continue
+	if err := b.stream.Synchronize(); err != nil {
+		stage := "unknown (stages not synchronized; -stage-sync names it)"
+		if b.opts.StageSync {
+			stage = "end"
 		}
-		if *t.v, err = r.getF(t.name); err != nil {
-			return nil, err
+		return nil, b.fail(stage, err)
+	}
+	if err := r.guardVerdict(slots, r.stageName); err != nil {
+		return nil, b.fail("end", err)
+	}
+	return r.result(d), nil
+}
+
+// download is one device buffer copied to the host at the end of a run.
+type download struct {
+	name string
+	host []byte
+}
+
+// downloads lists the buffers a result needs: outputs, d_rw and inv; with stages, the
+// intermediates, perm and offsets.
+func (r *pathRun) downloads() []download {
+	names := []string{"y", "dX", "dW1", "dW2", "dB1", "dB2", "d_rw", "inv"}
+	if r.o.Stages {
+		names = append(names, "perm", "offs", "xs", "h1", "act", "h2", "o", "d_o", "d_h2", "d_act", "d_h1", "d_xs")
+	}
+	var d []download
+	for _, n := range names {
+		if _, ok := r.buf[n]; ok {
+			d = append(d, download{name: n})
 		}
 	}
-	drw, err := r.getF("d_rw")
-	if err != nil {
-		return nil, err
+	return d
+}
+
+// queue allocates the host side of the downloads and queues the copies on the stream.
+func (r *pathRun) queue(d []download) error {
+	for i := range d {
+		db := r.buf[d[i].name]
+		d[i].host = make([]byte, db.n)
+		if err := r.b.dtoh(d[i].host, db.data); err != nil {
+			return err
+		}
 	}
-	ib, err := r.get("inv")
-	if err != nil {
-		return nil, err
+	return nil
+}
+
+// result decodes the downloads (after the stream synchronized).
+func (r *pathRun) result(d []download) *gpu.Result {
+	got := map[string][]byte{}
+	for _, x := range d {
+		got[x.name] = x.host
 	}
-	inv := i32s(ib)
+	f := func(name string) []float32 {
+		if h, ok := got[name]; ok {
+			return decode(r.c.DType, h)
+		}
+		return nil
+	}
+	res := &gpu.Result{Y: f("y"), DX: f("dX"), DW1: f("dW1"), DW2: f("dW2"), DB1: f("dB1"), DB2: f("dB2")}
+	drw, inv := f("d_rw"), i32s(got["inv"])
 	res.DRW = make([]float32, r.S)
 	for s := range res.DRW {
 		res.DRW[s] = drw[inv[s]]
 	}
 	if !r.o.Stages {
-		return res, nil
+		return res
 	}
-	st := &gpu.Stages{}
-	pb, err := r.get("perm")
-	if err != nil {
-		return nil, err
-	}
-	ob, err := r.get("offs")
-	if err != nil {
-		return nil, err
-	}
-	st.Perm, st.Offsets = i32s(pb), i32s(ob)
-	for _, t := range []struct {
-		name string
-		v    *[]float32
-	}{{"xs", &st.Xs}, {"h1", &st.H1}, {"act", &st.Act}, {"h2", &st.H2}, {"o", &st.O}, {"d_o", &st.DO},
-		{"d_h2", &st.DH2}, {"d_act", &st.DAct}, {"d_h1", &st.DH1}, {"d_xs", &st.DXs}} {
-		if *t.v, err = r.getF(t.name); err != nil {
-			return nil, err
-		}
-	}
-	res.Stages = st
-	return res, nil
+	res.Stages = &gpu.Stages{Perm: i32s(got["perm"]), Offsets: i32s(got["offs"]),
+		Xs: f("xs"), H1: f("h1"), Act: f("act"), H2: f("h2"), O: f("o"), DO: f("d_o"),
+		DH2: f("d_h2"), DAct: f("d_act"), DH1: f("d_h1"), DXs: f("d_xs")}
+	return res
 }
 
 // tile is the tensor-core tile for N columns: columns (Options.TileN, else tcTile) and depth
