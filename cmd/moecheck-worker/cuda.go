@@ -9,12 +9,17 @@ import (
 
 // cudaBackend opens the CUDA backend, compiled in with the cuda tag.
 func cudaBackend() backendFactory {
-	return func(f *flags) (gpu.Backend, string, error) {
-		b, err := cuda.New(cuda.Options{Device: f.device, NoGuardChecks: f.noGuardChecks, TileN: f.tileN, TileK: f.tileK})
+	return func(f *flags) ([]gpu.Backend, string, error) {
+		lanes, err := cuda.NewLanes(cuda.Options{Device: f.device, NoGuardChecks: f.noGuardChecks, StageSync: f.stageSync,
+			TileN: f.tileN, TileK: f.tileK}, max(1, f.lanes))
 		if err != nil {
 			return nil, "", err
 		}
-		return b, b.Device(), nil
+		bs := make([]gpu.Backend, len(lanes))
+		for k, l := range lanes {
+			bs[k] = l
+		}
+		return bs, lanes[0].Device(), nil
 	}
 }
 

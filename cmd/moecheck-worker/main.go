@@ -14,8 +14,9 @@ import (
 	"github.com/moecheck/moecheck/internal/worker"
 )
 
-// backendFactory opens a backend; device describes what it runs on.
-type backendFactory func(f *flags) (b gpu.Backend, device string, err error)
+// backendFactory opens f.lanes instances of a backend (lanes sharing what the backend can
+// share: one CUDA context for cuda); device describes what they run on.
+type backendFactory func(f *flags) (bs []gpu.Backend, device string, err error)
 
 // bencher times a backend.
 type bencher func(f *flags, b gpu.Backend, w io.Writer) error
@@ -25,7 +26,13 @@ type bencher func(f *flags, b gpu.Backend, w io.Writer) error
 // no package state is changed at init.
 func compiled() (backends map[string]backendFactory, benchers map[string]bencher, def string) {
 	backends = map[string]backendFactory{
-		"sim": func(*flags) (gpu.Backend, string, error) { return sim.New(sim.Options{}), "cpu (gpu/sim)", nil },
+		"sim": func(f *flags) ([]gpu.Backend, string, error) {
+			bs := make([]gpu.Backend, max(1, f.lanes))
+			for k := range bs {
+				bs[k] = sim.New(sim.Options{})
+			}
+			return bs, "cpu (gpu/sim)", nil
+		},
 	}
 	benchers = map[string]bencher{}
 	def = "sim"
@@ -42,6 +49,8 @@ type flags struct {
 	backend       string
 	device        int
 	noGuardChecks bool
+	stageSync     bool
+	lanes         int
 	selftest      bool
 	quick         bool
 	bench         bool
@@ -72,6 +81,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.backend, "backend", defaultBackend, "backend: "+strings.Join(names, ", "))
 	fs.IntVar(&f.device, "device", 0, "CUDA device ordinal")
 	fs.BoolVar(&f.noGuardChecks, "no-guard-checks", false, "check guard zones only at the end of a run, not after every stage")
+	fs.BoolVar(&f.stageSync, "stage-sync", false, "cuda: synchronize after every stage, so that a device fault names its stage (slower)")
+	envLanes, err := worker.LanesFromEnv(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "moecheck-worker: %v\n", err)
+		return 2
+	}
+	fs.IntVar(&f.lanes, "lanes", envLanes, "serve this many lanes, each its own backend instance (cuda: one shared context, a stream per lane): lane 0 on stdin/stdout, lane k on descriptors 2k+1/2k+2 (default: $"+worker.LanesEnv+", else 1); with -selftest or -client-check: also run cases on this many lanes at once")
 	fs.BoolVar(&f.selftest, "selftest", false, "judge the backend with the oracle on a matrix of cases, and every fault against gpu/sim; print a table")
 	fs.BoolVar(&f.quick, "quick", false, "with -selftest: fewer cases")
 	fs.BoolVar(&f.sanitize, "sanitize", false, "run a few small cases once (for compute-sanitizer)")
@@ -86,13 +102,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if f.lanes < 1 || f.lanes > worker.MaxLanes {
+		fmt.Fprintf(stderr, "moecheck-worker: -lanes %d: want between 1 and %d\n", f.lanes, worker.MaxLanes)
+		return 2
+	}
 	crash, err := parseCrashShape(f.crashShape)
 	if err != nil {
 		fmt.Fprintf(stderr, "moecheck-worker: %v\n", err)
 		return 2
 	}
 	if f.clientCheck {
-		if err := clientCheck(stdout, f.backend); err != nil {
+		if err := clientCheck(stdout, f.backend, f.lanes); err != nil {
 			fmt.Fprintf(stdout, "client-check: FAIL: %v\n", err)
 			return 1
 		}
@@ -103,16 +123,37 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "moecheck-worker: unknown backend %q (compiled in: %s)\n", f.backend, strings.Join(names, ", "))
 		return 2
 	}
-	b, device, err := open(&f)
+	serving := !f.selftest && !f.sanitize && !f.bench
+	if !serving && !f.selftest {
+		f.lanes = 1 // -sanitize and -bench use one lane
+	}
+	var lanes []worker.Lane
+	if serving {
+		// The lanes' descriptors are checked before the backend starts (CUDA init and JIT).
+		if lanes, err = worker.OpenLanes(f.lanes, stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "moecheck-worker: %v\n", err)
+			return 2
+		}
+	}
+	bs, device, err := open(&f)
 	if err != nil {
 		fmt.Fprintf(stderr, "moecheck-worker: %s backend: %v\n", f.backend, err)
 		return 3
 	}
-	defer b.Close()
+	defer func() {
+		for _, b := range bs {
+			b.Close()
+		}
+	}()
+	b := bs[0]
 	switch {
 	case f.selftest:
 		fmt.Fprintf(stdout, "moecheck-worker selftest: backend %s on %s\n", b.Name(), device)
-		if n := selftest(stdout, b, sim.New(sim.Options{}), f.quick); n > 0 {
+		n := selftest(stdout, b, sim.New(sim.Options{}), f.quick)
+		if len(bs) > 1 {
+			n += selftestLanes(stdout, bs, f.quick)
+		}
+		if n > 0 {
 			fmt.Fprintf(stdout, "selftest: %d FAILED\n", n)
 			return 1
 		}
@@ -141,9 +182,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if crash != nil {
-		b = crashOn{Backend: b, shape: crash}
+		for k := range bs {
+			bs[k] = crashOn{Backend: bs[k], shape: crash}
+		}
 	}
-	err = worker.Serve(stdin, stdout, b, worker.ServeOptions{Device: device})
+	err = worker.ServeLanes(lanes, bs, worker.ServeOptions{Device: device})
 	if errors.Is(err, worker.ErrHangup) {
 		// The client is gone and the backend may still be running its case: exit now,
 		// without closing it (a busy CUDA thread would hold Close up).

@@ -396,7 +396,10 @@ func sanitizeRun(w io.Writer, b gpu.Backend) error {
 // clientCheck launches this executable as a worker of backend through internal/worker and runs a
 // case, a crash-fault case and the first case again: exactly one Crashed CaseError, a
 // restarted worker, and the same result bits before and after.
-func clientCheck(w io.Writer, backend string) error {
+func clientCheck(w io.Writer, backend string, lanes int) error {
+	if lanes > 1 {
+		return clientCheckLanes(w, backend, lanes)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return err

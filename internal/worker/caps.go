@@ -156,9 +156,9 @@ func CapabilitiesOf(b gpu.Backend) *Capabilities {
 	if !ok {
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.caps
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	return c.g.caps
 }
 
 // Contract is the path contract the worker declared in its hello's capabilities (package
@@ -166,12 +166,12 @@ func CapabilitiesOf(b gpu.Backend) *Capabilities {
 // that declares none (a version-1 worker, moecheck's own workers, an empty string) conforms to
 // the exact contract.
 func (c *client) Contract() contract.Contract {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.caps == nil || c.caps.Contract == "" {
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	if c.g.caps == nil || c.g.caps.Contract == "" {
 		return contract.Exact()
 	}
-	ct, err := contract.ByName(c.caps.Contract)
+	ct, err := contract.ByName(c.g.caps.Contract)
 	if err != nil { // Validate refused it at hello
 		return contract.Exact()
 	}
@@ -186,12 +186,12 @@ func StderrTail(b gpu.Backend) string {
 	if !ok {
 		return ""
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.proc == nil {
-		return c.lastStderr
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	if c.g.proc == nil {
+		return c.g.lastStderr
 	}
-	return c.proc.stderr.String()
+	return c.g.proc.stderr.String()
 }
 
 // LastTriage returns the triage text of the worker's last result that carried one.

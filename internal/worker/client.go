@@ -48,26 +48,66 @@ type Options struct {
 	Triage bool
 }
 
-// client is the gpu.Backend of New.
-type client struct {
-	opts Options
+// group is one worker process and the lanes it serves (NewLanes; New is a group of one).
+type group struct {
+	opts  Options
+	lanes int
 
-	mu       sync.Mutex
-	proc     *process
-	name     string
-	device   string
-	nextID   uint64
-	restarts int
+	// gate: a lane holds it shared while its case runs, and exclusively while it re-runs
+	// alone a case that met a failure of the shared process (see RunFaults).
+	gate sync.RWMutex
 
+	mu         sync.Mutex // guards the fields below
+	proc       *process
+	started    bool // a process was started once (later starts are restarts)
+	name       string
+	device     string
+	restarts   int
 	version    int           // protocol version of the worker's hello
 	caps       *Capabilities // its capabilities (nil: everything)
 	lastStderr string        // stderr tail of the last process that ended
-	lastTriage string        // triage text of the last result that had one
+	open       int           // lanes not closed
+}
+
+// client is one lane of a group: the gpu.Backend of New and NewLanes. One case at a time.
+type client struct {
+	g    *group
+	lane int
+
+	mu         sync.Mutex // held for a whole Run
+	closed     bool
+	nextID     uint64
+	lastTriage string // triage text of the last result that had one
 }
 
 // New starts a worker process and returns a gpu.Backend that runs cases in it. It fails
 // when the worker cannot be started or does not speak protocol Version.
 func New(opts Options) (gpu.Backend, error) {
+	bs, err := NewLanes(opts, 1)
+	if err != nil {
+		return nil, err
+	}
+	return bs[0], nil
+}
+
+// MaxLanes bounds NewLanes (each lane is two pipes and, in the worker, a backend instance).
+const MaxLanes = 256
+
+// NewLanes starts one worker process that serves n lanes (docs/gpu.md, "Lanes") and returns
+// a gpu.Backend per lane; different lanes may run cases at the same time, from different
+// goroutines. With n > 1 the worker is asked for lanes through LanesEnv and must confirm them
+// in its hello. Lane 0 speaks on the worker's stdin and stdout, lane k ≥ 1 on the inherited
+// descriptors LaneFDs(k).
+//
+// A failure of the shared process — it dies, hangs past the timeout, answers crash or runs
+// out of memory — reaches every lane that had a case in flight, so no such case is blamed
+// for it directly: each is re-run alone (no other lane running, the worker restarted when it
+// died), and the outcome of that lone run is its result. The case that crashes alone is the
+// crash; the others get their normal results.
+func NewLanes(opts Options, n int) ([]gpu.Backend, error) {
+	if n < 1 || n > MaxLanes {
+		return nil, fmt.Errorf("worker: %d lanes: want between 1 and %d", n, MaxLanes)
+	}
 	if len(opts.Command) == 0 {
 		opts.Command = []string{DefaultCommand}
 	}
@@ -77,118 +117,247 @@ func New(opts Options) (gpu.Backend, error) {
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = DefaultStartTimeout
 	}
-	c := &client{opts: opts}
-	if err := c.start(); err != nil {
+	g := &group{opts: opts, lanes: n, open: n}
+	if _, err := g.ensure(); err != nil {
 		return nil, err
 	}
-	return c, nil
+	bs := make([]gpu.Backend, n)
+	for k := range bs {
+		bs[k] = &client{g: g, lane: k}
+	}
+	return bs, nil
 }
 
 // Name is "worker:" and the worker's backend name (as its hello said).
-func (c *client) Name() string { return "worker:" + c.name }
+func (c *client) Name() string {
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	return "worker:" + c.g.name
+}
 
 // Info returns the worker's backend name, device description and how many times it was
-// restarted after a case error.
+// restarted after a case error (for a lane: its shared process's restarts).
 func Info(b gpu.Backend) (backend, device string, restarts int, ok bool) {
 	c, ok := b.(*client)
 	if !ok {
 		return "", "", 0, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.name, c.device, c.restarts, true
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	return c.g.name, c.g.device, c.g.restarts, true
+}
+
+// Lanes returns how many lanes share b's worker process (0: b is not a worker backend).
+func Lanes(b gpu.Backend) int {
+	c, ok := b.(*client)
+	if !ok {
+		return 0
+	}
+	return c.g.lanes
 }
 
 // process is one running worker.
 type process struct {
 	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout io.ReadCloser
+	lanes  []laneIO
 	stderr *tail
 	done   chan struct{} // closed when Wait returned
 	werr   error         // Wait's result, set before done is closed
+	once   sync.Once     // the pipes are released once
 }
 
-func (c *client) start() error {
-	cmd := exec.Command(c.opts.Command[0], c.opts.Command[1:]...)
-	cmd.Env = c.opts.Env
-	cmd.Dir = c.opts.Dir
+// laneIO is the client's end of one lane: requests written to in, replies read from out.
+type laneIO struct {
+	in  io.WriteCloser
+	out io.ReadCloser
+}
+
+// ensure returns the running process, starting one when there is none.
+func (g *group) ensure() (*process, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.proc != nil {
+		return g.proc, nil
+	}
+	if err := g.start(); err != nil {
+		if g.started {
+			return nil, fmt.Errorf("worker: restart: %w", err)
+		}
+		return nil, err
+	}
+	if g.started {
+		g.restarts++
+	}
+	g.started = true
+	return g.proc, nil
+}
+
+// drop forgets p (when it is still the group's process) after it ended or was killed.
+func (g *group) drop(p *process) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.proc == p {
+		g.proc, g.lastStderr = nil, p.stderr.String()
+	}
+}
+
+// start launches the worker and reads every lane's hello; called with g.mu held.
+func (g *group) start() error {
+	o := g.opts
+	cmd := exec.Command(o.Command[0], o.Command[1:]...)
+	cmd.Env = o.Env
+	if g.lanes > 1 {
+		env := o.Env
+		if env == nil {
+			env = os.Environ()
+		}
+		cmd.Env = append(append([]string(nil), env...), fmt.Sprintf("%s=%d", LanesEnv, g.lanes))
+	}
+	cmd.Dir = o.Dir
 	// Children of the worker that keep its stderr open must not stall Wait.
 	cmd.WaitDelay = 2 * time.Second
-	st := &tail{max: 8 << 10, copy: c.opts.Stderr}
+	st := &tail{max: 8 << 10, copy: o.Stderr}
 	cmd.Stderr = st
+	lanes := make([]laneIO, g.lanes)
+	var child []*os.File // the worker's ends, closed here once it started
+	closeAll := func() {
+		for _, f := range child {
+			f.Close()
+		}
+		for _, l := range lanes {
+			if l.in != nil {
+				l.in.Close()
+			}
+			if l.out != nil {
+				l.out.Close()
+			}
+		}
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	// Our own pipe, not cmd.StdoutPipe: Wait closes the latter as soon as the process exits,
+	lanes[0].in = stdin
+	// Our own pipes, not cmd.StdoutPipe: Wait closes the latter as soon as the process exits,
 	// which races with reading the last frame (a crash report written just before the
-	// worker exits would be lost). The read end is closed when the process is discarded.
-	stdout, pw, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("worker: %w", err)
+	// worker exits would be lost). The read ends are closed when the process is discarded.
+	for k := range lanes {
+		out, pw, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("worker: %w", err)
+		}
+		lanes[k].out = out
+		child = append(child, pw)
+		if k == 0 {
+			cmd.Stdout = pw
+			continue
+		}
+		pr, in, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("worker: %w", err)
+		}
+		lanes[k].in = in
+		child = append(child, pr)
+		// Lane k's request pipe is the worker's descriptor 2k+1, its reply pipe 2k+2
+		// (LaneFDs): ExtraFiles[i] becomes descriptor 3+i.
+		cmd.ExtraFiles = append(cmd.ExtraFiles, pr, pw)
 	}
-	cmd.Stdout = pw
 	if err := cmd.Start(); err != nil {
-		stdout.Close()
-		pw.Close()
-		return fmt.Errorf("worker: start %q: %w", strings.Join(c.opts.Command, " "), err)
+		closeAll()
+		return fmt.Errorf("worker: start %q: %w", strings.Join(o.Command, " "), err)
 	}
-	pw.Close() // the child holds the write end; EOF when it exits
-	p := &process{cmd: cmd, stdin: stdin, stdout: stdout, stderr: st, done: make(chan struct{})}
+	for _, f := range child { // the child holds them; EOF when it exits
+		f.Close()
+	}
+	p := &process{cmd: cmd, lanes: lanes, stderr: st, done: make(chan struct{})}
 	go func() {
 		p.werr = cmd.Wait()
 		close(p.done)
 	}()
 	type hello struct {
-		f   *Frame
-		err error
+		lane int
+		f    *Frame
+		err  error
 	}
-	ch := make(chan hello, 1)
-	go func() {
-		f, err := ReadFrame(stdout)
-		ch <- hello{f, err}
-	}()
-	t := time.NewTimer(c.opts.StartTimeout)
+	ch := make(chan hello, len(lanes))
+	for k := range lanes {
+		go func() {
+			f, err := ReadFrame(lanes[k].out)
+			ch <- hello{k, f, err}
+		}()
+	}
+	t := time.NewTimer(o.StartTimeout)
 	defer t.Stop()
-	var h hello
-	select {
-	case h = <-ch:
-	case <-t.C:
-		p.kill()
-		return fmt.Errorf("worker: no hello from %q within %v; stderr: %s", c.opts.Command[0], c.opts.StartTimeout, st.String())
+	hellos := make([]*Frame, len(lanes))
+	for range lanes {
+		var h hello
+		select {
+		case h = <-ch:
+		case <-t.C:
+			p.kill()
+			return fmt.Errorf("worker: no hello from %q within %v; stderr: %s", o.Command[0], o.StartTimeout, st.String())
+		}
+		if h.err != nil {
+			p.kill()
+			return fmt.Errorf("worker: %q did not say hello%s: %v; exit: %v; stderr: %s", o.Command[0], laneName(h.lane, len(lanes)), h.err, p.werr, st.String())
+		}
+		hh := h.f.Header
+		if hh.Type != TypeHello || hh.Proto != Proto || hh.Version < MinVersion || hh.Version > Version {
+			p.kill()
+			return fmt.Errorf("worker: %q speaks %s version %d (first frame %q), want %s version %d to %d",
+				o.Command[0], hh.Proto, hh.Version, hh.Type, Proto, MinVersion, Version)
+		}
+		if hh.Version == 1 && hh.Capabilities != nil {
+			p.kill()
+			return fmt.Errorf("worker: %q sent capabilities in a version-1 hello", o.Command[0])
+		}
+		if err := hh.Capabilities.Validate(); err != nil {
+			p.kill()
+			return fmt.Errorf("worker: %q: %w", o.Command[0], err)
+		}
+		if len(lanes) > 1 && hh.Lanes != len(lanes) {
+			p.kill()
+			return fmt.Errorf("worker: %q was asked for %d lanes (%s) and its hello%s declares %d: it does not serve lanes; use one lane per worker",
+				o.Command[0], len(lanes), LanesEnv, laneName(h.lane, len(lanes)), hh.Lanes)
+		}
+		hellos[h.lane] = h.f
 	}
-	if h.err != nil {
-		p.kill()
-		return fmt.Errorf("worker: %q did not say hello: %v; exit: %v; stderr: %s", c.opts.Command[0], h.err, p.werr, st.String())
-	}
-	hh := h.f.Header
-	if hh.Type != TypeHello || hh.Proto != Proto || hh.Version < MinVersion || hh.Version > Version {
-		p.kill()
-		return fmt.Errorf("worker: %q speaks %s version %d (first frame %q), want %s version %d to %d",
-			c.opts.Command[0], hh.Proto, hh.Version, hh.Type, Proto, MinVersion, Version)
-	}
-	if hh.Version == 1 && hh.Capabilities != nil {
-		p.kill()
-		return fmt.Errorf("worker: %q sent capabilities in a version-1 hello", c.opts.Command[0])
-	}
-	if err := hh.Capabilities.Validate(); err != nil {
-		p.kill()
-		return fmt.Errorf("worker: %q: %w", c.opts.Command[0], err)
-	}
-	c.proc, c.name, c.device = p, hh.Backend, hh.Device
-	c.version, c.caps = hh.Version, hh.Capabilities
+	hh := hellos[0].Header
+	g.proc, g.name, g.device = p, hh.Backend, hh.Device
+	g.version, g.caps = hh.Version, hh.Capabilities
 	return nil
+}
+
+// laneName is " on lane k" for a group of several lanes, else "".
+func laneName(k, n int) string {
+	if n == 1 {
+		return ""
+	}
+	return fmt.Sprintf(" on lane %d", k)
 }
 
 // kill ends the process and waits for it.
 func (p *process) kill() {
-	p.stdin.Close()
+	for _, l := range p.lanes {
+		l.in.Close()
+	}
 	if p.cmd.Process != nil {
 		p.cmd.Process.Kill()
 	}
 	<-p.done
-	p.stdout.Close()
+	p.release()
+}
+
+// release closes the client's ends of every lane (once).
+func (p *process) release() {
+	p.once.Do(func() {
+		for _, l := range p.lanes {
+			l.in.Close()
+			l.out.Close()
+		}
+	})
 }
 
 // ended waits up to 5 s for a process that is exiting by itself (after a crash), kills it
@@ -196,8 +365,7 @@ func (p *process) kill() {
 func (p *process) ended() {
 	select {
 	case <-p.done:
-		p.stdin.Close()
-		p.stdout.Close()
+		p.release()
 	case <-time.After(5 * time.Second):
 		p.kill()
 	}
@@ -245,75 +413,105 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 	return c.RunFaults(ctx, cs, o, 0)
 }
 
-// RunFaults is Run with the harness's faults switched on in the worker (fault.Runner).
+// RunFaults is Run with the harness's faults switched on in the worker (fault.Runner). On a
+// lane of several, a case that meets a failure of the shared process is re-run alone (see
+// NewLanes); the detail of a case error from that lone run says so.
 func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs fault.Set) (*gpu.Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.proc == nil {
-		if err := c.start(); err != nil {
-			return nil, fmt.Errorf("worker: restart: %w", err)
-		}
-		c.restarts++
+	g := c.g
+	if g.lanes == 1 {
+		res, _, err := c.attempt(ctx, cs, o, fs)
+		return res, err
 	}
-	if err := c.caps.Supports(cs, o, fs); err != nil {
-		return nil, err
+	g.gate.RLock()
+	res, shared, err := c.attempt(ctx, cs, o, fs)
+	g.gate.RUnlock()
+	if !shared {
+		return res, err
+	}
+	// The failure may be another lane's: run the case again with no other lane running.
+	g.gate.Lock()
+	defer g.gate.Unlock()
+	res, _, err = c.attempt(ctx, cs, o, fs)
+	if ce, ok := gpu.AsCaseError(err); ok {
+		ce.Detail = fmt.Sprintf("%s (re-run alone: the %d-lane worker failed while it ran this case)", ce.Detail, g.lanes)
+	}
+	return res, err
+}
+
+// attempt runs the case once on the lane. shared reports an outcome that a failure of the
+// process (or of the device) could have caused for a case of another lane: the process
+// died, was killed for a timeout, answered crash, timeout or out of memory.
+func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs fault.Set) (res *gpu.Result, shared bool, err error) {
+	g := c.g
+	p, err := g.ensure()
+	if err != nil {
+		return nil, false, err
+	}
+	g.mu.Lock()
+	caps, version := g.caps, g.version
+	g.mu.Unlock()
+	if err := caps.Supports(cs, o, fs); err != nil {
+		return nil, false, err
 	}
 	triage := false
-	if c.caps != nil && !c.caps.Stages {
+	if caps != nil && !caps.Stages {
 		// A black-box path: no stage intermediates; with triage, stages asks for op triage.
-		triage = c.opts.Triage && o.Stages && c.caps.Triage
+		triage = g.opts.Triage && o.Stages && caps.Triage
 		o.Stages = false
 	}
 	c.nextID++
 	id := c.nextID
 	req, err := EncodeRequest(id, cs, o, fs)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if c.version == 1 {
+	if version == 1 {
 		req.Header.Case.Legacy = true
 	}
 	req.Header.Options.Triage = triage
-	p := c.proc
+	l := p.lanes[c.lane]
 	ch := make(chan reply, 1)
 	go func() {
-		if err := WriteFrame(p.stdin, req); err != nil {
+		if err := WriteFrame(l.in, req); err != nil {
 			// The worker died or stopped reading; the read below sees it end.
 			_ = err
 		}
-		f, err := readFrame(p.stdout, maxResultBytes(cs.Config))
+		f, err := readFrame(l.out, maxResultBytes(cs.Config))
 		ch <- reply{f, err}
 	}()
-	t := time.NewTimer(c.opts.Timeout)
+	t := time.NewTimer(g.opts.Timeout)
 	defer t.Stop()
 	var r reply
 	select {
 	case r = <-ch:
 	case <-t.C:
 		p.kill()
-		c.proc = nil
-		return nil, &gpu.CaseError{Kind: gpu.TimedOut, Detail: fmt.Sprintf("no result within %v; worker killed; stderr: %s", c.opts.Timeout, strings.TrimSpace(p.stderr.String()))}
+		g.drop(p)
+		return nil, true, &gpu.CaseError{Kind: gpu.TimedOut, Detail: fmt.Sprintf("no result within %v; worker killed; stderr: %s", g.opts.Timeout, strings.TrimSpace(p.stderr.String()))}
 	case <-ctx.Done():
 		p.kill()
-		c.proc = nil
-		return nil, ctx.Err()
+		g.drop(p)
+		return nil, false, ctx.Err()
 	}
 	if r.err != nil && errors.Is(r.err, ErrMalformed) {
 		p.kill()
-		c.proc = nil
-		return nil, fmt.Errorf("%w: %w; stderr: %s", ErrProtocol, r.err, strings.TrimSpace(p.stderr.String()))
+		g.drop(p)
+		return nil, false, fmt.Errorf("%w: %w; stderr: %s", ErrProtocol, r.err, strings.TrimSpace(p.stderr.String()))
 	}
 	if r.err != nil {
-		// The worker ended mid-case: a kernel fault, a signal, an exit.
+		// The worker ended mid-case: a kernel fault, a signal, an exit (or another lane's
+		// timeout killed it).
 		p.ended()
-		c.proc, c.lastStderr = nil, p.stderr.String()
-		return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: p.exitDetail(), Err: r.err}
+		g.drop(p)
+		return nil, true, &gpu.CaseError{Kind: gpu.Crashed, Detail: p.exitDetail(), Err: r.err}
 	}
 	h := r.f.Header
 	if h.ID != id {
 		p.kill()
-		c.proc = nil
-		return nil, fmt.Errorf("%w: reply to request %d, want %d", ErrProtocol, h.ID, id)
+		g.drop(p)
+		return nil, false, fmt.Errorf("%w: reply to request %d, want %d", ErrProtocol, h.ID, id)
 	}
 	switch h.Type {
 	case TypeResult:
@@ -325,39 +523,39 @@ func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, 
 		res, err := DecodeResult(r.f, cs.Config)
 		if err != nil {
 			p.kill()
-			c.proc = nil
-			return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+			g.drop(p)
+			return nil, false, fmt.Errorf("%w: %w", ErrProtocol, err)
 		}
-		return res, nil
+		return res, false, nil
 	case TypeError:
 		switch h.Kind {
 		case KindCrash:
 			// The worker exits after a crash (its device state is lost); wait for it.
 			p.ended()
-			c.proc, c.lastStderr = nil, p.stderr.String()
-			return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: withStderr(h.Detail, c.lastStderr)}
+			g.drop(p)
+			return nil, true, &gpu.CaseError{Kind: gpu.Crashed, Detail: withStderr(h.Detail, p.stderr.String())}
 		case KindTimeout:
-			return nil, &gpu.CaseError{Kind: gpu.TimedOut, Detail: h.Detail}
+			return nil, true, &gpu.CaseError{Kind: gpu.TimedOut, Detail: h.Detail}
 		case KindOOM:
-			return nil, &gpu.CaseError{Kind: gpu.OutOfMemory, Detail: withStderr(h.Detail, p.stderr.String())}
+			return nil, true, &gpu.CaseError{Kind: gpu.OutOfMemory, Detail: withStderr(h.Detail, p.stderr.String())}
 		case KindRaised:
-			if c.version >= 2 {
+			if version >= 2 {
 				d := h.Detail
 				if tb := strings.TrimSpace(h.Traceback); tb != "" {
 					d += "\n" + tb
 				}
-				return nil, &gpu.CaseError{Kind: gpu.Raised, Detail: d}
+				return nil, false, &gpu.CaseError{Kind: gpu.Raised, Detail: d}
 			}
 		case KindUnsupported:
-			if c.version >= 2 {
-				return nil, &gpu.UnsupportedError{Reason: h.Detail}
+			if version >= 2 {
+				return nil, false, &gpu.UnsupportedError{Reason: h.Detail}
 			}
 		}
-		return nil, fmt.Errorf("worker: %s: %s", h.Kind, h.Detail)
+		return nil, false, fmt.Errorf("worker: %s: %s", h.Kind, h.Detail)
 	}
 	p.kill()
-	c.proc = nil
-	return nil, fmt.Errorf("%w: unexpected reply type %q", ErrProtocol, h.Type)
+	g.drop(p)
+	return nil, false, fmt.Errorf("%w: unexpected reply type %q", ErrProtocol, h.Type)
 }
 
 // withStderr appends the last lines of a worker's stderr to a case error's detail.
@@ -372,23 +570,36 @@ func withStderr(detail, stderr string) string {
 	return detail + "; worker stderr: " + t
 }
 
-// Close asks the worker to exit and waits for it (killing it after 10 s).
+// Close closes the lane; closing the last lane of a group asks the worker to exit and waits
+// for it (killing it after 10 s).
 func (c *client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := c.proc
-	if p == nil {
+	g := c.g
+	g.mu.Lock()
+	if c.closed {
+		g.mu.Unlock()
 		return nil
 	}
-	c.proc = nil
-	_ = WriteFrame(p.stdin, &Frame{Header: Header{Type: TypeBye}})
-	p.stdin.Close()
+	c.closed = true
+	g.open--
+	p := g.proc
+	if g.open > 0 || p == nil {
+		g.mu.Unlock()
+		return nil
+	}
+	g.proc = nil
+	g.mu.Unlock()
+	for _, l := range p.lanes {
+		_ = WriteFrame(l.in, &Frame{Header: Header{Type: TypeBye}})
+		l.in.Close()
+	}
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
 		p.kill()
 	}
-	p.stdout.Close()
+	p.release()
 	var ee *exec.ExitError
 	if p.werr != nil && !errors.As(p.werr, &ee) {
 		return fmt.Errorf("worker: %w", p.werr)

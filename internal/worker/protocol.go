@@ -70,6 +70,9 @@ type Header struct {
 	Capabilities *Capabilities `json:"capabilities,omitempty"` // hello: what the worker supports (nil: everything)
 	Traceback    string        `json:"traceback,omitempty"`    // error of kind raised
 	Triage       string        `json:"triage,omitempty"`       // result: op-level triage, when asked for
+	// Lanes (hello, optional): how many lanes the worker serves, when the client asked for
+	// several (LanesEnv); omitted by a worker of one lane.
+	Lanes int `json:"lanes,omitempty"`
 }
 
 // CaseHeader is a case's configuration (moe.Config and the Case flags). Its keys are

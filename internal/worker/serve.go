@@ -19,6 +19,9 @@ type ServeOptions struct {
 	Version int
 	// Capabilities to declare in a version-2 hello (nil: everything).
 	Capabilities *Capabilities
+	// Lanes is the number of lanes the process serves, declared in the hello when above 1
+	// (ServeLanes sets it).
+	Lanes int
 }
 
 // ErrCrashed is returned by Serve after it answered a case with a crash: the backend's
@@ -49,6 +52,9 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 		return fmt.Errorf("worker: cannot serve protocol version %d (want %d to %d)", v, MinVersion, Version)
 	}
 	hello := Header{Type: TypeHello, Proto: Proto, Version: v, Backend: b.Name(), Device: o.Device}
+	if o.Lanes > 1 {
+		hello.Lanes = o.Lanes
+	}
 	if v >= 2 {
 		hello.Capabilities = o.Capabilities
 	}
