@@ -32,6 +32,7 @@ type backendFlags struct {
 	contract     string // --contract: the contract to judge under ("": the backend's)
 	jobs         int    // cases run at once, each on its own backend instance (registerJobs)
 	devices      string // CUDA device ordinals the jobs' workers are assigned to round-robin
+	lanes        int    // --lanes-per-worker: jobs of one device per worker process (0: auto)
 	hasJobs      bool   // registerJobs ran: --jobs and --devices exist on this command
 	jobsFlags    *pflag.FlagSet
 }
@@ -44,28 +45,47 @@ const maxJobs = 1024
 func (f *backendFlags) registerJobs(fs *pflag.FlagSet) {
 	f.hasJobs = true
 	f.jobsFlags = fs
-	fs.IntVar(&f.jobs, "jobs", runtime.GOMAXPROCS(0), "cases run at once, each job on its own backend instance (a worker process per job); results and verdicts are the same for every value (default: the cores for in-process backends; one per --devices entry, else 1, for worker backends: several CUDA contexts time-slice one GPU and ran slower on an H200)")
-	fs.StringVar(&f.devices, "devices", "", "worker backends: CUDA device ordinals (comma list, e.g. 0,1,2,3); job k's worker runs on device k mod len (its -device / --device flag)")
+	fs.IntVar(&f.jobs, "jobs", runtime.GOMAXPROCS(0), "cases run at once, each job on its own backend instance (for worker backends a lane of a shared worker, see --lanes-per-worker, or a worker process); results and verdicts are the same for every value (default: the cores, for in-process backends and moecheck-worker backends such as cuda, whose jobs share one worker per device; one per --devices entry, else 1, for other worker backends: several CUDA contexts time-slice one GPU)")
+	fs.StringVar(&f.devices, "devices", "", "worker backends: CUDA device ordinals (comma list, e.g. 0,1,2,3); job k runs on device k mod len (its worker's -device / --device flag)")
+	fs.IntVar(&f.lanes, "lanes-per-worker", 0, "worker backends: the jobs of one device share a worker process, up to this many as its lanes (one CUDA context, a stream per lane: docs/gpu.md, Lanes); a case that meets a crash, hang or out-of-memory of the shared worker is re-run alone before it is blamed. 1 = a worker process per job. 0 (default) = all of a device's jobs in one worker for moecheck-worker backends (cuda, worker, worker:…moecheck-worker …), 1 for others (torch:…, other worker programs)")
 }
 
 // jobPool opens the jobs' backends (job k on device k mod len(devs)) and closes them all.
+// With lanes > 1 the jobs of one device share worker processes, lanes jobs per process.
 type jobPool struct {
-	a    *app
-	f    *backendFlags
-	devs []string
-	mu   sync.Mutex
-	bs   []gpu.Backend
+	a      *app
+	f      *backendFlags
+	devs   []string
+	lanes  int // jobs per worker process (1: a process per job)
+	mu     sync.Mutex
+	bs     []gpu.Backend
+	groups map[laneGroup][]gpu.Backend // the lanes of each shared worker, opened at first use
 }
+
+// laneGroup names one shared worker: the device index and the group among its jobs.
+type laneGroup struct{ dev, group int }
 
 // pool checks --jobs and --devices and returns the pool the jobs' backends come from.
 func (f *backendFlags) pool(a *app) (*jobPool, error) {
 	if !f.hasJobs {
 		f.jobs = 1 // a command without --jobs
 	}
+	if f.lanes < 0 || f.lanes > worker.MaxLanes {
+		return nil, usageErr("--lanes-per-worker %d: want between 0 (auto) and %d", f.lanes, worker.MaxLanes)
+	}
+	laned := backends.Lanes(f.backend, "", a.getenv)
+	lanes := f.lanes
+	if lanes == 0 {
+		lanes = 1
+		if laned {
+			lanes = worker.MaxLanes // all of a device's jobs
+		}
+	}
 	if f.jobsFlags != nil && !f.jobsFlags.Changed("jobs") {
-		// Worker backends default to one job per device: on an H200, 16 CUDA workers sharing
-		// one GPU checked 8.5 cases/s against 19.5 for one (README, "This round on the H200").
-		if r, err := backends.Resolve(f.backend, "", a.getenv); err == nil && r.Argv != nil {
+		// Worker backends without lanes default to one job per device: on an H200, 16 CUDA
+		// workers (16 contexts) sharing one GPU checked 8.5 cases/s against 19.5 for one.
+		// With lanes the jobs of a device share one context and keep the cores' default.
+		if r, err := backends.Resolve(f.backend, "", a.getenv); err == nil && r.Argv != nil && lanes == 1 {
 			f.jobs = 1
 			if d := strings.TrimSpace(f.devices); d != "" {
 				f.jobs = len(strings.Split(d, ","))
@@ -75,7 +95,10 @@ func (f *backendFlags) pool(a *app) (*jobPool, error) {
 	if f.jobs < 1 || f.jobs > maxJobs {
 		return nil, usageErr("--jobs %d: want between 1 and %d", f.jobs, maxJobs)
 	}
-	p := &jobPool{a: a, f: f}
+	p := &jobPool{a: a, f: f, lanes: lanes, groups: map[laneGroup][]gpu.Backend{}}
+	if r, err := backends.Resolve(f.backend, "", a.getenv); err != nil || r.Argv == nil {
+		p.lanes = 1 // in-process backends: an instance per job
+	}
 	if strings.TrimSpace(f.devices) != "" {
 		seen := map[int]bool{}
 		for _, d := range strings.Split(f.devices, ",") {
@@ -121,10 +144,45 @@ func (p *jobPool) device(k int) string {
 }
 
 // openUnowned opens job k's backend for a caller that closes it (nightly.Options.NewBackend).
-func (p *jobPool) openUnowned(k int) (gpu.Backend, error) { return p.f.openOn(p.a, p.device(k)) }
+// A lane of a shared worker is also closed by the pool (closing a lane twice is harmless).
+func (p *jobPool) openUnowned(k int) (gpu.Backend, error) {
+	if p.laned(k) {
+		return p.lane(k)
+	}
+	return p.f.openOn(p.a, p.device(k))
+}
+
+// laned reports whether job k is a lane of a shared worker: with lanes, every job below
+// --jobs (a job beyond, such as nightly's artifact backend, gets a worker of its own).
+func (p *jobPool) laned(k int) bool { return p.lanes > 1 && k < p.f.jobs }
+
+// lane returns job k's lane, starting its group's worker at the first job that needs it:
+// the jobs of device d (k mod len(devs)) are numbered j = k div len(devs), and groups of
+// p.lanes consecutive j share a worker.
+func (p *jobPool) lane(k int) (gpu.Backend, error) {
+	nd := max(1, len(p.devs))
+	d, j := k%nd, k/nd
+	onDev := (p.f.jobs - d + nd - 1) / nd // jobs of device d
+	key := laneGroup{d, j / p.lanes}
+	n := min(p.lanes, onDev-key.group*p.lanes)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	bs, ok := p.groups[key]
+	if !ok {
+		var err error
+		if bs, err = p.f.openLanes(p.a, p.device(k), n); err != nil {
+			return nil, err
+		}
+		p.groups[key] = bs
+	}
+	return bs[j%p.lanes], nil
+}
 
 // open opens job k's backend; close closes it.
 func (p *jobPool) open(k int) (gpu.Backend, error) {
+	if p.laned(k) {
+		return p.lane(k)
+	}
 	b, err := p.f.openOn(p.a, p.device(k))
 	if err != nil {
 		return nil, err
@@ -151,6 +209,10 @@ func (p *jobPool) close() {
 	p.mu.Lock()
 	bs := p.bs
 	p.bs = nil
+	for _, g := range p.groups {
+		bs = append(bs, g...)
+	}
+	p.groups = map[laneGroup][]gpu.Backend{}
 	p.mu.Unlock()
 	for _, b := range bs {
 		p.a.closeBackend(b)
@@ -216,11 +278,20 @@ func (f *backendFlags) open(a *app) (gpu.Backend, error) { return f.openOn(a, ""
 
 // openOn is open with the worker on a CUDA device ("": the worker's default).
 func (f *backendFlags) openOn(a *app, device string) (gpu.Backend, error) {
+	bs, err := f.openLanes(a, device, 1)
+	if err != nil {
+		return nil, err
+	}
+	return bs[0], nil
+}
+
+// openLanes opens n lanes of one worker on a CUDA device ("": the worker's default).
+func (f *backendFlags) openLanes(a *app, device string, n int) ([]gpu.Backend, error) {
 	wd, _ := os.Getwd()
 	if f.timeout <= 0 || f.startTimeout <= 0 {
 		return nil, usageErr("--case-timeout %v, --worker-start-timeout %v: both must be positive", f.timeout, f.startTimeout)
 	}
-	b, err := backends.Open(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv, Device: device})
+	bs, err := backends.OpenLanes(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv, Device: device}, n)
 	var ne *backends.NameError
 	switch {
 	case errors.As(err, &ne):
@@ -228,7 +299,7 @@ func (f *backendFlags) openOn(a *app, device string) (gpu.Backend, error) {
 	case err != nil:
 		return nil, internalErr(err)
 	}
-	return b, nil
+	return bs, nil
 }
 
 // noStages hides a backend's stage capture (for props.Mutants, whose Env asks for stages).

@@ -3,6 +3,7 @@ package backends
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -79,6 +80,23 @@ func Open(name string, o Options) (gpu.Backend, error) {
 	if strings.TrimSpace(name) == simtorch.Name {
 		return simtorch.New(simtorch.Options{}), nil
 	}
+	wo, argv, err := workerOptions(name, o)
+	if err != nil {
+		return nil, err
+	}
+	if argv == nil {
+		return sim.New(sim.Options{}), nil
+	}
+	b, err := worker.New(wo)
+	if err != nil {
+		return nil, fmt.Errorf("starting the worker %q: %w", strings.Join(argv, " "), err)
+	}
+	return b, nil
+}
+
+// workerOptions resolves a backend name to the worker's options and argv (nil argv: the
+// in-process sim). A name it does not accept is a *NameError.
+func workerOptions(name string, o Options) (worker.Options, []string, error) {
 	wd, getenv := o.Dir, o.Getenv
 	if wd == "" {
 		wd, _ = os.Getwd()
@@ -88,14 +106,14 @@ func Open(name string, o Options) (gpu.Backend, error) {
 	}
 	res, err := Resolve(name, wd, getenv)
 	if err != nil {
-		return nil, &NameError{err}
+		return worker.Options{}, nil, &NameError{err}
 	}
 	argv := res.Argv
 	if argv, err = deviceArgv(name, argv, o.Device); err != nil {
-		return nil, &NameError{err}
+		return worker.Options{}, nil, &NameError{err}
 	}
 	if argv == nil {
-		return sim.New(sim.Options{}), nil
+		return worker.Options{}, nil, nil
 	}
 	wo := worker.Options{Command: argv, Timeout: o.Timeout, StartTimeout: o.StartTimeout, Triage: o.Triage}
 	if len(res.Env) > 0 {
@@ -104,11 +122,7 @@ func Open(name string, o Options) (gpu.Backend, error) {
 	if o.Stderr != nil {
 		wo.Stderr = o.Stderr
 	}
-	b, err := worker.New(wo)
-	if err != nil {
-		return nil, fmt.Errorf("starting the worker %q: %w", strings.Join(argv, " "), err)
-	}
-	return b, nil
+	return wo, argv, nil
 }
 
 // FromEnv opens the backend named by $MOECHECK_BACKEND (default sim).
@@ -129,4 +143,61 @@ func deviceArgv(name string, argv []string, device string) ([]string, error) {
 		return append(append([]string(nil), argv...), "--device", "cuda:"+device), nil
 	}
 	return append(append([]string(nil), argv...), "-device", device), nil
+}
+
+// Lanes reports whether a backend name starts moecheck's own worker (cuda, worker, or a
+// worker:<command line> whose program is named moecheck-worker), which serves several lanes
+// in one process (worker.NewLanes). The in-process sims, torch workers and other worker
+// programs do not (as far as moecheck knows).
+func Lanes(name, dir string, getenv func(string) string) bool {
+	if strings.HasPrefix(strings.TrimSpace(name), TorchPrefix) {
+		return false
+	}
+	res, err := Resolve(name, dir, getenv)
+	if err != nil || res.Argv == nil {
+		return false
+	}
+	return filepath.Base(res.Argv[0]) == worker.DefaultCommand
+}
+
+// OpenLanes opens n backends of one name that share one worker process as its lanes
+// (worker.NewLanes): one CUDA context for the cuda worker, a stream per lane. For a name that
+// is not a worker (sim, sim-torch) it opens n independent instances. n = 1 is Open.
+func OpenLanes(name string, o Options, n int) ([]gpu.Backend, error) {
+	if n == 1 {
+		b, err := Open(name, o)
+		if err != nil {
+			return nil, err
+		}
+		return []gpu.Backend{b}, nil
+	}
+	if n < 1 || n > worker.MaxLanes {
+		return nil, &NameError{fmt.Errorf("%d lanes: want between 1 and %d", n, worker.MaxLanes)}
+	}
+	var wo worker.Options
+	var argv []string
+	if strings.TrimSpace(name) != simtorch.Name {
+		var err error
+		if wo, argv, err = workerOptions(name, o); err != nil {
+			return nil, err
+		}
+	}
+	if argv == nil {
+		var err error
+		bs := make([]gpu.Backend, n)
+		for k := range bs {
+			if bs[k], err = Open(name, o); err != nil {
+				for _, b := range bs[:k] {
+					b.Close()
+				}
+				return nil, err
+			}
+		}
+		return bs, nil
+	}
+	bs, err := worker.NewLanes(wo, n)
+	if err != nil {
+		return nil, fmt.Errorf("starting the worker %q with %d lanes: %w", strings.Join(argv, " "), n, err)
+	}
+	return bs, nil
 }
