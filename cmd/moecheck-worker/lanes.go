@@ -157,7 +157,7 @@ func clientCheckLanes(w io.Writer, backend string, lanes int) error {
 		}
 	}
 	name, dev, restarts, _ := worker.Info(bs[0])
-	fmt.Fprintf(w, "client-check: ok: %d lanes of worker %s on %s, %d rounds: only the crash case was blamed (%d restarts); every other run identical to the case alone (%v)\n",
-		lanes, name, dev, rounds, restarts, time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(w, "client-check: ok: %d lanes of worker %s on %s, %d rounds: only the crash case was blamed (%d restarts, %d lone re-runs); every other run identical to the case alone (%v)\n",
+		lanes, name, dev, rounds, restarts, worker.Reruns(bs[0]), time.Since(t0).Round(time.Millisecond))
 	return nil
 }

@@ -1,16 +1,19 @@
 package main
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
 
 // TestWorkerJobsDefault: --jobs defaulted to the core count for every backend, so a CUDA
 // worker backend on a 16-core GPU host started 16 workers on one GPU, which checked 8.5
-// cases/s against 19.5 with one (H200). Worker backends now default to one job per --devices
-// entry (1 without it); an explicit --jobs is kept, and in-process backends keep the cores.
+// cases/s against 19.5 with one (H200). Worker backends without lanes default to one job per
+// --devices entry (1 without it); moecheck-worker backends, whose jobs share one worker per
+// device as lanes (one CUDA context), keep the cores; an explicit --jobs is kept.
 func TestWorkerJobsDefault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the worker")
@@ -19,12 +22,19 @@ func TestWorkerJobsDefault(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../moecheck-worker").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	other := filepath.Join(t.TempDir(), "other-worker") // not known to serve lanes
+	if out, err := exec.Command("cp", bin, other).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	cores := fmt.Sprintf("jobs %d,", runtime.GOMAXPROCS(0))
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"jobs/worker-default-one", []string{"--backend", "worker:" + bin}, "jobs 1,"},
+		{"jobs/lanes-default-cores", []string{"--backend", "worker:" + bin}, cores},
+		{"jobs/no-lanes-default-one", []string{"--backend", "worker:" + bin, "--lanes-per-worker", "1"}, "jobs 1,"},
+		{"jobs/other-worker-default-one", []string{"--backend", "worker:" + other}, "jobs 1,"},
 		{"jobs/worker-explicit", []string{"--backend", "worker:" + bin, "--jobs", "2"}, "jobs 2,"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

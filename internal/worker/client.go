@@ -67,6 +67,7 @@ type group struct {
 	caps       *Capabilities // its capabilities (nil: everything)
 	lastStderr string        // stderr tail of the last process that ended
 	open       int           // lanes not closed
+	reruns     int           // cases re-run alone after a failure of the shared process
 }
 
 // client is one lane of a group: the gpu.Backend of New and NewLanes. One case at a time.
@@ -145,6 +146,18 @@ func Info(b gpu.Backend) (backend, device string, restarts int, ok bool) {
 	c.g.mu.Lock()
 	defer c.g.mu.Unlock()
 	return c.g.name, c.g.device, c.g.restarts, true
+}
+
+// Reruns returns how many cases the lanes of b's worker re-ran alone after a failure of the
+// shared process (0 for a worker of one lane, or not a worker backend).
+func Reruns(b gpu.Backend) int {
+	c, ok := b.(*client)
+	if !ok {
+		return 0
+	}
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	return c.g.reruns
 }
 
 // Lanes returns how many lanes share b's worker process (0: b is not a worker backend).
@@ -415,7 +428,8 @@ func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.
 
 // RunFaults is Run with the harness's faults switched on in the worker (fault.Runner). On a
 // lane of several, a case that meets a failure of the shared process is re-run alone (see
-// NewLanes); the detail of a case error from that lone run says so.
+// NewLanes) and the lone run's outcome is returned as it is, so that records do not depend
+// on the number of lanes (Reruns counts the lone re-runs).
 func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs fault.Set) (*gpu.Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -433,10 +447,10 @@ func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, 
 	// The failure may be another lane's: run the case again with no other lane running.
 	g.gate.Lock()
 	defer g.gate.Unlock()
+	g.mu.Lock()
+	g.reruns++
+	g.mu.Unlock()
 	res, _, err = c.attempt(ctx, cs, o, fs)
-	if ce, ok := gpu.AsCaseError(err); ok {
-		ce.Detail = fmt.Sprintf("%s (re-run alone: the %d-lane worker failed while it ran this case)", ce.Detail, g.lanes)
-	}
 	return res, err
 }
 

@@ -47,27 +47,24 @@ type Lane struct {
 }
 
 // OpenLanes returns a worker's n lanes: stdin and stdout, then the inherited descriptors of
-// LaneFDs. A descriptor that is not open is an error naming it (the worker was started
-// without the client's pipes).
+// LaneFDs. A descriptor that is not an open pipe is an error naming it (the worker was not
+// started by the client, which passes the lanes' pipes); it is then left alone.
 func OpenLanes(n int, stdin io.Reader, stdout io.Writer) ([]Lane, error) {
 	if n < 1 || n > MaxLanes {
 		return nil, fmt.Errorf("worker: %d lanes: want between 1 and %d", n, MaxLanes)
 	}
+	for k := 1; k < n; k++ {
+		in, out := LaneFDs(k)
+		for _, fd := range []int{in, out} {
+			if err := isPipe(fd); err != nil {
+				return nil, fmt.Errorf("worker: lane %d: descriptor %d: %w (a worker of %d lanes is started by the client, which passes each lane's pipes)", k, fd, err, n)
+			}
+		}
+	}
 	lanes := []Lane{{stdin, stdout}}
 	for k := 1; k < n; k++ {
 		in, out := LaneFDs(k)
-		r := os.NewFile(uintptr(in), fmt.Sprintf("lane-%d-in", k))
-		w := os.NewFile(uintptr(out), fmt.Sprintf("lane-%d-out", k))
-		if r == nil || w == nil {
-			return nil, fmt.Errorf("worker: lane %d: descriptors %d and %d are not open", k, in, out)
-		}
-		if _, err := r.Stat(); err != nil {
-			return nil, fmt.Errorf("worker: lane %d: descriptor %d: %w (start the worker through the client, which passes the lanes' pipes)", k, in, err)
-		}
-		if _, err := w.Stat(); err != nil {
-			return nil, fmt.Errorf("worker: lane %d: descriptor %d: %w (start the worker through the client, which passes the lanes' pipes)", k, out, err)
-		}
-		lanes = append(lanes, Lane{r, w})
+		lanes = append(lanes, Lane{os.NewFile(uintptr(in), fmt.Sprintf("lane-%d-in", k)), os.NewFile(uintptr(out), fmt.Sprintf("lane-%d-out", k))})
 	}
 	return lanes, nil
 }

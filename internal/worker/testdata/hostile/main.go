@@ -19,6 +19,9 @@ func main() {
 		mode = os.Args[1]
 	}
 	out := os.Stdout
+	if strings.HasPrefix(mode, "lanes-") {
+		os.Exit(serveLanes(mode))
+	}
 	switch mode {
 	case "no-hello":
 		io.Copy(io.Discard, os.Stdin) // says nothing until killed

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// normalizeRun drops what may differ between runs of one check: the header (it names the
+// jobs), the throughput row and the shrinker's timings.
+func normalizeRun(out string) string {
+	var keep []string
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "moecheck check:") || (i > 0 && strings.HasPrefix(lines[i-1], "cases ")) {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return regexp.MustCompile(`, [0-9.]+(ms|s|µs)\)`).ReplaceAllString(strings.Join(keep, "\n"), ")")
+}
+
+// TestLanesSameRecords: jobs sharing one moecheck-worker as lanes report the same cases, in
+// the same order, with the same verdicts and details as one job — with faults that fail some
+// cases, and with the crash fault, where every case crashes its shared worker (each is re-run
+// alone before it is blamed, so a crash record reads as with one job).
+func TestLanesSameRecords(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the worker")
+	}
+	bin := filepath.Join(t.TempDir(), "moecheck-worker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../moecheck-worker").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	backend := "worker:" + bin + " -backend sim"
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		fails bool
+	}{
+		{"lanes/pass", []string{"--cases", "8", "--seed", "4"}, false},
+		{"lanes/faults", []string{"--cases", "8", "--seed", "4", "--faults", "last-tile-dropped", "--keep-going"}, true},
+		{"lanes/crash", []string{"--cases", "4", "--seed", "4", "--faults", "crash", "--keep-going", "--max-shrinks", "3"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var want string
+			for i, jobs := range [][]string{
+				{"--jobs", "1", "--lanes-per-worker", "1"}, // a worker per job: the reference
+				{"--jobs", "3"}, // one worker of 3 lanes
+				{"--jobs", "3", "--lanes-per-worker", "2"}, // workers of 2 lanes and 1
+			} {
+				args := append(append([]string{"check", "--backend", backend}, tc.args...), jobs...)
+				code, out, errs := run(t, nil, args...)
+				if wantCode := map[bool]int{false: 0, true: 1}[tc.fails]; code != wantCode {
+					t.Fatalf("%v: exit %d, want %d:\n%s\n%s", jobs, code, wantCode, out, errs)
+				}
+				got := normalizeRun(out)
+				if i == 0 {
+					want = got
+					continue
+				}
+				if got != want {
+					t.Fatalf("%v: output differs from one job:\n--- one job\n%s\n--- %v\n%s", jobs, want, jobs, got)
+				}
+			}
+		})
+	}
+}
+
+// TestLanesFlagBounds: --lanes-per-worker outside [0, worker.MaxLanes] is a usage error.
+func TestLanesFlagBounds(t *testing.T) {
+	for _, tc := range []struct{ name, v string }{{"lanes-flag/negative", "-1"}, {"lanes-flag/huge", "100000"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := run(t, nil, "check", "--cases", "1", "--lanes-per-worker", tc.v)
+			if code != exitUsage || !strings.Contains(errs, "--lanes-per-worker") {
+				t.Fatalf("exit %d, want %d naming the flag:\n%s\n%s", code, exitUsage, out, errs)
+			}
+		})
+	}
+}

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package worker
+
+import "errors"
+
+// isPipe: lanes pass inherited descriptors, which only unix systems do (exec.Cmd.ExtraFiles).
+func isPipe(int) error { return errors.New("lanes need a unix system (inherited pipe descriptors)") }
