@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"gorgonia.org/cu"
 
@@ -118,7 +119,11 @@ func NewLanes(o Options, n int) ([]*Backend, error) {
 	for k := 0; k < n; k++ {
 		b := &Backend{opts: o, sh: sh, work: make(chan func()), quit: make(chan struct{}), done: make(chan struct{}), pool: map[string]*devBuf{}}
 		ready := make(chan error, 1)
-		go b.loop(ready, k == 0)
+		first := 0
+		if k == 0 {
+			first = n
+		}
+		go b.loop(ready, first)
 		if err := <-ready; err != nil {
 			for _, p := range bs {
 				p.Close()
@@ -130,14 +135,15 @@ func NewLanes(o Options, n int) ([]*Backend, error) {
 	return bs, nil
 }
 
-// loop is a lane's CUDA thread; the first lane also initializes the shared state.
-func (b *Backend) loop(ready chan<- error, first bool) {
+// loop is a lane's CUDA thread; the first lane (lanes > 0: the number of lanes) also
+// initializes the shared state.
+func (b *Backend) loop(ready chan<- error, lanes int) {
 	defer close(b.done)
 	runtime.LockOSThread()
 	// The thread stays locked to the end: a thread with a CUDA context current must not
 	// run other goroutines; the runtime ends it when this goroutine returns.
-	if first {
-		if err := b.sh.init(b.opts); err != nil {
+	if lanes > 0 {
+		if err := b.sh.init(b.opts, lanes); err != nil {
 			ready <- err
 			return
 		}
@@ -187,8 +193,10 @@ func (b *Backend) do(f func() error) error {
 }
 
 // init retains the primary context, makes it current on the calling (locked) thread and
-// loads the kernels.
-func (s *shared) init(o Options) error {
+// loads the kernels. With several lanes the context blocks on synchronization instead of
+// spinning (CU_CTX_SCHED_BLOCKING_SYNC): a lane waits for its stream once per run, and a
+// dozen spinning threads would take the cores the client's oracle needs.
+func (s *shared) init(o Options, lanes int) error {
 	n, err := cu.NumDevices()
 	if err != nil {
 		return fmt.Errorf("cuda: %w", err)
@@ -204,6 +212,11 @@ func (s *shared) init(o Options) error {
 	}
 	if s.dev, err = cu.GetDevice(o.Device); err != nil {
 		return fmt.Errorf("cuda: %w", err)
+	}
+	if lanes > 1 {
+		// Fails only when the primary context is already active (not in a worker); the
+		// driver's default then stays.
+		_ = s.dev.SetPrimaryCtxFlags(cu.SchedBlockingSync)
 	}
 	if s.ctx, err = s.dev.RetainPrimaryCtx(); err != nil {
 		return fmt.Errorf("cuda: retain the primary context: %w", err)
@@ -285,16 +298,23 @@ func (b *Backend) Device() string {
 	return fmt.Sprintf("%s (%s, driver CUDA %d.%d)", b.sh.devName, b.sh.sm, v/1000, (v%1000)/10)
 }
 
-// Close frees the lane's device memory and stream and waits for its thread to end; the
-// last lane closed releases the primary context. Close is idempotent, but like Run it must
-// not be called while the lane runs a case.
+// closeWait bounds how long Close waits for a lane's thread (busy in a hung kernel, it
+// never ends; the process is about to exit then).
+const closeWait = 5 * time.Second
+
+// Close frees the lane's device memory and stream, waiting up to closeWait for its thread to
+// end; the last lane closed releases the primary context. Close is idempotent.
 func (b *Backend) Close() error {
 	select {
 	case <-b.quit:
 	default:
 		close(b.quit)
 	}
-	<-b.done
+	select {
+	case <-b.done:
+	case <-time.After(closeWait):
+		return errors.New("cuda: lane busy; not closed")
+	}
 	return nil
 }
 
