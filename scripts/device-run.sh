@@ -12,13 +12,18 @@
 #             cases covering every kernel variant, then every corpus case)
 #   bench:    moecheck-worker -bench (Qwen3-30B-A3B rank shape, CUDA events)
 #   torch:    bench/torch/grouped_mm.py (torch._grouped_mm on the same shapes)
+#   lanes:    one worker, LANES lanes sharing one CUDA context (docs/gpu.md, Lanes):
+#             -selftest -quick -lanes LANES (concurrent runs bitwise equal to one lane alone),
+#             -client-check -lanes 4 (a real fault blamed on its case only), then, with
+#             .device/moecheck (make device-suite), check --cases LANES_CASES --seed 3 at
+#             --jobs 1 (a worker per job) and --jobs 4, 8, 16 (lanes): cases/s each
 #   ncu:      Nsight Compute on one bf16 GEMM 1 launch (speed of light, occupancy, stalls)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-device-out}
 mkdir -p "$OUT"
 W=.device/moecheck-worker
-steps=${*:-selftest client bench torch sanitize ncu}
+steps=${*:-selftest client bench torch sanitize ncu lanes}
 summary=$OUT/summary.txt
 : >"$summary"
 note() { echo "$*" | tee -a "$summary"; }
@@ -62,6 +67,24 @@ for s in $steps; do
       "$W" -bench -reps 1 -bench-tokens 8192 >"$OUT/ncu.log" 2>&1
     note "ncu gemm1: rc=$? $(grep -E 'Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy' "$OUT/ncu.log" | head -3 | tr -s ' ' | tr '\n' ';')"
     ;;
+  lanes)
+    n=${LANES:-8}
+    timeout 300 "$W" -selftest -quick -lanes "$n" >"$OUT/lanes.log" 2>&1
+    note "lanes selftest ($n lanes): rc=$? $(grep '^lanes:' "$OUT/lanes.log" | tr '\n' ' ')"
+    timeout 120 "$W" -client-check -lanes 4 >>"$OUT/lanes.log" 2>&1
+    note "lanes client-check: rc=$? $(tail -1 "$OUT/lanes.log")"
+    if [ -x .device/moecheck ]; then
+      for j in 1 4 8 16; do
+        extra=""
+        [ "$j" = 1 ] && extra="--lanes-per-worker 1"
+        # shellcheck disable=SC2086
+        timeout 400 .device/moecheck check --backend "worker:$W -backend cuda" --cases "${LANES_CASES:-400}" --seed 3 \
+          --keep-going --jobs "$j" $extra >"$OUT/lanes-j$j.log" 2>&1
+        rc=$?
+        note "lanes check --jobs $j: rc=$rc; $(grep -A1 '^cases ' "$OUT/lanes-j$j.log" | tail -1 | tr -s ' ') (cases failures time cases/s)"
+      done
+    fi
+    ;;
   torch)
     PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch/grouped_mm.py --reps 20 >"$OUT/torch.log" 2>&1
     note "torch: rc=$?"
@@ -70,4 +93,4 @@ for s in $steps; do
 done
 echo "---- results ----"
 grep -h RESULT "$OUT"/bench.log "$OUT"/torch.log 2>/dev/null | sed 's/^RESULT //' 
-grep -hE "^(gpu|selftest|client|sanitize|bench|torch|ncu)" "$summary"
+grep -hE "^(gpu|selftest|client|sanitize|bench|torch|ncu|lanes)" "$summary"
