@@ -8,10 +8,13 @@
 // calls cuInit and exits). Run it in a worker process (cmd/moecheck-worker, client in
 // internal/worker) so that a kernel fault, which loses the CUDA context for good, costs one case.
 //
-// Every CUDA call runs on one goroutine locked to its OS thread (the context's thread).
-// Every buffer the path takes uninitialized is poisoned on the device per gpu.Poison
-// (signature NaNs truncated to the dtype, Stale reusing a pool of allocations across runs),
-// and every device allocation has 256-byte guard zones before and after it, checked after
-// each stage: an out-of-bounds write is reported as a crash CaseError naming the stage and
-// the buffer. Every fault of fault.Catalog() is a kernel flag (see internal/fault and docs/gpu.md).
+// NewLanes returns lanes that share the device's primary context and the kernels (loaded
+// once); each lane runs its CUDA calls on its own goroutine locked to its OS thread, on its
+// own non-blocking stream, with its own buffer pool, so the lanes of one worker process run
+// cases concurrently on one GPU (New is one lane). Every buffer the path takes uninitialized
+// is poisoned on the device per gpu.Poison (signature NaNs truncated to the dtype, Stale
+// reusing the lane's pool of allocations across runs), and every device allocation has
+// 256-byte guard zones before and after it, checked after each stage into a per-stage slot
+// read once per run: an out-of-bounds write is reported as a crash CaseError naming the stage
+// and the buffer. Every fault of fault.Catalog() is a kernel flag (see internal/fault and docs/gpu.md).
 package cuda

@@ -11,6 +11,11 @@
 //
 // Serve is the worker side: it answers requests with any gpu.Backend.
 //
+// Lanes: NewLanes starts one worker process that serves several lanes (one CUDA context for
+// the jobs of a device); each lane is its own protocol stream, lane 0 on stdin/stdout, lane
+// k on inherited pipes (LaneFDs, LanesEnv; OpenLanes and ServeLanes on the worker side). A
+// case whose lane meets a failure of the shared process is re-run alone before it is blamed.
+//
 // The protocol (version 1), documented for other implementations in docs/gpu.md: frames of
 // a little-endian uint32 header length, a JSON header, a little-endian uint64 payload length
 // and the payload (raw little-endian tensor bytes; floating-point tensors in their storage
