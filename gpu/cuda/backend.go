@@ -90,7 +90,8 @@ type Backend struct {
 	stream cu.Stream
 	pool   map[string]*devBuf
 	runs   uint64
-	host   []byte   // staging buffer of the uploads, reused across runs
+	up     pinned   // page-locked staging of the uploads, reused across runs
+	down   pinned   // page-locked staging of the downloads
 	zones  []uint64 // guard-zone descriptors last uploaded to guard_desc
 }
 
@@ -168,7 +169,10 @@ func (b *Backend) loop(ready chan<- error, lanes int) {
 		case f := <-b.work:
 			f()
 		case <-b.quit:
+			b.stream.Synchronize()
 			b.freeAll()
+			b.up.free()
+			b.down.free()
 			b.stream.Destroy()
 			return
 		}

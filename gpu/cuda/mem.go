@@ -69,10 +69,9 @@ func guardZones(bufs []*devBuf) []uint64 {
 	return z
 }
 
-// htod queues a copy of h to dst on the lane's stream. h must stay unchanged and alive
-// until the stream is synchronized (the lane's staging buffer, b.host, is: it is reused only
-// by the next run, after this run's synchronization). From pageable memory the driver stages
-// the copy, so it is ordered on the stream but not fully asynchronous.
+// htod queues a copy of h to dst on the lane's stream. h is the lane's page-locked upload
+// buffer (b.up): it must stay unchanged until the stream is synchronized, which every run
+// does before the next one writes it.
 func (b *Backend) htod(dst cu.DevicePtr, h []byte) error {
 	if len(h) == 0 {
 		return nil
@@ -80,22 +79,13 @@ func (b *Backend) htod(dst cu.DevicePtr, h []byte) error {
 	return cu.MemcpyHtoDAsync(dst, unsafe.Pointer(&h[0]), int64(len(h)), b.stream)
 }
 
-// dtoh queues a copy of src to h on the lane's stream; h is valid after the stream is
-// synchronized.
+// dtoh queues a copy of src to h on the lane's stream; h (in the lane's page-locked download
+// buffer, b.down) is valid after the stream is synchronized.
 func (b *Backend) dtoh(h []byte, src cu.DevicePtr) error {
 	if len(h) == 0 {
 		return nil
 	}
 	return cu.MemcpyDtoHAsync(unsafe.Pointer(&h[0]), src, int64(len(h)), b.stream)
-}
-
-// staging returns the lane's host staging buffer with at least n bytes (grown, never
-// shrunk, so that steady runs allocate nothing for their uploads).
-func (b *Backend) staging(n int) []byte {
-	if cap(b.host) < n {
-		b.host = make([]byte, n)
-	}
-	return b.host[:n]
 }
 
 // dtypeCode is the kernels' dtype number (common.cuh DT_*).

@@ -127,7 +127,10 @@ func (b *Backend) prepare(c *moe.Case, o runOpts) (*pathRun, error) {
 	if newZones {
 		total += 8 * len(zones)
 	}
-	host := b.staging(total)
+	host, err := b.up.bytes(total)
+	if err != nil {
+		return nil, err
+	}
 	next := func(n int) []byte {
 		h := host[:n:n]
 		host = host[n:]
@@ -489,11 +492,19 @@ func (b *Backend) runPath(c *moe.Case, o runOpts, _ any) (*gpu.Result, error) {
 		return nil, b.fail("end", err)
 	}
 	d := r.downloads()
-	slots := make([]byte, 8*(n+1))
+	size := 8 * (n + 1)
+	for _, x := range d {
+		size += int(r.buf[x.name].n)
+	}
+	host, err := b.down.bytes(size)
+	if err != nil {
+		return nil, b.fail("download", err)
+	}
+	slots := host[:8*(n+1)]
 	if err := b.dtoh(slots, r.bad.data); err != nil {
 		return nil, b.fail("download", err)
 	}
-	if err := r.queue(d); err != nil {
+	if err := r.queue(d, host[8*(n+1):]); err != nil {
 		return nil, b.fail("download", err)
 	}
 	if err := b.stream.Synchronize(); err != nil {
@@ -531,11 +542,12 @@ func (r *pathRun) downloads() []download {
 	return d
 }
 
-// queue allocates the host side of the downloads and queues the copies on the stream.
-func (r *pathRun) queue(d []download) error {
+// queue places the downloads in host (the rest of the lane's download buffer) and queues
+// the copies on the stream.
+func (r *pathRun) queue(d []download, host []byte) error {
 	for i := range d {
 		db := r.buf[d[i].name]
-		d[i].host = make([]byte, db.n)
+		d[i].host, host = host[:db.n:db.n], host[db.n:]
 		if err := r.b.dtoh(d[i].host, db.data); err != nil {
 			return err
 		}
