@@ -444,6 +444,9 @@ func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, 
 	if !shared {
 		return res, err
 	}
+	if ctx.Err() != nil { // interrupted: no lone re-run (it would restart the worker)
+		return nil, ctx.Err()
+	}
 	// The failure may be another lane's: run the case again with no other lane running.
 	g.gate.Lock()
 	defer g.gate.Unlock()
