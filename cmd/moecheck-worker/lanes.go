@@ -12,11 +12,12 @@ import (
 	"github.com/moecheck/moecheck/internal/fault"
 	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
 )
 
 // selftestLanes runs the self-test's cases on every lane at once (each lane in its own
-// order, several rounds) and checks every result bitwise against the same case run alone on
-// lane 0 first: lanes must not change a single bit (shared context, per-lane streams and
+// order, several rounds) and checks every result — outputs and, with stages, every stage —
+// bitwise against the same case run alone on lane 0 first (oracle.CompareBitwise): lanes must not change a single bit (shared context, per-lane streams and
 // pools). It prints the throughput of one lane alone and of all lanes together, and returns
 // the number of failures.
 func selftestLanes(w io.Writer, bs []gpu.Backend, quick bool) int {
@@ -67,8 +68,8 @@ func selftestLanes(w io.Writer, bs []gpu.Backend, quick bool) int {
 				msg := ""
 				if err != nil {
 					msg = err.Error()
-				} else if same, where := sameResult(ref[j], r); !same {
-					msg = "differs from lane 0 alone in " + where
+				} else if fs := oracle.CompareBitwise(cases[jb.c].c, ref[j], r, fmt.Sprintf("lane %d vs lane 0 alone", k)); len(fs) > 0 {
+					msg = fs[0].String()
 				}
 				if msg != "" {
 					mu.Lock()

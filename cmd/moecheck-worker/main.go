@@ -149,10 +149,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch {
 	case f.selftest:
 		fmt.Fprintf(stdout, "moecheck-worker selftest: backend %s on %s\n", b.Name(), device)
-		n := selftest(stdout, b, sim.New(sim.Options{}), f.quick)
+		n := 0
 		if len(bs) > 1 {
+			// Before the self-test, whose crash fault (last) loses the CUDA context.
 			n += selftestLanes(stdout, bs, f.quick)
 		}
+		n += selftest(stdout, b, sim.New(sim.Options{}), f.quick)
 		if n > 0 {
 			fmt.Fprintf(stdout, "selftest: %d FAILED\n", n)
 			return 1
