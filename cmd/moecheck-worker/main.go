@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
@@ -140,11 +141,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "moecheck-worker: %s backend: %v\n", f.backend, err)
 		return 3
 	}
-	defer func() {
-		for _, b := range bs {
-			b.Close()
-		}
-	}()
+	defer closeAll(bs)
 	b := bs[0]
 	switch {
 	case f.selftest:
@@ -204,4 +201,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 3
 	}
 	return 0
+}
+
+// closeAll closes the backends at once (a CUDA lane busy with a case waits up to 5 s; after
+// a crash the process should exit promptly, whatever the number of lanes).
+func closeAll(bs []gpu.Backend) {
+	var wg sync.WaitGroup
+	for _, b := range bs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.Close()
+		}()
+	}
+	wg.Wait()
 }
