@@ -127,10 +127,7 @@ func (b *Backend) prepare(c *moe.Case, o runOpts) (*pathRun, error) {
 	if newZones {
 		total += 8 * len(zones)
 	}
-	host, err := b.up.bytes(total)
-	if err != nil {
-		return nil, err
-	}
+	host := b.up.bytes(total)
 	next := func(n int) []byte {
 		h := host[:n:n]
 		host = host[n:]
@@ -496,10 +493,7 @@ func (b *Backend) runPath(c *moe.Case, o runOpts, _ any) (*gpu.Result, error) {
 	for _, x := range d {
 		size += int(r.buf[x.name].n)
 	}
-	host, err := b.down.bytes(size)
-	if err != nil {
-		return nil, b.fail("download", err)
-	}
+	host := b.down.bytes(size)
 	slots := host[:8*(n+1)]
 	if err := b.dtoh(slots, r.bad.data); err != nil {
 		return nil, b.fail("download", err)
