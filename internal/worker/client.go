@@ -68,6 +68,8 @@ type group struct {
 	lastStderr string        // stderr tail of the last process that ended
 	open       int           // lanes not closed
 	reruns     int           // cases re-run alone after a failure of the shared process
+	active     int           // attempts in flight (lanes sharing the process)
+	seq        uint64        // attempts begun so far
 }
 
 // client is one lane of a group: the gpu.Backend of New and NewLanes. One case at a time.
@@ -104,7 +106,8 @@ const MaxLanes = 256
 // out of memory — reaches every lane that had a case in flight, so no such case is blamed
 // for it directly: each is re-run alone (no other lane running, the worker restarted when it
 // died), and the outcome of that lone run is its result. The case that crashes alone is the
-// crash; the others get their normal results.
+// crash; the others get their normal results. A case that was the only one in flight from
+// its start to its failure already ran alone: its outcome stands without a re-run.
 func NewLanes(opts Options, n int) ([]gpu.Backend, error) {
 	if n < 1 || n > MaxLanes {
 		return nil, fmt.Errorf("worker: %d lanes: want between 1 and %d", n, MaxLanes)
@@ -439,9 +442,11 @@ func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, 
 		return res, err
 	}
 	g.gate.RLock()
+	overlap := g.begin()
 	res, shared, err := c.attempt(ctx, cs, o, fs)
+	alone := !overlap() // no other lane had a case in flight at any moment of this attempt
 	g.gate.RUnlock()
-	if !shared {
+	if !shared || alone {
 		return res, err
 	}
 	if ctx.Err() != nil { // interrupted: no lone re-run (it would restart the worker)
@@ -455,6 +460,24 @@ func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, 
 	g.mu.Unlock()
 	res, _, err = c.attempt(ctx, cs, o, fs)
 	return res, err
+}
+
+// begin registers an attempt in flight; the function it returns ends it and reports
+// whether another lane's attempt was in flight at any moment in between (one was already
+// running at the start, or one started since).
+func (g *group) begin() func() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	busy := g.active > 0
+	seq := g.seq
+	g.active++
+	g.seq++
+	return func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.active--
+		return busy || g.seq-seq > 1
+	}
 }
 
 // attempt runs the case once on the lane. shared reports an outcome that a failure of the

@@ -183,3 +183,39 @@ func TestLanesFromEnv(t *testing.T) {
 		})
 	}
 }
+
+// TestLanesAloneNoRerun: a case that was the only one in flight from its start to its
+// failure already ran alone; it is recorded without a second run (a hang would otherwise
+// cost two timeouts).
+func TestLanesAloneNoRerun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the hostile worker")
+	}
+	bin := buildHostile(t)
+	for _, tc := range []struct {
+		name, mode string
+		kind       gpu.CaseErrorKind
+	}{
+		{"alone/crash", "lanes-crash", gpu.Crashed},
+		{"alone/hang", "lanes-hang", gpu.TimedOut},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bs, err := NewLanes(Options{Command: []string{bin, tc.mode}, Timeout: time.Second, StartTimeout: 20 * time.Second}, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				for _, b := range bs {
+					b.Close()
+				}
+			}()
+			_, err = bs[1].Run(context.Background(), laneCase(t, 13), gpu.RunOptions{})
+			if ce, ok := gpu.AsCaseError(err); !ok || ce.Kind != tc.kind {
+				t.Fatalf("err = %v, want a %v case error", err, tc.kind)
+			}
+			if n := Reruns(bs[0]); n != 0 {
+				t.Fatalf("Reruns = %d, want 0: nothing else was in flight", n)
+			}
+		})
+	}
+}
