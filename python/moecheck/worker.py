@@ -150,7 +150,9 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
             protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, str(e)))
             continue
         f.payload = b""
-        why = capsmod.check(caps, c.header, c.options)
+        ids = c.tensors.get("ids")
+        n_sent = int(((ids >= c.header.e) | (ids < 0)).sum()) if ids is not None else 0
+        why = capsmod.check(caps, c.header, c.options, n_sent)
         if why is not None:
             kind = protocol.KIND_UNSUPPORTED if version >= 2 else protocol.KIND_BAD_REQUEST
             protocol.write_frame(wout, protocol.error_frame(rid, kind, why))
@@ -220,6 +222,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--protocol", type=int, default=protocol.VERSION, choices=list(protocol.SUPPORTED_VERSIONS),
                     help="protocol version to speak (1: no capabilities, no 'raised' error kind)")
     ap.add_argument("--no-probe", action="store_true", help="claim the target's declared capabilities without probing")
+    ap.add_argument("--no-sentinels", action="store_true",
+                    help="declare that the target cannot take sentinel ids (capability sentinels=false): "
+                         "moecheck then generates sentinel-free cases and counts others as unsupported")
     args = ap.parse_args(argv)
 
     # Frames go to the original stdout; fd 1 becomes stderr so nothing else can write there.
@@ -251,6 +256,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         target = targets.resolve(args.target, dev)
+        if args.no_sentinels:
+            target.capabilities["sentinels"] = False
+            target.name += " (sentinels=false)"
     except targets.TargetError as e:
         log.write(f"moecheck.worker: {e}\n")
         return 2

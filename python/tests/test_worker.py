@@ -118,6 +118,22 @@ class WorkerProtocolTest(unittest.TestCase):
                       "moecheck.testing.raises: raised on purpose [raised at ", err)
         self.assertIn("dtypes kept: none", err)
 
+    def test_no_sentinels_declares_and_refuses(self):
+        # --no-sentinels: the hello says sentinels=false, a case with a sentinel id is
+        # unsupported (not raised), a sentinel-free case runs.
+        w = WorkerClient("--target", "callable:moecheck.testing:rejects_sentinels", "--no-sentinels")
+        try:
+            self.assertIs(w.hello.header["capabilities"]["sentinels"], False)
+            h = P.CaseHeader(t=2, h=4, i=2, e=2, k=2, dtype="fp32")
+            r = w.run(1, h, P.Options(), case(h).tensors)
+            self.assertEqual(r.header["kind"], "unsupported")
+            self.assertIn("sentinel id(s): the target declares sentinels=false", r.header["detail"])
+            c = case(h)
+            c.tensors["ids"] = c.tensors["ids"] % h.e
+            self.assertEqual(w.run(2, h, P.Options(), c.tensors).header["type"], "result")
+        finally:
+            self.assertEqual(w.close(), 0)
+
     def test_protocol_1(self):
         w = WorkerClient("--target", "callable:moecheck.testing:echo", "--protocol", "1")
         try:
@@ -252,6 +268,16 @@ class GoCLITest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.output)
         self.assertEqual(r.cases, 15)
         self.assertEqual(r.failures, 0)
+
+    def test_no_sentinels_runs_clean(self):
+        # A correct path that raises on sentinel ids: without --no-sentinels its sentinel cases
+        # fail (raised); with it every generated and shrunk case is sentinel-free and passes.
+        r = self.check("callable:moecheck.testing:fixed_rejects_sentinels", cases=12, dtypes=["fp32"])
+        self.assertEqual(r.returncode, 1, r.output)
+        self.assertIn("raised", r.output)
+        r = self.check("callable:moecheck.testing:fixed_rejects_sentinels --no-sentinels", cases=12, dtypes=["fp32"])
+        self.assertEqual(r.returncode, 0, r.output)
+        self.assertEqual((r.cases, r.failures), (12, 0), r.output)
 
 
 if __name__ == "__main__":
