@@ -192,16 +192,12 @@ def _traced(target: targets.Target, c: protocol.Case, device: torch.device, meth
     """One extra pass of the case under the op recorder (same poison), as text."""
     h = c.header
     dt = targets.DTYPES[h.dtype]
-    m = target.module(h, device, targets.expert_parallel(c))
-    targets.load_module(m, c, device)
-    x = c.tensors["x"].to(device).detach().clone().requires_grad_(True)
-    ids = c.tensors["ids"].to(device=device, dtype=torch.int64)
-    rw = c.tensors["rw"].to(device).detach().clone().requires_grad_(True)
-    dy = c.tensors["dy"].to(device)
+    p = targets.prepare(target, c, device)
     with poison.poisoned(method, c.options.poison, dt):
-        rep = triage.trace(lambda: target.fn(m, x, ids, rw), lambda y: y.backward(dy.to(y.dtype)) if y.requires_grad else None)
-    for p in m.parameters():
-        p.grad = None
+        rep = triage.trace(lambda: target.fn(p.module, p.x, p.ids, p.rw),
+                           lambda y: y.backward(p.dy.to(y.dtype)) if y.requires_grad else None)
+    for q in p.module.parameters():
+        q.grad = None
     return rep.text()
 
 
