@@ -8,7 +8,7 @@ import (
 )
 
 // The per-slot form of the weight gradients (contract.Contract.WGradSlots; docs/oracle.md
-// §9.6). A path that gathers the weights per slot (transformers' batched_mm:
+// §9.5). A path that gathers the weights per slot (transformers' batched_mm:
 // W[expert_ids], one bmm per slot) gets from autograd, for each element of dW[e],
 //
 //	t_s = fl_d(fl32(a_s·b_s))   for each of the n slots s of expert e (a GEMM with k = 1),
