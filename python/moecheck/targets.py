@@ -137,7 +137,11 @@ def _transformers_build(impl: str) -> Callable[[CaseHeader, torch.dtype, torch.d
         _set_impl(cfg, impl)
         if ep:
             _mark_expert_parallel(cfg)
-        m = cls(cfg)
+        if device.type != "cpu" and hasattr(torch, "get_default_device"):
+            with device:  # parameters allocated on the device (no host allocation and copy)
+                m = cls(cfg)
+        else:
+            m = cls(cfg)
         return m.to(device=device, dtype=dtype)
 
     return build
@@ -324,6 +328,10 @@ def collect(p: Prepared, y: torch.Tensor, h: CaseHeader) -> Dict[str, torch.Tens
         out["db2"] = grad(m.down_proj_bias, m.down_proj_bias)
     if p.x.device.type == "cpu":
         return {k: v.to(dt) for k, v in out.items()}
+    if p.x.device.type == "cuda":
+        # the whole device, not only the current stream: a user's kernel may run on its own
+        # streams (and a fault surfaces here, inside the run's error handling)
+        torch.cuda.synchronize(p.x.device)
     flat = torch.cat([v.reshape(-1).to(dt) for v in out.values()]).to("cpu")
     res, o = {}, 0
     for k, v in out.items():

@@ -226,6 +226,37 @@ class LedgerTest(unittest.TestCase):
         self.assertRegex(text, r"backward mul")
 
 
+class BenchTest(unittest.TestCase):
+    def test_split_names_every_part(self):
+        # the per-run split the device script reads: every part, a total, fresh shapes too
+        from moecheck import bench
+
+        for extra in ([], ["--fresh-shapes", "--act", "gptoss"]):
+            with self.subTest(extra=extra):
+                out = io.StringIO()
+                stdout, sys.stdout = sys.stdout, out
+                try:
+                    rc = bench.main(["--target", "ledger:fixed", "--reps", "3", "--warmup", "1", *extra])
+                finally:
+                    sys.stdout = stdout
+                self.assertEqual(rc, 0)
+                text = out.getvalue()
+                for part in bench.PARTS:
+                    self.assertRegex(text, rf"\n  {part} +[0-9.]+ ms")
+                self.assertRegex(text, r"per run +[0-9.]+ ms = [0-9]+ runs/s")
+
+    def test_bad_shape_is_usage_error(self):
+        from moecheck import bench
+
+        with self.assertRaises(SystemExit) as cm, io.StringIO() as err:
+            stderr, sys.stderr = sys.stderr, err
+            try:
+                bench.main(["--target", "ledger:fixed", "--shape", "T=0"])
+            finally:
+                sys.stderr = stderr
+        self.assertEqual(cm.exception.code, 2)
+
+
 # CI sets MOECHECK_REQUIRE_PYTHON=1: then these run (and fail without Go) instead of skipping.
 REQUIRE = os.environ.get("MOECHECK_REQUIRE_PYTHON") == "1"
 
