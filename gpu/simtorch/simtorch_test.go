@@ -183,7 +183,7 @@ func TestWGradSlots(t *testing.T) {
 	noSlots.WGradSlots = contract.Sum{}
 	var k oracle.Checker
 	for _, tc := range []struct {
-		name, spec string
+		name, spec   string
 		failsWithout bool
 	}{
 		{"bf16/long-expert", "T=96 H=16 I=8 E=2 K=2 dtype=bf16 routing=hot-one data=normal seed=3", true},
