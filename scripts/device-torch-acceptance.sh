@@ -142,11 +142,16 @@ fi
 
 if has ledger; then
   say ledger
-  timed ledger-merged 90 "$MC" check --backend torch:ledger:45621-as-merged --seed $SEED
-  spec=$(sed -n 's/^  shrunk: \(.*\) ([0-9]* steps.*/\1/p' "$L/ledger-merged.txt" | head -1)
-  if [ -n "$spec" ]; then
-    timed ledger-triage 90 "$MC" triage --backend torch:ledger:45621-as-merged --spec "$spec" --no-save --no-shrink
-  fi
+  # the default run (every dtype the worker supports) is the acceptance line; fp32 alone is
+  # shown beside it (no 16-bit rounding question can come first there)
+  for v in "" fp32; do
+    n=ledger-merged${v:+-$v}
+    timed $n 90 "$MC" check --backend torch:ledger:45621-as-merged --seed $SEED ${v:+--dtype $v}
+    spec=$(sed -n 's/^  shrunk: \(.*\) ([0-9]* steps.*/\1/p' "$L/$n.txt" | head -1)
+    if [ -n "$spec" ]; then
+      timed $n-triage 90 "$MC" triage --backend torch:ledger:45621-as-merged --spec "$spec" --no-save --no-shrink
+    fi
+  done
 fi
 
 # The long runs, side by side, sharing the time that is left.
@@ -181,29 +186,31 @@ if has throughput; then
   for j in 1 2 4; do note "throughput --jobs $j: $(cps thru-j$j) $(tail -1 "$L/thru-j$j.txt")"; done
 fi
 if has ledger; then
-  summary ledger-merged
-  f=$L/ledger-merged.txt
-  t=$(grep -E '^[0-9]+ +[0-9]+ +[0-9][0-9a-zµ.]*s' "$f" | head -1 | awk '{print $3}')
-  sh=$(sed -n 's/^  shrunk: \(.*\) ([0-9]* steps.*/\1/p' "$f" | head -1)
-  T=$(echo "$sh" | sed -n 's/.*\bT=\([0-9]*\).*/\1/p')
-  Ex=$(echo "$sh" | sed -n 's/.* E=\([0-9]*\).*/\1/p')
-  ok=FAIL
-  leak=no
-  grep -qE '^  -? ?(sentinel-drw|nonfinite) drw: ' "$L/first-failure-ledger-merged.txt" 2>/dev/null && leak=yes
-  op=no
-  grep -qE 'first backward op with a non-finite output.*mul' "$L/ledger-triage.txt" 2>/dev/null && op=yes
-  [ $leak = yes ] && [ $op = yes ] && python3 -c "
+  for n in ledger-merged ledger-merged-fp32; do
+    summary $n
+    f=$L/$n.txt
+    t=$(grep -E '^[0-9]+ +[0-9]+ +[0-9][0-9a-zµ.]*s' "$f" 2>/dev/null | head -1 | awk '{print $3}')
+    sh=$(sed -n 's/^  shrunk: \(.*\) ([0-9]* steps.*/\1/p' "$f" 2>/dev/null | head -1)
+    T=$(echo "$sh" | sed -n 's/^T=\([0-9]*\) .*/\1/p')
+    Ex=$(echo "$sh" | sed -n 's/.* E=\([0-9]*\) .*/\1/p')
+    ok=FAIL
+    leak=no
+    grep -qE '^  -? ?(sentinel-drw|nonfinite) drw: ' "$L/first-failure-$n.txt" 2>/dev/null && leak=yes
+    op=no
+    grep -qE 'first backward op with a non-finite output.*mul' "$L/$n-triage.txt" 2>/dev/null && op=yes
+    [ $leak = yes ] && [ $op = yes ] && python3 -c "
 import re, sys
 t = sys.argv[1]
 m = re.fullmatch(r'([0-9.]+)(ns|µs|us|ms|s|m)', t)
 sec = float(m.group(1)) * {'ns': 1e-9, 'µs': 1e-6, 'us': 1e-6, 'ms': 1e-3, 's': 1, 'm': 60}[m.group(2)] if m else 1e9
 sys.exit(0 if sec < 2 and sys.argv[2] and int(sys.argv[2]) <= 2 and int(sys.argv[3] or 99) <= 2 else 1)" "${t:-none}" "${T:-}" "${Ex:-}" 2>/dev/null && ok=ok
-  note "ledger 45621-as-merged: caught in ${t:-?} (case time), shrunk to T=${T:-?} E=${Ex:-?}, the leak (drw of a sentinel slot) named: $leak, worker triage names a backward mul: $op: acceptance $ok"
-  if [ -f "$L/ledger-triage.txt" ]; then
-    note "  $(grep -E 'first stage' "$L/ledger-triage.txt" | head -1 | cut -c1-200)"
-    grep -E 'first (forward|backward) op|first op turning' "$L/ledger-triage.txt" | head -3 | cut -c1-240 | sed 's/^ */  worker triage: /' >>"$S"
-    note "  $(tail -1 "$L/ledger-triage.txt")"
-  fi
+    note "$n: caught in ${t:-?} (case time), shrunk to T=${T:-?} E=${Ex:-?}, the leak (drw of a sentinel slot) named: $leak, worker triage names a backward mul: $op: acceptance $ok"
+    if [ -f "$L/$n-triage.txt" ]; then
+      note "  $(grep -E 'first stage' "$L/$n-triage.txt" | head -1 | cut -c1-200)"
+      grep -E 'first (forward|backward) op|first op turning' "$L/$n-triage.txt" | head -3 | cut -c1-240 | sed 's/^ */  worker triage: /' >>"$S"
+      note "  triage $(tail -1 "$L/$n-triage.txt")"
+    fi
+  done
 fi
 for n in grouped batched-nosentinels batched-full eager-nosentinels; do
   [ -f "$L/$n.txt" ] && { summary $n; note "  $n: $(cps $n)"; }
