@@ -8,7 +8,8 @@
 # Steps (default: all, in this order; the 5,000-case runs share whatever time is left):
 #   bench       python3 -m moecheck.bench: per-run split (decode, setup, forward, backward,
 #               poison, collect, encode) of transformers:grouped_mm, cached shape and a fresh
-#               shape every run (module build)
+#               shape every run (module build); and tests.batched_wgrad_probe (how CUDA's
+#               index_put_ sums batched_mm's per-slot weight gradients)
 #   throughput  transformers:grouped_mm, every property, --jobs 1, 2, 4, THRU_S seconds each
 #               (default 30), the GPU to itself: cases/s from the CLI's own summary
 #   ledger      #45621-as-merged under the default budget: caught in < 2 s (the CLI's case
@@ -142,6 +143,8 @@ if has bench; then
   timed bench 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 200
   timed bench-fresh 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 40 --fresh-shapes
   timed bench-gptoss 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 100 --act gptoss
+  # which per-slot weight-gradient sum CUDA's index_put_ makes (the torch contract's WGradSlots)
+  timed wgrad-probe 60 sh -c "cd python && exec $MOECHECK_PYTHON -m tests.batched_wgrad_probe"
 fi
 
 if has throughput; then
@@ -191,7 +194,7 @@ fi
 
 # Summary.
 if has bench; then
-  for b in bench bench-fresh bench-gptoss; do note "== $b"; grep -vE '^$' "$L/$b.txt" | tail -12 | cut -c1-200 >>"$S"; done
+  for b in bench bench-fresh bench-gptoss wgrad-probe; do note "== $b"; grep -vE '^$' "$L/$b.txt" | tail -12 | cut -c1-200 >>"$S"; done
 fi
 if has throughput; then
   for j in 1 2 4; do note "throughput --jobs $j: $(cps thru-j$j) $(tail -1 "$L/thru-j$j.txt")"; done
