@@ -92,6 +92,16 @@ type Contract struct {
 	// Combine: the K-slot sum of y. Scatter: the K-slot sum of dX (the gather's backward).
 	// BiasGrad: the index-add of dB1, dB2 over an expert's rows.
 	Combine, Scatter, BiasGrad Sum
+	// WGradSlots: the weight gradients dW1, dW2 may also be formed slot by slot, as autograd
+	// forms them when the path gathers the weights per slot (transformers' batched_mm:
+	// W[expert_ids], then one bmm per slot): each slot's outer product d_out ⊗ in is a GEMM
+	// with a reduction of length 1, rounded to the dtype, and the gather's backward
+	// (index_put_ with accumulate) adds an expert's per-slot products with this Sum's freedom
+	// (CUDA: in fp32 with one rounding when a weight row has at most 32 elements, else in the
+	// dtype, one rounding per add, in sorted slot order). The zero value admits only
+	// docs/path.md's GEMM over the expert's rows (fp32 accumulation, one rounding); a non-zero
+	// value admits either form (the enclosure is the hull of both).
+	WGradSlots Sum
 	// TF32: fp32 GEMM operands may be rounded (or truncated) to TF32 (10 explicit mantissa
 	// bits) before the products (torch.backends.cuda.matmul.allow_tf32).
 	TF32 bool
@@ -119,7 +129,9 @@ func Exact() Contract {
 // the routing-weight gradient from dtype products summed in fp32, and the K-slot combine
 // (index_add_), the gather's backward (index_put_ with accumulate) and the bias gradients
 // either by atomic adds in the dtype (any order) or by the deterministic sorted fp32
-// accumulation. At the elementwise boundaries (bias add, activation, d_rw products) it also
+// accumulation. The weight gradients come either from the grouped GEMM's wgrad or, as in
+// transformers' batched_mm (which gathers the weights per slot), from per-slot products
+// rounded to the dtype and added by the gather's backward (WGradSlots). At the elementwise boundaries (bias add, activation, d_rw products) it also
 // admits the fused fp32 choice of docs/path.md (Either): torch.compile's Inductor fuses such
 // ops and keeps the intermediates in fp32, and a path conforming to the exact contract must
 // conform to torch too (so the catalog faults can be judged under torch with gpu/sim). The
@@ -137,6 +149,7 @@ func Torch() Contract {
 		Combine:     Sum{Acc: Either, AnyOrder: true},
 		Scatter:     Sum{Acc: Either, AnyOrder: true},
 		BiasGrad:    Sum{Acc: Either, AnyOrder: true},
+		WGradSlots:  Sum{Acc: Either, AnyOrder: true},
 	}
 }
 
@@ -155,6 +168,7 @@ func Any() Contract {
 		Combine:     Sum{Acc: Either, AnyOrder: true},
 		Scatter:     Sum{Acc: Either, AnyOrder: true},
 		BiasGrad:    Sum{Acc: Either, AnyOrder: true},
+		WGradSlots:  Sum{Acc: Either, AnyOrder: true},
 	}
 }
 

@@ -514,7 +514,8 @@ func (en *encl) actBackward(h1, dact ivec) ivec {
 }
 
 // wgrad encloses dW[e] (nOut×nIn, standard layout) = round_d(Σ_{rows of e} dOut[i,:]ᵀ·in[i,:])
-// and the bias gradient over rows by clamped id; experts with no rows get exact zeros.
+// (and, where the contract admits it, the per-slot form: wgradslots.go) and the bias
+// gradient over rows by clamped id; experts with no rows get exact zeros.
 func (en *encl) wgrad(dout, in ivec, nOut, nIn int, bias bool) (w []ivec, bg []ivec) {
 	w = make([]ivec, en.E)
 	bg = make([]ivec, en.E)
@@ -524,7 +525,11 @@ func (en *encl) wgrad(dout, in ivec, nOut, nIn int, bias bool) (w []ivec, bg []i
 		if end > b {
 			A := en.operand(en.colsMat(dout, b, end, nOut)) // nOut × rows
 			B := en.operand(en.colsMat(in, b, end, nIn))    // nIn × rows
+			mp := en.slotMagnitudes(A, B)                   // nil unless the contract admits per-slot products
 			reduceAcc(en.d, A, B, nil, !en.noRound, en.ws, func(i, j int, c, r float64) {
+				if mp != nil {
+					r = slotsRadius(en.d, en.ct.WGradSlots, end-b, r, mp[i*nIn+j])
+				}
 				w[e].c[i*nIn+j], w[e].r[i*nIn+j] = en.round(c, r)
 			})
 		}

@@ -16,6 +16,10 @@ type Support struct {
 	AlignH   map[moe.DType]int // H must be a multiple of AlignH[dtype] (0 or 1: any)
 	AlignI   map[moe.DType]int
 	Poisons  []gpu.Poison
+	// NoSentinels: the backend cannot take sentinel ids (a worker declaring sentinels=false):
+	// fitted specs have EP world 1 and a routing mode without sentinel slots (nowhere,
+	// mostly-sentinel and all-sentinel become uniform, duplicates and hot-one).
+	NoSentinels bool
 	// Check is the backend's own verdict on a fitted configuration (nil: none); it returns a
 	// *gpu.UnsupportedError for a case still outside.
 	Check func(cfg moe.Config, global bool) error
@@ -49,6 +53,12 @@ func FitFunc(s Support) func(Spec) (Spec, error) {
 		}
 		if !s.Global {
 			n.Global = 0
+		}
+		if s.NoSentinels {
+			n.World, n.Rank, n.Global = 1, 0, 0
+			if r := RoutingMode(n.Routing); r == Nowhere || r == MostlySentinel || r == AllSentinel {
+				n.Routing = int(r - Nowhere)
+			}
 		}
 		d := moe.DType(n.DType)
 		n.H = roundUp(n.H, s.AlignH[d])

@@ -121,3 +121,40 @@ func matchesProp(t *testing.T) props.Property {
 	}
 	return p
 }
+
+// NoSentinels: every fitted spec builds a case without a sentinel id (EP world 1, no
+// sentinel routing mode), and fitting is idempotent; without it, sentinels occur.
+func TestFitFuncNoSentinels(t *testing.T) {
+	for _, no := range []bool{false, true} {
+		s := torchLikeSupport()
+		s.NoSentinels = no
+		fit := props.FitFunc(s)
+		withSentinel := 0
+		for i := 0; i < 300; i++ {
+			sp, _ := props.SpecAt(11, i, props.GenOptions{})
+			f, err := fit(sp)
+			if err != nil {
+				t.Fatalf("nosentinels=%v case %d: %v", no, i, err)
+			}
+			if g, _ := fit(f); g != f {
+				t.Fatalf("nosentinels=%v case %d: fit is not idempotent: %s then %s", no, i, f, g)
+			}
+			c, err := f.Build()
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			for _, id := range c.Routing.IDs {
+				if int(id) == c.E {
+					withSentinel++
+					break
+				}
+			}
+		}
+		if no && withSentinel != 0 {
+			t.Errorf("nosentinels: %d of 300 fitted cases hold a sentinel id", withSentinel)
+		}
+		if !no && withSentinel < 30 {
+			t.Errorf("without nosentinels only %d of 300 cases hold a sentinel id: the test shows nothing", withSentinel)
+		}
+	}
+}

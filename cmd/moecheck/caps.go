@@ -22,7 +22,7 @@ func capsFit(b gpu.Backend, only ...moe.DType) func(props.Spec) (props.Spec, err
 	if c == nil {
 		return nil
 	}
-	s := props.Support{Global: c.EPGlobalRouting, AlignH: map[moe.DType]int{}, AlignI: map[moe.DType]int{},
+	s := props.Support{Global: c.EPGlobalRouting, NoSentinels: !c.TakesSentinels(), AlignH: map[moe.DType]int{}, AlignI: map[moe.DType]int{},
 		Check: func(cfg moe.Config, global bool) error { return c.SupportsConfig(cfg, global, false) }}
 	for _, n := range c.DTypes {
 		if d, err := moe.ParseDType(n); err == nil && (len(only) == 0 || slices.Contains(only, d)) {

@@ -24,6 +24,7 @@ var freedomCases = []struct {
 	{"combine-dtype-atomics", func(f *freedoms) { f.combineAtomic = true }, nil, func(c *contract.Contract) *contract.Sum { return &c.Combine }},
 	{"scatter-dtype-atomics", func(f *freedoms) { f.scatterAtomic = true }, nil, func(c *contract.Contract) *contract.Sum { return &c.Scatter }},
 	{"bias-grad-dtype-atomics", func(f *freedoms) { f.biasAtomic = true }, nil, func(c *contract.Contract) *contract.Sum { return &c.BiasGrad }},
+	{"wgrad-per-slot-products", func(f *freedoms) { f.wgradSlots = true }, nil, func(c *contract.Contract) *contract.Sum { return &c.WGradSlots }},
 }
 
 // firstFailure runs the property suite's cases 0..n−1 (seed 2) on a model making choices fr

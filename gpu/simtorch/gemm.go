@@ -47,6 +47,47 @@ func (r *run) wgrad(dw, dout []float32, nOut int, in []float32, nIn int, b, end 
 	}
 }
 
+// weightGrad is dW of expert e as the model's choice makes it: the grouped GEMM's wgrad, or
+// batched_mm's per-slot form (wgradSlots).
+func (r *run) weightGrad(dw, dout []float32, nOut int, in []float32, nIn int, b, end int) {
+	if r.fr.wgradSlots {
+		r.wgradSlots(dw, dout, nOut, in, nIn, b, end)
+		return
+	}
+	r.wgrad(dw, dout, nOut, in, nIn, b, end)
+}
+
+// wgradSlots is dW as autograd forms it when the weights are gathered per slot
+// (transformers' batched_mm: W[expert_ids], one bmm per slot): each slot's outer product
+// dout[i]ᵀ·in[i] is a GEMM with a reduction of length 1 (the fp32 product rounded to the
+// dtype), and the gather's backward, CUDA's index_put_ with accumulate, adds the expert's
+// per-slot products into zeros: when the weight row (nOut·nIn elements) has at most 32
+// elements, in fp32 with one rounding (indexing_backward_kernel_small_stride), else in the
+// dtype with a rounding after every add (indexing_backward_kernel). CUDA adds in sorted slot
+// order; the model adds in a per-run order (the contract allows any).
+func (r *run) wgradSlots(dw, dout []float32, nOut int, in []float32, nIn int, b, end int) {
+	m := end - b
+	if m == 0 {
+		return
+	}
+	order := r.rng.Perm(m)
+	small := nOut*nIn <= 32
+	for o := 0; o < nOut; o++ {
+		for l := 0; l < nIn; l++ {
+			var s float32
+			for _, q := range order {
+				t := r.round(dout[(b+q)*nOut+o] * in[(b+q)*nIn+l])
+				if small {
+					s += t
+				} else {
+					s = r.round(s + t)
+				}
+			}
+			dw[o*nIn+l] = r.round(s)
+		}
+	}
+}
+
 // dot is an fp32 dot product (each product rounded to fp32, then added) in one of three
 // orders chosen by the group's row count m: ascending, descending, or split-K (blocks of 8
 // summed sequentially, the block sums added pairwise).

@@ -52,10 +52,13 @@ type freedoms struct {
 	scatterAtomic bool // dX's K-slot sum: dtype adds in a per-run order
 	biasAtomic    bool // bias gradients: dtype adds in a per-run order
 	weightFP32    bool // o = h2·rw kept in fp32 into the combine (not a torch choice; any allows it)
+	wgradSlots    bool // dW1, dW2 from per-slot products rounded to the dtype, added by index_put_ (batched_mm)
 }
 
+// torchFreedoms is every torch choice; New's backend draws wgradSlots per run (WGradMode).
 func torchFreedoms() freedoms {
-	return freedoms{biasAfter: true, eagerAct: true, drwDtype: true, combineAtomic: true, scatterAtomic: true, biasAtomic: true}
+	return freedoms{biasAfter: true, eagerAct: true, drwDtype: true, combineAtomic: true, scatterAtomic: true, biasAtomic: true,
+		wgradSlots: true}
 }
 
 func newRun(c *moe.Case, p *moe.Plan, rng *rand.Rand, fr freedoms) *run {
@@ -231,7 +234,7 @@ func (r *run) backward() {
 	for e := 0; e < r.E; e++ {
 		b, end := r.rows(e)
 		r.groupedMM(r.dact, I, r.dh2, H, r.w2[e*H*I:(e+1)*H*I], b, end, true, nil)
-		r.wgrad(r.dw2[e*H*I:(e+1)*H*I], r.dh2, H, r.a, I, b, end)
+		r.weightGrad(r.dw2[e*H*I:(e+1)*H*I], r.dh2, H, r.a, I, b, end)
 		r.biasGrad(r.db2, r.dh2, H, e, b, end)
 	}
 	// activation backward (autograd of the eager ops); mask B backward: tail zero
@@ -251,7 +254,7 @@ func (r *run) backward() {
 	for e := 0; e < r.E; e++ {
 		b, end := r.rows(e)
 		r.groupedMM(r.dxs, H, r.dh1, 2*I, r.w1[e*2*I*H:(e+1)*2*I*H], b, end, true, nil)
-		r.wgrad(r.dw1[e*2*I*H:(e+1)*2*I*H], r.dh1, 2*I, r.xs, H, b, end)
+		r.weightGrad(r.dw1[e*2*I*H:(e+1)*2*I*H], r.dh1, 2*I, r.xs, H, b, end)
 		r.biasGrad(r.db1, r.dh1, 2*I, e, b, end)
 	}
 	r.dx = r.slotSum(r.dxs, r.fr.scatterAtomic)

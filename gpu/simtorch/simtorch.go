@@ -20,7 +20,19 @@ type Options struct {
 	Limits moe.Limits
 	// Seed seeds the order of the atomic adds (each Run draws a new order from it).
 	Seed uint64
+	// WGrad selects how the weight gradients are formed. The zero value, WGradDrawn, draws
+	// one of the two forms per run, so both of transformers' experts paths are exercised.
+	WGrad WGradMode
 }
+
+// WGradMode is how sim-torch forms the weight gradients dW1, dW2.
+type WGradMode uint8
+
+const (
+	WGradDrawn WGradMode = iota // each Run draws WGradGEMM or WGradSlots
+	WGradGEMM                   // the grouped GEMM's wgrad (transformers' grouped_mm)
+	WGradSlots                  // per-slot products added by index_put_ (transformers' batched_mm)
+)
 
 // Backend is the PyTorch-eager model of the path. Runs on one Backend are serialized; each
 // Run adds in a different order.
@@ -67,11 +79,21 @@ func (b *Backend) Run(ctx context.Context, c *moe.Case, opts gpu.RunOptions) (*g
 	run := b.runs
 	b.runs++
 	b.mu.Unlock()
+	rng := moe.NewRand(b.opts.Seed ^ run*0x9e3779b97f4a7c15)
 	fr := torchFreedoms()
 	if b.fr != nil {
 		fr = *b.fr
+	} else {
+		switch b.opts.WGrad {
+		case WGradGEMM:
+			fr.wgradSlots = false
+		case WGradSlots:
+			fr.wgradSlots = true
+		default:
+			fr.wgradSlots = rng.IntN(2) == 1
+		}
 	}
-	r := newRun(c, p, moe.NewRand(b.opts.Seed^run*0x9e3779b97f4a7c15), fr)
+	r := newRun(c, p, rng, fr)
 	r.forward()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sim-torch: %w", err)

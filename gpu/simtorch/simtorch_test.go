@@ -171,3 +171,59 @@ func TestGptOssSigmoidBackwardRounds(t *testing.T) {
 	}
 	t.Logf("torch: %d gpt-oss bf16/fp16 cases pass", ran)
 }
+
+// TestWGradSlots: batched_mm's weight gradients (per-slot products rounded to the dtype,
+// added in the dtype one rounding per add) on long experts, where the dtype accumulation
+// drifts furthest from the GEMM's, pass torch (contract.WGradSlots) and fail torch without
+// that freedom in 16-bit dtypes (the H200 run of transformers:batched_mm failed `bound
+// dW1/dW2` this way before the freedom existed).
+func TestWGradSlots(t *testing.T) {
+	slots := simtorch.New(simtorch.Options{WGrad: simtorch.WGradSlots})
+	noSlots := contract.Torch()
+	noSlots.WGradSlots = contract.Sum{}
+	var k oracle.Checker
+	for _, tc := range []struct {
+		name, spec   string
+		failsWithout bool
+	}{
+		{"bf16/long-expert", "T=96 H=16 I=8 E=2 K=2 dtype=bf16 routing=hot-one data=normal seed=3", true},
+		{"fp16/long-expert", "T=96 H=16 I=8 E=2 K=2 dtype=fp16 routing=hot-one data=normal seed=4", true},
+		{"bf16/small-rows", "T=40 H=2 I=2 E=3 K=1 dtype=bf16 routing=uniform data=normal seed=5", true}, // 2I·H ≤ 32: fp32 sum, one rounding
+		{"fp32/long-expert", "T=96 H=16 I=8 E=2 K=2 dtype=fp32 routing=hot-one data=normal seed=6", false},
+		{"bf16/gptoss-large", "T=64 H=8 I=8 E=2 K=2 dtype=bf16 act=gptoss layout=transposed bias=1 routing=all-one data=large seed=7", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec, err := props.ParseSpec(tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := spec.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := slots.Run(context.Background(), c, gpu.RunOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range res.DW1 {
+				if v != v {
+					t.Fatalf("dW1[%d] is NaN: poison the model never writes", i)
+				}
+			}
+			v, err := k.Check(c, res, oracle.Options{Contract: contract.Torch()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !v.Pass {
+				t.Fatalf("torch: false alarm: %s", v.Summary())
+			}
+			v, err = k.Check(c, res, oracle.Options{Contract: noSlots})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Pass == tc.failsWithout {
+				t.Errorf("torch without WGradSlots: pass=%v, want %v (%s)", v.Pass, !tc.failsWithout, v.Summary())
+			}
+		})
+	}
+}

@@ -22,11 +22,17 @@ type Capabilities struct {
 	// Align: per dtype, H and I must be multiples of these (e.g. 8 for bf16 torch._grouped_mm).
 	Align     map[string]Align `json:"align,omitempty"`
 	NonFinite bool             `json:"non_finite"` // cases with NaN/±Inf inputs
-	Poisons   []string         `json:"poisons"`    // poison policies honoured (gpu.Poison names)
-	Stages    bool             `json:"stages"`     // stage intermediates in results
-	Triage    bool             `json:"triage"`     // op-level triage text on request
-	Faults    []string         `json:"faults"`     // catalog faults it can switch on
-	Contract  string           `json:"contract"`   // the oracle contract its results obey (exact, torch, any)
+	// Sentinels: the path takes sentinel ids (local id E: slots routed to another EP rank).
+	// nil (absent from the hello) means true; false for a path that cannot take them (e.g.
+	// transformers 5.17's eager experts, whose one_hot over E classes is a device-side assert
+	// on id E: the worker flag --no-sentinels declares it). Cases with a sentinel id are then
+	// unsupported and generation and shrinking produce sentinel-free cases (props.Support).
+	Sentinels *bool    `json:"sentinels,omitempty"`
+	Poisons   []string `json:"poisons"`  // poison policies honoured (gpu.Poison names)
+	Stages    bool     `json:"stages"`   // stage intermediates in results
+	Triage    bool     `json:"triage"`   // op-level triage text on request
+	Faults    []string `json:"faults"`   // catalog faults it can switch on
+	Contract  string   `json:"contract"` // the oracle contract its results obey (exact, torch, any)
 }
 
 // Variant is one supported (activation, layout, bias) combination.
@@ -142,7 +148,34 @@ func (c *Capabilities) Supports(cs *moe.Case, o gpu.RunOptions, faults fault.Set
 	if err := c.SupportsConfig(cs.Config, cs.Global != nil, cs.NonFinite); err != nil {
 		return err
 	}
+	if err := c.SupportsRouting(cs.Config, cs.Routing); err != nil {
+		return err
+	}
 	return c.SupportsOptions(o, faults)
+}
+
+// TakesSentinels reports whether the path takes sentinel ids (true unless declared false).
+func (c *Capabilities) TakesSentinels() bool {
+	return c == nil || c.Sentinels == nil || *c.Sentinels
+}
+
+// SupportsRouting returns nil when the routing is inside the capabilities: a path that cannot
+// take sentinel ids gets none (derived runs that add sentinels, like zero-weight-is-sentinel
+// or an ep-split-sum rank, are then unsupported and their property is skipped for the case).
+func (c *Capabilities) SupportsRouting(cfg moe.Config, r moe.Routing) error {
+	if c.TakesSentinels() {
+		return nil
+	}
+	n := 0
+	for _, id := range r.IDs {
+		if int(id) >= cfg.E || id < 0 {
+			n++
+		}
+	}
+	if n > 0 {
+		return &gpu.UnsupportedError{Reason: fmt.Sprintf("%d sentinel id(s): the target declares sentinels=false", n)}
+	}
+	return nil
 }
 
 func (v Variant) String() string {

@@ -221,3 +221,48 @@ func TestClientVersionsAndCapabilities(t *testing.T) {
 		}
 	})
 }
+
+// A worker that declares sentinels=false refuses cases with a sentinel id (counted as
+// unsupported); absent or true takes them; the JSON key is "sentinels".
+func TestCapabilitiesSentinels(t *testing.T) {
+	cfg := moe.Config{T: 2, H: 8, I: 16, E: 2, K: 2, DType: moe.BF16, Act: moe.SwiGLU, Layout: moe.Standard}
+	no, yes := false, true
+	for _, tc := range []struct {
+		name      string
+		sentinels *bool
+		ids       []int32
+		want      string // "" = supported
+	}{
+		{"absent/sentinel", nil, []int32{0, 2, 1, 1}, ""},
+		{"true/sentinel", &yes, []int32{2, 2, 2, 2}, ""},
+		{"false/local", &no, []int32{0, 1, 1, 0}, ""},
+		{"false/one-sentinel", &no, []int32{0, 1, 2, 0}, "1 sentinel id(s)"},
+		{"false/all-sentinel", &no, []int32{2, 2, 2, 2}, "4 sentinel id(s)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := torchCaps()
+			c.Sentinels = tc.sentinels
+			err := c.SupportsRouting(cfg, moe.Routing{IDs: tc.ids, Weights: make([]float64, len(tc.ids))})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("err = %v, want supported", err)
+				}
+				return
+			}
+			u, ok := gpu.IsUnsupported(err)
+			if !ok || !strings.Contains(u.Reason, tc.want) || !strings.Contains(u.Reason, "sentinels=false") {
+				t.Fatalf("err = %v, want unsupported with %q", err, tc.want)
+			}
+		})
+	}
+	var c Capabilities
+	if err := json.Unmarshal([]byte(`{"sentinels": false}`), &c); err != nil || c.TakesSentinels() {
+		t.Fatalf("sentinels=false decoded as %v (err %v)", c.Sentinels, err)
+	}
+	if err := json.Unmarshal([]byte(`{}`), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Sentinels = nil; !c.TakesSentinels() {
+		t.Fatal("absent sentinels: want taken")
+	}
+}

@@ -116,3 +116,25 @@ func TestPythonWorkerCapabilitiesAndV1(t *testing.T) {
 		t.Fatalf("version 1: %v", err)
 	}
 }
+
+// --no-sentinels: the Python worker's hello declares sentinels=false, and the Go client refuses
+// a case with a sentinel id as unsupported (before sending it), while a sentinel-free case runs.
+func TestPythonWorkerNoSentinels(t *testing.T) {
+	b := pythonWorker(t, "--target", "callable:moecheck.testing:rejects_sentinels", "--no-sentinels")
+	if CapabilitiesOf(b).TakesSentinels() {
+		t.Fatal("the hello did not declare sentinels=false")
+	}
+	c := testCase(t, moe.FP32, true, false) // gpt-oss with bias: a variant the target declares
+	c.Routing.IDs[0] = int32(c.E)
+	c.Routing.Weights[0] = 0
+	_, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN})
+	if u, ok := gpu.IsUnsupported(err); !ok || !strings.Contains(u.Reason, "sentinels=false") {
+		t.Fatalf("err = %v, want unsupported (sentinel id)", err)
+	}
+	for s := range c.Routing.IDs {
+		c.Routing.IDs[s] = int32(s % c.E)
+	}
+	if _, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN}); err != nil {
+		t.Fatalf("sentinel-free case: %v", err)
+	}
+}

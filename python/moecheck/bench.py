@@ -1,72 +1,156 @@
-"""Where the time of one tiny case goes: ``python3 -m moecheck.bench --target NAME``.
+"""Where the time of one run goes in the worker: ``python3 -m moecheck.bench --target NAME``.
 
-Runs one small case (T=4 H=16 I=16 E=4 K=2, bf16 on CUDA, fp32 on the CPU, SwiGLU) in-process
-repeatedly and reports the median per-case time of each part: decoding a request frame,
-loading the module, forward + backward without poisoning, the same under NaN poison, and
-encoding the result frame. The CLI adds the Go side (generation, oracle) and the pipe.
+Runs one case in-process repeatedly, split into the parts the worker executes for every run
+request, with a device synchronisation after each part so the GPU time lands in the part that
+queued it (the worker itself synchronises only once, when it copies the results back):
+
+    decode     parse the request frame (header JSON, tensors from the payload)
+    setup      the experts module of the case's shape (cached per shape; with --fresh-shapes
+               a shape not seen before, so the module is built: config, model class, .to),
+               the case's weights copied in, the inputs moved to the device
+    forward    the target's forward under the poison policy
+    backward   y.backward(dy) under the poison policy
+    poison     entering and leaving the poison policy (the fills themselves happen in the
+               allocations of forward and backward: compare --poison zeros with nan)
+    collect    gradients gathered, converted to the dtype, copied to the host (one transfer)
+    encode     the result frame
+
+Each is the median over --reps runs (after --warmup); "per run" is their sum and "runs/s" its
+inverse. A case of the CLI needs about ten runs (one per property run: poison-invariance
+alone runs every honoured policy) plus the float64 oracle and the pipe on the Go side.
+--profile N writes cProfile's top N functions of the measured loop instead (CPU time of the
+Python side; on CUDA the kernels run asynchronously, so the profile shows launch overhead).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
 import statistics
 import sys
 import time
+from typing import Callable, Dict, List
 
 import torch
 
 from . import poison, protocol, targets, worker
 
+PARTS = ["decode", "setup", "forward", "backward", "poison", "collect", "encode"]
+
+
+def parse_shape(s: str) -> Dict[str, int]:
+    """'T=4 H=16 I=16 E=4 K=2' → dict (keys t, h, i, e, k)."""
+    out = {"t": 4, "h": 16, "i": 16, "e": 4, "k": 2}
+    for f in s.replace(",", " ").split():
+        k, sep, v = f.partition("=")
+        if not sep or k.lower() not in out:
+            raise ValueError(f"--shape {s!r}: want fields like T=4 H=16 I=16 E=4 K=2 (bad {f!r})")
+        n = int(v)
+        if not 1 <= n <= 1 << 16:
+            raise ValueError(f"--shape: {k}={n} outside [1, 65536]")
+        out[k.lower()] = n
+    return out
+
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python3 -m moecheck.bench")
+    ap = argparse.ArgumentParser(prog="python3 -m moecheck.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", required=True)
-    ap.add_argument("--reps", type=int, default=200)
-    ap.add_argument("--dtype", default="")
+    ap.add_argument("--reps", type=int, default=200, help="measured runs (default 200)")
+    ap.add_argument("--warmup", type=int, default=10, help="unmeasured runs first (default 10)")
+    ap.add_argument("--dtype", default="", help="bf16, fp16, fp32 (default bf16 on CUDA, fp32 on the CPU)")
+    ap.add_argument("--shape", default="T=4 H=16 I=16 E=4 K=2", help="case sizes (default T=4 H=16 I=16 E=4 K=2)")
+    ap.add_argument("--act", default="swiglu", choices=["swiglu", "gptoss"], help="swiglu (Qwen3-MoE) or gptoss (transposed, bias)")
+    ap.add_argument("--poison", default="nan", help="poison policy of the runs (default nan)")
+    ap.add_argument("--poison-method", default="auto", choices=["auto", "allocator", "fill-uninitialized", "dispatch", "none"])
+    ap.add_argument("--fresh-shapes", action="store_true",
+                    help="every run a shape not seen before (H grows by the alignment): setup includes building the module")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="print cProfile's top N functions of the loop")
     a = ap.parse_args(argv)
+    if a.reps < 1 or a.warmup < 0:
+        ap.error("--reps must be at least 1 and --warmup at least 0")
+    try:
+        shape = parse_shape(a.shape)
+    except ValueError as e:
+        ap.error(str(e))
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    method = "allocator" if dev.type == "cuda" else "dispatch"
+    method = a.poison_method
+    if method == "auto":
+        method = "allocator" if dev.type == "cuda" else "dispatch"
     if method == "allocator":
         poison.install_allocator()
     t = targets.resolve(a.target, dev)
     dt = a.dtype or ("bf16" if dev.type == "cuda" else "fp32")
-    h = protocol.CaseHeader(t=4, h=16, i=16, e=4, k=2, dtype=dt)
-    c = worker._probe_case(h)
-    req = protocol.encode_request(1, h, protocol.Options(poison="nan"), c.tensors)
-    times = {"decode": [], "run (no poison)": [], "run (nan poison)": [], "encode": []}
+    gpt = a.act == "gptoss"
+    align = int((t.capabilities.get("align", {}).get(dt) or {}).get("h", 1) or 1)
 
-    def sync():
+    def header(i: int) -> protocol.CaseHeader:
+        hh = shape["h"] + (align * (i + 1) if a.fresh_shapes else 0)
+        return protocol.CaseHeader(t=shape["t"], h=hh, i=shape["i"], e=shape["e"], k=shape["k"], dtype=dt, act=a.act,
+                                   layout="transposed" if gpt else "standard", bias=gpt)
+
+    reqs: List[protocol.Frame] = []
+    for i in range(a.reps + a.warmup):
+        if i == 0 or a.fresh_shapes:
+            h = header(i)
+            c = worker._probe_case(h, sentinels=False)
+            f = protocol.encode_request(1, h, protocol.Options(poison=a.poison), c.tensors)
+        reqs.append(f)
+    times: Dict[str, List[float]] = {k: [] for k in PARTS}
+
+    def sync() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    for i in range(a.reps + 10):
+    def one(i: int, f: protocol.Frame) -> None:
         t0 = time.perf_counter()
-        cc = protocol.decode_request(req)
+        cc = protocol.decode_request(f)
         t1 = time.perf_counter()
-        r = targets.run_case(t, cc, dev, "none")
+        p = targets.prepare(t, cc, dev)
         sync()
         t2 = time.perf_counter()
-        r = targets.run_case(t, cc, dev, method)
-        sync()
+        ctx = poison.poisoned(method, cc.options.poison, targets.DTYPES[dt])
+        ctx.__enter__()
         t3 = time.perf_counter()
-        protocol.encode_result(1, h, r)
+        y = targets.forward(t, p, cc.header)
+        sync()
         t4 = time.perf_counter()
-        if i >= 10:
-            times["decode"].append(t1 - t0)
-            times["run (no poison)"].append(t2 - t1)
-            times["run (nan poison)"].append(t3 - t2)
-            times["encode"].append(t4 - t3)
-    print(f"target {a.target} on {dev} ({dt}, T=4 H=16 I=16 E=4 K=2), median of {a.reps}:")
+        targets.backward(p, y)
+        sync()
+        t5 = time.perf_counter()
+        ctx.__exit__(None, None, None)
+        t6 = time.perf_counter()
+        r = targets.collect(p, y, cc.header)
+        t7 = time.perf_counter()
+        protocol.encode_result(1, cc.header, r)
+        t8 = time.perf_counter()
+        if i >= a.warmup:
+            for k, v in zip(PARTS, [t1 - t0, t2 - t1, t4 - t3, t5 - t4, (t3 - t2) + (t6 - t5), t7 - t6, t8 - t7]):
+                times[k].append(v)
+
+    loop: Callable[[], None] = lambda: [one(i, f) for i, f in enumerate(reqs)]
+    if a.profile:
+        prof = cProfile.Profile()
+        prof.runcall(loop)
+        s = io.StringIO()
+        pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(a.profile)
+        print(s.getvalue())
+    else:
+        loop()
+    h0 = header(0)
+    what = f"T={h0.t} H={h0.h}{'+' if a.fresh_shapes else ''} I={h0.i} E={h0.e} K={h0.k} {a.act}"
+    print(f"target {a.target} on {dev} ({dt}, {what}, poison {a.poison} via {method}"
+          f"{', a fresh shape every run' if a.fresh_shapes else ''}), median of {a.reps} runs:")
     total = 0.0
-    for k, v in times.items():
-        m = statistics.median(v) * 1e3
-        if k != "run (no poison)":
-            total += m
-        print(f"  {k:18s} {m:8.3f} ms")
-    print(f"  per case (decode + poisoned run + encode): {total:.3f} ms = {1e3 / total:.0f} runs/s in the worker")
-    a_ = poison.installed()
-    if a_ is not None:
-        print(f"  allocator: {a_.stats()}")
+    for k in PARTS:
+        m = statistics.median(times[k]) * 1e3
+        total += m
+        print(f"  {k:9s} {m:8.3f} ms")
+    print(f"  per run   {total:8.3f} ms = {1e3 / total:.0f} runs/s in the worker")
+    al = poison.installed()
+    if al is not None:
+        print(f"  allocator: {al.stats()}")
     return 0
 
 

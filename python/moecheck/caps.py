@@ -8,6 +8,7 @@ JSON (the hello's "capabilities" object)::
      "ep_global_routing": false,                   # cases carrying global routing tensors
      "align": {"bf16": {"h": 8, "i": 8}},          # H and I must be multiples (per dtype)
      "non_finite": true,                           # cases with NaN/Inf inputs
+     "sentinels": true,                            # sentinel ids (id E); absent = true
      "poisons": ["zeros", "nan", ...],             # poison policies honoured
      "stages": false,                              # stage intermediates in results
      "triage": true,                               # op-level triage on request
@@ -22,8 +23,9 @@ from typing import Any, Dict, List, Optional
 from .protocol import CaseHeader, Options
 
 
-def check(caps: Dict[str, Any], h: CaseHeader, o: Optional[Options] = None) -> Optional[str]:
-    """None when the case (and options) lie inside caps, else the reason (one line)."""
+def check(caps: Dict[str, Any], h: CaseHeader, o: Optional[Options] = None, sentinels: int = 0) -> Optional[str]:
+    """None when the case (and options) lie inside caps, else the reason (one line);
+    sentinels: the number of sentinel ids in the case's top_k_index."""
     if h.dtype not in caps.get("dtypes", []):
         return f"dtype {h.dtype} not supported (supported: {', '.join(caps.get('dtypes', []))})"
     variants: List[Dict[str, Any]] = caps.get("variants", [])
@@ -39,6 +41,8 @@ def check(caps: Dict[str, Any], h: CaseHeader, o: Optional[Options] = None) -> O
             return f"H={h.h}, I={h.i}: {h.dtype} needs H a multiple of {ah} and I a multiple of {ai}"
     if h.non_finite and not caps.get("non_finite", True):
         return "non-finite inputs not supported"
+    if sentinels and not caps.get("sentinels", True):
+        return f"{sentinels} sentinel id(s): the target declares sentinels=false"
     if o is not None:
         if o.poison not in caps.get("poisons", []):
             return f"poison {o.poison} not honoured (honoured: {', '.join(caps.get('poisons', []))})"

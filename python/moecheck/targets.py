@@ -33,6 +33,11 @@ QWEN_VARIANT = {"act": "swiglu", "layout": "standard", "bias": False}
 GPTOSS_VARIANT = {"act": "gptoss", "layout": "transposed", "bias": True}
 
 
+# Experts modules kept per shape (least recently used dropped first): building one means a
+# config and a module from the model class; the weights are tiny, so many can be kept.
+MODULE_CACHE = 512
+
+
 class TargetError(Exception):
     """A target name that does not resolve (a usage error of the worker)."""
 
@@ -51,12 +56,12 @@ class Target:
         is presented as an expert-parallel rank (see expert_parallel)."""
         ep = h.ep_world > 1 if ep is None else ep
         key = (h.act, h.layout, h.bias, h.e, h.h, h.i, h.k, h.dtype, ep)
-        m = self._modules.get(key)
+        m = self._modules.pop(key, None)
         if m is None:
-            if len(self._modules) > 64:
-                self._modules.clear()
+            if len(self._modules) >= MODULE_CACHE:
+                self._modules.pop(next(iter(self._modules)))  # the least recently used
             m = self.build(h, DTYPES[h.dtype], device, ep)
-            self._modules[key] = m
+        self._modules[key] = m  # most recently used last
         return m
 
 
@@ -132,7 +137,11 @@ def _transformers_build(impl: str) -> Callable[[CaseHeader, torch.dtype, torch.d
         _set_impl(cfg, impl)
         if ep:
             _mark_expert_parallel(cfg)
-        m = cls(cfg)
+        if device.type != "cpu" and hasattr(torch, "get_default_device"):
+            with device:  # parameters allocated on the device (no host allocation and copy)
+                m = cls(cfg)
+        else:
+            m = cls(cfg)
         return m.to(device=device, dtype=dtype)
 
     return build
@@ -255,41 +264,89 @@ def load_module(m: torch.nn.Module, c: Case, device: torch.device) -> None:
             if tuple(p.shape) != tuple(t[key].shape):
                 raise TargetError(f"{attr} has shape {tuple(p.shape)}, the case's {key} {tuple(t[key].shape)} "
                                   f"(layout {c.header.layout})")
-            p.copy_(t[key].to(device))
+            p.copy_(t[key])  # copy_ moves it to the device
     for p in m.parameters():
         p.grad = None
+
+
+@dataclass
+class Prepared:
+    """A case's module and inputs on the device, ready for forward (prepare)."""
+    module: torch.nn.Module
+    x: torch.Tensor
+    ids: torch.Tensor
+    rw: torch.Tensor
+    dy: torch.Tensor
+
+
+def prepare(target: Target, c: Case, device: torch.device) -> Prepared:
+    """Setup of one run: the (cached) experts module of the case's shape loaded with its
+    weights, and the inputs on the device (x and rw as leaves that require grad)."""
+    m = target.module(c.header, device, expert_parallel(c))
+    load_module(m, c, device)
+    t = c.tensors
+    x, rw = t["x"].to(device), t["rw"].to(device)
+    if x is t["x"]:  # on the CPU .to is the decoded tensor itself: the leaves get their own
+        x, rw = x.clone(), rw.clone()
+    x, rw = x.detach().requires_grad_(True), rw.detach().requires_grad_(True)
+    ids = t["ids"].to(device=device, dtype=torch.int64)
+    return Prepared(m, x, ids, rw, t["dy"].to(device))
+
+
+def forward(target: Target, p: Prepared, h: CaseHeader) -> torch.Tensor:
+    """The target's forward (call it under the poison policy)."""
+    y = target.fn(p.module, p.x, p.ids, p.rw)
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != (h.t, h.h):
+        raise TypeError(f"the target returned {type(y).__name__} of shape "
+                        f"{tuple(getattr(y, 'shape', ()))}, want a tensor of shape ({h.t}, {h.h})")
+    return y
+
+
+def backward(p: Prepared, y: torch.Tensor) -> None:
+    """y.backward(dy) (call it under the poison policy). An output that depends on no input
+    (e.g. every slot a sentinel) has no graph: every gradient is then 0."""
+    if y.requires_grad:
+        y.backward(p.dy.to(y.dtype))
+
+
+def collect(p: Prepared, y: torch.Tensor, h: CaseHeader) -> Dict[str, torch.Tensor]:
+    """The results in the case dtype on the CPU: y, dx, dw1, dw2, drw (and db1, db2 with
+    bias). On a device they are packed into one buffer and copied back with one transfer
+    (one synchronisation instead of one per tensor)."""
+    dt = DTYPES[h.dtype]
+    m = p.module
+
+    def grad(q: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+        # None: autograd found no path from the output (a zero gradient), not a missing value.
+        g = q.grad if q is not None else None
+        return (g if g is not None else torch.zeros_like(like)).detach()
+
+    out = {"y": y.detach(), "dx": grad(p.x, p.x), "dw1": grad(m.gate_up_proj, m.gate_up_proj),
+           "dw2": grad(m.down_proj, m.down_proj), "drw": grad(p.rw, p.rw)}
+    if h.bias:
+        out["db1"] = grad(m.gate_up_proj_bias, m.gate_up_proj_bias)
+        out["db2"] = grad(m.down_proj_bias, m.down_proj_bias)
+    if p.x.device.type == "cpu":
+        return {k: v.to(dt) for k, v in out.items()}
+    if p.x.device.type == "cuda":
+        # the whole device, not only the current stream: a user's kernel may run on its own
+        # streams (and a fault surfaces here, inside the run's error handling)
+        torch.cuda.synchronize(p.x.device)
+    flat = torch.cat([v.reshape(-1).to(dt) for v in out.values()]).to("cpu")
+    res, o = {}, 0
+    for k, v in out.items():
+        n = v.numel()
+        res[k] = flat[o:o + n].view(v.shape)
+        o += n
+    return res
 
 
 def run_case(target: Target, c: Case, device: torch.device, method: str) -> Dict[str, torch.Tensor]:
     """Forward and backward of one case under the case's poison policy; the results in the
     case dtype (CPU): y, dx, dw1, dw2, drw (and db1, db2 with bias)."""
     h = c.header
-    dt = DTYPES[h.dtype]
-    m = target.module(h, device, expert_parallel(c))
-    load_module(m, c, device)
-    x = c.tensors["x"].to(device).detach().clone().requires_grad_(True)
-    ids = c.tensors["ids"].to(device=device, dtype=torch.int64)
-    rw = c.tensors["rw"].to(device).detach().clone().requires_grad_(True)
-    dy = c.tensors["dy"].to(device)
-    with poison.poisoned(method, c.options.poison, dt):
-        y = target.fn(m, x, ids, rw)
-        if not isinstance(y, torch.Tensor) or tuple(y.shape) != (h.t, h.h):
-            raise TypeError(f"the target returned {type(y).__name__} of shape "
-                            f"{tuple(getattr(y, 'shape', ()))}, want a tensor of shape ({h.t}, {h.h})")
-        if y.requires_grad:
-            y.backward(dy.to(y.dtype))
-        # else: the output depends on no input (e.g. every slot a sentinel): every gradient is 0
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-    def grad(p: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-        # None: autograd found no path from the output (a zero gradient), not a missing value.
-        g = p.grad if p is not None else None
-        return (g if g is not None else torch.zeros_like(like)).detach().to("cpu", dt)
-
-    out = {"y": y.detach().to("cpu", dt), "dx": grad(x, x), "dw1": grad(m.gate_up_proj, m.gate_up_proj),
-           "dw2": grad(m.down_proj, m.down_proj), "drw": grad(rw, rw)}
-    if h.bias:
-        out["db1"] = grad(m.gate_up_proj_bias, m.gate_up_proj_bias)
-        out["db2"] = grad(m.down_proj_bias, m.down_proj_bias)
-    return out
+    p = prepare(target, c, device)
+    with poison.poisoned(method, c.options.poison, DTYPES[h.dtype]):
+        y = forward(target, p, h)
+        backward(p, y)
+    return collect(p, y, h)

@@ -7,6 +7,9 @@
 - ``rejects_sentinels``: ``echo``, after a one-hot over E classes that raises on a sentinel id
   (id E), as transformers 5.17's eager experts do: the start-up probe must keep its dtypes and
   variants (it probes without sentinels), and cases with sentinels must fail as raised.
+- ``fixed_rejects_sentinels``: the ledger's ``fixed`` (a correct path) behind the same one-hot:
+  correct on every sentinel-free case, raises on a sentinel id; with ``--no-sentinels`` the
+  check must generate only cases it takes.
 """
 
 from __future__ import annotations
@@ -48,3 +51,10 @@ def aligned(self, hidden_states, top_k_index, top_k_weights):
 
 
 aligned.moecheck_capabilities = {"align": {"bf16": {"h": 8, "i": 8}, "fp16": {"h": 8, "i": 8}, "fp32": {"h": 8, "i": 8}}}
+
+
+def fixed_rejects_sentinels(self, hidden_states, top_k_index, top_k_weights):
+    from .ledger import fixed
+
+    torch.nn.functional.one_hot(top_k_index, num_classes=self.num_experts)  # raises on id E
+    return fixed(self, hidden_states, top_k_index, top_k_weights)

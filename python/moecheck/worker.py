@@ -150,7 +150,9 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
             protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, str(e)))
             continue
         f.payload = b""
-        why = capsmod.check(caps, c.header, c.options)
+        ids = c.tensors.get("ids")
+        n_sent = int(((ids >= c.header.e) | (ids < 0)).sum()) if ids is not None else 0
+        why = capsmod.check(caps, c.header, c.options, n_sent)
         if why is not None:
             kind = protocol.KIND_UNSUPPORTED if version >= 2 else protocol.KIND_BAD_REQUEST
             protocol.write_frame(wout, protocol.error_frame(rid, kind, why))
@@ -190,16 +192,12 @@ def _traced(target: targets.Target, c: protocol.Case, device: torch.device, meth
     """One extra pass of the case under the op recorder (same poison), as text."""
     h = c.header
     dt = targets.DTYPES[h.dtype]
-    m = target.module(h, device, targets.expert_parallel(c))
-    targets.load_module(m, c, device)
-    x = c.tensors["x"].to(device).detach().clone().requires_grad_(True)
-    ids = c.tensors["ids"].to(device=device, dtype=torch.int64)
-    rw = c.tensors["rw"].to(device).detach().clone().requires_grad_(True)
-    dy = c.tensors["dy"].to(device)
+    p = targets.prepare(target, c, device)
     with poison.poisoned(method, c.options.poison, dt):
-        rep = triage.trace(lambda: target.fn(m, x, ids, rw), lambda y: y.backward(dy.to(y.dtype)) if y.requires_grad else None)
-    for p in m.parameters():
-        p.grad = None
+        rep = triage.trace(lambda: target.fn(p.module, p.x, p.ids, p.rw),
+                           lambda y: y.backward(p.dy.to(y.dtype)) if y.requires_grad else None)
+    for q in p.module.parameters():
+        q.grad = None
     return rep.text()
 
 
@@ -220,6 +218,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--protocol", type=int, default=protocol.VERSION, choices=list(protocol.SUPPORTED_VERSIONS),
                     help="protocol version to speak (1: no capabilities, no 'raised' error kind)")
     ap.add_argument("--no-probe", action="store_true", help="claim the target's declared capabilities without probing")
+    ap.add_argument("--no-sentinels", action="store_true",
+                    help="declare that the target cannot take sentinel ids (capability sentinels=false): "
+                         "moecheck then generates sentinel-free cases and counts others as unsupported")
     args = ap.parse_args(argv)
 
     # Frames go to the original stdout; fd 1 becomes stderr so nothing else can write there.
@@ -251,6 +252,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         target = targets.resolve(args.target, dev)
+        if args.no_sentinels:
+            target.capabilities["sentinels"] = False
+            target.name += " (sentinels=false)"
     except targets.TargetError as e:
         log.write(f"moecheck.worker: {e}\n")
         return 2

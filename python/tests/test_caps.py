@@ -28,12 +28,28 @@ class CapsTest(unittest.TestCase):
         ]:
             with self.subTest(name):
                 h = CaseHeader(**{**base, **over})
-                got = caps.check(CAPS, h, opts)
+                got = caps.check(CAPS, h, opts, 2)  # sentinels absent from CAPS: taken
                 if want is None:
                     self.assertIsNone(got)
                 else:
                     self.assertIsNotNone(got)
                     self.assertIn(want, got)
+
+    def test_sentinels(self):
+        # same table as caps_test.go's TestCapabilitiesSentinels
+        h = CaseHeader(t=2, h=8, i=16, e=2, k=2, dtype="bf16")
+        for name, decl, n, want in [("absent", None, 1, None), ("true", True, 4, None), ("false/local", False, 0, None),
+                                    ("false/one", False, 1, "1 sentinel id(s)"), ("false/all", False, 4, "4 sentinel id(s)")]:
+            with self.subTest(name):
+                c = dict(CAPS)
+                if decl is not None:
+                    c["sentinels"] = decl
+                got = caps.check(c, h, Options(), n)
+                if want is None:
+                    self.assertIsNone(got)
+                else:
+                    self.assertIn(want, got or "")
+                    self.assertIn("sentinels=false", got or "")
 
 
 if __name__ == "__main__":

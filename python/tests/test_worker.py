@@ -118,6 +118,22 @@ class WorkerProtocolTest(unittest.TestCase):
                       "moecheck.testing.raises: raised on purpose [raised at ", err)
         self.assertIn("dtypes kept: none", err)
 
+    def test_no_sentinels_declares_and_refuses(self):
+        # --no-sentinels: the hello says sentinels=false, a case with a sentinel id is
+        # unsupported (not raised), a sentinel-free case runs.
+        w = WorkerClient("--target", "callable:moecheck.testing:rejects_sentinels", "--no-sentinels")
+        try:
+            self.assertIs(w.hello.header["capabilities"]["sentinels"], False)
+            h = P.CaseHeader(t=2, h=4, i=2, e=2, k=2, dtype="fp32")
+            r = w.run(1, h, P.Options(), case(h).tensors)
+            self.assertEqual(r.header["kind"], "unsupported")
+            self.assertIn("sentinel id(s): the target declares sentinels=false", r.header["detail"])
+            c = case(h)
+            c.tensors["ids"] = c.tensors["ids"] % h.e
+            self.assertEqual(w.run(2, h, P.Options(), c.tensors).header["type"], "result")
+        finally:
+            self.assertEqual(w.close(), 0)
+
     def test_protocol_1(self):
         w = WorkerClient("--target", "callable:moecheck.testing:echo", "--protocol", "1")
         try:
@@ -210,6 +226,37 @@ class LedgerTest(unittest.TestCase):
         self.assertRegex(text, r"backward mul")
 
 
+class BenchTest(unittest.TestCase):
+    def test_split_names_every_part(self):
+        # the per-run split the device script reads: every part, a total, fresh shapes too
+        from moecheck import bench
+
+        for extra in ([], ["--fresh-shapes", "--act", "gptoss"]):
+            with self.subTest(extra=extra):
+                out = io.StringIO()
+                stdout, sys.stdout = sys.stdout, out
+                try:
+                    rc = bench.main(["--target", "ledger:fixed", "--reps", "3", "--warmup", "1", *extra])
+                finally:
+                    sys.stdout = stdout
+                self.assertEqual(rc, 0)
+                text = out.getvalue()
+                for part in bench.PARTS:
+                    self.assertRegex(text, rf"\n  {part} +[0-9.]+ ms")
+                self.assertRegex(text, r"per run +[0-9.]+ ms = [0-9]+ runs/s")
+
+    def test_bad_shape_is_usage_error(self):
+        from moecheck import bench
+
+        with self.assertRaises(SystemExit) as cm, io.StringIO() as err:
+            stderr, sys.stderr = sys.stderr, err
+            try:
+                bench.main(["--target", "ledger:fixed", "--shape", "T=0"])
+            finally:
+                sys.stderr = stderr
+        self.assertEqual(cm.exception.code, 2)
+
+
 # CI sets MOECHECK_REQUIRE_PYTHON=1: then these run (and fail without Go) instead of skipping.
 REQUIRE = os.environ.get("MOECHECK_REQUIRE_PYTHON") == "1"
 
@@ -252,6 +299,16 @@ class GoCLITest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.output)
         self.assertEqual(r.cases, 15)
         self.assertEqual(r.failures, 0)
+
+    def test_no_sentinels_runs_clean(self):
+        # A correct path that raises on sentinel ids: without --no-sentinels its sentinel cases
+        # fail (raised); with it every generated and shrunk case is sentinel-free and passes.
+        r = self.check("callable:moecheck.testing:fixed_rejects_sentinels", cases=12, dtypes=["fp32"])
+        self.assertEqual(r.returncode, 1, r.output)
+        self.assertIn("raised", r.output)
+        r = self.check("callable:moecheck.testing:fixed_rejects_sentinels --no-sentinels", cases=12, dtypes=["fp32"])
+        self.assertEqual(r.returncode, 0, r.output)
+        self.assertEqual((r.cases, r.failures), (12, 0), r.output)
 
 
 if __name__ == "__main__":

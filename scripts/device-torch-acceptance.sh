@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Issue 13's acceptance runs of the PyTorch targets on the GPU machine, in one device call of
+# under 9 minutes (no Go there: build first with `make device-torch`, carry .device). Logs
+# under $OUT: summary.txt (printed last), first-failure-*.txt, logs.tgz.
+#
+#   scripts/device-torch-acceptance.sh [STEP ...]
+#
+# Steps (default: all, in this order; the 5,000-case runs share whatever time is left):
+#   bench       python3 -m moecheck.bench: per-run split (decode, setup, forward, backward,
+#               poison, collect, encode) of transformers:grouped_mm, cached shape and a fresh
+#               shape every run (module build); and tests.batched_wgrad_probe (how CUDA's
+#               index_put_ sums batched_mm's per-slot weight gradients)
+#   throughput  transformers:grouped_mm, every property, --jobs 1, 2, 4, THRU_S seconds each
+#               (default 30), the GPU to itself: cases/s from the CLI's own summary
+#   ledger      #45621-as-merged under the default budget: caught in < 2 s (the CLI's case
+#               time), shrunk to T ≤ 2 and E ≤ 2, triage names the op (the worker's triage)
+#   grouped     transformers:grouped_mm, --cases 5000 --keep-going, every property
+#   batched     transformers:batched_mm --no-sentinels (5,000 cases), and the full target for
+#               FULL_S seconds (default 60), counting the #48687 failures (sentinel-drw)
+#   eager       transformers:eager --no-sentinels (5,000 cases; with sentinels every case is
+#               a device-side assert, #48610)
+# The 5,000-case runs (grouped, batched, eager and the short full batched run) run side by side,
+# each with --jobs JOBS (default 2) and the same wall budget: the time left before TOTAL_S
+# (default 510 s after the start) minus the summary's margin; a run that does not reach 5,000
+# cases in it says how many it ran (the CLI's summary). Every property runs; poison-invariance
+# runs every case under every policy the worker honours (NaN, ±Inf, huge, stale, signature,
+# zeros), and each case's single runs use its drawn policy. No step runs past TOTAL_S + 30 s
+# (a step's limit is cut to what is left; one with under 5 s left is skipped and says so), so
+# with the default TOTAL_S the script ends within 9 minutes even if every step hangs.
+#
+# Environment: MOECHECK_PYTHON (python3), JOBS, THRU_S, FULL_S, TOTAL_S, SEED (1), MC (the CLI,
+# .device/moecheck). TARGET_MAP replaces the transformers targets, for a smoke run of the
+# script's logic on a machine without a GPU or transformers, e.g. (about 80 s on 2 cores):
+#   go build -o .device/moecheck ./cmd/moecheck && OUT=/tmp/o MOECHECK_PYTHON=/usr/bin/python3 \
+#   THRU_S=12 TOTAL_S=150 FULL_S=10 JOBS=1 TARGET_MAP="grouped_mm=ledger:fixed \
+#   batched_mm=callable:moecheck.testing:fixed_rejects_sentinels eager=callable:moecheck.testing:fixed_rejects_sentinels" \
+#   scripts/device-torch-acceptance.sh
+# (on the CPU the ledger acceptance line says FAIL: torch 1.13's CPU bf16 GEMMs leave the torch
+# contract's bounds, so the first failure found there is a bf16 bound, not the leak.)
+set -u
+cd "$(dirname "$0")/.."
+START=$(date +%s)
+FINAL=${OUT:-device-out}
+L=$(mktemp -d)/logs
+mkdir -p "$L" "$FINAL"
+MC=${MC:-$PWD/.device/moecheck}
+export MOECHECK_PYTHON=${MOECHECK_PYTHON:-python3}
+export PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH}
+export MOECHECK_CACHE=${MOECHECK_CACHE:-$L/cache}
+JOBS=${JOBS:-2}
+THRU_S=${THRU_S:-30}
+FULL_S=${FULL_S:-60}
+TOTAL_S=${TOTAL_S:-510}
+SEED=${SEED:-1}
+STEPS=${*:-bench throughput ledger grouped batched eager}
+S=$L/summary.txt
+: >"$S"
+note() { echo "$*" >>"$S"; } # the summary, printed at the end
+say() { echo "$(date -u +%T) $*"; }   # progress
+has() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
+# tgt IMPL: the target name of a transformers implementation (TARGET_MAP overrides it for a
+# smoke run of this script: "grouped_mm=callable:mod:fn batched_mm=... eager=...").
+tgt() {
+  local m
+  for m in ${TARGET_MAP:-}; do
+    [ "${m%%=*}" = "$1" ] && { echo "${m#*=}"; return; }
+  done
+  echo "transformers:$1"
+}
+left() { echo $((TOTAL_S - ($(date +%s) - START))); }
+# timed NAME LIMIT CMD...: runs CMD with a time limit (seconds), output in $L/NAME.txt, then
+# a line "rc=N wall=Xs" (rc=timeout when the limit killed it). Never aborts the script.
+# No step runs past TOTAL_S + 30 s: its limit is cut to what is left (a step with less than
+# 5 s left is skipped and says so), so the script ends in time even when every step hangs.
+timed() {
+  local name=$1 lim=$2 rem
+  shift 2
+  rem=$(( $(left) + 30 ))
+  if [ $rem -lt 5 ]; then
+    echo "skipped: no time left before TOTAL_S=$TOTAL_S" >"$L/$name.txt"
+    echo "rc=skipped wall=0.0s" >>"$L/$name.txt"
+    return
+  fi
+  [ $lim -gt $rem ] && lim=$rem
+  python3 - "$L/$name.txt" "$lim" "$@" <<'PY'
+import subprocess, sys, time
+out, lim, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+t0 = time.time()
+with open(out, "w") as f:
+    try:
+        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+    except OSError as e:
+        f.write(f"cannot start {cmd[0]}: {e}\n")
+        f.write(f"rc=start-failed wall=0.0s\n")
+        sys.exit(0)
+    try:
+        rc = p.wait(timeout=max(lim, 1))
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        rc = "timeout"
+    f.write(f"rc={rc} wall={time.time() - t0:.1f}s\n")
+PY
+}
+# summary NAME: the CLI's summary of a check log (cases, failures, cases/s, unsupported,
+# property table, rc) and the first failure saved as first-failure-NAME.txt.
+summary() {
+  local f=$L/$1.txt
+  [ -f "$f" ] || { note "== $1: not run"; return; }
+  note "== $1"
+  grep -E '^moecheck check:|^[0-9]+ +[0-9]+ +[0-9][0-9a-zµ.]*s|^unsupported|^[a-z0-9-]+ +[0-9]+ +[0-9]+$|^(PASS|FAIL)$|^rc=|^cannot start|^moecheck: ' "$f" |
+    cut -c1-220 >>"$S"
+  grep -E '^  -? ?[a-z-]+ [a-zA-Z0-9_]+: [0-9]+ element' "$f" | sed 's/^  - /  /; s/: [0-9]* element.*//' | sort | uniq -c | sort -rn | head -8 |
+    sed 's/^/  checks failing (cases): /' >>"$S"
+  awk '/^FAIL case /{p=1} p&&/^$/{exit} p' "$f" | cut -c1-400 >"$L/first-failure-$1.txt"
+  if [ -s "$L/first-failure-$1.txt" ]; then
+    cp "$L/first-failure-$1.txt" "$FINAL/"
+    note "  first failure: $(head -1 "$L/first-failure-$1.txt") ($(sed -n 's/^  spec: *//p' "$L/first-failure-$1.txt" | head -1 | cut -c1-160))"
+  fi
+}
+# cps NAME: cases and cases/s from the CLI's summary line.
+# The CLI's --time counts from its start, worker start-up included; the steady rate is taken
+# from its progress lines ("  N cases, F failing, Ts, R cases/s", every 5 s): first to last.
+cps() {
+  grep -E '^[0-9]+ +[0-9]+ +[0-9][0-9a-zµ.]*s' "$L/$1.txt" 2>/dev/null | head -1 | awk '{printf "%s cases, %s failing, %s cases/s (%s)", $1, $2, $4, $3}'
+  grep -E '^  [0-9]+ cases, [0-9]+ failing, [0-9]+s, ' "$L/$1.txt" 2>/dev/null | awk '{c[NR]=$1; t[NR]=$5+0} END{if(NR>=2 && t[NR]>t[1]) printf "; steady %.1f cases/s (%ss to %ss)", (c[NR]-c[1])/(t[NR]-t[1]), t[1], t[NR]}'
+}
+
+note "gpu: $(nvidia-smi -L 2>&1 | head -1); cpus: $(nproc); steps: $STEPS"
+note "python: $($MOECHECK_PYTHON -c 'import torch; import importlib.util as u; print("torch", torch.__version__, "transformers", __import__("transformers").__version__ if u.find_spec("transformers") else "absent")' 2>&1 | tail -1)"
+[ -x "$MC" ] || note "missing $MC: build it with make device-torch and carry .device"
+
+G=$(tgt grouped_mm)
+B=$(tgt batched_mm)
+E=$(tgt eager)
+
+if has bench; then
+  say bench
+  timed bench 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 200
+  timed bench-fresh 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 40 --fresh-shapes
+  timed bench-gptoss 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 100 --act gptoss
+  # which per-slot weight-gradient sum CUDA's index_put_ makes (the torch contract's WGradSlots)
+  timed wgrad-probe 60 sh -c "cd python && exec $MOECHECK_PYTHON -m tests.batched_wgrad_probe"
+fi
+
+if has throughput; then
+  for j in 1 2 4; do
+    say "throughput --jobs $j"
+    timed thru-j$j $((THRU_S + 60)) "$MC" check --backend "torch:$G" --jobs $j --time ${THRU_S}s --seed $SEED --keep-going --no-shrink
+  done
+fi
+
+if has ledger; then
+  say ledger
+  # the default run (every dtype the worker supports) is the acceptance line; fp32 alone is
+  # shown beside it (no 16-bit rounding question can come first there)
+  for v in "" fp32; do
+    n=ledger-merged${v:+-$v}
+    timed $n 90 "$MC" check --backend torch:ledger:45621-as-merged --seed $SEED ${v:+--dtype $v}
+    spec=$(sed -n 's/^  shrunk: \(.*\) ([0-9]* steps.*/\1/p' "$L/$n.txt" | head -1)
+    if [ -n "$spec" ]; then
+      timed $n-triage 90 "$MC" triage --backend torch:ledger:45621-as-merged --spec "$spec" --no-save --no-shrink
+    fi
+  done
+fi
+
+# The long runs, side by side, sharing the time that is left.
+B5=$(( $(left) - 45 ))
+[ $B5 -gt 600 ] && B5=600
+if [ $B5 -lt 30 ]; then
+  note "no time left for the 5,000-case runs ($(left) s before TOTAL_S=$TOTAL_S)"
+else
+  note "5,000-case runs: --time ${B5}s each, --jobs $JOBS"
+  say "5,000-case runs: --time ${B5}s each"
+  big() { # NAME BACKEND [extra flags]
+    local name=$1 be=$2
+    shift 2
+    timed "$name" $((B5 + 40)) "$MC" check --backend "$be" --jobs $JOBS --cases 5000 --time ${B5}s --seed $SEED --keep-going --max-shrinks 20 "$@" &
+  }
+  has grouped && big grouped "torch:$G"
+  if has batched; then
+    big batched-nosentinels "torch:$B --no-sentinels"
+    F=$FULL_S
+    [ $F -gt $B5 ] && F=$B5
+    timed batched-full $((F + 40)) "$MC" check --backend "torch:$B" --jobs 1 --time ${F}s --seed $((SEED + 1)) --keep-going --no-shrink &
+  fi
+  has eager && big eager-nosentinels "torch:$E --no-sentinels"
+  wait
+fi
+
+# Summary.
+if has bench; then
+  for b in bench bench-fresh bench-gptoss wgrad-probe; do note "== $b"; grep -vE '^$' "$L/$b.txt" | tail -12 | cut -c1-200 >>"$S"; done
+fi
+if has throughput; then
+  for j in 1 2 4; do note "throughput --jobs $j: $(cps thru-j$j) $(tail -1 "$L/thru-j$j.txt")"; done
+fi
+if has ledger; then
+  for n in ledger-merged ledger-merged-fp32; do
+    summary $n
+    f=$L/$n.txt
+    t=$(grep -E '^[0-9]+ +[0-9]+ +[0-9][0-9a-zµ.]*s' "$f" 2>/dev/null | head -1 | awk '{print $3}')
+    sh=$(sed -n 's/^  shrunk: \(.*\) ([0-9]* steps.*/\1/p' "$f" 2>/dev/null | head -1)
+    T=$(echo "$sh" | sed -n 's/^T=\([0-9]*\) .*/\1/p')
+    Ex=$(echo "$sh" | sed -n 's/.* E=\([0-9]*\) .*/\1/p')
+    ok=FAIL
+    leak=no
+    grep -qE '^  -? ?(sentinel-drw|nonfinite) drw: ' "$L/first-failure-$n.txt" 2>/dev/null && leak=yes
+    op=no
+    grep -qE 'first backward op with a non-finite output.*mul' "$L/$n-triage.txt" 2>/dev/null && op=yes
+    [ $leak = yes ] && [ $op = yes ] && python3 -c "
+import re, sys
+t = sys.argv[1]
+m = re.fullmatch(r'([0-9.]+)(ns|µs|us|ms|s|m)', t)
+sec = float(m.group(1)) * {'ns': 1e-9, 'µs': 1e-6, 'us': 1e-6, 'ms': 1e-3, 's': 1, 'm': 60}[m.group(2)] if m else 1e9
+sys.exit(0 if sec < 2 and sys.argv[2] and int(sys.argv[2]) <= 2 and int(sys.argv[3] or 99) <= 2 else 1)" "${t:-none}" "${T:-}" "${Ex:-}" 2>/dev/null && ok=ok
+    note "$n: caught in ${t:-?} (case time), shrunk to T=${T:-?} E=${Ex:-?}, the leak (drw of a sentinel slot) named: $leak, worker triage names a backward mul: $op: acceptance $ok"
+    if [ -f "$L/$n-triage.txt" ]; then
+      note "  $(grep -E 'first stage' "$L/$n-triage.txt" | head -1 | cut -c1-200)"
+      grep -E 'first (forward|backward) op|first op turning' "$L/$n-triage.txt" | head -3 | cut -c1-240 | sed 's/^ */  worker triage: /' >>"$S"
+      note "  triage $(tail -1 "$L/$n-triage.txt")"
+    fi
+  done
+fi
+for n in grouped batched-nosentinels batched-full eager-nosentinels; do
+  [ -f "$L/$n.txt" ] && { summary $n; note "  $n: $(cps $n)"; }
+done
+if [ -f "$L/batched-full.txt" ]; then
+  # per failing case: does any of its failed checks say sentinel-drw (the #48687 leak)?
+  awk '/^FAIL case /{if(n)print k" "p; n=1; k=0; p=$5} n&&/^  -? ?sentinel-drw /{k=1} END{if(n)print k" "p}' "$L/batched-full.txt" >"$L/batched-full.cases"
+  all=$(wc -l <"$L/batched-full.cases")
+  drw=$(grep -c '^1 ' "$L/batched-full.cases")
+  note "batched_mm full target: $all failing case(s) listed, $drw with sentinel-drw (#48687); the others by property: $(grep '^0 ' "$L/batched-full.cases" | awk '{print $2}' | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+fi
+note "wall: $(( $(date +%s) - START )) s"
+cp "$S" "$FINAL/summary.txt"
+tar czf "$FINAL/logs.tgz" -C "$(dirname "$L")" --exclude logs/cache logs
+cat "$S"
