@@ -51,8 +51,11 @@ func (g *frameGate) write(w io.Writer, f *Frame) error {
 	return WriteFrame(w, f)
 }
 
-// close shuts the gate once every frame in progress is written.
+// close shuts the gate once every frame in progress is written (nil: no gate, one lane).
 func (g *frameGate) close() {
+	if g == nil {
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.shut = true
