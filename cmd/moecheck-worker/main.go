@@ -12,8 +12,8 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
-	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/internal/prof"
+	"github.com/moecheck/moecheck/internal/worker"
 )
 
 // backendFactory opens f.lanes instances of a backend (lanes sharing what the backend can
