@@ -6,7 +6,8 @@
 #
 #   scripts/device-throughput.sh [STEP ...]     (default: all, in this order)
 #
-#   cuda      moecheck check --backend cuda, every property, seed 3: the previous round's binary
+#   cuda      (after a warm-up that fills the driver's JIT cache)
+#             moecheck check --backend cuda, every property, seed 3: the previous round's binary
 #             with --jobs 1 (before), this one with --jobs 1 --lanes-per-worker 1 and with
 #             --jobs 16 (lanes: one worker process, one CUDA context, 16 streams); cases/s from
 #             the CLI's summary, the GPU and the cores to each run in turn
@@ -63,6 +64,10 @@ has() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
 note "gpu: $(nvidia-smi -L 2>&1 | head -1); cpus: $(nproc); old: $(cat "$O/COMMIT" 2>/dev/null)"
 
 if has cuda; then
+  # Warm the driver's PTX JIT cache first (~/.nv/ComputeCache): a fresh machine spends about
+  # 14 CPU-seconds compiling the kernels at the first worker start, which a nightly pays once.
+  r=$(timed warmup 150 "$W" -selftest -quick)
+  note "warm-up (moecheck-worker -selftest -quick, JIT cache): $(tail -2 "$L/warmup.txt" | head -1) $r"
   if [ -x "$O/moecheck" ]; then
     r=$(PATH=$O:$PATH timed cuda-old-j1 60 "$O/moecheck" check --backend "worker:$O/moecheck-worker -backend cuda" --jobs 1 --time 30s --seed 3 --keep-going --max-shrinks 40)
     note "cuda before (old binary, --jobs 1): $(rate cuda-old-j1) (cases failures time cases/s) $r"
