@@ -48,23 +48,32 @@ func (ck *checker) stages(res *gpu.Result) {
 			return
 		}
 	}
-	en := newEnclIn(c, p, ck.ar, ck.ws)
+	en := newEnclIn(c, p, ck.ar, ck.ws, ck.pool)
+	en.sp = ck.split()
 	en.ct = ck.ct
 	pt := en.point
-	ck.compare(moe.TensorXs, st.Xs, en.gather(c.X, true), false)
-	ck.compare(moe.TensorH1, st.H1, en.gemm1(pt(st.Xs)), false)
-	ck.compare(moe.TensorAct, st.Act, en.activation(pt(st.H1)), false)
-	ck.compare(moe.TensorH2, st.H2, en.gemm2(pt(st.Act)), false)
-	ck.compare(moe.TensorO, st.O, en.weight(pt(st.H2)), false)
-	ck.compare(moe.TensorDO, st.DO, en.gather(c.DY, false), false)
-	ck.compare(moe.TensorDH2, st.DH2, en.dh2(pt(st.DO)), false)
-	ck.compare(moe.TensorDAct, st.DAct, en.dgrad2(pt(st.DH2)), false)
-	ck.compare(moe.TensorDH1, st.DH1, en.actBackward(pt(st.H1), pt(st.DAct)), false)
-	ck.compare(moe.TensorDXs, st.DXs, en.dgrad1(pt(st.DH1)), false)
-	// The outputs again, now from the path's own last stages (Failure.Local).
-	var dw1, db1, dw2, db2 ivec
-	wg2 := func() { dw2, db2 = en.wgrad2(pt(st.DH2), pt(st.Act)) }
-	wg1 := func() { dw1, db1 = en.wgrad1(pt(st.DH1), pt(st.Xs)) }
+	// Each step's enclosure and the point enclosures of its inputs are released once the
+	// step is compared, so the check holds one step's intermediates at a time, not every
+	// stage's.
+	step := func(f func()) {
+		m := en.ar.mark()
+		f()
+		en.ar.release(m)
+	}
+	step(func() { ck.compare(moe.TensorXs, st.Xs, en.gather(c.X, true), false) })
+	step(func() { ck.compare(moe.TensorH1, st.H1, en.gemm1(pt(st.Xs)), false) })
+	step(func() { ck.compare(moe.TensorAct, st.Act, en.activation(pt(st.H1)), false) })
+	step(func() { ck.compare(moe.TensorH2, st.H2, en.gemm2(pt(st.Act)), false) })
+	step(func() { ck.compare(moe.TensorO, st.O, en.weight(pt(st.H2)), false) })
+	step(func() { ck.compare(moe.TensorDO, st.DO, en.gather(c.DY, false), false) })
+	step(func() { ck.compare(moe.TensorDH2, st.DH2, en.dh2(pt(st.DO)), false) })
+	step(func() { ck.compare(moe.TensorDAct, st.DAct, en.dgrad2(pt(st.DH2)), false) })
+	step(func() { ck.compare(moe.TensorDH1, st.DH1, en.actBackward(pt(st.H1), pt(st.DAct)), false) })
+	step(func() { ck.compare(moe.TensorDXs, st.DXs, en.dgrad1(pt(st.DH1)), false) })
+	// The outputs again, now from the path's own last stages (Failure.Local). A weight
+	// gradient step keeps its (small) bias gradient, compared after both weight gradients
+	// (concat copies it out of the arena).
+	var db1, db2 ivec
 	locals := []struct {
 		name moe.Tensor
 		got  []float32
@@ -74,8 +83,8 @@ func (ck *checker) stages(res *gpu.Result) {
 		{moe.TensorY, res.Y, func() ivec { return en.combine(pt(st.O)) }, true},
 		{moe.TensorDX, res.DX, func() ivec { return en.scatter(pt(st.DXs)) }, true},
 		{moe.TensorDRW, res.DRW, func() ivec { return en.unsort(en.drw(pt(st.DO), pt(st.H2))) }, true},
-		{moe.TensorDW2, res.DW2, func() ivec { wg2(); return dw2 }, true},
-		{moe.TensorDW1, res.DW1, func() ivec { wg1(); return dw1 }, true},
+		{moe.TensorDW2, res.DW2, func() ivec { dw2, b := en.wgrad2(pt(st.DH2), pt(st.Act)); db2 = b; return dw2 }, true},
+		{moe.TensorDW1, res.DW1, func() ivec { dw1, b := en.wgrad1(pt(st.DH1), pt(st.Xs)); db1 = b; return dw1 }, true},
 		{moe.TensorDB2, res.DB2, func() ivec { return db2 }, c.Bias},
 		{moe.TensorDB1, res.DB1, func() ivec { return db1 }, c.Bias},
 	}
@@ -83,10 +92,12 @@ func (ck *checker) stages(res *gpu.Result) {
 		if !l.ok {
 			continue
 		}
-		enc := l.enc()
-		if len(l.got) != len(enc.c) {
-			continue // shape failures are reported with the outputs
-		}
-		ck.compareLocal(l.name, l.got, enc)
+		step(func() {
+			enc := l.enc()
+			if len(l.got) != len(enc.c) {
+				return // shape failures are reported with the outputs
+			}
+			ck.compareLocal(l.name, l.got, enc)
+		})
 	}
 }
