@@ -85,23 +85,6 @@ func (en *encl) newIvec(n int) ivec { return ivec{c: en.ar.get(n), r: en.ar.get(
 
 func (en *encl) newMat(m, k int) mat { return mat{m, k, en.ar.get(m * k), en.ar.get(m * k)} }
 
-// point encloses exactly known float32 values (a path's reported stage); NaN and ±Inf become
-// unknown elements.
-func (en *encl) point(x []float32) ivec {
-	v := en.newIvec(len(x))
-	en.forRows(len(x), 1, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			f := float64(x[i])
-			if math.IsNaN(f) || math.IsInf(f, 0) {
-				v.setUnknown(i)
-				continue
-			}
-			v.c[i] = f
-		}
-	})
-	return v
-}
-
 // arith is the elementwise arithmetic of this enclosure (mathematical mode keeps centers).
 func (en *encl) arith() arith { return arith{math: en.noRound} }
 
@@ -184,20 +167,20 @@ func encloseSplit(c *moe.Case, mathematical bool, ct contract.Contract, sp par.S
 	en.ct = ct
 	out := &Enclosure{Plan: p, Contract: ct}
 	out.Xs = en.gather(c.X, true)
-	out.H1 = en.gemm1(out.Xs)
-	out.Act = en.activation(out.H1)
-	out.H2 = en.gemm2(out.Act)
-	out.O = en.weight(out.H2)
-	out.Y = en.combine(out.O)
+	out.H1 = en.gemm1(ivsrc(out.Xs))
+	out.Act = en.activation(ivsrc(out.H1))
+	out.H2 = en.gemm2(ivsrc(out.Act))
+	out.O = en.weight(ivsrc(out.H2))
+	out.Y = en.combine(ivsrc(out.O))
 	out.DO = en.gather(c.DY, false)
-	out.DRWSorted = en.drw(out.DO, out.H2)
-	out.DH2 = en.dh2(out.DO)
-	out.DAct = en.dgrad2(out.DH2)
-	out.DW2, out.DB2 = en.wgrad2(out.DH2, out.Act)
-	out.DH1 = en.actBackward(out.H1, out.DAct)
-	out.DXs = en.dgrad1(out.DH1)
-	out.DW1, out.DB1 = en.wgrad1(out.DH1, out.Xs)
-	out.DX = en.scatter(out.DXs)
+	out.DRWSorted = en.drw(ivsrc(out.DO), ivsrc(out.H2))
+	out.DH2 = en.dh2(ivsrc(out.DO))
+	out.DAct = en.dgrad2(ivsrc(out.DH2))
+	out.DW2, out.DB2 = en.wgrad2(ivsrc(out.DH2), ivsrc(out.Act))
+	out.DH1 = en.actBackward(ivsrc(out.H1), ivsrc(out.DAct))
+	out.DXs = en.dgrad1(ivsrc(out.DH1))
+	out.DW1, out.DB1 = en.wgrad1(ivsrc(out.DH1), ivsrc(out.Xs))
+	out.DX = en.scatter(ivsrc(out.DXs))
 	out.DRW = en.unsort(out.DRWSorted)
 	return out, nil
 }
@@ -236,12 +219,13 @@ func rowsMat(v ivec, b, e, n int) mat {
 }
 
 // colsMat copies rows [b, e) of v (row length n) transposed: an n×(e−b) mat.
-func (en *encl) colsMat(v ivec, b, e, n int) mat {
+func (en *encl) colsMat(v rowsrc, b, e, n int) mat {
 	m := en.newMat(n, e-b)
 	for i := b; i < e; i++ {
 		for j := 0; j < n; j++ {
-			m.c[j*(e-b)+i-b] = v.c[i*n+j]
-			m.r[j*(e-b)+i-b] = v.r[i*n+j]
+			x := v.at(i*n + j)
+			m.c[j*(e-b)+i-b] = x.v
+			m.r[j*(e-b)+i-b] = x.e
 		}
 	}
 	return m
@@ -331,25 +315,25 @@ func (en *encl) bias2(e int) []float64 {
 }
 
 // gemm1: rows < R computed; tail zero (mask B).
-func (en *encl) gemm1(xs ivec) ivec {
+func (en *encl) gemm1(xs rowsrc) ivec {
 	n := 2 * en.I
 	out := en.newIvec(en.S * n)
 	en.forExperts(false, en.R*n*en.H, func(x *encl, e int) {
 		b, end := x.rowsOf(e)
-		x.gemmRows(out, n, rowsMat(xs, b, end, x.H), x.weightMat(x.w1s[e], n, x.H), x.bias1(e), b)
+		x.gemmRows(out, n, xs.rows(x, b, end, x.H), x.weightMat(x.w1s[e], n, x.H), x.bias1(e), b)
 	})
 	return out
 }
 
 // activation: all rows, fp32 elementwise, stored rounded.
-func (en *encl) activation(h1 ivec) ivec {
+func (en *encl) activation(h1 rowsrc) ivec {
 	I := en.I
 	out := en.newIvec(en.S * I)
 	en.forRows(en.S, 8*I, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for j := 0; j < I; j++ {
-				g := rv{h1.c[i*2*I+en.c.GateCol(j)], h1.r[i*2*I+en.c.GateCol(j)]}
-				u := rv{h1.c[i*2*I+en.c.UpCol(j)], h1.r[i*2*I+en.c.UpCol(j)]}
+				g := h1.at(i*2*I + en.c.GateCol(j))
+				u := h1.at(i*2*I + en.c.UpCol(j))
 				a := en.arith().actForwardC(en.c.Act, en.d, en.ct.Activation, g, u)
 				out.c[i*I+j], out.r[i*I+j] = en.round(a.v, a.e)
 			}
@@ -359,24 +343,24 @@ func (en *encl) activation(h1 ivec) ivec {
 }
 
 // gemm2: rows < R computed; tail zero (mask C).
-func (en *encl) gemm2(act ivec) ivec {
+func (en *encl) gemm2(act rowsrc) ivec {
 	out := en.newIvec(en.S * en.H)
 	en.forExperts(false, en.R*en.H*en.I, func(x *encl, e int) {
 		b, end := x.rowsOf(e)
-		x.gemmRows(out, x.H, rowsMat(act, b, end, x.I), x.weightMat(x.w2s[e], x.H, x.I), x.bias2(e), b)
+		x.gemmRows(out, x.H, act.rows(x, b, end, x.I), x.weightMat(x.w2s[e], x.H, x.I), x.bias2(e), b)
 	})
 	return out
 }
 
 // weight: o = round_d(h2·rw[slot]) for all rows.
-func (en *encl) weight(h2 ivec) ivec {
+func (en *encl) weight(h2 rowsrc) ivec {
 	H := en.H
 	out := en.newIvec(en.S * H)
 	en.forRows(en.S, 4*H, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
 			for h := 0; h < H; h++ {
-				x := en.arith().mul(rv{h2.c[i*H+h], h2.r[i*H+h]}, w)
+				x := en.arith().mul(h2.at(i*H+h), w)
 				if en.noRound {
 					out.c[i*H+h], out.r[i*H+h] = x.v, x.e
 					continue
@@ -390,7 +374,7 @@ func (en *encl) weight(h2 ivec) ivec {
 }
 
 // ksum: out[t,h] = round_d(fl32 sum over k in order from +0 of rows[Inv[t·K+k], h]).
-func (en *encl) ksum(rows ivec, how contract.Sum) ivec {
+func (en *encl) ksum(rows rowsrc, how contract.Sum) ivec {
 	H, K := en.H, en.K
 	out := en.newIvec(en.T * H)
 	if how != (contract.Sum{}) && !en.noRound {
@@ -400,7 +384,8 @@ func (en *encl) ksum(rows ivec, how contract.Sum) ivec {
 				for h := 0; h < H; h++ {
 					for k := 0; k < K; k++ {
 						i := int(en.p.Inv[t*K+k])
-						cs[k], rs[k] = rows.c[i*H+h], rows.r[i*H+h]
+						x := rows.at(i*H + h)
+						cs[k], rs[k] = x.v, x.e
 					}
 					s := sumTerms(en.d, how, cs, rs)
 					out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
@@ -415,7 +400,7 @@ func (en *encl) ksum(rows ivec, how contract.Sum) ivec {
 				s := exactRV(0)
 				for k := 0; k < K; k++ {
 					i := int(en.p.Inv[t*K+k])
-					s = en.arith().add(s, rv{rows.c[i*H+h], rows.r[i*H+h]})
+					s = en.arith().add(s, rows.at(i*H+h))
 				}
 				out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
 			}
@@ -424,11 +409,11 @@ func (en *encl) ksum(rows ivec, how contract.Sum) ivec {
 	return out
 }
 
-func (en *encl) combine(o ivec) ivec   { return en.ksum(o, en.ct.Combine) }
-func (en *encl) scatter(dxs ivec) ivec { return en.ksum(dxs, en.ct.Scatter) }
+func (en *encl) combine(o rowsrc) ivec   { return en.ksum(o, en.ct.Combine) }
+func (en *encl) scatter(dxs rowsrc) ivec { return en.ksum(dxs, en.ct.Scatter) }
 
 // drw: d_rw[i] = round_d(fl32 Σ_h d_o[i,h]·h2[i,h]) for all rows (unordered reduction).
-func (en *encl) drw(do, h2 ivec) ivec {
+func (en *encl) drw(do, h2 rowsrc) ivec {
 	out := en.newIvec(en.S)
 	if !en.parallel(en.S * 8 * en.H) {
 		en.drwRows(do, h2, out, 0, en.S)
@@ -443,8 +428,12 @@ func (en *encl) drw(do, h2 ivec) ivec {
 }
 
 // drwRows is drw on rows [lo, hi).
-func (en *encl) drwRows(do, h2, out ivec, lo, hi int) {
+func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
 	H := en.H
+	ra, rb := mat{1, H, nil, nil}, mat{1, H, nil, nil} // one row of do and h2 (point sources)
+	if do.pt || h2.pt {
+		ra, rb = newMat(1, H), newMat(1, H)
+	}
 	if how := en.ct.DRWProducts; (how == contract.InDtype || how == contract.Either) && !en.noRound {
 		// products rounded to the dtype (or either) before an fp32 reduction in any order:
 		// the reduction of the stored products against ones (docs/oracle.md §9)
@@ -455,7 +444,7 @@ func (en *encl) drwRows(do, h2, out ivec, lo, hi int) {
 		pr := en.newMat(1, H)
 		for i := lo; i < hi; i++ {
 			for h := 0; h < H; h++ {
-				x := en.arith().mul(rv{do.c[i*H+h], do.r[i*H+h]}, rv{h2.c[i*H+h], h2.r[i*H+h]})
+				x := en.arith().mul(do.at(i*H+h), h2.at(i*H+h))
 				x = storeAs(en.d, x, how, contract.InFP32)
 				pr.c[h], pr.r[h] = x.v, x.e
 				if x.unknown() {
@@ -464,7 +453,7 @@ func (en *encl) drwRows(do, h2, out ivec, lo, hi int) {
 			}
 			reduceAcc(en.d, pr, ones, nil, true, en.ws, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
 			if how == contract.Either {
-				A, B := rowsMat(do, i, i+1, H), rowsMat(h2, i, i+1, H)
+				A, B := do.rowsInto(ra, i, i+1, H), h2.rowsInto(rb, i, i+1, H)
 				reduceAcc(en.d, A, B, nil, true, en.ws, func(_, _ int, c, r float64) {
 					c, r = en.round(c, r)
 					x := hullRV(rv{out.c[i], out.r[i]}, rv{c, r})
@@ -475,21 +464,21 @@ func (en *encl) drwRows(do, h2, out ivec, lo, hi int) {
 		return
 	}
 	for i := lo; i < hi; i++ {
-		A := rowsMat(do, i, i+1, H)
-		B := rowsMat(h2, i, i+1, H)
+		A := do.rowsInto(ra, i, i+1, H)
+		B := h2.rowsInto(rb, i, i+1, H)
 		reduceAcc(en.d, A, B, nil, !en.noRound, en.ws, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
 	}
 }
 
 // dh2: rows < R: round_d(d_o·rw); tail zero (backward of mask C).
-func (en *encl) dh2(do ivec) ivec {
+func (en *encl) dh2(do rowsrc) ivec {
 	H := en.H
 	out := en.newIvec(en.S * H)
 	en.forRows(en.R, 4*H, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
 			for h := 0; h < H; h++ {
-				x := en.arith().mul(rv{do.c[i*H+h], do.r[i*H+h]}, w)
+				x := en.arith().mul(do.at(i*H+h), w)
 				out.c[i*H+h], out.r[i*H+h] = en.round(x.v, x.e)
 			}
 		}
@@ -507,39 +496,39 @@ func (en *encl) markTailUnknown(v ivec, n int) {
 }
 
 // dgrad2: d_act rows < R = round_d(d_h2 · W2e) (reduction over H); tail unwritten.
-func (en *encl) dgrad2(dh2 ivec) ivec {
+func (en *encl) dgrad2(dh2 rowsrc) ivec {
 	I := en.I
 	out := en.newIvec(en.S * I)
 	en.forExperts(false, en.R*en.H*I, func(x *encl, e int) {
 		b, end := x.rowsOf(e)
-		x.gemmRows(out, I, rowsMat(dh2, b, end, x.H), x.transposeExact(x.w2s[e], x.H, I), nil, b)
+		x.gemmRows(out, I, dh2.rows(x, b, end, x.H), x.transposeExact(x.w2s[e], x.H, I), nil, b)
 	})
 	en.markTailUnknown(out, I)
 	return out
 }
 
 // dgrad1: d_xs rows < R = round_d(d_h1 · W1e) (reduction over 2I); tail zero (mask A bwd).
-func (en *encl) dgrad1(dh1 ivec) ivec {
+func (en *encl) dgrad1(dh1 rowsrc) ivec {
 	H := en.H
 	out := en.newIvec(en.S * H)
 	en.forExperts(false, en.R*2*en.I*H, func(x *encl, e int) {
 		b, end := x.rowsOf(e)
-		x.gemmRows(out, H, rowsMat(dh1, b, end, 2*x.I), x.transposeExact(x.w1s[e], 2*x.I, H), nil, b)
+		x.gemmRows(out, H, dh1.rows(x, b, end, 2*x.I), x.transposeExact(x.w1s[e], 2*x.I, H), nil, b)
 	})
 	return out
 }
 
 // actBackward: rows < R computed from (h1, d_act); tail zero (mask B backward).
-func (en *encl) actBackward(h1, dact ivec) ivec {
+func (en *encl) actBackward(h1, dact rowsrc) ivec {
 	I := en.I
 	out := en.newIvec(en.S * 2 * I)
 	en.forRows(en.R, 16*I, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for j := 0; j < I; j++ {
 				gc, uc := en.c.GateCol(j), en.c.UpCol(j)
-				g := rv{h1.c[i*2*I+gc], h1.r[i*2*I+gc]}
-				u := rv{h1.c[i*2*I+uc], h1.r[i*2*I+uc]}
-				da := rv{dact.c[i*I+j], dact.r[i*I+j]}
+				g := h1.at(i*2*I + gc)
+				u := h1.at(i*2*I + uc)
+				da := dact.at(i*I + j)
 				dg, du := en.arith().actBackwardC(en.c.Act, en.d, en.ct.Activation, g, u, da)
 				out.c[i*2*I+gc], out.r[i*2*I+gc] = en.round(dg.v, dg.e)
 				out.c[i*2*I+uc], out.r[i*2*I+uc] = en.round(du.v, du.e)
@@ -552,7 +541,7 @@ func (en *encl) actBackward(h1, dact ivec) ivec {
 // wgrad encloses dW[e] (nOut×nIn, standard layout) = round_d(Σ_{rows of e} dOut[i,:]ᵀ·in[i,:])
 // into dw (element (e, i, j) at at(e, i, j): the case's layout) and returns the bias
 // gradient over rows by clamped id; experts with no rows get exact zeros.
-func (en *encl) wgrad(dout, in ivec, nOut, nIn int, bias bool, dw ivec, at func(e, i, j int) int) (bg []ivec) {
+func (en *encl) wgrad(dout, in rowsrc, nOut, nIn int, bias bool, dw ivec, at func(e, i, j int) int) (bg []ivec) {
 	bg = make([]ivec, en.E)
 	if bias {
 		for e := range bg {
@@ -594,13 +583,13 @@ func (en *encl) wgrad(dout, in ivec, nOut, nIn int, bias bool, dw ivec, at func(
 	return bg
 }
 
-func (en *encl) wgrad2(dh2, act ivec) (ivec, ivec) {
+func (en *encl) wgrad2(dh2, act rowsrc) (ivec, ivec) {
 	dw := en.newIvec(en.c.LenW2())
 	bg := en.wgrad(dh2, act, en.H, en.I, en.c.Bias, dw, en.c.W2Index)
 	return dw, concat(bg, en.c.Bias)
 }
 
-func (en *encl) wgrad1(dh1, xs ivec) (ivec, ivec) {
+func (en *encl) wgrad1(dh1, xs rowsrc) (ivec, ivec) {
 	dw := en.newIvec(en.c.LenW1())
 	bg := en.wgrad(dh1, xs, 2*en.I, en.H, en.c.Bias, dw, en.c.W1Index)
 	return dw, concat(bg, en.c.Bias)

@@ -1,6 +1,7 @@
 package oracle
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -126,4 +127,54 @@ func (a *arena) release(m arenaMark) {
 	if a != nil {
 		a.cur, a.off = m.cur, m.off
 	}
+}
+
+// rowsrc is a row-major stage operand of the enclosure: an enclosure held whole (v), or a
+// stage the path reported (p: exactly known float32 values, NaN and ±Inf unknown), read
+// element by element or made into point enclosures one expert's rows at a time, so that the
+// stage-local checks never hold a whole stage in float64 (issue 14: bounded memory).
+type rowsrc struct {
+	v  ivec
+	p  []float32
+	pt bool
+}
+
+func ivsrc(v ivec) rowsrc      { return rowsrc{v: v} }
+func ptsrc(p []float32) rowsrc { return rowsrc{p: p, pt: true} }
+
+// at is element i as an enclosure (for p: the value exactly, or unknown if NaN or ±Inf).
+func (s rowsrc) at(i int) rv {
+	if !s.pt {
+		return rv{s.v.c[i], s.v.r[i]}
+	}
+	f := float64(s.p[i])
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return unknownRV()
+	}
+	return rv{f, 0}
+}
+
+// rows returns rows [b, e) (row length n) as a mat: a view of v, or point enclosures of p in
+// x's scratch.
+func (s rowsrc) rows(x *encl, b, e, n int) mat {
+	if !s.pt {
+		return rowsMat(s.v, b, e, n)
+	}
+	return s.rowsInto(x.newMat(e-b, n), b, e, n)
+}
+
+// rowsInto is rows writing p's point enclosures into m (sized (e−b)×n); a view for v.
+func (s rowsrc) rowsInto(m mat, b, e, n int) mat {
+	if !s.pt {
+		return rowsMat(s.v, b, e, n)
+	}
+	for i, f32 := range s.p[b*n : e*n] {
+		f := float64(f32)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			m.c[i], m.r[i] = 0, math.NaN()
+			continue
+		}
+		m.c[i], m.r[i] = f, 0
+	}
+	return m
 }

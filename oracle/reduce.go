@@ -147,7 +147,13 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, s
 		bAbs, bPlus := absPlus(B, ws.get(5, len(B.c)), ws.get(6, len(B.c)))
 		mulNT(m, n, k, A.c, B.c, C)
 		mulNT(m, n, k, aAbs, bAbs, M)
-		mulNT(m, n, k, aPlus, bPlus, Mp)
+		if allExact {
+			// radii all zero: |c|+r = |c| bitwise, so M⁺ is the same product as M (mulNT is
+			// deterministic); the stage-local checks' operands are all exact
+			copy(Mp, M)
+		} else {
+			mulNT(m, n, k, aPlus, bPlus, Mp)
+		}
 		if fl > 0 {
 			// ν in place of |c|+r: aPlus and bPlus are not needed any more
 			mulNT(m, n, k, nominalOf(aPlus, fl, aPlus), nominalOf(bPlus, fl, bPlus), N)
