@@ -1,6 +1,7 @@
 package oracle
 
 import (
+	"errors"
 	"fmt"
 	"github.com/moecheck/moecheck/internal/poison"
 	"math"
@@ -30,7 +31,14 @@ type Options struct {
 	// zero value is the exact contract (docs/path.md as written). A precomputed Enclosure
 	// must have been derived under the same contract.
 	Contract contract.Contract
+	// Stop, when closed, stops the check at its next expert or range of rows: Check then
+	// returns an error wrapping ErrStopped (a real layer's check takes seconds to minutes;
+	// callers pass a context's Done channel). Nil never stops.
+	Stop <-chan struct{}
 }
+
+// ErrStopped is the error of a check stopped through Options.Stop.
+var ErrStopped = errors.New("check stopped")
 
 // Check judges a backend's result for case c. It returns an error only when c itself is
 // invalid; every mismatch is reported in the verdict.
@@ -64,11 +72,11 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, ct: opts.Contract}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, ct: opts.Contract}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	en := opts.Enclosure
 	if en == nil && !local {
-		if en, err = encloseSplit(c, false, opts.Contract, ck.split()); err != nil {
+		if en, err = encloseStop(c, false, opts.Contract, ck.split(), opts.Stop); err != nil {
 			return nil, err
 		}
 	}
@@ -102,6 +110,9 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if local {
 		ck.stages(got)
 	}
+	if stopped(opts.Stop) {
+		return nil, fmt.Errorf("oracle: %w", ErrStopped)
+	}
 	v := ck.finish()
 	if !v.Pass || opts.Context || opts.Reference != nil {
 		ref := opts.Reference
@@ -127,6 +138,7 @@ type checker struct {
 	ws   *workspace
 	pool *scratchPool
 	sp   par.Split // zero: every core
+	stop <-chan struct{}
 	c    *moe.Case
 	p    *moe.Plan
 	v    *Verdict

@@ -44,6 +44,9 @@ type encl struct {
 	// workers' scratch (nil: fresh scratch per call).
 	sp   par.Split
 	pool *scratchPool
+	// stop, when closed, makes the remaining experts and ranges do nothing (the caller
+	// then reports ErrStopped instead of the incomplete result).
+	stop <-chan struct{}
 }
 
 // arena hands out float64 slices from large slabs, so a check allocates a few slabs instead
@@ -154,6 +157,11 @@ func encloseUnder(c *moe.Case, mathematical bool, ct contract.Contract) (*Enclos
 // encloseSplit is encloseUnder with its loops split as sp says (the result is the same for
 // every split; the tests compare).
 func encloseSplit(c *moe.Case, mathematical bool, ct contract.Contract, sp par.Split) (*Enclosure, error) {
+	return encloseStop(c, mathematical, ct, sp, nil)
+}
+
+// encloseStop is encloseSplit that stops (ErrStopped) once stop is closed.
+func encloseStop(c *moe.Case, mathematical bool, ct contract.Contract, sp par.Split, stop <-chan struct{}) (*Enclosure, error) {
 	if err := c.Validate(moe.Limits{}); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
@@ -162,7 +170,7 @@ func encloseSplit(c *moe.Case, mathematical bool, ct contract.Contract, sp par.S
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
 	en := newEncl(c, p)
-	en.sp = sp
+	en.sp, en.stop = sp, stop
 	en.noRound = mathematical
 	en.ct = ct
 	out := &Enclosure{Plan: p, Contract: ct}
@@ -182,6 +190,9 @@ func encloseSplit(c *moe.Case, mathematical bool, ct contract.Contract, sp par.S
 	out.DW1, out.DB1 = en.wgrad1(ivsrc(out.DH1), ivsrc(out.Xs))
 	out.DX = en.scatter(ivsrc(out.DXs))
 	out.DRW = en.unsort(out.DRWSorted)
+	if stopped(stop) {
+		return nil, fmt.Errorf("oracle: %w", ErrStopped)
+	}
 	return out, nil
 }
 

@@ -74,6 +74,9 @@ func (en *encl) forExperts(all bool, cost int, fn func(x *encl, e int)) {
 	workers := min(en.sp.Workers, len(es))
 	if workers <= 1 || !en.parallel(cost*len(es)) {
 		for _, e := range es {
+			if stopped(en.stop) {
+				return
+			}
 			fn(en, e)
 		}
 		return
@@ -90,7 +93,7 @@ func (en *encl) forExperts(all bool, cost int, fn func(x *encl, e int)) {
 			x.ws, x.ar = &s.ws, &s.ar
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(es) {
+				if i >= len(es) || stopped(en.stop) {
 					return
 				}
 				s.ar.reset()
@@ -109,7 +112,22 @@ func (en *encl) forRows(n, cost int, body func(lo, hi int)) {
 		body(0, n)
 		return
 	}
-	par.For(en.sp, n, cost, body, func(f func(int, int), lo, hi int) { f(lo, hi) })
+	stop := en.stop
+	par.For(en.sp, n, cost, body, func(f func(int, int), lo, hi int) {
+		if !stopped(stop) {
+			f(lo, hi)
+		}
+	})
+}
+
+// stopped reports whether stop is closed (never for nil).
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // arenaMark is a position in an arena: release returns the space handed out after it.

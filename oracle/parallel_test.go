@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -125,4 +126,39 @@ func sameBits(a, b ivec) bool {
 		}
 	}
 	return true
+}
+
+// TestCheckStops: a check whose Stop channel is closed returns ErrStopped, stage-local and
+// end to end, serial and split, instead of a verdict built from an unfinished enclosure.
+func TestCheckStops(t *testing.T) {
+	cfg := moe.Config{T: 24, H: 40, I: 24, E: 6, K: 3, DType: moe.BF16}
+	r, err := moe.RandomRouting(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := moe.Generate(cfg, r, 3, moe.Normal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	close(stop)
+	for _, tc := range []struct {
+		name string
+		sp   par.Split
+		skip bool
+	}{{"stages-serial", par.Split{Workers: 1, MinWork: par.MinWork}, false}, {"stages-split", par.Split{Workers: 4, MinWork: 1}, false},
+		{"end-to-end-serial", par.Split{Workers: 1, MinWork: par.MinWork}, true}, {"end-to-end-split", par.Split{Workers: 4, MinWork: 1}, true}} {
+		k := &Checker{sp: tc.sp}
+		v, err := k.Check(c, res, Options{SkipStages: tc.skip, Stop: stop})
+		if !errors.Is(err, ErrStopped) || v != nil {
+			t.Errorf("%s: got verdict %v, error %v; want ErrStopped", tc.name, v, err)
+		}
+		if v, err := k.Check(c, res, Options{SkipStages: tc.skip}); err != nil || !v.Pass {
+			t.Errorf("%s: without stop: %v %v", tc.name, v, err)
+		}
+	}
 }

@@ -49,13 +49,16 @@ func (ck *checker) stages(res *gpu.Result) {
 		}
 	}
 	en := newEnclIn(c, p, ck.ar, ck.ws, ck.pool)
-	en.sp = ck.split()
+	en.sp, en.stop = ck.split(), ck.stop
 	en.ct = ck.ct
 	pt := ptsrc
 	// Each step's enclosure and the point enclosures of its inputs are released once the
 	// step is compared, so the check holds one step's intermediates at a time, not every
 	// stage's.
 	step := func(f func()) {
+		if stopped(ck.stop) {
+			return // Check reports ErrStopped
+		}
 		m := en.ar.mark()
 		f()
 		en.ar.release(m)
