@@ -192,7 +192,7 @@ func (a *agg) add(f Failure) {
 		return
 	}
 	a.f.Count++
-	if f.Ratio > a.f.Ratio || (math.IsInf(f.Ratio, 1) && math.IsNaN(f.Got) && !math.IsNaN(a.f.Got)) {
+	if better(f, a.f) {
 		n := a.f.Count
 		a.f = f
 		a.f.Count = n

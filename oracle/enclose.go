@@ -203,25 +203,31 @@ func (en *encl) rowsOf(e int) (int, int) { return en.p.Begin(e), en.p.End(e) }
 func (en *encl) gather(x []float64, mask bool) ivec {
 	H := en.H
 	v := en.newIvec(en.S * H)
-	en.forRows(en.S, H, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			if mask && i >= en.R {
-				continue // zero, exactly
+	en.forRows(en.S, H, func(lo, hi int) { en.gatherRows(x, mask, v, lo, hi, 0) })
+	return v
+}
+
+// gatherRows is gather on rows [lo, hi), written to v from row off on (all row kernels
+// below write row i at i − off: off 0 for a whole stage, lo for a span of it).
+func (en *encl) gatherRows(x []float64, mask bool, v ivec, lo, hi, off int) {
+	H := en.H
+	for i := lo; i < hi; i++ {
+		if mask && i >= en.R {
+			continue // zero, exactly
+		}
+		t := en.tok[i]
+		o := (i - off) * H
+		for h := 0; h < H; h++ {
+			x := x[t*H+h]
+			v.c[o+h] = x
+			if en.noRound {
+				v.r[o+h] = 0x1p-1000
 			}
-			t := en.tok[i]
-			for h := 0; h < H; h++ {
-				x := x[t*H+h]
-				v.c[i*H+h] = x
-				if en.noRound {
-					v.r[i*H+h] = 0x1p-1000
-				}
-				if math.IsNaN(x) || math.IsInf(x, 0) {
-					v.setUnknown(i*H + h)
-				}
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				v.setUnknown(o + h)
 			}
 		}
-	})
-	return v
+	}
 }
 
 // rowsMat copies rows [b, e) of a row-major ivec with row length n into a mat.
@@ -318,6 +324,21 @@ func (en *encl) bias1(e int) []float64 {
 	return en.c.B1[e*2*en.I : (e+1)*2*en.I]
 }
 
+// bias1Of and bias2Of are bias1 and bias2 as functions, nil without biases.
+func (en *encl) bias1Of() func(int) []float64 {
+	if !en.c.Bias {
+		return nil
+	}
+	return en.bias1
+}
+
+func (en *encl) bias2Of() func(int) []float64 {
+	if !en.c.Bias {
+		return nil
+	}
+	return en.bias2
+}
+
 func (en *encl) bias2(e int) []float64 {
 	if !en.c.Bias {
 		return nil
@@ -340,17 +361,21 @@ func (en *encl) gemm1(xs rowsrc) ivec {
 func (en *encl) activation(h1 rowsrc) ivec {
 	I := en.I
 	out := en.newIvec(en.S * I)
-	en.forRows(en.S, 8*I, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			for j := 0; j < I; j++ {
-				g := h1.at(i*2*I + en.c.GateCol(j))
-				u := h1.at(i*2*I + en.c.UpCol(j))
-				a := en.arith().actForwardC(en.c.Act, en.d, en.ct.Activation, g, u)
-				out.c[i*I+j], out.r[i*I+j] = en.round(a.v, a.e)
-			}
-		}
-	})
+	en.forRows(en.S, 8*I, func(lo, hi int) { en.activationRows(h1, out, lo, hi, 0) })
 	return out
+}
+
+// activationRows is activation on rows [lo, hi) (see gatherRows for off).
+func (en *encl) activationRows(h1 rowsrc, out ivec, lo, hi, off int) {
+	I := en.I
+	for i := lo; i < hi; i++ {
+		for j := 0; j < I; j++ {
+			g := h1.at(i*2*I + en.c.GateCol(j))
+			u := h1.at(i*2*I + en.c.UpCol(j))
+			a := en.arith().actForwardC(en.c.Act, en.d, en.ct.Activation, g, u)
+			out.c[(i-off)*I+j], out.r[(i-off)*I+j] = en.round(a.v, a.e)
+		}
+	}
 }
 
 // gemm2: rows < R computed; tail zero (mask C).
@@ -367,21 +392,26 @@ func (en *encl) gemm2(act rowsrc) ivec {
 func (en *encl) weight(h2 rowsrc) ivec {
 	H := en.H
 	out := en.newIvec(en.S * H)
-	en.forRows(en.S, 4*H, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
-			for h := 0; h < H; h++ {
-				x := en.arith().mul(h2.at(i*H+h), w)
-				if en.noRound {
-					out.c[i*H+h], out.r[i*H+h] = x.v, x.e
-					continue
-				}
-				x = storeAs(en.d, x, en.ct.Weight, contract.InDtype)
-				out.c[i*H+h], out.r[i*H+h] = x.v, x.e
-			}
-		}
-	})
+	en.forRows(en.S, 4*H, func(lo, hi int) { en.weightRows(h2, out, lo, hi, 0) })
 	return out
+}
+
+// weightRows is weight on rows [lo, hi) (see gatherRows for off).
+func (en *encl) weightRows(h2 rowsrc, out ivec, lo, hi, off int) {
+	H := en.H
+	for i := lo; i < hi; i++ {
+		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
+		o := (i - off) * H
+		for h := 0; h < H; h++ {
+			x := en.arith().mul(h2.at(i*H+h), w)
+			if en.noRound {
+				out.c[o+h], out.r[o+h] = x.v, x.e
+				continue
+			}
+			x = storeAs(en.d, x, en.ct.Weight, contract.InDtype)
+			out.c[o+h], out.r[o+h] = x.v, x.e
+		}
+	}
 }
 
 // ksum: out[t,h] = round_d(fl32 sum over k in order from +0 of rows[Inv[t·K+k], h]).
@@ -485,16 +515,21 @@ func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
 func (en *encl) dh2(do rowsrc) ivec {
 	H := en.H
 	out := en.newIvec(en.S * H)
-	en.forRows(en.R, 4*H, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
-			for h := 0; h < H; h++ {
-				x := en.arith().mul(do.at(i*H+h), w)
-				out.c[i*H+h], out.r[i*H+h] = en.round(x.v, x.e)
-			}
-		}
-	})
+	en.forRows(en.R, 4*H, func(lo, hi int) { en.dh2Rows(do, out, lo, hi, 0) })
 	return out
+}
+
+// dh2Rows is dh2 on rows [lo, hi) below R (see gatherRows for off).
+func (en *encl) dh2Rows(do rowsrc, out ivec, lo, hi, off int) {
+	H := en.H
+	for i := lo; i < min(hi, en.R); i++ {
+		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
+		o := (i - off) * H
+		for h := 0; h < H; h++ {
+			x := en.arith().mul(do.at(i*H+h), w)
+			out.c[o+h], out.r[o+h] = en.round(x.v, x.e)
+		}
+	}
 }
 
 // markTailUnknown marks rows ≥ R of a stage the path leaves unwritten.
@@ -533,20 +568,25 @@ func (en *encl) dgrad1(dh1 rowsrc) ivec {
 func (en *encl) actBackward(h1, dact rowsrc) ivec {
 	I := en.I
 	out := en.newIvec(en.S * 2 * I)
-	en.forRows(en.R, 16*I, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			for j := 0; j < I; j++ {
-				gc, uc := en.c.GateCol(j), en.c.UpCol(j)
-				g := h1.at(i*2*I + gc)
-				u := h1.at(i*2*I + uc)
-				da := dact.at(i*I + j)
-				dg, du := en.arith().actBackwardC(en.c.Act, en.d, en.ct.Activation, g, u, da)
-				out.c[i*2*I+gc], out.r[i*2*I+gc] = en.round(dg.v, dg.e)
-				out.c[i*2*I+uc], out.r[i*2*I+uc] = en.round(du.v, du.e)
-			}
-		}
-	})
+	en.forRows(en.R, 16*I, func(lo, hi int) { en.actBackwardRows(h1, dact, out, lo, hi, 0) })
 	return out
+}
+
+// actBackwardRows is actBackward on rows [lo, hi) below R (see gatherRows for off).
+func (en *encl) actBackwardRows(h1, dact rowsrc, out ivec, lo, hi, off int) {
+	I := en.I
+	for i := lo; i < min(hi, en.R); i++ {
+		o := (i - off) * 2 * I
+		for j := 0; j < I; j++ {
+			gc, uc := en.c.GateCol(j), en.c.UpCol(j)
+			g := h1.at(i*2*I + gc)
+			u := h1.at(i*2*I + uc)
+			da := dact.at(i*I + j)
+			dg, du := en.arith().actBackwardC(en.c.Act, en.d, en.ct.Activation, g, u, da)
+			out.c[o+gc], out.r[o+gc] = en.round(dg.v, dg.e)
+			out.c[o+uc], out.r[o+uc] = en.round(du.v, du.e)
+		}
+	}
 }
 
 // wgrad encloses dW[e] (nOut×nIn, standard layout) = round_d(Σ_{rows of e} dOut[i,:]ᵀ·in[i,:])

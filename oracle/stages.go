@@ -63,16 +63,45 @@ func (ck *checker) stages(res *gpu.Result) {
 		f()
 		en.ar.release(m)
 	}
-	step(func() { ck.compare(moe.TensorXs, st.Xs, en.gather(c.X, true), false) })
-	step(func() { ck.compare(moe.TensorH1, st.H1, en.gemm1(pt(st.Xs)), false) })
-	step(func() { ck.compare(moe.TensorAct, st.Act, en.activation(pt(st.H1)), false) })
-	step(func() { ck.compare(moe.TensorH2, st.H2, en.gemm2(pt(st.Act)), false) })
-	step(func() { ck.compare(moe.TensorO, st.O, en.weight(pt(st.H2)), false) })
-	step(func() { ck.compare(moe.TensorDO, st.DO, en.gather(c.DY, false), false) })
-	step(func() { ck.compare(moe.TensorDH2, st.DH2, en.dh2(pt(st.DO)), false) })
-	step(func() { ck.compare(moe.TensorDAct, st.DAct, en.dgrad2(pt(st.DH2)), false) })
-	step(func() { ck.compare(moe.TensorDH1, st.DH1, en.actBackward(pt(st.H1), pt(st.DAct)), false) })
-	step(func() { ck.compare(moe.TensorDXs, st.DXs, en.dgrad1(pt(st.DH1)), false) })
+	// The stages, span by span of rows (stream.go): an expert's rows for the GEMMs, blocks
+	// of rows for the rest; never a whole stage's enclosure at once.
+	H, I := c.H, c.I
+	rowBlocks := func(n int) []span { return blocks(0, S, n) }
+	spans := func(t moe.Tensor, got []float32, n int, sp []span, enc func(x *encl, s span) ivec) {
+		if !stopped(ck.stop) {
+			ck.compareSpans(en, t, false, got, n, sp, enc)
+		}
+	}
+	rows := func(n int, f func(x *encl, out ivec, s span)) func(x *encl, s span) ivec {
+		return func(x *encl, s span) ivec {
+			out := x.newIvec((s.hi - s.lo) * n)
+			f(x, out, s)
+			return out
+		}
+	}
+	w1 := func(x *encl) func(e int) mat {
+		return func(e int) mat { return x.weightMat(x.w1s[e], 2*I, H) }
+	}
+	spans(moe.TensorXs, st.Xs, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.X, true, out, s.lo, s.hi, s.lo) }))
+	spans(moe.TensorH1, st.H1, 2*I, en.expertSpans(2*I), func(x *encl, s span) ivec {
+		return x.gemmSpan(s, 2*I, pt(st.Xs), H, w1(x), x.bias1Of(), false)
+	})
+	spans(moe.TensorAct, st.Act, I, rowBlocks(I), rows(I, func(x *encl, out ivec, s span) { x.activationRows(pt(st.H1), out, s.lo, s.hi, s.lo) }))
+	spans(moe.TensorH2, st.H2, H, en.expertSpans(H), func(x *encl, s span) ivec {
+		return x.gemmSpan(s, H, pt(st.Act), I, func(e int) mat { return x.weightMat(x.w2s[e], H, I) }, x.bias2Of(), false)
+	})
+	spans(moe.TensorO, st.O, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.weightRows(pt(st.H2), out, s.lo, s.hi, s.lo) }))
+	spans(moe.TensorDO, st.DO, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.DY, false, out, s.lo, s.hi, s.lo) }))
+	spans(moe.TensorDH2, st.DH2, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.dh2Rows(pt(st.DO), out, s.lo, s.hi, s.lo) }))
+	spans(moe.TensorDAct, st.DAct, I, en.expertSpans(I), func(x *encl, s span) ivec {
+		return x.gemmSpan(s, I, pt(st.DH2), H, func(e int) mat { return x.transposeExact(x.w2s[e], H, I) }, nil, true)
+	})
+	spans(moe.TensorDH1, st.DH1, 2*I, rowBlocks(2*I), rows(2*I, func(x *encl, out ivec, s span) {
+		x.actBackwardRows(pt(st.H1), pt(st.DAct), out, s.lo, s.hi, s.lo)
+	}))
+	spans(moe.TensorDXs, st.DXs, H, en.expertSpans(H), func(x *encl, s span) ivec {
+		return x.gemmSpan(s, H, pt(st.DH1), 2*I, func(e int) mat { return x.transposeExact(x.w1s[e], 2*I, H) }, nil, false)
+	})
 	// The outputs again, now from the path's own last stages (Failure.Local). A weight
 	// gradient step keeps its (small) bias gradient, compared after both weight gradients
 	// (concat copies it out of the arena).
