@@ -108,6 +108,14 @@ func newEnclIn(c *moe.Case, p *moe.Plan, ar *arena, ws *workspace, pool *scratch
 		sp: par.New(0, 0), pool: pool}
 	en.w1s = make([][]float64, c.E)
 	en.w2s = make([][]float64, c.E)
+	if c.Layout == moe.Standard {
+		// the case's own memory already holds each expert's matrices in these layouts
+		n1, n2 := 2*c.I*c.H, c.H*c.I
+		for e := 0; e < c.E; e++ {
+			en.w1s[e], en.w2s[e] = c.W1[e*n1:(e+1)*n1:(e+1)*n1], c.W2[e*n2:(e+1)*n2:(e+1)*n2]
+		}
+		return en.withTokens()
+	}
 	for e := 0; e < c.E; e++ {
 		en.w1s[e], en.w2s[e] = en.ar.get(2*c.I*c.H), en.ar.get(c.H*c.I)
 	}
@@ -126,9 +134,14 @@ func newEnclIn(c *moe.Case, p *moe.Plan, ar *arena, ws *workspace, pool *scratch
 			}
 		}
 	})
+	return en.withTokens()
+}
+
+// withTokens sets en.tok (sorted row → token) and returns en.
+func (en *encl) withTokens() *encl {
 	en.tok = make([]int, en.S)
-	for i, s := range p.Perm {
-		en.tok[i] = int(s) / c.K
+	for i, s := range en.p.Perm {
+		en.tok[i] = int(s) / en.K
 	}
 	return en
 }
@@ -251,7 +264,7 @@ func (en *encl) colsMat(v rowsrc, b, e, n int) mat {
 func exactMat(x []float64, m, k int) mat { return mat{m, k, x, make([]float64, len(x))} }
 
 func (en *encl) weightMat(x []float64, m, k int) mat {
-	w := exactMat(x, m, k)
+	w := mat{m, k, x, en.ar.get(len(x))} // radii zero (arena memory is cleared)
 	if en.noRound {
 		for i := range w.r {
 			w.r[i] = 0x1p-1000
