@@ -606,42 +606,60 @@ func (en *encl) actBackwardRows(h1, dact rowsrc, out ivec, lo, hi, off int) {
 // into dw (element (e, i, j) at at(e, i, j): the case's layout) and returns the bias
 // gradient over rows by clamped id; experts with no rows get exact zeros.
 func (en *encl) wgrad(dout, in rowsrc, nOut, nIn int, bias bool, dw ivec, at func(e, i, j int) int) (bg []ivec) {
-	bg = make([]ivec, en.E)
-	if bias {
-		for e := range bg {
-			bg[e] = en.newIvec(nOut)
-		}
+	en.forExperts(false, en.R*nOut*nIn, func(x *encl, e int) {
+		x.wgradExpert(dout, in, nOut, nIn, e, func(i, j int, c, r float64) {
+			k := at(e, i, j)
+			dw.c[k], dw.r[k] = c, r
+		})
+	})
+	return en.wgradBias(dout, nOut, bias)
+}
+
+// wgradExpert encloses expert e's dW (nOut×nIn, nothing for an expert without rows),
+// passing element (i, j) to set.
+func (x *encl) wgradExpert(dout, in rowsrc, nOut, nIn, e int, set func(i, j int, c, r float64)) {
+	b, end := x.rowsOf(e)
+	if end <= b {
+		return
 	}
-	en.forExperts(bias, en.R*nOut*nIn, func(x *encl, e int) {
+	A := x.operand(x.colsMat(dout, b, end, nOut)) // nOut × rows
+	B := x.operand(x.colsMat(in, b, end, nIn))    // nIn × rows
+	reduceAcc(x.d, A, B, nil, !x.noRound, x.ws, func(i, j int, c, r float64) {
+		c, r = x.round(c, r)
+		set(i, j, c, r)
+	})
+}
+
+// wgradBias encloses the bias gradient of every expert over its rows by clamped id (the
+// tail's rows in the last expert), nil without biases.
+func (en *encl) wgradBias(dout rowsrc, nOut int, bias bool) (bg []ivec) {
+	bg = make([]ivec, en.E)
+	if !bias {
+		return bg
+	}
+	for e := range bg {
+		bg[e] = en.newIvec(nOut)
+	}
+	en.forExperts(true, en.S*nOut, func(x *encl, e int) {
 		b, end := x.rowsOf(e)
-		if end > b {
-			A := x.operand(x.colsMat(dout, b, end, nOut)) // nOut × rows
-			B := x.operand(x.colsMat(in, b, end, nIn))    // nIn × rows
-			reduceAcc(x.d, A, B, nil, !x.noRound, x.ws, func(i, j int, c, r float64) {
-				k := at(e, i, j)
-				dw.c[k], dw.r[k] = x.round(c, r)
-			})
+		if e == x.E-1 {
+			end = x.S // the clamped id puts the tail into the last expert
 		}
-		if bias {
-			if e == x.E-1 {
-				end = x.S // the clamped id puts the tail into the last expert
+		if end > b && x.ct.BiasGrad != (contract.Sum{}) && !x.noRound {
+			A := x.colsMat(dout, b, end, nOut)
+			for i := 0; i < nOut; i++ {
+				s := sumTerms(x.d, x.ct.BiasGrad, A.c[i*(end-b):(i+1)*(end-b)], A.r[i*(end-b):(i+1)*(end-b)])
+				bg[e].c[i], bg[e].r[i] = x.round(s.v, s.e)
 			}
-			if end > b && x.ct.BiasGrad != (contract.Sum{}) && !x.noRound {
-				A := x.colsMat(dout, b, end, nOut)
-				for i := 0; i < nOut; i++ {
-					s := sumTerms(x.d, x.ct.BiasGrad, A.c[i*(end-b):(i+1)*(end-b)], A.r[i*(end-b):(i+1)*(end-b)])
-					bg[e].c[i], bg[e].r[i] = x.round(s.v, s.e)
-				}
-			} else if end > b {
-				A := x.colsMat(dout, b, end, nOut)
-				ones := x.newMat(1, end-b)
-				for l := range ones.c {
-					ones.c[l] = 1
-				}
-				reduceAcc(x.d, A, ones, nil, !x.noRound, x.ws, func(i, _ int, c, r float64) {
-					bg[e].c[i], bg[e].r[i] = x.round(c, r)
-				})
+		} else if end > b {
+			A := x.colsMat(dout, b, end, nOut)
+			ones := x.newMat(1, end-b)
+			for l := range ones.c {
+				ones.c[l] = 1
 			}
+			reduceAcc(x.d, A, ones, nil, !x.noRound, x.ws, func(i, _ int, c, r float64) {
+				bg[e].c[i], bg[e].r[i] = x.round(c, r)
+			})
 		}
 	})
 	return bg

@@ -102,28 +102,17 @@ func (ck *checker) stages(res *gpu.Result) {
 	spans(moe.TensorDXs, st.DXs, H, en.expertSpans(H), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, H, pt(st.DH1), 2*I, func(e int) mat { return x.transposeExact(x.w1s[e], 2*I, H) }, nil, false)
 	})
-	// The outputs again, now from the path's own last stages (Failure.Local). A weight
-	// gradient step keeps its (small) bias gradient, compared after both weight gradients
-	// (concat copies it out of the arena).
-	var db1, db2 ivec
-	locals := []struct {
+	// The outputs again, now from the path's own last stages (Failure.Local): the weight
+	// gradients expert by expert (stream.go), their bias gradients after both.
+	for _, l := range []struct {
 		name moe.Tensor
 		got  []float32
 		enc  func() ivec
-		ok   bool
 	}{
-		{moe.TensorY, res.Y, func() ivec { return en.combine(pt(st.O)) }, true},
-		{moe.TensorDX, res.DX, func() ivec { return en.scatter(pt(st.DXs)) }, true},
-		{moe.TensorDRW, res.DRW, func() ivec { return en.unsort(en.drw(pt(st.DO), pt(st.H2))) }, true},
-		{moe.TensorDW2, res.DW2, func() ivec { dw2, b := en.wgrad2(pt(st.DH2), pt(st.Act)); db2 = b; return dw2 }, true},
-		{moe.TensorDW1, res.DW1, func() ivec { dw1, b := en.wgrad1(pt(st.DH1), pt(st.Xs)); db1 = b; return dw1 }, true},
-		{moe.TensorDB2, res.DB2, func() ivec { return db2 }, c.Bias},
-		{moe.TensorDB1, res.DB1, func() ivec { return db1 }, c.Bias},
-	}
-	for _, l := range locals {
-		if !l.ok {
-			continue
-		}
+		{moe.TensorY, res.Y, func() ivec { return en.combine(pt(st.O)) }},
+		{moe.TensorDX, res.DX, func() ivec { return en.scatter(pt(st.DXs)) }},
+		{moe.TensorDRW, res.DRW, func() ivec { return en.unsort(en.drw(pt(st.DO), pt(st.H2))) }},
+	} {
 		step(func() {
 			enc := l.enc()
 			if len(l.got) != len(enc.c) {
@@ -131,5 +120,41 @@ func (ck *checker) stages(res *gpu.Result) {
 			}
 			ck.compareLocal(l.name, l.got, enc)
 		})
+	}
+	wgrad := func(t moe.Tensor, got []float32, dout, in rowsrc, nOut, nIn int, at func(e, i, j int) int) {
+		n := nOut * nIn
+		if len(got) != c.E*n || stopped(ck.stop) {
+			return // shape failures are reported with the outputs
+		}
+		sp := make([]span, c.E)
+		for e := range sp {
+			sp[e] = span{e, e + 1, e}
+		}
+		ck.compareSpans(en, t, true, got, n, sp, func(x *encl, s span) ivec {
+			out := x.newIvec(n)
+			x.wgradExpert(dout, in, nOut, nIn, s.e, func(i, j int, cc, r float64) {
+				k := at(s.e, i, j) - s.e*n
+				out.c[k], out.r[k] = cc, r
+			})
+			return out
+		})
+	}
+	wgrad(moe.TensorDW2, res.DW2, pt(st.DH2), pt(st.Act), H, I, c.W2Index)
+	wgrad(moe.TensorDW1, res.DW1, pt(st.DH1), pt(st.Xs), 2*I, H, c.W1Index)
+	if c.Bias {
+		for _, l := range []struct {
+			name moe.Tensor
+			got  []float32
+			dout rowsrc
+			nOut int
+		}{{moe.TensorDB2, res.DB2, pt(st.DH2), H}, {moe.TensorDB1, res.DB1, pt(st.DH1), 2 * I}} {
+			step(func() {
+				enc := concat(en.wgradBias(l.dout, l.nOut, true), true)
+				if len(l.got) != len(enc.c) {
+					return
+				}
+				ck.compareLocal(l.name, l.got, enc)
+			})
+		}
 	}
 }
