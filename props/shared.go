@@ -32,7 +32,7 @@ type trialCache struct {
 // begin starts the cache of trial case c, whose checks stop once stop is closed; end drops
 // it.
 func (env *Env) begin(c *moe.Case, stop <-chan struct{}) { env.cache = trialCache{c: c, stop: stop} }
-func (env *Env) end()              { env.cache = trialCache{} }
+func (env *Env) end()                                    { env.cache = trialCache{} }
 
 // baseSeed is the poison seed of the shared base runs.
 const baseSeed = 1
