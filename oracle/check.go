@@ -58,6 +58,7 @@ type Checker struct {
 	ar   arena
 	ws   workspace
 	pool scratchPool // the expert workers' scratch (parallel.go)
+	sb   streamBufs  // the streaming checks' bookkeeping (stream.go)
 	// sp, when set, splits the check's loops (tests); the zero value splits over every core.
 	sp par.Split
 }
@@ -72,7 +73,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, ct: opts.Contract}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	en := opts.Enclosure
 	if en == nil && !local {
@@ -139,6 +140,7 @@ type checker struct {
 	pool *scratchPool
 	sp   par.Split // zero: every core
 	stop <-chan struct{}
+	sb   *streamBufs
 	c    *moe.Case
 	p    *moe.Plan
 	v    *Verdict
@@ -280,6 +282,12 @@ func (ck *checker) compareLoc(name moe.Tensor, local bool, got []float32, enc iv
 	}
 }
 
+// statPart is one chunk's share of compareStats' statistics.
+type statPart struct {
+	unknown, exact int
+	maxRatio       float64
+}
+
 // compareChunk is the element count of compareStats' chunks.
 const compareChunk = 1 << 14
 
@@ -288,12 +296,8 @@ const compareChunk = 1 << 14
 // over the cores, and reports per chunk of compareChunk elements whether it holds an
 // element that fails (compareLoc then reports those in order).
 func (ck *checker) compareStats(got []float32, enc ivec, output bool, st *TensorStat) []bool {
-	type part struct {
-		unknown, exact int
-		maxRatio       float64
-	}
 	n := (len(got) + compareChunk - 1) / compareChunk
-	parts, bad := make([]part, n), make([]bool, n)
+	parts, bad := grow(&ck.sb.cparts, n), grow(&ck.sb.bad, n)
 	d, nonFinite := ck.c.DType, ck.c.NonFinite
 	body := func(lo, hi int) {
 		for ch := lo; ch < hi; ch++ {

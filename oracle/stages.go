@@ -66,7 +66,8 @@ func (ck *checker) stages(res *gpu.Result) {
 	// The stages, span by span of rows (stream.go): an expert's rows for the GEMMs, blocks
 	// of rows for the rest; never a whole stage's enclosure at once.
 	H, I := c.H, c.I
-	rowBlocks := func(n int) []span { return blocks(0, S, n) }
+	rowBlocks := func(n int) []span { ck.sb.spans = blocks(ck.sb.spans[:0], 0, S, n); return ck.sb.spans }
+	expertSpans := func(n int) []span { ck.sb.spans = en.expertSpans(ck.sb.spans[:0], n); return ck.sb.spans }
 	spans := func(t moe.Tensor, got []float32, n int, sp []span, enc func(x *encl, s span) ivec) {
 		if !stopped(ck.stop) {
 			ck.compareSpans(en, t, false, got, n, sp, enc)
@@ -83,23 +84,23 @@ func (ck *checker) stages(res *gpu.Result) {
 		return func(e int) mat { return x.weightMat(x.w1s[e], 2*I, H) }
 	}
 	spans(moe.TensorXs, st.Xs, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.X, true, out, s.lo, s.hi, s.lo) }))
-	spans(moe.TensorH1, st.H1, 2*I, en.expertSpans(2*I), func(x *encl, s span) ivec {
+	spans(moe.TensorH1, st.H1, 2*I, expertSpans(2*I), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, 2*I, pt(st.Xs), H, w1(x), x.bias1Of(), false)
 	})
 	spans(moe.TensorAct, st.Act, I, rowBlocks(I), rows(I, func(x *encl, out ivec, s span) { x.activationRows(pt(st.H1), out, s.lo, s.hi, s.lo) }))
-	spans(moe.TensorH2, st.H2, H, en.expertSpans(H), func(x *encl, s span) ivec {
+	spans(moe.TensorH2, st.H2, H, expertSpans(H), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, H, pt(st.Act), I, func(e int) mat { return x.weightMat(x.w2s[e], H, I) }, x.bias2Of(), false)
 	})
 	spans(moe.TensorO, st.O, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.weightRows(pt(st.H2), out, s.lo, s.hi, s.lo) }))
 	spans(moe.TensorDO, st.DO, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.DY, false, out, s.lo, s.hi, s.lo) }))
 	spans(moe.TensorDH2, st.DH2, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.dh2Rows(pt(st.DO), out, s.lo, s.hi, s.lo) }))
-	spans(moe.TensorDAct, st.DAct, I, en.expertSpans(I), func(x *encl, s span) ivec {
+	spans(moe.TensorDAct, st.DAct, I, expertSpans(I), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, I, pt(st.DH2), H, func(e int) mat { return x.transposeExact(x.w2s[e], H, I) }, nil, true)
 	})
 	spans(moe.TensorDH1, st.DH1, 2*I, rowBlocks(2*I), rows(2*I, func(x *encl, out ivec, s span) {
 		x.actBackwardRows(pt(st.H1), pt(st.DAct), out, s.lo, s.hi, s.lo)
 	}))
-	spans(moe.TensorDXs, st.DXs, H, en.expertSpans(H), func(x *encl, s span) ivec {
+	spans(moe.TensorDXs, st.DXs, H, expertSpans(H), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, H, pt(st.DH1), 2*I, func(e int) mat { return x.transposeExact(x.w1s[e], 2*I, H) }, nil, false)
 	})
 	// The outputs again, now from the path's own last stages (Failure.Local): the weight
@@ -126,7 +127,7 @@ func (ck *checker) stages(res *gpu.Result) {
 		if len(got) != c.E*n || stopped(ck.stop) {
 			return // shape failures are reported with the outputs
 		}
-		sp := make([]span, c.E)
+		sp := grow(&ck.sb.spans, c.E)
 		for e := range sp {
 			sp[e] = span{e, e + 1, e}
 		}

@@ -19,10 +19,19 @@ import (
 // span is the rows [lo, hi) of a stage: expert e's rows, or (e −1) rows of no one expert.
 type span struct{ lo, hi, e int }
 
-// blocks splits rows [lo, hi) of length n into spans of about 1<<16 elements.
-func blocks(lo, hi, n int) []span {
+// streamBufs is the streaming checks' bookkeeping, kept by a Checker between cases (a small
+// case's check then allocates none of it).
+type streamBufs struct {
+	spans  []span
+	parts  []spanPart
+	cparts []statPart
+	bad    []bool
+}
+
+// blocks splits rows [lo, hi) of length n into spans of about 1<<16 elements, appended to
+// out.
+func blocks(out []span, lo, hi, n int) []span {
 	per := max(1, (1<<16)/max(n, 1))
-	var out []span
 	for b := lo; b < hi; b += per {
 		out = append(out, span{b, min(b+per, hi), -1})
 	}
@@ -30,15 +39,14 @@ func blocks(lo, hi, n int) []span {
 }
 
 // expertSpans is the spans of the GEMM stages: each expert's rows (experts with rows, in
-// order), then the tail rows [R, S) in blocks.
-func (en *encl) expertSpans(n int) []span {
-	var out []span
+// order), then the tail rows [R, S) in blocks, appended to out.
+func (en *encl) expertSpans(out []span, n int) []span {
 	for e := 0; e < en.E; e++ {
 		if b, end := en.rowsOf(e); end > b {
 			out = append(out, span{b, end, e})
 		}
 	}
-	return append(out, blocks(en.R, en.S, n)...)
+	return blocks(out, en.R, en.S, n)
 }
 
 // spanPart is one span's share of compareLoc's statistics and failures.
@@ -78,7 +86,7 @@ func (a *agg) merge(b agg) {
 // elements) from x's scratch. Spans run on en's workers, each with its own scratch.
 func (ck *checker) compareSpans(en *encl, name moe.Tensor, local bool, got []float32, n int, spans []span, enc func(x *encl, s span) ivec) {
 	st := ck.stat(name, local, len(got))
-	parts := make([]spanPart, len(spans))
+	parts := grow(&ck.sb.parts, len(spans))
 	one := func(x *encl, k int) {
 		s := spans[k]
 		ck.compareSpan(&parts[k], name, local, got[s.lo*n:s.hi*n], s.lo*n, enc(x, s))
@@ -201,4 +209,14 @@ func (x *encl) gemmSpan(s span, n int, a rowsrc, k int, w func(e int) mat, bias 
 	}
 	x.gemmRows(out, n, a.rows(x, s.lo, s.hi, k), w(s.e), b, 0)
 	return out
+}
+
+// grow returns (*buf)[:n] zeroed, growing *buf when needed.
+func grow[T any](buf *[]T, n int) []T {
+	if cap(*buf) < n {
+		*buf = make([]T, n)
+	}
+	v := (*buf)[:n]
+	clear(v)
+	return v
 }
