@@ -1,12 +1,14 @@
 package oracle
 
 import (
+	"errors"
 	"fmt"
 	"github.com/moecheck/moecheck/internal/poison"
 	"math"
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
 )
@@ -29,7 +31,14 @@ type Options struct {
 	// zero value is the exact contract (docs/path.md as written). A precomputed Enclosure
 	// must have been derived under the same contract.
 	Contract contract.Contract
+	// Stop, when closed, stops the check at its next expert or range of rows: Check then
+	// returns an error wrapping ErrStopped (a real layer's check takes seconds to minutes;
+	// callers pass a context's Done channel). Nil never stops.
+	Stop <-chan struct{}
 }
+
+// ErrStopped is the error of a check stopped through Options.Stop.
+var ErrStopped = errors.New("check stopped")
 
 // Check judges a backend's result for case c. It returns an error only when c itself is
 // invalid; every mismatch is reported in the verdict.
@@ -46,8 +55,12 @@ func Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, error) {
 // checking many small cases several times faster than the package-level Check. The zero
 // value is ready to use; a Checker must not be used by two goroutines at once.
 type Checker struct {
-	ar arena
-	ws workspace
+	ar   arena
+	ws   workspace
+	pool scratchPool // the expert workers' scratch (parallel.go)
+	sb   streamBufs  // the streaming checks' bookkeeping (stream.go)
+	// sp, when set, splits the check's loops (tests); the zero value splits over every core.
+	sp par.Split
 }
 
 // Check is the package-level Check with this Checker's scratch memory.
@@ -60,11 +73,11 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, ct: opts.Contract}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	en := opts.Enclosure
 	if en == nil && !local {
-		if en, err = encloseUnder(c, false, opts.Contract); err != nil {
+		if en, err = encloseStop(c, false, opts.Contract, ck.split(), opts.Stop); err != nil {
 			return nil, err
 		}
 	}
@@ -98,6 +111,9 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if local {
 		ck.stages(got)
 	}
+	if stopped(opts.Stop) {
+		return nil, fmt.Errorf("oracle: %w", ErrStopped)
+	}
 	v := ck.finish()
 	if !v.Pass || opts.Context || opts.Reference != nil {
 		ref := opts.Reference
@@ -118,13 +134,25 @@ func CaseErrorVerdict(ce *gpu.CaseError) *Verdict {
 }
 
 type checker struct {
-	ct contract.Contract
-	ar *arena
-	ws *workspace
-	c  *moe.Case
-	p  *moe.Plan
-	v  *Verdict
-	st map[statKey]int // index of a tensor's stat in v.Stats
+	ct   contract.Contract
+	ar   *arena
+	ws   *workspace
+	pool *scratchPool
+	sp   par.Split // zero: every core
+	stop <-chan struct{}
+	sb   *streamBufs
+	c    *moe.Case
+	p    *moe.Plan
+	v    *Verdict
+	st   map[statKey]int // index of a tensor's stat in v.Stats
+}
+
+// split is the checker's loop split: its own, else every core.
+func (ck *checker) split() par.Split {
+	if ck.sp.Workers == 0 {
+		return par.New(0, 0)
+	}
+	return ck.sp
 }
 
 func (ck *checker) finish() *Verdict {
@@ -166,7 +194,7 @@ func (a *agg) add(f Failure) {
 		return
 	}
 	a.f.Count++
-	if f.Ratio > a.f.Ratio || (math.IsInf(f.Ratio, 1) && math.IsNaN(f.Got) && !math.IsNaN(a.f.Got)) {
+	if better(f, a.f) {
 		n := a.f.Count
 		a.f = f
 		a.f.Count = n
@@ -196,61 +224,130 @@ func (ck *checker) compareLoc(name moe.Tensor, local bool, got []float32, enc iv
 		}
 		a.add(f)
 	}
-	for i, g32 := range got {
-		g := float64(g32)
-		buf, sig := poison.Of(g32)
-		// A case with NaN data may carry any payload, signature look-alikes included: a
-		// signature proves a leak only when the data has no NaN of its own.
-		sig = sig && !ck.c.NonFinite
-		if !enc.known(i) {
-			st.Unknown++
-			if sig && output {
+	// The statistics of every element, split over the cores in chunks; the failures, which
+	// must be aggregated in index order (agg keeps the first of equally bad ones), are
+	// collected afterwards, serially, from the chunks that have any.
+	parts := ck.compareStats(got, enc, output, st)
+	for ch, bad := range parts {
+		if !bad {
+			continue
+		}
+		for i := ch * compareChunk; i < min((ch+1)*compareChunk, len(got)); i++ {
+			g32 := got[i]
+			g := float64(g32)
+			buf, sig := poison.Of(g32)
+			// A case with NaN data may carry any payload, signature look-alikes included: a
+			// signature proves a leak only when the data has no NaN of its own.
+			sig = sig && !ck.c.NonFinite
+			if !enc.known(i) {
+				if sig && output {
+					loc := ck.locate(base, i)
+					loc.Buffer = buf
+					add(CheckSignature, Failure{Check: CheckSignature, Tensor: name, Local: local, Worst: loc, Got: g, Want: math.NaN(), Bound: math.NaN(), Ratio: math.Inf(1),
+						Detail: "poison of buffer " + buf.String() + " reached this tensor: that buffer was read where it was never written"})
+					st.Failed++
+				}
+				continue
+			}
+			c, r := enc.c[i], enc.r[i]
+			if math.IsNaN(g) || math.IsInf(g, 0) {
 				loc := ck.locate(base, i)
-				loc.Buffer = buf
-				add(CheckSignature, Failure{Check: CheckSignature, Tensor: name, Local: local, Worst: loc, Got: g, Want: math.NaN(), Bound: math.NaN(), Ratio: math.Inf(1),
-					Detail: "poison of buffer " + buf.String() + " reached this tensor: that buffer was read where it was never written"})
+				check := CheckNonFinite
+				detail := "non-finite value where the reference is finite"
+				if sig {
+					check = CheckSignature
+					loc.Buffer = buf
+					detail = "poison of buffer " + buf.String() + " reached this tensor: that buffer was read where it was never written"
+				}
+				add(check, Failure{Check: check, Tensor: name, Local: local, Worst: loc, Got: g, Want: c, Bound: r, Ratio: math.Inf(1), Detail: detail})
 				st.Failed++
+				continue
 			}
-			continue
-		}
-		c, r := enc.c[i], enc.r[i]
-		if r == 0 {
-			st.Exact++
-		}
-		if math.IsNaN(g) || math.IsInf(g, 0) {
-			loc := ck.locate(base, i)
-			check := CheckNonFinite
-			detail := "non-finite value where the reference is finite"
-			if sig {
-				check = CheckSignature
-				loc.Buffer = buf
-				detail = "poison of buffer " + buf.String() + " reached this tensor: that buffer was read where it was never written"
+			q := ratio(g, c, r)
+			if q <= 1 {
+				continue // counted by compareStats
 			}
-			add(check, Failure{Check: check, Tensor: name, Local: local, Worst: loc, Got: g, Want: c, Bound: r, Ratio: math.Inf(1), Detail: detail})
 			st.Failed++
-			continue
-		}
-		q := ratio(g, c, r)
-		if q <= 1 {
-			// The ratio is informative only where the enclosure spans more than 8 dtype
-			// values; in a narrower one rounding puts legitimate values at the endpoints.
-			if q > st.MaxRatio && r > 4*ck.c.DType.Ulp(c) {
-				st.MaxRatio = q
+			check := CheckBound
+			if !output {
+				check = CheckStage
 			}
-			continue
+			add(check, Failure{Check: check, Tensor: name, Local: local, Worst: ck.locate(base, i), Got: g, Want: c, Bound: r, Ratio: q})
 		}
-		st.Failed++
-		check := CheckBound
-		if !output {
-			check = CheckStage
-		}
-		add(check, Failure{Check: check, Tensor: name, Local: local, Worst: ck.locate(base, i), Got: g, Want: c, Bound: r, Ratio: q})
 	}
 	for _, check := range []string{CheckSignature, CheckNonFinite, CheckBound, CheckStage} {
 		if a := aggs[check]; a != nil {
 			ck.fail(a.f)
 		}
 	}
+}
+
+// statPart is one chunk's share of compareStats' statistics.
+type statPart struct {
+	unknown, exact int
+	maxRatio       float64
+}
+
+// compareChunk is the element count of compareStats' chunks.
+const compareChunk = 1 << 14
+
+// compareStats adds to st the unknown and exact element counts and the largest informative
+// ratio of got against enc (compareLoc's statistics; order-free: sums and a maximum), split
+// over the cores, and reports per chunk of compareChunk elements whether it holds an
+// element that fails (compareLoc then reports those in order).
+func (ck *checker) compareStats(got []float32, enc ivec, output bool, st *TensorStat) []bool {
+	n := (len(got) + compareChunk - 1) / compareChunk
+	parts, bad := grow(&ck.sb.cparts, n), grow(&ck.sb.bad, n)
+	d, nonFinite := ck.c.DType, ck.c.NonFinite
+	body := func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			p := &parts[ch]
+			for i := ch * compareChunk; i < min((ch+1)*compareChunk, len(got)); i++ {
+				g32 := got[i]
+				g := float64(g32)
+				if !enc.known(i) {
+					p.unknown++
+					if _, sig := poison.Of(g32); sig && !nonFinite && output {
+						bad[ch] = true
+					}
+					continue
+				}
+				c, r := enc.c[i], enc.r[i]
+				if r == 0 {
+					p.exact++
+				}
+				if math.IsNaN(g) || math.IsInf(g, 0) {
+					bad[ch] = true
+					continue
+				}
+				q := ratio(g, c, r)
+				if q <= 1 {
+					// The ratio is informative only where the enclosure spans more than 8
+					// dtype values; in a narrower one rounding puts legitimate values at
+					// the endpoints.
+					if q > p.maxRatio && r > 4*d.Ulp(c) {
+						p.maxRatio = q
+					}
+					continue
+				}
+				bad[ch] = true
+			}
+		}
+	}
+	sp := ck.split()
+	if sp.Workers > 1 && len(got) >= 2*sp.MinWork {
+		par.For(sp, n, 8*compareChunk, body, func(f func(int, int), lo, hi int) { f(lo, hi) })
+	} else {
+		body(0, n)
+	}
+	for _, p := range parts {
+		st.Unknown += p.unknown
+		st.Exact += p.exact
+		if p.maxRatio > st.MaxRatio {
+			st.MaxRatio = p.maxRatio
+		}
+	}
+	return bad
 }
 
 // signatures reports surviving signature NaNs in an output (in stage-local mode, where the

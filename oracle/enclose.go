@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -39,6 +40,13 @@ type encl struct {
 	ct contract.Contract
 	ws *workspace
 	ar *arena
+	// sp splits the stages over experts and rows (parallel.go); pool keeps the expert
+	// workers' scratch (nil: fresh scratch per call).
+	sp   par.Split
+	pool *scratchPool
+	// stop, when closed, makes the remaining experts and ranges do nothing (the caller
+	// then reports ErrStopped instead of the incomplete result).
+	stop <-chan struct{}
 }
 
 // arena hands out float64 slices from large slabs, so a check allocates a few slabs instead
@@ -80,21 +88,6 @@ func (en *encl) newIvec(n int) ivec { return ivec{c: en.ar.get(n), r: en.ar.get(
 
 func (en *encl) newMat(m, k int) mat { return mat{m, k, en.ar.get(m * k), en.ar.get(m * k)} }
 
-// point encloses exactly known float32 values (a path's reported stage); NaN and ±Inf become
-// unknown elements.
-func (en *encl) point(x []float32) ivec {
-	v := en.newIvec(len(x))
-	for i, c := range x {
-		f := float64(c)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			v.setUnknown(i)
-			continue
-		}
-		v.c[i] = f
-	}
-	return v
-}
-
 // arith is the elementwise arithmetic of this enclosure (mathematical mode keeps centers).
 func (en *encl) arith() arith { return arith{math: en.noRound} }
 
@@ -106,31 +99,49 @@ func (en *encl) round(c, r float64) (float64, float64) {
 	return roundInto(en.d, c, r)
 }
 
-func newEncl(c *moe.Case, p *moe.Plan) *encl { return newEnclIn(c, p, nil, &workspace{}) }
+func newEncl(c *moe.Case, p *moe.Plan) *encl { return newEnclIn(c, p, nil, &workspace{}, nil) }
 
-// newEnclIn builds the context with scratch from ar and ws (either may be nil).
-func newEnclIn(c *moe.Case, p *moe.Plan, ar *arena, ws *workspace) *encl {
-	en := &encl{c: c, d: c.DType, p: p, S: c.S(), T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, R: p.Rows, ws: ws, ar: ar}
+// newEnclIn builds the context with scratch from ar, ws and pool (any may be nil), split
+// over every core (par.New's default).
+func newEnclIn(c *moe.Case, p *moe.Plan, ar *arena, ws *workspace, pool *scratchPool) *encl {
+	en := &encl{c: c, d: c.DType, p: p, S: c.S(), T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, R: p.Rows, ws: ws, ar: ar,
+		sp: par.New(0, 0), pool: pool}
 	en.w1s = make([][]float64, c.E)
 	en.w2s = make([][]float64, c.E)
-	for e := 0; e < c.E; e++ {
-		w1 := en.ar.get(2 * c.I * c.H)
-		for j := 0; j < 2*c.I; j++ {
-			for h := 0; h < c.H; h++ {
-				w1[j*c.H+h] = c.W1[c.W1Index(e, j, h)]
-			}
+	if c.Layout == moe.Standard {
+		// the case's own memory already holds each expert's matrices in these layouts
+		n1, n2 := 2*c.I*c.H, c.H*c.I
+		for e := 0; e < c.E; e++ {
+			en.w1s[e], en.w2s[e] = c.W1[e*n1:(e+1)*n1:(e+1)*n1], c.W2[e*n2:(e+1)*n2:(e+1)*n2]
 		}
-		w2 := en.ar.get(c.H * c.I)
-		for h := 0; h < c.H; h++ {
-			for j := 0; j < c.I; j++ {
-				w2[h*c.I+j] = c.W2[c.W2Index(e, h, j)]
-			}
-		}
-		en.w1s[e], en.w2s[e] = w1, w2
+		return en.withTokens()
 	}
+	for e := 0; e < c.E; e++ {
+		en.w1s[e], en.w2s[e] = en.ar.get(2*c.I*c.H), en.ar.get(c.H*c.I)
+	}
+	en.forRows(c.E, 3*c.I*c.H, func(lo, hi int) {
+		for e := lo; e < hi; e++ {
+			w1, w2 := en.w1s[e], en.w2s[e]
+			for j := 0; j < 2*c.I; j++ {
+				for h := 0; h < c.H; h++ {
+					w1[j*c.H+h] = c.W1[c.W1Index(e, j, h)]
+				}
+			}
+			for h := 0; h < c.H; h++ {
+				for j := 0; j < c.I; j++ {
+					w2[h*c.I+j] = c.W2[c.W2Index(e, h, j)]
+				}
+			}
+		}
+	})
+	return en.withTokens()
+}
+
+// withTokens sets en.tok (sorted row → token) and returns en.
+func (en *encl) withTokens() *encl {
 	en.tok = make([]int, en.S)
-	for i, s := range p.Perm {
-		en.tok[i] = int(s) / c.K
+	for i, s := range en.p.Perm {
+		en.tok[i] = int(s) / en.K
 	}
 	return en
 }
@@ -153,6 +164,17 @@ func enclose(c *moe.Case, mathematical bool) (*Enclosure, error) {
 }
 
 func encloseUnder(c *moe.Case, mathematical bool, ct contract.Contract) (*Enclosure, error) {
+	return encloseSplit(c, mathematical, ct, par.New(0, 0))
+}
+
+// encloseSplit is encloseUnder with its loops split as sp says (the result is the same for
+// every split; the tests compare).
+func encloseSplit(c *moe.Case, mathematical bool, ct contract.Contract, sp par.Split) (*Enclosure, error) {
+	return encloseStop(c, mathematical, ct, sp, nil)
+}
+
+// encloseStop is encloseSplit that stops (ErrStopped) once stop is closed.
+func encloseStop(c *moe.Case, mathematical bool, ct contract.Contract, sp par.Split, stop <-chan struct{}) (*Enclosure, error) {
 	if err := c.Validate(moe.Limits{}); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
@@ -161,25 +183,29 @@ func encloseUnder(c *moe.Case, mathematical bool, ct contract.Contract) (*Enclos
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
 	en := newEncl(c, p)
+	en.sp, en.stop = sp, stop
 	en.noRound = mathematical
 	en.ct = ct
 	out := &Enclosure{Plan: p, Contract: ct}
 	out.Xs = en.gather(c.X, true)
-	out.H1 = en.gemm1(out.Xs)
-	out.Act = en.activation(out.H1)
-	out.H2 = en.gemm2(out.Act)
-	out.O = en.weight(out.H2)
-	out.Y = en.combine(out.O)
+	out.H1 = en.gemm1(ivsrc(out.Xs))
+	out.Act = en.activation(ivsrc(out.H1))
+	out.H2 = en.gemm2(ivsrc(out.Act))
+	out.O = en.weight(ivsrc(out.H2))
+	out.Y = en.combine(ivsrc(out.O))
 	out.DO = en.gather(c.DY, false)
-	out.DRWSorted = en.drw(out.DO, out.H2)
-	out.DH2 = en.dh2(out.DO)
-	out.DAct = en.dgrad2(out.DH2)
-	out.DW2, out.DB2 = en.wgrad2(out.DH2, out.Act)
-	out.DH1 = en.actBackward(out.H1, out.DAct)
-	out.DXs = en.dgrad1(out.DH1)
-	out.DW1, out.DB1 = en.wgrad1(out.DH1, out.Xs)
-	out.DX = en.scatter(out.DXs)
+	out.DRWSorted = en.drw(ivsrc(out.DO), ivsrc(out.H2))
+	out.DH2 = en.dh2(ivsrc(out.DO))
+	out.DAct = en.dgrad2(ivsrc(out.DH2))
+	out.DW2, out.DB2 = en.wgrad2(ivsrc(out.DH2), ivsrc(out.Act))
+	out.DH1 = en.actBackward(ivsrc(out.H1), ivsrc(out.DAct))
+	out.DXs = en.dgrad1(ivsrc(out.DH1))
+	out.DW1, out.DB1 = en.wgrad1(ivsrc(out.DH1), ivsrc(out.Xs))
+	out.DX = en.scatter(ivsrc(out.DXs))
 	out.DRW = en.unsort(out.DRWSorted)
+	if stopped(stop) {
+		return nil, fmt.Errorf("oracle: %w", ErrStopped)
+	}
 	return out, nil
 }
 
@@ -190,23 +216,31 @@ func (en *encl) rowsOf(e int) (int, int) { return en.p.Begin(e), en.p.End(e) }
 func (en *encl) gather(x []float64, mask bool) ivec {
 	H := en.H
 	v := en.newIvec(en.S * H)
-	for i := 0; i < en.S; i++ {
+	en.forRows(en.S, H, func(lo, hi int) { en.gatherRows(x, mask, v, lo, hi, 0) })
+	return v
+}
+
+// gatherRows is gather on rows [lo, hi), written to v from row off on (all row kernels
+// below write row i at i − off: off 0 for a whole stage, lo for a span of it).
+func (en *encl) gatherRows(x []float64, mask bool, v ivec, lo, hi, off int) {
+	H := en.H
+	for i := lo; i < hi; i++ {
 		if mask && i >= en.R {
 			continue // zero, exactly
 		}
 		t := en.tok[i]
+		o := (i - off) * H
 		for h := 0; h < H; h++ {
 			x := x[t*H+h]
-			v.c[i*H+h] = x
+			v.c[o+h] = x
 			if en.noRound {
-				v.r[i*H+h] = 0x1p-1000
+				v.r[o+h] = 0x1p-1000
 			}
 			if math.IsNaN(x) || math.IsInf(x, 0) {
-				v.setUnknown(i*H + h)
+				v.setUnknown(o + h)
 			}
 		}
 	}
-	return v
 }
 
 // rowsMat copies rows [b, e) of a row-major ivec with row length n into a mat.
@@ -215,12 +249,13 @@ func rowsMat(v ivec, b, e, n int) mat {
 }
 
 // colsMat copies rows [b, e) of v (row length n) transposed: an n×(e−b) mat.
-func (en *encl) colsMat(v ivec, b, e, n int) mat {
+func (en *encl) colsMat(v rowsrc, b, e, n int) mat {
 	m := en.newMat(n, e-b)
 	for i := b; i < e; i++ {
 		for j := 0; j < n; j++ {
-			m.c[j*(e-b)+i-b] = v.c[i*n+j]
-			m.r[j*(e-b)+i-b] = v.r[i*n+j]
+			x := v.at(i*n + j)
+			m.c[j*(e-b)+i-b] = x.v
+			m.r[j*(e-b)+i-b] = x.e
 		}
 	}
 	return m
@@ -229,7 +264,7 @@ func (en *encl) colsMat(v ivec, b, e, n int) mat {
 func exactMat(x []float64, m, k int) mat { return mat{m, k, x, make([]float64, len(x))} }
 
 func (en *encl) weightMat(x []float64, m, k int) mat {
-	w := exactMat(x, m, k)
+	w := mat{m, k, x, en.ar.get(len(x))} // radii zero (arena memory is cleared)
 	if en.noRound {
 		for i := range w.r {
 			w.r[i] = 0x1p-1000
@@ -302,6 +337,21 @@ func (en *encl) bias1(e int) []float64 {
 	return en.c.B1[e*2*en.I : (e+1)*2*en.I]
 }
 
+// bias1Of and bias2Of are bias1 and bias2 as functions, nil without biases.
+func (en *encl) bias1Of() func(int) []float64 {
+	if !en.c.Bias {
+		return nil
+	}
+	return en.bias1
+}
+
+func (en *encl) bias2Of() func(int) []float64 {
+	if !en.c.Bias {
+		return nil
+	}
+	return en.bias2
+}
+
 func (en *encl) bias2(e int) []float64 {
 	if !en.c.Bias {
 		return nil
@@ -310,104 +360,134 @@ func (en *encl) bias2(e int) []float64 {
 }
 
 // gemm1: rows < R computed; tail zero (mask B).
-func (en *encl) gemm1(xs ivec) ivec {
+func (en *encl) gemm1(xs rowsrc) ivec {
 	n := 2 * en.I
 	out := en.newIvec(en.S * n)
-	for e := 0; e < en.E; e++ {
-		b, end := en.rowsOf(e)
-		if b == end {
-			continue
-		}
-		en.gemmRows(out, n, rowsMat(xs, b, end, en.H), en.weightMat(en.w1s[e], n, en.H), en.bias1(e), b)
-	}
+	en.forExperts(false, en.R*n*en.H, func(x *encl, e int) {
+		b, end := x.rowsOf(e)
+		x.gemmRows(out, n, xs.rows(x, b, end, x.H), x.weightMat(x.w1s[e], n, x.H), x.bias1(e), b)
+	})
 	return out
 }
 
 // activation: all rows, fp32 elementwise, stored rounded.
-func (en *encl) activation(h1 ivec) ivec {
+func (en *encl) activation(h1 rowsrc) ivec {
 	I := en.I
 	out := en.newIvec(en.S * I)
-	for i := 0; i < en.S; i++ {
-		for j := 0; j < I; j++ {
-			g := rv{h1.c[i*2*I+en.c.GateCol(j)], h1.r[i*2*I+en.c.GateCol(j)]}
-			u := rv{h1.c[i*2*I+en.c.UpCol(j)], h1.r[i*2*I+en.c.UpCol(j)]}
-			a := en.arith().actForwardC(en.c.Act, en.d, en.ct.Activation, g, u)
-			out.c[i*I+j], out.r[i*I+j] = en.round(a.v, a.e)
-		}
-	}
+	en.forRows(en.S, 8*I, func(lo, hi int) { en.activationRows(h1, out, lo, hi, 0) })
 	return out
 }
 
-// gemm2: rows < R computed; tail zero (mask C).
-func (en *encl) gemm2(act ivec) ivec {
-	out := en.newIvec(en.S * en.H)
-	for e := 0; e < en.E; e++ {
-		b, end := en.rowsOf(e)
-		if b == end {
-			continue
+// activationRows is activation on rows [lo, hi) (see gatherRows for off).
+func (en *encl) activationRows(h1 rowsrc, out ivec, lo, hi, off int) {
+	I := en.I
+	for i := lo; i < hi; i++ {
+		for j := 0; j < I; j++ {
+			g := h1.at(i*2*I + en.c.GateCol(j))
+			u := h1.at(i*2*I + en.c.UpCol(j))
+			a := en.arith().actForwardC(en.c.Act, en.d, en.ct.Activation, g, u)
+			out.c[(i-off)*I+j], out.r[(i-off)*I+j] = en.round(a.v, a.e)
 		}
-		en.gemmRows(out, en.H, rowsMat(act, b, end, en.I), en.weightMat(en.w2s[e], en.H, en.I), en.bias2(e), b)
 	}
+}
+
+// gemm2: rows < R computed; tail zero (mask C).
+func (en *encl) gemm2(act rowsrc) ivec {
+	out := en.newIvec(en.S * en.H)
+	en.forExperts(false, en.R*en.H*en.I, func(x *encl, e int) {
+		b, end := x.rowsOf(e)
+		x.gemmRows(out, x.H, act.rows(x, b, end, x.I), x.weightMat(x.w2s[e], x.H, x.I), x.bias2(e), b)
+	})
 	return out
 }
 
 // weight: o = round_d(h2·rw[slot]) for all rows.
-func (en *encl) weight(h2 ivec) ivec {
+func (en *encl) weight(h2 rowsrc) ivec {
 	H := en.H
 	out := en.newIvec(en.S * H)
-	for i := 0; i < en.S; i++ {
+	en.forRows(en.S, 4*H, func(lo, hi int) { en.weightRows(h2, out, lo, hi, 0) })
+	return out
+}
+
+// weightRows is weight on rows [lo, hi) (see gatherRows for off).
+func (en *encl) weightRows(h2 rowsrc, out ivec, lo, hi, off int) {
+	H := en.H
+	for i := lo; i < hi; i++ {
 		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
+		o := (i - off) * H
 		for h := 0; h < H; h++ {
-			x := en.arith().mul(rv{h2.c[i*H+h], h2.r[i*H+h]}, w)
+			x := en.arith().mul(h2.at(i*H+h), w)
 			if en.noRound {
-				out.c[i*H+h], out.r[i*H+h] = x.v, x.e
+				out.c[o+h], out.r[o+h] = x.v, x.e
 				continue
 			}
 			x = storeAs(en.d, x, en.ct.Weight, contract.InDtype)
-			out.c[i*H+h], out.r[i*H+h] = x.v, x.e
+			out.c[o+h], out.r[o+h] = x.v, x.e
 		}
 	}
-	return out
 }
 
 // ksum: out[t,h] = round_d(fl32 sum over k in order from +0 of rows[Inv[t·K+k], h]).
-func (en *encl) ksum(rows ivec, how contract.Sum) ivec {
+func (en *encl) ksum(rows rowsrc, how contract.Sum) ivec {
 	H, K := en.H, en.K
 	out := en.newIvec(en.T * H)
 	if how != (contract.Sum{}) && !en.noRound {
-		cs, rs := make([]float64, K), make([]float64, K)
-		for t := 0; t < en.T; t++ {
+		en.forRows(en.T, 4*H*K, func(lo, hi int) {
+			cs, rs := make([]float64, K), make([]float64, K)
+			for t := lo; t < hi; t++ {
+				for h := 0; h < H; h++ {
+					for k := 0; k < K; k++ {
+						i := int(en.p.Inv[t*K+k])
+						x := rows.at(i*H + h)
+						cs[k], rs[k] = x.v, x.e
+					}
+					s := sumTerms(en.d, how, cs, rs)
+					out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
+				}
+			}
+		})
+		return out
+	}
+	en.forRows(en.T, 4*H*K, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
 			for h := 0; h < H; h++ {
+				s := exactRV(0)
 				for k := 0; k < K; k++ {
 					i := int(en.p.Inv[t*K+k])
-					cs[k], rs[k] = rows.c[i*H+h], rows.r[i*H+h]
+					s = en.arith().add(s, rows.at(i*H+h))
 				}
-				s := sumTerms(en.d, how, cs, rs)
 				out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
 			}
 		}
-		return out
-	}
-	for t := 0; t < en.T; t++ {
-		for h := 0; h < H; h++ {
-			s := exactRV(0)
-			for k := 0; k < K; k++ {
-				i := int(en.p.Inv[t*K+k])
-				s = en.arith().add(s, rv{rows.c[i*H+h], rows.r[i*H+h]})
-			}
-			out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
-		}
-	}
+	})
 	return out
 }
 
-func (en *encl) combine(o ivec) ivec   { return en.ksum(o, en.ct.Combine) }
-func (en *encl) scatter(dxs ivec) ivec { return en.ksum(dxs, en.ct.Scatter) }
+func (en *encl) combine(o rowsrc) ivec   { return en.ksum(o, en.ct.Combine) }
+func (en *encl) scatter(dxs rowsrc) ivec { return en.ksum(dxs, en.ct.Scatter) }
 
 // drw: d_rw[i] = round_d(fl32 Σ_h d_o[i,h]·h2[i,h]) for all rows (unordered reduction).
-func (en *encl) drw(do, h2 ivec) ivec {
-	H := en.H
+func (en *encl) drw(do, h2 rowsrc) ivec {
 	out := en.newIvec(en.S)
+	if !en.parallel(en.S * 8 * en.H) {
+		en.drwRows(do, h2, out, 0, en.S)
+		return out
+	}
+	en.forRows(en.S, 8*en.H, func(lo, hi int) {
+		x := *en
+		x.ws, x.ar = &workspace{}, nil // this range's own scratch
+		x.drwRows(do, h2, out, lo, hi)
+	})
+	return out
+}
+
+// drwRows is drw on rows [lo, hi).
+func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
+	H := en.H
+	ra, rb := mat{1, H, nil, nil}, mat{1, H, nil, nil} // one row of do and h2 (point sources)
+	if do.pt || h2.pt {
+		ra, rb = newMat(1, H), newMat(1, H)
+	}
 	if how := en.ct.DRWProducts; (how == contract.InDtype || how == contract.Either) && !en.noRound {
 		// products rounded to the dtype (or either) before an fp32 reduction in any order:
 		// the reduction of the stored products against ones (docs/oracle.md §9)
@@ -416,9 +496,9 @@ func (en *encl) drw(do, h2 ivec) ivec {
 			ones.c[l] = 1
 		}
 		pr := en.newMat(1, H)
-		for i := 0; i < en.S; i++ {
+		for i := lo; i < hi; i++ {
 			for h := 0; h < H; h++ {
-				x := en.arith().mul(rv{do.c[i*H+h], do.r[i*H+h]}, rv{h2.c[i*H+h], h2.r[i*H+h]})
+				x := en.arith().mul(do.at(i*H+h), h2.at(i*H+h))
 				x = storeAs(en.d, x, how, contract.InFP32)
 				pr.c[h], pr.r[h] = x.v, x.e
 				if x.unknown() {
@@ -427,7 +507,7 @@ func (en *encl) drw(do, h2 ivec) ivec {
 			}
 			reduceAcc(en.d, pr, ones, nil, true, en.ws, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
 			if how == contract.Either {
-				A, B := rowsMat(do, i, i+1, H), rowsMat(h2, i, i+1, H)
+				A, B := do.rowsInto(ra, i, i+1, H), h2.rowsInto(rb, i, i+1, H)
 				reduceAcc(en.d, A, B, nil, true, en.ws, func(_, _ int, c, r float64) {
 					c, r = en.round(c, r)
 					x := hullRV(rv{out.c[i], out.r[i]}, rv{c, r})
@@ -435,156 +515,169 @@ func (en *encl) drw(do, h2 ivec) ivec {
 				})
 			}
 		}
-		return out
+		return
 	}
-	for i := 0; i < en.S; i++ {
-		A := rowsMat(do, i, i+1, H)
-		B := rowsMat(h2, i, i+1, H)
+	for i := lo; i < hi; i++ {
+		A := do.rowsInto(ra, i, i+1, H)
+		B := h2.rowsInto(rb, i, i+1, H)
 		reduceAcc(en.d, A, B, nil, !en.noRound, en.ws, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
 	}
-	return out
 }
 
 // dh2: rows < R: round_d(d_o·rw); tail zero (backward of mask C).
-func (en *encl) dh2(do ivec) ivec {
+func (en *encl) dh2(do rowsrc) ivec {
 	H := en.H
 	out := en.newIvec(en.S * H)
-	for i := 0; i < en.R; i++ {
+	en.forRows(en.R, 4*H, func(lo, hi int) { en.dh2Rows(do, out, lo, hi, 0) })
+	return out
+}
+
+// dh2Rows is dh2 on rows [lo, hi) below R (see gatherRows for off).
+func (en *encl) dh2Rows(do rowsrc, out ivec, lo, hi, off int) {
+	H := en.H
+	for i := lo; i < min(hi, en.R); i++ {
 		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
+		o := (i - off) * H
 		for h := 0; h < H; h++ {
-			x := en.arith().mul(rv{do.c[i*H+h], do.r[i*H+h]}, w)
-			out.c[i*H+h], out.r[i*H+h] = en.round(x.v, x.e)
+			x := en.arith().mul(do.at(i*H+h), w)
+			out.c[o+h], out.r[o+h] = en.round(x.v, x.e)
 		}
 	}
-	return out
 }
 
 // markTailUnknown marks rows ≥ R of a stage the path leaves unwritten.
 func (en *encl) markTailUnknown(v ivec, n int) {
-	for i := en.R * n; i < en.S*n; i++ {
-		v.setUnknown(i)
-	}
+	en.forRows(en.S-en.R, n, func(lo, hi int) {
+		for i := (en.R + lo) * n; i < (en.R+hi)*n; i++ {
+			v.setUnknown(i)
+		}
+	})
 }
 
 // dgrad2: d_act rows < R = round_d(d_h2 · W2e) (reduction over H); tail unwritten.
-func (en *encl) dgrad2(dh2 ivec) ivec {
+func (en *encl) dgrad2(dh2 rowsrc) ivec {
 	I := en.I
 	out := en.newIvec(en.S * I)
-	for e := 0; e < en.E; e++ {
-		b, end := en.rowsOf(e)
-		if b == end {
-			continue
-		}
-		en.gemmRows(out, I, rowsMat(dh2, b, end, en.H), en.transposeExact(en.w2s[e], en.H, I), nil, b)
-	}
+	en.forExperts(false, en.R*en.H*I, func(x *encl, e int) {
+		b, end := x.rowsOf(e)
+		x.gemmRows(out, I, dh2.rows(x, b, end, x.H), x.transposeExact(x.w2s[e], x.H, I), nil, b)
+	})
 	en.markTailUnknown(out, I)
 	return out
 }
 
 // dgrad1: d_xs rows < R = round_d(d_h1 · W1e) (reduction over 2I); tail zero (mask A bwd).
-func (en *encl) dgrad1(dh1 ivec) ivec {
+func (en *encl) dgrad1(dh1 rowsrc) ivec {
 	H := en.H
 	out := en.newIvec(en.S * H)
-	for e := 0; e < en.E; e++ {
-		b, end := en.rowsOf(e)
-		if b == end {
-			continue
-		}
-		en.gemmRows(out, H, rowsMat(dh1, b, end, 2*en.I), en.transposeExact(en.w1s[e], 2*en.I, H), nil, b)
-	}
+	en.forExperts(false, en.R*2*en.I*H, func(x *encl, e int) {
+		b, end := x.rowsOf(e)
+		x.gemmRows(out, H, dh1.rows(x, b, end, 2*x.I), x.transposeExact(x.w1s[e], 2*x.I, H), nil, b)
+	})
 	return out
 }
 
 // actBackward: rows < R computed from (h1, d_act); tail zero (mask B backward).
-func (en *encl) actBackward(h1, dact ivec) ivec {
+func (en *encl) actBackward(h1, dact rowsrc) ivec {
 	I := en.I
 	out := en.newIvec(en.S * 2 * I)
-	for i := 0; i < en.R; i++ {
-		for j := 0; j < I; j++ {
-			gc, uc := en.c.GateCol(j), en.c.UpCol(j)
-			g := rv{h1.c[i*2*I+gc], h1.r[i*2*I+gc]}
-			u := rv{h1.c[i*2*I+uc], h1.r[i*2*I+uc]}
-			da := rv{dact.c[i*I+j], dact.r[i*I+j]}
-			dg, du := en.arith().actBackwardC(en.c.Act, en.d, en.ct.Activation, g, u, da)
-			out.c[i*2*I+gc], out.r[i*2*I+gc] = en.round(dg.v, dg.e)
-			out.c[i*2*I+uc], out.r[i*2*I+uc] = en.round(du.v, du.e)
-		}
-	}
+	en.forRows(en.R, 16*I, func(lo, hi int) { en.actBackwardRows(h1, dact, out, lo, hi, 0) })
 	return out
 }
 
-// wgrad encloses dW[e] (nOut×nIn, standard layout) = round_d(Σ_{rows of e} dOut[i,:]ᵀ·in[i,:])
-// (and, where the contract admits it, the per-slot form: wgradslots.go) and the bias
-// gradient over rows by clamped id; experts with no rows get exact zeros.
-func (en *encl) wgrad(dout, in ivec, nOut, nIn int, bias bool) (w []ivec, bg []ivec) {
-	w = make([]ivec, en.E)
-	bg = make([]ivec, en.E)
-	for e := 0; e < en.E; e++ {
-		w[e] = en.newIvec(nOut * nIn)
-		b, end := en.rowsOf(e)
-		if end > b {
-			A := en.operand(en.colsMat(dout, b, end, nOut)) // nOut × rows
-			B := en.operand(en.colsMat(in, b, end, nIn))    // nIn × rows
-			mp := en.slotMagnitudes(A, B)                   // nil unless the contract admits per-slot products
-			reduceAcc(en.d, A, B, nil, !en.noRound, en.ws, func(i, j int, c, r float64) {
-				if mp != nil {
-					r = slotsRadius(en.d, en.ct.WGradSlots, end-b, r, mp[i*nIn+j])
-				}
-				w[e].c[i*nIn+j], w[e].r[i*nIn+j] = en.round(c, r)
-			})
-		}
-		if bias {
-			bg[e] = en.newIvec(nOut)
-			if e == en.E-1 {
-				end = en.S // the clamped id puts the tail into the last expert
-			}
-			if end > b && en.ct.BiasGrad != (contract.Sum{}) && !en.noRound {
-				A := en.colsMat(dout, b, end, nOut)
-				for i := 0; i < nOut; i++ {
-					s := sumTerms(en.d, en.ct.BiasGrad, A.c[i*(end-b):(i+1)*(end-b)], A.r[i*(end-b):(i+1)*(end-b)])
-					bg[e].c[i], bg[e].r[i] = en.round(s.v, s.e)
-				}
-			} else if end > b {
-				A := en.colsMat(dout, b, end, nOut)
-				ones := en.newMat(1, end-b)
-				for l := range ones.c {
-					ones.c[l] = 1
-				}
-				reduceAcc(en.d, A, ones, nil, !en.noRound, en.ws, func(i, _ int, c, r float64) {
-					bg[e].c[i], bg[e].r[i] = en.round(c, r)
-				})
-			}
+// actBackwardRows is actBackward on rows [lo, hi) below R (see gatherRows for off).
+func (en *encl) actBackwardRows(h1, dact rowsrc, out ivec, lo, hi, off int) {
+	I := en.I
+	for i := lo; i < min(hi, en.R); i++ {
+		o := (i - off) * 2 * I
+		for j := 0; j < I; j++ {
+			gc, uc := en.c.GateCol(j), en.c.UpCol(j)
+			g := h1.at(i*2*I + gc)
+			u := h1.at(i*2*I + uc)
+			da := dact.at(i*I + j)
+			dg, du := en.arith().actBackwardC(en.c.Act, en.d, en.ct.Activation, g, u, da)
+			out.c[o+gc], out.r[o+gc] = en.round(dg.v, dg.e)
+			out.c[o+uc], out.r[o+uc] = en.round(du.v, du.e)
 		}
 	}
-	return w, bg
 }
 
-func (en *encl) wgrad2(dh2, act ivec) (ivec, ivec) {
-	w, bg := en.wgrad(dh2, act, en.H, en.I, en.c.Bias)
-	dw := en.newIvec(en.c.LenW2())
-	for e := 0; e < en.E; e++ {
-		for h := 0; h < en.H; h++ {
-			for j := 0; j < en.I; j++ {
-				k := en.c.W2Index(e, h, j)
-				dw.c[k], dw.r[k] = w[e].c[h*en.I+j], w[e].r[h*en.I+j]
-			}
-		}
+// wgrad encloses dW[e] (nOut×nIn, standard layout) = round_d(Σ_{rows of e} dOut[i,:]ᵀ·in[i,:])
+// (and, where the contract admits it, the per-slot form: wgradslots.go) into dw (element (e, i, j) at at(e, i, j): the case's layout) and returns the bias
+// gradient over rows by clamped id; experts with no rows get exact zeros.
+func (en *encl) wgrad(dout, in rowsrc, nOut, nIn int, bias bool, dw ivec, at func(e, i, j int) int) (bg []ivec) {
+	en.forExperts(false, en.R*nOut*nIn, func(x *encl, e int) {
+		x.wgradExpert(dout, in, nOut, nIn, e, func(i, j int, c, r float64) {
+			k := at(e, i, j)
+			dw.c[k], dw.r[k] = c, r
+		})
+	})
+	return en.wgradBias(dout, nOut, bias)
+}
+
+// wgradExpert encloses expert e's dW (nOut×nIn, nothing for an expert without rows),
+// passing element (i, j) to set.
+func (x *encl) wgradExpert(dout, in rowsrc, nOut, nIn, e int, set func(i, j int, c, r float64)) {
+	b, end := x.rowsOf(e)
+	if end <= b {
+		return
 	}
+	A := x.operand(x.colsMat(dout, b, end, nOut)) // nOut × rows
+	B := x.operand(x.colsMat(in, b, end, nIn))    // nIn × rows
+	mp := x.slotMagnitudes(A, B)                  // nil unless the contract admits per-slot products (wgradslots.go)
+	reduceAcc(x.d, A, B, nil, !x.noRound, x.ws, func(i, j int, c, r float64) {
+		if mp != nil {
+			r = slotsRadius(x.d, x.ct.WGradSlots, end-b, r, mp[i*nIn+j])
+		}
+		c, r = x.round(c, r)
+		set(i, j, c, r)
+	})
+}
+
+// wgradBias encloses the bias gradient of every expert over its rows by clamped id (the
+// tail's rows in the last expert), nil without biases.
+func (en *encl) wgradBias(dout rowsrc, nOut int, bias bool) (bg []ivec) {
+	bg = make([]ivec, en.E)
+	if !bias {
+		return bg
+	}
+	for e := range bg {
+		bg[e] = en.newIvec(nOut)
+	}
+	en.forExperts(true, en.S*nOut, func(x *encl, e int) {
+		b, end := x.rowsOf(e)
+		if e == x.E-1 {
+			end = x.S // the clamped id puts the tail into the last expert
+		}
+		if end > b && x.ct.BiasGrad != (contract.Sum{}) && !x.noRound {
+			A := x.colsMat(dout, b, end, nOut)
+			for i := 0; i < nOut; i++ {
+				s := sumTerms(x.d, x.ct.BiasGrad, A.c[i*(end-b):(i+1)*(end-b)], A.r[i*(end-b):(i+1)*(end-b)])
+				bg[e].c[i], bg[e].r[i] = x.round(s.v, s.e)
+			}
+		} else if end > b {
+			A := x.colsMat(dout, b, end, nOut)
+			ones := x.newMat(1, end-b)
+			for l := range ones.c {
+				ones.c[l] = 1
+			}
+			reduceAcc(x.d, A, ones, nil, !x.noRound, x.ws, func(i, _ int, c, r float64) {
+				bg[e].c[i], bg[e].r[i] = x.round(c, r)
+			})
+		}
+	})
+	return bg
+}
+
+func (en *encl) wgrad2(dh2, act rowsrc) (ivec, ivec) {
+	dw := en.newIvec(en.c.LenW2())
+	bg := en.wgrad(dh2, act, en.H, en.I, en.c.Bias, dw, en.c.W2Index)
 	return dw, concat(bg, en.c.Bias)
 }
 
-func (en *encl) wgrad1(dh1, xs ivec) (ivec, ivec) {
-	n := 2 * en.I
-	w, bg := en.wgrad(dh1, xs, n, en.H, en.c.Bias)
+func (en *encl) wgrad1(dh1, xs rowsrc) (ivec, ivec) {
 	dw := en.newIvec(en.c.LenW1())
-	for e := 0; e < en.E; e++ {
-		for j := 0; j < n; j++ {
-			for h := 0; h < en.H; h++ {
-				k := en.c.W1Index(e, j, h)
-				dw.c[k], dw.r[k] = w[e].c[j*en.H+h], w[e].r[j*en.H+h]
-			}
-		}
-	}
+	bg := en.wgrad(dh1, xs, 2*en.I, en.H, en.c.Bias, dw, en.c.W1Index)
 	return dw, concat(bg, en.c.Bias)
 }
 

@@ -147,10 +147,22 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, s
 		bAbs, bPlus := absPlus(B, ws.get(5, len(B.c)), ws.get(6, len(B.c)))
 		mulNT(m, n, k, A.c, B.c, C)
 		mulNT(m, n, k, aAbs, bAbs, M)
-		mulNT(m, n, k, aPlus, bPlus, Mp)
+		if allExact {
+			// radii all zero: |c|+r = |c| bitwise, so M⁺ is the same product as M (mulNT is
+			// deterministic); the stage-local checks' operands are all exact
+			copy(Mp, M)
+		} else {
+			mulNT(m, n, k, aPlus, bPlus, Mp)
+		}
 		if fl > 0 {
-			// ν in place of |c|+r: aPlus and bPlus are not needed any more
-			mulNT(m, n, k, nominalOf(aPlus, fl, aPlus), nominalOf(bPlus, fl, bPlus), N)
+			// ν in place of |c|+r: aPlus and bPlus are not needed any more. Where no
+			// element is below the floor, ν is the identity and N is M⁺'s product, bitwise.
+			ra, rb := raiseToFloor(aPlus, fl), raiseToFloor(bPlus, fl)
+			if ra || rb {
+				mulNT(m, n, k, aPlus, bPlus, N)
+			} else {
+				copy(N, Mp)
+			}
 		}
 	}
 	g := gammaAcc(k + 1)
@@ -214,12 +226,17 @@ func nominal(x, floor float64) float64 {
 	return x
 }
 
-// nominalOf writes ν(plus[i]) to out.
-func nominalOf(plus []float64, floor float64, out []float64) []float64 {
+// raiseToFloor replaces each element of plus below floor by ν(x) = floor and reports
+// whether it replaced any (NaN stays NaN, as in nominal).
+func raiseToFloor(plus []float64, floor float64) bool {
+	raised := false
 	for i, x := range plus {
-		out[i] = nominal(x, floor)
+		if x < floor {
+			plus[i] = floor
+			raised = true
+		}
 	}
-	return out
+	return raised
 }
 
 // absPlus returns |c| and |c|+r of a matrix (NaN radius stays NaN in |c|+r).

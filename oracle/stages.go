@@ -48,45 +48,114 @@ func (ck *checker) stages(res *gpu.Result) {
 			return
 		}
 	}
-	en := newEnclIn(c, p, ck.ar, ck.ws)
+	en := newEnclIn(c, p, ck.ar, ck.ws, ck.pool)
+	en.sp, en.stop = ck.split(), ck.stop
 	en.ct = ck.ct
-	pt := en.point
-	ck.compare(moe.TensorXs, st.Xs, en.gather(c.X, true), false)
-	ck.compare(moe.TensorH1, st.H1, en.gemm1(pt(st.Xs)), false)
-	ck.compare(moe.TensorAct, st.Act, en.activation(pt(st.H1)), false)
-	ck.compare(moe.TensorH2, st.H2, en.gemm2(pt(st.Act)), false)
-	ck.compare(moe.TensorO, st.O, en.weight(pt(st.H2)), false)
-	ck.compare(moe.TensorDO, st.DO, en.gather(c.DY, false), false)
-	ck.compare(moe.TensorDH2, st.DH2, en.dh2(pt(st.DO)), false)
-	ck.compare(moe.TensorDAct, st.DAct, en.dgrad2(pt(st.DH2)), false)
-	ck.compare(moe.TensorDH1, st.DH1, en.actBackward(pt(st.H1), pt(st.DAct)), false)
-	ck.compare(moe.TensorDXs, st.DXs, en.dgrad1(pt(st.DH1)), false)
-	// The outputs again, now from the path's own last stages (Failure.Local).
-	var dw1, db1, dw2, db2 ivec
-	wg2 := func() { dw2, db2 = en.wgrad2(pt(st.DH2), pt(st.Act)) }
-	wg1 := func() { dw1, db1 = en.wgrad1(pt(st.DH1), pt(st.Xs)) }
-	locals := []struct {
+	pt := ptsrc
+	// Each step's enclosure and the point enclosures of its inputs are released once the
+	// step is compared, so the check holds one step's intermediates at a time, not every
+	// stage's.
+	step := func(f func()) {
+		if stopped(ck.stop) {
+			return // Check reports ErrStopped
+		}
+		m := en.ar.mark()
+		f()
+		en.ar.release(m)
+	}
+	// The stages, span by span of rows (stream.go): an expert's rows for the GEMMs, blocks
+	// of rows for the rest; never a whole stage's enclosure at once.
+	H, I := c.H, c.I
+	rowBlocks := func(n int) []span { ck.sb.spans = blocks(ck.sb.spans[:0], 0, S, n); return ck.sb.spans }
+	expertSpans := func(n int) []span { ck.sb.spans = en.expertSpans(ck.sb.spans[:0], n); return ck.sb.spans }
+	spans := func(t moe.Tensor, got []float32, n int, sp []span, enc func(x *encl, s span) ivec) {
+		if !stopped(ck.stop) {
+			ck.compareSpans(en, t, false, got, n, sp, enc)
+		}
+	}
+	rows := func(n int, f func(x *encl, out ivec, s span)) func(x *encl, s span) ivec {
+		return func(x *encl, s span) ivec {
+			out := x.newIvec((s.hi - s.lo) * n)
+			f(x, out, s)
+			return out
+		}
+	}
+	w1 := func(x *encl) func(e int) mat {
+		return func(e int) mat { return x.weightMat(x.w1s[e], 2*I, H) }
+	}
+	spans(moe.TensorXs, st.Xs, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.X, true, out, s.lo, s.hi, s.lo) }))
+	spans(moe.TensorH1, st.H1, 2*I, expertSpans(2*I), func(x *encl, s span) ivec {
+		return x.gemmSpan(s, 2*I, pt(st.Xs), H, w1(x), x.bias1Of(), false)
+	})
+	spans(moe.TensorAct, st.Act, I, rowBlocks(I), rows(I, func(x *encl, out ivec, s span) { x.activationRows(pt(st.H1), out, s.lo, s.hi, s.lo) }))
+	spans(moe.TensorH2, st.H2, H, expertSpans(H), func(x *encl, s span) ivec {
+		return x.gemmSpan(s, H, pt(st.Act), I, func(e int) mat { return x.weightMat(x.w2s[e], H, I) }, x.bias2Of(), false)
+	})
+	spans(moe.TensorO, st.O, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.weightRows(pt(st.H2), out, s.lo, s.hi, s.lo) }))
+	spans(moe.TensorDO, st.DO, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.DY, false, out, s.lo, s.hi, s.lo) }))
+	spans(moe.TensorDH2, st.DH2, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.dh2Rows(pt(st.DO), out, s.lo, s.hi, s.lo) }))
+	spans(moe.TensorDAct, st.DAct, I, expertSpans(I), func(x *encl, s span) ivec {
+		return x.gemmSpan(s, I, pt(st.DH2), H, func(e int) mat { return x.transposeExact(x.w2s[e], H, I) }, nil, true)
+	})
+	spans(moe.TensorDH1, st.DH1, 2*I, rowBlocks(2*I), rows(2*I, func(x *encl, out ivec, s span) {
+		x.actBackwardRows(pt(st.H1), pt(st.DAct), out, s.lo, s.hi, s.lo)
+	}))
+	spans(moe.TensorDXs, st.DXs, H, expertSpans(H), func(x *encl, s span) ivec {
+		return x.gemmSpan(s, H, pt(st.DH1), 2*I, func(e int) mat { return x.transposeExact(x.w1s[e], 2*I, H) }, nil, false)
+	})
+	// The outputs again, now from the path's own last stages (Failure.Local): the weight
+	// gradients expert by expert (stream.go), their bias gradients after both.
+	for _, l := range []struct {
 		name moe.Tensor
 		got  []float32
 		enc  func() ivec
-		ok   bool
 	}{
-		{moe.TensorY, res.Y, func() ivec { return en.combine(pt(st.O)) }, true},
-		{moe.TensorDX, res.DX, func() ivec { return en.scatter(pt(st.DXs)) }, true},
-		{moe.TensorDRW, res.DRW, func() ivec { return en.unsort(en.drw(pt(st.DO), pt(st.H2))) }, true},
-		{moe.TensorDW2, res.DW2, func() ivec { wg2(); return dw2 }, true},
-		{moe.TensorDW1, res.DW1, func() ivec { wg1(); return dw1 }, true},
-		{moe.TensorDB2, res.DB2, func() ivec { return db2 }, c.Bias},
-		{moe.TensorDB1, res.DB1, func() ivec { return db1 }, c.Bias},
+		{moe.TensorY, res.Y, func() ivec { return en.combine(pt(st.O)) }},
+		{moe.TensorDX, res.DX, func() ivec { return en.scatter(pt(st.DXs)) }},
+		{moe.TensorDRW, res.DRW, func() ivec { return en.unsort(en.drw(pt(st.DO), pt(st.H2))) }},
+	} {
+		step(func() {
+			enc := l.enc()
+			if len(l.got) != len(enc.c) {
+				return // shape failures are reported with the outputs
+			}
+			ck.compareLocal(l.name, l.got, enc)
+		})
 	}
-	for _, l := range locals {
-		if !l.ok {
-			continue
+	wgrad := func(t moe.Tensor, got []float32, dout, in rowsrc, nOut, nIn int, at func(e, i, j int) int) {
+		n := nOut * nIn
+		if len(got) != c.E*n || stopped(ck.stop) {
+			return // shape failures are reported with the outputs
 		}
-		enc := l.enc()
-		if len(l.got) != len(enc.c) {
-			continue // shape failures are reported with the outputs
+		sp := grow(&ck.sb.spans, c.E)
+		for e := range sp {
+			sp[e] = span{e, e + 1, e}
 		}
-		ck.compareLocal(l.name, l.got, enc)
+		ck.compareSpans(en, t, true, got, n, sp, func(x *encl, s span) ivec {
+			out := x.newIvec(n)
+			x.wgradExpert(dout, in, nOut, nIn, s.e, func(i, j int, cc, r float64) {
+				k := at(s.e, i, j) - s.e*n
+				out.c[k], out.r[k] = cc, r
+			})
+			return out
+		})
+	}
+	wgrad(moe.TensorDW2, res.DW2, pt(st.DH2), pt(st.Act), H, I, c.W2Index)
+	wgrad(moe.TensorDW1, res.DW1, pt(st.DH1), pt(st.Xs), 2*I, H, c.W1Index)
+	if c.Bias {
+		for _, l := range []struct {
+			name moe.Tensor
+			got  []float32
+			dout rowsrc
+			nOut int
+		}{{moe.TensorDB2, res.DB2, pt(st.DH2), H}, {moe.TensorDB1, res.DB1, pt(st.DH1), 2 * I}} {
+			step(func() {
+				enc := concat(en.wgradBias(l.dout, l.nOut, true), true)
+				if len(l.got) != len(enc.c) {
+					return
+				}
+				ck.compareLocal(l.name, l.got, enc)
+			})
+		}
 	}
 }

@@ -40,6 +40,9 @@ type Env struct {
 // check runs the oracle with the environment's reusable checker.
 func (env *Env) check(c *moe.Case, r *gpu.Result, o oracle.Options) (*oracle.Verdict, error) {
 	o.Contract = env.JudgeContract()
+	if o.Stop == nil {
+		o.Stop = env.cache.stop
+	}
 	if o.Enclosure == nil && (r == nil || r.Stages == nil || o.SkipStages) { // judged end to end
 		en, err := env.enclosure(c, o.Contract)
 		if err != nil {

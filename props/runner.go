@@ -232,7 +232,7 @@ func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Ou
 	if len(props) == 0 {
 		props = allProperties
 	}
-	env.begin(t.Case)
+	env.begin(t.Case, ctx.Done())
 	defer env.end()
 	var outs []*Outcome
 	var skipped []string
@@ -338,7 +338,7 @@ func (p Property) failsOn(ctx context.Context, env *Env, t Trial) (*Outcome, err
 	if p.Applies != nil && !p.Applies(t.Case) {
 		return nil, nil
 	}
-	env.begin(t.Case)
+	env.begin(t.Case, ctx.Done())
 	defer env.end()
 	o, err := interrupt.Do(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
 	if err != nil || o.Pass {

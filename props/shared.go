@@ -26,11 +26,13 @@ import (
 type trialCache struct {
 	c    *moe.Case
 	runs map[gpu.Poison]*gpu.Result
+	stop <-chan struct{} // the trial's context's Done: stops a long oracle check
 }
 
-// begin starts the cache of trial case c; end drops it.
-func (env *Env) begin(c *moe.Case) { env.cache = trialCache{c: c} }
-func (env *Env) end()              { env.cache = trialCache{} }
+// begin starts the cache of trial case c, whose checks stop once stop is closed; end drops
+// it.
+func (env *Env) begin(c *moe.Case, stop <-chan struct{}) { env.cache = trialCache{c: c, stop: stop} }
+func (env *Env) end()                                    { env.cache = trialCache{} }
 
 // baseSeed is the poison seed of the shared base runs.
 const baseSeed = 1

@@ -14,6 +14,10 @@ type pool struct {
 	bufs  [gpu.BufDB2 + 1][]float32
 	dtype [gpu.BufDB2 + 1]moe.DType
 	used  [gpu.BufDB2 + 1]bool // the buffer holds a previous Run's values
+	// lent: the buffer became a Result's stage (result.go hands stage buffers over instead
+	// of copying them, halving a large case's memory); the next take allocates a new one,
+	// with the lent one's values where Stale reads them, so Runs see what they saw before.
+	lent [gpu.BufDB2 + 1]bool
 }
 
 // take returns buffer b with n elements of dtype d, poisoned under policy p with seed, the
@@ -26,11 +30,18 @@ type pool struct {
 func (p *pool) take(b gpu.Buffer, n int, d moe.DType, pol gpu.Poison, seed uint64, sp split) []float32 {
 	buf := p.bufs[b]
 	stale := pol == gpu.PoisonStale && p.used[b] && len(buf) == n && p.dtype[b] == d
-	if cap(buf) < n {
+	switch {
+	case p.lent[b]:
+		old := buf
+		buf = make([]float32, n)
+		if stale {
+			copy(buf, old) // the previous Run's values, as if the memory were recycled
+		}
+	case cap(buf) < n:
 		buf = make([]float32, n)
 	}
 	buf = buf[:n]
-	p.bufs[b], p.dtype[b], p.used[b] = buf, d, true
+	p.bufs[b], p.dtype[b], p.used[b], p.lent[b] = buf, d, true, false
 	fa := fillArgs{buf: buf, b: b, d: d, pol: pol, seed: seed}
 	if !stale {
 		parFor(sp, n, 4, fa, fillArgs.fill)

@@ -6,8 +6,10 @@ import (
 )
 
 // result copies the outputs into a new Result (one allocation for every tensor): weight
-// gradients in the case's layout, DRW in slot order, and the stages when asked.
-func (st *state) result(c moe.Config, stages bool) *gpu.Result {
+// gradients in the case's layout, DRW in slot order. The stages, when asked, are the pool's
+// buffers themselves, handed over to the Result (the pool allocates new ones for the next
+// Run): a copy would double the memory of a large case, whose stages are most of it.
+func (st *state) result(c moe.Config, stages bool, p *pool) *gpu.Result {
 	S, T, H, I, E := c.S(), c.T, c.H, c.I, c.E
 	nb1, nb2 := 0, 0
 	if c.Bias {
@@ -38,19 +40,20 @@ func (st *state) result(c moe.Config, stages bool) *gpu.Result {
 		r.DRW[s] = st.drw[st.inv[s]]
 	}
 	if stages {
-		cp := func(v []float32) []float32 {
+		lend := func(b gpu.Buffer, v []float32) []float32 {
 			if len(v) == 0 {
 				return nil
 			}
-			w := make([]float32, len(v))
-			st.copy(w, v)
-			return w
+			p.lent[b] = true
+			return v
 		}
 		r.Stages = &gpu.Stages{
 			Perm:    append([]int32(nil), st.perm...),
 			Offsets: append([]int32(nil), st.offsets...),
-			Xs:      cp(st.xs), H1: cp(st.h1), Act: cp(st.act), H2: cp(st.h2), O: cp(st.o),
-			DO: cp(st.do), DH2: cp(st.dh2), DAct: cp(st.dact), DH1: cp(st.dh1), DXs: cp(st.dxs),
+			Xs:      lend(gpu.BufXs, st.xs), H1: lend(gpu.BufH1, st.h1), Act: lend(gpu.BufAct, st.act),
+			H2: lend(gpu.BufH2, st.h2), O: lend(gpu.BufO, st.o), DO: lend(gpu.BufDO, st.do),
+			DH2: lend(gpu.BufDH2, st.dh2), DAct: lend(gpu.BufDAct, st.dact), DH1: lend(gpu.BufDH1, st.dh1),
+			DXs: lend(gpu.BufDXs, st.dxs),
 		}
 	}
 	return r

@@ -108,5 +108,5 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, opts gpu.RunOption
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	st.backward()
-	return st.result(cfg, opts.Stages), nil
+	return st.result(cfg, opts.Stages, &b.pool), nil
 }

@@ -290,3 +290,46 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestStagesHandedOver: a Result's stages are the pool's buffers handed over, not copies, so
+// (1) a later Run on the same Backend must not change them, and (2) a Stale run after a run
+// with stages still reads the previous Run's values in memory the path leaves unwritten
+// (DAct's tail rows), as it does when the buffers are recycled in place.
+func TestStagesHandedOver(t *testing.T) {
+	cfg := moe.Config{T: 20, H: 12, I: 6, E: 4, K: 3, DType: moe.BF16, EP: moe.EP{World: 2}}
+	c := makeCase(t, cfg, 0, moe.Normal, 3)
+	b := New(Options{})
+	first := run(t, b, c, gpu.RunOptions{Poison: gpu.PoisonHuge, PoisonSeed: 5, Stages: true})
+	keep := map[moe.Tensor][]float32{}
+	for _, tn := range moe.StageTensors() {
+		keep[tn] = append([]float32(nil), first.Stages.Tensor(tn)...)
+	}
+	stale := run(t, b, c, gpu.RunOptions{Poison: gpu.PoisonStale, Stages: true})
+	run(t, b, makeCase(t, cfg, 1, moe.Normal, 4), gpu.RunOptions{Poison: gpu.PoisonNaN, Stages: true})
+	for _, tn := range moe.StageTensors() {
+		if d := floatDiff(first.Stages.Tensor(tn), keep[tn]); d != "" {
+			t.Errorf("stage %s of the first Result changed under later Runs: %s", tn, d)
+		}
+	}
+	R := int(first.Stages.Offsets[cfg.E-1])
+	if R >= c.S() {
+		t.Fatalf("the case has no tail rows (R = %d, S = %d)", R, c.S())
+	}
+	tail := func(r *gpu.Result) []float32 { return r.Stages.DAct[R*cfg.I:] }
+	if d := floatDiff(tail(stale), tail(first)); d != "" {
+		t.Errorf("Stale run: DAct's unwritten tail is not the previous Run's: %s", d)
+	}
+}
+
+// floatDiff describes the first bitwise difference of two vectors ("" if none).
+func floatDiff(a, b []float32) string {
+	if len(a) != len(b) {
+		return fmt.Sprintf("length %d vs %d", len(a), len(b))
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return fmt.Sprintf("element %d: %g vs %g", i, a[i], b[i])
+		}
+	}
+	return ""
+}

@@ -1,0 +1,198 @@
+package oracle
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/moecheck/moecheck/internal/par"
+)
+
+// Parallel structure of the enclosure computation (issue 14, "real shapes in seconds").
+//
+// Every stage splits over experts (the GEMM stages and the weight gradients: one expert's
+// reduction is one reduceAcc call, the same call with the same operands whatever the split)
+// or over rows (the elementwise stages, the K-slot sums, the comparisons). Each output
+// element is written by exactly one goroutine, with the operations and their order of the
+// serial loop, so enclosures and verdicts are bitwise the same on one goroutine or many.
+// The per-expert operands (transposed weights, transposed rows) come from a worker's own
+// scratch, reused from expert to expert, so memory does not grow with the expert count.
+
+// scratch is one expert worker's memory: its reduction workspace and an arena for the
+// expert's operands (reset before each expert).
+type scratch struct {
+	ws workspace
+	ar arena
+}
+
+// scratchPool hands scratch to the expert workers of a Checker and keeps it between cases.
+type scratchPool struct {
+	mu   sync.Mutex
+	free []*scratch
+}
+
+func (p *scratchPool) get() *scratch {
+	if p == nil {
+		return &scratch{}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		s := p.free[n-1]
+		p.free = p.free[:n-1]
+		return s
+	}
+	return &scratch{}
+}
+
+func (p *scratchPool) put(s *scratch) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.free = append(p.free, s)
+	p.mu.Unlock()
+}
+
+// parallel reports whether a loop of work element operations splits (see par.For).
+func (en *encl) parallel(work int) bool {
+	return en.sp.Workers > 1 && work >= 2*en.sp.MinWork
+}
+
+// forExperts calls fn(x, e) for every expert e with rows (or every expert when all is set),
+// where x is en with a worker's own workspace and scratch arena (reset before each expert):
+// fn must allocate its outputs from en before (they are shared) and only the expert's
+// operands from x. cost is the work of one expert. Serial when en does not split or the
+// work is small: then x is en itself and nothing changes from the serial computation.
+func (en *encl) forExperts(all bool, cost int, fn func(x *encl, e int)) {
+	var es []int
+	for e := 0; e < en.E; e++ {
+		if b, end := en.rowsOf(e); all || end > b {
+			es = append(es, e)
+		}
+	}
+	workers := min(en.sp.Workers, len(es))
+	if workers <= 1 || !en.parallel(cost*len(es)) {
+		for _, e := range es {
+			if stopped(en.stop) {
+				return
+			}
+			fn(en, e)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(workers)
+	for range workers {
+		go func() {
+			defer wg.Done()
+			s := en.pool.get()
+			defer en.pool.put(s)
+			x := *en
+			x.ws, x.ar = &s.ws, &s.ar
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(es) || stopped(en.stop) {
+					return
+				}
+				s.ar.reset()
+				fn(&x, es[i])
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// forRows calls body(lo, hi) on disjoint ranges covering [0, n), split over en's workers
+// when the loop is large (cost: element operations per index). body must only write
+// elements of its own indices; those that need scratch make their own.
+func (en *encl) forRows(n, cost int, body func(lo, hi int)) {
+	if !en.parallel(n * cost) {
+		body(0, n)
+		return
+	}
+	stop := en.stop
+	par.For(en.sp, n, cost, body, func(f func(int, int), lo, hi int) {
+		if !stopped(stop) {
+			f(lo, hi)
+		}
+	})
+}
+
+// stopped reports whether stop is closed (never for nil).
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// arenaMark is a position in an arena: release returns the space handed out after it.
+type arenaMark struct{ cur, off int }
+
+func (a *arena) mark() arenaMark {
+	if a == nil {
+		return arenaMark{}
+	}
+	return arenaMark{a.cur, a.off}
+}
+
+// release makes the space handed out since m reusable (the slices must not be used after).
+func (a *arena) release(m arenaMark) {
+	if a != nil {
+		a.cur, a.off = m.cur, m.off
+	}
+}
+
+// rowsrc is a row-major stage operand of the enclosure: an enclosure held whole (v), or a
+// stage the path reported (p: exactly known float32 values, NaN and ±Inf unknown), read
+// element by element or made into point enclosures one expert's rows at a time, so that the
+// stage-local checks never hold a whole stage in float64 (issue 14: bounded memory).
+type rowsrc struct {
+	v  ivec
+	p  []float32
+	pt bool
+}
+
+func ivsrc(v ivec) rowsrc      { return rowsrc{v: v} }
+func ptsrc(p []float32) rowsrc { return rowsrc{p: p, pt: true} }
+
+// at is element i as an enclosure (for p: the value exactly, or unknown if NaN or ±Inf).
+func (s rowsrc) at(i int) rv {
+	if !s.pt {
+		return rv{s.v.c[i], s.v.r[i]}
+	}
+	f := float64(s.p[i])
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return unknownRV()
+	}
+	return rv{f, 0}
+}
+
+// rows returns rows [b, e) (row length n) as a mat: a view of v, or point enclosures of p in
+// x's scratch.
+func (s rowsrc) rows(x *encl, b, e, n int) mat {
+	if !s.pt {
+		return rowsMat(s.v, b, e, n)
+	}
+	return s.rowsInto(x.newMat(e-b, n), b, e, n)
+}
+
+// rowsInto is rows writing p's point enclosures into m (sized (e−b)×n); a view for v.
+func (s rowsrc) rowsInto(m mat, b, e, n int) mat {
+	if !s.pt {
+		return rowsMat(s.v, b, e, n)
+	}
+	for i, f32 := range s.p[b*n : e*n] {
+		f := float64(f32)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			m.c[i], m.r[i] = 0, math.NaN()
+			continue
+		}
+		m.c[i], m.r[i] = f, 0
+	}
+	return m
+}

@@ -1,0 +1,222 @@
+package oracle
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/moecheck/moecheck/internal/poison"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// Streaming stage checks (issue 14, bounded memory): a stage of a real layer has S = T·K
+// rows, most of them sentinel tail rows at EP > 1, and its enclosure in float64 center and
+// radius is four times the stage's own size. The stage-local checks therefore derive and
+// compare a stage span by span of rows (an expert's rows for the GEMM stages, blocks of rows
+// otherwise), each span's enclosure in a worker's scratch, and merge the spans' statistics
+// and failures in row order: the verdict is the one compareLoc gives on the whole tensor.
+
+// span is the rows [lo, hi) of a stage: expert e's rows, or (e −1) rows of no one expert.
+type span struct{ lo, hi, e int }
+
+// streamBufs is the streaming checks' bookkeeping, kept by a Checker between cases (a small
+// case's check then allocates none of it).
+type streamBufs struct {
+	spans  []span
+	parts  []spanPart
+	cparts []statPart
+	bad    []bool
+}
+
+// blocks splits rows [lo, hi) of length n into spans of about 1<<16 elements, appended to
+// out.
+func blocks(out []span, lo, hi, n int) []span {
+	per := max(1, (1<<16)/max(n, 1))
+	for b := lo; b < hi; b += per {
+		out = append(out, span{b, min(b+per, hi), -1})
+	}
+	return out
+}
+
+// expertSpans is the spans of the GEMM stages: each expert's rows (experts with rows, in
+// order), then the tail rows [R, S) in blocks, appended to out.
+func (en *encl) expertSpans(out []span, n int) []span {
+	for e := 0; e < en.E; e++ {
+		if b, end := en.rowsOf(e); end > b {
+			out = append(out, span{b, end, e})
+		}
+	}
+	return blocks(out, en.R, en.S, n)
+}
+
+// spanPart is one span's share of compareLoc's statistics and failures.
+type spanPart struct {
+	unknown, exact, failed int
+	maxRatio               float64
+	aggs                   [4]agg // by streamChecks
+}
+
+var streamChecks = [4]string{CheckSignature, CheckNonFinite, CheckBound, CheckStage}
+
+// better reports whether f is a worse failure than g (agg keeps the first of the worst).
+func better(f, g Failure) bool {
+	return f.Ratio > g.Ratio || (math.IsInf(f.Ratio, 1) && math.IsNaN(f.Got) && !math.IsNaN(g.Got))
+}
+
+// merge adds the failures aggregated by b, which follow a's in element order: the same
+// aggregate as adding them one by one (ratios are never NaN here, so "worse" is a strict
+// weak order and the first worst of the concatenation is a's unless b's is worse).
+func (a *agg) merge(b agg) {
+	if !b.set {
+		return
+	}
+	if !a.set {
+		*a = b
+		return
+	}
+	n := a.f.Count + b.f.Count
+	if better(b.f, a.f) {
+		a.f = b.f
+	}
+	a.f.Count = n
+}
+
+// compareSpans is compareLoc (a stage, or local output, of row length n) with the
+// enclosure derived span by span: enc(x, s) returns the enclosure of rows s ((s.hi−s.lo)·n
+// elements) from x's scratch. Spans run on en's workers, each with its own scratch.
+func (ck *checker) compareSpans(en *encl, name moe.Tensor, local bool, got []float32, n int, spans []span, enc func(x *encl, s span) ivec) {
+	st := ck.stat(name, local, len(got))
+	parts := grow(&ck.sb.parts, len(spans))
+	one := func(x *encl, k int) {
+		s := spans[k]
+		ck.compareSpan(&parts[k], name, local, got[s.lo*n:s.hi*n], s.lo*n, enc(x, s))
+	}
+	work := len(got) * 8
+	workers := min(en.sp.Workers, len(spans))
+	if workers <= 1 || !en.parallel(work) {
+		for k := range spans {
+			if stopped(en.stop) {
+				return
+			}
+			m := en.ar.mark()
+			one(en, k)
+			en.ar.release(m)
+		}
+	} else {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		wg.Add(workers)
+		for range workers {
+			go func() {
+				defer wg.Done()
+				s := en.pool.get()
+				defer en.pool.put(s)
+				x := *en
+				x.ws, x.ar = &s.ws, &s.ar
+				for {
+					k := int(next.Add(1)) - 1
+					if k >= len(spans) || stopped(en.stop) {
+						return
+					}
+					s.ar.reset()
+					one(&x, k)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	var aggs [4]agg
+	for _, p := range parts {
+		st.Unknown += p.unknown
+		st.Exact += p.exact
+		st.Failed += p.failed
+		if p.maxRatio > st.MaxRatio {
+			st.MaxRatio = p.maxRatio
+		}
+		for i := range aggs {
+			aggs[i].merge(p.aggs[i])
+		}
+	}
+	for i := range aggs {
+		if aggs[i].set {
+			ck.fail(aggs[i].f)
+		}
+	}
+}
+
+// compareSpan is compareLoc's element loop (a stage: output false) over got, whose element
+// 0 is the tensor's element off, against enc, into p.
+func (ck *checker) compareSpan(p *spanPart, name moe.Tensor, local bool, got []float32, off int, enc ivec) {
+	nonFinite := ck.c.NonFinite
+	for k, g32 := range got {
+		i := off + k
+		g := float64(g32)
+		buf, sig := poison.Of(g32)
+		sig = sig && !nonFinite
+		if !enc.known(k) {
+			p.unknown++
+			continue // a stage: signatures only where constrained (compareLoc, output false)
+		}
+		c, r := enc.c[k], enc.r[k]
+		if r == 0 {
+			p.exact++
+		}
+		if math.IsNaN(g) || math.IsInf(g, 0) {
+			loc := ck.locate(name, i)
+			check, ci := CheckNonFinite, 1
+			detail := "non-finite value where the reference is finite"
+			if sig {
+				check, ci = CheckSignature, 0
+				loc.Buffer = buf
+				detail = "poison of buffer " + buf.String() + " reached this tensor: that buffer was read where it was never written"
+			}
+			p.aggs[ci].add(Failure{Check: check, Tensor: name, Local: local, Worst: loc, Got: g, Want: c, Bound: r, Ratio: math.Inf(1), Detail: detail})
+			p.failed++
+			continue
+		}
+		q := ratio(g, c, r)
+		if q <= 1 {
+			if q > p.maxRatio && r > 4*ck.c.DType.Ulp(c) {
+				p.maxRatio = q
+			}
+			continue
+		}
+		p.failed++
+		p.aggs[3].add(Failure{Check: CheckStage, Tensor: name, Local: local, Worst: ck.locate(name, i), Got: g, Want: c, Bound: r, Ratio: q})
+	}
+}
+
+// The span enclosures of the stage-local checks (stages.go): each derives rows s of a stage
+// from the path's own stages, as the whole-stage functions of enclose.go do, into x's
+// scratch.
+
+// gemmSpan encloses rows s of a GEMM stage of row length n: expert s.e's rows by gemmRows
+// (operand A, weights W, bias), the tail rows zero, or unknown where tailUnknown (the path
+// leaves them unwritten).
+func (x *encl) gemmSpan(s span, n int, a rowsrc, k int, w func(e int) mat, bias func(e int) []float64, tailUnknown bool) ivec {
+	out := x.newIvec((s.hi - s.lo) * n)
+	if s.e < 0 {
+		if tailUnknown {
+			for i := range out.c {
+				out.setUnknown(i)
+			}
+		}
+		return out // zero, exactly (masks)
+	}
+	var b []float64
+	if bias != nil {
+		b = bias(s.e)
+	}
+	x.gemmRows(out, n, a.rows(x, s.lo, s.hi, k), w(s.e), b, 0)
+	return out
+}
+
+// grow returns (*buf)[:n] zeroed, growing *buf when needed.
+func grow[T any](buf *[]T, n int) []T {
+	if cap(*buf) < n {
+		*buf = make([]T, n)
+	}
+	v := (*buf)[:n]
+	clear(v)
+	return v
+}
