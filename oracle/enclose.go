@@ -153,6 +153,14 @@ func enclose(c *moe.Case, mathematical bool) (*Enclosure, error) {
 }
 
 func encloseUnder(c *moe.Case, mathematical bool, ct contract.Contract) (*Enclosure, error) {
+	return encloseIn(c, mathematical, ct, nil, &workspace{}, true)
+}
+
+// encloseIn is encloseUnder with scratch from ar and ws (ar may be nil: plain allocations;
+// with an arena the result lives in it and is valid until its next reset). Without wgrad the
+// weight- and bias-gradient enclosures (DW1, DB1, DW2, DB2) are not derived and left empty:
+// nothing else depends on them (a caller that compares no weight gradient within a bound).
+func encloseIn(c *moe.Case, mathematical bool, ct contract.Contract, ar *arena, ws *workspace, wgrad bool) (*Enclosure, error) {
 	if err := c.Validate(moe.Limits{}); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
@@ -160,7 +168,7 @@ func encloseUnder(c *moe.Case, mathematical bool, ct contract.Contract) (*Enclos
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	en := newEncl(c, p)
+	en := newEnclIn(c, p, ar, ws)
 	en.noRound = mathematical
 	en.ct = ct
 	out := &Enclosure{Plan: p, Contract: ct}
@@ -174,10 +182,14 @@ func encloseUnder(c *moe.Case, mathematical bool, ct contract.Contract) (*Enclos
 	out.DRWSorted = en.drw(out.DO, out.H2)
 	out.DH2 = en.dh2(out.DO)
 	out.DAct = en.dgrad2(out.DH2)
-	out.DW2, out.DB2 = en.wgrad2(out.DH2, out.Act)
+	if wgrad {
+		out.DW2, out.DB2 = en.wgrad2(out.DH2, out.Act)
+	}
 	out.DH1 = en.actBackward(out.H1, out.DAct)
 	out.DXs = en.dgrad1(out.DH1)
-	out.DW1, out.DB1 = en.wgrad1(out.DH1, out.Xs)
+	if wgrad {
+		out.DW1, out.DB1 = en.wgrad1(out.DH1, out.Xs)
+	}
 	out.DX = en.scatter(out.DXs)
 	out.DRW = en.unsort(out.DRWSorted)
 	return out, nil
