@@ -132,6 +132,13 @@ func roundTo(x float64, f format) float64 {
 
 // Representable reports whether x is exactly a value of d (NaN and ±Inf count as values).
 func (d DType) Representable(x float64) bool {
+	// Fast path: x in d's normal range is a value of d exactly when the float64 significand
+	// bits below d's precision are zero (the definition below, without the rounding).
+	f := d.format()
+	b := math.Float64bits(x)
+	if e := int(b>>52&0x7ff) - 1023; e >= f.emin && e <= f.emax {
+		return b&(uint64(1)<<uint(53-f.p)-1) == 0
+	}
 	if math.IsNaN(x) {
 		return true
 	}

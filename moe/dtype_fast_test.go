@@ -34,3 +34,31 @@ func TestRoundFastPath(t *testing.T) {
 		}
 	}
 }
+
+// TestRepresentableFastPath: Representable's bit-level fast path agrees with its definition
+// (Round(x) == x, NaN counting as a value) on values of every magnitude, rounded and not, the
+// edges of the normal range, subnormals, zeros, infinities and NaN.
+func TestRepresentableFastPath(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, d := range dtypeList {
+		f := d.format()
+		xs := []float64{0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1), math.NaN(), d.MaxFinite(), d.MinNormal(), d.MinSubnormal(),
+			math.Nextafter(d.MaxFinite(), math.Inf(1)), math.Nextafter(d.MinNormal(), 0), 2 * d.MaxFinite(), d.MinNormal() / 2}
+		for i := 0; i < 200000; i++ {
+			x := math.Ldexp(1+rng.Float64(), f.emin-f.p-3+rng.IntN(f.emax-f.emin+f.p+8))
+			if i%2 == 0 {
+				x = d.Round(x) // a value of d (or ±Inf)
+			}
+			if rng.IntN(2) == 0 {
+				x = -x
+			}
+			xs = append(xs, x)
+		}
+		for _, x := range xs {
+			want := math.IsNaN(x) || d.Round(x) == x
+			if got := d.Representable(x); got != want {
+				t.Fatalf("dtype=%s: Representable(%v) = %v, want %v", d, x, got, want)
+			}
+		}
+	}
+}
