@@ -220,7 +220,11 @@ func (f *backendFlags) openOn(a *app, device string) (gpu.Backend, error) {
 	if f.timeout <= 0 || f.startTimeout <= 0 {
 		return nil, usageErr("--case-timeout %v, --worker-start-timeout %v: both must be positive", f.timeout, f.startTimeout)
 	}
-	b, err := backends.Open(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv, Device: device})
+	workers := 0 // an in-process backend's Run may use every core, or its share of them with --jobs
+	if f.jobs > 1 {
+		workers = max(1, runtime.GOMAXPROCS(0)/f.jobs)
+	}
+	b, err := backends.Open(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv, Device: device, Workers: workers})
 	var ne *backends.NameError
 	switch {
 	case errors.As(err, &ne):

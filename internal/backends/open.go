@@ -40,6 +40,9 @@ type Options struct {
 	// appended to a Go worker's command line (cuda, worker, worker:<command line>),
 	// "--device cuda:N" to a torch worker's. The sim has no device: Open refuses one.
 	Device string
+	// Workers is the number of goroutines one Run of the in-process sim may use (0: every
+	// core; sim.Options.Workers); the caller running N jobs at once gives each cores/N.
+	Workers int
 }
 
 // Command returns the worker argv a backend name asks for, nil for the in-process sim:
@@ -95,7 +98,7 @@ func Open(name string, o Options) (gpu.Backend, error) {
 		return nil, &NameError{err}
 	}
 	if argv == nil {
-		return sim.New(sim.Options{}), nil
+		return sim.New(sim.Options{Workers: o.Workers}), nil
 	}
 	wo := worker.Options{Command: argv, Timeout: o.Timeout, StartTimeout: o.StartTimeout, Triage: o.Triage}
 	if len(res.Env) > 0 {
