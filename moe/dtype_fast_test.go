@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/x448/float16"
 )
 
 // TestRoundFastPath: the bit-level fast path of Round agrees with the generic rounding on
@@ -58,6 +60,30 @@ func TestRepresentableFastPath(t *testing.T) {
 			want := math.IsNaN(x) || d.Round(x) == x
 			if got := d.Representable(x); got != want {
 				t.Fatalf("dtype=%s: Representable(%v) = %v, want %v", d, x, got, want)
+			}
+		}
+	}
+}
+
+// TestRoundFloat32FP16FastPath: RoundFloat32's fp16 fast path gives the bits the float16
+// conversion gives, on a stride through every float32 bit pattern (every sign, exponent and
+// many significands) and on every exact tie and its neighbours in the fast path's range.
+func TestRoundFloat32FP16FastPath(t *testing.T) {
+	check := func(b uint32) {
+		x := math.Float32frombits(b)
+		got, want := FP16.RoundFloat32(x), float16.Fromfloat32(x).Float32()
+		if math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("RoundFloat32(fp16, %#x = %v) = %#x, float16 %#x", b, x, math.Float32bits(got), math.Float32bits(want))
+		}
+	}
+	for b := uint64(0); b <= math.MaxUint32; b += 251 {
+		check(uint32(b))
+	}
+	for e := uint32(127 - 15); e <= 127+16; e++ {
+		for m := uint32(0); m < 1<<10; m += 3 {
+			tie := e<<23 | m<<13 | 0x1000
+			for _, b := range []uint32{tie - 1, tie, tie + 1, tie | 0x80000000} {
+				check(b)
 			}
 		}
 	}
