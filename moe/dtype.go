@@ -132,6 +132,13 @@ func roundTo(x float64, f format) float64 {
 
 // Representable reports whether x is exactly a value of d (NaN and ±Inf count as values).
 func (d DType) Representable(x float64) bool {
+	// Fast path: x in d's normal range is a value of d exactly when the float64 significand
+	// bits below d's precision are zero (the definition below, without the rounding).
+	f := d.format()
+	b := math.Float64bits(x)
+	if e := int(b>>52&0x7ff) - 1023; e >= f.emin && e <= f.emax {
+		return b&(uint64(1)<<uint(53-f.p)-1) == 0
+	}
 	if math.IsNaN(x) {
 		return true
 	}
@@ -195,6 +202,14 @@ func (d DType) RoundFloat32(x float32) float32 {
 		b += 0x7fff + (b>>16)&1
 		return math.Float32frombits(b & 0xffff0000)
 	case FP16:
+		// Fast path: |x| in fp16's normal range below 2^15 (so rounding cannot overflow):
+		// round the float32 significand to 11 bits in place (round to nearest even, a carry
+		// into the exponent being the correct result), as Round does for float64.
+		b := math.Float32bits(x)
+		if e := int(b>>23&0xff) - 127; e >= -14 && e < 15 {
+			b += 0xfff + (b>>13)&1
+			return math.Float32frombits(b &^ 0x1fff)
+		}
 		return float16.Fromfloat32(x).Float32()
 	default:
 		return x

@@ -175,6 +175,14 @@ func encloseSplit(c *moe.Case, mathematical bool, ct contract.Contract, sp par.S
 
 // encloseStop is encloseSplit that stops (ErrStopped) once stop is closed.
 func encloseStop(c *moe.Case, mathematical bool, ct contract.Contract, sp par.Split, stop <-chan struct{}) (*Enclosure, error) {
+	return encloseIn(c, mathematical, ct, nil, &workspace{}, true, sp, stop)
+}
+
+// encloseIn is encloseStop with scratch from ar and ws (ar may be nil: plain allocations;
+// with an arena the result lives in it and is valid until its next reset). Without wgrad the
+// weight- and bias-gradient enclosures (DW1, DB1, DW2, DB2) are not derived and left empty:
+// nothing else depends on them (a caller that compares no weight gradient within a bound).
+func encloseIn(c *moe.Case, mathematical bool, ct contract.Contract, ar *arena, ws *workspace, wgrad bool, sp par.Split, stop <-chan struct{}) (*Enclosure, error) {
 	if err := c.Validate(moe.Limits{}); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
@@ -182,7 +190,7 @@ func encloseStop(c *moe.Case, mathematical bool, ct contract.Contract, sp par.Sp
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	en := newEncl(c, p)
+	en := newEnclIn(c, p, ar, ws, nil)
 	en.sp, en.stop = sp, stop
 	en.noRound = mathematical
 	en.ct = ct
@@ -197,10 +205,14 @@ func encloseStop(c *moe.Case, mathematical bool, ct contract.Contract, sp par.Sp
 	out.DRWSorted = en.drw(ivsrc(out.DO), ivsrc(out.H2))
 	out.DH2 = en.dh2(ivsrc(out.DO))
 	out.DAct = en.dgrad2(ivsrc(out.DH2))
-	out.DW2, out.DB2 = en.wgrad2(ivsrc(out.DH2), ivsrc(out.Act))
+	if wgrad {
+		out.DW2, out.DB2 = en.wgrad2(ivsrc(out.DH2), ivsrc(out.Act))
+	}
 	out.DH1 = en.actBackward(ivsrc(out.H1), ivsrc(out.DAct))
 	out.DXs = en.dgrad1(ivsrc(out.DH1))
-	out.DW1, out.DB1 = en.wgrad1(ivsrc(out.DH1), ivsrc(out.Xs))
+	if wgrad {
+		out.DW1, out.DB1 = en.wgrad1(ivsrc(out.DH1), ivsrc(out.Xs))
+	}
 	out.DX = en.scatter(ivsrc(out.DXs))
 	out.DRW = en.unsort(out.DRWSorted)
 	if stopped(stop) {

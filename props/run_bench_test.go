@@ -3,12 +3,24 @@ package props_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/props"
 )
+
+// benchEnv is a job's environment as `moecheck check --jobs jobs` opens it: a sim backend whose
+// Runs use the job's share of the cores, and fresh instances for the history property.
+func benchEnv(jobs int) *props.Env {
+	o := sim.Options{}
+	if jobs > 1 {
+		o.Workers = max(1, runtime.GOMAXPROCS(0)/jobs)
+	}
+	return &props.Env{Backend: sim.New(o), New: func() (gpu.Backend, error) { return sim.New(o), nil }}
+}
 
 // BenchmarkRun measures a random property run on the sim backend with the default
 // generator (the figure `moecheck check --cases 400 --seed 3` prints), per property and for
@@ -46,9 +58,9 @@ func BenchmarkRun(b *testing.B) {
 			cpu0 := cpuSeconds()
 			for b.Loop() {
 				rep, err := props.Run(context.Background(), props.RunConfig{
-					Env: &props.Env{Backend: sim.New(sim.Options{})}, Properties: ps,
+					Env: benchEnv(v.jobs), Properties: ps,
 					Seed: 3, Cases: cases, KeepGoing: true, Jobs: v.jobs,
-					NewEnv: func(int) (*props.Env, error) { return &props.Env{Backend: sim.New(sim.Options{})}, nil },
+					NewEnv: func(int) (*props.Env, error) { return benchEnv(v.jobs), nil },
 				})
 				if err != nil {
 					b.Fatal(err)
@@ -81,8 +93,8 @@ func BenchmarkJobsSpeedup(b *testing.B) {
 		run := func(start, jobs int) float64 {
 			t0 := time.Now()
 			rep, err := props.Run(context.Background(), props.RunConfig{
-				Env: &props.Env{Backend: sim.New(sim.Options{})}, Seed: 3, Start: start, Cases: per, KeepGoing: true, Jobs: jobs,
-				NewEnv: func(int) (*props.Env, error) { return &props.Env{Backend: sim.New(sim.Options{})}, nil },
+				Env: benchEnv(jobs), Seed: 3, Start: start, Cases: per, KeepGoing: true, Jobs: jobs,
+				NewEnv: func(int) (*props.Env, error) { return benchEnv(jobs), nil },
 			})
 			if err != nil || len(rep.Failures) > 0 || rep.Cases != per {
 				b.Fatalf("round from %d: %v, %d cases", start, err, rep.Cases)

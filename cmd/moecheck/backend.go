@@ -291,7 +291,11 @@ func (f *backendFlags) openLanes(a *app, device string, n int) ([]gpu.Backend, e
 	if f.timeout <= 0 || f.startTimeout <= 0 {
 		return nil, usageErr("--case-timeout %v, --worker-start-timeout %v: both must be positive", f.timeout, f.startTimeout)
 	}
-	bs, err := backends.OpenLanes(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv, Device: device}, n)
+	workers := 0 // an in-process backend's Run may use every core, or its share of them with --jobs
+	if f.jobs > 1 {
+		workers = max(1, runtime.GOMAXPROCS(0)/f.jobs)
+	}
+	bs, err := backends.OpenLanes(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv, Device: device, Workers: workers}, n)
 	var ne *backends.NameError
 	switch {
 	case errors.As(err, &ne):

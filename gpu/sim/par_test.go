@@ -69,8 +69,7 @@ func TestParallelBitwise(t *testing.T) {
 	}
 	poisons := gpu.Poisons()
 	for _, sp := range []split{{Workers: 4, MinWork: 1}, {Workers: 3, MinWork: 7}} {
-		serial, par := New(Options{}), New(Options{})
-		serial.workers = 1
+		serial, par := New(Options{Workers: 1}), New(Options{}) // serial through the option jobs use
 		par.workers, par.minWork = sp.Workers, sp.MinWork
 		for n, c := range cases {
 			// NaN poison on every case (where NaNs meet, their signs tell the kernels apart),

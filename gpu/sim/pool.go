@@ -62,15 +62,7 @@ type fillArgs struct {
 
 // fill is poison.Fill on buf[lo:hi]: elements get the values poison.Fill(buf, ...) gives them.
 func (a fillArgs) fill(lo, hi int) {
-	if (a.pol == gpu.PoisonHuge || a.pol == gpu.PoisonStale) && lo > 0 {
-		// poison.Fill draws element i from index i: a range draws from its own indices.
-		base := a.seed ^ uint64(a.b)<<56
-		for i := lo; i < hi; i++ {
-			a.buf[i] = poison.Value(a.pol, a.b, a.d, poison.SplitMix64(base+uint64(i)))
-		}
-		return
-	}
-	poison.Fill(a.buf[lo:hi], a.pol, a.b, a.d, a.seed) // from index 0, or not depending on it
+	poison.FillRange(a.buf[lo:hi], lo, a.pol, a.b, a.d, a.seed)
 }
 
 // stale is PoisonStale's pass on recycled memory over buf[lo:hi]: a non-finite element gets

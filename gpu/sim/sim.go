@@ -17,6 +17,11 @@ type Options struct {
 	// Limits bounds the cases Run accepts (c.Validate(Limits)); zero fields mean the
 	// moe.DefaultLimits() values.
 	Limits moe.Limits
+	// Workers is the number of goroutines one Run may split its loops over; 0 means
+	// runtime.GOMAXPROCS(0). Several Backends running at once (moecheck --jobs N) divide the
+	// cores between them: each Run then stays on fewer goroutines and pays no hand-offs for
+	// cores that the other jobs keep busy. Results are bitwise the same for every value.
+	Workers int
 }
 
 // Backend is the pure-Go model of the GPU path. It implements gpu.Backend with the name
@@ -38,7 +43,7 @@ type Backend struct {
 var _ gpu.Backend = (*Backend)(nil)
 
 // New returns a sim Backend.
-func New(opts Options) *Backend { return &Backend{opts: opts} }
+func New(opts Options) *Backend { return &Backend{opts: opts, workers: opts.Workers} }
 
 // Name returns "sim".
 func (b *Backend) Name() string { return "sim" }

@@ -7,20 +7,22 @@ package simtorch
 // to the fp32 accumulator before the rounding (docs/path.md's GEMM with bias).
 func (r *run) groupedMM(out []float32, n int, in []float32, k int, w []float32, b, end int, dgrad bool, accBias []float32) {
 	m := end - b
-	col := make([]float32, k)
+	if m <= 0 {
+		return
+	}
+	wt := w[:n*k]
+	if dgrad { // W is k×n (e.g. W2 H×I for d_act = d_h2 · W2): its columns, gathered once for all rows
+		wt = make([]float32, n*k)
+		for q := 0; q < k; q++ {
+			for j, v := range w[q*n : (q+1)*n] {
+				wt[j*k+q] = v
+			}
+		}
+	}
 	for i := b; i < end; i++ {
 		a := in[i*k : (i+1)*k]
 		for j := 0; j < n; j++ {
-			var wj []float32
-			if dgrad { // W is k×n (e.g. W2 H×I for d_act = d_h2 · W2): column j
-				for q := 0; q < k; q++ {
-					col[q] = w[q*n+j]
-				}
-				wj = col
-			} else {
-				wj = w[j*k : (j+1)*k]
-			}
-			acc := dot(a, wj, m)
+			acc := dot(a, wt[j*k:(j+1)*k], m)
 			if accBias != nil {
 				acc += accBias[j]
 			}
@@ -31,18 +33,30 @@ func (r *run) groupedMM(out []float32, n int, in []float32, k int, w []float32, 
 
 // wgrad computes dW (nOut×nIn, standard layout) = round_d(Σ_{rows b..end} dout[i]ᵀ·in[i]),
 // accumulated in an order that depends on the number of rows; zero rows give exact zeros.
+// The columns of both row blocks are gathered once (the dot products read them contiguously).
 func (r *run) wgrad(dw, dout []float32, nOut int, in []float32, nIn int, b, end int) {
 	m := end - b
-	x, y := make([]float32, m), make([]float32, m)
-	for o := 0; o < nOut; o++ {
-		for q := 0; q < m; q++ {
-			x[q] = dout[(b+q)*nOut+o]
-		}
-		for l := 0; l < nIn; l++ {
-			for q := 0; q < m; q++ {
-				y[q] = in[(b+q)*nIn+l]
+	if m <= 0 {
+		for o := 0; o < nOut; o++ {
+			for l := 0; l < nIn; l++ {
+				dw[o*nIn+l] = r.round(dot(nil, nil, m))
 			}
-			dw[o*nIn+l] = r.round(dot(x, y, m))
+		}
+		return
+	}
+	xt, yt := make([]float32, nOut*m), make([]float32, nIn*m)
+	for q := 0; q < m; q++ {
+		for o, v := range dout[(b+q)*nOut : (b+q+1)*nOut] {
+			xt[o*m+q] = v
+		}
+		for l, v := range in[(b+q)*nIn : (b+q+1)*nIn] {
+			yt[l*m+q] = v
+		}
+	}
+	for o := 0; o < nOut; o++ {
+		x := xt[o*m : (o+1)*m]
+		for l := 0; l < nIn; l++ {
+			dw[o*nIn+l] = r.round(dot(x, yt[l*m:(l+1)*m], m))
 		}
 	}
 }

@@ -41,6 +41,9 @@ type Options struct {
 	// appended to a Go worker's command line (cuda, worker, worker:<command line>),
 	// "--device cuda:N" to a torch worker's. The sim has no device: Open refuses one.
 	Device string
+	// Workers is the number of goroutines one Run of the in-process sim may use (0: every
+	// core; sim.Options.Workers); the caller running N jobs at once gives each cores/N.
+	Workers int
 }
 
 // Command returns the worker argv a backend name asks for, nil for the in-process sim:
@@ -85,7 +88,7 @@ func Open(name string, o Options) (gpu.Backend, error) {
 		return nil, err
 	}
 	if argv == nil {
-		return sim.New(sim.Options{}), nil
+		return sim.New(sim.Options{Workers: o.Workers}), nil
 	}
 	b, err := worker.New(wo)
 	if err != nil {

@@ -71,13 +71,24 @@ func SplitMix64(x uint64) uint64 {
 // Fill poisons buf (buffer b, dtype d) under policy p with seed; Stale is treated as Huge
 // (backends keep and reuse their previous buffers to implement Stale).
 func Fill(buf []float32, p gpu.Poison, b gpu.Buffer, d moe.DType, seed uint64) {
+	FillRange(buf, 0, p, b, d, seed)
+}
+
+// FillRange is Fill on elements from, from+1, … of a buffer: buf[j] gets the value Fill gives
+// element from+j (so a buffer can be filled in ranges, in any order, with Fill's values).
+func FillRange(buf []float32, from int, p gpu.Poison, b gpu.Buffer, d moe.DType, seed uint64) {
 	switch p {
 	case gpu.PoisonZeros:
 		clear(buf)
 	case gpu.PoisonHuge, gpu.PoisonStale:
-		base := seed ^ uint64(b)<<56
+		// Value(Huge) reads the draw's low 4 bits only: its 16 values, computed once.
+		var tab [16]float32
+		for k := range tab {
+			tab[k] = Value(p, b, d, uint64(k))
+		}
+		base := (seed ^ uint64(b)<<56) + uint64(from)
 		for i := range buf {
-			buf[i] = Value(p, b, d, SplitMix64(base+uint64(i)))
+			buf[i] = tab[SplitMix64(base+uint64(i))&15]
 		}
 	default:
 		v := Value(p, b, d, 0)
