@@ -88,3 +88,79 @@ func TestSplitSumWeightSlices(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitSumBiasGradOrder (regression, found on the H200): the CUDA path splits the bias
+// gradient's index-add into S/(E·1024) partial sums, so a rank (fewer experts) groups its
+// rows differently from the unsplit layer and its fp32 dB1 came out one ulp apart (T=256,
+// K=8, world 2). Every contract lets the bias gradient be summed in any order, so that is
+// legal: ep-split-sum judges the bias-gradient slices within the derived bound, also under
+// exact — one ulp passes, a value far off still fails, and dW1 stays bitwise.
+func TestSplitSumBiasGradOrder(t *testing.T) {
+	spec, err := props.ParseSpec("T=64 H=4 I=4 E=1 K=4 world=2 rank=0 dtype=fp32 bias=1 routing=uniform seed=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := spec.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsplit, ranks, err := props.SplitCases(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sim.New(sim.Options{})
+	run := func(cc *moe.Case) *gpu.Result {
+		r, err := b.Run(context.Background(), cc, gpu.RunOptions{Poison: gpu.PoisonNaN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	whole := run(unsplit)
+	res := make([]*gpu.Result, len(ranks))
+	for i, rc := range ranks {
+		res[i] = run(rc)
+	}
+	ri, ei := -1, -1 // a nonzero dB1 element of some rank
+	for i, r := range res {
+		for j, v := range r.DB1 {
+			if v != 0 && !math.IsInf(float64(v), 0) && !math.IsNaN(float64(v)) {
+				ri, ei = i, j
+				break
+			}
+		}
+		if ri >= 0 {
+			break
+		}
+	}
+	if ri < 0 {
+		t.Fatal("BiasOrder: no rank has a nonzero dB1 element")
+	}
+	orig := res[ri].DB1[ei]
+	for _, tc := range []struct {
+		name   string
+		tensor moe.Tensor
+		value  float32
+		fail   bool
+	}{
+		{"BiasOrder/exact/correct", moe.TensorDB1, orig, false},
+		{"BiasOrder/exact/one-ulp", moe.TensorDB1, math.Nextafter32(orig, float32(math.Inf(1))), false},
+		{"BiasOrder/exact/far", moe.TensorDB1, 3*orig + 1, true},
+	} {
+		res[ri].DB1 = append([]float32(nil), res[ri].DB1...)
+		res[ri].DB1[ei] = tc.value
+		fs, err := oracle.CompareSplitSumUnder(contract.Exact(), unsplit, whole, ranks, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := false
+		for _, f := range fs {
+			if f.Tensor == tc.tensor {
+				bad = true
+			}
+		}
+		if bad != tc.fail || (!tc.fail && len(fs) > 0) {
+			t.Errorf("%s: failures %v, want %s failing: %v", tc.name, fs, tc.tensor, tc.fail)
+		}
+	}
+}
