@@ -14,6 +14,8 @@
   0.2 s first (it is in flight while another lane's case fails), a case of 13 tokens raises
   SimulatedDeviceFault (the worker treats it as a lost CUDA context: crash on its lane, and the
   process exits) or, for ``lanes_exit``, ends the process without a reply (a hard fault).
+- ``fixed_faults_some``: the ledger's ``fixed`` (a correct path), but a case whose token
+  width H is odd (the start-up probe's is 8) raises SimulatedDeviceFault (for the CLI's records with lanes against one job).
 """
 
 from __future__ import annotations
@@ -91,3 +93,11 @@ def lanes_fault(self, hidden_states, top_k_index, top_k_weights):
 
 def lanes_exit(self, hidden_states, top_k_index, top_k_weights):
     return _lanes(self, hidden_states, top_k_index, top_k_weights, hard=True)
+
+
+def fixed_faults_some(self, hidden_states, top_k_index, top_k_weights):
+    from .ledger import fixed
+
+    if hidden_states.shape[1] % 2 == 1:
+        raise SimulatedDeviceFault("moecheck.testing: simulated device fault (odd H)")
+    return fixed(self, hidden_states, top_k_index, top_k_weights)
