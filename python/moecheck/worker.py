@@ -273,13 +273,12 @@ def lanes_from_env(environ: Dict[str, str]) -> int:
     return n
 
 
-def open_lanes(n: int, rin: BinaryIO, wout: BinaryIO) -> List[Tuple[BinaryIO, BinaryIO]]:
-    """Lane 0 is (rin, wout); lane k >= 1 reads fd 2k+1 and writes fd 2k+2, inherited pipes
-    (OSError names a descriptor that is not one: the worker was not started by the client)."""
-    lanes = [(rin, wout)]
+def check_lane_fds(n: int) -> None:
+    """Checks that the descriptors of lanes 1..n-1 (2k+1, 2k+2) are inherited pipes; OSError
+    names one that is not (the worker was not started by the client). Call it before the
+    process opens any descriptor of its own."""
     for k in range(1, n):
-        fin, fout = 2 * k + 1, 2 * k + 2
-        for fd in (fin, fout):
+        for fd in (2 * k + 1, 2 * k + 2):
             try:
                 st = os.fstat(fd)
             except OSError as e:
@@ -288,6 +287,13 @@ def open_lanes(n: int, rin: BinaryIO, wout: BinaryIO) -> List[Tuple[BinaryIO, Bi
             if not stat.S_ISFIFO(st.st_mode):
                 raise OSError(f"lane {k}: descriptor {fd}: not a pipe (a worker of {n} lanes is started by the "
                               "client, which passes each lane's pipes)")
+
+
+def open_lanes(n: int, rin: BinaryIO, wout: BinaryIO) -> List[Tuple[BinaryIO, BinaryIO]]:
+    """Lane 0 is (rin, wout); lane k >= 1 reads fd 2k+1 and writes fd 2k+2 (check_lane_fds)."""
+    lanes = [(rin, wout)]
+    for k in range(1, n):
+        fin, fout = 2 * k + 1, 2 * k + 2
         lanes.append((os.fdopen(fin, "rb", buffering=1 << 16), os.fdopen(fout, "wb", buffering=1 << 16)))
     return lanes
 
@@ -342,18 +348,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "moecheck then generates sentinel-free cases and counts others as unsupported")
     args = ap.parse_args(argv)
 
+    # The lanes' descriptors are checked first: the dups below take the lowest free ones.
+    try:
+        n_lanes = lanes_from_env(dict(os.environ))
+        check_lane_fds(n_lanes)
+    except (ValueError, OSError) as e:
+        sys.stderr.write(f"moecheck.worker: {e}\n")
+        return 2
     # Frames go to the original stdout; fd 1 becomes stderr so nothing else can write there.
     wout = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     rin = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
     log = sys.stderr
-    try:
-        n_lanes = lanes_from_env(dict(os.environ))
-        lanes = open_lanes(n_lanes, rin, wout)
-    except (ValueError, OSError) as e:
-        log.write(f"moecheck.worker: {e}\n")
-        return 2
+    lanes = open_lanes(n_lanes, rin, wout)
 
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and dev.index is None:
