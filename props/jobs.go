@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/moecheck/moecheck/internal/jobs"
 )
 
 // runJobs is Run with cfg.Jobs > 1: a feeder hands case indices out in order, each job runs
@@ -46,8 +48,9 @@ func runJobs(ctx context.Context, cfg RunConfig, props []Property, shards, n int
 		for cur := stop.Load(); int64(i) < cur && !stop.CompareAndSwap(cur, int64(i)); cur = stop.Load() {
 		}
 	}
-	// window bounds the results held out of order behind a slow case (memory).
-	window := 4 * cfg.Jobs
+	// window bounds the results held out of order behind a slow case (jobs.Window says why
+	// it is large and why that costs little memory).
+	window := jobs.Window(cfg.Jobs)
 	tokens := make(chan struct{}, window)
 	work := make(chan int)
 	type result struct {

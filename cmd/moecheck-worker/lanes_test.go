@@ -73,8 +73,10 @@ func TestWorkerLanesCrashShape(t *testing.T) {
 			t.Error(e)
 		}
 	}
-	if name, _, restarts, _ := worker.Info(bs[0]); name != "sim" || restarts < 4 || worker.Reruns(bs[0]) < 4 {
-		t.Errorf("backend %q restarts %d, lone re-runs %d; want sim and at least 4 each (one per crash case)", name, restarts, worker.Reruns(bs[0]))
+	// Each crash case restarts the worker at least once (twice when other lanes were in flight:
+	// the shared failure, then its lone re-run).
+	if name, _, restarts, _ := worker.Info(bs[0]); name != "sim" || restarts < 4 {
+		t.Errorf("backend %q restarts %d; want sim and at least 4 (one per crash case)", name, restarts)
 	}
 }
 

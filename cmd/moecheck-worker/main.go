@@ -12,6 +12,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/prof"
 	"github.com/moecheck/moecheck/internal/worker"
 )
 
@@ -66,7 +67,10 @@ type flags struct {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	stopProf := prof.Start(os.Getenv(prof.EnvVar), os.Args[0], os.Stderr)
+	code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stopProf()
+	os.Exit(code)
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

@@ -57,6 +57,9 @@ func TestLanesSameRecords(t *testing.T) {
 				if wantCode := map[bool]int{false: 0, true: 1}[tc.fails]; code != wantCode {
 					t.Fatalf("%v: exit %d, want %d:\n%s\n%s", jobs, code, wantCode, out, errs)
 				}
+				if strings.Contains(out, "panic") {
+					t.Fatalf("%v: a worker panicked:\n%s", jobs, out)
+				}
 				got := normalizeRun(out)
 				if i == 0 {
 					want = got

@@ -9,13 +9,17 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/moecheck/moecheck/internal/prof"
 )
 
 func main() {
 	mem := memTotal()
 	setMemoryLimit(mem)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProf := prof.Start(os.Getenv(prof.EnvVar), os.Args[0], os.Stderr)
 	code := Execute(ctx, os.Args[1:], Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Memory: mem})
+	stopProf()
 	stop()
 	os.Exit(code)
 }

@@ -90,9 +90,10 @@ type Backend struct {
 	stream cu.Stream
 	pool   map[string]*devBuf
 	runs   uint64
-	up     pinned   // page-locked staging of the uploads, reused across runs
-	down   pinned   // page-locked staging of the downloads
-	zones  []uint64 // guard-zone descriptors last uploaded to guard_desc
+	up     pinned                 // page-locked staging of the uploads, reused across runs
+	down   pinned                 // page-locked staging of the downloads
+	zones  []uint64               // guard-zone descriptors last uploaded to guard_desc
+	stale  map[string]*staleWgrad // fault StaleEmptyWgrad's kept weight gradients (stale.go)
 }
 
 // New returns one lane (NewLanes(o, 1)).
@@ -339,9 +340,6 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions, 
 		if _, ok := f.Info(); !ok {
 			return nil, fmt.Errorf("cuda: unknown fault %d", f)
 		}
-	}
-	if faults.Has(fault.StaleEmptyWgrad) { // no kernel flag for it yet: gpu/sim reproduces it
-		return nil, &gpu.UnsupportedError{Reason: "fault stale-empty-wgrad: not implemented in the CUDA path (gpu/sim reproduces it)"}
 	}
 	if !o.Poison.Valid() {
 		return nil, fmt.Errorf("cuda: unknown poison policy %d", o.Poison)

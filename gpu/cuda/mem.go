@@ -54,6 +54,7 @@ func (b *Backend) alloc(name string, buf gpu.Buffer, n int64) (*devBuf, error) {
 }
 
 func (b *Backend) freeAll() {
+	b.freeStale()
 	for k, d := range b.pool {
 		cu.MemFree(d.base)
 		delete(b.pool, k)

@@ -37,6 +37,7 @@ type pathRun struct {
 	guarded          []*devBuf
 	desc, bad        *devBuf
 	stages           []stage
+	counts           []int32 // rows per local expert (emptyCounts; StaleEmptyWgrad only)
 }
 
 // runOpts are one run's options and the harness's faults (fault.Runner).
@@ -312,10 +313,16 @@ func (r *pathRun) build() {
 	})
 	add("dgrad2", func() error { return r.grouped("d_h2", "w2", H*I, !std, "", "d_act", I, H, false) })
 	add("wgrad2", func() error {
+		var err error
 		if std {
-			return r.wgrad("d_h2", H, "act", I, "dW2", H, I)
+			err = r.wgrad("d_h2", H, "act", I, "dW2", H, I)
+		} else {
+			err = r.wgrad("act", I, "d_h2", H, "dW2", I, H)
 		}
-		return r.wgrad("act", I, "d_h2", H, "dW2", I, H)
+		if err == nil && has(o, fault.StaleEmptyWgrad) {
+			err = r.staleEmpty("dW2", H*I*r.es)
+		}
+		return err
 	})
 	if r.c.Bias {
 		add("dbias2", func() error { return r.biasGrad("d_h2", "dB2", H) })
@@ -328,10 +335,16 @@ func (r *pathRun) build() {
 		add("mask_a_bwd", func() error { return b.launch("mask_rows", grid1(S*H), 256, 0, p("d_xs"), p("meta"), S, H, dt) })
 	}
 	add("wgrad1", func() error {
+		var err error
 		if std {
-			return r.wgrad("d_h1", 2*I, "xs", H, "dW1", 2*I, H)
+			err = r.wgrad("d_h1", 2*I, "xs", H, "dW1", 2*I, H)
+		} else {
+			err = r.wgrad("xs", H, "d_h1", 2*I, "dW1", H, 2*I)
 		}
-		return r.wgrad("xs", H, "d_h1", 2*I, "dW1", H, 2*I)
+		if err == nil && has(o, fault.StaleEmptyWgrad) {
+			err = r.staleEmpty("dW1", 2*I*H*r.es)
+		}
+		return err
 	})
 	if r.c.Bias {
 		add("dbias1", func() error { return r.biasGrad("d_h1", "dB1", 2*I) })

@@ -6,7 +6,7 @@ import "sync"
 // job runs one index at a time, so per-job state such as a backend needs no locking) and
 // calls commit(i, v) in index order on the calling goroutine. When commit returns false,
 // no index past i is started and results past i are dropped; Ordered returns once every
-// started work call has returned. jobs < 1 means 1. At most 4·jobs results wait behind a
+// started work call has returned. jobs < 1 means 1. At most Window(jobs) results wait behind a
 // slow index.
 func Ordered[T any](n, jobs int, work func(job, i int) T, commit func(i int, v T) bool) {
 	if jobs < 1 {
@@ -16,7 +16,7 @@ func Ordered[T any](n, jobs int, work func(job, i int) T, commit func(i int, v T
 		i int
 		v T
 	}
-	window := 4 * jobs
+	window := Window(jobs)
 	tokens := make(chan struct{}, window)
 	idx := make(chan int)
 	results := make(chan result, window)
@@ -68,3 +68,11 @@ func Ordered[T any](n, jobs int, work func(job, i int) T, commit func(i int, v T
 		}
 	}
 }
+
+// Window is how many indices Ordered (and the property runner) let run ahead of the oldest
+// unfinished one: 64 per job, at least 256. Case times are heavy-tailed — a wide or
+// long-expert case, or a shrink, costs hundreds of typical cases — and with 4 per job 16
+// CUDA lanes sat idle behind one slow case (the CLI used 2 of 16 cores). A waiting result is
+// a case's outcome (a verdict and, for a failure, its description), not its tensors, so the
+// memory this holds stays small.
+func Window(jobs int) int { return max(64*jobs, 256) }

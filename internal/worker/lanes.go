@@ -73,18 +73,25 @@ func OpenLanes(n int, stdin io.Reader, stdout io.Writer) ([]Lane, error) {
 // declaring len(lanes) lanes when above 1). It returns nil once every lane ended cleanly, and
 // at once the first error of a lane: ErrCrashed after a crash (the backends share a device
 // whose state is lost: the process must exit, which ends the other lanes' cases; the client
-// re-runs those alone), ErrHangup, or an I/O error.
+// re-runs those alone), ErrHangup, or an I/O error. From then on no lane writes a frame (one
+// being written is finished), so a case of another lane is never answered from a lost device
+// or a closed backend: it sees the process end instead.
 func ServeLanes(lanes []Lane, bs []gpu.Backend, o ServeOptions) error {
 	if len(lanes) == 0 || len(lanes) != len(bs) {
 		return fmt.Errorf("worker: %d lanes and %d backends: want as many, at least one", len(lanes), len(bs))
 	}
 	o.Lanes = len(lanes)
+	if len(lanes) > 1 {
+		o.gate = &frameGate{}
+	}
 	errs := make(chan error, len(lanes))
 	for k := range lanes {
 		go func() { errs <- Serve(lanes[k].R, lanes[k].W, bs[k], o) }()
 	}
 	for range lanes {
 		if err := <-errs; err != nil {
+			// No lane answers anything more: the process exits with the first error.
+			o.gate.close()
 			return err
 		}
 	}

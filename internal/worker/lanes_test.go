@@ -2,7 +2,9 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -217,5 +219,72 @@ func TestLanesAloneNoRerun(t *testing.T) {
 				t.Fatalf("Reruns = %d, want 0: nothing else was in flight", n)
 			}
 		})
+	}
+}
+
+// gateBackend answers crash (crash set) or, once release is closed, a result.
+type gateBackend struct {
+	crash   bool
+	release chan struct{}
+}
+
+func (gateBackend) Name() string { return "gate" }
+func (gateBackend) Close() error { return nil }
+func (b gateBackend) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.Result, error) {
+	if b.crash {
+		return nil, &gpu.CaseError{Kind: gpu.Crashed, Detail: "illegal address"}
+	}
+	<-b.release
+	return fakeResult(c), nil
+}
+
+// TestServeLanesSilentAfterCrash: after one lane answered crash, ServeLanes returns
+// ErrCrashed and no other lane writes a frame — a case that finished on a lost device (or on
+// a backend being closed: moecheck-worker answered "Run on a closed backend") must end with
+// the process, not be answered.
+func TestServeLanesSilentAfterCrash(t *testing.T) {
+	c := testCase(t, moe.BF16, false, false)
+	req, err := EncodeRequest(1, c, gpu.RunOptions{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var lanes []Lane
+	var outs []*io.PipeReader
+	var ins []*io.PipeWriter
+	for k := 0; k < 2; k++ {
+		ir, iw := io.Pipe()
+		or, ow := io.Pipe()
+		lanes = append(lanes, Lane{ir, ow})
+		outs, ins = append(outs, or), append(ins, iw)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeLanes(lanes, []gpu.Backend{gateBackend{crash: true}, gateBackend{release: release}}, ServeOptions{})
+	}()
+	for k := range lanes { // hellos, then lane 1's case (held), then lane 0's crash
+		f, err := ReadFrame(outs[k])
+		if err != nil || f.Header.Lanes != 2 {
+			t.Fatalf("lane %d hello: %+v, %v; want one declaring 2 lanes", k, f, err)
+		}
+	}
+	go WriteFrame(ins[1], req)
+	go WriteFrame(ins[0], req)
+	if f, err := ReadFrame(outs[0]); err != nil || f.Header.Kind != KindCrash {
+		t.Fatalf("lane 0: %+v, %v; want a crash", f, err)
+	}
+	if err := <-done; !errors.Is(err, ErrCrashed) {
+		t.Fatalf("ServeLanes = %v, want ErrCrashed", err)
+	}
+	close(release) // lane 1's case finishes after the crash: its answer must not go out
+	got := make(chan error, 1)
+	go func() {
+		_, err := ReadFrame(outs[1])
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("lane 1 wrote a frame after the crash (read err %v)", err)
+	case <-time.After(300 * time.Millisecond):
 	}
 }

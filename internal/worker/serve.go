@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -22,6 +23,42 @@ type ServeOptions struct {
 	// Lanes is the number of lanes the process serves, declared in the hello when above 1
 	// (ServeLanes sets it).
 	Lanes int
+
+	gate *frameGate // ServeLanes: stops every lane's output after a crash
+}
+
+// frameGate lets frames out until it is shut: a frame being written when it shuts is
+// finished first, none starts after. ServeLanes shuts it when a lane crashes, so that the
+// other lanes answer nothing more (their cases ran, or run, on a lost device, or on backends
+// being closed): the process then exits, and the client re-runs those cases alone.
+type frameGate struct {
+	mu   sync.RWMutex
+	shut bool
+}
+
+// errGateShut is Serve's error on a lane whose output was stopped by another lane's crash.
+var errGateShut = errors.New("worker: another lane crashed; output stopped")
+
+func (g *frameGate) write(w io.Writer, f *Frame) error {
+	if g == nil {
+		return WriteFrame(w, f)
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.shut {
+		return errGateShut
+	}
+	return WriteFrame(w, f)
+}
+
+// close shuts the gate once every frame in progress is written (nil: no gate, one lane).
+func (g *frameGate) close() {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.shut = true
 }
 
 // ErrCrashed is returned by Serve after it answered a case with a crash: the backend's
@@ -58,7 +95,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 	if v >= 2 {
 		hello.Capabilities = o.Capabilities
 	}
-	if err := WriteFrame(w, &Frame{Header: hello}); err != nil {
+	if err := o.gate.write(w, &Frame{Header: hello}); err != nil {
 		return err
 	}
 	type msg struct {
@@ -101,7 +138,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			return nil
 		case TypeRun:
 		default:
-			if err := WriteFrame(w, errorFrame(f.Header.ID, KindBadRequest, fmt.Sprintf("unknown message type %q", f.Header.Type))); err != nil {
+			if err := o.gate.write(w, errorFrame(f.Header.ID, KindBadRequest, fmt.Sprintf("unknown message type %q", f.Header.Type))); err != nil {
 				return err
 			}
 			continue
@@ -109,7 +146,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 		c, opts, faults, err := DecodeRequest(f)
 		f.Payload = nil
 		if err != nil {
-			if err := WriteFrame(w, errorFrame(f.Header.ID, KindBadRequest, err.Error())); err != nil {
+			if err := o.gate.write(w, errorFrame(f.Header.ID, KindBadRequest, err.Error())); err != nil {
 				return err
 			}
 			continue
@@ -167,7 +204,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			} else if u, ok := gpu.IsUnsupported(err); ok && v >= 2 {
 				kind, detail = KindUnsupported, u.Reason
 			}
-			if werr := WriteFrame(w, errorFrame(f.Header.ID, kind, detail)); werr != nil {
+			if werr := o.gate.write(w, errorFrame(f.Header.ID, kind, detail)); werr != nil {
 				return werr
 			}
 			if kind == KindCrash {
@@ -175,7 +212,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		if err := WriteFrame(w, EncodeResult(f.Header.ID, c.Config, res)); err != nil {
+		if err := o.gate.write(w, EncodeResult(f.Header.ID, c.Config, res)); err != nil {
 			return err
 		}
 	}

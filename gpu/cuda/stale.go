@@ -1,0 +1,105 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+
+	"gorgonia.org/cu"
+)
+
+// staleWgrad is fault StaleEmptyWgrad's persistent weight-gradient buffer of one lane: the
+// last faulty run's dW (every expert's block) and the block size it was written with. It is
+// not in the run's buffer pool, so nothing poisons it between runs: it plays the allocator's
+// recycled block that still holds the previous step's gradients.
+type staleWgrad struct {
+	base   cu.DevicePtr
+	cap    int64 // bytes allocated
+	blk, n int64 // bytes per expert block and bytes kept by the last faulty run (0: none)
+}
+
+// staleEmpty is fault StaleEmptyWgrad on the device, the same fault as gpu/sim's: a wgrad
+// kernel that skips the experts without rows over a buffer still holding the previous faulty
+// run's weight gradients. The kernel has written zeros for those experts; each of their blocks
+// is replaced by the previous faulty run's block of that expert (when that run had the same
+// block size and the expert), then the whole buffer is kept for the next faulty run. All on
+// the lane's stream, after the kernel, so no synchronization is needed.
+func (r *pathRun) staleEmpty(name string, blk int64) error {
+	b, d := r.b, r.buf[name]
+	if b.stale == nil {
+		b.stale = map[string]*staleWgrad{}
+	}
+	prev := b.stale[name]
+	if prev == nil {
+		prev = &staleWgrad{}
+		b.stale[name] = prev
+	}
+	for e, n := range r.emptyCounts() {
+		if n != 0 || prev.blk != blk || prev.n < int64(e+1)*blk {
+			continue
+		}
+		off := cu.DevicePtr(int64(e) * blk)
+		if err := cu.MemcpyDtoDAsync(d.data+off, prev.base+off, blk, b.stream); err != nil {
+			return fmt.Errorf("stale-empty-wgrad: copy %s[%d]: %w", name, e, err)
+		}
+	}
+	size := r.E * blk
+	if prev.cap < size {
+		if prev.cap > 0 {
+			// Wait for the copies above that read the old buffer before freeing it.
+			if err := b.stream.Synchronize(); err != nil {
+				return err
+			}
+			cu.MemFree(prev.base)
+			prev.cap, prev.n = 0, 0
+		}
+		p, err := cu.MemAlloc(size)
+		if err != nil {
+			return fmt.Errorf("stale-empty-wgrad: allocate %d bytes: %w", size, err)
+		}
+		prev.base, prev.cap = p, size
+	}
+	if err := cu.MemcpyDtoDAsync(prev.base, d.data, size, b.stream); err != nil {
+		return fmt.Errorf("stale-empty-wgrad: keep %s: %w", name, err)
+	}
+	prev.blk, prev.n = blk, size
+	return nil
+}
+
+// emptyCounts returns the rows of each local expert as the routing stage counts them (the EP
+// map of global ids, sentinels excluded), computed on the host from the case. Only
+// StaleEmptyWgrad reads it; computed once per run.
+func (r *pathRun) emptyCounts() []int32 {
+	if r.counts != nil {
+		return r.counts
+	}
+	c, E := r.c, int(r.E)
+	counts := make([]int32, E)
+	if g := c.Global; g != nil {
+		lo := int64(c.EP.Rank) * int64(E)
+		for _, id := range g.IDs {
+			if id >= lo && id < lo+int64(E) {
+				counts[id-lo]++
+			}
+		}
+	} else {
+		for _, id := range c.Routing.IDs {
+			if int(id) < E {
+				counts[id]++
+			}
+		}
+	}
+	r.counts = counts
+	return counts
+}
+
+// freeStale frees the lane's kept weight gradients (with the pool: at Close or after a
+// device fault).
+func (b *Backend) freeStale() {
+	for k, s := range b.stale {
+		if s.cap > 0 {
+			cu.MemFree(s.base)
+		}
+		delete(b.stale, k)
+	}
+}

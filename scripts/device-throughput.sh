@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Issue 14's acceptance figures on the GPU machine, in one device call (no Go there: build
+# first with `make device-suite` and, for the "before" columns, the previous round's binaries in
+# .device/old (moecheck, moecheck-worker, fuzz.test built at the commit named in
+# .device/old/COMMIT); carry .device). Logs under $OUT: summary.txt (printed last), logs.tgz.
+#
+#   scripts/device-throughput.sh [STEP ...]     (default: all, in this order)
+#
+#   cuda      (after a warm-up that fills the driver's JIT cache)
+#             moecheck check --backend cuda, every property, seed 3: the previous round's binary
+#             with --jobs 1 (before), this one with --jobs 1 --lanes-per-worker 1 and with
+#             --jobs 16 (lanes: one worker process, one CUDA context, 16 streams); cases/s from
+#             the CLI's summary, the GPU and the cores to each run in turn
+#   preset    Qwen3-30B-A3B bf16 at 16,384 tokens on the CUDA path, matches (forward and
+#             backward, stage by stage): the EP-8 rank 3 case (16,570 rows of 131,072) and the
+#             whole EP-1 layer (131,072 rows); wall time and peak RSS of the process tree
+#   fuzz      FuzzPath against the CUDA worker for FUZZ_S seconds (default 45), before and after,
+#             -test.parallel FUZZ_PAR (default 4): execs/s from the fuzz engine's last line
+#   mutants   moecheck mutants --backend cuda (exact) and --contract torch, with lanes
+#   selftest  moecheck-worker -selftest
+set -uo pipefail
+cd "$(dirname "$0")/.."
+FINAL=${OUT:-device-out}
+L=$(mktemp -d)/logs
+mkdir -p "$L" "$FINAL"
+export PATH=$PWD/.device:$PATH
+M=$PWD/.device/moecheck
+W=$PWD/.device/moecheck-worker
+O=$PWD/.device/old
+FUZZ_S=${FUZZ_S:-45}
+FUZZ_PAR=${FUZZ_PAR:-4}
+STEPS=${*:-cuda preset fuzz mutants selftest}
+S=$L/summary.txt
+: >"$S"
+note() { echo "$*" | tee -a "$S"; }
+# timed NAME LIMIT CMD...: runs CMD with a time limit (seconds), output in $L/NAME.txt, its
+# exit status, wall time and the peak resident memory of its process tree appended.
+timed() {
+  local name=$1 lim=$2
+  shift 2
+  python3 - "$L/$name.txt" "$lim" "$@" <<'PY'
+import resource, subprocess, sys, time
+out, lim, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+t0 = time.time()
+with open(out, "w") as f:
+    p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+    try:
+        rc = p.wait(timeout=lim)
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        rc = "timeout"
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    f.write(f"rc={rc} wall={time.time() - t0:.1f}s maxrss_kb={rss}\n")
+PY
+  tail -1 "$L/$name.txt"
+}
+# rate NAME: the CLI summary's cases, failures, time, cases/s of run NAME.
+rate() { grep -A1 '^cases ' "$L/$1.txt" | tail -1 | tr -s ' '; }
+has() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
+note "gpu: $(nvidia-smi -L 2>&1 | head -1); cpus: $(nproc); old: $(cat "$O/COMMIT" 2>/dev/null)"
+
+if has cuda; then
+  # Warm the driver's PTX JIT cache first (~/.nv/ComputeCache): a fresh machine spends about
+  # 14 CPU-seconds compiling the kernels at the first worker start, which a nightly pays once.
+  r=$(timed warmup 150 "$W" -selftest -quick)
+  note "warm-up (moecheck-worker -selftest -quick, JIT cache): $(tail -2 "$L/warmup.txt" | head -1) $r"
+  if [ -x "$O/moecheck" ]; then
+    r=$(PATH=$O:$PATH timed cuda-old-j1 60 "$O/moecheck" check --backend "worker:$O/moecheck-worker -backend cuda" --jobs 1 --time 30s --seed 3 --keep-going --max-shrinks 40)
+    note "cuda before (old binary, --jobs 1): $(rate cuda-old-j1) (cases failures time cases/s) $r"
+  fi
+  r=$(timed cuda-j1 60 "$M" check --backend cuda --jobs 1 --lanes-per-worker 1 --time 30s --seed 3 --keep-going --max-shrinks 40)
+  note "cuda --jobs 1: $(rate cuda-j1) $r"
+  r=$(timed cuda-j16 90 "$M" check --backend cuda --jobs 16 --cases 12000 --time 40s --seed 3 --keep-going --max-shrinks 40)
+  note "cuda --jobs 16 (lanes): $(rate cuda-j16) $r"
+fi
+if has preset; then
+  for p in qwen3-30b-a3b/ep8/rank3/T16384/seed1 qwen3-30b-a3b/ep1/rank0/T16384/seed1; do
+    n=preset-$(echo "$p" | cut -d/ -f2)
+    r=$(timed "$n" 150 "$M" check --backend cuda --preset "$p" --properties matches)
+    note "preset $p (cuda, matches): $(rate "$n") $r"
+  done
+fi
+if has fuzz; then
+  for v in old new; do
+    bin=$PWD/.device/fuzz.test wk=$W
+    [ $v = old ] && bin=$O/fuzz.test wk=$O/moecheck-worker
+    [ -x "$bin" ] || continue
+    (cd fuzz && MOECHECK_BACKEND="worker:$wk -backend cuda" timeout $((FUZZ_S + 60)) "$bin" -test.run '^$' -test.fuzz '^FuzzPath$' \
+      -test.fuzztime "${FUZZ_S}s" -test.parallel "$FUZZ_PAR" -test.fuzzcachedir "$L/fuzzcache-$v" >"$L/fuzz-$v.txt" 2>&1)
+    rc=$?
+    last=$(grep -E 'execs: [0-9]+' "$L/fuzz-$v.txt" | tail -1)
+    note "FuzzPath $v ($FUZZ_S s, parallel $FUZZ_PAR): rc=$rc; $last"
+  done
+fi
+if has mutants; then
+  r=$(timed mutants-exact 200 "$M" mutants --backend cuda --jobs 8)
+  note "mutants cuda exact: $(grep -iE 'caught|passed' "$L/mutants-exact.txt" | tail -2 | tr '\n' ' ') $r"
+  r=$(timed mutants-torch 200 "$M" mutants --backend cuda --jobs 8 --contract torch)
+  note "mutants cuda torch: $(grep -iE 'caught|passed' "$L/mutants-torch.txt" | tail -2 | tr '\n' ' ') $r"
+fi
+if has selftest; then
+  r=$(timed selftest 200 "$W" -selftest)
+  note "selftest: $(tail -2 "$L/selftest.txt" | head -1) $r"
+fi
+cp "$S" "$FINAL/summary.txt"
+tar czf "$FINAL/logs.tgz" -C "$(dirname "$L")" logs
+echo "---- summary ----"
+cat "$S"
