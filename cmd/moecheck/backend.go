@@ -235,7 +235,7 @@ func (p *jobPool) env(env *props.Env) func(int) (*props.Env, error) {
 	}
 }
 
-// close closes every backend the pool opened.
+// close closes every backend the pool opened, all at once.
 func (p *jobPool) close() {
 	p.mu.Lock()
 	bs := p.bs
@@ -246,9 +246,13 @@ func (p *jobPool) close() {
 	p.groups = map[laneGroup][]gpu.Backend{}
 	p.closed = true
 	p.mu.Unlock()
+	// concurrently: a worker process takes a while to exit (a PyTorch worker ~0.5 s), and the
+	// lanes of one worker wait for each other (closing a lane twice is harmless)
+	var wg sync.WaitGroup
 	for _, b := range bs {
-		p.a.closeBackend(b)
+		wg.Go(func() { p.a.closeBackend(b) })
 	}
+	wg.Wait()
 }
 
 const backendHelp = "backend under test: " + backends.Help
