@@ -8,7 +8,8 @@
 # Steps (default: all, in this order; the 5,000-case runs share whatever time is left):
 #   bench       python3 -m moecheck.bench: per-run split (decode, setup, forward, backward,
 #               poison, collect, encode) of transformers:grouped_mm, cached shape and a fresh
-#               shape every run (module build); and tests.batched_wgrad_probe (how CUDA's
+#               shape every run (module build); the in-process rate of 1, 2, 4, 8 lanes
+#               (bench --lanes); and tests.batched_wgrad_probe (how CUDA's
 #               index_put_ sums batched_mm's per-slot weight gradients)
 #   throughput  start-up first: the wall time of `check --cases 1` with --jobs 1 and with
 #               --jobs 8 (time to the first case, worker start-up included); then
@@ -149,6 +150,8 @@ if has bench; then
   timed bench 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 200
   timed bench-fresh 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 40 --fresh-shapes
   timed bench-gptoss 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 100 --act gptoss
+  # in-process lanes: how far one worker's threads (a stream each) scale under the GIL
+  timed bench-lanes 90 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 100 --lanes 1,2,4,8
   # which per-slot weight-gradient sum CUDA's index_put_ makes (the torch contract's WGradSlots)
   timed wgrad-probe 60 sh -c "cd python && exec $MOECHECK_PYTHON -m tests.batched_wgrad_probe"
 fi
@@ -205,7 +208,7 @@ fi
 
 # Summary.
 if has bench; then
-  for b in bench bench-fresh bench-gptoss wgrad-probe; do note "== $b"; grep -vE '^$' "$L/$b.txt" | tail -12 | cut -c1-200 >>"$S"; done
+  for b in bench bench-fresh bench-gptoss bench-lanes wgrad-probe; do note "== $b"; grep -vE '^$' "$L/$b.txt" | tail -12 | cut -c1-200 >>"$S"; done
 fi
 if has throughput; then
   for j in 1 8; do note "start-up --jobs $j --cases 1: $(tail -1 "$L/ttfc-j$j.txt")"; done

@@ -149,6 +149,29 @@ class LanesTest(unittest.TestCase):
         self.assertIsNone(P.read_frame(w.lanes[0][1]), "lane 0 must see the process end")
         self.assertEqual(w.wait(), 3)
 
+    def test_bench_lanes(self):
+        # the in-process lanes rate the device script reads: a line per lane count
+        import io
+
+        from moecheck import bench
+
+        out = io.StringIO()
+        stdout, sys.stdout = sys.stdout, out
+        try:
+            rc = bench.main(["--target", "ledger:fixed", "--reps", "3", "--warmup", "1", "--lanes", "1,3"])
+        finally:
+            sys.stdout = stdout
+        self.assertEqual(rc, 0)
+        for n in (1, 3):
+            self.assertRegex(out.getvalue(), rf": {n} lane\(s\): [0-9]+ runs/s in one process")
+        with self.assertRaises(SystemExit) as cm, io.StringIO() as err:
+            stderr, sys.stderr = sys.stderr, err
+            try:
+                bench.main(["--target", "ledger:fixed", "--lanes", "0"])
+            finally:
+                sys.stderr = stderr
+        self.assertEqual(cm.exception.code, 2)
+
     def test_missing_lane_pipes(self):
         e = env()
         e[worker.LANES_ENV] = "2"
