@@ -7,7 +7,7 @@ error per run request. A Python exception in the target answers an error of kind
 context is lost) answers ``crash`` and exits with status 3. File descriptor 1 is moved to
 stderr at start-up, so prints of the code under test cannot corrupt the frames.
 
-Lanes (docs/gpu.md "Lanes", docs/python.md "Throughput"): with ``MOECHECK_WORKER_LANES=N`` in
+Lanes (docs/gpu.md "Lanes", docs/python.md "Lanes: several jobs in one PyTorch worker"): with ``MOECHECK_WORKER_LANES=N`` in
 its environment (how the Go client asks) the worker serves N lanes: lane 0 on stdin/stdout,
 lane k on the inherited pipes of file descriptors 2k+1 (requests) and 2k+2 (replies). Each
 lane is a thread with its own hello (``"lanes": N``), its own torch.cuda.Stream (every case of
@@ -15,7 +15,10 @@ the lane runs on it, and its results are synchronised on it before they are enco
 experts modules and its own poison policy (the allocator's policy is per stream). They share
 the process, its CUDA context and the GIL. A CUDA fault in any lane loses the context of all:
 the lane answers crash and the process exits at once (status 3), which the client sees on
-every lane with a case in flight and answers by re-running those cases alone.
+every lane with a case in flight and answers by re-running those cases alone. A lane that
+ends with an error of its own (a malformed frame, an internal error) also ends the process
+with its status, as the Go worker's ServeLanes does; a lane's bye or end of input ends that
+lane only.
 
 Exit status: 0 after bye or EOF, 2 usage (a target that does not resolve), 3 internal or
 device error.
@@ -325,6 +328,13 @@ def serve_lanes(target: targets.Target, lanes: List[Tuple[BinaryIO, BinaryIO]], 
                 wout.close()
             except OSError:
                 pass
+        if status[k] != 0:
+            crash.lock.acquire()  # never released: the process ends with the lane's status
+            try:
+                log.flush()
+            except Exception:
+                pass
+            os._exit(status[k])
 
     threads = [threading.Thread(target=lane, args=(k,), name=f"moecheck-lane-{k}", daemon=True) for k in range(n)]
     for th in threads:

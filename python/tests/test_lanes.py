@@ -149,6 +149,17 @@ class LanesTest(unittest.TestCase):
         self.assertIsNone(P.read_frame(w.lanes[0][1]), "lane 0 must see the process end")
         self.assertEqual(w.wait(), 3)
 
+    def test_malformed_frame_ends_process(self):
+        # as the Go worker's ServeLanes: a lane's own error ends the process, not the lane alone
+        w = LaneWorker(2, "--target", "callable:moecheck.testing:echo")
+        lw, _ = w.lanes[1]
+        lw.write(b"\xff\xff\xff\x7f garbage")
+        lw.flush()
+        lw.close()
+        self.assertIsNone(P.read_frame(w.lanes[0][1]), "lane 0 must see the process end")
+        self.assertEqual(w.wait(), 3)
+        self.assertIn("malformed frame", w.stderr)
+
     def test_bench_lanes(self):
         # the in-process lanes rate the device script reads: a line per lane count
         import io
