@@ -7,7 +7,9 @@ Three mechanisms, chosen per device:
   replaces the caching allocator. Every device allocation of the process — forward, autograd,
   kernel workspaces, every size class, no small/large pool split — is filled on its stream
   before torch sees it. Policies: zeros, nan, +inf, -inf, huge, signature, stale (a freed
-  block of the same size handed back unfilled; otherwise huge).
+  block of the same size handed back unfilled; otherwise huge). The policy is per CUDA stream
+  (a worker's lanes each run on their own stream), and a freed block is reused only on the
+  stream that freed it.
 - ``fill-uninitialized`` (CUDA or CPU, torch >= 2.1): torch's own
   ``torch.utils.deterministic.fill_uninitialized_memory`` with deterministic algorithms on;
   fills ``torch.empty`` and friends with NaN (floats) or the largest integer: policy nan only,
