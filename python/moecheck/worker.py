@@ -142,13 +142,23 @@ def _is_device_fault(e: BaseException, device: torch.device) -> bool:
 
 
 class Crash:
-    """What the lanes of one process share about a lost device: the first lane that meets a
-    CUDA fault answers crash on its own stream and ends the process (exit status 3) while
-    holding the lock, so no lane answers a case after the context was lost."""
+    """What the lanes of one process share about a lost device. Every reply of a lane is
+    written under one lock (write); the first lane that meets a CUDA fault takes the lock for
+    good, answers crash on its own stream and ends the process (exit status 3), so no lane
+    answers a case after the context was lost (a case that finished on a lost device must not
+    be answered as if it ran; the client re-runs every case in flight alone)."""
 
     def __init__(self, lanes: int) -> None:
         self.lanes = lanes
         self.lock = threading.Lock()
+
+    def write(self, wout: BinaryIO, frame: Frame) -> None:
+        """Writes one reply frame of a lane (with one lane: directly)."""
+        if self.lanes == 1:
+            protocol.write_frame(wout, frame)
+            return
+        with self.lock:
+            protocol.write_frame(wout, frame)
 
     def exit(self, wout: BinaryIO, frame: Frame, log) -> None:
         """Writes frame (the crash reply) and ends the process; with one lane it returns (the
@@ -156,7 +166,7 @@ class Crash:
         if self.lanes == 1:
             protocol.write_frame(wout, frame)
             return
-        self.lock.acquire()  # never released: the process ends here
+        self.lock.acquire(timeout=10)  # never released: the process ends here (a stuck writer cannot hold it up)
         try:
             protocol.write_frame(wout, frame)
         except OSError:
@@ -180,7 +190,7 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
         hello["capabilities"] = caps
     if lanes > 1:
         hello["lanes"] = lanes
-    protocol.write_frame(wout, Frame(hello))
+    crash.write(wout, Frame(hello))
     while True:
         try:
             f = protocol.read_frame(rin)
@@ -194,12 +204,12 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
         if typ == "bye":
             return 0
         if typ != "run":
-            protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, f"unknown message type {typ!r}"))
+            crash.write(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, f"unknown message type {typ!r}"))
             continue
         try:
             c = protocol.decode_request(f)
         except ProtocolError as e:
-            protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, str(e)))
+            crash.write(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, str(e)))
             continue
         f.payload = b""
         ids = c.tensors.get("ids")
@@ -207,7 +217,7 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
         why = capsmod.check(caps, c.header, c.options, n_sent)
         if why is not None:
             kind = protocol.KIND_UNSUPPORTED if version >= 2 else protocol.KIND_BAD_REQUEST
-            protocol.write_frame(wout, protocol.error_frame(rid, kind, why))
+            crash.write(wout, protocol.error_frame(rid, kind, why))
             continue
         want_triage = bool(c.options.stages or f.header.get("options", {}).get("triage"))
         t0 = time.perf_counter()
@@ -218,10 +228,10 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
                 extra["triage"] = rep
             results = targets.run_case(target, c, device, method, sync_device=lanes == 1)
             extra["elapsed_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
-            protocol.write_frame(wout, protocol.encode_result(rid, c.header, results, extra if version >= 2 else None))
+            crash.write(wout, protocol.encode_result(rid, c.header, results, extra if version >= 2 else None))
         except _OOM as e:
             _release(method)
-            protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_OOM, f"{type(e).__name__}: {e}"))
+            crash.write(wout, protocol.error_frame(rid, protocol.KIND_OOM, f"{type(e).__name__}: {e}"))
         except Exception as e:
             tb = traceback.format_exc()
             log.write(tb)
@@ -229,7 +239,7 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
                 crash.exit(wout, protocol.error_frame(rid, protocol.KIND_CRASH, f"{type(e).__name__}: {e}\n{tb}"), log)
                 return 3
             if version >= 2:
-                protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_RAISED, f"{type(e).__name__}: {e}",
+                crash.write(wout, protocol.error_frame(rid, protocol.KIND_RAISED, f"{type(e).__name__}: {e}",
                                                                 {"traceback": tb}))
             else:
                 # Version 1 has no "raised": report a crash and exit, as a version-1 worker must.
@@ -329,7 +339,7 @@ def serve_lanes(target: targets.Target, lanes: List[Tuple[BinaryIO, BinaryIO]], 
             except OSError:
                 pass
         if status[k] != 0:
-            crash.lock.acquire()  # never released: the process ends with the lane's status
+            crash.lock.acquire(timeout=10)  # never released: the process ends with the lane's status
             try:
                 log.flush()
             except Exception:
