@@ -19,16 +19,23 @@ func runJobs(ctx context.Context, cfg RunConfig, props []Property, shards, n int
 	if cfg.NewEnv == nil {
 		return fmt.Errorf("props: %d jobs need RunConfig.NewEnv (an environment, and a backend instance, per job)", cfg.Jobs)
 	}
-	envs := []*Env{cfg.Env}
+	// The jobs' environments are opened concurrently: a worker backend's start-up (a
+	// PyTorch worker imports torch and initialises CUDA: seconds) is paid once, not per job.
+	envs := make([]*Env, cfg.Jobs)
+	envs[0] = cfg.Env
+	errs := make([]error, cfg.Jobs)
+	var opened sync.WaitGroup
 	for k := 1; k < cfg.Jobs; k++ {
-		e, err := cfg.NewEnv(k)
-		if err != nil {
-			return fmt.Errorf("props: job %d: %w", k, err)
+		opened.Go(func() { envs[k], errs[k] = cfg.NewEnv(k) })
+	}
+	opened.Wait()
+	for k := 1; k < cfg.Jobs; k++ {
+		if errs[k] != nil {
+			return fmt.Errorf("props: job %d: %w", k, errs[k])
 		}
-		if e == nil || e.Backend == nil {
+		if envs[k] == nil || envs[k].Backend == nil {
 			return fmt.Errorf("props: job %d: NewEnv returned no backend", k)
 		}
-		envs = append(envs, e)
 	}
 	jctx, cancel := context.WithCancel(ctx)
 	defer cancel()

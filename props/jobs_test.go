@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
@@ -125,5 +127,34 @@ func TestRunJobsNeedsNewEnv(t *testing.T) {
 	_, err := props.Run(context.Background(), props.RunConfig{Env: &props.Env{Backend: sim.New(sim.Options{})}, Jobs: 2, Cases: 2})
 	if err == nil || !strings.Contains(err.Error(), "NewEnv") {
 		t.Fatalf("Jobs 2 without NewEnv: %v, want an error naming NewEnv", err)
+	}
+}
+
+// TestRunJobsOpensEnvsConcurrently: the jobs' environments were opened one after another, so
+// with worker backends whose start-up takes seconds (a PyTorch worker: torch, CUDA, the
+// probe) --jobs N waited N start-ups before the first case. Each NewEnv here waits until all
+// have been called: opened one at a time, the first would time out.
+func TestRunJobsOpensEnvsConcurrently(t *testing.T) {
+	const jobs = 4
+	var arrived sync.WaitGroup
+	arrived.Add(jobs - 1)
+	all := make(chan struct{})
+	go func() { arrived.Wait(); close(all) }()
+	cfg := props.RunConfig{Env: &props.Env{Backend: sim.New(sim.Options{})}, Seed: 3, Cases: 2, Jobs: jobs,
+		NewEnv: func(k int) (*props.Env, error) {
+			arrived.Done()
+			select {
+			case <-all:
+				return &props.Env{Backend: sim.New(sim.Options{})}, nil
+			case <-time.After(10 * time.Second):
+				return nil, fmt.Errorf("job %d: the other jobs' environments were not being opened meanwhile", k)
+			}
+		}}
+	rep, err := props.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Cases != 2 {
+		t.Errorf("cases = %d, want 2", rep.Cases)
 	}
 }

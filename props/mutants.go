@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
+	"sync"
 	"time"
 
 	"github.com/moecheck/moecheck/contract"
@@ -75,11 +76,14 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 	}
 	var out []MutantResult
 	jobBackends := map[int]gpu.Backend{} // job k's backend, opened at the first fault that needs it
+	var jobMu sync.Mutex                 // Run opens the jobs' environments concurrently
 	for _, f := range faults {
 		info, _ := f.Info()
 		env := &Env{Backend: b, Faults: fault.Of(f), NoStages: o.NoStages, Contract: o.Contract, New: o.New}
 		newEnv := func(k int) (*Env, error) {
+			jobMu.Lock()
 			jb, ok := jobBackends[k]
+			jobMu.Unlock()
 			if !ok {
 				if o.NewBackend == nil {
 					return nil, fmt.Errorf("props: mutants: %d jobs need MutantOptions.NewBackend", o.Jobs)
@@ -88,7 +92,9 @@ func Mutants(ctx context.Context, b gpu.Backend, o MutantOptions, onResult func(
 				if jb, err = o.NewBackend(k); err != nil {
 					return nil, err
 				}
+				jobMu.Lock()
 				jobBackends[k] = jb
+				jobMu.Unlock()
 			}
 			return &Env{Backend: jb, Faults: fault.Of(f), NoStages: o.NoStages, Contract: o.Contract, New: o.New}, nil
 		}

@@ -8,10 +8,16 @@
 # Steps (default: all, in this order; the 5,000-case runs share whatever time is left):
 #   bench       python3 -m moecheck.bench: per-run split (decode, setup, forward, backward,
 #               poison, collect, encode) of transformers:grouped_mm, cached shape and a fresh
-#               shape every run (module build); and tests.batched_wgrad_probe (how CUDA's
+#               shape every run (module build); the in-process rate of 1, 2, 4, 8 lanes
+#               (bench --lanes); and tests.batched_wgrad_probe (how CUDA's
 #               index_put_ sums batched_mm's per-slot weight gradients)
-#   throughput  transformers:grouped_mm, every property, --jobs 1, 2, 4, THRU_S seconds each
-#               (default 30), the GPU to itself: cases/s from the CLI's own summary
+#   throughput  start-up first: the wall time of `check --cases 1` with --jobs 1 and with
+#               --jobs 8 (time to the first case, worker start-up included); then
+#               transformers:grouped_mm, every property, per configuration JOBS:LANES of
+#               THRU_CONFIGS (default "1:1 2:1 4:4 8:4 8:8 16:4": --jobs JOBS
+#               --lanes-per-worker LANES, so 8:4 is 2 worker processes of 4 lanes), THRU_S
+#               seconds each (default 20), the GPU to itself: cases/s from the CLI's own
+#               summary and its steady rate
 #   ledger      #45621-as-merged under the default budget: caught in < 2 s (the CLI's case
 #               time), shrunk to T ≤ 2 and E ≤ 2, triage names the op (the worker's triage)
 #   grouped     transformers:grouped_mm, --cases 5000 --keep-going, every property
@@ -28,7 +34,7 @@
 # (a step's limit is cut to what is left; one with under 5 s left is skipped and says so), so
 # with the default TOTAL_S the script ends within 9 minutes even if every step hangs.
 #
-# Environment: MOECHECK_PYTHON (python3), JOBS, THRU_S, FULL_S, TOTAL_S, SEED (1), MC (the CLI,
+# Environment: MOECHECK_PYTHON (python3), JOBS, THRU_S, THRU_CONFIGS, FULL_S, TOTAL_S, SEED (1), MC (the CLI,
 # .device/moecheck). TARGET_MAP replaces the transformers targets, for a smoke run of the
 # script's logic on a machine without a GPU or transformers, e.g. (about 80 s on 2 cores):
 #   go build -o .device/moecheck ./cmd/moecheck && OUT=/tmp/o MOECHECK_PYTHON=/usr/bin/python3 \
@@ -48,7 +54,8 @@ export MOECHECK_PYTHON=${MOECHECK_PYTHON:-python3}
 export PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH}
 export MOECHECK_CACHE=${MOECHECK_CACHE:-$L/cache}
 JOBS=${JOBS:-2}
-THRU_S=${THRU_S:-30}
+THRU_S=${THRU_S:-20}
+THRU_CONFIGS=${THRU_CONFIGS:-1:1 2:1 4:4 8:4 8:8 16:4}
 FULL_S=${FULL_S:-60}
 TOTAL_S=${TOTAL_S:-510}
 SEED=${SEED:-1}
@@ -143,14 +150,21 @@ if has bench; then
   timed bench 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 200
   timed bench-fresh 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 40 --fresh-shapes
   timed bench-gptoss 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 100 --act gptoss
+  # in-process lanes: how far one worker's threads (a stream each) scale under the GIL
+  timed bench-lanes 90 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 100 --lanes 1,2,4,8
   # which per-slot weight-gradient sum CUDA's index_put_ makes (the torch contract's WGradSlots)
   timed wgrad-probe 60 sh -c "cd python && exec $MOECHECK_PYTHON -m tests.batched_wgrad_probe"
 fi
 
 if has throughput; then
-  for j in 1 2 4; do
-    say "throughput --jobs $j"
-    timed thru-j$j $((THRU_S + 60)) "$MC" check --backend "torch:$G" --jobs $j --time ${THRU_S}s --seed $SEED --keep-going --no-shrink
+  for j in 1 8; do # time to the first case: worker start-up (import, CUDA, probe) + one case
+    say "start-up --jobs $j"
+    timed ttfc-j$j 90 "$MC" check --backend "torch:$G" --jobs $j --cases 1 --seed $SEED --keep-going --no-shrink
+  done
+  for c in $THRU_CONFIGS; do
+    j=${c%%:*} l=${c#*:}
+    say "throughput --jobs $j --lanes-per-worker $l"
+    timed thru-j$j-l$l $((THRU_S + 60)) "$MC" check --backend "torch:$G" --jobs $j --lanes-per-worker $l --time ${THRU_S}s --seed $SEED --keep-going --no-shrink
   done
 fi
 
@@ -194,10 +208,14 @@ fi
 
 # Summary.
 if has bench; then
-  for b in bench bench-fresh bench-gptoss wgrad-probe; do note "== $b"; grep -vE '^$' "$L/$b.txt" | tail -12 | cut -c1-200 >>"$S"; done
+  for b in bench bench-fresh bench-gptoss bench-lanes wgrad-probe; do note "== $b"; grep -vE '^$' "$L/$b.txt" | tail -12 | cut -c1-200 >>"$S"; done
 fi
 if has throughput; then
-  for j in 1 2 4; do note "throughput --jobs $j: $(cps thru-j$j) $(tail -1 "$L/thru-j$j.txt")"; done
+  for j in 1 8; do note "start-up --jobs $j --cases 1: $(tail -1 "$L/ttfc-j$j.txt")"; done
+  for c in $THRU_CONFIGS; do
+    j=${c%%:*} l=${c#*:}
+    note "throughput --jobs $j --lanes-per-worker $l: $(cps thru-j$j-l$l) $(tail -1 "$L/thru-j$j-l$l.txt")"
+  done
 fi
 if has ledger; then
   for n in ledger-merged ledger-merged-fp32; do

@@ -45,9 +45,9 @@ const maxJobs = 1024
 func (f *backendFlags) registerJobs(fs *pflag.FlagSet) {
 	f.hasJobs = true
 	f.jobsFlags = fs
-	fs.IntVar(&f.jobs, "jobs", runtime.GOMAXPROCS(0), "cases run at once, each job on its own backend instance (for worker backends a lane of a shared worker, see --lanes-per-worker, or a worker process); results and verdicts are the same for every value (default: the cores, for in-process backends and moecheck-worker backends such as cuda, whose jobs share one worker per device; one per --devices entry, else 1, for other worker backends: several CUDA contexts time-slice one GPU)")
+	fs.IntVar(&f.jobs, "jobs", runtime.GOMAXPROCS(0), "cases run at once, each job on its own backend instance (for worker backends a lane of a shared worker, see --lanes-per-worker, or a worker process); results and verdicts are the same for every value (default: the cores, for in-process backends and moecheck-worker backends such as cuda, whose jobs share one worker per device; 8 per device for torch:… backends, 2 workers of 4 lanes; one per --devices entry, else 1, for other worker backends and with --lanes-per-worker 1: several CUDA contexts time-slice one GPU)")
 	fs.StringVar(&f.devices, "devices", "", "worker backends: CUDA device ordinals (comma list, e.g. 0,1,2,3); job k runs on device k mod len (its worker's -device / --device flag)")
-	fs.IntVar(&f.lanes, "lanes-per-worker", 0, "worker backends: the jobs of one device share a worker process, up to this many as its lanes (one CUDA context, a stream per lane: docs/gpu.md, Lanes); a case that meets a crash, hang or out-of-memory of the shared worker is re-run alone before it is blamed. 1 = a worker process per job. 0 (default) = all of a device's jobs in one worker for moecheck-worker backends (cuda, worker, worker:…moecheck-worker …), 1 for others (torch:…, other worker programs)")
+	fs.IntVar(&f.lanes, "lanes-per-worker", 0, "worker backends: the jobs of one device share a worker process, up to this many as its lanes (one CUDA context, a stream per lane: docs/gpu.md, Lanes); a case that meets a crash, hang or out-of-memory of the shared worker is re-run alone before it is blamed. 1 = a worker process per job. 0 (default) = all of a device's jobs in one worker for moecheck-worker backends (cuda, worker, worker:…moecheck-worker …), 4 for torch:… (the GIL serialises each Python worker's own work: a few processes of a few lanes; docs/python.md, Lanes), 1 for other worker programs")
 }
 
 // jobPool opens the jobs' backends (job k on device k mod len(devs)) and closes them all.
@@ -60,10 +60,22 @@ type jobPool struct {
 	mu     sync.Mutex
 	bs     []gpu.Backend
 	groups map[laneGroup][]gpu.Backend // the lanes of each shared worker, opened at first use
+	// opening: the groups whose worker is starting (closed when it started or failed); the
+	// workers of different groups start concurrently (a torch worker takes seconds).
+	opening map[laneGroup]chan struct{}
+	closed  bool // close ran: a worker that finishes starting afterwards is closed at once
 }
 
 // laneGroup names one shared worker: the device index and the group among its jobs.
 type laneGroup struct{ dev, group int }
+
+// deviceCount is the number of --devices entries (0 without the flag).
+func (f *backendFlags) deviceCount() int {
+	if d := strings.TrimSpace(f.devices); d != "" {
+		return len(strings.Split(d, ","))
+	}
+	return 0
+}
 
 // pool checks --jobs and --devices and returns the pool the jobs' backends come from.
 func (f *backendFlags) pool(a *app) (*jobPool, error) {
@@ -73,29 +85,25 @@ func (f *backendFlags) pool(a *app) (*jobPool, error) {
 	if f.lanes < 0 || f.lanes > worker.MaxLanes {
 		return nil, usageErr("--lanes-per-worker %d: want between 0 (auto) and %d", f.lanes, worker.MaxLanes)
 	}
-	laned := backends.Lanes(f.backend, "", a.getenv)
 	lanes := f.lanes
 	if lanes == 0 {
-		lanes = 1
-		if laned {
-			lanes = worker.MaxLanes // all of a device's jobs
-		}
+		lanes = backends.DefaultLanes(f.backend, "", a.getenv)
 	}
 	if f.jobsFlags != nil && !f.jobsFlags.Changed("jobs") {
 		// Worker backends without lanes default to one job per device: on an H200, 16 CUDA
 		// workers (16 contexts) sharing one GPU checked 8.5 cases/s against 19.5 for one.
-		// With lanes the jobs of a device share one context and keep the cores' default.
+		// With lanes the jobs of a device share one context and keep the cores' default;
+		// torch:… workers (GIL-bound lanes) default to backends.TorchJobs per device.
 		if r, err := backends.Resolve(f.backend, "", a.getenv); err == nil && r.Argv != nil && lanes == 1 {
-			f.jobs = 1
-			if d := strings.TrimSpace(f.devices); d != "" {
-				f.jobs = len(strings.Split(d, ","))
-			}
+			f.jobs = max(1, f.deviceCount())
+		} else if strings.HasPrefix(strings.TrimSpace(f.backend), backends.TorchPrefix) {
+			f.jobs = backends.TorchJobs * max(1, f.deviceCount())
 		}
 	}
 	if f.jobs < 1 || f.jobs > maxJobs {
 		return nil, usageErr("--jobs %d: want between 1 and %d", f.jobs, maxJobs)
 	}
-	p := &jobPool{a: a, f: f, lanes: lanes, groups: map[laneGroup][]gpu.Backend{}}
+	p := &jobPool{a: a, f: f, lanes: lanes, groups: map[laneGroup][]gpu.Backend{}, opening: map[laneGroup]chan struct{}{}}
 	if r, err := backends.Resolve(f.backend, "", a.getenv); err != nil || r.Argv == nil {
 		p.lanes = 1 // in-process backends: an instance per job
 	}
@@ -165,17 +173,40 @@ func (p *jobPool) lane(k int) (gpu.Backend, error) {
 	onDev := (p.f.jobs - d + nd - 1) / nd // jobs of device d
 	key := laneGroup{d, j / p.lanes}
 	n := min(p.lanes, onDev-key.group*p.lanes)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	bs, ok := p.groups[key]
-	if !ok {
-		var err error
-		if bs, err = p.f.openLanes(p.a, p.device(k), n); err != nil {
+	for {
+		p.mu.Lock()
+		if bs, ok := p.groups[key]; ok {
+			p.mu.Unlock()
+			return bs[j%p.lanes], nil
+		}
+		if ch, ok := p.opening[key]; ok {
+			p.mu.Unlock()
+			<-ch // another job of the group is starting its worker
+			continue
+		}
+		ch := make(chan struct{})
+		p.opening[key] = ch
+		p.mu.Unlock()
+		bs, err := p.f.openLanes(p.a, p.device(k), n) // outside the lock: groups start concurrently
+		p.mu.Lock()
+		delete(p.opening, key)
+		close(ch)
+		closed := p.closed
+		if err == nil && !closed {
+			p.groups[key] = bs
+		}
+		p.mu.Unlock()
+		if err != nil {
 			return nil, err
 		}
-		p.groups[key] = bs
+		if closed {
+			for _, b := range bs {
+				p.a.closeBackend(b)
+			}
+			return nil, errors.New("the run ended while a worker was starting")
+		}
+		return bs[j%p.lanes], nil
 	}
-	return bs[j%p.lanes], nil
 }
 
 // open opens job k's backend; close closes it.
@@ -204,7 +235,7 @@ func (p *jobPool) env(env *props.Env) func(int) (*props.Env, error) {
 	}
 }
 
-// close closes every backend the pool opened.
+// close closes every backend the pool opened, all at once.
 func (p *jobPool) close() {
 	p.mu.Lock()
 	bs := p.bs
@@ -213,10 +244,15 @@ func (p *jobPool) close() {
 		bs = append(bs, g...)
 	}
 	p.groups = map[laneGroup][]gpu.Backend{}
+	p.closed = true
 	p.mu.Unlock()
+	// concurrently: a worker process takes a while to exit (a PyTorch worker ~0.5 s), and the
+	// lanes of one worker wait for each other (closing a lane twice is harmless)
+	var wg sync.WaitGroup
 	for _, b := range bs {
-		p.a.closeBackend(b)
+		wg.Go(func() { p.a.closeBackend(b) })
 	}
+	wg.Wait()
 }
 
 const backendHelp = "backend under test: " + backends.Help

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/moecheck/moecheck/internal/backends"
 )
 
 // TestWorkerJobsDefault: --jobs defaulted to the core count for every backend, so a CUDA
@@ -41,6 +44,42 @@ func TestWorkerJobsDefault(t *testing.T) {
 			code, out, errs := run(t, nil, append([]string{"check", "--cases", "2", "--seed", "4"}, tc.args...)...)
 			if code != 0 || !strings.Contains(out, tc.want) {
 				t.Fatalf("exit %d, want 0 and a header with %q:\n%s\n%s", code, tc.want, out, errs)
+			}
+		})
+	}
+}
+
+// TestTorchJobsDefault: torch:… backends default to backends.TorchJobs jobs per device in
+// workers of backends.TorchLanes lanes; with --lanes-per-worker 1 (a process per job) to one
+// job per device, as other worker backends; an explicit --jobs is kept.
+func TestTorchJobsDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Python workers")
+	}
+	py := os.Getenv("MOECHECK_PYTHON")
+	if py == "" {
+		py = "python3"
+	}
+	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
+		if os.Getenv("MOECHECK_REQUIRE_PYTHON") == "1" {
+			t.Fatalf("%s cannot import torch (%v) and MOECHECK_REQUIRE_PYTHON=1", py, err)
+		}
+		t.Skipf("no Python with torch (%s: %v); set MOECHECK_PYTHON", py, err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"torch-jobs/default", nil, fmt.Sprintf("jobs %d,", backends.TorchJobs)},
+		{"torch-jobs/no-lanes-default-one", []string{"--lanes-per-worker", "1"}, "jobs 1,"},
+		{"torch-jobs/explicit", []string{"--jobs", "3"}, "jobs 3,"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"check", "--cases", "1", "--seed", "4", "--dtype", "fp32", "--backend", "torch:ledger:fixed"}, tc.args...)
+			code, out, errs := run(t, map[string]string{"MOECHECK_PYTHON": py}, args...)
+			if code > 1 || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, want 0 or 1 and a header with %q:\n%s\n%s", code, tc.want, out, errs)
 			}
 		})
 	}

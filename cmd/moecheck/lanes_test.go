@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -82,4 +83,80 @@ func TestLanesFlagBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTorchLanesSameRecords: the PyTorch worker's lanes (on the CPU here) report the same
+// cases, verdicts, details and exit status as one job in one worker: the ledger's fixed path
+// (on the CPU with torch 1.13 some bf16 cases fail matches: a finding of that path there, the
+// same with every job count), a historical bug of the ledger (failures, shrunk), and a
+// simulated device fault on some cases (the shared worker exits; every case in flight is
+// re-run alone before one is blamed).
+func TestTorchLanesSameRecords(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Python workers")
+	}
+	py := os.Getenv("MOECHECK_PYTHON")
+	if py == "" {
+		py = "python3"
+	}
+	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
+		if os.Getenv("MOECHECK_REQUIRE_PYTHON") == "1" {
+			t.Fatalf("%s cannot import torch (%v) and MOECHECK_REQUIRE_PYTHON=1", py, err)
+		}
+		t.Skipf("no Python with torch (%s: %v); set MOECHECK_PYTHON", py, err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"torch-lanes/fixed", []string{"--backend", "torch:ledger:fixed", "--cases", "6", "--seed", "4", "--keep-going", "--max-shrinks", "20"}},
+		{"torch-lanes/bug", []string{"--backend", "torch:ledger:clamp-sentinels", "--cases", "6", "--seed", "4", "--keep-going", "--max-shrinks", "20"}},
+		{"torch-lanes/fault", []string{"--backend", "torch:callable:moecheck.testing:fixed_faults_some", "--cases", "3", "--seed", "4", "--keep-going", "--max-shrinks", "1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var want string
+			wantCode := -1
+			for i, jobs := range [][]string{
+				{"--jobs", "1", "--lanes-per-worker", "1"}, // one worker, one lane: the reference
+				{"--jobs", "3"}, // one worker of 3 lanes (the default 4 per worker)
+				{"--jobs", "3", "--lanes-per-worker", "2"}, // workers of 2 lanes and 1
+			} {
+				args := append(append([]string{"check"}, tc.args...), jobs...)
+				code, out, errs := run(t, map[string]string{"MOECHECK_PYTHON": py}, args...)
+				if i == 0 && code != 0 && code != 1 || i > 0 && code != wantCode {
+					t.Fatalf("%v: exit %d, want %d (one job's, 0 or 1):\n%s\n%s", jobs, code, wantCode, out, errs)
+				}
+				got := dropStderrTails(normalizeRun(out))
+				if i == 0 {
+					want, wantCode = got, code
+					continue
+				}
+				if got != want {
+					t.Fatalf("%v: output differs from one job:\n--- one job\n%s\n--- %v\n%s", jobs, want, jobs, got)
+				}
+			}
+		})
+	}
+}
+
+// dropStderrTails drops the "worker stderr (last N lines)" blocks of a check's output: the
+// tail of whichever worker process job 0 holds when a failure is printed (writeWorkerNotes),
+// a diagnostic that depends on when workers restarted, not part of a case's record (the
+// case's own error detail, with the stderr of its worker, is kept).
+func dropStderrTails(out string) string {
+	var keep []string
+	skip := false
+	for _, l := range strings.Split(out, "\n") {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "worker stderr (last ") {
+			skip = true
+			continue
+		}
+		if skip && strings.HasPrefix(t, "|") {
+			continue
+		}
+		skip = false
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
 }

@@ -6,27 +6,33 @@ import (
 
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/gpu/simtorch"
+	"github.com/moecheck/moecheck/internal/worker"
 )
 
-// TestLanes: which backend names start a worker that serves lanes.
+// TestLanes: which backend names start a worker that serves lanes, and how many jobs share
+// one by default (the PyTorch worker serves lanes too: python/moecheck/worker.py).
 func TestLanes(t *testing.T) {
 	getenv := func(string) string { return "" }
 	for _, tc := range []struct {
 		name, backend string
 		want          bool
+		lanes         int
 	}{
-		{"lanes/cuda", "cuda", true},
-		{"lanes/worker", "worker", true},
-		{"lanes/worker-path", "worker:.device/moecheck-worker -backend cuda -device 1", true},
-		{"lanes/other-worker", "worker:./my-worker --fast", false},
-		{"lanes/sim", "sim", false},
-		{"lanes/sim-torch", "sim-torch", false},
-		{"lanes/torch", "torch:ledger:x", false},
-		{"lanes/bad-name", "nonsense", false},
+		{"lanes/cuda", "cuda", true, worker.MaxLanes},
+		{"lanes/worker", "worker", true, worker.MaxLanes},
+		{"lanes/worker-path", "worker:.device/moecheck-worker -backend cuda -device 1", true, worker.MaxLanes},
+		{"lanes/other-worker", "worker:./my-worker --fast", false, 1},
+		{"lanes/sim", "sim", false, 1},
+		{"lanes/sim-torch", "sim-torch", false, 1},
+		{"lanes/torch", "torch:ledger:x", true, TorchLanes},
+		{"lanes/bad-name", "nonsense", false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Lanes(tc.backend, "", getenv); got != tc.want {
 				t.Fatalf("Lanes(%q) = %v, want %v", tc.backend, got, tc.want)
+			}
+			if got := DefaultLanes(tc.backend, "", getenv); got != tc.lanes {
+				t.Fatalf("DefaultLanes(%q) = %d, want %d", tc.backend, got, tc.lanes)
 			}
 		})
 	}

@@ -148,19 +148,40 @@ func deviceArgv(name string, argv []string, device string) ([]string, error) {
 	return append(append([]string(nil), argv...), "-device", device), nil
 }
 
-// Lanes reports whether a backend name starts moecheck's own worker (cuda, worker, or a
-// worker:<command line> whose program is named moecheck-worker), which serves several lanes
-// in one process (worker.NewLanes). The in-process sims, torch workers and other worker
-// programs do not (as far as moecheck knows).
+// Lanes reports whether a backend name starts a worker that serves several lanes in one
+// process (worker.NewLanes): moecheck's own worker (cuda, worker, or a worker:<command line>
+// whose program is named moecheck-worker) and the PyTorch worker (torch:…). The in-process
+// sims and other worker programs do not (as far as moecheck knows).
 func Lanes(name, dir string, getenv func(string) string) bool {
+	return DefaultLanes(name, dir, getenv) > 1
+}
+
+// TorchLanes is the default number of lanes of one PyTorch worker process (torch:…): its lanes
+// share one CUDA context, but the Python work of each case (decoding, glue, autograd
+// bookkeeping, encoding) holds the GIL, so one process saturates at a few lanes; more jobs
+// are spread over more processes of TorchLanes lanes each (TorchJobs).
+const TorchLanes = 4
+
+// TorchJobs is the default number of jobs per device of a torch:… backend: TorchJobs /
+// TorchLanes worker processes of TorchLanes lanes.
+const TorchJobs = 8
+
+// DefaultLanes is how many jobs of one device share a worker process when the CLI's
+// --lanes-per-worker is left at auto: all of them (worker.MaxLanes) for moecheck's own worker,
+// whose lanes run without a GIL; TorchLanes for the PyTorch worker; 1 (a process per job) for
+// any other backend.
+func DefaultLanes(name, dir string, getenv func(string) string) int {
 	if strings.HasPrefix(strings.TrimSpace(name), TorchPrefix) {
-		return false
+		return TorchLanes
 	}
 	res, err := Resolve(name, dir, getenv)
 	if err != nil || res.Argv == nil {
-		return false
+		return 1
 	}
-	return filepath.Base(res.Argv[0]) == worker.DefaultCommand
+	if filepath.Base(res.Argv[0]) == worker.DefaultCommand {
+		return worker.MaxLanes
+	}
+	return 1
 }
 
 // OpenLanes opens n backends of one name that share one worker process as its lanes

@@ -2,11 +2,13 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +21,12 @@ import (
 // the test when no interpreter with torch is found ($MOECHECK_PYTHON, else python3). CI
 // installs Debian's python3-torch, so there these tests run.
 func pythonWorker(t *testing.T, args ...string) gpu.Backend {
+	t.Helper()
+	return pythonLanes(t, 1, args...)[0]
+}
+
+// pythonLanes starts one Python worker serving n lanes (n = 1: New) and returns its lanes.
+func pythonLanes(t *testing.T, n int, args ...string) []gpu.Backend {
 	t.Helper()
 	py := os.Getenv("MOECHECK_PYTHON")
 	if py == "" {
@@ -35,13 +43,17 @@ func pythonWorker(t *testing.T, args ...string) gpu.Backend {
 		t.Fatal(err)
 	}
 	env := append(os.Environ(), "PYTHONPATH="+pkg)
-	b, err := New(Options{Command: append([]string{py, "-m", "moecheck.worker"}, args...), Env: env,
-		Timeout: 2 * time.Minute, StartTimeout: 2 * time.Minute})
+	bs, err := NewLanes(Options{Command: append([]string{py, "-m", "moecheck.worker"}, args...), Env: env,
+		Timeout: 2 * time.Minute, StartTimeout: 2 * time.Minute}, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close() })
-	return b
+	t.Cleanup(func() {
+		for _, b := range bs {
+			b.Close()
+		}
+	})
+	return bs
 }
 
 // Go encodes the request, Python decodes it and encodes the echo target's results, Go
@@ -136,5 +148,91 @@ func TestPythonWorkerNoSentinels(t *testing.T) {
 	}
 	if _, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN}); err != nil {
 		t.Fatalf("sentinel-free case: %v", err)
+	}
+}
+
+// echoed reports whether r holds the echo target's answer to c, bit for bit.
+func echoed(r *gpu.Result, c *moe.Case) bool {
+	return bitsEqual(r.Y, f32s(c.X)) && bitsEqual(r.DX, f32s(c.DY)) && bitsEqual(r.DW1, f32s(c.W1)) &&
+		bitsEqual(r.DW2, f32s(c.W2)) && bitsEqual(r.DRW, f32s(c.Routing.Weights))
+}
+
+// TestPythonWorkerLanes: one Python worker serves 3 lanes (MOECHECK_WORKER_LANES, the lanes'
+// pipes on descriptors 3..6); each lane's hello declares them, and cases sent on all lanes at
+// once come back bit for bit, each on its own lane (different dtypes and shapes per lane).
+func TestPythonWorkerLanes(t *testing.T) {
+	bs := pythonLanes(t, 3, "--target", "callable:moecheck.testing:echo")
+	for k, b := range bs {
+		if n := Lanes(b); n != 3 {
+			t.Fatalf("lane %d: Lanes = %d, want 3", k, n)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for k, b := range bs {
+		wg.Go(func() {
+			for i := range 6 {
+				c := laneCase(t, 3+k+i%3)
+				c.X[0] = float64(c.DType.RoundFloat32(gpu.BufXs.SignatureNaN()))
+				r, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN})
+				switch {
+				case err != nil:
+					errs <- fmt.Sprintf("lane %d case %d: %v", k, i, err)
+				case !echoed(r, c):
+					errs <- fmt.Sprintf("lane %d case %d: the results differ from what was sent", k, i)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if n := Reruns(bs[0]); n != 0 {
+		t.Errorf("Reruns = %d, want 0", n)
+	}
+}
+
+// TestPythonWorkerLanesBlame: a case that loses the (simulated) device — the worker answers
+// crash on its lane and exits, or dies without a reply — is the only one blamed; the case in
+// flight on another lane at that moment (7 tokens: it sleeps) is re-run alone and gets its
+// normal result, as with one job.
+func TestPythonWorkerLanesBlame(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Python workers")
+	}
+	for _, tc := range []struct{ name, target string }{
+		{"python-blame/fault", "callable:moecheck.testing:lanes_fault"},
+		{"python-blame/exit", "callable:moecheck.testing:lanes_exit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bs := pythonLanes(t, 2, "--target", tc.target)
+			slow, bad := laneCase(t, 7), laneCase(t, 13)
+			o := gpu.RunOptions{Poison: gpu.PoisonNaN}
+			var wg sync.WaitGroup
+			var slowR *gpu.Result
+			var slowErr error
+			wg.Go(func() { slowR, slowErr = bs[0].Run(context.Background(), slow, o) })
+			time.Sleep(50 * time.Millisecond) // the slow case is in flight
+			_, err := bs[1].Run(context.Background(), bad, o)
+			wg.Wait()
+			if ce, ok := gpu.AsCaseError(err); !ok || ce.Kind != gpu.Crashed {
+				t.Errorf("bad case: err = %v, want a crash", err)
+			}
+			if slowErr != nil || !echoed(slowR, slow) {
+				t.Errorf("innocent case in flight: err = %v, want its echo", slowErr)
+			}
+			if Reruns(bs[0]) == 0 {
+				t.Error("Reruns = 0: the in-flight cases were not re-run alone")
+			}
+			// the worker restarted: both lanes serve again
+			for k, b := range bs {
+				c := laneCase(t, 5)
+				if r, err := b.Run(context.Background(), c, o); err != nil || !echoed(r, c) {
+					t.Errorf("lane %d after the crash: err = %v", k, err)
+				}
+			}
+		})
 	}
 }

@@ -20,6 +20,11 @@ inverse. A case of the CLI needs about ten runs (one per property run: poison-in
 alone runs every honoured policy) plus the float64 oracle and the pipe on the Go side.
 --profile N writes cProfile's top N functions of the measured loop instead (CPU time of the
 Python side; on CUDA the kernels run asynchronously, so the profile shows launch overhead).
+
+--lanes N,M,... measures instead the aggregate rate of N threads serving runs as a worker's
+lanes do (each thread its own CUDA stream and module cache; decode, run, synchronise on the
+lane's stream, encode; no per-part synchronisation): runs/s for each N, which shows how far
+one process's lanes scale before the GIL (and autograd's device thread) caps them.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ import argparse
 import cProfile
 import io
 import pstats
+import dataclasses
 import statistics
 import sys
+import threading
 import time
 from typing import Callable, Dict, List
 
@@ -67,6 +74,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fresh-shapes", action="store_true",
                     help="every run a shape not seen before (H grows by the alignment): setup includes building the module")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print cProfile's top N functions of the loop")
+    ap.add_argument("--lanes", default="", metavar="N,M,...",
+                    help="measure the aggregate runs/s of N threads serving runs as a worker's lanes, for each N")
     a = ap.parse_args(argv)
     if a.reps < 1 or a.warmup < 0:
         ap.error("--reps must be at least 1 and --warmup at least 0")
@@ -98,6 +107,18 @@ def main(argv=None) -> int:
             f = protocol.encode_request(1, h, protocol.Options(poison=a.poison), c.tensors)
         reqs.append(f)
     times: Dict[str, List[float]] = {k: [] for k in PARTS}
+    if a.lanes:
+        try:
+            ns = [int(x) for x in a.lanes.split(",") if x.strip()]
+        except ValueError:
+            ns = []
+        if not ns or any(n < 1 or n > worker.MAX_LANES for n in ns):
+            ap.error(f"--lanes {a.lanes!r}: want a comma list of lane counts between 1 and {worker.MAX_LANES}")
+        for n in ns:
+            rate = lanes_rate(t, reqs, dev, method, n, a.warmup)
+            print(f"target {a.target} on {dev} ({dt}, {a.act}, poison {a.poison} via {method}): {n} lane(s): "
+                  f"{rate:.0f} runs/s in one process ({rate / n:.0f} per lane), {len(reqs) - a.warmup} runs per lane")
+        return 0
 
     def sync() -> None:
         if dev.type == "cuda":
@@ -152,6 +173,55 @@ def main(argv=None) -> int:
     if al is not None:
         print(f"  allocator: {al.stats()}")
     return 0
+
+
+def lanes_rate(t: targets.Target, reqs: List[protocol.Frame], dev: torch.device, method: str, n: int,
+               warmup: int) -> float:
+    """Aggregate runs/s of n threads, each serving every request of reqs as a worker's lane
+    (own stream, own module cache; warmup runs first, then all start together)."""
+    start = threading.Barrier(n + 1)
+    done = threading.Barrier(n + 1)
+    errors: List[BaseException] = []
+
+    def lane() -> None:
+        tl = dataclasses.replace(t, _modules={})
+        ctx = torch.cuda.stream(torch.cuda.Stream(dev)) if dev.type == "cuda" else None
+
+        def serve(fs: List[protocol.Frame]) -> None:
+            for f in fs:
+                cc = protocol.decode_request(f)
+                r = targets.run_case(tl, cc, dev, method, sync_device=n == 1)
+                protocol.encode_result(1, cc.header, r)
+
+        try:
+            if ctx is not None:
+                ctx.__enter__()
+            serve(reqs[:warmup])
+        except BaseException as e:  # reported after the run
+            errors.append(e)
+        start.wait()
+        try:
+            if not errors:
+                serve(reqs[warmup:])
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            if ctx is not None:
+                ctx.__exit__(None, None, None)
+        done.wait()
+
+    ths = [threading.Thread(target=lane, daemon=True) for _ in range(n)]
+    for th in ths:
+        th.start()
+    start.wait()
+    t0 = time.perf_counter()
+    done.wait()
+    wall = time.perf_counter() - t0
+    for th in ths:
+        th.join()
+    if errors:
+        raise errors[0]
+    return n * (len(reqs) - warmup) / wall
 
 
 if __name__ == "__main__":

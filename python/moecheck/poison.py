@@ -7,7 +7,9 @@ Three mechanisms, chosen per device:
   replaces the caching allocator. Every device allocation of the process — forward, autograd,
   kernel workspaces, every size class, no small/large pool split — is filled on its stream
   before torch sees it. Policies: zeros, nan, +inf, -inf, huge, signature, stale (a freed
-  block of the same size handed back unfilled; otherwise huge).
+  block of the same size handed back unfilled; otherwise huge). The policy is per CUDA stream
+  (a worker's lanes each run on their own stream), and a freed block is reused only on the
+  stream that freed it.
 - ``fill-uninitialized`` (CUDA or CPU, torch >= 2.1): torch's own
   ``torch.utils.deterministic.fill_uninitialized_memory`` with deterministic algorithms on;
   fills ``torch.empty`` and friends with NaN (floats) or the largest integer: policy nan only,
@@ -29,6 +31,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
@@ -144,15 +147,23 @@ class Allocator:
     def __init__(self, lib_path: str) -> None:
         self.path = lib_path
         self.lib = ctypes.CDLL(lib_path)
-        self.lib.moecheck_set_policy.argtypes = [ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_int]
+        self.lib.moecheck_set_policy.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_int]
+        self.lib.moecheck_set_policy.restype = ctypes.c_int
         self.lib.moecheck_stats.argtypes = [ctypes.POINTER(ctypes.c_ulonglong)]
         self.policy = "zeros"
 
-    def set_policy(self, policy: str, dtype: str) -> None:
+    def set_policy(self, policy: str, dtype: str, stream: int = 0) -> None:
+        """Sets the policy of the allocations made on stream (a cudaStream_t as an integer,
+        torch.cuda.Stream.cuda_stream; 0: the default policy, which streams without their own
+        follow). A worker's lanes each set their own stream's policy, so concurrent cases are
+        poisoned each per its own policy."""
         bits, width = pattern(policy, dtype)
         hb, _ = pattern("huge", dtype)
-        self.lib.moecheck_set_policy(bits, width, hb | (hb << 16) if width == 2 else hb, 1 if policy == "stale" else 0)
-        self.policy = policy
+        if self.lib.moecheck_set_policy(stream or None, bits, width, hb | (hb << 16) if width == 2 else hb,
+                                        1 if policy == "stale" else 0) != 0:
+            raise RuntimeError("poisoning allocator: too many streams with their own policy (limit 1023)")
+        if not stream:
+            self.policy = policy
 
     def stats(self) -> Dict[str, int]:
         a = (ctypes.c_ulonglong * 4)()
@@ -229,6 +240,23 @@ def policies_of(method: str) -> List[str]:
     return ["zeros"]
 
 
+_GLOBAL_FLAGS = threading.Lock()  # fill-uninitialized sets process-wide flags
+
+
+@contextlib.contextmanager
+def _fill_uninitialized(policy: str) -> Iterator[None]:
+    det = torch.are_deterministic_algorithms_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    on = policy == "nan"
+    torch.use_deterministic_algorithms(on or det, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = on
+    try:
+        yield None
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+        torch.use_deterministic_algorithms(det, warn_only=True)
+
+
 @contextlib.contextmanager
 def poisoned(method: str, policy: str, dtype: torch.dtype) -> Iterator[object]:
     """Runs the body with every allocation filled per policy (see the module doc)."""
@@ -237,24 +265,21 @@ def poisoned(method: str, policy: str, dtype: torch.dtype) -> Iterator[object]:
         a = _INSTALLED
         if a is None:
             raise RuntimeError("the poisoning allocator is not installed (install_allocator() at start-up)")
-        a.set_policy(policy, dname)
+        # The current stream's policy: a lane's cases run on the lane's stream (0 = the default
+        # stream, the default policy, as a worker without lanes has it).
+        s = int(torch.cuda.current_stream().cuda_stream)
+        a.set_policy(policy, dname, s)
         try:
             yield a
         finally:
             if policy != "stale":
-                a.set_policy("zeros", dname)
+                a.set_policy("zeros", dname, s)
         return
     if method == "fill-uninitialized":
-        det = torch.are_deterministic_algorithms_enabled()
-        fill = torch.utils.deterministic.fill_uninitialized_memory
-        on = policy == "nan"
-        torch.use_deterministic_algorithms(on or det, warn_only=True)
-        torch.utils.deterministic.fill_uninitialized_memory = on
-        try:
-            yield None
-        finally:
-            torch.utils.deterministic.fill_uninitialized_memory = fill
-            torch.use_deterministic_algorithms(det, warn_only=True)
+        # Process-wide flags: concurrent cases (a worker's lanes) take turns.
+        with _GLOBAL_FLAGS:
+            with _fill_uninitialized(policy):
+                yield None
         return
     if method == "dispatch":
         if policy == "zeros":

@@ -17,10 +17,12 @@ a method is unavailable here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 from typing import Dict, List, Tuple
 
 import torch
@@ -108,13 +110,50 @@ def _check_grouped_tail(method: str, device: str) -> List[Dict[str, object]]:
     return out
 
 
+def _check_lanes(method: str, device: str) -> List[Dict[str, object]]:
+    """A worker's lanes: two threads (each on a CUDA stream of its own on a GPU) poison at the
+    same time under different policies; every allocation of each must carry its own thread's
+    policy (the allocator's policy is per stream, the dispatch mode per thread)."""
+    pols = [p for p in ("nan", "+inf") if p in poison.policies_of(method)]
+    if len(pols) < 2:
+        return []
+    dt = torch.float32
+    bad: Dict[str, int] = {p: 0 for p in pols}
+    errors: List[str] = []
+    gate = threading.Barrier(len(pols))
+
+    def lane(pol: str) -> None:
+        try:
+            ctx = torch.cuda.stream(torch.cuda.Stream(device)) if device.startswith("cuda") else contextlib.nullcontext()
+            with ctx, poison.poisoned(method, pol, dt):
+                gate.wait()
+                for i in range(200):
+                    t = torch.empty(300 + 37 * (i % 9), dtype=dt, device=device)
+                    if not bool((_bits(t) == _want(pol, "fp32")).all()):
+                        bad[pol] += 1
+                    del t
+        except Exception as e:  # reported as a failed check
+            errors.append(f"{type(e).__name__}: {e}")
+
+    ths = [threading.Thread(target=lane, args=(p,)) for p in pols]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    return [{"check": f"lanes: 2 threads{' on streams of their own' if device.startswith('cuda') else ''}, "
+                      f"{' and '.join(pols)} at once, 200 allocations each"
+                      f" ({'; '.join(errors) if errors else ', '.join(f'{p}: {n} wrong' for p, n in bad.items())})",
+             "policy": "/".join(pols), "ok": not errors and not any(bad.values())}]
+
+
 def run_method(method: str, device: str, sizes: List[int]) -> Dict[str, object]:
     if method == "allocator":
         poison.install_allocator()
     if method == "fill-uninitialized" and not hasattr(getattr(torch.utils, "deterministic", None), "fill_uninitialized_memory"):
         raise RuntimeError(f"torch {torch.__version__} has no torch.utils.deterministic.fill_uninitialized_memory")
     res: Dict[str, object] = {"method": method, "device": device, "torch": torch.__version__,
-                              "sizes": _check_sizes(method, device, sizes), "tail": _check_grouped_tail(method, device)}
+                              "sizes": _check_sizes(method, device, sizes),
+                              "tail": _check_grouped_tail(method, device) + _check_lanes(method, device)}
     a = poison.installed()
     if a is not None:
         res["allocator_stats"] = a.stats()

@@ -309,10 +309,14 @@ def backward(p: Prepared, y: torch.Tensor) -> None:
         y.backward(p.dy.to(y.dtype))
 
 
-def collect(p: Prepared, y: torch.Tensor, h: CaseHeader) -> Dict[str, torch.Tensor]:
+def collect(p: Prepared, y: torch.Tensor, h: CaseHeader, sync_device: bool = True) -> Dict[str, torch.Tensor]:
     """The results in the case dtype on the CPU: y, dx, dw1, dw2, drw (and db1, db2 with
     bias). On a device they are packed into one buffer and copied back with one transfer
-    (one synchronisation instead of one per tensor)."""
+    (one synchronisation instead of one per tensor). sync_device: wait for the whole device
+    before the copy (a worker without lanes: a user's kernel may run on streams of its own);
+    False waits for the current stream only (a worker's lane: the other lanes' cases run on
+    the device meanwhile; work of the target on other streams must then be ordered with the
+    current stream, as torch requires of any multi-stream code)."""
     dt = DTYPES[h.dtype]
     m = p.module
 
@@ -329,9 +333,11 @@ def collect(p: Prepared, y: torch.Tensor, h: CaseHeader) -> Dict[str, torch.Tens
     if p.x.device.type == "cpu":
         return {k: v.to(dt) for k, v in out.items()}
     if p.x.device.type == "cuda":
-        # the whole device, not only the current stream: a user's kernel may run on its own
-        # streams (and a fault surfaces here, inside the run's error handling)
-        torch.cuda.synchronize(p.x.device)
+        # a fault surfaces here, inside the run's error handling
+        if sync_device:
+            torch.cuda.synchronize(p.x.device)
+        else:
+            torch.cuda.current_stream(p.x.device).synchronize()
     flat = torch.cat([v.reshape(-1).to(dt) for v in out.values()]).to("cpu")
     res, o = {}, 0
     for k, v in out.items():
@@ -341,12 +347,13 @@ def collect(p: Prepared, y: torch.Tensor, h: CaseHeader) -> Dict[str, torch.Tens
     return res
 
 
-def run_case(target: Target, c: Case, device: torch.device, method: str) -> Dict[str, torch.Tensor]:
+def run_case(target: Target, c: Case, device: torch.device, method: str,
+             sync_device: bool = True) -> Dict[str, torch.Tensor]:
     """Forward and backward of one case under the case's poison policy; the results in the
-    case dtype (CPU): y, dx, dw1, dw2, drw (and db1, db2 with bias)."""
+    case dtype (CPU): y, dx, dw1, dw2, drw (and db1, db2 with bias). sync_device: see collect."""
     h = c.header
     p = prepare(target, c, device)
     with poison.poisoned(method, c.options.poison, DTYPES[h.dtype]):
         y = forward(target, p, h)
         backward(p, y)
-    return collect(p, y, h)
+    return collect(p, y, h, sync_device)

@@ -10,6 +10,12 @@
 - ``fixed_rejects_sentinels``: the ledger's ``fixed`` (a correct path) behind the same one-hot:
   correct on every sentinel-free case, raises on a sentinel id; with ``--no-sentinels`` the
   check must generate only cases it takes.
+- ``lanes_fault`` / ``lanes_exit``: ``echo`` for a worker's lanes: a case of 7 tokens sleeps
+  0.2 s first (it is in flight while another lane's case fails), a case of 13 tokens raises
+  SimulatedDeviceFault (the worker treats it as a lost CUDA context: crash on its lane, and the
+  process exits) or, for ``lanes_exit``, ends the process without a reply (a hard fault).
+- ``fixed_faults_some``: the ledger's ``fixed`` (a correct path), but a case whose token
+  width H is odd (the start-up probe's is 8) raises SimulatedDeviceFault (for the CLI's records with lanes against one job).
 """
 
 from __future__ import annotations
@@ -57,4 +63,41 @@ def fixed_rejects_sentinels(self, hidden_states, top_k_index, top_k_weights):
     from .ledger import fixed
 
     torch.nn.functional.one_hot(top_k_index, num_classes=self.num_experts)  # raises on id E
+    return fixed(self, hidden_states, top_k_index, top_k_weights)
+
+
+class SimulatedDeviceFault(RuntimeError):
+    """Raised by the lanes_* targets: the worker handles it as a CUDA fault (the shared
+    context lost), on the CPU too, so crash attribution across lanes is testable there."""
+
+    moecheck_device_fault = True
+
+
+def _lanes(self, hidden_states, top_k_index, top_k_weights, hard: bool):
+    import os
+    import time
+
+    t = hidden_states.shape[0]
+    if t == 7:
+        time.sleep(0.2)
+    elif t == 13:
+        if hard:
+            os._exit(3)
+        raise SimulatedDeviceFault("moecheck.testing: simulated device fault (a case of 13 tokens)")
+    return echo(self, hidden_states, top_k_index, top_k_weights)
+
+
+def lanes_fault(self, hidden_states, top_k_index, top_k_weights):
+    return _lanes(self, hidden_states, top_k_index, top_k_weights, hard=False)
+
+
+def lanes_exit(self, hidden_states, top_k_index, top_k_weights):
+    return _lanes(self, hidden_states, top_k_index, top_k_weights, hard=True)
+
+
+def fixed_faults_some(self, hidden_states, top_k_index, top_k_weights):
+    from .ledger import fixed
+
+    if hidden_states.shape[1] % 2 == 1:
+        raise SimulatedDeviceFault("moecheck.testing: simulated device fault (odd H)")
     return fixed(self, hidden_states, top_k_index, top_k_weights)

@@ -7,6 +7,19 @@ error per run request. A Python exception in the target answers an error of kind
 context is lost) answers ``crash`` and exits with status 3. File descriptor 1 is moved to
 stderr at start-up, so prints of the code under test cannot corrupt the frames.
 
+Lanes (docs/gpu.md "Lanes", docs/python.md "Lanes: several jobs in one PyTorch worker"): with ``MOECHECK_WORKER_LANES=N`` in
+its environment (how the Go client asks) the worker serves N lanes: lane 0 on stdin/stdout,
+lane k on the inherited pipes of file descriptors 2k+1 (requests) and 2k+2 (replies). Each
+lane is a thread with its own hello (``"lanes": N``), its own torch.cuda.Stream (every case of
+the lane runs on it, and its results are synchronised on it before they are encoded), its own
+experts modules and its own poison policy (the allocator's policy is per stream). They share
+the process, its CUDA context and the GIL. A CUDA fault in any lane loses the context of all:
+the lane answers crash and the process exits at once (status 3), which the client sees on
+every lane with a case in flight and answers by re-running those cases alone. A lane that
+ends with an error of its own (a malformed frame, an internal error) also ends the process
+with its status, as the Go worker's ServeLanes does; a lane's bye or end of input ends that
+lane only.
+
 Exit status: 0 after bye or EOF, 2 usage (a target that does not resolve), 3 internal or
 device error.
 """
@@ -14,11 +27,14 @@ device error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import stat
 import sys
+import threading
 import time
 import traceback
-from typing import Any, BinaryIO, Dict, List, Optional
+from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
 import torch
 
@@ -27,14 +43,15 @@ from . import poison, protocol, targets, triage
 from .protocol import Frame, ProtocolError
 
 
+LANES_ENV = "MOECHECK_WORKER_LANES"
+MAX_LANES = 256  # internal/worker MaxLanes
+
+
 def _device_description(device: torch.device) -> str:
     v = f"torch {torch.__version__}"
-    try:
-        import transformers
-
-        v += f", transformers {transformers.__version__}"
-    except ImportError:
-        pass
+    tf = sys.modules.get("transformers")  # only when a transformers: target imported it (costly)
+    if tf is not None:
+        v += f", transformers {getattr(tf, '__version__', '?')}"
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
         return f"{p.name} (sm_{p.major}{p.minor}), {v}"
@@ -115,6 +132,8 @@ def probe(target: targets.Target, device: torch.device, method: str, log: Binary
 
 
 def _is_device_fault(e: BaseException, device: torch.device) -> bool:
+    if getattr(e, "moecheck_device_fault", False):  # moecheck.testing's simulated fault
+        return True
     if device.type != "cuda":
         return False
     s = str(e)
@@ -122,13 +141,56 @@ def _is_device_fault(e: BaseException, device: torch.device) -> bool:
                                 "misaligned address", "illegal instruction"))
 
 
+class Crash:
+    """What the lanes of one process share about a lost device. Every reply of a lane is
+    written under one lock (write); the first lane that meets a CUDA fault takes the lock for
+    good, answers crash on its own stream and ends the process (exit status 3), so no lane
+    answers a case after the context was lost (a case that finished on a lost device must not
+    be answered as if it ran; the client re-runs every case in flight alone)."""
+
+    def __init__(self, lanes: int) -> None:
+        self.lanes = lanes
+        self.lock = threading.Lock()
+
+    def write(self, wout: BinaryIO, frame: Frame) -> None:
+        """Writes one reply frame of a lane (with one lane: directly)."""
+        if self.lanes == 1:
+            protocol.write_frame(wout, frame)
+            return
+        with self.lock:
+            protocol.write_frame(wout, frame)
+
+    def exit(self, wout: BinaryIO, frame: Frame, log) -> None:
+        """Writes frame (the crash reply) and ends the process; with one lane it returns (the
+        caller returns 3, as before lanes)."""
+        if self.lanes == 1:
+            protocol.write_frame(wout, frame)
+            return
+        self.lock.acquire(timeout=10)  # never released: the process ends here (a stuck writer cannot hold it up)
+        try:
+            protocol.write_frame(wout, frame)
+        except OSError:
+            pass
+        try:
+            log.flush()
+        except Exception:
+            pass
+        os._exit(3)
+
+
 def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.device, method: str,
-          version: int, caps: Dict[str, Any], log) -> int:
+          version: int, caps: Dict[str, Any], log, lanes: int = 1, crash: Optional[Crash] = None) -> int:
+    """Serves one stream of the protocol (a worker's only one, or one of its lanes: lanes > 1
+    declares them in the hello, and the case's results are synchronised on the current
+    stream, the lane's, instead of the whole device)."""
+    crash = crash or Crash(1)
     hello: Dict[str, Any] = {"type": "hello", "proto": protocol.PROTO, "version": version,
                              "backend": target.name, "device": f"{_device_description(device)}; poisoning: {method}"}
     if version >= 2:
         hello["capabilities"] = caps
-    protocol.write_frame(wout, Frame(hello))
+    if lanes > 1:
+        hello["lanes"] = lanes
+    crash.write(wout, Frame(hello))
     while True:
         try:
             f = protocol.read_frame(rin)
@@ -142,12 +204,12 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
         if typ == "bye":
             return 0
         if typ != "run":
-            protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, f"unknown message type {typ!r}"))
+            crash.write(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, f"unknown message type {typ!r}"))
             continue
         try:
             c = protocol.decode_request(f)
         except ProtocolError as e:
-            protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, str(e)))
+            crash.write(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, str(e)))
             continue
         f.payload = b""
         ids = c.tensors.get("ids")
@@ -155,7 +217,7 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
         why = capsmod.check(caps, c.header, c.options, n_sent)
         if why is not None:
             kind = protocol.KIND_UNSUPPORTED if version >= 2 else protocol.KIND_BAD_REQUEST
-            protocol.write_frame(wout, protocol.error_frame(rid, kind, why))
+            crash.write(wout, protocol.error_frame(rid, kind, why))
             continue
         want_triage = bool(c.options.stages or f.header.get("options", {}).get("triage"))
         t0 = time.perf_counter()
@@ -164,24 +226,24 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
             if want_triage:
                 rep = _traced(target, c, device, method)
                 extra["triage"] = rep
-            results = targets.run_case(target, c, device, method)
+            results = targets.run_case(target, c, device, method, sync_device=lanes == 1)
             extra["elapsed_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
-            protocol.write_frame(wout, protocol.encode_result(rid, c.header, results, extra if version >= 2 else None))
+            crash.write(wout, protocol.encode_result(rid, c.header, results, extra if version >= 2 else None))
         except _OOM as e:
             _release(method)
-            protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_OOM, f"{type(e).__name__}: {e}"))
+            crash.write(wout, protocol.error_frame(rid, protocol.KIND_OOM, f"{type(e).__name__}: {e}"))
         except Exception as e:
             tb = traceback.format_exc()
             log.write(tb)
             if _is_device_fault(e, device):
-                protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_CRASH, f"{type(e).__name__}: {e}\n{tb}"))
+                crash.exit(wout, protocol.error_frame(rid, protocol.KIND_CRASH, f"{type(e).__name__}: {e}\n{tb}"), log)
                 return 3
             if version >= 2:
-                protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_RAISED, f"{type(e).__name__}: {e}",
+                crash.write(wout, protocol.error_frame(rid, protocol.KIND_RAISED, f"{type(e).__name__}: {e}",
                                                                 {"traceback": tb}))
             else:
                 # Version 1 has no "raised": report a crash and exit, as a version-1 worker must.
-                protocol.write_frame(wout, protocol.error_frame(rid, protocol.KIND_CRASH, f"{type(e).__name__}: {e}\n{tb}"))
+                crash.exit(wout, protocol.error_frame(rid, protocol.KIND_CRASH, f"{type(e).__name__}: {e}\n{tb}"), log)
                 return 3
 
 
@@ -209,6 +271,89 @@ def _release(method: str) -> None:
         torch.cuda.empty_cache()
 
 
+def lanes_from_env(environ: Dict[str, str]) -> int:
+    """The number of lanes MOECHECK_WORKER_LANES asks for (1 when unset or empty); ValueError
+    names a bad value and the limit."""
+    v = environ.get(LANES_ENV, "").strip()
+    if not v:
+        return 1
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1 or n > MAX_LANES:
+        raise ValueError(f"{LANES_ENV}={v!r}: want a number of lanes between 1 and {MAX_LANES}")
+    return n
+
+
+def check_lane_fds(n: int) -> None:
+    """Checks that the descriptors of lanes 1..n-1 (2k+1, 2k+2) are inherited pipes; OSError
+    names one that is not (the worker was not started by the client). Call it before the
+    process opens any descriptor of its own."""
+    for k in range(1, n):
+        for fd in (2 * k + 1, 2 * k + 2):
+            try:
+                st = os.fstat(fd)
+            except OSError as e:
+                raise OSError(f"lane {k}: descriptor {fd}: {e.strerror} (a worker of {n} lanes is started by the "
+                              "client, which passes each lane's pipes)") from e
+            if not stat.S_ISFIFO(st.st_mode):
+                raise OSError(f"lane {k}: descriptor {fd}: not a pipe (a worker of {n} lanes is started by the "
+                              "client, which passes each lane's pipes)")
+
+
+def open_lanes(n: int, rin: BinaryIO, wout: BinaryIO) -> List[Tuple[BinaryIO, BinaryIO]]:
+    """Lane 0 is (rin, wout); lane k >= 1 reads fd 2k+1 and writes fd 2k+2 (check_lane_fds)."""
+    lanes = [(rin, wout)]
+    for k in range(1, n):
+        fin, fout = 2 * k + 1, 2 * k + 2
+        lanes.append((os.fdopen(fin, "rb", buffering=1 << 16), os.fdopen(fout, "wb", buffering=1 << 16)))
+    return lanes
+
+
+def serve_lanes(target: targets.Target, lanes: List[Tuple[BinaryIO, BinaryIO]], device: torch.device, method: str,
+                version: int, caps: Dict[str, Any], log) -> int:
+    """Serves every lane on its own thread (each with its own CUDA stream and its own copy of
+    the target's module cache) and returns once all ended: 0, or the worst lane status."""
+    n = len(lanes)
+    crash = Crash(n)
+    status = [0] * n
+
+    def lane(k: int) -> None:
+        t = dataclasses.replace(target, _modules={})  # parameters and grads of its own
+        rin, wout = lanes[k]
+        try:
+            if device.type == "cuda":
+                with torch.cuda.device(device), torch.cuda.stream(torch.cuda.Stream(device)):
+                    status[k] = serve(t, rin, wout, device, method, version, caps, log, n, crash)
+            else:
+                status[k] = serve(t, rin, wout, device, method, version, caps, log, n, crash)
+        except BrokenPipeError:
+            status[k] = 0
+        except Exception as e:
+            log.write(f"moecheck.worker: lane {k}: internal error: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+            status[k] = 3
+        finally:
+            try:
+                wout.close()
+            except OSError:
+                pass
+        if status[k] != 0:
+            crash.lock.acquire(timeout=10)  # never released: the process ends with the lane's status
+            try:
+                log.flush()
+            except Exception:
+                pass
+            os._exit(status[k])
+
+    threads = [threading.Thread(target=lane, args=(k,), name=f"moecheck-lane-{k}", daemon=True) for k in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return max(status)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m moecheck.worker", description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", required=True, help="transformers:<impl> | callable:<module>:<function> | ledger:<entry>")
@@ -223,12 +368,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "moecheck then generates sentinel-free cases and counts others as unsupported")
     args = ap.parse_args(argv)
 
+    # The lanes' descriptors are checked first: the dups below take the lowest free ones.
+    try:
+        n_lanes = lanes_from_env(dict(os.environ))
+        check_lane_fds(n_lanes)
+    except (ValueError, OSError) as e:
+        sys.stderr.write(f"moecheck.worker: {e}\n")
+        return 2
     # Frames go to the original stdout; fd 1 becomes stderr so nothing else can write there.
     wout = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     rin = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
     log = sys.stderr
+    lanes = open_lanes(n_lanes, rin, wout)
 
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and dev.index is None:
@@ -271,6 +424,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 3
     log.flush()
     try:
+        if n_lanes > 1:
+            return serve_lanes(target, lanes, dev, method, args.protocol, caps, log)
         return serve(target, rin, wout, dev, method, args.protocol, caps, log)
     except BrokenPipeError:
         return 0

@@ -7,8 +7,15 @@
  * cuMemsetD32Async/D16Async/D8Async on the allocation's stream. Under the "stale" policy a
  * block freed earlier with the same size is handed back unfilled (the previous owner's values:
  * recycled memory, training step 2); without one, the fresh block is filled with the huge
- * pattern. Freed blocks are kept per size (exact size) and reused, so steady state makes no
- * cudaMalloc calls. No CUDA headers are needed: the runtime and driver entry points are
+ * pattern. Freed blocks are kept per size (exact size), device and stream, and reused on the
+ * stream that freed them only (stream order makes the reuse safe without events: a block freed
+ * by one stream's work may still be read by kernels queued there), so steady state makes no
+ * cudaMalloc calls.
+ *
+ * The policy is per stream (moecheck_set_policy names one; stream 0 is the default for streams
+ * without their own): a worker serving several lanes, each on its own stream, poisons each
+ * lane's case per its own policy. Autograd runs a backward op on the stream of its forward op,
+ * so the lane's backward allocations see the lane's policy too. No CUDA headers are needed: the runtime and driver entry points are
  * resolved with dlsym at first use (torch has loaded libcudart; libcuda.so.1 is the driver).
  *
  * Built at run time by moecheck.poison with the machine's C compiler:
@@ -39,16 +46,31 @@ static memset16_fn p_d16;
 static memset8_fn p_d8;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static unsigned int fill_pattern = 0; /* 32-bit pattern (a 16-bit one is repeated) */
-static int fill_width = 4;            /* 2 or 4 bytes */
-static unsigned int huge_pattern = 0x7F7FFFFFu;
-static int stale_mode = 0;
+
+struct policy {
+  void *stream;              /* the stream it applies to (NULL: the default policy) */
+  unsigned int fill_pattern; /* 32-bit pattern (a 16-bit one is repeated) */
+  int fill_width;            /* 2 or 4 bytes */
+  unsigned int huge_pattern;
+  int stale_mode;
+};
+#define MAX_POLICIES 1024 /* the default and one per stream (a worker's lanes: at most 256) */
+static struct policy policies[MAX_POLICIES] = {{NULL, 0, 4, 0x7F7FFFFFu, 0}};
+static int n_policies = 1;
 static unsigned long long n_alloc = 0, n_filled = 0, n_stale = 0, n_fail = 0;
+
+/* policy_of returns the policy of stream s (the default when s has none); mu held. */
+static struct policy *policy_of(void *s) {
+  for (int i = 1; i < n_policies; i++)
+    if (policies[i].stream == s) return &policies[i];
+  return &policies[0];
+}
 
 struct block {
   void *ptr;
   size_t size;
   int device;
+  void *stream;
   struct block *next;
 };
 static struct block *free_list = NULL;
@@ -105,7 +127,7 @@ void *moecheck_malloc(size_t size, int device, void *stream) {
   pthread_mutex_lock(&mu);
   n_alloc++;
   for (struct block **b = &free_list; *b; b = &(*b)->next) {
-    if ((*b)->size == size && (*b)->device == device) {
+    if ((*b)->size == size && (*b)->device == device && (*b)->stream == stream) {
       struct block *hit = *b;
       *b = hit->next;
       p = hit->ptr;
@@ -129,10 +151,11 @@ void *moecheck_malloc(size_t size, int device, void *stream) {
     }
   }
   pthread_mutex_lock(&mu);
-  unsigned int pat = fill_pattern;
-  int width = fill_width;
-  int keep = stale_mode && stale_hit;
-  if (stale_mode && !stale_hit) pat = huge_pattern;
+  struct policy *pol = policy_of(stream);
+  unsigned int pat = pol->fill_pattern;
+  int width = pol->fill_width;
+  int keep = pol->stale_mode && stale_hit;
+  if (pol->stale_mode && !stale_hit) pat = pol->huge_pattern;
   if (keep) n_stale++; else n_filled++;
   pthread_mutex_unlock(&mu);
   if (!keep && size) fill(p, size, pat, width, stream);
@@ -140,7 +163,6 @@ void *moecheck_malloc(size_t size, int device, void *stream) {
 }
 
 void moecheck_free(void *ptr, size_t size, int device, void *stream) {
-  (void)stream;
   struct block *b = (struct block *)malloc(sizeof *b);
   if (!b) { /* keep going: release to the driver */
     p_free(ptr);
@@ -149,20 +171,33 @@ void moecheck_free(void *ptr, size_t size, int device, void *stream) {
   b->ptr = ptr;
   b->size = size;
   b->device = device;
+  b->stream = stream;
   pthread_mutex_lock(&mu);
   b->next = free_list;
   free_list = b;
   pthread_mutex_unlock(&mu);
 }
 
-/* Policy: pattern and width (2 or 4 bytes), the huge pattern for stale misses, stale on/off. */
-void moecheck_set_policy(unsigned int pattern, int width, unsigned int huge, int stale) {
+/* Policy of stream (NULL: the default): pattern and width (2 or 4 bytes), the huge pattern for
+ * stale misses, stale on/off. Returns 0, or -1 when the table of streams is full (the policy is
+ * then not set: the caller must not run the case as poisoned). */
+int moecheck_set_policy(void *stream, unsigned int pattern, int width, unsigned int huge, int stale) {
   pthread_mutex_lock(&mu);
-  fill_pattern = pattern;
-  fill_width = width == 2 ? 2 : 4;
-  huge_pattern = huge;
-  stale_mode = stale;
+  struct policy *p = stream ? policy_of(stream) : &policies[0];
+  if (stream && p == &policies[0]) {
+    if (n_policies == MAX_POLICIES) {
+      pthread_mutex_unlock(&mu);
+      return -1;
+    }
+    p = &policies[n_policies++];
+    p->stream = stream;
+  }
+  p->fill_pattern = pattern;
+  p->fill_width = width == 2 ? 2 : 4;
+  p->huge_pattern = huge;
+  p->stale_mode = stale;
   pthread_mutex_unlock(&mu);
+  return 0;
 }
 
 /* Counters: allocations, filled, handed back stale, failed. */
