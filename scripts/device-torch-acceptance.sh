@@ -188,12 +188,18 @@ B5=$(( $(left) - 45 ))
 if [ $B5 -lt 30 ]; then
   note "no time left for the 5,000-case runs ($(left) s before TOTAL_S=$TOTAL_S)"
 else
-  note "5,000-case runs: --time ${B5}s each, --jobs $JOBS"
+  # lanes (BIGLANES per worker process, default 4) unless the throughput step's lanes run
+  # (--jobs 8 --lanes-per-worker 4) did not pass, then a process per job
+  BIGLANES=${BIGLANES:-4}
+  if has throughput && [ -f "$L/thru-j8-l4.txt" ] && ! grep -q '^PASS$' "$L/thru-j8-l4.txt"; then
+    BIGLANES=1
+  fi
+  note "5,000-case runs: --time ${B5}s each, --jobs $JOBS --lanes-per-worker $BIGLANES"
   say "5,000-case runs: --time ${B5}s each"
   big() { # NAME BACKEND [extra flags]
     local name=$1 be=$2
     shift 2
-    timed "$name" $((B5 + 40)) "$MC" check --backend "$be" --jobs $JOBS --cases 5000 --time ${B5}s --seed $SEED --keep-going --max-shrinks 20 "$@" &
+    timed "$name" $((B5 + 40)) "$MC" check --backend "$be" --jobs $JOBS --lanes-per-worker $BIGLANES --cases 5000 --time ${B5}s --seed $SEED --keep-going --max-shrinks 20 "$@" &
   }
   has grouped && big grouped "torch:$G"
   if has batched; then
