@@ -18,31 +18,7 @@ import (
 // under torch — so a rank whose dW1 differs in one element by one ulp fails under exact, and
 // one off by far more than the enclosures allow fails under torch too.
 func TestSplitSumWeightSlices(t *testing.T) {
-	spec, err := props.ParseSpec("T=12 H=8 I=8 E=2 K=2 world=3 rank=1 dtype=fp32 routing=uniform seed=5")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := spec.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	unsplit, ranks, err := props.SplitCases(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := sim.New(sim.Options{})
-	run := func(cc *moe.Case) *gpu.Result {
-		r, err := b.Run(context.Background(), cc, gpu.RunOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	whole := run(unsplit)
-	res := make([]*gpu.Result, len(ranks))
-	for i, rc := range ranks {
-		res[i] = run(rc)
-	}
+	unsplit, ranks, whole, res := splitRuns(t, "T=12 H=8 I=8 E=2 K=2 world=3 rank=1 dtype=fp32 routing=uniform seed=5", gpu.PoisonNaN)
 	// the first nonzero element of some rank's dW1
 	ri, ei := -1, -1
 	for i, r := range res {
@@ -96,31 +72,7 @@ func TestSplitSumWeightSlices(t *testing.T) {
 // legal: ep-split-sum judges the bias-gradient slices within the derived bound, also under
 // exact — one ulp passes, a value far off still fails, and dW1 stays bitwise.
 func TestSplitSumBiasGradOrder(t *testing.T) {
-	spec, err := props.ParseSpec("T=64 H=4 I=4 E=1 K=4 world=2 rank=0 dtype=fp32 bias=1 routing=uniform seed=3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := spec.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	unsplit, ranks, err := props.SplitCases(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := sim.New(sim.Options{})
-	run := func(cc *moe.Case) *gpu.Result {
-		r, err := b.Run(context.Background(), cc, gpu.RunOptions{Poison: gpu.PoisonNaN})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	whole := run(unsplit)
-	res := make([]*gpu.Result, len(ranks))
-	for i, rc := range ranks {
-		res[i] = run(rc)
-	}
+	unsplit, ranks, whole, res := splitRuns(t, "T=64 H=4 I=4 E=1 K=4 world=2 rank=0 dtype=fp32 bias=1 routing=uniform seed=3", gpu.PoisonNaN)
 	ri, ei := -1, -1 // a nonzero dB1 element of some rank
 	for i, r := range res {
 		for j, v := range r.DB1 {
@@ -163,4 +115,35 @@ func TestSplitSumBiasGradOrder(t *testing.T) {
 			t.Errorf("%s: failures %v, want %s failing: %v", tc.name, fs, tc.tensor, tc.fail)
 		}
 	}
+}
+
+// splitRuns builds the case of spec, its unsplit layer and rank cases (props.SplitCases), and
+// runs them all on one gpu/sim instance under poison p.
+func splitRuns(t *testing.T, spec string, p gpu.Poison) (unsplit *moe.Case, ranks []*moe.Case, whole *gpu.Result, res []*gpu.Result) {
+	t.Helper()
+	sp, err := props.ParseSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sp.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unsplit, ranks, err = props.SplitCases(c); err != nil {
+		t.Fatal(err)
+	}
+	b := sim.New(sim.Options{})
+	run := func(cc *moe.Case) *gpu.Result {
+		r, err := b.Run(context.Background(), cc, gpu.RunOptions{Poison: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	whole = run(unsplit)
+	res = make([]*gpu.Result, len(ranks))
+	for i, rc := range ranks {
+		res[i] = run(rc)
+	}
+	return unsplit, ranks, whole, res
 }

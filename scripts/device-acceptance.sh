@@ -32,30 +32,8 @@ CB=${CUDA_BACKEND:-cuda} # the CUDA path (sim: a smoke run of this script withou
 S=$L/summary.txt
 : >"$S"
 note() { echo "$*" | tee -a "$S"; }
-# timed NAME LIMIT CMD...: runs CMD with a time limit (seconds), output in $L/NAME.txt, its
-# exit status, wall time and the peak resident memory of its process tree appended.
-timed() {
-  local name=$1 lim=$2
-  shift 2
-  python3 - "$L/$name.txt" "$lim" "$@" <<'PY'
-import resource, subprocess, sys, time
-out, lim, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-t0 = time.time()
-with open(out, "w") as f:
-    p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
-    try:
-        rc = p.wait(timeout=lim)
-    except subprocess.TimeoutExpired:
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-        rc = "timeout"
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    f.write(f"rc={rc} wall={time.time() - t0:.1f}s maxrss_kb={rss}\n")
-PY
-}
+# shellcheck source=scripts/timed.sh
+. scripts/timed.sh # (the working directory is the repository root)
 note "gpu: $(nvidia-smi -L 2>&1 | head -1); cpus: $(nproc)"
 note "python: $($MOECHECK_PYTHON -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)' 2>&1 | tail -1)"
 

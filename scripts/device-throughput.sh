@@ -33,30 +33,12 @@ STEPS=${*:-cuda preset fuzz mutants}
 S=$L/summary.txt
 : >"$S"
 note() { echo "$*" | tee -a "$S"; }
-# timed NAME LIMIT CMD...: runs CMD with a time limit (seconds), output in $L/NAME.txt, its
-# exit status, wall time and the peak resident memory of its process tree appended.
-timed() {
-  local name=$1 lim=$2
-  shift 2
-  python3 - "$L/$name.txt" "$lim" "$@" <<'PY'
-import resource, subprocess, sys, time
-out, lim, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-t0 = time.time()
-with open(out, "w") as f:
-    p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
-    try:
-        rc = p.wait(timeout=lim)
-    except subprocess.TimeoutExpired:
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-        rc = "timeout"
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    f.write(f"rc={rc} wall={time.time() - t0:.1f}s maxrss_kb={rss}\n")
-PY
-  tail -1 "$L/$name.txt"
+# shellcheck source=scripts/timed.sh
+. scripts/timed.sh # (the working directory is the repository root)
+# timedt: timed, then its last line (rc, wall, peak RSS) on stdout
+timedt() {
+  timed "$@"
+  tail -1 "$L/$1.txt"
 }
 # rate NAME: the CLI summary's cases, failures, time, cases/s of run NAME.
 rate() { grep -A1 '^cases ' "$L/$1.txt" | tail -1 | tr -s ' '; }
@@ -68,15 +50,15 @@ note "gpu: $(nvidia-smi -L 2>&1 | head -1); cpus: $(nproc); old: $(cat "$O/COMMI
 if has cuda; then
   # Warm the driver's PTX JIT cache first (~/.nv/ComputeCache): a fresh machine spends about
   # 14 CPU-seconds compiling the kernels at the first worker start, which a nightly pays once.
-  r=$(timed warmup 150 "$W" -selftest -quick)
+  r=$(timedt warmup 150 "$W" -selftest -quick)
   note "warm-up (moecheck-worker -selftest -quick, JIT cache): $(tail -2 "$L/warmup.txt" | head -1) $r"
   if [ -x "$O/moecheck" ]; then
-    r=$(PATH=$O:$PATH timed cuda-old-j1 60 "$O/moecheck" check --backend "worker:$O/moecheck-worker -backend cuda" --jobs 1 --time 30s --seed 3 --keep-going --max-shrinks 40)
+    r=$(PATH=$O:$PATH timedt cuda-old-j1 60 "$O/moecheck" check --backend "worker:$O/moecheck-worker -backend cuda" --jobs 1 --time 30s --seed 3 --keep-going --max-shrinks 40)
     note "cuda before (old binary, --jobs 1): $(rate cuda-old-j1) (cases failures time cases/s) $r"
   fi
-  r=$(timed cuda-j1 60 "$M" check --backend cuda --jobs 1 --lanes-per-worker 1 --time 30s --seed 3 --keep-going --max-shrinks 40)
+  r=$(timedt cuda-j1 60 "$M" check --backend cuda --jobs 1 --lanes-per-worker 1 --time 30s --seed 3 --keep-going --max-shrinks 40)
   note "cuda --jobs 1: $(rate cuda-j1) $r"
-  r=$(timed cuda-j16 90 "$M" check --backend cuda --jobs 16 --cases 12000 --time 40s --seed 3 --keep-going --max-shrinks 40)
+  r=$(timedt cuda-j16 90 "$M" check --backend cuda --jobs 16 --cases 12000 --time 40s --seed 3 --keep-going --max-shrinks 40)
   note "cuda --jobs 16 (lanes): $(rate cuda-j16) $r"
 fi
 if has preset; then
@@ -84,7 +66,7 @@ if has preset; then
   for pl in qwen3-30b-a3b/ep8/rank3/T16384/seed1:150 qwen3-30b-a3b/ep1/rank0/T16384/seed1:60; do
     p=${pl%:*}
     n=preset-$(echo "$p" | cut -d/ -f2)
-    r=$(timed "$n" "${pl##*:}" "$M" check --backend cuda --preset "$p" --properties matches)
+    r=$(timedt "$n" "${pl##*:}" "$M" check --backend cuda --preset "$p" --properties matches)
     note "preset $p (cuda, matches): $(rate "$n") $r"
   done
 fi
@@ -101,11 +83,11 @@ if has fuzz; then
   done
 fi
 if has mutants; then
-  r=$(timed mutants-exact 200 "$M" mutants --backend cuda --jobs 8)
+  r=$(timedt mutants-exact 200 "$M" mutants --backend cuda --jobs 8)
   note "mutants cuda exact: $(grep -iE 'caught|passed' "$L/mutants-exact.txt" | tail -2 | tr '\n' ' ') $r"
 fi
 if has selftest; then
-  r=$(timed selftest 200 "$W" -selftest)
+  r=$(timedt selftest 200 "$W" -selftest)
   note "selftest: $(tail -2 "$L/selftest.txt" | head -1) $r"
 fi
 cp "$S" "$FINAL/summary.txt"
