@@ -354,6 +354,20 @@ def serve_lanes(target: targets.Target, lanes: List[Tuple[BinaryIO, BinaryIO]], 
     return max(status)
 
 
+def set_fp32_gemm_reductions() -> List[str]:
+    """Turns off the reduced-precision reductions of 16-bit cuBLAS GEMMs where this torch has
+    the switches (bf16's since torch 2.0); returns the names of the switches it set."""
+    done = []
+    m = torch.backends.cuda.matmul
+    for name in ("allow_bf16_reduced_precision_reduction", "allow_fp16_reduced_precision_reduction"):
+        try:
+            setattr(m, name, False)
+        except (AttributeError, AssertionError):  # torch 1.13 raises AssertionError for unknown names
+            continue
+        done.append(name)
+    return done
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m moecheck.worker", description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", required=True, help="transformers:<impl> | callable:<module>:<function> | ledger:<entry>")
@@ -366,6 +380,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--no-sentinels", action="store_true",
                     help="declare that the target cannot take sentinel ids (capability sentinels=false): "
                          "moecheck then generates sentinel-free cases and counts others as unsupported")
+    ap.add_argument("--fp32-gemm-reductions", action="store_true",
+                    help="turn off cuBLAS's reduced-precision reductions for bf16 and fp16 GEMMs "
+                         "(torch.backends.cuda.matmul.allow_{bf16,fp16}_reduced_precision_reduction = False): "
+                         "the torch contract assumes fp32 accumulation in every GEMM and does not yet admit "
+                         "bf16 split-K partials (docs/python.md, Findings 4); the target's name says so")
     args = ap.parse_args(argv)
 
     # The lanes' descriptors are checked first: the dups below take the lowest free ones.
@@ -408,6 +427,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.no_sentinels:
             target.capabilities["sentinels"] = False
             target.name += " (sentinels=false)"
+        if args.fp32_gemm_reductions:
+            set_fp32_gemm_reductions()
+            target.name += " (fp32 GEMM reductions)"
     except targets.TargetError as e:
         log.write(f"moecheck.worker: {e}\n")
         return 2

@@ -153,6 +153,23 @@ class WorkerProtocolTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("45621-as-merged", p.stderr)
 
+    def test_fp32_gemm_reductions(self):
+        # --fp32-gemm-reductions (docs/python.md, Findings 4): the switches are off in the
+        # worker and its backend name says so; set_fp32_gemm_reductions sets what this torch has
+        w = WorkerClient("--target", "callable:moecheck.testing:echo", "--fp32-gemm-reductions", "--no-probe")
+        try:
+            self.assertIn("(fp32 GEMM reductions)", w.hello.header["backend"])
+        finally:
+            self.assertEqual(w.close(), 0)
+        m = torch.backends.cuda.matmul
+        before = m.allow_fp16_reduced_precision_reduction
+        try:
+            done = worker.set_fp32_gemm_reductions()
+            self.assertIn("allow_fp16_reduced_precision_reduction", done)
+            self.assertFalse(m.allow_fp16_reduced_precision_reduction)
+        finally:
+            m.allow_fp16_reduced_precision_reduction = before
+
     def test_prints_do_not_corrupt_frames(self):
         w = WorkerClient("--target", "callable:tests.noisy:experts")
         try:
