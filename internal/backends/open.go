@@ -163,7 +163,9 @@ func Lanes(name, dir string, getenv func(string) string) bool {
 const TorchLanes = 4
 
 // TorchJobs is the default number of jobs per device of a torch:… backend: TorchJobs /
-// TorchLanes worker processes of TorchLanes lanes.
+// TorchLanes worker processes of TorchLanes lanes. Measured on an H200 (transformers 5.17
+// grouped_mm, tiny cases, every property, steady cases/s): 1 job 10.0, 8 jobs of 4 lanes
+// 35.4; 16 jobs of 4 lanes spent a 20 s run starting its four processes.
 const TorchJobs = 8
 
 // DefaultLanes is how many jobs of one device share a worker process when the CLI's
