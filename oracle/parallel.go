@@ -81,6 +81,14 @@ func (en *encl) forExperts(all bool, cost int, fn func(x *encl, e int)) {
 		}
 		return
 	}
+	en.onWorkers(len(es), workers, func(x *encl, i int) { fn(x, es[i]) })
+}
+
+// onWorkers calls fn(x, k) for every k in [0, n) on workers goroutines, handing the indices
+// out in order; each goroutine has its own scratch from en's pool (x is en with that
+// workspace and arena, the arena reset before each k). It hands out no index once en.stop is
+// closed, and returns when every call has returned.
+func (en *encl) onWorkers(n, workers int, fn func(x *encl, k int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(workers)
@@ -92,12 +100,12 @@ func (en *encl) forExperts(all bool, cost int, fn func(x *encl, e int)) {
 			x := *en
 			x.ws, x.ar = &s.ws, &s.ar
 			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(es) || stopped(en.stop) {
+				k := int(next.Add(1)) - 1
+				if k >= n || stopped(en.stop) {
 					return
 				}
 				s.ar.reset()
-				fn(&x, es[i])
+				fn(&x, k)
 			}
 		}()
 	}

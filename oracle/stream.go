@@ -2,8 +2,6 @@ package oracle
 
 import (
 	"math"
-	"sync"
-	"sync/atomic"
 
 	"github.com/moecheck/moecheck/internal/poison"
 	"github.com/moecheck/moecheck/moe"
@@ -103,27 +101,7 @@ func (ck *checker) compareSpans(en *encl, name moe.Tensor, local bool, got []flo
 			en.ar.release(m)
 		}
 	} else {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		wg.Add(workers)
-		for range workers {
-			go func() {
-				defer wg.Done()
-				s := en.pool.get()
-				defer en.pool.put(s)
-				x := *en
-				x.ws, x.ar = &s.ws, &s.ar
-				for {
-					k := int(next.Add(1)) - 1
-					if k >= len(spans) || stopped(en.stop) {
-						return
-					}
-					s.ar.reset()
-					one(&x, k)
-				}
-			}()
-		}
-		wg.Wait()
+		en.onWorkers(len(spans), workers, one)
 	}
 	var aggs [4]agg
 	for _, p := range parts {
