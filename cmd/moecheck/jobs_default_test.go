@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -56,16 +55,7 @@ func TestTorchJobsDefault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Python workers")
 	}
-	py := os.Getenv("MOECHECK_PYTHON")
-	if py == "" {
-		py = "python3"
-	}
-	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		if os.Getenv("MOECHECK_REQUIRE_PYTHON") == "1" {
-			t.Fatalf("%s cannot import torch (%v) and MOECHECK_REQUIRE_PYTHON=1", py, err)
-		}
-		t.Skipf("no Python with torch (%s: %v); set MOECHECK_PYTHON", py, err)
-	}
+	py := torchPython(t)
 	for _, tc := range []struct {
 		name string
 		args []string

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -13,16 +11,7 @@ import (
 // why. Before, the CLI said only "--dtype: the backend supports none of these dtypes (it
 // supports )" (exit 2), which is how transformers:eager failed to start on the GPU machine.
 func TestWorkerProbeDroppedEverything(t *testing.T) {
-	py := os.Getenv("MOECHECK_PYTHON")
-	if py == "" {
-		py = "python3"
-	}
-	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		if os.Getenv("MOECHECK_REQUIRE_PYTHON") == "1" {
-			t.Fatalf("%s cannot import torch (%v) and MOECHECK_REQUIRE_PYTHON=1", py, err)
-		}
-		t.Skipf("no Python with torch (%s: %v); set MOECHECK_PYTHON", py, err)
-	}
+	py := torchPython(t)
 	for _, dt := range []string{"fp32", ""} {
 		t.Run("probe/dtype="+dt, func(t *testing.T) {
 			args := []string{"check", "--cases", "1", "--backend", "torch:callable:moecheck.testing:raises"}
