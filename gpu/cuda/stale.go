@@ -66,31 +66,19 @@ func (r *pathRun) staleEmpty(name string, blk int64) error {
 	return nil
 }
 
-// emptyCounts returns the rows of each local expert as the routing stage counts them (the EP
-// map of global ids, sentinels excluded), computed on the host from the case. Only
-// StaleEmptyWgrad reads it; computed once per run.
+// emptyCounts returns the rows of each local expert as the routing stage counts them: the
+// case's local routing (moe.Case keeps it equal to the EP map of its global ids, sentinels
+// E excluded). Only StaleEmptyWgrad reads it; computed once per run.
 func (r *pathRun) emptyCounts() []int32 {
-	if r.counts != nil {
-		return r.counts
-	}
-	c, E := r.c, int(r.E)
-	counts := make([]int32, E)
-	if g := c.Global; g != nil {
-		lo := int64(c.EP.Rank) * int64(E)
-		for _, id := range g.IDs {
-			if id >= lo && id < lo+int64(E) {
-				counts[id-lo]++
-			}
-		}
-	} else {
-		for _, id := range c.Routing.IDs {
-			if int(id) < E {
-				counts[id]++
+	if r.counts == nil {
+		r.counts = make([]int32, r.E)
+		for _, id := range r.c.Routing.IDs {
+			if int64(id) < r.E {
+				r.counts[id]++
 			}
 		}
 	}
-	r.counts = counts
-	return counts
+	return r.counts
 }
 
 // freeStale frees the lane's kept weight gradients (with the pool: at Close or after a
