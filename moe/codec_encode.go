@@ -3,6 +3,7 @@ package moe
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // EncodeCase returns bytes that DecodeCase(bytes, lim) decodes to a case equal to c
@@ -197,31 +198,19 @@ func EqualCases(a, b *Case) bool {
 	if ca != cb || a.NonFinite != b.NonFinite {
 		return false
 	}
-	if !equalInts(a.Routing.IDs, b.Routing.IDs) || !equalBits(a.Routing.Weights, b.Routing.Weights) {
+	if !slices.Equal(a.Routing.IDs, b.Routing.IDs) || !equalBits(a.Routing.Weights, b.Routing.Weights) {
 		return false
 	}
 	if (a.Global == nil) != (b.Global == nil) {
 		return false
 	}
 	if g, h := a.Global, b.Global; g != nil {
-		if g.Options != h.Options || !equalInts(g.IDs, h.IDs) || !equalBits(g.Weights, h.Weights) {
+		if g.Options != h.Options || !slices.Equal(g.IDs, h.IDs) || !equalBits(g.Weights, h.Weights) {
 			return false
 		}
 	}
 	for _, p := range [][2][]float64{{a.X, b.X}, {a.W1, b.W1}, {a.B1, b.B1}, {a.W2, b.W2}, {a.B2, b.B2}, {a.DY, b.DY}} {
 		if !equalBits(p[0], p[1]) {
-			return false
-		}
-	}
-	return true
-}
-
-func equalInts[T int32 | int64](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
 			return false
 		}
 	}

@@ -3,6 +3,7 @@ package moe
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -201,7 +202,7 @@ func TestDecodeCaseExamples(t *testing.T) {
 		}},
 		{"routing/local-sentinel-duplicates", cat(header(1, 1, 1, 4, 4, 0, 1, 0, 0, 0, 0, 0), enc(4, 2, 2, 9), enc(0, 1, 6, 3)),
 			func(c *Case, m CaseMeta) string {
-				if want := []int32{4, 2, 2, 4}; !equalInts(c.Routing.IDs, want) {
+				if want := []int32{4, 2, 2, 4}; !slices.Equal(c.Routing.IDs, want) {
 					return "ids"
 				}
 				if want := []float64{1, 0, 4096, 0.5}; !equalBits(c.Routing.Weights, want) {
@@ -214,7 +215,7 @@ func TestDecodeCaseExamples(t *testing.T) {
 				if c.EP != (EP{World: 8, Rank: 7}) || c.Global == nil || !c.Global.Options.KeepSentinelWeights {
 					return "ep or global"
 				}
-				if want := []int32{1, 2, 0}; !equalInts(c.Routing.IDs, want) {
+				if want := []int32{1, 2, 0}; !slices.Equal(c.Routing.IDs, want) {
 					return "local ids"
 				}
 				if want := []float64{0.5, 0.5, -1}; !equalBits(c.Routing.Weights, want) {

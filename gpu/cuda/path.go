@@ -5,6 +5,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"gorgonia.org/cu"
 
@@ -124,7 +125,7 @@ func (b *Backend) prepare(c *moe.Case, o runOpts) (*pathRun, error) {
 	for _, t := range vals {
 		total += len(t.v) * int(es)
 	}
-	newZones := r.desc.fresh || !equalU64(zones, b.zones)
+	newZones := r.desc.fresh || !slices.Equal(zones, b.zones)
 	if newZones {
 		total += 8 * len(zones)
 	}
@@ -224,18 +225,6 @@ func isInput(name string) bool {
 		return true
 	}
 	return false
-}
-
-func equalU64(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (r *pathRun) p(name string) cu.DevicePtr {
