@@ -105,8 +105,22 @@ type Contract struct {
 	// TF32: fp32 GEMM operands may be rounded (or truncated) to TF32 (10 explicit mantissa
 	// bits) before the products (torch.backends.cuda.matmul.allow_tf32).
 	TF32 bool
+	// ReducedPrecisionReduction: per 16-bit dtype, GEMMs may reduce split-K partial sums in
+	// the dtype (cuBLAS under torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction
+	// and allow_fp16_reduced_precision_reduction, both on by default in PyTorch): the K
+	// products are split into s ≥ 1 chunks (s unknown, at most K), each chunk accumulated in
+	// fp32, rounded to the dtype, and the s partials added with a rounding to the dtype after
+	// every add, in any order. The zero value admits fp32 accumulation only (docs/oracle.md
+	// §9.6 derives the bound).
+	ReducedPrecisionReduction Reduced
 
 	Promises Promises
+}
+
+// Reduced says for which 16-bit dtypes a GEMM may reduce its split-K partial sums in the
+// dtype (Contract.ReducedPrecisionReduction). fp32 GEMMs always accumulate in fp32.
+type Reduced struct {
+	BF16, FP16 bool
 }
 
 // String is the contract's name ("exact" for the unnamed zero value).
@@ -116,6 +130,20 @@ func (c Contract) String() string {
 	}
 	return c.Name
 }
+
+// The modifiers ByName accepts after a built-in contract's name ("torch+tf32+…"): library
+// switches that add a freedom of operand precision or GEMM reduction (not rounding choices at a
+// stage, which the built-ins fix).
+const (
+	ModTF32     = "tf32"                             // Contract.TF32
+	ModRPR      = "reduced-precision-reduction"      // ReducedPrecisionReduction for bf16 and fp16
+	ModRPRBF16  = "bf16-reduced-precision-reduction" // ReducedPrecisionReduction.BF16
+	ModRPRFP16  = "fp16-reduced-precision-reduction" // ReducedPrecisionReduction.FP16
+	maxModifier = 4                                  // more than this many "+" parts is an error
+)
+
+// Modifiers lists the modifiers ByName accepts.
+func Modifiers() []string { return []string{ModTF32, ModRPR, ModRPRBF16, ModRPRFP16} }
 
 // Exact is docs/path.md as written: every rounding point fixed, K-slot sums in fp32 in slot
 // order; every promise bitwise. The default for gpu/sim and gpu/cuda.
@@ -175,15 +203,69 @@ func Any() Contract {
 // Names lists the built-in contracts.
 func Names() []string { return []string{"exact", "torch", "any"} }
 
-// ByName returns a built-in contract.
+// ByName returns a built-in contract, optionally followed by modifiers joined with "+"
+// (Modifiers: "torch+bf16-reduced-precision-reduction", "any+tf32"). The result's Name is
+// the canonical spelling: the base, then the modifiers in Modifiers' order (both
+// reduced-precision modifiers spelled as the one that sets both).
 func ByName(name string) (Contract, error) {
-	switch strings.ToLower(strings.TrimSpace(name)) {
-	case "exact", "":
-		return Exact(), nil
-	case "torch":
-		return Torch(), nil
-	case "any":
-		return Any(), nil
+	parts := strings.Split(strings.ToLower(strings.TrimSpace(name)), "+")
+	if len(parts) > 1+maxModifier {
+		return Contract{}, fmt.Errorf("contract: %q has %d modifiers (at most %d)", name, len(parts)-1, maxModifier)
 	}
-	return Contract{}, fmt.Errorf("contract: unknown contract %q (want %s)", name, strings.Join(Names(), ", "))
+	var c Contract
+	switch strings.TrimSpace(parts[0]) {
+	case "exact", "":
+		c = Exact()
+	case "torch":
+		c = Torch()
+	case "any":
+		c = Any()
+	default:
+		return Contract{}, fmt.Errorf("contract: unknown contract %q (want %s, optionally +%s)", name, strings.Join(Names(), ", "), strings.Join(Modifiers(), ", +"))
+	}
+	if len(parts) > 1 && strings.TrimSpace(parts[0]) == "" {
+		return Contract{}, fmt.Errorf("contract: %q: a modifier needs a contract before it (%s)", name, strings.Join(Names(), ", "))
+	}
+	for _, m := range parts[1:] {
+		switch strings.TrimSpace(m) {
+		case ModTF32:
+			c.TF32 = true
+		case ModRPR:
+			c.ReducedPrecisionReduction = Reduced{BF16: true, FP16: true}
+		case ModRPRBF16:
+			c.ReducedPrecisionReduction.BF16 = true
+		case ModRPRFP16:
+			c.ReducedPrecisionReduction.FP16 = true
+		default:
+			return Contract{}, fmt.Errorf("contract: unknown modifier %q in %q (want %s)", m, name, strings.Join(Modifiers(), ", "))
+		}
+	}
+	c.Name = c.canonical(c.Name)
+	return c, nil
+}
+
+// WithReduced returns c with the reduced-precision reduction freedom of r added (and its
+// name spelled as ByName spells it).
+func (c Contract) WithReduced(r Reduced) Contract {
+	c.ReducedPrecisionReduction.BF16 = c.ReducedPrecisionReduction.BF16 || r.BF16
+	c.ReducedPrecisionReduction.FP16 = c.ReducedPrecisionReduction.FP16 || r.FP16
+	c.Name = c.canonical(strings.SplitN(c.String(), "+", 2)[0])
+	return c
+}
+
+// canonical spells base with c's modifiers in Modifiers' order.
+func (c Contract) canonical(base string) string {
+	s := base
+	if c.TF32 {
+		s += "+" + ModTF32
+	}
+	switch r := c.ReducedPrecisionReduction; {
+	case r.BF16 && r.FP16:
+		s += "+" + ModRPR
+	case r.BF16:
+		s += "+" + ModRPRBF16
+	case r.FP16:
+		s += "+" + ModRPRFP16
+	}
+	return s
 }

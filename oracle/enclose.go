@@ -306,7 +306,7 @@ func (en *encl) gemmRows(out ivec, n int, A mat, W mat, bias []float64, b int) {
 	A, W = en.operand(A), en.operand(W)
 	how := en.ct.GEMMBias
 	if bias == nil || how == contract.AsPath || how == contract.InFP32 || en.noRound {
-		reduceAcc(en.d, A, W, bias, !en.noRound, en.ws, func(i, j int, c, r float64) {
+		reduceAcc(en.d, A, W, bias, !en.noRound, en.rpr(), en.ws, func(i, j int, c, r float64) {
 			out.c[(b+i)*n+j], out.r[(b+i)*n+j] = en.round(c, r)
 		})
 		return
@@ -318,20 +318,28 @@ func (en *encl) gemmRows(out ivec, n int, A mat, W mat, bias []float64, b int) {
 		return rv{c, r}
 	}
 	if how == contract.InDtype {
-		reduceAcc(en.d, A, W, nil, true, en.ws, func(i, j int, c, r float64) {
+		reduceAcc(en.d, A, W, nil, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
 			x := after(i, j, c, r)
 			out.c[(b+i)*n+j], out.r[(b+i)*n+j] = x.v, x.e
 		})
 		return
 	}
-	reduceAcc(en.d, A, W, bias, true, en.ws, func(i, j int, c, r float64) {
+	reduceAcc(en.d, A, W, bias, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
 		out.c[(b+i)*n+j], out.r[(b+i)*n+j] = en.round(c, r)
 	})
-	reduceAcc(en.d, A, W, nil, true, en.ws, func(i, j int, c, r float64) {
+	reduceAcc(en.d, A, W, nil, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
 		k := (b+i)*n + j
 		x := hullRV(rv{out.c[k], out.r[k]}, after(i, j, c, r))
 		out.c[k], out.r[k] = x.v, x.e
 	})
+}
+
+// rpr reports whether this case's GEMMs (GEMM 1 and 2, their dgrads and wgrads; not the
+// routing-weight gradient's or the bias gradients' sums) may reduce split-K partial sums in
+// the dtype under the contract (contract.ReducedPrecisionReduction, reduce.go's splitFactor).
+func (en *encl) rpr() bool {
+	r := en.ct.ReducedPrecisionReduction
+	return !en.noRound && (en.d == moe.BF16 && r.BF16 || en.d == moe.FP16 && r.FP16)
 }
 
 // operand returns a GEMM operand, widened for TF32 when the contract allows it on fp32 data.
@@ -517,10 +525,10 @@ func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
 					pr.c[h], pr.r[h] = 0, math.NaN()
 				}
 			}
-			reduceAcc(en.d, pr, ones, nil, true, en.ws, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
+			reduceAcc(en.d, pr, ones, nil, true, false, en.ws, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
 			if how == contract.Either {
 				A, B := do.rowsInto(ra, i, i+1, H), h2.rowsInto(rb, i, i+1, H)
-				reduceAcc(en.d, A, B, nil, true, en.ws, func(_, _ int, c, r float64) {
+				reduceAcc(en.d, A, B, nil, true, false, en.ws, func(_, _ int, c, r float64) {
 					c, r = en.round(c, r)
 					x := hullRV(rv{out.c[i], out.r[i]}, rv{c, r})
 					out.c[i], out.r[i] = x.v, x.e
@@ -532,7 +540,7 @@ func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
 	for i := lo; i < hi; i++ {
 		A := do.rowsInto(ra, i, i+1, H)
 		B := h2.rowsInto(rb, i, i+1, H)
-		reduceAcc(en.d, A, B, nil, !en.noRound, en.ws, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
+		reduceAcc(en.d, A, B, nil, !en.noRound, false, en.ws, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
 	}
 }
 
@@ -637,7 +645,7 @@ func (x *encl) wgradExpert(dout, in rowsrc, nOut, nIn, e int, set func(i, j int,
 	A := x.operand(x.colsMat(dout, b, end, nOut)) // nOut × rows
 	B := x.operand(x.colsMat(in, b, end, nIn))    // nIn × rows
 	mp := x.slotMagnitudes(A, B)                  // nil unless the contract admits per-slot products (wgradslots.go)
-	reduceAcc(x.d, A, B, nil, !x.noRound, x.ws, func(i, j int, c, r float64) {
+	reduceAcc(x.d, A, B, nil, !x.noRound, x.rpr(), x.ws, func(i, j int, c, r float64) {
 		if mp != nil {
 			r = slotsRadius(x.d, x.ct.WGradSlots, end-b, r, mp[i*nIn+j])
 		}
@@ -673,7 +681,7 @@ func (en *encl) wgradBias(dout rowsrc, nOut int, bias bool) (bg []ivec) {
 			for l := range ones.c {
 				ones.c[l] = 1
 			}
-			reduceAcc(x.d, A, ones, nil, !x.noRound, x.ws, func(i, _ int, c, r float64) {
+			reduceAcc(x.d, A, ones, nil, !x.noRound, false, x.ws, func(i, _ int, c, r float64) {
 				bg[e].c[i], bg[e].r[i] = x.round(c, r)
 			})
 		}

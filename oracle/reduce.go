@@ -40,7 +40,7 @@ func newMat(m, k int) mat { return mat{m, k, make([]float64, m*k), make([]float6
 // N = Σ ν(|c_a|+r_a)·ν(|c_b|+r_b) (+|b|), ν(x) = max(x, 2^emin) (N ≥ M⁺), where fp32
 // operands (CUDA cores, IEEE) use M⁺ and M.
 func reduce(d moe.DType, A, B mat, bias []float64, set func(i, j int, c, r float64)) {
-	reduceAcc(d, A, B, bias, true, nil, set)
+	reduceAcc(d, A, B, bias, true, false, nil, set)
 }
 
 // workspace holds reusable scratch buffers for reductions (not safe for concurrent use).
@@ -76,9 +76,11 @@ func (w *workspace) get(slot, n int) []float64 {
 }
 
 // reduceAcc is reduce with the fp32 accumulation error optionally left out (acc false: the
-// mathematical mode of the semantics test, where only the operands' enclosures count), and
-// scratch space from ws (nil: allocate).
-func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, set func(i, j int, c, r float64)) {
+// mathematical mode of the semantics test, where only the operands' enclosures count),
+// optionally with split-K partial sums reduced in the dtype (rpr: a contract's
+// ReducedPrecisionReduction, d bf16 or fp16; see splitFactor), and scratch space from ws
+// (nil: allocate).
+func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspace, set func(i, j int, c, r float64)) {
 	m, n, k := A.m, B.m, A.k
 	if m == 0 || n == 0 {
 		return
@@ -169,7 +171,12 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, s
 	f64err := float64(k+2) * 0x1p-52
 	under := float64(2*k+2) * tiny
 	if !acc {
-		g, under = 0, 0
+		g, under, rpr = 0, 0, false
+	}
+	var split, splitUnder float64
+	if rpr {
+		split = splitFactor(d, k, g)
+		splitUnder = float64(2*k) * d.MinNormal()
 	}
 	for i := 0; i < m; i++ {
 		for j := 0; j < n; j++ {
@@ -193,10 +200,19 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, s
 				set(i, j, 0, math.NaN())
 				continue
 			}
-			if exA[i] && exB[j] && (mm == 0 || (q >= -126 && q < 1<<20 && nn < pow2(24+q))) {
+			if exA[i] && exB[j] && (mm == 0 || (q >= -126 && q < 1<<20 && nn < pow2(24+q)) && (!rpr || representableSums(d, q, nn))) {
 				// every partial sum is exactly representable in fp32 (multiples of 2^q,
-				// below 2^(24+q) and below MaxFloat32): no accumulation error
+				// below 2^(24+q) and below MaxFloat32), and in the dtype where partials may
+				// be reduced there: no accumulation error
 				set(i, j, c, 0)
+				continue
+			}
+			if rpr {
+				if nn*(1+split) > d.MaxFinite() || mp*(1+g) > math.MaxFloat32 || math.IsNaN(mp) || math.IsInf(split, 0) {
+					set(i, j, 0, math.NaN()) // a partial sum in the dtype may overflow: unconstrained
+					continue
+				}
+				set(i, j, c, (mp-mm)+split*nn+under+splitUnder+f64err*mp)
 				continue
 			}
 			if mp*(1+g) > math.MaxFloat32 || math.IsNaN(mp) || math.IsInf(g, 0) {
@@ -207,6 +223,25 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc bool, ws *workspace, s
 			set(i, j, c, r)
 		}
 	}
+}
+
+// splitFactor is the relative accumulation bound of a GEMM of reduction length k whose
+// split-K partial sums may be reduced in the dtype d (contract.ReducedPrecisionReduction):
+// |ŝ − Σ t| ≤ splitFactor·N (+ 2k·MinNormal_d for underflow or flush to zero, which the caller
+// adds), N the nominal magnitude Σ ν|a|·ν|b| (≥ Σ|t|).
+//
+// Derivation (docs/oracle.md §9.6): split the k products into s chunks (1 ≤ s ≤ k, unknown).
+// Each chunk j is accumulated in fp32 with tensor cores, P̂_j = P_j + e_j with |e_j| ≤ g·N_j
+// (g = gammaAcc(k+1) ≥ the chunk's own bound), so |P̂_j| ≤ (1+g)·N_j; rounded to the dtype,
+// P̃_j = P̂_j(1+δ_j), |δ_j| ≤ u_d; the s partials added with a rounding after every add, in
+// any order: |error| ≤ ((1+u_d)^{s−1} − 1)·Σ|P̃_j| (Higham §4.2, the product form, finite for
+// every s). In all: g·N + u_d(1+g)·N + ((1+u_d)^{s−1} − 1)(1+u_d)(1+g)·N = ((1+g)(1+u_d)^s − 1)·N,
+// increasing in s, so s = k bounds every split: (1+g)(1+u_d)^k − 1. The float64 evaluation
+// of this factor is rounded up by 2⁻⁴⁰ (relative); s = 1 (no split) is docs/path.md's fp32
+// accumulation followed by the output rounding, so the fp32-only enclosure lies inside.
+func splitFactor(d moe.DType, k int, g float64) float64 {
+	grow := math.Exp(float64(k) * math.Log1p(d.UnitRoundoff())) // (1+u_d)^k
+	return ((1+g)*grow - 1) * (1 + 0x1p-40)
 }
 
 // nominalFloor returns 2^emin of the dtype whose operands tensor cores multiply (bf16, fp16),

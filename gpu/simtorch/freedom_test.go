@@ -128,3 +128,33 @@ func TestContractNeedsEachFreedom(t *testing.T) {
 		}
 	})
 }
+
+// TestReducedPrecisionReductionFreedom: the torch contract's library switch for cuBLAS's
+// reduced-precision split-K reduction (contract.ReducedPrecisionReduction, docs/oracle.md
+// §9.6) is needed and sufficient for a model whose bf16/fp16 GEMMs reduce their partials in
+// the dtype: the model passes torch with the freedom, fails torch without it, and fails exact.
+func TestReducedPrecisionReductionFreedom(t *testing.T) {
+	const n = 150
+	fr := torchFreedoms()
+	fr.splitDtype = true
+	rpr := contract.Torch().WithReduced(contract.Reduced{BF16: true, FP16: true})
+	if i := firstFailure(t, fr, rpr, n); i >= 0 {
+		t.Fatalf("rpr-passes: the model fails %s at case %d", rpr, i)
+	}
+	if j := firstFailure(t, fr, contract.Torch(), n); j < 0 {
+		t.Errorf("rpr-needed: torch without the freedom still passes %d cases", n)
+	} else {
+		t.Logf("torch without reduced-precision-reduction: fails at case %d", j)
+	}
+	alone := freedoms{splitDtype: true}
+	if j := firstFailure(t, alone, contract.Exact(), n); j < 0 {
+		t.Errorf("rpr-exact: exact passes the model with reduced-precision reduction on %d cases", n)
+	}
+	// the declared contract follows the option
+	if got := New(Options{ReducedPrecisionReduction: true}).Contract(); got != rpr {
+		t.Errorf("rpr-declared: %s", got)
+	}
+	if got := New(Options{}).Contract(); got != contract.Torch() {
+		t.Errorf("rpr-default: %s", got)
+	}
+}

@@ -1,5 +1,7 @@
 package simtorch
 
+import "github.com/moecheck/moecheck/moe"
+
 // groupedMM computes rows [b, end) of out (row length n) = round_d(in_rows · Wᵀ) with
 // fp32 accumulation, W the group's n×k weight (row j = output column j; dgrad: transposed,
 // W is then k'×n and read by column). The accumulation order depends on the group's number of
@@ -22,7 +24,7 @@ func (r *run) groupedMM(out []float32, n int, in []float32, k int, w []float32, 
 	for i := b; i < end; i++ {
 		a := in[i*k : (i+1)*k]
 		for j := 0; j < n; j++ {
-			acc := dot(a, wt[j*k:(j+1)*k], m)
+			acc := r.dot(a, wt[j*k:(j+1)*k], m)
 			if accBias != nil {
 				acc += accBias[j]
 			}
@@ -39,7 +41,7 @@ func (r *run) wgrad(dw, dout []float32, nOut int, in []float32, nIn int, b, end 
 	if m <= 0 {
 		for o := 0; o < nOut; o++ {
 			for l := 0; l < nIn; l++ {
-				dw[o*nIn+l] = r.round(dot(nil, nil, m))
+				dw[o*nIn+l] = r.round(r.dot(nil, nil, m))
 			}
 		}
 		return
@@ -56,7 +58,7 @@ func (r *run) wgrad(dw, dout []float32, nOut int, in []float32, nIn int, b, end 
 	for o := 0; o < nOut; o++ {
 		x := xt[o*m : (o+1)*m]
 		for l := 0; l < nIn; l++ {
-			dw[o*nIn+l] = r.round(dot(x, yt[l*m:(l+1)*m], m))
+			dw[o*nIn+l] = r.round(r.dot(x, yt[l*m:(l+1)*m], m))
 		}
 	}
 }
@@ -100,6 +102,45 @@ func (r *run) wgradSlots(dw, dout []float32, nOut int, in []float32, nIn int, b,
 			dw[o*nIn+l] = r.round(s)
 		}
 	}
+}
+
+// dot is the GEMM's reduction as the model's choice makes it: dot's fp32 accumulation, or,
+// with the splitDtype freedom in bf16 and fp16, cuBLAS's reduced-precision reduction
+// (splitDot).
+func (r *run) dot(a, b []float32, m int) float32 {
+	if r.fr.splitDtype && r.d != moe.FP32 {
+		return r.splitDot(a, b, m)
+	}
+	return dot(a, b, m)
+}
+
+// splitDot is a split-K reduction whose partial sums are reduced in the dtype (cuBLAS with
+// allow_{bf16,fp16}_reduced_precision_reduction): the products are split into chunks of
+// 1 + m%4 (the chunk length depends on the group's rows, as a library's choice would; length 1
+// is the worst case the contract admits, one partial per product), each chunk accumulated in
+// fp32 and rounded to the dtype, and the partials added with a rounding to the dtype after
+// every add, forwards or backwards by m's parity.
+func (r *run) splitDot(a, b []float32, m int) float32 {
+	chunk := 1 + m%4
+	var parts []float32
+	for q := 0; q < len(a); q += chunk {
+		var p float32
+		for l := q; l < min(q+chunk, len(a)); l++ {
+			p += float32(a[l] * b[l])
+		}
+		parts = append(parts, r.round(p))
+	}
+	var s float32
+	if m%2 == 0 {
+		for _, p := range parts {
+			s = r.round(s + p)
+		}
+	} else {
+		for i := len(parts) - 1; i >= 0; i-- {
+			s = r.round(s + parts[i])
+		}
+	}
+	return s
 }
 
 // dot is an fp32 dot product (each product rounded to fp32, then added) in one of three

@@ -53,6 +53,7 @@ type freedoms struct {
 	biasAtomic    bool // bias gradients: dtype adds in a per-run order
 	weightFP32    bool // o = h2·rw kept in fp32 into the combine (not a torch choice; any allows it)
 	wgradSlots    bool // dW1, dW2 from per-slot products rounded to the dtype, added by index_put_ (batched_mm)
+	splitDtype    bool // bf16/fp16 GEMMs reduce split-K partial sums in the dtype (cuBLAS's reduced-precision reduction)
 }
 
 // torchFreedoms is every torch choice; New's backend draws wgradSlots per run (WGradMode).

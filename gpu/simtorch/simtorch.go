@@ -10,8 +10,11 @@ import (
 	"github.com/moecheck/moecheck/moe"
 )
 
-// Name is the backend's name.
-const Name = "sim-torch"
+// Name is the backend's name; NameRPR its name with Options.ReducedPrecisionReduction.
+const (
+	Name    = "sim-torch"
+	NameRPR = "sim-torch-rpr"
+)
 
 // Options configure a Backend. The zero value is valid: cases are checked against
 // moe.DefaultLimits(), and the run-to-run order of the atomic adds starts from seed 0.
@@ -23,6 +26,13 @@ type Options struct {
 	// WGrad selects how the weight gradients are formed. The zero value, WGradDrawn, draws
 	// one of the two forms per run, so both of transformers' experts paths are exercised.
 	WGrad WGradMode
+	// ReducedPrecisionReduction makes the bf16 and fp16 GEMMs reduce their split-K partial
+	// sums in the dtype, as cuBLAS may under PyTorch's default
+	// allow_{bf16,fp16}_reduced_precision_reduction (transformers' eager path runs each
+	// expert through F.linear); the backend then declares the torch contract with that
+	// freedom (contract.Contract.ReducedPrecisionReduction). The zero value accumulates every
+	// GEMM in fp32 (torch._grouped_mm's CUTLASS kernels).
+	ReducedPrecisionReduction bool
 }
 
 // WGradMode is how sim-torch forms the weight gradients dW1, dW2.
@@ -51,11 +61,22 @@ var (
 // New returns a sim-torch Backend.
 func New(opts Options) *Backend { return &Backend{opts: opts} }
 
-// Name returns "sim-torch".
-func (b *Backend) Name() string { return Name }
+// Name returns "sim-torch" ("sim-torch-rpr" with Options.ReducedPrecisionReduction).
+func (b *Backend) Name() string {
+	if b.opts.ReducedPrecisionReduction {
+		return NameRPR
+	}
+	return Name
+}
 
-// Contract returns contract.Torch(): the rounding freedoms this model exercises.
-func (b *Backend) Contract() contract.Contract { return contract.Torch() }
+// Contract returns contract.Torch() (with ReducedPrecisionReduction for bf16 and fp16 when
+// Options.ReducedPrecisionReduction is set): the rounding freedoms this model exercises.
+func (b *Backend) Contract() contract.Contract {
+	if b.opts.ReducedPrecisionReduction {
+		return contract.Torch().WithReduced(contract.Reduced{BF16: true, FP16: true})
+	}
+	return contract.Torch()
+}
 
 // Close does nothing (the model holds no resources).
 func (b *Backend) Close() error { return nil }
@@ -92,6 +113,7 @@ func (b *Backend) Run(ctx context.Context, c *moe.Case, opts gpu.RunOptions) (*g
 		default:
 			fr.wgradSlots = rng.IntN(2) == 1
 		}
+		fr.splitDtype = b.opts.ReducedPrecisionReduction
 	}
 	r := newRun(c, p, rng, fr)
 	r.forward()

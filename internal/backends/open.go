@@ -19,7 +19,9 @@ const EnvVar = "MOECHECK_BACKEND"
 
 // Help describes the backend names Open accepts (for flag and environment help texts).
 const Help = `"sim" (pure-Go model of the GPU path), "sim-torch" (pure-Go model of the path as
-PyTorch eager ops compute it; torch contract), "worker" (moecheck-worker from PATH),
+PyTorch eager ops compute it; torch contract), "sim-torch-rpr" (the same with its bf16/fp16
+GEMMs reducing split-K partials in the dtype, as cuBLAS's reduced-precision reduction does;
+torch+reduced-precision-reduction), "worker" (moecheck-worker from PATH),
 "worker:<command line>" (e.g. worker:'./moecheck-worker -backend cuda -device 1'; split on
 spaces, no quoting), "cuda" (= worker:moecheck-worker -backend cuda) or "torch:<target>" (the
 PyTorch worker, python3 -m moecheck.worker --target <target>, interpreter from MOECHECK_PYTHON;
@@ -80,8 +82,11 @@ func (e *NameError) Unwrap() error { return e.Err }
 // contract); the others start a worker (see Command and Resolve). A name it does not accept
 // is a *NameError.
 func Open(name string, o Options) (gpu.Backend, error) {
-	if strings.TrimSpace(name) == simtorch.Name {
+	switch strings.TrimSpace(name) {
+	case simtorch.Name:
 		return simtorch.New(simtorch.Options{}), nil
+	case simtorch.NameRPR:
+		return simtorch.New(simtorch.Options{ReducedPrecisionReduction: true}), nil
 	}
 	wo, argv, err := workerOptions(name, o)
 	if err != nil {
@@ -202,7 +207,7 @@ func OpenLanes(name string, o Options, n int) ([]gpu.Backend, error) {
 	}
 	var wo worker.Options
 	var argv []string
-	if strings.TrimSpace(name) != simtorch.Name {
+	if n := strings.TrimSpace(name); n != simtorch.Name && n != simtorch.NameRPR {
 		var err error
 		if wo, argv, err = workerOptions(name, o); err != nil {
 			return nil, err
