@@ -4,6 +4,8 @@
 # under $OUT: summary.txt (printed last), first-failure-*.txt, logs.tgz.
 #
 #   scripts/device-torch-acceptance.sh [STEP ...]
+# (START_AT=N: the 5,000-case runs start at case N and run 5,000 − N cases, to finish a run
+# that an earlier call cut short)
 #
 # Steps (default: all, in this order; the 5,000-case runs share whatever time is left):
 #   bench       python3 -m moecheck.bench: per-run split (decode, setup, forward, backward,
@@ -24,7 +26,9 @@
 #   batched     transformers:batched_mm --no-sentinels (5,000 cases), and the full target for
 #               FULL_S seconds (default 60), counting the #48687 failures (sentinel-drw)
 #   eager       transformers:eager --no-sentinels (5,000 cases; with sentinels every case is
-#               a device-side assert, #48610)
+#               a device-side assert, #48610), PyTorch's default cuBLAS switches: the hello
+#               declares torch+reduced-precision-reduction (docs/oracle.md §9.6)
+#   eager32     the same with --fp32-gemm-reductions (the switches off: plain torch)
 # The 5,000-case runs (grouped, batched, eager and the short full batched run) run side by side,
 # each with --jobs JOBS (default 2) and the same wall budget: the time left before TOTAL_S
 # (default 510 s after the start) minus the summary's margin; a run that does not reach 5,000
@@ -202,7 +206,7 @@ else
   big() { # NAME BACKEND [extra flags]
     local name=$1 be=$2
     shift 2
-    timed "$name" $((B5 + 40)) "$MC" check --backend "$be" --jobs $JOBS --lanes-per-worker $BIGLANES --cases 5000 --time ${B5}s --seed $SEED --keep-going --max-shrinks 20 "$@" &
+    timed "$name" $((B5 + 40)) "$MC" check --backend "$be" --jobs $JOBS --lanes-per-worker $BIGLANES --start ${START_AT:-0} --cases $((5000 - ${START_AT:-0})) --time ${B5}s --seed $SEED --keep-going --max-shrinks 20 "$@" &
   }
   has grouped && big grouped "torch:$G"
   if has batched; then
@@ -212,6 +216,7 @@ else
     timed batched-full $((F + 40)) "$MC" check --backend "torch:$B" --jobs 1 --time ${F}s --seed $((SEED + 1)) --keep-going --no-shrink &
   fi
   has eager && big eager-nosentinels "torch:$E --no-sentinels"
+  has eager32 && big eager32-nosentinels "torch:$E --no-sentinels --fp32-gemm-reductions"
   wait
 fi
 
@@ -253,7 +258,7 @@ sys.exit(0 if sec < 2 and sys.argv[2] and int(sys.argv[2]) <= 2 and int(sys.argv
     fi
   done
 fi
-for n in grouped batched-nosentinels batched-full eager-nosentinels; do
+for n in grouped batched-nosentinels batched-full eager-nosentinels eager32-nosentinels; do
   [ -f "$L/$n.txt" ] && { summary $n; note "  $n: $(cps $n)"; }
 done
 if [ -f "$L/batched-full.txt" ]; then

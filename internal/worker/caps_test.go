@@ -115,6 +115,8 @@ func TestCapabilitiesValidate(t *testing.T) {
 		{"poison", Capabilities{Poisons: []string{"pink"}}, "pink"},
 		{"fault", Capabilities{Faults: []string{"no-such-fault"}}, "no-such-fault"},
 		{"contract", Capabilities{Contract: "loose"}, "loose"},
+		{"contract-modifier-ok", Capabilities{Contract: "torch+bf16-reduced-precision-reduction"}, ""},
+		{"contract-modifier-unknown", Capabilities{Contract: "torch+fast-math"}, "fast-math"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.c.Validate()

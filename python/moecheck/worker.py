@@ -368,6 +368,45 @@ def set_fp32_gemm_reductions() -> List[str]:
     return done
 
 
+def reduced_precision_switches() -> Tuple[bool, bool]:
+    """(bf16, fp16): whether this torch lets 16-bit cuBLAS GEMMs reduce split-K partial sums
+    in the dtype (torch.backends.cuda.matmul.allow_{bf16,fp16}_reduced_precision_reduction;
+    False where this torch lacks the switch)."""
+    m = torch.backends.cuda.matmul
+    out = []
+    for name in ("allow_bf16_reduced_precision_reduction", "allow_fp16_reduced_precision_reduction"):
+        try:
+            out.append(bool(getattr(m, name)))
+        except (AttributeError, AssertionError):
+            out.append(False)
+    return out[0], out[1]
+
+
+def gemm_contract(base: str, target: str, device_type: str, capability: Tuple[int, int],
+                  switches: Tuple[bool, bool]) -> str:
+    """The contract a target's results obey given cuBLAS's reduced-precision switches: base,
+    plus the reduced-precision-reduction modifier for each 16-bit dtype whose GEMMs may go
+    through cuBLAS with its switch on (docs/oracle.md §9.6, contract.ReducedPrecisionReduction).
+
+    Every GEMM of a target may go through cuBLAS (F.linear, mm, bmm, and torch._grouped_mm's
+    fallback, which loops over mm_out), except torch._grouped_mm's bf16 fast path: CUTLASS
+    kernels accumulating in fp32, taken on devices of compute capability 9.x and 10.x — so
+    transformers:grouped_mm in bf16 there is judged without the freedom. A callable target is
+    assumed to use cuBLAS. CPU GEMMs accumulate in fp32 (no switch applies)."""
+    if device_type != "cuda":
+        return base
+    bf16, fp16 = switches
+    if bf16 and target == "transformers:grouped_mm" and capability[0] in (9, 10):
+        bf16 = False
+    if bf16 and fp16:
+        return base + "+reduced-precision-reduction"
+    if bf16:
+        return base + "+bf16-reduced-precision-reduction"
+    if fp16:
+        return base + "+fp16-reduced-precision-reduction"
+    return base
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m moecheck.worker", description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", required=True, help="transformers:<impl> | callable:<module>:<function> | ledger:<entry>")
@@ -383,8 +422,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--fp32-gemm-reductions", action="store_true",
                     help="turn off cuBLAS's reduced-precision reductions for bf16 and fp16 GEMMs "
                          "(torch.backends.cuda.matmul.allow_{bf16,fp16}_reduced_precision_reduction = False): "
-                         "the torch contract assumes fp32 accumulation in every GEMM and does not yet admit "
-                         "bf16 split-K partials (docs/python.md, Findings 4); the target's name says so")
+                         "the hello's contract is then plain torch (fp32 accumulation in every GEMM) instead of "
+                         "torch+reduced-precision-reduction, whose bounds are much wider (docs/python.md, Findings 4); "
+                         "the target's name says so")
     args = ap.parse_args(argv)
 
     # The lanes' descriptors are checked first: the dups below take the lowest free ones.
@@ -430,6 +470,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.fp32_gemm_reductions:
             set_fp32_gemm_reductions()
             target.name += " (fp32 GEMM reductions)"
+        if dev.type == "cuda":
+            target.capabilities["contract"] = gemm_contract(
+                target.capabilities.get("contract", "torch"), args.target, dev.type,
+                torch.cuda.get_device_capability(dev), reduced_precision_switches())
     except targets.TargetError as e:
         log.write(f"moecheck.worker: {e}\n")
         return 2

@@ -170,6 +170,23 @@ class WorkerProtocolTest(unittest.TestCase):
         finally:
             m.allow_fp16_reduced_precision_reduction = before
 
+    def test_gemm_contract(self):
+        # the hello's contract names cuBLAS's reduced-precision switches per dtype (Go reads it
+        # with contract.ByName: TestPythonContractNames on the Go side)
+        for name, target, dev, cap, sw, want in [
+            ("gc-cpu", "transformers:eager", "cpu", (0, 0), (True, True), "torch"),
+            ("gc-eager-both", "transformers:eager", "cuda", (9, 0), (True, True), "torch+reduced-precision-reduction"),
+            ("gc-eager-off", "transformers:eager", "cuda", (9, 0), (False, False), "torch"),
+            ("gc-grouped-h200", "transformers:grouped_mm", "cuda", (9, 0), (True, True), "torch+fp16-reduced-precision-reduction"),
+            ("gc-grouped-a100", "transformers:grouped_mm", "cuda", (8, 0), (True, True), "torch+reduced-precision-reduction"),
+            ("gc-bf16-only", "callable:m:f", "cuda", (9, 0), (True, False), "torch+bf16-reduced-precision-reduction"),
+        ]:
+            with self.subTest(name):
+                self.assertEqual(worker.gemm_contract("torch", target, dev, cap, sw), want)
+        bf, fp = worker.reduced_precision_switches()
+        self.assertIsInstance(bf, bool)
+        self.assertIsInstance(fp, bool)
+
     def test_prints_do_not_corrupt_frames(self):
         w = WorkerClient("--target", "callable:tests.noisy:experts")
         try:
