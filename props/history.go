@@ -16,7 +16,8 @@ import (
 // fresh instance gives: no state is carried from run to run (a persistent weight-gradient
 // buffer that only experts with rows overwrite, a cache keyed on the wrong thing). The first
 // case of the pair is the trial's Prior, or one derived from the trial (PriorOf); the fresh
-// instance comes from Env.New (without it the property is skipped, with a note). Bitwise
+// instance comes from Env.New (without it, as for worker backends, the pair runs on the
+// backend itself and the second run is only judged within its enclosure). Bitwise
 // where the contract promises bitwise reruns; otherwise both runs are judged within their
 // enclosure. Shrinking keeps the pair: the second case shrinks with the first fixed, then the
 // first with the second fixed (ShrinkFailure).
@@ -27,12 +28,25 @@ var history = Property{
 	PromiseDoc: "bitwise reruns (the fresh instance's run is a rerun)",
 	Check: func(ctx context.Context, env *Env, t Trial) (*Outcome, error) {
 		const name = "history"
-		if env.New == nil {
-			return nil, &gpu.UnsupportedError{Reason: "history: no way to open a fresh backend instance (props.Env.New is nil)"}
-		}
 		prior, err := PriorOf(t)
 		if err != nil {
 			return nil, err
+		}
+		if env.New == nil {
+			// No fresh instance (a worker backend: a new process per case would cost its
+			// start-up, 15 s for a PyTorch worker): the pair runs on the backend itself and
+			// the second run is judged within its enclosure, as matches judges it. That
+			// catches carried state that leaves the bounds or breaks an always-exact check
+			// (stale weight gradients of experts without rows, a stale tail); only the
+			// bitwise comparison with a fresh instance's run is left out.
+			if _, o, err := env.runOutputs(ctx, name, prior.Case, prior.Poison, 17); o != nil || err != nil {
+				return o, err
+			}
+			after, o, err := env.run(ctx, name, t.Case, t.Poison, 17)
+			if o != nil || err != nil {
+				return o, err
+			}
+			return env.weakened(name, run1{t.Case, after, "after another case (no fresh instance: judged within its enclosure only)"})
 		}
 		// Both instances are fresh, so that the pair alone decides the outcome (what the
 		// shared instance ran before would otherwise leak in, and the reproduce line, which

@@ -262,7 +262,7 @@ func (f *backendFlags) register(fs *pflag.FlagSet, faults bool) {
 	fs.DurationVar(&f.timeout, "case-timeout", worker.DefaultTimeout, "worker backends: a case running longer is a hang (recorded, the worker restarts)")
 	fs.DurationVar(&f.startTimeout, "worker-start-timeout", worker.DefaultStartTimeout, "worker backends: a worker that has not said hello by then (CUDA init and PTX JIT included) is a device error")
 	fs.BoolVar(&f.noStages, "no-stages", false, "do not ask for stage intermediates: end-to-end checks only, as for a black-box backend")
-	fs.StringVar(&f.contract, "contract", "", "judge under this path contract ("+strings.Join(contract.Names(), ", ")+"; default: the one the backend declares, exact for sim and cuda, torch for sim-torch, a worker's from its hello)")
+	fs.StringVar(&f.contract, "contract", "", "judge under this path contract ("+strings.Join(contract.Names(), ", ")+", each optionally followed by +"+strings.Join(contract.Modifiers(), ", +")+"; default: the one the backend declares, exact for sim and cuda, torch for sim-torch, a worker's from its hello)")
 	if faults {
 		fs.StringVar(&f.faults, "faults", "", "switch on catalog faults in the backend (comma list, for demos and mutation testing; see 'moecheck mutants --help')")
 	}

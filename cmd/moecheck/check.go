@@ -308,7 +308,7 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 		fmt.Fprintf(w, ", faults %s", env.Faults)
 	}
 	fmt.Fprintf(w, ", contract %s\n", env.JudgeContract())
-	type count struct{ ran, failed int }
+	type count struct{ ran, failed, skipped int }
 	counts := map[string]*count{}
 	var order []string
 	expected := total
@@ -327,17 +327,24 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 			if cr.Unsupported != "" {
 				return // counted in rep.Unsupported
 			}
-			for _, o := range cr.Outcomes {
-				c := counts[o.Property]
+			get := func(n string) *count {
+				c := counts[n]
 				if c == nil {
 					c = &count{}
-					counts[o.Property] = c
-					order = append(order, o.Property)
+					counts[n] = c
+					order = append(order, n)
 				}
+				return c
+			}
+			for _, o := range cr.Outcomes {
+				c := get(o.Property)
 				c.ran++
 				if !o.Pass {
 					c.failed++
 				}
+			}
+			for _, n := range cr.Skipped {
+				get(n).skipped++
 			}
 			if sp != nil {
 				sp.add(cr.Trial.Case)
@@ -359,9 +366,24 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 	fmt.Fprintf(w, "\n%-8s %-9s %-9s %-8s\n", "cases", "failures", "time", "cases/s")
 	fmt.Fprintf(w, "%-8d %-9d %-9s %-8.1f\n", rep.Cases, len(rep.Failures), rep.Elapsed.Round(time.Millisecond), rate)
 	if len(order) > 0 {
-		fmt.Fprintf(w, "\n%-24s %8s %8s\n", "property", "ran", "failed")
+		// a skipped column only when a property was skipped (outside what the backend can
+		// do, e.g. history without a fresh instance of a worker backend): the table is
+		// otherwise what it always was
+		skips := false
 		for _, n := range order {
-			fmt.Fprintf(w, "%-24s %8d %8d\n", n, counts[n].ran, counts[n].failed)
+			skips = skips || counts[n].skipped > 0
+		}
+		if skips {
+			fmt.Fprintf(w, "\n%-24s %8s %8s %8s\n", "property", "ran", "failed", "skipped")
+		} else {
+			fmt.Fprintf(w, "\n%-24s %8s %8s\n", "property", "ran", "failed")
+		}
+		for _, n := range order {
+			if skips {
+				fmt.Fprintf(w, "%-24s %8d %8d %8d\n", n, counts[n].ran, counts[n].failed, counts[n].skipped)
+			} else {
+				fmt.Fprintf(w, "%-24s %8d %8d\n", n, counts[n].ran, counts[n].failed)
+			}
 		}
 	}
 	writeJudgements(w, env, ps)
