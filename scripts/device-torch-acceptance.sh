@@ -29,6 +29,9 @@
 #               a device-side assert, #48610), PyTorch's default cuBLAS switches: the hello
 #               declares torch+reduced-precision-reduction (docs/oracle.md §9.6)
 #   eager32     the same with --fp32-gemm-reductions (the switches off: plain torch)
+#   short       SHORT_CASES (500) cases of grouped_mm, batched_mm --no-sentinels and eager
+#               --no-sentinels side by side, every property (history included), before the
+#               5,000-case runs
 # The 5,000-case runs (grouped, batched, eager and the short full batched run) run side by side,
 # each with --jobs JOBS (default 2) and the same wall budget: the time left before TOTAL_S
 # (default 510 s after the start) minus the summary's margin; a run that does not reach 5,000
@@ -123,7 +126,7 @@ summary() {
   local f=$L/$1.txt
   [ -f "$f" ] || { note "== $1: not run"; return; }
   note "== $1"
-  grep -E '^moecheck check:|^[0-9]+ +[0-9]+ +[0-9][0-9a-zµ.]*s|^unsupported|^[a-z0-9-]+ +[0-9]+ +[0-9]+$|^(PASS|FAIL)$|^rc=|^cannot start|^moecheck: ' "$f" |
+  grep -E '^moecheck check:|^[0-9]+ +[0-9]+ +[0-9][0-9a-zµ.]*s|^unsupported|^[a-z0-9-]+( +[0-9]+){2,3}$|^property +ran|^(PASS|FAIL)$|^rc=|^cannot start|^moecheck: ' "$f" |
     cut -c1-220 >>"$S"
   grep -E '^  -? ?[a-z-]+ [a-zA-Z0-9_]+: [0-9]+ element' "$f" | sed 's/^  - /  /; s/: [0-9]* element.*//' | sort | uniq -c | sort -rn | head -8 |
     sed 's/^/  checks failing (cases): /' >>"$S"
@@ -187,6 +190,14 @@ if has ledger; then
       timed $n-triage 90 "$MC" triage --backend torch:ledger:45621-as-merged --spec "$spec" --no-save --no-shrink
     fi
   done
+fi
+
+if has short; then
+  say "short runs: ${SHORT_CASES:-500} cases each"
+  for t in "grouped:torch:$G" "batched:torch:$B --no-sentinels" "eager:torch:$E --no-sentinels"; do
+    timed "short-${t%%:*}" 240 "$MC" check --backend "${t#*:}" --jobs $JOBS --cases ${SHORT_CASES:-500} --seed $((SEED + 2)) --keep-going --max-shrinks 20 &
+  done
+  wait
 fi
 
 # The long runs, side by side, sharing the time that is left.
@@ -258,7 +269,7 @@ sys.exit(0 if sec < 2 and sys.argv[2] and int(sys.argv[2]) <= 2 and int(sys.argv
     fi
   done
 fi
-for n in grouped batched-nosentinels batched-full eager-nosentinels eager32-nosentinels; do
+for n in short-grouped short-batched short-eager grouped batched-nosentinels batched-full eager-nosentinels eager32-nosentinels; do
   [ -f "$L/$n.txt" ] && { summary $n; note "  $n: $(cps $n)"; }
 done
 if [ -f "$L/batched-full.txt" ]; then
