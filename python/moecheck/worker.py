@@ -425,7 +425,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "the hello's contract is then plain torch (fp32 accumulation in every GEMM) instead of "
                          "torch+reduced-precision-reduction, whose bounds are much wider (docs/python.md, Findings 4); "
                          "the target's name says so")
+    ap.add_argument("--cpu-threads", type=int, default=0,
+                    help="torch's intra-op CPU threads (0: 1 on a CUDA device, where the path's work is on the GPU "
+                         "and several workers share the host's cores; torch's default on the CPU)")
     args = ap.parse_args(argv)
+    if args.cpu_threads < 0 or args.cpu_threads > 1024:
+        sys.stderr.write(f"moecheck.worker: --cpu-threads {args.cpu_threads}: want 0 (auto) to 1024\n")
+        return 2
 
     # The lanes' descriptors are checked first: the dups below take the lowest free ones.
     try:
@@ -445,6 +451,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", 0)  # set_device needs an index; CUDA_VISIBLE_DEVICES picks the GPU
+    threads = args.cpu_threads or (1 if dev.type == "cuda" else 0)
+    if threads:
+        # one intra-op thread per worker on a GPU: the CLI runs several workers (--jobs) and
+        # its own oracle on the same cores, and torch's default (a thread per core, each
+        # spinning while it waits) in every worker oversubscribes them
+        torch.set_num_threads(threads)
     method = args.poison_method
     if method == "auto":
         method = "allocator" if dev.type == "cuda" else "dispatch"

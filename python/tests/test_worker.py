@@ -170,6 +170,14 @@ class WorkerProtocolTest(unittest.TestCase):
         finally:
             m.allow_fp16_reduced_precision_reduction = before
 
+    def test_cpu_threads_out_of_range_is_usage_error(self):
+        for bad in ("-1", "1025"):
+            with self.subTest(bad):
+                p = subprocess.run([sys.executable, "-m", "moecheck.worker", "--target", "ledger:fixed", "--cpu-threads", bad],
+                                   capture_output=True, text=True, env=env())
+                self.assertEqual(p.returncode, 2)
+                self.assertIn("--cpu-threads", p.stderr)
+
     def test_gemm_contract(self):
         # the hello's contract names cuBLAS's reduced-precision switches per dtype (Go reads it
         # with contract.ByName: TestPythonContractNames on the Go side)
