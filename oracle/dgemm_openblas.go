@@ -26,6 +26,11 @@ import (
 // order of the k additions and for fused multiply-adds (each product-and-add rounds at most
 // once, Higham, Accuracy and Stability §3.1), so enclosures stay enclosures and verdicts do
 // not change; TestDgemmNT checks this function against a plain loop within that bound.
+// Only the last bits of centers and radii differ from the default build's. They also depend
+// on OpenBLAS's thread count: one thread and several give different bits (measured with
+// OpenBLAS 0.3.21 above 2^18 multiply-adds), so enclosures are bitwise reproducible for a
+// given OPENBLAS_NUM_THREADS and core count (concurrent calls keep the serial call's bits:
+// TestDgemmNTConcurrent), not across machines as the default build's are.
 //
 // cblas requires the leading dimensions to be at least 1, so empty products (m, n or k
 // zero) never reach it: C is left alone (m·n = 0) or zeroed (k = 0, the empty sum). Nor do

@@ -25,6 +25,9 @@ import (
 // additions and for fused multiply-adds (Higham, Accuracy and Stability §3.1), so the
 // reference stays within its bound. gemm sends operands with a NaN or Inf to its plain loop
 // in both builds, so the IEEE behaviour of non-finite data does not depend on the BLAS.
+// The result's last bits depend on OpenBLAS's thread count (one thread or several), so with
+// this tag the reference is bitwise reproducible for a given OPENBLAS_NUM_THREADS and core
+// count only (the default build's does not depend on the core count: doc.go).
 //
 // cblas requires leading dimensions of at least 1, so an empty product never reaches it:
 // with m or n zero C is empty, with k zero C = beta·C (zeroed for beta 0, as gonum does);
