@@ -6,7 +6,7 @@ NVCCFLAGS ?= -ptx -arch=sm_80 -O3 -std=c++14
 KERNELS := $(wildcard gpu/cuda/kernels/*.cu)
 PTX := $(KERNELS:.cu=.ptx)
 
-.PHONY: test check vet vet-cuda fuzz fuzz-short bench soak mutants ci ptx check-ptx worker device device-suite print-nvccflags
+.PHONY: test check build-openblas build-openblas-static vet vet-cuda fuzz fuzz-short bench soak mutants ci ptx check-ptx worker device device-suite print-nvccflags
 
 GO ?= go
 FUZZTIME ?= 60s
@@ -19,6 +19,19 @@ test:
 # check: the main job on the built-in CPU path: a random property run with shrinking.
 check:
 	$(GO) run ./cmd/moecheck check --backend sim --cases 2000 --seed 1
+
+# build-openblas: the CLI with the build tag openblas: the oracle's and the reference's float64
+# GEMMs through OpenBLAS's cblas_dgemm (cgo; needs libopenblas-dev: cblas.h and -lopenblas)
+# instead of gonum's pure-Go Dgemm; same verdicts (README "Optional OpenBLAS"). The default
+# build stays pure Go (CGO_ENABLED=0 works).
+build-openblas:
+	CGO_ENABLED=1 $(GO) build -tags openblas -o moecheck-openblas ./cmd/moecheck
+
+# build-openblas-static: the same, statically linked against libopenblas.a (Debian's
+# libopenblas-dev ships it, with every CPU's kernels): runs on a host without OpenBLAS, e.g.
+# the GPU machine. netgo and osusergo keep glibc's NSS out of the static link.
+build-openblas-static:
+	CGO_ENABLED=1 $(GO) build -tags openblas,netgo,osusergo -ldflags '-extldflags "-static"' -o moecheck-openblas-static ./cmd/moecheck
 
 # vet-cuda: compile and vet the cuda build tag (needs the CUDA 11.8 headers:
 # scripts/cuda-toolchain.sh); nothing here runs it.

@@ -3,9 +3,6 @@ package oracle
 import (
 	"math"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
-
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -307,7 +304,7 @@ func rowInfo(A mat, ws *workspace) (te []int, exact []bool) {
 }
 
 // mulNT computes C = A·Bᵀ (A m×k, B n×k, C m×n, all row-major) in float64: plain loops for
-// small products, gonum's Dgemm otherwise.
+// small products, dgemmNT otherwise (gonum's Dgemm, or OpenBLAS with the build tag openblas).
 func mulNT(m, n, k int, A, B, C []float64) {
 	if m*n*k < 1<<15 {
 		for i := 0; i < m; i++ {
@@ -323,7 +320,7 @@ func mulNT(m, n, k int, A, B, C []float64) {
 		}
 		return
 	}
-	blas64.Implementation().Dgemm(blas.NoTrans, blas.Trans, m, n, k, 1, A, k, B, k, 0, C, n)
+	dgemmNT(m, n, k, A, B, C)
 }
 
 // pow2 is 2^n for n ≥ −1022 (+Inf above the float64 range).

@@ -16,11 +16,13 @@
 // where h2(t,k) = act(x[t]·W1[e]ᵀ + B1[e])·W2[e]ᵀ + B2[e] for the slot's local expert e.
 // The GEMMs run per expert over the contiguous sorted rows of moe.Plan (a stable sort of
 // the slots by id), with gonum's Dgemm, which splits each GEMM's output into 64×64 blocks
-// over GOMAXPROCS goroutines; the reference's own loops over an expert's rows (gather,
-// activation, routing-weight products, the |W| of the magnitude pass, the IEEE fallback
-// GEMM) are split over rows and the combine and scatter-add over columns (par.go), each
-// element computed by one goroutine in the single-goroutine order, so results are bitwise
-// independent of the core count (TestSplitBitwise). Memory: the result, the plan and one
+// over GOMAXPROCS goroutines (or, with the build tag openblas, OpenBLAS's cblas_dgemm on its
+// own threads, whose bits depend on their count: dgemm_openblas.go); the reference's own
+// loops over an expert's rows (gather, activation, routing-weight products, the |W| of the
+// magnitude pass, the IEEE fallback GEMM) are split over rows and the combine and scatter-add
+// over columns (par.go), each element computed by one goroutine in the single-goroutine
+// order, so results are bitwise independent of the core count (TestSplitBitwise; with the
+// tag openblas, for a given OpenBLAS thread count). Memory: the result, the plan and one
 // expert's row buffers (all S rows with Options.Stages); nothing per goroutine.
 //
 // The results are float64 values of the exact function: each element is within γ_n·P·M of the exact value, with M its magnitude (below),

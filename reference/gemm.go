@@ -4,7 +4,6 @@ import (
 	"math"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // gemm sets C = op(A)·op(B) + beta·C for row-major A, B, C (C is m×n with stride ldc),
@@ -18,8 +17,8 @@ import (
 // at most a few products of dtype values, < 2^1024), so ieee is only needed for
 // moe.Case.NonFinite.
 //
-// Dgemm splits C over GOMAXPROCS goroutines by itself; the plain loop is split over the rows
-// of C as sp says.
+// Dgemm (dgemm: gonum's, or OpenBLAS's with the build tag openblas) splits C over the cores by
+// itself; the plain loop is split over the rows of C as sp says.
 func gemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int, ieee bool, sp split) {
 	if m == 0 || n == 0 {
 		return
@@ -29,7 +28,7 @@ func gemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64,
 		parFor(sp, m, n*k, &g, (*naiveArgs).rows)
 		return
 	}
-	blas64.Implementation().Dgemm(tA, tB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+	dgemm(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 }
 
 // gemm is gemm with the run's IEEE setting and split.
