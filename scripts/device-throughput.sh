@@ -47,11 +47,13 @@ has() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
 for f in "$O"/*.gz; do [ -f "$f" ] && gunzip -f "$f" && chmod +x "${f%.gz}"; done
 note "gpu: $(nvidia-smi -L 2>&1 | head -1); cpus: $(nproc); old: $(cat "$O/COMMIT" 2>/dev/null)"
 
-if has cuda; then
+if has cuda || has preset; then
   # Warm the driver's PTX JIT cache first (~/.nv/ComputeCache): a fresh machine spends about
   # 14 CPU-seconds compiling the kernels at the first worker start, which a nightly pays once.
   r=$(timedt warmup 150 "$W" -selftest -quick)
   note "warm-up (moecheck-worker -selftest -quick, JIT cache): $(tail -2 "$L/warmup.txt" | head -1) $r"
+fi
+if has cuda; then
   if [ -x "$O/moecheck" ]; then
     r=$(PATH=$O:$PATH timedt cuda-old-j1 60 "$O/moecheck" check --backend "worker:$O/moecheck-worker -backend cuda" --jobs 1 --time 30s --seed 3 --keep-going --max-shrinks 40)
     note "cuda before (old binary, --jobs 1): $(rate cuda-old-j1) (cases failures time cases/s) $r"
