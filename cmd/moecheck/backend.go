@@ -34,6 +34,7 @@ type backendFlags struct {
 	devices      string // CUDA device ordinals the jobs' workers are assigned to round-robin
 	lanes        int    // --lanes-per-worker: jobs of one device per worker process (0: auto)
 	hasJobs      bool   // registerJobs ran: --jobs and --devices exist on this command
+	oneCase      bool   // the command checks one case (check --spec/--preset): one job whatever --jobs says
 	jobsFlags    *pflag.FlagSet
 }
 
@@ -102,6 +103,9 @@ func (f *backendFlags) pool(a *app) (*jobPool, error) {
 	}
 	if f.jobs < 1 || f.jobs > maxJobs {
 		return nil, usageErr("--jobs %d: want between 1 and %d", f.jobs, maxJobs)
+	}
+	if f.oneCase {
+		f.jobs = 1
 	}
 	p := &jobPool{a: a, f: f, lanes: lanes, groups: map[laneGroup][]gpu.Backend{}, opening: map[laneGroup]chan struct{}{}}
 	if r, err := backends.Resolve(f.backend, "", a.getenv); err != nil || r.Argv == nil {
