@@ -173,7 +173,9 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 	var split, splitUnder float64
 	if rpr {
 		split = splitFactor(d, k, g)
-		splitUnder = float64(2*k) * d.MinNormal()
+		// the underflow terms (fp32's and the dtype's: 2k·MinNormal_d for the partials'
+		// roundings and adds) are themselves carried through up to k later dtype roundings
+		splitUnder = (under + float64(2*k)*d.MinNormal()) * math.Exp(float64(k)*math.Log1p(d.UnitRoundoff())) * (1 + 0x1p-40)
 	}
 	for i := 0; i < m; i++ {
 		for j := 0; j < n; j++ {
@@ -209,7 +211,7 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 					set(i, j, 0, math.NaN()) // a partial sum in the dtype may overflow: unconstrained
 					continue
 				}
-				set(i, j, c, (mp-mm)+split*nn+under+splitUnder+f64err*mp)
+				set(i, j, c, (mp-mm)+split*nn+splitUnder+f64err*mp)
 				continue
 			}
 			if mp*(1+g) > math.MaxFloat32 || math.IsNaN(mp) || math.IsInf(g, 0) {
@@ -224,8 +226,9 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 
 // splitFactor is the relative accumulation bound of a GEMM of reduction length k whose
 // split-K partial sums may be reduced in the dtype d (contract.ReducedPrecisionReduction):
-// |ŝ − Σ t| ≤ splitFactor·N (+ 2k·MinNormal_d for underflow or flush to zero, which the caller
-// adds), N the nominal magnitude Σ ν|a|·ν|b| (≥ Σ|t|).
+// |ŝ − Σ t| ≤ splitFactor·N (+ (2k·MinNormal_d + fp32's underflow term)·(1+u_d)^k for underflow
+// or flush to zero, each absolute error carried through the later dtype roundings, which the
+// caller adds), N the nominal magnitude Σ ν|a|·ν|b| (≥ Σ|t|).
 //
 // Derivation (docs/oracle.md §9.6): split the k products into s chunks (1 ≤ s ≤ k, unknown).
 // Each chunk j is accumulated in fp32 with tensor cores, P̂_j = P_j + e_j with |e_j| ≤ g·N_j

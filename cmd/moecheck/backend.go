@@ -304,7 +304,7 @@ func contractRepro(env *props.Env) string {
 // fresh is the props.Env.New of the history property: it opens another instance of the
 // backend as the flags name it. Nil for a worker backend (a fresh worker per case would cost
 // a process start, CUDA initialisation included, for every case): there the history property
-// is skipped, with a note.
+// runs its pair on the worker itself and judges the second run within its enclosure.
 func (f *backendFlags) fresh(a *app, b gpu.Backend) func() (gpu.Backend, error) {
 	if _, _, _, ok := worker.Info(b); ok {
 		return nil

@@ -392,11 +392,13 @@ def gemm_contract(base: str, target: str, device_type: str, capability: Tuple[in
     fallback, which loops over mm_out), except torch._grouped_mm's bf16 fast path: CUTLASS
     kernels accumulating in fp32, taken on devices of compute capability 9.x and 10.x — so
     transformers:grouped_mm in bf16 there is judged without the freedom. A callable target is
-    assumed to use cuBLAS. CPU GEMMs accumulate in fp32 (no switch applies)."""
-    if device_type != "cuda":
+    assumed to use cuBLAS. CPU GEMMs accumulate in fp32 (no switch applies). device_type
+    "cuda-rocm" is a ROCm build of torch (its devices are "cuda" too, and MI300 reports
+    capability 9.x, but its _grouped_mm is not the CUTLASS path): no exemption there."""
+    if device_type not in ("cuda", "cuda-rocm"):
         return base
     bf16, fp16 = switches
-    if bf16 and target == "transformers:grouped_mm" and capability[0] in (9, 10):
+    if bf16 and device_type == "cuda" and target == "transformers:grouped_mm" and capability[0] in (9, 10):
         bf16 = False
     if bf16 and fp16:
         return base + "+reduced-precision-reduction"
@@ -483,8 +485,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             set_fp32_gemm_reductions()
             target.name += " (fp32 GEMM reductions)"
         if dev.type == "cuda":
+            kind = "cuda-rocm" if getattr(torch.version, "hip", None) else "cuda"
             target.capabilities["contract"] = gemm_contract(
-                target.capabilities.get("contract", "torch"), args.target, dev.type,
+                target.capabilities.get("contract", "torch"), args.target, kind,
                 torch.cuda.get_device_capability(dev), reduced_precision_switches())
     except targets.TargetError as e:
         log.write(f"moecheck.worker: {e}\n")

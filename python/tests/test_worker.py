@@ -180,12 +180,13 @@ class WorkerProtocolTest(unittest.TestCase):
 
     def test_gemm_contract(self):
         # the hello's contract names cuBLAS's reduced-precision switches per dtype (Go reads it
-        # with contract.ByName: TestPythonContractNames on the Go side)
+        # with contract.ByName: internal/worker's TestCapabilitiesValidate has the modifier rows)
         for name, target, dev, cap, sw, want in [
             ("gc-cpu", "transformers:eager", "cpu", (0, 0), (True, True), "torch"),
             ("gc-eager-both", "transformers:eager", "cuda", (9, 0), (True, True), "torch+reduced-precision-reduction"),
             ("gc-eager-off", "transformers:eager", "cuda", (9, 0), (False, False), "torch"),
             ("gc-grouped-h200", "transformers:grouped_mm", "cuda", (9, 0), (True, True), "torch+fp16-reduced-precision-reduction"),
+            ("gc-grouped-rocm", "transformers:grouped_mm", "cuda-rocm", (9, 4), (True, True), "torch+reduced-precision-reduction"),
             ("gc-grouped-a100", "transformers:grouped_mm", "cuda", (8, 0), (True, True), "torch+reduced-precision-reduction"),
             ("gc-bf16-only", "callable:m:f", "cuda", (9, 0), (True, False), "torch+bf16-reduced-precision-reduction"),
         ]:
