@@ -64,6 +64,9 @@ locations, and exits 1 if any case fails.`,
 				return err
 			}
 			defer pool.close()
+			// never more jobs than cases: an in-process backend's Run gets cores/jobs, and a
+			// worker would start lanes no case uses
+			bf.jobs = min(bf.jobs, len(cs))
 			ct, err := bf.contractFlag()
 			if err != nil {
 				return err
