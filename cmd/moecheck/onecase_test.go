@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -41,6 +45,52 @@ func TestOneCaseOneJob(t *testing.T) {
 			}
 			if f.jobs != tc.want {
 				t.Errorf("jobs = %d, want %d", f.jobs, tc.want)
+			}
+		})
+	}
+}
+
+// TestReplayJobsAtMostCases: replay of one record with --jobs 4 started a worker with 4 lanes
+// (and gave an in-process sim cores/4); it now runs min(--jobs, cases) jobs. The worker here
+// is moecheck-worker behind a wrapper that records MOECHECK_WORKER_LANES.
+func TestReplayJobsAtMostCases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the worker")
+	}
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real-worker")
+	if out, err := exec.Command("go", "build", "-o", real, "../moecheck-worker").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	lanesFile := filepath.Join(dir, "lanes")
+	wrapDir := filepath.Join(dir, "bin")
+	os.Mkdir(wrapDir, 0o755)
+	wrap := filepath.Join(wrapDir, "moecheck-worker") // the name marks a lanes-serving worker
+	script := "#!/bin/sh\necho \"${MOECHECK_WORKER_LANES:-1}\" >> " + lanesFile + "\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(wrap, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"replay-jobs/one-record", []string{"../../corpus/seeds/single-token.case"}, "1"},
+		{"replay-jobs/two-records", []string{"../../corpus/seeds/single-token.case", "../../corpus/seeds/single-token.case"}, "2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(lanesFile)
+			args := append([]string{"replay", "--backend", "worker:" + wrap, "--jobs", "4", "--properties", "matches"}, tc.args...)
+			code, out, errs := run(t, nil, args...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+			}
+			got, err := os.ReadFile(lanesFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.TrimSpace(string(got)) != tc.want {
+				t.Errorf("worker started with lanes %q, want %q", strings.TrimSpace(string(got)), tc.want)
 			}
 		})
 	}
