@@ -82,10 +82,12 @@ tgt() {
   echo "transformers:$1"
 }
 left() { echo $((TOTAL_S - ($(date +%s) - START))); }
-# timed NAME LIMIT CMD...: runs CMD with a time limit (seconds), output in $L/NAME.txt, then
-# a line "rc=N wall=Xs" (rc=timeout when the limit killed it). Never aborts the script.
-# No step runs past TOTAL_S + 30 s: its limit is cut to what is left (a step with less than
-# 5 s left is skipped and says so), so the script ends in time even when every step hangs.
+# shellcheck source=scripts/timed.sh
+. scripts/timed.sh # (the working directory is the repository root)
+# timed NAME LIMIT CMD...: timed.sh's runner, output in $L/NAME.txt, then a line "rc=N wall=Xs
+# maxrss_kb=K" (rc=timeout when the limit killed it). Never aborts the script. No step runs
+# past TOTAL_S + 30 s: its limit is cut to what is left (a step with less than 5 s left is
+# skipped and says so), so the script ends in time even when every step hangs.
 timed() {
   local name=$1 lim=$2 rem
   shift 2
@@ -96,29 +98,7 @@ timed() {
     return
   fi
   [ $lim -gt $rem ] && lim=$rem
-  python3 - "$L/$name.txt" "$lim" "$@" <<'PY'
-import subprocess, sys, time
-out, lim, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-t0 = time.time()
-with open(out, "w") as f:
-    try:
-        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
-    except OSError as e:
-        f.write(f"cannot start {cmd[0]}: {e}\n")
-        f.write(f"rc=start-failed wall=0.0s\n")
-        sys.exit(0)
-    try:
-        rc = p.wait(timeout=max(lim, 1))
-    except subprocess.TimeoutExpired:
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        rc = "timeout"
-    f.write(f"rc={rc} wall={time.time() - t0:.1f}s\n")
-PY
+  run_limited "$name" "$lim" "$@"
 }
 # summary NAME: the CLI's summary of a check log (cases, failures, cases/s, unsupported,
 # property table, rc) and the first failure saved as first-failure-NAME.txt.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/poison"
+	"github.com/moecheck/moecheck/internal/torchtest"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -28,16 +28,7 @@ func pythonWorker(t *testing.T, args ...string) gpu.Backend {
 // pythonLanes starts one Python worker serving n lanes (n = 1: New) and returns its lanes.
 func pythonLanes(t *testing.T, n int, args ...string) []gpu.Backend {
 	t.Helper()
-	py := os.Getenv("MOECHECK_PYTHON")
-	if py == "" {
-		py = "python3"
-	}
-	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		if os.Getenv("MOECHECK_REQUIRE_PYTHON") == "1" {
-			t.Fatalf("%s cannot import torch (%v) and MOECHECK_REQUIRE_PYTHON=1", py, err)
-		}
-		t.Skipf("no Python with torch (%s: %v); set MOECHECK_PYTHON", py, err)
-	}
+	py := torchtest.Python(t)
 	pkg, err := filepath.Abs(filepath.Join("..", "..", "python"))
 	if err != nil {
 		t.Fatal(err)
