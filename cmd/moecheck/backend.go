@@ -34,7 +34,7 @@ type backendFlags struct {
 	devices      string // CUDA device ordinals the jobs' workers are assigned to round-robin
 	lanes        int    // --lanes-per-worker: jobs of one device per worker process (0: auto)
 	hasJobs      bool   // registerJobs ran: --jobs and --devices exist on this command
-	oneCase      bool   // the command checks one case (check --spec/--preset): one job whatever --jobs says
+	maxCases     int    // when > 0, the cases the command will run: never more jobs than that (check --spec/--preset: 1; replay: its records)
 	jobsFlags    *pflag.FlagSet
 }
 
@@ -104,8 +104,10 @@ func (f *backendFlags) pool(a *app) (*jobPool, error) {
 	if f.jobs < 1 || f.jobs > maxJobs {
 		return nil, usageErr("--jobs %d: want between 1 and %d", f.jobs, maxJobs)
 	}
-	if f.oneCase {
-		f.jobs = 1
+	if f.maxCases > 0 {
+		// more jobs than cases only cost: an in-process backend's Run gets cores/jobs, and a
+		// worker starts lanes no case uses
+		f.jobs = min(f.jobs, f.maxCases)
 	}
 	p := &jobPool{a: a, f: f, lanes: lanes, groups: map[laneGroup][]gpu.Backend{}, opening: map[laneGroup]chan struct{}{}}
 	if r, err := backends.Resolve(f.backend, "", a.getenv); err != nil || r.Argv == nil {

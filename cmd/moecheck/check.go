@@ -155,10 +155,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 		return err
 	}
 	if f.spec != "" || f.preset != "" {
-		// one case: one job, whose in-process backend then runs on every core (with --jobs N
-		// each job's sim gets cores/N: a preset case on 2 cores ran its sim on one) and
-		// whose worker starts no lanes it would never use
-		f.bf.oneCase = true
+		f.bf.maxCases = 1 // one case, one job: its in-process backend runs on every core
 	}
 	pool, b, err := f.bf.start(a)
 	if err != nil {

@@ -33,7 +33,10 @@ func TestOneCaseOneJob(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-			f := &backendFlags{backend: tc.backend, oneCase: tc.one}
+			f := &backendFlags{backend: tc.backend}
+			if tc.one {
+				f.maxCases = 1
+			}
 			f.registerJobs(fs)
 			if tc.jobs != "" {
 				if err := fs.Parse([]string{"--jobs", tc.jobs}); err != nil {

@@ -59,14 +59,12 @@ locations, and exits 1 if any case fails.`,
 			if len(cs) == 0 && len(bad) == 0 {
 				return usageErr("no corpus cases in %v", args)
 			}
+			bf.maxCases = len(cs)
 			pool, err := bf.pool(a)
 			if err != nil {
 				return err
 			}
 			defer pool.close()
-			// never more jobs than cases: an in-process backend's Run gets cores/jobs, and a
-			// worker would start lanes no case uses
-			bf.jobs = min(bf.jobs, len(cs))
 			ct, err := bf.contractFlag()
 			if err != nil {
 				return err
