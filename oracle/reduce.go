@@ -172,10 +172,11 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 	}
 	var split, splitUnder float64
 	if rpr {
-		split = splitFactor(d, k, g)
+		var grow float64
+		split, grow = splitFactor(d, k, g)
 		// the underflow terms (fp32's and the dtype's: 2k·MinNormal_d for the partials'
 		// roundings and adds) are themselves carried through up to k later dtype roundings
-		splitUnder = (under + float64(2*k)*d.MinNormal()) * math.Exp(float64(k)*math.Log1p(d.UnitRoundoff())) * (1 + 0x1p-40)
+		splitUnder = (under + float64(2*k)*d.MinNormal()) * grow
 	}
 	for i := 0; i < m; i++ {
 		for j := 0; j < n; j++ {
@@ -224,11 +225,11 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 	}
 }
 
-// splitFactor is the relative accumulation bound of a GEMM of reduction length k whose
+// splitFactor returns the relative accumulation bound of a GEMM of reduction length k whose
 // split-K partial sums may be reduced in the dtype d (contract.ReducedPrecisionReduction):
 // |ŝ − Σ t| ≤ splitFactor·N (+ (2k·MinNormal_d + fp32's underflow term)·(1+u_d)^k for underflow
 // or flush to zero, each absolute error carried through the later dtype roundings, which the
-// caller adds), N the nominal magnitude Σ ν|a|·ν|b| (≥ Σ|t|).
+// caller adds), N the nominal magnitude Σ ν|a|·ν|b| (≥ Σ|t|); and grow = (1+u_d)^k.
 //
 // Derivation (docs/oracle.md §9.6): split the k products into s chunks (1 ≤ s ≤ k, unknown).
 // Each chunk j is accumulated in fp32 with tensor cores, P̂_j = P_j + e_j with |e_j| ≤ g·N_j
@@ -239,9 +240,9 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 // increasing in s, so s = k bounds every split: (1+g)(1+u_d)^k − 1. The float64 evaluation
 // of this factor is rounded up by 2⁻⁴⁰ (relative); s = 1 (no split) is docs/path.md's fp32
 // accumulation followed by the output rounding, so the fp32-only enclosure lies inside.
-func splitFactor(d moe.DType, k int, g float64) float64 {
-	grow := math.Exp(float64(k) * math.Log1p(d.UnitRoundoff())) // (1+u_d)^k
-	return ((1+g)*grow - 1) * (1 + 0x1p-40)
+func splitFactor(d moe.DType, k int, g float64) (factor, grow float64) {
+	grow = math.Exp(float64(k)*math.Log1p(d.UnitRoundoff())) * (1 + 0x1p-40) // (1+u_d)^k, rounded up
+	return ((1+g)*grow - 1) * (1 + 0x1p-40), grow
 }
 
 // nominalFloor returns 2^emin of the dtype whose operands tensor cores multiply (bf16, fp16),
