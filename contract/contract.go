@@ -62,8 +62,9 @@ type Promises struct {
 // fields): no NaN or Inf where the reference is finite, no surviving poison, output rows of
 // all-sentinel tokens zero, weight gradients of experts without rows zero, routing-weight
 // gradients of sentinel slots zero. GEMMs (GEMM 1 and 2, their dgrads and wgrads, d_rw)
-// always accumulate products of stored values in fp32 in any order, split-K and truncating
-// tensor cores included (docs/oracle.md §2).
+// accumulate products of stored values in fp32 in any order, split-K and truncating tensor
+// cores included (docs/oracle.md §2), unless ReducedPrecisionReduction lets the bf16/fp16
+// GEMMs reduce their split-K partials in the dtype (§9.6).
 //
 // The zero value is the Exact contract without a name.
 type Contract struct {
