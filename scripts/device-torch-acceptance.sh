@@ -13,13 +13,17 @@
 #               shape every run (module build); the in-process rate of 1, 2, 4, 8 lanes
 #               (bench --lanes); and tests.batched_wgrad_probe (how CUDA's
 #               index_put_ sums batched_mm's per-slot weight gradients)
+#   unittests   the Python package's tests on the GPU machine (CUDA-only ones included:
+#               tests.test_transfer's pinned one-copy transfers)
 #   throughput  start-up first: the wall time of `check --cases 1` with --jobs 1 and with
 #               --jobs 8 (time to the first case, worker start-up included); then
 #               transformers:grouped_mm, every property, per configuration JOBS:LANES of
 #               THRU_CONFIGS (default "1:1 2:1 4:4 8:4 8:8 16:4": --jobs JOBS
 #               --lanes-per-worker LANES, so 8:4 is 2 worker processes of 4 lanes), THRU_S
 #               seconds each (default 20), the GPU to itself: cases/s from the CLI's own
-#               summary and its steady rate
+#               summary and its steady rate, and the host's busy cores; each configuration
+#               once per host-wait mode of THRU_SYNC (default "blocking"; "blocking spin"
+#               compares: the worker's --sync through MOECHECK_WORKER_SYNC)
 #   ledger      #45621-as-merged under the default budget: caught in < 2 s (the CLI's case
 #               time), shrunk to T ≤ 2 and E ≤ 2, triage names the op (the worker's triage)
 #   grouped     transformers:grouped_mm, --cases 5000 --keep-going, every property
@@ -41,7 +45,8 @@
 # (a step's limit is cut to what is left; one with under 5 s left is skipped and says so), so
 # with the default TOTAL_S the script ends within 9 minutes even if every step hangs.
 #
-# Environment: MOECHECK_PYTHON (python3), JOBS, THRU_S, THRU_CONFIGS, FULL_S, TOTAL_S, SEED (1), MC (the CLI,
+# Environment: MOECHECK_PYTHON (python3), JOBS, THRU_S, THRU_CONFIGS, THRU_SYNC, TTFC_JOBS (the
+# --jobs values of the start-up measurement, default "1 8"; empty skips it), FULL_S, TOTAL_S, SEED (1), MC (the CLI,
 # .device/moecheck). TARGET_MAP replaces the transformers targets, for a smoke run of the
 # script's logic on a machine without a GPU or transformers, e.g. (about 80 s on 2 cores):
 #   go build -o .device/moecheck ./cmd/moecheck && OUT=/tmp/o MOECHECK_PYTHON=/usr/bin/python3 \
@@ -63,11 +68,15 @@ export MOECHECK_CACHE=${MOECHECK_CACHE:-$L/cache}
 JOBS=${JOBS:-2}
 THRU_S=${THRU_S:-20}
 THRU_CONFIGS=${THRU_CONFIGS:-1:1 2:1 4:4 8:4 8:8 16:4}
+THRU_SYNC=${THRU_SYNC:-blocking}
 FULL_S=${FULL_S:-60}
 TOTAL_S=${TOTAL_S:-510}
 SEED=${SEED:-1}
 STEPS=${*:-bench throughput ledger grouped batched eager}
 S=$L/summary.txt
+# host CPU use between two /proc/stat samples: busy cores of all (user+nice+system+irq+softirq)
+cpustat() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+cpubusy() { echo "$1 $2" | awk -v n="$(nproc)" '{b=$3-$1; t=$4-$2; if (t>0) printf "%.1f of %d cores busy", n*b/t, n}'; }
 : >"$S"
 note() { echo "$*" >>"$S"; } # the summary, printed at the end
 say() { echo "$(date -u +%T) $*"; }   # progress
@@ -134,7 +143,8 @@ E=$(tgt eager)
 
 if has bench; then
   say bench
-  timed bench 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 200
+  timed bench 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 200 --count-syncs
+  timed bench-spin 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 200 --sync spin
   timed bench-fresh 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 40 --fresh-shapes
   timed bench-gptoss 60 $MOECHECK_PYTHON -m moecheck.bench --target "$G" --reps 100 --act gptoss
   # in-process lanes: how far one worker's threads (a stream each) scale under the GIL
@@ -143,15 +153,24 @@ if has bench; then
   timed wgrad-probe 60 sh -c "cd python && exec $MOECHECK_PYTHON -m tests.batched_wgrad_probe"
 fi
 
+if has unittests; then
+  say unittests
+  timed unittests 240 sh -c "cd python && exec $MOECHECK_PYTHON -m unittest discover -s tests -t ."
+fi
+
 if has throughput; then
-  for j in 1 8; do # time to the first case: worker start-up (import, CUDA, probe) + one case
+  for j in ${TTFC_JOBS-1 8}; do # time to the first case: worker start-up (import, CUDA, probe) + one case
     say "start-up --jobs $j"
     timed ttfc-j$j 90 "$MC" check --backend "torch:$G" --jobs $j --cases 1 --seed $SEED --keep-going --no-shrink
   done
   for c in $THRU_CONFIGS; do
     j=${c%%:*} l=${c#*:}
-    say "throughput --jobs $j --lanes-per-worker $l"
-    timed thru-j$j-l$l $((THRU_S + 60)) "$MC" check --backend "torch:$G" --jobs $j --lanes-per-worker $l --time ${THRU_S}s --seed $SEED --keep-going --no-shrink
+    for sm in $THRU_SYNC; do
+      say "throughput --jobs $j --lanes-per-worker $l, host waits $sm"
+      c0=$(cpustat)
+      MOECHECK_WORKER_SYNC=$sm timed thru-j$j-l$l-$sm $((THRU_S + 60)) "$MC" check --backend "torch:$G" --jobs $j --lanes-per-worker $l --time ${THRU_S}s --seed $SEED --keep-going --no-shrink
+      echo "host CPU: $(cpubusy "$c0" "$(cpustat)")" >>"$L/thru-j$j-l$l-$sm.txt"
+    done
   done
 fi
 
@@ -213,13 +232,16 @@ fi
 
 # Summary.
 if has bench; then
-  for b in bench bench-fresh bench-gptoss bench-lanes wgrad-probe; do note "== $b"; grep -vE '^$' "$L/$b.txt" | tail -12 | cut -c1-200 >>"$S"; done
+  for b in bench bench-spin bench-fresh bench-gptoss bench-lanes wgrad-probe; do note "== $b"; grep -vE '^$' "$L/$b.txt" | tail -12 | cut -c1-200 >>"$S"; done
 fi
+has unittests && note "unittests: $(grep -E '^(Ran|OK|FAILED)' "$L/unittests.txt" | tr '\n' ' ')"
 if has throughput; then
-  for j in 1 8; do note "start-up --jobs $j --cases 1: $(tail -1 "$L/ttfc-j$j.txt")"; done
+  for j in ${TTFC_JOBS-1 8}; do note "start-up --jobs $j --cases 1: $(tail -1 "$L/ttfc-j$j.txt")"; done
   for c in $THRU_CONFIGS; do
     j=${c%%:*} l=${c#*:}
-    note "throughput --jobs $j --lanes-per-worker $l: $(cps thru-j$j-l$l) $(tail -1 "$L/thru-j$j-l$l.txt")"
+    for sm in $THRU_SYNC; do
+      note "throughput --jobs $j --lanes-per-worker $l, host waits $sm: $(cps thru-j$j-l$l-$sm) $(tail -2 "$L/thru-j$j-l$l-$sm.txt" | tr '\n' ' ')"
+    done
   done
 fi
 if has ledger; then

@@ -38,11 +38,12 @@ import statistics
 import sys
 import threading
 import time
+import warnings
 from typing import Callable, Dict, List
 
 import torch
 
-from . import poison, protocol, targets, worker
+from . import poison, protocol, targets, transfer, worker
 
 PARTS = ["decode", "setup", "forward", "backward", "poison", "collect", "encode"]
 
@@ -76,6 +77,11 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print cProfile's top N functions of the loop")
     ap.add_argument("--lanes", default="", metavar="N,M,...",
                     help="measure the aggregate runs/s of N threads serving runs as a worker's lanes, for each N")
+    ap.add_argument("--sync", default="blocking", choices=list(transfer.SYNC_MODES),
+                    help="how the host waits for the device, as the worker's --sync (default blocking)")
+    ap.add_argument("--count-syncs", action="store_true",
+                    help="also count the host-device synchronisations of one run per part "
+                         "(torch.cuda.set_sync_debug_mode: implicit waits inside the path included)")
     a = ap.parse_args(argv)
     if a.reps < 1 or a.warmup < 0:
         ap.error("--reps must be at least 1 and --warmup at least 0")
@@ -87,9 +93,14 @@ def main(argv=None) -> int:
     method = a.poison_method
     if method == "auto":
         method = "allocator" if dev.type == "cuda" else "dispatch"
+    if dev.type == "cuda" and a.sync == "blocking":
+        why = transfer.set_blocking_sync(dev)
+        if why:
+            print(f"note: process-wide blocking waits unavailable ({why}); the run's own waits block")
     if method == "allocator":
         poison.install_allocator()
     t = targets.resolve(a.target, dev)
+    t.stagings = transfer.Stagings(blocking=a.sync == "blocking")
     dt = a.dtype or ("bf16" if dev.type == "cuda" else "fp32")
     gpt = a.act == "gptoss"
     align = int((t.capabilities.get("align", {}).get(dt) or {}).get("h", 1) or 1)
@@ -172,7 +183,42 @@ def main(argv=None) -> int:
     al = poison.installed()
     if al is not None:
         print(f"  allocator: {al.stats()}")
+    if a.count_syncs and dev.type == "cuda":
+        print("  host-device synchronisations of one run: " + ", ".join(
+            f"{k} {v}" for k, v in count_syncs(t, reqs[-1], dev, method).items()))
     return 0
+
+
+def count_syncs(t: targets.Target, f: protocol.Frame, dev: torch.device, method: str) -> Dict[str, int]:
+    """The synchronising CUDA calls of one run per part (setup, forward, backward, collect),
+    as torch's sync debug mode reports them (a warning per call)."""
+    out: Dict[str, int] = {}
+    cc = protocol.decode_request(f)
+    torch.cuda.synchronize()
+    prev = torch.cuda.get_sync_debug_mode()
+    try:
+        torch.cuda.set_sync_debug_mode("warn")
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            n = 0
+
+            def mark(part: str) -> None:
+                nonlocal n
+                out[part] = len(w) - n
+                n = len(w)
+
+            p = targets.prepare(t, cc, dev)
+            mark("setup")
+            with poison.poisoned(method, cc.options.poison, targets.DTYPES[cc.header.dtype]):
+                y = targets.forward(t, p, cc.header)
+                mark("forward")
+                targets.backward(p, y)
+                mark("backward")
+            targets.collect(p, y, cc.header, sync_device=False)
+            mark("collect")
+    finally:
+        torch.cuda.set_sync_debug_mode(prev)
+    return out
 
 
 def lanes_rate(t: targets.Target, reqs: List[protocol.Frame], dev: torch.device, method: str, n: int,

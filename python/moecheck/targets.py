@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from . import ledger, poison
+from . import ledger, poison, transfer
 from .experts import Experts
 from .protocol import Case, CaseHeader
 
@@ -50,6 +50,9 @@ class Target:
     build: Callable[[CaseHeader, torch.dtype, torch.device, bool], torch.nn.Module]
     capabilities: Dict[str, Any] = field(default_factory=dict)
     _modules: Dict[Tuple, torch.nn.Module] = field(default_factory=dict)
+    # each lane thread's pinned transfer buffers (transfer.Staging; shared by the per-lane
+    # copies a worker makes with dataclasses.replace: keyed by thread)
+    stagings: transfer.Stagings = field(default_factory=transfer.Stagings)
 
     def module(self, h: CaseHeader, device: torch.device, ep: Optional[bool] = None) -> torch.nn.Module:
         """The experts module for a case's sizes; ep (default: h.ep_world > 1) says whether it
@@ -250,9 +253,11 @@ def resolve(name: str, device: torch.device) -> Target:
 
 # --- running one case --------------------------------------------------------------------
 
-def load_module(m: torch.nn.Module, c: Case, device: torch.device) -> None:
-    """Copies the case's weights (and biases) into the module's parameters, clearing grads."""
-    t = c.tensors
+def load_module(m: torch.nn.Module, c: Case, device: torch.device,
+                src: Optional[Dict[str, torch.Tensor]] = None) -> None:
+    """Copies the case's weights (and biases) into the module's parameters, clearing grads
+    (src: the same tensors already on the device, else the case's own)."""
+    t = src if src is not None else c.tensors
     pairs = [("gate_up_proj", "w1"), ("down_proj", "w2")]
     if c.header.bias:
         pairs += [("gate_up_proj_bias", "b1"), ("down_proj_bias", "b2")]
@@ -277,12 +282,22 @@ class Prepared:
     ids: torch.Tensor
     rw: torch.Tensor
     dy: torch.Tensor
+    staging: Optional[transfer.Staging] = None  # on CUDA: the lane's transfer buffers (collect)
 
 
 def prepare(target: Target, c: Case, device: torch.device) -> Prepared:
     """Setup of one run: the (cached) experts module of the case's shape loaded with its
     weights, and the inputs on the device (x and rw as leaves that require grad)."""
     m = target.module(c.header, device, expert_parallel(c))
+    if device.type == "cuda":
+        # every input in one asynchronous copy (transfer.Staging: pageable copies one by one
+        # each waited for the stream)
+        st = target.stagings.get(device)
+        names = [k for k in ("w1", "w2", "b1", "b2", "x", "rw", "ids", "dy") if k in c.tensors]
+        on = dict(zip(names, st.upload([c.tensors[k] for k in names])))
+        load_module(m, c, device, on)
+        x, rw = on["x"].detach().requires_grad_(True), on["rw"].detach().requires_grad_(True)
+        return Prepared(m, x, on["ids"].to(torch.int64), rw, on["dy"], st)
     load_module(m, c, device)
     t = c.tensors
     x, rw = t["x"].to(device), t["rw"].to(device)
@@ -332,13 +347,13 @@ def collect(p: Prepared, y: torch.Tensor, h: CaseHeader, sync_device: bool = Tru
         out["db2"] = grad(m.down_proj_bias, m.down_proj_bias)
     if p.x.device.type == "cpu":
         return {k: v.to(dt) for k, v in out.items()}
-    if p.x.device.type == "cuda":
-        # a fault surfaces here, inside the run's error handling
-        if sync_device:
-            torch.cuda.synchronize(p.x.device)
-        else:
-            torch.cuda.current_stream(p.x.device).synchronize()
-    flat = torch.cat([v.reshape(-1).to(dt) for v in out.values()]).to("cpu")
+    if p.x.device.type == "cuda" and sync_device:
+        torch.cuda.synchronize(p.x.device)  # a fault surfaces here, inside the run's error handling
+    flat = torch.cat([v.reshape(-1).to(dt) for v in out.values()])
+    if p.staging is not None:
+        flat = p.staging.download(flat)  # one wait on the current stream (a fault raises here)
+    else:
+        flat = flat.to("cpu")
     res, o = {}, 0
     for k, v in out.items():
         n = v.numel()

@@ -39,11 +39,12 @@ from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 import torch
 
 from . import caps as capsmod
-from . import poison, protocol, targets, triage
+from . import poison, protocol, targets, transfer, triage
 from .protocol import Frame, ProtocolError
 
 
 LANES_ENV = "MOECHECK_WORKER_LANES"
+SYNC_ENV = "MOECHECK_WORKER_SYNC"  # the default of --sync (spin or blocking)
 MAX_LANES = 256  # internal/worker MaxLanes
 
 
@@ -185,7 +186,8 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
     stream, the lane's, instead of the whole device)."""
     crash = crash or Crash(1)
     hello: Dict[str, Any] = {"type": "hello", "proto": protocol.PROTO, "version": version,
-                             "backend": target.name, "device": f"{_device_description(device)}; poisoning: {method}"}
+                             "backend": target.name, "device": f"{_device_description(device)}; poisoning: {method}"
+                                       + (f"; host waits: {target.stagings.note}" if target.stagings.note else "")}
     if version >= 2:
         hello["capabilities"] = caps
     if lanes > 1:
@@ -427,6 +429,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "the hello's contract is then plain torch (fp32 accumulation in every GEMM) instead of "
                          "torch+reduced-precision-reduction, whose bounds are much wider (docs/python.md, Findings 4); "
                          "the target's name says so")
+    ap.add_argument("--sync", default=os.environ.get(SYNC_ENV, "") or "blocking", choices=list(transfer.SYNC_MODES),
+                    help="how the host waits for the device (moecheck.transfer): blocking (default; the waiting "
+                         "thread sleeps, so the lanes of several workers waiting for one GPU leave the host's cores "
+                         "to the others) or spin (CUDA's default: a core per waiting thread); default from "
+                         f"{SYNC_ENV}")
     ap.add_argument("--cpu-threads", type=int, default=0,
                     help="torch's intra-op CPU threads (0: 1 on a CUDA device, where the path's work is on the GPU "
                          "and several workers share the host's cores; torch's default on the CPU)")
@@ -462,6 +469,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     method = args.poison_method
     if method == "auto":
         method = "allocator" if dev.type == "cuda" else "dispatch"
+    sync_note = ""
+    if dev.type == "cuda" and args.sync == "blocking":
+        why = transfer.set_blocking_sync(dev)  # before the context exists, where the driver needs it
+        sync_note = "blocking" if not why else f"blocking (run waits only; process-wide: {why})"
+    elif dev.type == "cuda":
+        sync_note = "spin"
     try:
         if method == "allocator":
             if dev.type != "cuda":
@@ -478,6 +491,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         target = targets.resolve(args.target, dev)
+        target.stagings = transfer.Stagings(blocking=args.sync == "blocking", note=sync_note)
         if args.no_sentinels:
             target.capabilities["sentinels"] = False
             target.name += " (sentinels=false)"

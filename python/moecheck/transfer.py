@@ -1,0 +1,136 @@
+"""Host↔device transfers of one run, and how the host waits for the device.
+
+A run's inputs (weights, biases, x, ids, rw, dy: six to eight tensors) went to the device one
+``.to(device)`` at a time from pageable host memory. A copy from pageable memory synchronises
+the stream before it starts, so every run waited for the device six to eight times before its
+forward began; with several worker processes time-slicing one GPU each of those waits can last
+a time slice. ``Staging`` packs them into one pinned host buffer per lane (kept and grown) and
+sends it with one asynchronous copy; the results come back the same way (one device buffer,
+one asynchronous copy into a pinned buffer, one wait).
+
+``SyncMode`` says how the host waits: ``spin`` (CUDA's default with fewer busy contexts than
+cores: the waiting thread spins on a core) or ``blocking`` (the thread sleeps until the device
+signals: the worker's waits on its run's event, and, where the driver allows it, every wait of
+the process, including the implicit ones inside the path under test, through the primary
+context's scheduling flag). Several workers whose lanes all spin can occupy every core of the
+host while they wait for a GPU they share; blocking frees those cores at a small wake-up cost.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import Dict, List, Optional
+
+import torch
+
+SYNC_MODES = ("spin", "blocking")
+
+# CUDA driver API: CU_CTX_SCHED_BLOCKING_SYNC (cuda.h).
+_CU_CTX_SCHED_BLOCKING_SYNC = 0x04
+_ALIGN = 64  # bytes: every tensor of a staging buffer starts at a multiple (any dtype's alignment)
+
+
+def set_blocking_sync(device: torch.device) -> str:
+    """Asks the driver to make every host wait of this process on device's primary context a
+    blocking (sleeping) wait: cuDevicePrimaryCtxSetFlags(dev, CU_CTX_SCHED_BLOCKING_SYNC).
+    Returns "" on success, else why not (the worker's own waits block anyway: Staging's
+    events are created blocking)."""
+    if device.type != "cuda":
+        return "not a CUDA device"
+    if getattr(torch.version, "hip", None):
+        return "ROCm: no CUDA driver API"
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError as e:
+        return f"libcuda.so.1: {e}"
+    try:
+        if lib.cuInit(0) != 0:
+            return "cuInit failed"
+        dev = ctypes.c_int(0)
+        idx = device.index if device.index is not None else torch.cuda.current_device()
+        # the ordinal torch uses is the runtime's; with CUDA_VISIBLE_DEVICES both number the
+        # visible devices alike
+        if lib.cuDeviceGet(ctypes.byref(dev), ctypes.c_int(idx)) != 0:
+            return f"cuDeviceGet({idx}) failed"
+        rc = lib.cuDevicePrimaryCtxSetFlags_v2(dev, ctypes.c_uint(_CU_CTX_SCHED_BLOCKING_SYNC)) \
+            if hasattr(lib, "cuDevicePrimaryCtxSetFlags_v2") else \
+            lib.cuDevicePrimaryCtxSetFlags(dev, ctypes.c_uint(_CU_CTX_SCHED_BLOCKING_SYNC))
+        if rc != 0:
+            return f"cuDevicePrimaryCtxSetFlags returned {rc}"
+    except AttributeError as e:
+        return f"driver API: {e}"
+    return ""
+
+
+class Staging:
+    """One lane's pinned host buffers: inputs go to the device, results come back, each with
+    one asynchronous copy. Not shared between threads (the worker keeps one per lane thread:
+    stagings())."""
+
+    def __init__(self, device: torch.device, blocking: bool) -> None:
+        self.device = device
+        self.blocking = blocking
+        self._in: Optional[torch.Tensor] = None
+        self._out: Optional[torch.Tensor] = None
+        self._in_done: Optional[torch.cuda.Event] = None  # the last upload's copy has finished
+
+    def _host(self, buf: Optional[torch.Tensor], n: int) -> torch.Tensor:
+        if buf is None or buf.numel() < n:
+            buf = torch.empty(max(n, 2 * (buf.numel() if buf is not None else 0), 1 << 16),
+                              dtype=torch.uint8, pin_memory=True)
+        return buf
+
+    def upload(self, tensors: List[torch.Tensor]) -> List[torch.Tensor]:
+        """The tensors (on the CPU) on the device, with one copy on the current stream; the
+        returned tensors are views of one device buffer (same dtypes and shapes)."""
+        offs, o = [], 0
+        for t in tensors:
+            offs.append(o)
+            o += -(-t.numel() * t.element_size() // _ALIGN) * _ALIGN
+        if self._in_done is not None:
+            self._in_done.synchronize()  # the previous copy has read the buffer (a run that raised)
+        self._in = self._host(self._in, o)
+        for t, off in zip(tensors, offs):
+            nb = t.numel() * t.element_size()
+            if nb:
+                self._in[off:off + nb].copy_(t.contiguous().reshape(-1).view(torch.uint8))
+        dev = self._in[:o].to(self.device, non_blocking=True)
+        self._in_done = torch.cuda.Event(blocking=self.blocking)
+        self._in_done.record()
+        out = []
+        for t, off in zip(tensors, offs):
+            nb = t.numel() * t.element_size()
+            out.append(dev[off:off + nb].view(t.dtype).view(t.shape))
+        return out
+
+    def download(self, flat: torch.Tensor) -> torch.Tensor:
+        """flat (a 1-D device tensor) on the CPU: one asynchronous copy into the pinned buffer
+        on the current stream, one wait for it (a device fault raises here), then a host copy
+        of its own (the pinned buffer is reused by the next run)."""
+        nb = flat.numel() * flat.element_size()
+        self._out = self._host(self._out, nb)
+        host = self._out[:nb].view(flat.dtype)
+        host.copy_(flat, non_blocking=True)
+        done = torch.cuda.Event(blocking=self.blocking)
+        done.record()
+        done.synchronize()
+        return host.clone()
+
+
+class Stagings:
+    """The Staging of each thread (a worker's lanes are threads): created on first use."""
+
+    def __init__(self, blocking: bool = False, note: str = "") -> None:
+        self.blocking = blocking
+        self.note = note  # how the host waits, for the worker's hello ("" on the CPU)
+        self._by_thread: Dict[int, Staging] = {}
+        self._lock = threading.Lock()
+
+    def get(self, device: torch.device) -> Staging:
+        k = threading.get_ident()
+        s = self._by_thread.get(k)
+        if s is None:
+            with self._lock:
+                s = self._by_thread.setdefault(k, Staging(device, self.blocking))
+        return s
