@@ -79,6 +79,8 @@ def main(argv=None) -> int:
                     help="measure the aggregate runs/s of N threads serving runs as a worker's lanes, for each N")
     ap.add_argument("--sync", default="blocking", choices=list(transfer.SYNC_MODES),
                     help="how the host waits for the device, as the worker's --sync (default blocking)")
+    ap.add_argument("--transfer", default="pinned", choices=list(transfer.TRANSFERS),
+                    help="how a run's tensors cross to the device and back, as the worker's --transfer (default pinned)")
     ap.add_argument("--count-syncs", action="store_true",
                     help="also count the host-device synchronisations of one run per part "
                          "(torch.cuda.set_sync_debug_mode: implicit waits inside the path included)")
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
         shape = parse_shape(a.shape)
     except ValueError as e:
         ap.error(str(e))
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     method = a.poison_method
     if method == "auto":
         method = "allocator" if dev.type == "cuda" else "dispatch"
@@ -100,7 +102,7 @@ def main(argv=None) -> int:
     if method == "allocator":
         poison.install_allocator()
     t = targets.resolve(a.target, dev)
-    t.stagings = transfer.Stagings(blocking=a.sync == "blocking")
+    t.stagings = transfer.Stagings(blocking=a.sync == "blocking", pinned=a.transfer == "pinned")
     dt = a.dtype or ("bf16" if dev.type == "cuda" else "fp32")
     gpt = a.act == "gptoss"
     align = int((t.capabilities.get("align", {}).get(dt) or {}).get("h", 1) or 1)
@@ -173,7 +175,8 @@ def main(argv=None) -> int:
     h0 = header(0)
     what = f"T={h0.t} H={h0.h}{'+' if a.fresh_shapes else ''} I={h0.i} E={h0.e} K={h0.k} {a.act}"
     print(f"target {a.target} on {dev} ({dt}, {what}, poison {a.poison} via {method}"
-          f"{', a fresh shape every run' if a.fresh_shapes else ''}), median of {a.reps} runs:")
+          f"{', a fresh shape every run' if a.fresh_shapes else ''}"
+          f"{f', {a.sync} waits, {a.transfer} transfers' if dev.type == 'cuda' else ''}), median of {a.reps} runs:")
     total = 0.0
     for k in PARTS:
         m = statistics.median(times[k]) * 1e3

@@ -289,7 +289,7 @@ def prepare(target: Target, c: Case, device: torch.device) -> Prepared:
     """Setup of one run: the (cached) experts module of the case's shape loaded with its
     weights, and the inputs on the device (x and rw as leaves that require grad)."""
     m = target.module(c.header, device, expert_parallel(c))
-    if device.type == "cuda":
+    if device.type == "cuda" and target.stagings.pinned:
         # every input in one asynchronous copy (transfer.Staging: pageable copies one by one
         # each waited for the stream)
         st = target.stagings.get(device)

@@ -25,6 +25,9 @@ from typing import Dict, List, Optional
 import torch
 
 SYNC_MODES = ("spin", "blocking")
+# pinned: Staging (one copy each way per run); pageable: a .to(device) per tensor, as before
+# (kept to measure the difference: moecheck.bench --transfer, the worker's --transfer)
+TRANSFERS = ("pinned", "pageable")
 
 # CUDA driver API: CU_CTX_SCHED_BLOCKING_SYNC (cuda.h).
 _CU_CTX_SCHED_BLOCKING_SYNC = 0x04
@@ -48,9 +51,10 @@ def set_blocking_sync(device: torch.device) -> str:
         if lib.cuInit(0) != 0:
             return "cuInit failed"
         dev = ctypes.c_int(0)
-        idx = device.index if device.index is not None else torch.cuda.current_device()
         # the ordinal torch uses is the runtime's; with CUDA_VISIBLE_DEVICES both number the
-        # visible devices alike
+        # visible devices alike. (No torch.cuda call here: it must run before torch initialises
+        # CUDA, e.g. before the poisoning allocator is installed.)
+        idx = device.index if device.index is not None else 0
         if lib.cuDeviceGet(ctypes.byref(dev), ctypes.c_int(idx)) != 0:
             return f"cuDeviceGet({idx}) failed"
         rc = lib.cuDevicePrimaryCtxSetFlags_v2(dev, ctypes.c_uint(_CU_CTX_SCHED_BLOCKING_SYNC)) \
@@ -66,16 +70,19 @@ def set_blocking_sync(device: torch.device) -> str:
 class Staging:
     """One lane's pinned host buffers: inputs go to the device, results come back, each with
     one asynchronous copy. Not shared between threads (the worker keeps one per lane thread:
-    stagings())."""
+    Stagings)."""
 
     def __init__(self, device: torch.device, blocking: bool) -> None:
         self.device = device
         self.blocking = blocking
         self._in: Optional[torch.Tensor] = None
         self._out: Optional[torch.Tensor] = None
-        self._in_done: Optional[torch.cuda.Event] = None  # the last upload's copy has finished
+        self._in_done = torch.cuda.Event(blocking=blocking)  # the last upload's copy has finished
+        self._out_done = torch.cuda.Event(blocking=blocking)
+        self._uploaded = False
 
-    def _host(self, buf: Optional[torch.Tensor], n: int) -> torch.Tensor:
+    @staticmethod
+    def _host(buf: Optional[torch.Tensor], n: int) -> torch.Tensor:
         if buf is None or buf.numel() < n:
             buf = torch.empty(max(n, 2 * (buf.numel() if buf is not None else 0), 1 << 16),
                               dtype=torch.uint8, pin_memory=True)
@@ -83,26 +90,25 @@ class Staging:
 
     def upload(self, tensors: List[torch.Tensor]) -> List[torch.Tensor]:
         """The tensors (on the CPU) on the device, with one copy on the current stream; the
-        returned tensors are views of one device buffer (same dtypes and shapes)."""
-        offs, o = [], 0
-        for t in tensors:
-            offs.append(o)
-            o += -(-t.numel() * t.element_size() // _ALIGN) * _ALIGN
-        if self._in_done is not None:
+        returned tensors are views of one device buffer (same dtypes and shapes). The bytes
+        are packed by element size, widest first, so every view starts at a multiple of its
+        element size without padding (one torch.cat into the pinned buffer)."""
+        order = sorted(range(len(tensors)), key=lambda k: -tensors[k].element_size())
+        flat = [tensors[k].reshape(-1).view(torch.uint8) for k in order]
+        sizes = [f.numel() for f in flat]
+        n = sum(sizes)
+        if self._uploaded:
             self._in_done.synchronize()  # the previous copy has read the buffer (a run that raised)
-        self._in = self._host(self._in, o)
-        for t, off in zip(tensors, offs):
-            nb = t.numel() * t.element_size()
-            if nb:
-                self._in[off:off + nb].copy_(t.contiguous().reshape(-1).view(torch.uint8))
-        dev = self._in[:o].to(self.device, non_blocking=True)
-        self._in_done = torch.cuda.Event(blocking=self.blocking)
+        self._in = self._host(self._in, n)
+        torch.cat(flat, out=self._in[:n])
+        dev = self._in[:n].to(self.device, non_blocking=True)
         self._in_done.record()
-        out = []
-        for t, off in zip(tensors, offs):
-            nb = t.numel() * t.element_size()
-            out.append(dev[off:off + nb].view(t.dtype).view(t.shape))
-        return out
+        self._uploaded = True
+        out: List[Optional[torch.Tensor]] = [None] * len(tensors)
+        for k, part in zip(order, torch.split(dev, sizes)):
+            t = tensors[k]
+            out[k] = part.view(t.dtype).view(t.shape)
+        return out  # type: ignore[return-value]
 
     def download(self, flat: torch.Tensor) -> torch.Tensor:
         """flat (a 1-D device tensor) on the CPU: one asynchronous copy into the pinned buffer
@@ -112,17 +118,17 @@ class Staging:
         self._out = self._host(self._out, nb)
         host = self._out[:nb].view(flat.dtype)
         host.copy_(flat, non_blocking=True)
-        done = torch.cuda.Event(blocking=self.blocking)
-        done.record()
-        done.synchronize()
+        self._out_done.record()
+        self._out_done.synchronize()
         return host.clone()
 
 
 class Stagings:
     """The Staging of each thread (a worker's lanes are threads): created on first use."""
 
-    def __init__(self, blocking: bool = False, note: str = "") -> None:
+    def __init__(self, blocking: bool = False, note: str = "", pinned: bool = True) -> None:
         self.blocking = blocking
+        self.pinned = pinned  # False: prepare and collect copy tensor by tensor (pageable)
         self.note = note  # how the host waits, for the worker's hello ("" on the CPU)
         self._by_thread: Dict[int, Staging] = {}
         self._lock = threading.Lock()

@@ -45,6 +45,7 @@ from .protocol import Frame, ProtocolError
 
 LANES_ENV = "MOECHECK_WORKER_LANES"
 SYNC_ENV = "MOECHECK_WORKER_SYNC"  # the default of --sync (spin or blocking)
+TRANSFER_ENV = "MOECHECK_WORKER_TRANSFER"  # the default of --transfer (pinned or pageable)
 MAX_LANES = 256  # internal/worker MaxLanes
 
 
@@ -434,6 +435,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "thread sleeps, so the lanes of several workers waiting for one GPU leave the host's cores "
                          "to the others) or spin (CUDA's default: a core per waiting thread); default from "
                          f"{SYNC_ENV}")
+    ap.add_argument("--transfer", default=os.environ.get(TRANSFER_ENV, "") or "pinned", choices=list(transfer.TRANSFERS),
+                    help="how a run's tensors cross to the device and back (moecheck.transfer): pinned (default; one "
+                         f"asynchronous copy each way) or pageable (a copy per tensor); default from {TRANSFER_ENV}")
     ap.add_argument("--cpu-threads", type=int, default=0,
                     help="torch's intra-op CPU threads (0: 1 on a CUDA device, where the path's work is on the GPU "
                          "and several workers share the host's cores; torch's default on the CPU)")
@@ -491,7 +495,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         target = targets.resolve(args.target, dev)
-        target.stagings = transfer.Stagings(blocking=args.sync == "blocking", note=sync_note)
+        target.stagings = transfer.Stagings(blocking=args.sync == "blocking", pinned=args.transfer == "pinned",
+                                             note=f"{sync_note}, {args.transfer} transfers" if sync_note else "")
         if args.no_sentinels:
             target.capabilities["sentinels"] = False
             target.name += " (sentinels=false)"

@@ -29,6 +29,10 @@ class WorkerClient:
     """A minimal client: start the worker, read its hello, send runs."""
 
     def __init__(self, *args):
+        # these tests pin the CPU's semantics (dispatch poisoning, plain torch contract, a
+        # Python exception where CUDA would raise a device-side assert), also on a GPU machine
+        if "--device" not in args:
+            args = (*args, "--device", "cpu")
         self.p = subprocess.Popen([sys.executable, "-m", "moecheck.worker", *args], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
         self.hello = P.read_frame(self.p.stdout)
