@@ -46,7 +46,7 @@ const maxJobs = 1024
 func (f *backendFlags) registerJobs(fs *pflag.FlagSet) {
 	f.hasJobs = true
 	f.jobsFlags = fs
-	fs.IntVar(&f.jobs, "jobs", runtime.GOMAXPROCS(0), "cases run at once, each job on its own backend instance (for worker backends a lane of a shared worker, see --lanes-per-worker, or a worker process); results and verdicts are the same for every value (default: the cores, for in-process backends and moecheck-worker backends such as cuda, whose jobs share one worker per device; 8 per device for torch:… backends, 2 workers of 4 lanes; one per --devices entry, else 1, for other worker backends and with --lanes-per-worker 1: several CUDA contexts time-slice one GPU)")
+	fs.IntVar(&f.jobs, "jobs", runtime.GOMAXPROCS(0), "cases run at once, each job on its own backend instance (for worker backends a lane of a shared worker, see --lanes-per-worker, or a worker process); results and verdicts are the same for every value (default: the cores, for in-process backends and moecheck-worker backends such as cuda, whose jobs share one worker per device; for torch:… backends 4 per core, at most 64 per device, in workers of 4 lanes; one per --devices entry, else 1, for other worker backends and with --lanes-per-worker 1: several CUDA contexts time-slice one GPU)")
 	fs.StringVar(&f.devices, "devices", "", "worker backends: CUDA device ordinals (comma list, e.g. 0,1,2,3); job k runs on device k mod len (its worker's -device / --device flag)")
 	fs.IntVar(&f.lanes, "lanes-per-worker", 0, "worker backends: the jobs of one device share a worker process, up to this many as its lanes (one CUDA context, a stream per lane: docs/gpu.md, Lanes); a case that meets a crash, hang or out-of-memory of the shared worker is re-run alone before it is blamed. 1 = a worker process per job. 0 (default) = all of a device's jobs in one worker for moecheck-worker backends (cuda, worker, worker:…moecheck-worker …), 4 for torch:… (the GIL serialises each Python worker's own work: a few processes of a few lanes; docs/python.md, Lanes), 1 for other worker programs")
 }
@@ -94,11 +94,12 @@ func (f *backendFlags) pool(a *app) (*jobPool, error) {
 		// Worker backends without lanes default to one job per device: on an H200, 16 CUDA
 		// workers (16 contexts) sharing one GPU checked 8.5 cases/s against 19.5 for one.
 		// With lanes the jobs of a device share one context and keep the cores' default;
-		// torch:… workers (GIL-bound lanes) default to backends.TorchJobs per device.
+		// torch:… workers (GIL-bound lanes, mostly waiting) default to backends.TorchJobs:
+		// 4 per core, at most 64 per device.
 		if r, err := backends.Resolve(f.backend, "", a.getenv); err == nil && r.Argv != nil && lanes == 1 {
 			f.jobs = max(1, f.deviceCount())
 		} else if strings.HasPrefix(strings.TrimSpace(f.backend), backends.TorchPrefix) {
-			f.jobs = backends.TorchJobs * max(1, f.deviceCount())
+			f.jobs = backends.TorchJobs(runtime.NumCPU(), f.deviceCount())
 		}
 	}
 	if f.jobs < 1 || f.jobs > maxJobs {

@@ -74,3 +74,27 @@ func TestOpenLanesInProcess(t *testing.T) {
 		})
 	}
 }
+
+// TestTorchJobs: the default jobs of a torch:… backend — 4 per core, between TorchLanes and
+// 64 per device — for the machines it was measured on and the edges.
+func TestTorchJobs(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		cores, devices int
+		want           int
+	}{
+		{"torch-jobs/h200-host", 16, 1, 64},
+		{"torch-jobs/h200-host-no-devices-flag", 16, 0, 64},
+		{"torch-jobs/two-cores", 2, 0, 8},
+		{"torch-jobs/one-core", 1, 0, TorchLanes},
+		{"torch-jobs/zero-cores-reported", 0, 0, TorchLanes},
+		{"torch-jobs/big-host-capped", 128, 1, 64},
+		{"torch-jobs/eight-gpus", 128, 8, 512},
+		{"torch-jobs/eight-gpus-few-cores", 16, 8, 64},
+		{"torch-jobs/eight-gpus-fewer-cores", 8, 8, 8 * TorchLanes},
+	} {
+		if got := TorchJobs(tc.cores, tc.devices); got != tc.want {
+			t.Errorf("%s: TorchJobs(%d, %d) = %d, want %d", tc.name, tc.cores, tc.devices, got, tc.want)
+		}
+	}
+}

@@ -167,11 +167,28 @@ func Lanes(name, dir string, getenv func(string) string) bool {
 // are spread over more processes of TorchLanes lanes each (TorchJobs).
 const TorchLanes = 4
 
-// TorchJobs is the default number of jobs per device of a torch:… backend: TorchJobs /
-// TorchLanes worker processes of TorchLanes lanes. Measured on an H200 (transformers 5.17
-// grouped_mm, tiny cases, every property, steady cases/s): 1 job 10.0, 8 jobs of 4 lanes
-// 35.4; 16 jobs of 4 lanes spent a 20 s run starting its four processes.
-const TorchJobs = 8
+// TorchJobsPerCore and TorchJobsPerDevice set the default number of jobs of a torch:…
+// backend (TorchJobs): TorchJobsPerCore per host core, at most TorchJobsPerDevice per device.
+// A job is mostly waiting (for its worker's GIL, for its run's kernels among the other
+// processes' on the time-sliced GPU, for the oracle), so a device needs many in flight.
+// Measured on an H200 host (16 cores; transformers 5.17 grouped_mm, tiny cases, every
+// property, history included, steady cases/s; pinned one-copy transfers and blocking waits):
+// 24 jobs of 4 lanes 41.3, 32 of 2 50.3–55.1, 32 of 4 54.3, 48 of 4 54.0, 64 of 4 59.0, with
+// 10.6 of the 16 cores busy (docs/python.md, "Fourth GPU round").
+const (
+	TorchJobsPerCore   = 4
+	TorchJobsPerDevice = 64
+)
+
+// TorchJobs is the default number of jobs of a torch:… backend on a host of cores cores
+// with devices devices (0: the CPU, one device): per device, TorchJobsPerCore per core of
+// the device's share of the host, between TorchLanes and TorchJobsPerDevice; in worker
+// processes of TorchLanes lanes. 64 on the 16-core H200 host, 8 on a 2-core machine.
+func TorchJobs(cores, devices int) int {
+	devices = max(1, devices)
+	per := min(TorchJobsPerDevice, max(TorchLanes, TorchJobsPerCore*max(1, cores)/devices))
+	return per * devices
+}
 
 // DefaultLanes is how many jobs of one device share a worker process when the CLI's
 // --lanes-per-worker is left at auto: all of them (worker.MaxLanes) for moecheck's own worker,
