@@ -9,8 +9,10 @@
 #   cuda      (after a warm-up that fills the driver's JIT cache)
 #             moecheck check --backend cuda, every property, seed 3: the previous round's binary
 #             with --jobs 1 (before), this one with --jobs 1 --lanes-per-worker 1 and with
-#             --jobs 16 (lanes: one worker process, one CUDA context, 16 streams); cases/s from
-#             the CLI's summary, the GPU and the cores to each run in turn
+#             --jobs J for each J of CUDA_JOBS (default 16; lanes: one worker process, one CUDA
+#             context, J streams; CUDA_S seconds each, default 40; CUDA_J1=0 skips --jobs 1);
+#             cases/s from the CLI's summary and its steady rate, the host's busy cores, the
+#             GPU and the cores to each run in turn
 #   preset    Qwen3-30B-A3B bf16 at 16,384 tokens on the CUDA path, matches (forward and
 #             backward, stage by stage): the EP-8 rank 3 case (16,570 rows of 131,072) and the
 #             whole EP-1 layer (131,072 rows); wall time and peak RSS of the process tree
@@ -40,6 +42,11 @@ timedt() {
   timed "$@"
   tail -1 "$L/$1.txt"
 }
+# host CPU use between two /proc/stat samples: busy cores of all (user+nice+system+irq+softirq)
+cpustat() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+cpubusy() { echo "$1 $2" | awk -v n="$(nproc)" '{b=$3-$1; t=$4-$2; if (t>0) printf "%.1f of %d cores busy", n*b/t, n}'; }
+# steady NAME: cases/s from the first to the last progress line of run NAME (start-up left out)
+steady() { grep -E '^  [0-9]+ cases, [0-9]+ failing, [0-9]+s, ' "$L/$1.txt" | awk '{c[NR]=$1; t[NR]=$5+0} END{if(NR>=2 && t[NR]>t[1]) printf "%.1f cases/s (%ss to %ss)", (c[NR]-c[1])/(t[NR]-t[1]), t[1], t[NR]}'; }
 # rate NAME: the CLI summary's cases, failures, time, cases/s of run NAME.
 rate() { grep -A1 '^cases ' "$L/$1.txt" | tail -1 | tr -s ' '; }
 has() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -58,10 +65,15 @@ if has cuda; then
     r=$(PATH=$O:$PATH timedt cuda-old-j1 60 "$O/moecheck" check --backend "worker:$O/moecheck-worker -backend cuda" --jobs 1 --time 30s --seed 3 --keep-going --max-shrinks 40)
     note "cuda before (old binary, --jobs 1): $(rate cuda-old-j1) (cases failures time cases/s) $r"
   fi
-  r=$(timedt cuda-j1 60 "$M" check --backend cuda --jobs 1 --lanes-per-worker 1 --time 30s --seed 3 --keep-going --max-shrinks 40)
-  note "cuda --jobs 1: $(rate cuda-j1) $r"
-  r=$(timedt cuda-j16 90 "$M" check --backend cuda --jobs 16 --cases 12000 --time 40s --seed 3 --keep-going --max-shrinks 40)
-  note "cuda --jobs 16 (lanes): $(rate cuda-j16) $r"
+  if [ "${CUDA_J1:-1}" = 1 ]; then
+    r=$(timedt cuda-j1 60 "$M" check --backend cuda --jobs 1 --lanes-per-worker 1 --time 30s --seed 3 --keep-going --max-shrinks 40)
+    note "cuda --jobs 1: $(rate cuda-j1) $r"
+  fi
+  for j in ${CUDA_JOBS:-16}; do
+    c0=$(cpustat)
+    r=$(timedt cuda-j$j 90 "$M" check --backend cuda --jobs $j --cases 40000 --time ${CUDA_S:-40}s --seed 3 --keep-going --max-shrinks 40)
+    note "cuda --jobs $j (lanes): $(rate cuda-j$j) $r; host $(cpubusy "$c0" "$(cpustat)"); steady $(steady cuda-j$j)"
+  done
 fi
 if has preset; then
   # the EP-1 layer gets the acceptance's 60 s (it needs about 8x the EP-8 rank's GEMM work)
