@@ -54,3 +54,69 @@ func TestKernels(t *testing.T) {
 		})
 	}
 }
+
+// TestVecKernelsBitwise checks the dispatching gemv and gemv2 (the vector kernels where the
+// platform has them, kernel_amd64.go) bitwise against their Go loops gemvGo and gemv2Go on
+// every column count up to 41 (the vector part, the Go column tail, both), reduction lengths
+// with and without a remainder after the unrolled quads, coefficient strides, and operands
+// full of NaNs with distinct payloads and signs, infinities, zeros and subnormals: where two
+// NaNs meet, the NaN that propagates depends on which operand of each instruction comes
+// first, so this also pins the kernels' operand order to the compiled Go loop's.
+func TestVecKernelsBitwise(t *testing.T) {
+	rng := moe.NewRand(11)
+	special := func() float32 {
+		switch rng.IntN(12) {
+		case 0: // a NaN with a random payload and sign
+			return math.Float32frombits(0x7f800001 | uint32(rng.IntN(1<<22))<<1 | uint32(rng.IntN(2))<<31)
+		case 1:
+			return float32(math.Inf(1 - 2*rng.IntN(2)))
+		case 2:
+			return 0
+		case 3:
+			return math.Float32frombits(uint32(rng.IntN(1 << 23))) // subnormal
+		case 4:
+			return float32(rng.NormFloat64() * 1e38)
+		}
+		return float32(rng.NormFloat64())
+	}
+	for _, tc := range []struct {
+		name  string
+		ks    []int
+		as    int
+		extra int // bs − n
+	}{
+		{"unit-stride", []int{1, 3, 4, 5, 8, 11}, 1, 0},
+		{"strided", []int{1, 2, 4, 7, 9}, 3, 5},
+		{"long", []int{64, 67}, 2, 1},
+	} {
+		for n := 0; n <= 41; n++ {
+			for _, k := range tc.ks {
+				t.Run(fmt.Sprintf("%s/n=%d/k=%d", tc.name, n, k), func(t *testing.T) {
+					bs := n + tc.extra
+					a0 := make([]float32, k*tc.as+1)
+					b := make([]float32, k*bs+n)
+					for i := range a0 {
+						a0[i] = special()
+					}
+					for i := range b {
+						b[i] = special()
+					}
+					init := make([]float32, 3*n) // gemv's c, gemv2's c0 and c1
+					for i := range init {
+						init[i] = special()
+					}
+					got, want := append([]float32(nil), init...), append([]float32(nil), init...)
+					gemv(got[:n], a0, tc.as, b, bs, k)
+					gemvGo(want[:n], a0, tc.as, b, bs, k)
+					gemv2(got[n:2*n], got[2*n:], a0, a0[1:], tc.as, b, bs, k)
+					gemv2Go(want[n:2*n], want[2*n:], a0, a0[1:], tc.as, b, bs, k)
+					for i := range got {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("element %d: %#08x, want %#08x (the Go loop's)", i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+						}
+					}
+				})
+			}
+		}
+	}
+}

@@ -1,0 +1,193 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// The vector forms of gemvGo and gemv2Go (kernel.go), eight columns per YMM register. Each
+// column sees the Go loop's operations in its order, and each VADDPS/VMULPS takes as its
+// first source (the middle operand in Go syntax) the operand the compiled Go loop puts first
+// (the SSE destination), so that where two NaNs meet the same one propagates. Go syntax:
+// VMULPS Y8, Y0, Y13 is Y13 = Y0 × Y8 with Y0 the first source.
+
+// func gemvVec(c, a *float32, as int, b *float32, bs, k, n int)
+TEXT ·gemvVec(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), DI
+	MOVQ a+8(FP), R8
+	MOVQ as+16(FP), R10
+	SHLQ $2, R10
+	MOVQ b+24(FP), R11
+	MOVQ bs+32(FP), R12
+	SHLQ $2, R12
+	MOVQ k+40(FP), R13
+	MOVQ n+48(FP), R14
+	SHLQ $2, R14
+
+gemv_quad:
+	CMPQ R13, $4
+	JLT  gemv_rest
+	MOVQ R8, AX
+	VBROADCASTSS (AX), Y0
+	ADDQ R10, AX
+	VBROADCASTSS (AX), Y1
+	ADDQ R10, AX
+	VBROADCASTSS (AX), Y2
+	ADDQ R10, AX
+	VBROADCASTSS (AX), Y3
+	ADDQ R10, AX
+	MOVQ AX, R8
+	MOVQ R11, BX
+	LEAQ (BX)(R12*1), CX
+	LEAQ (CX)(R12*1), DX
+	LEAQ (DX)(R12*1), R15
+	XORQ AX, AX
+
+gemv_col4:
+	// c = (((v0·a0 + c) + v1·a1) + v2·a2), then v3·a3 + that
+	VMOVUPS (BX)(AX*1), Y8
+	VMULPS  Y0, Y8, Y12
+	VADDPS  (DI)(AX*1), Y12, Y12
+	VMOVUPS (CX)(AX*1), Y9
+	VMULPS  Y1, Y9, Y13
+	VADDPS  Y13, Y12, Y12
+	VMOVUPS (DX)(AX*1), Y10
+	VMULPS  Y2, Y10, Y13
+	VADDPS  Y13, Y12, Y12
+	VMOVUPS (R15)(AX*1), Y11
+	VMULPS  Y3, Y11, Y13
+	VADDPS  Y12, Y13, Y12
+	VMOVUPS Y12, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, R14
+	JLT     gemv_col4
+	LEAQ    (R15)(R12*1), R11
+	SUBQ    $4, R13
+	JMP     gemv_quad
+
+gemv_rest:
+	TESTQ R13, R13
+	JEQ   gemv_done
+	VBROADCASTSS (R8), Y0
+	ADDQ  R10, R8
+	XORQ  AX, AX
+
+gemv_col1:
+	// c = v·a + c
+	VMOVUPS (R11)(AX*1), Y8
+	VMULPS  Y0, Y8, Y12
+	VADDPS  (DI)(AX*1), Y12, Y12
+	VMOVUPS Y12, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, R14
+	JLT     gemv_col1
+	ADDQ    R12, R11
+	DECQ    R13
+	JMP     gemv_rest
+
+gemv_done:
+	VZEROUPPER
+	RET
+
+// func gemv2Vec(c0, c1, a0, a1 *float32, as int, b *float32, bs, k, n int)
+TEXT ·gemv2Vec(SB), NOSPLIT, $0-72
+	MOVQ c0+0(FP), DI
+	MOVQ c1+8(FP), SI
+	MOVQ a0+16(FP), R8
+	MOVQ a1+24(FP), R9
+	MOVQ as+32(FP), R10
+	SHLQ $2, R10
+	MOVQ b+40(FP), R11
+	MOVQ bs+48(FP), R12
+	SHLQ $2, R12
+	MOVQ k+56(FP), R13
+	MOVQ n+64(FP), R14
+	SHLQ $2, R14
+
+gemv2_quad:
+	CMPQ R13, $4
+	JLT  gemv2_rest
+	MOVQ R8, AX
+	VBROADCASTSS (AX), Y0
+	ADDQ R10, AX
+	VBROADCASTSS (AX), Y1
+	ADDQ R10, AX
+	VBROADCASTSS (AX), Y2
+	ADDQ R10, AX
+	VBROADCASTSS (AX), Y3
+	ADDQ R10, AX
+	MOVQ AX, R8
+	MOVQ R9, AX
+	VBROADCASTSS (AX), Y4
+	ADDQ R10, AX
+	VBROADCASTSS (AX), Y5
+	ADDQ R10, AX
+	VBROADCASTSS (AX), Y6
+	ADDQ R10, AX
+	VBROADCASTSS (AX), Y7
+	ADDQ R10, AX
+	MOVQ AX, R9
+	MOVQ R11, BX
+	LEAQ (BX)(R12*1), CX
+	LEAQ (CX)(R12*1), DX
+	LEAQ (DX)(R12*1), R15
+	XORQ AX, AX
+
+gemv2_col4:
+	VMOVUPS (BX)(AX*1), Y8
+	VMOVUPS (CX)(AX*1), Y9
+	VMOVUPS (DX)(AX*1), Y10
+	VMOVUPS (R15)(AX*1), Y11
+	// c0 = (((x0·v0 + c0) + x1·v1) + x2·v2) + x3·v3
+	VMULPS  Y8, Y0, Y13
+	VADDPS  (DI)(AX*1), Y13, Y12
+	VMULPS  Y9, Y1, Y13
+	VADDPS  Y13, Y12, Y12
+	VMULPS  Y10, Y2, Y13
+	VADDPS  Y13, Y12, Y12
+	VMULPS  Y11, Y3, Y13
+	VADDPS  Y13, Y12, Y12
+	VMOVUPS Y12, (DI)(AX*1)
+	// c1 = v3·y3 + (((c1 + v0·y0) + v1·y1) + v2·y2)
+	VMOVUPS (SI)(AX*1), Y12
+	VMULPS  Y4, Y8, Y13
+	VADDPS  Y13, Y12, Y12
+	VMULPS  Y5, Y9, Y13
+	VADDPS  Y13, Y12, Y12
+	VMULPS  Y6, Y10, Y13
+	VADDPS  Y13, Y12, Y12
+	VMULPS  Y7, Y11, Y13
+	VADDPS  Y12, Y13, Y12
+	VMOVUPS Y12, (SI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, R14
+	JLT     gemv2_col4
+	LEAQ    (R15)(R12*1), R11
+	SUBQ    $4, R13
+	JMP     gemv2_quad
+
+gemv2_rest:
+	TESTQ R13, R13
+	JEQ   gemv2_done
+	VBROADCASTSS (R8), Y0
+	VBROADCASTSS (R9), Y4
+	ADDQ  R10, R8
+	ADDQ  R10, R9
+	XORQ  AX, AX
+
+gemv2_col1:
+	// c0 = v·x + c0; c1 = v·y + c1
+	VMOVUPS (R11)(AX*1), Y8
+	VMULPS  Y0, Y8, Y13
+	VADDPS  (DI)(AX*1), Y13, Y13
+	VMOVUPS Y13, (DI)(AX*1)
+	VMULPS  Y4, Y8, Y13
+	VADDPS  (SI)(AX*1), Y13, Y13
+	VMOVUPS Y13, (SI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, R14
+	JLT     gemv2_col1
+	ADDQ    R12, R11
+	DECQ    R13
+	JMP     gemv2_rest
+
+gemv2_done:
+	VZEROUPPER
+	RET
