@@ -10,16 +10,12 @@ import "github.com/moecheck/moecheck/moe"
 //
 // gemv dispatches to the vector kernel where there is one (kernel_amd64.go), which computes
 // the same operations in the same order and gives the same bits, NaN payloads included;
-// gemvGo is the loop itself (the reference of that kernel, and its column tail).
+// gemvGo is the loop itself (the reference of that kernel).
 func gemv(c, a []float32, as int, b []float32, bs, k int) {
-	n := vecCols(len(c), k)
-	if n > 0 {
+	if vecKernels && len(c) > 0 && k > 0 {
 		_, _ = a[(k-1)*as], b[(k-1)*bs+len(c)-1] // the kernel reads no further
-		gemvVec(&c[0], &a[0], as, &b[0], bs, k, n)
-		if n == len(c) {
-			return
-		}
-		c, b = c[n:], b[n:]
+		gemvVec(&c[0], &a[0], as, &b[0], bs, k, len(c))
+		return
 	}
 	gemvGo(c, a, as, b, bs, k)
 }
@@ -77,14 +73,10 @@ func roundAll(d moe.DType, v []float32) {
 // dispatches to the vector kernel where there is one; gemv2Go is the loop.
 func gemv2(c0, c1, a0, a1 []float32, as int, b []float32, bs, k int) {
 	c1 = c1[:len(c0)]
-	n := vecCols(len(c0), k)
-	if n > 0 {
+	if vecKernels && len(c0) > 0 && k > 0 {
 		_, _, _ = a0[(k-1)*as], a1[(k-1)*as], b[(k-1)*bs+len(c0)-1] // the kernel reads no further
-		gemv2Vec(&c0[0], &c1[0], &a0[0], &a1[0], as, &b[0], bs, k, n)
-		if n == len(c0) {
-			return
-		}
-		c0, c1, b = c0[n:], c1[n:], b[n:]
+		gemv2Vec(&c0[0], &c1[0], &a0[0], &a1[0], as, &b[0], bs, k, len(c0))
+		return
 	}
 	gemv2Go(c0, c1, a0, a1, as, b, bs, k)
 }

@@ -11,25 +11,16 @@ import "golang.org/x/sys/cpu"
 // (TestVecKernelsBitwise). No FMA: every product is rounded before its add. The build tag
 // purego leaves them out.
 
-// hasAVX2 is read-only after package initialisation.
-var hasAVX2 = cpu.X86.HasAVX2
+// vecKernels reports whether the CPU runs them; read-only after package initialisation.
+var vecKernels = cpu.X86.HasAVX2
 
-// vecCols is the number of leading columns (a multiple of 8) the vector kernels compute for
-// rows of n columns and a reduction of length k; 0 where they do not run.
-func vecCols(n, k int) int {
-	if !hasAVX2 || k <= 0 {
-		return 0
-	}
-	return n &^ 7
-}
-
-// gemvVec is gemvGo on columns [0, n) of c (n a positive multiple of 8); a holds k
-// coefficients at stride as, b k rows at stride bs.
+// gemvVec is gemvGo on the n > 0 columns of c; a holds k > 0 coefficients at stride as, b k
+// rows at stride bs (the caller checks the bounds).
 //
 //go:noescape
 func gemvVec(c, a *float32, as int, b *float32, bs, k, n int)
 
-// gemv2Vec is gemv2Go on columns [0, n) of c0 and c1 (n a positive multiple of 8).
+// gemv2Vec is gemv2Go on the n > 0 columns of c0 and c1 (the caller checks the bounds).
 //
 //go:noescape
 func gemv2Vec(c0, c1, a0, a1 *float32, as int, b *float32, bs, k, n int)

@@ -7,6 +7,56 @@
 // first source (the middle operand in Go syntax) the operand the compiled Go loop puts first
 // (the SSE destination), so that where two NaNs meet the same one propagates. Go syntax:
 // VMULPS Y8, Y0, Y13 is Y13 = Y0 × Y8 with Y0 the first source.
+//
+// Columns run in blocks of eight: the whole blocks first, then, where n mod 8 ≠ 0, the tail
+// block with masked loads and stores (VMASKMOVPS: a masked lane is neither read, so nothing
+// past the end is touched, nor written) and otherwise the same instructions.
+//
+// Registers: R14 = bytes of the whole blocks (4·(n − n mod 8)), Y14 = the tail's mask,
+// AX = byte offset of the block, R10/R12 = the strides of a and b in bytes, R13 = the
+// reduction indices left.
+
+// tailmask+4·(8−r) holds the mask of the first r lanes.
+DATA tailmask<>+0(SB)/4, $0xffffffff
+DATA tailmask<>+4(SB)/4, $0xffffffff
+DATA tailmask<>+8(SB)/4, $0xffffffff
+DATA tailmask<>+12(SB)/4, $0xffffffff
+DATA tailmask<>+16(SB)/4, $0xffffffff
+DATA tailmask<>+20(SB)/4, $0xffffffff
+DATA tailmask<>+24(SB)/4, $0xffffffff
+DATA tailmask<>+28(SB)/4, $0xffffffff
+DATA tailmask<>+32(SB)/4, $0
+DATA tailmask<>+36(SB)/4, $0
+DATA tailmask<>+40(SB)/4, $0
+DATA tailmask<>+44(SB)/4, $0
+DATA tailmask<>+48(SB)/4, $0
+DATA tailmask<>+52(SB)/4, $0
+DATA tailmask<>+56(SB)/4, $0
+DATA tailmask<>+60(SB)/4, $0
+GLOBL tailmask<>(SB), RODATA|NOPTR, $64
+
+// SETUP_TAIL turns n (in R14) into R14 and Y14 as above.
+#define SETUP_TAIL \
+	MOVQ R14, DX \
+	ANDQ $7, DX \
+	ANDQ $-8, R14 \
+	SHLQ $2, R14 \
+	LEAQ tailmask<>(SB), AX \
+	MOVQ $8, CX \
+	SUBQ DX, CX \
+	VMOVDQU (AX)(CX*4), Y14
+
+// GEMV_QUAD: c = (((v0·a0 + c) + v1·a1) + v2·a2), then v3·a3 + that; Y8..Y11 hold the four
+// rows of b, Y12 holds c on entry and the result on exit.
+#define GEMV_QUAD \
+	VMULPS Y0, Y8, Y13 \
+	VADDPS Y12, Y13, Y12 \
+	VMULPS Y1, Y9, Y13 \
+	VADDPS Y13, Y12, Y12 \
+	VMULPS Y2, Y10, Y13 \
+	VADDPS Y13, Y12, Y12 \
+	VMULPS Y3, Y11, Y13 \
+	VADDPS Y12, Y13, Y12
 
 // func gemvVec(c, a *float32, as int, b *float32, bs, k, n int)
 TEXT ·gemvVec(SB), NOSPLIT, $0-56
@@ -19,7 +69,7 @@ TEXT ·gemvVec(SB), NOSPLIT, $0-56
 	SHLQ $2, R12
 	MOVQ k+40(FP), R13
 	MOVQ n+48(FP), R14
-	SHLQ $2, R14
+	SETUP_TAIL
 
 gemv_quad:
 	CMPQ R13, $4
@@ -41,26 +91,34 @@ gemv_quad:
 	XORQ AX, AX
 
 gemv_col4:
-	// c = (((v0·a0 + c) + v1·a1) + v2·a2), then v3·a3 + that
+	CMPQ    AX, R14
+	JGE     gemv_tail4
 	VMOVUPS (BX)(AX*1), Y8
-	VMULPS  Y0, Y8, Y12
-	VADDPS  (DI)(AX*1), Y12, Y12
 	VMOVUPS (CX)(AX*1), Y9
-	VMULPS  Y1, Y9, Y13
-	VADDPS  Y13, Y12, Y12
 	VMOVUPS (DX)(AX*1), Y10
-	VMULPS  Y2, Y10, Y13
-	VADDPS  Y13, Y12, Y12
 	VMOVUPS (R15)(AX*1), Y11
-	VMULPS  Y3, Y11, Y13
-	VADDPS  Y12, Y13, Y12
+	VMOVUPS (DI)(AX*1), Y12
+	GEMV_QUAD
 	VMOVUPS Y12, (DI)(AX*1)
 	ADDQ    $32, AX
-	CMPQ    AX, R14
-	JLT     gemv_col4
-	LEAQ    (R15)(R12*1), R11
-	SUBQ    $4, R13
-	JMP     gemv_quad
+	JMP     gemv_col4
+
+gemv_tail4:
+	MOVQ       n+48(FP), SI
+	TESTQ      $7, SI
+	JZ         gemv_next4
+	VMASKMOVPS (BX)(AX*1), Y14, Y8
+	VMASKMOVPS (CX)(AX*1), Y14, Y9
+	VMASKMOVPS (DX)(AX*1), Y14, Y10
+	VMASKMOVPS (R15)(AX*1), Y14, Y11
+	VMASKMOVPS (DI)(AX*1), Y14, Y12
+	GEMV_QUAD
+	VMASKMOVPS Y12, Y14, (DI)(AX*1)
+
+gemv_next4:
+	LEAQ (R15)(R12*1), R11
+	SUBQ $4, R13
+	JMP  gemv_quad
 
 gemv_rest:
 	TESTQ R13, R13
@@ -71,20 +129,55 @@ gemv_rest:
 
 gemv_col1:
 	// c = v·a + c
-	VMOVUPS (R11)(AX*1), Y8
-	VMULPS  Y0, Y8, Y12
-	VADDPS  (DI)(AX*1), Y12, Y12
-	VMOVUPS Y12, (DI)(AX*1)
-	ADDQ    $32, AX
 	CMPQ    AX, R14
-	JLT     gemv_col1
-	ADDQ    R12, R11
-	DECQ    R13
-	JMP     gemv_rest
+	JGE     gemv_tail1
+	VMOVUPS (R11)(AX*1), Y8
+	VMOVUPS (DI)(AX*1), Y12
+	VMULPS  Y0, Y8, Y13
+	VADDPS  Y12, Y13, Y13
+	VMOVUPS Y13, (DI)(AX*1)
+	ADDQ    $32, AX
+	JMP     gemv_col1
+
+gemv_tail1:
+	MOVQ       n+48(FP), SI
+	TESTQ      $7, SI
+	JZ         gemv_next1
+	VMASKMOVPS (R11)(AX*1), Y14, Y8
+	VMASKMOVPS (DI)(AX*1), Y14, Y12
+	VMULPS     Y0, Y8, Y13
+	VADDPS     Y12, Y13, Y13
+	VMASKMOVPS Y13, Y14, (DI)(AX*1)
+
+gemv_next1:
+	ADDQ R12, R11
+	DECQ R13
+	JMP  gemv_rest
 
 gemv_done:
 	VZEROUPPER
 	RET
+
+// GEMV2_QUAD: c0 = (((x0·v0 + c0) + x1·v1) + x2·v2) + x3·v3 and
+// c1 = v3·y3 + (((c1 + v0·y0) + v1·y1) + v2·y2); Y8..Y11 hold the four rows of b, Y12 and
+// Y15 hold c0 and c1 on entry and the results on exit.
+#define GEMV2_QUAD \
+	VMULPS Y8, Y0, Y13 \
+	VADDPS Y12, Y13, Y12 \
+	VMULPS Y9, Y1, Y13 \
+	VADDPS Y13, Y12, Y12 \
+	VMULPS Y10, Y2, Y13 \
+	VADDPS Y13, Y12, Y12 \
+	VMULPS Y11, Y3, Y13 \
+	VADDPS Y13, Y12, Y12 \
+	VMULPS Y4, Y8, Y13 \
+	VADDPS Y13, Y15, Y15 \
+	VMULPS Y5, Y9, Y13 \
+	VADDPS Y13, Y15, Y15 \
+	VMULPS Y6, Y10, Y13 \
+	VADDPS Y13, Y15, Y15 \
+	VMULPS Y7, Y11, Y13 \
+	VADDPS Y15, Y13, Y15
 
 // func gemv2Vec(c0, c1, a0, a1 *float32, as int, b *float32, bs, k, n int)
 TEXT ·gemv2Vec(SB), NOSPLIT, $0-72
@@ -99,7 +192,7 @@ TEXT ·gemv2Vec(SB), NOSPLIT, $0-72
 	SHLQ $2, R12
 	MOVQ k+56(FP), R13
 	MOVQ n+64(FP), R14
-	SHLQ $2, R14
+	SETUP_TAIL
 
 gemv2_quad:
 	CMPQ R13, $4
@@ -131,37 +224,37 @@ gemv2_quad:
 	XORQ AX, AX
 
 gemv2_col4:
+	CMPQ    AX, R14
+	JGE     gemv2_tail4
 	VMOVUPS (BX)(AX*1), Y8
 	VMOVUPS (CX)(AX*1), Y9
 	VMOVUPS (DX)(AX*1), Y10
 	VMOVUPS (R15)(AX*1), Y11
-	// c0 = (((x0·v0 + c0) + x1·v1) + x2·v2) + x3·v3
-	VMULPS  Y8, Y0, Y13
-	VADDPS  (DI)(AX*1), Y13, Y12
-	VMULPS  Y9, Y1, Y13
-	VADDPS  Y13, Y12, Y12
-	VMULPS  Y10, Y2, Y13
-	VADDPS  Y13, Y12, Y12
-	VMULPS  Y11, Y3, Y13
-	VADDPS  Y13, Y12, Y12
+	VMOVUPS (DI)(AX*1), Y12
+	VMOVUPS (SI)(AX*1), Y15
+	GEMV2_QUAD
 	VMOVUPS Y12, (DI)(AX*1)
-	// c1 = v3·y3 + (((c1 + v0·y0) + v1·y1) + v2·y2)
-	VMOVUPS (SI)(AX*1), Y12
-	VMULPS  Y4, Y8, Y13
-	VADDPS  Y13, Y12, Y12
-	VMULPS  Y5, Y9, Y13
-	VADDPS  Y13, Y12, Y12
-	VMULPS  Y6, Y10, Y13
-	VADDPS  Y13, Y12, Y12
-	VMULPS  Y7, Y11, Y13
-	VADDPS  Y12, Y13, Y12
-	VMOVUPS Y12, (SI)(AX*1)
+	VMOVUPS Y15, (SI)(AX*1)
 	ADDQ    $32, AX
-	CMPQ    AX, R14
-	JLT     gemv2_col4
-	LEAQ    (R15)(R12*1), R11
-	SUBQ    $4, R13
-	JMP     gemv2_quad
+	JMP     gemv2_col4
+
+gemv2_tail4:
+	TESTQ      $7, n+64(FP)
+	JZ         gemv2_next4
+	VMASKMOVPS (BX)(AX*1), Y14, Y8
+	VMASKMOVPS (CX)(AX*1), Y14, Y9
+	VMASKMOVPS (DX)(AX*1), Y14, Y10
+	VMASKMOVPS (R15)(AX*1), Y14, Y11
+	VMASKMOVPS (DI)(AX*1), Y14, Y12
+	VMASKMOVPS (SI)(AX*1), Y14, Y15
+	GEMV2_QUAD
+	VMASKMOVPS Y12, Y14, (DI)(AX*1)
+	VMASKMOVPS Y15, Y14, (SI)(AX*1)
+
+gemv2_next4:
+	LEAQ (R15)(R12*1), R11
+	SUBQ $4, R13
+	JMP  gemv2_quad
 
 gemv2_rest:
 	TESTQ R13, R13
@@ -174,19 +267,37 @@ gemv2_rest:
 
 gemv2_col1:
 	// c0 = v·x + c0; c1 = v·y + c1
-	VMOVUPS (R11)(AX*1), Y8
-	VMULPS  Y0, Y8, Y13
-	VADDPS  (DI)(AX*1), Y13, Y13
-	VMOVUPS Y13, (DI)(AX*1)
-	VMULPS  Y4, Y8, Y13
-	VADDPS  (SI)(AX*1), Y13, Y13
-	VMOVUPS Y13, (SI)(AX*1)
-	ADDQ    $32, AX
 	CMPQ    AX, R14
-	JLT     gemv2_col1
-	ADDQ    R12, R11
-	DECQ    R13
-	JMP     gemv2_rest
+	JGE     gemv2_tail1
+	VMOVUPS (R11)(AX*1), Y8
+	VMOVUPS (DI)(AX*1), Y12
+	VMOVUPS (SI)(AX*1), Y15
+	VMULPS  Y0, Y8, Y13
+	VADDPS  Y12, Y13, Y12
+	VMULPS  Y4, Y8, Y13
+	VADDPS  Y15, Y13, Y15
+	VMOVUPS Y12, (DI)(AX*1)
+	VMOVUPS Y15, (SI)(AX*1)
+	ADDQ    $32, AX
+	JMP     gemv2_col1
+
+gemv2_tail1:
+	TESTQ      $7, n+64(FP)
+	JZ         gemv2_next1
+	VMASKMOVPS (R11)(AX*1), Y14, Y8
+	VMASKMOVPS (DI)(AX*1), Y14, Y12
+	VMASKMOVPS (SI)(AX*1), Y14, Y15
+	VMULPS     Y0, Y8, Y13
+	VADDPS     Y12, Y13, Y12
+	VMULPS     Y4, Y8, Y13
+	VADDPS     Y15, Y13, Y15
+	VMASKMOVPS Y12, Y14, (DI)(AX*1)
+	VMASKMOVPS Y15, Y14, (SI)(AX*1)
+
+gemv2_next1:
+	ADDQ R12, R11
+	DECQ R13
+	JMP  gemv2_rest
 
 gemv2_done:
 	VZEROUPPER

@@ -57,7 +57,7 @@ func TestKernels(t *testing.T) {
 
 // TestVecKernelsBitwise checks the dispatching gemv and gemv2 (the vector kernels where the
 // platform has them, kernel_amd64.go) bitwise against their Go loops gemvGo and gemv2Go on
-// every column count up to 41 (the vector part, the Go column tail, both), reduction lengths
+// every column count up to 41 (whole blocks of eight, the masked tail block, both), reduction lengths
 // with and without a remainder after the unrolled quads, coefficient strides, and operands
 // full of NaNs with distinct payloads and signs, infinities, zeros and subnormals: where two
 // NaNs meet, the NaN that propagates depends on which operand of each instruction comes
@@ -101,15 +101,17 @@ func TestVecKernelsBitwise(t *testing.T) {
 					for i := range b {
 						b[i] = special()
 					}
-					init := make([]float32, 3*n) // gemv's c, gemv2's c0 and c1
+					// gemv's c, gemv2's c0 and c1, then 8 guard elements: a store past the
+					// end of a row shows as a difference from the Go loop's buffer
+					init := make([]float32, 3*n+8)
 					for i := range init {
 						init[i] = special()
 					}
 					got, want := append([]float32(nil), init...), append([]float32(nil), init...)
 					gemv(got[:n], a0, tc.as, b, bs, k)
 					gemvGo(want[:n], a0, tc.as, b, bs, k)
-					gemv2(got[n:2*n], got[2*n:], a0, a0[1:], tc.as, b, bs, k)
-					gemv2Go(want[n:2*n], want[2*n:], a0, a0[1:], tc.as, b, bs, k)
+					gemv2(got[n:2*n], got[2*n:3*n], a0, a0[1:], tc.as, b, bs, k)
+					gemv2Go(want[n:2*n], want[2*n:3*n], a0, a0[1:], tc.as, b, bs, k)
 					for i := range got {
 						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 							t.Fatalf("element %d: %#08x, want %#08x (the Go loop's)", i, math.Float32bits(got[i]), math.Float32bits(want[i]))
