@@ -1,0 +1,178 @@
+package oracle
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/internal/par"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// splitOf builds an unsplit layer (E·W experts) and its W rank cases (E experts each), as
+// props.SplitCases does: one global routing, the unsplit weights sliced per rank.
+func splitOf(t *testing.T, cfg moe.Config, W int, mode moe.DataMode, seed uint64) (*moe.Case, []*moe.Case) {
+	t.Helper()
+	cfg.EP = moe.EP{World: W, Rank: int(seed) % W}
+	_, g, err := moe.RandomGlobalRouting(cfg, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ucfg := cfg
+	ucfg.EP, ucfg.E = moe.EP{}, cfg.E*W
+	ur, err := moe.FromGlobal(ucfg, g.IDs, g.Weights, g.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := moe.Generate(ucfg, ur, seed*31+7, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slice := func(full []float64, r, W int) []float64 {
+		if full == nil {
+			return nil
+		}
+		n := len(full) / W
+		return append([]float64(nil), full[r*n:(r+1)*n]...)
+	}
+	ranks := make([]*moe.Case, W)
+	for r := range ranks {
+		rcfg := cfg
+		rcfg.EP = moe.EP{World: W, Rank: r}
+		rr, err := moe.FromGlobal(rcfg, g.IDs, g.Weights, g.Options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ranks[r] = &moe.Case{Config: rcfg, Routing: rr, X: append([]float64(nil), u.X...), DY: append([]float64(nil), u.DY...),
+			W1: slice(u.W1, r, W), W2: slice(u.W2, r, W), B1: slice(u.B1, r, W), B2: slice(u.B2, r, W)}
+		if err := ranks[r].Validate(moe.Limits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return u, ranks
+}
+
+// sameEnclosure reports the first tensor in which two enclosures differ (bitwise, centers
+// and radii), or "".
+func sameEnclosure(a, b *Enclosure) string {
+	for _, x := range []struct {
+		name string
+		a, b ivec
+	}{
+		{"Xs", a.Xs, b.Xs}, {"H1", a.H1, b.H1}, {"Act", a.Act, b.Act}, {"H2", a.H2, b.H2}, {"O", a.O, b.O},
+		{"DO", a.DO, b.DO}, {"DRWSorted", a.DRWSorted, b.DRWSorted}, {"DH2", a.DH2, b.DH2}, {"DAct", a.DAct, b.DAct},
+		{"DH1", a.DH1, b.DH1}, {"DXs", a.DXs, b.DXs}, {"Y", a.Y, b.Y}, {"DX", a.DX, b.DX}, {"DW1", a.DW1, b.DW1},
+		{"DB1", a.DB1, b.DB1}, {"DW2", a.DW2, b.DW2}, {"DB2", a.DB2, b.DB2}, {"DRW", a.DRW, b.DRW},
+	} {
+		if !sameBits(x.a, x.b) {
+			return x.name
+		}
+	}
+	return ""
+}
+
+// TestRankEnclosureSameAsFull: the enclosure of each rank of an expert-parallel split derived
+// from the unsplit layer's (rankEnclosure) is bitwise the one encloseIn derives for the rank
+// on its own — every stage and output, centers and radii — over dtypes, activations,
+// layouts, biases, data modes, world sizes, contracts and which gradients are derived.
+func TestRankEnclosureSameAsFull(t *testing.T) {
+	contracts := []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()}
+	if ct, err := contract.ByName("torch+tf32+reduced-precision-reduction"); err == nil {
+		contracts = append(contracts, ct)
+	} else {
+		t.Fatal(err)
+	}
+	n := 0
+	for seed := uint64(1); seed <= 24; seed++ {
+		rng := moe.NewRand(seed)
+		cfg := moe.Config{T: 1 + rng.IntN(12), H: 1 + rng.IntN(20), I: 1 + rng.IntN(12), E: 1 + rng.IntN(3), K: 1 + rng.IntN(4),
+			DType: []moe.DType{moe.BF16, moe.FP16, moe.FP32}[seed%3], Act: []moe.Activation{moe.SwiGLU, moe.GptOss}[seed/3%2],
+			Layout: []moe.Layout{moe.Standard, moe.Transposed}[seed/6%2], Bias: seed/12%2 == 1}
+		W := 2 + rng.IntN(3)
+		mode := []moe.DataMode{moe.Normal, moe.Integer, moe.Large, moe.Subnormal}[seed%4]
+		u, ranks := splitOf(t, cfg, W, mode, seed)
+		if seed%4 == 1 { // non-finite inputs: unknown elements reach the tails too
+			for _, c := range append([]*moe.Case{u}, ranks...) {
+				c.NonFinite = true
+				c.DY[0], c.X[len(c.X)-1] = math.NaN(), math.Inf(1)
+			}
+		}
+		for ci, ct := range contracts {
+			for _, need := range []wgradNeed{{}, {b: true}, {w: true, b: true}} {
+				name := fmt.Sprintf("seed=%d/%s/W=%d/contract=%d/need=%v", seed, cfg, W, ci, need)
+				uen, err := encloseNeed(u, false, ct, &arena{}, &workspace{}, need, par.New(0, 0), nil)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				for r, rc := range ranks {
+					up, _ := u.Plan()
+					rp, _ := rc.Plan()
+					if _, ok := rankRows(u, rc, up, rp); !ok {
+						t.Fatalf("%s: rank %d not recognised as a rank of the split", name, r)
+					}
+					got, err := rankEnclosure(uen, u, rc, ct, &arena{}, &workspace{}, need)
+					if err != nil {
+						t.Fatalf("%s: rank %d: %v", name, r, err)
+					}
+					want, err := encloseNeed(rc, false, ct, &arena{}, &workspace{}, need, par.New(0, 0), nil)
+					if err != nil {
+						t.Fatalf("%s: rank %d: %v", name, r, err)
+					}
+					if d := sameEnclosure(got, want); d != "" {
+						t.Fatalf("%s: rank %d: %s differs from the rank's own enclosure", name, r, d)
+					}
+					n++
+				}
+			}
+		}
+	}
+	t.Logf("%d rank enclosures compared", n)
+}
+
+// TestRankRowsRefusesOtherCases: a rank case that differs from the unsplit layer's rank in
+// any input its rows read is not derived from the unsplit layer (rankEnclosure then derives
+// it in full, so its bound is its own).
+func TestRankRowsRefusesOtherCases(t *testing.T) {
+	cfg := moe.Config{T: 6, H: 5, I: 3, E: 2, K: 2, DType: moe.BF16, Bias: true}
+	u, ranks := splitOf(t, cfg, 3, moe.Normal, 5)
+	up, _ := u.Plan()
+	for _, tc := range []struct {
+		name   string
+		change func(c *moe.Case)
+	}{
+		{"x", func(c *moe.Case) { c.X[3] += 1 }},
+		{"dy", func(c *moe.Case) { c.DY[0] = -c.DY[0] - 1 }},
+		{"w1", func(c *moe.Case) { c.W1[len(c.W1)-1] += 1 }},
+		{"w2", func(c *moe.Case) { c.W2[0] += 1 }},
+		{"b1", func(c *moe.Case) { c.B1[1] += 1 }},
+		{"b2", func(c *moe.Case) { c.B2[0] += 1 }},
+		{"routing-weight", func(c *moe.Case) {
+			for s, id := range c.Routing.IDs {
+				if id != int32(c.E) {
+					c.Routing.Weights[s] /= 2
+					return
+				}
+			}
+		}},
+		{"dtype", func(c *moe.Case) { c.DType = moe.FP16 }},
+		{"rank", func(c *moe.Case) { c.EP.Rank = (c.EP.Rank + 1) % 3 }},
+	} {
+		t.Run("change="+tc.name, func(t *testing.T) {
+			rc := ranks[1]
+			c := *rc
+			c.X, c.DY = append([]float64(nil), rc.X...), append([]float64(nil), rc.DY...)
+			c.W1, c.W2 = append([]float64(nil), rc.W1...), append([]float64(nil), rc.W2...)
+			c.B1, c.B2 = append([]float64(nil), rc.B1...), append([]float64(nil), rc.B2...)
+			c.Routing.Weights = append([]float64(nil), rc.Routing.Weights...)
+			rp, _ := rc.Plan()
+			if _, ok := rankRows(u, &c, up, rp); !ok {
+				t.Fatal("the unchanged copy is not recognised")
+			}
+			tc.change(&c)
+			if _, ok := rankRows(u, &c, up, rp); ok {
+				t.Fatal("a changed rank case is derived from the unsplit layer")
+			}
+		})
+	}
+}
