@@ -401,17 +401,35 @@ func (en *encl) activation(h1 rowsrc) ivec {
 }
 
 // activationRows is activation on rows [lo, hi) (see gatherRows for off).
+//
+// The enclosure is a function of (gate, up) alone, and the rows of the sentinel tail (most
+// rows of a rank of a large expert-parallel world) all have gate = up = exact +0 (mask B):
+// that element is derived once per call and reused.
 func (en *encl) activationRows(h1 rowsrc, out ivec, lo, hi, off int) {
 	I := en.I
+	var zero rv
+	haveZero := false
 	for i := lo; i < hi; i++ {
 		for j := 0; j < I; j++ {
 			g := h1.at(i*2*I + en.c.GateCol(j))
 			u := h1.at(i*2*I + en.c.UpCol(j))
-			a := en.arith().actForwardC(en.c.Act, en.d, en.ct.Activation, g, u)
+			var a rv
+			switch {
+			case !isPosZeroRV(g) || !isPosZeroRV(u):
+				a = en.arith().actForwardC(en.c.Act, en.d, en.ct.Activation, g, u)
+			case haveZero:
+				a = zero
+			default:
+				a = en.arith().actForwardC(en.c.Act, en.d, en.ct.Activation, g, u)
+				zero, haveZero = a, true
+			}
 			out.c[(i-off)*I+j], out.r[(i-off)*I+j] = en.round(a.v, a.e)
 		}
 	}
 }
+
+// isPosZeroRV reports whether x is exactly +0 with radius +0 (bitwise).
+func isPosZeroRV(x rv) bool { return math.Float64bits(x.v)|math.Float64bits(x.e) == 0 }
 
 // gemm2: rows < R computed; tail zero (mask C).
 func (en *encl) gemm2(act rowsrc) ivec {

@@ -176,3 +176,52 @@ func TestRankRowsRefusesOtherCases(t *testing.T) {
 		})
 	}
 }
+
+// TestActivationRowsZeroMemo: activationRows, which derives the element of exact +0 gate and
+// up once per call, gives each element's own actForwardC bitwise — for rows of +0, −0, zero
+// centers with a radius and ordinary values, every activation, dtype and contract.
+func TestActivationRowsZeroMemo(t *testing.T) {
+	vals := []rv{{0, 0}, {math.Copysign(0, -1), 0}, {0, 1e-3}, {0.5, 0}, {-3, 0.25}, {40, 0}, {0, math.NaN()}}
+	for _, act := range []moe.Activation{moe.SwiGLU, moe.GptOss} {
+		for _, d := range []moe.DType{moe.BF16, moe.FP16, moe.FP32} {
+			for ci, ct := range []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()} {
+				t.Run(fmt.Sprintf("act=%s/dtype=%s/contract=%d", act, d, ci), func(t *testing.T) {
+					cfg := moe.Config{T: 8, H: 2, I: 3, E: 1, K: 2, Act: act, DType: d}
+					r, err := moe.RandomRouting(cfg, 1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					c, err := moe.Generate(cfg, r, 1, moe.Normal)
+					if err != nil {
+						t.Fatal(err)
+					}
+					p, _ := c.Plan()
+					en := newEnclIn(c, p, nil, &workspace{}, nil)
+					en.ct = ct
+					S, I := c.S(), c.I
+					h1 := newIvec(S * 2 * I)
+					for k := range h1.c { // zero rows first and last, the values in between
+						x := vals[0]
+						if i := k / (2 * I); i > 1 && i < S-2 {
+							x = vals[(k*7+i)%len(vals)]
+						}
+						h1.c[k], h1.r[k] = x.v, x.e
+					}
+					got := newIvec(S * I)
+					en.activationRows(ivsrc(h1), got, 0, S, 0)
+					for i := 0; i < S; i++ {
+						for j := 0; j < I; j++ {
+							g, u := ivsrc(h1).at(i*2*I+c.GateCol(j)), ivsrc(h1).at(i*2*I+c.UpCol(j))
+							a := en.arith().actForwardC(act, d, ct.Activation, g, u)
+							wc, wr := en.round(a.v, a.e)
+							k := i*I + j
+							if math.Float64bits(got.c[k]) != math.Float64bits(wc) || math.Float64bits(got.r[k]) != math.Float64bits(wr) {
+								t.Fatalf("row %d col %d: (%v, %v), want (%v, %v)", i, j, got.c[k], got.r[k], wc, wr)
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}

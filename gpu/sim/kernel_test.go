@@ -122,3 +122,35 @@ func TestVecKernelsBitwise(t *testing.T) {
 		}
 	}
 }
+
+// TestActivateRowsZeroMemo: activateRows, which computes the element of +0 gate and up once
+// per call, stores each element's own value bitwise: one call over every row (zero rows
+// reusing the first one's value) against one call per row of one column (each computed), for
+// rows of +0, −0 and other values, both activations and every dtype.
+func TestActivateRowsZeroMemo(t *testing.T) {
+	vals := []float32{0, float32(math.Copysign(0, -1)), 0.5, -3, 9, float32(math.NaN()), float32(math.Inf(-1))}
+	for _, act := range []moe.Activation{moe.SwiGLU, moe.GptOss} {
+		for _, d := range []moe.DType{moe.BF16, moe.FP16, moe.FP32} {
+			t.Run(fmt.Sprintf("act=%s/dtype=%s", act, d), func(t *testing.T) {
+				const S = 40
+				h1 := make([]float32, S*2)
+				for k := range h1 {
+					if i := k / 2; i%3 != 0 { // every third row all +0
+						h1[k] = vals[(k*5+i)%len(vals)]
+					}
+				}
+				st := &state{cfg: moe.Config{T: S, H: 1, I: 1, E: 1, K: 1, Act: act, DType: d}, h1: h1, act: make([]float32, S)}
+				st.activateRows(0, S)
+				all := append([]float32(nil), st.act...)
+				for i := 0; i < S; i++ {
+					st.activateRows(i, i+1)
+				}
+				for i := range all {
+					if math.Float32bits(all[i]) != math.Float32bits(st.act[i]) {
+						t.Fatalf("row %d: %#08x, want %#08x", i, math.Float32bits(all[i]), math.Float32bits(st.act[i]))
+					}
+				}
+			})
+		}
+	}
+}
