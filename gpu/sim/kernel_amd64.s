@@ -10,7 +10,8 @@
 //
 // Columns run in blocks of eight: the whole blocks first, then, where n mod 8 ≠ 0, the tail
 // block with masked loads and stores (VMASKMOVPS: a masked lane is neither read, so nothing
-// past the end is touched, nor written) and otherwise the same instructions.
+// past the end is touched, nor written) and otherwise the same instructions, its
+// accumulators kept in registers over the whole reduction.
 //
 // Registers: R14 = bytes of the whole blocks (4·(n − n mod 8)), Y14 = the tail's mask,
 // AX = byte offset of the block, R10/R12 = the strides of a and b in bytes, R13 = the
@@ -70,6 +71,8 @@ TEXT ·gemvVec(SB), NOSPLIT, $0-56
 	MOVQ k+40(FP), R13
 	MOVQ n+48(FP), R14
 	SETUP_TAIL
+	TESTQ R14, R14
+	JEQ   gemv_tailpass
 
 gemv_quad:
 	CMPQ R13, $4
@@ -92,7 +95,7 @@ gemv_quad:
 
 gemv_col4:
 	CMPQ    AX, R14
-	JGE     gemv_tail4
+	JGE     gemv_next4
 	VMOVUPS (BX)(AX*1), Y8
 	VMOVUPS (CX)(AX*1), Y9
 	VMOVUPS (DX)(AX*1), Y10
@@ -103,18 +106,6 @@ gemv_col4:
 	ADDQ    $32, AX
 	JMP     gemv_col4
 
-gemv_tail4:
-	MOVQ       n+48(FP), SI
-	TESTQ      $7, SI
-	JZ         gemv_next4
-	VMASKMOVPS (BX)(AX*1), Y14, Y8
-	VMASKMOVPS (CX)(AX*1), Y14, Y9
-	VMASKMOVPS (DX)(AX*1), Y14, Y10
-	VMASKMOVPS (R15)(AX*1), Y14, Y11
-	VMASKMOVPS (DI)(AX*1), Y14, Y12
-	GEMV_QUAD
-	VMASKMOVPS Y12, Y14, (DI)(AX*1)
-
 gemv_next4:
 	LEAQ (R15)(R12*1), R11
 	SUBQ $4, R13
@@ -122,7 +113,7 @@ gemv_next4:
 
 gemv_rest:
 	TESTQ R13, R13
-	JEQ   gemv_done
+	JEQ   gemv_tailpass
 	VBROADCASTSS (R8), Y0
 	ADDQ  R10, R8
 	XORQ  AX, AX
@@ -130,7 +121,7 @@ gemv_rest:
 gemv_col1:
 	// c = v·a + c
 	CMPQ    AX, R14
-	JGE     gemv_tail1
+	JGE     gemv_next1
 	VMOVUPS (R11)(AX*1), Y8
 	VMOVUPS (DI)(AX*1), Y12
 	VMULPS  Y0, Y8, Y13
@@ -139,20 +130,63 @@ gemv_col1:
 	ADDQ    $32, AX
 	JMP     gemv_col1
 
-gemv_tail1:
-	MOVQ       n+48(FP), SI
-	TESTQ      $7, SI
-	JZ         gemv_next1
-	VMASKMOVPS (R11)(AX*1), Y14, Y8
-	VMASKMOVPS (DI)(AX*1), Y14, Y12
-	VMULPS     Y0, Y8, Y13
-	VADDPS     Y12, Y13, Y13
-	VMASKMOVPS Y13, Y14, (DI)(AX*1)
-
 gemv_next1:
 	ADDQ R12, R11
 	DECQ R13
 	JMP  gemv_rest
+
+gemv_tailpass:
+	// The tail block over every reduction index, its accumulator kept in Y12 (a masked
+	// store followed by a masked load of the same lanes, once per quad, stalls on store
+	// forwarding).
+	MOVQ  n+48(FP), SI
+	TESTQ $7, SI
+	JZ    gemv_done
+	MOVQ  a+8(FP), R8
+	MOVQ  b+24(FP), R11
+	ADDQ  R14, R11
+	ADDQ  R14, DI
+	MOVQ  k+40(FP), R13
+	VMASKMOVPS (DI), Y14, Y12
+
+gemv_tq:
+	CMPQ R13, $4
+	JLT  gemv_tr
+	VBROADCASTSS (R8), Y0
+	ADDQ R10, R8
+	VBROADCASTSS (R8), Y1
+	ADDQ R10, R8
+	VBROADCASTSS (R8), Y2
+	ADDQ R10, R8
+	VBROADCASTSS (R8), Y3
+	ADDQ R10, R8
+	VMASKMOVPS (R11), Y14, Y8
+	ADDQ R12, R11
+	VMASKMOVPS (R11), Y14, Y9
+	ADDQ R12, R11
+	VMASKMOVPS (R11), Y14, Y10
+	ADDQ R12, R11
+	VMASKMOVPS (R11), Y14, Y11
+	ADDQ R12, R11
+	GEMV_QUAD
+	SUBQ $4, R13
+	JMP  gemv_tq
+
+gemv_tr:
+	// c = v·a + c
+	TESTQ R13, R13
+	JEQ   gemv_tstore
+	VBROADCASTSS (R8), Y0
+	ADDQ  R10, R8
+	VMASKMOVPS (R11), Y14, Y8
+	ADDQ  R12, R11
+	VMULPS Y0, Y8, Y13
+	VADDPS Y12, Y13, Y12
+	DECQ  R13
+	JMP   gemv_tr
+
+gemv_tstore:
+	VMASKMOVPS Y12, Y14, (DI)
 
 gemv_done:
 	VZEROUPPER
@@ -193,6 +227,12 @@ TEXT ·gemv2Vec(SB), NOSPLIT, $0-72
 	MOVQ k+56(FP), R13
 	MOVQ n+64(FP), R14
 	SETUP_TAIL
+	// up to two whole blocks: each over every reduction index with its accumulators in
+	// registers (the store and reload of c once per quad would be the critical path);
+	// more: quad by quad over all blocks, whose chains overlap
+	XORQ AX, AX
+	CMPQ R14, $64
+	JLE  gemv2_blk
 
 gemv2_quad:
 	CMPQ R13, $4
@@ -225,7 +265,7 @@ gemv2_quad:
 
 gemv2_col4:
 	CMPQ    AX, R14
-	JGE     gemv2_tail4
+	JGE     gemv2_next4
 	VMOVUPS (BX)(AX*1), Y8
 	VMOVUPS (CX)(AX*1), Y9
 	VMOVUPS (DX)(AX*1), Y10
@@ -238,19 +278,6 @@ gemv2_col4:
 	ADDQ    $32, AX
 	JMP     gemv2_col4
 
-gemv2_tail4:
-	TESTQ      $7, n+64(FP)
-	JZ         gemv2_next4
-	VMASKMOVPS (BX)(AX*1), Y14, Y8
-	VMASKMOVPS (CX)(AX*1), Y14, Y9
-	VMASKMOVPS (DX)(AX*1), Y14, Y10
-	VMASKMOVPS (R15)(AX*1), Y14, Y11
-	VMASKMOVPS (DI)(AX*1), Y14, Y12
-	VMASKMOVPS (SI)(AX*1), Y14, Y15
-	GEMV2_QUAD
-	VMASKMOVPS Y12, Y14, (DI)(AX*1)
-	VMASKMOVPS Y15, Y14, (SI)(AX*1)
-
 gemv2_next4:
 	LEAQ (R15)(R12*1), R11
 	SUBQ $4, R13
@@ -258,7 +285,7 @@ gemv2_next4:
 
 gemv2_rest:
 	TESTQ R13, R13
-	JEQ   gemv2_done
+	JEQ   gemv2_tailpass
 	VBROADCASTSS (R8), Y0
 	VBROADCASTSS (R9), Y4
 	ADDQ  R10, R8
@@ -268,7 +295,7 @@ gemv2_rest:
 gemv2_col1:
 	// c0 = v·x + c0; c1 = v·y + c1
 	CMPQ    AX, R14
-	JGE     gemv2_tail1
+	JGE     gemv2_next1
 	VMOVUPS (R11)(AX*1), Y8
 	VMOVUPS (DI)(AX*1), Y12
 	VMOVUPS (SI)(AX*1), Y15
@@ -281,23 +308,142 @@ gemv2_col1:
 	ADDQ    $32, AX
 	JMP     gemv2_col1
 
-gemv2_tail1:
-	TESTQ      $7, n+64(FP)
-	JZ         gemv2_next1
-	VMASKMOVPS (R11)(AX*1), Y14, Y8
-	VMASKMOVPS (DI)(AX*1), Y14, Y12
-	VMASKMOVPS (SI)(AX*1), Y14, Y15
-	VMULPS     Y0, Y8, Y13
-	VADDPS     Y12, Y13, Y12
-	VMULPS     Y4, Y8, Y13
-	VADDPS     Y15, Y13, Y15
-	VMASKMOVPS Y12, Y14, (DI)(AX*1)
-	VMASKMOVPS Y15, Y14, (SI)(AX*1)
-
 gemv2_next1:
 	ADDQ R12, R11
 	DECQ R13
 	JMP  gemv2_rest
+
+gemv2_blk:
+	// each whole block over every reduction index, c0 and c1 kept in Y12 and Y15
+	CMPQ AX, R14
+	JGE  gemv2_tailpass
+	MOVQ a0+16(FP), R8
+	MOVQ a1+24(FP), R9
+	MOVQ b+40(FP), R11
+	ADDQ AX, R11
+	MOVQ k+56(FP), R13
+	VMOVUPS (DI)(AX*1), Y12
+	VMOVUPS (SI)(AX*1), Y15
+
+gemv2_bq:
+	CMPQ R13, $4
+	JLT  gemv2_br
+	VBROADCASTSS (R8), Y0
+	ADDQ R10, R8
+	VBROADCASTSS (R8), Y1
+	ADDQ R10, R8
+	VBROADCASTSS (R8), Y2
+	ADDQ R10, R8
+	VBROADCASTSS (R8), Y3
+	ADDQ R10, R8
+	VBROADCASTSS (R9), Y4
+	ADDQ R10, R9
+	VBROADCASTSS (R9), Y5
+	ADDQ R10, R9
+	VBROADCASTSS (R9), Y6
+	ADDQ R10, R9
+	VBROADCASTSS (R9), Y7
+	ADDQ R10, R9
+	VMOVUPS (R11), Y8
+	ADDQ R12, R11
+	VMOVUPS (R11), Y9
+	ADDQ R12, R11
+	VMOVUPS (R11), Y10
+	ADDQ R12, R11
+	VMOVUPS (R11), Y11
+	ADDQ R12, R11
+	GEMV2_QUAD
+	SUBQ $4, R13
+	JMP  gemv2_bq
+
+gemv2_br:
+	TESTQ R13, R13
+	JEQ   gemv2_bstore
+	VBROADCASTSS (R8), Y0
+	ADDQ  R10, R8
+	VBROADCASTSS (R9), Y4
+	ADDQ  R10, R9
+	VMOVUPS (R11), Y8
+	ADDQ  R12, R11
+	VMULPS Y0, Y8, Y13
+	VADDPS Y12, Y13, Y12
+	VMULPS Y4, Y8, Y13
+	VADDPS Y15, Y13, Y15
+	DECQ  R13
+	JMP   gemv2_br
+
+gemv2_bstore:
+	VMOVUPS Y12, (DI)(AX*1)
+	VMOVUPS Y15, (SI)(AX*1)
+	ADDQ    $32, AX
+	JMP     gemv2_blk
+
+gemv2_tailpass:
+	// The tail block over every reduction index, c0 and c1 kept in Y12 and Y15 (see
+	// gemv_tailpass).
+	TESTQ $7, n+64(FP)
+	JZ    gemv2_done
+	MOVQ  a0+16(FP), R8
+	MOVQ  a1+24(FP), R9
+	MOVQ  b+40(FP), R11
+	ADDQ  R14, R11
+	ADDQ  R14, DI
+	ADDQ  R14, SI
+	MOVQ  k+56(FP), R13
+	VMASKMOVPS (DI), Y14, Y12
+	VMASKMOVPS (SI), Y14, Y15
+
+gemv2_tq:
+	CMPQ R13, $4
+	JLT  gemv2_tr
+	VBROADCASTSS (R8), Y0
+	ADDQ R10, R8
+	VBROADCASTSS (R8), Y1
+	ADDQ R10, R8
+	VBROADCASTSS (R8), Y2
+	ADDQ R10, R8
+	VBROADCASTSS (R8), Y3
+	ADDQ R10, R8
+	VBROADCASTSS (R9), Y4
+	ADDQ R10, R9
+	VBROADCASTSS (R9), Y5
+	ADDQ R10, R9
+	VBROADCASTSS (R9), Y6
+	ADDQ R10, R9
+	VBROADCASTSS (R9), Y7
+	ADDQ R10, R9
+	VMASKMOVPS (R11), Y14, Y8
+	ADDQ R12, R11
+	VMASKMOVPS (R11), Y14, Y9
+	ADDQ R12, R11
+	VMASKMOVPS (R11), Y14, Y10
+	ADDQ R12, R11
+	VMASKMOVPS (R11), Y14, Y11
+	ADDQ R12, R11
+	GEMV2_QUAD
+	SUBQ $4, R13
+	JMP  gemv2_tq
+
+gemv2_tr:
+	// c0 = v·x + c0; c1 = v·y + c1
+	TESTQ R13, R13
+	JEQ   gemv2_tstore
+	VBROADCASTSS (R8), Y0
+	ADDQ  R10, R8
+	VBROADCASTSS (R9), Y4
+	ADDQ  R10, R9
+	VMASKMOVPS (R11), Y14, Y8
+	ADDQ  R12, R11
+	VMULPS Y0, Y8, Y13
+	VADDPS Y12, Y13, Y12
+	VMULPS Y4, Y8, Y13
+	VADDPS Y15, Y13, Y15
+	DECQ  R13
+	JMP   gemv2_tr
+
+gemv2_tstore:
+	VMASKMOVPS Y12, Y14, (DI)
+	VMASKMOVPS Y15, Y14, (SI)
 
 gemv2_done:
 	VZEROUPPER
