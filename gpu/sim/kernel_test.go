@@ -61,7 +61,9 @@ func TestKernels(t *testing.T) {
 // with and without a remainder after the unrolled quads, coefficient strides, and operands
 // full of NaNs with distinct payloads and signs, infinities, zeros and subnormals: where two
 // NaNs meet, the NaN that propagates depends on which operand of each instruction comes
-// first, so this also pins the kernels' operand order to the compiled Go loop's.
+// first, so this also pins the kernels' operand order to the compiled Go loop's. Under the
+// race detector the Go loop is compiled differently (the instrumentation changes which operand
+// the compiler puts first), so there the NaNs' payloads are not compared, only where they are.
 func TestVecKernelsBitwise(t *testing.T) {
 	rng := moe.NewRand(11)
 	special := func() float32 {
@@ -113,6 +115,9 @@ func TestVecKernelsBitwise(t *testing.T) {
 					gemv2(got[n:2*n], got[2*n:3*n], a0, a0[1:], tc.as, b, bs, k)
 					gemv2Go(want[n:2*n], want[2*n:3*n], a0, a0[1:], tc.as, b, bs, k)
 					for i := range got {
+						if raceBuild && got[i] != got[i] && want[i] != want[i] {
+							continue
+						}
 						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 							t.Fatalf("element %d: %#08x, want %#08x (the Go loop's)", i, math.Float32bits(got[i]), math.Float32bits(want[i]))
 						}
