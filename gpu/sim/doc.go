@@ -14,7 +14,9 @@
 //     moe.DType.RoundFloat32; on amd64 with AVX2 the row update runs eight columns at a time
 //     in assembly (kernel_amd64.s; the build tag purego leaves it out), each column with the
 //     Go loop's operations in its order and the same operand first in each, so the results
-//     are the Go loop's bits, NaN payloads included (TestVecKernelsBitwise);
+//     are the Go loop's bits, NaN payloads included (TestVecKernelsBitwise; the normal
+//     build's, where two NaNs meet: the race detector's instrumentation reorders the loop's
+//     operands);
 //   - elementwise stages (activation forward and backward, routing-weight multiply,
 //     d_h2) evaluate in float32, left to right as docs/path.md writes them; exp is
 //     "expf" = float32(math.Exp(float64(x))), correctly rounded in all but rare ties, well

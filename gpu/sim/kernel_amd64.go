@@ -7,9 +7,11 @@ import "golang.org/x/sys/cpu"
 // The vector kernels (kernel_amd64.s) compute gemv and gemv2 eight columns at a time with
 // AVX2: per column the same fp32 multiplies and adds as the Go loops, in the same order and
 // with the same operand first in each (x86 returns the first operand's NaN where two NaNs
-// meet), so the results are bitwise the Go loops' — NaN payloads and signs included
-// (TestVecKernelsBitwise). No FMA: every product is rounded before its add. The build tag
-// purego leaves them out.
+// meet), so the results are bitwise the Go loops' as the gc compiler builds them — NaN
+// payloads and signs included (TestVecKernelsBitwise; which NaN a Go loop keeps is the
+// compiler's operand order, which the race detector's instrumentation changes, so the
+// kernels fix it to the normal build's). No FMA: every product is rounded before its add.
+// The build tag purego leaves them out.
 
 // vecKernels reports whether the CPU runs them; read-only after package initialisation.
 var vecKernels = cpu.X86.HasAVX2
