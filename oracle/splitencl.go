@@ -76,10 +76,11 @@ func rankRows(uc, rc *moe.Case, up, rp *moe.Plan) ([]int, bool) {
 	return m, true
 }
 
-// rankEnclosure is encloseIn(rc, false, ct, ar, ws, need, …) for rank case rc of the split
-// whose unsplit layer uc has enclosure u (derived under ct): the rows rc shares with uc are
-// copied from u (see above), the rest derived. Where rc is not a rank of that split
-// (rankRows), it is encloseIn itself.
+// rankEnclosure is encloseIn(rc, false, ct, ar, ws, need, …)'s outputs (Y, dX, d_rw and the
+// gradients need asks for; no stages) for rank case rc of the split whose unsplit layer uc
+// has enclosure u (derived under ct): the rows rc shares with uc are copied from u (see
+// above), the rest derived. Where rc is not a rank of that split (rankRows), it is encloseIn
+// itself.
 func rankEnclosure(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed) (*Enclosure, error) {
 	full := func() (*Enclosure, error) { return encloseNeed(rc, false, ct, ar, ws, need, par.New(0, 0), nil) }
 	if err := rc.Validate(moe.Limits{}); err != nil {
@@ -107,36 +108,35 @@ func rankEnclosure(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *are
 		return out
 	}
 	out := &Enclosure{Plan: rp, Contract: ct}
-	// The tail as encloseIn derives it: zero where a mask or an unwritten row makes it so
-	// (Xs: mask A; H1: mask B; H2: mask C; d_h2, d_h1, d_xs: their backward masks), the
-	// row kernels over it where every row is computed, unknown where the path leaves it
-	// unwritten (d_act).
-	out.Xs = stage(u.Xs, H)
-	out.H1 = stage(u.H1, 2*I)
-	out.Act = stage(u.Act, I)
-	en.activationRows(ivsrc(out.H1), out.Act, R, S, 0)
-	out.H2 = stage(u.H2, H)
-	out.O = stage(u.O, H)
-	en.weightRows(ivsrc(out.H2), out.O, R, S, 0)
-	out.Y = en.combine(ivsrc(out.O))
-	out.DO = stage(u.DO, H)
-	en.gatherRows(rc.DY, false, out.DO, R, S, 0)
-	out.DRWSorted = en.newIvec(S)
+	// Only what the outputs read, each stage's tail as encloseIn derives it: zero where a
+	// mask makes it so (Xs: mask A; H1: mask B; H2: mask C; d_h2, d_h1, d_xs: their
+	// backward masks), the row kernels over it where every row is computed (act, o, d_o,
+	// d_rw). H2 and d_o are read in the tail only (o and d_rw are copied where they are
+	// shared); the GEMM inputs of the gradients only where need asks for those.
+	h2 := en.newIvec(S * H) // the tail's zeros
+	o := stage(u.O, H)
+	en.weightRows(ivsrc(h2), o, R, S, 0)
+	out.Y = en.combine(ivsrc(o))
+	do := en.newIvec(S * H)
+	en.gatherRows(rc.DY, false, do, R, S, 0)
+	drw := en.newIvec(S)
 	for i, j := range m {
-		out.DRWSorted.c[i], out.DRWSorted.r[i] = u.DRWSorted.c[j], u.DRWSorted.r[j]
+		drw.c[i], drw.r[i] = u.DRWSorted.c[j], u.DRWSorted.r[j]
 	}
-	en.drwRows(ivsrc(out.DO), ivsrc(out.H2), out.DRWSorted, R, S)
-	out.DH2 = stage(u.DH2, H)
-	out.DAct = stage(u.DAct, I)
-	for i := R * I; i < S*I; i++ {
-		out.DAct.setUnknown(i)
+	en.drwRows(ivsrc(do), ivsrc(h2), drw, R, S)
+	out.DRW = en.unsort(drw)
+	out.DX = en.scatter(ivsrc(stage(u.DXs, H)))
+	var xs, act, dh2, dh1 ivec
+	if need.w {
+		xs = stage(u.Xs, H)
+		act = stage(u.Act, I)
+		en.activationRows(ivsrc(en.newIvec(S*2*I)), act, R, S, 0) // the tail of H1 is zero
 	}
-	out.DH1 = stage(u.DH1, 2*I)
-	out.DXs = stage(u.DXs, H)
-	out.DX = en.scatter(ivsrc(out.DXs))
-	out.DRW = en.unsort(out.DRWSorted)
-	out.DW2, out.DB2 = en.wgradOf(need, ivsrc(out.DH2), ivsrc(out.Act), H, I, en.c.LenW2(), en.c.W2Index)
-	out.DW1, out.DB1 = en.wgradOf(need, ivsrc(out.DH1), ivsrc(out.Xs), 2*I, H, en.c.LenW1(), en.c.W1Index)
+	if need.w || need.b && rc.Bias {
+		dh2, dh1 = stage(u.DH2, H), stage(u.DH1, 2*I)
+	}
+	out.DW2, out.DB2 = en.wgradOf(need, ivsrc(dh2), ivsrc(act), H, I, en.c.LenW2(), en.c.W2Index)
+	out.DW1, out.DB1 = en.wgradOf(need, ivsrc(dh1), ivsrc(xs), 2*I, H, en.c.LenW1(), en.c.W1Index)
 	return out, nil
 }
 
