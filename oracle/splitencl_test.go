@@ -223,3 +223,19 @@ func TestActivationRowsZeroMemo(t *testing.T) {
 		}
 	}
 }
+
+// TestFinite: finite(x) is !(IsNaN(x) || IsInf(x, 0)) for the special values and random bit
+// patterns (rv.unknown, ivec.known, roundInto and finishMath test finiteness with it).
+func TestFinite(t *testing.T) {
+	xs := []float64{0, math.Copysign(0, -1), 1, -1, math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64,
+		math.Inf(1), math.Inf(-1), math.NaN(), math.Float64frombits(0xfff8000000000001), 0x1p-1074, 0x1p1023}
+	rng := moe.NewRand(3)
+	for i := 0; i < 100000; i++ {
+		xs = append(xs, math.Float64frombits(rng.Uint64()))
+	}
+	for _, x := range xs {
+		if got, want := finite(x), !(math.IsNaN(x) || math.IsInf(x, 0)); got != want {
+			t.Fatalf("finite(%v = %#x) = %v, want %v", x, math.Float64bits(x), got, want)
+		}
+	}
+}
