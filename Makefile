@@ -11,10 +11,13 @@ PTX := $(KERNELS:.cu=.ptx)
 GO ?= go
 FUZZTIME ?= 60s
 
-# test: the whole test suite on the CPU path (what CI runs).
+# test: the whole test suite on the CPU path (what CI runs), and gpu/sim without its
+# assembly kernels (purego: the Go loops they must match bitwise).
 test:
 	$(GO) vet ./...
 	$(GO) test ./...
+	$(GO) vet -tags purego ./gpu/sim
+	$(GO) test -tags purego ./gpu/sim
 
 # check: the main job on the built-in CPU path: a random property run with shrinking.
 check:

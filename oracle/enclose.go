@@ -183,6 +183,12 @@ func encloseStop(c *moe.Case, mathematical bool, ct contract.Contract, sp par.Sp
 // weight- and bias-gradient enclosures (DW1, DB1, DW2, DB2) are not derived and left empty:
 // nothing else depends on them (a caller that compares no weight gradient within a bound).
 func encloseIn(c *moe.Case, mathematical bool, ct contract.Contract, ar *arena, ws *workspace, wgrad bool, sp par.Split, stop <-chan struct{}) (*Enclosure, error) {
+	return encloseNeed(c, mathematical, ct, ar, ws, wgradNeed{w: wgrad, b: wgrad}, sp, stop)
+}
+
+// encloseNeed is encloseIn deriving the weight gradients (dW1, dW2) and the bias gradients
+// (dB1, dB2) only where need asks for them (splitencl.go's wgradOf).
+func encloseNeed(c *moe.Case, mathematical bool, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed, sp par.Split, stop <-chan struct{}) (*Enclosure, error) {
 	if err := c.Validate(moe.Limits{}); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
@@ -205,14 +211,10 @@ func encloseIn(c *moe.Case, mathematical bool, ct contract.Contract, ar *arena, 
 	out.DRWSorted = en.drw(ivsrc(out.DO), ivsrc(out.H2))
 	out.DH2 = en.dh2(ivsrc(out.DO))
 	out.DAct = en.dgrad2(ivsrc(out.DH2))
-	if wgrad {
-		out.DW2, out.DB2 = en.wgrad2(ivsrc(out.DH2), ivsrc(out.Act))
-	}
+	out.DW2, out.DB2 = en.wgradOf(need, ivsrc(out.DH2), ivsrc(out.Act), en.H, en.I, en.c.LenW2(), en.c.W2Index)
 	out.DH1 = en.actBackward(ivsrc(out.H1), ivsrc(out.DAct))
 	out.DXs = en.dgrad1(ivsrc(out.DH1))
-	if wgrad {
-		out.DW1, out.DB1 = en.wgrad1(ivsrc(out.DH1), ivsrc(out.Xs))
-	}
+	out.DW1, out.DB1 = en.wgradOf(need, ivsrc(out.DH1), ivsrc(out.Xs), 2*en.I, en.H, en.c.LenW1(), en.c.W1Index)
 	out.DX = en.scatter(ivsrc(out.DXs))
 	out.DRW = en.unsort(out.DRWSorted)
 	if stopped(stop) {
@@ -399,17 +401,35 @@ func (en *encl) activation(h1 rowsrc) ivec {
 }
 
 // activationRows is activation on rows [lo, hi) (see gatherRows for off).
+//
+// The enclosure is a function of (gate, up) alone, and the rows of the sentinel tail (most
+// rows of a rank of a large expert-parallel world) all have gate = up = exact +0 (mask B):
+// that element is derived once per call and reused.
 func (en *encl) activationRows(h1 rowsrc, out ivec, lo, hi, off int) {
 	I := en.I
+	var zero rv
+	haveZero := false
 	for i := lo; i < hi; i++ {
 		for j := 0; j < I; j++ {
 			g := h1.at(i*2*I + en.c.GateCol(j))
 			u := h1.at(i*2*I + en.c.UpCol(j))
-			a := en.arith().actForwardC(en.c.Act, en.d, en.ct.Activation, g, u)
+			var a rv
+			switch {
+			case !isPosZeroRV(g) || !isPosZeroRV(u):
+				a = en.arith().actForwardC(en.c.Act, en.d, en.ct.Activation, g, u)
+			case haveZero:
+				a = zero
+			default:
+				a = en.arith().actForwardC(en.c.Act, en.d, en.ct.Activation, g, u)
+				zero, haveZero = a, true
+			}
 			out.c[(i-off)*I+j], out.r[(i-off)*I+j] = en.round(a.v, a.e)
 		}
 	}
 }
+
+// isPosZeroRV reports whether x is exactly +0 with radius +0 (bitwise).
+func isPosZeroRV(x rv) bool { return math.Float64bits(x.v)|math.Float64bits(x.e) == 0 }
 
 // gemm2: rows < R computed; tail zero (mask C).
 func (en *encl) gemm2(act rowsrc) ivec {

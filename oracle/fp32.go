@@ -35,7 +35,11 @@ const u32 = 0x1p-24
 
 func unknownRV() rv { return rv{0, math.NaN()} }
 
-func (x rv) unknown() bool { return math.IsNaN(x.e) || math.IsInf(x.e, 0) || math.IsNaN(x.v) }
+func (x rv) unknown() bool { return !finite(x.e) || x.v != x.v }
+
+// finite reports whether x is neither NaN nor ±Inf (x − x is +0 exactly for every finite x,
+// NaN for NaN and ±Inf): math.IsNaN(x) || math.IsInf(x, 0) negated, in one subtraction.
+func finite(x float64) bool { return x-x == 0 }
 
 func exactRV(v float64) rv { return rv{v, 0} }
 
@@ -114,7 +118,7 @@ func (a arith) addSnap(x, y rv) rv {
 // finishMath is finish of the mathematical mode: u32·(|v|+e) added to the radius, the
 // center kept.
 func finishMath(v, e float64) rv {
-	if math.IsNaN(v) || math.IsNaN(e) || math.IsInf(e, 0) || math.IsInf(v, 0) {
+	if !finite(v) || !finite(e) {
 		return unknownRV()
 	}
 	av := math.Abs(v)

@@ -21,8 +21,8 @@ func (v ivec) len() int { return len(v.c) }
 
 // known reports whether element i is constrained.
 func (v ivec) known(i int) bool {
-	r := v.r[i]
-	return !math.IsNaN(r) && !math.IsInf(r, 0) && !math.IsNaN(v.c[i])
+	r, c := v.r[i], v.c[i]
+	return finite(r) && c == c
 }
 
 func (v ivec) setUnknown(i int) { v.c[i], v.r[i] = 0, math.NaN() }
@@ -66,7 +66,7 @@ const tiny = 0x1p-126
 // re-expressed in center/radius form with f64slack added. An interval that may round to
 // ±Inf (overflow) becomes unknown.
 func roundInto(d moe.DType, c, r float64) (float64, float64) {
-	if math.IsNaN(r) || math.IsInf(r, 0) || math.IsNaN(c) || math.IsInf(c, 0) {
+	if !finite(r) || !finite(c) {
 		return 0, math.NaN()
 	}
 	if r == 0 {

@@ -96,11 +96,15 @@ func CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Re
 	bitwiseFor := func(t moe.Tensor) bool { return bitwise && t != moe.TensorDB1 && t != moe.TensorDB2 }
 	sumTensors := []moe.Tensor{moe.TensorY, moe.TensorDX, moe.TensorDRW}
 	var wgTensors []moe.Tensor
-	wgrad := false // some weight gradient judged within the bound: its enclosure is needed
+	var need wgradNeed // the weight or bias gradients judged within the bound: their enclosures are needed
 	for _, t := range Outputs(unsplit) {
-		if t == moe.TensorDW1 || t == moe.TensorDW2 || t == moe.TensorDB1 || t == moe.TensorDB2 {
+		switch t {
+		case moe.TensorDW1, moe.TensorDW2:
 			wgTensors = append(wgTensors, t)
-			wgrad = wgrad || !bitwiseFor(t)
+			need.w = need.w || !bitwiseFor(t)
+		case moe.TensorDB1, moe.TensorDB2:
+			wgTensors = append(wgTensors, t)
+			need.b = need.b || !bitwiseFor(t)
 		}
 	}
 	type side struct {
@@ -113,10 +117,21 @@ func CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Re
 	sides := make([]side, len(all))
 	bounds := make(map[moe.Tensor][]float64, len(sumTensors))
 	var umag *reference.Result
-	ar, ws := &arena{}, &workspace{}
+	// The unsplit side's enclosure stays in its own arena while the ranks' are derived (in
+	// turn in the other one): every row a rank shares with the unsplit layer is copied from it
+	// (rankEnclosure).
+	var uen *Enclosure
+	uar, ar, ws := &arena{}, &arena{}, &workspace{}
 	for k, cc := range all {
-		ar.reset()
-		en, err := encloseIn(cc, false, ct, ar, ws, wgrad, par.New(0, 0), nil)
+		var en *Enclosure
+		var err error
+		if k == 0 {
+			en, err = encloseNeed(cc, false, ct, uar, ws, need, par.New(0, 0), nil)
+			uen = en
+		} else {
+			ar.reset()
+			en, err = rankEnclosure(uen, unsplit, cc, ct, ar, ws, need)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -28,14 +28,25 @@ func cols(c moe.Config, f faults, j int) (gate, up int) {
 
 // activateRows is docs/path.md step 6 (the activation) on rows [lo, hi):
 // act[i,j] = round_d(a(h1[i,gate], h1[i,up])).
+//
+// The value is a function of the bits of (gate, up) alone; the sentinel tail's rows (most
+// rows of a rank of a large expert-parallel world) are +0 (mask B), so that element is
+// computed once per call and reused.
 func (st *state) activateRows(lo, hi int) {
 	c, f := st.cfg, st.f
 	I, I2, d := c.I, 2*c.I, c.DType
+	var zero float32
+	haveZero := false
 	for i := lo; i < hi; i++ {
 		h, a := st.h1[i*I2:(i+1)*I2], st.act[i*I:(i+1)*I]
 		for j := range a {
 			gc, uc := cols(c, f, j)
 			g, u := h[gc], h[uc]
+			posZero := math.Float32bits(g)|math.Float32bits(u) == 0
+			if posZero && haveZero {
+				a[j] = zero
+				continue
+			}
 			var v float32
 			if c.Act == moe.GptOss {
 				if g > limit32 { // min(g, 7); NaN stays NaN
@@ -47,6 +58,9 @@ func (st *state) activateRows(lo, hi int) {
 				v = g / (1 + expf(-g)) * u
 			}
 			a[j] = d.RoundFloat32(v)
+			if posZero {
+				zero, haveZero = a[j], true
+			}
 		}
 	}
 }

@@ -1,4 +1,4 @@
-// Package sim is the pure-Go model of the GPU path, moecheck's default backend.
+// Package sim is the Go model of the GPU path, moecheck's default backend.
 //
 // It executes docs/path.md stage by stage, forward and backward, the way the CUDA kernels do:
 // every intermediate is a float32 buffer holding values of the case's dtype (bf16 and fp16
@@ -11,7 +11,12 @@
 //   - every GEMM accumulates the fp32 products of dtype values in fp32, sequentially in the
 //     reduction index (products are rounded to float32 before the add, so no platform fuses
 //     them into an FMA), adds the bias to the fp32 accumulator, and rounds once with
-//     moe.DType.RoundFloat32;
+//     moe.DType.RoundFloat32; on amd64 with AVX2 the row update runs eight columns at a time
+//     in assembly (kernel_amd64.s; the build tag purego leaves it out), each column with the
+//     Go loop's operations in its order and the same operand first in each, so the results
+//     are the Go loop's bits, NaN payloads included (TestVecKernelsBitwise; the normal
+//     build's, where two NaNs meet: the race detector's instrumentation reorders the loop's
+//     operands);
 //   - elementwise stages (activation forward and backward, routing-weight multiply,
 //     d_h2) evaluate in float32, left to right as docs/path.md writes them; exp is
 //     "expf" = float32(math.Exp(float64(x))), correctly rounded in all but rare ties, well

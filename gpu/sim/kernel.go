@@ -7,7 +7,25 @@ import "github.com/moecheck/moecheck/moe"
 // Every GEMM of the path is a sequence of these row updates (the "axpy" form keeps the sum
 // order sequential in the reduction index while reading b row by row). Zero coefficients are
 // not skipped: 0·Inf and 0·NaN must reach c as NaN.
+//
+// gemv dispatches to the vector kernel where there is one (kernel_amd64.go), which computes
+// the same operations in the same order and gives the same bits, NaN payloads included;
+// gemvGo is the loop itself (the reference of that kernel).
 func gemv(c, a []float32, as int, b []float32, bs, k int) {
+	if vecKernels && len(c) > 0 && k > 0 {
+		_, _ = a[(k-1)*as], b[(k-1)*bs+len(c)-1] // the kernel reads no further
+		gemvVec(&c[0], &a[0], as, &b[0], bs, k, len(c))
+		return
+	}
+	gemvGo(c, a, as, b, bs, k)
+}
+
+// gemvGo is gemv in Go. It is not inlined, so that its compiled body — which operand of each
+// add and multiply comes first, which decides the NaN that propagates where two NaNs meet —
+// is the one TestVecKernelsBitwise compares the vector kernel against.
+//
+//go:noinline
+func gemvGo(c, a []float32, as int, b []float32, bs, k int) {
 	q := 0
 	for ; q+4 <= k; q += 4 {
 		a0, a1, a2, a3 := a[q*as], a[(q+1)*as], a[(q+2)*as], a[(q+3)*as]
@@ -51,8 +69,22 @@ func roundAll(d moe.DType, v []float32) {
 }
 
 // gemv2 is gemv on two outputs that share b: c0 += Σ a0[q·as]·b[q], c1 += Σ a1[q·as]·b[q],
-// each with exactly gemv's order and rounding (it only halves the loads of b).
+// each with exactly gemv's order and rounding (it only halves the loads of b). Like gemv it
+// dispatches to the vector kernel where there is one; gemv2Go is the loop.
 func gemv2(c0, c1, a0, a1 []float32, as int, b []float32, bs, k int) {
+	c1 = c1[:len(c0)]
+	if vecKernels && len(c0) > 0 && k > 0 {
+		_, _, _ = a0[(k-1)*as], a1[(k-1)*as], b[(k-1)*bs+len(c0)-1] // the kernel reads no further
+		gemv2Vec(&c0[0], &c1[0], &a0[0], &a1[0], as, &b[0], bs, k, len(c0))
+		return
+	}
+	gemv2Go(c0, c1, a0, a1, as, b, bs, k)
+}
+
+// gemv2Go is gemv2 in Go (not inlined, for the reason gemvGo is not).
+//
+//go:noinline
+func gemv2Go(c0, c1, a0, a1 []float32, as int, b []float32, bs, k int) {
 	c1 = c1[:len(c0)]
 	q := 0
 	for ; q+4 <= k; q += 4 {

@@ -24,7 +24,7 @@ type Options struct {
 	Workers int
 }
 
-// Backend is the pure-Go model of the GPU path. It implements gpu.Backend with the name
+// Backend is the Go model of the GPU path. It implements gpu.Backend with the name
 // "sim". Its buffers persist from one Run to the next (PoisonStale reads them); Runs on one
 // Backend are serialized.
 type Backend struct {

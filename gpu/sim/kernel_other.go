@@ -1,0 +1,15 @@
+//go:build !amd64 || purego
+
+package sim
+
+// Without the vector kernels (kernel_amd64.go) gemv and gemv2 run their Go loops.
+
+const vecKernels = false
+
+func gemvVec(c, a *float32, as int, b *float32, bs, k, n int) {
+	panic("sim: no vector kernel on this platform")
+}
+
+func gemv2Vec(c0, c1, a0, a1 *float32, as int, b *float32, bs, k, n int) {
+	panic("sim: no vector kernel on this platform")
+}

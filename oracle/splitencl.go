@@ -1,0 +1,156 @@
+package oracle
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/internal/par"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// The rank sides of an expert-parallel split from the unsplit side (issue 14, "cheaper
+// properties"). Rank r of a split with E experts per rank computes, for each of its experts
+// e, exactly the rows the unsplit layer's expert r·E+e computes: the same slots in the same
+// (stable-sorted) order, the same tokens, inputs, dY, weights, biases and routing weights.
+// Every stage enclosure of such a row (gather, the GEMMs and their dgrads — reduced per
+// expert block, which is the same block — the activation and its backward, the weight
+// multiply, d_h2, d_rw) is a function of that row's inputs and its expert's block alone, so
+// it is the unsplit side's row, bit for bit. What is the rank's own is its sentinel tail
+// (the slots of the other ranks) and what reads every slot of a token: the combine, the
+// scatter, the unsort and the gradients of the weights and biases. rankEnclosure copies the
+// former and derives the latter with the same functions encloseIn uses
+// (TestRankEnclosureSameAsFull compares every tensor, bitwise, with encloseIn's).
+
+// wgradNeed says which weight-gradient enclosures a caller reads.
+type wgradNeed struct{ w, b bool } // dW1 and dW2; dB1 and dB2
+
+// sameBits64 reports whether a and b hold the same float64 values bit for bit.
+func sameBits64(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// rankRows returns, for rank case rc, the unsplit row of each of its rows below its Rows
+// (nil, false where rc is not rank rc.EP.Rank of the split whose unsplit layer is uc, with
+// plans rp and up: then its enclosure is derived in full).
+func rankRows(uc, rc *moe.Case, up, rp *moe.Plan) ([]int, bool) {
+	W, r, E := rc.EP.WorldSize(), rc.EP.Rank, rc.E
+	uw, rw := uc.Config, rc.Config
+	uw.E, uw.EP, rw.E, rw.EP = 0, moe.EP{}, 0, moe.EP{}
+	if uw != rw || W <= 1 || uc.EP.WorldSize() != 1 || uc.E != E*W || r < 0 || r >= W {
+		return nil, false
+	}
+	// the inputs of every row: the whole X and dY, rank r's block of the weights and biases
+	blk := func(full, part []float64) bool {
+		n := len(part)
+		return len(full) == W*n && sameBits64(full[r*n:(r+1)*n], part)
+	}
+	if !sameBits64(uc.X, rc.X) || !sameBits64(uc.DY, rc.DY) || !blk(uc.W1, rc.W1) || !blk(uc.W2, rc.W2) ||
+		(rc.Bias && (!blk(uc.B1, rc.B1) || !blk(uc.B2, rc.B2))) {
+		return nil, false
+	}
+	m := make([]int, rp.Rows)
+	for e := 0; e < E; e++ {
+		b, end := rp.Begin(e), rp.End(e)
+		ub, uend := up.Begin(r*E+e), up.End(r*E+e)
+		if end-b != uend-ub {
+			return nil, false
+		}
+		for i := b; i < end; i++ {
+			j := ub + i - b
+			s := rp.Perm[i]
+			if s != up.Perm[j] || math.Float64bits(rc.Routing.Weights[s]) != math.Float64bits(uc.Routing.Weights[s]) {
+				return nil, false
+			}
+			m[i] = j
+		}
+	}
+	return m, true
+}
+
+// rankEnclosure is encloseIn(rc, false, ct, ar, ws, need, …)'s outputs (Y, dX, d_rw and the
+// gradients need asks for; no stages) for rank case rc of the split whose unsplit layer uc
+// has enclosure u (derived under ct): the rows rc shares with uc are copied from u (see
+// above), the rest derived. Where rc is not a rank of that split (rankRows), it is encloseIn
+// itself.
+func rankEnclosure(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed) (*Enclosure, error) {
+	full := func() (*Enclosure, error) { return encloseNeed(rc, false, ct, ar, ws, need, par.New(0, 0), nil) }
+	if err := rc.Validate(moe.Limits{}); err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
+	}
+	rp, err := rc.Plan()
+	if err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
+	}
+	m, ok := rankRows(uc, rc, u.Plan, rp)
+	if !ok {
+		return full()
+	}
+	en := newEnclIn(rc, rp, ar, ws, nil)
+	en.ct = ct
+	S, R, H, I := en.S, en.R, en.H, en.I
+	// stage copies rows [0, R) of the unsplit stage v (row length n) into a fresh stage; the
+	// tail is zero until set.
+	stage := func(v ivec, n int) ivec {
+		out := en.newIvec(S * n)
+		for i, j := range m {
+			copy(out.c[i*n:(i+1)*n], v.c[j*n:(j+1)*n])
+			copy(out.r[i*n:(i+1)*n], v.r[j*n:(j+1)*n])
+		}
+		return out
+	}
+	out := &Enclosure{Plan: rp, Contract: ct}
+	// Only what the outputs read, each stage's tail as encloseIn derives it: zero where a
+	// mask makes it so (Xs: mask A; H1: mask B; H2: mask C; d_h2, d_h1, d_xs: their
+	// backward masks), the row kernels over it where every row is computed (act, o, d_o,
+	// d_rw). H2 and d_o are read in the tail only (o and d_rw are copied where they are
+	// shared); the GEMM inputs of the gradients only where need asks for those.
+	h2 := en.newIvec(S * H) // the tail's zeros
+	o := stage(u.O, H)
+	en.weightRows(ivsrc(h2), o, R, S, 0)
+	out.Y = en.combine(ivsrc(o))
+	do := en.newIvec(S * H)
+	en.gatherRows(rc.DY, false, do, R, S, 0)
+	drw := en.newIvec(S)
+	for i, j := range m {
+		drw.c[i], drw.r[i] = u.DRWSorted.c[j], u.DRWSorted.r[j]
+	}
+	en.drwRows(ivsrc(do), ivsrc(h2), drw, R, S)
+	out.DRW = en.unsort(drw)
+	out.DX = en.scatter(ivsrc(stage(u.DXs, H)))
+	var xs, act, dh2, dh1 ivec
+	if need.w {
+		xs = stage(u.Xs, H)
+		act = stage(u.Act, I)
+		en.activationRows(ivsrc(en.newIvec(S*2*I)), act, R, S, 0) // the tail of H1 is zero
+	}
+	if need.w || need.b && rc.Bias {
+		dh2, dh1 = stage(u.DH2, H), stage(u.DH1, 2*I)
+	}
+	out.DW2, out.DB2 = en.wgradOf(need, ivsrc(dh2), ivsrc(act), H, I, en.c.LenW2(), en.c.W2Index)
+	out.DW1, out.DB1 = en.wgradOf(need, ivsrc(dh1), ivsrc(xs), 2*I, H, en.c.LenW1(), en.c.W1Index)
+	return out, nil
+}
+
+// wgradOf is wgrad1 or wgrad2 (dout, in, nOut, nIn, the length and the index of the weight)
+// limited to what need asks for: the weight gradient only with need.w, the bias gradient
+// only with need.b (and biases); what is not derived is left empty.
+func (en *encl) wgradOf(need wgradNeed, dout, in rowsrc, nOut, nIn, lenW int, at func(e, i, j int) int) (dw, db ivec) {
+	bias := en.c.Bias && need.b
+	if need.w {
+		dw = en.newIvec(lenW)
+		return dw, concat(en.wgrad(dout, in, nOut, nIn, bias, dw, at), bias)
+	}
+	if bias {
+		return ivec{}, concat(en.wgradBias(dout, nOut, true), true)
+	}
+	return ivec{}, ivec{}
+}
