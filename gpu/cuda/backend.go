@@ -89,7 +89,7 @@ type Backend struct {
 	// Owned by the locked thread.
 	stream cu.Stream
 	pool   map[string]*devBuf
-	runs   uint64
+	order  fault.RunOrder         // each case's runs so far, for NondeterministicSum's order
 	up     pinned                 // page-locked staging of the uploads, reused across runs
 	down   pinned                 // page-locked staging of the downloads
 	zones  []uint64               // guard-zone descriptors last uploaded to guard_desc

@@ -52,7 +52,6 @@ func has(o runOpts, f fault.Fault) bool { return o.faults.Has(f) }
 // prepare allocates, uploads, poisons and guards every buffer of the case and builds the
 // stage list.
 func (b *Backend) prepare(c *moe.Case, o runOpts) (*pathRun, error) {
-	b.runs++
 	r := &pathRun{b: b, c: c, o: o, dt: dtypeCode(c.DType), es: int64(c.DType.Bits() / 8),
 		S: int64(c.S()), T: int64(c.T), H: int64(c.H), I: int64(c.I), E: int64(c.E), K: int64(c.K),
 		flags: uint64(o.faults), buf: map[string]*devBuf{}}
@@ -252,7 +251,8 @@ func (r *pathRun) build() {
 	swap := has(o, fault.GateUpSwapped)
 	rot := int64(-1) // the combine's slot order: fixed
 	if has(o, fault.NondeterministicSum) {
-		rot = int64(b.runs % uint64(K)) // rotated by (run + t) mod K, as gpu/sim does
+		// rotated by (run + t) mod K, run = the case's runs before on this lane, as gpu/sim does
+		rot = int64(b.order.Next(fault.CaseKey(r.c)) % uint64(K))
 	}
 	nchunks := (S + rchunk - 1) / rchunk
 	lo, keep := int64(0), false

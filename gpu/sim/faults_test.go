@@ -216,6 +216,33 @@ func TestFaults(t *testing.T) {
 			t.Fatal("two runs gave identical results")
 		}
 	})
+	t.Run("nondeterministic-sum/other-cases-between", func(t *testing.T) {
+		// Regression: the order followed a per-instance run counter, so a case's second run
+		// depended on how many other cases the instance ran in between (with --jobs N: on
+		// the scheduler). Now it is the case's own run count on the instance.
+		cfg := wide
+		cfg.DType = moe.FP32
+		a, other := makeCase(t, cfg, routeLocal, moe.Normal, 17), makeCase(t, cfg, routeLocal, moe.Normal, 23)
+		fs := fault.Of(fault.NondeterministicSum)
+		alone := New(Options{})
+		a1 := runFaults(t, alone, a, gpu.RunOptions{}, fs)
+		a2 := runFaults(t, alone, a, gpu.RunOptions{}, fs)
+		busy := New(Options{})
+		b1 := runFaults(t, busy, a, gpu.RunOptions{}, fs)
+		for range 2 {
+			runFaults(t, busy, other, gpu.RunOptions{}, fs)
+		}
+		b2 := runFaults(t, busy, a, gpu.RunOptions{}, fs)
+		if d := bitDiff(a1, b1); d != "" {
+			t.Fatalf("first runs differ: %s", d)
+		}
+		if d := bitDiff(a2, b2); d != "" {
+			t.Fatalf("the case's second run depends on the other cases run before it: %s", d)
+		}
+		if bitDiff(a1, a2) == "" {
+			t.Fatal("the fault no longer changes the order from one run of a case to the next")
+		}
+	})
 	t.Run("crash/case-error", func(t *testing.T) {
 		_, err := New(Options{}).RunFaults(context.Background(), ep(routeRandom, 18), gpu.RunOptions{}, fault.Of(fault.Crash))
 		ce, ok := gpu.AsCaseError(err)

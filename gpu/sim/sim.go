@@ -33,7 +33,7 @@ type Backend struct {
 	closed bool
 	pool   pool
 	st     state
-	runs   uint64 // Runs started, for NondeterministicSum's order
+	order  fault.RunOrder // each case's runs so far, for NondeterministicSum's order
 	// workers is the number of goroutines a Run's stages may use (0: runtime.GOMAXPROCS(0))
 	// and minWork the least work of one range (0: minParWork). Tests set workers 1 for a
 	// single-goroutine run, and minWork 1 to split even the smallest cases.
@@ -92,9 +92,11 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, opts gpu.RunOption
 		return nil, errClosed
 	}
 	st := &b.st
-	st.run = b.runs
+	st.run = 0
+	if f.nondeterministicSum {
+		st.run = b.order.Next(fault.CaseKey(c))
+	}
 	st.par = newSplit(b.workers, b.minWork)
-	b.runs++
 	if err := st.load(c); err != nil {
 		if verr := c.Validate(b.opts.Limits); verr != nil {
 			err = verr
