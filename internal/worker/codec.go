@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
-	"math"
 	"strings"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -47,32 +46,15 @@ func floatBytes(d moe.DType, v []float64) []byte {
 // Float32Bytes encodes float32 values that hold dtype d's values (NaN payloads included) as
 // d's storage bits: bf16 keeps float32 bits 16..31, fp16 converts exactly.
 func Float32Bytes(d moe.DType, v []float32) []byte {
-	w := d.Bits() / 8
-	b := make([]byte, len(v)*w)
-	for i, x := range v {
-		switch d {
-		case moe.BF16:
-			binary.LittleEndian.PutUint16(b[2*i:], uint16(math.Float32bits(x)>>16))
-		case moe.FP16:
-			binary.LittleEndian.PutUint16(b[2*i:], f32ToF16Bits(x))
-		default:
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-		}
-	}
+	b := make([]byte, len(v)*(d.Bits()/8))
+	encodeFloat32(d, b, v)
 	return b
 }
 
 // BytesFloat32 decodes storage bits of d to float32, exactly (moe.DType.FromBits).
 func BytesFloat32(d moe.DType, b []byte) []float32 {
-	w := d.Bits() / 8
-	v := make([]float32, len(b)/w)
-	for i := range v {
-		if w == 2 {
-			v[i] = d.FromBits(uint32(binary.LittleEndian.Uint16(b[2*i:])))
-		} else {
-			v[i] = d.FromBits(binary.LittleEndian.Uint32(b[4*i:]))
-		}
-	}
+	v := make([]float32, len(b)/(d.Bits()/8))
+	decodeFloat32(d, v, b)
 	return v
 }
 
@@ -144,12 +126,21 @@ func tensors(f *Frame) (map[string]TensorHeader, error) {
 
 // get returns the bytes of tensor name, checking dtype and element count.
 func get(f *Frame, m map[string]TensorHeader, name, dtype string, n int) ([]byte, error) {
+	t, err := check(m, name, dtype, n)
+	if err != nil {
+		return nil, err
+	}
+	return f.Payload[t.Offset : t.Offset+t.Bytes], nil
+}
+
+// check returns the header of tensor name, checking its dtype and element count.
+func check(m map[string]TensorHeader, name, dtype string, n int) (TensorHeader, error) {
 	t, ok := m[name]
 	if !ok {
-		return nil, fmt.Errorf("worker: tensor %q missing", name)
+		return t, fmt.Errorf("worker: tensor %q missing", name)
 	}
 	if t.DType != dtype {
-		return nil, fmt.Errorf("worker: tensor %q has dtype %s, want %s", name, t.DType, dtype)
+		return t, fmt.Errorf("worker: tensor %q has dtype %s, want %s", name, t.DType, dtype)
 	}
 	w := int64(4)
 	switch dtype {
@@ -159,12 +150,12 @@ func get(f *Frame, m map[string]TensorHeader, name, dtype string, n int) ([]byte
 		w = 8
 	}
 	if t.Bytes != int64(n)*w {
-		return nil, fmt.Errorf("worker: tensor %q has %d bytes, want %d (%d × %s)", name, t.Bytes, int64(n)*w, n, dtype)
+		return t, fmt.Errorf("worker: tensor %q has %d bytes, want %d (%d × %s)", name, t.Bytes, int64(n)*w, n, dtype)
 	}
 	if e, ok := shapeElems(t.Shape); !ok || e != int64(n) {
-		return nil, fmt.Errorf("worker: tensor %q has shape %v, want %d elements", name, t.Shape, n)
+		return t, fmt.Errorf("worker: tensor %q has shape %v, want %d elements", name, t.Shape, n)
 	}
-	return f.Payload[t.Offset : t.Offset+t.Bytes], nil
+	return t, nil
 }
 
 // shapeElems returns the element count of shape; ok is false for a negative dimension or a
@@ -304,28 +295,6 @@ func wireName(t moe.Tensor) string {
 		return "stage." + t.String()
 	}
 	return strings.ToLower(t.String())
-}
-
-// EncodeResult builds the result frame of r for a case of config cfg. Nil tensors are left
-// out (a Result without biases has no db1, db2).
-func EncodeResult(id uint64, cfg moe.Config, r *gpu.Result) *Frame {
-	d := cfg.DType
-	var p payload
-	for _, t := range moe.Outputs() {
-		if v := r.Tensor(t); v != nil {
-			p.add(wireName(t), d.String(), []int{len(v)}, Float32Bytes(d, v))
-		}
-	}
-	if s := r.Stages; s != nil {
-		p.add(wireName(moe.TensorPerm), WireI32, []int{len(s.Perm)}, i32Bytes(s.Perm))
-		p.add(wireName(moe.TensorOffsets), WireI32, []int{len(s.Offsets)}, i32Bytes(s.Offsets))
-		for _, t := range moe.StageTensors() {
-			if v := s.Tensor(t); v != nil {
-				p.add(wireName(t), d.String(), []int{len(v)}, Float32Bytes(d, v))
-			}
-		}
-	}
-	return &Frame{Header: Header{Type: TypeResult, ID: id, Tensors: p.hdr}, Payload: p.buf}
 }
 
 // DecodeResult decodes a result frame for a case of config cfg, checking every tensor's

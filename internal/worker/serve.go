@@ -40,15 +40,20 @@ type frameGate struct {
 var errGateShut = errors.New("worker: another lane crashed; output stopped")
 
 func (g *frameGate) write(w io.Writer, f *Frame) error {
+	return g.do(func() error { return WriteFrame(w, f) })
+}
+
+// do runs write, which writes one frame, unless the gate is shut.
+func (g *frameGate) do(write func() error) error {
 	if g == nil {
-		return WriteFrame(w, f)
+		return write()
 	}
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.shut {
 		return errGateShut
 	}
-	return WriteFrame(w, f)
+	return write()
 }
 
 // close shuts the gate once every frame in progress is written (nil: no gate, one lane).
@@ -212,7 +217,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		if err := o.gate.write(w, EncodeResult(f.Header.ID, c.Config, res)); err != nil {
+		if err := o.gate.do(func() error { return WriteResult(w, f.Header.ID, c.Config, res) }); err != nil {
 			return err
 		}
 	}
