@@ -9,6 +9,7 @@ import (
 	"gorgonia.org/cu"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -119,17 +120,20 @@ func encodeTo(out []byte, d moe.DType, v []float64) []byte {
 	return out
 }
 
-// decode converts storage bytes to float32, exactly (NaN payloads kept).
+// decode converts storage bytes to float32, exactly (NaN payloads kept), over the cores: a
+// result with stages is gigabytes at real shapes, and this is the worker's serial part.
 func decode(d moe.DType, b []byte) []float32 {
 	w := d.Bits() / 8
 	out := make([]float32, len(b)/w)
-	for i := range out {
-		if w == 2 {
-			out[i] = d.FromBits(uint32(b[2*i]) | uint32(b[2*i+1])<<8)
-		} else {
-			out[i] = d.FromBits(uint32(b[4*i]) | uint32(b[4*i+1])<<8 | uint32(b[4*i+2])<<16 | uint32(b[4*i+3])<<24)
+	par.For(par.New(0, 0), len(out), 1, out, func(out []float32, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if w == 2 {
+				out[i] = d.FromBits(uint32(b[2*i]) | uint32(b[2*i+1])<<8)
+			} else {
+				out[i] = d.FromBits(uint32(b[4*i]) | uint32(b[4*i+1])<<8 | uint32(b[4*i+2])<<16 | uint32(b[4*i+3])<<24)
+			}
 		}
-	}
+	})
 	return out
 }
 

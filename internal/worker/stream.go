@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"unsafe"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/par"
@@ -306,9 +305,6 @@ func streamPlan(h *Header, pl int64, cfg moe.Config) (dst []sink, res *gpu.Resul
 			return !required && !there
 		}
 		v := make([]float32, cfg.Len(t)) // pages are touched as the bytes arrive
-		if len(v) > 0 {
-			adviseHuge(unsafe.Pointer(&v[0]), uintptr(len(v))*4)
-		}
 		res.SetTensor(t, v)
 		want[name] = sink{hdr: th, d: d, f32: v}
 		return true
