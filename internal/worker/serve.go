@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
 	"io"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -220,8 +221,20 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 		if err := o.gate.do(func() error { return WriteResult(w, f.Header.ID, c.Config, res) }); err != nil {
 			return err
 		}
+		if _, size := resultTensors(c.Config, res); size >= releaseBytes {
+			// The result (with a backend that hands over its buffers, the run's state) is
+			// garbage now, and an idle worker allocates nothing that would start a collection:
+			// give the memory back while the client judges the result beside it (the case
+			// and the result are dead past this point: the collection frees them).
+			debug.FreeOSMemory()
+		}
 	}
 }
+
+// releaseBytes is the result size from which Serve returns the run's memory to the system
+// after sending it (a collection costs milliseconds; a result of gigabytes held by an idle
+// worker costs the client's host that much memory).
+const releaseBytes = 256 << 20
 
 func errorFrame(id uint64, kind, detail string) *Frame {
 	return &Frame{Header: Header{Type: TypeError, ID: id, Kind: kind, Detail: detail}}
