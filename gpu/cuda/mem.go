@@ -106,17 +106,19 @@ func encode(d moe.DType, v []float64) []byte {
 	return encodeTo(make([]byte, len(v)*(d.Bits()/8)), d, v)
 }
 
-// encodeTo is encode into out (len(v)·element size bytes); it returns out.
+// encodeTo is encode into out (len(v)·element size bytes), over the cores; it returns out.
 func encodeTo(out []byte, d moe.DType, v []float64) []byte {
 	w := d.Bits() / 8
-	for i, x := range v {
-		bits := d.ToBits(x)
-		if w == 2 {
-			out[2*i], out[2*i+1] = byte(bits), byte(bits>>8)
-		} else {
-			out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
+	par.For(par.New(0, 0), len(v), 1, v, func(v []float64, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			bits := d.ToBits(v[i])
+			if w == 2 {
+				out[2*i], out[2*i+1] = byte(bits), byte(bits>>8)
+			} else {
+				out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
+			}
 		}
-	}
+	})
 	return out
 }
 
