@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -239,5 +240,48 @@ func TestStreamedRun(t *testing.T) {
 	}
 	if s := sameResult(want, got); s != "" {
 		t.Errorf("tensor %s changed on the way", s)
+	}
+}
+
+// TestStreamMemory: neither side of a streamed result allocates its payload. WriteResult
+// allocates its chunk buffers and little else; readReply the Result's tensors, its chunk
+// buffers and little else (the whole-frame path allocates the payload, and readN's
+// regrowth, on top).
+func TestStreamMemory(t *testing.T) {
+	cfg := moe.Config{T: 64, H: 2048, I: 768, E: 2, K: 8, EP: moe.EP{World: 8, Rank: 3}, DType: moe.BF16}
+	res := streamResult(cfg)
+	ts, size := resultTensors(cfg, res)
+	tensorBytes := int64(0)
+	for _, w := range ts {
+		tensorBytes += w.hdr.Bytes / w.elemBytes() * 4 // float32 and int32 in the Result
+	}
+	slack := int64(streamBuffers*streamChunk) + size/8
+	allocated := func(f func()) int64 {
+		var a, b runtime.MemStats
+		runtime.ReadMemStats(&a)
+		f()
+		runtime.ReadMemStats(&b)
+		return int64(b.TotalAlloc - a.TotalAlloc)
+	}
+	var frame bytes.Buffer
+	frame.Grow(int(size) + 1<<20)
+	if n := allocated(func() {
+		if err := WriteResult(&frame, 1, cfg, res); err != nil {
+			t.Fatal(err)
+		}
+	}); n > slack {
+		t.Errorf("WriteResult of a %d-byte payload allocated %d bytes, want at most %d (its chunks)", size, n, slack)
+	}
+	var got *gpu.Result
+	if n := allocated(func() {
+		var err error
+		if _, got, err = readReply(bytes.NewReader(frame.Bytes()), maxResultBytes(cfg), cfg); err != nil || got == nil {
+			t.Fatalf("readReply: streamed %v, %v", got != nil, err)
+		}
+	}); n > tensorBytes+slack {
+		t.Errorf("readReply of a %d-byte payload allocated %d bytes, want at most %d (its tensors %d and chunks)", size, n, tensorBytes+slack, tensorBytes)
+	}
+	if s := sameResult(res, got); s != "" {
+		t.Errorf("tensor %s changed", s)
 	}
 }
