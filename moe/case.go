@@ -3,6 +3,9 @@ package moe
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
+
+	"github.com/moecheck/moecheck/internal/par"
 )
 
 // Case is one complete input of the layer on one rank: config, routing, hidden states,
@@ -107,29 +110,59 @@ func (c *Case) Validate(lim Limits) error {
 	} else if c.B1 != nil || c.B2 != nil {
 		return fmt.Errorf("moe: biases given but Bias is off")
 	}
+	for _, t := range ts {
+		if len(t.v) != t.n {
+			return fmt.Errorf("moe: %s has %d values, want %d for %s", t.name, len(t.v), t.n, c.Config)
+		}
+		i := c.firstBad(t.v)
+		if i < 0 {
+			continue
+		}
+		x := t.v[i]
+		if !c.NonFinite && (math.IsNaN(x) || math.IsInf(x, 0)) {
+			return fmt.Errorf("moe: %s[%d] = %v: non-finite data needs NonFinite", t.name, i, x)
+		}
+		return fmt.Errorf("moe: %s[%d] = %v is not a %s value (nearest %v)", t.name, i, x, c.DType, c.DType.Round(x))
+	}
+	return nil
+}
+
+// firstBad returns the index of the first value of v that Validate refuses (non-finite
+// without NonFinite, or not a DType value), or −1. Real shapes hold hundreds of millions of
+// values, so the scan is split over the cores; each range stops at its first refused value
+// and the smallest index wins, the one a serial scan would report.
+func (c *Case) firstBad(v []float64) int {
 	// Fast path (DType.Representable's own): a value in the dtype's normal range is finite, and
 	// a value of the dtype exactly when its float64 significand bits below the dtype's precision
 	// are zero; every other value takes both checks below.
 	f := c.DType.format()
 	low := uint64(1)<<uint(53-f.p) - 1
-	for _, t := range ts {
-		if len(t.v) != t.n {
-			return fmt.Errorf("moe: %s has %d values, want %d for %s", t.name, len(t.v), t.n, c.Config)
+	first := atomic.Int64{}
+	first.Store(math.MaxInt64)
+	par.For(par.New(0, 0), len(v), 4, v, func(v []float64, lo, hi int) {
+		if int64(lo) > first.Load() {
+			return // a refused value lies before this range
 		}
-		for i, x := range t.v {
+		for i := lo; i < hi; i++ {
+			x := v[i]
 			b := math.Float64bits(x)
 			if e := int(b>>52&0x7ff) - 1023; e >= f.emin && e <= f.emax && b&low == 0 {
 				continue
 			}
-			if !c.NonFinite && (math.IsNaN(x) || math.IsInf(x, 0)) {
-				return fmt.Errorf("moe: %s[%d] = %v: non-finite data needs NonFinite", t.name, i, x)
-			}
-			if !c.DType.Representable(x) {
-				return fmt.Errorf("moe: %s[%d] = %v is not a %s value (nearest %v)", t.name, i, x, c.DType, c.DType.Round(x))
+			if (!c.NonFinite && (math.IsNaN(x) || math.IsInf(x, 0))) || !c.DType.Representable(x) {
+				for {
+					f := first.Load()
+					if int64(i) >= f || first.CompareAndSwap(f, int64(i)) {
+						return
+					}
+				}
 			}
 		}
+	})
+	if f := first.Load(); f != math.MaxInt64 {
+		return int(f)
 	}
-	return nil
+	return -1
 }
 
 // Clone returns a deep copy.

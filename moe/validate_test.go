@@ -263,3 +263,38 @@ func TestGenerate(t *testing.T) {
 		t.Error("RandomRouting accepted an invalid config")
 	}
 }
+
+// TestCaseValidateLong: on tensors long enough for Validate's scan to split over the cores,
+// the refused value it names is the first one, in tensor order (X before W1), as a serial
+// scan names it.
+func TestCaseValidateLong(t *testing.T) {
+	cfg := moe.Config{T: 64, H: 1024, I: 16, E: 2, K: 2, DType: moe.BF16, Act: moe.SwiGLU, Layout: moe.Standard}
+	r, err := moe.RandomRouting(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(c *moe.Case)
+		want string
+	}{
+		{"long/valid", func(c *moe.Case) {}, ""},
+		{"long/first-of-three", func(c *moe.Case) { c.X[50000], c.X[9000], c.X[60001] = 1.0/3, 1.0/3, math.NaN() }, "X (hidden)[9000] = 0.3333333333333333 is not a bf16 value"},
+		{"long/nan-first", func(c *moe.Case) { c.X[12345], c.X[40000] = math.Inf(1), 1.0/3 }, "X (hidden)[12345] = +Inf: non-finite data needs NonFinite"},
+		{"long/last", func(c *moe.Case) { c.DY[len(c.DY)-1] = 1.0 / 3 }, "dY[65535] = 0.3333333333333333"},
+		{"long/tensor-order", func(c *moe.Case) { c.X[65000], c.W1[0] = 1.0/3, 1.0/3 }, "X (hidden)[65000]"},
+		{"long/nonfinite-allowed", func(c *moe.Case) { c.NonFinite, c.X[100], c.X[30000] = true, math.NaN(), 1.0/3 }, "X (hidden)[30000] = 0.3333333333333333 is not"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := moe.Generate(cfg, r, 5, moe.Normal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(c)
+			err = c.Validate(moe.Limits{})
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

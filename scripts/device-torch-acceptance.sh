@@ -94,7 +94,7 @@ left() { echo $((TOTAL_S - ($(date +%s) - START))); }
 # shellcheck source=scripts/timed.sh
 . scripts/timed.sh # (the working directory is the repository root)
 # timed NAME LIMIT CMD...: timed.sh's runner, output in $L/NAME.txt, then a line "rc=N wall=Xs
-# maxrss_kb=K" (rc=timeout when the limit killed it). Never aborts the script. No step runs
+# maxrss_kb=K user=Us sys=Ss" (rc=timeout when the limit killed it). Never aborts the script. No step runs
 # past TOTAL_S + 30 s: its limit is cut to what is left (a step with less than 5 s left is
 # skipped and says so), so the script ends in time even when every step hangs.
 timed() {

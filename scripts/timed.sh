@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # timed NAME LIMIT CMD...: runs CMD with a time limit (seconds), output in $L/NAME.txt, its
-# exit status (rc=timeout when the limit killed it), wall time and the peak resident memory
-# of its process tree appended as the file's last line. Sourced by the device scripts
+# exit status (rc=timeout when the limit killed it), wall time, the peak resident memory of
+# its process tree (its largest process) and the tree's user and system CPU seconds
+# appended as the file's last line. Sourced by the device scripts
 # (device-acceptance.sh, device-throughput.sh, device-torch-acceptance.sh); $L must be set.
 timed() { run_limited "$@"; }
 
@@ -31,7 +32,7 @@ with open(out, "w") as f:
             p.kill()
             p.wait()
         rc = "timeout"
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    f.write(f"rc={rc} wall={time.time() - t0:.1f}s maxrss_kb={rss}\n")
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    f.write(f"rc={rc} wall={time.time() - t0:.1f}s maxrss_kb={ru.ru_maxrss} user={ru.ru_utime:.1f}s sys={ru.ru_stime:.1f}s\n")
 PY
 }

@@ -249,11 +249,15 @@ func (g *group) start() error {
 			}
 		}
 	}
-	stdin, err := cmd.StdinPipe()
+	// Pipes of their own for every lane, stdin included, so that growPipe can widen them.
+	stdin, in, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	lanes[0].in = stdin
+	growPipe(in)
+	cmd.Stdin = stdin
+	lanes[0].in = in
+	child = append(child, stdin)
 	// Our own pipes, not cmd.StdoutPipe: Wait closes the latter as soon as the process exits,
 	// which races with reading the last frame (a crash report written just before the
 	// worker exits would be lost). The read ends are closed when the process is discarded.
@@ -263,6 +267,7 @@ func (g *group) start() error {
 			closeAll()
 			return fmt.Errorf("worker: %w", err)
 		}
+		growPipe(out)
 		lanes[k].out = out
 		child = append(child, pw)
 		if k == 0 {
@@ -274,6 +279,7 @@ func (g *group) start() error {
 			closeAll()
 			return fmt.Errorf("worker: %w", err)
 		}
+		growPipe(in)
 		lanes[k].in = in
 		child = append(child, pr)
 		// Lane k's request pipe is the worker's descriptor 2k+1, its reply pipe 2k+2
@@ -421,6 +427,7 @@ func maxResultBytes(cfg moe.Config) int64 {
 
 type reply struct {
 	f   *Frame
+	res *gpu.Result // decoded as it arrived (readReply), or nil
 	err error
 }
 
@@ -518,8 +525,8 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 			// The worker died or stopped reading; the read below sees it end.
 			_ = err
 		}
-		f, err := readFrame(l.out, maxResultBytes(cs.Config))
-		ch <- reply{f, err}
+		f, res, err := readReply(l.out, maxResultBytes(cs.Config), cs.Config)
+		ch <- reply{f, res, err}
 	}()
 	t := time.NewTimer(g.opts.Timeout)
 	defer t.Stop()
@@ -559,6 +566,9 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 		// rerun of the same case reports nothing non-finite).
 		if h.Triage != "" && (strings.Contains(h.Triage, "non-finite values found") || !strings.Contains(c.lastTriage, "non-finite values found")) {
 			c.lastTriage = h.Triage
+		}
+		if r.res != nil {
+			return r.res, false, nil
 		}
 		res, err := DecodeResult(r.f, cs.Config)
 		if err != nil {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/x448/float16"
 )
@@ -29,50 +31,61 @@ func (p *payload) add(name, dtype string, shape []int, b []byte) {
 	p.buf = append(p.buf, b...)
 }
 
-// floatBytes encodes float64 values of dtype d as their storage bits.
-func floatBytes(d moe.DType, v []float64) []byte {
+// addFloat adds float64 values of dtype d as their storage bits, encoded in place.
+func (p *payload) addFloat(name string, d moe.DType, shape []int, v []float64) {
+	off, n := len(p.buf), len(v)*(d.Bits()/8)
+	p.hdr = append(p.hdr, TensorHeader{Name: name, DType: d.String(), Shape: shape, Offset: int64(off), Bytes: int64(n)})
+	p.buf = slices.Grow(p.buf, n)[:off+n]
+	encodeFloat64(d, p.buf[off:], v)
+}
+
+// encodeFloat64 writes float64 values of dtype d as their storage bits into b (len(v)·element
+// size bytes), over the cores.
+func encodeFloat64(d moe.DType, b []byte, v []float64) {
 	w := d.Bits() / 8
-	b := make([]byte, len(v)*w)
-	for i, x := range v {
-		bits := d.ToBits(x)
-		if w == 2 {
-			binary.LittleEndian.PutUint16(b[2*i:], uint16(bits))
-		} else {
-			binary.LittleEndian.PutUint32(b[4*i:], bits)
+	par.For(par.New(0, 0), len(v), 1, v, func(v []float64, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			bits := d.ToBits(v[i])
+			if w == 2 {
+				binary.LittleEndian.PutUint16(b[2*i:], uint16(bits))
+			} else {
+				binary.LittleEndian.PutUint32(b[4*i:], bits)
+			}
 		}
-	}
-	return b
+	})
+}
+
+// decodeFloat64 decodes storage bits of d to float64, exactly (as BytesFloat32, widened), over
+// the cores.
+func decodeFloat64(d moe.DType, b []byte) []float64 {
+	v := make([]float64, len(b)/(d.Bits()/8))
+	par.For(par.New(0, 0), len(v), 1, v, func(v []float64, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			switch d {
+			case moe.BF16:
+				v[i] = float64(math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16))
+			case moe.FP16:
+				v[i] = float64(d.FromBits(uint32(binary.LittleEndian.Uint16(b[2*i:]))))
+			default:
+				v[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])))
+			}
+		}
+	})
+	return v
 }
 
 // Float32Bytes encodes float32 values that hold dtype d's values (NaN payloads included) as
 // d's storage bits: bf16 keeps float32 bits 16..31, fp16 converts exactly.
 func Float32Bytes(d moe.DType, v []float32) []byte {
-	w := d.Bits() / 8
-	b := make([]byte, len(v)*w)
-	for i, x := range v {
-		switch d {
-		case moe.BF16:
-			binary.LittleEndian.PutUint16(b[2*i:], uint16(math.Float32bits(x)>>16))
-		case moe.FP16:
-			binary.LittleEndian.PutUint16(b[2*i:], f32ToF16Bits(x))
-		default:
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-		}
-	}
+	b := make([]byte, len(v)*(d.Bits()/8))
+	encodeFloat32(d, b, v)
 	return b
 }
 
 // BytesFloat32 decodes storage bits of d to float32, exactly (moe.DType.FromBits).
 func BytesFloat32(d moe.DType, b []byte) []float32 {
-	w := d.Bits() / 8
-	v := make([]float32, len(b)/w)
-	for i := range v {
-		if w == 2 {
-			v[i] = d.FromBits(uint32(binary.LittleEndian.Uint16(b[2*i:])))
-		} else {
-			v[i] = d.FromBits(binary.LittleEndian.Uint32(b[4*i:]))
-		}
-	}
+	v := make([]float32, len(b)/(d.Bits()/8))
+	decodeFloat32(d, v, b)
 	return v
 }
 
@@ -100,22 +113,30 @@ func EncodeRequest(id uint64, c *moe.Case, o gpu.RunOptions, fs fault.Set) (*Fra
 	d := c.DType
 	ch := &CaseHeader{T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, EPWorld: c.EP.World, EPRank: c.EP.Rank,
 		Act: c.Act.String(), Layout: c.Layout.String(), DType: d.String(), Bias: c.Bias, NonFinite: c.NonFinite}
-	var p payload
-	p.add("x", d.String(), []int{c.T, c.H}, floatBytes(d, c.X))
-	p.add("w1", d.String(), []int{c.E, 2 * c.I, c.H}, floatBytes(d, c.W1))
-	p.add("w2", d.String(), []int{c.E, c.H, c.I}, floatBytes(d, c.W2))
+	w, S := d.Bits()/8, c.S()
+	size := (2*c.LenX()+c.LenW1()+c.LenW2()+S)*w + 4*S
 	if c.Bias {
-		p.add("b1", d.String(), []int{c.E, 2 * c.I}, floatBytes(d, c.B1))
-		p.add("b2", d.String(), []int{c.E, c.H}, floatBytes(d, c.B2))
+		size += (c.LenB1() + c.LenB2()) * w
 	}
-	p.add("dy", d.String(), []int{c.T, c.H}, floatBytes(d, c.DY))
+	if c.Global != nil {
+		size += (8 + w) * S
+	}
+	p := payload{buf: make([]byte, 0, size)}
+	p.addFloat("x", d, []int{c.T, c.H}, c.X)
+	p.addFloat("w1", d, []int{c.E, 2 * c.I, c.H}, c.W1)
+	p.addFloat("w2", d, []int{c.E, c.H, c.I}, c.W2)
+	if c.Bias {
+		p.addFloat("b1", d, []int{c.E, 2 * c.I}, c.B1)
+		p.addFloat("b2", d, []int{c.E, c.H}, c.B2)
+	}
+	p.addFloat("dy", d, []int{c.T, c.H}, c.DY)
 	p.add("ids", WireI32, []int{c.T, c.K}, i32Bytes(c.Routing.IDs))
-	p.add("rw", d.String(), []int{c.T, c.K}, floatBytes(d, c.Routing.Weights))
+	p.addFloat("rw", d, []int{c.T, c.K}, c.Routing.Weights)
 	if g := c.Global; g != nil {
 		ch.Global = true
 		ch.KeepSentinelWeights = g.Options.KeepSentinelWeights
 		p.add("global_ids", WireI64, []int{c.T, c.K}, i64Bytes(g.IDs))
-		p.add("global_rw", d.String(), []int{c.T, c.K}, floatBytes(d, g.Weights))
+		p.addFloat("global_rw", d, []int{c.T, c.K}, g.Weights)
 	}
 	faults := []string{}
 	for _, f := range fs.List() {
@@ -144,12 +165,21 @@ func tensors(f *Frame) (map[string]TensorHeader, error) {
 
 // get returns the bytes of tensor name, checking dtype and element count.
 func get(f *Frame, m map[string]TensorHeader, name, dtype string, n int) ([]byte, error) {
+	t, err := check(m, name, dtype, n)
+	if err != nil {
+		return nil, err
+	}
+	return f.Payload[t.Offset : t.Offset+t.Bytes], nil
+}
+
+// check returns the header of tensor name, checking its dtype and element count.
+func check(m map[string]TensorHeader, name, dtype string, n int) (TensorHeader, error) {
 	t, ok := m[name]
 	if !ok {
-		return nil, fmt.Errorf("worker: tensor %q missing", name)
+		return t, fmt.Errorf("worker: tensor %q missing", name)
 	}
 	if t.DType != dtype {
-		return nil, fmt.Errorf("worker: tensor %q has dtype %s, want %s", name, t.DType, dtype)
+		return t, fmt.Errorf("worker: tensor %q has dtype %s, want %s", name, t.DType, dtype)
 	}
 	w := int64(4)
 	switch dtype {
@@ -159,12 +189,12 @@ func get(f *Frame, m map[string]TensorHeader, name, dtype string, n int) ([]byte
 		w = 8
 	}
 	if t.Bytes != int64(n)*w {
-		return nil, fmt.Errorf("worker: tensor %q has %d bytes, want %d (%d × %s)", name, t.Bytes, int64(n)*w, n, dtype)
+		return t, fmt.Errorf("worker: tensor %q has %d bytes, want %d (%d × %s)", name, t.Bytes, int64(n)*w, n, dtype)
 	}
 	if e, ok := shapeElems(t.Shape); !ok || e != int64(n) {
-		return nil, fmt.Errorf("worker: tensor %q has shape %v, want %d elements", name, t.Shape, n)
+		return t, fmt.Errorf("worker: tensor %q has shape %v, want %d elements", name, t.Shape, n)
 	}
-	return f.Payload[t.Offset : t.Offset+t.Bytes], nil
+	return t, nil
 }
 
 // shapeElems returns the element count of shape; ok is false for a negative dimension or a
@@ -181,14 +211,6 @@ func shapeElems(shape []int) (n int64, ok bool) {
 		n *= int64(d)
 	}
 	return n, true
-}
-
-func widen(v []float32) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(x)
-	}
-	return out
 }
 
 // DecodeRequest decodes a run frame into the case, its options and its faults. The case is
@@ -231,7 +253,7 @@ func decodeRequest(f *Frame) (_ *moe.Case, o gpu.RunOptions, fs fault.Set, _ err
 		if err != nil {
 			return nil, err
 		}
-		return widen(BytesFloat32(d, b)), nil
+		return decodeFloat64(d, b), nil
 	}
 	if c.X, err = fl("x", cfg.LenX()); err != nil {
 		return nil, o, fs, err
@@ -304,28 +326,6 @@ func wireName(t moe.Tensor) string {
 		return "stage." + t.String()
 	}
 	return strings.ToLower(t.String())
-}
-
-// EncodeResult builds the result frame of r for a case of config cfg. Nil tensors are left
-// out (a Result without biases has no db1, db2).
-func EncodeResult(id uint64, cfg moe.Config, r *gpu.Result) *Frame {
-	d := cfg.DType
-	var p payload
-	for _, t := range moe.Outputs() {
-		if v := r.Tensor(t); v != nil {
-			p.add(wireName(t), d.String(), []int{len(v)}, Float32Bytes(d, v))
-		}
-	}
-	if s := r.Stages; s != nil {
-		p.add(wireName(moe.TensorPerm), WireI32, []int{len(s.Perm)}, i32Bytes(s.Perm))
-		p.add(wireName(moe.TensorOffsets), WireI32, []int{len(s.Offsets)}, i32Bytes(s.Offsets))
-		for _, t := range moe.StageTensors() {
-			if v := s.Tensor(t); v != nil {
-				p.add(wireName(t), d.String(), []int{len(v)}, Float32Bytes(d, v))
-			}
-		}
-	}
-	return &Frame{Header: Header{Type: TypeResult, ID: id, Tensors: p.hdr}, Payload: p.buf}
 }
 
 // DecodeResult decodes a result frame for a case of config cfg, checking every tensor's

@@ -11,6 +11,10 @@
 //
 // Serve is the worker side: it answers requests with any gpu.Backend.
 //
+// Results of real shapes are gigabytes: the worker writes them chunk by chunk (WriteResult)
+// and the client decodes them into the Result's tensors as they arrive, neither side holding
+// the frame's payload (stream.go); the bytes on the wire are EncodeResult's.
+//
 // Lanes: NewLanes starts one worker process that serves several lanes (one CUDA context for
 // the jobs of a device); each lane is its own protocol stream, lane 0 on stdin/stdout, lane
 // k on inherited pipes (LaneFDs, LanesEnv; OpenLanes and ServeLanes on the worker side). A

@@ -2,7 +2,13 @@
 
 package worker
 
-import "errors"
+import (
+	"errors"
+	"os"
+)
 
 // isPipe: lanes pass inherited descriptors, which only unix systems do (exec.Cmd.ExtraFiles).
 func isPipe(int) error { return errors.New("lanes need a unix system (inherited pipe descriptors)") }
+
+// growPipe: pipe capacities are set on Linux only.
+func growPipe(*os.File) {}

@@ -4,6 +4,7 @@ package worker
 
 import (
 	"errors"
+	"os"
 	"syscall"
 )
 
@@ -17,4 +18,18 @@ func isPipe(fd int) error {
 		return errors.New("not a pipe")
 	}
 	return nil
+}
+
+// pipeSize is the capacity the client asks for its lane pipes (Linux's default
+// /proc/sys/fs/pipe-max-size): a result of gigabytes then crosses in 1 MiB steps instead of
+// 64 KiB ones, with a sixteenth of the wake-ups.
+const pipeSize = 1 << 20
+
+// growPipe asks for a pipe capacity of pipeSize (F_SETPIPE_SZ, Linux); advice only: where
+// it is refused (another system, a lower limit) the pipe keeps its size.
+func growPipe(f *os.File) {
+	const setPipeSize = 1031 // F_SETPIPE_SZ
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { syscall.Syscall(syscall.SYS_FCNTL, fd, setPipeSize, pipeSize) })
+	}
 }

@@ -182,39 +182,50 @@ func ReadFrame(r io.Reader) (*Frame, error) { return readFrame(r, MaxPayloadByte
 
 // readFrame is ReadFrame with a payload limit of maxPayload bytes (at most MaxPayloadBytes).
 func readFrame(r io.Reader, maxPayload int64) (*Frame, error) {
-	var n [8]byte
-	if _, err := io.ReadFull(r, n[:4]); err != nil {
+	f, pl, err := readHeader(r, maxPayload)
+	if err != nil {
 		return nil, err
 	}
-	hl := binary.LittleEndian.Uint32(n[:4])
-	if hl == 0 || hl > MaxHeaderBytes {
-		return nil, fmt.Errorf("%w: header length %d outside [1, %d]", ErrMalformed, hl, MaxHeaderBytes)
-	}
-	hb, err := readN(r, int64(hl)) // bounded by MaxHeaderBytes
-	if err != nil {
-		return nil, unexpected(err)
-	}
-	f := &Frame{}
-	if err := json.Unmarshal(hb, &f.Header); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
-	}
-	if _, err := io.ReadFull(r, n[:]); err != nil {
-		return nil, unexpected(err)
-	}
-	pl := binary.LittleEndian.Uint64(n[:])
-	if pl > uint64(maxPayload) {
-		return nil, fmt.Errorf("%w: payload length %d exceeds the limit %d", ErrMalformed, pl, maxPayload)
-	}
-	// With every placement valid, the payload may not extend past the tensors. A frame with a
-	// bad placement is still read (its payload as it arrives), so that the decoder names the
-	// tensor and a worker can answer bad_request to it.
-	if ext, ok := extent(f.Header.Tensors); ok && int64(pl) > ext {
-		return nil, fmt.Errorf("%w: payload length %d exceeds the %d bytes its %d tensor(s) span", ErrMalformed, pl, ext, len(f.Header.Tensors))
-	}
-	if f.Payload, err = readN(r, int64(pl)); err != nil {
+	if f.Payload, err = readN(r, pl); err != nil {
 		return nil, unexpected(err)
 	}
 	return f, nil
+}
+
+// readHeader reads a frame up to its payload: the header and the payload's length pl,
+// checked against maxPayload and against the extent of the tensors the header lists.
+func readHeader(r io.Reader, maxPayload int64) (_ *Frame, pl int64, _ error) {
+	var n [8]byte
+	if _, err := io.ReadFull(r, n[:4]); err != nil {
+		return nil, 0, err
+	}
+	hl := binary.LittleEndian.Uint32(n[:4])
+	if hl == 0 || hl > MaxHeaderBytes {
+		return nil, 0, fmt.Errorf("%w: header length %d outside [1, %d]", ErrMalformed, hl, MaxHeaderBytes)
+	}
+	hb, err := readN(r, int64(hl)) // bounded by MaxHeaderBytes
+	if err != nil {
+		return nil, 0, unexpected(err)
+	}
+	f := &Frame{}
+	if err := json.Unmarshal(hb, &f.Header); err != nil {
+		return nil, 0, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, 0, unexpected(err)
+	}
+	upl := binary.LittleEndian.Uint64(n[:])
+	if upl > uint64(maxPayload) {
+		return nil, 0, fmt.Errorf("%w: payload length %d exceeds the limit %d", ErrMalformed, upl, maxPayload)
+	}
+	pl = int64(upl)
+	// With every placement valid, the payload may not extend past the tensors. A frame with a
+	// bad placement is still read (its payload as it arrives), so that the decoder names the
+	// tensor and a worker can answer bad_request to it.
+	if ext, ok := extent(f.Header.Tensors); ok && pl > ext {
+		return nil, 0, fmt.Errorf("%w: payload length %d exceeds the %d bytes its %d tensor(s) span", ErrMalformed, pl, ext, len(f.Header.Tensors))
+	}
+	return f, pl, nil
 }
 
 // extent is the end of the furthest tensor of a header; ok is false when a placement is

@@ -83,6 +83,33 @@ func TestPythonWorkerEchoesBits(t *testing.T) {
 	}
 }
 
+// A Python worker's result larger than a stream chunk is decoded as it arrives (readReply)
+// and comes back bit for bit.
+func TestPythonWorkerStreamedResult(t *testing.T) {
+	b := pythonWorker(t, "--target", "callable:moecheck.testing:echo")
+	cfg := moe.Config{T: 8, H: 1024, I: 512, E: 3, K: 2, DType: moe.BF16, Act: moe.SwiGLU, Layout: moe.Standard}
+	r, err := moe.RandomRouting(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := moe.Generate(cfg, r, 5, moe.Normal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fakeResult(c)
+	want.DRW, want.DX = f32s(c.Routing.Weights), f32s(c.DY) // the echo target's, without fakeResult's NaNs
+	if _, size := resultTensors(cfg, want); size <= streamChunk {
+		t.Fatalf("result of %d bytes: not above one chunk (%d)", size, streamChunk)
+	}
+	got, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := sameResult(want, got); s != "" {
+		t.Errorf("tensor %s differs from what was sent", s)
+	}
+}
+
 // A Python exception is a Raised case error with the traceback; the worker stays alive.
 func TestPythonWorkerRaised(t *testing.T) {
 	b := pythonWorker(t, "--target", "callable:moecheck.testing:raises", "--no-probe")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
 	"io"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -40,15 +41,20 @@ type frameGate struct {
 var errGateShut = errors.New("worker: another lane crashed; output stopped")
 
 func (g *frameGate) write(w io.Writer, f *Frame) error {
+	return g.do(func() error { return WriteFrame(w, f) })
+}
+
+// do runs write, which writes one frame, unless the gate is shut.
+func (g *frameGate) do(write func() error) error {
 	if g == nil {
-		return WriteFrame(w, f)
+		return write()
 	}
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.shut {
 		return errGateShut
 	}
-	return WriteFrame(w, f)
+	return write()
 }
 
 // close shuts the gate once every frame in progress is written (nil: no gate, one lane).
@@ -212,11 +218,23 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		if err := o.gate.write(w, EncodeResult(f.Header.ID, c.Config, res)); err != nil {
+		if err := o.gate.do(func() error { return WriteResult(w, f.Header.ID, c.Config, res) }); err != nil {
 			return err
+		}
+		if _, size := resultTensors(c.Config, res); size >= releaseBytes {
+			// The result (with a backend that hands over its buffers, the run's state) is
+			// garbage now, and an idle worker allocates nothing that would start a collection:
+			// give the memory back while the client judges the result beside it (the case
+			// and the result are dead past this point: the collection frees them).
+			debug.FreeOSMemory()
 		}
 	}
 }
+
+// releaseBytes is the result size from which Serve returns the run's memory to the system
+// after sending it (a collection costs milliseconds; a result of gigabytes held by an idle
+// worker costs the client's host that much memory).
+const releaseBytes = 256 << 20
 
 func errorFrame(id uint64, kind, detail string) *Frame {
 	return &Frame{Header: Header{Type: TypeError, ID: id, Kind: kind, Detail: detail}}
