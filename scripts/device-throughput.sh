@@ -80,7 +80,8 @@ if has preset; then
   for pl in qwen3-30b-a3b/ep8/rank3/T16384/seed1:150 qwen3-30b-a3b/ep1/rank0/T16384/seed1:60; do
     p=${pl%:*}
     n=preset-$(echo "$p" | cut -d/ -f2)
-    r=$(timedt "$n" "${pl##*:}" "$M" check --backend cuda --preset "$p" --properties matches)
+    # PRESET_PROF=1: CPU profiles of the CLI and its worker (MOECHECK_CPUPROFILE) into the logs
+    r=$(MOECHECK_CPUPROFILE=${PRESET_PROF:+$L/prof-$n} timedt "$n" "${pl##*:}" "$M" check --backend cuda --preset "$p" --properties matches)
     note "preset $p (cuda, matches): $(rate "$n") $r"
   done
 fi
