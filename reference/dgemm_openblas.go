@@ -31,7 +31,9 @@ import (
 //
 // cblas requires leading dimensions of at least 1, so an empty product never reaches it:
 // with m or n zero C is empty, with k zero C = beta·C (zeroed for beta 0, as gonum does);
-// dimensions beyond its 32-bit integers (blasint) go to gonum's Dgemm.
+// dimensions beyond its 32-bit integers (blasint) go to gonum's Dgemm, and so do small
+// products (blasMinWork: oracle/dgemm_openblas.go says why), which keep the default build's
+// bits.
 func dgemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -51,7 +53,7 @@ func dgemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64
 		}
 		return
 	}
-	if max(m, n, k, lda, ldb, ldc) > math.MaxInt32 {
+	if max(m, n, k, lda, ldb, ldc) > math.MaxInt32 || m*n*k < blasMinWork {
 		blas64.Implementation().Dgemm(tA, tB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
@@ -72,3 +74,6 @@ func dgemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64
 		1, (*C.double)(&a[0]), C.blasint(lda), (*C.double)(&b[0]), C.blasint(ldb),
 		C.double(beta), (*C.double)(&c[0]), C.blasint(ldc))
 }
+
+// blasMinWork: products of fewer multiply-adds stay with gonum (see oracle's blasMinWork).
+const blasMinWork = 1 << 18
