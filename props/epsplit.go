@@ -25,6 +25,14 @@ var epSplitSum = Property{
 	Check: func(ctx context.Context, env *Env, t Trial) (*Outcome, error) {
 		c, poison := t.Case, t.Poison
 		const name = "ep-split-sum"
+		if n := splitElements(c.Config); n > EPSplitMaxElements {
+			// a real-shape rank (Qwen3-30B-A3B EP-8: 128 experts of 2048×768) unsplits into the
+			// whole layer: every expert's weights twice (the unsplit case and the W ranks),
+			// then their runs and enclosures; at T=128 that ran out of 24 GB
+			return nil, &gpu.UnsupportedError{Reason: fmt.Sprintf(
+				"the unsplit layer and its %d ranks hold %d values, over the property's budget of %d (EPSplitMaxElements)",
+				c.EP.WorldSize(), n, int64(EPSplitMaxElements))}
+		}
 		unsplit, ranks, err := SplitCases(c)
 		if err != nil {
 			return nil, err
@@ -47,6 +55,23 @@ var epSplitSum = Property{
 		}
 		return pass(name, nil), nil
 	},
+}
+
+// EPSplitMaxElements bounds the float64 values of the cases ep-split-sum derives from one
+// case (the unsplit layer and its W ranks: splitElements); a case over it skips the property
+// (counted and named in the check's table), never allocating the layer. 2^26 values are
+// 512 MiB of case data, a few GiB with the runs, references and enclosures on top; the
+// random distribution's cases stay far below it (at most a few million values).
+const EPSplitMaxElements = 1 << 26
+
+// splitElements is the number of float64 values of the cases SplitCases derives from a
+// case of config c: the unsplit layer (E·W experts, one rank) and W rank cases like c.
+func splitElements(c moe.Config) int64 {
+	W := c.EP.WorldSize()
+	u := c
+	u.E = c.E * W
+	u.EP = moe.EP{}
+	return u.Elements() + int64(W)*c.Elements()
 }
 
 // SplitCases builds, for an EP case c (World W > 1), the unsplit layer (W = 1, E·W experts)

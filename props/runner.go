@@ -56,8 +56,10 @@ type CaseResult struct {
 	// Unsupported, when set, says why the case is outside the backend's capabilities: it
 	// was not checked (Pass is true, Outcomes empty) and is counted in Report.Unsupported.
 	Unsupported string
-	// Skipped lists properties skipped because a run they need is unsupported.
-	Skipped []string
+	// Skipped lists properties skipped because a run they need is unsupported (or, for
+	// ep-split-sum, its derived layer is over its budget); SkipReasons[i] says why Skipped[i].
+	Skipped     []string
+	SkipReasons []string
 }
 
 // Shrunk is a minimized failing case.
@@ -212,7 +214,7 @@ func RunSpec(ctx context.Context, env *Env, props []Property, spec Spec) (CaseRe
 		return CaseResult{}, err
 	}
 	cr := CaseResult{Spec: spec, Trial: t, Pass: true}
-	cr.Outcomes, cr.Failed, cr.Skipped, err = checkTrial(ctx, env, props, t)
+	cr.Outcomes, cr.Failed, cr.Skipped, cr.SkipReasons, err = checkTrial(ctx, env, props, t)
 	cr.Pass = cr.Failed == nil
 	cr.Elapsed = time.Since(t0)
 	return cr, err
@@ -224,43 +226,50 @@ func RunSpec(ctx context.Context, env *Env, props []Property, spec Spec) (CaseRe
 // A property whose backend run is outside the backend's capabilities is skipped; when every
 // property that applies was skipped, CheckTrial returns the *gpu.UnsupportedError.
 func CheckTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Outcome, *Outcome, error) {
-	outs, failed, _, err := checkTrial(ctx, env, props, t)
+	outs, failed, _, _, err := checkTrial(ctx, env, props, t)
 	return outs, failed, err
 }
 
-func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Outcome, *Outcome, []string, error) {
+// CheckTrialSkips is CheckTrial that also returns the properties it skipped (a run they
+// need outside the backend's capabilities, or a derived case over a property's budget) and
+// why, in the same order.
+func CheckTrialSkips(ctx context.Context, env *Env, props []Property, t Trial) (outs []*Outcome, failed *Outcome, skipped, reasons []string, err error) {
+	return checkTrial(ctx, env, props, t)
+}
+
+func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Outcome, *Outcome, []string, []string, error) {
 	if len(props) == 0 {
 		props = allProperties
 	}
 	env.begin(t.Case, ctx.Done())
 	defer env.end()
 	var outs []*Outcome
-	var skipped []string
+	var skipped, reasons []string
 	var unsup error
 	for _, p := range props {
 		if p.Applies != nil && !p.Applies(t.Case) {
 			continue
 		}
 		o, err := interrupt.Do(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
-		if _, ok := unsupported(err); ok {
-			skipped = append(skipped, p.Name)
+		if why, ok := unsupported(err); ok {
+			skipped, reasons = append(skipped, p.Name), append(reasons, why)
 			if unsup == nil {
 				unsup = err
 			}
 			continue
 		}
 		if err != nil {
-			return outs, nil, skipped, err
+			return outs, nil, skipped, reasons, err
 		}
 		outs = append(outs, o)
 		if !o.Pass {
-			return outs, o, skipped, nil
+			return outs, o, skipped, reasons, nil
 		}
 	}
 	if len(outs) == 0 && unsup != nil {
-		return nil, nil, skipped, unsup
+		return nil, nil, skipped, reasons, unsup
 	}
-	return outs, nil, skipped, nil
+	return outs, nil, skipped, reasons, nil
 }
 
 // ShrinkFailure greedily minimizes a spec on which the named property fails: it takes the

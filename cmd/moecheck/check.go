@@ -182,7 +182,7 @@ func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t pro
 	t0 := time.Now()
 	w := a.stdout
 	fmt.Fprintf(w, "case: %s\ncontract: %s\n", t.Case.Config, env.JudgeContract())
-	outs, failed, err := props.CheckTrial(a.ctx, env, ps, t)
+	outs, failed, skipped, reasons, err := props.CheckTrialSkips(a.ctx, env, ps, t)
 	if why, ok := gpu.IsUnsupported(err); ok {
 		fmt.Fprintf(w, "UNSUPPORTED: the backend does not support this case: %s\n", why.Reason)
 		return usageErr("case outside the backend's capabilities: %s", why.Reason)
@@ -196,6 +196,9 @@ func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t pro
 			status = "FAIL"
 		}
 		fmt.Fprintf(w, "  %-4s %s\n", status, o.Property)
+	}
+	for i, n := range skipped {
+		fmt.Fprintf(w, "  skip %s: %s\n", n, reasons[i])
 	}
 	writeJudgements(w, env, ps)
 	if f.sharpness {
@@ -311,7 +314,10 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 		fmt.Fprintf(w, ", faults %s", env.Faults)
 	}
 	fmt.Fprintf(w, ", contract %s\n", env.JudgeContract())
-	type count struct{ ran, failed, skipped int }
+	type count struct {
+		ran, failed, skipped int
+		why                  string // the first skip's reason
+	}
 	counts := map[string]*count{}
 	var order []string
 	expected := total
@@ -346,8 +352,12 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 					c.failed++
 				}
 			}
-			for _, n := range cr.Skipped {
-				get(n).skipped++
+			for i, n := range cr.Skipped {
+				c := get(n)
+				c.skipped++
+				if c.why == "" && i < len(cr.SkipReasons) {
+					c.why = cr.SkipReasons[i]
+				}
 			}
 			if sp != nil {
 				sp.add(cr.Trial.Case)
@@ -386,6 +396,11 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 				fmt.Fprintf(w, "%-24s %8d %8d %8d\n", n, counts[n].ran, counts[n].failed, counts[n].skipped)
 			} else {
 				fmt.Fprintf(w, "%-24s %8d %8d\n", n, counts[n].ran, counts[n].failed)
+			}
+		}
+		for _, n := range order {
+			if c := counts[n]; c.skipped > 0 && c.why != "" {
+				fmt.Fprintf(w, "note: %s skipped on %d case(s), e.g.: %s\n", n, c.skipped, c.why)
 			}
 		}
 	}
