@@ -241,6 +241,12 @@ def policies_of(method: str) -> List[str]:
 
 
 _GLOBAL_FLAGS = threading.Lock()  # fill-uninitialized sets process-wide flags
+# Python dispatch from several threads at once is not safe in every torch: torch 1.13 (the
+# CPU's Debian torch, where the dispatch mode is the poisoning) failed one CI run of the
+# lanes with "expected != self_interpreter INTERNAL ASSERT FAILED at c10/core/PyHandleCache.h:63"
+# inside a lane's forward. On the CPU lanes gain nothing anyway (the path is the CPU's work),
+# so cases under the dispatch mode take turns.
+_DISPATCH = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -286,7 +292,7 @@ def poisoned(method: str, policy: str, dtype: torch.dtype) -> Iterator[object]:
             # zeros is "fresh memory"; filling with zeros is the honest CPU model of it.
             pass
         mode = dispatch_mode_class()(policy, dtype)
-        with mode:
+        with _DISPATCH, mode:  # one case at a time (see _DISPATCH)
             yield mode
         return
     if method == "none":
