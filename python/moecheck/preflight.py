@@ -113,7 +113,9 @@ def _check_grouped_tail(method: str, device: str) -> List[Dict[str, object]]:
 def _check_lanes(method: str, device: str) -> List[Dict[str, object]]:
     """A worker's lanes: two threads (each on a CUDA stream of its own on a GPU) poison at the
     same time under different policies; every allocation of each must carry its own thread's
-    policy (the allocator's policy is per stream, the dispatch mode per thread)."""
+    policy (the allocator's policy is per stream, the dispatch mode per thread; cases under
+    the dispatch mode take turns, poison._DISPATCH, so there the two start together and run
+    one after the other)."""
     pols = [p for p in ("nan", "+inf") if p in poison.policies_of(method)]
     if len(pols) < 2:
         return []
@@ -121,12 +123,16 @@ def _check_lanes(method: str, device: str) -> List[Dict[str, object]]:
     bad: Dict[str, int] = {p: 0 for p in pols}
     errors: List[str] = []
     gate = threading.Barrier(len(pols))
+    turns = method == "dispatch"
 
     def lane(pol: str) -> None:
         try:
             ctx = torch.cuda.stream(torch.cuda.Stream(device)) if device.startswith("cuda") else contextlib.nullcontext()
-            with ctx, poison.poisoned(method, pol, dt):
+            if turns:
                 gate.wait()
+            with ctx, poison.poisoned(method, pol, dt):
+                if not turns:
+                    gate.wait()
                 for i in range(200):
                     t = torch.empty(300 + 37 * (i % 9), dtype=dt, device=device)
                     if not bool((_bits(t) == _want(pol, "fp32")).all()):
@@ -141,7 +147,7 @@ def _check_lanes(method: str, device: str) -> List[Dict[str, object]]:
     for th in ths:
         th.join()
     return [{"check": f"lanes: 2 threads{' on streams of their own' if device.startswith('cuda') else ''}, "
-                      f"{' and '.join(pols)} at once, 200 allocations each"
+                      f"{' and '.join(pols)} {'in turn' if turns else 'at once'}, 200 allocations each"
                       f" ({'; '.join(errors) if errors else ', '.join(f'{p}: {n} wrong' for p, n in bad.items())})",
              "policy": "/".join(pols), "ok": not errors and not any(bad.values())}]
 
