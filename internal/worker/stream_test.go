@@ -217,9 +217,10 @@ func mustRead(t *testing.T, b []byte) *Frame {
 	return f
 }
 
-// TestStreamedRun: through a worker process, a result larger than a stream chunk (so
-// streamed both ways) arrives bitwise as the backend made it.
-func TestStreamedRun(t *testing.T) {
+// streamedCase is a case whose result (fakeResult's, or an echo target's) is larger than one
+// stream chunk, so that it is streamed both ways.
+func streamedCase(t *testing.T) *moe.Case {
+	t.Helper()
 	cfg := moe.Config{T: 8, H: 1024, I: 512, E: 3, K: 2, DType: moe.BF16, Act: moe.SwiGLU, Layout: moe.Standard}
 	r, err := moe.RandomRouting(cfg, 3)
 	if err != nil {
@@ -229,10 +230,17 @@ func TestStreamedRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fakeResult(c)
-	if _, size := resultTensors(cfg, want); size <= streamChunk {
+	if _, size := resultTensors(cfg, fakeResult(c)); size <= streamChunk {
 		t.Fatalf("result of %d bytes: not above one chunk (%d)", size, streamChunk)
 	}
+	return c
+}
+
+// TestStreamedRun: through a worker process, a result larger than a stream chunk (so
+// streamed both ways) arrives bitwise as the backend made it.
+func TestStreamedRun(t *testing.T) {
+	c := streamedCase(t)
+	want := fakeResult(c)
 	b := helperWith(t, Version, nil)
 	got, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN})
 	if err != nil {
