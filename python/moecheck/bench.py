@@ -95,14 +95,11 @@ def main(argv=None) -> int:
     method = a.poison_method
     if method == "auto":
         method = "allocator" if dev.type == "cuda" else "dispatch"
-    if dev.type == "cuda" and a.sync == "blocking":
-        why = transfer.set_blocking_sync(dev)
-        if why:
-            print(f"note: process-wide blocking waits unavailable ({why}); the run's own waits block")
+    stagings = transfer.configure(dev, a.sync, a.transfer)  # before CUDA is initialised
     if method == "allocator":
         poison.install_allocator()
     t = targets.resolve(a.target, dev)
-    t.stagings = transfer.Stagings(blocking=a.sync == "blocking", pinned=a.transfer == "pinned")
+    t.stagings = stagings
     dt = a.dtype or ("bf16" if dev.type == "cuda" else "fp32")
     gpt = a.act == "gptoss"
     align = int((t.capabilities.get("align", {}).get(dt) or {}).get("h", 1) or 1)
@@ -176,7 +173,7 @@ def main(argv=None) -> int:
     what = f"T={h0.t} H={h0.h}{'+' if a.fresh_shapes else ''} I={h0.i} E={h0.e} K={h0.k} {a.act}"
     print(f"target {a.target} on {dev} ({dt}, {what}, poison {a.poison} via {method}"
           f"{', a fresh shape every run' if a.fresh_shapes else ''}"
-          f"{f', {a.sync} waits, {a.transfer} transfers' if dev.type == 'cuda' else ''}), median of {a.reps} runs:")
+          f"{f', host waits: {stagings.note}' if stagings.note else ''}), median of {a.reps} runs:")
     total = 0.0
     for k in PARTS:
         m = statistics.median(times[k]) * 1e3

@@ -67,6 +67,22 @@ def set_blocking_sync(device: torch.device) -> str:
     return ""
 
 
+def configure(device: torch.device, sync: str = "blocking", how: str = "pinned") -> "Stagings":
+    """A process's Stagings for device under a host-wait mode (SYNC_MODES) and a transfer
+    (TRANSFERS), with the note the worker's hello shows. Call it before CUDA is initialised
+    (before the poisoning allocator is installed): blocking asks the driver for blocking
+    waits of the whole process (set_blocking_sync), which it grants only then."""
+    note = ""
+    if device.type == "cuda":
+        note = sync
+        if sync == "blocking":
+            why = set_blocking_sync(device)
+            if why:
+                note = f"blocking (run waits only; process-wide: {why})"
+        note += f", {how} transfers"
+    return Stagings(blocking=sync == "blocking", pinned=how == "pinned", note=note)
+
+
 class Staging:
     """One lane's pinned host buffers: inputs go to the device, results come back, each with
     one asynchronous copy. Not shared between threads (the worker keeps one per lane thread:

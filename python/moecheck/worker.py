@@ -473,12 +473,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     method = args.poison_method
     if method == "auto":
         method = "allocator" if dev.type == "cuda" else "dispatch"
-    sync_note = ""
-    if dev.type == "cuda" and args.sync == "blocking":
-        why = transfer.set_blocking_sync(dev)  # before the context exists, where the driver needs it
-        sync_note = "blocking" if not why else f"blocking (run waits only; process-wide: {why})"
-    elif dev.type == "cuda":
-        sync_note = "spin"
+    stagings = transfer.configure(dev, args.sync, args.transfer)  # before CUDA is initialised
     try:
         if method == "allocator":
             if dev.type != "cuda":
@@ -495,8 +490,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         target = targets.resolve(args.target, dev)
-        target.stagings = transfer.Stagings(blocking=args.sync == "blocking", pinned=args.transfer == "pinned",
-                                             note=f"{sync_note}, {args.transfer} transfers" if sync_note else "")
+        target.stagings = stagings
         if args.no_sentinels:
             target.capabilities["sentinels"] = False
             target.name += " (sentinels=false)"

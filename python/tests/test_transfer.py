@@ -79,6 +79,13 @@ class TestSyncMode(unittest.TestCase):
     def test_cpu_has_no_blocking_sync(self) -> None:
         self.assertEqual(transfer.set_blocking_sync(torch.device("cpu")), "not a CUDA device")
 
+    def test_configure(self) -> None:
+        # on the CPU nothing is asked of a driver and the hello says nothing about waits
+        st = transfer.configure(torch.device("cpu"), "spin", "pageable")
+        self.assertEqual((st.note, st.blocking, st.pinned), ("", False, False))
+        st = transfer.configure(torch.device("cpu"))
+        self.assertEqual((st.note, st.blocking, st.pinned), ("", True, True))
+
 
 if __name__ == "__main__":
     unittest.main()
