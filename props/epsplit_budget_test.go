@@ -34,12 +34,12 @@ func TestEPSplitBudget(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		outs, failed, skipped, reasons, err := props.CheckTrialSkips(context.Background(), simEnv(0),
+		outs, failed, skipped, err := props.CheckTrialSkips(context.Background(), simEnv(0),
 			[]props.Property{p}, props.Trial{Case: c, Poison: gpu.PoisonNaN})
 		if tc.skip {
-			if _, ok := gpu.IsUnsupported(err); !ok || len(skipped) != 1 || skipped[0] != "ep-split-sum" ||
-				!strings.Contains(reasons[0], "EPSplitMaxElements") || !strings.Contains(reasons[0], "67108864") {
-				t.Fatalf("%s: got outs %v, skipped %v %q, err %v; want ep-split-sum skipped naming the budget", tc.name, outs, skipped, reasons, err)
+			if _, ok := gpu.IsUnsupported(err); !ok || len(skipped) != 1 || skipped[0].Property != "ep-split-sum" ||
+				!strings.Contains(skipped[0].Reason, "EPSplitMaxElements") || !strings.Contains(skipped[0].Reason, "67108864") {
+				t.Fatalf("%s: got outs %v, skipped %+v, err %v; want ep-split-sum skipped naming the budget", tc.name, outs, skipped, err)
 			}
 			continue
 		}

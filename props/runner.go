@@ -56,11 +56,13 @@ type CaseResult struct {
 	// Unsupported, when set, says why the case is outside the backend's capabilities: it
 	// was not checked (Pass is true, Outcomes empty) and is counted in Report.Unsupported.
 	Unsupported string
-	// Skipped lists properties skipped because a run they need is unsupported (or, for
-	// ep-split-sum, its derived layer is over its budget); SkipReasons[i] says why Skipped[i].
-	Skipped     []string
-	SkipReasons []string
+	// Skipped lists the properties skipped because a run they need is unsupported (or, for
+	// ep-split-sum, its derived layer is over its budget), with why.
+	Skipped []Skip
 }
+
+// Skip is a property a trial skipped and why (a *gpu.UnsupportedError's reason).
+type Skip struct{ Property, Reason string }
 
 // Shrunk is a minimized failing case.
 type Shrunk struct {
@@ -214,7 +216,7 @@ func RunSpec(ctx context.Context, env *Env, props []Property, spec Spec) (CaseRe
 		return CaseResult{}, err
 	}
 	cr := CaseResult{Spec: spec, Trial: t, Pass: true}
-	cr.Outcomes, cr.Failed, cr.Skipped, cr.SkipReasons, err = checkTrial(ctx, env, props, t)
+	cr.Outcomes, cr.Failed, cr.Skipped, err = checkTrial(ctx, env, props, t)
 	cr.Pass = cr.Failed == nil
 	cr.Elapsed = time.Since(t0)
 	return cr, err
@@ -226,25 +228,25 @@ func RunSpec(ctx context.Context, env *Env, props []Property, spec Spec) (CaseRe
 // A property whose backend run is outside the backend's capabilities is skipped; when every
 // property that applies was skipped, CheckTrial returns the *gpu.UnsupportedError.
 func CheckTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Outcome, *Outcome, error) {
-	outs, failed, _, _, err := checkTrial(ctx, env, props, t)
+	outs, failed, _, err := checkTrial(ctx, env, props, t)
 	return outs, failed, err
 }
 
 // CheckTrialSkips is CheckTrial that also returns the properties it skipped (a run they
 // need outside the backend's capabilities, or a derived case over a property's budget) and
-// why, in the same order.
-func CheckTrialSkips(ctx context.Context, env *Env, props []Property, t Trial) (outs []*Outcome, failed *Outcome, skipped, reasons []string, err error) {
+// why.
+func CheckTrialSkips(ctx context.Context, env *Env, props []Property, t Trial) (outs []*Outcome, failed *Outcome, skipped []Skip, err error) {
 	return checkTrial(ctx, env, props, t)
 }
 
-func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Outcome, *Outcome, []string, []string, error) {
+func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Outcome, *Outcome, []Skip, error) {
 	if len(props) == 0 {
 		props = allProperties
 	}
 	env.begin(t.Case, ctx.Done())
 	defer env.end()
 	var outs []*Outcome
-	var skipped, reasons []string
+	var skipped []Skip
 	var unsup error
 	for _, p := range props {
 		if p.Applies != nil && !p.Applies(t.Case) {
@@ -252,24 +254,24 @@ func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Ou
 		}
 		o, err := interrupt.Do(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
 		if why, ok := unsupported(err); ok {
-			skipped, reasons = append(skipped, p.Name), append(reasons, why)
+			skipped = append(skipped, Skip{p.Name, why})
 			if unsup == nil {
 				unsup = err
 			}
 			continue
 		}
 		if err != nil {
-			return outs, nil, skipped, reasons, err
+			return outs, nil, skipped, err
 		}
 		outs = append(outs, o)
 		if !o.Pass {
-			return outs, o, skipped, reasons, nil
+			return outs, o, skipped, nil
 		}
 	}
 	if len(outs) == 0 && unsup != nil {
-		return nil, nil, skipped, reasons, unsup
+		return nil, nil, skipped, unsup
 	}
-	return outs, nil, skipped, reasons, nil
+	return outs, nil, skipped, nil
 }
 
 // ShrinkFailure greedily minimizes a spec on which the named property fails: it takes the

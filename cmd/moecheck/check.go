@@ -182,9 +182,9 @@ func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t pro
 	t0 := time.Now()
 	w := a.stdout
 	fmt.Fprintf(w, "case: %s\ncontract: %s\n", t.Case.Config, env.JudgeContract())
-	outs, failed, skipped, reasons, err := props.CheckTrialSkips(a.ctx, env, ps, t)
+	outs, failed, skipped, err := props.CheckTrialSkips(a.ctx, env, ps, t)
 	if why, ok := gpu.IsUnsupported(err); ok {
-		fmt.Fprintf(w, "UNSUPPORTED: the backend does not support this case: %s\n", why.Reason)
+		fmt.Fprintf(w, "UNSUPPORTED: not checked: %s\n", why.Reason)
 		return usageErr("case outside the backend's capabilities: %s", why.Reason)
 	}
 	if err != nil {
@@ -197,8 +197,8 @@ func (a *app) checkOne(env *props.Env, f *checkFlags, ps []props.Property, t pro
 		}
 		fmt.Fprintf(w, "  %-4s %s\n", status, o.Property)
 	}
-	for i, n := range skipped {
-		fmt.Fprintf(w, "  skip %s: %s\n", n, reasons[i])
+	for _, k := range skipped {
+		fmt.Fprintf(w, "  skip %s: %s\n", k.Property, k.Reason)
 	}
 	writeJudgements(w, env, ps)
 	if f.sharpness {
@@ -352,11 +352,11 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 					c.failed++
 				}
 			}
-			for i, n := range cr.Skipped {
-				c := get(n)
+			for _, k := range cr.Skipped {
+				c := get(k.Property)
 				c.skipped++
-				if c.why == "" && i < len(cr.SkipReasons) {
-					c.why = cr.SkipReasons[i]
+				if c.why == "" {
+					c.why = k.Reason
 				}
 			}
 			if sp != nil {

@@ -92,9 +92,12 @@ locations, and exits 1 if any case fails.`,
 						return v
 					}
 					envs[job] = &props.Env{Backend: b, Faults: faults, NoStages: bf.noStages, Contract: ct, New: bf.fresh(a, b)}
-					if job == 0 {
-						fmt.Fprintf(&v.out, "contract: %s\n", envs[job].JudgeContract())
-					}
+				}
+				if i == 0 {
+					// before the first verdict printed, whichever job runs it (it was job 0's
+					// first case: with several jobs not always the first file, so the line
+					// moved: TestJobsSameOutput/jobs/replay failed now and then)
+					fmt.Fprintf(&v.out, "contract: %s\n", envs[job].JudgeContract())
 				}
 				v.failed, v.err = a.replayOne(&v.out, envs[job], &bf, faults, ps, cs[i])
 				return v
