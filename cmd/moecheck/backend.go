@@ -99,7 +99,7 @@ func (f *backendFlags) pool(a *app) (*jobPool, error) {
 		if r, err := backends.Resolve(f.backend, "", a.getenv); err == nil && r.Argv != nil && lanes == 1 {
 			f.jobs = max(1, f.deviceCount())
 		} else if strings.HasPrefix(strings.TrimSpace(f.backend), backends.TorchPrefix) {
-			f.jobs = backends.TorchJobs(runtime.NumCPU(), f.deviceCount())
+			f.jobs = backends.TorchJobs(runtime.GOMAXPROCS(0), f.deviceCount())
 		}
 	}
 	if f.jobs < 1 || f.jobs > maxJobs {

@@ -61,7 +61,7 @@ func TestTorchJobsDefault(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"torch-jobs/default", nil, fmt.Sprintf("jobs %d,", backends.TorchJobs(runtime.NumCPU(), 0))},
+		{"torch-jobs/default", nil, fmt.Sprintf("jobs %d,", backends.TorchJobs(runtime.GOMAXPROCS(0), 0))},
 		{"torch-jobs/no-lanes-default-one", []string{"--lanes-per-worker", "1"}, "jobs 1,"},
 		{"torch-jobs/explicit", []string{"--jobs", "3"}, "jobs 3,"},
 	} {

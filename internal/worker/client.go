@@ -249,12 +249,12 @@ func (g *group) start() error {
 			}
 		}
 	}
-	// Pipes of their own for every lane, stdin included, so that growPipe can widen them.
+	// Pipes of their own for every lane, stdin included, so that growPipe can widen them
+	// (when a case is big: run).
 	stdin, in, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	growPipe(in)
 	cmd.Stdin = stdin
 	lanes[0].in = in
 	child = append(child, stdin)
@@ -267,7 +267,6 @@ func (g *group) start() error {
 			closeAll()
 			return fmt.Errorf("worker: %w", err)
 		}
-		growPipe(out)
 		lanes[k].out = out
 		child = append(child, pw)
 		if k == 0 {
@@ -279,7 +278,6 @@ func (g *group) start() error {
 			closeAll()
 			return fmt.Errorf("worker: %w", err)
 		}
-		growPipe(in)
 		lanes[k].in = in
 		child = append(child, pr)
 		// Lane k's request pipe is the worker's descriptor 2k+1, its reply pipe 2k+2
@@ -520,6 +518,16 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 	req.Header.Options.Triage = triage
 	l := p.lanes[c.lane]
 	ch := make(chan reply, 1)
+	// Pipes are widened for big cases only, when they come: Linux counts every pipe's pages
+	// against a per-user soft limit (pipe-user-pages-soft, 64 MiB by default), past which
+	// every new pipe of the user, in any process, gets two pages; widening every lane's pair
+	// up front used it up at 32 lanes (the torch default is 64 jobs per device).
+	if int64(len(req.Payload)) > pipeSize {
+		growPipe(l.in)
+	}
+	if maxResultBytes(cs.Config) > pipeSize {
+		growPipe(l.out)
+	}
 	go func() {
 		if err := WriteFrame(l.in, req); err != nil {
 			// The worker died or stopped reading; the read below sees it end.

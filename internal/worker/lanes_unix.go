@@ -20,15 +20,15 @@ func isPipe(fd int) error {
 	return nil
 }
 
-// pipeSize is the capacity the client asks for its lane pipes (Linux's default
-// /proc/sys/fs/pipe-max-size): a result of gigabytes then crosses in 1 MiB steps instead of
-// 64 KiB ones, with a sixteenth of the wake-ups.
-const pipeSize = 1 << 20
-
-// growPipe asks for a pipe capacity of pipeSize (F_SETPIPE_SZ, Linux); advice only: where
-// it is refused (another system, a lower limit) the pipe keeps its size.
-func growPipe(f *os.File) {
+// growPipe asks for a pipe capacity of pipeSize (F_SETPIPE_SZ, Linux) for x, when x is an
+// *os.File; advice only: where it is refused (another system, a lower limit) the pipe keeps
+// its size.
+func growPipe(x any) {
 	const setPipeSize = 1031 // F_SETPIPE_SZ
+	f, ok := x.(*os.File)
+	if !ok {
+		return
+	}
 	if rc, err := f.SyscallConn(); err == nil {
 		rc.Control(func(fd uintptr) { syscall.Syscall(syscall.SYS_FCNTL, fd, setPipeSize, pipeSize) })
 	}

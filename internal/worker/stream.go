@@ -157,6 +157,11 @@ func EncodeResult(id uint64, cfg moe.Config, r *gpu.Result) *Frame {
 	return &Frame{Header: Header{Type: TypeResult, ID: id, Tensors: headers(ts)}, Payload: buf}
 }
 
+// pipeSize is the capacity the client asks for a lane pipe that carries a big case (Linux's
+// default /proc/sys/fs/pipe-max-size; growPipe): a result of gigabytes then crosses in 1 MiB
+// steps instead of 64 KiB ones, with a sixteenth of the wake-ups.
+const pipeSize = 1 << 20
+
 // WriteResult writes the result frame of r for a case of config cfg to w: the bytes of
 // WriteFrame(w, EncodeResult(id, cfg, r)), with the payload encoded chunk by chunk (on a
 // second goroutine, while the previous chunk is written) instead of held whole.
