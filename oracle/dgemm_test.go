@@ -183,7 +183,7 @@ func TestDgemmNTNonFinite(t *testing.T) {
 // once, and parallel.go promises the same bits on one goroutine or many: concurrent calls
 // on the same operands must each give the serial call's result bitwise. The shape is above
 // OpenBLAS's threshold for using its thread pool (m·n·k ≥ 2^18), whose use changes the bits
-// (see dgemm_openblas.go), so calls that contend for the pool are covered.
+// (see internal/f64gemm), so calls that contend for the pool are covered.
 func TestDgemmNTConcurrent(t *testing.T) {
 	rng := rand.New(rand.NewPCG(14, 4))
 	m, n, k := 255, 257, 513

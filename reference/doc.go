@@ -17,7 +17,7 @@
 // The GEMMs run per expert over the contiguous sorted rows of moe.Plan (a stable sort of
 // the slots by id), with gonum's Dgemm, which splits each GEMM's output into 64×64 blocks
 // over GOMAXPROCS goroutines (or, with the build tag openblas, OpenBLAS's cblas_dgemm on its
-// own threads, whose bits depend on their count: dgemm_openblas.go); the reference's own
+// own threads, whose bits depend on their count: internal/f64gemm); the reference's own
 // loops over an expert's rows (gather, activation, routing-weight products, the |W| of the
 // magnitude pass, the IEEE fallback GEMM) are split over rows and the combine and scatter-add
 // over columns (par.go), each element computed by one goroutine in the single-goroutine

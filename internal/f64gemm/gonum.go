@@ -1,0 +1,17 @@
+//go:build !openblas
+
+package f64gemm
+
+import (
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// MinWork: in the default build every product uses gonum (see openblas.go).
+const MinWork = 0
+
+// Dgemm sets C = op(A)·op(B) + beta·C (row-major, m×n C with stride ldc) with gonum's
+// pure-Go Dgemm (the default build, no cgo).
+func Dgemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	blas64.Implementation().Dgemm(tA, tB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+}
