@@ -218,10 +218,11 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		if err := o.gate.do(func() error { return WriteResult(w, f.Header.ID, c.Config, res) }); err != nil {
+		ts, size := resultTensors(c.Config, res)
+		if err := o.gate.do(func() error { return writeTensors(w, f.Header.ID, ts, size, streamChunk) }); err != nil {
 			return err
 		}
-		if _, size := resultTensors(c.Config, res); size >= releaseBytes {
+		if size >= releaseBytes {
 			// The result (with a backend that hands over its buffers, the run's state) is
 			// garbage now, and an idle worker allocates nothing that would start a collection:
 			// give the memory back while the client judges the result beside it (the case

@@ -148,6 +148,11 @@ func headers(ts []wireTensor) []TensorHeader {
 // building the payload.
 func EncodeResult(id uint64, cfg moe.Config, r *gpu.Result) *Frame {
 	ts, size := resultTensors(cfg, r)
+	return encodeTensors(id, ts, size)
+}
+
+// encodeTensors is EncodeResult of the tensors resultTensors listed (size: their bytes).
+func encodeTensors(id uint64, ts []wireTensor, size int64) *Frame {
 	buf := make([]byte, size)
 	for i := range ts {
 		t := &ts[i]
@@ -172,8 +177,13 @@ func WriteResult(w io.Writer, id uint64, cfg moe.Config, r *gpu.Result) error {
 // writeResult is WriteResult in chunks of chunk bytes (at least 8).
 func writeResult(w io.Writer, id uint64, cfg moe.Config, r *gpu.Result, chunk int64) error {
 	ts, size := resultTensors(cfg, r)
+	return writeTensors(w, id, ts, size, chunk)
+}
+
+// writeTensors is writeResult of the tensors resultTensors listed (size: their bytes).
+func writeTensors(w io.Writer, id uint64, ts []wireTensor, size, chunk int64) error {
 	if size <= chunk { // one chunk: nothing to overlap
-		return WriteFrame(w, EncodeResult(id, cfg, r))
+		return WriteFrame(w, encodeTensors(id, ts, size))
 	}
 	h, err := json.Marshal(&Header{Type: TypeResult, ID: id, Tensors: headers(ts)})
 	if err != nil {
