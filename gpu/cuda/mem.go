@@ -9,7 +9,6 @@ import (
 	"gorgonia.org/cu"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -108,34 +107,15 @@ func encode(d moe.DType, v []float64) []byte {
 
 // encodeTo is encode into out (len(v)·element size bytes), over the cores; it returns out.
 func encodeTo(out []byte, d moe.DType, v []float64) []byte {
-	w := d.Bits() / 8
-	par.For(par.New(0, 0), len(v), 1, v, func(v []float64, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			bits := d.ToBits(v[i])
-			if w == 2 {
-				out[2*i], out[2*i+1] = byte(bits), byte(bits>>8)
-			} else {
-				out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
-			}
-		}
-	})
+	d.PutBits(out, v)
 	return out
 }
 
 // decode converts storage bytes to float32, exactly (NaN payloads kept), over the cores: a
 // result with stages is gigabytes at real shapes, and this is the worker's serial part.
 func decode(d moe.DType, b []byte) []float32 {
-	w := d.Bits() / 8
-	out := make([]float32, len(b)/w)
-	par.For(par.New(0, 0), len(out), 1, out, func(out []float32, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			if w == 2 {
-				out[i] = d.FromBits(uint32(b[2*i]) | uint32(b[2*i+1])<<8)
-			} else {
-				out[i] = d.FromBits(uint32(b[4*i]) | uint32(b[4*i+1])<<8 | uint32(b[4*i+2])<<16 | uint32(b[4*i+3])<<24)
-			}
-		}
-	})
+	out := make([]float32, len(b)/(d.Bits()/8))
+	d.Float32s(out, b)
 	return out
 }
 

@@ -36,23 +36,7 @@ func (p *payload) addFloat(name string, d moe.DType, shape []int, v []float64) {
 	off, n := len(p.buf), len(v)*(d.Bits()/8)
 	p.hdr = append(p.hdr, TensorHeader{Name: name, DType: d.String(), Shape: shape, Offset: int64(off), Bytes: int64(n)})
 	p.buf = slices.Grow(p.buf, n)[:off+n]
-	encodeFloat64(d, p.buf[off:], v)
-}
-
-// encodeFloat64 writes float64 values of dtype d as their storage bits into b (len(v)·element
-// size bytes), over the cores.
-func encodeFloat64(d moe.DType, b []byte, v []float64) {
-	w := d.Bits() / 8
-	par.For(par.New(0, 0), len(v), 1, v, func(v []float64, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			bits := d.ToBits(v[i])
-			if w == 2 {
-				binary.LittleEndian.PutUint16(b[2*i:], uint16(bits))
-			} else {
-				binary.LittleEndian.PutUint32(b[4*i:], bits)
-			}
-		}
-	})
+	d.PutBits(p.buf[off:], v)
 }
 
 // decodeFloat64 decodes storage bits of d to float64, exactly (as BytesFloat32, widened), over
