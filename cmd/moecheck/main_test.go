@@ -282,6 +282,11 @@ func TestJobsSameOutput(t *testing.T) {
 	}{
 		{"jobs/check-keep-going", []string{"check", "--cases", "60", "--seed", "4", "--faults", "combine-in-dtype", "--keep-going", "--max-shrinks", "20"}, 1},
 		{"jobs/check-first-failure", []string{"check", "--cases", "60", "--seed", "4", "--faults", "combine-in-dtype", "--max-shrinks", "20"}, 1},
+		// Faults whose verdicts depend on earlier runs of the same backend: the lane's state
+		// (stale-empty-wgrad keeps the previous run's weight gradients) and its run count
+		// (nondeterministic-sum) must not make the verdicts depend on --jobs.
+		{"jobs/stateful-stale-empty-wgrad", []string{"check", "--cases", "60", "--seed", "3", "--faults", "stale-empty-wgrad", "--keep-going", "--no-shrink"}, 1},
+		{"jobs/stateful-nondeterministic-sum", []string{"check", "--cases", "60", "--seed", "3", "--faults", "nondeterministic-sum", "--keep-going", "--no-shrink"}, 1},
 		{"jobs/replay", []string{"replay", "--faults", "last-tile-dropped", "../../corpus/seeds"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
