@@ -135,7 +135,7 @@ func TestWorkerCrashShape(t *testing.T) {
 // The self-test harness on sim against sim: every fault case must show its fault.
 func TestSelftestSimAgainstSim(t *testing.T) {
 	var out bytes.Buffer
-	if n := selftest(&out, sim.New(sim.Options{}), sim.New(sim.Options{}), true); n != 0 {
+	if n := selftest(&out, sim.New(sim.Options{}), sim.New(sim.Options{}), true, false); n != 0 {
 		t.Fatalf("%d failures:\n%s", n, out.String())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorgonia.org/cu"
@@ -25,14 +26,17 @@ var ptxFS embed.FS
 // modules are the PTX files of kernels/, loaded at New.
 var modules = []string{"routing", "elementwise", "gemm"}
 
-// Options configure New and NewLanes. The zero value is valid: device 0, guard zones
-// checked after every stage, no synchronization between stages.
+// Options configure New and NewLanes. The zero value is valid and the fast default: device
+// 0, every guard zone checked once at the end of every run (a damaged zone makes the lane
+// re-run the case with a check after every stage to name the stage), no synchronization
+// between stages.
 type Options struct {
 	// Device is the CUDA device ordinal.
 	Device int
-	// NoGuardChecks skips the guard-zone check after each stage; the zones are still checked
-	// once at the end of a run. Locates less.
-	NoGuardChecks bool
+	// StageGuardChecks checks every guard zone after every stage as well (one more launch per
+	// stage), so that damage names its stage without a re-run. For attribution and for
+	// kernels under development; slower.
+	StageGuardChecks bool
 	// StageSync synchronizes the lane's stream after every stage, so that a device fault
 	// (an illegal address) is named with the stage that raised it. Without it the stages
 	// run back to back and a fault is seen at the end of the run ("stage unknown"). Slower.
@@ -92,9 +96,16 @@ type Backend struct {
 	order  fault.RunOrder         // each case's runs so far, for NondeterministicSum's order
 	up     pinned                 // page-locked staging of the uploads, reused across runs
 	down   pinned                 // page-locked staging of the downloads
-	zones  []uint64               // guard-zone descriptors last uploaded to guard_desc
 	stale  map[string]*staleWgrad // fault StaleEmptyWgrad's kept weight gradients (stale.go)
+	args   [maxArgs]uint64        // launch's argument values
+
+	calls atomic.Uint64 // driver calls queued or made by the lane's runs (DriverCalls)
 }
+
+// DriverCalls returns how many CUDA driver calls the lane's runs made so far: launches,
+// copies, memsets and stream synchronizations (not allocations, which the pool makes rare).
+// The difference over one run is that run's count (docs/gpu.md, "Driver calls per run").
+func (b *Backend) DriverCalls() uint64 { return b.calls.Load() }
 
 // New returns one lane (NewLanes(o, 1)).
 func New(o Options) (*Backend, error) {
@@ -349,7 +360,7 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions, 
 		if lost := b.sh.lostErr(); lost != nil {
 			return &gpu.CaseError{Kind: gpu.Crashed, Detail: "CUDA context lost by an earlier fault", Err: lost}
 		}
-		r, err := b.runPath(c, runOpts{o, faults}, nil)
+		r, err := b.runPath(c, runOpts{RunOptions: o, faults: faults}, nil)
 		res = r
 		return err
 	})
