@@ -122,14 +122,6 @@ func encodeTo(out []byte, d moe.DType, v []float64) []byte {
 	return out
 }
 
-// decode converts storage bytes to float32, exactly (NaN payloads kept), over the cores: a
-// result with stages is gigabytes at real shapes, and this is the worker's serial part.
-func decode(d moe.DType, b []byte) []float32 {
-	out := make([]float32, len(b)/(d.Bits()/8))
-	d.Float32s(out, b)
-	return out
-}
-
 func i32s(b []byte) []int32 {
 	out := make([]int32, len(b)/4)
 	for i := range out {

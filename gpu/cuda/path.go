@@ -249,12 +249,16 @@ func (r *pathRun) queuePrep(perStage bool) error {
 	}
 	prep = append(prep,
 		prepDesc{op: opGuard, src: uint64(r.zoneTab), n: r.nz, arg: guardBytes},
-		prepDesc{op: opFill, dst: dd, n: int64(8 * r.slots), arg: 0xff})
+		// The slots and the padding up to the first result: every byte of the download
+		// staging is written before it is copied (compute-sanitizer's initcheck).
+		prepDesc{op: opFill, dst: dd, n: alignUp(int64(8 * r.slots)), arg: 0xff})
 	pack := make([]prepDesc, 0, nPack)
 	pack = append(pack, prepDesc{op: opCheck, dst: dd + uint64(8*(r.slots-1)), src: uint64(r.zoneTab), n: r.nz, arg: guardBytes})
 	for i, x := range r.dl {
 		if r.dplan.Staged[i] {
-			pack = append(pack, prepDesc{op: opCopy, dst: dd + uint64(r.dplan.Off[i]), src: uint64(r.buf[x.name].data), n: dsizes[i]})
+			// Up to 15 bytes past the result are copied too (the start of its guard zone,
+			// inside the allocation and written), so that the padding is written as well.
+			pack = append(pack, prepDesc{op: opCopy, dst: dd + uint64(r.dplan.Off[i]), src: uint64(r.buf[x.name].data), n: alignUp(dsizes[i])})
 		}
 	}
 	if len(prep) != nPrep || len(pack) != nPack {
