@@ -16,6 +16,7 @@ import (
 	"gorgonia.org/cu"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/checked"
 	"github.com/moecheck/moecheck/internal/fault"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -347,6 +348,23 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions, 
 	if err := c.Validate(moe.Limits{}); err != nil {
 		return nil, err
 	}
+	return b.run(c, o, faults)
+}
+
+// RunChecked is RunFaults on a case that internal/checked validated (the worker validates
+// every case it decodes): the validation is not repeated. It implements checked.Runner.
+func (b *Backend) RunChecked(_ context.Context, k checked.Case, o gpu.RunOptions, faults fault.Set) (*gpu.Result, error) {
+	c := k.Case()
+	if c == nil {
+		return nil, errors.New("cuda: no case")
+	}
+	return b.run(c, o, faults)
+}
+
+var _ checked.Runner = (*Backend)(nil)
+
+// run is RunFaults after the case's validation.
+func (b *Backend) run(c *moe.Case, o gpu.RunOptions, faults fault.Set) (*gpu.Result, error) {
 	for _, f := range faults.List() {
 		if _, ok := f.Info(); !ok {
 			return nil, fmt.Errorf("cuda: unknown fault %d", f)
