@@ -1,6 +1,7 @@
 package cuda
 
-// No build tag: pure Go, tested in the default build (decode_test.go).
+// No build tag: pure Go, tested in the default build (decode_test.go): the conversions
+// between case values and the device's storage bits.
 
 import (
 	"encoding/binary"
@@ -30,6 +31,38 @@ func decode(d moe.DType, b []byte) []float32 {
 	default:
 		for i := range out {
 			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	}
+	return out
+}
+
+// encodeTo writes case values as the dtype's storage bytes (little-endian) into out
+// (len(v)·element size bytes) and returns out: the bits of moe.DType.PutBits. Small bf16 and
+// fp32 inputs, the common case, go through one loop: a value exactly representable in the
+// dtype (every value of a valid case but NaNs) is its float32's bits, which is what rounding
+// it (ToBits) gives; any other value goes through ToBits. fp16 and large inputs go through
+// PutBits, over the cores.
+func encodeTo(out []byte, d moe.DType, v []float64) []byte {
+	switch {
+	case len(v) > decodeSerial || d == moe.FP16:
+		d.PutBits(out, v)
+	case d == moe.BF16:
+		for i, x := range v {
+			f := float32(x)
+			b := math.Float32bits(f)
+			if float64(f) != x || b&0xffff != 0 {
+				b = d.ToBits(x) << 16
+			}
+			binary.LittleEndian.PutUint16(out[2*i:], uint16(b>>16))
+		}
+	default:
+		for i, x := range v {
+			f := float32(x)
+			b := math.Float32bits(f)
+			if float64(f) != x {
+				b = d.ToBits(x)
+			}
+			binary.LittleEndian.PutUint32(out[4*i:], b)
 		}
 	}
 	return out

@@ -111,17 +111,6 @@ func dtypeCode(d moe.DType) int64 {
 	return 2
 }
 
-// encode converts case values to the dtype's storage bytes (little-endian).
-func encode(d moe.DType, v []float64) []byte {
-	return encodeTo(make([]byte, len(v)*(d.Bits()/8)), d, v)
-}
-
-// encodeTo is encode into out (len(v)·element size bytes), over the cores; it returns out.
-func encodeTo(out []byte, d moe.DType, v []float64) []byte {
-	d.PutBits(out, v)
-	return out
-}
-
 func i32s(b []byte) []int32 {
 	out := make([]int32, len(b)/4)
 	for i := range out {
