@@ -85,6 +85,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sort.Strings(names)
 	fs.StringVar(&f.backend, "backend", defaultBackend, "backend: "+strings.Join(names, ", "))
 	fs.IntVar(&f.device, "device", 0, "CUDA device ordinal")
+	fs.Bool("no-guard-checks", false, "deprecated, no effect: guard zones are checked once at the end of each run by default (see -stage-guard-checks)")
 	fs.BoolVar(&f.stageGuardChecks, "stage-guard-checks", false, "cuda: check the guard zones after every stage too, not only at the end of each run (names the stage of an out-of-bounds write without a re-run; slower)")
 	fs.BoolVar(&f.stageSync, "stage-sync", false, "cuda: synchronize after every stage, so that a device fault names its stage (slower)")
 	envLanes, err := worker.LanesFromEnv(os.Getenv)
