@@ -25,3 +25,9 @@ func cudaBackend() backendFactory {
 
 // cudaBench times the CUDA backend.
 func cudaBench() bencher { return benchCUDA }
+
+// The self-test's guard-zone check and driver-call count need these of the CUDA lane.
+var (
+	_ guardProber   = (*cuda.Backend)(nil)
+	_ driverCounter = (*cuda.Backend)(nil)
+)
