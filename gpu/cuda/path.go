@@ -230,22 +230,12 @@ func (r *pathRun) queuePrep(perStage bool) error {
 		if isInput(db.name) {
 			continue
 		}
-		if db.buf == 0 { // internal: 0xFF bytes (fully written by the path)
-			prep = append(prep, prepDesc{op: opFill, dst: uint64(db.data), n: db.n, arg: 0xff})
-			continue
+		kept := false
+		if db.buf != 0 {
+			kept = !db.fresh && db.lastN == db.n && db.lastDT == r.dt
+			db.lastN, db.lastDT = db.n, r.dt
 		}
-		// Stale keeps the previous run's values only when the buffer held the same number
-		// of elements of the same dtype (as gpu/sim's pool); otherwise Huge.
-		stale := !db.fresh && db.lastN == db.n && db.lastDT == r.dt
-		db.lastN, db.lastDT = db.n, r.dt
-		d := prepDesc{op: opPoison, dst: uint64(db.data), n: db.n / r.es, dt: r.dt, arg: int64(o.Poison), buf: int64(db.buf)}
-		if o.Poison == gpu.PoisonStale {
-			d.arg = int64(gpu.PoisonHuge)
-			if stale {
-				d.op = opStale
-			}
-		}
-		prep = append(prep, d)
+		prep = append(prep, bufDesc(uint64(db.data), db.n, db.buf, r.dt, r.es, o.Poison, kept))
 	}
 	prep = append(prep,
 		prepDesc{op: opGuard, src: uint64(r.zoneTab), n: r.nz, arg: guardBytes},

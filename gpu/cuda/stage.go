@@ -7,6 +7,8 @@ package cuda
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/moecheck/moecheck/gpu"
 )
 
 // Operations of a prepare_bufs descriptor (kernels/elementwise.cu OP_*).
@@ -124,6 +126,26 @@ func (d prepDesc) units() int64 {
 // prepMaxBlocks (the threads then stride).
 func (d prepDesc) blocks() int64 {
 	return max(1, min(prepMaxBlocks, (d.units()+prepThreads-1)/prepThreads))
+}
+
+// bufDesc is the preparation of a pooled buffer that is not an input: n bytes of data at
+// dst, buf its gpu.Buffer (0: internal), dt and es the kernels' dtype code and element size,
+// kept whether the buffer holds the previous run's values for the same element count and
+// dtype. Internal buffers get 0xFF bytes (the path writes them fully); path buffers the
+// poison policy p over their n/es elements, Stale being the kept values with non-finite
+// ones made Huge when kept, Huge otherwise (as gpu/sim's pool).
+func bufDesc(dst uint64, n int64, buf gpu.Buffer, dt, es int64, p gpu.Poison, kept bool) prepDesc {
+	if buf == 0 {
+		return prepDesc{op: opFill, dst: dst, n: n, arg: 0xff}
+	}
+	d := prepDesc{op: opPoison, dst: dst, n: n / es, dt: dt, arg: int64(p), buf: int64(buf)}
+	if p == gpu.PoisonStale {
+		d.arg = int64(gpu.PoisonHuge)
+		if kept {
+			d.op = opStale
+		}
+	}
+	return d
 }
 
 // encodeDescs writes ds into out (len(ds)·descBytes bytes), each with its first block, and

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/moecheck/moecheck/gpu"
 )
 
 func TestPlanStaging(t *testing.T) {
@@ -213,5 +215,27 @@ func TestGuardByte(t *testing.T) {
 		if got := guardByte(tc.tag, tc.i); got != tc.want {
 			t.Errorf("guardByte(%d, %d) = %#x, want %#x", tc.tag, tc.i, got, tc.want)
 		}
+	}
+}
+
+func TestBufDesc(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		buf  gpu.Buffer
+		p    gpu.Poison
+		kept bool
+		want prepDesc
+	}{
+		{"internal: 0xFF bytes", 0, gpu.PoisonNaN, true, prepDesc{op: opFill, dst: 4096, n: 100, arg: 0xff}},
+		{"nan: policy over the elements", gpu.BufH1, gpu.PoisonNaN, true, prepDesc{op: opPoison, dst: 4096, n: 50, dt: 1, arg: int64(gpu.PoisonNaN), buf: int64(gpu.BufH1)}},
+		{"signature: buffer id", gpu.BufDX, gpu.PoisonSignature, false, prepDesc{op: opPoison, dst: 4096, n: 50, dt: 1, arg: int64(gpu.PoisonSignature), buf: int64(gpu.BufDX)}},
+		{"stale kept: values fixed", gpu.BufY, gpu.PoisonStale, true, prepDesc{op: opStale, dst: 4096, n: 50, dt: 1, arg: int64(gpu.PoisonHuge), buf: int64(gpu.BufY)}},
+		{"stale not kept: huge", gpu.BufY, gpu.PoisonStale, false, prepDesc{op: opPoison, dst: 4096, n: 50, dt: 1, arg: int64(gpu.PoisonHuge), buf: int64(gpu.BufY)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := bufDesc(4096, 100, tc.buf, 1, 2, tc.p, tc.kept); got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }
