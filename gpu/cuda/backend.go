@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"gorgonia.org/cu"
 
@@ -98,7 +99,7 @@ type Backend struct {
 	up     pinned                 // page-locked staging of the uploads, reused across runs
 	down   pinned                 // page-locked staging of the downloads
 	stale  map[string]*staleWgrad // fault StaleEmptyWgrad's kept weight gradients (stale.go)
-	args   [maxArgs]uint64        // launch's argument values
+	argv   unsafe.Pointer         // launch's argument values: maxArgs u64 in C memory
 
 	calls atomic.Uint64 // driver calls queued or made by the lane's runs (DriverCalls)
 }
@@ -186,6 +187,7 @@ func (b *Backend) loop(ready chan<- error, lanes int) {
 			b.freeAll()
 			b.up.free()
 			b.down.free()
+			b.freeArgs()
 			b.stream.Destroy()
 			return
 		}

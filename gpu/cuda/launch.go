@@ -5,6 +5,7 @@ package cuda
 /*
 #cgo LDFLAGS: -lcuda
 #include <cuda.h>
+#include <stdlib.h>
 static CUresult moecheckSetMaxDynSmem(CUfunction f, int bytes) {
 	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
 }
@@ -71,7 +72,7 @@ const maxArgs = 32
 
 // launch starts kernel name on the lane's stream with 8-byte arguments (each argument is
 // passed as 8 bytes): cu.DevicePtr, int, int64, uint64, bool. The values go through the
-// lane's argument array (no allocation) and one cgo call.
+// lane's argument array (C memory, allocated once: freeArgs) and one cgo call.
 func (b *Backend) launch(name string, grid dim, block, smem int, args ...any) error {
 	fn, ok := b.sh.fns[name]
 	if !ok {
@@ -89,7 +90,15 @@ func (b *Backend) launch(name string, grid dim, block, smem int, args ...any) er
 	if len(args) > maxArgs {
 		return fmt.Errorf("cuda: kernel %s: %d arguments, at most %d", name, len(args), maxArgs)
 	}
-	vals := &b.args
+	if b.argv == nil {
+		// C memory: the driver reads the values through pointers into it, which cgo's
+		// pointer rules allow without question (Go memory would be checked as a whole).
+		b.argv = C.malloc(C.size_t(8 * maxArgs))
+		if b.argv == nil {
+			return fmt.Errorf("cuda: kernel %s: no memory for the arguments", name)
+		}
+	}
+	vals := (*[maxArgs]uint64)(b.argv)
 	for i, a := range args {
 		switch v := a.(type) {
 		case cu.DevicePtr:
@@ -115,10 +124,18 @@ func (b *Backend) launch(name string, grid dim, block, smem int, args ...any) er
 	f := *(*C.CUfunction)(unsafe.Pointer(&fn))
 	s := *(*C.CUstream)(unsafe.Pointer(&b.stream))
 	if r := C.moecheckLaunch(f, C.uint(grid.x), C.uint(grid.y), C.uint(grid.z), C.uint(block), C.uint(smem), s,
-		(*C.ulonglong)(unsafe.Pointer(&vals[0])), C.int(len(args))); r != C.CUDA_SUCCESS {
+		(*C.ulonglong)(b.argv), C.int(len(args))); r != C.CUDA_SUCCESS {
 		return fmt.Errorf("launch %s: %w", name, cuError(cu.Success, int(r)))
 	}
 	return nil
+}
+
+// freeArgs frees the lane's argument array (at Close, on the lane's thread).
+func (b *Backend) freeArgs() {
+	if b.argv != nil {
+		C.free(b.argv)
+		b.argv = nil
+	}
 }
 
 // cuError is CUresult r as gorgonia.org/cu's error value (whose type is unexported: T is
