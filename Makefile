@@ -6,7 +6,7 @@ NVCCFLAGS ?= -ptx -arch=sm_80 -O3 -std=c++14
 KERNELS := $(wildcard gpu/cuda/kernels/*.cu)
 PTX := $(KERNELS:.cu=.ptx)
 
-.PHONY: test check build-openblas build-openblas-static vet vet-cuda fuzz fuzz-short bench soak mutants ci ptx check-ptx worker device device-suite print-nvccflags
+.PHONY: test check build-openblas build-openblas-static vet vet-cuda fuzz fuzz-short bench soak mutants ci ptx check-ptx kernel-emu worker device device-suite print-nvccflags
 
 GO ?= go
 FUZZTIME ?= 60s
@@ -74,6 +74,11 @@ gpu/cuda/kernels/%.ptx: gpu/cuda/kernels/%.cu gpu/cuda/kernels/common.cuh
 # check-ptx: the committed PTX matches the sources (CI).
 check-ptx:
 	scripts/check-ptx.sh
+
+# kernel-emu: the fused prepare kernel run on the CPU (g++, launches emulated serially) and
+# compared byte for byte with the kernels it replaced; no GPU needed.
+kernel-emu:
+	scripts/kernel-emu.sh
 
 # worker: the CUDA worker for the GPU machine (cgo against the CUDA 11.8 headers here).
 worker:

@@ -10,7 +10,7 @@ import (
 // cudaBackend opens the CUDA backend, compiled in with the cuda tag.
 func cudaBackend() backendFactory {
 	return func(f *flags) ([]gpu.Backend, string, error) {
-		lanes, err := cuda.NewLanes(cuda.Options{Device: f.device, NoGuardChecks: f.noGuardChecks, StageSync: f.stageSync,
+		lanes, err := cuda.NewLanes(cuda.Options{Device: f.device, StageGuardChecks: f.stageGuardChecks, StageSync: f.stageSync,
 			TileN: f.tileN, TileK: f.tileK}, max(1, f.lanes))
 		if err != nil {
 			return nil, "", err
@@ -25,3 +25,9 @@ func cudaBackend() backendFactory {
 
 // cudaBench times the CUDA backend.
 func cudaBench() bencher { return benchCUDA }
+
+// The self-test's guard-zone check and driver-call count need these of the CUDA lane.
+var (
+	_ guardProber   = (*cuda.Backend)(nil)
+	_ driverCounter = (*cuda.Backend)(nil)
+)

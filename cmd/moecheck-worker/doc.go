@@ -1,7 +1,7 @@
 // Command moecheck-worker serves MoE cases to a moecheck client (internal/worker) over the
 // worker protocol on stdin/stdout (docs/gpu.md), with one backend:
 //
-//	moecheck-worker [-backend cuda|sim] [-device N] [-lanes N] [-no-guard-checks] [-stage-sync]
+//	moecheck-worker [-backend cuda|sim] [-device N] [-lanes N] [-stage-guard-checks] [-stage-sync]
 //	  [-crash-shape T,H,I,E,K]
 //
 // With -lanes N (or MOECHECK_WORKER_LANES=N, set by the client) it serves N lanes, each its

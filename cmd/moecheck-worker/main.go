@@ -48,22 +48,22 @@ func compiled() (backends map[string]backendFactory, benchers map[string]bencher
 }
 
 type flags struct {
-	backend       string
-	device        int
-	noGuardChecks bool
-	stageSync     bool
-	lanes         int
-	selftest      bool
-	quick         bool
-	bench         bool
-	sanitize      bool
-	clientCheck   bool
-	reps          int
-	benchT        int
-	tileN         int
-	tileK         int
-	crashShape    string
-	corpusDirs    string
+	backend          string
+	device           int
+	stageGuardChecks bool
+	stageSync        bool
+	lanes            int
+	selftest         bool
+	quick            bool
+	bench            bool
+	sanitize         bool
+	clientCheck      bool
+	reps             int
+	benchT           int
+	tileN            int
+	tileK            int
+	crashShape       string
+	corpusDirs       string
 }
 
 func main() {
@@ -85,7 +85,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sort.Strings(names)
 	fs.StringVar(&f.backend, "backend", defaultBackend, "backend: "+strings.Join(names, ", "))
 	fs.IntVar(&f.device, "device", 0, "CUDA device ordinal")
-	fs.BoolVar(&f.noGuardChecks, "no-guard-checks", false, "check guard zones only at the end of a run, not after every stage")
+	fs.Bool("no-guard-checks", false, "deprecated, no effect: guard zones are checked once at the end of each run by default (see -stage-guard-checks)")
+	fs.BoolVar(&f.stageGuardChecks, "stage-guard-checks", false, "cuda: check the guard zones after every stage too, not only at the end of each run (names the stage of an out-of-bounds write without a re-run; slower)")
 	fs.BoolVar(&f.stageSync, "stage-sync", false, "cuda: synchronize after every stage, so that a device fault names its stage (slower)")
 	envLanes, err := worker.LanesFromEnv(os.Getenv)
 	if err != nil {
@@ -155,7 +156,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			// Before the self-test, whose crash fault (last) loses the CUDA context.
 			n += selftestLanes(stdout, bs, f.quick)
 		}
-		n += selftest(stdout, b, sim.New(sim.Options{}), f.quick)
+		n += selftest(stdout, b, sim.New(sim.Options{}), f.quick, f.stageGuardChecks)
 		if n > 0 {
 			fmt.Fprintf(stdout, "selftest: %d FAILED\n", n)
 			return 1

@@ -135,7 +135,7 @@ func TestWorkerCrashShape(t *testing.T) {
 // The self-test harness on sim against sim: every fault case must show its fault.
 func TestSelftestSimAgainstSim(t *testing.T) {
 	var out bytes.Buffer
-	if n := selftest(&out, sim.New(sim.Options{}), sim.New(sim.Options{}), true); n != 0 {
+	if n := selftest(&out, sim.New(sim.Options{}), sim.New(sim.Options{}), true, false); n != 0 {
 		t.Fatalf("%d failures:\n%s", n, out.String())
 	}
 }
@@ -151,6 +151,8 @@ func TestUsage(t *testing.T) {
 		{"usage/bench-without-cuda", []string{"-backend", "sim", "-bench"}, 2},
 		{"usage/crash-shape-fields", []string{"-crash-shape", "1,2,3"}, 2},
 		{"usage/crash-shape-zero", []string{"-crash-shape", "1,2,3,0,1"}, 2},
+		// -stage-guard-checks is the opt-in; the old -no-guard-checks is still accepted.
+		{"ok/guard-check-flags", []string{"-backend", "sim", "-sanitize", "-stage-guard-checks", "-no-guard-checks"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var o, e bytes.Buffer

@@ -195,7 +195,7 @@ func sameVerdict(c *moe.Case, got, want *gpu.Result) string {
 	return ""
 }
 
-func selftest(w io.Writer, b, ref gpu.Backend, quick bool) int {
+func selftest(w io.Writer, b, ref gpu.Backend, quick, stageGuardChecks bool) int {
 	ctx := context.Background()
 	fails := 0
 	cases, err := selftestCases(quick)
@@ -250,7 +250,98 @@ func selftest(w io.Writer, b, ref gpu.Backend, quick bool) int {
 		fmt.Fprintf(w, "%-70s %9.2e %s\n", tc.name, v.MaxRatio(), status)
 	}
 	fmt.Fprintf(w, "correctness: %d cases in %v\n", len(cases), time.Since(start).Round(time.Millisecond))
+	fails += guardCheck(w, b, stageGuardChecks)
 	fails += faultCheck(w, b, ref)
+	return fails
+}
+
+// guardProber is the CUDA lane's out-of-bounds write injection (gpu/cuda Backend.GuardProbe).
+type guardProber interface {
+	GuardProbe(ctx context.Context, c *moe.Case, o gpu.RunOptions, stage, buf string, once bool) error
+}
+
+// driverCounter is the CUDA lane's driver-call counter (gpu/cuda Backend.DriverCalls).
+type driverCounter interface{ DriverCalls() uint64 }
+
+// guardCheck proves the guard zones on a backend that can inject an out-of-bounds write
+// (the CUDA lane): one byte past buffer h1 written after stage gemm1 in every run must be
+// reported as a Crashed CaseError naming gemm1 and h1 (by the re-run with a check after
+// every stage, or directly with -stage-guard-checks); written in the first run only, the
+// end-of-run check must still report it, saying that the re-run did not reproduce it; the
+// lane must then run the case again bitwise as before. It also prints the driver calls of
+// one run of the fault case. Backends without the probe skip it.
+func guardCheck(w io.Writer, b gpu.Backend, stageGuardChecks bool) int {
+	ctx := context.Background()
+	c, err := faultCase(moe.BF16)
+	if err != nil {
+		fmt.Fprintf(w, "FAIL fault case: %v\n", err)
+		return 1
+	}
+	o := gpu.RunOptions{Poison: gpu.PoisonSignature}
+	if dc, ok := b.(driverCounter); ok {
+		for _, stages := range []bool{false, true} {
+			o2 := o
+			o2.Stages = stages
+			if _, err := b.Run(ctx, c, o2); err != nil { // warm the pool
+				fmt.Fprintf(w, "%-22s FAIL run: %v\n", "driver-calls", err)
+				return 1
+			}
+			n0 := dc.DriverCalls()
+			if _, err := b.Run(ctx, c, o2); err != nil {
+				fmt.Fprintf(w, "%-22s FAIL run: %v\n", "driver-calls", err)
+				return 1
+			}
+			fmt.Fprintf(w, "%-22s %d per run of %s (stages %v, guard checks after every stage %v)\n", "driver-calls",
+				dc.DriverCalls()-n0, c.Config, stages, stageGuardChecks)
+		}
+	}
+	p, ok := b.(guardProber)
+	if !ok {
+		fmt.Fprintf(w, "%-22s skipped: %s cannot inject an out-of-bounds write\n", "guard-zones", b.Name())
+		return 0
+	}
+	before, err := b.Run(ctx, c, o)
+	if err != nil {
+		fmt.Fprintf(w, "%-22s FAIL clean run: %v\n", "guard-zones", err)
+		return 1
+	}
+	fails := 0
+	want := func(label string, err error, parts ...string) {
+		ce, ok := gpu.AsCaseError(err)
+		if !ok || ce.Kind != gpu.Crashed {
+			fmt.Fprintf(w, "%-22s FAIL %s: err = %v, want a Crashed CaseError\n", "guard-zones", label, err)
+			fails++
+			return
+		}
+		for _, s := range parts {
+			if !strings.Contains(ce.Detail, s) {
+				fmt.Fprintf(w, "%-22s FAIL %s: %q does not say %q\n", "guard-zones", label, ce.Detail, s)
+				fails++
+				return
+			}
+		}
+		fmt.Fprintf(w, "%-22s ok: %s: %v\n", "guard-zones", label, err)
+	}
+	want("every run", p.GuardProbe(ctx, c, o, "gemm1", "h1", false),
+		"after stage gemm1: guard zone after buffer h1", "damaged at byte 12")
+	if stageGuardChecks {
+		want("first run only", p.GuardProbe(ctx, c, o, "gemm1", "h1", true),
+			"after stage gemm1: guard zone after buffer h1", "damaged at byte 12")
+	} else {
+		want("first run only", p.GuardProbe(ctx, c, o, "gemm1", "h1", true),
+			"at the end of the run: guard zone after buffer h1", "damaged at byte 12", "stage not reproduced")
+	}
+	after, err := b.Run(ctx, c, o)
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "%-22s FAIL run after the probes: %v\n", "guard-zones", err)
+		fails++
+	default:
+		if same, where := sameResult(before, after); !same {
+			fmt.Fprintf(w, "%-22s FAIL run after the probes differs in %s\n", "guard-zones", where)
+			fails++
+		}
+	}
 	return fails
 }
 

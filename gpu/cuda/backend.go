@@ -10,11 +10,14 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"gorgonia.org/cu"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/checked"
 	"github.com/moecheck/moecheck/internal/fault"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -25,14 +28,17 @@ var ptxFS embed.FS
 // modules are the PTX files of kernels/, loaded at New.
 var modules = []string{"routing", "elementwise", "gemm"}
 
-// Options configure New and NewLanes. The zero value is valid: device 0, guard zones
-// checked after every stage, no synchronization between stages.
+// Options configure New and NewLanes. The zero value is valid and the fast default: device
+// 0, every guard zone checked once at the end of every run (a damaged zone makes the lane
+// re-run the case with a check after every stage to name the stage), no synchronization
+// between stages.
 type Options struct {
 	// Device is the CUDA device ordinal.
 	Device int
-	// NoGuardChecks skips the guard-zone check after each stage; the zones are still checked
-	// once at the end of a run. Locates less.
-	NoGuardChecks bool
+	// StageGuardChecks checks every guard zone after every stage as well (one more launch per
+	// stage), so that damage names its stage without a re-run. For attribution and for
+	// kernels under development; slower.
+	StageGuardChecks bool
 	// StageSync synchronizes the lane's stream after every stage, so that a device fault
 	// (an illegal address) is named with the stage that raised it. Without it the stages
 	// run back to back and a fault is seen at the end of the run ("stage unknown"). Slower.
@@ -92,9 +98,16 @@ type Backend struct {
 	order  fault.RunOrder         // each case's runs so far, for NondeterministicSum's order
 	up     pinned                 // page-locked staging of the uploads, reused across runs
 	down   pinned                 // page-locked staging of the downloads
-	zones  []uint64               // guard-zone descriptors last uploaded to guard_desc
 	stale  map[string]*staleWgrad // fault StaleEmptyWgrad's kept weight gradients (stale.go)
+	argv   unsafe.Pointer         // launch's argument values: maxArgs u64 in C memory
+
+	calls atomic.Uint64 // driver calls queued or made by the lane's runs (DriverCalls)
 }
+
+// DriverCalls returns how many CUDA driver calls the lane's runs made so far: launches,
+// copies, memsets and stream synchronizations (not allocations, which the pool makes rare).
+// The difference over one run is that run's count (docs/gpu.md, "Driver calls per run").
+func (b *Backend) DriverCalls() uint64 { return b.calls.Load() }
 
 // New returns one lane (NewLanes(o, 1)).
 func New(o Options) (*Backend, error) {
@@ -174,6 +187,7 @@ func (b *Backend) loop(ready chan<- error, lanes int) {
 			b.freeAll()
 			b.up.free()
 			b.down.free()
+			b.freeArgs()
 			b.stream.Destroy()
 			return
 		}
@@ -336,6 +350,23 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions, 
 	if err := c.Validate(moe.Limits{}); err != nil {
 		return nil, err
 	}
+	return b.run(c, o, faults)
+}
+
+// RunChecked is RunFaults on a case that internal/checked validated (the worker validates
+// every case it decodes): the validation is not repeated. It implements checked.Runner.
+func (b *Backend) RunChecked(_ context.Context, k checked.Case, o gpu.RunOptions, faults fault.Set) (*gpu.Result, error) {
+	c := k.Case()
+	if c == nil {
+		return nil, errors.New("cuda: no case")
+	}
+	return b.run(c, o, faults)
+}
+
+var _ checked.Runner = (*Backend)(nil)
+
+// run is RunFaults after the case's validation.
+func (b *Backend) run(c *moe.Case, o gpu.RunOptions, faults fault.Set) (*gpu.Result, error) {
 	for _, f := range faults.List() {
 		if _, ok := f.Info(); !ok {
 			return nil, fmt.Errorf("cuda: unknown fault %d", f)
@@ -349,7 +380,7 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions, 
 		if lost := b.sh.lostErr(); lost != nil {
 			return &gpu.CaseError{Kind: gpu.Crashed, Detail: "CUDA context lost by an earlier fault", Err: lost}
 		}
-		r, err := b.runPath(c, runOpts{o, faults}, nil)
+		r, err := b.runPath(c, runOpts{RunOptions: o, faults: faults}, nil)
 		res = r
 		return err
 	})

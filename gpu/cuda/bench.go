@@ -51,7 +51,7 @@ func (b *Backend) Bench(c *moe.Case, o gpu.RunOptions, warmup, reps int) (*Timin
 		if lost := b.sh.lostErr(); lost != nil {
 			return fmt.Errorf("cuda: context lost: %w", lost)
 		}
-		r, err := b.prepare(c, runOpts{RunOptions: o})
+		r, err := b.prepare(c, runOpts{RunOptions: o}, false)
 		if err != nil {
 			return b.fail("setup", err)
 		}

@@ -5,8 +5,17 @@ package cuda
 /*
 #cgo LDFLAGS: -lcuda
 #include <cuda.h>
+#include <stdlib.h>
 static CUresult moecheckSetMaxDynSmem(CUfunction f, int bytes) {
 	return cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
+}
+// moecheckLaunch launches f with n 8-byte arguments vals (n <= 32): one cgo call per launch
+// (cu's Function.Launch makes four more: malloc and free of two argument arrays).
+static CUresult moecheckLaunch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned smem,
+		CUstream s, unsigned long long *vals, int n) {
+	void *argp[32];
+	for (int i = 0; i < n; i++) argp[i] = &vals[i];
+	return cuLaunchKernel(f, gx, gy, gz, bx, 1, 1, smem, s, argp, NULL);
 }
 */
 import "C"
@@ -58,8 +67,12 @@ func setMaxDynamicSmem(fn cu.Function, bytes int) error {
 // dim is a launch's grid.
 type dim struct{ x, y, z int }
 
-// launch starts kernel name on the lane's stream with 8-byte arguments (cu copies each argument as 8 bytes):
-// cu.DevicePtr, int, int64, uint64, bool.
+// maxArgs bounds a kernel's arguments (moecheckLaunch's array).
+const maxArgs = 32
+
+// launch starts kernel name on the lane's stream with 8-byte arguments (each argument is
+// passed as 8 bytes): cu.DevicePtr, int, int64, uint64, bool. The values go through the
+// lane's argument array (C memory, allocated once: freeArgs) and one cgo call.
 func (b *Backend) launch(name string, grid dim, block, smem int, args ...any) error {
 	fn, ok := b.sh.fns[name]
 	if !ok {
@@ -74,8 +87,18 @@ func (b *Backend) launch(name string, grid dim, block, smem int, args ...any) er
 	if grid.x <= 0 {
 		return nil
 	}
-	vals := make([]uint64, len(args))
-	ptrs := make([]unsafe.Pointer, len(args))
+	if len(args) > maxArgs {
+		return fmt.Errorf("cuda: kernel %s: %d arguments, at most %d", name, len(args), maxArgs)
+	}
+	if b.argv == nil {
+		// C memory: the driver reads the values through pointers into it, which cgo's
+		// pointer rules allow without question (Go memory would be checked as a whole).
+		b.argv = C.malloc(C.size_t(8 * maxArgs))
+		if b.argv == nil {
+			return fmt.Errorf("cuda: kernel %s: no memory for the arguments", name)
+		}
+	}
+	vals := (*[maxArgs]uint64)(b.argv)
 	for i, a := range args {
 		switch v := a.(type) {
 		case cu.DevicePtr:
@@ -87,18 +110,41 @@ func (b *Backend) launch(name string, grid dim, block, smem int, args ...any) er
 		case uint64:
 			vals[i] = v
 		case bool:
+			vals[i] = 0
 			if v {
 				vals[i] = 1
 			}
 		default:
-			return fmt.Errorf("cuda: kernel %s argument %d has type %T", name, i, a)
+			// The value is not formatted (%T would make every argument escape: one heap
+			// allocation per argument of every launch).
+			return fmt.Errorf("cuda: kernel %s argument %d: not a pointer, int, int64, uint64 or bool", name, i)
 		}
-		ptrs[i] = unsafe.Pointer(&vals[i])
 	}
-	if err := fn.Launch(grid.x, grid.y, grid.z, block, 1, 1, smem, b.stream, ptrs); err != nil {
-		return fmt.Errorf("launch %s: %w", name, err)
+	b.calls.Add(1)
+	f := *(*C.CUfunction)(unsafe.Pointer(&fn))
+	s := *(*C.CUstream)(unsafe.Pointer(&b.stream))
+	if r := C.moecheckLaunch(f, C.uint(grid.x), C.uint(grid.y), C.uint(grid.z), C.uint(block), C.uint(smem), s,
+		(*C.ulonglong)(b.argv), C.int(len(args))); r != C.CUDA_SUCCESS {
+		return fmt.Errorf("launch %s: %w", name, cuError(cu.Success, int(r)))
 	}
 	return nil
+}
+
+// freeArgs frees the lane's argument array (at Close, on the lane's thread).
+func (b *Backend) freeArgs() {
+	if b.argv != nil {
+		C.free(b.argv)
+		b.argv = nil
+	}
+}
+
+// cuError is CUresult r as gorgonia.org/cu's error value (whose type is unexported: T is
+// inferred from cu.Success), so that errors.Is(err, cu.OutOfMemory) and its messages hold.
+func cuError[T interface {
+	~int
+	error
+}](_ T, r int) error {
+	return T(r)
 }
 
 // grid1 is a grid-stride launch's block count for n items of 256 threads, capped.

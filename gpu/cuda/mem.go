@@ -12,9 +12,6 @@ import (
 	"github.com/moecheck/moecheck/moe"
 )
 
-// guardBytes is the size of each guard zone, before and after every allocation's data.
-const guardBytes = 256
-
 // devBuf is one pooled device allocation: [guard | data (cap bytes) | guard...].
 type devBuf struct {
 	name  string
@@ -77,6 +74,7 @@ func (b *Backend) htod(dst cu.DevicePtr, h []byte) error {
 	if len(h) == 0 {
 		return nil
 	}
+	b.calls.Add(1)
 	return cu.MemcpyHtoDAsync(dst, unsafe.Pointer(&h[0]), int64(len(h)), b.stream)
 }
 
@@ -86,7 +84,20 @@ func (b *Backend) dtoh(h []byte, src cu.DevicePtr) error {
 	if len(h) == 0 {
 		return nil
 	}
+	b.calls.Add(1)
 	return cu.MemcpyDtoHAsync(unsafe.Pointer(&h[0]), src, int64(len(h)), b.stream)
+}
+
+// sync waits for the lane's stream (one driver call).
+func (b *Backend) sync() error {
+	b.calls.Add(1)
+	return b.stream.Synchronize()
+}
+
+// memset8 queues n bytes of value v at dst on the lane's stream.
+func (b *Backend) memset8(dst cu.DevicePtr, v byte, n int64) error {
+	b.calls.Add(1)
+	return cu.MemsetD8Async(dst, v, n, b.stream)
 }
 
 // dtypeCode is the kernels' dtype number (common.cuh DT_*).
@@ -98,25 +109,6 @@ func dtypeCode(d moe.DType) int64 {
 		return 1
 	}
 	return 2
-}
-
-// encode converts case values to the dtype's storage bytes (little-endian).
-func encode(d moe.DType, v []float64) []byte {
-	return encodeTo(make([]byte, len(v)*(d.Bits()/8)), d, v)
-}
-
-// encodeTo is encode into out (len(v)·element size bytes), over the cores; it returns out.
-func encodeTo(out []byte, d moe.DType, v []float64) []byte {
-	d.PutBits(out, v)
-	return out
-}
-
-// decode converts storage bytes to float32, exactly (NaN payloads kept), over the cores: a
-// result with stages is gigabytes at real shapes, and this is the worker's serial part.
-func decode(d moe.DType, b []byte) []float32 {
-	out := make([]float32, len(b)/(d.Bits()/8))
-	d.Float32s(out, b)
-	return out
 }
 
 func i32s(b []byte) []int32 {
@@ -132,16 +124,6 @@ func i32Bytes(v []int32) []byte {
 	for i, x := range v {
 		u := uint32(x)
 		out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
-	}
-	return out
-}
-
-func u64Bytes(v []uint64) []byte {
-	out := make([]byte, 8*len(v))
-	for i, x := range v {
-		for j := 0; j < 8; j++ {
-			out[8*i+j] = byte(x >> (8 * j))
-		}
 	}
 	return out
 }

@@ -3,9 +3,9 @@
 package cuda
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 
 	"gorgonia.org/cu"
 
@@ -36,22 +36,37 @@ type pathRun struct {
 	splits           int64
 	buf              map[string]*devBuf
 	guarded          []*devBuf
-	desc, bad        *devBuf
 	stages           []stage
 	counts           []int32 // rows per local expert (emptyCounts; StaleEmptyWgrad only)
+
+	// Staging (queuePrep): the upload staging buffer holds the descriptors, the guard-zone
+	// table (zoneTab, nz zones) and the staged inputs; the download staging buffer the guard
+	// slots (slots of 8 bytes: one per stage and one for the end with perStage, else one)
+	// and the staged results (dplan).
+	up, down   *devBuf
+	zoneTab    cu.DevicePtr
+	nz         int64
+	slots      int
+	perStage   bool
+	packDescs  cu.DevicePtr // the end-of-run descriptors (guard check, packing)
+	nPack      int64
+	packBlocks int64
+	dl         []download
+	dplan      stagePlan
 }
 
 // runOpts are one run's options and the harness's faults (fault.Runner).
 type runOpts struct {
 	gpu.RunOptions
 	faults fault.Set
+	poke   *guardPoke // GuardProbe's injected out-of-bounds write (nil: none)
 }
 
 func has(o runOpts, f fault.Fault) bool { return o.faults.Has(f) }
 
 // prepare allocates, uploads, poisons and guards every buffer of the case and builds the
-// stage list.
-func (b *Backend) prepare(c *moe.Case, o runOpts) (*pathRun, error) {
+// stage list; perStage lays out a guard slot per stage (runPath then checks after each).
+func (b *Backend) prepare(c *moe.Case, o runOpts, perStage bool) (*pathRun, error) {
 	r := &pathRun{b: b, c: c, o: o, dt: dtypeCode(c.DType), es: int64(c.DType.Bits() / 8),
 		S: int64(c.S()), T: int64(c.T), H: int64(c.H), I: int64(c.I), E: int64(c.E), K: int64(c.K),
 		flags: uint64(o.faults), buf: map[string]*devBuf{}}
@@ -96,125 +111,169 @@ func (b *Backend) prepare(c *moe.Case, o runOpts) (*pathRun, error) {
 		r.guarded = append(r.guarded, d)
 	}
 	r.build()
-	zones := guardZones(r.guarded)
-	var err error
-	if r.desc, err = b.alloc("guard_desc", 0, int64(len(zones))*8); err != nil {
+	if err := r.queuePrep(perStage); err != nil {
 		return nil, err
 	}
-	// One 8-byte slot per stage and one for the end of the run: each guard check writes its
-	// own slot, so the run needs no synchronization to say after which stage a zone broke.
-	if r.bad, err = b.alloc("guard_bad", 0, int64(len(r.stages)+1)*8); err != nil {
-		return nil, err
+	return r, nil
+}
+
+// input is one input tensor of a case: its buffer and its bytes, written by put.
+type input struct {
+	name string
+	n    int64
+	put  func(dst []byte)
+}
+
+// inputs lists the case's inputs in upload order.
+func (r *pathRun) inputs() []input {
+	c, d, es := r.c, r.c.DType, r.es
+	var in []input
+	if c.Global != nil {
+		in = append(in, input{"gids", int64(8 * len(c.Global.IDs)), func(gb []byte) {
+			for i, g := range c.Global.IDs {
+				binary.LittleEndian.PutUint64(gb[8*i:], uint64(g))
+			}
+		}})
+	} else {
+		in = append(in, input{"ids", int64(4 * len(c.Routing.IDs)), func(ib []byte) {
+			for i, x := range c.Routing.IDs {
+				binary.LittleEndian.PutUint32(ib[4*i:], uint32(x))
+			}
+		}})
 	}
-	// Inputs: encoded into the lane's staging buffer (reused across runs) and queued on the
-	// stream.
-	d := c.DType
 	ws := c.Routing.Weights
 	if c.Global != nil {
 		ws = c.Global.Weights
 	}
-	vals := []struct {
+	for _, t := range []struct {
 		name string
 		v    []float64
-	}{{"x", c.X}, {"w1", c.W1}, {"w2", c.W2}, {"dy", c.DY}, {"rw", ws}, {"b1", c.B1}, {"b2", c.B2}}
-	total := 16 + 8*len(c.Routing.IDs)
-	if c.Global != nil {
-		total += 8 * len(c.Global.IDs)
-	}
-	for _, t := range vals {
-		total += len(t.v) * int(es)
-	}
-	newZones := r.desc.fresh || !slices.Equal(zones, b.zones)
-	if newZones {
-		total += 8 * len(zones)
-	}
-	host := b.up.bytes(total)
-	next := func(n int) []byte {
-		h := host[:n:n]
-		host = host[n:]
-		return h
-	}
-	up := func(name string, h []byte) error { return b.htod(r.buf[name].data, h) }
-	if c.Global != nil {
-		gb := next(8 * len(c.Global.IDs))
-		for i, g := range c.Global.IDs {
-			for j := 0; j < 8; j++ {
-				gb[8*i+j] = byte(uint64(g) >> (8 * j))
-			}
-		}
-		if err := up("gids", gb); err != nil {
-			return nil, err
-		}
-	} else {
-		ib := next(4 * len(c.Routing.IDs))
-		for i, x := range c.Routing.IDs {
-			u := uint32(x)
-			ib[4*i], ib[4*i+1], ib[4*i+2], ib[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
-		}
-		if err := up("ids", ib); err != nil {
-			return nil, err
-		}
-	}
-	for _, t := range vals {
+	}{{"x", c.X}, {"w1", c.W1}, {"w2", c.W2}, {"dy", c.DY}, {"rw", ws}, {"b1", c.B1}, {"b2", c.B2}} {
 		if t.v == nil {
 			continue
 		}
-		if err := up(t.name, encodeTo(next(len(t.v)*int(es)), d, t.v)); err != nil {
-			return nil, err
+		v := t.v
+		in = append(in, input{t.name, int64(len(v)) * es, func(out []byte) { encodeTo(out, d, v) }})
+	}
+	in = append(in, input{"meta", 16, func(mb []byte) { copy(mb, i32Bytes([]int32{0, 0, math.MaxInt32, 0})) }})
+	return in
+}
+
+// queuePrep lays out the run's two staging buffers, writes the inputs and the descriptors into
+// the lane's pinned upload buffer and queues the preparation: one copy of the staged bytes
+// (descriptors, guard-zone table, inputs up to stageMax bytes each; larger inputs one copy
+// each), then one prepare_bufs launch that copies the inputs into their buffers, poisons
+// every path buffer per o.Poison (Stale: kept values, non-finite ones Huge, when the buffer
+// held the same size and dtype), fills internal buffers with 0xFF bytes, writes every guard
+// zone and sets the guard slots to all ones. The end-of-run descriptors (guard check, results
+// packed into the download staging) are uploaded with them; runPath launches them.
+func (r *pathRun) queuePrep(perStage bool) error {
+	b, o := r.b, r.o
+	r.perStage = perStage
+	zones := guardZones(r.guarded)
+	r.nz = int64(len(zones) / 3)
+	r.slots = 1
+	if perStage {
+		r.slots = len(r.stages) + 1
+	}
+	r.dl = r.downloads()
+	dsizes := make([]int64, len(r.dl))
+	for i, x := range r.dl {
+		dsizes[i] = r.buf[x.name].n
+	}
+	var err error
+	if r.dplan, err = planStaging(int64(8*r.slots), dsizes); err != nil {
+		return err
+	}
+	if r.down, err = b.alloc("stage_down", 0, r.dplan.Dev); err != nil {
+		return err
+	}
+	in := r.inputs()
+	isizes := make([]int64, len(in))
+	nPrep := 2 // guard fill, slots
+	for i, t := range in {
+		isizes[i] = t.n
+		if staged(t.n) {
+			nPrep++
 		}
 	}
-	mb := next(16)
-	copy(mb, i32Bytes([]int32{0, 0, math.MaxInt32, 0}))
-	if err := up("meta", mb); err != nil {
-		return nil, err
-	}
-	// Poison every path buffer; internal ones get 0xFF bytes (they are fully written).
 	for _, db := range r.guarded {
-		if db.buf == 0 {
-			if !isInput(db.name) {
-				if err := cu.MemsetD8Async(db.data, 0xff, db.n, b.stream); err != nil {
-					return nil, err
-				}
-			}
+		if !isInput(db.name) {
+			nPrep++
+		}
+	}
+	nPack := 1 // guard check
+	for _, n := range dsizes {
+		if staged(n) {
+			nPack++
+		}
+	}
+	zoneOff := alignUp(int64(nPrep+nPack) * descBytes)
+	up, err := planStaging(zoneOff+r.nz*zoneBytes, isizes)
+	if err != nil {
+		return err
+	}
+	if r.up, err = b.alloc("stage_up", 0, up.Dev); err != nil {
+		return err
+	}
+	host := b.up.bytes(int(up.Host))
+	ud, dd := uint64(r.up.data), uint64(r.down.data)
+	r.zoneTab = r.up.data + cu.DevicePtr(zoneOff)
+	prep := make([]prepDesc, 0, nPrep)
+	for i, t := range in {
+		t.put(host[up.Off[i] : up.Off[i]+t.n])
+		if up.Staged[i] {
+			prep = append(prep, prepDesc{op: opCopy, dst: uint64(r.buf[t.name].data), src: ud + uint64(up.Off[i]), n: t.n})
+		}
+	}
+	for _, db := range r.guarded {
+		if isInput(db.name) {
 			continue
 		}
-		n := db.n / es
-		// Stale keeps the previous run's values only when the buffer held the same number
-		// of elements of the same dtype (as gpu/sim's pool); otherwise Huge.
-		stale := !db.fresh && db.lastN == db.n && db.lastDT == r.dt
-		db.lastN, db.lastDT = db.n, r.dt
-		switch {
-		case o.Poison == gpu.PoisonStale && stale:
-			err = b.launch("stale_fix", grid1(n), 256, 0, db.data, n, r.dt, int64(db.buf), o.PoisonSeed)
-		case o.Poison == gpu.PoisonStale:
-			err = b.launch("poison_fill", grid1(n), 256, 0, db.data, n, r.dt, int64(gpu.PoisonHuge), int64(db.buf), o.PoisonSeed)
-		default:
-			err = b.launch("poison_fill", grid1(n), 256, 0, db.data, n, r.dt, int64(o.Poison), int64(db.buf), o.PoisonSeed)
+		kept := false
+		if db.buf != 0 {
+			kept = !db.fresh && db.lastN == db.n && db.lastDT == r.dt
+			db.lastN, db.lastDT = db.n, r.dt
 		}
-		if err != nil {
-			return nil, err
+		prep = append(prep, bufDesc(uint64(db.data), db.n, db.buf, r.dt, r.es, o.Poison, kept))
+	}
+	prep = append(prep,
+		prepDesc{op: opGuard, src: uint64(r.zoneTab), n: r.nz, arg: guardBytes},
+		// The slots and the padding up to the first result: every byte of the download
+		// staging is written before it is copied (compute-sanitizer's initcheck).
+		prepDesc{op: opFill, dst: dd, n: alignUp(int64(8 * r.slots)), arg: 0xff})
+	pack := make([]prepDesc, 0, nPack)
+	pack = append(pack, prepDesc{op: opCheck, dst: dd + uint64(8*(r.slots-1)), src: uint64(r.zoneTab), n: r.nz, arg: guardBytes})
+	for i, x := range r.dl {
+		if r.dplan.Staged[i] {
+			// Up to 15 bytes past the result are copied too (the start of its guard zone,
+			// inside the allocation and written), so that the padding is written as well.
+			pack = append(pack, prepDesc{op: opCopy, dst: dd + uint64(r.dplan.Off[i]), src: uint64(r.buf[x.name].data), n: alignUp(dsizes[i])})
 		}
 	}
-	// The zone descriptors change only when an allocation or a size does: uploaded then.
-	if newZones {
-		zb := next(8 * len(zones))
-		for i, x := range zones {
-			for j := 0; j < 8; j++ {
-				zb[8*i+j] = byte(x >> (8 * j))
+	if len(prep) != nPrep || len(pack) != nPack {
+		return fmt.Errorf("cuda: %d+%d descriptors, counted %d+%d", len(prep), len(pack), nPrep, nPack)
+	}
+	prepBlocks, err := encodeDescs(host, prep)
+	if err != nil {
+		return err
+	}
+	if r.packBlocks, err = encodeDescs(host[nPrep*descBytes:], pack); err != nil {
+		return err
+	}
+	r.packDescs, r.nPack = r.up.data+cu.DevicePtr(nPrep*descBytes), int64(nPack)
+	encodeZones(host[zoneOff:], zones)
+	if err := b.htod(r.up.data, host[:up.Dev]); err != nil {
+		return err
+	}
+	for i, t := range in {
+		if !up.Staged[i] {
+			if err := b.htod(r.buf[t.name].data, host[up.Off[i]:up.Off[i]+t.n]); err != nil {
+				return err
 			}
 		}
-		if err := b.htod(r.desc.data, zb); err != nil {
-			return nil, err
-		}
-		b.zones = append(b.zones[:0], zones...)
 	}
-	if err := b.launch("guard_fill", dim{x: min(len(zones)/3, 1024)}, 256, 0, r.desc.data, int64(len(zones)/3)); err != nil {
-		return nil, err
-	}
-	if err := cu.MemsetD32Async(r.bad.data, 0xffffffff, 2*int64(len(r.stages)+1), b.stream); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return b.launch("prepare_bufs", dim{x: int(prepBlocks)}, prepThreads, 0, r.up.data, int64(nPrep), o.PoisonSeed)
 }
 
 // isInput reports whether a pooled buffer holds an input of the case (uploaded, not poisoned).
@@ -402,37 +461,49 @@ func (r *pathRun) biasGrad(g, db string, W int64) error {
 	return r.b.launch("bias_finish", grid1(r.E*W), 256, 0, p("bpart"), p(db), r.E, W, r.splits, r.dt)
 }
 
-// guardCheck queues a check of every guard zone into slot (a stage's index, or
-// len(r.stages) for the end of the run); nothing waits for it.
+// guardCheck queues a check of every guard zone into slot (a stage's index, with per-stage
+// checks); nothing waits for it. The end of the run checks inside its packing launch.
 func (r *pathRun) guardCheck(slot int) error {
-	nz := len(r.guarded) * 2
-	return r.b.launch("guard_check", dim{x: min(nz, 1024)}, 256, 0, r.desc.data, int64(nz), r.bad.data+cu.DevicePtr(8*slot))
+	return r.b.launch("guard_check", dim{x: int(min(r.nz, 1024))}, 256, 0, r.zoneTab, r.nz, r.down.data+cu.DevicePtr(8*slot))
 }
 
-// guardVerdict reads the slots (downloaded after the stream synchronized) and reports the
-// first damaged one as a crash CaseError naming the stage after which it was seen.
-func (r *pathRun) guardVerdict(slots []byte, name func(slot int) string) error {
+// guardDamage is the first damaged guard zone a run's slots report.
+type guardDamage struct {
+	stage  string // the stage after which it was seen, "" for the end-of-run check
+	detail string // zone, buffer and byte
+}
+
+// err is the damage as a crash CaseError; note (may be empty) is appended in parentheses.
+func (g *guardDamage) err(note string) error {
+	when := "after stage " + g.stage
+	if g.stage == "" {
+		when = "at the end of the run"
+	}
+	if note != "" {
+		note = " (" + note + ")"
+	}
+	return &gpu.CaseError{Kind: gpu.Crashed, Detail: fmt.Sprintf("out-of-bounds write detected %s: %s%s", when, g.detail, note)}
+}
+
+// guardVerdict reads the slots (downloaded after the stream synchronized) and returns the
+// first damaged one (nil: none), named by name(slot).
+func (r *pathRun) guardVerdict(slots []byte, name func(slot int) string) *guardDamage {
 	for slot := 0; 8*slot+8 <= len(slots); slot++ {
-		bad := uint64(0)
-		for i := 7; i >= 0; i-- {
-			bad = bad<<8 | uint64(slots[8*slot+i])
-		}
+		bad := binary.LittleEndian.Uint64(slots[8*slot:])
 		if bad == math.MaxUint64 {
 			continue
 		}
 		stage := name(slot)
 		zone, off := bad>>32, bad&0xffffffff
 		if int(zone/2) >= len(r.guarded) {
-			return &gpu.CaseError{Kind: gpu.Crashed, Detail: fmt.Sprintf("guard check after stage %s returned zone %d of %d", stage, zone, 2*len(r.guarded))}
+			return &guardDamage{stage, fmt.Sprintf("the guard check returned zone %d of %d", zone, 2*len(r.guarded))}
 		}
 		d := r.guarded[zone/2]
 		where := "before"
 		if zone%2 == 1 {
 			where = "after"
 		}
-		return &gpu.CaseError{Kind: gpu.Crashed, Detail: fmt.Sprintf(
-			"out-of-bounds write detected after stage %s: guard zone %s buffer %s (%d bytes) damaged at byte %d",
-			stage, where, d.name, d.n, off)}
+		return &guardDamage{stage, fmt.Sprintf("guard zone %s buffer %s (%d bytes) damaged at byte %d", where, d.name, d.n, off)}
 	}
 	return nil
 }
@@ -440,80 +511,116 @@ func (r *pathRun) guardVerdict(slots []byte, name func(slot int) string) error {
 // checkNow checks the guard zones at once (synchronizing the stream) and reports damage as
 // seen after stage (for Bench).
 func (r *pathRun) checkNow(stage string) error {
-	if err := cu.MemsetD32Async(r.bad.data, 0xffffffff, 2, r.b.stream); err != nil {
+	if err := r.b.memset8(r.down.data, 0xff, 8); err != nil {
 		return err
 	}
 	if err := r.guardCheck(0); err != nil {
 		return err
 	}
 	var v [8]byte
-	if err := r.b.dtoh(v[:], r.bad.data); err != nil {
+	if err := r.b.dtoh(v[:], r.down.data); err != nil {
 		return err
 	}
-	if err := r.b.stream.Synchronize(); err != nil {
+	if err := r.b.sync(); err != nil {
 		return err
 	}
-	return r.guardVerdict(v[:], func(int) string { return stage })
+	if g := r.guardVerdict(v[:], func(int) string { return stage }); g != nil {
+		return g.err("")
+	}
+	return nil
 }
 
+// stageName names a slot: a stage with per-stage checks, else "" (the end of the run).
 func (r *pathRun) stageName(slot int) string {
-	if slot < len(r.stages) {
+	if r.perStage && slot < len(r.stages) {
 		return r.stages[slot].name
 	}
-	return "end of run"
+	if r.perStage {
+		return "end of run"
+	}
+	return ""
 }
 
-// runPath queues every stage on the lane's stream — with guard checks, a check after each
-// into its own slot — then the downloads, and synchronizes the stream once (after every stage
-// with Options.StageSync). Damaged guard zones are reported before any result is decoded.
+// runPath runs the case (runOnce). When the end-of-run guard check finds a damaged zone
+// and the lane does not check after every stage, it re-runs the case with a check after
+// every stage to name the stage; when the re-run does not reproduce the damage, the first
+// run's damage is reported, saying so.
 func (b *Backend) runPath(c *moe.Case, o runOpts, _ any) (*gpu.Result, error) {
-	r, err := b.prepare(c, o)
+	res, dmg, err := b.runOnce(c, o, b.opts.StageGuardChecks)
+	if err != nil || dmg == nil {
+		return res, err
+	}
+	if b.opts.StageGuardChecks {
+		return nil, dmg.err("")
+	}
+	_, again, err := b.runOnce(c, o, true)
+	switch {
+	case again != nil && again.stage != "" && again.stage != "end of run":
+		return nil, again.err("found at the end of the run; stage named by a re-run with a guard check after every stage")
+	case err != nil:
+		return nil, dmg.err(fmt.Sprintf("stage not named: the re-run with a guard check after every stage failed: %v", err))
+	case again != nil:
+		return nil, dmg.err("stage not named: the re-run with a guard check after every stage saw it only at the end")
+	}
+	return nil, dmg.err("stage not reproduced: a re-run with a guard check after every stage found no damage")
+}
+
+// runOnce queues every stage on the lane's stream (with perStage a guard check after each,
+// into its own slot), then one launch that checks every guard zone into the end slot and
+// packs the results into the download staging buffer, one copy of it to the host (and one
+// per result too large to stage), and synchronizes the stream once (after every stage with
+// Options.StageSync). Damaged guard zones are returned before any result is decoded.
+func (b *Backend) runOnce(c *moe.Case, o runOpts, perStage bool) (*gpu.Result, *guardDamage, error) {
+	r, err := b.prepare(c, o, perStage)
 	if err != nil {
-		return nil, b.fail("setup", err)
+		return nil, nil, b.fail("setup", err)
 	}
 	for i, s := range r.stages {
 		if err := s.run(); err != nil {
-			return nil, b.fail(s.name, err)
+			return nil, nil, b.fail(s.name, err)
 		}
-		if !b.opts.NoGuardChecks {
+		if err := r.poke(s.name); err != nil {
+			return nil, nil, b.fail(s.name, err)
+		}
+		if perStage {
 			if err := r.guardCheck(i); err != nil {
-				return nil, b.fail(s.name, err)
+				return nil, nil, b.fail(s.name, err)
 			}
 		}
 		if b.opts.StageSync {
-			if err := b.stream.Synchronize(); err != nil {
-				return nil, b.fail(s.name, err)
+			if err := b.sync(); err != nil {
+				return nil, nil, b.fail(s.name, err)
 			}
 		}
 	}
-	n := len(r.stages)
-	if err := r.guardCheck(n); err != nil {
-		return nil, b.fail("end", err)
+	if err := b.launch("prepare_bufs", dim{x: int(r.packBlocks)}, prepThreads, 0, r.packDescs, r.nPack, o.PoisonSeed); err != nil {
+		return nil, nil, b.fail("end", err)
 	}
-	d := r.downloads()
-	size := 8 * (n + 1)
-	for _, x := range d {
-		size += int(r.buf[x.name].n)
+	host := b.down.bytes(int(r.dplan.Host))
+	if err := b.dtoh(host[:r.dplan.Dev], r.down.data); err != nil {
+		return nil, nil, b.fail("download", err)
 	}
-	host := b.down.bytes(size)
-	slots := host[:8*(n+1)]
-	if err := b.dtoh(slots, r.bad.data); err != nil {
-		return nil, b.fail("download", err)
+	for i := range r.dl {
+		db := r.buf[r.dl[i].name]
+		off := r.dplan.Off[i]
+		r.dl[i].host = host[off : off+db.n : off+db.n]
+		if !r.dplan.Staged[i] {
+			if err := b.dtoh(r.dl[i].host, db.data); err != nil {
+				return nil, nil, b.fail("download", err)
+			}
+		}
 	}
-	if err := r.queue(d, host[8*(n+1):]); err != nil {
-		return nil, b.fail("download", err)
-	}
-	if err := b.stream.Synchronize(); err != nil {
+	if err := b.sync(); err != nil {
 		stage := "unknown (stages not synchronized; -stage-sync names it)"
 		if b.opts.StageSync {
 			stage = "end"
 		}
-		return nil, b.fail(stage, err)
+		return nil, nil, b.fail(stage, err)
 	}
-	if err := r.guardVerdict(slots, r.stageName); err != nil {
-		return nil, b.fail("end", err)
+	if g := r.guardVerdict(host[:8*r.slots], r.stageName); g != nil {
+		return nil, g, nil
 	}
-	return r.result(d), nil
+	return r.result(r.dl), nil, nil
 }
 
 // download is one device buffer copied to the host at the end of a run.
@@ -536,19 +643,6 @@ func (r *pathRun) downloads() []download {
 		}
 	}
 	return d
-}
-
-// queue places the downloads in host (the rest of the lane's download buffer) and queues
-// the copies on the stream.
-func (r *pathRun) queue(d []download, host []byte) error {
-	for i := range d {
-		db := r.buf[d[i].name]
-		d[i].host, host = host[:db.n:db.n], host[db.n:]
-		if err := r.b.dtoh(d[i].host, db.data); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // result decodes the downloads (after the stream synchronized).

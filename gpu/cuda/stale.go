@@ -39,6 +39,7 @@ func (r *pathRun) staleEmpty(name string, blk int64) error {
 			continue
 		}
 		off := cu.DevicePtr(int64(e) * blk)
+		b.calls.Add(1)
 		if err := cu.MemcpyDtoDAsync(d.data+off, prev.base+off, blk, b.stream); err != nil {
 			return fmt.Errorf("stale-empty-wgrad: copy %s[%d]: %w", name, e, err)
 		}
@@ -47,7 +48,7 @@ func (r *pathRun) staleEmpty(name string, blk int64) error {
 	if prev.cap < size {
 		if prev.cap > 0 {
 			// Wait for the copies above that read the old buffer before freeing it.
-			if err := b.stream.Synchronize(); err != nil {
+			if err := b.sync(); err != nil {
 				return err
 			}
 			cu.MemFree(prev.base)
@@ -59,6 +60,7 @@ func (r *pathRun) staleEmpty(name string, blk int64) error {
 		}
 		prev.base, prev.cap = p, size
 	}
+	b.calls.Add(1)
 	if err := cu.MemcpyDtoDAsync(prev.base, d.data, size, b.stream); err != nil {
 		return fmt.Errorf("stale-empty-wgrad: keep %s: %w", name, err)
 	}

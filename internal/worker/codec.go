@@ -3,6 +3,7 @@ package worker
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/checked"
 	"github.com/moecheck/moecheck/internal/fault"
 	"math"
 	"slices"
@@ -200,36 +201,38 @@ func shapeElems(shape []int) (n int64, ok bool) {
 // DecodeRequest decodes a run frame into the case, its options and its faults. The case is
 // validated against moe's default limits.
 func DecodeRequest(f *Frame) (*moe.Case, gpu.RunOptions, fault.Set, error) {
-	c, o, fs, err := decodeRequest(f)
-	return c, o, fs, err
+	k, o, fs, err := decodeRequest(f)
+	return k.Case(), o, fs, err
 }
 
-func decodeRequest(f *Frame) (_ *moe.Case, o gpu.RunOptions, fs fault.Set, _ error) {
+// decodeRequest is DecodeRequest with the case marked as validated (Serve runs it through
+// checked.Run, so a backend with RunChecked does not validate it again).
+func decodeRequest(f *Frame) (_ checked.Case, o gpu.RunOptions, fs fault.Set, _ error) {
 	h := f.Header
 	if h.Type != TypeRun || h.Case == nil || h.Options == nil {
-		return nil, o, fs, fmt.Errorf("worker: not a run request (type %q)", h.Type)
+		return checked.Case{}, o, fs, fmt.Errorf("worker: not a run request (type %q)", h.Type)
 	}
 	ch := h.Case
 	d, err := moe.ParseDType(ch.DType)
 	if err != nil {
-		return nil, o, fs, err
+		return checked.Case{}, o, fs, err
 	}
 	act, err := moe.ParseActivation(ch.Act)
 	if err != nil {
-		return nil, o, fs, err
+		return checked.Case{}, o, fs, err
 	}
 	lay, err := moe.ParseLayout(ch.Layout)
 	if err != nil {
-		return nil, o, fs, err
+		return checked.Case{}, o, fs, err
 	}
 	cfg := moe.Config{T: ch.T, H: ch.H, I: ch.I, E: ch.E, K: ch.K, EP: moe.EP{World: ch.EPWorld, Rank: ch.EPRank},
 		Act: act, Layout: lay, DType: d, Bias: ch.Bias}
 	if err := cfg.Validate(moe.Limits{}); err != nil {
-		return nil, o, fs, err
+		return checked.Case{}, o, fs, err
 	}
 	m, err := tensors(f)
 	if err != nil {
-		return nil, o, fs, err
+		return checked.Case{}, o, fs, err
 	}
 	c := &moe.Case{Config: cfg, NonFinite: ch.NonFinite}
 	fl := func(name string, n int) ([]float64, error) {
@@ -240,67 +243,68 @@ func decodeRequest(f *Frame) (_ *moe.Case, o gpu.RunOptions, fs fault.Set, _ err
 		return decodeFloat64(d, b), nil
 	}
 	if c.X, err = fl("x", cfg.LenX()); err != nil {
-		return nil, o, fs, err
+		return checked.Case{}, o, fs, err
 	}
 	if c.W1, err = fl("w1", cfg.LenW1()); err != nil {
-		return nil, o, fs, err
+		return checked.Case{}, o, fs, err
 	}
 	if c.W2, err = fl("w2", cfg.LenW2()); err != nil {
-		return nil, o, fs, err
+		return checked.Case{}, o, fs, err
 	}
 	if cfg.Bias {
 		if c.B1, err = fl("b1", cfg.LenB1()); err != nil {
-			return nil, o, fs, err
+			return checked.Case{}, o, fs, err
 		}
 		if c.B2, err = fl("b2", cfg.LenB2()); err != nil {
-			return nil, o, fs, err
+			return checked.Case{}, o, fs, err
 		}
 	}
 	if c.DY, err = fl("dy", cfg.LenX()); err != nil {
-		return nil, o, fs, err
+		return checked.Case{}, o, fs, err
 	}
 	S := cfg.S()
 	ib, err := get(f, m, "ids", WireI32, S)
 	if err != nil {
-		return nil, o, fs, err
+		return checked.Case{}, o, fs, err
 	}
 	c.Routing.IDs = make([]int32, S)
 	for i := range c.Routing.IDs {
 		c.Routing.IDs[i] = int32(binary.LittleEndian.Uint32(ib[4*i:]))
 	}
 	if c.Routing.Weights, err = fl("rw", S); err != nil {
-		return nil, o, fs, err
+		return checked.Case{}, o, fs, err
 	}
 	if ch.Global {
 		gb, err := get(f, m, "global_ids", WireI64, S)
 		if err != nil {
-			return nil, o, fs, err
+			return checked.Case{}, o, fs, err
 		}
 		g := &moe.GlobalRouting{IDs: make([]int64, S), Options: moe.GlobalOptions{KeepSentinelWeights: ch.KeepSentinelWeights}}
 		for i := range g.IDs {
 			g.IDs[i] = int64(binary.LittleEndian.Uint64(gb[8*i:]))
 		}
 		if g.Weights, err = fl("global_rw", S); err != nil {
-			return nil, o, fs, err
+			return checked.Case{}, o, fs, err
 		}
 		c.Global = g
 	}
-	if err := c.Validate(moe.Limits{}); err != nil {
-		return nil, o, fs, err
+	k, err := checked.Validate(c)
+	if err != nil {
+		return checked.Case{}, o, fs, err
 	}
 	if o.Poison, err = gpu.ParsePoison(h.Options.Poison); err != nil {
-		return nil, o, fs, err
+		return checked.Case{}, o, fs, err
 	}
 	o.PoisonSeed = h.Options.PoisonSeed
 	for _, name := range h.Options.Faults {
 		fa, err := fault.Parse(name)
 		if err != nil {
-			return nil, o, fs, err
+			return checked.Case{}, o, fs, err
 		}
 		fs |= fault.Of(fa)
 	}
 	o.Stages = h.Options.Stages
-	return c, o, fs, nil
+	return k, o, fs, nil
 }
 
 // wireName is tensor t's name in result frames: "y", "dx", "dw1", "db1", "dw2", "db2",

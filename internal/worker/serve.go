@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/moecheck/moecheck/internal/fault"
 	"io"
 	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/checked"
 )
 
 // ServeOptions tune Serve. The zero value is valid.
@@ -149,7 +149,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		c, opts, faults, err := DecodeRequest(f)
+		k, opts, faults, err := decodeRequest(f)
 		f.Payload = nil
 		if err != nil {
 			if err := o.gate.write(w, errorFrame(f.Header.ID, KindBadRequest, err.Error())); err != nil {
@@ -168,7 +168,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 		}
 		done := make(chan ran, 1)
 		go func() {
-			res, err := fault.Run(ctx, b, c, opts, faults)
+			res, err := checked.Run(ctx, b, k, opts, faults)
 			done <- ran{res, err}
 		}()
 		var rr ran
@@ -218,7 +218,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		ts, size := resultTensors(c.Config, res)
+		ts, size := resultTensors(k.Case().Config, res)
 		if err := o.gate.do(func() error { return writeTensors(w, f.Header.ID, ts, size, streamChunk) }); err != nil {
 			return err
 		}

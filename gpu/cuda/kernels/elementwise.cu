@@ -38,10 +38,10 @@ __device__ __forceinline__ void store_bits(void* p, i64 i, int dt, uint32_t b) {
   else ((uint16_t*)p)[i] = (uint16_t)b;
 }
 
-// poison_fill: policy as gpu.Poison (0 zeros, 1 NaN, 2 +Inf, 3 -Inf, 4 huge, 5 stale (huge
-// here), 6 signature). The element draw is gpu.SplitMix64(seed ^ buf<<56 + i).
-extern "C" __global__ void poison_fill(void* p, i64 n, i64 dt, i64 policy, i64 buf, i64 seed) {
-  int d = (int)dt;
+// poison_range: elements [t, n) with stride of p filled per policy as gpu.Poison (0 zeros,
+// 1 NaN, 2 +Inf, 3 -Inf, 4 huge, 5 stale (huge here), 6 signature). The element draw is
+// gpu.SplitMix64(seed ^ buf<<56 + i).
+__device__ __forceinline__ void poison_range(void* p, i64 n, int d, i64 policy, i64 buf, i64 seed, i64 t, i64 stride) {
   uint32_t c = 0;
   switch (policy) {
     case 1: c = d == DT_FP32 ? 0x7fc00000u : d == DT_BF16 ? 0x7fc0u : 0x7e00u; break;
@@ -54,17 +54,16 @@ extern "C" __global__ void poison_fill(void* p, i64 n, i64 dt, i64 policy, i64 b
     }
   }
   u64 base = (u64)seed ^ ((u64)buf << 56);
-  for (i64 i = gtid(); i < n; i += gstride()) {
+  for (i64 i = t; i < n; i += stride) {
     uint32_t b = (policy == 4 || policy == 5) ? huge_bits(d, splitmix64(base + (u64)i)) : c;
     store_bits(p, i, d, b);
   }
 }
 
-// stale_fix: a reused buffer keeps its previous values; non-finite ones become huge.
-extern "C" __global__ void stale_fix(void* p, i64 n, i64 dt, i64 buf, i64 seed) {
-  int d = (int)dt;
+// stale_range: a reused buffer keeps its previous values; non-finite ones become huge.
+__device__ __forceinline__ void stale_range(void* p, i64 n, int d, i64 buf, i64 seed, i64 t, i64 stride) {
   u64 base = (u64)seed ^ ((u64)buf << 56);
-  for (i64 i = gtid(); i < n; i += gstride()) {
+  for (i64 i = t; i < n; i += stride) {
     float v = ldv(p, i, d);
     if (!isfinite(v)) store_bits(p, i, d, huge_bits(d, splitmix64(base + (u64)i)));
   }
@@ -74,22 +73,79 @@ extern "C" __global__ void stale_fix(void* p, i64 n, i64 dt, i64 buf, i64 seed) 
 
 __device__ __forceinline__ unsigned char guard_byte(u64 tag, i64 i) { return (unsigned char)(0xA5u ^ (tag * 29u) ^ (i * 7u)); }
 
-// guard_fill: desc[3*g] = address, desc[3*g+1] = bytes, desc[3*g+2] = tag; one zone per g.
-extern "C" __global__ void guard_fill(const u64* desc, i64 nzones) {
-  for (i64 g = blockIdx.x; g < nzones; g += gridDim.x) {
-    unsigned char* p = (unsigned char*)desc[3 * g];
-    i64 n = (i64)desc[3 * g + 1];
-    for (i64 i = threadIdx.x; i < n; i += blockDim.x) p[i] = guard_byte(desc[3 * g + 2], i);
-  }
-}
-
 // guard_check: bad[0] = min over damaged zones of (zone << 32 | first damaged byte).
+// desc[3*g] = address, desc[3*g+1] = bytes, desc[3*g+2] = tag; one zone per g.
 extern "C" __global__ void guard_check(const u64* desc, i64 nzones, u64* bad) {
   for (i64 g = blockIdx.x; g < nzones; g += gridDim.x) {
     const unsigned char* p = (const unsigned char*)desc[3 * g];
     i64 n = (i64)desc[3 * g + 1];
     for (i64 i = threadIdx.x; i < n; i += blockDim.x)
       if (p[i] != guard_byte(desc[3 * g + 2], i)) atomicMin(bad, ((u64)g << 32) | (u64)i);
+  }
+}
+
+// ---- the fused prepare / pack launch ------------------------------------------------------
+
+// Descriptor operations (gpu/cuda/stage.go op*).
+enum { OP_POISON = 0, OP_STALE = 1, OP_FILL = 2, OP_GUARD = 3, OP_CHECK = 4, OP_COPY = 5 };
+
+// copy_bytes: n bytes from s to d (both 16-byte aligned): 16-byte vectors, then the tail.
+__device__ __forceinline__ void copy_bytes(unsigned char* d, const unsigned char* s, i64 n, i64 t, i64 stride) {
+  i64 nv = n >> 4;
+  for (i64 i = t; i < nv; i += stride) ((uint4*)d)[i] = ((const uint4*)s)[i];
+  for (i64 i = (nv << 4) + t; i < n; i += stride) d[i] = s[i];
+}
+
+// fill_bytes: n bytes of d (16-byte aligned) set to v.
+__device__ __forceinline__ void fill_bytes(unsigned char* d, unsigned char v, i64 n, i64 t, i64 stride) {
+  uint32_t w = (uint32_t)v * 0x01010101u;
+  uint4 q = make_uint4(w, w, w, w);
+  i64 nv = n >> 4;
+  for (i64 i = t; i < nv; i += stride) ((uint4*)d)[i] = q;
+  for (i64 i = (nv << 4) + t; i < n; i += stride) d[i] = v;
+}
+
+// prepare_bufs: one launch for a run's preparation (poison fills, stale fixes, 0xFF fills,
+// guard fills, the guard slots, inputs copied from the staging buffer) or its end (the guard
+// check, results packed into the download staging buffer). desc holds nd descriptors of 8
+// u64: op, dst, src, n, dt, arg, buf, first block; first blocks increase strictly and the
+// blocks [first(d), first(d+1)) (the last: to gridDim.x) stride over descriptor d's units.
+// Descriptors touch disjoint bytes (guard zones lie outside every buffer's data), so their
+// order in the launch does not matter.
+extern "C" __global__ void prepare_bufs(const u64* desc, i64 nd, i64 seed) {
+  u64 bx = blockIdx.x;
+  i64 lo = 0, hi = nd - 1;  // last descriptor whose first block <= bx
+  while (lo < hi) {
+    i64 m = (lo + hi + 1) >> 1;
+    if (desc[8 * m + 7] <= bx) lo = m;
+    else hi = m - 1;
+  }
+  const u64* q = desc + 8 * lo;
+  u64 op = q[0];
+  unsigned char* dst = (unsigned char*)q[1];
+  const unsigned char* src = (const unsigned char*)q[2];
+  i64 n = (i64)q[3], dt = (i64)q[4], arg = (i64)q[5], buf = (i64)q[6];
+  u64 first = q[7];
+  u64 end = lo + 1 < nd ? desc[8 * (lo + 1) + 7] : (u64)gridDim.x;
+  i64 t = (i64)(bx - first) * blockDim.x + threadIdx.x;
+  i64 stride = (i64)(end - first) * blockDim.x;
+  switch (op) {
+    case OP_POISON: poison_range(dst, n, (int)dt, arg, buf, seed, t, stride); break;
+    case OP_STALE: stale_range(dst, n, (int)dt, buf, seed, t, stride); break;
+    case OP_FILL: fill_bytes(dst, (unsigned char)arg, n, t, stride); break;
+    case OP_COPY: copy_bytes(dst, src, n, t, stride); break;
+    case OP_GUARD:
+    case OP_CHECK: {
+      const u64* zones = (const u64*)src;
+      for (i64 u = t; u < n * arg; u += stride) {
+        i64 z = u / arg, i = u - z * arg;
+        unsigned char* p = (unsigned char*)zones[3 * z];
+        unsigned char g = guard_byte(zones[3 * z + 2], i);
+        if (op == OP_GUARD) p[i] = g;
+        else if (p[i] != g) atomicMin((u64*)dst, ((u64)z << 32) | (u64)i);
+      }
+      break;
+    }
   }
 }
 
