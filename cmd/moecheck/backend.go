@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -260,6 +261,37 @@ func (p *jobPool) close() {
 		wg.Go(func() { p.a.closeBackend(b) })
 	}
 	wg.Wait()
+}
+
+// workerNote is the summary line on the pool's worker processes when any of them failed
+// during the run: how many restarts, and how many cases the lanes of a shared worker re-ran
+// alone after a failure of that worker (a crash, hang or out-of-memory of one case stops
+// every lane of its process; the lone re-runs are what attributes it, and they run with the
+// other lanes of that worker waiting). "" when nothing failed or there are no workers.
+func (p *jobPool) workerNote() string {
+	p.mu.Lock()
+	var firsts []gpu.Backend // one backend per worker process: its restarts are the process's
+	for _, b := range p.bs {
+		firsts = append(firsts, b)
+	}
+	for _, g := range p.groups {
+		if len(g) > 0 {
+			firsts = append(firsts, g[0])
+		}
+	}
+	p.mu.Unlock()
+	procs, restarts, reruns := 0, 0, 0
+	for _, b := range firsts {
+		if _, _, r, ok := worker.Info(b); ok {
+			procs++
+			restarts += r
+			reruns += worker.Reruns(b)
+		}
+	}
+	if restarts == 0 && reruns == 0 {
+		return ""
+	}
+	return fmt.Sprintf("workers: %d process(es); %d restart(s); %d case(s) re-run alone after a failure of a shared worker", procs, restarts, reruns)
 }
 
 const backendHelp = "backend under test: " + backends.Help

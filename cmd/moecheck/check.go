@@ -413,6 +413,9 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 	if rep.Unsupported > 0 {
 		fmt.Fprintf(w, "unsupported cases: %d (outside the backend's capabilities; not checked)\n", rep.Unsupported)
 	}
+	if note := pool.workerNote(); note != "" {
+		fmt.Fprintln(w, note)
+	}
 	fmt.Fprintf(w, "next case index: %d\n", rep.Next)
 	if len(rep.Failures) == 0 {
 		fmt.Fprintln(w, "PASS")
