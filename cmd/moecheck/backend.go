@@ -280,18 +280,29 @@ func (p *jobPool) workerNote() string {
 		}
 	}
 	p.mu.Unlock()
-	procs, restarts, reruns := 0, 0, 0
+	procs, restarts, reruns, first := 0, 0, 0, ""
 	for _, b := range firsts {
 		if _, _, r, ok := worker.Info(b); ok {
 			procs++
 			restarts += r
 			reruns += worker.Reruns(b)
+			if first == "" {
+				first = worker.FirstSharedFailure(b)
+			}
 		}
 	}
 	if restarts == 0 && reruns == 0 {
 		return ""
 	}
-	return fmt.Sprintf("workers: %d process(es); %d restart(s); %d case(s) re-run alone after a failure of a shared worker", procs, restarts, reruns)
+	note := fmt.Sprintf("workers: %d process(es); %d restart(s); %d case(s) re-run alone after a failure of a shared worker", procs, restarts, reruns)
+	if first != "" {
+		const max = 400
+		if len(first) > max {
+			first = first[:max] + "…"
+		}
+		note += "; the first: " + strings.ReplaceAll(first, "\n", " | ")
+	}
+	return note
 }
 
 const backendHelp = "backend under test: " + backends.Help

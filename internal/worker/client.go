@@ -68,6 +68,7 @@ type group struct {
 	lastStderr string        // stderr tail of the last process that ended
 	open       int           // lanes not closed
 	reruns     int           // cases re-run alone after a failure of the shared process
+	firstFail  string        // the first failure of the shared process that led to a re-run
 	active     int           // attempts in flight (lanes sharing the process)
 	seq        uint64        // attempts begun so far
 }
@@ -462,9 +463,25 @@ func (c *client) RunFaults(ctx context.Context, cs *moe.Case, o gpu.RunOptions, 
 	defer g.gate.Unlock()
 	g.mu.Lock()
 	g.reruns++
+	if g.firstFail == "" && err != nil {
+		g.firstFail = err.Error()
+	}
 	g.mu.Unlock()
 	res, _, err = c.attempt(ctx, cs, o, fs)
 	return res, err
+}
+
+// FirstSharedFailure returns the error of the first failure of b's shared worker process
+// that made a lane re-run its case alone ("" if none): a lone re-run that passes leaves no
+// other trace of why the process failed.
+func FirstSharedFailure(b gpu.Backend) string {
+	c, ok := b.(*client)
+	if !ok {
+		return ""
+	}
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	return c.g.firstFail
 }
 
 // begin registers an attempt in flight; the function it returns ends it and reports
