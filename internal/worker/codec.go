@@ -11,6 +11,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/par"
+	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/x448/float16"
 )
@@ -208,103 +209,151 @@ func DecodeRequest(f *Frame) (*moe.Case, gpu.RunOptions, fault.Set, error) {
 // decodeRequest is DecodeRequest with the case marked as validated (Serve runs it through
 // checked.Run, so a backend with RunChecked does not validate it again).
 func decodeRequest(f *Frame) (_ checked.Case, o gpu.RunOptions, fs fault.Set, _ error) {
+	rc, err := requestBits(f)
+	if err != nil {
+		return checked.Case{}, o, fs, err
+	}
+	k, err := checked.Validate(decodeCase(rc))
+	if err != nil {
+		return checked.Case{}, o, fs, err
+	}
+	if o, fs, err = requestOptions(f); err != nil {
+		return checked.Case{}, o, fs, err
+	}
+	return k, o, fs, nil
+}
+
+// decodeBits is decodeRequest for a backend that runs cases as their bits (rawcase.Runner):
+// the case's tensors stay the payload's bytes (the frame must not change while the case is
+// used), validated on their bits with the checks and errors of the decoded case's
+// validation.
+func decodeBits(f *Frame) (_ rawcase.Checked, o gpu.RunOptions, fs fault.Set, _ error) {
+	rc, err := requestBits(f)
+	if err != nil {
+		return rawcase.Checked{}, o, fs, err
+	}
+	k, err := rawcase.Validate(rc, moe.Limits{})
+	if err != nil {
+		return rawcase.Checked{}, o, fs, err
+	}
+	if o, fs, err = requestOptions(f); err != nil {
+		return rawcase.Checked{}, o, fs, err
+	}
+	return k, o, fs, nil
+}
+
+// requestBits reads a run frame's case: its config (checked against moe's default limits)
+// and its tensors, each checked for its name, dtype, size and shape, as slices of the
+// payload. The values are not checked.
+func requestBits(f *Frame) (*rawcase.Case, error) {
 	h := f.Header
 	if h.Type != TypeRun || h.Case == nil || h.Options == nil {
-		return checked.Case{}, o, fs, fmt.Errorf("worker: not a run request (type %q)", h.Type)
+		return nil, fmt.Errorf("worker: not a run request (type %q)", h.Type)
 	}
 	ch := h.Case
 	d, err := moe.ParseDType(ch.DType)
 	if err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	act, err := moe.ParseActivation(ch.Act)
 	if err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	lay, err := moe.ParseLayout(ch.Layout)
 	if err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	cfg := moe.Config{T: ch.T, H: ch.H, I: ch.I, E: ch.E, K: ch.K, EP: moe.EP{World: ch.EPWorld, Rank: ch.EPRank},
 		Act: act, Layout: lay, DType: d, Bias: ch.Bias}
 	if err := cfg.Validate(moe.Limits{}); err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	m, err := tensors(f)
 	if err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
-	c := &moe.Case{Config: cfg, NonFinite: ch.NonFinite}
-	fl := func(name string, n int) ([]float64, error) {
-		b, err := get(f, m, name, d.String(), n)
-		if err != nil {
-			return nil, err
-		}
-		return decodeFloat64(d, b), nil
-	}
+	c := &rawcase.Case{Config: cfg, NonFinite: ch.NonFinite}
+	fl := func(name string, n int) ([]byte, error) { return get(f, m, name, d.String(), n) }
 	if c.X, err = fl("x", cfg.LenX()); err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	if c.W1, err = fl("w1", cfg.LenW1()); err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	if c.W2, err = fl("w2", cfg.LenW2()); err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	if cfg.Bias {
 		if c.B1, err = fl("b1", cfg.LenB1()); err != nil {
-			return checked.Case{}, o, fs, err
+			return nil, err
 		}
 		if c.B2, err = fl("b2", cfg.LenB2()); err != nil {
-			return checked.Case{}, o, fs, err
+			return nil, err
 		}
 	}
 	if c.DY, err = fl("dy", cfg.LenX()); err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	S := cfg.S()
-	ib, err := get(f, m, "ids", WireI32, S)
-	if err != nil {
-		return checked.Case{}, o, fs, err
+	if c.IDs, err = get(f, m, "ids", WireI32, S); err != nil {
+		return nil, err
 	}
-	c.Routing.IDs = make([]int32, S)
-	for i := range c.Routing.IDs {
-		c.Routing.IDs[i] = int32(binary.LittleEndian.Uint32(ib[4*i:]))
-	}
-	if c.Routing.Weights, err = fl("rw", S); err != nil {
-		return checked.Case{}, o, fs, err
+	if c.RW, err = fl("rw", S); err != nil {
+		return nil, err
 	}
 	if ch.Global {
-		gb, err := get(f, m, "global_ids", WireI64, S)
-		if err != nil {
-			return checked.Case{}, o, fs, err
+		g := &rawcase.Global{Options: moe.GlobalOptions{KeepSentinelWeights: ch.KeepSentinelWeights}}
+		if g.IDs, err = get(f, m, "global_ids", WireI64, S); err != nil {
+			return nil, err
 		}
-		g := &moe.GlobalRouting{IDs: make([]int64, S), Options: moe.GlobalOptions{KeepSentinelWeights: ch.KeepSentinelWeights}}
-		for i := range g.IDs {
-			g.IDs[i] = int64(binary.LittleEndian.Uint64(gb[8*i:]))
-		}
-		if g.Weights, err = fl("global_rw", S); err != nil {
-			return checked.Case{}, o, fs, err
+		if g.RW, err = fl("global_rw", S); err != nil {
+			return nil, err
 		}
 		c.Global = g
 	}
-	k, err := checked.Validate(c)
-	if err != nil {
-		return checked.Case{}, o, fs, err
+	return c, nil
+}
+
+// decodeCase decodes a case's bits to a moe.Case, exactly (the float tensors over the cores).
+func decodeCase(rc *rawcase.Case) *moe.Case {
+	d := rc.Config.DType
+	fl := func(b []byte) []float64 {
+		if b == nil {
+			return nil
+		}
+		return decodeFloat64(d, b)
 	}
+	c := &moe.Case{Config: rc.Config, NonFinite: rc.NonFinite, X: fl(rc.X), W1: fl(rc.W1), W2: fl(rc.W2), B1: fl(rc.B1), B2: fl(rc.B2),
+		DY: fl(rc.DY), Routing: moe.Routing{IDs: make([]int32, len(rc.IDs)/4), Weights: fl(rc.RW)}}
+	for i := range c.Routing.IDs {
+		c.Routing.IDs[i] = int32(binary.LittleEndian.Uint32(rc.IDs[4*i:]))
+	}
+	if g := rc.Global; g != nil {
+		mg := &moe.GlobalRouting{IDs: make([]int64, len(g.IDs)/8), Weights: fl(g.RW), Options: g.Options}
+		for i := range mg.IDs {
+			mg.IDs[i] = int64(binary.LittleEndian.Uint64(g.IDs[8*i:]))
+		}
+		c.Global = mg
+	}
+	return c
+}
+
+// requestOptions reads a run frame's options and faults.
+func requestOptions(f *Frame) (o gpu.RunOptions, fs fault.Set, err error) {
+	h := f.Header
 	if o.Poison, err = gpu.ParsePoison(h.Options.Poison); err != nil {
-		return checked.Case{}, o, fs, err
+		return o, fs, err
 	}
 	o.PoisonSeed = h.Options.PoisonSeed
 	for _, name := range h.Options.Faults {
 		fa, err := fault.Parse(name)
 		if err != nil {
-			return checked.Case{}, o, fs, err
+			return o, fs, err
 		}
 		fs |= fault.Of(fa)
 	}
 	o.Stages = h.Options.Stages
-	return k, o, fs, nil
+	return o, fs, nil
 }
 
 // wireName is tensor t's name in result frames: "y", "dx", "dw1", "db1", "dw2", "db2",

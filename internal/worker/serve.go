@@ -11,6 +11,8 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/checked"
+	"github.com/moecheck/moecheck/internal/rawcase"
+	"github.com/moecheck/moecheck/moe"
 )
 
 // ServeOptions tune Serve. The zero value is valid.
@@ -125,6 +127,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 		}
 	}()
 	var pending *msg
+	var scratch []byte // writeBits' frame buffer
 	for {
 		var m msg
 		if pending != nil {
@@ -149,28 +152,55 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		k, opts, faults, err := decodeRequest(f)
-		f.Payload = nil
-		if err != nil {
-			if err := o.gate.write(w, errorFrame(f.Header.ID, KindBadRequest, err.Error())); err != nil {
-				return err
+		// A backend that runs cases as their bits gets the request's bits and returns bits
+		// (bits.go); any other gets the decoded case through checked.Run.
+		type ran struct {
+			res  *gpu.Result
+			bits *rawcase.Result
+			err  error
+		}
+		var (
+			cfg     moe.Config
+			runCase func(ctx context.Context) ran
+		)
+		if br, ok := b.(rawcase.Runner); ok {
+			k, opts, faults, err := decodeBits(f) // k holds the payload: f must live while it runs
+			if err != nil {
+				if err := o.gate.write(w, errorFrame(f.Header.ID, KindBadRequest, err.Error())); err != nil {
+					return err
+				}
+				continue
 			}
-			continue
+			cfg = k.Case().Config
+			runCase = func(ctx context.Context) ran {
+				r, err := br.RunBits(ctx, k, opts, faults)
+				if err == nil && r == nil {
+					err = fmt.Errorf("worker: backend %s returned no result and no error", b.Name())
+				}
+				return ran{bits: r, err: err}
+			}
+		} else {
+			k, opts, faults, err := decodeRequest(f)
+			f.Payload = nil
+			if err != nil {
+				if err := o.gate.write(w, errorFrame(f.Header.ID, KindBadRequest, err.Error())); err != nil {
+					return err
+				}
+				continue
+			}
+			cfg = k.Case().Config
+			runCase = func(ctx context.Context) ran {
+				r, err := checked.Run(ctx, b, k, opts, faults)
+				return ran{res: r, err: err}
+			}
 		}
 		// The case runs in its own goroutine (a backend that needs one OS thread keeps its own,
 		// as gpu/cuda does) while the next frame is awaited: when stdin ends mid-case the
 		// client is gone, the case's context is cancelled, and after HangupGrace Serve returns
 		// ErrHangup even if the backend does not observe its context.
 		ctx, cancel := context.WithCancel(context.Background())
-		type ran struct {
-			res *gpu.Result
-			err error
-		}
 		done := make(chan ran, 1)
-		go func() {
-			res, err := checked.Run(ctx, b, k, opts, faults)
-			done <- ran{res, err}
-		}()
+		go func() { done <- runCase(ctx) }()
 		var rr ran
 		select {
 		case rr = <-done:
@@ -218,9 +248,25 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		ts, size := resultTensors(k.Case().Config, res)
-		if err := o.gate.do(func() error { return writeTensors(w, f.Header.ID, ts, size, streamChunk) }); err != nil {
-			return err
+		var size int64
+		if rr.bits != nil {
+			ts, n, err := bitsTensors(cfg, rr.bits)
+			if err != nil {
+				if werr := o.gate.write(w, errorFrame(f.Header.ID, KindInternal, err.Error())); werr != nil {
+					return werr
+				}
+				continue
+			}
+			size = n
+			if err := o.gate.do(func() error { return writeBits(w, f.Header.ID, ts, size, &scratch) }); err != nil {
+				return err
+			}
+		} else {
+			ts, n := resultTensors(cfg, res)
+			size = n
+			if err := o.gate.do(func() error { return writeTensors(w, f.Header.ID, ts, size, streamChunk) }); err != nil {
+				return err
+			}
 		}
 		if size >= releaseBytes {
 			// The result (with a backend that hands over its buffers, the run's state) is

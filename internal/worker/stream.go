@@ -35,11 +35,12 @@ type wireTensor struct {
 	d   moe.DType
 	f32 []float32
 	i32 []int32
+	raw []byte // the wire bytes themselves (a rawcase.Result's), instead of f32 or i32
 }
 
 // elemBytes is the size of one element on the wire.
 func (t *wireTensor) elemBytes() int64 {
-	if t.i32 != nil || t.hdr.DType == WireI32 {
+	if t.hdr.DType == WireI32 {
 		return 4
 	}
 	return int64(t.d.Bits() / 8)
@@ -47,6 +48,15 @@ func (t *wireTensor) elemBytes() int64 {
 
 // encode writes elements [lo, hi) of t as wire bytes into b (len (hi−lo)·elemBytes).
 func (t *wireTensor) encode(b []byte, lo, hi int) {
+	if t.raw != nil {
+		eb := int(t.elemBytes())
+		if t.quiets() {
+			quietF16(b, t.raw[lo*eb:hi*eb])
+		} else {
+			copy(b, t.raw[lo*eb:hi*eb])
+		}
+		return
+	}
 	if t.hdr.DType == WireI32 {
 		for i, x := range t.i32[lo:hi] {
 			binary.LittleEndian.PutUint32(b[4*i:], uint32(x))
