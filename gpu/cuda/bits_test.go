@@ -14,28 +14,7 @@ import (
 // bitsOf is case c as a worker client sends it (moe.DType.PutBits), validated.
 func bitsOf(t *testing.T, c *moe.Case) rawcase.Checked {
 	t.Helper()
-	d := c.DType
-	f := func(v []float64) []byte {
-		if v == nil {
-			return nil
-		}
-		b := make([]byte, len(v)*d.Bits()/8)
-		d.PutBits(b, v)
-		return b
-	}
-	ids := make([]byte, 4*len(c.Routing.IDs))
-	for i, x := range c.Routing.IDs {
-		binary.LittleEndian.PutUint32(ids[4*i:], uint32(x))
-	}
-	k := &rawcase.Case{Config: c.Config, NonFinite: c.NonFinite, X: f(c.X), W1: f(c.W1), B1: f(c.B1), W2: f(c.W2), B2: f(c.B2),
-		DY: f(c.DY), IDs: ids, RW: f(c.Routing.Weights)}
-	if g := c.Global; g != nil {
-		gi := make([]byte, 8*len(g.IDs))
-		for i, x := range g.IDs {
-			binary.LittleEndian.PutUint64(gi[8*i:], uint64(x))
-		}
-		k.Global = &rawcase.Global{IDs: gi, RW: f(g.Weights), Options: g.Options}
-	}
+	k := rawcase.Encode(c)
 	kc, err := rawcase.Validate(k, moe.Limits{})
 	if err != nil {
 		t.Fatal(err)

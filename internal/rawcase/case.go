@@ -154,6 +154,34 @@ func value(d moe.DType, b []byte, i int) float64 {
 	return float64(d.FromBits(binary.LittleEndian.Uint32(b[4*i:])))
 }
 
+// Encode returns case c as its bits: the float tensors and routing weights encoded with
+// moe.DType.PutBits (the bits a worker client sends), the ids as they are.
+func Encode(c *moe.Case) *Case {
+	d := c.DType
+	f := func(v []float64) []byte {
+		if v == nil {
+			return nil
+		}
+		b := make([]byte, len(v)*(d.Bits()/8))
+		d.PutBits(b, v)
+		return b
+	}
+	ids := make([]byte, 4*len(c.Routing.IDs))
+	for i, x := range c.Routing.IDs {
+		binary.LittleEndian.PutUint32(ids[4*i:], uint32(x))
+	}
+	k := &Case{Config: c.Config, NonFinite: c.NonFinite, X: f(c.X), W1: f(c.W1), B1: f(c.B1), W2: f(c.W2), B2: f(c.B2), DY: f(c.DY),
+		IDs: ids, RW: f(c.Routing.Weights)}
+	if g := c.Global; g != nil {
+		gi := make([]byte, 8*len(g.IDs))
+		for i, x := range g.IDs {
+			binary.LittleEndian.PutUint64(gi[8*i:], uint64(x))
+		}
+		k.Global = &Global{IDs: gi, RW: f(g.Weights), Options: g.Options}
+	}
+	return k
+}
+
 // Decode returns the moe.Case c holds (its values exactly; NaN payloads as
 // moe.DType.FromBits keeps them). Byte counts that are not whole values are cut to whole ones.
 func (c *Case) Decode() *moe.Case {

@@ -10,32 +10,8 @@ import (
 	"github.com/moecheck/moecheck/moe"
 )
 
-// Encode returns c's bits as a worker client sends them (moe.DType.PutBits).
-func encode(c *moe.Case) *Case {
-	d := c.DType
-	f := func(v []float64) []byte {
-		if v == nil {
-			return nil
-		}
-		b := make([]byte, len(v)*d.Bits()/8)
-		d.PutBits(b, v)
-		return b
-	}
-	ids := make([]byte, 4*len(c.Routing.IDs))
-	for i, x := range c.Routing.IDs {
-		binary.LittleEndian.PutUint32(ids[4*i:], uint32(x))
-	}
-	k := &Case{Config: c.Config, NonFinite: c.NonFinite, X: f(c.X), W1: f(c.W1), B1: f(c.B1), W2: f(c.W2), B2: f(c.B2), DY: f(c.DY),
-		IDs: ids, RW: f(c.Routing.Weights)}
-	if g := c.Global; g != nil {
-		gi := make([]byte, 8*len(g.IDs))
-		for i, x := range g.IDs {
-			binary.LittleEndian.PutUint64(gi[8*i:], uint64(x))
-		}
-		k.Global = &Global{IDs: gi, RW: f(g.Weights), Options: g.Options}
-	}
-	return k
-}
+// encode is Encode (the bits a worker client sends).
+func encode(c *moe.Case) *Case { return Encode(c) }
 
 // genCase draws a valid case of dtype d (global routing when ep, biases when bias).
 func genCase(t *testing.T, d moe.DType, seed uint64, bias, ep bool) *moe.Case {
