@@ -20,6 +20,9 @@ import (
 // The test binary doubles as a worker: with MOECHECK_WORKER_HELPER=1 it serves fakeBackend
 // on stdin/stdout instead of running tests.
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(benchEnv); mode != "" {
+		serveBench(mode)
+	}
 	if os.Getenv("MOECHECK_WORKER_HELPER") == "1" {
 		err := Serve(os.Stdin, os.Stdout, fakeBackend{}, helperServeOptions())
 		if err == ErrCrashed {
