@@ -80,7 +80,9 @@ type client struct {
 	mu         sync.Mutex // held for a whole Run
 	closed     bool
 	nextID     uint64
-	lastTriage string // triage text of the last result that had one
+	lastTriage string   // triage text of the last result that had one
+	cache      reqCache // the last case sent, encoded (reqcache.go)
+	encodes    int      // cases encoded (not reused from the cache), for tests
 }
 
 // New starts a worker process and returns a gpu.Backend that runs cases in it. It fails
@@ -508,10 +510,14 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 	}
 	c.nextID++
 	id := c.nextID
-	req, err := EncodeRequest(id, cs, o, fs)
+	enc, hit, err := c.cache.encode(cs)
 	if err != nil {
 		return nil, false, err
 	}
+	if !hit {
+		c.encodes++
+	}
+	req := enc.request(id, o, fs)
 	if version == 1 {
 		req.Header.Case.Legacy = true
 	}
@@ -640,6 +646,7 @@ func (c *client) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.cache = reqCache{}
 	g.open--
 	p := g.proc
 	if g.open > 0 || p == nil {

@@ -93,11 +93,28 @@ func i64Bytes(v []int64) []byte {
 
 // EncodeRequest builds the run frame of case c with options o and the harness's faults.
 func EncodeRequest(id uint64, c *moe.Case, o gpu.RunOptions, fs fault.Set) (*Frame, error) {
+	e, err := encodeCase(c)
+	if err != nil {
+		return nil, err
+	}
+	return e.request(id, o, fs), nil
+}
+
+// encodedCase is the part of a run frame that depends on the case only: its header and its
+// tensors. It is read, never changed, once built (a lane reuses it: reqCache).
+type encodedCase struct {
+	ch      CaseHeader
+	tensors []TensorHeader
+	payload []byte
+}
+
+// encodeCase encodes case c's header and tensors.
+func encodeCase(c *moe.Case) (*encodedCase, error) {
 	if c == nil {
 		return nil, fmt.Errorf("worker: nil case")
 	}
 	d := c.DType
-	ch := &CaseHeader{T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, EPWorld: c.EP.World, EPRank: c.EP.Rank,
+	ch := CaseHeader{T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, EPWorld: c.EP.World, EPRank: c.EP.Rank,
 		Act: c.Act.String(), Layout: c.Layout.String(), DType: d.String(), Bias: c.Bias, NonFinite: c.NonFinite}
 	w, S := d.Bits()/8, c.S()
 	size := (2*c.LenX()+c.LenW1()+c.LenW2()+S)*w + 4*S
@@ -124,13 +141,20 @@ func EncodeRequest(id uint64, c *moe.Case, o gpu.RunOptions, fs fault.Set) (*Fra
 		p.add("global_ids", WireI64, []int{c.T, c.K}, i64Bytes(g.IDs))
 		p.addFloat("global_rw", d, []int{c.T, c.K}, g.Weights)
 	}
+	return &encodedCase{ch: ch, tensors: p.hdr, payload: p.buf}, nil
+}
+
+// request is the run frame of the encoded case with options o and faults fs (a frame of its
+// own: its header may be changed; its tensors and payload are e's, shared).
+func (e *encodedCase) request(id uint64, o gpu.RunOptions, fs fault.Set) *Frame {
 	faults := []string{}
 	for _, f := range fs.List() {
 		faults = append(faults, f.String())
 	}
-	return &Frame{Header: Header{Type: TypeRun, ID: id, Case: ch, Tensors: p.hdr,
+	ch := e.ch
+	return &Frame{Header: Header{Type: TypeRun, ID: id, Case: &ch, Tensors: e.tensors,
 		Options: &OptionsHeader{Poison: o.Poison.String(), PoisonSeed: o.PoisonSeed, Faults: faults, Stages: o.Stages}},
-		Payload: p.buf}, nil
+		Payload: e.payload}
 }
 
 // tensors indexes a frame's payload by tensor name, checking every placement.

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -157,19 +156,30 @@ func WriteFrame(w io.Writer, f *Frame) error {
 	if int64(len(f.Payload)) > MaxPayloadBytes {
 		return fmt.Errorf("worker: payload of %d bytes exceeds the limit %d", len(f.Payload), int64(MaxPayloadBytes))
 	}
-	bw := bufio.NewWriterSize(w, 1<<16)
-	var n [8]byte
-	binary.LittleEndian.PutUint32(n[:4], uint32(len(h)))
-	bw.Write(n[:4])
-	bw.Write(h)
-	binary.LittleEndian.PutUint64(n[:], uint64(len(f.Payload)))
-	bw.Write(n[:])
-	bw.Write(f.Payload)
-	if err := bw.Flush(); err != nil {
+	// One write of the whole frame when the payload is small (a pipe then wakes the reader
+	// once); else the head, then the payload as it is (no copy of it).
+	b := make([]byte, 0, 12+len(h)+min(len(f.Payload), inlinePayload))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(h)))
+	b = append(b, h...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(f.Payload)))
+	inline := len(f.Payload) <= inlinePayload
+	if inline {
+		b = append(b, f.Payload...)
+	}
+	if _, err := w.Write(b); err != nil {
 		return fmt.Errorf("worker: write frame: %w", err)
+	}
+	if !inline {
+		if _, err := w.Write(f.Payload); err != nil {
+			return fmt.Errorf("worker: write frame: %w", err)
+		}
 	}
 	return nil
 }
+
+// inlinePayload is the largest payload WriteFrame copies behind the header to write the
+// frame at once.
+const inlinePayload = 64 << 10
 
 // ErrMalformed wraps every error ReadFrame returns for bytes that are not a frame.
 var ErrMalformed = errors.New("worker: malformed frame")
