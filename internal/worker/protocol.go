@@ -250,10 +250,12 @@ func extent(ts []TensorHeader) (end int64, ok bool) {
 	return end, true
 }
 
-// readN reads exactly n bytes, growing its buffer as bytes arrive (at most doubling), so a
-// peer that declares more than it sends costs no more than twice what it sent.
+// readN reads exactly n bytes, growing its buffer as bytes arrive (at most doubling) past its
+// first 16 MiB, so a peer that declares more than it sends costs no more than 16 MiB or
+// twice what it sent; a frame of the common sizes (a small case's request: kilobytes to
+// megabytes) is read into one buffer of its size, without regrowth and its copies.
 func readN(r io.Reader, n int64) ([]byte, error) {
-	const chunk = 1 << 20
+	const chunk = 16 << 20
 	b := make([]byte, 0, min(n, chunk))
 	for int64(len(b)) < n {
 		if len(b) == cap(b) {
