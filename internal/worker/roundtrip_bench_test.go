@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"syscall"
 	"testing"
 	"time"
@@ -112,7 +113,8 @@ func stageBytes(cfg moe.Config, o gpu.RunOptions) int {
 	return n * (cfg.DType.Bits() / 8)
 }
 
-// serveBench serves the round-trip benchmark's backend on stdin/stdout and exits.
+// serveBench serves the round-trip benchmark's backend on stdin/stdout (with a CPU profile
+// written to $MOECHECK_WORKER_BENCH_PROFILE when set).
 func serveBench(mode string) {
 	var b gpu.Backend = echoFloat{dev: &echoDevice{}}
 	if mode != "float" {
@@ -121,11 +123,21 @@ func serveBench(mode string) {
 			os.Exit(2)
 		}
 	}
+	if path := os.Getenv(benchEnv + "_PROFILE"); path != "" { // the worker's CPU profile
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if err := Serve(os.Stdin, os.Stdout, b, ServeOptions{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
 	}
-	os.Exit(0)
 }
 
 // benchShapes are shapes of the default check distribution (props.GenOptions): the common

@@ -22,6 +22,7 @@ import (
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(benchEnv); mode != "" {
 		serveBench(mode)
+		os.Exit(0)
 	}
 	if os.Getenv("MOECHECK_WORKER_HELPER") == "1" {
 		err := Serve(os.Stdin, os.Stdout, fakeBackend{}, helperServeOptions())
