@@ -111,7 +111,7 @@ func (floatTwin) RunFaults(_ context.Context, c *moe.Case, o gpu.RunOptions, _ f
 func serveAll(t *testing.T, b gpu.Backend, frames []*Frame) [][]byte {
 	t.Helper()
 	var in, out bytes.Buffer
-	for _, f := range frames {
+	for _, f := range append(frames, &Frame{Header: Header{Type: TypeBye}}) { // bye: no hang-up mid-case
 		if err := WriteFrame(&in, f); err != nil {
 			t.Fatal(err)
 		}

@@ -144,6 +144,14 @@ func encodeCase(c *moe.Case) (*encodedCase, error) {
 	return &encodedCase{ch: ch, tensors: p.hdr, payload: p.buf}, nil
 }
 
+// sameRequest is request for a worker that holds this case from the lane's previous
+// request: the header alone, marked same_case.
+func (e *encodedCase) sameRequest(id uint64, o gpu.RunOptions, fs fault.Set) *Frame {
+	f := e.request(id, o, fs)
+	f.Header.SameCase, f.Header.Tensors, f.Payload = true, nil, nil
+	return f
+}
+
 // request is the run frame of the encoded case with options o and faults fs (a frame of its
 // own: its header may be changed; its tensors and payload are e's, shared).
 func (e *encodedCase) request(id uint64, o gpu.RunOptions, fs fault.Set) *Frame {
@@ -273,6 +281,9 @@ func requestBits(f *Frame) (*rawcase.Case, error) {
 	h := f.Header
 	if h.Type != TypeRun || h.Case == nil || h.Options == nil {
 		return nil, fmt.Errorf("worker: not a run request (type %q)", h.Type)
+	}
+	if h.SameCase {
+		return nil, fmt.Errorf("worker: a same_case request has no case of its own (it reuses the lane's previous one)")
 	}
 	ch := h.Case
 	d, err := moe.ParseDType(ch.DType)

@@ -72,6 +72,11 @@ type Header struct {
 	// Lanes (hello, optional): how many lanes the worker serves, when the client asked for
 	// several (LanesEnv); omitted by a worker of one lane.
 	Lanes int `json:"lanes,omitempty"`
+	// SameCase (optional, any version): in a hello, the worker accepts run requests that
+	// reuse the lane's previous case; in a run request, the request has no tensors and runs
+	// the case of the lane's previous run request, whose case the header repeats (a Go client
+	// sends it only to a worker that declared it, after a result for that case).
+	SameCase bool `json:"same_case,omitempty"`
 }
 
 // CaseHeader is a case's configuration (moe.Config and the Case flags). Its keys are
