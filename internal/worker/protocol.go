@@ -223,7 +223,9 @@ func readHeader(r io.Reader, maxPayload int64) (_ *Frame, pl int64, _ error) {
 		return nil, 0, unexpected(err)
 	}
 	f := &Frame{}
-	if err := json.Unmarshal(hb, &f.Header); err != nil {
+	if h, ok := fastResult(hb); ok {
+		f.Header = h
+	} else if err := json.Unmarshal(hb, &f.Header); err != nil {
 		return nil, 0, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
 	if _, err := io.ReadFull(r, n[:]); err != nil {
