@@ -77,6 +77,16 @@ func (c Config) UpCol(j int) int {
 
 // Validate checks the config (against lim), the routing and every tensor's length and values.
 func (c *Case) Validate(lim Limits) error {
+	if err := c.ValidateRouting(lim); err != nil {
+		return err
+	}
+	return c.validateTensors()
+}
+
+// ValidateRouting is the part of Validate that does not read the float tensors X, W1, W2,
+// B1, B2 and DY: the config (against lim), the routing and the global routing. A case whose
+// tensors travel as storage bits (internal/rawcase) checks them on their bits instead.
+func (c *Case) ValidateRouting(lim Limits) error {
 	if c == nil {
 		return fmt.Errorf("moe: nil case")
 	}
@@ -98,6 +108,11 @@ func (c *Case) Validate(lim Limits) error {
 			}
 		}
 	}
+	return nil
+}
+
+// validateTensors is the part of Validate that ValidateRouting leaves out.
+func (c *Case) validateTensors() error {
 	type tensor struct {
 		name string
 		v    []float64

@@ -12,6 +12,7 @@ import (
 
 	"github.com/moecheck/moecheck/corpus"
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/internal/triage"
 	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/moe"
@@ -240,6 +241,22 @@ func selftest(w io.Writer, b, ref gpu.Backend, quick, stageGuardChecks bool) int
 			}
 			for _, f := range oracle.CompareBitwise(c, got, r2, fmt.Sprintf("poison signature vs %s", p)) {
 				problems = append(problems, f.String())
+			}
+		}
+		// A backend that runs cases as their bits (the worker serves the CUDA lanes so) must
+		// give the bits of the run on values.
+		if br, ok := b.(rawcase.Runner); ok {
+			k, err := rawcase.Validate(rawcase.Encode(c), moe.Limits{})
+			var rb *rawcase.Result
+			if err == nil {
+				rb, err = br.RunBits(ctx, k, o, 0)
+			}
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("run on bits: %v", err))
+			} else {
+				for _, f := range oracle.CompareBitwise(c, got, rb.Decode(c.DType), "run on values vs run on bits") {
+					problems = append(problems, f.String())
+				}
 			}
 		}
 		status := "ok"

@@ -19,6 +19,7 @@ import (
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/checked"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -363,28 +364,52 @@ func (b *Backend) RunChecked(_ context.Context, k checked.Case, o gpu.RunOptions
 	return b.run(c, o, faults)
 }
 
-var _ checked.Runner = (*Backend)(nil)
+// RunBits is RunChecked on a case given as its bits (the worker validates every request on
+// its bits): the inputs are uploaded as they came and the result is the downloaded bits,
+// valid until the lane's next run or Close. It implements rawcase.Runner.
+func (b *Backend) RunBits(_ context.Context, k rawcase.Checked, o gpu.RunOptions, faults fault.Set) (*rawcase.Result, error) {
+	if k.Case() == nil {
+		return nil, errors.New("cuda: no case")
+	}
+	var res *rawcase.Result
+	err := b.runWith(k.Meta(), runOpts{RunOptions: o, faults: faults, raw: k.Case()}, func(r *pathRun) { res = r.resultBits() })
+	return res, err
+}
+
+var (
+	_ checked.Runner = (*Backend)(nil)
+	_ rawcase.Runner = (*Backend)(nil)
+)
 
 // run is RunFaults after the case's validation.
 func (b *Backend) run(c *moe.Case, o gpu.RunOptions, faults fault.Set) (*gpu.Result, error) {
+	var res *gpu.Result
+	err := b.runWith(c, runOpts{RunOptions: o, faults: faults}, func(r *pathRun) { res = r.result() })
+	return res, err
+}
+
+// runWith runs c (with o.raw: the case's routing, its bits in o.raw) on the lane's thread and
+// hands the finished run to done there.
+func (b *Backend) runWith(c *moe.Case, o runOpts, done func(*pathRun)) error {
+	faults := o.faults
 	for _, f := range faults.List() {
 		if _, ok := f.Info(); !ok {
-			return nil, fmt.Errorf("cuda: unknown fault %d", f)
+			return fmt.Errorf("cuda: unknown fault %d", f)
 		}
 	}
 	if !o.Poison.Valid() {
-		return nil, fmt.Errorf("cuda: unknown poison policy %d", o.Poison)
+		return fmt.Errorf("cuda: unknown poison policy %d", o.Poison)
 	}
-	var res *gpu.Result
-	err := b.do(func() error {
+	return b.do(func() error {
 		if lost := b.sh.lostErr(); lost != nil {
 			return &gpu.CaseError{Kind: gpu.Crashed, Detail: "CUDA context lost by an earlier fault", Err: lost}
 		}
-		r, err := b.runPath(c, runOpts{RunOptions: o, faults: faults}, nil)
-		res = r
+		r, err := b.runPath(c, o, nil)
+		if err == nil {
+			done(r)
+		}
 		return err
 	})
-	return res, err
 }
 
 // fail classifies a CUDA error of stage: out of memory is a case error the backend survives;

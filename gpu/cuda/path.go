@@ -11,6 +11,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -60,6 +61,9 @@ type runOpts struct {
 	gpu.RunOptions
 	faults fault.Set
 	poke   *guardPoke // GuardProbe's injected out-of-bounds write (nil: none)
+	// raw, when set, is the case as its bits (RunBits): its inputs are uploaded as they came
+	// and the run's case (pathRun.c) is its routing only (rawcase.Checked.Meta).
+	raw *rawcase.Case
 }
 
 func has(o runOpts, f fault.Fault) bool { return o.faults.Has(f) }
@@ -117,46 +121,13 @@ func (b *Backend) prepare(c *moe.Case, o runOpts, perStage bool) (*pathRun, erro
 	return r, nil
 }
 
-// input is one input tensor of a case: its buffer and its bytes, written by put.
-type input struct {
-	name string
-	n    int64
-	put  func(dst []byte)
-}
-
-// inputs lists the case's inputs in upload order.
+// inputs lists the case's inputs in upload order: the bits of a case given as bits, else
+// the case's values encoded.
 func (r *pathRun) inputs() []input {
-	c, d, es := r.c, r.c.DType, r.es
-	var in []input
-	if c.Global != nil {
-		in = append(in, input{"gids", int64(8 * len(c.Global.IDs)), func(gb []byte) {
-			for i, g := range c.Global.IDs {
-				binary.LittleEndian.PutUint64(gb[8*i:], uint64(g))
-			}
-		}})
-	} else {
-		in = append(in, input{"ids", int64(4 * len(c.Routing.IDs)), func(ib []byte) {
-			for i, x := range c.Routing.IDs {
-				binary.LittleEndian.PutUint32(ib[4*i:], uint32(x))
-			}
-		}})
+	if r.o.raw != nil {
+		return bitsInputs(r.o.raw)
 	}
-	ws := c.Routing.Weights
-	if c.Global != nil {
-		ws = c.Global.Weights
-	}
-	for _, t := range []struct {
-		name string
-		v    []float64
-	}{{"x", c.X}, {"w1", c.W1}, {"w2", c.W2}, {"dy", c.DY}, {"rw", ws}, {"b1", c.B1}, {"b2", c.B2}} {
-		if t.v == nil {
-			continue
-		}
-		v := t.v
-		in = append(in, input{t.name, int64(len(v)) * es, func(out []byte) { encodeTo(out, d, v) }})
-	}
-	in = append(in, input{"meta", 16, func(mb []byte) { copy(mb, i32Bytes([]int32{0, 0, math.MaxInt32, 0})) }})
-	return in
+	return caseInputs(r.c)
 }
 
 // queuePrep lays out the run's two staging buffers, writes the inputs and the descriptors into
@@ -311,7 +282,13 @@ func (r *pathRun) build() {
 	rot := int64(-1) // the combine's slot order: fixed
 	if has(o, fault.NondeterministicSum) {
 		// rotated by (run + t) mod K, run = the case's runs before on this lane, as gpu/sim does
-		rot = int64(b.order.Next(fault.CaseKey(r.c)) % uint64(K))
+		key := uint64(0)
+		if r.o.raw != nil {
+			key = r.o.raw.Key()
+		} else {
+			key = fault.CaseKey(r.c)
+		}
+		rot = int64(b.order.Next(key) % uint64(K))
 	}
 	nchunks := (S + rchunk - 1) / rchunk
 	lo, keep := int64(0), false
@@ -545,10 +522,10 @@ func (r *pathRun) stageName(slot int) string {
 // and the lane does not check after every stage, it re-runs the case with a check after
 // every stage to name the stage; when the re-run does not reproduce the damage, the first
 // run's damage is reported, saying so.
-func (b *Backend) runPath(c *moe.Case, o runOpts, _ any) (*gpu.Result, error) {
-	res, dmg, err := b.runOnce(c, o, b.opts.StageGuardChecks)
+func (b *Backend) runPath(c *moe.Case, o runOpts, _ any) (*pathRun, error) {
+	r, dmg, err := b.runOnce(c, o, b.opts.StageGuardChecks)
 	if err != nil || dmg == nil {
-		return res, err
+		return r, err
 	}
 	if b.opts.StageGuardChecks {
 		return nil, dmg.err("")
@@ -569,8 +546,9 @@ func (b *Backend) runPath(c *moe.Case, o runOpts, _ any) (*gpu.Result, error) {
 // into its own slot), then one launch that checks every guard zone into the end slot and
 // packs the results into the download staging buffer, one copy of it to the host (and one
 // per result too large to stage), and synchronizes the stream once (after every stage with
-// Options.StageSync). Damaged guard zones are returned before any result is decoded.
-func (b *Backend) runOnce(c *moe.Case, o runOpts, perStage bool) (*gpu.Result, *guardDamage, error) {
+// Options.StageSync). Damaged guard zones are returned before any result is decoded; the
+// run's downloads are in r.dl (its result: r.result or r.resultBits).
+func (b *Backend) runOnce(c *moe.Case, o runOpts, perStage bool) (*pathRun, *guardDamage, error) {
 	r, err := b.prepare(c, o, perStage)
 	if err != nil {
 		return nil, nil, b.fail("setup", err)
@@ -620,7 +598,7 @@ func (b *Backend) runOnce(c *moe.Case, o runOpts, perStage bool) (*gpu.Result, *
 	if g := r.guardVerdict(host[:8*r.slots], r.stageName); g != nil {
 		return nil, g, nil
 	}
-	return r.result(r.dl), nil, nil
+	return r, nil, nil
 }
 
 // download is one device buffer copied to the host at the end of a run.
@@ -645,31 +623,22 @@ func (r *pathRun) downloads() []download {
 	return d
 }
 
-// result decodes the downloads (after the stream synchronized).
-func (r *pathRun) result(d []download) *gpu.Result {
-	got := map[string][]byte{}
-	for _, x := range d {
+// got maps the downloads' buffer names to their bytes (after the stream synchronized).
+func (r *pathRun) got() map[string][]byte {
+	got := make(map[string][]byte, len(r.dl))
+	for _, x := range r.dl {
 		got[x.name] = x.host
 	}
-	f := func(name string) []float32 {
-		if h, ok := got[name]; ok {
-			return decode(r.c.DType, h)
-		}
-		return nil
-	}
-	res := &gpu.Result{Y: f("y"), DX: f("dX"), DW1: f("dW1"), DW2: f("dW2"), DB1: f("dB1"), DB2: f("dB2")}
-	drw, inv := f("d_rw"), i32s(got["inv"])
-	res.DRW = make([]float32, r.S)
-	for s := range res.DRW {
-		res.DRW[s] = drw[inv[s]]
-	}
-	if !r.o.Stages {
-		return res
-	}
-	res.Stages = &gpu.Stages{Perm: i32s(got["perm"]), Offsets: i32s(got["offs"]),
-		Xs: f("xs"), H1: f("h1"), Act: f("act"), H2: f("h2"), O: f("o"), DO: f("d_o"),
-		DH2: f("d_h2"), DAct: f("d_act"), DH1: f("d_h1"), DXs: f("d_xs")}
-	return res
+	return got
+}
+
+// result decodes the downloads.
+func (r *pathRun) result() *gpu.Result { return resultOf(r.c.DType, int(r.S), r.o.Stages, r.got()) }
+
+// resultBits is the downloads as bits: slices of the lane's download staging, valid until
+// the lane's next run (rawcase.Runner).
+func (r *pathRun) resultBits() *rawcase.Result {
+	return resultBits(r.c.DType, int(r.S), r.o.Stages, r.got())
 }
 
 // tile is the tensor-core tile for N columns: columns (Options.TileN, else tcTile) and depth

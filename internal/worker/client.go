@@ -65,6 +65,7 @@ type group struct {
 	restarts   int
 	version    int           // protocol version of the worker's hello
 	caps       *Capabilities // its capabilities (nil: everything)
+	sameCase   bool          // its hello accepts same_case requests
 	lastStderr string        // stderr tail of the last process that ended
 	open       int           // lanes not closed
 	reruns     int           // cases re-run alone after a failure of the shared process
@@ -81,7 +82,17 @@ type client struct {
 	mu         sync.Mutex // held for a whole Run
 	closed     bool
 	nextID     uint64
-	lastTriage string // triage text of the last result that had one
+	lastTriage string   // triage text of the last result that had one
+	cache      reqCache // the last case sent, encoded (reqcache.go)
+	encodes    int      // cases encoded (not reused from the cache), for tests
+	// held is the encoded case the lane's worker process holds: the case of the lane's last
+	// request, answered with a result by process p (nil: none). A run of that case again is
+	// sent as a same_case request, without its tensors.
+	held struct {
+		p   *process
+		enc *encodedCase
+	}
+	sames int // same_case requests sent, for tests
 }
 
 // New starts a worker process and returns a gpu.Backend that runs cases in it. It fails
@@ -347,7 +358,7 @@ func (g *group) start() error {
 	}
 	hh := hellos[0].Header
 	g.proc, g.name, g.device = p, hh.Backend, hh.Device
-	g.version, g.caps = hh.Version, hh.Capabilities
+	g.version, g.caps, g.sameCase = hh.Version, hh.Capabilities, hh.SameCase
 	return nil
 }
 
@@ -512,7 +523,7 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 		return nil, false, err
 	}
 	g.mu.Lock()
-	caps, version := g.caps, g.version
+	caps, version, sameCase := g.caps, g.version, g.sameCase
 	g.mu.Unlock()
 	if err := caps.Supports(cs, o, fs); err != nil {
 		return nil, false, err
@@ -525,10 +536,23 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 	}
 	c.nextID++
 	id := c.nextID
-	req, err := EncodeRequest(id, cs, o, fs)
+	enc, hit, err := c.cache.encode(cs)
 	if err != nil {
 		return nil, false, err
 	}
+	if !hit {
+		c.encodes++
+	}
+	var req *Frame
+	if sameCase && hit && c.held.p == p && c.held.enc == enc {
+		req = enc.sameRequest(id, o, fs)
+		c.sames++
+	} else {
+		req = enc.request(id, o, fs)
+	}
+	// Until a result says otherwise, the process holds no case of this lane's (a refused
+	// request, an error, a restart: the next run sends its tensors).
+	c.held.p, c.held.enc = nil, nil
 	if version == 1 {
 		req.Header.Case.Legacy = true
 	}
@@ -592,17 +616,22 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 		if h.Triage != "" && (strings.Contains(h.Triage, "non-finite values found") || !strings.Contains(c.lastTriage, "non-finite values found")) {
 			c.lastTriage = h.Triage
 		}
-		if r.res != nil {
-			return r.res, false, nil
+		res := r.res
+		if res == nil {
+			var err error
+			if res, err = DecodeResult(r.f, cs.Config); err != nil {
+				p.kill()
+				g.drop(p)
+				return nil, false, fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
 		}
-		res, err := DecodeResult(r.f, cs.Config)
-		if err != nil {
-			p.kill()
-			g.drop(p)
-			return nil, false, fmt.Errorf("%w: %w", ErrProtocol, err)
-		}
+		c.held.p, c.held.enc = p, enc
 		return res, false, nil
 	case TypeError:
+		if h.Kind == KindBadRequest && req.Header.SameCase {
+			// The worker no longer holds the case (or refuses to reuse it): send it whole.
+			return c.attempt(ctx, cs, o, fs)
+		}
 		switch h.Kind {
 		case KindCrash:
 			// The worker exits after a crash (its device state is lost); wait for it.
@@ -657,6 +686,8 @@ func (c *client) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.cache = reqCache{}
+	c.held.p, c.held.enc = nil, nil
 	g.open--
 	p := g.proc
 	if g.open > 0 || p == nil {

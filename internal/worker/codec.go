@@ -11,6 +11,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/par"
+	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/x448/float16"
 )
@@ -92,11 +93,28 @@ func i64Bytes(v []int64) []byte {
 
 // EncodeRequest builds the run frame of case c with options o and the harness's faults.
 func EncodeRequest(id uint64, c *moe.Case, o gpu.RunOptions, fs fault.Set) (*Frame, error) {
+	e, err := encodeCase(c)
+	if err != nil {
+		return nil, err
+	}
+	return e.request(id, o, fs), nil
+}
+
+// encodedCase is the part of a run frame that depends on the case only: its header and its
+// tensors. It is read, never changed, once built (a lane reuses it: reqCache).
+type encodedCase struct {
+	ch      CaseHeader
+	tensors []TensorHeader
+	payload []byte
+}
+
+// encodeCase encodes case c's header and tensors.
+func encodeCase(c *moe.Case) (*encodedCase, error) {
 	if c == nil {
 		return nil, fmt.Errorf("worker: nil case")
 	}
 	d := c.DType
-	ch := &CaseHeader{T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, EPWorld: c.EP.World, EPRank: c.EP.Rank,
+	ch := CaseHeader{T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, EPWorld: c.EP.World, EPRank: c.EP.Rank,
 		Act: c.Act.String(), Layout: c.Layout.String(), DType: d.String(), Bias: c.Bias, NonFinite: c.NonFinite}
 	w, S := d.Bits()/8, c.S()
 	size := (2*c.LenX()+c.LenW1()+c.LenW2()+S)*w + 4*S
@@ -123,13 +141,28 @@ func EncodeRequest(id uint64, c *moe.Case, o gpu.RunOptions, fs fault.Set) (*Fra
 		p.add("global_ids", WireI64, []int{c.T, c.K}, i64Bytes(g.IDs))
 		p.addFloat("global_rw", d, []int{c.T, c.K}, g.Weights)
 	}
+	return &encodedCase{ch: ch, tensors: p.hdr, payload: p.buf}, nil
+}
+
+// sameRequest is request for a worker that holds this case from the lane's previous
+// request: the header alone, marked same_case.
+func (e *encodedCase) sameRequest(id uint64, o gpu.RunOptions, fs fault.Set) *Frame {
+	f := e.request(id, o, fs)
+	f.Header.SameCase, f.Header.Tensors, f.Payload = true, nil, nil
+	return f
+}
+
+// request is the run frame of the encoded case with options o and faults fs (a frame of its
+// own: its header may be changed; its tensors and payload are e's, shared).
+func (e *encodedCase) request(id uint64, o gpu.RunOptions, fs fault.Set) *Frame {
 	faults := []string{}
 	for _, f := range fs.List() {
 		faults = append(faults, f.String())
 	}
-	return &Frame{Header: Header{Type: TypeRun, ID: id, Case: ch, Tensors: p.hdr,
+	ch := e.ch
+	return &Frame{Header: Header{Type: TypeRun, ID: id, Case: &ch, Tensors: e.tensors,
 		Options: &OptionsHeader{Poison: o.Poison.String(), PoisonSeed: o.PoisonSeed, Faults: faults, Stages: o.Stages}},
-		Payload: p.buf}, nil
+		Payload: e.payload}
 }
 
 // tensors indexes a frame's payload by tensor name, checking every placement.
@@ -208,103 +241,154 @@ func DecodeRequest(f *Frame) (*moe.Case, gpu.RunOptions, fault.Set, error) {
 // decodeRequest is DecodeRequest with the case marked as validated (Serve runs it through
 // checked.Run, so a backend with RunChecked does not validate it again).
 func decodeRequest(f *Frame) (_ checked.Case, o gpu.RunOptions, fs fault.Set, _ error) {
+	rc, err := requestBits(f)
+	if err != nil {
+		return checked.Case{}, o, fs, err
+	}
+	k, err := checked.Validate(decodeCase(rc))
+	if err != nil {
+		return checked.Case{}, o, fs, err
+	}
+	if o, fs, err = requestOptions(f); err != nil {
+		return checked.Case{}, o, fs, err
+	}
+	return k, o, fs, nil
+}
+
+// decodeBits is decodeRequest for a backend that runs cases as their bits (rawcase.Runner):
+// the case's tensors stay the payload's bytes (the frame must not change while the case is
+// used), validated on their bits with the checks and errors of the decoded case's
+// validation.
+func decodeBits(f *Frame) (_ rawcase.Checked, o gpu.RunOptions, fs fault.Set, _ error) {
+	rc, err := requestBits(f)
+	if err != nil {
+		return rawcase.Checked{}, o, fs, err
+	}
+	k, err := rawcase.Validate(rc, moe.Limits{})
+	if err != nil {
+		return rawcase.Checked{}, o, fs, err
+	}
+	if o, fs, err = requestOptions(f); err != nil {
+		return rawcase.Checked{}, o, fs, err
+	}
+	return k, o, fs, nil
+}
+
+// requestBits reads a run frame's case: its config (checked against moe's default limits)
+// and its tensors, each checked for its name, dtype, size and shape, as slices of the
+// payload. The values are not checked.
+func requestBits(f *Frame) (*rawcase.Case, error) {
 	h := f.Header
 	if h.Type != TypeRun || h.Case == nil || h.Options == nil {
-		return checked.Case{}, o, fs, fmt.Errorf("worker: not a run request (type %q)", h.Type)
+		return nil, fmt.Errorf("worker: not a run request (type %q)", h.Type)
+	}
+	if h.SameCase {
+		return nil, fmt.Errorf("worker: a same_case request has no case of its own (it reuses the lane's previous one)")
 	}
 	ch := h.Case
 	d, err := moe.ParseDType(ch.DType)
 	if err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	act, err := moe.ParseActivation(ch.Act)
 	if err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	lay, err := moe.ParseLayout(ch.Layout)
 	if err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	cfg := moe.Config{T: ch.T, H: ch.H, I: ch.I, E: ch.E, K: ch.K, EP: moe.EP{World: ch.EPWorld, Rank: ch.EPRank},
 		Act: act, Layout: lay, DType: d, Bias: ch.Bias}
 	if err := cfg.Validate(moe.Limits{}); err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	m, err := tensors(f)
 	if err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
-	c := &moe.Case{Config: cfg, NonFinite: ch.NonFinite}
-	fl := func(name string, n int) ([]float64, error) {
-		b, err := get(f, m, name, d.String(), n)
-		if err != nil {
-			return nil, err
-		}
-		return decodeFloat64(d, b), nil
-	}
+	c := &rawcase.Case{Config: cfg, NonFinite: ch.NonFinite}
+	fl := func(name string, n int) ([]byte, error) { return get(f, m, name, d.String(), n) }
 	if c.X, err = fl("x", cfg.LenX()); err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	if c.W1, err = fl("w1", cfg.LenW1()); err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	if c.W2, err = fl("w2", cfg.LenW2()); err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	if cfg.Bias {
 		if c.B1, err = fl("b1", cfg.LenB1()); err != nil {
-			return checked.Case{}, o, fs, err
+			return nil, err
 		}
 		if c.B2, err = fl("b2", cfg.LenB2()); err != nil {
-			return checked.Case{}, o, fs, err
+			return nil, err
 		}
 	}
 	if c.DY, err = fl("dy", cfg.LenX()); err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, err
 	}
 	S := cfg.S()
-	ib, err := get(f, m, "ids", WireI32, S)
-	if err != nil {
-		return checked.Case{}, o, fs, err
+	if c.IDs, err = get(f, m, "ids", WireI32, S); err != nil {
+		return nil, err
 	}
-	c.Routing.IDs = make([]int32, S)
-	for i := range c.Routing.IDs {
-		c.Routing.IDs[i] = int32(binary.LittleEndian.Uint32(ib[4*i:]))
-	}
-	if c.Routing.Weights, err = fl("rw", S); err != nil {
-		return checked.Case{}, o, fs, err
+	if c.RW, err = fl("rw", S); err != nil {
+		return nil, err
 	}
 	if ch.Global {
-		gb, err := get(f, m, "global_ids", WireI64, S)
-		if err != nil {
-			return checked.Case{}, o, fs, err
+		g := &rawcase.Global{Options: moe.GlobalOptions{KeepSentinelWeights: ch.KeepSentinelWeights}}
+		if g.IDs, err = get(f, m, "global_ids", WireI64, S); err != nil {
+			return nil, err
 		}
-		g := &moe.GlobalRouting{IDs: make([]int64, S), Options: moe.GlobalOptions{KeepSentinelWeights: ch.KeepSentinelWeights}}
-		for i := range g.IDs {
-			g.IDs[i] = int64(binary.LittleEndian.Uint64(gb[8*i:]))
-		}
-		if g.Weights, err = fl("global_rw", S); err != nil {
-			return checked.Case{}, o, fs, err
+		if g.RW, err = fl("global_rw", S); err != nil {
+			return nil, err
 		}
 		c.Global = g
 	}
-	k, err := checked.Validate(c)
-	if err != nil {
-		return checked.Case{}, o, fs, err
+	return c, nil
+}
+
+// decodeCase decodes a case's bits to a moe.Case, exactly (the float tensors over the cores).
+func decodeCase(rc *rawcase.Case) *moe.Case {
+	d := rc.Config.DType
+	fl := func(b []byte) []float64 {
+		if b == nil {
+			return nil
+		}
+		return decodeFloat64(d, b)
 	}
+	c := &moe.Case{Config: rc.Config, NonFinite: rc.NonFinite, X: fl(rc.X), W1: fl(rc.W1), W2: fl(rc.W2), B1: fl(rc.B1), B2: fl(rc.B2),
+		DY: fl(rc.DY), Routing: moe.Routing{IDs: make([]int32, len(rc.IDs)/4), Weights: fl(rc.RW)}}
+	for i := range c.Routing.IDs {
+		c.Routing.IDs[i] = int32(binary.LittleEndian.Uint32(rc.IDs[4*i:]))
+	}
+	if g := rc.Global; g != nil {
+		mg := &moe.GlobalRouting{IDs: make([]int64, len(g.IDs)/8), Weights: fl(g.RW), Options: g.Options}
+		for i := range mg.IDs {
+			mg.IDs[i] = int64(binary.LittleEndian.Uint64(g.IDs[8*i:]))
+		}
+		c.Global = mg
+	}
+	return c
+}
+
+// requestOptions reads a run frame's options and faults.
+func requestOptions(f *Frame) (o gpu.RunOptions, fs fault.Set, err error) {
+	h := f.Header
 	if o.Poison, err = gpu.ParsePoison(h.Options.Poison); err != nil {
-		return checked.Case{}, o, fs, err
+		return o, fs, err
 	}
 	o.PoisonSeed = h.Options.PoisonSeed
 	for _, name := range h.Options.Faults {
 		fa, err := fault.Parse(name)
 		if err != nil {
-			return checked.Case{}, o, fs, err
+			return o, fs, err
 		}
 		fs |= fault.Of(fa)
 	}
 	o.Stages = h.Options.Stages
-	return k, o, fs, nil
+	return o, fs, nil
 }
 
 // wireName is tensor t's name in result frames: "y", "dx", "dw1", "db1", "dw2", "db2",

@@ -9,7 +9,11 @@
 // runs out of device memory, Run returns a *gpu.CaseError (Crashed, TimedOut, OutOfMemory)
 // with what the worker said, the worker is restarted on the next Run, and the run goes on.
 //
-// Serve is the worker side: it answers requests with any gpu.Backend.
+// Serve is the worker side: it answers requests with any gpu.Backend; a backend that runs
+// cases as their storage bits (rawcase.Runner, gpu/cuda) gets the request's bits, validated
+// on their bits, and its result's bits go to the wire unconverted (bits.go). A client lane
+// encodes a case once for its runs in a row (reqcache.go) and, to a worker whose hello
+// declares same_case, sends the runs after the first without the case's tensors.
 //
 // Results of real shapes are gigabytes: the worker writes them chunk by chunk (WriteResult)
 // and the client decodes them into the Result's tensors as they arrive, neither side holding

@@ -73,6 +73,14 @@ func FuzzWorkerFrame(f *testing.F) {
 		if int64(cap(fr.Payload)) > int64(len(data)) {
 			t.Fatalf("payload buffer of %d bytes from %d bytes of input", cap(fr.Payload), len(data))
 		}
+		// The bits path accepts exactly the requests the decoded path accepts, with the
+		// same error and the same options (it reads the same payload bytes).
+		_, bo, bfs, berr := decodeBits(fr)
+		if cs, o, fs, err := DecodeRequest(fr); (err == nil) != (berr == nil) || err != nil && err.Error() != berr.Error() {
+			t.Fatalf("decodeBits: %v; DecodeRequest: %v", berr, err)
+		} else if err == nil && (bo != o || bfs != fs || cs == nil) {
+			t.Fatal("decodeBits and DecodeRequest read other options")
+		}
 		if cs, o, fs, err := DecodeRequest(fr); err == nil {
 			f2, err := EncodeRequest(fr.Header.ID, cs, o, fs)
 			if err != nil {

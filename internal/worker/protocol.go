@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -73,6 +72,11 @@ type Header struct {
 	// Lanes (hello, optional): how many lanes the worker serves, when the client asked for
 	// several (LanesEnv); omitted by a worker of one lane.
 	Lanes int `json:"lanes,omitempty"`
+	// SameCase (optional, any version): in a hello, the worker accepts run requests that
+	// reuse the lane's previous case; in a run request, the request has no tensors and runs
+	// the case of the lane's previous run request, whose case the header repeats (a Go client
+	// sends it only to a worker that declared it, after a result for that case).
+	SameCase bool `json:"same_case,omitempty"`
 }
 
 // CaseHeader is a case's configuration (moe.Config and the Case flags). Its keys are
@@ -157,19 +161,30 @@ func WriteFrame(w io.Writer, f *Frame) error {
 	if int64(len(f.Payload)) > MaxPayloadBytes {
 		return fmt.Errorf("worker: payload of %d bytes exceeds the limit %d", len(f.Payload), int64(MaxPayloadBytes))
 	}
-	bw := bufio.NewWriterSize(w, 1<<16)
-	var n [8]byte
-	binary.LittleEndian.PutUint32(n[:4], uint32(len(h)))
-	bw.Write(n[:4])
-	bw.Write(h)
-	binary.LittleEndian.PutUint64(n[:], uint64(len(f.Payload)))
-	bw.Write(n[:])
-	bw.Write(f.Payload)
-	if err := bw.Flush(); err != nil {
+	// One write of the whole frame when the payload is small (a pipe then wakes the reader
+	// once); else the head, then the payload as it is (no copy of it).
+	b := make([]byte, 0, 12+len(h)+min(len(f.Payload), inlinePayload))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(h)))
+	b = append(b, h...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(f.Payload)))
+	inline := len(f.Payload) <= inlinePayload
+	if inline {
+		b = append(b, f.Payload...)
+	}
+	if _, err := w.Write(b); err != nil {
 		return fmt.Errorf("worker: write frame: %w", err)
+	}
+	if !inline {
+		if _, err := w.Write(f.Payload); err != nil {
+			return fmt.Errorf("worker: write frame: %w", err)
+		}
 	}
 	return nil
 }
+
+// inlinePayload is the largest payload WriteFrame copies behind the header to write the
+// frame at once.
+const inlinePayload = 64 << 10
 
 // ErrMalformed wraps every error ReadFrame returns for bytes that are not a frame.
 var ErrMalformed = errors.New("worker: malformed frame")
@@ -208,7 +223,9 @@ func readHeader(r io.Reader, maxPayload int64) (_ *Frame, pl int64, _ error) {
 		return nil, 0, unexpected(err)
 	}
 	f := &Frame{}
-	if err := json.Unmarshal(hb, &f.Header); err != nil {
+	if h, ok := fastResult(hb); ok {
+		f.Header = h
+	} else if err := json.Unmarshal(hb, &f.Header); err != nil {
 		return nil, 0, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
 	if _, err := io.ReadFull(r, n[:]); err != nil {
@@ -240,10 +257,12 @@ func extent(ts []TensorHeader) (end int64, ok bool) {
 	return end, true
 }
 
-// readN reads exactly n bytes, growing its buffer as bytes arrive (at most doubling), so a
-// peer that declares more than it sends costs no more than twice what it sent.
+// readN reads exactly n bytes, growing its buffer as bytes arrive (at most doubling) past its
+// first 16 MiB, so a peer that declares more than it sends costs no more than 16 MiB or
+// twice what it sent; a frame of the common sizes (a small case's request: kilobytes to
+// megabytes) is read into one buffer of its size, without regrowth and its copies.
 func readN(r io.Reader, n int64) ([]byte, error) {
-	const chunk = 1 << 20
+	const chunk = 16 << 20
 	b := make([]byte, 0, min(n, chunk))
 	for int64(len(b)) < n {
 		if len(b) == cap(b) {

@@ -11,6 +11,9 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/checked"
+	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/rawcase"
+	"github.com/moecheck/moecheck/moe"
 )
 
 // ServeOptions tune Serve. The zero value is valid.
@@ -101,6 +104,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 	if v >= 2 {
 		hello.Capabilities = o.Capabilities
 	}
+	hello.SameCase = true
 	if err := o.gate.write(w, &Frame{Header: hello}); err != nil {
 		return err
 	}
@@ -125,6 +129,8 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 		}
 	}()
 	var pending *msg
+	var scratch []byte // writeBits' frame buffer
+	var held *heldCase // the lane's last case that decoded (same_case requests reuse it)
 	for {
 		var m msg
 		if pending != nil {
@@ -149,28 +155,45 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		k, opts, faults, err := decodeRequest(f)
-		f.Payload = nil
+		type ran struct {
+			res  *gpu.Result
+			bits *rawcase.Result
+			err  error
+		}
+		if !f.Header.SameCase {
+			held = nil // the lane's previous case is garbage once this one decodes
+		}
+		hc, opts, faults, err := decodeRun(f, b, held)
 		if err != nil {
+			held = nil
 			if err := o.gate.write(w, errorFrame(f.Header.ID, KindBadRequest, err.Error())); err != nil {
 				return err
 			}
 			continue
+		}
+		cfg := hc.config()
+		held = hc
+		if cfg.Elements() > maxCachedElements { // a client caches no case this big: hold none
+			held = nil
+		}
+		runCase := func(ctx context.Context) ran {
+			if br, ok := b.(rawcase.Runner); ok {
+				r, err := br.RunBits(ctx, hc.bits, opts, faults)
+				if err == nil && r == nil {
+					err = fmt.Errorf("worker: backend %s returned no result and no error", b.Name())
+				}
+				return ran{bits: r, err: err}
+			}
+			r, err := checked.Run(ctx, b, hc.k, opts, faults)
+			return ran{res: r, err: err}
 		}
 		// The case runs in its own goroutine (a backend that needs one OS thread keeps its own,
 		// as gpu/cuda does) while the next frame is awaited: when stdin ends mid-case the
 		// client is gone, the case's context is cancelled, and after HangupGrace Serve returns
 		// ErrHangup even if the backend does not observe its context.
 		ctx, cancel := context.WithCancel(context.Background())
-		type ran struct {
-			res *gpu.Result
-			err error
-		}
 		done := make(chan ran, 1)
-		go func() {
-			res, err := checked.Run(ctx, b, k, opts, faults)
-			done <- ran{res, err}
-		}()
+		go func() { done <- runCase(ctx) }()
 		var rr ran
 		select {
 		case rr = <-done:
@@ -218,9 +241,25 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			}
 			continue
 		}
-		ts, size := resultTensors(k.Case().Config, res)
-		if err := o.gate.do(func() error { return writeTensors(w, f.Header.ID, ts, size, streamChunk) }); err != nil {
-			return err
+		var size int64
+		if rr.bits != nil {
+			ts, n, err := bitsTensors(cfg, rr.bits)
+			if err != nil {
+				if werr := o.gate.write(w, errorFrame(f.Header.ID, KindInternal, err.Error())); werr != nil {
+					return werr
+				}
+				continue
+			}
+			size = n
+			if err := o.gate.do(func() error { return writeBits(w, f.Header.ID, ts, size, &scratch) }); err != nil {
+				return err
+			}
+		} else {
+			ts, n := resultTensors(cfg, res)
+			size = n
+			if err := o.gate.do(func() error { return writeTensors(w, f.Header.ID, ts, size, streamChunk) }); err != nil {
+				return err
+			}
 		}
 		if size >= releaseBytes {
 			// The result (with a backend that hands over its buffers, the run's state) is
@@ -236,6 +275,66 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 // after sending it (a collection costs milliseconds; a result of gigabytes held by an idle
 // worker costs the client's host that much memory).
 const releaseBytes = 256 << 20
+
+// heldCase is a lane's case as decoded from its run request: the case header, and the case
+// validated on its bits (for a rawcase.Runner, its tensors slices of the request's payload)
+// or decoded.
+type heldCase struct {
+	ch   CaseHeader
+	bits rawcase.Checked
+	k    checked.Case
+}
+
+func (h *heldCase) config() moe.Config {
+	if c := h.bits.Case(); c != nil {
+		return c.Config
+	}
+	return h.k.Case().Config
+}
+
+// decodeRun decodes run request f for backend b: a backend that runs cases as their bits
+// gets them validated on their bits (decodeBits), any other the decoded case
+// (decodeRequest). A same_case request runs held, the lane's previous case, when its header
+// names that case and it carries no tensors.
+func decodeRun(f *Frame, b gpu.Backend, held *heldCase) (*heldCase, gpu.RunOptions, fault.Set, error) {
+	h := f.Header
+	if h.SameCase {
+		if h.Type != TypeRun || h.Case == nil || h.Options == nil {
+			return nil, gpu.RunOptions{}, 0, fmt.Errorf("worker: not a run request (type %q)", h.Type)
+		}
+		if held == nil {
+			return nil, gpu.RunOptions{}, 0, fmt.Errorf("worker: a same_case request, but the lane holds no case (no run request before it, or the one before was refused)")
+		}
+		if len(h.Tensors) != 0 || len(f.Payload) != 0 {
+			return nil, gpu.RunOptions{}, 0, fmt.Errorf("worker: a same_case request with %d tensors and %d payload bytes (it has none)", len(h.Tensors), len(f.Payload))
+		}
+		ch := *h.Case
+		ch.Legacy = false
+		if ch != held.ch {
+			return nil, gpu.RunOptions{}, 0, fmt.Errorf("worker: a same_case request for case %+v, but the lane holds %+v", ch, held.ch)
+		}
+		o, fs, err := requestOptions(f)
+		return held, o, fs, err
+	}
+	var hc heldCase
+	if h.Case != nil {
+		hc.ch = *h.Case
+		hc.ch.Legacy = false
+	}
+	var o gpu.RunOptions
+	var fs fault.Set
+	var err error
+	if _, ok := b.(rawcase.Runner); ok {
+		hc.bits, o, fs, err = decodeBits(f) // holds the payload: f's payload must not change
+	} else {
+		hc.k, o, fs, err = decodeRequest(f)
+		f.Payload = nil
+	}
+	if err != nil {
+		return nil, o, fs, err
+	}
+	return &hc, o, fs, nil
+}
 
 func errorFrame(id uint64, kind, detail string) *Frame {
 	return &Frame{Header: Header{Type: TypeError, ID: id, Kind: kind, Detail: detail}}

@@ -35,11 +35,12 @@ type wireTensor struct {
 	d   moe.DType
 	f32 []float32
 	i32 []int32
+	raw []byte // the wire bytes themselves (a rawcase.Result's), instead of f32 or i32
 }
 
 // elemBytes is the size of one element on the wire.
 func (t *wireTensor) elemBytes() int64 {
-	if t.i32 != nil || t.hdr.DType == WireI32 {
+	if t.hdr.DType == WireI32 {
 		return 4
 	}
 	return int64(t.d.Bits() / 8)
@@ -47,6 +48,15 @@ func (t *wireTensor) elemBytes() int64 {
 
 // encode writes elements [lo, hi) of t as wire bytes into b (len (hi−lo)·elemBytes).
 func (t *wireTensor) encode(b []byte, lo, hi int) {
+	if t.raw != nil {
+		eb := int(t.elemBytes())
+		if t.quiets() {
+			quietF16(b, t.raw[lo*eb:hi*eb])
+		} else {
+			copy(b, t.raw[lo*eb:hi*eb])
+		}
+		return
+	}
 	if t.hdr.DType == WireI32 {
 		for i, x := range t.i32[lo:hi] {
 			binary.LittleEndian.PutUint32(b[4*i:], uint32(x))
@@ -86,8 +96,9 @@ func decodeFloat32(d moe.DType, v []float32, b []byte) {
 			v[i] = math.Float32frombits((uint32(b[2*i]) | uint32(b[2*i+1])<<8) << 16)
 		}
 	case moe.FP16:
-		for i := range v[:len(b)/2] {
-			v[i] = d.FromBits(uint32(binary.LittleEndian.Uint16(b[2*i:])))
+		v = v[:len(b)/2]
+		for i := range v {
+			v[i] = f16ToF32(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
 		}
 	default:
 		v = v[:len(b)/4]
@@ -95,6 +106,25 @@ func decodeFloat32(d moe.DType, v []float32, b []byte) {
 			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
 	}
+}
+
+// f16ToF32 is moe.FP16.FromBits(u), exactly (NaN payloads kept, signalling NaNs made quiet;
+// TestF16ToF32 compares every pattern): the exponent rebiased for normal values, the common case, without the
+// general conversion's calls; subnormals as their integer significand times 2^-24.
+func f16ToF32(u uint16) float32 {
+	sign := uint32(u&0x8000) << 16
+	e, m := uint32(u>>10)&0x1f, uint32(u&0x3ff)
+	switch {
+	case e != 0 && e != 0x1f:
+		return math.Float32frombits(sign | (e+112)<<23 | m<<13)
+	case e == 0x1f: // ±Inf, or NaN made quiet (as the general conversion does)
+		q := uint32(0)
+		if m != 0 {
+			q = 0x00400000
+		}
+		return math.Float32frombits(sign | 0x7f800000 | q | m<<13)
+	}
+	return math.Float32frombits(sign | math.Float32bits(float32(m)*0x1p-24))
 }
 
 // decodeInt32 decodes little-endian int32s from b into v (len(b)/4 values).

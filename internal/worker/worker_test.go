@@ -20,6 +20,10 @@ import (
 // The test binary doubles as a worker: with MOECHECK_WORKER_HELPER=1 it serves fakeBackend
 // on stdin/stdout instead of running tests.
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(benchEnv); mode != "" {
+		serveBench(mode)
+		os.Exit(0)
+	}
 	if os.Getenv("MOECHECK_WORKER_HELPER") == "1" {
 		err := Serve(os.Stdin, os.Stdout, fakeBackend{}, helperServeOptions())
 		if err == ErrCrashed {

@@ -1,0 +1,63 @@
+package rawcase
+
+import (
+	"encoding/binary"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// Result is a run's result as little-endian bytes per tensor: the outputs and the stage
+// tensors as storage bits of the case's dtype (DRW in slot order, as gpu.Result's), the plan
+// (moe.TensorPerm, moe.TensorOffsets) as int32. A tensor not set is absent (the biases'
+// gradients without biases; the stages when not asked for).
+type Result struct {
+	bits [moe.TensorCase][]byte
+}
+
+// Set sets tensor t's bytes (nil: absent). t must be an output, a stage tensor,
+// TensorPerm or TensorOffsets.
+func (r *Result) Set(t moe.Tensor, b []byte) {
+	if t < moe.TensorCase {
+		r.bits[t] = b
+	}
+}
+
+// Tensor returns tensor t's bytes, nil when absent.
+func (r *Result) Tensor(t moe.Tensor) []byte {
+	if t < moe.TensorCase {
+		return r.bits[t]
+	}
+	return nil
+}
+
+// Decode returns the gpu.Result r holds for a case of dtype d, its values exactly (NaN
+// payloads kept: moe.DType.FromBits). Stages are present when the plan's perm is.
+func (r *Result) Decode(d moe.DType) *gpu.Result {
+	f := func(b []byte) []float32 {
+		if b == nil {
+			return nil
+		}
+		v := make([]float32, len(b)/(d.Bits()/8))
+		d.Float32s(v, b)
+		return v
+	}
+	i32 := func(b []byte) []int32 {
+		v := make([]int32, len(b)/4)
+		for i := range v {
+			v[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		return v
+	}
+	res := &gpu.Result{}
+	for _, t := range moe.Outputs() {
+		res.SetTensor(t, f(r.Tensor(t)))
+	}
+	if p := r.Tensor(moe.TensorPerm); p != nil {
+		res.Stages = &gpu.Stages{Perm: i32(p), Offsets: i32(r.Tensor(moe.TensorOffsets))}
+		for _, t := range moe.StageTensors() {
+			res.SetTensor(t, f(r.Tensor(t)))
+		}
+	}
+	return res
+}
