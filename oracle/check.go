@@ -3,12 +3,14 @@ package oracle
 import (
 	"errors"
 	"fmt"
+	"io"
 	"github.com/moecheck/moecheck/internal/poison"
 	"math"
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/par"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
 )
@@ -35,6 +37,10 @@ type Options struct {
 	// returns an error wrapping ErrStopped (a real layer's check takes seconds to minutes;
 	// callers pass a context's Done channel). Nil never stops.
 	Stop <-chan struct{}
+	// Trace, when non-nil, receives a timeline of the check's phases (each stage's
+	// comparison, the weight gradients, the context): wall time, CPU time and the cores kept
+	// busy (package internal/phase; the CLI's MOECHECK_TRACE). Nil writes nothing.
+	Trace io.Writer
 }
 
 // ErrStopped is the error of a check stopped through Options.Stop.
@@ -73,11 +79,14 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: phase.New(opts.Trace, "trace: oracle ")}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	en := opts.Enclosure
 	if en == nil && !local {
-		if en, err = encloseStop(c, false, opts.Contract, ck.split(), opts.Stop); err != nil {
+		sp := ck.tl.Start("enclose")
+		en, err = encloseStop(c, false, opts.Contract, ck.split(), opts.Stop)
+		sp.End()
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -92,6 +101,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if en == nil {
 		en = &Enclosure{} // stage-local mode: outputs are compared in stages()
 	}
+	outs := ck.tl.Start("outputs")
 	for _, t := range []moe.Tensor{moe.TensorY, moe.TensorDX, moe.TensorDW1, moe.TensorDW2, moe.TensorDB1, moe.TensorDB2, moe.TensorDRW} {
 		if t.Bias() && !bias {
 			continue
@@ -108,6 +118,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 			ck.signatures(t, g)
 		}
 	}
+	outs.End()
 	if local {
 		ck.stages(got)
 	}
@@ -117,6 +128,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	v := ck.finish()
 	if !v.Pass || opts.Context || opts.Reference != nil {
 		ref := opts.Reference
+		sp := ck.tl.Start("context")
 		if ref == nil {
 			var err error
 			if ref, err = reference.Run(c, reference.Options{}); err != nil {
@@ -124,6 +136,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 			}
 		}
 		addContext(v, c, got, ref)
+		sp.End()
 	}
 	return v, nil
 }
@@ -145,6 +158,7 @@ type checker struct {
 	p    *moe.Plan
 	v    *Verdict
 	st   map[statKey]int // index of a tensor's stat in v.Stats
+	tl   *phase.Timeline // nil: no trace
 }
 
 // split is the checker's loop split: its own, else every core.

@@ -70,7 +70,9 @@ func (ck *checker) stages(res *gpu.Result) {
 	expertSpans := func(n int) []span { ck.sb.spans = en.expertSpans(ck.sb.spans[:0], n); return ck.sb.spans }
 	spans := func(t moe.Tensor, got []float32, n int, sp []span, enc func(x *encl, s span) ivec) {
 		if !stopped(ck.stop) {
+			ph := ck.tl.Start("stage " + t.String())
 			ck.compareSpans(en, t, false, got, n, sp, enc)
+			ph.End()
 		}
 	}
 	rows := func(n int, f func(x *encl, out ivec, s span)) func(x *encl, s span) ivec {
@@ -114,6 +116,7 @@ func (ck *checker) stages(res *gpu.Result) {
 		{moe.TensorDX, res.DX, func() ivec { return en.scatter(pt(st.DXs)) }},
 		{moe.TensorDRW, res.DRW, func() ivec { return en.unsort(en.drw(pt(st.DO), pt(st.H2))) }},
 	} {
+		ph := ck.tl.Start("local " + l.name.String())
 		step(func() {
 			enc := l.enc()
 			if len(l.got) != len(enc.c) {
@@ -121,12 +124,15 @@ func (ck *checker) stages(res *gpu.Result) {
 			}
 			ck.compareLocal(l.name, l.got, enc)
 		})
+		ph.End()
 	}
 	wgrad := func(t moe.Tensor, got []float32, dout, in rowsrc, nOut, nIn int, at func(e, i, j int) int) {
 		n := nOut * nIn
 		if len(got) != c.E*n || stopped(ck.stop) {
 			return // shape failures are reported with the outputs
 		}
+		ph := ck.tl.Start("wgrad " + t.String())
+		defer ph.End()
 		sp := grow(&ck.sb.spans, c.E)
 		for e := range sp {
 			sp[e] = span{e, e + 1, e}
@@ -149,6 +155,7 @@ func (ck *checker) stages(res *gpu.Result) {
 			dout rowsrc
 			nOut int
 		}{{moe.TensorDB2, res.DB2, pt(st.DH2), H}, {moe.TensorDB1, res.DB1, pt(st.DH1), 2 * I}} {
+			ph := ck.tl.Start("bias " + l.name.String())
 			step(func() {
 				enc := concat(en.wgradBias(l.dout, l.nOut, true), true)
 				if len(l.got) != len(enc.c) {
@@ -156,6 +163,7 @@ func (ck *checker) stages(res *gpu.Result) {
 				}
 				ck.compareLocal(l.name, l.got, enc)
 			})
+			ph.End()
 		}
 	}
 }

@@ -165,7 +165,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	if err := checkDTypes(b, dts); err != nil {
 		return err
 	}
-	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...), Contract: ct, New: f.bf.fresh(a, b)}
+	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...), Contract: ct, New: f.bf.fresh(a, b), Trace: a.trace()}
 	if f.spec != "" || f.preset != "" {
 		return a.checkOne(env, f, ps, one)
 	}

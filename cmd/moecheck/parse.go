@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/phase"
 	"strconv"
 	"strings"
 
@@ -145,7 +146,9 @@ func (a *app) presetCase(id string) (*moe.Case, error) {
 	if err != nil {
 		return nil, usageErr("--preset: %v", err)
 	}
+	ph := phase.New(a.trace(), "trace: ").Start("preset case")
 	c, err := interrupt.Do(a.ctx, func() (*moe.Case, error) { return p.Case(o) })
+	ph.End()
 	if a.ctx.Err() != nil {
 		return nil, internalErr(fmt.Errorf("interrupted while building the preset case: %w", a.ctx.Err()))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moecheck/moecheck/internal/phase"
 	"io"
 	"os"
 	"strings"
@@ -86,6 +87,15 @@ func (a *app) getenv(k string) string {
 		return ""
 	}
 	return a.env.Getenv(k)
+}
+
+// trace is where the phase timeline goes (package internal/phase): stderr when
+// MOECHECK_TRACE is set, else nil (none).
+func (a *app) trace() io.Writer {
+	if a.getenv(phase.EnvVar) == "" {
+		return nil
+	}
+	return a.stderr
 }
 
 func (a *app) now() time.Time {
