@@ -3,8 +3,8 @@ package oracle
 import (
 	"errors"
 	"fmt"
-	"io"
 	"github.com/moecheck/moecheck/internal/poison"
+	"io"
 	"math"
 
 	"github.com/moecheck/moecheck/contract"
