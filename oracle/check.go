@@ -6,6 +6,7 @@ import (
 	"github.com/moecheck/moecheck/internal/poison"
 	"io"
 	"math"
+	"sync/atomic"
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
@@ -67,6 +68,11 @@ type Checker struct {
 	sb   streamBufs  // the streaming checks' bookkeeping (stream.go)
 	// sp, when set, splits the check's loops (tests); the zero value splits over every core.
 	sp par.Split
+	// fullTails derives every span of the sentinel tail element by element (tests: the
+	// stage checks' shortcut for tail rows, compareSpansTail, must give the same verdict).
+	fullTails bool
+	// tailHits counts the tail spans the shortcut judged (tests: it must be taken).
+	tailHits atomic.Int64
 }
 
 // Check is the package-level Check with this Checker's scratch memory.
@@ -79,7 +85,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: phase.New(opts.Trace, "trace: oracle ")}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: phase.New(opts.Trace, "trace: oracle "), fullTails: k.fullTails, tailHits: &k.tailHits}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	en := opts.Enclosure
 	if en == nil && !local {
@@ -159,6 +165,9 @@ type checker struct {
 	v    *Verdict
 	st   map[statKey]int // index of a tensor's stat in v.Stats
 	tl   *phase.Timeline // nil: no trace
+	// fullTails: see Checker.fullTails
+	fullTails bool
+	tailHits  *atomic.Int64 // Checker.tailHits
 }
 
 // split is the checker's loop split: its own, else every core.

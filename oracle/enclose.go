@@ -453,19 +453,29 @@ func (en *encl) weight(h2 rowsrc) ivec {
 func (en *encl) weightRows(h2 rowsrc, out ivec, lo, hi, off int) {
 	H := en.H
 	for i := lo; i < hi; i++ {
-		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
+		w := en.rowWeight(i)
 		o := (i - off) * H
 		for h := 0; h < H; h++ {
-			x := en.arith().mul(h2.at(i*H+h), w)
-			if en.noRound {
-				out.c[o+h], out.r[o+h] = x.v, x.e
-				continue
-			}
-			x = storeAs(en.d, x, en.ct.Weight, contract.InDtype)
+			x := en.weighted(h2.at(i*H+h), w)
 			out.c[o+h], out.r[o+h] = x.v, x.e
 		}
 	}
 }
+
+// rowWeight is the routing weight of sorted row i, exactly.
+func (en *encl) rowWeight(i int) rv { return exactRV(en.c.Routing.Weights[en.p.Perm[i]]) }
+
+// weighted is weight's element from h2 element x and its row's weight w.
+func (en *encl) weighted(x, w rv) rv {
+	x = en.arith().mul(x, w)
+	if en.noRound {
+		return x
+	}
+	return storeAs(en.d, x, en.ct.Weight, contract.InDtype)
+}
+
+// weightOf is weight's element of sorted row i from h2 element x.
+func (en *encl) weightOf(x rv, i int) rv { return en.weighted(x, en.rowWeight(i)) }
 
 // ksum: out[t,h] = round_d(fl32 sum over k in order from +0 of rows[Inv[t·K+k], h]).
 func (en *encl) ksum(rows rowsrc, how contract.Sum) ivec {

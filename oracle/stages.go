@@ -66,14 +66,49 @@ func (ck *checker) stages(res *gpu.Result) {
 	// The stages, span by span of rows (stream.go): an expert's rows for the GEMMs, blocks
 	// of rows for the rest; never a whole stage's enclosure at once.
 	H, I := c.H, c.I
-	rowBlocks := func(n int) []span { ck.sb.spans = blocks(ck.sb.spans[:0], 0, S, n); return ck.sb.spans }
+	// Row blocks end at R, where the sentinel tail begins, so that a tail span holds tail
+	// rows only (compareSpansTail); blocks never change a verdict (compareSpans).
+	rowBlocks := func(n int) []span {
+		ck.sb.spans = blocks(blocks(ck.sb.spans[:0], 0, en.R, n), en.R, S, n)
+		return ck.sb.spans
+	}
 	expertSpans := func(n int) []span { ck.sb.spans = en.expertSpans(ck.sb.spans[:0], n); return ck.sb.spans }
-	spans := func(t moe.Tensor, got []float32, n int, sp []span, enc func(x *encl, s span) ivec) {
+	spans := func(t moe.Tensor, got []float32, n int, sp []span, enc func(x *encl, s span) ivec, tail func(x *encl, s span) tailKind) {
 		if !stopped(ck.stop) {
 			ph := ck.tl.Start("stage " + t.String())
-			ck.compareSpans(en, t, false, got, n, sp, enc)
+			ck.compareSpansTail(en, t, false, got, n, sp, enc, tail)
 			ph.End()
 		}
+	}
+	// What each stage's enclosure is on the tail rows (rows ≥ R), as the enclosure
+	// functions below derive it: zero where they leave the rows' zeroed output alone
+	// (gatherRows with the mask, gemmSpan, dh2Rows, actBackwardRows), unknown where
+	// gemmSpan marks them so. For act and o the tail follows from the path's own tail rows
+	// of h1 and h2: where those are all +0, every tail element is the one constant
+	// activationRows (weightRows, row by row) derives from +0 operands, computed here by
+	// the same calls, and zero when that constant is (±0, 0).
+	zero := func(*encl, span) tailKind { return tailZero }
+	unknown := func(*encl, span) tailKind { return tailUnknown }
+	actTail := func(x *encl, s span) tailKind {
+		if !allPosZero32(st.H1[s.lo*2*I : s.hi*2*I]) {
+			return tailDerive
+		}
+		a := x.arith().actForwardC(c.Act, x.d, x.ct.Activation, rv{}, rv{})
+		if cc, r := x.round(a.v, a.e); cc == 0 && r == 0 {
+			return tailZero
+		}
+		return tailDerive
+	}
+	oTail := func(x *encl, s span) tailKind {
+		if !allPosZero32(st.H2[s.lo*H : s.hi*H]) {
+			return tailDerive
+		}
+		for i := s.lo; i < s.hi; i++ {
+			if y := x.weightOf(rv{}, i); y.v != 0 || y.e != 0 {
+				return tailDerive
+			}
+		}
+		return tailZero
 	}
 	rows := func(n int, f func(x *encl, out ivec, s span)) func(x *encl, s span) ivec {
 		return func(x *encl, s span) ivec {
@@ -85,26 +120,26 @@ func (ck *checker) stages(res *gpu.Result) {
 	w1 := func(x *encl) func(e int) mat {
 		return func(e int) mat { return x.weightMat(x.w1s[e], 2*I, H) }
 	}
-	spans(moe.TensorXs, st.Xs, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.X, true, out, s.lo, s.hi, s.lo) }))
+	spans(moe.TensorXs, st.Xs, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.X, true, out, s.lo, s.hi, s.lo) }), zero)
 	spans(moe.TensorH1, st.H1, 2*I, expertSpans(2*I), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, 2*I, pt(st.Xs), H, w1(x), x.bias1Of(), false)
-	})
-	spans(moe.TensorAct, st.Act, I, rowBlocks(I), rows(I, func(x *encl, out ivec, s span) { x.activationRows(pt(st.H1), out, s.lo, s.hi, s.lo) }))
+	}, zero)
+	spans(moe.TensorAct, st.Act, I, rowBlocks(I), rows(I, func(x *encl, out ivec, s span) { x.activationRows(pt(st.H1), out, s.lo, s.hi, s.lo) }), actTail)
 	spans(moe.TensorH2, st.H2, H, expertSpans(H), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, H, pt(st.Act), I, func(e int) mat { return x.weightMat(x.w2s[e], H, I) }, x.bias2Of(), false)
-	})
-	spans(moe.TensorO, st.O, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.weightRows(pt(st.H2), out, s.lo, s.hi, s.lo) }))
-	spans(moe.TensorDO, st.DO, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.DY, false, out, s.lo, s.hi, s.lo) }))
-	spans(moe.TensorDH2, st.DH2, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.dh2Rows(pt(st.DO), out, s.lo, s.hi, s.lo) }))
+	}, zero)
+	spans(moe.TensorO, st.O, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.weightRows(pt(st.H2), out, s.lo, s.hi, s.lo) }), oTail)
+	spans(moe.TensorDO, st.DO, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.DY, false, out, s.lo, s.hi, s.lo) }), nil)
+	spans(moe.TensorDH2, st.DH2, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.dh2Rows(pt(st.DO), out, s.lo, s.hi, s.lo) }), zero)
 	spans(moe.TensorDAct, st.DAct, I, expertSpans(I), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, I, pt(st.DH2), H, func(e int) mat { return x.transposeExact(x.w2s[e], H, I) }, nil, true)
-	})
+	}, unknown)
 	spans(moe.TensorDH1, st.DH1, 2*I, rowBlocks(2*I), rows(2*I, func(x *encl, out ivec, s span) {
 		x.actBackwardRows(pt(st.H1), pt(st.DAct), out, s.lo, s.hi, s.lo)
-	}))
+	}), zero)
 	spans(moe.TensorDXs, st.DXs, H, expertSpans(H), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, H, pt(st.DH1), 2*I, func(e int) mat { return x.transposeExact(x.w1s[e], 2*I, H) }, nil, false)
-	})
+	}, zero)
 	// The outputs again, now from the path's own last stages (Failure.Local): the weight
 	// gradients expert by expert (stream.go), their bias gradients after both.
 	for _, l := range []struct {

@@ -1,0 +1,135 @@
+package oracle
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/par"
+	"github.com/moecheck/moecheck/moe"
+)
+
+// TestTailFastBitwise: the stage checks' shortcut for spans of the sentinel tail
+// (compareSpansTail) gives bitwise the verdict of deriving those spans element by element
+// (Checker.fullTails), serial and split, for a passing result and for results whose tail
+// rows hold what a faulty path could leave there: a nonzero value, −0, a NaN, a poison
+// signature, nonzero h1 and h2 tails (act's and o's tails are then derived), in every
+// stage; and the shortcut is taken.
+func TestTailFastBitwise(t *testing.T) {
+	serial := par.Split{Workers: 1, MinWork: par.MinWork}
+	split := par.Split{Workers: 4, MinWork: 1}
+	sig := math.Float32frombits(0x7FC00000 | 5<<16) // a signature-like NaN
+	for _, tc := range []struct {
+		name string
+		cfg  moe.Config
+		ct   contract.Contract
+	}{
+		{"bf16-swiglu-ep4-exact", moe.Config{T: 24, H: 40, I: 24, E: 8, K: 3, DType: moe.BF16, EP: moe.EP{World: 4, Rank: 1}}, contract.Exact()},
+		{"fp16-ep2-torch", moe.Config{T: 20, H: 16, I: 24, E: 4, K: 2, DType: moe.FP16, EP: moe.EP{World: 2, Rank: 1}}, contract.Torch()},
+		{"fp32-gptoss-bias-transposed-ep4-any", moe.Config{T: 16, H: 24, I: 16, E: 8, K: 2, DType: moe.FP32, Act: moe.GptOss, Layout: moe.Transposed, Bias: true, EP: moe.EP{World: 4, Rank: 3}}, contract.Any()},
+		{"bf16-gptoss-bias-ep2-torch", moe.Config{T: 16, H: 24, I: 16, E: 6, K: 4, DType: moe.BF16, Act: moe.GptOss, Bias: true, EP: moe.EP{World: 2, Rank: 0}}, contract.Torch()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := moe.RandomRouting(tc.cfg, 11)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := moe.Generate(tc.cfg, r, 11, moe.Normal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := c.Plan()
+			if err != nil {
+				t.Fatal(err)
+			}
+			R, S := p.Rows, c.S()
+			if R >= S {
+				t.Fatalf("no sentinel tail (R %d, S %d): the case does not test the shortcut", R, S)
+			}
+			res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// tailed returns a copy of res whose stage t has v at tail element k (of row
+			// length n), for every stage listed.
+			tailed := func(k int, v float32, ts ...moe.Tensor) *gpu.Result {
+				out := *res
+				st := *res.Stages
+				out.Stages = &st
+				for _, tn := range ts {
+					p := st.Tensor(tn)
+					q := append([]float32(nil), p...)
+					n := len(q) / S
+					q[R*n+k%((S-R)*n)] = v
+					switch tn {
+					case moe.TensorXs:
+						st.Xs = q
+					case moe.TensorH1:
+						st.H1 = q
+					case moe.TensorAct:
+						st.Act = q
+					case moe.TensorH2:
+						st.H2 = q
+					case moe.TensorO:
+						st.O = q
+					case moe.TensorDO:
+						st.DO = q
+					case moe.TensorDH2:
+						st.DH2 = q
+					case moe.TensorDAct:
+						st.DAct = q
+					case moe.TensorDH1:
+						st.DH1 = q
+					case moe.TensorDXs:
+						st.DXs = q
+					default:
+						t.Fatalf("stage %s not handled", tn)
+					}
+				}
+				return &out
+			}
+			all := []moe.Tensor{moe.TensorXs, moe.TensorAct, moe.TensorO, moe.TensorDH2, moe.TensorDAct, moe.TensorDH1, moe.TensorDXs}
+			for _, v := range []struct {
+				name string
+				r    *gpu.Result
+				pass bool
+			}{
+				{"pass", res, true},
+				{"fail/nonzero-every-stage", tailed(5, 0.5, all...), false},
+				{"pass/negative-zero", tailed(7, float32(math.Copysign(0, -1)), moe.TensorXs, moe.TensorDXs, moe.TensorDH1), true},
+				{"fail/nan", tailed(3, float32(math.NaN()), all...), false},
+				{"fail/signature", tailed(9, sig, all...), false},
+				{"fail/h1-tail", tailed(2, 1, moe.TensorH1), false},
+				{"fail/h2-tail", tailed(4, 2, moe.TensorH2), false},
+				{"fail/h1-h2-act-o-tails", tailed(1, -3, moe.TensorH1, moe.TensorH2, moe.TensorAct, moe.TensorO), false},
+			} {
+				var want string
+				for _, sp := range []par.Split{serial, split} {
+					for _, full := range []bool{true, false} {
+						k := &Checker{sp: sp, fullTails: full}
+						got, err := k.Check(c, v.r, Options{Contract: tc.ct})
+						if err != nil {
+							t.Fatal(err)
+						}
+						if got.Pass != v.pass {
+							t.Fatalf("%s (workers %d, full tails %v): pass=%v, want %v: %s", v.name, sp.Workers, full, got.Pass, v.pass, got.Summary())
+						}
+						s := fmt.Sprintf("%+v", *got)
+						if want == "" {
+							want = s
+						} else if s != want {
+							t.Errorf("%s (workers %d, full tails %v): verdict differs from the full derivation's:\nfull  %s\nthis  %s", v.name, sp.Workers, full, want, s)
+						}
+						if hits := k.tailHits.Load(); full && hits != 0 || !full && hits == 0 {
+							t.Errorf("%s (workers %d, full tails %v): %d tail spans shortcut", v.name, sp.Workers, full, hits)
+						}
+					}
+				}
+			}
+		})
+	}
+}
