@@ -3,6 +3,7 @@ package oracle
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/par"
@@ -36,6 +37,10 @@ type encl struct {
 	// noRound turns every storage rounding into the identity (mathematical mode, for the
 	// test that checks the enclosure's semantics against the float64 reference).
 	noRound bool
+	// tailMemo lets drwRows reuse one tail row's enclosure for the others (stage-local
+	// checks; off for Checker.fullTails); tailHits counts its reuses (tests), nil: none.
+	tailMemo bool
+	tailHits *atomic.Int64
 	// ct is the contract whose rounding freedoms the enclosure admits (zero: exact).
 	ct contract.Contract
 	ws *workspace
@@ -538,6 +543,33 @@ func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
 	if do.pt || h2.pt {
 		ra, rb = newMat(1, H), newMat(1, H)
 	}
+	// The sentinel tail (stage-local checks, en.tailMemo): a row ≥ R whose h2 the path
+	// left +0 and whose d_o is finite has every product exactly ±0 (arith.mul: 0 times a
+	// finite value), M = 0, so the reduction below gives round_d(+0) with radius 0 whatever
+	// d_o holds (the fused loops of reduceAcc, H < 2^15: c sums ±0 from +0, mm == 0 decides
+	// exactness before any magnitude is read): the first such row's enclosure, derived,
+	// is every such row's (TestTailFastBitwise).
+	var memo rv
+	haveMemo := false
+	tailRow := func(i int) bool {
+		return en.tailMemo && i >= en.R && H < 1<<15 && do.pt && h2.pt &&
+			allPosZero32(h2.p[i*H:(i+1)*H]) && allFinite32(do.p[i*H:(i+1)*H])
+	}
+	memoed := func(i int, short bool) bool {
+		if short && haveMemo {
+			out.c[i], out.r[i] = memo.v, memo.e
+			if en.tailHits != nil {
+				en.tailHits.Add(1)
+			}
+			return true
+		}
+		return false
+	}
+	keep := func(i int, short bool) {
+		if short && !haveMemo {
+			memo, haveMemo = rv{out.c[i], out.r[i]}, true
+		}
+	}
 	if how := en.ct.DRWProducts; (how == contract.InDtype || how == contract.Either) && !en.noRound {
 		// products rounded to the dtype (or either) before an fp32 reduction in any order:
 		// the reduction of the stored products against ones (docs/oracle.md §9)
@@ -547,6 +579,10 @@ func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
 		}
 		pr := en.newMat(1, H)
 		for i := lo; i < hi; i++ {
+			short := tailRow(i)
+			if memoed(i, short) {
+				continue
+			}
 			for h := 0; h < H; h++ {
 				x := en.arith().mul(do.at(i*H+h), h2.at(i*H+h))
 				x = storeAs(en.d, x, how, contract.InFP32)
@@ -564,14 +600,30 @@ func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
 					out.c[i], out.r[i] = x.v, x.e
 				})
 			}
+			keep(i, short)
 		}
 		return
 	}
 	for i := lo; i < hi; i++ {
+		short := tailRow(i)
+		if memoed(i, short) {
+			continue
+		}
 		A := do.rowsInto(ra, i, i+1, H)
 		B := h2.rowsInto(rb, i, i+1, H)
 		reduceAcc(en.d, A, B, nil, !en.noRound, false, en.ws, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
+		keep(i, short)
 	}
+}
+
+// allFinite32 reports whether every value of v is finite.
+func allFinite32(v []float32) bool {
+	for _, x := range v {
+		if math.Float32bits(x)&0x7f800000 == 0x7f800000 {
+			return false
+		}
+	}
+	return true
 }
 
 // dh2: rows < R: round_d(d_o·rw); tail zero (backward of mask C).

@@ -51,6 +51,7 @@ func (ck *checker) stages(res *gpu.Result) {
 	en := newEnclIn(c, p, ck.ar, ck.ws, ck.pool)
 	en.sp, en.stop = ck.split(), ck.stop
 	en.ct = ck.ct
+	en.tailMemo, en.tailHits = !ck.fullTails, ck.tailHits
 	pt := ptsrc
 	// Each step's enclosure and the point enclosures of its inputs are released once the
 	// step is compared, so the check holds one step's intermediates at a time, not every

@@ -106,6 +106,8 @@ func TestTailFastBitwise(t *testing.T) {
 				{"fail/h1-tail", tailed(2, 1, moe.TensorH1), false},
 				{"fail/h2-tail", tailed(4, 2, moe.TensorH2), false},
 				{"fail/h1-h2-act-o-tails", tailed(1, -3, moe.TensorH1, moe.TensorH2, moe.TensorAct, moe.TensorO), false},
+				{"fail/do-tail-inf", tailed(6, float32(math.Inf(-1)), moe.TensorDO), false},
+				{"fail/do-tail-nan-h2-tail", tailed(8, float32(math.NaN()), moe.TensorDO, moe.TensorH2), false},
 			} {
 				var want string
 				for _, sp := range []par.Split{serial, split} {
