@@ -78,14 +78,20 @@ type Checker struct {
 // Check is the package-level Check with this Checker's scratch memory.
 func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, error) {
 	k.ar.reset()
-	if err := c.Validate(moe.Limits{}); err != nil {
-		return nil, fmt.Errorf("oracle: %w", err)
-	}
-	p, err := c.Plan()
+	tl := phase.New(opts.Trace, "trace: oracle ")
+	ph := tl.Start("validate")
+	err := c.Validate(moe.Limits{})
+	ph.End()
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: phase.New(opts.Trace, "trace: oracle "), fullTails: k.fullTails, tailHits: &k.tailHits}
+	ph = tl.Start("plan")
+	p, err := c.Plan()
+	ph.End()
+	if err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
+	}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	en := opts.Enclosure
 	if en == nil && !local {

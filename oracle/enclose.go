@@ -528,13 +528,20 @@ func (en *encl) drw(do, h2 rowsrc) ivec {
 		en.drwRows(do, h2, out, 0, en.S)
 		return out
 	}
-	en.forRows(en.S, 8*en.H, func(lo, hi int) {
+	// Ranges of drwBlock rows: each range makes its own scratch (a workspace and four
+	// rows), which ranges of par.MinWork (two rows at H = 2048) made for every other row:
+	// gigabytes of garbage at a real layer's S, and most of the step's time in page faults.
+	nb := (en.S + drwBlock - 1) / drwBlock
+	en.forRows(nb, 8*en.H*drwBlock, func(lo, hi int) {
 		x := *en
 		x.ws, x.ar = &workspace{}, nil // this range's own scratch
-		x.drwRows(do, h2, out, lo, hi)
+		x.drwRows(do, h2, out, lo*drwBlock, min(hi*drwBlock, en.S))
 	})
 	return out
 }
+
+// drwBlock is the rows of one range of drw's split.
+const drwBlock = 256
 
 // drwRows is drw on rows [lo, hi).
 func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
