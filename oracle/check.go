@@ -73,6 +73,9 @@ type Checker struct {
 	fullTails bool
 	// tailHits counts the tail spans the shortcut judged (tests: it must be taken).
 	tailHits atomic.Int64
+	// wholeLocal compares the stage-local y and dX against their whole enclosure (tests:
+	// the span by span comparison must give the same verdict).
+	wholeLocal bool
 }
 
 // Check is the package-level Check with this Checker's scratch memory.
@@ -91,7 +94,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	en := opts.Enclosure
 	if en == nil && !local {
@@ -174,6 +177,8 @@ type checker struct {
 	// fullTails: see Checker.fullTails
 	fullTails bool
 	tailHits  *atomic.Int64 // Checker.tailHits
+	// wholeLocal: see Checker.wholeLocal
+	wholeLocal bool
 }
 
 // split is the checker's loop split: its own, else every core.

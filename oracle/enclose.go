@@ -484,38 +484,41 @@ func (en *encl) weightOf(x rv, i int) rv { return en.weighted(x, en.rowWeight(i)
 
 // ksum: out[t,h] = round_d(fl32 sum over k in order from +0 of rows[Inv[t·K+k], h]).
 func (en *encl) ksum(rows rowsrc, how contract.Sum) ivec {
+	out := en.newIvec(en.T * en.H)
+	en.forRows(en.T, 4*en.H*en.K, func(lo, hi int) { en.ksumRows(rows, how, out, lo, hi, 0) })
+	return out
+}
+
+// ksumRows is ksum on tokens [lo, hi) (see gatherRows for off).
+func (en *encl) ksumRows(rows rowsrc, how contract.Sum, out ivec, lo, hi, off int) {
 	H, K := en.H, en.K
-	out := en.newIvec(en.T * H)
 	if how != (contract.Sum{}) && !en.noRound {
-		en.forRows(en.T, 4*H*K, func(lo, hi int) {
-			cs, rs := make([]float64, K), make([]float64, K)
-			for t := lo; t < hi; t++ {
-				for h := 0; h < H; h++ {
-					for k := 0; k < K; k++ {
-						i := int(en.p.Inv[t*K+k])
-						x := rows.at(i*H + h)
-						cs[k], rs[k] = x.v, x.e
-					}
-					s := sumTerms(en.d, how, cs, rs)
-					out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
-				}
-			}
-		})
-		return out
-	}
-	en.forRows(en.T, 4*H*K, func(lo, hi int) {
+		cs, rs := make([]float64, K), make([]float64, K)
 		for t := lo; t < hi; t++ {
+			o := (t - off) * H
 			for h := 0; h < H; h++ {
-				s := exactRV(0)
 				for k := 0; k < K; k++ {
 					i := int(en.p.Inv[t*K+k])
-					s = en.arith().add(s, rows.at(i*H+h))
+					x := rows.at(i*H + h)
+					cs[k], rs[k] = x.v, x.e
 				}
-				out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
+				s := sumTerms(en.d, how, cs, rs)
+				out.c[o+h], out.r[o+h] = en.round(s.v, s.e)
 			}
 		}
-	})
-	return out
+		return
+	}
+	for t := lo; t < hi; t++ {
+		o := (t - off) * H
+		for h := 0; h < H; h++ {
+			s := exactRV(0)
+			for k := 0; k < K; k++ {
+				i := int(en.p.Inv[t*K+k])
+				s = en.arith().add(s, rows.at(i*H+h))
+			}
+			out.c[o+h], out.r[o+h] = en.round(s.v, s.e)
+		}
+	}
 }
 
 func (en *encl) combine(o rowsrc) ivec   { return en.ksum(o, en.ct.Combine) }

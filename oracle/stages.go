@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/contract"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
@@ -143,6 +144,29 @@ func (ck *checker) stages(res *gpu.Result) {
 	}, zero)
 	// The outputs again, now from the path's own last stages (Failure.Local): the weight
 	// gradients expert by expert (stream.go), their bias gradients after both.
+	// y and dX token block by token block (compareSpans: compareLocal's verdict without
+	// the whole T×H enclosure; TestLocalSpansBitwise), d_rw whole.
+	for _, l := range []struct {
+		name moe.Tensor
+		got  []float32
+		rows rowsrc
+		how  contract.Sum
+	}{{moe.TensorY, res.Y, pt(st.O), en.ct.Combine}, {moe.TensorDX, res.DX, pt(st.DXs), en.ct.Scatter}} {
+		if ck.wholeLocal {
+			break
+		}
+		if len(l.got) != c.T*H || stopped(ck.stop) {
+			continue // shape failures are reported with the outputs
+		}
+		ph := ck.tl.Start("local " + l.name.String())
+		ck.sb.spans = blocks(ck.sb.spans[:0], 0, c.T, H)
+		ck.compareSpans(en, l.name, true, l.got, H, ck.sb.spans, func(x *encl, s span) ivec {
+			out := x.newIvec((s.hi - s.lo) * H)
+			x.ksumRows(l.rows, l.how, out, s.lo, s.hi, s.lo)
+			return out
+		})
+		ph.End()
+	}
 	for _, l := range []struct {
 		name moe.Tensor
 		got  []float32
@@ -152,6 +176,9 @@ func (ck *checker) stages(res *gpu.Result) {
 		{moe.TensorDX, res.DX, func() ivec { return en.scatter(pt(st.DXs)) }},
 		{moe.TensorDRW, res.DRW, func() ivec { return en.unsort(en.drw(pt(st.DO), pt(st.H2))) }},
 	} {
+		if l.name != moe.TensorDRW && !ck.wholeLocal {
+			continue // by spans above
+		}
 		ph := ck.tl.Start("local " + l.name.String())
 		step(func() {
 			enc := l.enc()

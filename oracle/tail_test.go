@@ -135,3 +135,62 @@ func TestTailFastBitwise(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalSpansBitwise: the stage-local y and dX compared token block by token block give
+// bitwise the verdict of the comparison against their whole enclosure (Checker.wholeLocal),
+// serial and split, passing and failing (NaN, a poison signature, values out of bounds in
+// both), under contracts with and without a free combine and scatter order.
+func TestLocalSpansBitwise(t *testing.T) {
+	serial := par.Split{Workers: 1, MinWork: par.MinWork}
+	split := par.Split{Workers: 4, MinWork: 1}
+	for _, tc := range []struct {
+		name string
+		cfg  moe.Config
+		ct   contract.Contract
+	}{
+		{"bf16-swiglu-exact", moe.Config{T: 40, H: 40, I: 24, E: 6, K: 3, DType: moe.BF16}, contract.Exact()},
+		{"fp16-ep-torch", moe.Config{T: 36, H: 16, I: 24, E: 4, K: 2, DType: moe.FP16, EP: moe.EP{World: 2, Rank: 1}}, contract.Torch()},
+		{"fp32-gptoss-bias-any", moe.Config{T: 30, H: 24, I: 16, E: 5, K: 2, DType: moe.FP32, Act: moe.GptOss, Bias: true}, contract.Any()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := moe.RandomRouting(tc.cfg, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := moe.Generate(tc.cfg, r, 5, moe.Normal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := corrupt(res)
+			for _, v := range []struct {
+				name string
+				r    *gpu.Result
+				pass bool
+			}{{"pass", res, true}, {"fail", bad, false}} {
+				var want string
+				for _, sp := range []par.Split{serial, split} {
+					for _, whole := range []bool{true, false} {
+						k := &Checker{sp: sp, wholeLocal: whole}
+						got, err := k.Check(c, v.r, Options{Contract: tc.ct})
+						if err != nil {
+							t.Fatal(err)
+						}
+						if got.Pass != v.pass {
+							t.Fatalf("%s (workers %d, whole %v): pass=%v, want %v: %s", v.name, sp.Workers, whole, got.Pass, v.pass, got.Summary())
+						}
+						s := fmt.Sprintf("%+v", *got)
+						if want == "" {
+							want = s
+						} else if s != want {
+							t.Errorf("%s (workers %d, whole %v): verdict differs from the whole comparison's:\nwhole %s\nthis  %s", v.name, sp.Workers, whole, want, s)
+						}
+					}
+				}
+			}
+		})
+	}
+}
