@@ -194,3 +194,55 @@ func TestLocalSpansBitwise(t *testing.T) {
 		})
 	}
 }
+
+// TestSignaturesLongScan: an output of sigScanMin values or more is first scanned over the
+// cores for a quiet NaN; a signature anywhere (the last element included) is still reported
+// at its index, and a quiet NaN that is no signature, or none, reports nothing.
+func TestSignaturesLongScan(t *testing.T) {
+	cfg := moe.Config{T: sigScanMin / 32, H: 32, I: 8, E: 2, K: 1, DType: moe.BF16}
+	r, err := moe.RandomRouting(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := moe.Generate(cfg, r, 3, moe.Normal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := math.Float32frombits(0x7FC00000 | 5<<16)
+	n := cfg.LenX()
+	for _, tc := range []struct {
+		name  string
+		at    int
+		v     float32
+		fails int
+	}{
+		{"clean/none", -1, 0, 0},
+		{"signature/last", n - 1, sig, 1},
+		{"signature/first", 0, sig, 1},
+		{"quiet-nan/not-a-signature", n / 2, math.Float32frombits(0x7FC00001), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make([]float32, n)
+			for i := range got {
+				got[i] = 0.5
+			}
+			if tc.at >= 0 {
+				got[tc.at] = tc.v
+			}
+			for _, sp := range []par.Split{{Workers: 1, MinWork: par.MinWork}, {Workers: 4, MinWork: 1}} {
+				ck := &checker{c: c, p: p, v: &Verdict{}, sp: sp}
+				ck.signatures(moe.TensorY, got)
+				if len(ck.v.Failures) != tc.fails {
+					t.Fatalf("workers %d: %d failures, want %d: %+v", sp.Workers, len(ck.v.Failures), tc.fails, ck.v.Failures)
+				}
+				if tc.fails > 0 && (ck.v.Failures[0].Check != CheckSignature || ck.v.Failures[0].Worst.Index != tc.at) {
+					t.Fatalf("workers %d: failure %+v, want a signature at %d", sp.Workers, ck.v.Failures[0], tc.at)
+				}
+			}
+		})
+	}
+}
