@@ -142,8 +142,16 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 			}
 		}
 	} else {
-		aAbs, aPlus := absPlus(A, ws.get(3, len(A.c)), ws.get(4, len(A.c)))
-		bAbs, bPlus := absPlus(B, ws.get(5, len(B.c)), ws.get(6, len(B.c)))
+		var aAbs, aPlus, bAbs, bPlus []float64
+		if allExact {
+			// radii all zero: |c|+r = |c| bitwise, so one array serves as both (|c| is
+			// not read once M is computed, before ν may raise |c|+r in place below)
+			aAbs, bAbs = absInto(A, ws.get(3, len(A.c))), absInto(B, ws.get(5, len(B.c)))
+			aPlus, bPlus = aAbs, bAbs
+		} else {
+			aAbs, aPlus = absPlus(A, ws.get(3, len(A.c)), ws.get(4, len(A.c)))
+			bAbs, bPlus = absPlus(B, ws.get(5, len(B.c)), ws.get(6, len(B.c)))
+		}
 		mulNT(m, n, k, A.c, B.c, C)
 		mulNT(m, n, k, aAbs, bAbs, M)
 		if allExact {
@@ -283,6 +291,14 @@ func absPlus(A mat, abs, plus []float64) ([]float64, []float64) {
 		plus[i] = a + A.r[i]
 	}
 	return abs, plus
+}
+
+// absInto returns |c| of a matrix.
+func absInto(A mat, abs []float64) []float64 {
+	for i, c := range A.c {
+		abs[i] = math.Abs(c)
+	}
+	return abs
 }
 
 // rowInfo returns, per row, the minimum trailing exponent of its nonzero centers and whether
