@@ -83,6 +83,25 @@ func (a *arena) get(n int) []float64 {
 	return a.slabs[a.cur][:n:n]
 }
 
+// getDirty is get without clearing reused space: for a slice its caller writes whole before
+// reading it (the operand matrices of rowsInto and colsMat, a real layer's rows).
+func (a *arena) getDirty(n int) []float64 {
+	if a == nil {
+		return make([]float64, n)
+	}
+	for a.cur < len(a.slabs) {
+		s := a.slabs[a.cur]
+		if a.off+n <= len(s) {
+			v := s[a.off : a.off+n : a.off+n]
+			a.off += n
+			return v
+		}
+		a.cur++
+		a.off = 0
+	}
+	return a.get(n)
+}
+
 func (a *arena) reset() {
 	if a != nil {
 		a.cur, a.off = 0, 0
@@ -92,6 +111,11 @@ func (a *arena) reset() {
 func (en *encl) newIvec(n int) ivec { return ivec{c: en.ar.get(n), r: en.ar.get(n)} }
 
 func (en *encl) newMat(m, k int) mat { return mat{m, k, en.ar.get(m * k), en.ar.get(m * k)} }
+
+// newMatDirty is newMat for a matrix its caller writes whole (arena.getDirty).
+func (en *encl) newMatDirty(m, k int) mat {
+	return mat{m, k, en.ar.getDirty(m * k), en.ar.getDirty(m * k)}
+}
 
 // arith is the elementwise arithmetic of this enclosure (mathematical mode keeps centers).
 func (en *encl) arith() arith { return arith{math: en.noRound} }
@@ -269,7 +293,7 @@ func rowsMat(v ivec, b, e, n int) mat {
 
 // colsMat copies rows [b, e) of v (row length n) transposed: an n×(e−b) mat.
 func (en *encl) colsMat(v rowsrc, b, e, n int) mat {
-	m := en.newMat(n, e-b)
+	m := en.newMatDirty(n, e-b) // every element written below
 	for i := b; i < e; i++ {
 		for j := 0; j < n; j++ {
 			x := v.at(i*n + j)
