@@ -246,3 +246,23 @@ func TestSignaturesLongScan(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkTransposeExact: transposeExact on one expert's W1 and W2 of a Qwen3-30B-A3B layer
+// (2I×H = 1536×2048, H×I = 2048×768), as the dgrad stages call it per expert; ns/element.
+func BenchmarkTransposeExact(b *testing.B) {
+	for _, sh := range [][2]int{{1536, 2048}, {2048, 768}} {
+		m, k := sh[0], sh[1]
+		b.Run(fmt.Sprintf("m=%d/k=%d", m, k), func(b *testing.B) {
+			x := make([]float64, m*k)
+			for i := range x {
+				x[i] = float64(i)
+			}
+			en := &encl{ar: &arena{}}
+			for b.Loop() {
+				en.ar.reset()
+				en.transposeExact(x, m, k)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(m*k), "ns/element")
+		})
+	}
+}
