@@ -307,11 +307,12 @@ func (en *encl) colsMat(v rowsrc, b, e, n int) mat {
 func exactMat(x []float64, m, k int) mat { return mat{m, k, x, make([]float64, len(x))} }
 
 func (en *encl) weightMat(x []float64, m, k int) mat {
-	w := mat{m, k, x, en.ar.get(len(x))} // radii zero (arena memory is cleared)
-	if en.noRound {
-		for i := range w.r {
-			w.r[i] = 0x1p-1000
-		}
+	if !en.noRound {
+		return mat{m, k, x, en.ws.zeros(len(x))} // radii zero, read only
+	}
+	w := mat{m, k, x, en.ar.get(len(x))}
+	for i := range w.r {
+		w.r[i] = 0x1p-1000
 	}
 	return w
 }
@@ -320,9 +321,9 @@ func (en *encl) weightMat(x []float64, m, k int) mat {
 //
 // It copies in tiles of 32×32 (a column of the transpose is a stride of m elements: a real
 // layer's weights, m·k ≈ 3·10^6 per expert, missed the cache on every element), writes every
-// center, and leaves the radii zero.
+// center; the radii are the workspace's read-only zeros.
 func (en *encl) transposeExact(x []float64, m, k int) mat {
-	t := mat{k, m, en.ar.getDirty(k * m), en.ar.get(k * m)}
+	t := mat{k, m, en.ar.getDirty(k * m), en.ws.zeros(k * m)}
 	const tile = 32
 	for i0 := 0; i0 < m; i0 += tile {
 		i1 := min(i0+tile, m)

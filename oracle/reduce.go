@@ -46,6 +46,19 @@ type workspace struct {
 	ints  [2][]int
 	bools [2][]bool
 	flip  int
+	zero  []float64 // all +0, never written: the radii of exact weight matrices
+}
+
+// zeros returns n zeros that no one may write (the radii of an exact matrix: reduceAcc and
+// rowInfo only read a mat's radii), kept between calls instead of cleared for each.
+func (w *workspace) zeros(n int) []float64 {
+	if w == nil {
+		return make([]float64, n)
+	}
+	if len(w.zero) < n {
+		w.zero = make([]float64, n)
+	}
+	return w.zero[:n:n]
 }
 
 // rowBufs returns per-row scratch; two consecutive calls (operands A and B) get distinct
