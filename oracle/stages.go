@@ -3,6 +3,7 @@ package oracle
 import (
 	"fmt"
 	"github.com/moecheck/moecheck/contract"
+	"math"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
@@ -75,7 +76,7 @@ func (ck *checker) stages(res *gpu.Result) {
 		return ck.sb.spans
 	}
 	expertSpans := func(n int) []span { ck.sb.spans = en.expertSpans(ck.sb.spans[:0], n); return ck.sb.spans }
-	spans := func(t moe.Tensor, got []float32, n int, sp []span, enc func(x *encl, s span) ivec, tail func(x *encl, s span) tailKind) {
+	spans := func(t moe.Tensor, got []float32, n int, sp []span, enc func(x *encl, s span) ivec, tail func(x *encl, s span, got []float32) tailKind) {
 		if !stopped(ck.stop) {
 			ph := ck.tl.Start("stage " + t.String())
 			ck.compareSpansTail(en, t, false, got, n, sp, enc, tail)
@@ -85,13 +86,13 @@ func (ck *checker) stages(res *gpu.Result) {
 	// What each stage's enclosure is on the tail rows (rows ≥ R), as the enclosure
 	// functions below derive it: zero where they leave the rows' zeroed output alone
 	// (gatherRows with the mask, gemmSpan, dh2Rows, actBackwardRows), unknown where
-	// gemmSpan marks them so. For act and o the tail follows from the path's own tail rows
+	// gemmSpan marks them so, dY's exact values for d_o (doTail). For act and o the tail follows from the path's own tail rows
 	// of h1 and h2: where those are all +0, every tail element is the one constant
 	// activationRows (weightRows, row by row) derives from +0 operands, computed here by
 	// the same calls, and zero when that constant is (±0, 0).
-	zero := func(*encl, span) tailKind { return tailZero }
-	unknown := func(*encl, span) tailKind { return tailUnknown }
-	actTail := func(x *encl, s span) tailKind {
+	zero := func(*encl, span, []float32) tailKind { return tailZero }
+	unknown := func(*encl, span, []float32) tailKind { return tailUnknown }
+	actTail := func(x *encl, s span, _ []float32) tailKind {
 		if !allPosZero32(st.H1[s.lo*2*I : s.hi*2*I]) {
 			return tailDerive
 		}
@@ -101,7 +102,7 @@ func (ck *checker) stages(res *gpu.Result) {
 		}
 		return tailDerive
 	}
-	oTail := func(x *encl, s span) tailKind {
+	oTail := func(x *encl, s span, _ []float32) tailKind {
 		if !allPosZero32(st.H2[s.lo*H : s.hi*H]) {
 			return tailDerive
 		}
@@ -111,6 +112,23 @@ func (ck *checker) stages(res *gpu.Result) {
 			}
 		}
 		return tailZero
+	}
+	// d_o's tail rows are the gathered dY of their tokens (gatherRows without the mask):
+	// exact points where dY is finite.
+	doTail := func(x *encl, s span, got []float32) tailKind {
+		if x.noRound {
+			return tailDerive
+		}
+		for i := s.lo; i < s.hi; i++ {
+			t := x.tok[i]
+			g := got[(i-s.lo)*H : (i-s.lo+1)*H]
+			for h, y := range c.DY[t*H : (t+1)*H] {
+				if float64(g[h]) != y || math.IsInf(y, 0) { // a NaN y never compares equal
+					return tailDerive
+				}
+			}
+		}
+		return tailMatch
 	}
 	rows := func(n int, f func(x *encl, out ivec, s span)) func(x *encl, s span) ivec {
 		return func(x *encl, s span) ivec {
@@ -131,7 +149,7 @@ func (ck *checker) stages(res *gpu.Result) {
 		return x.gemmSpan(s, H, pt(st.Act), I, func(e int) mat { return x.weightMat(x.w2s[e], H, I) }, x.bias2Of(), false)
 	}, zero)
 	spans(moe.TensorO, st.O, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.weightRows(pt(st.H2), out, s.lo, s.hi, s.lo) }), oTail)
-	spans(moe.TensorDO, st.DO, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.DY, false, out, s.lo, s.hi, s.lo) }), nil)
+	spans(moe.TensorDO, st.DO, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.DY, false, out, s.lo, s.hi, s.lo) }), doTail)
 	spans(moe.TensorDH2, st.DH2, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.dh2Rows(pt(st.DO), out, s.lo, s.hi, s.lo) }), zero)
 	spans(moe.TensorDAct, st.DAct, I, expertSpans(I), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, I, pt(st.DH2), H, func(e int) mat { return x.transposeExact(x.w2s[e], H, I) }, nil, true)

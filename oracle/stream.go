@@ -94,6 +94,7 @@ const (
 	tailDerive  tailKind = iota // not known without deriving it: enc as for any span
 	tailZero                    // every element exactly zero: center ±0, radius +0
 	tailUnknown                 // every element unknown (the path leaves the rows unwritten)
+	tailMatch                   // every element exactly known (radius 0) and equal to the path's value
 )
 
 // compareSpansTail is compareSpans where tail, when not nil, tells for a span of tail rows
@@ -105,11 +106,14 @@ const (
 //   - tailZero: compareSpan against (±0, 0) counts an element exact and passes it exactly
 //     when it is ±0 (ratio 0, and a radius of 0 never raises MaxRatio); so a span whose
 //     values are all ±0 counts them exact, and any other span is compared as before, against
-//     the enclosure enc derives.
+//     the enclosure enc derives;
+//   - tailMatch (the tail function compared the span's values with the centers of an
+//     enclosure it knows to be exact, finite, and found them equal): compareSpan would count
+//     every element exact and pass it with ratio 0; so does this.
 //
 // The verdict is therefore bitwise compareSpans's (TestTailFastBitwise); ck.fullTails turns
 // the shortcut off.
-func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got []float32, n int, spans []span, enc func(x *encl, s span) ivec, tail func(x *encl, s span) tailKind) {
+func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got []float32, n int, spans []span, enc func(x *encl, s span) ivec, tail func(x *encl, s span, got []float32) tailKind) {
 	st := ck.stat(name, local, len(got))
 	parts := grow(&ck.sb.parts, len(spans))
 	if ck.fullTails {
@@ -119,7 +123,11 @@ func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got [
 		s := spans[k]
 		g := got[s.lo*n : s.hi*n]
 		if tail != nil && s.e < 0 && s.lo >= en.R {
-			switch tail(x, s) {
+			switch tail(x, s, g) {
+			case tailMatch:
+				parts[k].exact += len(g)
+				ck.tailHits.Add(1)
+				return
 			case tailUnknown:
 				parts[k].unknown += len(g)
 				ck.tailHits.Add(1)

@@ -17,8 +17,8 @@ import (
 // (compareSpansTail) gives bitwise the verdict of deriving those spans element by element
 // (Checker.fullTails), serial and split, for a passing result and for results whose tail
 // rows hold what a faulty path could leave there: a nonzero value, −0, a NaN, a poison
-// signature, nonzero h1 and h2 tails (act's and o's tails are then derived), in every
-// stage; and the shortcut is taken.
+// signature, nonzero h1 and h2 tails (act's and o's tails are then derived), a d_o tail that
+// is not dY, in every stage; and the shortcut is taken.
 func TestTailFastBitwise(t *testing.T) {
 	serial := par.Split{Workers: 1, MinWork: par.MinWork}
 	split := par.Split{Workers: 4, MinWork: 1}
@@ -107,6 +107,7 @@ func TestTailFastBitwise(t *testing.T) {
 				{"fail/h2-tail", tailed(4, 2, moe.TensorH2), false},
 				{"fail/h1-h2-act-o-tails", tailed(1, -3, moe.TensorH1, moe.TensorH2, moe.TensorAct, moe.TensorO), false},
 				{"fail/do-tail-inf", tailed(6, float32(math.Inf(-1)), moe.TensorDO), false},
+				{"fail/do-tail-value", tailed(10, 0.25, moe.TensorDO), false},
 				{"fail/do-tail-nan-h2-tail", tailed(8, float32(math.NaN()), moe.TensorDO, moe.TensorH2), false},
 			} {
 				var want string
