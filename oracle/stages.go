@@ -2,9 +2,9 @@ package oracle
 
 import (
 	"fmt"
-	"github.com/moecheck/moecheck/contract"
 	"math"
 
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -86,10 +86,11 @@ func (ck *checker) stages(res *gpu.Result) {
 	// What each stage's enclosure is on the tail rows (rows ≥ R), as the enclosure
 	// functions below derive it: zero where they leave the rows' zeroed output alone
 	// (gatherRows with the mask, gemmSpan, dh2Rows, actBackwardRows), unknown where
-	// gemmSpan marks them so, dY's exact values for d_o (doTail). For act and o the tail follows from the path's own tail rows
-	// of h1 and h2: where those are all +0, every tail element is the one constant
-	// activationRows (weightRows, row by row) derives from +0 operands, computed here by
-	// the same calls, and zero when that constant is (±0, 0).
+	// gemmSpan marks them so, dY's exact values for d_o (doTail). For act and o the tail
+	// follows from the path's own tail rows of h1 and h2: where those are all +0, every
+	// tail element is the one constant activationRows (weightRows, row by row) derives
+	// from +0 operands, computed here by the same calls, and zero when that constant is
+	// (±0, 0).
 	zero := func(*encl, span, []float32) tailKind { return tailZero }
 	unknown := func(*encl, span, []float32) tailKind { return tailUnknown }
 	actTail := func(x *encl, s span, _ []float32) tailKind {

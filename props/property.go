@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
-	"github.com/moecheck/moecheck/internal/phase"
 	"io"
 	"strings"
 
 	"github.com/moecheck/moecheck/contract"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 )

@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"github.com/moecheck/moecheck/internal/phase"
 	"strconv"
 	"strings"
 
 	"github.com/moecheck/moecheck/internal/interrupt"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
-	"github.com/moecheck/moecheck/internal/phase"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/moe"
 )
 
