@@ -181,6 +181,15 @@ type checker struct {
 	wholeLocal bool
 }
 
+// phase starts the timeline's phase named prefix + t; nothing (and no name built) without
+// a timeline, so that a small case's check allocates nothing for it.
+func (ck *checker) phase(prefix string, t moe.Tensor) phase.Span {
+	if ck.tl == nil {
+		return phase.Span{}
+	}
+	return ck.tl.Start(prefix + t.String())
+}
+
 // split is the checker's loop split: its own, else every core.
 func (ck *checker) split() par.Split {
 	if ck.sp.Workers == 0 {

@@ -3,6 +3,7 @@ package oracle
 import (
 	"math"
 
+	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/poison"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -83,11 +84,24 @@ func (a *agg) merge(b agg) {
 // enclosure derived span by span: enc(x, s) returns the enclosure of rows s ((s.hi−s.lo)·n
 // elements) from x's scratch. Spans run on en's workers, each with its own scratch.
 func (ck *checker) compareSpans(en *encl, name moe.Tensor, local bool, got []float32, n int, spans []span, enc func(x *encl, s span) ivec) {
-	ck.compareSpansTail(en, name, local, got, n, spans, enc, nil)
+	ck.compareSpansTail(en, name, local, got, n, spans, enc, ruleNone, nil)
 }
 
+// tailRule names how the tail spans of a stage are known (checker.tailOf, stages.go); a
+// value, not a function, so that a small case's check allocates nothing for it.
+type tailRule uint8
+
+const (
+	ruleNone    tailRule = iota // derive every span
+	ruleZero                    // tailZero
+	ruleUnknown                 // tailUnknown
+	ruleAct                     // act, from the path's h1 tail
+	ruleO                       // o, from the path's h2 tail
+	ruleDO                      // d_o: the tokens' dY
+)
+
 // tailKind is what a span of the sentinel tail (rows ≥ R) of a stage encloses, as its
-// stage's tail function says before any enclosure is derived.
+// stage's tail rule says before any enclosure is derived.
 type tailKind uint8
 
 const (
@@ -97,7 +111,8 @@ const (
 	tailMatch                   // every element exactly known (radius 0) and equal to the path's value
 )
 
-// compareSpansTail is compareSpans where tail, when not nil, tells for a span of tail rows
+// compareSpansTail is compareSpans where rule (with the path's stages), when not ruleNone,
+// tells (checker.tailOf) for a span of tail rows
 // (s.e < 0, s.lo ≥ R: most rows of a rank of a large expert-parallel world, 7/8 of S at
 // EP 8) what its enclosure is, so that it need not be derived element by element:
 //
@@ -107,23 +122,23 @@ const (
 //     when it is ±0 (ratio 0, and a radius of 0 never raises MaxRatio); so a span whose
 //     values are all ±0 counts them exact, and any other span is compared as before, against
 //     the enclosure enc derives;
-//   - tailMatch (the tail function compared the span's values with the centers of an
+//   - tailMatch (tailOf compared the span's values with the centers of an
 //     enclosure it knows to be exact, finite, and found them equal): compareSpan would count
 //     every element exact and pass it with ratio 0; so does this.
 //
 // The verdict is therefore bitwise compareSpans's (TestTailFastBitwise); ck.fullTails turns
 // the shortcut off.
-func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got []float32, n int, spans []span, enc func(x *encl, s span) ivec, tail func(x *encl, s span, got []float32) tailKind) {
+func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got []float32, n int, spans []span, enc func(x *encl, s span) ivec, rule tailRule, stages *gpu.Stages) {
 	st := ck.stat(name, local, len(got))
 	parts := grow(&ck.sb.parts, len(spans))
 	if ck.fullTails {
-		tail = nil
+		rule = ruleNone
 	}
 	one := func(x *encl, k int) {
 		s := spans[k]
 		g := got[s.lo*n : s.hi*n]
-		if tail != nil && s.e < 0 && s.lo >= en.R {
-			switch tail(x, s, g) {
+		if rule != ruleNone && s.e < 0 && s.lo >= en.R {
+			switch ck.tailOf(x, rule, stages, s, g) {
 			case tailMatch:
 				parts[k].exact += len(g)
 				ck.tailHits.Add(1)

@@ -129,7 +129,10 @@ func (env *Env) runOutputs(ctx context.Context, name string, c *moe.Case, poison
 }
 
 func (env *Env) runWith(ctx context.Context, name string, c *moe.Case, ro gpu.RunOptions) (*gpu.Result, *Outcome, error) {
-	ph := phase.New(env.Trace, "trace: ").Start("run " + env.Backend.Name())
+	var ph phase.Span
+	if env.Trace != nil { // the name is built only for a timeline
+		ph = phase.New(env.Trace, "trace: ").Start("run " + env.Backend.Name())
+	}
 	r, err := fault.Run(ctx, env.Backend, c, ro, env.Faults)
 	ph.End()
 	if err != nil {
