@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"github.com/moecheck/moecheck/internal/poison"
+	"io"
 	"math"
+	"sync/atomic"
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/par"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
 )
@@ -35,6 +38,10 @@ type Options struct {
 	// returns an error wrapping ErrStopped (a real layer's check takes seconds to minutes;
 	// callers pass a context's Done channel). Nil never stops.
 	Stop <-chan struct{}
+	// Trace, when non-nil, receives a timeline of the check's phases (each stage's
+	// comparison, the weight gradients, the context): wall time, CPU time and the cores kept
+	// busy (package internal/phase; the CLI's MOECHECK_TRACE). Nil writes nothing.
+	Trace io.Writer
 }
 
 // ErrStopped is the error of a check stopped through Options.Stop.
@@ -61,23 +68,40 @@ type Checker struct {
 	sb   streamBufs  // the streaming checks' bookkeeping (stream.go)
 	// sp, when set, splits the check's loops (tests); the zero value splits over every core.
 	sp par.Split
+	// fullTails derives every span of the sentinel tail element by element (tests: the
+	// stage checks' shortcut for tail rows, compareSpansTail, must give the same verdict).
+	fullTails bool
+	// tailHits counts the tail spans the shortcut judged (tests: it must be taken).
+	tailHits atomic.Int64
+	// wholeLocal compares the stage-local y and dX against their whole enclosure (tests:
+	// the span by span comparison must give the same verdict).
+	wholeLocal bool
 }
 
 // Check is the package-level Check with this Checker's scratch memory.
 func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, error) {
 	k.ar.reset()
-	if err := c.Validate(moe.Limits{}); err != nil {
-		return nil, fmt.Errorf("oracle: %w", err)
-	}
-	p, err := c.Plan()
+	tl := phase.New(opts.Trace, "trace: oracle ")
+	ph := tl.Start("validate")
+	err := c.Validate(moe.Limits{})
+	ph.End()
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract}
+	ph = tl.Start("plan")
+	p, err := c.Plan()
+	ph.End()
+	if err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
+	}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	en := opts.Enclosure
 	if en == nil && !local {
-		if en, err = encloseStop(c, false, opts.Contract, ck.split(), opts.Stop); err != nil {
+		sp := ck.tl.Start("enclose")
+		en, err = encloseStop(c, false, opts.Contract, ck.split(), opts.Stop)
+		sp.End()
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -92,6 +116,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if en == nil {
 		en = &Enclosure{} // stage-local mode: outputs are compared in stages()
 	}
+	outs := ck.tl.Start("outputs")
 	for _, t := range []moe.Tensor{moe.TensorY, moe.TensorDX, moe.TensorDW1, moe.TensorDW2, moe.TensorDB1, moe.TensorDB2, moe.TensorDRW} {
 		if t.Bias() && !bias {
 			continue
@@ -108,6 +133,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 			ck.signatures(t, g)
 		}
 	}
+	outs.End()
 	if local {
 		ck.stages(got)
 	}
@@ -117,6 +143,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	v := ck.finish()
 	if !v.Pass || opts.Context || opts.Reference != nil {
 		ref := opts.Reference
+		sp := ck.tl.Start("context")
 		if ref == nil {
 			var err error
 			if ref, err = reference.Run(c, reference.Options{}); err != nil {
@@ -124,6 +151,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 			}
 		}
 		addContext(v, c, got, ref)
+		sp.End()
 	}
 	return v, nil
 }
@@ -145,6 +173,21 @@ type checker struct {
 	p    *moe.Plan
 	v    *Verdict
 	st   map[statKey]int // index of a tensor's stat in v.Stats
+	tl   *phase.Timeline // nil: no trace
+	// fullTails: see Checker.fullTails
+	fullTails bool
+	tailHits  *atomic.Int64 // Checker.tailHits
+	// wholeLocal: see Checker.wholeLocal
+	wholeLocal bool
+}
+
+// phase starts the timeline's phase named prefix + t; nothing (and no name built) without
+// a timeline, so that a small case's check allocates nothing for it.
+func (ck *checker) phase(prefix string, t moe.Tensor) phase.Span {
+	if ck.tl == nil {
+		return phase.Span{}
+	}
+	return ck.tl.Start(prefix + t.String())
 }
 
 // split is the checker's loop split: its own, else every core.
@@ -356,6 +399,9 @@ func (ck *checker) signatures(name moe.Tensor, got []float32) {
 	if ck.c.NonFinite {
 		return // data NaNs may carry signature look-alike payloads (see compareLoc)
 	}
+	if len(got) >= sigScanMin && !ck.anyQuietNaN(got) {
+		return // every signature is a quiet NaN: the loop below would find none
+	}
 	var a agg
 	for i, g := range got {
 		if b, ok := poison.Of(g); ok {
@@ -369,6 +415,28 @@ func (ck *checker) signatures(name moe.Tensor, got []float32) {
 		ck.stat(name, false, len(got)).Failed += a.f.Count
 		ck.fail(a.f)
 	}
+}
+
+// sigScanMin is the output length from which signatures first looks for a quiet NaN over the
+// cores (a real layer's outputs: 10^7 to 10^8 values, a serial scan of a second at T 16384).
+const sigScanMin = 1 << 20
+
+// anyQuietNaN reports whether some value of v is a quiet NaN (exponent all ones, the top
+// mantissa bit set: every poison signature is one), scanning over the cores.
+func (ck *checker) anyQuietNaN(v []float32) bool {
+	var found atomic.Bool
+	par.For(ck.split(), len(v), 1, v, func(v []float32, lo, hi int) {
+		if found.Load() {
+			return
+		}
+		for _, x := range v[lo:hi] {
+			if math.Float32bits(x)&0x7FC00000 == 0x7FC00000 {
+				found.Store(true)
+				return
+			}
+		}
+	})
+	return found.Load()
 }
 
 // contracts asserts the exact zeros of docs/path.md directly (independently of the

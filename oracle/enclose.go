@@ -3,6 +3,7 @@ package oracle
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/par"
@@ -36,6 +37,10 @@ type encl struct {
 	// noRound turns every storage rounding into the identity (mathematical mode, for the
 	// test that checks the enclosure's semantics against the float64 reference).
 	noRound bool
+	// tailMemo lets drwRows reuse one tail row's enclosure for the others (stage-local
+	// checks; off for Checker.fullTails); tailHits counts its reuses (tests), nil: none.
+	tailMemo bool
+	tailHits *atomic.Int64
 	// ct is the contract whose rounding freedoms the enclosure admits (zero: exact).
 	ct contract.Contract
 	ws *workspace
@@ -78,6 +83,25 @@ func (a *arena) get(n int) []float64 {
 	return a.slabs[a.cur][:n:n]
 }
 
+// getDirty is get without clearing reused space: for a slice its caller writes whole before
+// reading it (the operand matrices of rowsInto and colsMat, a real layer's rows).
+func (a *arena) getDirty(n int) []float64 {
+	if a == nil {
+		return make([]float64, n)
+	}
+	for a.cur < len(a.slabs) {
+		s := a.slabs[a.cur]
+		if a.off+n <= len(s) {
+			v := s[a.off : a.off+n : a.off+n]
+			a.off += n
+			return v
+		}
+		a.cur++
+		a.off = 0
+	}
+	return a.get(n)
+}
+
 func (a *arena) reset() {
 	if a != nil {
 		a.cur, a.off = 0, 0
@@ -87,6 +111,11 @@ func (a *arena) reset() {
 func (en *encl) newIvec(n int) ivec { return ivec{c: en.ar.get(n), r: en.ar.get(n)} }
 
 func (en *encl) newMat(m, k int) mat { return mat{m, k, en.ar.get(m * k), en.ar.get(m * k)} }
+
+// newMatDirty is newMat for a matrix its caller writes whole (arena.getDirty).
+func (en *encl) newMatDirty(m, k int) mat {
+	return mat{m, k, en.ar.getDirty(m * k), en.ar.getDirty(m * k)}
+}
 
 // arith is the elementwise arithmetic of this enclosure (mathematical mode keeps centers).
 func (en *encl) arith() arith { return arith{math: en.noRound} }
@@ -264,7 +293,7 @@ func rowsMat(v ivec, b, e, n int) mat {
 
 // colsMat copies rows [b, e) of v (row length n) transposed: an n×(e−b) mat.
 func (en *encl) colsMat(v rowsrc, b, e, n int) mat {
-	m := en.newMat(n, e-b)
+	m := en.newMatDirty(n, e-b) // every element written below
 	for i := b; i < e; i++ {
 		for j := 0; j < n; j++ {
 			x := v.at(i*n + j)
@@ -278,21 +307,34 @@ func (en *encl) colsMat(v rowsrc, b, e, n int) mat {
 func exactMat(x []float64, m, k int) mat { return mat{m, k, x, make([]float64, len(x))} }
 
 func (en *encl) weightMat(x []float64, m, k int) mat {
-	w := mat{m, k, x, en.ar.get(len(x))} // radii zero (arena memory is cleared)
-	if en.noRound {
-		for i := range w.r {
-			w.r[i] = 0x1p-1000
-		}
+	if !en.noRound {
+		return mat{m, k, x, en.ws.zeros(len(x))} // radii zero, read only
+	}
+	w := mat{m, k, x, en.ar.get(len(x))}
+	for i := range w.r {
+		w.r[i] = 0x1p-1000
 	}
 	return w
 }
 
 // transposeExact returns the k×m transpose of a row-major m×k exact matrix.
+//
+// It copies in tiles of 32×32 (a column of the transpose is a stride of m elements: a real
+// layer's weights, m·k ≈ 3·10^6 per expert, missed the cache on every element), writes every
+// center; the radii are the workspace's read-only zeros.
 func (en *encl) transposeExact(x []float64, m, k int) mat {
-	t := en.newMat(k, m)
-	for i := 0; i < m; i++ {
-		for l := 0; l < k; l++ {
-			t.c[l*m+i] = x[i*k+l]
+	t := mat{k, m, en.ar.getDirty(k * m), en.ws.zeros(k * m)}
+	const tile = 32
+	for i0 := 0; i0 < m; i0 += tile {
+		i1 := min(i0+tile, m)
+		for l0 := 0; l0 < k; l0 += tile {
+			l1 := min(l0+tile, k)
+			for i := i0; i < i1; i++ {
+				row := x[i*k+l0 : i*k+l1]
+				for dl, v := range row {
+					t.c[(l0+dl)*m+i] = v
+				}
+			}
 		}
 	}
 	return t
@@ -453,54 +495,67 @@ func (en *encl) weight(h2 rowsrc) ivec {
 func (en *encl) weightRows(h2 rowsrc, out ivec, lo, hi, off int) {
 	H := en.H
 	for i := lo; i < hi; i++ {
-		w := exactRV(en.c.Routing.Weights[en.p.Perm[i]])
+		w := en.rowWeight(i)
 		o := (i - off) * H
 		for h := 0; h < H; h++ {
-			x := en.arith().mul(h2.at(i*H+h), w)
-			if en.noRound {
-				out.c[o+h], out.r[o+h] = x.v, x.e
-				continue
-			}
-			x = storeAs(en.d, x, en.ct.Weight, contract.InDtype)
+			x := en.weighted(h2.at(i*H+h), w)
 			out.c[o+h], out.r[o+h] = x.v, x.e
 		}
 	}
 }
 
+// rowWeight is the routing weight of sorted row i, exactly.
+func (en *encl) rowWeight(i int) rv { return exactRV(en.c.Routing.Weights[en.p.Perm[i]]) }
+
+// weighted is weight's element from h2 element x and its row's weight w.
+func (en *encl) weighted(x, w rv) rv {
+	x = en.arith().mul(x, w)
+	if en.noRound {
+		return x
+	}
+	return storeAs(en.d, x, en.ct.Weight, contract.InDtype)
+}
+
+// weightOf is weight's element of sorted row i from h2 element x.
+func (en *encl) weightOf(x rv, i int) rv { return en.weighted(x, en.rowWeight(i)) }
+
 // ksum: out[t,h] = round_d(fl32 sum over k in order from +0 of rows[Inv[t·K+k], h]).
 func (en *encl) ksum(rows rowsrc, how contract.Sum) ivec {
+	out := en.newIvec(en.T * en.H)
+	en.forRows(en.T, 4*en.H*en.K, func(lo, hi int) { en.ksumRows(rows, how, out, lo, hi, 0) })
+	return out
+}
+
+// ksumRows is ksum on tokens [lo, hi) (see gatherRows for off).
+func (en *encl) ksumRows(rows rowsrc, how contract.Sum, out ivec, lo, hi, off int) {
 	H, K := en.H, en.K
-	out := en.newIvec(en.T * H)
 	if how != (contract.Sum{}) && !en.noRound {
-		en.forRows(en.T, 4*H*K, func(lo, hi int) {
-			cs, rs := make([]float64, K), make([]float64, K)
-			for t := lo; t < hi; t++ {
-				for h := 0; h < H; h++ {
-					for k := 0; k < K; k++ {
-						i := int(en.p.Inv[t*K+k])
-						x := rows.at(i*H + h)
-						cs[k], rs[k] = x.v, x.e
-					}
-					s := sumTerms(en.d, how, cs, rs)
-					out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
-				}
-			}
-		})
-		return out
-	}
-	en.forRows(en.T, 4*H*K, func(lo, hi int) {
+		cs, rs := make([]float64, K), make([]float64, K)
 		for t := lo; t < hi; t++ {
+			o := (t - off) * H
 			for h := 0; h < H; h++ {
-				s := exactRV(0)
 				for k := 0; k < K; k++ {
 					i := int(en.p.Inv[t*K+k])
-					s = en.arith().add(s, rows.at(i*H+h))
+					x := rows.at(i*H + h)
+					cs[k], rs[k] = x.v, x.e
 				}
-				out.c[t*H+h], out.r[t*H+h] = en.round(s.v, s.e)
+				s := sumTerms(en.d, how, cs, rs)
+				out.c[o+h], out.r[o+h] = en.round(s.v, s.e)
 			}
 		}
-	})
-	return out
+		return
+	}
+	for t := lo; t < hi; t++ {
+		o := (t - off) * H
+		for h := 0; h < H; h++ {
+			s := exactRV(0)
+			for k := 0; k < K; k++ {
+				i := int(en.p.Inv[t*K+k])
+				s = en.arith().add(s, rows.at(i*H+h))
+			}
+			out.c[o+h], out.r[o+h] = en.round(s.v, s.e)
+		}
+	}
 }
 
 func (en *encl) combine(o rowsrc) ivec   { return en.ksum(o, en.ct.Combine) }
@@ -513,13 +568,20 @@ func (en *encl) drw(do, h2 rowsrc) ivec {
 		en.drwRows(do, h2, out, 0, en.S)
 		return out
 	}
-	en.forRows(en.S, 8*en.H, func(lo, hi int) {
+	// Ranges of drwBlock rows: each range makes its own scratch (a workspace and four
+	// rows), which ranges of par.MinWork (two rows at H = 2048) made for every other row:
+	// gigabytes of garbage at a real layer's S, and most of the step's time in page faults.
+	nb := (en.S + drwBlock - 1) / drwBlock
+	en.forRows(nb, 8*en.H*drwBlock, func(lo, hi int) {
 		x := *en
 		x.ws, x.ar = &workspace{}, nil // this range's own scratch
-		x.drwRows(do, h2, out, lo, hi)
+		x.drwRows(do, h2, out, lo*drwBlock, min(hi*drwBlock, en.S))
 	})
 	return out
 }
+
+// drwBlock is the rows of one range of drw's split.
+const drwBlock = 256
 
 // drwRows is drw on rows [lo, hi).
 func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
@@ -527,6 +589,33 @@ func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
 	ra, rb := mat{1, H, nil, nil}, mat{1, H, nil, nil} // one row of do and h2 (point sources)
 	if do.pt || h2.pt {
 		ra, rb = newMat(1, H), newMat(1, H)
+	}
+	// The sentinel tail (stage-local checks, en.tailMemo): a row ≥ R whose h2 the path
+	// left +0 and whose d_o is finite has every product exactly ±0 (arith.mul: 0 times a
+	// finite value), M = 0, so the reduction below gives round_d(+0) with radius 0 whatever
+	// d_o holds (the fused loops of reduceAcc, H < 2^15: c sums ±0 from +0, mm == 0 decides
+	// exactness before any magnitude is read): the first such row's enclosure, derived,
+	// is every such row's (TestTailFastBitwise).
+	var memo rv
+	haveMemo := false
+	tailRow := func(i int) bool {
+		return en.tailMemo && i >= en.R && H < 1<<15 && do.pt && h2.pt &&
+			allPosZero32(h2.p[i*H:(i+1)*H]) && allFinite32(do.p[i*H:(i+1)*H])
+	}
+	memoed := func(i int, short bool) bool {
+		if short && haveMemo {
+			out.c[i], out.r[i] = memo.v, memo.e
+			if en.tailHits != nil {
+				en.tailHits.Add(1)
+			}
+			return true
+		}
+		return false
+	}
+	keep := func(i int, short bool) {
+		if short && !haveMemo {
+			memo, haveMemo = rv{out.c[i], out.r[i]}, true
+		}
 	}
 	if how := en.ct.DRWProducts; (how == contract.InDtype || how == contract.Either) && !en.noRound {
 		// products rounded to the dtype (or either) before an fp32 reduction in any order:
@@ -537,6 +626,10 @@ func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
 		}
 		pr := en.newMat(1, H)
 		for i := lo; i < hi; i++ {
+			short := tailRow(i)
+			if memoed(i, short) {
+				continue
+			}
 			for h := 0; h < H; h++ {
 				x := en.arith().mul(do.at(i*H+h), h2.at(i*H+h))
 				x = storeAs(en.d, x, how, contract.InFP32)
@@ -554,14 +647,30 @@ func (en *encl) drwRows(do, h2 rowsrc, out ivec, lo, hi int) {
 					out.c[i], out.r[i] = x.v, x.e
 				})
 			}
+			keep(i, short)
 		}
 		return
 	}
 	for i := lo; i < hi; i++ {
+		short := tailRow(i)
+		if memoed(i, short) {
+			continue
+		}
 		A := do.rowsInto(ra, i, i+1, H)
 		B := h2.rowsInto(rb, i, i+1, H)
 		reduceAcc(en.d, A, B, nil, !en.noRound, false, en.ws, func(_, _ int, c, r float64) { out.c[i], out.r[i] = en.round(c, r) })
+		keep(i, short)
 	}
+}
+
+// allFinite32 reports whether every value of v is finite.
+func allFinite32(v []float32) bool {
+	for _, x := range v {
+		if math.Float32bits(x)&0x7f800000 == 0x7f800000 {
+			return false
+		}
+	}
+	return true
 }
 
 // dh2: rows < R: round_d(d_o·rw); tail zero (backward of mask C).

@@ -46,6 +46,19 @@ type workspace struct {
 	ints  [2][]int
 	bools [2][]bool
 	flip  int
+	zero  []float64 // all +0, never written: the radii of exact weight matrices
+}
+
+// zeros returns n zeros that no one may write (the radii of an exact matrix: reduceAcc and
+// rowInfo only read a mat's radii), kept between calls instead of cleared for each.
+func (w *workspace) zeros(n int) []float64 {
+	if w == nil {
+		return make([]float64, n)
+	}
+	if len(w.zero) < n {
+		w.zero = make([]float64, n)
+	}
+	return w.zero[:n:n]
 }
 
 // rowBufs returns per-row scratch; two consecutive calls (operands A and B) get distinct
@@ -142,8 +155,16 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 			}
 		}
 	} else {
-		aAbs, aPlus := absPlus(A, ws.get(3, len(A.c)), ws.get(4, len(A.c)))
-		bAbs, bPlus := absPlus(B, ws.get(5, len(B.c)), ws.get(6, len(B.c)))
+		var aAbs, aPlus, bAbs, bPlus []float64
+		if allExact {
+			// radii all zero: |c|+r = |c| bitwise, so one array serves as both (|c| is
+			// not read once M is computed, before ν may raise |c|+r in place below)
+			aAbs, bAbs = absInto(A, ws.get(3, len(A.c))), absInto(B, ws.get(5, len(B.c)))
+			aPlus, bPlus = aAbs, bAbs
+		} else {
+			aAbs, aPlus = absPlus(A, ws.get(3, len(A.c)), ws.get(4, len(A.c)))
+			bAbs, bPlus = absPlus(B, ws.get(5, len(B.c)), ws.get(6, len(B.c)))
+		}
 		mulNT(m, n, k, A.c, B.c, C)
 		mulNT(m, n, k, aAbs, bAbs, M)
 		if allExact {
@@ -283,6 +304,14 @@ func absPlus(A mat, abs, plus []float64) ([]float64, []float64) {
 		plus[i] = a + A.r[i]
 	}
 	return abs, plus
+}
+
+// absInto returns |c| of a matrix.
+func absInto(A mat, abs []float64) []float64 {
+	for i, c := range A.c {
+		abs[i] = math.Abs(c)
+	}
+	return abs
 }
 
 // rowInfo returns, per row, the minimum trailing exponent of its nonzero centers and whether

@@ -2,7 +2,9 @@ package oracle
 
 import (
 	"fmt"
+	"math"
 
+	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -51,6 +53,7 @@ func (ck *checker) stages(res *gpu.Result) {
 	en := newEnclIn(c, p, ck.ar, ck.ws, ck.pool)
 	en.sp, en.stop = ck.split(), ck.stop
 	en.ct = ck.ct
+	en.tailMemo, en.tailHits = !ck.fullTails, ck.tailHits
 	pt := ptsrc
 	// Each step's enclosure and the point enclosures of its inputs are released once the
 	// step is compared, so the check holds one step's intermediates at a time, not every
@@ -66,11 +69,18 @@ func (ck *checker) stages(res *gpu.Result) {
 	// The stages, span by span of rows (stream.go): an expert's rows for the GEMMs, blocks
 	// of rows for the rest; never a whole stage's enclosure at once.
 	H, I := c.H, c.I
-	rowBlocks := func(n int) []span { ck.sb.spans = blocks(ck.sb.spans[:0], 0, S, n); return ck.sb.spans }
+	// Row blocks end at R, where the sentinel tail begins, so that a tail span holds tail
+	// rows only (compareSpansTail); blocks never change a verdict (compareSpans).
+	rowBlocks := func(n int) []span {
+		ck.sb.spans = blocks(blocks(ck.sb.spans[:0], 0, en.R, n), en.R, S, n)
+		return ck.sb.spans
+	}
 	expertSpans := func(n int) []span { ck.sb.spans = en.expertSpans(ck.sb.spans[:0], n); return ck.sb.spans }
-	spans := func(t moe.Tensor, got []float32, n int, sp []span, enc func(x *encl, s span) ivec) {
+	spans := func(t moe.Tensor, got []float32, n int, sp []span, enc func(x *encl, s span) ivec, rule tailRule) {
 		if !stopped(ck.stop) {
-			ck.compareSpans(en, t, false, got, n, sp, enc)
+			ph := ck.phase("stage ", t)
+			ck.compareSpansTail(en, t, false, got, n, sp, enc, rule, st)
+			ph.End()
 		}
 	}
 	rows := func(n int, f func(x *encl, out ivec, s span)) func(x *encl, s span) ivec {
@@ -83,28 +93,51 @@ func (ck *checker) stages(res *gpu.Result) {
 	w1 := func(x *encl) func(e int) mat {
 		return func(e int) mat { return x.weightMat(x.w1s[e], 2*I, H) }
 	}
-	spans(moe.TensorXs, st.Xs, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.X, true, out, s.lo, s.hi, s.lo) }))
+	spans(moe.TensorXs, st.Xs, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.X, true, out, s.lo, s.hi, s.lo) }), ruleZero)
 	spans(moe.TensorH1, st.H1, 2*I, expertSpans(2*I), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, 2*I, pt(st.Xs), H, w1(x), x.bias1Of(), false)
-	})
-	spans(moe.TensorAct, st.Act, I, rowBlocks(I), rows(I, func(x *encl, out ivec, s span) { x.activationRows(pt(st.H1), out, s.lo, s.hi, s.lo) }))
+	}, ruleZero)
+	spans(moe.TensorAct, st.Act, I, rowBlocks(I), rows(I, func(x *encl, out ivec, s span) { x.activationRows(pt(st.H1), out, s.lo, s.hi, s.lo) }), ruleAct)
 	spans(moe.TensorH2, st.H2, H, expertSpans(H), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, H, pt(st.Act), I, func(e int) mat { return x.weightMat(x.w2s[e], H, I) }, x.bias2Of(), false)
-	})
-	spans(moe.TensorO, st.O, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.weightRows(pt(st.H2), out, s.lo, s.hi, s.lo) }))
-	spans(moe.TensorDO, st.DO, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.DY, false, out, s.lo, s.hi, s.lo) }))
-	spans(moe.TensorDH2, st.DH2, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.dh2Rows(pt(st.DO), out, s.lo, s.hi, s.lo) }))
+	}, ruleZero)
+	spans(moe.TensorO, st.O, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.weightRows(pt(st.H2), out, s.lo, s.hi, s.lo) }), ruleO)
+	spans(moe.TensorDO, st.DO, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.DY, false, out, s.lo, s.hi, s.lo) }), ruleDO)
+	spans(moe.TensorDH2, st.DH2, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.dh2Rows(pt(st.DO), out, s.lo, s.hi, s.lo) }), ruleZero)
 	spans(moe.TensorDAct, st.DAct, I, expertSpans(I), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, I, pt(st.DH2), H, func(e int) mat { return x.transposeExact(x.w2s[e], H, I) }, nil, true)
-	})
+	}, ruleUnknown)
 	spans(moe.TensorDH1, st.DH1, 2*I, rowBlocks(2*I), rows(2*I, func(x *encl, out ivec, s span) {
 		x.actBackwardRows(pt(st.H1), pt(st.DAct), out, s.lo, s.hi, s.lo)
-	}))
+	}), ruleZero)
 	spans(moe.TensorDXs, st.DXs, H, expertSpans(H), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, H, pt(st.DH1), 2*I, func(e int) mat { return x.transposeExact(x.w1s[e], 2*I, H) }, nil, false)
-	})
+	}, ruleZero)
 	// The outputs again, now from the path's own last stages (Failure.Local): the weight
 	// gradients expert by expert (stream.go), their bias gradients after both.
+	// y and dX token block by token block (compareSpans: compareLocal's verdict without
+	// the whole T×H enclosure; TestLocalSpansBitwise), d_rw whole.
+	for _, l := range []struct {
+		name moe.Tensor
+		got  []float32
+		rows rowsrc
+		how  contract.Sum
+	}{{moe.TensorY, res.Y, pt(st.O), en.ct.Combine}, {moe.TensorDX, res.DX, pt(st.DXs), en.ct.Scatter}} {
+		if ck.wholeLocal {
+			break
+		}
+		if len(l.got) != c.T*H || stopped(ck.stop) {
+			continue // shape failures are reported with the outputs
+		}
+		ph := ck.phase("local ", l.name)
+		ck.sb.spans = blocks(ck.sb.spans[:0], 0, c.T, H)
+		ck.compareSpans(en, l.name, true, l.got, H, ck.sb.spans, func(x *encl, s span) ivec {
+			out := x.newIvec((s.hi - s.lo) * H)
+			x.ksumRows(l.rows, l.how, out, s.lo, s.hi, s.lo)
+			return out
+		})
+		ph.End()
+	}
 	for _, l := range []struct {
 		name moe.Tensor
 		got  []float32
@@ -114,6 +147,10 @@ func (ck *checker) stages(res *gpu.Result) {
 		{moe.TensorDX, res.DX, func() ivec { return en.scatter(pt(st.DXs)) }},
 		{moe.TensorDRW, res.DRW, func() ivec { return en.unsort(en.drw(pt(st.DO), pt(st.H2))) }},
 	} {
+		if l.name != moe.TensorDRW && !ck.wholeLocal {
+			continue // by spans above
+		}
+		ph := ck.phase("local ", l.name)
 		step(func() {
 			enc := l.enc()
 			if len(l.got) != len(enc.c) {
@@ -121,12 +158,15 @@ func (ck *checker) stages(res *gpu.Result) {
 			}
 			ck.compareLocal(l.name, l.got, enc)
 		})
+		ph.End()
 	}
 	wgrad := func(t moe.Tensor, got []float32, dout, in rowsrc, nOut, nIn int, at func(e, i, j int) int) {
 		n := nOut * nIn
 		if len(got) != c.E*n || stopped(ck.stop) {
 			return // shape failures are reported with the outputs
 		}
+		ph := ck.phase("wgrad ", t)
+		defer ph.End()
 		sp := grow(&ck.sb.spans, c.E)
 		for e := range sp {
 			sp[e] = span{e, e + 1, e}
@@ -149,6 +189,7 @@ func (ck *checker) stages(res *gpu.Result) {
 			dout rowsrc
 			nOut int
 		}{{moe.TensorDB2, res.DB2, pt(st.DH2), H}, {moe.TensorDB1, res.DB1, pt(st.DH1), 2 * I}} {
+			ph := ck.phase("bias ", l.name)
 			step(func() {
 				enc := concat(en.wgradBias(l.dout, l.nOut, true), true)
 				if len(l.got) != len(enc.c) {
@@ -156,6 +197,59 @@ func (ck *checker) stages(res *gpu.Result) {
 				}
 				ck.compareLocal(l.name, l.got, enc)
 			})
+			ph.End()
 		}
 	}
+}
+
+// tailOf is what the enclosure of stage span s (rows ≥ R) is under rule, as the enclosure
+// functions of stages derive it: zero where they leave the rows' zeroed output alone
+// (gatherRows with the mask, gemmSpan, dh2Rows, actBackwardRows), unknown where gemmSpan
+// marks them so, dY's exact values for d_o. For act and o the tail follows from the path's
+// own tail rows of h1 and h2: where those are all +0, every tail element is the one constant
+// activationRows (weightRows, row by row) derives from +0 operands, computed here by the
+// same calls, and zero when that constant is (±0, 0). got is the path's span.
+func (ck *checker) tailOf(x *encl, rule tailRule, st *gpu.Stages, s span, got []float32) tailKind {
+	c, H, I := ck.c, ck.c.H, ck.c.I
+	switch rule {
+	case ruleZero:
+		return tailZero
+	case ruleUnknown:
+		return tailUnknown
+	case ruleAct:
+		if !allPosZero32(st.H1[s.lo*2*I : s.hi*2*I]) {
+			return tailDerive
+		}
+		a := x.arith().actForwardC(c.Act, x.d, x.ct.Activation, rv{}, rv{})
+		if cc, r := x.round(a.v, a.e); cc == 0 && r == 0 {
+			return tailZero
+		}
+	case ruleO:
+		if !allPosZero32(st.H2[s.lo*H : s.hi*H]) {
+			return tailDerive
+		}
+		for i := s.lo; i < s.hi; i++ {
+			if y := x.weightOf(rv{}, i); y.v != 0 || y.e != 0 {
+				return tailDerive
+			}
+		}
+		return tailZero
+	case ruleDO:
+		// the gathered dY of the rows' tokens (gatherRows without the mask): exact points
+		// where dY is finite
+		if x.noRound {
+			return tailDerive
+		}
+		for i := s.lo; i < s.hi; i++ {
+			t := x.tok[i]
+			g := got[(i-s.lo)*H : (i-s.lo+1)*H]
+			for h, y := range c.DY[t*H : (t+1)*H] {
+				if float64(g[h]) != y || math.IsInf(y, 0) { // a NaN y never compares equal
+					return tailDerive
+				}
+			}
+		}
+		return tailMatch
+	}
+	return tailDerive
 }

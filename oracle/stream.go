@@ -3,6 +3,7 @@ package oracle
 import (
 	"math"
 
+	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/poison"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -83,11 +84,78 @@ func (a *agg) merge(b agg) {
 // enclosure derived span by span: enc(x, s) returns the enclosure of rows s ((s.hi−s.lo)·n
 // elements) from x's scratch. Spans run on en's workers, each with its own scratch.
 func (ck *checker) compareSpans(en *encl, name moe.Tensor, local bool, got []float32, n int, spans []span, enc func(x *encl, s span) ivec) {
+	ck.compareSpansTail(en, name, local, got, n, spans, enc, ruleNone, nil)
+}
+
+// tailRule names how the tail spans of a stage are known (checker.tailOf, stages.go); a
+// value, not a function, so that a small case's check allocates nothing for it.
+type tailRule uint8
+
+const (
+	ruleNone    tailRule = iota // derive every span
+	ruleZero                    // tailZero
+	ruleUnknown                 // tailUnknown
+	ruleAct                     // act, from the path's h1 tail
+	ruleO                       // o, from the path's h2 tail
+	ruleDO                      // d_o: the tokens' dY
+)
+
+// tailKind is what a span of the sentinel tail (rows ≥ R) of a stage encloses, as its
+// stage's tail rule says before any enclosure is derived.
+type tailKind uint8
+
+const (
+	tailDerive  tailKind = iota // not known without deriving it: enc as for any span
+	tailZero                    // every element exactly zero: center ±0, radius +0
+	tailUnknown                 // every element unknown (the path leaves the rows unwritten)
+	tailMatch                   // every element exactly known (radius 0) and equal to the path's value
+)
+
+// compareSpansTail is compareSpans where rule (with the path's stages), when not ruleNone,
+// tells (checker.tailOf) for a span of tail rows
+// (s.e < 0, s.lo ≥ R: most rows of a rank of a large expert-parallel world, 7/8 of S at
+// EP 8) what its enclosure is, so that it need not be derived element by element:
+//
+//   - tailUnknown: compareSpan would count every element unknown and nothing else; so does
+//     this;
+//   - tailZero: compareSpan against (±0, 0) counts an element exact and passes it exactly
+//     when it is ±0 (ratio 0, and a radius of 0 never raises MaxRatio); so a span whose
+//     values are all ±0 counts them exact, and any other span is compared as before, against
+//     the enclosure enc derives;
+//   - tailMatch (tailOf compared the span's values with the centers of an
+//     enclosure it knows to be exact, finite, and found them equal): compareSpan would count
+//     every element exact and pass it with ratio 0; so does this.
+//
+// The verdict is therefore bitwise compareSpans's (TestTailFastBitwise); ck.fullTails turns
+// the shortcut off.
+func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got []float32, n int, spans []span, enc func(x *encl, s span) ivec, rule tailRule, stages *gpu.Stages) {
 	st := ck.stat(name, local, len(got))
 	parts := grow(&ck.sb.parts, len(spans))
+	if ck.fullTails {
+		rule = ruleNone
+	}
 	one := func(x *encl, k int) {
 		s := spans[k]
-		ck.compareSpan(&parts[k], name, local, got[s.lo*n:s.hi*n], s.lo*n, enc(x, s))
+		g := got[s.lo*n : s.hi*n]
+		if rule != ruleNone && s.e < 0 && s.lo >= en.R {
+			switch ck.tailOf(x, rule, stages, s, g) {
+			case tailMatch:
+				parts[k].exact += len(g)
+				ck.tailHits.Add(1)
+				return
+			case tailUnknown:
+				parts[k].unknown += len(g)
+				ck.tailHits.Add(1)
+				return
+			case tailZero:
+				if allZero32(g) {
+					parts[k].exact += len(g)
+					ck.tailHits.Add(1)
+					return
+				}
+			}
+		}
+		ck.compareSpan(&parts[k], name, local, g, s.lo*n, enc(x, s))
 	}
 	work := len(got) * 8
 	workers := min(en.sp.Workers, len(spans))
@@ -120,6 +188,24 @@ func (ck *checker) compareSpans(en *encl, name moe.Tensor, local bool, got []flo
 			ck.fail(aggs[i].f)
 		}
 	}
+}
+
+// allZero32 reports whether every value of v is +0 or −0.
+func allZero32(v []float32) bool {
+	var or uint32
+	for _, x := range v {
+		or |= math.Float32bits(x)
+	}
+	return or&0x7fffffff == 0
+}
+
+// allPosZero32 reports whether every value of v is +0 (bits 0).
+func allPosZero32(v []float32) bool {
+	var or uint32
+	for _, x := range v {
+		or |= math.Float32bits(x)
+	}
+	return or == 0
 }
 
 // compareSpan is compareLoc's element loop (a stage: output false) over got, whose element

@@ -5,6 +5,7 @@ import (
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 )
@@ -128,7 +129,9 @@ func (env *Env) enclosure(c *moe.Case, ct contract.Contract) (*oracle.Enclosure,
 	if k.en != nil && k.c == c && k.cfg == c.Config && k.ct == ct {
 		return k.en, nil
 	}
+	ph := phase.New(env.Trace, "trace: ").Start("end-to-end enclosure")
 	en, err := oracle.EncloseUnder(c, ct)
+	ph.End()
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,8 @@ var presetTokens = flag.Int("preset-tokens", 64, "BenchmarkPresetCase: tokens T 
 // end to end) of the Qwen3-30B-A3B EP-8 rank-3 preset case on the sim backend: the shape of
 // issue 14's "real shapes in seconds" at a small token count. Reported as rows/s (routed rows
 // S = T·K checked per wall second) and peak-heap-bytes (the Go heap's high-water mark over
-// the run, runtime/metrics).
+// the run, runtime/metrics), and cpu-s/op (user + system CPU seconds per check, which unlike
+// wall time do not grow when other processes share the cores).
 func BenchmarkPresetCase(b *testing.B) {
 	p, err := presets.ByName("qwen3-30b-a3b")
 	if err != nil {
@@ -43,6 +44,7 @@ func BenchmarkPresetCase(b *testing.B) {
 			rows := 0
 			peak := heapPeak{}
 			peak.reset()
+			cpu0 := cpuSeconds()
 			for b.Loop() {
 				env := &props.Env{Backend: sim.New(sim.Options{})}
 				outs, failed, err := props.CheckTrial(context.Background(), env, []props.Property{match}, props.Trial{Case: c, Poison: gpu.PoisonSignature})
@@ -57,6 +59,9 @@ func BenchmarkPresetCase(b *testing.B) {
 			}
 			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 			b.ReportMetric(float64(peak.max), "peak-heap-bytes")
+			if cpu := cpuSeconds() - cpu0; cpu > 0 {
+				b.ReportMetric(cpu/float64(b.N), "cpu-s/op")
+			}
 		})
 	}
 }

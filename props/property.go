@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
+	"io"
 	"strings"
 
 	"github.com/moecheck/moecheck/contract"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 )
@@ -31,6 +33,10 @@ type Env struct {
 	// the history property compares a run after another case with a run on a fresh instance.
 	// Nil: the history property is skipped, with a note. The caller closes what New returns.
 	New func() (gpu.Backend, error)
+	// Trace, when non-nil, receives a timeline of each backend run and oracle check (wall
+	// time, CPU time, cores busy: package internal/phase; the CLI's MOECHECK_TRACE). Nil
+	// writes nothing.
+	Trace io.Writer
 
 	checker oracle.Checker // reused scratch memory for the oracle
 	cache   trialCache     // what the properties of the current trial share (shared.go)
@@ -50,6 +56,9 @@ func (env *Env) check(c *moe.Case, r *gpu.Result, o oracle.Options) (*oracle.Ver
 		}
 		o.Enclosure = en
 	}
+	o.Trace = env.Trace
+	ph := phase.New(env.Trace, "trace: ").Start("oracle check")
+	defer ph.End()
 	return env.checker.Check(c, r, o)
 }
 
@@ -120,7 +129,12 @@ func (env *Env) runOutputs(ctx context.Context, name string, c *moe.Case, poison
 }
 
 func (env *Env) runWith(ctx context.Context, name string, c *moe.Case, ro gpu.RunOptions) (*gpu.Result, *Outcome, error) {
+	var ph phase.Span
+	if env.Trace != nil { // the name is built only for a timeline
+		ph = phase.New(env.Trace, "trace: ").Start("run " + env.Backend.Name())
+	}
 	r, err := fault.Run(ctx, env.Backend, c, ro, env.Faults)
+	ph.End()
 	if err != nil {
 		if ce, ok := gpu.AsCaseError(err); ok {
 			v := oracle.CaseErrorVerdict(ce)

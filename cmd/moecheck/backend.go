@@ -381,7 +381,7 @@ func (f *backendFlags) openLanes(a *app, device string, n int) ([]gpu.Backend, e
 	if f.jobs > 1 {
 		workers = max(1, runtime.GOMAXPROCS(0)/f.jobs)
 	}
-	bs, err := backends.OpenLanes(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv, Device: device, Workers: workers}, n)
+	bs, err := backends.OpenLanes(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv, Device: device, Workers: workers, Trace: a.trace()}, n)
 	var ne *backends.NameError
 	switch {
 	case errors.As(err, &ne):

@@ -120,6 +120,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 		return usageErr("--start %d with --cases %d: case indices past %d", f.start, f.cases, math.MaxInt)
 	}
 	var one props.Trial
+	var presetWait func() (*moe.Case, error)
 	switch {
 	case f.thenSpec != "" && f.spec == "":
 		return usageErr("--then-spec needs --spec (the case run first)")
@@ -144,11 +145,11 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 			return usageErr("--spec: %v", err)
 		}
 	case f.preset != "":
-		c, err := a.presetCase(f.preset)
-		if err != nil {
+		// The case is built while the backend starts (a worker's start, CUDA's
+		// initialisation), both taking seconds at a real layer's size.
+		if presetWait, err = a.presetCaseAsync(f.preset); err != nil {
 			return err
 		}
-		one = props.Trial{Case: c, Poison: gpu.PoisonSignature, Origin: props.Origin{Kind: props.FromPreset, Preset: f.preset}}
 	}
 	ct, err := f.bf.contractFlag()
 	if err != nil {
@@ -162,10 +163,17 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 		return err
 	}
 	defer pool.close()
+	if presetWait != nil {
+		c, err := presetWait()
+		if err != nil {
+			return err
+		}
+		one = props.Trial{Case: c, Poison: gpu.PoisonSignature, Origin: props.Origin{Kind: props.FromPreset, Preset: f.preset}}
+	}
 	if err := checkDTypes(b, dts); err != nil {
 		return err
 	}
-	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...), Contract: ct, New: f.bf.fresh(a, b)}
+	env := &props.Env{Backend: b, Faults: faults, NoStages: f.bf.noStages, Fit: capsFit(b, dts...), Contract: ct, New: f.bf.fresh(a, b), Trace: a.trace()}
 	if f.spec != "" || f.preset != "" {
 		return a.checkOne(env, f, ps, one)
 	}

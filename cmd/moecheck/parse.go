@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/moecheck/moecheck/internal/interrupt"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
@@ -134,6 +135,17 @@ func plural(n int, one, many string) string {
 // presetCase builds the case of a preset id (as nightly prints it), refusing one beyond the
 // case limits before anything of its size is allocated.
 func (a *app) presetCase(id string) (*moe.Case, error) {
+	wait, err := a.presetCaseAsync(id)
+	if err != nil {
+		return nil, err
+	}
+	return wait()
+}
+
+// presetCaseAsync is presetCase that checks the id and the case limits at once and builds
+// the case on another goroutine (a real layer's case takes a second or two, which check
+// spends starting the backend meanwhile); wait returns it.
+func (a *app) presetCaseAsync(id string) (wait func() (*moe.Case, error), err error) {
 	p, o, err := presets.ParseID(id)
 	if err != nil {
 		return nil, usageErr("--preset: %v", err)
@@ -145,12 +157,25 @@ func (a *app) presetCase(id string) (*moe.Case, error) {
 	if err != nil {
 		return nil, usageErr("--preset: %v", err)
 	}
-	c, err := interrupt.Do(a.ctx, func() (*moe.Case, error) { return p.Case(o) })
-	if a.ctx.Err() != nil {
-		return nil, internalErr(fmt.Errorf("interrupted while building the preset case: %w", a.ctx.Err()))
+	type built struct {
+		c   *moe.Case
+		err error
 	}
-	if err != nil {
-		return nil, usageErr("--preset: %v", err)
-	}
-	return c, nil
+	done := make(chan built, 1)
+	go func() {
+		ph := phase.New(a.trace(), "trace: ").Start("preset case")
+		c, err := interrupt.Do(a.ctx, func() (*moe.Case, error) { return p.Case(o) })
+		ph.End()
+		done <- built{c, err}
+	}()
+	return func() (*moe.Case, error) {
+		b := <-done
+		if a.ctx.Err() != nil {
+			return nil, internalErr(fmt.Errorf("interrupted while building the preset case: %w", a.ctx.Err()))
+		}
+		if b.err != nil {
+			return nil, usageErr("--preset: %v", b.err)
+		}
+		return b.c, nil
+	}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -86,6 +87,15 @@ func (a *app) getenv(k string) string {
 		return ""
 	}
 	return a.env.Getenv(k)
+}
+
+// trace is where the phase timeline goes (package internal/phase): stderr when
+// MOECHECK_TRACE is set, else nil (none).
+func (a *app) trace() io.Writer {
+	if a.getenv(phase.EnvVar) == "" {
+		return nil
+	}
+	return a.stderr
 }
 
 func (a *app) now() time.Time {

@@ -2,6 +2,7 @@ package backends
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,6 +47,8 @@ type Options struct {
 	// Workers is the number of goroutines one Run of the in-process sim may use (0: every
 	// core; sim.Options.Workers); the caller running N jobs at once gives each cores/N.
 	Workers int
+	// Trace, when non-nil, receives the timeline of each worker run (worker.Options.Trace).
+	Trace io.Writer
 }
 
 // Command returns the worker argv a backend name asks for, nil for the in-process sim:
@@ -123,7 +126,7 @@ func workerOptions(name string, o Options) (worker.Options, []string, error) {
 	if argv == nil {
 		return worker.Options{}, nil, nil
 	}
-	wo := worker.Options{Command: argv, Timeout: o.Timeout, StartTimeout: o.StartTimeout, Triage: o.Triage}
+	wo := worker.Options{Command: argv, Timeout: o.Timeout, StartTimeout: o.StartTimeout, Triage: o.Triage, Trace: o.Trace}
 	if len(res.Env) > 0 {
 		wo.Env = append(os.Environ(), res.Env...)
 	}

@@ -10,6 +10,7 @@ import "C"
 
 import (
 	"math"
+	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -22,6 +23,16 @@ import (
 // build (110.9 against 146.5 cases/s). The products of tiny cases are far below this size,
 // and gonum is as fast there; a real-shape stage (2^30 and more) is far above it.
 const MinWork = 1 << 18
+
+// oneThread makes OpenBLAS run every call on the calling thread (openblas_set_num_threads(1)),
+// once, before the first call. Its callers split their work over goroutines themselves (the
+// oracle over experts and rows, one product per expert on each worker); OpenBLAS's own
+// pool on top of that serialised them: its threaded level-3 driver takes one process-wide
+// lock per call (level3_lock, OpenBLAS 0.3.21), so N workers' products ran one after the
+// other, each on the pool, while the workers' other loops waited, and the idle pool threads
+// spun and yielded between calls (system time). With one thread, concurrent calls run side
+// by side, and a product's bits no longer depend on the machine's core count.
+var oneThread sync.Once
 
 // Dgemm sets C = op(A)·op(B) + beta·C (row-major, m×n C with stride ldc, beta 0 or 1) with
 // OpenBLAS's cblas_dgemm; cblas requires leading dimensions of at least 1, so an empty
@@ -64,7 +75,11 @@ func Dgemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64
 		panic("f64gemm: bad leading dimension")
 	}
 	_, _, _ = a[(ra-1)*lda+ca-1], b[(rb-1)*ldb+cb-1], c[(m-1)*ldc+n-1]
+	oneThread.Do(func() { C.openblas_set_num_threads(1) })
 	C.cblas_dgemm(C.CblasRowMajor, ta, tb, C.blasint(m), C.blasint(n), C.blasint(k),
 		1, (*C.double)(&a[0]), C.blasint(lda), (*C.double)(&b[0]), C.blasint(ldb),
 		C.double(beta), (*C.double)(&c[0]), C.blasint(ldc))
 }
+
+// threads is OpenBLAS's thread count (for TestOneThread).
+func threads() int { return int(C.openblas_get_num_threads()) }

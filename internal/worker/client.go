@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -46,6 +47,11 @@ type Options struct {
 	// its op-level triage on runs that request stages (LastTriage returns the text). Off by
 	// default: triage costs a second, recorded pass of the case.
 	Triage bool
+	// Trace, when non-nil, receives a timeline of each run (package internal/phase):
+	// encoding the request, writing it, waiting for the result's first byte (the worker's
+	// decode, run and first encoded chunk), and reading and decoding the result. Nil writes
+	// nothing.
+	Trace io.Writer
 }
 
 // group is one worker process and the lanes it serves (NewLanes; New is a group of one).
@@ -536,7 +542,10 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 	}
 	c.nextID++
 	id := c.nextID
+	tl := phase.New(g.opts.Trace, "trace: worker client ")
+	ph := tl.Start("encode request")
 	enc, hit, err := c.cache.encode(cs)
+	ph.End()
 	if err != nil {
 		return nil, false, err
 	}
@@ -570,11 +579,20 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 		growPipe(l.out)
 	}
 	go func() {
+		ph := tl.Start("write request")
 		if err := WriteFrame(l.in, req); err != nil {
 			// The worker died or stopped reading; the read below sees it end.
 			_ = err
 		}
-		f, res, err := readReply(l.out, maxResultBytes(cs.Config), cs.Config)
+		ph.End()
+		var out io.Reader = l.out
+		if tl != nil {
+			out = &firstRead{r: l.out, wait: tl.Start("wait for the result"), tl: tl}
+		}
+		f, res, err := readReply(out, maxResultBytes(cs.Config), cs.Config)
+		if fr, ok := out.(*firstRead); ok {
+			fr.done()
+		}
 		ch <- reply{f, res, err}
 	}()
 	t := time.NewTimer(g.opts.Timeout)
@@ -660,6 +678,35 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 	p.kill()
 	g.drop(p)
 	return nil, false, fmt.Errorf("%w: unexpected reply type %q", ErrProtocol, h.Type)
+}
+
+// firstRead is the reply's reader of a traced run: it ends the wait phase at the reply's
+// first byte and times the rest (reading and decoding) as the next phase.
+type firstRead struct {
+	r    io.Reader
+	tl   *phase.Timeline
+	wait phase.Span
+	read phase.Span
+	got  bool
+}
+
+func (f *firstRead) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if !f.got && n > 0 {
+		f.got = true
+		f.wait.End()
+		f.read = f.tl.Start("read and decode the result")
+	}
+	return n, err
+}
+
+// done ends the read phase (or the wait, when nothing came).
+func (f *firstRead) done() {
+	if f.got {
+		f.read.End()
+	} else {
+		f.wait.End()
+	}
 }
 
 // withStderr appends the last lines of a worker's stderr to a case error's detail.
