@@ -210,6 +210,9 @@ func (d DType) RoundFloat32(x float32) float32 {
 			b += 0xfff + (b>>13)&1
 			return math.Float32frombits(b &^ 0x1fff)
 		}
+		if b&0x7fffffff == 0 {
+			return x // ±0 (masked rows, zero tails) is its own rounding
+		}
 		return float16.Fromfloat32(x).Float32()
 	default:
 		return x

@@ -79,7 +79,7 @@ func (a fillArgs) fill(lo, hi int) {
 func (a fillArgs) stale(lo, hi int) {
 	base := a.seed ^ uint64(a.b)<<56
 	for i := lo; i < hi; i++ {
-		if v := a.buf[i]; math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+		if math.Float32bits(a.buf[i])&0x7f800000 == 0x7f800000 { // NaN or ±Inf
 			a.buf[i] = poison.Value(gpu.PoisonHuge, a.b, a.d, poison.SplitMix64(base+uint64(i)))
 		}
 	}
