@@ -75,6 +75,56 @@ func CompareSplitSum(unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case
 // |g_r − g| ≤ (|c_r − f| + r_r) + (|c − f| + r) + 1e-12·(M + 1), the same derivation with one
 // term per side.
 func CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case, ranks []*gpu.Result) ([]Failure, error) {
+	return compareSplitSum(ct, unsplit, whole, rankCases, ranks, &splitScratch{})
+}
+
+// splitScratch is CompareSplitSumUnder's scratch memory: the unsplit side's arena, the
+// ranks' arena and the reductions' workspace.
+type splitScratch struct {
+	u, r arena
+	ws   workspace
+}
+
+// maxKeptSplit is the most float64 elements of scratch a Checker keeps from one split
+// comparison to the next (8 MiB per arena): the small cases of a random run reuse it, a
+// large case's is dropped after its comparison.
+const maxKeptSplit = 1 << 20
+
+// trim drops each arena whose slabs hold more than maxKeptSplit elements, and the
+// workspace if it does.
+func (s *splitScratch) trim() {
+	size := func(a *arena) int {
+		n := 0
+		for _, sl := range a.slabs {
+			n += len(sl)
+		}
+		return n
+	}
+	for _, a := range []*arena{&s.u, &s.r} {
+		if size(a) > maxKeptSplit {
+			*a = arena{}
+		}
+	}
+	n := 0
+	for _, b := range s.ws.bufs {
+		n += cap(b)
+	}
+	if n > maxKeptSplit {
+		s.ws = workspace{}
+	}
+}
+
+// CompareSplitSumUnder is the package-level CompareSplitSumUnder with this Checker's
+// scratch memory (kept between calls for small cases: a fresh comparison's first slabs were
+// most of a small case's cost). Same results.
+func (k *Checker) CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case, ranks []*gpu.Result) ([]Failure, error) {
+	k.split.u.reset()
+	k.split.r.reset()
+	defer k.split.trim()
+	return compareSplitSum(ct, unsplit, whole, rankCases, ranks, &k.split)
+}
+
+func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case, ranks []*gpu.Result, sc *splitScratch) ([]Failure, error) {
 	if len(rankCases) != len(ranks) {
 		return nil, fmt.Errorf("oracle: split sum: %d rank cases but %d results", len(rankCases), len(ranks))
 	}
@@ -121,7 +171,7 @@ func CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Re
 	// turn in the other one): every row a rank shares with the unsplit layer is copied from it
 	// (rankEnclosure).
 	var uen *Enclosure
-	uar, ar, ws := &arena{}, &arena{}, &workspace{}
+	uar, ar, ws := &sc.u, &sc.r, &sc.ws
 	for k, cc := range all {
 		var en *Enclosure
 		var err error
