@@ -109,6 +109,9 @@ func (d DType) Round(x float64) float64 {
 		b &^= uint64(1)<<shift - 1
 		return math.Float64frombits(b)
 	}
+	if b<<1 == 0 {
+		return x // ±0
+	}
 	return roundTo(x, f)
 }
 

@@ -58,6 +58,13 @@ type arena struct {
 }
 
 func (a *arena) get(n int) []float64 {
+	v := a.getDirty(n)
+	clear(v)
+	return v
+}
+
+// getDirty is get without the clearing, for a caller that writes every element.
+func (a *arena) getDirty(n int) []float64 {
 	if a == nil {
 		return make([]float64, n)
 	}
@@ -66,7 +73,6 @@ func (a *arena) get(n int) []float64 {
 		if a.off+n <= len(s) {
 			v := s[a.off : a.off+n : a.off+n]
 			a.off += n
-			clear(v)
 			return v
 		}
 		a.cur++
@@ -87,6 +93,11 @@ func (a *arena) reset() {
 func (en *encl) newIvec(n int) ivec { return ivec{c: en.ar.get(n), r: en.ar.get(n)} }
 
 func (en *encl) newMat(m, k int) mat { return mat{m, k, en.ar.get(m * k), en.ar.get(m * k)} }
+
+// newMatDirty is newMat with unspecified contents, for a caller that writes every element.
+func (en *encl) newMatDirty(m, k int) mat {
+	return mat{m, k, en.ar.getDirty(m * k), en.ar.getDirty(m * k)}
+}
 
 // arith is the elementwise arithmetic of this enclosure (mathematical mode keeps centers).
 func (en *encl) arith() arith { return arith{math: en.noRound} }
@@ -264,7 +275,7 @@ func rowsMat(v ivec, b, e, n int) mat {
 
 // colsMat copies rows [b, e) of v (row length n) transposed: an n×(e−b) mat.
 func (en *encl) colsMat(v rowsrc, b, e, n int) mat {
-	m := en.newMat(n, e-b)
+	m := en.newMatDirty(n, e-b) // every element written below
 	for i := b; i < e; i++ {
 		for j := 0; j < n; j++ {
 			x := v.at(i*n + j)
@@ -289,7 +300,7 @@ func (en *encl) weightMat(x []float64, m, k int) mat {
 
 // transposeExact returns the k×m transpose of a row-major m×k exact matrix.
 func (en *encl) transposeExact(x []float64, m, k int) mat {
-	t := en.newMat(k, m)
+	t := mat{k, m, en.ar.getDirty(k * m), en.ar.get(k * m)} // centers all written below, radii 0
 	for i := 0; i < m; i++ {
 		for l := 0; l < k; l++ {
 			t.c[l*m+i] = x[i*k+l]

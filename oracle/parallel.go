@@ -186,7 +186,7 @@ func (s rowsrc) rows(x *encl, b, e, n int) mat {
 	if !s.pt {
 		return rowsMat(s.v, b, e, n)
 	}
-	return s.rowsInto(x.newMat(e-b, n), b, e, n)
+	return s.rowsInto(x.newMatDirty(e-b, n), b, e, n) // rowsInto writes every element
 }
 
 // rowsInto is rows writing p's point enclosures into m (sized (e−b)×n); a view for v.

@@ -289,14 +289,16 @@ func absPlus(A mat, abs, plus []float64) ([]float64, []float64) {
 // every element of the row is exactly known (radius 0).
 func rowInfo(A mat, ws *workspace) (te []int, exact []bool) {
 	te, exact = ws.rowBufs(A.m)
+	k := A.k
 	for i := 0; i < A.m; i++ {
 		t, ex := math.MaxInt32/4, true
-		for l := 0; l < A.k; l++ {
-			if A.r[i*A.k+l] != 0 {
+		rr, cc := A.r[i*k:i*k+k], A.c[i*k:i*k+k]
+		for l, r := range rr {
+			if r != 0 {
 				ex = false
 				break
 			}
-			if c := A.c[i*A.k+l]; c != 0 {
+			if c := cc[l]; c != 0 {
 				if q := trailingExp(c); q < t {
 					t = q
 				}
