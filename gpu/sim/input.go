@@ -18,14 +18,25 @@ var errInput = errors.New("sim: case does not validate")
 // load converts them (the per-element checks of c.Validate cost more than a small case's
 // whole path). Any case it does not accept goes to c.Validate for the message.
 func check(c *moe.Case, lim moe.Limits) error {
-	if c == nil || c.Global != nil {
-		return c.Validate(lim) // the global map check is c.Validate's own
+	if c == nil {
+		return c.Validate(lim)
 	}
 	if err := c.Config.Validate(lim); err != nil {
 		return err
 	}
 	if err := c.Routing.Validate(c.Config); err != nil {
 		return err
+	}
+	if g := c.Global; g != nil { // c.Validate's global map check (its message where it fails)
+		r, err := moe.FromGlobal(c.Config, g.IDs, g.Weights, g.Options)
+		if err != nil {
+			return c.Validate(lim)
+		}
+		for s := range r.IDs {
+			if r.IDs[s] != c.Routing.IDs[s] || r.Weights[s] != c.Routing.Weights[s] {
+				return c.Validate(lim)
+			}
+		}
 	}
 	if len(c.X) != c.LenX() || len(c.DY) != c.LenX() || len(c.W1) != c.LenW1() || len(c.W2) != c.LenW2() {
 		return c.Validate(lim)
