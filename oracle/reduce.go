@@ -99,7 +99,22 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 	for _, e := range exB {
 		allExact = allExact && e
 	}
-	if m*n*k < 1<<15 && allExact {
+	if m*n*k < 1<<15 && allExact && fl == 0 {
+		// fused, exact fp32 operands: M⁺ = M, no nominal magnitudes (N is M⁺)
+		for i := 0; i < m; i++ {
+			ac := A.c[i*k : i*k+k]
+			for j := 0; j < n; j++ {
+				bc := B.c[j*k : j*k+k]
+				var c, mm float64
+				for l, x := range ac {
+					y := bc[l]
+					c += x * y
+					mm += math.Abs(x) * math.Abs(y)
+				}
+				C[i*n+j], M[i*n+j], Mp[i*n+j] = c, mm, mm
+			}
+		}
+	} else if m*n*k < 1<<15 && allExact {
 		// fused, exact operands: M⁺ = M
 		for i := 0; i < m; i++ {
 			ac := A.c[i*k : i*k+k]
