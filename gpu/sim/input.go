@@ -111,8 +111,8 @@ func (st *state) load(c *moe.Case) error {
 	E, H, I2, I := c.E, c.H, 2*c.I, c.I
 	in := &st.in
 	in.begin(c)
-	conv := func(dst []float32, src []float64, keep *[]float64) error {
-		if in.same(*keep, src) {
+	conv := func(dst []float32, src []float64, keep *kept) error {
+		if in.same(keep, src) {
 			return nil
 		}
 		if err := st.convert(dst, src, d, nf); err != nil {
@@ -136,7 +136,7 @@ func (st *state) load(c *moe.Case) error {
 	st.w2t = grow(st.w2t, c.LenW2())
 	// W1: standard E×2I×H, transposed E×H×2I. Each is converted straight into the buffer of
 	// its own layout, then transposed into the other.
-	if !in.same(in.w1, c.W1) {
+	if !in.same(&in.w1, c.W1) {
 		if c.Layout == moe.Transposed {
 			if err := conv(st.w1t, c.W1, &in.w1); err != nil {
 				return err
@@ -150,7 +150,7 @@ func (st *state) load(c *moe.Case) error {
 		}
 	}
 	// W2: standard E×H×I, transposed E×I×H.
-	if !in.same(in.w2, c.W2) {
+	if !in.same(&in.w2, c.W2) {
 		if c.Layout == moe.Transposed {
 			if err := conv(st.w2t, c.W2, &in.w2); err != nil {
 				return err
@@ -181,12 +181,22 @@ func (st *state) load(c *moe.Case) error {
 // a copy of: above it every Run converts (a real layer's weights would double in memory).
 const maxKeptInputs = 1 << 21
 
-// loaded is what the state's float32 inputs were converted from: a copy of each input
-// tensor (nil: not known) and what the conversion depends on besides the values (dtype,
+// loaded is what the state's float32 inputs were converted from: per input tensor a copy
+// of its values where known, and what the conversion depends on besides the values (dtype,
 // non-finite rule, layout and shape, which fix where each value goes in both layouts).
 type loaded struct {
 	key                   loadKey
-	x, dy, w1, w2, b1, b2 []float64
+	x, dy, w1, w2, b1, b2 kept
+}
+
+// kept is one input tensor's record: v, a copy of the values the state holds converted
+// (empty: unknown), and src, the address of the last source converted. The copy is made
+// only when the same memory is converted a second time in a row (a case run again: its
+// later runs then compare instead of converting); a source seen once (a rank case's
+// weights, a derived case) costs no copy.
+type kept struct {
+	v   []float64
+	src uintptr
 }
 
 type loadKey struct {
@@ -200,35 +210,44 @@ type loadKey struct {
 // are kept for a case above maxKeptInputs.
 func (in *loaded) begin(c *moe.Case) {
 	k := loadKey{c.DType, c.NonFinite, c.Layout, c.E, c.H, c.I}
-	if k != in.key || c.Config.Elements() > maxKeptInputs {
+	if c.Config.Elements() > maxKeptInputs {
+		*in = loaded{} // releases the copies too
+		return
+	}
+	if k != in.key {
 		in.drop()
-		if c.Config.Elements() <= maxKeptInputs {
-			in.key = k
-		}
+		in.key = k
 	}
 }
 
 // drop forgets every copy (after a failed conversion the state's inputs are partial).
 func (in *loaded) drop() {
 	in.key = loadKey{}
-	in.x, in.dy, in.w1, in.w2, in.b1, in.b2 = in.x[:0:0], in.dy[:0:0], in.w1[:0:0], in.w2[:0:0], in.b1[:0:0], in.b2[:0:0]
+	for _, k := range []*kept{&in.x, &in.dy, &in.w1, &in.w2, &in.b1, &in.b2} {
+		k.v, k.src = k.v[:0], 0
+	}
 }
 
-// same reports whether src is bitwise the kept copy (a non-empty one: with the key checked
-// by begin, the state holds src converted).
-func (in *loaded) same(kept, src []float64) bool {
-	if in.key == (loadKey{}) || len(kept) == 0 || len(kept) != len(src) {
+// same reports whether src is bitwise k's copy (a non-empty one: with the key checked by
+// begin, the state holds src converted).
+func (in *loaded) same(k *kept, src []float64) bool {
+	if in.key == (loadKey{}) || len(k.v) == 0 || len(k.v) != len(src) {
 		return false
 	}
-	return bytes.Equal(f64bytes(kept), f64bytes(src))
+	return bytes.Equal(f64bytes(k.v), f64bytes(src))
 }
 
-// keep copies src, just converted, into *dst.
-func (in *loaded) keep(dst *[]float64, src []float64) {
-	if in.key == (loadKey{}) {
+// keep records src, just converted, in k: its copy where src's memory was the last one
+// converted too, else only its address (any previous copy no longer describes the state).
+// The address only decides when to copy; whether a later source is the same is decided by
+// comparing values (same).
+func (in *loaded) keep(k *kept, src []float64) {
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(src)))
+	if in.key == (loadKey{}) || p != k.src || p == 0 {
+		k.v, k.src = k.v[:0], p
 		return
 	}
-	*dst = append((*dst)[:0], src...)
+	k.v = append(k.v[:0], src...)
 }
 
 // f64bytes is v's memory as bytes (for a bitwise comparison: NaN payloads and signed zeros
