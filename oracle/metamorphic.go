@@ -195,9 +195,11 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 			}
 		}
 		// dist is the largest |value − f| the enclosure admits; NaN when unconstrained.
-		dist := func(t moe.Tensor, i int) float64 {
+		// (per tensor: its centers, radii and reference, looked up once, then per element)
+		dists := func(t moe.Tensor) func(i int) float64 {
 			c, r, _ := en.Bounds(t)
-			return math.Abs(c[i]-ref.Tensor(t)[i]) + r[i]
+			f := ref.Tensor(t)
+			return func(i int) float64 { return math.Abs(c[i]-f[i]) + r[i] }
 		}
 		s := side{got: res[k], refLen: map[moe.Tensor]int{}, dist: map[moe.Tensor][]float64{}}
 		for _, t := range append(sumTensors, wgTensors...) {
@@ -206,8 +208,9 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 		for _, t := range sumTensors {
 			if k == 0 {
 				b := make([]float64, len(ref.Tensor(t)))
+				dist, mag := dists(t), umag.Tensor(t)
 				for i := range b {
-					b[i] = dist(t, i) + 1e-12*(umag.Tensor(t)[i]+1)
+					b[i] = dist(i) + 1e-12*(mag[i]+1)
 				}
 				bounds[t] = b
 				continue
@@ -216,8 +219,9 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 			if c, _, _ := en.Bounds(t); len(c) < len(b) || len(ref.Tensor(t)) < len(b) {
 				return nil, fmt.Errorf("oracle: split sum: rank %d's %s has %d elements, the unsplit layer's %d", k-1, t, len(c), len(b))
 			}
+			dist := dists(t)
 			for i := range b {
-				b[i] += dist(t, i)
+				b[i] += dist(i)
 			}
 		}
 		for _, t := range wgTensors {
@@ -225,8 +229,9 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 				c, _, _ := en.Bounds(t)
 				n := min(len(c), len(ref.Tensor(t)))
 				d := make([]float64, n)
+				dist := dists(t)
 				for i := range d {
-					d[i] = dist(t, i)
+					d[i] = dist(i)
 				}
 				s.dist[t] = d
 			}
