@@ -47,6 +47,10 @@ type encl struct {
 	// stop, when closed, makes the remaining experts and ranges do nothing (the caller
 	// then reports ErrStopped instead of the incomplete result).
 	stop <-chan struct{}
+	// zeros is 2I·H zeros, never written: the radii of the exact weight operands
+	// (weightMat, transposeExact), shared by every expert and worker instead of a cleared
+	// vector per call.
+	zeros []float64
 }
 
 // arena hands out float64 slices from large slabs, so a check allocates a few slabs instead
@@ -117,6 +121,7 @@ func newEncl(c *moe.Case, p *moe.Plan) *encl { return newEnclIn(c, p, nil, &work
 func newEnclIn(c *moe.Case, p *moe.Plan, ar *arena, ws *workspace, pool *scratchPool) *encl {
 	en := &encl{c: c, d: c.DType, p: p, S: c.S(), T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, R: p.Rows, ws: ws, ar: ar,
 		sp: par.New(0, 0), pool: pool}
+	en.zeros = en.ar.get(2 * c.I * c.H) // before any step's mark: it lives as long as en
 	en.w1s = make([][]float64, c.E)
 	en.w2s = make([][]float64, c.E)
 	if c.Layout == moe.Standard {
@@ -289,18 +294,19 @@ func (en *encl) colsMat(v rowsrc, b, e, n int) mat {
 func exactMat(x []float64, m, k int) mat { return mat{m, k, x, make([]float64, len(x))} }
 
 func (en *encl) weightMat(x []float64, m, k int) mat {
-	w := mat{m, k, x, en.ar.get(len(x))} // radii zero (arena memory is cleared)
-	if en.noRound {
-		for i := range w.r {
-			w.r[i] = 0x1p-1000
-		}
+	if !en.noRound {
+		return mat{m, k, x, en.zeros[:len(x)]} // radii zero (read only)
+	}
+	w := mat{m, k, x, en.ar.get(len(x))}
+	for i := range w.r {
+		w.r[i] = 0x1p-1000
 	}
 	return w
 }
 
 // transposeExact returns the k×m transpose of a row-major m×k exact matrix.
 func (en *encl) transposeExact(x []float64, m, k int) mat {
-	t := mat{k, m, en.ar.getDirty(k * m), en.ar.get(k * m)} // centers all written below, radii 0
+	t := mat{k, m, en.ar.getDirty(k * m), en.zeros[:k*m]} // centers all written below, radii 0 (read only)
 	for i := 0; i < m; i++ {
 		for l := 0; l < k; l++ {
 			t.c[l*m+i] = x[i*k+l]
