@@ -161,8 +161,8 @@ func (c *Case) firstBad(v []float64) int {
 		for i := lo; i < hi; i++ {
 			x := v[i]
 			b := math.Float64bits(x)
-			if e := int(b>>52&0x7ff) - 1023; e >= f.emin && e <= f.emax && b&low == 0 {
-				continue
+			if e := int(b>>52&0x7ff) - 1023; e >= f.emin && e <= f.emax && b&low == 0 || b<<1 == 0 {
+				continue // (±0: a value of every dtype)
 			}
 			if (!c.NonFinite && (math.IsNaN(x) || math.IsInf(x, 0))) || !c.DType.Representable(x) {
 				for {

@@ -109,6 +109,9 @@ func (d DType) Round(x float64) float64 {
 		b &^= uint64(1)<<shift - 1
 		return math.Float64frombits(b)
 	}
+	if b<<1 == 0 {
+		return x // ±0
+	}
 	return roundTo(x, f)
 }
 
@@ -209,6 +212,9 @@ func (d DType) RoundFloat32(x float32) float32 {
 		if e := int(b>>23&0xff) - 127; e >= -14 && e < 15 {
 			b += 0xfff + (b>>13)&1
 			return math.Float32frombits(b &^ 0x1fff)
+		}
+		if b&0x7fffffff == 0 {
+			return x // ±0 (masked rows, zero tails) is its own rounding
 		}
 		return float16.Fromfloat32(x).Float32()
 	default:

@@ -79,6 +79,8 @@ func TestRoundFloat32FP16FastPath(t *testing.T) {
 	for b := uint64(0); b <= math.MaxUint32; b += 251 {
 		check(uint32(b))
 	}
+	check(0)          // +0: the zero shortcut
+	check(0x80000000) // −0
 	for e := uint32(127 - 15); e <= 127+16; e++ {
 		for m := uint32(0); m < 1<<10; m += 3 {
 			tie := e<<23 | m<<13 | 0x1000

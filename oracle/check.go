@@ -66,6 +66,8 @@ type Checker struct {
 	ws   workspace
 	pool scratchPool // the expert workers' scratch (parallel.go)
 	sb   streamBufs  // the streaming checks' bookkeeping (stream.go)
+	// split is the split comparison's scratch (Checker.CompareSplitSumUnder)
+	split splitScratch
 	// sp, when set, splits the check's loops (tests); the zero value splits over every core.
 	sp par.Split
 	// fullTails derives every span of the sentinel tail element by element (tests: the

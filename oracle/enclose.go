@@ -63,28 +63,12 @@ type arena struct {
 }
 
 func (a *arena) get(n int) []float64 {
-	if a == nil {
-		return make([]float64, n)
-	}
-	for a.cur < len(a.slabs) {
-		s := a.slabs[a.cur]
-		if a.off+n <= len(s) {
-			v := s[a.off : a.off+n : a.off+n]
-			a.off += n
-			clear(v)
-			return v
-		}
-		a.cur++
-		a.off = 0
-	}
-	size := max(n, 1<<16)
-	a.slabs = append(a.slabs, make([]float64, size))
-	a.cur, a.off = len(a.slabs)-1, n
-	return a.slabs[a.cur][:n:n]
+	v := a.getDirty(n)
+	clear(v)
+	return v
 }
 
-// getDirty is get without clearing reused space: for a slice its caller writes whole before
-// reading it (the operand matrices of rowsInto and colsMat, a real layer's rows).
+// getDirty is get without the clearing, for a caller that writes every element.
 func (a *arena) getDirty(n int) []float64 {
 	if a == nil {
 		return make([]float64, n)
@@ -99,7 +83,10 @@ func (a *arena) getDirty(n int) []float64 {
 		a.cur++
 		a.off = 0
 	}
-	return a.get(n)
+	size := max(n, 1<<16)
+	a.slabs = append(a.slabs, make([]float64, size))
+	a.cur, a.off = len(a.slabs)-1, n
+	return a.slabs[a.cur][:n:n]
 }
 
 func (a *arena) reset() {

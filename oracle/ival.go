@@ -70,6 +70,9 @@ func roundInto(d moe.DType, c, r float64) (float64, float64) {
 		return 0, math.NaN()
 	}
 	if r == 0 {
+		if c == 0 {
+			return c, 0 // ±0 is its own rounding
+		}
 		x := d.Round(c)
 		if math.IsInf(x, 0) {
 			return 0, math.NaN()

@@ -75,6 +75,56 @@ func CompareSplitSum(unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case
 // |g_r − g| ≤ (|c_r − f| + r_r) + (|c − f| + r) + 1e-12·(M + 1), the same derivation with one
 // term per side.
 func CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case, ranks []*gpu.Result) ([]Failure, error) {
+	return compareSplitSum(ct, unsplit, whole, rankCases, ranks, &splitScratch{})
+}
+
+// splitScratch is CompareSplitSumUnder's scratch memory: the unsplit side's arena, the
+// ranks' arena and the reductions' workspace.
+type splitScratch struct {
+	u, r arena
+	ws   workspace
+}
+
+// maxKeptSplit is the most float64 elements of scratch a Checker keeps from one split
+// comparison to the next (8 MiB per arena): the small cases of a random run reuse it, a
+// large case's is dropped after its comparison.
+const maxKeptSplit = 1 << 20
+
+// trim drops each arena whose slabs hold more than maxKeptSplit elements, and the
+// workspace if it does.
+func (s *splitScratch) trim() {
+	size := func(a *arena) int {
+		n := 0
+		for _, sl := range a.slabs {
+			n += len(sl)
+		}
+		return n
+	}
+	for _, a := range []*arena{&s.u, &s.r} {
+		if size(a) > maxKeptSplit {
+			*a = arena{}
+		}
+	}
+	n := 0
+	for _, b := range s.ws.bufs {
+		n += cap(b)
+	}
+	if n > maxKeptSplit {
+		s.ws = workspace{}
+	}
+}
+
+// CompareSplitSumUnder is the package-level CompareSplitSumUnder with this Checker's
+// scratch memory (kept between calls for small cases: a fresh comparison's first slabs were
+// most of a small case's cost). Same results.
+func (k *Checker) CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case, ranks []*gpu.Result) ([]Failure, error) {
+	k.split.u.reset()
+	k.split.r.reset()
+	defer k.split.trim()
+	return compareSplitSum(ct, unsplit, whole, rankCases, ranks, &k.split)
+}
+
+func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result, rankCases []*moe.Case, ranks []*gpu.Result, sc *splitScratch) ([]Failure, error) {
 	if len(rankCases) != len(ranks) {
 		return nil, fmt.Errorf("oracle: split sum: %d rank cases but %d results", len(rankCases), len(ranks))
 	}
@@ -121,7 +171,7 @@ func CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Re
 	// turn in the other one): every row a rank shares with the unsplit layer is copied from it
 	// (rankEnclosure).
 	var uen *Enclosure
-	uar, ar, ws := &arena{}, &arena{}, &workspace{}
+	uar, ar, ws := &sc.u, &sc.r, &sc.ws
 	for k, cc := range all {
 		var en *Enclosure
 		var err error
@@ -145,9 +195,11 @@ func CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Re
 			}
 		}
 		// dist is the largest |value − f| the enclosure admits; NaN when unconstrained.
-		dist := func(t moe.Tensor, i int) float64 {
+		// (per tensor: its centers, radii and reference, looked up once, then per element)
+		dists := func(t moe.Tensor) func(i int) float64 {
 			c, r, _ := en.Bounds(t)
-			return math.Abs(c[i]-ref.Tensor(t)[i]) + r[i]
+			f := ref.Tensor(t)
+			return func(i int) float64 { return math.Abs(c[i]-f[i]) + r[i] }
 		}
 		s := side{got: res[k], refLen: map[moe.Tensor]int{}, dist: map[moe.Tensor][]float64{}}
 		for _, t := range append(sumTensors, wgTensors...) {
@@ -156,8 +208,9 @@ func CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Re
 		for _, t := range sumTensors {
 			if k == 0 {
 				b := make([]float64, len(ref.Tensor(t)))
+				dist, mag := dists(t), umag.Tensor(t)
 				for i := range b {
-					b[i] = dist(t, i) + 1e-12*(umag.Tensor(t)[i]+1)
+					b[i] = dist(i) + 1e-12*(mag[i]+1)
 				}
 				bounds[t] = b
 				continue
@@ -166,8 +219,9 @@ func CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Re
 			if c, _, _ := en.Bounds(t); len(c) < len(b) || len(ref.Tensor(t)) < len(b) {
 				return nil, fmt.Errorf("oracle: split sum: rank %d's %s has %d elements, the unsplit layer's %d", k-1, t, len(c), len(b))
 			}
+			dist := dists(t)
 			for i := range b {
-				b[i] += dist(t, i)
+				b[i] += dist(i)
 			}
 		}
 		for _, t := range wgTensors {
@@ -175,8 +229,9 @@ func CompareSplitSumUnder(ct contract.Contract, unsplit *moe.Case, whole *gpu.Re
 				c, _, _ := en.Bounds(t)
 				n := min(len(c), len(ref.Tensor(t)))
 				d := make([]float64, n)
+				dist := dists(t)
 				for i := range d {
-					d[i] = dist(t, i)
+					d[i] = dist(i)
 				}
 				s.dist[t] = d
 			}

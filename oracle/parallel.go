@@ -173,11 +173,11 @@ func (s rowsrc) at(i int) rv {
 	if !s.pt {
 		return rv{s.v.c[i], s.v.r[i]}
 	}
-	f := float64(s.p[i])
-	if math.IsNaN(f) || math.IsInf(f, 0) {
+	f32 := s.p[i]
+	if math.Float32bits(f32)&0x7f800000 == 0x7f800000 { // NaN or ±Inf
 		return unknownRV()
 	}
-	return rv{f, 0}
+	return rv{float64(f32), 0}
 }
 
 // rows returns rows [b, e) (row length n) as a mat: a view of v, or point enclosures of p in
@@ -194,13 +194,13 @@ func (s rowsrc) rowsInto(m mat, b, e, n int) mat {
 	if !s.pt {
 		return rowsMat(s.v, b, e, n)
 	}
+	mc, mr := m.c[:(e-b)*n], m.r[:(e-b)*n]
 	for i, f32 := range s.p[b*n : e*n] {
-		f := float64(f32)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			m.c[i], m.r[i] = 0, math.NaN()
+		if math.Float32bits(f32)&0x7f800000 == 0x7f800000 { // NaN or ±Inf
+			mc[i], mr[i] = 0, math.NaN()
 			continue
 		}
-		m.c[i], m.r[i] = f, 0
+		mc[i], mr[i] = float64(f32), 0
 	}
 	return m
 }

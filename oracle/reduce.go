@@ -112,7 +112,22 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 	for _, e := range exB {
 		allExact = allExact && e
 	}
-	if m*n*k < 1<<15 && allExact {
+	if m*n*k < 1<<15 && allExact && fl == 0 {
+		// fused, exact fp32 operands: M⁺ = M, no nominal magnitudes (N is M⁺)
+		for i := 0; i < m; i++ {
+			ac := A.c[i*k : i*k+k]
+			for j := 0; j < n; j++ {
+				bc := B.c[j*k : j*k+k]
+				var c, mm float64
+				for l, x := range ac {
+					y := bc[l]
+					c += x * y
+					mm += math.Abs(x) * math.Abs(y)
+				}
+				C[i*n+j], M[i*n+j], Mp[i*n+j] = c, mm, mm
+			}
+		}
+	} else if m*n*k < 1<<15 && allExact {
 		// fused, exact operands: M⁺ = M
 		for i := 0; i < m; i++ {
 			ac := A.c[i*k : i*k+k]
@@ -318,14 +333,16 @@ func absInto(A mat, abs []float64) []float64 {
 // every element of the row is exactly known (radius 0).
 func rowInfo(A mat, ws *workspace) (te []int, exact []bool) {
 	te, exact = ws.rowBufs(A.m)
+	k := A.k
 	for i := 0; i < A.m; i++ {
 		t, ex := math.MaxInt32/4, true
-		for l := 0; l < A.k; l++ {
-			if A.r[i*A.k+l] != 0 {
+		rr, cc := A.r[i*k:i*k+k], A.c[i*k:i*k+k]
+		for l, r := range rr {
+			if r != 0 {
 				ex = false
 				break
 			}
-			if c := A.c[i*A.k+l]; c != 0 {
+			if c := cc[l]; c != 0 {
 				if q := trailingExp(c); q < t {
 					t = q
 				}

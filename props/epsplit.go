@@ -6,7 +6,6 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/moecheck/moecheck/oracle"
 )
 
 // epSplitSum: splitting the experts over W ranks and summing the ranks' outputs gives the
@@ -46,7 +45,7 @@ var epSplitSum = Property{
 			}
 			res[i] = r
 		}
-		fs, err := oracle.CompareSplitSumUnder(env.JudgeContract(), unsplit, res[0], ranks, res[1:])
+		fs, err := env.checker.CompareSplitSumUnder(env.JudgeContract(), unsplit, res[0], ranks, res[1:])
 		if err != nil {
 			return nil, err
 		}

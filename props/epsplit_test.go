@@ -3,6 +3,7 @@ package props_test
 import (
 	"context"
 	"math"
+	"reflect"
 	"testing"
 
 	"github.com/moecheck/moecheck/contract"
@@ -146,4 +147,45 @@ func splitRuns(t *testing.T, spec string, p gpu.Poison) (unsplit *moe.Case, rank
 		res[i] = run(rc)
 	}
 	return unsplit, ranks, whole, res
+}
+
+// TestCheckerSplitSumSameAsFresh: Checker.CompareSplitSumUnder, whose scratch is kept from
+// call to call, gives the failures the package-level function (fresh scratch) gives, over a
+// sequence of cases of growing and shrinking sizes, every contract, correct and faulty
+// runs (failures with their values and bounds compared field by field).
+func TestCheckerSplitSumSameAsFresh(t *testing.T) {
+	specs := []string{
+		"T=12 H=8 I=8 E=2 K=2 world=3 rank=1 dtype=fp32 routing=uniform seed=5",
+		"T=40 H=24 I=20 E=3 K=2 world=2 rank=0 dtype=bf16 bias=1 routing=uniform seed=9",
+		"T=3 H=2 I=3 E=1 K=1 world=4 rank=3 dtype=fp16 routing=uniform seed=2",
+		"T=64 H=4 I=4 E=1 K=4 world=2 rank=0 dtype=fp32 bias=1 routing=uniform seed=3",
+		"T=7 H=5 I=6 E=2 K=3 world=2 rank=1 dtype=bf16 routing=uniform seed=4",
+	}
+	var k oracle.Checker
+	for _, ct := range []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()} {
+		for i, spec := range specs {
+			unsplit, ranks, whole, res := splitRuns(t, spec, gpu.PoisonNaN)
+			if i%2 == 1 { // a wrong rank: failures with values and bounds
+				r := res[len(res)-1]
+				r.Y = append([]float32(nil), r.Y...)
+				r.DW1 = append([]float32(nil), r.DW1...)
+				r.Y[0] += 1
+				r.DW1[len(r.DW1)-1] = 3*r.DW1[len(r.DW1)-1] + 1
+			}
+			want, err := oracle.CompareSplitSumUnder(ct, unsplit, whole, ranks, res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := k.CompareSplitSumUnder(ct, unsplit, whole, ranks, res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("contract %s, %s: kept scratch %v, fresh %v", ct, spec, got, want)
+			}
+			if i%2 == 1 && len(want) == 0 {
+				t.Fatalf("contract %s, %s: the wrong rank passed", ct, spec)
+			}
+		}
+	}
 }

@@ -32,7 +32,24 @@ type trialCache struct {
 // begin starts the cache of trial case c, whose checks stop once stop is closed; end drops
 // it.
 func (env *Env) begin(c *moe.Case, stop <-chan struct{}) { env.cache = trialCache{c: c, stop: stop} }
-func (env *Env) end()                                    { env.cache = trialCache{} }
+func (env *Env) end() {
+	for _, r := range env.cache.runs {
+		env.recycle(r)
+	}
+	env.cache = trialCache{}
+}
+
+// recycler is a backend that takes back the stage memory of a Result nothing reads any more
+// (sim.Backend.Recycle): its next Runs reuse it instead of allocating.
+type recycler interface{ Recycle(r *gpu.Result) }
+
+// recycle hands r's stages back to the backend where it takes them; r's stages must not be
+// read after (its outputs stay valid).
+func (env *Env) recycle(r *gpu.Result) {
+	if rc, ok := env.Backend.(recycler); ok && r != nil {
+		rc.Recycle(r)
+	}
+}
 
 // baseSeed is the poison seed of the shared base runs.
 const baseSeed = 1

@@ -38,6 +38,7 @@ var tokenPermutation = Property{
 			return env.weakened(name, run1{c, a, "original tokens"}, run1{pc, b, "permuted tokens"})
 		}
 		v, err := env.check(pc, b, oracle.Options{})
+		env.recycle(b) // its stages are judged; the outputs below stay b's
 		if err != nil {
 			return nil, err
 		}

@@ -57,11 +57,12 @@ func (st *state) activateRows(lo, hi int) {
 			} else {
 				v = g / (1 + expf(-g)) * u
 			}
-			a[j] = d.RoundFloat32(v)
+			a[j] = v
 			if posZero {
-				zero, haveZero = a[j], true
+				zero, haveZero = d.RoundFloat32(v), true
 			}
 		}
+		roundAll(d, a) // round_d(v) element by element (zero's value is already rounded: roundAll keeps it)
 	}
 }
 
@@ -101,8 +102,9 @@ func (st *state) activateBackwardRows(lo, hi int) {
 				dg = dj * u * s * (1 + float32(g*(1-s)))
 				du = dj * g * s
 			}
-			dh[gc], dh[uc] = d.RoundFloat32(dg), d.RoundFloat32(du)
+			dh[gc], dh[uc] = dg, du
 		}
+		roundAll(d, dh) // round_d element by element (gate and up columns cover the row)
 	}
 }
 

@@ -84,8 +84,9 @@ func (st *state) dh2Rows(lo, hi int) {
 		}
 		w := st.rw[st.perm[i]]
 		for h, v := range st.do[i*H : (i+1)*H] {
-			dh[h] = d.RoundFloat32(v * w)
+			dh[h] = v * w
 		}
+		roundAll(d, dh) // round_d(v·w) element by element
 	}
 }
 

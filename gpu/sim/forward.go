@@ -60,8 +60,9 @@ func (st *state) weightRows(lo, hi int) {
 		w := st.rw[st.perm[i]]
 		h2, o := st.h2[i*H:(i+1)*H], st.o[i*H:(i+1)*H]
 		for h, v := range h2 {
-			o[h] = d.RoundFloat32(v * w)
+			o[h] = v * w
 		}
+		roundAll(d, o) // round_d(v·w) element by element
 	}
 }
 

@@ -1,9 +1,11 @@
 package sim
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/moecheck/moecheck/moe"
 )
@@ -16,14 +18,25 @@ var errInput = errors.New("sim: case does not validate")
 // load converts them (the per-element checks of c.Validate cost more than a small case's
 // whole path). Any case it does not accept goes to c.Validate for the message.
 func check(c *moe.Case, lim moe.Limits) error {
-	if c == nil || c.Global != nil {
-		return c.Validate(lim) // the global map check is c.Validate's own
+	if c == nil {
+		return c.Validate(lim)
 	}
 	if err := c.Config.Validate(lim); err != nil {
 		return err
 	}
 	if err := c.Routing.Validate(c.Config); err != nil {
 		return err
+	}
+	if g := c.Global; g != nil { // c.Validate's global map check (its message where it fails)
+		r, err := moe.FromGlobal(c.Config, g.IDs, g.Weights, g.Options)
+		if err != nil {
+			return c.Validate(lim)
+		}
+		for s := range r.IDs {
+			if r.IDs[s] != c.Routing.IDs[s] || r.Weights[s] != c.Routing.Weights[s] {
+				return c.Validate(lim)
+			}
+		}
 	}
 	if len(c.X) != c.LenX() || len(c.DY) != c.LenX() || len(c.W1) != c.LenW1() || len(c.W2) != c.LenW2() {
 		return c.Validate(lim)
@@ -89,16 +102,32 @@ func (a *convertArgs) run(lo, hi int) {
 }
 
 // load converts the case's tensors into the state's float32 inputs: x, dy, both layouts of
-// W1 and W2 (standard for the dgrads, transposed for the forward GEMMs), biases.
+// W1 and W2 (standard for the dgrads, transposed for the forward GEMMs), biases. A tensor
+// whose values are bitwise the ones the state already holds converted (in.same: the runs
+// of one case under each property and poison policy, a derived case's unchanged weights)
+// is not converted again.
 func (st *state) load(c *moe.Case) error {
 	d, nf := c.DType, c.NonFinite
 	E, H, I2, I := c.E, c.H, 2*c.I, c.I
+	in := &st.in
+	in.begin(c)
+	conv := func(dst []float32, src []float64, keep *kept) error {
+		if in.same(keep, src) {
+			return nil
+		}
+		if err := st.convert(dst, src, d, nf); err != nil {
+			in.drop()
+			return err
+		}
+		in.keep(keep, src)
+		return nil
+	}
 	st.x = grow(st.x, c.LenX())
 	st.dy = grow(st.dy, c.LenX())
-	if err := st.convert(st.x, c.X, d, nf); err != nil {
+	if err := conv(st.x, c.X, &in.x); err != nil {
 		return err
 	}
-	if err := st.convert(st.dy, c.DY, d, nf); err != nil {
+	if err := conv(st.dy, c.DY, &in.dy); err != nil {
 		return err
 	}
 	st.w1 = grow(st.w1, c.LenW1())
@@ -107,41 +136,124 @@ func (st *state) load(c *moe.Case) error {
 	st.w2t = grow(st.w2t, c.LenW2())
 	// W1: standard E×2I×H, transposed E×H×2I. Each is converted straight into the buffer of
 	// its own layout, then transposed into the other.
-	if c.Layout == moe.Transposed {
-		if err := st.convert(st.w1t, c.W1, d, nf); err != nil {
-			return err
+	if !in.same(&in.w1, c.W1) {
+		if c.Layout == moe.Transposed {
+			if err := conv(st.w1t, c.W1, &in.w1); err != nil {
+				return err
+			}
+			st.transpose(st.w1, st.w1t, E, H, I2)
+		} else {
+			if err := conv(st.w1, c.W1, &in.w1); err != nil {
+				return err
+			}
+			st.transpose(st.w1t, st.w1, E, I2, H)
 		}
-		st.transpose(st.w1, st.w1t, E, H, I2)
-	} else {
-		if err := st.convert(st.w1, c.W1, d, nf); err != nil {
-			return err
-		}
-		st.transpose(st.w1t, st.w1, E, I2, H)
 	}
 	// W2: standard E×H×I, transposed E×I×H.
-	if c.Layout == moe.Transposed {
-		if err := st.convert(st.w2t, c.W2, d, nf); err != nil {
-			return err
+	if !in.same(&in.w2, c.W2) {
+		if c.Layout == moe.Transposed {
+			if err := conv(st.w2t, c.W2, &in.w2); err != nil {
+				return err
+			}
+			st.transpose(st.w2, st.w2t, E, I, H)
+		} else {
+			if err := conv(st.w2, c.W2, &in.w2); err != nil {
+				return err
+			}
+			st.transpose(st.w2t, st.w2, E, H, I)
 		}
-		st.transpose(st.w2, st.w2t, E, I, H)
-	} else {
-		if err := st.convert(st.w2, c.W2, d, nf); err != nil {
-			return err
-		}
-		st.transpose(st.w2t, st.w2, E, H, I)
 	}
 	st.b1, st.b2 = st.b1[:0], st.b2[:0]
 	if c.Bias {
 		st.b1 = grow(st.b1, c.LenB1())
 		st.b2 = grow(st.b2, c.LenB2())
-		if err := st.convert(st.b1, c.B1, d, nf); err != nil {
+		if err := conv(st.b1, c.B1, &in.b1); err != nil {
 			return err
 		}
-		if err := st.convert(st.b2, c.B2, d, nf); err != nil {
+		if err := conv(st.b2, c.B2, &in.b2); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// maxKeptInputs is the most case elements (moe.Config.Elements) whose inputs loaded keeps
+// a copy of: above it every Run converts (a real layer's weights would double in memory).
+const maxKeptInputs = 1 << 21
+
+// loaded is what the state's float32 inputs were converted from: per input tensor a copy
+// of its values where known, and what the conversion depends on besides the values (dtype,
+// non-finite rule, layout and shape, which fix where each value goes in both layouts).
+type loaded struct {
+	key                   loadKey
+	x, dy, w1, w2, b1, b2 kept
+}
+
+// kept is one input tensor's record: v, a copy of the values the state holds converted
+// (empty: unknown), and src, the address of the last source converted. The copy is made
+// only when the same memory is converted a second time in a row (a case run again: its
+// later runs then compare instead of converting); a source seen once (a rank case's
+// weights, a derived case) costs no copy.
+type kept struct {
+	v   []float64
+	src uintptr
+}
+
+type loadKey struct {
+	d         moe.DType
+	nonFinite bool
+	layout    moe.Layout
+	e, h, i   int
+}
+
+// begin starts a load of c: the copies stay only where c converts the same way, and none
+// are kept for a case above maxKeptInputs.
+func (in *loaded) begin(c *moe.Case) {
+	k := loadKey{c.DType, c.NonFinite, c.Layout, c.E, c.H, c.I}
+	if c.Config.Elements() > maxKeptInputs {
+		*in = loaded{} // releases the copies too
+		return
+	}
+	if k != in.key {
+		in.drop()
+		in.key = k
+	}
+}
+
+// drop forgets every copy (after a failed conversion the state's inputs are partial).
+func (in *loaded) drop() {
+	in.key = loadKey{}
+	for _, k := range []*kept{&in.x, &in.dy, &in.w1, &in.w2, &in.b1, &in.b2} {
+		k.v, k.src = k.v[:0], 0
+	}
+}
+
+// same reports whether src is bitwise k's copy (a non-empty one: with the key checked by
+// begin, the state holds src converted).
+func (in *loaded) same(k *kept, src []float64) bool {
+	if in.key == (loadKey{}) || len(k.v) == 0 || len(k.v) != len(src) {
+		return false
+	}
+	return bytes.Equal(f64bytes(k.v), f64bytes(src))
+}
+
+// keep records src, just converted, in k: its copy where src's memory was the last one
+// converted too, else only its address (any previous copy no longer describes the state).
+// The address only decides when to copy; whether a later source is the same is decided by
+// comparing values (same).
+func (in *loaded) keep(k *kept, src []float64) {
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(src)))
+	if in.key == (loadKey{}) || p != k.src || p == 0 {
+		k.v, k.src = k.v[:0], p
+		return
+	}
+	k.v = append(k.v[:0], src...)
+}
+
+// f64bytes is v's memory as bytes (for a bitwise comparison: NaN payloads and signed zeros
+// count).
+func f64bytes(v []float64) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 8*len(v))
 }
 
 // transposeTile is the side of the square tiles transpose copies, so that a tile's source

@@ -1,6 +1,10 @@
 package sim
 
-import "github.com/moecheck/moecheck/moe"
+import (
+	"math"
+
+	"github.com/moecheck/moecheck/moe"
+)
 
 // gemv adds Σ_{q<k} a[q·as]·b[q·bs+n] to c[n] for every n < len(c), in fp32, q ascending:
 // c[n] = (…((c[n] + p₀) + p₁) …) + p_{k−1}, each product p_q rounded to float32 before its add.
@@ -60,11 +64,33 @@ func gemvInDtype(d moe.DType, c, a []float32, as int, b []float32, bs, k int) {
 
 // roundAll stores v in dtype d: v[i] = round_d(v[i]).
 func roundAll(d moe.DType, v []float32) {
-	if d == moe.FP32 {
+	switch d {
+	case moe.FP32:
 		return
-	}
-	for i, x := range v {
-		v[i] = d.RoundFloat32(x)
+	case moe.BF16:
+		// d.RoundFloat32's finite case inline (a call per element was most of the pass)
+		for i, x := range v {
+			b := math.Float32bits(x)
+			if b&0x7f800000 == 0x7f800000 {
+				v[i] = d.RoundFloat32(x)
+				continue
+			}
+			v[i] = math.Float32frombits((b + 0x7fff + (b>>16)&1) & 0xffff0000)
+		}
+	case moe.FP16:
+		// d.RoundFloat32's normal-range case inline
+		for i, x := range v {
+			b := math.Float32bits(x)
+			if e := b >> 23 & 0xff; e >= 127-14 && e < 127+15 {
+				v[i] = math.Float32frombits((b + 0xfff + (b>>13)&1) &^ 0x1fff)
+				continue
+			}
+			v[i] = d.RoundFloat32(x)
+		}
+	default:
+		for i, x := range v {
+			v[i] = d.RoundFloat32(x)
+		}
 	}
 }
 

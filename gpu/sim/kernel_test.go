@@ -162,3 +162,28 @@ func TestActivateRowsZeroMemo(t *testing.T) {
 		}
 	}
 }
+
+// TestRoundAllSameAsRoundFloat32: roundAll, whose bf16 and fp16 loops inline
+// RoundFloat32's common case, stores the bits RoundFloat32 gives, on a stride through every
+// float32 bit pattern (NaN payloads, ±Inf, ±0, subnormals, overflow to Inf, ties) for every
+// dtype.
+func TestRoundAllSameAsRoundFloat32(t *testing.T) {
+	var v []float32
+	for b := uint64(0); b <= math.MaxUint32; b += 977 {
+		v = append(v, math.Float32frombits(uint32(b)))
+	}
+	for _, b := range []uint32{0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00001, 0xffbfffff, 0x477fefff, 0x477ff000, 0x38800000, 0x387fffff, 0x3f808000, 0x3f818000} {
+		v = append(v, math.Float32frombits(b))
+	}
+	for _, d := range []moe.DType{moe.BF16, moe.FP16, moe.FP32} {
+		t.Run("dtype="+d.String(), func(t *testing.T) {
+			got := append([]float32(nil), v...)
+			roundAll(d, got)
+			for i, x := range v {
+				if want := d.RoundFloat32(x); math.Float32bits(got[i]) != math.Float32bits(want) {
+					t.Fatalf("%#08x: %#08x, RoundFloat32 %#08x", math.Float32bits(x), math.Float32bits(got[i]), math.Float32bits(want))
+				}
+			}
+		})
+	}
+}

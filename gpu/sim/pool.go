@@ -18,6 +18,10 @@ type pool struct {
 	// of copying them, halving a large case's memory); the next take allocates a new one,
 	// with the lent one's values where Stale reads them, so Runs see what they saw before.
 	lent [gpu.BufDB2 + 1]bool
+	// spare: a stage buffer a Result handed back (Backend.Recycle), taken in place of a new
+	// allocation where the buffer in use is lent: a Run with stages then costs the next Run
+	// no fresh, zeroed memory. It is kept until the buffer's next take only.
+	spare [gpu.BufDB2 + 1][]float32
 }
 
 // take returns buffer b with n elements of dtype d, poisoned under policy p with seed, the
@@ -33,13 +37,18 @@ func (p *pool) take(b gpu.Buffer, n int, d moe.DType, pol gpu.Poison, seed uint6
 	switch {
 	case p.lent[b]:
 		old := buf
-		buf = make([]float32, n)
+		if s := p.spare[b]; cap(s) >= n {
+			buf = s[:n] // every element is written below (fill, or copy and stale)
+		} else {
+			buf = make([]float32, n)
+		}
 		if stale {
 			copy(buf, old) // the previous Run's values, as if the memory were recycled
 		}
 	case cap(buf) < n:
 		buf = make([]float32, n)
 	}
+	p.spare[b] = nil
 	buf = buf[:n]
 	p.bufs[b], p.dtype[b], p.used[b], p.lent[b] = buf, d, true, false
 	fa := fillArgs{buf: buf, b: b, d: d, pol: pol, seed: seed}
@@ -70,9 +79,17 @@ func (a fillArgs) fill(lo, hi int) {
 func (a fillArgs) stale(lo, hi int) {
 	base := a.seed ^ uint64(a.b)<<56
 	for i := lo; i < hi; i++ {
-		if v := a.buf[i]; math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+		if math.Float32bits(a.buf[i])&0x7f800000 == 0x7f800000 { // NaN or ±Inf
 			a.buf[i] = poison.Value(gpu.PoisonHuge, a.b, a.d, poison.SplitMix64(base+uint64(i)))
 		}
+	}
+}
+
+// recycle keeps v, a stage buffer b lent to a Result that is no longer used, as b's spare
+// (the larger one where there is already one).
+func (p *pool) recycle(b gpu.Buffer, v []float32) {
+	if cap(v) > cap(p.spare[b]) {
+		p.spare[b] = v[:cap(v)]
 	}
 }
 

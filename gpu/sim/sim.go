@@ -38,6 +38,9 @@ type Backend struct {
 	// and minWork the least work of one range (0: minParWork). Tests set workers 1 for a
 	// single-goroutine run, and minWork 1 to split even the smallest cases.
 	workers, minWork int
+	// noReuse (tests) converts the inputs every Run and allocates new stage buffers: the
+	// Backend as it was before loaded and Recycle.
+	noReuse bool
 }
 
 var _ gpu.Backend = (*Backend)(nil)
@@ -56,6 +59,34 @@ func (b *Backend) Close() error {
 	b.pool.release()
 	b.st = state{}
 	return nil
+}
+
+// Recycle hands back the stage buffers of r, a Result of this Backend's Run with stages that
+// the caller no longer reads: the next Runs take them instead of allocating and zeroing new
+// ones (a Run lends its stage buffers to its Result, result.go). r.Stages is set to nil; the
+// outputs stay r's. Recycling a Result whose stages are still read elsewhere is a caller
+// bug (the next Run overwrites them). Safe to skip: an unrecycled Result is garbage
+// collected as before.
+func (b *Backend) Recycle(r *gpu.Result) {
+	if r == nil || r.Stages == nil {
+		return
+	}
+	st := r.Stages
+	r.Stages = nil
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.noReuse {
+		return
+	}
+	for _, s := range []struct {
+		b gpu.Buffer
+		v []float32
+	}{{gpu.BufXs, st.Xs}, {gpu.BufH1, st.H1}, {gpu.BufAct, st.Act}, {gpu.BufH2, st.H2}, {gpu.BufO, st.O},
+		{gpu.BufDO, st.DO}, {gpu.BufDH2, st.DH2}, {gpu.BufDAct, st.DAct}, {gpu.BufDH1, st.DH1}, {gpu.BufDXs, st.DXs}} {
+		if len(s.v) > 0 {
+			b.pool.recycle(s.b, s.v)
+		}
+	}
 }
 
 // errClosed is returned by Run after Close.
@@ -97,6 +128,9 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, opts gpu.RunOption
 		st.run = b.order.Next(fault.CaseKey(c))
 	}
 	st.par = newSplit(b.workers, b.minWork)
+	if b.noReuse {
+		st.in.drop()
+	}
 	if err := st.load(c); err != nil {
 		if verr := c.Validate(b.opts.Limits); verr != nil {
 			err = verr

@@ -191,6 +191,8 @@ func checkStages(t *testing.T, c *moe.Case, r *gpu.Result) {
 func TestErrors(t *testing.T) {
 	good := makeCase(t, moe.Config{T: 4, H: 8, I: 8, E: 4, K: 2, DType: moe.BF16}, routeLocal, moe.Normal, 1)
 	mut := func(f func(c *moe.Case)) *moe.Case { c := good.Clone(); f(c); return c }
+	global := makeCase(t, moe.Config{T: 4, H: 8, I: 8, E: 2, K: 2, DType: moe.BF16, EP: moe.EP{World: 2, Rank: 1}}, routeRandom, moe.Normal, 1)
+	gmut := func(f func(c *moe.Case)) *moe.Case { c := global.Clone(); f(c); return c }
 	for _, tc := range []struct {
 		name   string
 		c      *moe.Case
@@ -207,6 +209,17 @@ func TestErrors(t *testing.T) {
 		{"invalid/bias-without-flag", mut(func(c *moe.Case) { c.B1 = make([]float64, c.LenB1()) }), gpu.RunOptions{}, 0},
 		{"invalid/global-mismatch", mut(func(c *moe.Case) {
 			c.Global = &moe.GlobalRouting{IDs: make([]int64, c.S()), Weights: make([]float64, c.S())}
+		}), gpu.RunOptions{}, 0},
+		{"invalid/global-not-bf16", gmut(func(c *moe.Case) { c.W2[5] = 1 + 1.0/1024 }), gpu.RunOptions{}, 0},
+		{"invalid/global-nan-without-nonfinite", gmut(func(c *moe.Case) { c.DY[1] = math.NaN() }), gpu.RunOptions{}, 0},
+		{"invalid/global-routing-weight-changed", gmut(func(c *moe.Case) {
+			for s, id := range c.Routing.IDs {
+				if id != int32(c.E) { // a slot of this rank: its weight is the router's
+					c.Global.Weights[s] += 0.5
+					return
+				}
+			}
+			t.Fatal("no slot on this rank")
 		}), gpu.RunOptions{}, 0},
 		{"invalid/too-big", mut(func(c *moe.Case) { c.H = 1 << 20 }), gpu.RunOptions{}, 0},
 		{"fault/unknown-bit", good, gpu.RunOptions{}, 1 << 60},

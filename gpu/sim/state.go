@@ -21,6 +21,7 @@ type state struct {
 	// Inputs as float32: weights in both layouts (standard for the dgrads, transposed for
 	// the forward GEMMs so every GEMM reads its weight matrix row by row).
 	x, dy, w1, w1t, w2, w2t, b1, b2 []float32
+	in                              loaded // what they were converted from (input.go)
 
 	// Routing (plan.go).
 	ids     []int32   // local id per slot after the EP map (and ClampSentinel)
