@@ -14,6 +14,7 @@ import (
 )
 
 func main() {
+	restartForOpenBLAS()
 	mem := memTotal()
 	setMemoryLimit(mem)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

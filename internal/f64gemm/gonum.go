@@ -15,3 +15,9 @@ const MinWork = 0
 func Dgemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
 	blas64.Implementation().Dgemm(tA, tB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
 }
+
+// openblas reports whether products above MinWork go to OpenBLAS (build tag openblas).
+const openblas = false
+
+// CoreName is OpenBLAS's kernel family (openblas_get_corename); "" in the default build.
+func CoreName() string { return "" }

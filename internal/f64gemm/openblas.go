@@ -24,6 +24,13 @@ import (
 // and gonum is as fast there; a real-shape stage (2^30 and more) is far above it.
 const MinWork = 1 << 18
 
+// openblas reports whether products above MinWork go to OpenBLAS (build tag openblas).
+const openblas = true
+
+// CoreName is the kernel family OpenBLAS chose at start-up (openblas_get_corename), e.g.
+// "Haswell", "SkylakeX", or a generic fallback such as "Prescott" (CoreTypeFix).
+func CoreName() string { return C.GoString(C.openblas_get_corename()) }
+
 // oneThread makes OpenBLAS run every call on the calling thread (openblas_set_num_threads(1)),
 // once, before the first call. Its callers split their work over goroutines themselves (the
 // oracle over experts and rows, one product per expert on each worker); OpenBLAS's own
