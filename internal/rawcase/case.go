@@ -185,13 +185,21 @@ func Encode(c *moe.Case) *Case {
 // Decode returns the moe.Case c holds (its values exactly; NaN payloads as
 // moe.DType.FromBits keeps them). Byte counts that are not whole values are cut to whole ones.
 func (c *Case) Decode() *moe.Case {
+	return c.DecodeWith(func(d moe.DType, b []byte) []float64 {
+		v, _ := float64s(d, b[:len(b)/(d.Bits()/8)*(d.Bits()/8)], "")
+		return v
+	})
+}
+
+// DecodeWith is Decode with the float tensors decoded by fl (e.g. over the cores), which
+// must decode whole values exactly and ignore a partial last one.
+func (c *Case) DecodeWith(fl func(d moe.DType, b []byte) []float64) *moe.Case {
 	d := c.Config.DType
 	f := func(b []byte) []float64 {
 		if b == nil {
 			return nil
 		}
-		v, _ := float64s(d, b[:len(b)/(d.Bits()/8)*(d.Bits()/8)], "")
-		return v
+		return fl(d, b)
 	}
 	m := &moe.Case{Config: c.Config, NonFinite: c.NonFinite, X: f(c.X), W1: f(c.W1), B1: f(c.B1), W2: f(c.W2), B2: f(c.B2), DY: f(c.DY)}
 	m.Routing.IDs, _ = int32s(c.IDs[:len(c.IDs)/4*4], "")

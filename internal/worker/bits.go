@@ -2,7 +2,6 @@ package worker
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -68,20 +67,10 @@ const inlineBits = 1 << 20
 // the bytes of WriteFrame(w, encodeTensors(id, ts, size)). scratch is the caller's buffer,
 // reused from frame to frame (it grows up to inlineBits plus the header).
 func writeBits(w io.Writer, id uint64, ts []wireTensor, size int64, scratch *[]byte) error {
-	h, err := json.Marshal(&Header{Type: TypeResult, ID: id, Tensors: headers(ts)})
+	b, err := appendResultPrefix((*scratch)[:0], id, ts, size)
 	if err != nil {
-		return fmt.Errorf("worker: encode header: %w", err)
+		return err
 	}
-	if len(h) > MaxHeaderBytes {
-		return fmt.Errorf("worker: header of %d bytes exceeds the limit %d", len(h), MaxHeaderBytes)
-	}
-	if size > MaxPayloadBytes {
-		return fmt.Errorf("worker: payload of %d bytes exceeds the limit %d", size, int64(MaxPayloadBytes))
-	}
-	b := (*scratch)[:0]
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(h)))
-	b = append(b, h...)
-	b = binary.LittleEndian.AppendUint64(b, uint64(size))
 	inline := size <= inlineBits
 	if inline {
 		for i := range ts {

@@ -350,28 +350,7 @@ func requestBits(f *Frame) (*rawcase.Case, error) {
 }
 
 // decodeCase decodes a case's bits to a moe.Case, exactly (the float tensors over the cores).
-func decodeCase(rc *rawcase.Case) *moe.Case {
-	d := rc.Config.DType
-	fl := func(b []byte) []float64 {
-		if b == nil {
-			return nil
-		}
-		return decodeFloat64(d, b)
-	}
-	c := &moe.Case{Config: rc.Config, NonFinite: rc.NonFinite, X: fl(rc.X), W1: fl(rc.W1), W2: fl(rc.W2), B1: fl(rc.B1), B2: fl(rc.B2),
-		DY: fl(rc.DY), Routing: moe.Routing{IDs: make([]int32, len(rc.IDs)/4), Weights: fl(rc.RW)}}
-	for i := range c.Routing.IDs {
-		c.Routing.IDs[i] = int32(binary.LittleEndian.Uint32(rc.IDs[4*i:]))
-	}
-	if g := rc.Global; g != nil {
-		mg := &moe.GlobalRouting{IDs: make([]int64, len(g.IDs)/8), Weights: fl(g.RW), Options: g.Options}
-		for i := range mg.IDs {
-			mg.IDs[i] = int64(binary.LittleEndian.Uint64(g.IDs[8*i:]))
-		}
-		c.Global = mg
-	}
-	return c
-}
+func decodeCase(rc *rawcase.Case) *moe.Case { return rc.DecodeWith(decodeFloat64) }
 
 // requestOptions reads a run frame's options and faults.
 func requestOptions(f *Frame) (o gpu.RunOptions, fs fault.Set, err error) {

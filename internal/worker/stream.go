@@ -215,20 +215,10 @@ func writeTensors(w io.Writer, id uint64, ts []wireTensor, size, chunk int64) er
 	if size <= chunk { // one chunk: nothing to overlap
 		return WriteFrame(w, encodeTensors(id, ts, size))
 	}
-	h, err := json.Marshal(&Header{Type: TypeResult, ID: id, Tensors: headers(ts)})
+	pre, err := appendResultPrefix(nil, id, ts, size)
 	if err != nil {
-		return fmt.Errorf("worker: encode header: %w", err)
+		return err
 	}
-	if len(h) > MaxHeaderBytes {
-		return fmt.Errorf("worker: header of %d bytes exceeds the limit %d", len(h), MaxHeaderBytes)
-	}
-	if size > MaxPayloadBytes {
-		return fmt.Errorf("worker: payload of %d bytes exceeds the limit %d", size, int64(MaxPayloadBytes))
-	}
-	pre := make([]byte, 0, 12+len(h))
-	pre = binary.LittleEndian.AppendUint32(pre, uint32(len(h)))
-	pre = append(pre, h...)
-	pre = binary.LittleEndian.AppendUint64(pre, uint64(size))
 	if _, err := w.Write(pre); err != nil {
 		return fmt.Errorf("worker: write frame: %w", err)
 	}
@@ -482,4 +472,23 @@ func readInto(r io.Reader, pl int64, dst []sink, chunk int64) error {
 		free <- p.b[:cap(p.b)]
 	}
 	return rerr
+}
+
+// appendResultPrefix appends a result frame's prefix to b: the header's length, the header
+// (type result, id, the tensors' headers) and the payload's size, after checking both
+// against the protocol's limits.
+func appendResultPrefix(b []byte, id uint64, ts []wireTensor, size int64) ([]byte, error) {
+	h, err := json.Marshal(&Header{Type: TypeResult, ID: id, Tensors: headers(ts)})
+	if err != nil {
+		return b, fmt.Errorf("worker: encode header: %w", err)
+	}
+	if len(h) > MaxHeaderBytes {
+		return b, fmt.Errorf("worker: header of %d bytes exceeds the limit %d", len(h), MaxHeaderBytes)
+	}
+	if size > MaxPayloadBytes {
+		return b, fmt.Errorf("worker: payload of %d bytes exceeds the limit %d", size, int64(MaxPayloadBytes))
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(h)))
+	b = append(b, h...)
+	return binary.LittleEndian.AppendUint64(b, uint64(size)), nil
 }
