@@ -17,7 +17,6 @@ import (
 	"gorgonia.org/cu"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/internal/checked"
 	"github.com/moecheck/moecheck/internal/fault"
 	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/moe"
@@ -354,18 +353,8 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions, 
 	return b.run(c, o, faults)
 }
 
-// RunChecked is RunFaults on a case that internal/checked validated (the worker validates
-// every case it decodes): the validation is not repeated. It implements checked.Runner.
-func (b *Backend) RunChecked(_ context.Context, k checked.Case, o gpu.RunOptions, faults fault.Set) (*gpu.Result, error) {
-	c := k.Case()
-	if c == nil {
-		return nil, errors.New("cuda: no case")
-	}
-	return b.run(c, o, faults)
-}
-
-// RunBits is RunChecked on a case given as its bits (the worker validates every request on
-// its bits): the inputs are uploaded as they came and the result is the downloaded bits,
+// RunBits is RunFaults on a case given as its bits, validated on them (the worker validates
+// every request on its bits: rawcase.Validate, not repeated here): the inputs are uploaded as they came and the result is the downloaded bits,
 // valid until the lane's next run or Close. It implements rawcase.Runner.
 func (b *Backend) RunBits(_ context.Context, k rawcase.Checked, o gpu.RunOptions, faults fault.Set) (*rawcase.Result, error) {
 	if k.Case() == nil {
@@ -376,10 +365,7 @@ func (b *Backend) RunBits(_ context.Context, k rawcase.Checked, o gpu.RunOptions
 	return res, err
 }
 
-var (
-	_ checked.Runner = (*Backend)(nil)
-	_ rawcase.Runner = (*Backend)(nil)
-)
+var _ rawcase.Runner = (*Backend)(nil)
 
 // run is RunFaults after the case's validation.
 func (b *Backend) run(c *moe.Case, o gpu.RunOptions, faults fault.Set) (*gpu.Result, error) {

@@ -3,7 +3,6 @@ package worker
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/moecheck/moecheck/internal/checked"
 	"github.com/moecheck/moecheck/internal/fault"
 	"math"
 	"slices"
@@ -233,26 +232,19 @@ func shapeElems(shape []int) (n int64, ok bool) {
 
 // DecodeRequest decodes a run frame into the case, its options and its faults. The case is
 // validated against moe's default limits.
-func DecodeRequest(f *Frame) (*moe.Case, gpu.RunOptions, fault.Set, error) {
-	k, o, fs, err := decodeRequest(f)
-	return k.Case(), o, fs, err
-}
-
-// decodeRequest is DecodeRequest with the case marked as validated (Serve runs it through
-// checked.Run, so a backend with RunChecked does not validate it again).
-func decodeRequest(f *Frame) (_ checked.Case, o gpu.RunOptions, fs fault.Set, _ error) {
+func DecodeRequest(f *Frame) (_ *moe.Case, o gpu.RunOptions, fs fault.Set, _ error) {
 	rc, err := requestBits(f)
 	if err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, o, fs, err
 	}
-	k, err := checked.Validate(decodeCase(rc))
-	if err != nil {
-		return checked.Case{}, o, fs, err
+	c := decodeCase(rc)
+	if err := c.Validate(moe.Limits{}); err != nil {
+		return nil, o, fs, err
 	}
 	if o, fs, err = requestOptions(f); err != nil {
-		return checked.Case{}, o, fs, err
+		return nil, o, fs, err
 	}
-	return k, o, fs, nil
+	return c, o, fs, nil
 }
 
 // decodeBits is decodeRequest for a backend that runs cases as their bits (rawcase.Runner):

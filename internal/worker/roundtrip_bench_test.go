@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/internal/checked"
 	"github.com/moecheck/moecheck/internal/fault"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -50,11 +49,6 @@ func (b echoFloat) RunFaults(_ context.Context, c *moe.Case, o gpu.RunOptions, _
 		return nil, err
 	}
 	return b.run(c, o), nil
-}
-
-// RunChecked skips the validation of a case the worker validated, as gpu/cuda's does.
-func (b echoFloat) RunChecked(_ context.Context, k checked.Case, o gpu.RunOptions, _ fault.Set) (*gpu.Result, error) {
-	return b.run(k.Case(), o), nil
 }
 
 func (b echoFloat) run(c *moe.Case, o gpu.RunOptions) *gpu.Result {

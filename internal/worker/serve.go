@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/internal/checked"
 	"github.com/moecheck/moecheck/internal/fault"
 	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/moe"
@@ -184,7 +183,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 				}
 				return ran{bits: r, err: err}
 			}
-			r, err := checked.Run(ctx, b, hc.k, opts, faults)
+			r, err := fault.Run(ctx, b, hc.c, opts, faults)
 			return ran{res: r, err: err}
 		}
 		// The case runs in its own goroutine (a backend that needs one OS thread keeps its own,
@@ -282,14 +281,14 @@ const releaseBytes = 256 << 20
 type heldCase struct {
 	ch   CaseHeader
 	bits rawcase.Checked
-	k    checked.Case
+	c    *moe.Case // the decoded case, for a backend that runs values
 }
 
 func (h *heldCase) config() moe.Config {
 	if c := h.bits.Case(); c != nil {
 		return c.Config
 	}
-	return h.k.Case().Config
+	return h.c.Config
 }
 
 // decodeRun decodes run request f for backend b: a backend that runs cases as their bits
@@ -327,7 +326,7 @@ func decodeRun(f *Frame, b gpu.Backend, held *heldCase) (*heldCase, gpu.RunOptio
 	if _, ok := b.(rawcase.Runner); ok {
 		hc.bits, o, fs, err = decodeBits(f) // holds the payload: f's payload must not change
 	} else {
-		hc.k, o, fs, err = decodeRequest(f)
+		hc.c, o, fs, err = DecodeRequest(f)
 		f.Payload = nil
 	}
 	if err != nil {
