@@ -63,7 +63,7 @@ mutants:
 	$(GO) run ./cmd/moecheck mutants --backend sim
 
 # ci: everything .ci/run does after installing the toolchain.
-ci: test pytest check vet-cuda check-ptx fuzz-short
+ci: test pytest check vet-cuda check-ptx kernel-emu fuzz-short
 
 # ptx: recompile the committed PTX (needs nvcc from CUDA 11.8: scripts/cuda-toolchain.sh).
 ptx: $(PTX)
