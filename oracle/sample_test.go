@@ -349,3 +349,41 @@ func TestSampleMissRate(t *testing.T) {
 		})
 	}
 }
+
+// TestSampleNonFiniteWgradAlwaysJudged: a NaN anywhere in a weight gradient, in either
+// layout, fails the sampled check for every seed (rows holding non-finite values are forced).
+func TestSampleNonFiniteWgradAlwaysJudged(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  moe.Config
+	}{
+		{"standard", moe.Config{T: 64, H: 24, I: 16, E: 2, K: 2, DType: moe.BF16}},
+		{"transposed", moe.Config{T: 64, H: 24, I: 16, E: 2, K: 2, DType: moe.BF16, Layout: moe.Transposed}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, res := sampleCase(t, tc.cfg, 6)
+			for _, w := range []struct {
+				name moe.Tensor
+				idx  int
+			}{{moe.TensorDW1, c.W1Index(1, 13, 7)}, {moe.TensorDW2, c.W2Index(0, 11, 5)}} {
+				bad := *res
+				if w.name == moe.TensorDW1 {
+					bad.DW1 = append([]float32(nil), res.DW1...)
+					bad.DW1[w.idx] = float32(math.Inf(1))
+				} else {
+					bad.DW2 = append([]float32(nil), res.DW2...)
+					bad.DW2[w.idx] = float32(math.NaN())
+				}
+				for seed := uint64(0); seed < 20; seed++ {
+					v, err := Check(c, &bad, Options{Sample: Sample{Fraction: 0.01, Seed: seed}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if v.Pass {
+						t.Fatalf("%s: a non-finite element escaped seed %d", w.name, seed)
+					}
+				}
+			}
+		})
+	}
+}
