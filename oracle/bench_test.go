@@ -108,3 +108,27 @@ func BenchmarkCheckContract(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckSampled measures the stage-local oracle alone (the sim result computed once)
+// at a shape with long expert groups and large weights (T 512, H 1024, I 512, 8 experts,
+// top-4: 256 rows per expert), full and sampled at fractions F (issue 14 item 4; the
+// DeepSeek-V3 figures are in the README). Reported as checks/s.
+func BenchmarkCheckSampled(b *testing.B) {
+	c := benchCase(b, 512, 1024, 512, 8, 4)
+	r, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range []float64{0, 0.1, 0.05, 0.01} {
+		b.Run(fmt.Sprintf("T=512/H=1024/I=512/E=8/K=4/F=%g", f), func(b *testing.B) {
+			var ck oracle.Checker
+			for i := 0; i < b.N; i++ {
+				v, err := ck.Check(c, r, oracle.Options{Sample: oracle.Sample{Fraction: f, Seed: uint64(i)}})
+				if err != nil || !v.Pass {
+					b.Fatal(err, v.Summary())
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+		})
+	}
+}

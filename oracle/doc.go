@@ -24,4 +24,9 @@
 // other legal rounding choices (PyTorch eager ops, dtype atomics, sums in any order), with
 // the derivation in docs/oracle.md §9. Sharpness measures how tight an enclosure is against
 // the float64 reference (unconstrained elements, radius ÷ |reference|).
+//
+// Options.Sample makes the stage-local checks judge a seeded, stratified random subset of
+// rows, tokens and weight-gradient rows (sample.go), each judged element against the full
+// check's enclosure; Verdict.Sample states the coverage and the derived miss bound
+// (docs/oracle.md §10). The zero value checks everything.
 package oracle
