@@ -465,6 +465,10 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 	}
 	fmt.Fprintf(w, "next case index: %d\n", rep.Next)
 	if len(rep.Failures) == 0 {
+		if env.Sample.On() && !env.NoStages {
+			fmt.Fprintf(w, "PASS ON A SAMPLE (not the whole cases: --sample %g --sample-seed %d, see the note above)\n", env.Sample.Fraction, env.Sample.Seed)
+			return nil
+		}
 		fmt.Fprintln(w, "PASS")
 		return nil
 	}
