@@ -11,6 +11,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -549,7 +550,11 @@ func (b *Backend) runPath(c *moe.Case, o runOpts, _ any) (*pathRun, error) {
 // Options.StageSync). Damaged guard zones are returned before any result is decoded; the
 // run's downloads are in r.dl (its result: r.result or r.resultBits).
 func (b *Backend) runOnce(c *moe.Case, o runOpts, perStage bool) (*pathRun, *guardDamage, error) {
+	tl := phase.New(b.opts.Trace, "trace: cuda ")
+	sp := tl.Start("setup (allocate, upload, fill)")
 	r, err := b.prepare(c, o, perStage)
+	sp.End()
+	sp = tl.Start("queue stages")
 	if err != nil {
 		return nil, nil, b.fail("setup", err)
 	}
@@ -571,6 +576,8 @@ func (b *Backend) runOnce(c *moe.Case, o runOpts, perStage bool) (*pathRun, *gua
 			}
 		}
 	}
+	sp.End()
+	sp = tl.Start("queue pack and download")
 	if err := b.launch("prepare_bufs", dim{x: int(r.packBlocks)}, prepThreads, 0, r.packDescs, r.nPack, o.PoisonSeed); err != nil {
 		return nil, nil, b.fail("end", err)
 	}
@@ -588,7 +595,11 @@ func (b *Backend) runOnce(c *moe.Case, o runOpts, perStage bool) (*pathRun, *gua
 			}
 		}
 	}
-	if err := b.sync(); err != nil {
+	sp.End()
+	sp = tl.Start("wait for the stream")
+	err = b.sync()
+	sp.End()
+	if err != nil {
 		stage := "unknown (stages not synchronized; -stage-sync names it)"
 		if b.opts.StageSync {
 			stage = "end"

@@ -50,7 +50,8 @@ type Options struct {
 	// Trace, when non-nil, receives a timeline of each run (package internal/phase):
 	// encoding the request, writing it, waiting for the result's first byte (the worker's
 	// decode, run and first encoded chunk), and reading and decoding the result. Nil writes
-	// nothing.
+	// nothing. A worker started with $MOECHECK_TRACE in its environment writes its own
+	// timeline to its standard error; with Trace set and Stderr nil, that is copied to Trace.
 	Trace io.Writer
 }
 
@@ -250,7 +251,11 @@ func (g *group) start() error {
 	cmd.Dir = o.Dir
 	// Children of the worker that keep its stderr open must not stall Wait.
 	cmd.WaitDelay = 2 * time.Second
-	st := &tail{max: 8 << 10, copy: o.Stderr}
+	cp := o.Stderr
+	if cp == nil {
+		cp = o.Trace // the worker's own timeline (and anything else it says) next to ours
+	}
+	st := &tail{max: 8 << 10, copy: cp}
 	cmd.Stderr = st
 	lanes := make([]laneIO, g.lanes)
 	var child []*os.File // the worker's ends, closed here once it started
