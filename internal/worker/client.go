@@ -73,6 +73,7 @@ type group struct {
 	version    int           // protocol version of the worker's hello
 	caps       *Capabilities // its capabilities (nil: everything)
 	sameCase   bool          // its hello accepts same_case requests
+	zeroTails  bool          // its hello says it can send zero tails (zerotail.go)
 	lastStderr string        // stderr tail of the last process that ended
 	open       int           // lanes not closed
 	reruns     int           // cases re-run alone after a failure of the shared process
@@ -369,7 +370,7 @@ func (g *group) start() error {
 	}
 	hh := hellos[0].Header
 	g.proc, g.name, g.device = p, hh.Backend, hh.Device
-	g.version, g.caps, g.sameCase = hh.Version, hh.Capabilities, hh.SameCase
+	g.version, g.caps, g.sameCase, g.zeroTails = hh.Version, hh.Capabilities, hh.SameCase, hh.ZeroTails
 	return nil
 }
 
@@ -534,7 +535,7 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 		return nil, false, err
 	}
 	g.mu.Lock()
-	caps, version, sameCase := g.caps, g.version, g.sameCase
+	caps, version, sameCase, zeroTails := g.caps, g.version, g.sameCase, g.zeroTails
 	g.mu.Unlock()
 	if err := caps.Supports(cs, o, fs); err != nil {
 		return nil, false, err
@@ -571,6 +572,7 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 		req.Header.Case.Legacy = true
 	}
 	req.Header.Options.Triage = triage
+	req.Header.ZeroTails = zeroTails
 	l := p.lanes[c.lane]
 	ch := make(chan reply, 1)
 	// Pipes are widened for big cases only, when they come: Linux counts every pipe's pages

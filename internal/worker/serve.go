@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/moecheck/moecheck/internal/phase"
 	"io"
 	"runtime/debug"
 	"sync"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -107,7 +107,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 	if v >= 2 {
 		hello.Capabilities = o.Capabilities
 	}
-	hello.SameCase = true
+	hello.SameCase, hello.ZeroTails = true, true
 	if err := o.gate.write(w, &Frame{Header: hello}); err != nil {
 		return err
 	}
@@ -260,12 +260,18 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 				continue
 			}
 			size = n
+			if f.Header.ZeroTails {
+				size = elideZeroTails(ts)
+			}
 			if err := o.gate.do(func() error { return writeBits(w, f.Header.ID, ts, size, &scratch) }); err != nil {
 				return err
 			}
 		} else {
 			ts, n := resultTensors(cfg, res)
 			size = n
+			if f.Header.ZeroTails {
+				size = elideZeroTails(ts)
+			}
 			if err := o.gate.do(func() error { return writeTensors(w, f.Header.ID, ts, size, streamChunk) }); err != nil {
 				return err
 			}
