@@ -106,6 +106,17 @@ func selftestCases(quick bool) ([]stCase, error) {
 		}
 		out = append(out, stCase{fmt.Sprintf("%s deep", cfg), c})
 	}
+	// Zero tails: gpu/cuda leaves the +0 rows of the sentinel tail of results of 16 MiB or more
+	// on the device when it runs on bits (the run on values vs the run on bits below compares
+	// them bit for bit): an EP-8 rank whose stages are 32 MiB.
+	{
+		cfg := moe.Config{T: 1024, H: 2048, I: 256, E: 2, K: 8, DType: moe.BF16, EP: moe.EP{World: 8, Rank: 5}}
+		c, err := mkCase(cfg, 4000, moe.Normal, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, stCase{fmt.Sprintf("%s zero tails", cfg), c})
+	}
 	// Non-finite inputs, tensor-core and CUDA-core paths.
 	for _, d := range []moe.DType{moe.BF16, moe.FP32} {
 		cfg := moe.Config{T: 40, H: 32, I: 16, E: 4, K: 2, DType: d, EP: moe.EP{World: 2, Rank: 0}}

@@ -252,7 +252,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 		var size int64
 		sp = tl.Start("write result")
 		if rr.bits != nil {
-			ts, n, err := bitsTensors(cfg, rr.bits)
+			ts, n, err := bitsTensors(cfg, rr.bits, f.Header.ZeroTails)
 			if err != nil {
 				if werr := o.gate.write(w, errorFrame(f.Header.ID, KindInternal, err.Error())); werr != nil {
 					return werr

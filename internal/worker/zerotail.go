@@ -30,9 +30,12 @@ func elideZeroTails(ts []wireTensor) (size int64) {
 	for i := range ts {
 		t := &ts[i]
 		whole := t.hdr.Bytes
+		if t.hdr.Size != 0 { // the backend left a zero tail out already; its rest may end in zeros too
+			whole = t.hdr.Size
+		}
 		if t.hdr.DType != WireI32 && whole >= zeroTailMin {
 			eb := t.elemBytes()
-			n := whole / eb
+			n := t.hdr.Bytes / eb
 			if keep := int64(t.nonZeroPrefix(int(n))); keep < n {
 				t.hdr.Bytes, t.hdr.Size = keep*eb, whole
 				if t.raw != nil {

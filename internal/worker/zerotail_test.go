@@ -93,20 +93,47 @@ func sameResultBits(a, b *gpu.Result) error {
 }
 
 // TestZeroTailsSameResult: a result sent with its zero tails left out decodes to the same
-// bits as the whole result — streamed in chunks and read whole, from bits (writeBits) and
-// from values (writeTensors) — and the frame is shorter by the zero tails exactly.
+// bits as the whole result — streamed in chunks and read whole, from bits (writeBits), from
+// bits whose backend left part of the zero tails out (SetPrefix), and from values
+// (writeTensors) — and the frame is shorter by the zero tails exactly.
 func TestZeroTailsSameResult(t *testing.T) {
 	for _, d := range moe.DTypes() {
 		cfg := moe.Config{T: 256, H: 2048, I: 512, E: 4, K: 2, DType: d}
 		bits := zeroTailResult(cfg)
 		want := bits.Decode(d)
-		for _, from := range []string{"bits", "values"} {
+		// the same bits with each zero tail's second half already left out by the backend
+		// (rawcase.Result.SetPrefix, as gpu/cuda does)
+		prefixed := &rawcase.Result{}
+		w := d.Bits() / 8
+		for tt := moe.Tensor(0); tt < moe.TensorCase; tt++ {
+			b := bits.Tensor(tt)
+			if b == nil || tt == moe.TensorPerm || tt == moe.TensorOffsets {
+				prefixed.Set(tt, b)
+				continue
+			}
+			last := len(b)
+			for last > 0 && b[last-1] == 0 {
+				last--
+			}
+			cut := (last + (len(b)-last)/2 + w - 1) / w * w
+			prefixed.SetPrefix(tt, b[:cut], len(b))
+		}
+		for _, from := range []string{"bits", "values", "prefix"} {
 			var ts []wireTensor
 			var whole int64
 			var err error
-			if from == "bits" {
-				if ts, whole, err = bitsTensors(cfg, bits); err != nil {
+			if from == "bits" || from == "prefix" {
+				src := bits
+				if from == "prefix" {
+					src = prefixed
+				}
+				if ts, whole, err = bitsTensors(cfg, src, true); err != nil {
 					t.Fatal(err)
+				}
+				for i := range ts {
+					if ts[i].hdr.Size != 0 {
+						whole += ts[i].hdr.Size - ts[i].hdr.Bytes
+					}
 				}
 			} else {
 				ts, whole = resultTensors(cfg, want)
@@ -123,7 +150,7 @@ func TestZeroTailsSameResult(t *testing.T) {
 				t.Errorf("%s: payload %d bytes of %d, %d zero bytes left out", name, size, whole, zeros)
 			}
 			var frame bytes.Buffer
-			if from == "bits" {
+			if from != "values" {
 				var scratch []byte
 				err = writeBits(&frame, 3, ts, size, &scratch)
 			} else {
@@ -230,5 +257,39 @@ func TestZeroTailsOfARank(t *testing.T) {
 	}
 	if err := sameResultBits(got, res); err != nil {
 		t.Error(err)
+	}
+}
+
+// A client that did not ask for zero tails gets the whole tensors of a result whose backend
+// left zero tails out: the frame of the whole bits, byte for byte.
+func TestZeroTailsWholeForOldClients(t *testing.T) {
+	cfg := moe.Config{T: 256, H: 2048, I: 512, E: 4, K: 2, DType: moe.BF16}
+	bits := zeroTailResult(cfg)
+	prefixed := &rawcase.Result{}
+	for tt := moe.Tensor(0); tt < moe.TensorCase; tt++ {
+		b := bits.Tensor(tt)
+		last := len(b)
+		for last > 0 && b[last-1] == 0 {
+			last--
+		}
+		if tt == moe.TensorPerm || tt == moe.TensorOffsets {
+			last = len(b)
+		}
+		prefixed.SetPrefix(tt, b[:(last+1)/2*2], len(b))
+	}
+	frame := func(r *rawcase.Result) []byte {
+		ts, size, err := bitsTensors(cfg, r, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		var scratch []byte
+		if err := writeBits(&b, 4, ts, size, &scratch); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	if !bytes.Equal(frame(prefixed), frame(bits)) {
+		t.Error("the frame of a result with zero tails left out differs from the whole result's")
 	}
 }
