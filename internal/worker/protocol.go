@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/moecheck/moecheck/internal/hugemem"
 )
 
 // Version is the protocol version this package speaks. A worker announces its version in
@@ -275,7 +277,7 @@ func readN(r io.Reader, n int64) ([]byte, error) {
 	b := make([]byte, 0, min(n, chunk))
 	for int64(len(b)) < n {
 		if len(b) == cap(b) {
-			nb := make([]byte, len(b), min(n, max(2*int64(cap(b)), chunk)))
+			nb := hugemem.Bytes(int(min(n, max(2*int64(cap(b)), chunk))))[:len(b)]
 			copy(nb, b)
 			b = nb
 		}
