@@ -509,6 +509,23 @@ func sanitizeRun(w io.Writer, b gpu.Backend) error {
 		}
 		fmt.Fprintf(w, "sanitize: ran %s\n", c.Config)
 	}
+	// A run on bits whose stages are 32 MiB: the CUDA lane measures their zero tails on the
+	// device and downloads the bytes before them only (zero_extent).
+	if br, ok := b.(rawcase.Runner); ok {
+		cfg := moe.Config{T: 1024, H: 2048, I: 64, E: 1, K: 8, DType: moe.BF16, EP: moe.EP{World: 8, Rank: 2}}
+		c, err := mkCase(cfg, 600, moe.Normal, true)
+		if err != nil {
+			return err
+		}
+		k, err := rawcase.Validate(rawcase.Encode(c), moe.Limits{})
+		if err != nil {
+			return err
+		}
+		if _, err := br.RunBits(ctx, k, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true}, 0); err != nil {
+			return fmt.Errorf("%s on bits: %w", cfg, err)
+		}
+		fmt.Fprintf(w, "sanitize: ran %s on bits (zero tails)\n", cfg)
+	}
 	return nil
 }
 
