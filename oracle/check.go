@@ -42,6 +42,12 @@ type Options struct {
 	// comparison, the weight gradients, the context): wall time, CPU time and the cores kept
 	// busy (package internal/phase; the CLI's MOECHECK_TRACE). Nil writes nothing.
 	Trace io.Writer
+	// Sample, when on (0 < Fraction < 1), judges a seeded random subset of the stage-local
+	// checks' rows, tokens and weight-gradient rows, each with the full check's enclosure
+	// (sample.go; docs/oracle.md §10); Verdict.Sample then says what was judged. It applies
+	// to results judged stage-locally; a result judged end to end is judged whole. The zero
+	// value checks everything.
+	Sample Sample
 }
 
 // ErrStopped is the error of a check stopped through Options.Stop.
@@ -96,8 +102,14 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
+	if err := opts.Sample.Validate(); err != nil {
+		return nil, err
+	}
 	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
+	if local && opts.Sample.On() {
+		ck.sm = &sampler{s: opts.Sample, r: SampleReport{Fraction: opts.Sample.Fraction, Seed: opts.Sample.Seed}}
+	}
 	en := opts.Enclosure
 	if en == nil && !local {
 		sp := ck.tl.Start("enclose")
@@ -181,6 +193,8 @@ type checker struct {
 	tailHits  *atomic.Int64 // Checker.tailHits
 	// wholeLocal: see Checker.wholeLocal
 	wholeLocal bool
+	// sm, when set, samples the stage-local checks (sample.go); nil: the full check
+	sm *sampler
 }
 
 // phase starts the timeline's phase named prefix + t; nothing (and no name built) without
@@ -202,6 +216,15 @@ func (ck *checker) split() par.Split {
 
 func (ck *checker) finish() *Verdict {
 	ck.v.Pass = len(ck.v.Failures) == 0 && ck.v.CaseError == nil
+	if ck.sm != nil && ck.v.Sample == nil {
+		r := ck.sm.r
+		ck.v.Sample = &r
+		for _, t := range r.Tensors {
+			if i, ok := ck.st[statKey{t.Tensor, t.Local}]; ok {
+				ck.v.Stats[i].Judged = t.JudgedElements
+			}
+		}
+	}
 	return ck.v
 }
 

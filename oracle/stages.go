@@ -79,12 +79,25 @@ func (ck *checker) stages(res *gpu.Result) {
 	spans := func(t moe.Tensor, got []float32, n int, sp []span, enc func(x *encl, s span) ivec, rule tailRule) {
 		if !stopped(ck.stop) {
 			ph := ck.phase("stage ", t)
+			if ck.sm != nil {
+				// sampled (sample.go): per expert group the rows drawn, the tail whole
+				sp = ck.rowSpans(en, t, got, n)
+			}
 			ck.compareSpansTail(en, t, false, got, n, sp, enc, rule, st)
 			ph.End()
 		}
 	}
+	// rows makes a span's enclosure from a row kernel f (which writes row i of s at
+	// i − s.lo); for a sampled span, row by row in list order.
 	rows := func(n int, f func(x *encl, out ivec, s span)) func(x *encl, s span) ivec {
 		return func(x *encl, s span) ivec {
+			if s.rows != nil {
+				out := x.newIvec(len(s.rows) * n)
+				for k, r := range s.rows {
+					f(x, subIvec(out, k*n, n), span{int(r), int(r) + 1, s.e, nil})
+				}
+				return out
+			}
 			out := x.newIvec((s.hi - s.lo) * n)
 			f(x, out, s)
 			return out
@@ -131,11 +144,12 @@ func (ck *checker) stages(res *gpu.Result) {
 		}
 		ph := ck.phase("local ", l.name)
 		ck.sb.spans = blocks(ck.sb.spans[:0], 0, c.T, H)
-		ck.compareSpans(en, l.name, true, l.got, H, ck.sb.spans, func(x *encl, s span) ivec {
-			out := x.newIvec((s.hi - s.lo) * H)
+		if ck.sm != nil {
+			ck.sb.spans = ck.tokenSpan(en, l.name, l.got)
+		}
+		ck.compareSpans(en, l.name, true, l.got, H, ck.sb.spans, rows(H, func(x *encl, out ivec, s span) {
 			x.ksumRows(l.rows, l.how, out, s.lo, s.hi, s.lo)
-			return out
-		})
+		}))
 		ph.End()
 	}
 	for _, l := range []struct {
@@ -167,9 +181,13 @@ func (ck *checker) stages(res *gpu.Result) {
 		}
 		ph := ck.phase("wgrad ", t)
 		defer ph.End()
+		if ck.sm != nil {
+			ck.wgradSampled(en, t, got, dout, in, nOut, nIn, at)
+			return
+		}
 		sp := grow(&ck.sb.spans, c.E)
 		for e := range sp {
-			sp[e] = span{e, e + 1, e}
+			sp[e] = span{e, e + 1, e, nil}
 		}
 		ck.compareSpans(en, t, true, got, n, sp, func(x *encl, s span) ivec {
 			out := x.newIvec(n)

@@ -16,7 +16,12 @@ import (
 // and failures in row order: the verdict is the one compareLoc gives on the whole tensor.
 
 // span is the rows [lo, hi) of a stage: expert e's rows, or (e −1) rows of no one expert.
-type span struct{ lo, hi, e int }
+// rows, when non-nil, lists the rows of [lo, hi) a sampled check judges (sample.go), in
+// increasing order; nil: every row.
+type span struct {
+	lo, hi, e int
+	rows      []int32
+}
 
 // streamBufs is the streaming checks' bookkeeping, kept by a Checker between cases (a small
 // case's check then allocates none of it).
@@ -32,7 +37,7 @@ type streamBufs struct {
 func blocks(out []span, lo, hi, n int) []span {
 	per := max(1, (1<<16)/max(n, 1))
 	for b := lo; b < hi; b += per {
-		out = append(out, span{b, min(b+per, hi), -1})
+		out = append(out, span{b, min(b+per, hi), -1, nil})
 	}
 	return out
 }
@@ -42,7 +47,7 @@ func blocks(out []span, lo, hi, n int) []span {
 func (en *encl) expertSpans(out []span, n int) []span {
 	for e := 0; e < en.E; e++ {
 		if b, end := en.rowsOf(e); end > b {
-			out = append(out, span{b, end, e})
+			out = append(out, span{b, end, e, nil})
 		}
 	}
 	return blocks(out, en.R, en.S, n)
@@ -136,6 +141,15 @@ func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got [
 	}
 	one := func(x *encl, k int) {
 		s := spans[k]
+		if s.rows != nil {
+			// a sampled span: the listed rows, against their enclosures in list order
+			enc := enc(x, s)
+			for q, r := range s.rows {
+				lo := int(r) * n
+				ck.compareSpan(&parts[k], name, local, got[lo:lo+n], lo, subIvec(enc, q*n, n))
+			}
+			return
+		}
 		g := got[s.lo*n : s.hi*n]
 		if rule != ruleNone && s.e < 0 && s.lo >= en.R {
 			switch ck.tailOf(x, rule, stages, s, g) {
@@ -171,6 +185,12 @@ func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got [
 	} else {
 		en.onWorkers(len(spans), workers, one)
 	}
+	ck.mergeParts(st, parts)
+}
+
+// mergeParts adds the spans' statistics to st and their failures, in span order, to the
+// verdict.
+func (ck *checker) mergeParts(st *TensorStat, parts []spanPart) {
 	var aggs [4]agg
 	for _, p := range parts {
 		st.Unknown += p.unknown
@@ -262,6 +282,16 @@ func (ck *checker) compareSpan(p *spanPart, name moe.Tensor, local bool, got []f
 // (operand A, weights W, bias), the tail rows zero, or unknown where tailUnknown (the path
 // leaves them unwritten).
 func (x *encl) gemmSpan(s span, n int, a rowsrc, k int, w func(e int) mat, bias func(e int) []float64, tailUnknown bool) ivec {
+	if s.rows != nil && s.e >= 0 {
+		// a sampled span: the listed rows only (reduceAcc's rows are independent)
+		out := x.newIvec(len(s.rows) * n)
+		var b []float64
+		if bias != nil {
+			b = bias(s.e)
+		}
+		x.gemmRows(out, n, a.rowList(x, s.rows, k), w(s.e), b, 0)
+		return out
+	}
 	out := x.newIvec((s.hi - s.lo) * n)
 	if s.e < 0 {
 		if tailUnknown {

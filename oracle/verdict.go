@@ -160,6 +160,9 @@ type TensorStat struct {
 	Unknown  int     // elements with no constraint (unwritten by contract, or may overflow)
 	MaxRatio float64 // max |got − center| / radius over elements whose enclosure spans more than 8 dtype values (narrower ones are discrete)
 	Failed   int     // elements that broke a rule
+	// Judged is the elements a sampled check judged (Verdict.Sample; Exact, Unknown,
+	// MaxRatio and Failed count those only); 0 in a full check, which judges all N.
+	Judged   int
 	RelFro   float64 // ‖got − ref‖_F / ‖ref‖_F against the float64 reference (NaN if not computed)
 	CalcDiff float64 // DeepGEMM's 1 − 2Σxy/Σ(x²+y²) against the reference (NaN if not computed)
 }
@@ -177,6 +180,10 @@ type Verdict struct {
 	Failures  []Failure
 	Stats     []TensorStat
 	CaseError *gpu.CaseError // set when the backend could not finish the case
+	// Sample, set by a sampled check (Options.Sample), says what fraction of each sampled
+	// tensor was judged and the derived miss bound: a pass covers the judged elements only.
+	// Nil for a full check.
+	Sample *SampleReport
 }
 
 // MaxRatio is the largest error/bound ratio over all tensors (for passing results ≤ 1).
@@ -208,6 +215,9 @@ func (v *Verdict) Summary() string {
 	if v.CaseError != nil {
 		return "FAIL " + v.CaseError.Kind.String() + ": " + v.CaseError.Error()
 	}
+	if v.Pass && v.Sample != nil {
+		return fmt.Sprintf("pass on a sample: %s (max error/bound %.3g over the judged elements)", v.Sample.Coverage(), v.MaxRatio())
+	}
 	if v.Pass {
 		return fmt.Sprintf("pass (max error/bound %.3g)", v.MaxRatio())
 	}
@@ -222,6 +232,20 @@ func (v *Verdict) Write(w io.Writer) error {
 	}
 	for _, f := range v.Failures {
 		fmt.Fprintln(w, "  -", f)
+	}
+	if v.Sample != nil {
+		if err := v.Sample.Write(w, "  "); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  %-8s %8s %8s %8s %8s %8s %10s %10s %10s\n", "tensor", "n", "judged", "exact", "unknown", "failed", "max e/b", "rel-fro", "calc_diff")
+		for _, s := range v.Stats {
+			j := s.Judged
+			if j == 0 {
+				j = s.N
+			}
+			fmt.Fprintf(w, "  %-8s %8d %8d %8d %8d %8d %10.3g %10.3g %10.3g\n", s.Name(), s.N, j, s.Exact, s.Unknown, s.Failed, s.MaxRatio, s.RelFro, s.CalcDiff)
+		}
+		return nil
 	}
 	if len(v.Stats) > 0 {
 		fmt.Fprintf(w, "  %-8s %8s %8s %8s %8s %10s %10s %10s\n", "tensor", "n", "exact", "unknown", "failed", "max e/b", "rel-fro", "calc_diff")

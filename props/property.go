@@ -37,6 +37,11 @@ type Env struct {
 	// time, CPU time, cores busy: package internal/phase; the CLI's MOECHECK_TRACE). Nil
 	// writes nothing.
 	Trace io.Writer
+	// Sample, when on, makes every stage-local judgement a sampled check (oracle.Sample: a
+	// seeded subset of rows, tokens and weight-gradient rows, each with the full check's
+	// bound; the verdict's Sample says what was judged). Judgements end to end stay whole.
+	// The zero value checks everything.
+	Sample oracle.Sample
 
 	checker oracle.Checker // reused scratch memory for the oracle
 	cache   trialCache     // what the properties of the current trial share (shared.go)
@@ -57,6 +62,9 @@ func (env *Env) check(c *moe.Case, r *gpu.Result, o oracle.Options) (*oracle.Ver
 		o.Enclosure = en
 	}
 	o.Trace = env.Trace
+	if o.Sample == (oracle.Sample{}) {
+		o.Sample = env.Sample
+	}
 	ph := phase.New(env.Trace, "trace: ").Start("oracle check")
 	defer ph.End()
 	return env.checker.Check(c, r, o)

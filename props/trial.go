@@ -74,6 +74,10 @@ type How struct {
 	// Contract, when set, is the contract the run was judged under in place of the
 	// backend's own (--contract).
 	Contract string
+	// Sample, when set, is the sampled check the run was judged with (--sample F
+	// --sample-seed S, moecheck check only): the same units are judged again. A failure a
+	// sample finds, the full check finds too (it judges a superset with the same bounds).
+	Sample string
 }
 
 // Reproduce is the one command line that reproduces trial t's failure run as h says, for
@@ -136,6 +140,9 @@ func Reproduce(t Trial, h How) string {
 	}
 	if h.Properties != "" {
 		b.WriteString(" --properties " + ShellQuote(h.Properties))
+	}
+	if h.Sample != "" && o.Kind != FromFile {
+		b.WriteString(" " + h.Sample)
 	}
 	if o.Kind == FromFile {
 		b.WriteString(" " + ShellQuote(o.Path))

@@ -239,7 +239,7 @@ func (p *jobPool) env(env *props.Env) func(int) (*props.Env, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &props.Env{Backend: b, Faults: env.Faults, NoStages: env.NoStages, Fit: env.Fit, Contract: env.Contract, New: env.New}, nil
+		return &props.Env{Backend: b, Faults: env.Faults, NoStages: env.NoStages, Fit: env.Fit, Contract: env.Contract, New: env.New, Sample: env.Sample}, nil
 	}
 }
 
