@@ -612,14 +612,8 @@ func (b *Backend) runOnce(c *moe.Case, o runOpts, perStage bool) (*pathRun, *gua
 	ext := map[int]int64{} // download index → bytes to copy (the rest are zero)
 	if len(r.tails) > 0 {
 		sp.End()
-		sp = tl.Start("wait for the stream (stages, guard check, extents)")
-		err = b.sync()
-		sp.End()
-		if err != nil {
-			return nil, nil, b.fail(r.unsyncedStage(), err)
-		}
-		if g := r.guardVerdict(host[:8*r.slots], r.stageName); g != nil {
-			return nil, g, nil
+		if g, err := r.settle(tl, "wait for the stream (stages, guard check, extents)", host); err != nil || g != nil {
+			return nil, g, err
 		}
 		at := r.extentsAt()
 		for j, i := range r.tails {
@@ -644,16 +638,22 @@ func (b *Backend) runOnce(c *moe.Case, o runOpts, perStage bool) (*pathRun, *gua
 		}
 	}
 	sp.End()
-	sp = tl.Start("wait for the stream")
-	err = b.sync()
-	sp.End()
-	if err != nil {
-		return nil, nil, b.fail(r.unsyncedStage(), err)
-	}
-	if g := r.guardVerdict(host[:8*r.slots], r.stageName); g != nil {
-		return nil, g, nil
+	if g, err := r.settle(tl, "wait for the stream", host); err != nil || g != nil {
+		return nil, g, err
 	}
 	return r, nil, nil
+}
+
+// settle waits for the lane's stream (timed as phase name) and returns the guard zones'
+// damage the end-of-run check wrote into the staged download's head, host.
+func (r *pathRun) settle(tl *phase.Timeline, name string, host []byte) (*guardDamage, error) {
+	sp := tl.Start(name)
+	err := r.b.sync()
+	sp.End()
+	if err != nil {
+		return nil, r.b.fail(r.unsyncedStage(), err)
+	}
+	return r.guardVerdict(host[:8*r.slots], r.stageName), nil
 }
 
 // unsyncedStage names the stage of a device fault seen when the stream synchronized at the
