@@ -5,6 +5,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+
+	"github.com/moecheck/moecheck/internal/hugemem"
+	"github.com/moecheck/moecheck/internal/par"
 )
 
 // DataMode selects how Generate draws tensor values.
@@ -76,7 +79,20 @@ func Generate(cfg Config, r Routing, seed uint64, mode DataMode) (*Case, error) 
 		}
 	}
 	draw := func(n int, std float64, sub bool) []float64 {
-		v := make([]float64, n)
+		v := hugemem.Float64s(n)
+		if mode != Integer && !(sub && mode == Subnormal) {
+			// One draw per value in the stream's order, then the rounding (a pure function
+			// of each value) split over the cores: the same values as rounding each draw
+			// in the loop below (TestGenerateSameAsSerial), with the first touch of the
+			// pages and the rounding of a real layer's hundreds of millions of values
+			// spread over every core.
+			par.For(par.New(0, 0), n, 1, v, touchPages)
+			for i := range v {
+				v[i] = rng.NormFloat64() * std
+			}
+			par.For(par.New(0, 0), n, 8, v, d.roundInPlace)
+			return v
+		}
 		for i := range v {
 			switch {
 			case mode == Integer:
@@ -130,3 +146,18 @@ func RandomGlobalRouting(cfg Config, seed uint64) (Routing, *GlobalRouting, erro
 
 // DataModes returns every data mode (a fresh copy: the table itself cannot be changed from outside).
 func DataModes() []DataMode { return append([]DataMode(nil), dataModeList...) }
+
+// touchPages writes a zero into every 4 KiB page of v[lo:hi], so that the page faults of a
+// fresh allocation are taken by the goroutines of a split loop instead of one.
+func touchPages(v []float64, lo, hi int) {
+	for i := lo; i < hi; i += 512 {
+		v[i] = 0
+	}
+}
+
+// roundInPlace rounds v[lo:hi] to d.
+func (d DType) roundInPlace(v []float64, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		v[i] = d.Round(v[i])
+	}
+}

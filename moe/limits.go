@@ -5,9 +5,11 @@ package moe
 //
 // The defaults are sized for the largest real layers (ANCHORS §5: DeepSeek-V3 H=7168,
 // Mixtral I=14336, Qwen3-Next 512 experts, top-10) at up to 64Ki tokens per rank, and for the
-// 24 GiB development machines: MaxElements = 2^30 float64 values is 8 GiB of case data. A
-// check on the CPU path needs about 12 times that (presets.BytesPerElement = 96 bytes a
-// value), so the moecheck CLI lowers MaxElements to what fits 3/4 of the machine's memory.
+// 24 GiB development machines: MaxElements = 2^31 float64 values is 16 GiB of case data (a
+// DeepSeek-V3 EP-8 rank holds 1.41·10^9 weight values, 1.64·10^9 values in all at T =
+// 16,384). A check on the CPU path needs about 12 times that (presets.BytesPerElement = 96
+// bytes a value; a sampled check through a worker about 6: BytesPerElementSampledWorker), so
+// the moecheck CLI lowers MaxElements to what fits 3/4 of the machine's memory.
 type Limits struct {
 	MaxT, MaxH, MaxI, MaxE, MaxK int
 	MaxWorld                     int   // EP ranks
@@ -26,7 +28,7 @@ var defaultLimits = Limits{
 	MaxWorld:    1024,
 	MaxG:        1 << 16,
 	MaxSlots:    1 << 20,
-	MaxElements: 1 << 30,
+	MaxElements: 1 << 31,
 }
 
 func (l Limits) orDefault() Limits {

@@ -38,6 +38,14 @@ type Options struct {
 	// returns an error wrapping ErrStopped (a real layer's check takes seconds to minutes;
 	// callers pass a context's Done channel). Nil never stops.
 	Stop <-chan struct{}
+	// ContextWork bounds the float64 reference a failing verdict gets without being asked
+	// (Context false, no Reference): its six GEMMs over the case's local rows R, 18·R·H·I
+	// multiply-adds. Above it the verdict leaves the context (each output's RelFro and
+	// CalcDiff) out and says why (Verdict.ContextSkipped): at a real layer's size the
+	// reference costs more than the check — a failing DeepSeek-V3 EP-32 rank at T = 16,384
+	// spent 89 s in it after a 6.7 s sampled check (README, "Sampled check"). 0 means
+	// DefaultContextWork; negative, no bound.
+	ContextWork int64
 	// Trace, when non-nil, receives a timeline of the check's phases (each stage's
 	// comparison, the weight gradients, the context): wall time, CPU time and the cores kept
 	// busy (package internal/phase; the CLI's MOECHECK_TRACE). Nil writes nothing.
@@ -48,6 +56,21 @@ type Options struct {
 	// to results judged stage-locally; a result judged end to end is judged whole. The zero
 	// value checks everything.
 	Sample Sample
+}
+
+// DefaultContextWork is Options.ContextWork's default: 2^38 multiply-adds (seconds on one
+// core with OpenBLAS). The Qwen3-30B-A3B EP-8 rank at T = 4,096 (1.2·10^11) gets its context;
+// at T = 16,384 (4.7·10^11) it does not.
+const DefaultContextWork = 1 << 38
+
+// contextWork is 18·R·H·I for the local rows R of plan p: the multiply-adds of the float64
+// reference's six GEMMs.
+func contextWork(c *moe.Case, p *moe.Plan) float64 {
+	r := 0.0
+	for _, n := range p.Counts {
+		r += float64(n)
+	}
+	return 18 * r * float64(c.H) * float64(c.I)
 }
 
 // ErrStopped is the error of a check stopped through Options.Stop.
@@ -155,7 +178,16 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 		return nil, fmt.Errorf("oracle: %w", ErrStopped)
 	}
 	v := ck.finish()
-	if !v.Pass || opts.Context || opts.Reference != nil {
+	limit := opts.ContextWork
+	if limit == 0 {
+		limit = DefaultContextWork
+	}
+	if !v.Pass && !opts.Context && opts.Reference == nil && limit > 0 {
+		if w := contextWork(c, p); w > float64(limit) {
+			v.ContextSkipped = fmt.Sprintf("the float64 reference's %.3g multiply-adds are over the bound of %.3g (oracle.Options.ContextWork): rel-fro and calc_diff not computed", w, float64(limit))
+		}
+	}
+	if (!v.Pass && v.ContextSkipped == "") || opts.Context || opts.Reference != nil {
 		ref := opts.Reference
 		sp := ck.tl.Start("context")
 		if ref == nil {

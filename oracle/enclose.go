@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/internal/hugemem"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -84,7 +85,7 @@ func (a *arena) getDirty(n int) []float64 {
 		a.off = 0
 	}
 	size := max(n, 1<<16)
-	a.slabs = append(a.slabs, make([]float64, size))
+	a.slabs = append(a.slabs, hugemem.Float64s(size))
 	a.cur, a.off = len(a.slabs)-1, n
 	return a.slabs[a.cur][:n:n]
 }

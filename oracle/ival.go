@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 
+	"github.com/moecheck/moecheck/internal/hugemem"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -15,7 +16,7 @@ type ivec struct {
 	c, r []float64
 }
 
-func newIvec(n int) ivec { return ivec{c: make([]float64, n), r: make([]float64, n)} }
+func newIvec(n int) ivec { return ivec{c: hugemem.Float64s(n), r: hugemem.Float64s(n)} }
 
 func (v ivec) len() int { return len(v.c) }
 

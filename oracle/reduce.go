@@ -3,6 +3,7 @@ package oracle
 import (
 	"math"
 
+	"github.com/moecheck/moecheck/internal/hugemem"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -13,7 +14,7 @@ type mat struct {
 	c, r []float64
 }
 
-func newMat(m, k int) mat { return mat{m, k, make([]float64, m*k), make([]float64, m*k)} }
+func newMat(m, k int) mat { return mat{m, k, hugemem.Float64s(m * k), hugemem.Float64s(m * k)} }
 
 // reduce encloses, for every (i, j), the stored value round_d(fl32(Σ_l A[i,l]·B[j,l] + bias[j]))
 // of an fp32 reduction in unspecified order (any order, tensor cores allowed), and writes the
@@ -80,7 +81,7 @@ func (w *workspace) get(slot, n int) []float64 {
 		return make([]float64, n)
 	}
 	if cap(w.bufs[slot]) < n {
-		w.bufs[slot] = make([]float64, n)
+		w.bufs[slot] = hugemem.Float64s(n)
 	}
 	return w.bufs[slot][:n]
 }

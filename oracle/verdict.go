@@ -184,6 +184,9 @@ type Verdict struct {
 	// tensor was judged and the derived miss bound: a pass covers the judged elements only.
 	// Nil for a full check.
 	Sample *SampleReport
+	// ContextSkipped, when set, says why a failing verdict has no float64 reference context
+	// (Options.ContextWork): its outputs' RelFro and CalcDiff are NaN.
+	ContextSkipped string
 }
 
 // MaxRatio is the largest error/bound ratio over all tensors (for passing results ≤ 1).
@@ -232,6 +235,9 @@ func (v *Verdict) Write(w io.Writer) error {
 	}
 	for _, f := range v.Failures {
 		fmt.Fprintln(w, "  -", f)
+	}
+	if v.ContextSkipped != "" {
+		fmt.Fprintln(w, "  context:", v.ContextSkipped)
 	}
 	if v.Sample != nil {
 		if err := v.Sample.Write(w, "  "); err != nil {

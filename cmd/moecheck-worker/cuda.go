@@ -11,7 +11,7 @@ import (
 func cudaBackend() backendFactory {
 	return func(f *flags) ([]gpu.Backend, string, error) {
 		lanes, err := cuda.NewLanes(cuda.Options{Device: f.device, StageGuardChecks: f.stageGuardChecks, StageSync: f.stageSync,
-			TileN: f.tileN, TileK: f.tileK}, max(1, f.lanes))
+			TileN: f.tileN, TileK: f.tileK, Trace: f.trace}, max(1, f.lanes))
 		if err != nil {
 			return nil, "", err
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/internal/prof"
 	"github.com/moecheck/moecheck/internal/worker"
 )
@@ -64,6 +65,7 @@ type flags struct {
 	tileK            int
 	crashShape       string
 	corpusDirs       string
+	trace            io.Writer // $MOECHECK_TRACE set: the timeline on stderr (nil: none)
 }
 
 func main() {
@@ -107,6 +109,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.crashShape, "crash-shape", "", "serving: run cases of this shape `T,H,I,E,K` with the crash fault (a real device fault), to show that a crash costs one case")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if os.Getenv(phase.EnvVar) != "" {
+		f.trace = stderr
 	}
 	if f.lanes < 1 || f.lanes > worker.MaxLanes {
 		fmt.Fprintf(stderr, "moecheck-worker: -lanes %d: want between 1 and %d\n", f.lanes, worker.MaxLanes)
@@ -190,7 +195,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			bs[k] = crashOn{Backend: bs[k], shape: crash}
 		}
 	}
-	err = worker.ServeLanes(lanes, bs, worker.ServeOptions{Device: device})
+	err = worker.ServeLanes(lanes, bs, worker.ServeOptions{Device: device, Trace: f.trace})
 	if errors.Is(err, worker.ErrHangup) {
 		// The client is gone and the backend may still be running its case: exit now,
 		// without closing it (a busy CUDA thread would hold Close up).

@@ -106,6 +106,17 @@ func selftestCases(quick bool) ([]stCase, error) {
 		}
 		out = append(out, stCase{fmt.Sprintf("%s deep", cfg), c})
 	}
+	// Zero tails: gpu/cuda leaves the +0 rows of the sentinel tail of results of 16 MiB or more
+	// on the device when it runs on bits (the run on values vs the run on bits below compares
+	// them bit for bit): an EP-8 rank whose stages are 32 MiB.
+	{
+		cfg := moe.Config{T: 1024, H: 2048, I: 256, E: 2, K: 8, DType: moe.BF16, EP: moe.EP{World: 8, Rank: 5}}
+		c, err := mkCase(cfg, 4000, moe.Normal, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, stCase{fmt.Sprintf("%s zero tails", cfg), c})
+	}
 	// Non-finite inputs, tensor-core and CUDA-core paths.
 	for _, d := range []moe.DType{moe.BF16, moe.FP32} {
 		cfg := moe.Config{T: 40, H: 32, I: 16, E: 4, K: 2, DType: d, EP: moe.EP{World: 2, Rank: 0}}
@@ -497,6 +508,23 @@ func sanitizeRun(w io.Writer, b gpu.Backend) error {
 			return fmt.Errorf("%s: %w", c.Config, err)
 		}
 		fmt.Fprintf(w, "sanitize: ran %s\n", c.Config)
+	}
+	// A run on bits whose stages are 32 MiB: the CUDA lane measures their zero tails on the
+	// device and downloads the bytes before them only (zero_extent).
+	if br, ok := b.(rawcase.Runner); ok {
+		cfg := moe.Config{T: 1024, H: 2048, I: 64, E: 1, K: 8, DType: moe.BF16, EP: moe.EP{World: 8, Rank: 2}}
+		c, err := mkCase(cfg, 600, moe.Normal, true)
+		if err != nil {
+			return err
+		}
+		k, err := rawcase.Validate(rawcase.Encode(c), moe.Limits{})
+		if err != nil {
+			return err
+		}
+		if _, err := br.RunBits(ctx, k, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true}, 0); err != nil {
+			return fmt.Errorf("%s on bits: %w", cfg, err)
+		}
+		fmt.Fprintf(w, "sanitize: ran %s on bits (zero tails)\n", cfg)
 	}
 	return nil
 }

@@ -243,6 +243,34 @@ func TestMemoryLimits(t *testing.T) {
 	}
 }
 
+// A sampled check through a worker needs about half the memory a value of the full check does
+// (presets.BytesPerElementSampledWorker): its preset limit is derived from that figure, and
+// only for it. 1 GiB of memory: 8,388,608 values at 96 bytes, 16,777,216 at 48; the Mixtral
+// EP-8 rank at T=4, H and I divided by 4, holds about 11 million.
+func TestSampledWorkerCaseLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		refused bool
+	}{
+		{"full/worker", []string{"check", "--backend", "worker:/nonexistent/moecheck-worker", "--preset", "mixtral-8x7b/ep8/rank1/T4/seed1/scale4"}, true},
+		{"sampled/sim", []string{"check", "--sample", "0.1", "--preset", "mixtral-8x7b/ep8/rank1/T4/seed1/scale4"}, true},
+		{"sampled/worker", []string{"check", "--sample", "0.1", "--backend", "worker:/nonexistent/moecheck-worker", "--preset", "mixtral-8x7b/ep8/rank1/T4/seed1/scale4"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Execute(context.Background(), tc.args, Env{Stdout: &out, Stderr: &errb, Memory: 1 << 30})
+			refused := code == 2 && strings.Contains(errb.String(), "over the limit of")
+			if refused != tc.refused {
+				t.Fatalf("exit %d, refused by the case limit %v, want %v:\n%s\n%s", code, refused, tc.refused, out.String(), errb.String())
+			}
+			if !tc.refused && (code == 0 || !strings.Contains(out.String()+errb.String(), "nonexistent")) {
+				t.Fatalf("exit %d, want the worker's start to fail (past the limit):\n%s\n%s", code, out.String(), errb.String())
+			}
+		})
+	}
+}
+
 // A corpus file that does not parse is a recorded failure of the nightly, not the end of it.
 func TestNightlyUnreadableCorpusFile(t *testing.T) {
 	dir := t.TempDir()

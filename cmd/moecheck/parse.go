@@ -135,7 +135,7 @@ func plural(n int, one, many string) string {
 // presetCase builds the case of a preset id (as nightly prints it), refusing one beyond the
 // case limits before anything of its size is allocated.
 func (a *app) presetCase(id string) (*moe.Case, error) {
-	wait, err := a.presetCaseAsync(id)
+	wait, err := a.presetCaseAsync(id, a.caseLimits())
 	if err != nil {
 		return nil, err
 	}
@@ -145,14 +145,14 @@ func (a *app) presetCase(id string) (*moe.Case, error) {
 // presetCaseAsync is presetCase that checks the id and the case limits at once and builds
 // the case on another goroutine (a real layer's case takes a second or two, which check
 // spends starting the backend meanwhile); wait returns it.
-func (a *app) presetCaseAsync(id string) (wait func() (*moe.Case, error), err error) {
+func (a *app) presetCaseAsync(id string, limits moe.Limits) (wait func() (*moe.Case, error), err error) {
 	p, o, err := presets.ParseID(id)
 	if err != nil {
 		return nil, usageErr("--preset: %v", err)
 	}
 	cfg, err := p.Config(o)
 	if err == nil {
-		err = cfg.Validate(a.caseLimits())
+		err = cfg.Validate(limits)
 	}
 	if err != nil {
 		return nil, usageErr("--preset: %v", err)

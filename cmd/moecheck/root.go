@@ -40,10 +40,14 @@ type Env struct {
 // defaults, and at most as many values as fit 3/4 of the machine's memory at
 // presets.BytesPerElement bytes per value (the measured peak of a check on the CPU path),
 // so that an oversized case is refused with the limit named instead of exhausting memory.
-func (a *app) caseLimits() moe.Limits {
+func (a *app) caseLimits() moe.Limits { return a.caseLimitsAt(presets.BytesPerElement) }
+
+// caseLimitsAt is caseLimits for a check that needs bytesPerValue bytes a case value
+// (presets.BytesPerElementSampledWorker for a sampled check through a worker).
+func (a *app) caseLimitsAt(bytesPerValue int64) moe.Limits {
 	var l moe.Limits
 	if m := a.env.Memory; m > 0 {
-		if max := m / 4 * 3 / presets.BytesPerElement; max < moe.DefaultLimits().MaxElements {
+		if max := m / 4 * 3 / bytesPerValue; max < moe.DefaultLimits().MaxElements {
 			l.MaxElements = max
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"strings"
 	"sync"
@@ -49,6 +50,11 @@ type Options struct {
 	// TileK forces the depth of the 256-column tiles (32: 4 stages; 64: 3 stages with
 	// double-buffered fragments); 0 = 64. For benchmarks.
 	TileK int
+	// Trace, when non-nil, receives a timeline of each run (package internal/phase): the
+	// setup (allocation, uploads, fills), queueing the stages, queueing the pack and the
+	// download, and the wait for the stream (the kernels and copies themselves). Nil writes
+	// nothing.
+	Trace io.Writer
 }
 
 // shared is the CUDA state the lanes of one NewLanes call share: the device's primary

@@ -11,6 +11,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -54,6 +55,7 @@ type pathRun struct {
 	packBlocks int64
 	dl         []download
 	dplan      stagePlan
+	tails      []int // indices into dl of the downloads whose zero tail stays on the device
 }
 
 // runOpts are one run's options and the harness's faults (fault.Runner).
@@ -152,8 +154,16 @@ func (r *pathRun) queuePrep(perStage bool) error {
 	for i, x := range r.dl {
 		dsizes[i] = r.buf[x.name].n
 	}
+	r.tails = r.tails[:0]
+	if r.o.raw != nil { // results as bits (RunBits) may have zero tails; values are decoded whole
+		for i, x := range r.dl {
+			if dsizes[i] >= zeroTailMin && !staged(dsizes[i]) && floatResult(x.name) {
+				r.tails = append(r.tails, i)
+			}
+		}
+	}
 	var err error
-	if r.dplan, err = planStaging(int64(8*r.slots), dsizes); err != nil {
+	if r.dplan, err = planStaging(r.extentsAt()+int64(8*len(r.tails)), dsizes); err != nil {
 		return err
 	}
 	if r.down, err = b.alloc("stage_down", 0, r.dplan.Dev); err != nil {
@@ -549,7 +559,11 @@ func (b *Backend) runPath(c *moe.Case, o runOpts, _ any) (*pathRun, error) {
 // Options.StageSync). Damaged guard zones are returned before any result is decoded; the
 // run's downloads are in r.dl (its result: r.result or r.resultBits).
 func (b *Backend) runOnce(c *moe.Case, o runOpts, perStage bool) (*pathRun, *guardDamage, error) {
+	tl := phase.New(b.opts.Trace, "trace: cuda ")
+	sp := tl.Start("setup (allocate, upload, fill)")
 	r, err := b.prepare(c, o, perStage)
+	sp.End()
+	sp = tl.Start("queue stages")
 	if err != nil {
 		return nil, nil, b.fail("setup", err)
 	}
@@ -571,40 +585,111 @@ func (b *Backend) runOnce(c *moe.Case, o runOpts, perStage bool) (*pathRun, *gua
 			}
 		}
 	}
+	sp.End()
+	sp = tl.Start("queue pack and download")
 	if err := b.launch("prepare_bufs", dim{x: int(r.packBlocks)}, prepThreads, 0, r.packDescs, r.nPack, o.PoisonSeed); err != nil {
 		return nil, nil, b.fail("end", err)
 	}
 	host := b.down.bytes(int(r.dplan.Host))
+	if len(r.tails) > 0 {
+		// Zero tails: each big result's extent (1 + its last nonzero byte) into the staging
+		// head, downloaded with the staged part; then only the bytes before the extents.
+		at := r.extentsAt()
+		if err := b.memset8(r.down.data+cu.DevicePtr(at), 0, alignUp(at+int64(8*len(r.tails)))-at); err != nil {
+			return nil, nil, b.fail("end", err)
+		}
+		for j, i := range r.tails {
+			db := r.buf[r.dl[i].name]
+			blocks := int(min(cdiv(db.n, 16*256), 1024))
+			if err := b.launch("zero_extent", dim{x: blocks}, 256, 0, db.data, db.n, r.down.data+cu.DevicePtr(at+int64(8*j))); err != nil {
+				return nil, nil, b.fail("end", err)
+			}
+		}
+	}
 	if err := b.dtoh(host[:r.dplan.Dev], r.down.data); err != nil {
 		return nil, nil, b.fail("download", err)
+	}
+	ext := map[int]int64{} // download index → bytes to copy (the rest are zero)
+	if len(r.tails) > 0 {
+		sp.End()
+		if g, err := r.settle(tl, "wait for the stream (stages, guard check, extents)", host); err != nil || g != nil {
+			return nil, g, err
+		}
+		at := r.extentsAt()
+		for j, i := range r.tails {
+			n := r.buf[r.dl[i].name].n
+			e := int64(binary.LittleEndian.Uint64(host[at+int64(8*j):]))
+			e = min(n, (e+r.es-1)/r.es*r.es) // whole elements
+			ext[i] = e
+		}
+		sp = tl.Start("queue the downloads before the zero tails")
 	}
 	for i := range r.dl {
 		db := r.buf[r.dl[i].name]
 		off := r.dplan.Off[i]
-		r.dl[i].host = host[off : off+db.n : off+db.n]
+		r.dl[i].host, r.dl[i].size = host[off:off+db.n:off+db.n], db.n
+		if e, ok := ext[i]; ok {
+			r.dl[i].host = host[off : off+e : off+e]
+		}
 		if !r.dplan.Staged[i] {
 			if err := b.dtoh(r.dl[i].host, db.data); err != nil {
 				return nil, nil, b.fail("download", err)
 			}
 		}
 	}
-	if err := b.sync(); err != nil {
-		stage := "unknown (stages not synchronized; -stage-sync names it)"
-		if b.opts.StageSync {
-			stage = "end"
-		}
-		return nil, nil, b.fail(stage, err)
-	}
-	if g := r.guardVerdict(host[:8*r.slots], r.stageName); g != nil {
-		return nil, g, nil
+	sp.End()
+	if g, err := r.settle(tl, "wait for the stream", host); err != nil || g != nil {
+		return nil, g, err
 	}
 	return r, nil, nil
 }
 
+// settle waits for the lane's stream (timed as phase name) and returns the guard zones'
+// damage the end-of-run check wrote into the staged download's head, host.
+func (r *pathRun) settle(tl *phase.Timeline, name string, host []byte) (*guardDamage, error) {
+	sp := tl.Start(name)
+	err := r.b.sync()
+	sp.End()
+	if err != nil {
+		return nil, r.b.fail(r.unsyncedStage(), err)
+	}
+	return r.guardVerdict(host[:8*r.slots], r.stageName), nil
+}
+
+// unsyncedStage names the stage of a device fault seen when the stream synchronized at the
+// end of a run.
+func (r *pathRun) unsyncedStage() string {
+	if r.b.opts.StageSync {
+		return "end"
+	}
+	return "unknown (stages not synchronized; -stage-sync names it)"
+}
+
+// zeroTailMin is the smallest result, in bytes, whose zero tail (the bytes after its last
+// nonzero one) is measured on the device and left there: below it the extra launch and
+// synchronization cost more than the copy (the worker leaves smaller tails out of the frame
+// itself: internal/worker, zerotail.go).
+const zeroTailMin = 16 << 20
+
+// floatResult reports whether download name is a float result tensor a zero tail may be left
+// off: not the plan or the inverse permutation (int32), not d_rw (gathered whole by inv).
+func floatResult(name string) bool {
+	switch name {
+	case "perm", "offs", "inv", "d_rw":
+		return false
+	}
+	return true
+}
+
+// extentsAt is the offset in the download staging of the zero tails' extents (8 bytes each,
+// after the guard slots).
+func (r *pathRun) extentsAt() int64 { return int64(8 * r.slots) }
+
 // download is one device buffer copied to the host at the end of a run.
 type download struct {
 	name string
-	host []byte
+	host []byte // the bytes copied: all of the buffer's, or those before its zero tail
+	size int64  // the buffer's bytes (len(host) plus the zero tail left on the device)
 }
 
 // downloads lists the buffers a result needs: outputs, d_rw and inv; with stages, the
@@ -638,7 +723,16 @@ func (r *pathRun) result() *gpu.Result { return resultOf(r.c.DType, int(r.S), r.
 // resultBits is the downloads as bits: slices of the lane's download staging, valid until
 // the lane's next run (rawcase.Runner).
 func (r *pathRun) resultBits() *rawcase.Result {
-	return resultBits(r.c.DType, int(r.S), r.o.Stages, r.got())
+	res := resultBits(r.c.DType, int(r.S), r.o.Stages, r.got())
+	for _, i := range r.tails {
+		x := r.dl[i]
+		for _, n := range downloadNames {
+			if n.buf == x.name && res.Tensor(n.t) != nil {
+				res.SetPrefix(n.t, x.host, int(x.size))
+			}
+		}
+	}
+	return res
 }
 
 // tile is the tensor-core tile for N columns: columns (Options.TileN, else tcTile) and depth

@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"gorgonia.org/cu"
+
+	"github.com/moecheck/moecheck/internal/hugemem"
 )
 
 // pinned is a lane's page-locked host buffer (cuMemAllocHost), grown on demand and never
@@ -53,7 +55,7 @@ func (h *pinned) bytes(n int) []byte {
 			return unsafe.Slice((*byte)(h.p), n)
 		}
 	}
-	h.gb = make([]byte, max(n, min(size, 2*n)))
+	h.gb = hugemem.Bytes(max(n, min(size, 2*n)))
 	return h.gb[:n]
 }
 

@@ -225,6 +225,14 @@ const BytesPerElement = 96
 // MemoryEstimate is the approximate peak memory in bytes of checking cfg on the CPU path.
 func MemoryEstimate(cfg moe.Config) int64 { return cfg.Elements() * BytesPerElement }
 
+// BytesPerElementSampledWorker is BytesPerElement for a sampled check (oracle.Sample) of a
+// backend in a worker process (the CUDA path): the CLI holds the case, its request bits and
+// the result, and the oracle judges a sample. Measured: the DeepSeek-V3 EP-32 rank at T =
+// 16,384 (5.87·10^8 values) with --sample 0.02 on the CUDA path peaked at 24.3 GB of the
+// CLI's RSS, 41 bytes a value; rounded up. (A larger EP rank holds more of its values in
+// weights, which cost less than the activations: the figure is an upper bound there.)
+const BytesPerElementSampledWorker = 48
+
 // FitEP returns the smallest EP world size, at least o.EP (or the preset's), that divides the
 // experts and whose rank case fits memBudget bytes (MemoryEstimate), with an error naming the
 // need when even one local expert per rank does not fit.

@@ -17,19 +17,31 @@ import (
 
 // bitsTensors lays out the result frame of r for a case of config cfg as resultTensors lays
 // out the decoded result's: the outputs r carries, then with the plan's perm the plan and the
-// stage tensors r carries. A tensor that is not a whole number of elements is an error.
-func bitsTensors(cfg moe.Config, r *rawcase.Result) (ts []wireTensor, size int64, _ error) {
+// stage tensors r carries. A tensor that is not a whole number of elements is an error. A
+// tensor with a zero tail (rawcase.Result.SetPrefix) keeps it out of the frame when zeroTails
+// (the client reads zero tails), and is sent whole otherwise.
+func bitsTensors(cfg moe.Config, r *rawcase.Result, zeroTails bool) (ts []wireTensor, size int64, _ error) {
 	d := cfg.DType
 	add := func(t moe.Tensor, dtype string, eb int) error {
-		b := r.Tensor(t)
-		if len(b)%eb != 0 {
-			return fmt.Errorf("worker: result tensor %s of %d bytes is not a whole number of %s elements", t, len(b), dtype)
+		b, whole := r.Tensor(t), r.Size(t)
+		if !zeroTails {
+			b = r.Whole(t)
+		}
+		if len(b)%eb != 0 || whole%eb != 0 {
+			return fmt.Errorf("worker: result tensor %s of %d bytes (%d sent) is not a whole number of %s elements", t, whole, len(b), dtype)
 		}
 		if b == nil {
 			b = []byte{} // present (the plan's offsets of a run with stages), empty
 		}
-		n := len(b) / eb
-		ts = append(ts, wireTensor{hdr: TensorHeader{Name: wireName(t), DType: dtype, Shape: []int{n}, Offset: size, Bytes: int64(len(b))}, d: d, raw: b})
+		n := whole / eb
+		h := TensorHeader{Name: wireName(t), DType: dtype, Shape: []int{n}, Offset: size, Bytes: int64(len(b))}
+		if whole > len(b) {
+			if dtype == WireI32 {
+				return fmt.Errorf("worker: result tensor %s has a zero tail, which only float tensors may have", t)
+			}
+			h.Size = int64(whole)
+		}
+		ts = append(ts, wireTensor{hdr: h, d: d, raw: b})
 		size += int64(len(b))
 		return nil
 	}

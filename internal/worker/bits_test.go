@@ -279,7 +279,7 @@ func TestBitsFrames(t *testing.T) {
 					r.Set(moe.TensorH1, part(7))
 				}
 				cfg := moe.Config{DType: d}
-				ts, size, err := bitsTensors(cfg, r)
+				ts, size, err := bitsTensors(cfg, r, false)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -311,7 +311,7 @@ func TestBitsFrames(t *testing.T) {
 func TestBitsTensorsRefusesPartElements(t *testing.T) {
 	r := &rawcase.Result{}
 	r.Set(moe.TensorY, make([]byte, 3))
-	if _, _, err := bitsTensors(moe.Config{DType: moe.BF16}, r); err == nil {
+	if _, _, err := bitsTensors(moe.Config{DType: moe.BF16}, r, false); err == nil {
 		t.Fatal("a 3-byte bf16 tensor was accepted")
 	}
 }

@@ -50,7 +50,8 @@ type Options struct {
 	// Trace, when non-nil, receives a timeline of each run (package internal/phase):
 	// encoding the request, writing it, waiting for the result's first byte (the worker's
 	// decode, run and first encoded chunk), and reading and decoding the result. Nil writes
-	// nothing.
+	// nothing. A worker started with $MOECHECK_TRACE in its environment writes its own
+	// timeline to its standard error; with Trace set and Stderr nil, that is copied to Trace.
 	Trace io.Writer
 }
 
@@ -72,6 +73,7 @@ type group struct {
 	version    int           // protocol version of the worker's hello
 	caps       *Capabilities // its capabilities (nil: everything)
 	sameCase   bool          // its hello accepts same_case requests
+	zeroTails  bool          // its hello says it can send zero tails (zerotail.go)
 	lastStderr string        // stderr tail of the last process that ended
 	open       int           // lanes not closed
 	reruns     int           // cases re-run alone after a failure of the shared process
@@ -250,7 +252,11 @@ func (g *group) start() error {
 	cmd.Dir = o.Dir
 	// Children of the worker that keep its stderr open must not stall Wait.
 	cmd.WaitDelay = 2 * time.Second
-	st := &tail{max: 8 << 10, copy: o.Stderr}
+	cp := o.Stderr
+	if cp == nil {
+		cp = o.Trace // the worker's own timeline (and anything else it says) next to ours
+	}
+	st := &tail{max: 8 << 10, copy: cp}
 	cmd.Stderr = st
 	lanes := make([]laneIO, g.lanes)
 	var child []*os.File // the worker's ends, closed here once it started
@@ -364,7 +370,7 @@ func (g *group) start() error {
 	}
 	hh := hellos[0].Header
 	g.proc, g.name, g.device = p, hh.Backend, hh.Device
-	g.version, g.caps, g.sameCase = hh.Version, hh.Capabilities, hh.SameCase
+	g.version, g.caps, g.sameCase, g.zeroTails = hh.Version, hh.Capabilities, hh.SameCase, hh.ZeroTails
 	return nil
 }
 
@@ -529,7 +535,7 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 		return nil, false, err
 	}
 	g.mu.Lock()
-	caps, version, sameCase := g.caps, g.version, g.sameCase
+	caps, version, sameCase, zeroTails := g.caps, g.version, g.sameCase, g.zeroTails
 	g.mu.Unlock()
 	if err := caps.Supports(cs, o, fs); err != nil {
 		return nil, false, err
@@ -566,6 +572,7 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 		req.Header.Case.Legacy = true
 	}
 	req.Header.Options.Triage = triage
+	req.Header.ZeroTails = zeroTails
 	l := p.lanes[c.lane]
 	ch := make(chan reply, 1)
 	// Pipes are widened for big cases only, when they come: Linux counts every pipe's pages

@@ -3,16 +3,18 @@ package worker
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/moecheck/moecheck/internal/fault"
 	"math"
 	"slices"
 	"strings"
 
+	"github.com/x448/float16"
+
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/hugemem"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/moe"
-	"github.com/x448/float16"
 )
 
 // Tensor dtype names on the wire besides the float dtypes' own names (moe.DType.String).
@@ -123,7 +125,7 @@ func encodeCase(c *moe.Case) (*encodedCase, error) {
 	if c.Global != nil {
 		size += (8 + w) * S
 	}
-	p := payload{buf: make([]byte, 0, size)}
+	p := payload{buf: hugemem.Bytes(size)[:0]}
 	p.addFloat("x", d, []int{c.T, c.H}, c.X)
 	p.addFloat("w1", d, []int{c.E, 2 * c.I, c.H}, c.W1)
 	p.addFloat("w2", d, []int{c.E, c.H, c.I}, c.W2)
@@ -189,6 +191,16 @@ func get(f *Frame, m map[string]TensorHeader, name, dtype string, n int) ([]byte
 	return f.Payload[t.Offset : t.Offset+t.Bytes], nil
 }
 
+// getFloat returns the n values of a result's float tensor name of dtype d (checkFloat: it
+// may have a zero tail).
+func getFloat(f *Frame, m map[string]TensorHeader, name string, d moe.DType, n int) ([]float32, error) {
+	t, err := checkFloat(m, name, d.String(), n)
+	if err != nil {
+		return nil, err
+	}
+	return floatValues(d, f.Payload[t.Offset:t.Offset+t.Bytes], n), nil
+}
+
 // check returns the header of tensor name, checking its dtype and element count.
 func check(m map[string]TensorHeader, name, dtype string, n int) (TensorHeader, error) {
 	t, ok := m[name]
@@ -197,6 +209,9 @@ func check(m map[string]TensorHeader, name, dtype string, n int) (TensorHeader, 
 	}
 	if t.DType != dtype {
 		return t, fmt.Errorf("worker: tensor %q has dtype %s, want %s", name, t.DType, dtype)
+	}
+	if t.Size != 0 {
+		return t, fmt.Errorf("worker: tensor %q has a zero tail (size %d), which only a result's float tensor may have", name, t.Size)
 	}
 	w := int64(4)
 	switch dtype {
@@ -387,11 +402,11 @@ func DecodeResult(f *Frame, cfg moe.Config) (*gpu.Result, error) {
 		if t.Bias() && !cfg.Bias {
 			continue
 		}
-		b, err := get(f, m, wireName(t), d.String(), cfg.Len(t))
+		v, err := getFloat(f, m, wireName(t), d, cfg.Len(t))
 		if err != nil {
 			return nil, err
 		}
-		r.SetTensor(t, BytesFloat32(d, b))
+		r.SetTensor(t, v)
 	}
 	if _, ok := m[wireName(moe.TensorPerm)]; ok {
 		S := cfg.S()
@@ -416,11 +431,11 @@ func DecodeResult(f *Frame, cfg moe.Config) (*gpu.Result, error) {
 			if _, ok := m[wireName(t)]; !ok {
 				continue
 			}
-			b, err := get(f, m, wireName(t), d.String(), cfg.Len(t))
+			v, err := getFloat(f, m, wireName(t), d, cfg.Len(t))
 			if err != nil {
 				return nil, err
 			}
-			r.SetTensor(t, BytesFloat32(d, b))
+			r.SetTensor(t, v)
 		}
 	}
 	return r, nil

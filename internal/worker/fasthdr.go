@@ -5,7 +5,7 @@ import "strconv"
 // A client decodes a result header for every run: ~20 tensor entries, which encoding/json
 // decodes in tens of microseconds (issue 14's profile: 2.4 % of the CLI's CPU). fastResult
 // reads the one layout the Go worker writes (json.Marshal of a result Header: type, id,
-// tensors, each with name, dtype, shape, offset, bytes; plain ASCII names) by hand, and
+// tensors, each with name, dtype, shape, offset, bytes and perhaps size; plain ASCII names) by hand, and
 // declines anything else — another key order, spacing, escapes, fields, a Python worker's
 // formatting — which readHeader then decodes with encoding/json. What it accepts it decodes
 // exactly as json.Unmarshal would (FuzzFastResult compares them).
@@ -62,7 +62,15 @@ func fastResult(b []byte) (Header, bool) {
 		if t.Offset, ok = p.int(); !ok || !p.lit(`,"bytes":`) {
 			return Header{}, false
 		}
-		if t.Bytes, ok = p.int(); !ok || !p.lit(`}`) {
+		if t.Bytes, ok = p.int(); !ok {
+			return Header{}, false
+		}
+		if p.lit(`,"size":`) { // a zero tail (zerotail.go)
+			if t.Size, ok = p.int(); !ok {
+				return Header{}, false
+			}
+		}
+		if !p.lit(`}`) {
 			return Header{}, false
 		}
 		h.Tensors = append(h.Tensors, t)

@@ -31,6 +31,7 @@ func fastHeaders(t testing.TB) [][]byte {
 	add(Header{Type: TypeResult, ID: 3, Tensors: []TensorHeader{{Name: "y", DType: "bf16"}}}) // shape null
 	add(Header{Type: TypeResult, ID: 3, Triage: "text", Tensors: []TensorHeader{{Name: "y", DType: "bf16", Shape: []int{2}}}})
 	add(Header{Type: TypeResult, ID: 4})
+	add(Header{Type: TypeResult, ID: 6, Tensors: []TensorHeader{{Name: "h1", DType: "bf16", Shape: []int{8}, Offset: 4, Bytes: 6, Size: 16}, {Name: "y", DType: "bf16", Shape: []int{1}, Offset: 10, Bytes: 2}}}) // a zero tail
 	add(Header{Type: TypeError, ID: 5, Kind: KindCrash, Detail: "x"})
 	out = append(out, []byte(`{"type": "result", "id": 1, "tensors": []}`), []byte(`{"type":"result","id":01,"tensors":[]}`),
 		[]byte(`{"type":"result","id":1,"tensors":[{"name":"y","dtype":"bf16","shape":[-0],"offset":0,"bytes":2}]}`),
@@ -53,8 +54,8 @@ func TestFastResult(t *testing.T) {
 			t.Errorf("header %d %s: fast %+v, encoding/json %+v (%v)", i, b, h, want, err)
 		}
 	}
-	if accepted < 7 {
-		t.Errorf("fastResult accepted %d headers, want at least the 6 Go result headers and the wide one", accepted)
+	if accepted < 8 {
+		t.Errorf("fastResult accepted %d headers, want at least the 6 Go result headers, the wide one and the zero tail", accepted)
 	}
 	// Every header a streamed or written result frame carries takes the fast path.
 	cfg := moe.Config{T: 5, H: 8, I: 4, E: 3, K: 2, DType: moe.BF16}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/moecheck/moecheck/internal/hugemem"
 )
 
 // Version is the protocol version this package speaks. A worker announces its version in
@@ -77,6 +79,11 @@ type Header struct {
 	// the case of the lane's previous run request, whose case the header repeats (a Go client
 	// sends it only to a worker that declared it, after a result for that case).
 	SameCase bool `json:"same_case,omitempty"`
+	// ZeroTails (optional, any version): in a hello, the worker can leave the trailing zero
+	// bytes of a result's float tensors out of the payload (TensorHeader.Size, zerotail.go);
+	// in a run request, the client reads such results (a Go client asks only a worker that
+	// declared it).
+	ZeroTails bool `json:"zero_tails,omitempty"`
 }
 
 // CaseHeader is a case's configuration (moe.Config and the Case flags). Its keys are
@@ -141,6 +148,10 @@ type TensorHeader struct {
 	Shape  []int  `json:"shape"`
 	Offset int64  `json:"offset"`
 	Bytes  int64  `json:"bytes"`
+	// Size (a result's float tensor, in reply to a zero_tails request): the tensor's whole
+	// size in bytes, of which the payload holds the first Bytes; the other Size − Bytes are
+	// zero. 0: the payload holds the whole tensor (Bytes).
+	Size int64 `json:"size,omitempty"`
 }
 
 // Frame is one message: its header and its payload.
@@ -266,7 +277,7 @@ func readN(r io.Reader, n int64) ([]byte, error) {
 	b := make([]byte, 0, min(n, chunk))
 	for int64(len(b)) < n {
 		if len(b) == cap(b) {
-			nb := make([]byte, len(b), min(n, max(2*int64(cap(b)), chunk)))
+			nb := hugemem.Bytes(int(min(n, max(2*int64(cap(b)), chunk))))[:len(b)]
 			copy(nb, b)
 			b = nb
 		}

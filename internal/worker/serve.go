@@ -11,6 +11,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -26,6 +27,9 @@ type ServeOptions struct {
 	// Lanes is the number of lanes the process serves, declared in the hello when above 1
 	// (ServeLanes sets it).
 	Lanes int
+	// Trace, when non-nil, receives a timeline of each request (package internal/phase):
+	// decoding it, running it, writing the result. Nil writes nothing.
+	Trace io.Writer
 
 	gate *frameGate // ServeLanes: stops every lane's output after a crash
 }
@@ -103,7 +107,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 	if v >= 2 {
 		hello.Capabilities = o.Capabilities
 	}
-	hello.SameCase = true
+	hello.SameCase, hello.ZeroTails = true, true
 	if err := o.gate.write(w, &Frame{Header: hello}); err != nil {
 		return err
 	}
@@ -162,7 +166,10 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 		if !f.Header.SameCase {
 			held = nil // the lane's previous case is garbage once this one decodes
 		}
+		tl := phase.New(o.Trace, "trace: worker ")
+		sp := tl.Start("decode request")
 		hc, opts, faults, err := decodeRun(f, b, held)
+		sp.End()
 		if err != nil {
 			held = nil
 			if err := o.gate.write(w, errorFrame(f.Header.ID, KindBadRequest, err.Error())); err != nil {
@@ -192,6 +199,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 		// ErrHangup even if the backend does not observe its context.
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan ran, 1)
+		sp = tl.Start("run")
 		go func() { done <- runCase(ctx) }()
 		var rr ran
 		select {
@@ -209,6 +217,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			rr = <-done
 		}
 		cancel()
+		sp.End()
 		res, err := rr.res, rr.err
 		if err != nil {
 			kind, detail := KindInternal, err.Error()
@@ -241,8 +250,9 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 			continue
 		}
 		var size int64
+		sp = tl.Start("write result")
 		if rr.bits != nil {
-			ts, n, err := bitsTensors(cfg, rr.bits)
+			ts, n, err := bitsTensors(cfg, rr.bits, f.Header.ZeroTails)
 			if err != nil {
 				if werr := o.gate.write(w, errorFrame(f.Header.ID, KindInternal, err.Error())); werr != nil {
 					return werr
@@ -250,16 +260,23 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 				continue
 			}
 			size = n
+			if f.Header.ZeroTails {
+				size = elideZeroTails(ts)
+			}
 			if err := o.gate.do(func() error { return writeBits(w, f.Header.ID, ts, size, &scratch) }); err != nil {
 				return err
 			}
 		} else {
 			ts, n := resultTensors(cfg, res)
 			size = n
+			if f.Header.ZeroTails {
+				size = elideZeroTails(ts)
+			}
 			if err := o.gate.do(func() error { return writeTensors(w, f.Header.ID, ts, size, streamChunk) }); err != nil {
 				return err
 			}
 		}
+		sp.End()
 		if size >= releaseBytes {
 			// The result (with a backend that hands over its buffers, the run's state) is
 			// garbage now, and an idle worker allocates nothing that would start a collection:

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/hugemem"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -334,12 +335,12 @@ func streamPlan(h *Header, pl int64, cfg moe.Config) (dst []sink, res *gpu.Resul
 	want := map[string]sink{}
 	float := func(t moe.Tensor, required bool) bool {
 		name := wireName(t)
-		th, err := check(m, name, d.String(), cfg.Len(t))
+		th, err := checkFloat(m, name, d.String(), cfg.Len(t))
 		if err != nil {
 			_, there := m[name]
 			return !required && !there
 		}
-		v := make([]float32, cfg.Len(t)) // pages are touched as the bytes arrive
+		v := hugemem.Float32s(cfg.Len(t)) // pages are touched as the bytes arrive
 		res.SetTensor(t, v)
 		want[name] = sink{hdr: th, d: d, f32: v}
 		return true

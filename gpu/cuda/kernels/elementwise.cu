@@ -84,6 +84,30 @@ extern "C" __global__ void guard_check(const u64* desc, i64 nzones, u64* bad) {
   }
 }
 
+// ---- zero tails --------------------------------------------------------------------------
+
+// zero_extent: *ext = max(*ext, 1 + the index of the last nonzero byte of p[0, n)), or
+// unchanged when every byte is zero. p is 16-byte aligned; *ext starts at 0. A result's bytes
+// past the extent are zero and need not be downloaded (gpu/cuda/path.go, zero tails).
+extern "C" __global__ void zero_extent(const unsigned char* p, i64 n, u64* ext) {
+  i64 nv = n >> 4;
+  u64 best = 0;
+  i64 stride = (i64)gridDim.x * blockDim.x;
+  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += stride) {
+    uint4 v = ((const uint4*)p)[i];
+    if (v.x | v.y | v.z | v.w) {
+      int k = 15;
+      while (p[16 * i + k] == 0) k--;
+      best = (u64)(16 * i + k + 1);  // i grows: the thread's last find is its largest
+    }
+  }
+  if (blockIdx.x == 0 && threadIdx.x == 0)
+    for (i64 i = nv << 4; i < n; i++)
+      if (p[i]) best = max(best, (u64)(i + 1));
+  for (int o = 16; o > 0; o >>= 1) best = max(best, __shfl_down_sync(0xffffffffu, best, o));
+  if ((threadIdx.x & 31) == 0 && best) atomicMax(ext, best);
+}
+
 // ---- the fused prepare / pack launch ------------------------------------------------------
 
 // Descriptor operations (gpu/cuda/stage.go op*).
