@@ -29,7 +29,7 @@ func TestContextWorkBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got.Y[5] += 1 // a wrong output: the verdict fails
+	got.Y[5] += 1                                              // a wrong output: the verdict fails
 	work := 18.0 * float64(cfg.T*cfg.K) * float64(cfg.H*cfg.I) // every slot is local here
 	for _, tc := range []struct {
 		name    string

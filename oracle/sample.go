@@ -374,20 +374,9 @@ func (ck *checker) wgradSampled(en *encl, t moe.Tensor, got []float32, dout, in 
 			}
 		}
 	}
-	workers := min(en.sp.Workers, len(jobs))
-	if workers <= 1 || !en.parallel(len(got)*8) {
-		for k := range jobs {
-			if stopped(en.stop) {
-				return
-			}
-			m := en.ar.mark()
-			one(en, k)
-			en.ar.release(m)
-		}
-	} else {
-		en.onWorkers(len(jobs), workers, one)
+	if en.forSpans(len(jobs), len(got)*8, one) {
+		ck.mergeParts(stat, parts)
 	}
-	ck.mergeParts(stat, parts)
 }
 
 // Coverage is a one-line account of what a sampled check judged: the fraction of the sampled

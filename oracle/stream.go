@@ -171,21 +171,30 @@ func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got [
 		}
 		ck.compareSpan(&parts[k], name, local, g, s.lo*n, enc(x, s))
 	}
-	work := len(got) * 8
-	workers := min(en.sp.Workers, len(spans))
-	if workers <= 1 || !en.parallel(work) {
-		for k := range spans {
-			if stopped(en.stop) {
-				return
-			}
-			m := en.ar.mark()
-			one(en, k)
-			en.ar.release(m)
-		}
-	} else {
-		en.onWorkers(len(spans), workers, one)
+	if en.forSpans(len(spans), len(got)*8, one) {
+		ck.mergeParts(st, parts)
 	}
-	ck.mergeParts(st, parts)
+}
+
+// forSpans calls one(x, k) for every k in [0, n) — spans of a comparison, work element
+// operations in all — on en's workers (onWorkers), or, when en does not split or the work is
+// small, on the calling goroutine with x = en and its arena released after each call. It
+// reports false when en.stop stopped the serial loop.
+func (en *encl) forSpans(n, work int, one func(x *encl, k int)) bool {
+	workers := min(en.sp.Workers, n)
+	if workers > 1 && en.parallel(work) {
+		en.onWorkers(n, workers, one)
+		return true
+	}
+	for k := range n {
+		if stopped(en.stop) {
+			return false
+		}
+		m := en.ar.mark()
+		one(en, k)
+		en.ar.release(m)
+	}
+	return true
 }
 
 // mergeParts adds the spans' statistics to st and their failures, in span order, to the
