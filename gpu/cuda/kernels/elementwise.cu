@@ -88,7 +88,9 @@ extern "C" __global__ void guard_check(const u64* desc, i64 nzones, u64* bad) {
 
 // zero_extent: *ext = max(*ext, 1 + the index of the last nonzero byte of p[0, n)), or
 // unchanged when every byte is zero. p is 16-byte aligned; *ext starts at 0. A result's bytes
-// past the extent are zero and need not be downloaded (gpu/cuda/path.go, zero tails).
+// past the extent are zero and need not be downloaded (gpu/cuda/path.go, zero tails). Each
+// thread that found a nonzero byte publishes its last with one atomicMax (no warp shuffles,
+// so that hostemu/prepare_emu.cpp runs it serially and checks it against a scalar scan).
 extern "C" __global__ void zero_extent(const unsigned char* p, i64 n, u64* ext) {
   i64 nv = n >> 4;
   u64 best = 0;
@@ -103,9 +105,8 @@ extern "C" __global__ void zero_extent(const unsigned char* p, i64 n, u64* ext) 
   }
   if (blockIdx.x == 0 && threadIdx.x == 0)
     for (i64 i = nv << 4; i < n; i++)
-      if (p[i]) best = max(best, (u64)(i + 1));
-  for (int o = 16; o > 0; o >>= 1) best = max(best, __shfl_down_sync(0xffffffffu, best, o));
-  if ((threadIdx.x & 31) == 0 && best) atomicMax(ext, best);
+      if (p[i] && (u64)(i + 1) > best) best = (u64)(i + 1);
+  if (best) atomicMax(ext, best);
 }
 
 // ---- the fused prepare / pack launch ------------------------------------------------------

@@ -1,7 +1,7 @@
 // Host emulation of the CUDA built-ins that elementwise.cu uses, so that g++ can compile
 // the kernels as plain C++ and run a launch serially (block by block, thread by thread) on
 // the CPU: enough for kernels without inter-thread communication (prepare_bufs,
-// guard_check). The other kernels compile against stubs and are never called. Used by
+// guard_check, zero_extent). The other kernels compile against stubs and are never called. Used by
 // prepare_emu.cpp (scripts/kernel-emu.sh); needs the CUDA headers (cuda_fp16.h).
 #pragma once
 #include <stdint.h>
@@ -20,6 +20,7 @@ inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { uint4 
 inline float __uint_as_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 inline uint32_t __float_as_uint(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 inline unsigned long long atomicMin(unsigned long long* p, unsigned long long v) { unsigned long long o = *p; if (v < o) *p = v; return o; }
+inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) { unsigned long long o = *p; if (v > o) *p = v; return o; }
 inline void __syncthreads() {}
 inline float __shfl_xor_sync(unsigned, float v, int) { return v; }
 inline float __fadd_rn(float a, float b) { return a + b; }

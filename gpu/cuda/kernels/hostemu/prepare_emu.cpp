@@ -5,7 +5,8 @@
 // sizes around the 16-byte vectors and the block strides, every guard zone, all in one
 // launch as a run's preparation is, compared over whole allocations (guards included, so a
 // stray write shows); then the end-of-run guard check against guard_check, undamaged and
-// damaged. Descriptors are encoded as gpu/cuda/stage.go encodeDescs does.
+// damaged; and zero_extent (the zero tails) against a scalar scan. Descriptors are encoded as
+// gpu/cuda/stage.go encodeDescs does.
 // Build and run: scripts/kernel-emu.sh (make kernel-emu). Exit status 0: all equal.
 #include "prelude.h"
 #include <stdio.h>
@@ -146,6 +147,27 @@ int main() {
     if (slot_old != slot_new[1] || slot_new[0] != ~0ull) { printf("FAIL check\n"); fails++; }
     if (damage && slot_new[1] != ((u64)(2*3+1) << 32 | 12)) { printf("FAIL check: want zone 7 byte 12\n"); fails++; }
   }
+  // 4. zero_extent (the zero tails' extent, gpu/cuda/path.go) against a scalar scan: sizes
+  // around the 16-byte vectors and the grid stride, the last nonzero byte anywhere (none,
+  // first, in a vector, in the tail past the vectors, the very last), several blocks.
+  int zx = 0;
+  for (i64 n : {0LL, 1LL, 15LL, 16LL, 17LL, 4096LL, 4111LL, 65536LL, 70001LL}) {
+    for (i64 at : {-1LL, 0LL, n / 3, n - 17, n - 16, n - 1}) {
+      if (at >= n || (at < 0 && at != -1)) continue;
+      unsigned char* b = (unsigned char*)aligned_alloc(16, ((n + 15) & ~15) + 16);
+      memset(b, 0, ((n + 15) & ~15) + 16);
+      for (i64 i = 0; i <= at; i++) if (rng() % 3 == 0) b[i] = (unsigned char)(1 + rng() % 255);
+      if (at >= 0) b[at] = 0x80;
+      u64 want = 0;
+      for (i64 i = n - 1; i >= 0; i--) if (b[i]) { want = (u64)(i + 1); break; }
+      u64 got = 0;
+      launch((unsigned)std::max<i64>(1, std::min<i64>(1024, (n + 16 * 256 - 1) / (16 * 256))), 256, [&] { zero_extent(b, n, &got); });
+      if (got != want) { printf("FAIL zero_extent n=%lld last=%lld: %llu, want %llu\n", (long long)n, (long long)at, got, want); fails++; }
+      zx++;
+      free(b);
+    }
+  }
+  printf("zero_extent: %d buffers against a scalar scan\n", zx);
   printf("%zu descriptors, %s\n", ds.size(), fails ? "FAILED" : "all equal");
   return fails != 0;
 }
