@@ -211,7 +211,13 @@ func TestClientVersionsAndCapabilities(t *testing.T) {
 		if _, _, restarts, _ := Info(b); restarts != 0 {
 			t.Errorf("restarts = %d, want 0 (the worker stays alive after raised)", restarts)
 		}
-		if tail := StderrTail(b); !strings.Contains(tail, "Traceback") {
+		// The worker writes the traceback to its stderr before the error frame, but the
+		// client copies stderr on its own goroutine: wait for the copy (a loaded machine).
+		tail := StderrTail(b)
+		for end := time.Now().Add(5 * time.Second); !strings.Contains(tail, "Traceback") && time.Now().Before(end); tail = StderrTail(b) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !strings.Contains(tail, "Traceback") {
 			t.Errorf("stderr tail %q lacks the traceback", tail)
 		}
 	})
