@@ -51,6 +51,8 @@ func FuzzWorkerFrame(f *testing.F) {
 	f.Add(b.Bytes())
 	f.Add(rawFrame(f, Header{Type: TypeResult, ID: 1, Tensors: []TensorHeader{{Name: "y", DType: "bf16", Shape: []int{8}, Offset: 1<<63 - 248, Bytes: 256}}}, 16, make([]byte, 16)))
 	f.Add(rawFrame(f, Header{Type: TypeHello, Proto: Proto, Version: Version}, 1<<34, nil))
+	// a result with a zero tail (zerotail.go): y sends 3 of its 8 elements
+	f.Add(rawFrame(f, Header{Type: TypeResult, ID: 3, Tensors: []TensorHeader{{Name: "y", DType: "bf16", Shape: []int{8}, Offset: 0, Bytes: 6, Size: 16}}}, 6, make([]byte, 6)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fr, err := ReadFrame(bytes.NewReader(data))
 		if err != nil {
