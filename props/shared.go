@@ -29,9 +29,21 @@ type trialCache struct {
 	stop <-chan struct{} // the trial's context's Done: stops a long oracle check
 }
 
-// begin starts the cache of trial case c, whose checks stop once stop is closed; end drops
-// it.
-func (env *Env) begin(c *moe.Case, stop <-chan struct{}) { env.cache = trialCache{c: c, stop: stop} }
+// begin starts the cache of trial case c, whose checks stop once stop is closed, and lets a
+// backend that carries state between cases forget it (forgetter): a trial's runs then see
+// only each other, whatever the instance ran before (another job's cases, --jobs, the case
+// order). end drops the cache.
+func (env *Env) begin(c *moe.Case, stop <-chan struct{}) {
+	if f, ok := env.Backend.(forgetter); ok {
+		f.Forget()
+	}
+	env.cache = trialCache{c: c, stop: stop}
+}
+
+// forgetter is a backend that can drop the state it carries from case to case
+// (sim.Backend.Forget: stale weight gradients, the values stale poisoning reads).
+type forgetter interface{ Forget() }
+
 func (env *Env) end() {
 	for _, r := range env.cache.runs {
 		env.recycle(r)
