@@ -32,7 +32,7 @@ type trialCache struct {
 // begin starts the cache of trial case c, whose checks stop once stop is closed, and lets a
 // backend that carries state between cases forget it (forgetter): a trial's runs then see
 // only each other, whatever the instance ran before (another job's cases, --jobs, the case
-// order). end drops the cache.
+// order).
 func (env *Env) begin(c *moe.Case, stop <-chan struct{}) {
 	if f, ok := env.Backend.(forgetter); ok {
 		f.Forget()
@@ -44,6 +44,7 @@ func (env *Env) begin(c *moe.Case, stop <-chan struct{}) {
 // (sim.Backend.Forget: stale weight gradients, the values stale poisoning reads).
 type forgetter interface{ Forget() }
 
+// end drops the trial's cache, handing its runs' stage memory back to the backend.
 func (env *Env) end() {
 	for _, r := range env.cache.runs {
 		env.recycle(r)
