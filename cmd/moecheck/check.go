@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/backends"
 	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
@@ -160,7 +161,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 		// The case is built while the backend starts (a worker's start, CUDA's
 		// initialisation), both taking seconds at a real layer's size.
 		limits := a.caseLimits()
-		if f.sample > 0 && f.sample < 1 && workerBackend(f.bf.backend) {
+		if f.sample > 0 && f.sample < 1 && !backends.InProcess(f.bf.backend) {
 			limits = a.caseLimitsAt(presets.BytesPerElementSampledWorker)
 		}
 		if presetWait, err = a.presetCaseAsync(f.preset, limits); err != nil {
@@ -502,11 +503,4 @@ func (a *app) checkRandom(env *props.Env, pool *jobPool, f *checkFlags, ps []pro
 		fmt.Fprintln(w)
 	}
 	return errFailures
-}
-
-// workerBackend reports whether backend name runs in a worker process (cuda, worker…,
-// torch:…), so that the CLI holds no backend state of its own.
-func workerBackend(name string) bool {
-	name = strings.TrimSpace(name)
-	return name == "cuda" || name == "worker" || strings.HasPrefix(name, "worker:") || strings.HasPrefix(name, "torch:")
 }

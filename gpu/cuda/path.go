@@ -609,13 +609,14 @@ func (b *Backend) runOnce(c *moe.Case, o runOpts, perStage bool) (*pathRun, *gua
 	if err := b.dtoh(host[:r.dplan.Dev], r.down.data); err != nil {
 		return nil, nil, b.fail("download", err)
 	}
-	ext := map[int]int64{} // download index → bytes to copy (the rest are zero)
+	var ext map[int]int64 // download index → bytes to copy (the rest are zero); nil: none
 	if len(r.tails) > 0 {
 		sp.End()
 		if g, err := r.settle(tl, "wait for the stream (stages, guard check, extents)", host); err != nil || g != nil {
 			return nil, g, err
 		}
 		at := r.extentsAt()
+		ext = make(map[int]int64, len(r.tails))
 		for j, i := range r.tails {
 			n := r.buf[r.dl[i].name].n
 			e := int64(binary.LittleEndian.Uint64(host[at+int64(8*j):]))

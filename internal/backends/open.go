@@ -73,6 +73,17 @@ func Command(name string) ([]string, error) {
 	return nil, fmt.Errorf("unknown backend %q: want sim, worker, worker:<command line> or cuda", name)
 }
 
+// InProcess reports whether backend name runs in the caller's process (sim, sim-torch,
+// sim-torch-rpr); every other name Open accepts starts a worker (cuda, worker, worker:…,
+// torch:…).
+func InProcess(name string) bool {
+	switch strings.TrimSpace(name) {
+	case "", "sim", simtorch.Name, simtorch.NameRPR:
+		return true
+	}
+	return false
+}
+
 // NameError is Open's error for a backend name it does not accept (a usage error, unlike a
 // worker that cannot start).
 type NameError struct{ Err error }

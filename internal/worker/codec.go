@@ -42,7 +42,7 @@ func (p *payload) addFloat(name string, d moe.DType, shape []int, v []float64) {
 	d.PutBits(p.buf[off:], v)
 }
 
-// decodeFloat64 decodes storage bits of d to float64, exactly (as BytesFloat32, widened), over
+// decodeFloat64 decodes storage bits of d to float64, exactly (as decodeFloat32, widened), over
 // the cores.
 func decodeFloat64(d moe.DType, b []byte) []float64 {
 	v := make([]float64, len(b)/(d.Bits()/8))
@@ -67,13 +67,6 @@ func Float32Bytes(d moe.DType, v []float32) []byte {
 	b := make([]byte, len(v)*(d.Bits()/8))
 	encodeFloat32(d, b, v)
 	return b
-}
-
-// BytesFloat32 decodes storage bits of d to float32, exactly (moe.DType.FromBits).
-func BytesFloat32(d moe.DType, b []byte) []float32 {
-	v := make([]float32, len(b)/(d.Bits()/8))
-	decodeFloat32(d, v, b)
-	return v
 }
 
 func i32Bytes(v []int32) []byte {
@@ -184,34 +177,33 @@ func tensors(f *Frame) (map[string]TensorHeader, error) {
 
 // get returns the bytes of tensor name, checking dtype and element count.
 func get(f *Frame, m map[string]TensorHeader, name, dtype string, n int) ([]byte, error) {
-	t, err := check(m, name, dtype, n)
+	t, err := check(m, name, dtype, n, false)
 	if err != nil {
 		return nil, err
 	}
 	return f.Payload[t.Offset : t.Offset+t.Bytes], nil
 }
 
-// getFloat returns the n values of a result's float tensor name of dtype d (checkFloat: it
+// getFloat returns the n values of a result's float tensor name of dtype d (check with tail: it
 // may have a zero tail).
 func getFloat(f *Frame, m map[string]TensorHeader, name string, d moe.DType, n int) ([]float32, error) {
-	t, err := checkFloat(m, name, d.String(), n)
+	t, err := check(m, name, d.String(), n, true)
 	if err != nil {
 		return nil, err
 	}
 	return floatValues(d, f.Payload[t.Offset:t.Offset+t.Bytes], n), nil
 }
 
-// check returns the header of tensor name, checking its dtype and element count.
-func check(m map[string]TensorHeader, name, dtype string, n int) (TensorHeader, error) {
+// check returns the header of tensor name, checking its dtype and element count. With tail
+// (a result's float tensor) the header may give a zero tail (zerotail.go): its Size is then
+// the n elements' bytes, and its payload Bytes a whole number of elements within it.
+func check(m map[string]TensorHeader, name, dtype string, n int, tail bool) (TensorHeader, error) {
 	t, ok := m[name]
 	if !ok {
 		return t, fmt.Errorf("worker: tensor %q missing", name)
 	}
 	if t.DType != dtype {
 		return t, fmt.Errorf("worker: tensor %q has dtype %s, want %s", name, t.DType, dtype)
-	}
-	if t.Size != 0 {
-		return t, fmt.Errorf("worker: tensor %q has a zero tail (size %d), which only a result's float tensor may have", name, t.Size)
 	}
 	w := int64(4)
 	switch dtype {
@@ -220,7 +212,14 @@ func check(m map[string]TensorHeader, name, dtype string, n int) (TensorHeader, 
 	case WireI64:
 		w = 8
 	}
-	if t.Bytes != int64(n)*w {
+	switch {
+	case t.Size != 0 && !tail:
+		return t, fmt.Errorf("worker: tensor %q has a zero tail (size %d), which only a result's float tensor may have", name, t.Size)
+	case t.Size != 0 && t.Size != int64(n)*w:
+		return t, fmt.Errorf("worker: tensor %q has size %d bytes, want %d (%d × %s)", name, t.Size, int64(n)*w, n, dtype)
+	case t.Size != 0 && (t.Bytes < 0 || t.Bytes > t.Size || t.Bytes%w != 0):
+		return t, fmt.Errorf("worker: tensor %q sends %d of its %d bytes, not a whole number of %s elements within it", name, t.Bytes, t.Size, dtype)
+	case t.Size == 0 && t.Bytes != int64(n)*w:
 		return t, fmt.Errorf("worker: tensor %q has %d bytes, want %d (%d × %s)", name, t.Bytes, int64(n)*w, n, dtype)
 	}
 	if e, ok := shapeElems(t.Shape); !ok || e != int64(n) {

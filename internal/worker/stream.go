@@ -88,7 +88,8 @@ func encodeFloat32(d moe.DType, b []byte, v []float32) {
 	}
 }
 
-// decodeFloat32 is BytesFloat32 into v (len(b)/element size values).
+// decodeFloat32 decodes the storage bits of d in b into v (len(b)/element size values),
+// exactly (moe.DType.FromBits; the fast paths of bf16 and fp16 inline).
 func decodeFloat32(d moe.DType, v []float32, b []byte) {
 	switch d {
 	case moe.BF16:
@@ -335,7 +336,7 @@ func streamPlan(h *Header, pl int64, cfg moe.Config) (dst []sink, res *gpu.Resul
 	want := map[string]sink{}
 	float := func(t moe.Tensor, required bool) bool {
 		name := wireName(t)
-		th, err := checkFloat(m, name, d.String(), cfg.Len(t))
+		th, err := check(m, name, d.String(), cfg.Len(t), true)
 		if err != nil {
 			_, there := m[name]
 			return !required && !there
@@ -354,11 +355,11 @@ func streamPlan(h *Header, pl int64, cfg moe.Config) (dst []sink, res *gpu.Resul
 		}
 	}
 	if _, ok := m[wireName(moe.TensorPerm)]; ok {
-		pt, err := check(m, wireName(moe.TensorPerm), WireI32, cfg.S())
+		pt, err := check(m, wireName(moe.TensorPerm), WireI32, cfg.S(), false)
 		if err != nil {
 			return nil, nil, false
 		}
-		ot, err := check(m, wireName(moe.TensorOffsets), WireI32, cfg.E)
+		ot, err := check(m, wireName(moe.TensorOffsets), WireI32, cfg.E, false)
 		if err != nil {
 			return nil, nil, false
 		}

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/moecheck/moecheck/internal/hugemem"
@@ -89,37 +88,10 @@ func (t *wireTensor) lastNonZero(lo, hi int) int {
 	return -1
 }
 
-// checkFloat is check for a result's float tensor, which may have a zero tail: its header then
-// gives its whole size, Size = n elements of dtype, and its payload holds the first Bytes,
-// a whole number of elements.
-func checkFloat(m map[string]TensorHeader, name, dtype string, n int) (TensorHeader, error) {
-	t, ok := m[name]
-	if !ok || t.Size == 0 {
-		return check(m, name, dtype, n)
-	}
-	if t.DType != dtype {
-		return t, fmt.Errorf("worker: tensor %q has dtype %s, want %s", name, t.DType, dtype)
-	}
-	w := int64(4)
-	if dtype == "bf16" || dtype == "fp16" {
-		w = 2
-	}
-	if t.Size != int64(n)*w {
-		return t, fmt.Errorf("worker: tensor %q has size %d bytes, want %d (%d × %s)", name, t.Size, int64(n)*w, n, dtype)
-	}
-	if t.Bytes < 0 || t.Bytes > t.Size || t.Bytes%w != 0 {
-		return t, fmt.Errorf("worker: tensor %q sends %d of its %d bytes, not a whole number of %s elements within it", name, t.Bytes, t.Size, dtype)
-	}
-	if e, ok := shapeElems(t.Shape); !ok || e != int64(n) {
-		return t, fmt.Errorf("worker: tensor %q has shape %v, want %d elements", name, t.Shape, n)
-	}
-	return t, nil
-}
-
 // floatValues returns the n float32 values of a result tensor of dtype d whose payload bytes
 // are b, the first len(b) bytes of the n elements (the rest +0: a zero tail).
 func floatValues(d moe.DType, b []byte, n int) []float32 {
 	v := hugemem.Float32s(n)
-	decodeFloat32(d, v[:len(b)/(d.Bits()/8)], b) // as BytesFloat32
+	decodeFloat32(d, v[:len(b)/(d.Bits()/8)], b)
 	return v
 }

@@ -210,7 +210,7 @@ func TestZeroTailsHostile(t *testing.T) {
 		}
 	}
 	m := map[string]TensorHeader{"perm": {Name: "perm", DType: WireI32, Shape: []int{4}, Bytes: 16, Size: 32}}
-	if _, err := check(m, "perm", WireI32, 4); err == nil || !strings.Contains(err.Error(), "zero tail") {
+	if _, err := check(m, "perm", WireI32, 4, false); err == nil || !strings.Contains(err.Error(), "zero tail") {
 		t.Errorf("int32 tensor with a zero tail: %v, want refused", err)
 	}
 }
