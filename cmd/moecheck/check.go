@@ -134,15 +134,21 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	}
 	var one props.Trial
 	var presetWait func() (*moe.Case, error)
+	// A sampled check through a worker holds about half the memory a value of a full check
+	// does (presets.BytesPerElementSampledWorker): its one case may be larger.
+	limits := a.caseLimits()
+	if f.sample > 0 && f.sample < 1 && !backends.InProcess(f.bf.backend) {
+		limits = a.caseLimitsAt(presets.BytesPerElementSampledWorker)
+	}
 	switch {
 	case f.thenSpec != "" && f.spec == "":
 		return usageErr("--then-spec needs --spec (the case run first)")
 	case f.thenSpec != "":
-		first, err := parseSpec(f.spec, a.caseLimits())
+		first, err := parseSpec(f.spec, limits)
 		if err != nil {
 			return err
 		}
-		then, err := parseSpec(f.thenSpec, a.caseLimits())
+		then, err := parseSpec(f.thenSpec, limits)
 		if err != nil {
 			return err
 		}
@@ -150,7 +156,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 			return usageErr("--spec, --then-spec: %v", err)
 		}
 	case f.spec != "":
-		spec, err := parseSpec(f.spec, a.caseLimits())
+		spec, err := parseSpec(f.spec, limits)
 		if err != nil {
 			return err
 		}
@@ -160,10 +166,6 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags) error {
 	case f.preset != "":
 		// The case is built while the backend starts (a worker's start, CUDA's
 		// initialisation), both taking seconds at a real layer's size.
-		limits := a.caseLimits()
-		if f.sample > 0 && f.sample < 1 && !backends.InProcess(f.bf.backend) {
-			limits = a.caseLimitsAt(presets.BytesPerElementSampledWorker)
-		}
 		if presetWait, err = a.presetCaseAsync(f.preset, limits); err != nil {
 			return err
 		}
