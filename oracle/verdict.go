@@ -243,21 +243,24 @@ func (v *Verdict) Write(w io.Writer) error {
 		if err := v.Sample.Write(w, "  "); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "  %-8s %8s %8s %8s %8s %8s %10s %10s %10s\n", "tensor", "n", "judged", "exact", "unknown", "failed", "max e/b", "rel-fro", "calc_diff")
-		for _, s := range v.Stats {
+	}
+	if len(v.Stats) == 0 {
+		return nil
+	}
+	judged := "" // a sampled check's column: the elements judged of each tensor
+	if v.Sample != nil {
+		judged = fmt.Sprintf(" %8s", "judged")
+	}
+	fmt.Fprintf(w, "  %-8s %8s%s %8s %8s %8s %10s %10s %10s\n", "tensor", "n", judged, "exact", "unknown", "failed", "max e/b", "rel-fro", "calc_diff")
+	for _, s := range v.Stats {
+		if v.Sample != nil {
 			j := s.Judged
 			if j == 0 {
 				j = s.N
 			}
-			fmt.Fprintf(w, "  %-8s %8d %8d %8d %8d %8d %10.3g %10.3g %10.3g\n", s.Name(), s.N, j, s.Exact, s.Unknown, s.Failed, s.MaxRatio, s.RelFro, s.CalcDiff)
+			judged = fmt.Sprintf(" %8d", j)
 		}
-		return nil
-	}
-	if len(v.Stats) > 0 {
-		fmt.Fprintf(w, "  %-8s %8s %8s %8s %8s %10s %10s %10s\n", "tensor", "n", "exact", "unknown", "failed", "max e/b", "rel-fro", "calc_diff")
-		for _, s := range v.Stats {
-			fmt.Fprintf(w, "  %-8s %8d %8d %8d %8d %10.3g %10.3g %10.3g\n", s.Name(), s.N, s.Exact, s.Unknown, s.Failed, s.MaxRatio, s.RelFro, s.CalcDiff)
-		}
+		fmt.Fprintf(w, "  %-8s %8d%s %8d %8d %8d %10.3g %10.3g %10.3g\n", s.Name(), s.N, judged, s.Exact, s.Unknown, s.Failed, s.MaxRatio, s.RelFro, s.CalcDiff)
 	}
 	return nil
 }
