@@ -209,16 +209,6 @@ func (st *SampleStat) done(judgedElements int) {
 	st.MissM = missM(st.MinFrac, SampleDelta)
 }
 
-// nonFiniteRow reports whether row u (length n) of v holds a NaN or ±Inf.
-func nonFiniteRow(v []float32, u, n int) bool {
-	for _, x := range v[u*n : (u+1)*n] {
-		if math.Float32bits(x)&0x7f800000 == 0x7f800000 {
-			return true
-		}
-	}
-	return false
-}
-
 // nonFiniteOutRows reports per output row i of one expert's weight gradient v (nOut×nIn,
 // row-major when rowMajor, else column-major: the transposed layout) whether it holds a NaN
 // or ±Inf, in one pass over v.
@@ -250,7 +240,7 @@ func (ck *checker) rowSpans(en *encl, t moe.Tensor, got []float32, n int) []span
 		if end <= b {
 			continue
 		}
-		rows := ck.sm.stratum(nil, t, false, e, b, end, groupEdges(b, end), func(u int) bool { return nonFiniteRow(got, u, n) }, st)
+		rows := ck.sm.stratum(nil, t, false, e, b, end, groupEdges(b, end), func(u int) bool { return !allFinite32(got[u*n : (u+1)*n]) }, st)
 		out = append(out, span{b, end, e, rows})
 		judged += len(rows) * n
 	}
@@ -273,7 +263,7 @@ func (ck *checker) tokenSpan(en *encl, t moe.Tensor, got []float32) []span {
 			}
 		}
 	}
-	rows := ck.sm.stratum(nil, t, true, 0, 0, en.T, always, func(u int) bool { return nonFiniteRow(got, u, H) }, st)
+	rows := ck.sm.stratum(nil, t, true, 0, 0, en.T, always, func(u int) bool { return !allFinite32(got[u*H : (u+1)*H]) }, st)
 	st.done(len(rows) * H)
 	return []span{{0, en.T, -1, rows}}
 }
