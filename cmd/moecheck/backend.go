@@ -17,6 +17,7 @@ import (
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/backends"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/phase"
 	"github.com/moecheck/moecheck/internal/worker"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/props"
@@ -381,7 +382,9 @@ func (f *backendFlags) openLanes(a *app, device string, n int) ([]gpu.Backend, e
 	if f.jobs > 1 {
 		workers = max(1, runtime.GOMAXPROCS(0)/f.jobs)
 	}
+	ph := phase.New(a.trace(), "trace: ").Start("open backend") // a worker's start and hello (CUDA: its context)
 	bs, err := backends.OpenLanes(f.backend, backends.Options{Timeout: f.timeout, StartTimeout: f.startTimeout, Triage: f.triage, Dir: wd, Getenv: a.getenv, Device: device, Workers: workers, Trace: a.trace()}, n)
+	ph.End()
 	var ne *backends.NameError
 	switch {
 	case errors.As(err, &ne):
@@ -408,7 +411,9 @@ func quote(s string) string { return props.ShellQuote(s) }
 // process is about to exit anyway (a worker client, killed by the interrupt, closes at once).
 func (a *app) closeBackend(b gpu.Backend) {
 	if a.ctx.Err() == nil {
+		ph := phase.New(a.trace(), "trace: ").Start("close backend") // a worker's exit
 		b.Close()
+		ph.End()
 		return
 	}
 	done := make(chan struct{})
