@@ -217,3 +217,19 @@ func TestClientForgetSameCase(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkForget: one forget round trip to a worker process (the cost a trial pays through a
+// worker that declares forget), against the test binary as the worker.
+func BenchmarkForget(b *testing.B) {
+	be, err := New(Options{Command: []string{os.Args[0], "-test.run=^$"}, Env: append(os.Environ(), "MOECHECK_WORKER_HELPER=1", "MOECHECK_WORKER_HELPER_FORGET=1"),
+		Timeout: time.Minute, StartTimeout: 30 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	for b.Loop() {
+		if err := gpu.Forget(be); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
