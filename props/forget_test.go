@@ -3,8 +3,10 @@ package props_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -51,7 +53,7 @@ func TestTrialForgetsOtherCases(t *testing.T) {
 	}
 	fs := fault.Of(fault.StaleEmptyWgrad)
 	dir := t.TempDir()
-	var bin string // moecheck-worker, built once
+	var cmd []string // the worker, built once
 	for _, tc := range []struct {
 		name  string
 		lanes int // 0: in process
@@ -62,14 +64,11 @@ func TestTrialForgetsOtherCases(t *testing.T) {
 				if testing.Short() {
 					t.Skip("builds the worker")
 				}
-				if bin == "" {
-					bin = filepath.Join(dir, "moecheck-worker")
-					if out, err := exec.Command("go", "build", "-o", bin, "../cmd/moecheck-worker").CombinedOutput(); err != nil {
-						t.Fatalf("go build: %v\n%s", err, out)
-					}
+				if cmd == nil {
+					cmd = workerCommand(t, dir)
 				}
 				open = func() gpu.Backend {
-					bs, err := worker.NewLanes(worker.Options{Command: []string{bin, "-backend", "sim"}}, tc.lanes)
+					bs, err := worker.NewLanes(worker.Options{Command: cmd}, tc.lanes)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -145,11 +144,7 @@ func TestForgetRestartsRunOrder(t *testing.T) {
 				if testing.Short() {
 					t.Skip("builds the worker")
 				}
-				bin := filepath.Join(t.TempDir(), "moecheck-worker")
-				if out, err := exec.Command("go", "build", "-o", bin, "../cmd/moecheck-worker").CombinedOutput(); err != nil {
-					t.Fatalf("go build: %v\n%s", err, out)
-				}
-				if b, err = worker.New(worker.Options{Command: []string{bin, "-backend", "sim"}}); err != nil {
+				if b, err = worker.New(worker.Options{Command: workerCommand(t, t.TempDir())}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -176,4 +171,19 @@ func TestForgetRestartsRunOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// workerCommand is the worker the forget tests run: $MOECHECK_FORGET_WORKER (a command line,
+// e.g. "moecheck-worker -backend cuda" on a GPU host, the worker built with -tags cuda), else
+// moecheck-worker -backend sim, built into dir.
+func workerCommand(t *testing.T, dir string) []string {
+	t.Helper()
+	if w := strings.Fields(os.Getenv("MOECHECK_FORGET_WORKER")); len(w) > 0 {
+		return w
+	}
+	bin := filepath.Join(dir, "moecheck-worker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/moecheck-worker").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return []string{bin, "-backend", "sim"}
 }
