@@ -55,3 +55,27 @@ func TestGoldenMarkdownSampled(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeRefusesOtherSample: shards of a sampled run and of a full one (or of another
+// sample) are not shards of one run, even in files without recorded flags.
+func TestMergeRefusesOtherSample(t *testing.T) {
+	a := &nightly.RunInfo{Backend: "cuda", Seed: 1, Shards: 2, Sample: &nightly.SampleRecord{Fraction: 0.05, Seed: 7}}
+	for _, tc := range []struct {
+		name string
+		b    *nightly.SampleRecord
+		want string
+	}{
+		{"merge-sample/full", nil, "sample fraction 0.05 seed 7 vs none"},
+		{"merge-sample/other-seed", &nightly.SampleRecord{Fraction: 0.05, Seed: 8}, "sample fraction 0.05 seed 7 vs fraction 0.05 seed 8"},
+		{"merge-sample/same", &nightly.SampleRecord{Fraction: 0.05, Seed: 7}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := *a
+			b.Shard, b.Sample = 1, tc.b
+			d := strings.Join(runDiff(a, &b), ", ")
+			if d != tc.want {
+				t.Fatalf("runDiff = %q, want %q", d, tc.want)
+			}
+		})
+	}
+}
