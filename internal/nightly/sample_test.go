@@ -76,8 +76,8 @@ func TestSampledRun(t *testing.T) {
 }
 
 // TestSampleRecordSchema: a sampled case record round-trips through a results line
-// (records-sampled.golden.jsonl), and a line of an older moecheck, without "sample", still
-// loads as judged whole.
+// (records-sampled.golden.jsonl) and its JUnit test case says it passed on a sample; a line
+// of an older moecheck, without "sample", still loads as judged whole.
 func TestSampleRecordSchema(t *testing.T) {
 	now := clock()
 	idx := 2
@@ -103,6 +103,15 @@ func TestSampleRecordSchema(t *testing.T) {
 	}
 	if s := back[1].Sample; s == nil || len(s.Tensors) != 2 || s.Tensors[1] != recs[1].Sample.Tensors[1] || s.MaxMissM() != 135 {
 		t.Errorf("the sample did not round-trip: %+v", s)
+	}
+	var j bytes.Buffer
+	if err := WriteJUnit(&j, back, JUnitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`<property name="sample" value="fraction 0.05, seed 7">`, "PASS ON A SAMPLE (not the whole case): fraction 0.05, seed 7", "≥ 135 units"} {
+		if !strings.Contains(j.String(), w) {
+			t.Errorf("the JUnit XML lacks %q:\n%s", w, j.String())
+		}
 	}
 	old, err := readGolden(t, "records.golden.jsonl")
 	if err != nil {
