@@ -243,8 +243,10 @@ func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Ou
 	if len(props) == 0 {
 		props = allProperties
 	}
-	env.begin(t.Case, ctx.Done())
 	defer env.end()
+	if err := env.begin(t.Case, ctx.Done()); err != nil {
+		return nil, nil, nil, err
+	}
 	var outs []*Outcome
 	var skipped []Skip
 	var unsup error
@@ -349,8 +351,10 @@ func (p Property) failsOn(ctx context.Context, env *Env, t Trial) (*Outcome, err
 	if p.Applies != nil && !p.Applies(t.Case) {
 		return nil, nil
 	}
-	env.begin(t.Case, ctx.Done())
 	defer env.end()
+	if err := env.begin(t.Case, ctx.Done()); err != nil {
+		return nil, err
+	}
 	o, err := interrupt.Do(ctx, func() (*Outcome, error) { return p.Check(ctx, env, t) })
 	if err != nil || o.Pass {
 		return nil, err

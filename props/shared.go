@@ -2,6 +2,7 @@ package props
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
@@ -30,19 +31,16 @@ type trialCache struct {
 }
 
 // begin starts the cache of trial case c, whose checks stop once stop is closed, and lets a
-// backend that carries state between cases forget it (forgetter): a trial's runs then see
-// only each other, whatever the instance ran before (another job's cases, --jobs, the case
-// order).
-func (env *Env) begin(c *moe.Case, stop <-chan struct{}) {
-	if f, ok := env.Backend.(forgetter); ok {
-		f.Forget()
-	}
+// backend that carries state between cases forget it (gpu.Forgetter): a trial's runs then
+// see only each other, whatever the instance ran before (another job's cases, --jobs, the
+// case order). A backend that could not forget is an error: the trial is not run.
+func (env *Env) begin(c *moe.Case, stop <-chan struct{}) error {
 	env.cache = trialCache{c: c, stop: stop}
+	if err := gpu.Forget(env.Backend); err != nil {
+		return fmt.Errorf("props: %s: forget the previous cases: %w", env.Backend.Name(), err)
+	}
+	return nil
 }
-
-// forgetter is a backend that can drop the state it carries from case to case
-// (sim.Backend.Forget: stale weight gradients, the values stale poisoning reads).
-type forgetter interface{ Forget() }
 
 // end drops the trial's cache, handing its runs' stage memory back to the backend.
 func (env *Env) end() {

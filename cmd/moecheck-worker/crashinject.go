@@ -58,3 +58,6 @@ func (b crashOn) RunFaults(ctx context.Context, c *moe.Case, o gpu.RunOptions, f
 	}
 	return fault.Run(ctx, b.Backend, c, o, fs)
 }
+
+// Forget passes the trial's forget on to the wrapped backend (gpu.Forgetter).
+func (b crashOn) Forget() error { return gpu.Forget(b.Backend) }

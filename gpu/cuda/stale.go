@@ -6,6 +6,9 @@ import (
 	"fmt"
 
 	"gorgonia.org/cu"
+
+	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/fault"
 )
 
 // staleWgrad is fault StaleEmptyWgrad's persistent weight-gradient buffer of one lane: the
@@ -93,3 +96,38 @@ func (b *Backend) freeStale() {
 		delete(b.stale, k)
 	}
 }
+
+// Forget drops what the lane carries from one case's runs into the next case's, so that its
+// next run sees what a fresh lane would (gpu.Forgetter; the worker calls it on a forget
+// request, which the client sends at the start of every trial):
+//   - the pooled buffers' previous contents that PoisonStale reads: every buffer's next run
+//     fills it with Huge, as a fresh allocation is filled (devBuf.lastN);
+//   - fault StaleEmptyWgrad's kept weight gradients (the next faulty run finds none);
+//   - the run count per case of fault NondeterministicSum (a case run again starts at its
+//     first slot order).
+//
+// Device memory is kept (the pool, the kept gradients' allocation, the staging); nothing
+// else of a run survives it (inputs, internal buffers, staging and guard zones are written by
+// every run). No driver call is made, so it works on a lane whose context was lost (whose
+// next run then fails as before). Forget on a closed lane does nothing.
+func (b *Backend) Forget() error {
+	f := func() {
+		for _, d := range b.pool {
+			d.lastN, d.lastDT = -1, -1
+		}
+		for _, s := range b.stale {
+			s.blk, s.n = 0, 0
+		}
+		b.order = fault.RunOrder{}
+	}
+	done := make(chan struct{})
+	select {
+	case b.work <- func() { f(); close(done) }:
+		<-done
+	case <-b.quit: // closed (or closing): nothing runs on the lane any more
+	case <-b.done:
+	}
+	return nil
+}
+
+var _ gpu.Forgetter = (*Backend)(nil)

@@ -52,18 +52,24 @@ func New(opts Options) *Backend { return &Backend{opts: opts, workers: opts.Work
 func (b *Backend) Name() string { return "sim" }
 
 // Forget drops what the Backend carries from one case's runs into the next case's: fault
-// StaleEmptyWgrad's weight-gradient buffers, and the previous values PoisonStale would read
-// (its next Run of each buffer fills Huge, as on a fresh Backend). Memory is kept. The
-// property runner calls it at the start of every trial (package props), so that what a job's
-// instance ran before does not leak into a trial's runs: verdicts and reproduce lines do not
-// depend on --jobs or on the case order, and the runs within a trial (the history property's
-// pair, ep-split-sum's ranks) still share their state.
-func (b *Backend) Forget() {
+// StaleEmptyWgrad's weight-gradient buffers, the previous values PoisonStale would read (its
+// next Run of each buffer fills Huge, as on a fresh Backend), and the run count per case of
+// fault NondeterministicSum (a case run again starts at its first slot order). Memory is
+// kept. The property runner calls it at the start of every trial (package props, through
+// gpu.Forgetter), so that what a job's instance ran before does not leak into a trial's runs:
+// verdicts and reproduce lines do not depend on --jobs or on the case order, and the runs
+// within a trial (the history property's pair, ep-split-sum's ranks) still share their
+// state. It never fails.
+func (b *Backend) Forget() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.st.prevDW1, b.st.prevDW2 = staleWgrad{}, staleWgrad{}
 	b.pool.used = [gpu.BufDB2 + 1]bool{}
+	b.order = fault.RunOrder{}
+	return nil
 }
+
+var _ gpu.Forgetter = (*Backend)(nil)
 
 // Close releases the buffers; Run after Close returns an error.
 func (b *Backend) Close() error {

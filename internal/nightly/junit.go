@@ -19,7 +19,8 @@ type JUnitOptions struct {
 // (corpus, preset, random) in that order, one testcase per item (the last record of each
 // id), a failure element for failing items (the failing property and its message as the
 // message, every failure with its location and the reproduce command as the body), a
-// skipped element for skipped ones. The timestamp is the first start record's time.
+// skipped element for skipped ones; a pass judged on a sample (Record.Sample) says so in its
+// system-out, and a sampled run's suites carry a "sample" property. The timestamp is the first start record's time.
 func WriteJUnit(w io.Writer, recs []Record, o JUnitOptions) error {
 	if o.Name == "" {
 		o.Name = "moecheck nightly"
@@ -55,6 +56,9 @@ func WriteJUnit(w io.Writer, recs []Record, o JUnitOptions) error {
 			if run.Faults != "" {
 				ts.AddProperty("faults", run.Faults)
 			}
+			if run.Sample != nil {
+				ts.AddProperty("sample", fmt.Sprintf("fraction %g, seed %d", run.Sample.Fraction, run.Sample.Seed))
+			}
 		}
 		var d time.Duration
 		for _, r := range byKind[kind] {
@@ -66,6 +70,11 @@ func WriteJUnit(w io.Writer, recs []Record, o JUnitOptions) error {
 				tc.Failure = &junit.Result{Message: strings.TrimSpace(r.Property + ": " + r.Message), Type: failureType(r), Data: failureBody(r)}
 			case StatusSkip:
 				tc.Skipped = &junit.Result{Message: r.Message}
+			case StatusPass:
+				if s := r.Sample; s != nil {
+					tc.SystemOut = &junit.Output{Data: fmt.Sprintf("PASS ON A SAMPLE (not the whole case): fraction %g, seed %d; %.3g%% of the sampled tensors' elements judged; a fault in ≥ %d units of a tensor outside the always-judged ones escapes with probability ≤ %g\n",
+						s.Fraction, s.Seed, 100*s.JudgedFraction(), s.MaxMissM(), s.Delta)}
+				}
 			}
 			ts.AddTestcase(tc)
 		}

@@ -64,6 +64,9 @@ type Record struct {
 	Repro      string            `json:"repro,omitempty"`
 	Artifact   string            `json:"artifact,omitempty"` // relative to the results file's directory
 	Extra      map[string]string `json:"extra,omitempty"`
+	// Sample (a run with Options.Sample): the verdict was judged on a sample, not the whole
+	// case (sample.go). Absent: judged whole.
+	Sample *SampleRecord `json:"sample,omitempty"`
 
 	Run     *RunInfo `json:"run,omitempty"`
 	Summary *Summary `json:"summary,omitempty"`
@@ -92,6 +95,9 @@ type RunInfo struct {
 	Start int               `json:"start,omitempty"` // first random index of this invocation
 	// Contract is the path contract the run judged under (the backend's, or --contract's).
 	Contract string `json:"contract,omitempty"`
+	// Sample is the sampled check every stage-local judgement of the run used (fraction and
+	// seed; Options.Sample); absent for full checks.
+	Sample *SampleRecord `json:"sample,omitempty"`
 }
 
 // FailureRecord is one oracle failure, flattened.

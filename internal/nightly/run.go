@@ -79,6 +79,12 @@ type Options struct {
 	Gen           props.GenOptions
 	Shard, Shards int
 	MaxShrinks    int
+	// Sample, when on, judges every case on a sample (props.Env.Sample, oracle.Sample: the
+	// stage-local checks judge a seeded fraction of each tensor's rows, tokens and
+	// weight-gradient rows, each element within the full check's bound). Start records name
+	// it, case records say what each verdict judged and its miss bound (Record.Sample), and
+	// reproduce lines carry the --sample flags.
+	Sample oracle.Sample
 
 	Results     string // the JSON Lines results file
 	ArtifactDir string // default: <dir of Results>/artifacts
@@ -221,7 +227,7 @@ func (r *runner) jobEnv(k int) (*props.Env, error) {
 		return nil, err
 	}
 	o := r.o
-	env = &props.Env{Backend: b, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit, Contract: o.Contract, New: o.New}
+	env = &props.Env{Backend: b, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit, Contract: o.Contract, New: o.New, Sample: o.Sample}
 	r.mu.Lock()
 	r.envs[k] = env
 	r.mu.Unlock()
@@ -280,7 +286,7 @@ func (r *runner) progress(format string, a ...any) {
 
 func (r *runner) run(ctx context.Context) (*Outcome, error) {
 	o := r.o
-	r.env = &props.Env{Backend: o.Backend, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit, Contract: o.Contract, New: o.New}
+	r.env = &props.Env{Backend: o.Backend, Faults: o.Faults, NoStages: o.NoStages, Fit: o.Fit, Contract: o.Contract, New: o.New, Sample: o.Sample}
 	r.envs = map[int]*props.Env{0: r.env}
 	done := map[string]bool{}
 	next, randomTime := 0, time.Duration(0)
@@ -295,6 +301,9 @@ func (r *runner) run(ctx context.Context) (*Outcome, error) {
 		Cases: o.Cases, BudgetS: o.Duration.Seconds(), Shard: o.Shard, Shards: o.Shards,
 		Properties: propNames(o.Properties), Resumed: len(r.recs) > 0, Start: next, Flags: o.Flags,
 		Contract: r.env.JudgeContract().String()}
+	if o.Sample.On() {
+		info.Sample = &SampleRecord{Fraction: o.Sample.Fraction, Seed: o.Sample.Seed}
+	}
 	for _, it := range o.Items {
 		switch it.Kind {
 		case KindCorpus:
@@ -526,13 +535,16 @@ func (r *runner) random(ctx context.Context, cr props.CaseResult) error {
 		if cr.Shrunk != nil && cr.Shrunk.Outcome != nil { // report what the shrunk case breaks
 			rec.Property, rec.Message = cr.Shrunk.Outcome.Property, cr.Shrunk.Outcome.Message
 			rec.Failures = failureRecords(cr.Shrunk.Outcome)
+			if sr := outcomeSample(nil, cr.Shrunk.Outcome); sr != nil {
+				rec.Sample = sr
+			}
 		}
 		tr := props.Trial{Origin: props.Origin{Kind: props.FromSpec, Spec: spec}}
 		if cr.Shrunk != nil && cr.Shrunk.Trial.Prior != nil {
 			tr = cr.Shrunk.Trial // a history pair: both specs
 		}
 		rec.Repro = props.Reproduce(tr,
-			props.How{Backend: r.o.BackendFlag, Faults: r.o.Faults, NoStages: r.o.NoStages, Contract: r.contractRepro()})
+			props.How{Backend: r.o.BackendFlag, Faults: r.o.Faults, NoStages: r.o.NoStages, Contract: r.contractRepro(), Sample: sampleRepro(r.o.Sample)})
 		c, err := spec.Build()
 		if err != nil {
 			return fmt.Errorf("nightly: %s: %w", rec.ID, err)
@@ -553,6 +565,7 @@ func (r *runner) fill(rec *Record, outs []*props.Outcome, failed *props.Outcome)
 			rec.MaxRatio = Float(math.Max(float64(rec.MaxRatio), o.Verdict.MaxRatio()))
 		}
 	}
+	rec.Sample = outcomeSample(outs, failed)
 	rec.Status = StatusPass
 	if failed == nil {
 		return
@@ -614,6 +627,11 @@ func (r *runner) artifact(ctx context.Context, rec *Record, c *moe.Case, spec st
 }
 
 func (r *runner) report(rec Record) {
+	if rec.Status == StatusPass && rec.Sample != nil {
+		r.progress("  pass  %s (%.2fs) ON A SAMPLE: fraction %g, seed %d; a fault in ≥ %d units of a tensor escapes with probability ≤ %g\n",
+			rec.ID, rec.ElapsedMS/1000, rec.Sample.Fraction, rec.Sample.Seed, rec.Sample.MaxMissM(), rec.Sample.Delta)
+		return
+	}
 	if rec.Status == StatusPass {
 		r.progress("  pass  %s (%.2fs)\n", rec.ID, rec.ElapsedMS/1000)
 		return

@@ -178,6 +178,7 @@ func runDiff(a, b *nightly.RunInfo) []string {
 	diff("corpus cases", a.Corpus, b.Corpus)
 	diff("presets", a.Presets, b.Presets)
 	diff("properties", a.Properties, b.Properties)
+	diff("sample", sampleOf(a), sampleOf(b))
 	keys := map[string]bool{}
 	for k := range a.Flags {
 		keys[k] = true
@@ -203,3 +204,11 @@ func runDiff(a, b *nightly.RunInfo) []string {
 }
 
 func q(s string) string { return fmt.Sprintf("%q", s) }
+
+// sampleOf names a run's sampled check ("none": full checks).
+func sampleOf(r *nightly.RunInfo) string {
+	if r.Sample == nil {
+		return "none"
+	}
+	return fmt.Sprintf("fraction %g seed %d", r.Sample.Fraction, r.Sample.Seed)
+}

@@ -38,6 +38,10 @@ type Report struct {
 	Properties []PropertyCount
 	Failures   []Failure
 	Skipped    []nightly.Record
+	// Sampled lists the items that passed on a sample (nightly --sample: records with a
+	// "sample"), not on the whole case; SampledTensors their coverage per tensor.
+	Sampled        []nightly.Record
+	SampledTensors []SampledTensor
 	// Sharpness is the oracle's sharpness of the last invocation that pooled it (nightly
 	// --sharpness), nil if none did.
 	Sharpness *nightly.SharpnessRecord
@@ -154,6 +158,7 @@ func Build(recs []nightly.Record, o Options) (*Report, error) {
 	for _, n := range names {
 		r.Properties = append(r.Properties, *counts[n])
 	}
+	r.sampled(nightly.Cases(recs))
 	return r, nil
 }
 
@@ -285,6 +290,9 @@ func (r *Report) runLine() string {
 	if ri.NoStages {
 		s += ", no stages"
 	}
+	if ri.Sample != nil {
+		s += fmt.Sprintf(", sampled check (fraction %g, seed %d)", ri.Sample.Fraction, ri.Sample.Seed)
+	}
 	if r.Resumes > 0 {
 		s += fmt.Sprintf(", resumed %d time(s)", r.Resumes)
 	}
@@ -313,6 +321,19 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("| property | ran | failed |\n|---|---:|---:|\n")
 		for _, pc := range r.Properties {
 			p("| %s | %d | %d |\n", pc.Name, pc.Ran, pc.Failed)
+		}
+		p("\n")
+	}
+	if len(r.Sampled) > 0 {
+		p("## PASS ON A SAMPLE\n\n")
+		p("%d passing item(s) were judged on a sample, not the whole case: their stage-local checks judged a seeded fraction of each tensor's rows, tokens and weight-gradient rows (group edges and non-finite values always), each element within the full check's bound (docs/oracle.md §10). A fault the full check flags in m units of a tensor outside the always-judged ones escapes with probability ≤ (1 − f_min)^m, ≤ δ from m = miss-m on.\n\n", len(r.Sampled))
+		p("| tensor | unit | items | f_min (smallest) | miss-m (largest) | δ |\n|---|---|---:|---:|---:|---:|\n")
+		for _, t := range r.SampledTensors {
+			p("| %s | %s | %d | %.4g | %d | %g |\n", md(t.Tensor), md(t.Unit), t.Items, t.MinFrac, t.MaxMissM, t.Delta)
+		}
+		p("\n| item | fraction | seed | elements judged | miss-m (largest) |\n|---|---:|---:|---:|---:|\n")
+		for _, rec := range r.Sampled {
+			p("| %s | %g | %d | %.3g%% | %d |\n", md(rec.ID), rec.Sample.Fraction, rec.Sample.Seed, 100*rec.Sample.JudgedFraction(), rec.Sample.MaxMissM())
 		}
 		p("\n")
 	}
@@ -358,6 +379,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			}
 			for _, x := range f.Failures {
 				p("  - %s `%s`: %d element(s), worst `%s`\n", x.Check, x.Tensor, x.Count, x.Where)
+			}
+			if sm := f.Sample; sm != nil {
+				p("- judged on a sample (fraction %g, seed %d): each flagged element is outside the full check's bound\n", sm.Fraction, sm.Seed)
 			}
 			if f.Repro != "" {
 				p("- reproduce: `%s`\n", f.Repro)
@@ -418,6 +442,7 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"where":  where,
 	"rfc":    func(t time.Time) string { return t.Format(time.RFC3339) },
 	"ratio":  func(x nightly.Float) string { return fmtRatio(float64(x)) },
+	"pct":    func(x float64) float64 { return 100 * x },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.R.Title}}</title>
 <style>
@@ -436,6 +461,14 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}section{border-top:1px so
 {{if .R.Properties}}<table><tr><th>property</th><th>ran</th><th>failed</th></tr>
 {{range .R.Properties}}<tr><td>{{.Name}}</td><td class="n">{{.Ran}}</td><td class="n fail">{{.Failed}}</td></tr>
 {{end}}</table>{{end}}
+{{if .R.Sampled}}<h2>PASS ON A SAMPLE</h2>
+<p>{{len .R.Sampled}} passing item(s) were judged on a sample, not the whole case: their stage-local checks judged a seeded fraction of each tensor's rows, tokens and weight-gradient rows (group edges and non-finite values always), each element within the full check's bound (docs/oracle.md §10). A fault the full check flags in m units of a tensor outside the always-judged ones escapes with probability ≤ (1 − f_min)^m, ≤ δ from m = miss-m on.</p>
+<table><tr><th>tensor</th><th>unit</th><th>items</th><th>f_min (smallest)</th><th>miss-m (largest)</th><th>δ</th></tr>
+{{range .R.SampledTensors}}<tr><td>{{.Tensor}}</td><td>{{.Unit}}</td><td class="n">{{.Items}}</td><td class="n">{{printf "%.4g" .MinFrac}}</td><td class="n">{{.MaxMissM}}</td><td class="n">{{.Delta}}</td></tr>
+{{end}}</table>
+<table><tr><th>item</th><th>fraction</th><th>seed</th><th>elements judged</th><th>miss-m (largest)</th></tr>
+{{range .R.Sampled}}<tr><td>{{.ID}}</td><td class="n">{{.Sample.Fraction}}</td><td class="n">{{.Sample.Seed}}</td><td class="n">{{printf "%.3g" (pct .Sample.JudgedFraction)}}%</td><td class="n">{{.Sample.MaxMissM}}</td></tr>
+{{end}}</table>{{end}}
 {{with .R.Sharpness}}<h2>Sharpness</h2>
 <p>Under contract <code>{{.Contract}}</code>, pooled over {{.Cases}} random cases: radius ÷ |reference| (÷ the tensor's RMS where the reference is 0).</p>
 <table><tr><th>tensor</th><th>elements</th><th>unconstrained</th><th>of which reference out of range</th><th>wide (radius &gt; RMS/10)</th><th>median</th><th>p99</th></tr>
@@ -453,6 +486,7 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}section{border-top:1px so
 <li>{{if .Property}}property <b>{{.Property}}</b>: {{end}}{{.Message}}</li>
 {{if .FirstStage}}<li>first stage: <b>{{.FirstStage}}</b>{{if .Artifact}}{{if .Artifact.Where}} at <code>{{.Artifact.Where}}</code>{{end}}{{end}}</li>{{end}}
 {{range .Failures}}<li>{{.Check}} <code>{{.Tensor}}</code>: {{.Count}} element(s), worst <code>{{.Where}}</code></li>
+{{end}}{{with .Sample}}<li>judged on a sample (fraction {{.Fraction}}, seed {{.Seed}}): each flagged element is outside the full check's bound</li>
 {{end}}{{if .Repro}}<li>reproduce: <code>{{.Repro}}</code></li>{{end}}
 </ul>
 {{if .Heatmap.PNG}}<img alt="error/bound heatmap of {{.ID}}" src="{{png .Heatmap.PNG}}">{{end}}

@@ -74,6 +74,7 @@ type group struct {
 	caps       *Capabilities // its capabilities (nil: everything)
 	sameCase   bool          // its hello accepts same_case requests
 	zeroTails  bool          // its hello says it can send zero tails (zerotail.go)
+	forget     bool          // its hello says it answers forget requests (forget.go)
 	lastStderr string        // stderr tail of the last process that ended
 	open       int           // lanes not closed
 	reruns     int           // cases re-run alone after a failure of the shared process
@@ -370,7 +371,7 @@ func (g *group) start() error {
 	}
 	hh := hellos[0].Header
 	g.proc, g.name, g.device = p, hh.Backend, hh.Device
-	g.version, g.caps, g.sameCase, g.zeroTails = hh.Version, hh.Capabilities, hh.SameCase, hh.ZeroTails
+	g.version, g.caps, g.sameCase, g.zeroTails, g.forget = hh.Version, hh.Capabilities, hh.SameCase, hh.ZeroTails, hh.Forget
 	return nil
 }
 

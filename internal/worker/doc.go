@@ -15,6 +15,10 @@
 // encodes a case once for its runs in a row (reqcache.go) and, to a worker whose hello
 // declares same_case, sends the runs after the first without the case's tensors.
 //
+// A client lane implements gpu.Forgetter: at the start of every trial (package props) it
+// asks a worker whose hello declares forget to drop what the lane's backend carries from the
+// cases before (forget.go), so that verdicts do not depend on which cases the lane ran first.
+//
 // Results of real shapes are gigabytes: the worker writes them chunk by chunk (WriteResult)
 // and the client decodes them into the Result's tensors as they arrive, neither side holding
 // the frame's payload (stream.go); the bytes on the wire are EncodeResult's.

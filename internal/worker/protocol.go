@@ -37,6 +37,10 @@ const (
 	TypeResult = "result" // worker → client: the result of a run
 	TypeError  = "error"  // worker → client: the run produced no result (Kind says why)
 	TypeBye    = "bye"    // client → worker: exit cleanly
+	// TypeForget (optional, any version: to a worker whose hello declares forget): drop what
+	// the lane carries from the cases before (forget.go); answered by TypeForgot.
+	TypeForget = "forget"
+	TypeForgot = "forgot" // worker → client: the lane forgot (the reply to a forget request)
 )
 
 // Error kinds of an error frame. crash, timeout and oom are case errors (gpu.CaseError);
@@ -84,6 +88,9 @@ type Header struct {
 	// in a run request, the client reads such results (a Go client asks only a worker that
 	// declared it).
 	ZeroTails bool `json:"zero_tails,omitempty"`
+	// Forget (optional, any version): in a hello, the worker answers forget requests (a Go
+	// client sends them only to a worker that declared it, forget.go).
+	Forget bool `json:"forget,omitempty"`
 }
 
 // CaseHeader is a case's configuration (moe.Config and the Case flags). Its keys are

@@ -108,6 +108,7 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 		hello.Capabilities = o.Capabilities
 	}
 	hello.SameCase, hello.ZeroTails = true, true
+	_, hello.Forget = b.(gpu.Forgetter) // a backend without state between cases has nothing to forget
 	if err := o.gate.write(w, &Frame{Header: hello}); err != nil {
 		return err
 	}
@@ -152,6 +153,12 @@ func Serve(r io.Reader, w io.Writer, b gpu.Backend, o ServeOptions) error {
 		case TypeBye:
 			return nil
 		case TypeRun:
+		case TypeForget:
+			held = nil // a fresh worker holds no case
+			if err := o.gate.write(w, forgetReply(f, b)); err != nil {
+				return err
+			}
+			continue
 		default:
 			if err := o.gate.write(w, errorFrame(f.Header.ID, KindBadRequest, fmt.Sprintf("unknown message type %q", f.Header.Type))); err != nil {
 				return err

@@ -25,7 +25,11 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	if os.Getenv("MOECHECK_WORKER_HELPER") == "1" {
-		err := Serve(os.Stdin, os.Stdout, fakeBackend{}, helperServeOptions())
+		var b gpu.Backend = fakeBackend{}
+		if os.Getenv("MOECHECK_WORKER_HELPER_FORGET") == "1" {
+			b = forgetBackend{fakeBackend{}, new(int), nil}
+		}
+		err := Serve(os.Stdin, os.Stdout, b, helperServeOptions())
 		if err == ErrCrashed {
 			os.Exit(3)
 		}

@@ -39,7 +39,11 @@ func main() {
 		io.Copy(io.Discard, os.Stdin)
 		return
 	}
-	worker.WriteFrame(out, &worker.Frame{Header: worker.Header{Type: worker.TypeHello, Proto: worker.Proto, Version: worker.Version, Backend: "hostile-" + mode}})
+	// forget-*: a hello that declares forget, and a forget request answered per mode (run
+	// requests get correct results); any other mode never declared it, so a forget request is
+	// a client bug: exit 6.
+	forget, declares := strings.CutPrefix(mode, "forget-")
+	worker.WriteFrame(out, &worker.Frame{Header: worker.Header{Type: worker.TypeHello, Proto: worker.Proto, Version: worker.Version, Backend: "hostile-" + mode, Forget: declares}})
 	for {
 		f, err := worker.ReadFrame(os.Stdin)
 		if err != nil {
@@ -47,6 +51,17 @@ func main() {
 		}
 		if f.Header.Type == worker.TypeBye {
 			return
+		}
+		if f.Header.Type == worker.TypeForget {
+			if !declares {
+				fmt.Fprintln(os.Stderr, "hostile: a forget request to a worker that did not declare forget")
+				os.Exit(6)
+			}
+			answerForget(out, forget, f.Header.ID)
+			continue
+		}
+		if declares {
+			mode = "ok"
 		}
 		c, _, _, err := worker.DecodeRequest(f)
 		if err != nil {
@@ -125,4 +140,30 @@ func raw(w io.Writer, h worker.Header, declared uint64, payload []byte) {
 	binary.LittleEndian.PutUint64(n[:], declared)
 	w.Write(n[:])
 	w.Write(payload)
+}
+
+// answerForget answers forget request id per mode.
+func answerForget(out io.Writer, mode string, id uint64) {
+	switch mode {
+	case "ok":
+		worker.WriteFrame(out, &worker.Frame{Header: worker.Header{Type: worker.TypeForgot, ID: id}})
+	case "garbage":
+		out.Write([]byte(strings.Repeat("\x00garbage\xff", 100)))
+	case "error":
+		worker.WriteFrame(out, &worker.Frame{Header: worker.Header{Type: worker.TypeError, ID: id, Kind: worker.KindInternal, Detail: "cannot forget"}})
+	case "wrong-id":
+		worker.WriteFrame(out, &worker.Frame{Header: worker.Header{Type: worker.TypeForgot, ID: id + 7}})
+	case "wrong-type":
+		worker.WriteFrame(out, &worker.Frame{Header: worker.Header{Type: "party", ID: id}})
+	case "payload": // a forgot frame with a tensor and its 8 bytes
+		worker.WriteFrame(out, &worker.Frame{Header: worker.Header{Type: worker.TypeForgot, ID: id,
+			Tensors: []worker.TensorHeader{{Name: "y", DType: "fp32", Shape: []int{2}, Bytes: 8}}}, Payload: make([]byte, 8)})
+	case "exit":
+		os.Exit(0)
+	case "hang":
+		time.Sleep(time.Hour)
+	default:
+		fmt.Fprintf(os.Stderr, "hostile: unknown forget mode %q\n", mode)
+		os.Exit(5)
+	}
 }
