@@ -69,6 +69,10 @@ func (k *Checker) CheckJudged(c *moe.Case, got *gpu.Result, opts Options) (*Verd
 	return v, &Judged{c: c, r: got, st: got.Stages, ct: opts.Contract, stats: slices.Clone(v.Stats)}, nil
 }
 
+// Derived is the number of stage-local comparisons this Checker's checks have taken from
+// judged runs (Options.Derive): a count for tests and benchmarks.
+func (k *Checker) Derived() int64 { return k.derivedHits.Load() }
+
 // derivedStats is what a check takes from a judged run: per (tensor, stage-local) the
 // judged run's statistics, for the units proven equal.
 type derivedStats map[statKey]TensorStat

@@ -113,7 +113,7 @@ func checkDerived(t *testing.T, p derivePair, res *gpu.Result, ct contract.Contr
 	if dump(got) != dump(full) {
 		t.Fatalf("derived verdict differs from the full check's:\nderived %s\nfull    %s", dump(got), dump(full))
 	}
-	return full, k.derivedHits.Load()
+	return full, k.Derived()
 }
 
 // dataKind is how a pair's data is made: a generator mode, with non-finite values or not.
@@ -280,8 +280,8 @@ func TestDerivedNotTaken(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if dump(got) != dump(full) || k.derivedHits.Load() != 0 {
-				t.Fatalf("%d comparisons derived; verdict %s, full %s", k.derivedHits.Load(), got.Summary(), full.Summary())
+			if dump(got) != dump(full) || k.Derived() != 0 {
+				t.Fatalf("%d comparisons derived; verdict %s, full %s", k.Derived(), got.Summary(), full.Summary())
 			}
 		})
 	}
@@ -296,7 +296,7 @@ func TestDerivedNotTaken(t *testing.T) {
 		if _, err := k.Check(p.pc, p.b, Options{Contract: tc.ct, Derive: &Derivation{From: j, Perm: p.perm}}); err != nil {
 			t.Fatal(err)
 		}
-		if k.derivedHits.Load() != 0 {
+		if k.Derived() != 0 {
 			t.Fatal("derived from a run whose stages were handed back")
 		}
 	})
@@ -305,7 +305,7 @@ func TestDerivedNotTaken(t *testing.T) {
 		if _, err := k.Check(p.pc, p.b, Options{Contract: contract.Exact(), Derive: &Derivation{From: j, Perm: p.perm}}); err != nil {
 			t.Fatal(err)
 		}
-		if k.derivedHits.Load() != 0 {
+		if k.Derived() != 0 {
 			t.Fatal("derived under other freedoms")
 		}
 	})
