@@ -36,6 +36,10 @@ import (
 // always judged. With OpenBLAS (build tag openblas) no verdict is derived: its blocked
 // kernels give no row-position guarantee (rowExactGEMM).
 
+// Derives reports whether this build derives verdicts (Options.Derive): false in the
+// openblas build, which judges every unit (rowExactGEMM).
+const Derives = rowExactGEMM
+
 // Judged is a run the oracle judged in full (not sampled), stage-locally, and passed: what a
 // later check of a token-permuted run may take judgements from (Options.Derive). Only
 // Checker.CheckJudged makes one; it refers to the judged case and result, which must not
