@@ -56,6 +56,13 @@ type Options struct {
 	// to results judged stage-locally; a result judged end to end is judged whole. The zero
 	// value checks everything.
 	Sample Sample
+	// Derive, when set, names a run the oracle judged in full and passed (Checker.CheckJudged)
+	// whose case is this case with its tokens permuted: a full stage-local check then takes
+	// each stage-local comparison whose every read value it finds bitwise equal to the
+	// judged run's mapped values from that run's judgement, which is provably the same
+	// (derive.go; docs/oracle.md §11), and judges the others. The verdict is the full
+	// check's. Ignored by a sampled check and by a check end to end. Nil judges everything.
+	Derive *Derivation
 }
 
 // DefaultContextWork is Options.ContextWork's default: 2^38 multiply-adds (seconds on one
@@ -107,6 +114,9 @@ type Checker struct {
 	// wholeLocal compares the stage-local y and dX against their whole enclosure (tests:
 	// the span by span comparison must give the same verdict).
 	wholeLocal bool
+	// derivedHits counts the comparisons a check took from a judged run (tests: the
+	// derivation must be taken).
+	derivedHits atomic.Int64
 }
 
 // Check is the package-level Check with this Checker's scratch memory.
@@ -128,10 +138,18 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 	if err := opts.Sample.Validate(); err != nil {
 		return nil, err
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal}
+	if opts.Derive != nil {
+		if err := validPerm(opts.Derive.Perm, c.T); err != nil {
+			return nil, err
+		}
+	}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal, derivedHits: &k.derivedHits}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	if local && opts.Sample.On() {
 		ck.sm = &sampler{s: opts.Sample, r: SampleReport{Fraction: opts.Sample.Fraction, Seed: opts.Sample.Seed}}
+	}
+	if local && ck.sm == nil {
+		ck.derive = opts.Derive // taken up once the stages' plan and shapes are checked (stages.go)
 	}
 	en := opts.Enclosure
 	if en == nil && !local {
@@ -227,6 +245,11 @@ type checker struct {
 	wholeLocal bool
 	// sm, when set, samples the stage-local checks (sample.go); nil: the full check
 	sm *sampler
+	// derive is Options.Derive of a full stage-local check; dv, the comparisons taken from
+	// its judged run (derive.go), set once the stages' plan and shapes are checked
+	derive      *Derivation
+	dv          derivedStats
+	derivedHits *atomic.Int64 // Checker.derivedHits
 }
 
 // phase starts the timeline's phase named prefix + t; nothing (and no name built) without

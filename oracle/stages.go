@@ -50,6 +50,9 @@ func (ck *checker) stages(res *gpu.Result) {
 			return
 		}
 	}
+	if ck.derive != nil {
+		ck.dv = derive(c, p, res, ck.derive, ck.ct) // the comparisons taken from a judged run (derive.go)
+	}
 	en := newEnclIn(c, p, ck.ar, ck.ws, ck.pool)
 	en.sp, en.stop = ck.split(), ck.stop
 	en.ct = ck.ct
@@ -77,7 +80,7 @@ func (ck *checker) stages(res *gpu.Result) {
 	}
 	expertSpans := func(n int) []span { ck.sb.spans = en.expertSpans(ck.sb.spans[:0], n); return ck.sb.spans }
 	spans := func(t moe.Tensor, got []float32, n int, sp []span, enc func(x *encl, s span) ivec, rule tailRule) {
-		if !stopped(ck.stop) {
+		if !stopped(ck.stop) && !ck.take(t, false, len(got)) {
 			ph := ck.phase("stage ", t)
 			if ck.sm != nil {
 				// sampled (sample.go): per expert group the rows drawn, the tail whole
@@ -139,7 +142,7 @@ func (ck *checker) stages(res *gpu.Result) {
 		if ck.wholeLocal {
 			break
 		}
-		if len(l.got) != c.T*H || stopped(ck.stop) {
+		if len(l.got) != c.T*H || stopped(ck.stop) || ck.take(l.name, true, len(l.got)) {
 			continue // shape failures are reported with the outputs
 		}
 		ph := ck.phase("local ", l.name)
@@ -163,6 +166,9 @@ func (ck *checker) stages(res *gpu.Result) {
 	} {
 		if l.name != moe.TensorDRW && !ck.wholeLocal {
 			continue // by spans above
+		}
+		if len(l.got) == c.Len(l.name) && ck.take(l.name, true, len(l.got)) {
+			continue
 		}
 		ph := ck.phase("local ", l.name)
 		step(func() {

@@ -2,8 +2,6 @@ package props
 
 import (
 	"context"
-
-	"github.com/moecheck/moecheck/oracle"
 )
 
 // matches: the forward output and every gradient lie in the oracle's enclosure, the exact
@@ -18,7 +16,7 @@ var matches = Property{
 		if o != nil || err != nil {
 			return o, err
 		}
-		v, err := env.check(c, r, oracle.Options{})
+		v, err := env.checkBase(c, r, poison) // kept for token-permutation (shared.go)
 		if err != nil {
 			return nil, err
 		}

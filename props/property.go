@@ -50,6 +50,13 @@ type Env struct {
 
 // check runs the oracle with the environment's reusable checker.
 func (env *Env) check(c *moe.Case, r *gpu.Result, o oracle.Options) (*oracle.Verdict, error) {
+	v, _, err := env.checkJudged(c, r, o)
+	return v, err
+}
+
+// checkJudged is check, also returning the run as an oracle.Judged when the verdict is a
+// pass of a full stage-local check (oracle.Checker.CheckJudged), nil otherwise.
+func (env *Env) checkJudged(c *moe.Case, r *gpu.Result, o oracle.Options) (*oracle.Verdict, *oracle.Judged, error) {
 	o.Contract = env.JudgeContract()
 	if o.Stop == nil {
 		o.Stop = env.cache.stop
@@ -57,7 +64,7 @@ func (env *Env) check(c *moe.Case, r *gpu.Result, o oracle.Options) (*oracle.Ver
 	if o.Enclosure == nil && (r == nil || r.Stages == nil || o.SkipStages) { // judged end to end
 		en, err := env.enclosure(c, o.Contract)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		o.Enclosure = en
 	}
@@ -67,7 +74,7 @@ func (env *Env) check(c *moe.Case, r *gpu.Result, o oracle.Options) (*oracle.Ver
 	}
 	ph := phase.New(env.Trace, "trace: ").Start("oracle check")
 	defer ph.End()
-	return env.checker.Check(c, r, o)
+	return env.checker.CheckJudged(c, r, o)
 }
 
 // Outcome is a property's judgement of one case.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/oracle"
 )
 
 // trialCache is what the properties of one trial have in common, computed once and shared
@@ -17,6 +18,12 @@ import (
 //     trial's own policy) compare against it. Each property still makes the runs its claim
 //     needs beyond that one (deterministic a second run, poison-invariance a run per
 //     policy, the stale pair back to back), so every claim is checked on genuine runs;
+//   - matches' judgement of that run, when it passes a full stage-local check
+//     (oracle.Judged): token-permutation takes from it the stage-local comparisons of its
+//     permuted run that the oracle proves bitwise equal (oracle.Options.Derive; the
+//     verdict is the full check's). Only matches judges the base run, so token-permutation
+//     derives when matches ran before it in the trial (the default order); without it, it
+//     checks its run in full, which costs less than judging the base run as well;
 //
 // The end-to-end enclosure of a case under the judging contract is kept apart (enclCache,
 // contract.go): the runs of one case under every property and policy derive it once.
@@ -27,7 +34,10 @@ import (
 type trialCache struct {
 	c    *moe.Case
 	runs map[gpu.Poison]*gpu.Result
-	stop <-chan struct{} // the trial's context's Done: stops a long oracle check
+	// judged holds, per poison policy, the base run as matches judged it (nil: not judged,
+	// or not a pass of a full stage-local check)
+	judged map[gpu.Poison]*oracle.Judged
+	stop   <-chan struct{} // the trial's context's Done: stops a long oracle check
 }
 
 // begin starts the cache of trial case c, whose checks stop once stop is closed, and lets a
@@ -81,4 +91,28 @@ func (env *Env) baseRun(ctx context.Context, name string, c *moe.Case, poison gp
 		env.cache.runs[poison] = r
 	}
 	return r, o, err
+}
+
+// checkBase judges run r of case c under poison with the oracle (check's options): for the
+// trial's base run (baseRun) it keeps the judgement where it can be derived from
+// (env.judgedBase).
+func (env *Env) checkBase(c *moe.Case, r *gpu.Result, poison gpu.Poison) (*oracle.Verdict, error) {
+	v, j, err := env.checkJudged(c, r, oracle.Options{})
+	if err != nil || j == nil || c == nil || c != env.cache.c || r != env.cache.runs[poison] {
+		return v, err
+	}
+	if env.cache.judged == nil {
+		env.cache.judged = map[gpu.Poison]*oracle.Judged{}
+	}
+	env.cache.judged[poison] = j
+	return v, nil
+}
+
+// judgedBase is the trial's base run of case c under poison as checkBase judged it, nil
+// when it was not (another case, not judged yet, or not a full stage-local pass).
+func (env *Env) judgedBase(c *moe.Case, poison gpu.Poison) *oracle.Judged {
+	if c == nil || c != env.cache.c {
+		return nil
+	}
+	return env.cache.judged[poison]
 }

@@ -37,7 +37,14 @@ var tokenPermutation = Property{
 		if !env.promises(promisePermutation) {
 			return env.weakened(name, run1{c, a, "original tokens"}, run1{pc, b, "permuted tokens"})
 		}
-		v, err := env.check(pc, b, oracle.Options{})
+		// The stage-local comparisons of b that the oracle finds bitwise equal to the
+		// mapped ones of a, as matches judged it, are taken from that judgement: the
+		// verdict is the full check's (oracle.Options.Derive; docs/oracle.md §11).
+		var opts oracle.Options
+		if j := env.judgedBase(c, poison); j != nil {
+			opts.Derive = &oracle.Derivation{From: j, Perm: perm}
+		}
+		v, err := env.check(pc, b, opts)
 		env.recycle(b) // its stages are judged; the outputs below stay b's
 		if err != nil {
 			return nil, err
