@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"testing"
 
@@ -90,28 +91,56 @@ func BenchmarkRunPar(b *testing.B) {
 
 // BenchmarkGemv2 measures the two-row fp32 kernel of every GEMM (gemv2) against its Go loop
 // (gemv2Go) for n columns and a reduction of length k, in multiply-adds per second (2·n·k per
-// call). impl=dispatch is what the path runs (the vector kernel where the CPU has one).
+// call). impl=dispatch is what the path runs (the vector kernels where the CPU has them,
+// gemv2Sel choosing between them), impl=plain and impl=wide the two vector kernels alone.
+// data=normal is small multiples of 1/8 and 1/4; data=subnormal is that with a quarter of the
+// coefficients and of b replaced by bf16 subnormals (k·2^−133, k < 2^7), as the case
+// generator's data mode subnormal does: their products are fp32 subnormals, each a microcode
+// assist for VMULPS on x86.
 func BenchmarkGemv2(b *testing.B) {
-	for _, impl := range []struct {
+	impls := []struct {
 		name string
 		f    func(c0, c1, a0, a1 []float32, as int, b []float32, bs, k int)
-	}{{"go", gemv2Go}, {"dispatch", gemv2}} {
-		for _, sz := range []struct{ n, k int }{{4, 64}, {8, 64}, {16, 64}, {40, 40}, {80, 40}, {640, 320}} {
-			b.Run(fmt.Sprintf("impl=%s/n=%d/k=%d", impl.name, sz.n, sz.k), func(b *testing.B) {
-				a := make([]float32, 2*sz.k)
-				w := make([]float32, sz.k*sz.n)
-				for i := range w {
-					w[i] = float32(i%7) * 0.125
-				}
-				for i := range a {
-					a[i] = float32(i%5) * 0.25
-				}
-				c0, c1 := make([]float32, sz.n), make([]float32, sz.n)
-				for b.Loop() {
-					impl.f(c0, c1, a, a[sz.k:], 1, w, sz.n, sz.k)
-				}
-				b.ReportMetric(float64(b.N)*float64(2*sz.n*sz.k)/b.Elapsed().Seconds()/1e9, "Gmac/s")
-			})
+	}{{"go", gemv2Go}, {"dispatch", gemv2}}
+	if vecKernels {
+		impls = append(impls, struct {
+			name string
+			f    func(c0, c1, a0, a1 []float32, as int, b []float32, bs, k int)
+		}{"plain", func(c0, c1, a0, a1 []float32, as int, b []float32, bs, k int) {
+			gemv2Vec(&c0[0], &c1[0], &a0[0], &a1[0], as, &b[0], bs, k, len(c0))
+		}}, struct {
+			name string
+			f    func(c0, c1, a0, a1 []float32, as int, b []float32, bs, k int)
+		}{"wide", func(c0, c1, a0, a1 []float32, as int, b []float32, bs, k int) {
+			gemv2Wide(&c0[0], &c1[0], &a0[0], &a1[0], as, &b[0], bs, k, len(c0))
+		}})
+	}
+	for _, impl := range impls {
+		for _, data := range []string{"normal", "subnormal"} {
+			for _, sz := range []struct{ n, k int }{{4, 64}, {8, 64}, {16, 64}, {40, 40}, {80, 40}, {640, 320}} {
+				b.Run(fmt.Sprintf("impl=%s/data=%s/n=%d/k=%d", impl.name, data, sz.n, sz.k), func(b *testing.B) {
+					rng := moe.NewRand(1)
+					sub := func(v float32) float32 {
+						if data == "subnormal" && rng.IntN(4) == 0 {
+							return float32(math.Ldexp(float64(rng.IntN(1<<7)), -133))
+						}
+						return v
+					}
+					a := make([]float32, 2*sz.k)
+					w := make([]float32, sz.k*sz.n)
+					for i := range w {
+						w[i] = sub(float32(i%7) * 0.125)
+					}
+					for i := range a {
+						a[i] = sub(float32(i%5) * 0.25)
+					}
+					c0, c1 := make([]float32, sz.n), make([]float32, sz.n)
+					for b.Loop() {
+						impl.f(c0, c1, a, a[sz.k:], 1, w, sz.n, sz.k)
+					}
+					b.ReportMetric(float64(b.N)*float64(2*sz.n*sz.k)/b.Elapsed().Seconds()/1e9, "Gmac/s")
+				})
+			}
 		}
 	}
 }

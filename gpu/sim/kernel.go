@@ -12,13 +12,14 @@ import (
 // order sequential in the reduction index while reading b row by row). Zero coefficients are
 // not skipped: 0·Inf and 0·NaN must reach c as NaN.
 //
-// gemv dispatches to the vector kernel where there is one (kernel_amd64.go), which computes
-// the same operations in the same order and gives the same bits, NaN payloads included;
-// gemvGo is the loop itself (the reference of that kernel).
+// gemv dispatches to the vector kernels where there are (kernel_amd64.go), which compute the
+// same operations in the same order and give the same bits, NaN payloads included — the plain
+// one, or on subnormal data the wide-product one (gemvSel chooses, for speed only); gemvGo is
+// the loop itself (the reference of those kernels).
 func gemv(c, a []float32, as int, b []float32, bs, k int) {
 	if vecKernels && len(c) > 0 && k > 0 {
 		_, _ = a[(k-1)*as], b[(k-1)*bs+len(c)-1] // the kernel reads no further
-		gemvVec(&c[0], &a[0], as, &b[0], bs, k, len(c))
+		gemvSel(&c[0], &a[0], as, &b[0], bs, k, len(c))
 		return
 	}
 	gemvGo(c, a, as, b, bs, k)
@@ -101,7 +102,7 @@ func gemv2(c0, c1, a0, a1 []float32, as int, b []float32, bs, k int) {
 	c1 = c1[:len(c0)]
 	if vecKernels && len(c0) > 0 && k > 0 {
 		_, _, _ = a0[(k-1)*as], a1[(k-1)*as], b[(k-1)*bs+len(c0)-1] // the kernel reads no further
-		gemv2Vec(&c0[0], &c1[0], &a0[0], &a1[0], as, &b[0], bs, k, len(c0))
+		gemv2Sel(&c0[0], &c1[0], &a0[0], &a1[0], as, &b[0], bs, k, len(c0))
 		return
 	}
 	gemv2Go(c0, c1, a0, a1, as, b, bs, k)
