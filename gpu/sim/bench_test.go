@@ -144,3 +144,39 @@ func BenchmarkGemv2(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRoundAll measures roundAll (impl=dispatch: the vector kernels where the CPU has
+// them, the Go loops for the rest) against its Go loops alone (impl=go) on 4096 values of
+// N(0,1) (data=normal) or with a quarter replaced by the dtype's subnormals (data=subnormal),
+// in elements per second.
+func BenchmarkRoundAll(b *testing.B) {
+	for _, d := range []moe.DType{moe.BF16, moe.FP16} {
+		for _, impl := range []string{"go", "dispatch"} {
+			for _, data := range []string{"normal", "subnormal"} {
+				b.Run(fmt.Sprintf("dtype=%s/impl=%s/data=%s", d, impl, data), func(b *testing.B) {
+					rng := moe.NewRand(1)
+					src := make([]float32, 4096)
+					for i := range src {
+						src[i] = float32(rng.NormFloat64())
+						if data == "subnormal" && rng.IntN(4) == 0 {
+							src[i] = float32(d.MinSubnormal() * float64(1+rng.IntN(100)))
+						}
+					}
+					v := make([]float32, len(src))
+					for b.Loop() {
+						copy(v, src)
+						switch {
+						case impl == "dispatch":
+							roundAll(d, v)
+						case d == moe.BF16:
+							roundBF16(v)
+						default:
+							roundFP16(v)
+						}
+					}
+					b.ReportMetric(float64(b.N)*float64(len(v))/b.Elapsed().Seconds()/1e9, "Gelem/s")
+				})
+			}
+		}
+	}
+}

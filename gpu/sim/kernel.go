@@ -63,35 +63,60 @@ func gemvInDtype(d moe.DType, c, a []float32, as int, b []float32, bs, k int) {
 	}
 }
 
-// roundAll stores v in dtype d: v[i] = round_d(v[i]).
+// roundAll stores v in dtype d: v[i] = round_d(v[i]). Where there are vector kernels
+// (kernel_amd64.go), they take the blocks of eight without RoundFloat32's rare cases and the
+// Go loops the rest, with the same bits (TestRoundAllSameAsRoundFloat32).
 func roundAll(d moe.DType, v []float32) {
 	switch d {
 	case moe.FP32:
 		return
 	case moe.BF16:
-		// d.RoundFloat32's finite case inline (a call per element was most of the pass)
-		for i, x := range v {
-			b := math.Float32bits(x)
-			if b&0x7f800000 == 0x7f800000 {
-				v[i] = d.RoundFloat32(x)
-				continue
+		for len(v) > 0 {
+			if vecKernels && len(v) >= 8 {
+				v = v[roundBF16Vec(&v[0], len(v)):]
 			}
-			v[i] = math.Float32frombits((b + 0x7fff + (b>>16)&1) & 0xffff0000)
+			w := v[:min(8, len(v))] // the block the kernel stopped at, or the tail
+			roundBF16(w)
+			v = v[len(w):]
 		}
 	case moe.FP16:
-		// d.RoundFloat32's normal-range case inline
-		for i, x := range v {
-			b := math.Float32bits(x)
-			if e := b >> 23 & 0xff; e >= 127-14 && e < 127+15 {
-				v[i] = math.Float32frombits((b + 0xfff + (b>>13)&1) &^ 0x1fff)
-				continue
+		for len(v) > 0 {
+			if vecKernels && len(v) >= 8 {
+				v = v[roundFP16Vec(&v[0], len(v)):]
 			}
-			v[i] = d.RoundFloat32(x)
+			w := v[:min(8, len(v))]
+			roundFP16(w)
+			v = v[len(w):]
 		}
 	default:
 		for i, x := range v {
 			v[i] = d.RoundFloat32(x)
 		}
+	}
+}
+
+// roundBF16 is roundAll's bf16 loop: moe.BF16.RoundFloat32's finite case inline (a call per
+// element was most of the pass).
+func roundBF16(v []float32) {
+	for i, x := range v {
+		b := math.Float32bits(x)
+		if b&0x7f800000 == 0x7f800000 {
+			v[i] = moe.BF16.RoundFloat32(x)
+			continue
+		}
+		v[i] = math.Float32frombits((b + 0x7fff + (b>>16)&1) & 0xffff0000)
+	}
+}
+
+// roundFP16 is roundAll's fp16 loop: moe.FP16.RoundFloat32's normal-range case inline.
+func roundFP16(v []float32) {
+	for i, x := range v {
+		b := math.Float32bits(x)
+		if e := b >> 23 & 0xff; e >= 127-14 && e < 127+15 {
+			v[i] = math.Float32frombits((b + 0xfff + (b>>13)&1) &^ 0x1fff)
+			continue
+		}
+		v[i] = moe.FP16.RoundFloat32(x)
 	}
 }
 

@@ -62,3 +62,14 @@ func setMXCSR(v uint32)
 
 // mxcsrSubnormalFlags are MXCSR's DE and UE bits.
 const mxcsrSubnormalFlags = 0x12
+
+// roundBF16Vec and roundFP16Vec are roundAll's bf16 and fp16 loops on blocks of eight
+// (kernel_amd64.s): they round v[0:m] in place, stopping at the first block that needs
+// RoundFloat32's rare cases (Inf, NaN, fp16 overflow) or at fewer than eight elements left,
+// and return m; roundAll does the rest in Go.
+//
+//go:noescape
+func roundBF16Vec(v *float32, n int) (m int)
+
+//go:noescape
+func roundFP16Vec(v *float32, n int) (m int)

@@ -785,3 +785,99 @@ TEXT ·getMXCSR(SB), NOSPLIT, $0-4
 TEXT ·setMXCSR(SB), NOSPLIT, $0-4
 	LDMXCSR v+0(FP)
 	RET
+
+// BCASTD(v, y): y = the 32-bit constant v in every lane.
+#define BCASTD(v, x, y) \
+	MOVL         v, DX; \
+	VMOVD        DX, x; \
+	VPBROADCASTD x, y
+
+// func roundBF16Vec(v *float32, n int) (m int)
+//
+// roundBF16Vec is roundAll's bf16 loop on blocks of eight (RoundFloat32's finite case:
+// round the significand to 8 bits, to nearest even, in place) from v[0] on; it stops before
+// the first block with an Inf or NaN lane (RoundFloat32's other case) or fewer than eight
+// elements left and returns the count done.
+TEXT ·roundBF16Vec(SB), NOSPLIT, $0-24
+	MOVQ v+0(FP), DI
+	MOVQ n+8(FP), CX
+	ANDQ $-8, CX
+	XORQ AX, AX
+	BCASTD($0x7f800000, X15, Y15)
+	BCASTD($0x7fff, X14, Y14)
+	BCASTD($1, X13, Y13)
+	BCASTD($0xffff0000, X12, Y12)
+
+rbf_loop:
+	CMPQ     AX, CX
+	JGE      rbf_done
+	VMOVDQU  (DI)(AX*4), Y0
+	VPAND    Y15, Y0, Y1
+	VPCMPEQD Y15, Y1, Y1
+	VPTEST   Y1, Y1
+	JNZ      rbf_done
+	VPSRLD   $16, Y0, Y2
+	VPAND    Y13, Y2, Y2
+	VPADDD   Y14, Y0, Y3
+	VPADDD   Y2, Y3, Y3
+	VPAND    Y12, Y3, Y3
+	VMOVDQU  Y3, (DI)(AX*4)
+	ADDQ     $8, AX
+	JMP      rbf_loop
+
+rbf_done:
+	MOVQ AX, m+16(FP)
+	VZEROUPPER
+	RET
+
+// func roundFP16Vec(v *float32, n int) (m int)
+//
+// roundFP16Vec is roundAll's fp16 loop on blocks of eight from v[0] on: a lane in fp16's
+// normal range (biased float32 exponent 113…141) gets the significand rounded to 11 bits in
+// place, as RoundFloat32's fast path; a smaller one (below 2^−14: fp16's subnormals, ±0) gets
+// (|x| + 0.75) − 0.75 with x's sign — the float32 add rounds |x| to a multiple of 2^−24
+// (0.75's quantum in [0.5, 1)), to nearest even (0.75 is an even multiple), which is fp16's
+// subnormal rounding, up to 2^−14 included, and the subtraction is exact. It stops before the
+// first block with a lane of 2^15 or more, Inf or NaN (RoundFloat32's overflow and NaN cases)
+// or fewer than eight elements left and returns the count done.
+TEXT ·roundFP16Vec(SB), NOSPLIT, $0-24
+	MOVQ v+0(FP), DI
+	MOVQ n+8(FP), CX
+	ANDQ $-8, CX
+	XORQ AX, AX
+	BCASTD($0x7fffffff, X15, Y15)
+	BCASTD($0xfff, X14, Y14)
+	BCASTD($1, X13, Y13)
+	BCASTD($0xffffe000, X12, Y12)
+	BCASTD($112, X11, Y11)
+	BCASTD($141, X10, Y10)
+	BCASTD($0x3f400000, X9, Y9)
+
+rfp_loop:
+	CMPQ      AX, CX
+	JGE       rfp_done
+	VMOVDQU   (DI)(AX*4), Y0
+	VPAND     Y15, Y0, Y1
+	VPSRLD    $23, Y1, Y2
+	VPCMPGTD  Y10, Y2, Y3
+	VPTEST    Y3, Y3
+	JNZ       rfp_done
+	VPCMPGTD  Y11, Y2, Y3
+	VPSRLD    $13, Y0, Y4
+	VPAND     Y13, Y4, Y4
+	VPADDD    Y14, Y0, Y5
+	VPADDD    Y4, Y5, Y5
+	VPAND     Y12, Y5, Y5
+	VADDPS    Y9, Y1, Y6
+	VSUBPS    Y9, Y6, Y6
+	VPANDN    Y0, Y15, Y7
+	VPOR      Y7, Y6, Y6
+	VBLENDVPS Y3, Y5, Y6, Y8
+	VMOVDQU   Y8, (DI)(AX*4)
+	ADDQ      $8, AX
+	JMP       rfp_loop
+
+rfp_done:
+	MOVQ AX, m+16(FP)
+	VZEROUPPER
+	RET

@@ -35,3 +35,7 @@ func getMXCSR() uint32 { panic("sim: no MXCSR on this platform") }
 func setMXCSR(v uint32) { panic("sim: no MXCSR on this platform") }
 
 const mxcsrSubnormalFlags = 0x12
+
+func roundBF16Vec(v *float32, n int) int { panic("sim: no vector kernel on this platform") }
+
+func roundFP16Vec(v *float32, n int) int { panic("sim: no vector kernel on this platform") }

@@ -379,26 +379,62 @@ func TestActivateRowsZeroMemo(t *testing.T) {
 }
 
 // TestRoundAllSameAsRoundFloat32: roundAll, whose bf16 and fp16 loops inline
-// RoundFloat32's common case, stores the bits RoundFloat32 gives, on a stride through every
-// float32 bit pattern (NaN payloads, ±Inf, ±0, subnormals, overflow to Inf, ties) for every
-// dtype.
+// RoundFloat32's common case (and where there are vector kernels run them on blocks of eight
+// without its rare cases), stores the bits RoundFloat32 gives, for every dtype, on a stride
+// through every float32 bit pattern (NaN payloads, ±Inf, ±0, subnormals, overflow to Inf,
+// ties), and on runs of the values the vector kernels take — every exponent below fp16's
+// overflow range or bf16's Inf/NaN, random significands, ties to even both ways and their
+// neighbours, fp16's subnormal range and the boundary 2^−14 — with now and then a value that
+// stops them (Inf, NaN, fp16 overflow) and lengths that leave a tail.
 func TestRoundAllSameAsRoundFloat32(t *testing.T) {
-	var v []float32
+	var stride []float32
 	for b := uint64(0); b <= math.MaxUint32; b += 977 {
-		v = append(v, math.Float32frombits(uint32(b)))
+		stride = append(stride, math.Float32frombits(uint32(b)))
 	}
 	for _, b := range []uint32{0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00001, 0xffbfffff, 0x477fefff, 0x477ff000, 0x38800000, 0x387fffff, 0x3f808000, 0x3f818000} {
-		v = append(v, math.Float32frombits(b))
+		stride = append(stride, math.Float32frombits(b))
+	}
+	rng := moe.NewRand(13)
+	runs := func(maxExp int) []float32 {
+		var v []float32
+		for i := 0; i < 1<<18; i++ {
+			m := uint32(rng.IntN(1 << 23))
+			switch rng.IntN(4) {
+			case 0: // a bf16 tie or a neighbour
+				m = m&^0xffff | 0x8000 + uint32(rng.IntN(3)) - 1
+			case 1: // an fp16 tie (normal range) or a neighbour
+				m = m&^0x1fff | 0x1000 + uint32(rng.IntN(3)) - 1
+			}
+			e := uint32(rng.IntN(maxExp + 1))
+			if rng.IntN(3) == 0 { // fp16's subnormal range and its boundary
+				e = uint32(127 - 25 + rng.IntN(12))
+			}
+			b := uint32(rng.IntN(2))<<31 | e<<23 | m&0x7fffff
+			if rng.IntN(200) == 0 { // a value that stops the kernels
+				b = []uint32{0x7f800000, 0xffc00123, 0x7f800001, 0x47800000, 0xc77ff000}[rng.IntN(5)]
+			}
+			v = append(v, math.Float32frombits(b))
+		}
+		return v[:len(v)-rng.IntN(8)]
 	}
 	for _, d := range []moe.DType{moe.BF16, moe.FP16, moe.FP32} {
-		t.Run("dtype="+d.String(), func(t *testing.T) {
-			got := append([]float32(nil), v...)
-			roundAll(d, got)
-			for i, x := range v {
-				if want := d.RoundFloat32(x); math.Float32bits(got[i]) != math.Float32bits(want) {
-					t.Fatalf("%#08x: %#08x, RoundFloat32 %#08x", math.Float32bits(x), math.Float32bits(got[i]), math.Float32bits(want))
+		maxExp := 254
+		if d == moe.FP16 {
+			maxExp = 127 + 14
+		}
+		for _, in := range []struct {
+			name string
+			v    []float32
+		}{{"stride", stride}, {"runs", runs(maxExp)}} {
+			t.Run("dtype="+d.String()+"/"+in.name, func(t *testing.T) {
+				got := append([]float32(nil), in.v...)
+				roundAll(d, got)
+				for i, x := range in.v {
+					if want := d.RoundFloat32(x); math.Float32bits(got[i]) != math.Float32bits(want) {
+						t.Fatalf("%#08x: %#08x, RoundFloat32 %#08x", math.Float32bits(x), math.Float32bits(got[i]), math.Float32bits(want))
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
