@@ -57,6 +57,23 @@ func BenchmarkRun(b *testing.B) {
 	}
 }
 
+// BenchmarkRunData measures whole Runs (as BenchmarkRun) of bf16 shapes on normal data and
+// on the case generator's data mode subnormal (a quarter of the hidden states and weights
+// bf16 subnormals, whose fp32 products are subnormal: a microcode assist per VMULPS on x86,
+// which the wide-product kernel avoids), among them case 57 of seed 3's shape.
+func BenchmarkRunData(b *testing.B) {
+	for _, cfg := range []moe.Config{
+		{T: 64, H: 128, I: 64, E: 8, K: 4, DType: moe.BF16},
+		{T: 24, H: 8, I: 320, E: 7, K: 8, DType: moe.BF16, Act: moe.GptOss},
+	} {
+		for _, m := range []moe.DataMode{moe.Normal, moe.Subnormal} {
+			b.Run(fmt.Sprintf("T=%d/H=%d/I=%d/E=%d/K=%d/act=%s/data=%s", cfg.T, cfg.H, cfg.I, cfg.E, cfg.K, cfg.Act, m), func(b *testing.B) {
+				benchRun(b, New(Options{}), makeCase(b, cfg, routeLocal, m, 1))
+			})
+		}
+	}
+}
+
 // BenchmarkRunPar compares one goroutine (par=1, the sim before its stages were split) with
 // the default split over GOMAXPROCS goroutines (par=N), in one run, from the small shapes of
 // BenchmarkRun (where the threshold keeps par=N on one goroutine) to a Qwen3-30B-A3B rank of
