@@ -16,7 +16,10 @@
 //     Go loop's operations in its order and the same operand first in each, so the results
 //     are the Go loop's bits, NaN payloads included (TestVecKernelsBitwise; the normal
 //     build's, where two NaNs meet: the race detector's instrumentation reorders the loop's
-//     operands);
+//     operands); on subnormal data, whose fp32 multiplies take a microcode assist on x86,
+//     a thread switches to a kernel computing each product as float32(float64(a)·float64(b)),
+//     bitwise the same (gemvSel: the choice is speed only), and the dtype rounding runs
+//     eight values at a time too (roundAll);
 //   - elementwise stages (activation forward and backward, routing-weight multiply,
 //     d_h2) evaluate in float32, left to right as docs/path.md writes them; exp is
 //     "expf" = float32(math.Exp(float64(x))), correctly rounded in all but rare ties, well

@@ -12,13 +12,14 @@ import (
 // order sequential in the reduction index while reading b row by row). Zero coefficients are
 // not skipped: 0·Inf and 0·NaN must reach c as NaN.
 //
-// gemv dispatches to the vector kernel where there is one (kernel_amd64.go), which computes
-// the same operations in the same order and gives the same bits, NaN payloads included;
-// gemvGo is the loop itself (the reference of that kernel).
+// gemv dispatches to the vector kernels where there are (kernel_amd64.go), which compute the
+// same operations in the same order and give the same bits, NaN payloads included — the plain
+// one, or on subnormal data the wide-product one (gemvSel chooses, for speed only); gemvGo is
+// the loop itself (the reference of those kernels).
 func gemv(c, a []float32, as int, b []float32, bs, k int) {
 	if vecKernels && len(c) > 0 && k > 0 {
 		_, _ = a[(k-1)*as], b[(k-1)*bs+len(c)-1] // the kernel reads no further
-		gemvVec(&c[0], &a[0], as, &b[0], bs, k, len(c))
+		gemvSel(&c[0], &a[0], as, &b[0], bs, k, len(c))
 		return
 	}
 	gemvGo(c, a, as, b, bs, k)
@@ -62,35 +63,60 @@ func gemvInDtype(d moe.DType, c, a []float32, as int, b []float32, bs, k int) {
 	}
 }
 
-// roundAll stores v in dtype d: v[i] = round_d(v[i]).
+// roundAll stores v in dtype d: v[i] = round_d(v[i]). Where there are vector kernels
+// (kernel_amd64.go), they take the blocks of eight without RoundFloat32's rare cases and the
+// Go loops the rest, with the same bits (TestRoundAllSameAsRoundFloat32).
 func roundAll(d moe.DType, v []float32) {
 	switch d {
 	case moe.FP32:
 		return
 	case moe.BF16:
-		// d.RoundFloat32's finite case inline (a call per element was most of the pass)
-		for i, x := range v {
-			b := math.Float32bits(x)
-			if b&0x7f800000 == 0x7f800000 {
-				v[i] = d.RoundFloat32(x)
-				continue
+		for len(v) > 0 {
+			if vecKernels && len(v) >= 8 {
+				v = v[roundBF16Vec(&v[0], len(v)):]
 			}
-			v[i] = math.Float32frombits((b + 0x7fff + (b>>16)&1) & 0xffff0000)
+			w := v[:min(8, len(v))] // the block the kernel stopped at, or the tail
+			roundBF16(w)
+			v = v[len(w):]
 		}
 	case moe.FP16:
-		// d.RoundFloat32's normal-range case inline
-		for i, x := range v {
-			b := math.Float32bits(x)
-			if e := b >> 23 & 0xff; e >= 127-14 && e < 127+15 {
-				v[i] = math.Float32frombits((b + 0xfff + (b>>13)&1) &^ 0x1fff)
-				continue
+		for len(v) > 0 {
+			if vecKernels && len(v) >= 8 {
+				v = v[roundFP16Vec(&v[0], len(v)):]
 			}
-			v[i] = d.RoundFloat32(x)
+			w := v[:min(8, len(v))]
+			roundFP16(w)
+			v = v[len(w):]
 		}
 	default:
 		for i, x := range v {
 			v[i] = d.RoundFloat32(x)
 		}
+	}
+}
+
+// roundBF16 is roundAll's bf16 loop: moe.BF16.RoundFloat32's finite case inline (a call per
+// element was most of the pass).
+func roundBF16(v []float32) {
+	for i, x := range v {
+		b := math.Float32bits(x)
+		if b&0x7f800000 == 0x7f800000 {
+			v[i] = moe.BF16.RoundFloat32(x)
+			continue
+		}
+		v[i] = math.Float32frombits((b + 0x7fff + (b>>16)&1) & 0xffff0000)
+	}
+}
+
+// roundFP16 is roundAll's fp16 loop: moe.FP16.RoundFloat32's normal-range case inline.
+func roundFP16(v []float32) {
+	for i, x := range v {
+		b := math.Float32bits(x)
+		if e := b >> 23 & 0xff; e >= 127-14 && e < 127+15 {
+			v[i] = math.Float32frombits((b + 0xfff + (b>>13)&1) &^ 0x1fff)
+			continue
+		}
+		v[i] = moe.FP16.RoundFloat32(x)
 	}
 }
 
@@ -101,7 +127,7 @@ func gemv2(c0, c1, a0, a1 []float32, as int, b []float32, bs, k int) {
 	c1 = c1[:len(c0)]
 	if vecKernels && len(c0) > 0 && k > 0 {
 		_, _, _ = a0[(k-1)*as], a1[(k-1)*as], b[(k-1)*bs+len(c0)-1] // the kernel reads no further
-		gemv2Vec(&c0[0], &c1[0], &a0[0], &a1[0], as, &b[0], bs, k, len(c0))
+		gemv2Sel(&c0[0], &c1[0], &a0[0], &a1[0], as, &b[0], bs, k, len(c0))
 		return
 	}
 	gemv2Go(c0, c1, a0, a1, as, b, bs, k)

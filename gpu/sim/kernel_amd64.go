@@ -26,3 +26,50 @@ func gemvVec(c, a *float32, as int, b *float32, bs, k, n int)
 //
 //go:noescape
 func gemv2Vec(c0, c1, a0, a1 *float32, as int, b *float32, bs, k, n int)
+
+// gemvWide and gemv2Wide are gemvVec and gemv2Vec with every fp32 product computed as
+// float32(float64(a)·float64(b)) — bitwise the fp32 product, NaN payloads and signs included
+// (kernel_amd64.s says why) — which is free of the microcode assist that a VMULPS with a
+// subnormal operand or result takes on x86 (about 16× the multiply's time), and about twice
+// the plain kernels' time on normal data. The adds are the plain kernels' (an add with
+// subnormals takes no assist).
+//
+//go:noescape
+func gemvWide(c, a *float32, as int, b *float32, bs, k, n int)
+
+//go:noescape
+func gemv2Wide(c0, c1, a0, a1 *float32, as int, b *float32, bs, k, n int)
+
+// gemvSel and gemv2Sel choose, per call, between the plain and the wide kernel from the
+// calling thread's MXCSR status flags DE (subnormal operand) and UE (underflow), which the
+// hardware sets sticky and nothing else in Go reads: set → clear them and run wide (so they
+// are set again on exit only where this call meets subnormals too), clear → run plain (which
+// sets them where its data is subnormal, so the next call on the thread runs wide). The
+// choice follows the data a thread has just seen and costs one STMXCSR per call; it decides
+// speed only, never bits: both kernels give the same bits (TestVecKernelsBitwise,
+// TestKernelSelection). They return the MXCSR found on entry.
+//
+//go:noescape
+func gemvSel(c, a *float32, as int, b *float32, bs, k, n int) (mxcsr uint32)
+
+//go:noescape
+func gemv2Sel(c0, c1, a0, a1 *float32, as int, b *float32, bs, k, n int) (mxcsr uint32)
+
+// getMXCSR and setMXCSR read and write the calling thread's MXCSR (for tests, which lock the
+// OS thread around them).
+func getMXCSR() uint32
+func setMXCSR(v uint32)
+
+// mxcsrSubnormalFlags are MXCSR's DE and UE bits.
+const mxcsrSubnormalFlags = 0x12
+
+// roundBF16Vec and roundFP16Vec are roundAll's bf16 and fp16 loops on blocks of eight
+// (kernel_amd64.s): they round v[0:m] in place, stopping at the first block that needs
+// RoundFloat32's rare cases (Inf, NaN, fp16 overflow) or at fewer than eight elements left,
+// and return m; roundAll does the rest in Go.
+//
+//go:noescape
+func roundBF16Vec(v *float32, n int) (m int)
+
+//go:noescape
+func roundFP16Vec(v *float32, n int) (m int)
