@@ -38,9 +38,10 @@ type Backend struct {
 	// and minWork the least work of one range (0: minParWork). Tests set workers 1 for a
 	// single-goroutine run, and minWork 1 to split even the smallest cases.
 	workers, minWork int
-	// noReuse (tests) converts the inputs every Run and allocates new stage buffers: the
-	// Backend as it was before loaded and Recycle.
-	noReuse bool
+	// noReuse (tests) converts the inputs every Run, allocates new stage buffers and
+	// computes every stage: the Backend as it was before loaded, Recycle and the memo.
+	// noMemo (tests) computes every stage (memo.go), with loaded and Recycle.
+	noReuse, noMemo bool
 }
 
 var _ gpu.Backend = (*Backend)(nil)
@@ -53,7 +54,8 @@ func (b *Backend) Name() string { return "sim" }
 
 // Forget drops what the Backend carries from one case's runs into the next case's: fault
 // StaleEmptyWgrad's weight-gradient buffers, and the previous values PoisonStale would read
-// (its next Run of each buffer fills Huge, as on a fresh Backend). Memory is kept. The
+// (its next Run of each buffer fills Huge, as on a fresh Backend), and the stage memo
+// (memo.go: pure reuse, but nothing of one case is kept for the next). Memory is kept. The
 // property runner calls it at the start of every trial (package props), so that what a job's
 // instance ran before does not leak into a trial's runs: verdicts and reproduce lines do not
 // depend on --jobs or on the case order, and the runs within a trial (the history property's
@@ -63,6 +65,7 @@ func (b *Backend) Forget() {
 	defer b.mu.Unlock()
 	b.st.prevDW1, b.st.prevDW2 = staleWgrad{}, staleWgrad{}
 	b.pool.used = [gpu.BufDB2 + 1]bool{}
+	b.st.memo.drop()
 }
 
 // Close releases the buffers; Run after Close returns an error.
@@ -145,6 +148,7 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, opts gpu.RunOption
 	if b.noReuse {
 		st.in.drop()
 	}
+	st.memo.off = b.noReuse || b.noMemo
 	if err := st.load(c); err != nil {
 		if verr := c.Validate(b.opts.Limits); verr != nil {
 			err = verr
