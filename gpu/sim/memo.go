@@ -52,14 +52,14 @@ const memoMinWork = 256
 
 // Memo slots: one entry per stage of the path.
 const (
-	memoGemm1 = iota // forward GEMM 1 (step 5)
-	memoGemm2        // forward GEMM 2 (step 7)
-	memoDgrad2       // GEMM 2 dgrad (step 13)
-	memoDgrad1       // GEMM 1 dgrad (step 16)
-	memoWgrad2       // GEMM 2 wgrad (step 14)
-	memoWgrad1       // GEMM 1 wgrad (step 17)
-	memoAct          // activation (step 6)
-	memoActBack      // activation backward (step 15)
+	memoGemm1   = iota // forward GEMM 1 (step 5)
+	memoGemm2          // forward GEMM 2 (step 7)
+	memoDgrad2         // GEMM 2 dgrad (step 13)
+	memoDgrad1         // GEMM 1 dgrad (step 16)
+	memoWgrad2         // GEMM 2 wgrad (step 14)
+	memoWgrad1         // GEMM 1 wgrad (step 17)
+	memoAct            // activation (step 6)
+	memoActBack        // activation backward (step 15)
 	memoSlots
 )
 
