@@ -38,6 +38,14 @@ import (
 // what the memo keeps (NondeterministicSum in the combine and the scatter-add, which are
 // computed every Run; StaleEmptyWgrad on empty experts, see wgrad).
 //
+// Kept only where a rerun is likely: a Run stores its computations (replacing the entries)
+// when its case's X is the memory the previous Run's was (the case run again: the runs of a
+// trial's case under each property and poison policy), or when it is the first Run after
+// Forget (a trial's first run); a case run once (a derived case, an ep-split-sum rank, the
+// history property's runs on fresh instances) stores nothing, costs no copy and leaves the
+// trial case's entries in place for its next runs. The address only decides what to keep,
+// never whether an entry serves: the key decides that, compared in full.
+//
 // Bounded: all entries together hold at most maxMemo elements (an entry that would pass it
 // is not kept); Forget and Close drop the entries.
 
@@ -65,9 +73,13 @@ const (
 
 // memo is the Backend's stage memo (one per state).
 type memo struct {
-	off   bool // no memo: every stage computes (tests, Backend.noReuse)
-	limit int  // the most elements the entries hold; 0: maxMemo (tests set less)
-	slots [memoSlots]memoEntry
+	off  bool // no memo: every stage computes (tests, Backend.noReuse)
+	keep bool // this Run stores its computations (see above; set by begin)
+	// lastX is the address of the previous Run's X; forgot: no Run since drop.
+	lastX  uintptr
+	forgot bool
+	limit  int // the most elements the entries hold; 0: maxMemo (tests set less)
+	slots  [memoSlots]memoEntry
 	// hits and misses count, per slot, the stage computations served from the memo and
 	// those computed while the memo was on (tests read them).
 	hits, misses [memoSlots]int
@@ -92,11 +104,18 @@ type memoEntry struct {
 	out  []float32
 }
 
-// drop forgets every entry (keeping their memory, bounded by maxMemo).
+// drop forgets every entry (keeping their memory, bounded by maxMemo); the next Run stores.
 func (m *memo) drop() {
 	for i := range m.slots {
 		m.slots[i].ok = false
 	}
+	m.forgot = true
+}
+
+// begin sets whether the Run of a case whose X is at address x stores its computations.
+func (m *memo) begin(x uintptr) {
+	m.keep = x == m.lastX || m.forgot
+	m.lastX, m.forgot = x, false
 }
 
 // used is the elements the entries hold (their capacity).
@@ -181,6 +200,9 @@ func (m *memo) lookup(slot int, head memoHead, key func(*memoKey)) (*memoEntry, 
 // outputs, where maxMemo leaves room; it returns the entry, whose out the caller fills with
 // nout elements (append), or nil.
 func (m *memo) store(slot int, head memoHead, nout int, key func(*memoKey)) *memoEntry {
+	if !m.keep {
+		return nil
+	}
 	e := &m.slots[slot]
 	e.ok = false
 	k := memoKey{e: e, mode: keySize}

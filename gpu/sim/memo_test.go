@@ -32,7 +32,7 @@ type memoScenario struct {
 func same(*testing.T, *moe.Case) *moe.Case { return nil }
 
 // memoCfg is large enough for every stage to pass memoMinWork, with a sentinel tail (EP).
-var memoCfg = moe.Config{T: 24, H: 16, I: 12, E: 4, K: 2, DType: moe.BF16, Bias: true, EP: moe.EP{World: 2, Rank: 1}}
+var memoCfg = moe.Config{T: 24, H: 16, I: 16, E: 4, K: 2, DType: moe.BF16, Bias: true, EP: moe.EP{World: 2, Rank: 1}}
 
 // twoExperts is a case of K = 1 and E = 2 with exact data (small integers: every sum of the
 // path is exact, so h1 does not depend on the dtype), token t routed to expert ids[t]; equal
@@ -322,5 +322,71 @@ func TestMemoBounded(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMemoKeepPolicy: a Run stores its computations when its case's X is the previous Run's
+// (a rerun) or after Forget, and a case run once stores nothing: the entries of the case run
+// again survive it and serve its next Run. Outputs bitwise those of a Backend without the
+// memo throughout.
+func TestMemoKeepPolicy(t *testing.T) {
+	a := makeCase(t, memoCfg, routeRandom, moe.Normal, 11)
+	// other: a derived case (its own X, a's weights, which load does not convert again;
+	// a case with other weights converts them, and the GEMM entries of a then miss).
+	other := a.Clone()
+	for i := range other.X {
+		other.X[i] = -other.X[i]
+	}
+	memoed, twin := New(Options{}), New(Options{})
+	twin.noMemo = true
+	m := &memoed.st.memo
+	hits := func() int {
+		n := 0
+		for _, h := range m.hits {
+			n += h
+		}
+		return n
+	}
+	stored := func() int {
+		n := 0
+		for i := range m.slots {
+			if m.slots[i].ok {
+				n++
+			}
+		}
+		return n
+	}
+	for i, s := range []struct {
+		name          string
+		c             *moe.Case
+		forget        bool
+		hits, entries int // after the Run: hits gained, entries held
+	}{
+		{name: "first-run-of-a-fresh-backend", c: a, hits: 0, entries: 0},
+		{name: "rerun", c: a, hits: 0, entries: memoSlots},
+		{name: "rerun-hits", c: a, hits: memoSlots, entries: memoSlots},
+		// (its GEMM 2 dgrad reads d_h2 = dY·rw and W2, a's: it hits)
+		{name: "run-once", c: other, hits: 1, entries: memoSlots},
+		{name: "back-to-the-rerun", c: a, hits: memoSlots, entries: memoSlots},
+		{name: "a-copy-hits", c: a.Clone(), hits: memoSlots, entries: memoSlots},
+		{name: "after-forget", c: other, forget: true, hits: 0, entries: memoSlots},
+		{name: "after-forget-hits", c: other.Clone(), hits: memoSlots, entries: memoSlots},
+	} {
+		if s.forget {
+			memoed.Forget()
+			twin.Forget()
+		}
+		h0 := hits()
+		opts := gpu.RunOptions{Poison: gpu.Poisons()[i%len(gpu.Poisons())], PoisonSeed: uint64(i)}
+		got, want := run(t, memoed, s.c, opts), run(t, twin, s.c, opts)
+		if d := bitDiff(got, want); d != "" {
+			t.Fatalf("%s: %s", s.name, d)
+		}
+		if h := hits() - h0; h != s.hits {
+			t.Errorf("%s: %d memo hits, want %d", s.name, h, s.hits)
+		}
+		if n := stored(); n != s.entries {
+			t.Errorf("%s: %d memo entries, want %d", s.name, n, s.entries)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
 	"sync"
+	"unsafe"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
@@ -149,6 +150,7 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, opts gpu.RunOption
 		st.in.drop()
 	}
 	st.memo.off = b.noReuse || b.noMemo
+	st.memo.begin(uintptr(unsafe.Pointer(unsafe.SliceData(c.X))))
 	if err := st.load(c); err != nil {
 		if verr := c.Validate(b.opts.Limits); verr != nil {
 			err = verr
