@@ -223,19 +223,32 @@ func (st *state) finishRow(d moe.DType, o, bias []float32, i int) {
 
 // activate is step 6 on all rows: rows [0, R) from the memo where its entry read these h1 rows
 // (memo.go), the others computed (activateRows).
+//
+// Under mask B the tail rows of h1 are +0, and an activation value is a function of the bits
+// of (gate, up) alone (activateRows): every tail row of act is then tail row R's, computed
+// once and copied (the tail is most rows of a rank of a large expert-parallel world).
 func (st *state) activate() {
 	c, R := st.cfg, st.R
 	S, I := c.S(), c.I
+	hi := S // rows computed; the rest copy row R
+	if st.f.maskB && R+1 < S {
+		hi = R + 1
+	}
+	defer func() {
+		if hi < S {
+			parFor(st.par, S-hi, I, rowsFrom{st, hi}, rowsFrom.copyActRowR)
+		}
+	}()
 	head := memoHead{n: I, k: 2 * I, s: R, d: c.DType, act: c.Act, f1: st.f.gateUpSwapped}
 	useMemo := !st.memo.off && R*I >= memoMinWork
 	if useMemo {
 		if e, ok := st.memo.lookup(memoAct, head, st.activateKey); ok {
 			copy(st.act[:R*I], e.out)
-			parFor(st.par, S-R, 4*I, rowsFrom{st, R}, rowsFrom.activate)
+			parFor(st.par, hi-R, 4*I, rowsFrom{st, R}, rowsFrom.activate)
 			return
 		}
 	}
-	parFor(st.par, S, 4*I, st, (*state).activateRows)
+	parFor(st.par, hi, 4*I, st, (*state).activateRows)
 	if useMemo {
 		if e := st.memo.store(memoAct, head, R*I, st.activateKey); e != nil {
 			e.out = append(e.out, st.act[:R*I]...)
@@ -254,5 +267,15 @@ type rowsFrom struct {
 }
 
 func (r rowsFrom) activate(lo, hi int) { r.st.activateRows(r.lo+lo, r.lo+hi) }
+
+// copyActRowR copies act's row R (a tail row under mask B) into the shifted rows.
+func (r rowsFrom) copyActRowR(lo, hi int) {
+	st := r.st
+	I := st.cfg.I
+	src := st.act[st.R*I : (st.R+1)*I]
+	for i := r.lo + lo; i < r.lo+hi; i++ {
+		copy(st.act[i*I:(i+1)*I], src)
+	}
+}
 
 func (r rowsFrom) activateBackward(lo, hi int) { r.st.activateBackwardRows(r.lo+lo, r.lo+hi) }
