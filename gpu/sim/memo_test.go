@@ -224,9 +224,22 @@ func TestMemoSameAsWithout(t *testing.T) {
 		hits:  []int{memoGemm1, memoWgrad1, memoActBack},
 	})
 
+	type memoRun struct {
+		memoScenario
+		par int // the memo Backend's workers
+	}
+	var runs []memoRun
 	for _, sc := range scenarios {
+		for _, par := range []int{1, 3} {
+			sc.name = fmt.Sprintf("%s/par=%d", sc.name, par)
+			runs = append(runs, memoRun{sc, par})
+		}
+	}
+	for _, r := range runs {
+		sc := r.memoScenario
 		t.Run(sc.name, func(t *testing.T) {
-			memoed, twin := New(Options{Workers: 1}), New(Options{Workers: 1})
+			memoed, twin := New(Options{Workers: r.par}), New(Options{Workers: 1})
+			memoed.minWork = 1 // par > 1: every stage split, the memo's copies into split buffers
 			twin.noMemo = true
 			c := sc.first(t)
 			n := 0
