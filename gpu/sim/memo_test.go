@@ -148,6 +148,21 @@ func TestMemoSameAsWithout(t *testing.T) {
 			hits: []int{memoGemm1, memoGemm2, memoDgrad2, memoDgrad1, memoAct, memoActBack},
 		},
 		memoScenario{
+			// Fault StaleEmptyWgrad across routings: an expert empty in one Run keeps the
+			// previous Run's block, whether that Run computed its blocks or took them from the
+			// memo; NondeterministicSum's run index goes on over the steps.
+			name:  "stale-history",
+			first: func(t *testing.T) *moe.Case { return twoExperts(t, splitIDs(16, 16), false, true) },
+			steps: []memoStep{
+				{name: "all-on-0", mutate: same, faults: "stale-empty-wgrad,nondeterministic-sum"},
+				{name: "split", mutate: route(splitIDs(16, 9)...), faults: "stale-empty-wgrad,nondeterministic-sum"},
+				{name: "all-on-1", mutate: route(splitIDs(16, 0)...), faults: "stale-empty-wgrad,nondeterministic-sum"},
+				{name: "all-on-0-again", mutate: route(splitIDs(16, 16)...), faults: "stale-empty-wgrad,nondeterministic-sum"},
+				{name: "split-again", mutate: route(splitIDs(16, 9)...), faults: "stale-empty-wgrad,nondeterministic-sum"},
+			},
+			hits: []int{memoGemm1, memoGemm2, memoDgrad2, memoDgrad1, memoWgrad2, memoWgrad1, memoAct, memoActBack},
+		},
+		memoScenario{
 			// Both experts' weights equal, no bias: moving the split between them changes only
 			// the wgrads' expert ranges (every GEMM's output is the same).
 			name:  "ranges",
