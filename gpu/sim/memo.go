@@ -21,9 +21,9 @@ import (
 //
 //	gemm        the row→expert map (rows: which rows are written, with which expert's weights,
 //	            and the pairs of rows the two-row kernel forms, which decide a NaN's sign),
-//	            the input rows it maps, the weights (their conversion generation: load
-//	            converts a weight tensor only where its values changed, and nothing else writes
-//	            it), the bias and each row's group (rowG) where there is a bias, n, k, the
+//	            the input rows it maps, the weights (their conversion generation, counted up
+//	            each time load writes the tensor — at least wherever its values changed —
+//	            and nothing else writes it), the bias and each row's group (rowG) where there is a bias, n, k, the
 //	            dtype, fault AccumInDtype (another kernel, no pairs);
 //	wgrad       the expert ranges [begin(e), wend(e)) (the offsets, S and SentinelWrap), the
 //	            rows of both operands below the last range's end, m, n, the dtype,
@@ -31,7 +31,8 @@ import (
 //	            or fault StaleEmptyWgrad's previous block, or EmptyExpertWgrad's poison) is
 //	            written as without the memo, every Run;
 //	activation  rows [0, R) of h1 (and of d_act for the backward), R, I, the activation,
-//	            the dtype, fault GateUpSwapped; the rows from R on are computed every Run.
+//	            the dtype, fault GateUpSwapped; the rows from R on are computed every Run
+//	            (under mask B, the forward's tail as row R copied: forward.go).
 //
 // A fault that makes a stage read other bytes (tail rows, another expert's weights, other
 // rows) changes the key, so the stage is computed. The state-carrying faults act outside

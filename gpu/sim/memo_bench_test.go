@@ -14,6 +14,7 @@ import (
 // without it (memo=off), in cases/s and cpu-s/op per sequence.
 func BenchmarkRunMemo(b *testing.B) {
 	for _, cfg := range []moe.Config{
+		{T: 4, H: 8, I: 8, E: 4, K: 2, DType: moe.BF16},
 		{T: 16, H: 32, I: 16, E: 4, K: 2, DType: moe.BF16, EP: moe.EP{World: 2}},
 		{T: 64, H: 128, I: 64, E: 8, K: 4, DType: moe.BF16},
 		{T: 256, H: 256, I: 128, E: 8, K: 4, DType: moe.BF16, EP: moe.EP{World: 4, Rank: 1}},
