@@ -18,10 +18,10 @@ func (st *state) backward() {
 	parFor(st.par, S, H, st, (*state).dh2Rows)
 
 	// Step 13: GEMM 2 dgrad, d_act = d_h2 · W2[e] (W2 standard: H rows of I); tail unwritten.
-	st.gemm(st.dact, I, st.dh2, H, st.w2, st.rowW, nil)
+	st.gemm(memoDgrad2, st.dact, I, st.dh2, H, st.w2, st.wgen2, st.rowW, nil)
 
 	// Step 14: GEMM 2 wgrad dW2[e,h,:] = Σ_{i ∈ rows(e)} d_h2[i,h]·act[i,:]; bias by index-add.
-	st.wgrad(st.dw2, H, I, st.dh2, st.act, &st.prevDW2)
+	st.wgrad(memoWgrad2, st.dw2, H, I, st.dh2, st.act, &st.prevDW2)
 	if c.Bias {
 		st.indexAdd(st.db2, H, st.dh2)
 	}
@@ -29,20 +29,20 @@ func (st *state) backward() {
 	// Step 15: activation backward on all rows; mask B's backward zeroes the tail (computing
 	// the tail first would give the same zeros, so only rows < R are computed then).
 	if f.maskB {
-		parFor(st.par, R, 8*I, st, (*state).activateBackwardRows)
+		st.activateBackward(R)
 		st.clear(st.dh1[R*I2:])
 	} else { // NoMaskDownDgrad: the unwritten d_act tail goes on (leak 3)
-		parFor(st.par, S, 8*I, st, (*state).activateBackwardRows)
+		st.activateBackward(S)
 	}
 
 	// Step 16: GEMM 1 dgrad, d_xs = d_h1 · W1[e] (W1 standard: 2I rows of H); mask A's backward.
-	st.gemm(st.dxs, H, st.dh1, I2, st.w1, st.rowW, nil)
+	st.gemm(memoDgrad1, st.dxs, H, st.dh1, I2, st.w1, st.wgen1, st.rowW, nil)
 	if f.maskA {
 		st.clear(st.dxs[R*H:])
 	} // else NoMaskUpDgrad: the unwritten d_xs tail is scatter-added below (leak 2)
 
 	// Step 17: GEMM 1 wgrad dW1[e,j,:] = Σ_{i ∈ rows(e)} d_h1[i,j]·xs[i,:]; bias by index-add.
-	st.wgrad(st.dw1, I2, H, st.dh1, st.xs, &st.prevDW1)
+	st.wgrad(memoWgrad1, st.dw1, I2, H, st.dh1, st.xs, &st.prevDW1)
 	if c.Bias {
 		st.indexAdd(st.db1, I2, st.dh1)
 	}
@@ -116,7 +116,10 @@ func (st *state) scatterTokens(lo, hi int) {
 //
 // The rows of dW (E·m, each an independent output) are split over st.par goroutines by pairs
 // of rows (2p, 2p+1), the pairs the single-goroutine loop forms (see gemm on NaN signs).
-func (st *state) wgrad(dw []float32, m, n int, dout, in []float32, prev *staleWgrad) {
+//
+// slot is its memo entry (memo.go): where the entry read what this wgrad reads, the blocks of
+// the experts with rows are copied from there, and only the empty experts' are written.
+func (st *state) wgrad(slot int, dw []float32, m, n int, dout, in []float32, prev *staleWgrad) {
 	c, f := st.cfg, st.f
 	if f.staleEmptyWgrad {
 		defer prev.keep(dw, m*n) // after every range has finished
@@ -127,8 +130,49 @@ func (st *state) wgrad(dw []float32, m, n int, dout, in []float32, prev *staleWg
 		rows += st.wend(e, f) - st.begin(e)
 	}
 	st.wg = wgradArgs{dw: dw, dout: dout, in: in, m: m, n: n, prev: prev}
+	head := memoHead{n: m, k: n, s: len(st.perm), d: c.DType, f1: f.accumInDtype, f2: f.sentinelWrap}
+	useMemo := !st.memo.off && rows*m*n >= memoMinWork
+	if useMemo {
+		if e, ok := st.memo.lookup(slot, head, st.wgradKey); ok {
+			p := 0
+			for x := 0; x < c.E; x++ {
+				if st.wend(x, f) > st.begin(x) {
+					p += copy(dw[x*m*n:(x+1)*m*n], e.out[p:])
+				}
+			}
+			st.wg.kept = true
+		}
+	}
 	pairs := (m + 1) / 2 // per expert
 	parFor(st.par, c.E*pairs, 2*n*max(1, rows/c.E), st, (*state).wgradPairs)
+	if useMemo && !st.wg.kept {
+		nout := 0
+		for x := 0; x < c.E; x++ {
+			if st.wend(x, f) > st.begin(x) {
+				nout += m * n
+			}
+		}
+		if e := st.memo.store(slot, head, nout, st.wgradKey); e != nil {
+			for x := 0; x < c.E; x++ {
+				if st.wend(x, f) > st.begin(x) {
+					e.out = append(e.out, dw[x*m*n:(x+1)*m*n]...)
+				}
+			}
+		}
+	}
+}
+
+// wgradKey walks the key of the wgrad in progress (memo.go): the offsets (with S and
+// SentinelWrap, in the head, they fix every expert's rows [begin(e), wend(e)), which cover
+// [0, L) for L the largest end) and the rows [0, L) of both operands.
+func (st *state) wgradKey(k *memoKey) {
+	L := 0
+	for e := range st.offsets {
+		L = max(L, st.wend(e, st.f))
+	}
+	k.ints(st.offsets)
+	k.floats(st.wg.dout[:L*st.wg.m])
+	k.floats(st.wg.in[:L*st.wg.n])
 }
 
 // wgradArgs are the operands of the wgrad in progress (read by its ranges).
@@ -136,6 +180,7 @@ type wgradArgs struct {
 	dw, dout, in []float32
 	m, n         int
 	prev         *staleWgrad // fault StaleEmptyWgrad's buffer
+	kept         bool        // the memo wrote the blocks of the experts with rows
 }
 
 // wgradPairs is wgrad on row pairs [lo, hi) (pair x: rows 2p, 2p+1 of dW[e], x = e·pairs + p).
@@ -150,7 +195,7 @@ func (st *state) wgradPairs(lo, hi int) {
 		b, end := st.begin(e), st.wend(e, f)
 		o := blk[r*n : r1*n]
 		if end == b {
-			switch {
+			switch { // (the memo keeps no empty expert's block)
 			case f.staleEmptyWgrad: // fault StaleEmptyWgrad: the previous run's rows, if it had the block
 				clear(o)
 				if pv := st.wg.prev; pv.blk == m*n && len(pv.dw) >= (e+1)*m*n {
@@ -159,6 +204,9 @@ func (st *state) wgradPairs(lo, hi int) {
 			case !f.emptyExpertWgrad: // fault EmptyExpertWgrad: the block keeps its poison
 				clear(o)
 			}
+			continue
+		}
+		if st.wg.kept { // copied from the memo
 			continue
 		}
 		clear(o)
@@ -215,4 +263,33 @@ type staleWgrad struct {
 func (s *staleWgrad) keep(dw []float32, blk int) {
 	s.dw = append(s.dw[:0], dw...)
 	s.blk = blk
+}
+
+// activateBackward is step 15 on rows [0, hi) (hi ≥ R): rows [0, R) from the memo where its
+// entry read these h1 and d_act rows (memo.go), the others computed (activateBackwardRows).
+func (st *state) activateBackward(hi int) {
+	c, R := st.cfg, st.R
+	I := c.I
+	head := memoHead{n: 2 * I, k: I, s: R, d: c.DType, act: c.Act, f1: st.f.gateUpSwapped}
+	useMemo := !st.memo.off && R*I >= memoMinWork
+	if useMemo {
+		if e, ok := st.memo.lookup(memoActBack, head, st.activateBackwardKey); ok {
+			copy(st.dh1[:R*2*I], e.out)
+			parFor(st.par, hi-R, 8*I, rowsFrom{st, R}, rowsFrom.activateBackward)
+			return
+		}
+	}
+	parFor(st.par, hi, 8*I, st, (*state).activateBackwardRows)
+	if useMemo {
+		if e := st.memo.store(memoActBack, head, R*2*I, st.activateBackwardKey); e != nil {
+			e.out = append(e.out, st.dh1[:R*2*I]...)
+		}
+	}
+}
+
+// activateBackwardKey walks the activation backward's key: rows [0, R) of h1 and of d_act.
+func (st *state) activateBackwardKey(k *memoKey) {
+	I := st.cfg.I
+	k.floats(st.h1[:st.R*2*I])
+	k.floats(st.dact[:st.R*I])
 }

@@ -25,7 +25,12 @@ func benchFlops(c *moe.Case) float64 {
 // cpu-s/op (process CPU time per Run: on shared cores, wall time grows but this does not, and
 // cpu-s/op ÷ s/op is the number of cores a Run kept busy) and state-MB, the Backend's working
 // set (inputs, routing, pool buffers) after the Runs.
+//
+// The stage memo is off: every Run of the loop is the same case, which the memo would serve
+// from the second Run on; these benchmarks measure the computation (BenchmarkRunMemo measures
+// the memo).
 func benchRun(b *testing.B, be *Backend, c *moe.Case) {
+	be.noMemo = true
 	ctx := context.Background()
 	var cpu0 float64
 	for b.Loop() {

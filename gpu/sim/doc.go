@@ -47,4 +47,17 @@
 // buffers a caller hands back with Recycle (a Run with stages lends its buffers to its Result,
 // result.go; the next Run takes the recycled ones instead of new zeroed memory). Both are
 // exercised against a Backend without them by TestReuseSameAsWithout.
+//
+// It also keeps a stage memo (memo.go): per stage — the four GEMMs, the two weight
+// gradients, the activation and its backward — the inputs and outputs of its last
+// computation. A stage whose inputs are bitwise those (every byte it reads: the rows it maps,
+// the row→expert map that also fixes the two-row kernel's pairs, the weights by their
+// conversion generation, bias and groups, the expert ranges, the shape, dtype and the fault
+// switches acting on it) copies the outputs instead of computing: the runs of one case under
+// every poison policy read the same GEMM inputs, as poison reaches only rows no GEMM of a
+// correct path reads. A fault that makes a stage read other bytes changes its key, so it is
+// computed; entries are stored only by a rerun (the case's X at the previous Run's address)
+// or the first Run after Forget, hold at most maxMemo (2^21) elements together, and are
+// dropped by Forget. TestMemoSameAsWithout runs it against a Backend without it under every
+// poison policy and fault set, with each part of the key changed between Runs.
 package sim

@@ -12,16 +12,16 @@ func (st *state) forward() {
 	parFor(st.par, S, H, st, (*state).gatherRows)
 
 	// Step 5: GEMM 1 on the rows route assigned (rows < R; the tail is not written).
-	st.gemm(st.h1, I2, st.xs, H, st.w1t, st.rowF, st.b1)
+	st.gemm(memoGemm1, st.h1, I2, st.xs, H, st.w1t, st.wgen1, st.rowF, st.b1)
 	if f.maskB { // mask B (dropped by NoMaskDownDgrad, TailStaleUnmasked, SentinelWrap)
 		st.clear(st.h1[R*I2:])
 	}
 
 	// Step 6: activation on all rows.
-	parFor(st.par, S, 4*I, st, (*state).activateRows)
+	st.activate()
 
 	// Step 7: GEMM 2.
-	st.gemm(st.h2, H, st.act, I, st.w2t, st.rowF, st.b2)
+	st.gemm(memoGemm2, st.h2, H, st.act, I, st.w2t, st.wgen2, st.rowF, st.b2)
 	if f.maskC { // mask C (moved to o by MaskAfterWeight; dropped by TailStaleUnmasked, SentinelWrap)
 		st.clear(st.h2[R*H:])
 	}
@@ -112,8 +112,20 @@ func (st *state) slotRotation(t int) int {
 // rows. The ranges keep the single-goroutine loop's pairs (gemv2 on rows i, i+1 of one
 // expert): gemv2 gives gemv's values, but where two NaNs meet, x86 propagates the first
 // operand's, so a NaN's sign bit may depend on which kernel formed it.
-func (st *state) gemm(out []float32, n int, in []float32, k int, w []float32, rows []int32, bias []float32) {
+//
+// slot is the GEMM's memo entry (memo.go) and wgen the conversion generation of w: a GEMM
+// that reads what the entry's read copies its outputs from there.
+func (st *state) gemm(slot int, out []float32, n int, in []float32, k int, w []float32, wgen uint64, rows []int32, bias []float32) {
 	st.g = gemmArgs{out: out, n: n, in: in, k: k, w: w, rows: rows, bias: bias}
+	head := memoHead{n: n, k: k, s: len(rows), d: st.cfg.DType, f1: st.f.accumInDtype, wgen: wgen, nbias: len(bias)}
+	useMemo := !st.memo.off && st.R*n*k >= memoMinWork
+	if useMemo {
+		if e, ok := st.memo.lookup(slot, head, st.gemmKey); ok {
+			p := 0
+			writtenRuns(rows, func(a, b int) { p += copy(out[a*n:b*n], e.out[p:]) })
+			return
+		}
+	}
 	// second[i]: the loop reaches row i as the second row of a pair (an odd offset in a run
 	// of rows with one expert); AccumInDtype forms no pairs.
 	st.second = grow(st.second, len(rows))
@@ -127,6 +139,27 @@ func (st *state) gemm(out []float32, n int, in []float32, k int, w []float32, ro
 		st.second[i] = off%2 == 1 && !st.f.accumInDtype
 	}
 	parFor(st.par, len(rows), n*k, st, (*state).gemmRange)
+	if useMemo {
+		nout := 0
+		writtenRuns(rows, func(a, b int) { nout += (b - a) * n })
+		if e := st.memo.store(slot, head, nout, st.gemmKey); e != nil {
+			writtenRuns(rows, func(a, b int) { e.out = append(e.out, out[a*n:b*n]...) })
+		}
+	}
+}
+
+// gemmKey walks the key of the gemm in progress (memo.go): the row→expert map (which rows
+// are written, with which weights, and the pairs of the two-row kernel), each row's group
+// and the bias where there is a bias, and the input rows the map writes. The scalars and the
+// weights' generation are the head's.
+func (st *state) gemmKey(k *memoKey) {
+	g := &st.g
+	k.ints(g.rows)
+	if len(g.bias) > 0 {
+		k.ints(st.rowG[:len(g.rows)])
+		k.floats(g.bias)
+	}
+	writtenRuns(g.rows, func(a, b int) { k.floats(g.in[a*g.k : b*g.k]) })
 }
 
 // gemmArgs are the operands of the gemm in progress (read by its ranges).
@@ -187,3 +220,62 @@ func (st *state) finishRow(d moe.DType, o, bias []float32, i int) {
 	}
 	roundAll(d, o)
 }
+
+// activate is step 6 on all rows: rows [0, R) from the memo where its entry read these h1 rows
+// (memo.go), the others computed (activateRows).
+//
+// Under mask B the tail rows of h1 are +0, and an activation value is a function of the bits
+// of (gate, up) alone (activateRows): every tail row of act is then tail row R's, computed
+// once and copied (the tail is most rows of a rank of a large expert-parallel world).
+func (st *state) activate() {
+	c, R := st.cfg, st.R
+	S, I := c.S(), c.I
+	hi := S // rows computed; the rest copy row R
+	if st.f.maskB && R+1 < S {
+		hi = R + 1
+	}
+	defer func() {
+		if hi < S {
+			parFor(st.par, S-hi, I, rowsFrom{st, hi}, rowsFrom.copyActRowR)
+		}
+	}()
+	head := memoHead{n: I, k: 2 * I, s: R, d: c.DType, act: c.Act, f1: st.f.gateUpSwapped}
+	useMemo := !st.memo.off && R*I >= memoMinWork
+	if useMemo {
+		if e, ok := st.memo.lookup(memoAct, head, st.activateKey); ok {
+			copy(st.act[:R*I], e.out)
+			parFor(st.par, hi-R, 4*I, rowsFrom{st, R}, rowsFrom.activate)
+			return
+		}
+	}
+	parFor(st.par, hi, 4*I, st, (*state).activateRows)
+	if useMemo {
+		if e := st.memo.store(memoAct, head, R*I, st.activateKey); e != nil {
+			e.out = append(e.out, st.act[:R*I]...)
+		}
+	}
+}
+
+// activateKey walks the activation's key: h1's rows [0, R) (the head holds R, I, the
+// activation, the dtype and GateUpSwapped).
+func (st *state) activateKey(k *memoKey) { k.floats(st.h1[:st.R*2*st.cfg.I]) }
+
+// rowsFrom runs a stage's row ranges shifted by lo (the rows from lo on).
+type rowsFrom struct {
+	st *state
+	lo int
+}
+
+func (r rowsFrom) activate(lo, hi int) { r.st.activateRows(r.lo+lo, r.lo+hi) }
+
+// copyActRowR copies act's row R (a tail row under mask B) into the shifted rows.
+func (r rowsFrom) copyActRowR(lo, hi int) {
+	st := r.st
+	I := st.cfg.I
+	src := st.act[st.R*I : (st.R+1)*I]
+	for i := r.lo + lo; i < r.lo+hi; i++ {
+		copy(st.act[i*I:(i+1)*I], src)
+	}
+}
+
+func (r rowsFrom) activateBackward(lo, hi int) { r.st.activateBackwardRows(r.lo+lo, r.lo+hi) }

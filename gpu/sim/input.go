@@ -137,6 +137,7 @@ func (st *state) load(c *moe.Case) error {
 	// W1: standard E×2I×H, transposed E×H×2I. Each is converted straight into the buffer of
 	// its own layout, then transposed into the other.
 	if !in.same(&in.w1, c.W1) {
+		st.wgen1++ // (before any write: a failed conversion leaves partial weights)
 		if c.Layout == moe.Transposed {
 			if err := conv(st.w1t, c.W1, &in.w1); err != nil {
 				return err
@@ -151,6 +152,7 @@ func (st *state) load(c *moe.Case) error {
 	}
 	// W2: standard E×H×I, transposed E×I×H.
 	if !in.same(&in.w2, c.W2) {
+		st.wgen2++
 		if c.Layout == moe.Transposed {
 			if err := conv(st.w2t, c.W2, &in.w2); err != nil {
 				return err

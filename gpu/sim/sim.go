@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/moecheck/moecheck/internal/fault"
 	"sync"
+	"unsafe"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/moe"
@@ -38,9 +39,10 @@ type Backend struct {
 	// and minWork the least work of one range (0: minParWork). Tests set workers 1 for a
 	// single-goroutine run, and minWork 1 to split even the smallest cases.
 	workers, minWork int
-	// noReuse (tests) converts the inputs every Run and allocates new stage buffers: the
-	// Backend as it was before loaded and Recycle.
-	noReuse bool
+	// noReuse (tests) converts the inputs every Run, allocates new stage buffers and
+	// computes every stage: the Backend as it was before loaded, Recycle and the memo.
+	// noMemo (tests) computes every stage (memo.go), with loaded and Recycle.
+	noReuse, noMemo bool
 }
 
 var _ gpu.Backend = (*Backend)(nil)
@@ -53,9 +55,10 @@ func (b *Backend) Name() string { return "sim" }
 
 // Forget drops what the Backend carries from one case's runs into the next case's: fault
 // StaleEmptyWgrad's weight-gradient buffers, the previous values PoisonStale would read (its
-// next Run of each buffer fills Huge, as on a fresh Backend), and the run count per case of
-// fault NondeterministicSum (a case run again starts at its first slot order). Memory is
-// kept. The property runner calls it at the start of every trial (package props, through
+// next Run of each buffer fills Huge, as on a fresh Backend), the run count per case of
+// fault NondeterministicSum (a case run again starts at its first slot order), and the stage
+// memo (memo.go: pure reuse, but nothing of one case is kept for the next). Memory is kept.
+// The property runner calls it at the start of every trial (package props, through
 // gpu.Forgetter), so that what a job's instance ran before does not leak into a trial's runs:
 // verdicts and reproduce lines do not depend on --jobs or on the case order, and the runs
 // within a trial (the history property's pair, ep-split-sum's ranks) still share their
@@ -66,6 +69,7 @@ func (b *Backend) Forget() error {
 	b.st.prevDW1, b.st.prevDW2 = staleWgrad{}, staleWgrad{}
 	b.pool.used = [gpu.BufDB2 + 1]bool{}
 	b.order = fault.RunOrder{}
+	b.st.memo.drop()
 	return nil
 }
 
@@ -151,6 +155,8 @@ func (b *Backend) RunFaults(ctx context.Context, c *moe.Case, opts gpu.RunOption
 	if b.noReuse {
 		st.in.drop()
 	}
+	st.memo.off = b.noReuse || b.noMemo
+	st.memo.begin(uintptr(unsafe.Pointer(unsafe.SliceData(c.X))))
 	if err := st.load(c); err != nil {
 		if verr := c.Validate(b.opts.Limits); verr != nil {
 			err = verr

@@ -22,6 +22,10 @@ type state struct {
 	// the forward GEMMs so every GEMM reads its weight matrix row by row).
 	x, dy, w1, w1t, w2, w2t, b1, b2 []float32
 	in                              loaded // what they were converted from (input.go)
+	// wgen1, wgen2: the conversion generations of W1 (both layouts) and W2, counted up each
+	// time load writes them: the memo's proof that a GEMM reads the weights it read before.
+	wgen1, wgen2 uint64
+	memo         memo // the stages' last computations (memo.go)
 
 	// Routing (plan.go).
 	ids     []int32   // local id per slot after the EP map (and ClampSentinel)
@@ -84,5 +88,5 @@ func (st *state) bytes() int {
 	for _, v := range [][]int32{st.ids, st.perm, st.inv, st.sorted, st.offsets, st.rowF, st.rowW, st.rowG} {
 		n += 4 * cap(v)
 	}
-	return n + 8*(cap(st.hist)+cap(st.next)) + cap(st.second)
+	return n + 8*(cap(st.hist)+cap(st.next)) + cap(st.second) + 4*st.memo.used()
 }
