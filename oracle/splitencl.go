@@ -2,7 +2,6 @@ package oracle
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/par"
@@ -25,56 +24,11 @@ import (
 // wgradNeed says which weight-gradient enclosures a caller reads.
 type wgradNeed struct{ w, b bool } // dW1 and dW2; dB1 and dB2
 
-// sameBits64 reports whether a and b hold the same float64 values bit for bit.
-func sameBits64(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // rankRows returns, for rank case rc, the unsplit row of each of its rows below its Rows
 // (nil, false where rc is not rank rc.EP.Rank of the split whose unsplit layer is uc, with
-// plans rp and up: then its enclosure is derived in full).
-func rankRows(uc, rc *moe.Case, up, rp *moe.Plan) ([]int, bool) {
-	W, r, E := rc.EP.WorldSize(), rc.EP.Rank, rc.E
-	uw, rw := uc.Config, rc.Config
-	uw.E, uw.EP, rw.E, rw.EP = 0, moe.EP{}, 0, moe.EP{}
-	if uw != rw || W <= 1 || uc.EP.WorldSize() != 1 || uc.E != E*W || r < 0 || r >= W {
-		return nil, false
-	}
-	// the inputs of every row: the whole X and dY, rank r's block of the weights and biases
-	blk := func(full, part []float64) bool {
-		n := len(part)
-		return len(full) == W*n && sameBits64(full[r*n:(r+1)*n], part)
-	}
-	if !sameBits64(uc.X, rc.X) || !sameBits64(uc.DY, rc.DY) || !blk(uc.W1, rc.W1) || !blk(uc.W2, rc.W2) ||
-		(rc.Bias && (!blk(uc.B1, rc.B1) || !blk(uc.B2, rc.B2))) {
-		return nil, false
-	}
-	m := make([]int, rp.Rows)
-	for e := 0; e < E; e++ {
-		b, end := rp.Begin(e), rp.End(e)
-		ub, uend := up.Begin(r*E+e), up.End(r*E+e)
-		if end-b != uend-ub {
-			return nil, false
-		}
-		for i := b; i < end; i++ {
-			j := ub + i - b
-			s := rp.Perm[i]
-			if s != up.Perm[j] || math.Float64bits(rc.Routing.Weights[s]) != math.Float64bits(uc.Routing.Weights[s]) {
-				return nil, false
-			}
-			m[i] = j
-		}
-	}
-	return m, true
-}
+// plans rp and up: then its enclosure is derived in full). It is moe.SplitRows, the
+// condition under which the rows' inputs are the same.
+func rankRows(uc, rc *moe.Case, up, rp *moe.Plan) ([]int, bool) { return moe.SplitRows(uc, rc, up, rp) }
 
 // rankEnclosure is encloseIn(rc, false, ct, ar, ws, need, …)'s outputs (Y, dX, d_rw and the
 // gradients need asks for; no stages) for rank case rc of the split whose unsplit layer uc
@@ -82,10 +36,17 @@ func rankRows(uc, rc *moe.Case, up, rp *moe.Plan) ([]int, bool) {
 // above), the rest derived. Where rc is not a rank of that split (rankRows), it is encloseIn
 // itself.
 func rankEnclosure(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed) (*Enclosure, error) {
-	full := func() (*Enclosure, error) { return encloseNeed(rc, false, ct, ar, ws, need, par.New(0, 0), nil) }
 	if err := rc.Validate(moe.Limits{}); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
+	return rankEnclosureValid(u, uc, rc, ct, ar, ws, need)
+}
+
+// rankEnclosureValid is rankEnclosure for a rank case its caller has validated
+// (rc.Validate(moe.Limits{}) returned nil, and rc has not changed since); uc was validated
+// with u's derivation.
+func rankEnclosureValid(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed) (*Enclosure, error) {
+	full := func() (*Enclosure, error) { return encloseValid(rc, false, ct, ar, ws, need, par.New(0, 0), nil) }
 	rp, err := rc.Plan()
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
