@@ -62,3 +62,27 @@ func sameBits(a, b []float64) bool {
 	}
 	return true
 }
+
+// ValidateRank is rank.Validate(lim) for a case that may be a rank of the expert-parallel
+// split whose unsplit layer is whole; whole must be valid (Validate with the same lim), wp its
+// plan. It returns rank's plan and whether SplitRows holds. Where it holds, every value of
+// rank's tensors is bit for bit a value of whole's, of the same dtype and NonFinite, so it
+// passes the value checks whole passed: only the config, the routing and the tensors'
+// presence are checked then (SplitRows has compared the lengths). Otherwise rank is
+// validated in full. The errors are Validate's.
+func ValidateRank(whole *Case, wp *Plan, rank *Case, lim Limits) (*Plan, bool, error) {
+	if err := rank.ValidateRouting(lim); err != nil {
+		return nil, false, err
+	}
+	rp, err := rank.Plan()
+	if err != nil {
+		return nil, false, err
+	}
+	if _, ok := SplitRows(whole, rank, wp, rp); ok && (rank.Bias || rank.B1 == nil && rank.B2 == nil) {
+		return rp, true, nil
+	}
+	if err := rank.validateTensors(); err != nil {
+		return nil, false, err
+	}
+	return rp, false, nil
+}

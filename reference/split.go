@@ -53,23 +53,22 @@ func RunSplit(whole *moe.Case, ranks []*moe.Case, opts SplitOptions) (*SplitResu
 		return nil, fmt.Errorf("reference: %w", err)
 	}
 	plans := make([]*moe.Plan, len(ranks))
+	shared := make([]bool, len(ranks))
 	for k, rc := range ranks {
-		if err := rc.Validate(opts.Limits); err != nil {
+		// rc.Validate, checking rc's values only where they are not whole's (moe.SplitRows)
+		p, ok, err := moe.ValidateRank(whole, wp, rc, opts.Limits)
+		if err != nil {
 			return nil, fmt.Errorf("reference: rank case %d: %w", k, err)
 		}
-		if plans[k], err = rc.Plan(); err != nil {
-			return nil, fmt.Errorf("reference: rank case %d: %w", k, err)
-		}
+		plans[k], shared[k] = p, ok
 	}
 	sp := newSplit(0, 0)
 	out := &SplitResult{Ranks: make([]*Result, len(ranks))}
 	also := make([][]*Result, whole.E) // per expert of whole, the rank results its rows add into
-	shared := make([]bool, len(ranks))
 	for k, rc := range ranks {
-		if _, ok := moe.SplitRows(whole, rc, wp, plans[k]); !ok {
+		if !shared[k] {
 			continue
 		}
-		shared[k] = true
 		res := &Result{Y: make([]float64, rc.LenX()), DX: make([]float64, rc.LenX()), DRW: make([]float64, rc.S()), Plan: plans[k]}
 		out.Ranks[k] = res
 		for e := 0; e < rc.E; e++ {
