@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/par"
@@ -74,17 +75,42 @@ func rankEnclosureValid(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar
 	// backward masks), the row kernels over it where every row is computed (act, o, d_o,
 	// d_rw). H2 and d_o are read in the tail only (o and d_rw are copied where they are
 	// shared); the GEMM inputs of the gradients only where need asks for those.
-	h2 := en.newIvec(S * H) // the tail's zeros
+	//
+	// In the tail h2 is +0 (radius 0), so o's element is weighted(+0, the row's routing
+	// weight): a pure function of the weight, derived once per weight and copied to every
+	// element of the rows with that weight (weightRows' values, element for element). And
+	// d_rw's is the reduction of the row's d_o (the token's dY, exact) against +0: where that
+	// row is finite (and H < 2^15), every product is ±0 exactly and the reduction gives
+	// round_d(+0) with radius 0 whatever d_o holds — drwRows' tail memo (Checker's stage
+	// checks), here for exact d_o rows — so the first such row's enclosure, derived, is every
+	// such row's; a row with a non-finite dY is derived on its own. drwRows of one row reads
+	// that row of its sources alone: it is derived from one-row sources.
 	o := stage(u.O, H)
-	en.weightRows(ivsrc(h2), o, R, S, 0)
+	en.weightZeroRows(o, R, S)
 	out.Y = en.combine(ivsrc(o))
-	do := en.newIvec(S * H)
-	en.gatherRows(rc.DY, false, do, R, S, 0)
 	drw := en.newIvec(S)
 	for i, j := range m {
 		drw.c[i], drw.r[i] = u.DRWSorted.c[j], u.DRWSorted.r[j]
 	}
-	en.drwRows(ivsrc(do), ivsrc(h2), drw, R, S)
+	do1, h21, d1 := en.newIvec(H), en.newIvec(H), en.newIvec(1) // one row of d_o, h2 (+0), d_rw
+	var memo rv
+	haveMemo := false
+	for i := R; i < S; i++ {
+		t := en.tok[i]
+		short := H < 1<<15 && allFinite64(rc.DY[t*H:(t+1)*H])
+		if short && haveMemo {
+			drw.c[i], drw.r[i] = memo.v, memo.e
+			continue
+		}
+		clear(do1.c)
+		clear(do1.r)
+		en.gatherRows(rc.DY, false, do1, i, i+1, i)
+		en.drwRows(ivsrc(do1), ivsrc(h21), d1, 0, 1)
+		drw.c[i], drw.r[i] = d1.c[0], d1.r[0]
+		if short {
+			memo, haveMemo = rv{d1.c[0], d1.r[0]}, true
+		}
+	}
 	out.DRW = en.unsort(drw)
 	out.DX = en.scatter(ivsrc(stage(u.DXs, H)))
 	var xs, act, dh2, dh1 ivec
@@ -114,4 +140,32 @@ func (en *encl) wgradOf(need wgradNeed, dout, in rowsrc, nOut, nIn, lenW int, at
 		return ivec{}, concat(en.wgradBias(dout, nOut, true), true)
 	}
 	return ivec{}, ivec{}
+}
+
+// allFinite64 reports whether every value of v is finite.
+func allFinite64(v []float64) bool {
+	for _, x := range v {
+		if !finite(x) {
+			return false
+		}
+	}
+	return true
+}
+
+// weightZeroRows is weightRows(h2, out, lo, hi, 0) for an h2 that is +0 with radius 0 on rows
+// [lo, hi) (the sentinel tail, mask C): each element is weighted(+0, the row's routing
+// weight), a pure function of the weight, derived once per run of rows with the same weight
+// (bits) and copied to their elements (TestWeightZeroRowsSameAsWeightRows).
+func (en *encl) weightZeroRows(out ivec, lo, hi int) {
+	H := en.H
+	var w0, x rv
+	for i := lo; i < hi; i++ {
+		w := en.rowWeight(i)
+		if i == lo || math.Float64bits(w.v) != math.Float64bits(w0.v) || math.Float64bits(w.e) != math.Float64bits(w0.e) {
+			w0, x = w, en.weighted(rv{}, w)
+		}
+		for k := i * H; k < (i+1)*H; k++ {
+			out.c[k], out.r[k] = x.v, x.e
+		}
+	}
 }

@@ -11,13 +11,23 @@ import (
 )
 
 // splitOf builds an unsplit layer (E·W experts) and its W rank cases (E experts each), as
-// props.SplitCases does: one global routing, the unsplit weights sliced per rank.
+// props.SplitCases does: one global routing, the unsplit weights sliced per rank. For one
+// seed in three the ranks keep the router's weights on their sentinel slots
+// (KeepSentinelWeights), some of them negative: tail rows with different weights.
 func splitOf(t *testing.T, cfg moe.Config, W int, mode moe.DataMode, seed uint64) (*moe.Case, []*moe.Case) {
 	t.Helper()
 	cfg.EP = moe.EP{World: W, Rank: int(seed) % W}
 	_, g, err := moe.RandomGlobalRouting(cfg, seed)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if seed%3 == 2 {
+		g.Options.KeepSentinelWeights = true
+		for s := range g.Weights { // o's tail elements then are −0 and +0
+			if s%3 == 0 {
+				g.Weights[s] = -g.Weights[s]
+			}
+		}
 	}
 	ucfg := cfg
 	ucfg.EP, ucfg.E = moe.EP{}, cfg.E*W
@@ -172,6 +182,45 @@ func TestRankRowsRefusesOtherCases(t *testing.T) {
 				t.Fatal("a changed rank case is derived from the unsplit layer")
 			}
 		})
+	}
+}
+
+// TestWeightZeroRowsSameAsWeightRows: weightZeroRows, which derives the element of a +0 h2
+// row once per routing weight, gives weightRows' enclosure over a +0 h2 bitwise (centers,
+// radii, the sign of zero) — for weights positive, negative, ±0 and repeated, every dtype
+// and contract. (arith.mul makes +0 times any finite weight exactly +0, so every valid
+// weight gives the same element today; the memo is keyed on the weight all the same.)
+func TestWeightZeroRowsSameAsWeightRows(t *testing.T) {
+	for _, d := range []moe.DType{moe.BF16, moe.FP16, moe.FP32} {
+		for ci, ct := range []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()} {
+			t.Run(fmt.Sprintf("dtype=%s/contract=%d", d, ci), func(t *testing.T) {
+				cfg := moe.Config{T: 16, H: 3, I: 2, E: 2, K: 2, DType: d}
+				r, err := moe.RandomRouting(cfg, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ws := []float64{0.5, 0.5, -0.25, math.Copysign(0, -1), 0, 1, -1, -1, 0.75}
+				for s := range r.Weights {
+					r.Weights[s] = ws[s%len(ws)]
+				}
+				c, err := moe.Generate(cfg, r, 3, moe.Normal)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, _ := c.Plan()
+				en := newEnclIn(c, p, nil, &workspace{}, nil)
+				en.ct = ct
+				S, H := c.S(), c.H
+				want, got := newIvec(S*H), newIvec(S*H)
+				en.weightRows(ivsrc(newIvec(S*H)), want, 0, S, 0)
+				en.weightZeroRows(got, 0, S)
+				for k := range got.c {
+					if math.Float64bits(got.c[k]) != math.Float64bits(want.c[k]) || math.Float64bits(got.r[k]) != math.Float64bits(want.r[k]) {
+						t.Fatalf("element %d: (%v, %v), want (%v, %v)", k, got.c[k], got.r[k], want.c[k], want.r[k])
+					}
+				}
+			})
+		}
 	}
 }
 
