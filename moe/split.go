@@ -31,6 +31,21 @@ func SplitRows(whole, rank *Case, wp, rp *Plan) ([]int, bool) {
 		(rank.Bias && (!blk(whole.B1, rank.B1) || !blk(whole.B2, rank.B2))) {
 		return nil, false
 	}
+	return SplitRowMap(whole, rank, wp, rp)
+}
+
+// SplitRowMap is the part of SplitRows that reads the routing alone: for each of rank's
+// sorted rows below rp.Rows, the row of whole that holds the same slot with the same routing
+// weight, its expert rank.EP.Rank·E+e for rank's expert e, at the same position among that
+// expert's rows (nil, false where there is none). It is SplitRows for a caller that knows its
+// other conditions hold (the configs and the inputs: reference.SplitResult.Split says so for
+// the cases RunSplit compared).
+func SplitRowMap(whole, rank *Case, wp, rp *Plan) ([]int, bool) {
+	r, E := rank.EP.Rank, rank.E
+	if wp == nil || rp == nil || rp.E != E || wp.E < (r+1)*E || r < 0 || rank.S() != whole.S() ||
+		len(wp.Perm) != whole.S() || len(rp.Perm) != rank.S() {
+		return nil, false
+	}
 	m := make([]int, rp.Rows)
 	for e := 0; e < E; e++ {
 		b, end := rp.Begin(e), rp.End(e)

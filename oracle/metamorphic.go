@@ -191,7 +191,7 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 			uen = en
 		} else {
 			ar.reset()
-			en, err = rankEnclosureValid(uen, unsplit, cc, ct, ar, ws, need)
+			en, err = rankEnclosureValid(uen, unsplit, cc, ct, ar, ws, need, refs.Split[k-1])
 			ref = refs.Ranks[k-1]
 		}
 		if err != nil {

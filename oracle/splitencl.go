@@ -40,19 +40,27 @@ func rankEnclosure(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *are
 	if err := rc.Validate(moe.Limits{}); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	return rankEnclosureValid(u, uc, rc, ct, ar, ws, need)
+	return rankEnclosureValid(u, uc, rc, ct, ar, ws, need, false)
 }
 
 // rankEnclosureValid is rankEnclosure for a rank case its caller has validated
 // (rc.Validate(moe.Limits{}) returned nil, and rc has not changed since); uc was validated
-// with u's derivation.
-func rankEnclosureValid(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed) (*Enclosure, error) {
+// with u's derivation. With split the caller knows that rankRows' conditions on the configs
+// and the inputs hold (reference.RunSplit compared them): only the rows are mapped
+// (moe.SplitRowMap).
+func rankEnclosureValid(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed, split bool) (*Enclosure, error) {
 	full := func() (*Enclosure, error) { return encloseValid(rc, false, ct, ar, ws, need, par.New(0, 0), nil) }
 	rp, err := rc.Plan()
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	m, ok := rankRows(uc, rc, u.Plan, rp)
+	var m []int
+	var ok bool
+	if split {
+		m, ok = moe.SplitRowMap(uc, rc, u.Plan, rp)
+	} else {
+		m, ok = rankRows(uc, rc, u.Plan, rp)
+	}
 	if !ok {
 		return full()
 	}

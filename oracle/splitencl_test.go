@@ -8,6 +8,7 @@ import (
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/reference"
 )
 
 // splitOf builds an unsplit layer (E·W experts) and its W rank cases (E experts each), as
@@ -136,6 +137,67 @@ func TestRankEnclosureSameAsFull(t *testing.T) {
 		}
 	}
 	t.Logf("%d rank enclosures compared", n)
+}
+
+// TestRankEnclosureAsRunSplitSays: the enclosure of each rank case derived as the split-sum
+// comparison derives it — only the rows mapped where reference.RunSplit found the case a
+// rank of the split (SplitResult.Split) — is bitwise the rank's own, with one rank case
+// changed in an input its rows read (RunSplit then says it is not a rank of the split; were
+// the rows copied all the same, its enclosure would be the unsplit layer's rows).
+func TestRankEnclosureAsRunSplitSays(t *testing.T) {
+	cfg := moe.Config{T: 9, H: 6, I: 4, E: 2, K: 3, DType: moe.BF16, Bias: true}
+	for _, tc := range []struct {
+		name   string
+		change func(c *moe.Case)
+	}{
+		{"none", func(*moe.Case) {}},
+		{"x", func(c *moe.Case) { c.X[4] = c.DType.Round(c.X[4] + 1) }},
+		{"w1", func(c *moe.Case) {
+			for i := range c.W1 {
+				c.W1[i] = c.DType.Round(2 * c.W1[i])
+			}
+		}},
+		{"routing-weight", func(c *moe.Case) {
+			for s, id := range c.Routing.IDs {
+				if id != int32(c.E) {
+					c.Routing.Weights[s] = c.DType.Round(c.Routing.Weights[s] / 3)
+				}
+			}
+		}},
+	} {
+		t.Run("change="+tc.name, func(t *testing.T) {
+			u, ranks := splitOf(t, cfg, 3, moe.Normal, 4)
+			ranks[1] = ranks[1].Clone()
+			tc.change(ranks[1])
+			refs, err := reference.RunSplit(u, ranks, reference.SplitOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if refs.Split[1] != (tc.name == "none") || !refs.Split[0] || !refs.Split[2] {
+				t.Fatalf("RunSplit says %v", refs.Split)
+			}
+			for _, ct := range []contract.Contract{contract.Exact(), contract.Torch()} {
+				need := wgradNeed{w: true, b: true}
+				uen, err := encloseNeed(u, false, ct, &arena{}, &workspace{}, need, par.New(0, 0), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for r, rc := range ranks {
+					got, err := rankEnclosureValid(uen, u, rc, ct, &arena{}, &workspace{}, need, refs.Split[r])
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := encloseNeed(rc, false, ct, &arena{}, &workspace{}, need, par.New(0, 0), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d := sameOutputs(got, want); d != "" {
+						t.Fatalf("contract %s: rank %d: %s differs from the rank's own enclosure", ct, r, d)
+					}
+				}
+			}
+		})
+	}
 }
 
 // TestRankRowsRefusesOtherCases: a rank case that differs from the unsplit layer's rank in

@@ -36,6 +36,9 @@ type SplitResult struct {
 	Whole     *Result   // Run(whole)
 	Magnitude *Result   // Magnitude(whole), with SplitOptions.Magnitude; else nil
 	Ranks     []*Result // Run(ranks[r])
+	// Split[r] says whether ranks[r] is a rank of whole's split (moe.SplitRows held): its
+	// result was made from whole's computation.
+	Split []bool
 }
 
 // RunSplit validates whole and every case of ranks (against opts.Limits) and computes
@@ -63,7 +66,7 @@ func RunSplit(whole *moe.Case, ranks []*moe.Case, opts SplitOptions) (*SplitResu
 		plans[k], shared[k] = p, ok
 	}
 	sp := newSplit(0, 0)
-	out := &SplitResult{Ranks: make([]*Result, len(ranks))}
+	out := &SplitResult{Ranks: make([]*Result, len(ranks)), Split: shared}
 	also := make([][]*Result, whole.E) // per expert of whole, the rank results its rows add into
 	for k, rc := range ranks {
 		if !shared[k] {
