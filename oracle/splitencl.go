@@ -68,9 +68,11 @@ func rankEnclosureValid(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar
 	en.ct = ct
 	S, R, H, I := en.S, en.R, en.H, en.I
 	// stage copies rows [0, R) of the unsplit stage v (row length n) into a fresh stage; the
-	// tail is zero until set.
+	// tail is zero until set. (Rows [0, R) are written whole: only the tail is cleared.)
 	stage := func(v ivec, n int) ivec {
-		out := en.newIvec(S * n)
+		out := ivec{c: en.ar.getDirty(S * n), r: en.ar.getDirty(S * n)}
+		clear(out.c[R*n:])
+		clear(out.r[R*n:])
 		for i, j := range m {
 			copy(out.c[i*n:(i+1)*n], v.c[j*n:(j+1)*n])
 			copy(out.r[i*n:(i+1)*n], v.r[j*n:(j+1)*n])
