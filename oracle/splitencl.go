@@ -64,7 +64,7 @@ func rankEnclosureValid(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar
 	if !ok {
 		return full()
 	}
-	en := newEnclIn(rc, rp, ar, ws, nil)
+	en := newEnclRows(rc, rp, ar, ws)
 	en.ct = ct
 	S, R, H, I := en.S, en.R, en.H, en.I
 	// stage copies rows [0, R) of the unsplit stage v (row length n) into a fresh stage; the
@@ -178,4 +178,13 @@ func (en *encl) weightZeroRows(out ivec, lo, hi int) {
 			out.c[k], out.r[k] = x.v, x.e
 		}
 	}
+}
+
+// newEnclRows is newEnclIn(c, p, ar, ws, nil) without the experts' weight matrices (w1s and
+// w2s nil; in the transposed layout newEnclIn copies every expert's weights into them): for
+// rankEnclosure, which runs no GEMM over the weights — the rows that read them are copied.
+func newEnclRows(c *moe.Case, p *moe.Plan, ar *arena, ws *workspace) *encl {
+	en := &encl{c: c, d: c.DType, p: p, S: c.S(), T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, R: p.Rows, ws: ws, ar: ar,
+		sp: par.New(0, 0)}
+	return en.withTokens()
 }
