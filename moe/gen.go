@@ -63,24 +63,6 @@ func NewRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x
 // Generate fills a case for cfg and routing r with data drawn from seed in the given mode.
 // It validates cfg and r first.
 func Generate(cfg Config, r Routing, seed uint64, mode DataMode) (*Case, error) {
-	return GenerateGiven(cfg, r, seed, mode, Given{})
-}
-
-// Given names the values of a generated case that its caller sets itself afterwards
-// (GenerateGiven). The zero value names none.
-type Given struct {
-	X, DY bool
-	// Experts [Experts[0], Experts[1]) have their blocks of W1, W2, B1 and B2 given (an
-	// empty range: none).
-	Experts [2]int
-}
-
-// GenerateGiven is Generate for a caller that sets the values g names itself: they are left
-// +0, every other value is Generate's, bit for bit (TestGenerateGivenSameAsGenerate). The
-// given values are still drawn where a later value's draw depends on the stream's position
-// (the values are drawn in the order X, W1, W2, B1, B2, dY), but neither rounded nor stored;
-// dY, drawn last, is not drawn at all.
-func GenerateGiven(cfg Config, r Routing, seed uint64, mode DataMode, g Given) (*Case, error) {
 	if err := cfg.Validate(Limits{}); err != nil {
 		return nil, err
 	}
@@ -96,14 +78,8 @@ func GenerateGiven(cfg Config, r Routing, seed uint64, mode DataMode, g Given) (
 			scale = 8
 		}
 	}
-	// draw draws n values; those in [glo, ghi) are given: drawn (the stream's position) but
-	// left +0.
-	draw := func(n int, std float64, sub bool, glo, ghi int) []float64 {
+	draw := func(n int, std float64, sub bool) []float64 {
 		v := hugemem.Float64s(n)
-		glo, ghi = min(max(glo, 0), n), min(max(ghi, 0), n)
-		if ghi < glo {
-			ghi = glo
-		}
 		if mode != Integer && !(sub && mode == Subnormal) {
 			// One draw per value in the stream's order, then the rounding (a pure function
 			// of each value) split over the cores: the same values as rounding each draw
@@ -111,17 +87,10 @@ func GenerateGiven(cfg Config, r Routing, seed uint64, mode DataMode, g Given) (
 			// pages and the rounding of a real layer's hundreds of millions of values
 			// spread over every core.
 			par.For(par.New(0, 0), n, 1, v, touchPages)
-			for i := range glo {
+			for i := range v {
 				v[i] = rng.NormFloat64() * std
 			}
-			for range ghi - glo {
-				rng.NormFloat64()
-			}
-			for i := ghi; i < n; i++ {
-				v[i] = rng.NormFloat64() * std
-			}
-			par.For(par.New(0, 0), glo, 8, v[:glo], d.roundInPlace)
-			par.For(par.New(0, 0), n-ghi, 8, v[ghi:], d.roundInPlace)
+			par.For(par.New(0, 0), n, 8, v, d.roundInPlace)
 			return v
 		}
 		for i := range v {
@@ -137,35 +106,17 @@ func GenerateGiven(cfg Config, r Routing, seed uint64, mode DataMode, g Given) (
 				v[i] = d.Round(rng.NormFloat64() * std)
 			}
 		}
-		clear(v[glo:ghi]) // drawn, not kept
 		return v
 	}
 	c := &Case{Config: cfg, Routing: r.Clone()}
-	// the given values of a tensor of n values, per expert block of n/E
-	blk := func(n int) (int, int) { return g.Experts[0] * (n / cfg.E), g.Experts[1] * (n / cfg.E) }
-	all := func(n int, given bool) (int, int) {
-		if given {
-			return 0, n
-		}
-		return 0, 0
-	}
-	gl, gh := all(cfg.LenX(), g.X)
-	c.X = draw(cfg.LenX(), scale, true, gl, gh)
-	gl, gh = blk(cfg.LenW1())
-	c.W1 = draw(cfg.LenW1(), 1/math.Sqrt(float64(cfg.H)), true, gl, gh)
-	gl, gh = blk(cfg.LenW2())
-	c.W2 = draw(cfg.LenW2(), 1/math.Sqrt(float64(cfg.I)), true, gl, gh)
+	c.X = draw(cfg.LenX(), scale, true)
+	c.W1 = draw(cfg.LenW1(), 1/math.Sqrt(float64(cfg.H)), true)
+	c.W2 = draw(cfg.LenW2(), 1/math.Sqrt(float64(cfg.I)), true)
 	if cfg.Bias {
-		gl, gh = blk(cfg.LenB1())
-		c.B1 = draw(cfg.LenB1(), 0.1*scale, false, gl, gh)
-		gl, gh = blk(cfg.LenB2())
-		c.B2 = draw(cfg.LenB2(), 0.1*scale, false, gl, gh)
+		c.B1 = draw(cfg.LenB1(), 0.1*scale, false)
+		c.B2 = draw(cfg.LenB2(), 0.1*scale, false)
 	}
-	if g.DY { // the last draw: nothing after depends on it
-		c.DY = hugemem.Float64s(cfg.LenX())
-	} else {
-		c.DY = draw(cfg.LenX(), 1, false, 0, 0)
-	}
+	c.DY = draw(cfg.LenX(), 1, false)
 	return c, nil
 }
 

@@ -172,7 +172,7 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 	// where they are judged within the bound (need.w): a bitwise comparison reads no
 	// reference. RunSplit validates every case (moe.Limits{}, as the enclosures below would):
 	// the enclosures take them as validated.
-	refs, err := reference.RunSplit(unsplit, rankCases, reference.SplitOptions{Magnitude: true, NoWeightGrads: !need.w})
+	refs, err := reference.RunSplit(unsplit, rankCases, reference.Options{NoWeightGrads: !need.w})
 	if err != nil {
 		return nil, fmt.Errorf("oracle: split sum: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/internal/epsplit"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -27,9 +28,9 @@ type wgradNeed struct{ w, b bool } // dW1 and dW2; dB1 and dB2
 
 // rankRows returns, for rank case rc, the unsplit row of each of its rows below its Rows
 // (nil, false where rc is not rank rc.EP.Rank of the split whose unsplit layer is uc, with
-// plans rp and up: then its enclosure is derived in full). It is moe.SplitRows, the
+// plans rp and up: then its enclosure is derived in full). It is epsplit.Rows, the
 // condition under which the rows' inputs are the same.
-func rankRows(uc, rc *moe.Case, up, rp *moe.Plan) ([]int, bool) { return moe.SplitRows(uc, rc, up, rp) }
+func rankRows(uc, rc *moe.Case, up, rp *moe.Plan) ([]int, bool) { return epsplit.Rows(uc, rc, up, rp) }
 
 // rankEnclosure is encloseIn(rc, false, ct, ar, ws, need, …)'s outputs (Y, dX, d_rw and the
 // gradients need asks for; no stages) for rank case rc of the split whose unsplit layer uc
@@ -47,7 +48,7 @@ func rankEnclosure(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *are
 // (rc.Validate(moe.Limits{}) returned nil, and rc has not changed since); uc was validated
 // with u's derivation. With split the caller knows that rankRows' conditions on the configs
 // and the inputs hold (reference.RunSplit compared them): only the rows are mapped
-// (moe.SplitRowMap).
+// (epsplit.RowMap).
 func rankEnclosureValid(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed, split bool) (*Enclosure, error) {
 	full := func() (*Enclosure, error) { return encloseValid(rc, false, ct, ar, ws, need, par.New(0, 0), nil) }
 	rp, err := rc.Plan()
@@ -57,7 +58,7 @@ func rankEnclosureValid(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar
 	var m []int
 	var ok bool
 	if split {
-		m, ok = moe.SplitRowMap(uc, rc, u.Plan, rp)
+		m, ok = epsplit.RowMap(uc, rc, u.Plan, rp)
 	} else {
 		m, ok = rankRows(uc, rc, u.Plan, rp)
 	}

@@ -181,7 +181,7 @@ func TestRankEnclosureAsRunSplitSays(t *testing.T) {
 			u, ranks := splitOf(t, cfg, 3, moe.Normal, 4)
 			ranks[1] = ranks[1].Clone()
 			tc.change(ranks[1])
-			refs, err := reference.RunSplit(u, ranks, reference.SplitOptions{})
+			refs, err := reference.RunSplit(u, ranks, reference.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

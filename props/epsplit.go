@@ -115,9 +115,7 @@ func SplitCases(c *moe.Case) (*moe.Case, []*moe.Case, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("props: split: %w", err)
 	}
-	// what c's values overwrite is not kept (GenerateGiven: the other values are Generate's)
-	u, err := moe.GenerateGiven(ucfg, ur, uint64(G)*977+uint64(K), moe.Normal,
-		moe.Given{X: true, DY: true, Experts: [2]int{c.EP.Rank * E, (c.EP.Rank + 1) * E}})
+	u, err := moe.Generate(ucfg, ur, uint64(G)*977+uint64(K), moe.Normal)
 	if err != nil {
 		return nil, nil, fmt.Errorf("props: split: %w", err)
 	}

@@ -10,9 +10,8 @@ import (
 	"github.com/moecheck/moecheck/props"
 )
 
-// splitCasesBefore is SplitCases as it was before it drew only the unsplit layer's values
-// that are not c's (moe.GenerateGiven) and validated c once instead of every rank: the
-// recomputing path TestSplitCasesSameAsBefore compares with.
+// splitCasesBefore is SplitCases as it was before it validated c once instead of every
+// rank: the recomputing path TestSplitCasesSameAsBefore compares with.
 func splitCasesBefore(c *moe.Case) (*moe.Case, []*moe.Case, error) {
 	W, E, K := c.EP.WorldSize(), c.E, c.K
 	G := E * W
@@ -115,7 +114,7 @@ func sameCase(a, b *moe.Case) string {
 }
 
 // TestSplitCasesSameAsBefore: SplitCases gives, bit for bit, the unsplit layer and rank cases
-// it gave when it generated every value of the unsplit layer and validated each rank — over
+// it gave when it validated each rank — over
 // the EP cases of the default distribution (seeds 3 and 5, with and without a global
 // routing, every dtype, layout, bias and data mode it draws) — and every case it returns
 // passes Validate.

@@ -37,7 +37,7 @@ func runSplit(c *moe.Case, opts Options, mag, poison bool, sp split) (*Result, e
 	if err != nil {
 		return nil, fmt.Errorf("reference: %w", err)
 	}
-	return runValid(c, p, opts.Stages, mag, poison, false, sp, nil), nil
+	return runValid(c, p, opts.Stages, mag, poison, opts.NoWeightGrads, sp, nil), nil
 }
 
 // runValid is runSplit for a case c already validated, with its plan p. With noWG the weight

@@ -3,12 +3,13 @@ package reference
 import (
 	"fmt"
 
+	"github.com/moecheck/moecheck/internal/epsplit"
 	"github.com/moecheck/moecheck/moe"
 )
 
 // The references of an expert-parallel split in one pass (issue 14, "cheaper properties").
 // Rank r of a split with E experts per rank computes, for each of its experts e, exactly the
-// rows the unsplit layer's expert r·E+e computes (moe.SplitRows): the same inputs, weights and
+// rows the unsplit layer's expert r·E+e computes (epsplit.Rows): the same inputs, weights and
 // routing weights, the same GEMM calls (same shapes, same operands: gonum's Dgemm gives the
 // same bits for them) and the same row kernels, so every per-row and per-expert value of the
 // rank's Run is the unsplit Run's. What is the rank's own is what sums over a token's slots:
@@ -17,37 +18,26 @@ import (
 // DX while it computes them. So each expert's rows are computed once for the W + 1 results
 // instead of twice (TestRunSplitSameAsRun compares every tensor, bitwise, with Run's).
 
-// SplitOptions configure RunSplit. The zero value is valid: default limits, no magnitude
-// pass, every tensor.
-type SplitOptions struct {
-	// Limits bounds the cases' sizes; the zero value means moe.DefaultLimits().
-	Limits moe.Limits
-	// Magnitude asks for the unsplit layer's magnitude pass too (SplitResult.Magnitude).
-	Magnitude bool
-	// NoWeightGrads leaves the weight gradients DW1 and DW2 out of every result (nil): their
-	// GEMMs are a third of the work, and a caller that compares them bitwise reads no
-	// reference of them. The bias gradients are computed.
-	NoWeightGrads bool
-}
-
 // SplitResult holds RunSplit's results. A rank's DW1, DW2, DB1 and DB2 share Whole's memory
 // (they are its blocks of Whole's): read them only.
 type SplitResult struct {
 	Whole     *Result   // Run(whole)
-	Magnitude *Result   // Magnitude(whole), with SplitOptions.Magnitude; else nil
+	Magnitude *Result   // Magnitude(whole)
 	Ranks     []*Result // Run(ranks[r])
-	// Split[r] says whether ranks[r] is a rank of whole's split (moe.SplitRows held): its
+	// Split[r] says whether ranks[r] is a rank of whole's split (epsplit.Rows held): its
 	// result was made from whole's computation.
 	Split []bool
 }
 
 // RunSplit validates whole and every case of ranks (against opts.Limits) and computes
-// Run(whole), Run(ranks[r]) for each r and, with opts.Magnitude, Magnitude(whole): the same
-// bits as those calls (without Stages; DW1 and DW2 nil with opts.NoWeightGrads). Where
-// ranks[r] is rank ranks[r].EP.Rank of the split whose unsplit layer is whole
-// (moe.SplitRows), its result is made from whole's computation (see above); any other case is
-// run on its own.
-func RunSplit(whole *moe.Case, ranks []*moe.Case, opts SplitOptions) (*SplitResult, error) {
+// Run(whole), Magnitude(whole) and Run(ranks[r]) for each r, under opts: the same bits as
+// those calls (opts.Stages is refused: RunSplit computes no stages). Where ranks[r] is rank
+// ranks[r].EP.Rank of the split whose unsplit layer is whole (epsplit.Rows), its result is
+// made from whole's computation (see above); any other case is run on its own.
+func RunSplit(whole *moe.Case, ranks []*moe.Case, opts Options) (*SplitResult, error) {
+	if opts.Stages {
+		return nil, fmt.Errorf("reference: RunSplit computes no stages (Options.Stages is set)")
+	}
 	if err := whole.Validate(opts.Limits); err != nil {
 		return nil, fmt.Errorf("reference: %w", err)
 	}
@@ -58,8 +48,8 @@ func RunSplit(whole *moe.Case, ranks []*moe.Case, opts SplitOptions) (*SplitResu
 	plans := make([]*moe.Plan, len(ranks))
 	shared := make([]bool, len(ranks))
 	for k, rc := range ranks {
-		// rc.Validate, checking rc's values only where they are not whole's (moe.SplitRows)
-		p, ok, err := moe.ValidateRank(whole, wp, rc, opts.Limits)
+		// rc.Validate, checking rc's values only where they are not whole's (epsplit.Rows)
+		p, ok, err := epsplit.ValidateRank(whole, wp, rc, opts.Limits)
 		if err != nil {
 			return nil, fmt.Errorf("reference: rank case %d: %w", k, err)
 		}
@@ -79,10 +69,11 @@ func RunSplit(whole *moe.Case, ranks []*moe.Case, opts SplitOptions) (*SplitResu
 			also[g] = append(also[g], res)
 		}
 	}
-	out.Whole = runValid(whole, wp, false, false, false, opts.NoWeightGrads, sp, also)
+	noWG := opts.NoWeightGrads
+	out.Whole = runValid(whole, wp, false, false, false, noWG, sp, also)
 	for k, rc := range ranks {
 		if !shared[k] {
-			out.Ranks[k] = runValid(rc, plans[k], false, false, false, opts.NoWeightGrads, sp, nil)
+			out.Ranks[k] = runValid(rc, plans[k], false, false, false, noWG, sp, nil)
 			continue
 		}
 		res, w, p := out.Ranks[k], out.Whole, plans[k]
@@ -105,8 +96,6 @@ func RunSplit(whole *moe.Case, ranks []*moe.Case, opts SplitOptions) (*SplitResu
 			res.DB1, res.DB2 = blk(w.DB1, rc.LenB1()), blk(w.DB2, rc.LenB2())
 		}
 	}
-	if opts.Magnitude {
-		out.Magnitude = runValid(whole, wp, false, true, false, opts.NoWeightGrads, sp, nil)
-	}
+	out.Magnitude = runValid(whole, wp, false, true, false, noWG, sp, nil)
 	return out, nil
 }

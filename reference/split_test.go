@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/moecheck/moecheck/moe"
@@ -71,10 +72,26 @@ func sameResult(got, want *reference.Result, wantWG bool) string {
 	return ""
 }
 
+// sameInputs reports whether two cases have the same rank and the same bits in every input
+// (tensors and routing weights).
+func sameInputs(a, b *moe.Case) bool {
+	if a.EP != b.EP || !slices.Equal(a.Routing.IDs, b.Routing.IDs) {
+		return false
+	}
+	for _, p := range [][2][]float64{{a.X, b.X}, {a.DY, b.DY}, {a.W1, b.W1}, {a.W2, b.W2}, {a.B1, b.B1}, {a.B2, b.B2},
+		{a.Routing.Weights, b.Routing.Weights}} {
+		if !bitwiseEqual(p[0], p[1]) {
+			return false
+		}
+	}
+	return true
+}
+
 // TestRunSplitSameAsRun: RunSplit's results — the unsplit layer's, its magnitude pass and
 // each rank's, the ranks made from the unsplit computation — are bitwise Run's and
 // Magnitude's of each case on its own, over dtypes, activations, layouts, biases, data modes
-// (non-finite inputs included), world sizes and options; and a rank case that differs from
+// (non-finite inputs included), world sizes, with and without the weight gradients (Run's
+// own NoWeightGrads too); and a rank case that differs from
 // its rank of the split in any input its rows read (then run on its own) still gets its own
 // Run's result — with the reuse condition dropped it would get the unsplit layer's rows.
 func TestRunSplitSameAsRun(t *testing.T) {
@@ -130,19 +147,26 @@ func TestRunSplitSameAsRun(t *testing.T) {
 			}
 		}
 		ch := changes[seed%uint64(len(changes))]
+		split := make([]bool, W) // whether each rank case is still its rank of the split
+		for r := range split {
+			split[r] = true
+		}
 		if ch.name != "none" {
 			c := ranks[int(seed)%W].Clone()
 			ch.change(c)
 			if err := c.Validate(moe.Limits{}); err != nil {
 				t.Fatalf("seed %d: change %s: %v", seed, ch.name, err)
 			}
+			split[int(seed)%W] = sameInputs(c, ranks[int(seed)%W])
 			ranks[int(seed)%W] = c
 		}
 		if seed%5 == 0 { // a rank twice: both get its result
 			ranks = append(ranks, ranks[0].Clone())
+			split = append(split, split[0])
 		}
-		for _, opts := range []reference.SplitOptions{{}, {Magnitude: true}, {Magnitude: true, NoWeightGrads: true}} {
-			name := fmt.Sprintf("seed=%d/%s/W=%d/change=%s/magnitude=%v/no-wg=%v", seed, cfg, W, ch.name, opts.Magnitude, opts.NoWeightGrads)
+		for _, noWG := range []bool{false, true} {
+			name := fmt.Sprintf("seed=%d/%s/W=%d/change=%s/no-wg=%v", seed, cfg, W, ch.name, noWG)
+			opts := reference.Options{NoWeightGrads: noWG}
 			got, err := reference.RunSplit(u, ranks, opts)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
@@ -151,19 +175,20 @@ func TestRunSplitSameAsRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := sameResult(got.Whole, want, !opts.NoWeightGrads); d != "" {
+			if d := sameResult(got.Whole, want, !noWG); d != "" {
 				t.Fatalf("%s: unsplit: %s differs from Run's", name, d)
 			}
-			if opts.Magnitude {
-				want, err := reference.Magnitude(u, reference.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if d := sameResult(got.Magnitude, want, !opts.NoWeightGrads); d != "" {
-					t.Fatalf("%s: magnitude: %s differs from Magnitude's", name, d)
-				}
-			} else if got.Magnitude != nil {
-				t.Fatalf("%s: a magnitude pass not asked for", name)
+			if own, err := reference.Run(u, opts); err != nil {
+				t.Fatal(err)
+			} else if d := sameResult(own, want, !noWG); d != "" { // Run's NoWeightGrads itself
+				t.Fatalf("%s: Run under the options: %s differs from Run's", name, d)
+			}
+			wantMag, err := reference.Magnitude(u, reference.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := sameResult(got.Magnitude, wantMag, !noWG); d != "" {
+				t.Fatalf("%s: magnitude: %s differs from Magnitude's", name, d)
 			}
 			if len(got.Ranks) != len(ranks) {
 				t.Fatalf("%s: %d rank results for %d cases", name, len(got.Ranks), len(ranks))
@@ -175,6 +200,9 @@ func TestRunSplitSameAsRun(t *testing.T) {
 				}
 				if d := sameResult(got.Ranks[k], want, !opts.NoWeightGrads); d != "" {
 					t.Fatalf("%s: rank case %d: %s differs from Run's", name, k, d)
+				}
+				if got.Split[k] != split[k] {
+					t.Fatalf("%s: rank case %d: Split %v", name, k, got.Split[k])
 				}
 				n++
 			}
@@ -189,9 +217,14 @@ func TestRunSplitSameAsRun(t *testing.T) {
 	t.Logf("%d rank results compared (%d splits with a changed rank case)", n, own)
 }
 
-// TestRunSplitRefusesInvalid: an invalid unsplit or rank case is an error naming it, as Run's.
+// TestRunSplitRefusesInvalid: an invalid unsplit or rank case is an error naming it, as Run's;
+// so is asking for stages.
 func TestRunSplitRefusesInvalid(t *testing.T) {
 	cfg := moe.Config{T: 4, H: 3, I: 2, E: 2, K: 2, DType: moe.BF16}
+	u, ranks := splitCases(t, cfg, 2, moe.Normal, 3)
+	if _, err := reference.RunSplit(u, ranks, reference.Options{Stages: true}); err == nil || !strings.Contains(err.Error(), "no stages") {
+		t.Fatalf("stages: error %v", err)
+	}
 	for _, tc := range []struct {
 		name   string
 		change func(u *moe.Case, ranks []*moe.Case)
@@ -204,7 +237,7 @@ func TestRunSplitRefusesInvalid(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			u, ranks := splitCases(t, cfg, 2, moe.Normal, 3)
 			tc.change(u, ranks)
-			_, err := reference.RunSplit(u, ranks, reference.SplitOptions{Magnitude: true})
+			_, err := reference.RunSplit(u, ranks, reference.Options{})
 			if err == nil || len(err.Error()) < len(tc.want) || err.Error()[:len(tc.want)] != tc.want {
 				t.Fatalf("error %v, want one starting %q", err, tc.want)
 			}

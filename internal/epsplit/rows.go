@@ -1,8 +1,12 @@
-package moe
+package epsplit
 
-import "math"
+import (
+	"math"
 
-// SplitRows reports whether case rank is rank rank.EP.Rank of the expert-parallel split whose
+	"github.com/moecheck/moecheck/moe"
+)
+
+// Rows reports whether case rank is rank rank.EP.Rank of the expert-parallel split whose
 // unsplit layer (World 1, E·W experts) is whole, and if so returns, for each of rank's sorted
 // rows below rp.Rows, the sorted row of whole that computes the same thing (wp and rp are the
 // cases' plans). It is the condition under which every per-row and per-expert quantity of
@@ -12,10 +16,10 @@ import "math"
 // expert r·E+e — the same slots in the same order with the same routing weights. A rank's
 // sentinel slots (the other ranks') are not compared: no real row reads them. Both cases must
 // be valid (Validate).
-func SplitRows(whole, rank *Case, wp, rp *Plan) ([]int, bool) {
+func Rows(whole, rank *moe.Case, wp, rp *moe.Plan) ([]int, bool) {
 	W, r, E := rank.EP.WorldSize(), rank.EP.Rank, rank.E
 	uw, rw := whole.Config, rank.Config
-	uw.E, uw.EP, rw.E, rw.EP = 0, EP{}, 0, EP{}
+	uw.E, uw.EP, rw.E, rw.EP = 0, moe.EP{}, 0, moe.EP{}
 	if uw != rw || whole.NonFinite != rank.NonFinite || W <= 1 || whole.EP.WorldSize() != 1 || whole.E != E*W || r < 0 || r >= W {
 		return nil, false
 	}
@@ -31,16 +35,16 @@ func SplitRows(whole, rank *Case, wp, rp *Plan) ([]int, bool) {
 		(rank.Bias && (!blk(whole.B1, rank.B1) || !blk(whole.B2, rank.B2))) {
 		return nil, false
 	}
-	return SplitRowMap(whole, rank, wp, rp)
+	return RowMap(whole, rank, wp, rp)
 }
 
-// SplitRowMap is the part of SplitRows that reads the routing alone: for each of rank's
+// RowMap is the part of Rows that reads the routing alone: for each of rank's
 // sorted rows below rp.Rows, the row of whole that holds the same slot with the same routing
 // weight, its expert rank.EP.Rank·E+e for rank's expert e, at the same position among that
-// expert's rows (nil, false where there is none). It is SplitRows for a caller that knows its
+// expert's rows (nil, false where there is none). It is Rows for a caller that knows its
 // other conditions hold (the configs and the inputs: reference.SplitResult.Split says so for
 // the cases RunSplit compared).
-func SplitRowMap(whole, rank *Case, wp, rp *Plan) ([]int, bool) {
+func RowMap(whole, rank *moe.Case, wp, rp *moe.Plan) ([]int, bool) {
 	r, E := rank.EP.Rank, rank.E
 	if wp == nil || rp == nil || rp.E != E || wp.E < (r+1)*E || r < 0 || rank.S() != whole.S() ||
 		len(wp.Perm) != whole.S() || len(rp.Perm) != rank.S() {
@@ -80,12 +84,12 @@ func sameBits(a, b []float64) bool {
 
 // ValidateRank is rank.Validate(lim) for a case that may be a rank of the expert-parallel
 // split whose unsplit layer is whole; whole must be valid (Validate with the same lim), wp its
-// plan. It returns rank's plan and whether SplitRows holds. Where it holds, every value of
+// plan. It returns rank's plan and whether Rows holds. Where it holds, every value of
 // rank's tensors is bit for bit a value of whole's, of the same dtype and NonFinite, so it
 // passes the value checks whole passed: only the config, the routing and the tensors'
-// presence are checked then (SplitRows has compared the lengths). Otherwise rank is
+// presence are checked then (Rows has compared the lengths). Otherwise rank is
 // validated in full. The errors are Validate's.
-func ValidateRank(whole *Case, wp *Plan, rank *Case, lim Limits) (*Plan, bool, error) {
+func ValidateRank(whole *moe.Case, wp *moe.Plan, rank *moe.Case, lim moe.Limits) (*moe.Plan, bool, error) {
 	if err := rank.ValidateRouting(lim); err != nil {
 		return nil, false, err
 	}
@@ -93,10 +97,10 @@ func ValidateRank(whole *Case, wp *Plan, rank *Case, lim Limits) (*Plan, bool, e
 	if err != nil {
 		return nil, false, err
 	}
-	if _, ok := SplitRows(whole, rank, wp, rp); ok && (rank.Bias || rank.B1 == nil && rank.B2 == nil) {
+	if _, ok := Rows(whole, rank, wp, rp); ok && (rank.Bias || rank.B1 == nil && rank.B2 == nil) {
 		return rp, true, nil
 	}
-	if err := rank.validateTensors(); err != nil {
+	if err := rank.Validate(lim); err != nil {
 		return nil, false, err
 	}
 	return rp, false, nil

@@ -1,10 +1,11 @@
-package moe_test
+package epsplit_test
 
 import (
 	"fmt"
 	"math"
 	"testing"
 
+	"github.com/moecheck/moecheck/internal/epsplit"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -50,9 +51,9 @@ func splitOf(t *testing.T, cfg moe.Config, W int, seed uint64) (*moe.Case, []*mo
 
 // TestValidateRank: ValidateRank gives Validate's verdict — nil, or the same error — for the
 // ranks of a split and for rank cases changed in every way Validate refuses (values that are
-// not the unsplit layer's, so checked in full: with the SplitRows condition dropped they
-// would pass), and in ways it accepts that break the split (then SplitRows does not hold);
-// SplitRows holds exactly for the unchanged ranks.
+// not the unsplit layer's, so checked in full: with the Rows condition dropped they
+// would pass), and in ways it accepts that break the split (then Rows does not hold);
+// Rows holds exactly for the unchanged ranks.
 func TestValidateRank(t *testing.T) {
 	type change struct {
 		name  string
@@ -105,12 +106,12 @@ func TestValidateRank(t *testing.T) {
 					c := rank.Clone()
 					ch.edit(c)
 					want := c.Validate(moe.Limits{})
-					p, split, got := moe.ValidateRank(u, up, c, moe.Limits{})
+					p, split, got := epsplit.ValidateRank(u, up, c, moe.Limits{})
 					if (got == nil) != (want == nil) || got != nil && got.Error() != want.Error() {
 						t.Fatalf("%s: error %v, want Validate's %v", name, got, want)
 					}
 					if got == nil && split != ch.split {
-						t.Fatalf("%s: SplitRows %v, want %v", name, split, ch.split)
+						t.Fatalf("%s: Rows %v, want %v", name, split, ch.split)
 					}
 					if got == nil && p == nil {
 						t.Fatalf("%s: no plan", name)
