@@ -244,10 +244,7 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 		}
 		sides[k] = s
 	}
-	p, err := unsplit.Plan()
-	if err != nil {
-		return nil, err
-	}
+	p := refs.Whole.Plan // unsplit.Plan(), computed by RunSplit
 	var fs []Failure
 	for _, t := range sumTensors {
 		u := sides[0]
@@ -258,16 +255,21 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 		}
 		bad, worst, worstRatio := 0, -1, 0.0
 		var worstSum, worstWant, worstBound float64
+		// each side's tensor looked up once (a rank's wrong length is found at the first
+		// element, as before)
+		gs := make([][]float32, len(sides)-1)
+		for r, s := range sides[1:] {
+			if gs[r] = s.got.Tensor(t); n > 0 && len(gs[r]) != n {
+				return []Failure{{Check: CheckShape, Tensor: t, Count: 1, Detail: "rank result has the wrong length"}}, nil
+			}
+		}
+		tb, tw := bounds[t], u.got.Tensor(t)
 		for i := 0; i < n; i++ {
-			sum, bound := 0.0, bounds[t][i]
-			for _, s := range sides[1:] {
-				g := s.got.Tensor(t)
-				if len(g) != n {
-					return []Failure{{Check: CheckShape, Tensor: t, Count: 1, Detail: "rank result has the wrong length"}}, nil
-				}
+			sum, bound := 0.0, tb[i]
+			for _, g := range gs {
 				sum += float64(g[i])
 			}
-			want := float64(u.got.Tensor(t)[i])
+			want := float64(tw[i])
 			if math.IsNaN(bound) { // some side unconstrained (overflow): nothing to compare
 				continue
 			}
@@ -298,12 +300,10 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 				fs = append(fs, Failure{Check: CheckShape, Tensor: t, Count: 1, Detail: fmt.Sprintf("rank %d result has the wrong length", r)})
 				continue
 			}
-			rp, err := rankCases[r].Plan()
-			if err != nil {
-				return nil, err
-			}
+			rp := refs.Ranks[r].Plan // rankCases[r].Plan(), computed by RunSplit
 			off := r * n
 			var ag agg
+			sd, ud, um := s.dist[t], u.dist[t], umag.Tensor(t)
 			for i := 0; i < n; i++ {
 				got, want := float64(g[i]), float64(full[off+i])
 				if bitwiseFor(t) {
@@ -312,7 +312,7 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 					}
 					continue
 				}
-				bound := s.dist[t][i] + u.dist[t][off+i] + 1e-12*(umag.Tensor(t)[off+i]+1)
+				bound := sd[i] + ud[off+i] + 1e-12*(um[off+i]+1)
 				if math.IsNaN(bound) { // some side unconstrained (overflow): nothing to compare
 					continue
 				}
