@@ -13,7 +13,7 @@ import (
 
 // splitCases builds an unsplit layer (E·W experts) and its W rank cases (E experts each), as
 // props.SplitCases does: one global routing, the unsplit weights sliced per rank.
-func splitCases(t *testing.T, cfg moe.Config, W int, mode moe.DataMode, seed uint64) (*moe.Case, []*moe.Case) {
+func splitCases(t testing.TB, cfg moe.Config, W int, mode moe.DataMode, seed uint64) (*moe.Case, []*moe.Case) {
 	t.Helper()
 	cfg.EP = moe.EP{World: W, Rank: int(seed) % W}
 	_, g, err := moe.RandomGlobalRouting(cfg, seed)
@@ -242,5 +242,46 @@ func TestRunSplitRefusesInvalid(t *testing.T) {
 				t.Fatalf("error %v, want one starting %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// BenchmarkRunSplit measures the references of an expert-parallel split (what ep-split-sum
+// reads: the unsplit layer's Run and Magnitude and each rank's Run, without the weight
+// gradients where they are compared bitwise) in one pass (path=runsplit) against each case
+// run on its own (path=separate), in splits per second.
+func BenchmarkRunSplit(b *testing.B) {
+	for _, s := range []struct {
+		T, H, I, E, K, W int
+	}{{24, 32, 24, 2, 2, 4}, {64, 64, 48, 2, 4, 2}, {128, 128, 96, 4, 2, 8}} {
+		cfg := moe.Config{T: s.T, H: s.H, I: s.I, E: s.E, K: s.K, DType: moe.BF16}
+		u, ranks := splitCases(b, cfg, s.W, moe.Normal, 3)
+		for _, noWG := range []bool{false, true} {
+			opts := reference.Options{NoWeightGrads: noWG}
+			name := fmt.Sprintf("T=%d/H=%d/I=%d/E=%d/K=%d/W=%d/no-wg=%v", s.T, s.H, s.I, s.E, s.K, s.W, noWG)
+			b.Run(name+"/path=runsplit", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := reference.RunSplit(u, ranks, opts); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "splits/s")
+			})
+			b.Run(name+"/path=separate", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := reference.Run(u, reference.Options{}); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := reference.Magnitude(u, reference.Options{}); err != nil {
+						b.Fatal(err)
+					}
+					for _, rc := range ranks {
+						if _, err := reference.Run(rc, reference.Options{}); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "splits/s")
+			})
+		}
 	}
 }
