@@ -209,6 +209,12 @@ func encloseNeed(c *moe.Case, mathematical bool, ct contract.Contract, ar *arena
 	if err := c.Validate(moe.Limits{}); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
+	return encloseValid(c, mathematical, ct, ar, ws, need, sp, stop)
+}
+
+// encloseValid is encloseNeed for a case its caller has validated (c.Validate(moe.Limits{})
+// returned nil, and c has not changed since).
+func encloseValid(c *moe.Case, mathematical bool, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed, sp par.Split, stop <-chan struct{}) (*Enclosure, error) {
 	p, err := c.Plan()
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)

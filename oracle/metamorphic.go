@@ -166,7 +166,17 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 	res := append([]*gpu.Result{whole}, ranks...)
 	sides := make([]side, len(all))
 	bounds := make(map[moe.Tensor][]float64, len(sumTensors))
-	var umag *reference.Result
+	// The float64 references of the W+1 sides and the unsplit side's magnitudes (the float64
+	// slack reads those only), in one pass: a rank's rows are computed once, with the unsplit
+	// layer's (reference.RunSplit: bitwise each case's own Run). The weight gradients only
+	// where they are judged within the bound (need.w): a bitwise comparison reads no
+	// reference. RunSplit validates every case (moe.Limits{}, as the enclosures below would):
+	// the enclosures take them as validated.
+	refs, err := reference.RunSplit(unsplit, rankCases, reference.Options{NoWeightGrads: !need.w})
+	if err != nil {
+		return nil, fmt.Errorf("oracle: split sum: %w", err)
+	}
+	umag := refs.Magnitude
 	// The unsplit side's enclosure stays in its own arena while the ranks' are derived (in
 	// turn in the other one): every row a rank shares with the unsplit layer is copied from it
 	// (rankEnclosure).
@@ -175,24 +185,17 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 	for k, cc := range all {
 		var en *Enclosure
 		var err error
+		ref := refs.Whole
 		if k == 0 {
-			en, err = encloseNeed(cc, false, ct, uar, ws, need, par.New(0, 0), nil)
+			en, err = encloseValid(cc, false, ct, uar, ws, need, par.New(0, 0), nil)
 			uen = en
 		} else {
 			ar.reset()
-			en, err = rankEnclosure(uen, unsplit, cc, ct, ar, ws, need)
+			en, err = rankEnclosureValid(uen, unsplit, cc, ct, ar, ws, need, refs.Split[k-1])
+			ref = refs.Ranks[k-1]
 		}
 		if err != nil {
 			return nil, err
-		}
-		ref, err := reference.Run(cc, reference.Options{})
-		if err != nil {
-			return nil, err
-		}
-		if k == 0 { // the float64 slack reads the unsplit side's magnitudes only
-			if umag, err = reference.Magnitude(cc, reference.Options{}); err != nil {
-				return nil, err
-			}
 		}
 		// dist is the largest |value − f| the enclosure admits; NaN when unconstrained.
 		// (per tensor: its centers, radii and reference, looked up once, then per element)
@@ -204,6 +207,9 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 		s := side{got: res[k], refLen: map[moe.Tensor]int{}, dist: map[moe.Tensor][]float64{}}
 		for _, t := range append(sumTensors, wgTensors...) {
 			s.refLen[t] = len(ref.Tensor(t))
+			if (t == moe.TensorDW1 || t == moe.TensorDW2) && !need.w {
+				s.refLen[t] = cc.Len(t) // not computed (compared bitwise): the length Run's has
+			}
 		}
 		for _, t := range sumTensors {
 			if k == 0 {
@@ -238,10 +244,7 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 		}
 		sides[k] = s
 	}
-	p, err := unsplit.Plan()
-	if err != nil {
-		return nil, err
-	}
+	p := refs.Whole.Plan // unsplit.Plan(), computed by RunSplit
 	var fs []Failure
 	for _, t := range sumTensors {
 		u := sides[0]
@@ -252,16 +255,21 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 		}
 		bad, worst, worstRatio := 0, -1, 0.0
 		var worstSum, worstWant, worstBound float64
+		// each side's tensor looked up once (a rank's wrong length is found at the first
+		// element, as before)
+		gs := make([][]float32, len(sides)-1)
+		for r, s := range sides[1:] {
+			if gs[r] = s.got.Tensor(t); n > 0 && len(gs[r]) != n {
+				return []Failure{{Check: CheckShape, Tensor: t, Count: 1, Detail: "rank result has the wrong length"}}, nil
+			}
+		}
+		tb, tw := bounds[t], u.got.Tensor(t)
 		for i := 0; i < n; i++ {
-			sum, bound := 0.0, bounds[t][i]
-			for _, s := range sides[1:] {
-				g := s.got.Tensor(t)
-				if len(g) != n {
-					return []Failure{{Check: CheckShape, Tensor: t, Count: 1, Detail: "rank result has the wrong length"}}, nil
-				}
+			sum, bound := 0.0, tb[i]
+			for _, g := range gs {
 				sum += float64(g[i])
 			}
-			want := float64(u.got.Tensor(t)[i])
+			want := float64(tw[i])
 			if math.IsNaN(bound) { // some side unconstrained (overflow): nothing to compare
 				continue
 			}
@@ -292,12 +300,10 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 				fs = append(fs, Failure{Check: CheckShape, Tensor: t, Count: 1, Detail: fmt.Sprintf("rank %d result has the wrong length", r)})
 				continue
 			}
-			rp, err := rankCases[r].Plan()
-			if err != nil {
-				return nil, err
-			}
+			rp := refs.Ranks[r].Plan // rankCases[r].Plan(), computed by RunSplit
 			off := r * n
 			var ag agg
+			sd, ud, um := s.dist[t], u.dist[t], umag.Tensor(t)
 			for i := 0; i < n; i++ {
 				got, want := float64(g[i]), float64(full[off+i])
 				if bitwiseFor(t) {
@@ -306,7 +312,7 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 					}
 					continue
 				}
-				bound := s.dist[t][i] + u.dist[t][off+i] + 1e-12*(umag.Tensor(t)[off+i]+1)
+				bound := sd[i] + ud[off+i] + 1e-12*(um[off+i]+1)
 				if math.IsNaN(bound) { // some side unconstrained (overflow): nothing to compare
 					continue
 				}

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/internal/epsplit"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -25,56 +26,11 @@ import (
 // wgradNeed says which weight-gradient enclosures a caller reads.
 type wgradNeed struct{ w, b bool } // dW1 and dW2; dB1 and dB2
 
-// sameBits64 reports whether a and b hold the same float64 values bit for bit.
-func sameBits64(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // rankRows returns, for rank case rc, the unsplit row of each of its rows below its Rows
 // (nil, false where rc is not rank rc.EP.Rank of the split whose unsplit layer is uc, with
-// plans rp and up: then its enclosure is derived in full).
-func rankRows(uc, rc *moe.Case, up, rp *moe.Plan) ([]int, bool) {
-	W, r, E := rc.EP.WorldSize(), rc.EP.Rank, rc.E
-	uw, rw := uc.Config, rc.Config
-	uw.E, uw.EP, rw.E, rw.EP = 0, moe.EP{}, 0, moe.EP{}
-	if uw != rw || W <= 1 || uc.EP.WorldSize() != 1 || uc.E != E*W || r < 0 || r >= W {
-		return nil, false
-	}
-	// the inputs of every row: the whole X and dY, rank r's block of the weights and biases
-	blk := func(full, part []float64) bool {
-		n := len(part)
-		return len(full) == W*n && sameBits64(full[r*n:(r+1)*n], part)
-	}
-	if !sameBits64(uc.X, rc.X) || !sameBits64(uc.DY, rc.DY) || !blk(uc.W1, rc.W1) || !blk(uc.W2, rc.W2) ||
-		(rc.Bias && (!blk(uc.B1, rc.B1) || !blk(uc.B2, rc.B2))) {
-		return nil, false
-	}
-	m := make([]int, rp.Rows)
-	for e := 0; e < E; e++ {
-		b, end := rp.Begin(e), rp.End(e)
-		ub, uend := up.Begin(r*E+e), up.End(r*E+e)
-		if end-b != uend-ub {
-			return nil, false
-		}
-		for i := b; i < end; i++ {
-			j := ub + i - b
-			s := rp.Perm[i]
-			if s != up.Perm[j] || math.Float64bits(rc.Routing.Weights[s]) != math.Float64bits(uc.Routing.Weights[s]) {
-				return nil, false
-			}
-			m[i] = j
-		}
-	}
-	return m, true
-}
+// plans rp and up: then its enclosure is derived in full). It is epsplit.Rows, the
+// condition under which the rows' inputs are the same.
+func rankRows(uc, rc *moe.Case, up, rp *moe.Plan) ([]int, bool) { return epsplit.Rows(uc, rc, up, rp) }
 
 // rankEnclosure is encloseIn(rc, false, ct, ar, ws, need, …)'s outputs (Y, dX, d_rw and the
 // gradients need asks for; no stages) for rank case rc of the split whose unsplit layer uc
@@ -82,25 +38,42 @@ func rankRows(uc, rc *moe.Case, up, rp *moe.Plan) ([]int, bool) {
 // above), the rest derived. Where rc is not a rank of that split (rankRows), it is encloseIn
 // itself.
 func rankEnclosure(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed) (*Enclosure, error) {
-	full := func() (*Enclosure, error) { return encloseNeed(rc, false, ct, ar, ws, need, par.New(0, 0), nil) }
 	if err := rc.Validate(moe.Limits{}); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
+	return rankEnclosureValid(u, uc, rc, ct, ar, ws, need, false)
+}
+
+// rankEnclosureValid is rankEnclosure for a rank case its caller has validated
+// (rc.Validate(moe.Limits{}) returned nil, and rc has not changed since); uc was validated
+// with u's derivation. With split the caller knows that rankRows' conditions on the configs
+// and the inputs hold (reference.RunSplit compared them): only the rows are mapped
+// (epsplit.RowMap).
+func rankEnclosureValid(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed, split bool) (*Enclosure, error) {
+	full := func() (*Enclosure, error) { return encloseValid(rc, false, ct, ar, ws, need, par.New(0, 0), nil) }
 	rp, err := rc.Plan()
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	m, ok := rankRows(uc, rc, u.Plan, rp)
+	var m []int
+	var ok bool
+	if split {
+		m, ok = epsplit.RowMap(uc, rc, u.Plan, rp)
+	} else {
+		m, ok = rankRows(uc, rc, u.Plan, rp)
+	}
 	if !ok {
 		return full()
 	}
-	en := newEnclIn(rc, rp, ar, ws, nil)
+	en := newEnclRows(rc, rp, ar, ws)
 	en.ct = ct
 	S, R, H, I := en.S, en.R, en.H, en.I
 	// stage copies rows [0, R) of the unsplit stage v (row length n) into a fresh stage; the
-	// tail is zero until set.
+	// tail is zero until set. (Rows [0, R) are written whole: only the tail is cleared.)
 	stage := func(v ivec, n int) ivec {
-		out := en.newIvec(S * n)
+		out := ivec{c: en.ar.getDirty(S * n), r: en.ar.getDirty(S * n)}
+		clear(out.c[R*n:])
+		clear(out.r[R*n:])
 		for i, j := range m {
 			copy(out.c[i*n:(i+1)*n], v.c[j*n:(j+1)*n])
 			copy(out.r[i*n:(i+1)*n], v.r[j*n:(j+1)*n])
@@ -113,17 +86,42 @@ func rankEnclosure(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *are
 	// backward masks), the row kernels over it where every row is computed (act, o, d_o,
 	// d_rw). H2 and d_o are read in the tail only (o and d_rw are copied where they are
 	// shared); the GEMM inputs of the gradients only where need asks for those.
-	h2 := en.newIvec(S * H) // the tail's zeros
+	//
+	// In the tail h2 is +0 (radius 0), so o's element is weighted(+0, the row's routing
+	// weight): a pure function of the weight, derived once per weight and copied to every
+	// element of the rows with that weight (weightRows' values, element for element). And
+	// d_rw's is the reduction of the row's d_o (the token's dY, exact) against +0: where that
+	// row is finite (and H < 2^15), every product is ±0 exactly and the reduction gives
+	// round_d(+0) with radius 0 whatever d_o holds — drwRows' tail memo (Checker's stage
+	// checks), here for exact d_o rows — so the first such row's enclosure, derived, is every
+	// such row's; a row with a non-finite dY is derived on its own. drwRows of one row reads
+	// that row of its sources alone: it is derived from one-row sources.
 	o := stage(u.O, H)
-	en.weightRows(ivsrc(h2), o, R, S, 0)
+	en.weightZeroRows(o, R, S)
 	out.Y = en.combine(ivsrc(o))
-	do := en.newIvec(S * H)
-	en.gatherRows(rc.DY, false, do, R, S, 0)
 	drw := en.newIvec(S)
 	for i, j := range m {
 		drw.c[i], drw.r[i] = u.DRWSorted.c[j], u.DRWSorted.r[j]
 	}
-	en.drwRows(ivsrc(do), ivsrc(h2), drw, R, S)
+	do1, h21, d1 := en.newIvec(H), en.newIvec(H), en.newIvec(1) // one row of d_o, h2 (+0), d_rw
+	var memo rv
+	haveMemo := false
+	for i := R; i < S; i++ {
+		t := en.tok[i]
+		short := H < 1<<15 && allFinite64(rc.DY[t*H:(t+1)*H])
+		if short && haveMemo {
+			drw.c[i], drw.r[i] = memo.v, memo.e
+			continue
+		}
+		clear(do1.c)
+		clear(do1.r)
+		en.gatherRows(rc.DY, false, do1, i, i+1, i)
+		en.drwRows(ivsrc(do1), ivsrc(h21), d1, 0, 1)
+		drw.c[i], drw.r[i] = d1.c[0], d1.r[0]
+		if short {
+			memo, haveMemo = rv{d1.c[0], d1.r[0]}, true
+		}
+	}
 	out.DRW = en.unsort(drw)
 	out.DX = en.scatter(ivsrc(stage(u.DXs, H)))
 	var xs, act, dh2, dh1 ivec
@@ -153,4 +151,41 @@ func (en *encl) wgradOf(need wgradNeed, dout, in rowsrc, nOut, nIn, lenW int, at
 		return ivec{}, concat(en.wgradBias(dout, nOut, true), true)
 	}
 	return ivec{}, ivec{}
+}
+
+// allFinite64 reports whether every value of v is finite.
+func allFinite64(v []float64) bool {
+	for _, x := range v {
+		if !finite(x) {
+			return false
+		}
+	}
+	return true
+}
+
+// weightZeroRows is weightRows(h2, out, lo, hi, 0) for an h2 that is +0 with radius 0 on rows
+// [lo, hi) (the sentinel tail, mask C): each element is weighted(+0, the row's routing
+// weight), a pure function of the weight, derived once per run of rows with the same weight
+// (bits) and copied to their elements (TestWeightZeroRowsSameAsWeightRows).
+func (en *encl) weightZeroRows(out ivec, lo, hi int) {
+	H := en.H
+	var w0, x rv
+	for i := lo; i < hi; i++ {
+		w := en.rowWeight(i)
+		if i == lo || math.Float64bits(w.v) != math.Float64bits(w0.v) || math.Float64bits(w.e) != math.Float64bits(w0.e) {
+			w0, x = w, en.weighted(rv{}, w)
+		}
+		for k := i * H; k < (i+1)*H; k++ {
+			out.c[k], out.r[k] = x.v, x.e
+		}
+	}
+}
+
+// newEnclRows is newEnclIn(c, p, ar, ws, nil) without the experts' weight matrices (w1s and
+// w2s nil; in the transposed layout newEnclIn copies every expert's weights into them): for
+// rankEnclosure, which runs no GEMM over the weights — the rows that read them are copied.
+func newEnclRows(c *moe.Case, p *moe.Plan, ar *arena, ws *workspace) *encl {
+	en := &encl{c: c, d: c.DType, p: p, S: c.S(), T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, R: p.Rows, ws: ws, ar: ar,
+		sp: par.New(0, 0)}
+	return en.withTokens()
 }

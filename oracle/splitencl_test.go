@@ -8,16 +8,27 @@ import (
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
+	"github.com/moecheck/moecheck/reference"
 )
 
 // splitOf builds an unsplit layer (E·W experts) and its W rank cases (E experts each), as
-// props.SplitCases does: one global routing, the unsplit weights sliced per rank.
+// props.SplitCases does: one global routing, the unsplit weights sliced per rank. For one
+// seed in three the ranks keep the router's weights on their sentinel slots
+// (KeepSentinelWeights), some of them negative: tail rows with different weights.
 func splitOf(t *testing.T, cfg moe.Config, W int, mode moe.DataMode, seed uint64) (*moe.Case, []*moe.Case) {
 	t.Helper()
 	cfg.EP = moe.EP{World: W, Rank: int(seed) % W}
 	_, g, err := moe.RandomGlobalRouting(cfg, seed)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if seed%3 == 2 {
+		g.Options.KeepSentinelWeights = true
+		for s := range g.Weights { // o's tail elements then are −0 and +0
+			if s%3 == 0 {
+				g.Weights[s] = -g.Weights[s]
+			}
+		}
 	}
 	ucfg := cfg
 	ucfg.EP, ucfg.E = moe.EP{}, cfg.E*W
@@ -51,6 +62,18 @@ func splitOf(t *testing.T, cfg moe.Config, W int, mode moe.DataMode, seed uint64
 		}
 	}
 	return u, ranks
+}
+
+// dirtyArena returns an arena whose first slab of n elements holds NaNs, as a reused
+// arena holds an earlier case's values: what a derivation reads without writing shows.
+func dirtyArena(n int) *arena {
+	a := &arena{}
+	v := a.getDirty(n)
+	for i := range v {
+		v[i] = math.NaN()
+	}
+	a.reset()
+	return a
 }
 
 // sameOutputs reports the first output in which two enclosures differ (bitwise, centers and
@@ -109,7 +132,7 @@ func TestRankEnclosureSameAsFull(t *testing.T) {
 					if _, ok := rankRows(u, rc, up, rp); !ok {
 						t.Fatalf("%s: rank %d not recognised as a rank of the split", name, r)
 					}
-					got, err := rankEnclosure(uen, u, rc, ct, &arena{}, &workspace{}, need)
+					got, err := rankEnclosure(uen, u, rc, ct, dirtyArena(1<<16), &workspace{}, need)
 					if err != nil {
 						t.Fatalf("%s: rank %d: %v", name, r, err)
 					}
@@ -126,6 +149,67 @@ func TestRankEnclosureSameAsFull(t *testing.T) {
 		}
 	}
 	t.Logf("%d rank enclosures compared", n)
+}
+
+// TestRankEnclosureAsRunSplitSays: the enclosure of each rank case derived as the split-sum
+// comparison derives it — only the rows mapped where reference.RunSplit found the case a
+// rank of the split (SplitResult.Split) — is bitwise the rank's own, with one rank case
+// changed in an input its rows read (RunSplit then says it is not a rank of the split; were
+// the rows copied all the same, its enclosure would be the unsplit layer's rows).
+func TestRankEnclosureAsRunSplitSays(t *testing.T) {
+	cfg := moe.Config{T: 9, H: 6, I: 4, E: 2, K: 3, DType: moe.BF16, Bias: true}
+	for _, tc := range []struct {
+		name   string
+		change func(c *moe.Case)
+	}{
+		{"none", func(*moe.Case) {}},
+		{"x", func(c *moe.Case) { c.X[4] = c.DType.Round(c.X[4] + 1) }},
+		{"w1", func(c *moe.Case) {
+			for i := range c.W1 {
+				c.W1[i] = c.DType.Round(2 * c.W1[i])
+			}
+		}},
+		{"routing-weight", func(c *moe.Case) {
+			for s, id := range c.Routing.IDs {
+				if id != int32(c.E) {
+					c.Routing.Weights[s] = c.DType.Round(c.Routing.Weights[s] / 3)
+				}
+			}
+		}},
+	} {
+		t.Run("change="+tc.name, func(t *testing.T) {
+			u, ranks := splitOf(t, cfg, 3, moe.Normal, 4)
+			ranks[1] = ranks[1].Clone()
+			tc.change(ranks[1])
+			refs, err := reference.RunSplit(u, ranks, reference.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if refs.Split[1] != (tc.name == "none") || !refs.Split[0] || !refs.Split[2] {
+				t.Fatalf("RunSplit says %v", refs.Split)
+			}
+			for _, ct := range []contract.Contract{contract.Exact(), contract.Torch()} {
+				need := wgradNeed{w: true, b: true}
+				uen, err := encloseNeed(u, false, ct, &arena{}, &workspace{}, need, par.New(0, 0), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for r, rc := range ranks {
+					got, err := rankEnclosureValid(uen, u, rc, ct, &arena{}, &workspace{}, need, refs.Split[r])
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := encloseNeed(rc, false, ct, &arena{}, &workspace{}, need, par.New(0, 0), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d := sameOutputs(got, want); d != "" {
+						t.Fatalf("contract %s: rank %d: %s differs from the rank's own enclosure", ct, r, d)
+					}
+				}
+			}
+		})
+	}
 }
 
 // TestRankRowsRefusesOtherCases: a rank case that differs from the unsplit layer's rank in
@@ -172,6 +256,45 @@ func TestRankRowsRefusesOtherCases(t *testing.T) {
 				t.Fatal("a changed rank case is derived from the unsplit layer")
 			}
 		})
+	}
+}
+
+// TestWeightZeroRowsSameAsWeightRows: weightZeroRows, which derives the element of a +0 h2
+// row once per routing weight, gives weightRows' enclosure over a +0 h2 bitwise (centers,
+// radii, the sign of zero) — for weights positive, negative, ±0 and repeated, every dtype
+// and contract. (arith.mul makes +0 times any finite weight exactly +0, so every valid
+// weight gives the same element today; the memo is keyed on the weight all the same.)
+func TestWeightZeroRowsSameAsWeightRows(t *testing.T) {
+	for _, d := range []moe.DType{moe.BF16, moe.FP16, moe.FP32} {
+		for ci, ct := range []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()} {
+			t.Run(fmt.Sprintf("dtype=%s/contract=%d", d, ci), func(t *testing.T) {
+				cfg := moe.Config{T: 16, H: 3, I: 2, E: 2, K: 2, DType: d}
+				r, err := moe.RandomRouting(cfg, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ws := []float64{0.5, 0.5, -0.25, math.Copysign(0, -1), 0, 1, -1, -1, 0.75}
+				for s := range r.Weights {
+					r.Weights[s] = ws[s%len(ws)]
+				}
+				c, err := moe.Generate(cfg, r, 3, moe.Normal)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, _ := c.Plan()
+				en := newEnclIn(c, p, nil, &workspace{}, nil)
+				en.ct = ct
+				S, H := c.S(), c.H
+				want, got := newIvec(S*H), newIvec(S*H)
+				en.weightRows(ivsrc(newIvec(S*H)), want, 0, S, 0)
+				en.weightZeroRows(got, 0, S)
+				for k := range got.c {
+					if math.Float64bits(got.c[k]) != math.Float64bits(want.c[k]) || math.Float64bits(got.r[k]) != math.Float64bits(want.r[k]) {
+						t.Fatalf("element %d: (%v, %v), want (%v, %v)", k, got.c[k], got.r[k], want.c[k], want.r[k])
+					}
+				}
+			})
+		}
 	}
 }
 

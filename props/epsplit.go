@@ -79,7 +79,19 @@ func splitElements(c moe.Config) int64 {
 // routing is c's global routing (or, without one, c's local routing with each sentinel slot
 // sent to a seeded expert of another rank with a seeded weight), mapped to each rank.
 func SplitCases(c *moe.Case) (*moe.Case, []*moe.Case, error) {
+	// c's values are every rank's X and dY and rank r0's weights: checked once here, as the
+	// ranks hold them (without NonFinite); the ranks' other weights are Generate's (dtype
+	// values, finite). So each rank's Validate reduces to its config and routing
+	// (TestSplitCasesSameAsBefore checks that every case passes Validate).
+	cv := *c
+	cv.NonFinite = false
+	if err := cv.Validate(moe.Limits{}); err != nil {
+		return nil, nil, fmt.Errorf("props: split: %w", err)
+	}
 	W, E, K := c.EP.WorldSize(), c.E, c.K
+	if W <= 1 {
+		return nil, nil, fmt.Errorf("props: split: world size %d: a split needs at least 2 ranks", W)
+	}
 	G := E * W
 	ucfg := c.Config
 	ucfg.EP = moe.EP{}
@@ -135,7 +147,7 @@ func SplitCases(c *moe.Case) (*moe.Case, []*moe.Case, error) {
 		}
 		rc := &moe.Case{Config: cfg, Routing: rr, X: append([]float64(nil), c.X...), DY: append([]float64(nil), c.DY...),
 			W1: slice(u.W1, c.LenW1()), W2: slice(u.W2, c.LenW2()), B1: slice(u.B1, c.LenB1()), B2: slice(u.B2, c.LenB2())}
-		if err := rc.Validate(moe.Limits{}); err != nil {
+		if err := rc.ValidateRouting(moe.Limits{}); err != nil {
 			return nil, nil, fmt.Errorf("props: split rank %d: %w", r, err)
 		}
 		ranks[r] = rc

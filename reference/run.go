@@ -37,30 +37,41 @@ func runSplit(c *moe.Case, opts Options, mag, poison bool, sp split) (*Result, e
 	if err != nil {
 		return nil, fmt.Errorf("reference: %w", err)
 	}
+	return runValid(c, p, opts.Stages, mag, poison, opts.NoWeightGrads, sp, nil), nil
+}
+
+// runValid is runSplit for a case c already validated, with its plan p. With noWG the weight
+// gradients DW1 and DW2 are neither computed nor allocated (nil; their GEMMs are a third of
+// the work). also[e], where set, lists results of other cases to which expert e's rows add
+// their combine and scatter as well (RunSplit's ranks: their Y and DX).
+func runValid(c *moe.Case, p *moe.Plan, stages, mag, poison, noWG bool, sp split, also [][]*Result) *Result {
 	cfg := c.Config
 	res := &Result{
 		Y:    make([]float64, cfg.LenX()),
 		DX:   make([]float64, cfg.LenX()),
-		DW1:  make([]float64, cfg.LenW1()),
-		DW2:  make([]float64, cfg.LenW2()),
 		DRW:  make([]float64, cfg.S()),
 		Plan: p,
+	}
+	if !noWG {
+		res.DW1 = make([]float64, cfg.LenW1())
+		res.DW2 = make([]float64, cfg.LenW2())
 	}
 	if cfg.Bias {
 		res.DB1 = make([]float64, cfg.LenB1())
 		res.DB2 = make([]float64, cfg.LenB2())
 	}
-	x := &exec{c: c, p: p, res: res, act: activation{kind: cfg.Act, mag: mag}, mag: mag, ieee: c.NonFinite, poison: poison, par: sp}
-	x.alloc(opts.Stages)
+	x := &exec{c: c, p: p, res: res, act: activation{kind: cfg.Act, mag: mag}, mag: mag, ieee: c.NonFinite, poison: poison, par: sp,
+		noWG: noWG, also: also}
+	x.alloc(stages)
 	for e := 0; e < cfg.E; e++ {
 		if b, end := p.Begin(e), p.End(e); end > b {
 			x.expert(e, b, end)
 		}
 	}
-	if opts.Stages {
+	if stages {
 		x.tail()
 	}
-	return res, nil
+	return res
 }
 
 // exec is one Run: the case, its plan, the result being filled and the row buffers.
@@ -75,6 +86,8 @@ type exec struct {
 	ieee   bool // operands may be non-finite: IEEE GEMM fallback
 	poison bool // NaN-fill each expert's row buffers first (tests)
 	par    split
+	noWG   bool        // DW1 and DW2 not computed (runValid)
+	also   [][]*Result // per expert, more results its rows combine and scatter into (runValid)
 
 	cur expertRows // the expert being computed, for the split loops
 
@@ -121,6 +134,7 @@ func (x *exec) val(v float64) float64 {
 type expertRows struct {
 	e, b, n                              int
 	w1, w2                               []float64
+	y, dx                                []float64 // the combine's and the scatter's destination
 	xs, h1, act, h2, dh2, dact, dh1, dxs []float64
 }
 
@@ -152,9 +166,17 @@ func (x *exec) expert(e, b, end int) {
 		parFor(x.par, len(w2), 1, [2][]float64{x.w2abs, w2}, absRange)
 		w1, w2 = x.w1abs, x.w2abs
 	}
-	x.cur = expertRows{e: e, b: b, n: n, w1: w1, w2: w2, xs: xs, h1: h1, act: act, h2: h2, dh2: dh2, dact: dact, dh1: dh1, dxs: dxs}
-	dw1 := res.DW1[e*I2*H : (e+1)*I2*H]
-	dw2 := res.DW2[e*H*I : (e+1)*H*I]
+	x.cur = expertRows{e: e, b: b, n: n, w1: w1, w2: w2, xs: xs, h1: h1, act: act, h2: h2, dh2: dh2, dact: dact, dh1: dh1, dxs: dxs,
+		y: res.Y, dx: res.DX}
+	var also []*Result
+	if x.also != nil {
+		also = x.also[e]
+	}
+	var dw1, dw2 []float64
+	if !x.noWG {
+		dw1 = res.DW1[e*I2*H : (e+1)*I2*H]
+		dw2 = res.DW2[e*H*I : (e+1)*H*I]
+	}
 	std := c.Layout == moe.Standard
 	N, T := blas.NoTrans, blas.Trans
 
@@ -185,14 +207,22 @@ func (x *exec) expert(e, b, end int) {
 	// it is split by columns, each column summing the rows in order.
 	parFor(x.par, n, 2*H, x, (*exec).weightRows)
 	parFor(x.par, H, n, x, (*exec).combineCols)
+	for _, o := range also { // the same additions, in the same order, into o's Y
+		x.cur.y = o.Y
+		parFor(x.par, H, n, x, (*exec).combineCols)
+	}
 	// GEMM 2 dgrad (step 13) and wgrad (step 14). The weight gradients are fresh zeros and
 	// each expert's block is written once, so the wgrads accumulate onto them (beta 1).
 	if std {
 		x.gemm(N, N, n, I, H, dh2, H, w2, I, 0, dact, I)
-		x.gemm(T, N, H, I, n, dh2, H, act, I, 1, dw2, I) // dW2[e] (H×I) = d_h2ᵀ·act
+		if !x.noWG {
+			x.gemm(T, N, H, I, n, dh2, H, act, I, 1, dw2, I) // dW2[e] (H×I) = d_h2ᵀ·act
+		}
 	} else {
 		x.gemm(N, T, n, I, H, dh2, H, w2, H, 0, dact, I)
-		x.gemm(T, N, I, H, n, act, I, dh2, H, 1, dw2, H) // dW2[e] (I×H) = actᵀ·d_h2
+		if !x.noWG {
+			x.gemm(T, N, I, H, n, act, I, dh2, H, 1, dw2, H) // dW2[e] (I×H) = actᵀ·d_h2
+		}
 	}
 	if c.Bias {
 		sumRows(res.DB2[e*H:(e+1)*H], dh2)
@@ -202,16 +232,24 @@ func (x *exec) expert(e, b, end int) {
 	// GEMM 1 dgrad (step 16) and wgrad (step 17).
 	if std {
 		x.gemm(N, N, n, H, I2, dh1, I2, w1, H, 0, dxs, H)
-		x.gemm(T, N, I2, H, n, dh1, I2, xs, H, 1, dw1, H) // dW1[e] (2I×H) = d_h1ᵀ·xs
+		if !x.noWG {
+			x.gemm(T, N, I2, H, n, dh1, I2, xs, H, 1, dw1, H) // dW1[e] (2I×H) = d_h1ᵀ·xs
+		}
 	} else {
 		x.gemm(N, T, n, H, I2, dh1, I2, w1, I2, 0, dxs, H)
-		x.gemm(T, N, H, I2, n, xs, H, dh1, I2, 1, dw1, I2) // dW1[e] (H×2I) = xsᵀ·d_h1
+		if !x.noWG {
+			x.gemm(T, N, H, I2, n, xs, H, dh1, I2, 1, dw1, I2) // dW1[e] (H×2I) = xsᵀ·d_h1
+		}
 	}
 	if c.Bias {
 		sumRows(res.DB1[e*I2:(e+1)*I2], dh1)
 	}
 	// Scatter-add (step 18), by columns like the combine.
 	parFor(x.par, H, n, x, (*exec).scatterCols)
+	for _, o := range also { // the same additions, in the same order, into o's DX
+		x.cur.dx = o.DX
+		parFor(x.par, H, n, x, (*exec).scatterCols)
+	}
 }
 
 // absRange sets a[0][i] = |a[1][i]| for i in [lo, hi).
@@ -276,16 +314,16 @@ func (x *exec) weightRows(lo, hi int) {
 	}
 }
 
-// combineCols adds the current expert's weighted rows into Y (step 9) on columns [lo, hi),
-// the rows in order.
+// combineCols adds the current expert's weighted rows into Y (step 9; cur.y) on columns
+// [lo, hi), the rows in order.
 func (x *exec) combineCols(lo, hi int) {
-	c, res, cur := x.c, x.res, &x.cur
+	c, cur := x.c, &x.cur
 	H, K := c.H, c.K
 	for r := 0; r < cur.n; r++ {
 		s := int(x.p.Perm[cur.b+r])
 		t := s / K
 		w := x.val(c.Routing.Weights[s])
-		hr, y := cur.h2[r*H+lo:r*H+hi], res.Y[t*H+lo:t*H+hi]
+		hr, y := cur.h2[r*H+lo:r*H+hi], cur.y[t*H+lo:t*H+hi]
 		for h, v := range hr {
 			y[h] += w * v
 		}
@@ -306,14 +344,14 @@ func (x *exec) activateBackwardRows(lo, hi int) {
 	}
 }
 
-// scatterCols adds the current expert's d_xs rows into DX (step 18) on columns [lo, hi), the
-// rows in order.
+// scatterCols adds the current expert's d_xs rows into DX (step 18; cur.dx) on columns
+// [lo, hi), the rows in order.
 func (x *exec) scatterCols(lo, hi int) {
-	c, res, cur := x.c, x.res, &x.cur
+	c, cur := x.c, &x.cur
 	H, K := c.H, c.K
 	for r := 0; r < cur.n; r++ {
 		t := int(x.p.Perm[cur.b+r]) / K
-		dx, src := res.DX[t*H+lo:t*H+hi], cur.dxs[r*H+lo:r*H+hi]
+		dx, src := cur.dx[t*H+lo:t*H+hi], cur.dxs[r*H+lo:r*H+hi]
 		for h, v := range src {
 			dx[h] += v
 		}
