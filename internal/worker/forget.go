@@ -55,9 +55,13 @@ func (c *client) Forget() error {
 	}
 	c.held.p, c.held.enc = nil, nil // the worker drops the case it holds
 	if g.lanes > 1 {
-		// Not while another lane re-runs a case alone (RunFaults).
+		// Not while another lane re-runs a case alone (RunFaults); and in flight on the
+		// shared process as a case is (group.begin), so that a case of another lane that
+		// meets the process's end meanwhile — which this forget may have caused — is re-run
+		// alone, not blamed.
 		g.gate.RLock()
 		defer g.gate.RUnlock()
+		defer g.begin()()
 	}
 	c.nextID++
 	id := c.nextID

@@ -171,6 +171,54 @@ func TestForgetHostile(t *testing.T) {
 	}
 }
 
+// TestForgetLanesBlame: a worker process that ends while one lane's forget request is out
+// (testdata/hostile, mode lanes-forget-exit) ends the case another lane has in flight; that
+// case is not blamed for it — it is re-run alone, as after another lane's case failure — and
+// gets its correct result. The forget is in flight on the shared process like a case.
+func TestForgetLanesBlame(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the hostile worker")
+	}
+	bin := buildHostile(t)
+	bs, err := NewLanes(Options{Command: []string{bin, "lanes-forget-exit"}, Timeout: 20 * time.Second, StartTimeout: 20 * time.Second}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, b := range bs {
+			b.Close()
+		}
+	}()
+	ctx := context.Background()
+	if _, err := bs[0].Run(ctx, laneCase(t, 5), gpu.RunOptions{}); err != nil { // starts the process
+		t.Fatal(err)
+	}
+	slow := laneCase(t, 7) // hostile SlowT: in flight for 600 ms
+	type out struct {
+		r   *gpu.Result
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		r, err := bs[0].Run(ctx, slow, gpu.RunOptions{})
+		done <- out{r, err}
+	}()
+	time.Sleep(150 * time.Millisecond) // the slow case is out; the forget ends the process 100 ms later
+	if err := gpu.Forget(bs[1]); err != nil {
+		t.Fatalf("Forget: %v (a worker that ends is replaced)", err)
+	}
+	o := <-done
+	if o.err != nil {
+		t.Fatalf("the case in flight on the other lane: %v, want its result (re-run alone)", o.err)
+	}
+	if len(o.r.Y) != slow.LenX() {
+		t.Fatalf("y has %d values, want %d", len(o.r.Y), slow.LenX())
+	}
+	if n := Reruns(bs[0]); n != 1 {
+		t.Fatalf("Reruns = %d, want 1", n)
+	}
+}
+
 // TestClientForgetSameCase: after a forget request the worker holds no case, so the lane
 // sends its next run whole (a same_case request would be refused and resent); to a worker
 // without forget no request goes and the lane keeps sending same_case requests.

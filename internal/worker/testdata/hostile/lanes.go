@@ -24,6 +24,8 @@ import (
 //	lanes-exit   exit mid-case without an answer (a signal, a driver abort)
 //	lanes-hang   never answer (a hung kernel): the client's timeout kills the worker
 //	lanes-oom    answer out of memory (the device is shared: it may be another lane's fault)
+//	lanes-forget-exit  on a forget request, exit after BadDelay without an answer (the
+//	             process ends under the other lanes' cases in flight)
 const (
 	BadT     = 13
 	SlowT    = 7
@@ -63,6 +65,16 @@ type laneBackend struct {
 
 func (b laneBackend) Run(ctx context.Context, c *moe.Case, o gpu.RunOptions) (*gpu.Result, error) {
 	return b.RunFaults(ctx, c, o, 0)
+}
+
+// Forget misbehaves in mode forget-exit; otherwise it is the sim's.
+func (b laneBackend) Forget() error {
+	if b.mode == "forget-exit" {
+		time.Sleep(BadDelay)
+		fmt.Fprintln(os.Stderr, "hostile: exit on a forget request")
+		os.Exit(1)
+	}
+	return b.Backend.Forget()
 }
 
 // RunFaults misbehaves, then runs the sim with the faults (Serve calls it: fault.Runner).
