@@ -179,7 +179,7 @@ func compareSplitSum(ct contract.Contract, unsplit *moe.Case, whole *gpu.Result,
 	umag := refs.Magnitude
 	// The unsplit side's enclosure stays in its own arena while the ranks' are derived (in
 	// turn in the other one): every row a rank shares with the unsplit layer is copied from it
-	// (rankEnclosure).
+	// (rankEnclosureValid).
 	var uen *Enclosure
 	uar, ar, ws := &sc.u, &sc.r, &sc.ws
 	for k, cc := range all {

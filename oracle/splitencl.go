@@ -19,35 +19,21 @@ import (
 // multiply, d_h2, d_rw) is a function of that row's inputs and its expert's block alone, so
 // it is the unsplit side's row, bit for bit. What is the rank's own is its sentinel tail
 // (the slots of the other ranks) and what reads every slot of a token: the combine, the
-// scatter, the unsort and the gradients of the weights and biases. rankEnclosure copies the
+// scatter, the unsort and the gradients of the weights and biases. rankEnclosureValid copies the
 // former and derives the latter with the same functions encloseIn uses
 // (TestRankEnclosureSameAsFull compares every tensor, bitwise, with encloseIn's).
 
 // wgradNeed says which weight-gradient enclosures a caller reads.
 type wgradNeed struct{ w, b bool } // dW1 and dW2; dB1 and dB2
 
-// rankRows returns, for rank case rc, the unsplit row of each of its rows below its Rows
-// (nil, false where rc is not rank rc.EP.Rank of the split whose unsplit layer is uc, with
-// plans rp and up: then its enclosure is derived in full). It is epsplit.Rows, the
-// condition under which the rows' inputs are the same.
-func rankRows(uc, rc *moe.Case, up, rp *moe.Plan) ([]int, bool) { return epsplit.Rows(uc, rc, up, rp) }
-
-// rankEnclosure is encloseIn(rc, false, ct, ar, ws, need, …)'s outputs (Y, dX, d_rw and the
-// gradients need asks for; no stages) for rank case rc of the split whose unsplit layer uc
-// has enclosure u (derived under ct): the rows rc shares with uc are copied from u (see
-// above), the rest derived. Where rc is not a rank of that split (rankRows), it is encloseIn
-// itself.
-func rankEnclosure(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed) (*Enclosure, error) {
-	if err := rc.Validate(moe.Limits{}); err != nil {
-		return nil, fmt.Errorf("oracle: %w", err)
-	}
-	return rankEnclosureValid(u, uc, rc, ct, ar, ws, need, false)
-}
-
-// rankEnclosureValid is rankEnclosure for a rank case its caller has validated
-// (rc.Validate(moe.Limits{}) returned nil, and rc has not changed since); uc was validated
-// with u's derivation. With split the caller knows that rankRows' conditions on the configs
-// and the inputs hold (reference.RunSplit compared them): only the rows are mapped
+// rankEnclosureValid is encloseIn(rc, false, ct, ar, ws, need, …)'s outputs (Y, dX, d_rw and
+// the gradients need asks for; no stages) for rank case rc of the split whose unsplit layer
+// uc has enclosure u (derived under ct): the rows rc shares with uc are copied from u (see
+// above), the rest derived. Where rc is not a rank of that split (epsplit.Rows, the condition
+// under which the rows' inputs are the same), it is encloseIn itself. Its caller has
+// validated rc (rc.Validate(moe.Limits{}) returned nil, and rc has not changed since), and uc
+// with u's derivation. With split the caller knows that epsplit.Rows' conditions on the
+// configs and the inputs hold (reference.RunSplit compared them): only the rows are mapped
 // (epsplit.RowMap).
 func rankEnclosureValid(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed, split bool) (*Enclosure, error) {
 	full := func() (*Enclosure, error) { return encloseValid(rc, false, ct, ar, ws, need, par.New(0, 0), nil) }
@@ -60,7 +46,7 @@ func rankEnclosureValid(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar
 	if split {
 		m, ok = epsplit.RowMap(uc, rc, u.Plan, rp)
 	} else {
-		m, ok = rankRows(uc, rc, u.Plan, rp)
+		m, ok = epsplit.Rows(uc, rc, u.Plan, rp)
 	}
 	if !ok {
 		return full()
@@ -183,7 +169,7 @@ func (en *encl) weightZeroRows(out ivec, lo, hi int) {
 
 // newEnclRows is newEnclIn(c, p, ar, ws, nil) without the experts' weight matrices (w1s and
 // w2s nil; in the transposed layout newEnclIn copies every expert's weights into them): for
-// rankEnclosure, which runs no GEMM over the weights — the rows that read them are copied.
+// rankEnclosureValid, which runs no GEMM over the weights — the rows that read them are copied.
 func newEnclRows(c *moe.Case, p *moe.Plan, ar *arena, ws *workspace) *encl {
 	en := &encl{c: c, d: c.DType, p: p, S: c.S(), T: c.T, H: c.H, I: c.I, E: c.E, K: c.K, R: p.Rows, ws: ws, ar: ar,
 		sp: par.New(0, 0)}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/internal/epsplit"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
@@ -129,7 +130,7 @@ func TestRankEnclosureSameAsFull(t *testing.T) {
 				for r, rc := range ranks {
 					up, _ := u.Plan()
 					rp, _ := rc.Plan()
-					if _, ok := rankRows(u, rc, up, rp); !ok {
+					if _, ok := epsplit.Rows(u, rc, up, rp); !ok {
 						t.Fatalf("%s: rank %d not recognised as a rank of the split", name, r)
 					}
 					got, err := rankEnclosure(uen, u, rc, ct, dirtyArena(1<<16), &workspace{}, need)
@@ -248,11 +249,11 @@ func TestRankRowsRefusesOtherCases(t *testing.T) {
 			c.B1, c.B2 = append([]float64(nil), rc.B1...), append([]float64(nil), rc.B2...)
 			c.Routing.Weights = append([]float64(nil), rc.Routing.Weights...)
 			rp, _ := rc.Plan()
-			if _, ok := rankRows(u, &c, up, rp); !ok {
+			if _, ok := epsplit.Rows(u, &c, up, rp); !ok {
 				t.Fatal("the unchanged copy is not recognised")
 			}
 			tc.change(&c)
-			if _, ok := rankRows(u, &c, up, rp); ok {
+			if _, ok := epsplit.Rows(u, &c, up, rp); ok {
 				t.Fatal("a changed rank case is derived from the unsplit layer")
 			}
 		})
@@ -361,4 +362,13 @@ func TestFinite(t *testing.T) {
 			t.Fatalf("finite(%v = %#x) = %v, want %v", x, math.Float64bits(x), got, want)
 		}
 	}
+}
+
+// rankEnclosure is rankEnclosureValid(…, false) after validating rc: the rank enclosure of any
+// case, which the tests compare with its own enclosure.
+func rankEnclosure(u *Enclosure, uc, rc *moe.Case, ct contract.Contract, ar *arena, ws *workspace, need wgradNeed) (*Enclosure, error) {
+	if err := rc.Validate(moe.Limits{}); err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
+	}
+	return rankEnclosureValid(u, uc, rc, ct, ar, ws, need, false)
 }
