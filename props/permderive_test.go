@@ -64,7 +64,9 @@ func TestTokenPermutationDerivedVerdict(t *testing.T) {
 					ct := ct
 					env := &Env{Backend: sim.New(sim.Options{}), Faults: fs, Contract: &ct}
 					c := tr.Case
-					env.begin(c, nil)
+					if err := env.begin(c, nil); err != nil {
+						t.Fatal(err)
+					}
 					a, o, err := env.baseRun(ctx, "test", c, poison)
 					if err != nil {
 						t.Fatal(err)

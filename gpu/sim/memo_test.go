@@ -267,8 +267,12 @@ func TestMemoSameAsWithout(t *testing.T) {
 					t.Fatal(err)
 				}
 				if s.forget {
-					memoed.Forget()
-					twin.Forget()
+					if err := memoed.Forget(); err != nil {
+						t.Fatal(err)
+					}
+					if err := twin.Forget(); err != nil {
+						t.Fatal(err)
+					}
 				}
 				for _, p := range append(gpu.Poisons(), gpu.PoisonStale) {
 					n++
@@ -343,7 +347,9 @@ func TestMemoBounded(t *testing.T) {
 			if limit == 5000 && hits == 0 {
 				t.Errorf("limit 5000: no hit")
 			}
-			memoed.Forget()
+			if err := memoed.Forget(); err != nil {
+				t.Fatal(err)
+			}
 			for i := range m.slots {
 				if m.slots[i].ok {
 					t.Fatalf("Forget kept memo slot %d", i)
@@ -401,8 +407,12 @@ func TestMemoKeepPolicy(t *testing.T) {
 		{name: "after-forget-hits", c: other.Clone(), hits: memoSlots, entries: memoSlots},
 	} {
 		if s.forget {
-			memoed.Forget()
-			twin.Forget()
+			if err := memoed.Forget(); err != nil {
+				t.Fatal(err)
+			}
+			if err := twin.Forget(); err != nil {
+				t.Fatal(err)
+			}
 		}
 		h0 := hits()
 		opts := gpu.RunOptions{Poison: gpu.Poisons()[i%len(gpu.Poisons())], PoisonSeed: uint64(i)}
