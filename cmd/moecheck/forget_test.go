@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -19,10 +17,7 @@ func TestWorkerJobsSameOutput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the worker")
 	}
-	bin := filepath.Join(t.TempDir(), "moecheck-worker")
-	if out, err := exec.Command("go", "build", "-o", bin, "../moecheck-worker").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildWorker(t)
 	backend := "worker:" + bin + " -backend sim"
 	for _, tc := range []struct {
 		name string

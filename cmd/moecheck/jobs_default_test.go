@@ -20,10 +20,7 @@ func TestWorkerJobsDefault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the worker")
 	}
-	bin := filepath.Join(t.TempDir(), "moecheck-worker")
-	if out, err := exec.Command("go", "build", "-o", bin, "../moecheck-worker").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildWorker(t)
 	other := filepath.Join(t.TempDir(), "other-worker") // not known to serve lanes
 	if out, err := exec.Command("cp", bin, other).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v\n%s", err, out)

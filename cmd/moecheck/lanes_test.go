@@ -31,10 +31,7 @@ func TestLanesSameRecords(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the worker")
 	}
-	bin := filepath.Join(t.TempDir(), "moecheck-worker")
-	if out, err := exec.Command("go", "build", "-o", bin, "../moecheck-worker").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildWorker(t)
 	backend := "worker:" + bin + " -backend sim"
 	for _, tc := range []struct {
 		name  string
@@ -158,4 +155,14 @@ func dropStderrTails(out string) string {
 		keep = append(keep, l)
 	}
 	return strings.Join(keep, "\n")
+}
+
+// buildWorker builds moecheck-worker into a temporary directory and returns its path.
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "moecheck-worker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../moecheck-worker").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
