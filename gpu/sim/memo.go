@@ -145,37 +145,25 @@ const (
 	keyStore
 )
 
-func (k *memoKey) ints(v []int32) {
-	switch k.mode {
-	case keyMatch:
-		if !k.eq {
-			return
-		}
-		if k.ip+len(v) > len(k.e.ints) || !bytes.Equal(i32bytes(v), i32bytes(k.e.ints[k.ip:k.ip+len(v)])) {
-			k.eq = false
-		}
-		k.ip += len(v)
-	case keySize:
-		k.ni += len(v)
-	default:
-		k.e.ints = append(k.e.ints, v...)
-	}
-}
+func (k *memoKey) ints(v []int32)     { keyPart(k, v, &k.e.ints, &k.ip, &k.ni) }
+func (k *memoKey) floats(v []float32) { keyPart(k, v, &k.e.in, &k.fp, &k.nf) }
 
-func (k *memoKey) floats(v []float32) {
+// keyPart is ints and floats: part v of a key against (match), into (size) or appended to
+// (store) the entry's elements have, at cursor cur; n counts the elements (size).
+func keyPart[T int32 | float32](k *memoKey, v []T, have *[]T, cur, n *int) {
 	switch k.mode {
 	case keyMatch:
 		if !k.eq {
 			return
 		}
-		if k.fp+len(v) > len(k.e.in) || !bytes.Equal(f32bytes(v), f32bytes(k.e.in[k.fp:k.fp+len(v)])) {
+		if *cur+len(v) > len(*have) || !bytes.Equal(bytesOf(v), bytesOf((*have)[*cur:*cur+len(v)])) {
 			k.eq = false
 		}
-		k.fp += len(v)
+		*cur += len(v)
 	case keySize:
-		k.nf += len(v)
+		*n += len(v)
 	default:
-		k.e.in = append(k.e.in, v...)
+		*have = append(*have, v...)
 	}
 }
 
@@ -234,12 +222,8 @@ func reserve[T any](v []T, n int) []T {
 	return v[:0]
 }
 
-// f32bytes and i32bytes are v's memory as bytes, for bitwise comparisons.
-func f32bytes(v []float32) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v))
-}
-
-func i32bytes(v []int32) []byte {
+// bytesOf is v's memory as bytes, for bitwise comparisons.
+func bytesOf[T int32 | float32](v []T) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v))
 }
 
