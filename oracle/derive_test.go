@@ -10,32 +10,9 @@ import (
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/tokperm"
 	"github.com/moecheck/moecheck/moe"
 )
-
-// permuteCase is c with token t moved to perm[t] (x, dY, the routing and the global
-// routing row by row), as props' token-permutation builds it.
-func permuteCase(c *moe.Case, perm []int) *moe.Case {
-	pc := c.Clone()
-	rows := func(dst, src []float64, n int) {
-		for t, pt := range perm {
-			copy(dst[pt*n:(pt+1)*n], src[t*n:(t+1)*n])
-		}
-	}
-	rows(pc.X, c.X, c.H)
-	rows(pc.DY, c.DY, c.H)
-	rows(pc.Routing.Weights, c.Routing.Weights, c.K)
-	for t, pt := range perm {
-		copy(pc.Routing.IDs[pt*c.K:(pt+1)*c.K], c.Routing.IDs[t*c.K:(t+1)*c.K])
-	}
-	if c.Global != nil {
-		rows(pc.Global.Weights, c.Global.Weights, c.K)
-		for t, pt := range perm {
-			copy(pc.Global.IDs[pt*c.K:(pt+1)*c.K], c.Global.IDs[t*c.K:(t+1)*c.K])
-		}
-	}
-	return pc
-}
 
 // cloneResult is a deep copy of r (outputs and stages).
 func cloneResult(r *gpu.Result) *gpu.Result {
@@ -76,7 +53,7 @@ func newDerivePair(t *testing.T, cfg moe.Config, seed uint64, poison gpu.Poison,
 		c.W1[len(c.W1)/3] = math.Inf(-1)
 	}
 	perm := moe.NewRand(seed*31 + 7).Perm(c.T)
-	pc := permuteCase(c, perm)
+	pc := tokperm.Permute(c, perm)
 	b := sim.New(sim.Options{})
 	a, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: poison, PoisonSeed: 1, Stages: true})
 	if err != nil {

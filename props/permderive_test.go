@@ -9,6 +9,7 @@ import (
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/internal/fault"
+	"github.com/moecheck/moecheck/internal/tokperm"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 )
@@ -91,7 +92,7 @@ func TestTokenPermutationDerivedVerdict(t *testing.T) {
 						judgedFaulty++
 					}
 					perm := moe.NewRand(uint64(c.T)*7919 + 17).Perm(c.T)
-					pc := permuteTokens(c, perm)
+					pc := tokperm.Permute(c, perm)
 					b, o, err := env.run(ctx, "test", pc, poison, 5)
 					if err != nil || o != nil {
 						t.Fatalf("%s: permuted run: %v %v", name, o, err)

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/tokperm"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 	"github.com/moecheck/moecheck/reference"
@@ -25,7 +26,7 @@ var tokenPermutation = Property{
 		c, poison := t.Case, t.Poison
 		const name = "token-permutation"
 		perm := moe.NewRand(uint64(c.T)*7919 + 17).Perm(c.T) // token t moves to perm[t]
-		pc := permuteTokens(c, perm)
+		pc := tokperm.Permute(c, perm)
 		a, o, err := env.baseRun(ctx, name, c, poison) // shared with matches
 		if o != nil || err != nil {
 			return o, err
@@ -58,28 +59,6 @@ var tokenPermutation = Property{
 		}
 		return pass(name, v), nil
 	},
-}
-
-func permuteTokens(c *moe.Case, perm []int) *moe.Case {
-	pc := c.Clone()
-	rows := func(dst, src []float64, n int) {
-		for t, pt := range perm {
-			copy(dst[pt*n:(pt+1)*n], src[t*n:(t+1)*n])
-		}
-	}
-	rows(pc.X, c.X, c.H)
-	rows(pc.DY, c.DY, c.H)
-	rows(pc.Routing.Weights, c.Routing.Weights, c.K)
-	for t, pt := range perm {
-		copy(pc.Routing.IDs[pt*c.K:(pt+1)*c.K], c.Routing.IDs[t*c.K:(t+1)*c.K])
-	}
-	if c.Global != nil {
-		rows(pc.Global.Weights, c.Global.Weights, c.K)
-		for t, pt := range perm {
-			copy(pc.Global.IDs[pt*c.K:(pt+1)*c.K], c.Global.IDs[t*c.K:(t+1)*c.K])
-		}
-	}
-	return pc
 }
 
 func unpermuteRows(x []float32, perm []int, n int) []float32 {
