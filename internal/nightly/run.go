@@ -535,9 +535,7 @@ func (r *runner) random(ctx context.Context, cr props.CaseResult) error {
 		if cr.Shrunk != nil && cr.Shrunk.Outcome != nil { // report what the shrunk case breaks
 			rec.Property, rec.Message = cr.Shrunk.Outcome.Property, cr.Shrunk.Outcome.Message
 			rec.Failures = failureRecords(cr.Shrunk.Outcome)
-			if sr := outcomeSample(nil, cr.Shrunk.Outcome); sr != nil {
-				rec.Sample = sr
-			}
+			rec.Sample = outcomeSample(nil, cr.Shrunk.Outcome) // the shrunk verdict's own (nil: judged whole)
 		}
 		tr := props.Trial{Origin: props.Origin{Kind: props.FromSpec, Spec: spec}}
 		if cr.Shrunk != nil && cr.Shrunk.Trial.Prior != nil {

@@ -51,11 +51,15 @@ func sampleRecord(r *oracle.SampleReport) *SampleRecord {
 	return s
 }
 
-// outcomeSample is the sample the record of outcomes reports: the failing outcome's when it
-// was judged on one, else the first sampled verdict among the outcomes (the base run's, as
-// check prints it); nil when every verdict was judged whole.
+// outcomeSample is the sample the record of outcomes reports: for a failure, the failing
+// outcome's own (nil when that verdict was judged whole); for a pass, the first sampled
+// verdict among the outcomes (the base run's, as check prints it); nil when every verdict was
+// judged whole.
 func outcomeSample(outs []*props.Outcome, failed *props.Outcome) *SampleRecord {
-	if failed != nil && failed.Verdict != nil && failed.Verdict.Sample != nil {
+	if failed != nil { // a failing record describes the failing verdict only
+		if failed.Verdict == nil {
+			return nil
+		}
 		return sampleRecord(failed.Verdict.Sample)
 	}
 	for _, o := range outs {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/moecheck/moecheck/oracle"
+	"github.com/moecheck/moecheck/props"
 )
 
 // TestSampledRun: a run with Options.Sample names the sample in its start record, every case
@@ -128,4 +129,31 @@ func TestSampleRecordSchema(t *testing.T) {
 func readGolden(t *testing.T, name string) ([]Record, error) {
 	t.Helper()
 	return readAll(t, filepath.Join("testdata", name)), nil
+}
+
+// TestOutcomeSampleOfAFailure: a failing record's sample is the failing verdict's own — none
+// when that property was judged whole, even if another property of the case was judged on a
+// sample (regression: the record said "judged on a sample" of a failure judged whole).
+func TestOutcomeSampleOfAFailure(t *testing.T) {
+	sampled := &props.Outcome{Property: "matches", Verdict: &oracle.Verdict{Sample: &oracle.SampleReport{Fraction: 0.1, Seed: 3}}}
+	whole := &props.Outcome{Property: "poison-invariance", Verdict: &oracle.Verdict{}}
+	noVerdict := &props.Outcome{Property: "deterministic"}
+	for _, tc := range []struct {
+		name   string
+		outs   []*props.Outcome
+		failed *props.Outcome
+		want   bool
+	}{
+		{"pass/one-sampled", []*props.Outcome{whole, sampled}, nil, true},
+		{"pass/none-sampled", []*props.Outcome{whole, noVerdict}, nil, false},
+		{"fail/failing-sampled", []*props.Outcome{sampled}, sampled, true},
+		{"fail/failing-whole", []*props.Outcome{sampled, whole}, whole, false},
+		{"fail/failing-without-verdict", []*props.Outcome{sampled, noVerdict}, noVerdict, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := outcomeSample(tc.outs, tc.failed) != nil; got != tc.want {
+				t.Fatalf("sampled = %v, want %v", got, tc.want)
+			}
+		})
+	}
 }
