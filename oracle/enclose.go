@@ -286,13 +286,28 @@ func rowsMat(v ivec, b, e, n int) mat {
 }
 
 // colsMat copies rows [b, e) of v (row length n) transposed: an n×(e−b) mat.
+//
+// It copies in blocks of 256 rows × 8 columns, column by column within a block: each column
+// of the result is then written in runs of up to 256 consecutive elements, and the block's
+// reads (8 values of each of 256 rows) stay in the first-level cache for the next columns.
+// Element by element over whole rows (a weight gradient's operands per expert: rows × 2,048
+// at a real layer), every write went to another cache line of the result, a stride of e−b
+// elements apart in each of two arrays: 65 ns an element at 1,024 rows, 8 ns in blocks
+// (BenchmarkColsMat, on the 2-core development machine).
 func (en *encl) colsMat(v rowsrc, b, e, n int) mat {
 	m := en.newMatDirty(n, e-b) // every element written below
-	for i := b; i < e; i++ {
-		for j := 0; j < n; j++ {
-			x := v.at(i*n + j)
-			m.c[j*(e-b)+i-b] = x.v
-			m.r[j*(e-b)+i-b] = x.e
+	const ti, tj = 256, 8       // rows, columns of a block
+	for i0 := b; i0 < e; i0 += ti {
+		i1 := min(i0+ti, e)
+		for j0 := 0; j0 < n; j0 += tj {
+			j1 := min(j0+tj, n)
+			for j := j0; j < j1; j++ {
+				for i := i0; i < i1; i++ {
+					x := v.at(i*n + j)
+					m.c[j*(e-b)+i-b] = x.v
+					m.r[j*(e-b)+i-b] = x.e
+				}
+			}
 		}
 	}
 	return m
