@@ -94,3 +94,52 @@ func BenchmarkColsMat(b *testing.B) {
 		})
 	}
 }
+
+// TestTransposeExactBlocks: transposeExact (in blocks of 64 rows × 8 columns) writes every
+// center of the transpose with the bits of x's element (signed zeros, NaN payloads, ±Inf
+// and subnormals among them) and takes its radii from the workspace's read-only zeros, for
+// shapes on and off the block sizes, into an arena whose dirty scratch holds NaN poison
+// from the last use (so an element not written shows).
+func TestTransposeExactBlocks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 21))
+	en := &encl{ar: &arena{}, ws: &workspace{}}
+	for _, sh := range [][2]int{{1, 1}, {64, 8}, {65, 9}, {3, 200}, {200, 3}, {130, 17}, {7, 1}, {1, 7}, {300, 40}} {
+		m, k := sh[0], sh[1]
+		x := make([]float64, m*k)
+		for i := range x {
+			switch rng.IntN(20) {
+			case 0:
+				x[i] = math.Float64frombits(0x7ff8000000000000 | uint64(rng.IntN(1<<20)))
+			case 1:
+				x[i] = math.Inf(1 - 2*rng.IntN(2))
+			case 2:
+				x[i] = math.Copysign(0, -1)
+			case 3:
+				x[i] = 0x1p-1070 * float64(rng.IntN(8))
+			default:
+				x[i] = rng.NormFloat64()
+			}
+		}
+		name := fmt.Sprintf("m=%d/k=%d", m, k)
+		en.ar.reset()
+		poison := en.ar.getDirty(m * k)
+		for i := range poison {
+			poison[i] = math.NaN()
+		}
+		en.ar.reset()
+		tr := en.transposeExact(x, m, k)
+		if tr.m != k || tr.k != m || len(tr.c) != m*k || len(tr.r) != m*k {
+			t.Fatalf("%s: shape %d×%d (%d, %d), want %d×%d", name, tr.m, tr.k, len(tr.c), len(tr.r), k, m)
+		}
+		for i := 0; i < m; i++ {
+			for l := 0; l < k; l++ {
+				if got, want := math.Float64bits(tr.c[l*m+i]), math.Float64bits(x[i*k+l]); got != want {
+					t.Fatalf("%s: element (%d, %d) of the transpose: bits %#x, want %#x", name, l, i, got, want)
+				}
+				if r := math.Float64bits(tr.r[l*m+i]); r != 0 {
+					t.Fatalf("%s: radius (%d, %d) bits %#x, want +0", name, l, i, r)
+				}
+			}
+		}
+	}
+}
