@@ -98,14 +98,20 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 	}
 	C := ws.get(0, m*n)
 	M := ws.get(1, m*n)
-	Mp := ws.get(2, m*n)
 	fl := nominalFloor(d)
-	N := Mp // nominal magnitudes (fp32: M⁺ itself)
-	if fl > 0 {
-		N = ws.get(7, m*n)
+	fused := m*n*k < 1<<15
+	var teA, teB []int
+	var exA, exB []bool
+	var aAbs, bAbs []float64 // |c| of each operand (the products' path: rowInfoAbs)
+	var belowA, belowB bool  // whether an element of aAbs, bAbs is below fl
+	if fused {
+		teA, exA = rowInfo(A, ws)
+		teB, exB = rowInfo(B, ws)
+	} else {
+		aAbs, bAbs = ws.get(3, len(A.c)), ws.get(5, len(B.c))
+		teA, exA, belowA = rowInfoAbs(A, ws, aAbs, fl)
+		teB, exB, belowB = rowInfoAbs(B, ws, bAbs, fl)
 	}
-	teA, exA := rowInfo(A, ws)
-	teB, exB := rowInfo(B, ws)
 	allExact := true
 	for _, e := range exA {
 		allExact = allExact && e
@@ -113,7 +119,17 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 	for _, e := range exB {
 		allExact = allExact && e
 	}
-	if m*n*k < 1<<15 && allExact && fl == 0 {
+	// M⁺ and N are buffers of their own only where they may differ from M and M⁺: the
+	// judgement loop below only reads them
+	Mp, N := M, M
+	if !(allExact && !fused) {
+		Mp = ws.get(2, m*n)
+		N = Mp // nominal magnitudes (fp32: M⁺ itself)
+		if fl > 0 {
+			N = ws.get(7, m*n)
+		}
+	}
+	if fused && allExact && fl == 0 {
 		// fused, exact fp32 operands: M⁺ = M, no nominal magnitudes (N is M⁺)
 		for i := 0; i < m; i++ {
 			ac := A.c[i*k : i*k+k]
@@ -128,7 +144,7 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 				C[i*n+j], M[i*n+j], Mp[i*n+j] = c, mm, mm
 			}
 		}
-	} else if m*n*k < 1<<15 && allExact {
+	} else if fused && allExact {
 		// fused, exact operands: M⁺ = M
 		for i := 0; i < m; i++ {
 			ac := A.c[i*k : i*k+k]
@@ -148,7 +164,7 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 				}
 			}
 		}
-	} else if m*n*k < 1<<15 {
+	} else if fused {
 		// fused: C, M and M⁺ in one pass over each pair of rows
 		for i := 0; i < m; i++ {
 			ac, ar := A.c[i*k:i*k+k], A.r[i*k:i*k+k]
@@ -171,33 +187,40 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 			}
 		}
 	} else {
-		var aAbs, aPlus, bAbs, bPlus []float64
-		if allExact {
-			// radii all zero: |c|+r = |c| bitwise, so one array serves as both (|c| is
-			// not read once M is computed, before ν may raise |c|+r in place below)
-			aAbs, bAbs = absInto(A, ws.get(3, len(A.c))), absInto(B, ws.get(5, len(B.c)))
-			aPlus, bPlus = aAbs, bAbs
-		} else {
-			aAbs, aPlus = absPlus(A, ws.get(3, len(A.c)), ws.get(4, len(A.c)))
-			bAbs, bPlus = absPlus(B, ws.get(5, len(B.c)), ws.get(6, len(B.c)))
+		aPlus, bPlus := aAbs, bAbs
+		if !allExact {
+			aPlus = plusInto(A, aAbs, ws.get(4, len(A.c)))
+			bPlus = plusInto(B, bAbs, ws.get(6, len(B.c)))
 		}
+		// else radii all zero: |c|+r = |c| bitwise, so one array serves as both (|c| is
+		// not read once M is computed, before ν may raise |c|+r in place below)
 		mulNT(m, n, k, A.c, B.c, C)
 		mulNT(m, n, k, aAbs, bAbs, M)
-		if allExact {
-			// radii all zero: |c|+r = |c| bitwise, so M⁺ is the same product as M (mulNT is
-			// deterministic); the stage-local checks' operands are all exact
-			copy(Mp, M)
-		} else {
+		if !allExact {
 			mulNT(m, n, k, aPlus, bPlus, Mp)
 		}
+		// else radii all zero: |c|+r = |c| bitwise, so M⁺ is the same product as M (mulNT is
+		// deterministic) and Mp is M itself; the stage-local checks' operands are all exact
 		if fl > 0 {
 			// ν in place of |c|+r: aPlus and bPlus are not needed any more. Where no
-			// element is below the floor, ν is the identity and N is M⁺'s product, bitwise.
-			ra, rb := raiseToFloor(aPlus, fl), raiseToFloor(bPlus, fl)
+			// element is below the floor, ν is the identity and N is M⁺'s product, bitwise
+			// (N is then Mp itself). With exact operands, rowInfoAbs has told whether any
+			// element of |c| = |c|+r is below the floor: where none is, raiseToFloor would
+			// change nothing and report false.
+			ra, rb := belowA, belowB
+			if !allExact || ra {
+				ra = raiseToFloor(aPlus, fl)
+			}
+			if !allExact || rb {
+				rb = raiseToFloor(bPlus, fl)
+			}
 			if ra || rb {
+				if allExact {
+					N = ws.get(7, m*n)
+				}
 				mulNT(m, n, k, aPlus, bPlus, N)
 			} else {
-				copy(N, Mp)
+				N = Mp
 			}
 		}
 	}
@@ -312,24 +335,6 @@ func raiseToFloor(plus []float64, floor float64) bool {
 	return raised
 }
 
-// absPlus returns |c| and |c|+r of a matrix (NaN radius stays NaN in |c|+r).
-func absPlus(A mat, abs, plus []float64) ([]float64, []float64) {
-	for i, c := range A.c {
-		a := math.Abs(c)
-		abs[i] = a
-		plus[i] = a + A.r[i]
-	}
-	return abs, plus
-}
-
-// absInto returns |c| of a matrix.
-func absInto(A mat, abs []float64) []float64 {
-	for i, c := range A.c {
-		abs[i] = math.Abs(c)
-	}
-	return abs
-}
-
 // rowInfo returns, per row, the minimum trailing exponent of its nonzero centers and whether
 // every element of the row is exactly known (radius 0).
 func rowInfo(A mat, ws *workspace) (te []int, exact []bool) {
@@ -352,6 +357,60 @@ func rowInfo(A mat, ws *workspace) (te []int, exact []bool) {
 		te[i], exact[i] = t, ex
 	}
 	return te, exact
+}
+
+// rowInfoAbs is rowInfo, with |c| of every element written to abs (absInto) in the same pass
+// over the centers, and whether any element of abs is below floor (raiseToFloor's report on
+// abs, without raising it). te of a row that is not exact is its minimum over the elements
+// before its first nonzero radius, as rowInfo leaves it (reduceAcc reads te of exact rows
+// only). Radii that are the workspace's read-only zeros (an exact weight matrix) are not
+// scanned.
+func rowInfoAbs(A mat, ws *workspace, abs []float64, floor float64) (te []int, exact []bool, below bool) {
+	te, exact = ws.rowBufs(A.m)
+	k := A.k
+	zeroR := ws != nil && len(A.r) > 0 && len(ws.zero) > 0 && &A.r[0] == &ws.zero[0]
+	for i := 0; i < A.m; i++ {
+		t, ex := math.MaxInt32/4, true
+		rr, cc, aa := A.r[i*k:i*k+k], A.c[i*k:i*k+k], abs[i*k:i*k+k]
+		n := k // elements before the first nonzero radius
+		if !zeroR {
+			for l, r := range rr {
+				if r != 0 {
+					n, ex = l, false
+					break
+				}
+			}
+		}
+		for l, c := range cc[:n] {
+			a := math.Abs(c)
+			aa[l] = a
+			if a < floor {
+				below = true
+			}
+			if c != 0 {
+				if q := trailingExp(c); q < t {
+					t = q
+				}
+			}
+		}
+		for l, c := range cc[n:] {
+			a := math.Abs(c)
+			aa[n+l] = a
+			if a < floor {
+				below = true
+			}
+		}
+		te[i], exact[i] = t, ex
+	}
+	return te, exact, below
+}
+
+// plusInto returns |c|+r of a matrix given abs = |c| (absPlus's plus: NaN radius stays NaN).
+func plusInto(A mat, abs, plus []float64) []float64 {
+	for i, a := range abs {
+		plus[i] = a + A.r[i]
+	}
+	return plus
 }
 
 // mulNT computes C = A·Bᵀ (A m×k, B n×k, C m×n, all row-major) in float64: plain loops for

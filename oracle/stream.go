@@ -271,7 +271,7 @@ func (ck *checker) compareSpan(p *spanPart, name moe.Tensor, local bool, got []f
 		if r == 0 && g == c {
 			continue // ratio 0: exact and equal (the common case of the stage checks)
 		}
-		q := ratio(g, c, r)
+		q := ratioFinite(g, c, r)
 		if q <= 1 {
 			if q > p.maxRatio && r > 4*ck.c.DType.Ulp(c) {
 				p.maxRatio = q
@@ -281,6 +281,19 @@ func (ck *checker) compareSpan(p *spanPart, name moe.Tensor, local bool, got []f
 		p.failed++
 		p.aggs[3].add(Failure{Check: CheckStage, Tensor: name, Local: local, Worst: ck.locate(name, off+k), Got: g, Want: c, Bound: r, Ratio: q})
 	}
+}
+
+// ratioFinite is ratio(got, want, bound) for a finite got (no NaN or Inf test: compareSpan
+// has taken those), small enough to be inlined into compareSpan's loop.
+func ratioFinite(got, want, bound float64) float64 {
+	d := math.Abs(got - want)
+	if bound == 0 {
+		if d == 0 {
+			return 0
+		}
+		return math.Inf(1)
+	}
+	return d / bound
 }
 
 // The span enclosures of the stage-local checks (stages.go): each derives rows s of a stage
