@@ -132,3 +132,19 @@ func TestNightlySample(t *testing.T) {
 		})
 	}
 }
+
+// TestNightlySampleJudgedWhole: with --sample on a backend whose results are judged end to end
+// (sim-torch: no stages, so nothing is sampled), the run ends with a plain PASS and the
+// summary counts no sampled pass (regression: it printed "PASS ON A SAMPLE" whenever --sample
+// was given, though every case was judged whole).
+func TestNightlySampleJudgedWhole(t *testing.T) {
+	res := filepath.Join(t.TempDir(), "results.jsonl")
+	code, out, errb := run(t, nil, "nightly", "--backend", "sim-torch", "--corpus", "none", "--presets", "none",
+		"--cases", "3", "--sample", "0.5", "--results", res, "--jobs", "1")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s\n%s", code, out, errb)
+	}
+	if strings.Contains(out, "PASS ON A SAMPLE") || !regexp.MustCompile(`(?m)^PASS$`).MatchString(out) {
+		t.Errorf("a run judged whole does not end with a plain PASS:\n%s", out)
+	}
+}

@@ -137,6 +137,7 @@ type Summary struct {
 	Pass     int                `json:"pass"`
 	Fail     int                `json:"fail"`
 	Skip     int                `json:"skip"`
+	Sampled  int                `json:"sampled,omitempty"` // passes judged on a sample (their record has "sample")
 	ByKind   map[string]*Counts `json:"by_kind"`
 	Failed   []string           `json:"failed,omitempty"` // ids of failing items, in file order
 	ElapsedS float64            `json:"elapsed_s"`        // sum of the case records' times
@@ -166,6 +167,9 @@ func Summarize(recs []Record) *Summary {
 		case StatusPass:
 			s.Pass++
 			c.Pass++
+			if r.Sample != nil {
+				s.Sampled++
+			}
 		case StatusFail:
 			s.Fail++
 			c.Fail++
