@@ -41,24 +41,12 @@ func splitOf(t *testing.T, cfg moe.Config, W int, mode moe.DataMode, seed uint64
 	if err != nil {
 		t.Fatal(err)
 	}
-	slice := func(full []float64, r, W int) []float64 {
-		if full == nil {
-			return nil
-		}
-		n := len(full) / W
-		return append([]float64(nil), full[r*n:(r+1)*n]...)
+	ranks, err := epsplit.Ranks(u, cfg, W, g.IDs, g.Weights, g.Options)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ranks := make([]*moe.Case, W)
-	for r := range ranks {
-		rcfg := cfg
-		rcfg.EP = moe.EP{World: W, Rank: r}
-		rr, err := moe.FromGlobal(rcfg, g.IDs, g.Weights, g.Options)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ranks[r] = &moe.Case{Config: rcfg, Routing: rr, X: append([]float64(nil), u.X...), DY: append([]float64(nil), u.DY...),
-			W1: slice(u.W1, r, W), W2: slice(u.W2, r, W), B1: slice(u.B1, r, W), B2: slice(u.B2, r, W)}
-		if err := ranks[r].Validate(moe.Limits{}); err != nil {
+	for _, rc := range ranks {
+		if err := rc.Validate(moe.Limits{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/epsplit"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -131,26 +132,14 @@ func SplitCases(c *moe.Case) (*moe.Case, []*moe.Case, error) {
 		copy(u.B1[r0*E*blk(c.LenB1()):], c.B1)
 		copy(u.B2[r0*E*blk(c.LenB2()):], c.B2)
 	}
-	ranks := make([]*moe.Case, W)
-	for r := 0; r < W; r++ {
-		cfg := c.Config
-		cfg.EP = moe.EP{World: W, Rank: r}
-		rr, err := moe.FromGlobal(cfg, g.IDs, g.Weights, moe.GlobalOptions{})
-		if err != nil {
-			return nil, nil, fmt.Errorf("props: split rank %d: %w", r, err)
-		}
-		slice := func(full []float64, n int) []float64 {
-			if full == nil {
-				return nil
-			}
-			return append([]float64(nil), full[r*n:(r+1)*n]...)
-		}
-		rc := &moe.Case{Config: cfg, Routing: rr, X: append([]float64(nil), c.X...), DY: append([]float64(nil), c.DY...),
-			W1: slice(u.W1, c.LenW1()), W2: slice(u.W2, c.LenW2()), B1: slice(u.B1, c.LenB1()), B2: slice(u.B2, c.LenB2())}
+	ranks, err := epsplit.Ranks(u, c.Config, W, g.IDs, g.Weights, moe.GlobalOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("props: split %w", err)
+	}
+	for r, rc := range ranks {
 		if err := rc.ValidateRouting(moe.Limits{}); err != nil {
 			return nil, nil, fmt.Errorf("props: split rank %d: %w", r, err)
 		}
-		ranks[r] = rc
 	}
 	return u, ranks, nil
 }

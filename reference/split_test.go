@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moecheck/moecheck/internal/epsplit"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
 )
@@ -30,23 +31,9 @@ func splitCases(t testing.TB, cfg moe.Config, W int, mode moe.DataMode, seed uin
 	if err != nil {
 		t.Fatal(err)
 	}
-	slice := func(full []float64, r int) []float64 {
-		if full == nil {
-			return nil
-		}
-		n := len(full) / W
-		return append([]float64(nil), full[r*n:(r+1)*n]...)
-	}
-	ranks := make([]*moe.Case, W)
-	for r := range ranks {
-		rcfg := cfg
-		rcfg.EP = moe.EP{World: W, Rank: r}
-		rr, err := moe.FromGlobal(rcfg, g.IDs, g.Weights, g.Options)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ranks[r] = &moe.Case{Config: rcfg, Routing: rr, X: append([]float64(nil), u.X...), DY: append([]float64(nil), u.DY...),
-			W1: slice(u.W1, r), W2: slice(u.W2, r), B1: slice(u.B1, r), B2: slice(u.B2, r)}
+	ranks, err := epsplit.Ranks(u, cfg, W, g.IDs, g.Weights, g.Options)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return u, ranks
 }
