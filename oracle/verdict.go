@@ -270,12 +270,5 @@ func ratio(got, want, bound float64) float64 {
 	if math.IsNaN(got) || math.IsInf(got, 0) {
 		return math.Inf(1)
 	}
-	d := math.Abs(got - want)
-	if bound == 0 {
-		if d == 0 {
-			return 0
-		}
-		return math.Inf(1)
-	}
-	return d / bound
+	return ratioFinite(got, want, bound)
 }
