@@ -454,6 +454,34 @@ type reply struct {
 	err error
 }
 
+// await waits for the reply on ch for at most the case timeout, or until ctx ends. A worker
+// that has not answered by then is killed and dropped (the next request starts a fresh one):
+// timedOut, or ctx's error. A malformed reply kills and drops it too, and is an error
+// wrapping ErrProtocol (with the worker's stderr). Any other reply, a read error included
+// (the worker ended: the caller says what that means), is returned as it came. The run and
+// forget requests share it.
+func (g *group) await(ctx context.Context, p *process, ch <-chan reply) (r reply, timedOut bool, err error) {
+	t := time.NewTimer(g.opts.Timeout)
+	defer t.Stop()
+	select {
+	case r = <-ch:
+	case <-t.C:
+		p.kill()
+		g.drop(p)
+		return r, true, nil
+	case <-ctx.Done():
+		p.kill()
+		g.drop(p)
+		return r, false, ctx.Err()
+	}
+	if r.err != nil && errors.Is(r.err, ErrMalformed) {
+		p.kill()
+		g.drop(p)
+		return r, false, fmt.Errorf("%w: %w; stderr: %s", ErrProtocol, r.err, strings.TrimSpace(p.stderr.String()))
+	}
+	return r, false, nil
+}
+
 // Run sends the case to the worker (starting one if the last died) and waits for its result.
 func (c *client) Run(ctx context.Context, cs *moe.Case, o gpu.RunOptions) (*gpu.Result, error) {
 	return c.RunFaults(ctx, cs, o, 0)
@@ -603,24 +631,12 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 		}
 		ch <- reply{f, res, err}
 	}()
-	t := time.NewTimer(g.opts.Timeout)
-	defer t.Stop()
-	var r reply
-	select {
-	case r = <-ch:
-	case <-t.C:
-		p.kill()
-		g.drop(p)
+	r, timedOut, err := g.await(ctx, p, ch)
+	switch {
+	case timedOut:
 		return nil, true, &gpu.CaseError{Kind: gpu.TimedOut, Detail: fmt.Sprintf("no result within %v; worker killed; stderr: %s", g.opts.Timeout, strings.TrimSpace(p.stderr.String()))}
-	case <-ctx.Done():
-		p.kill()
-		g.drop(p)
-		return nil, false, ctx.Err()
-	}
-	if r.err != nil && errors.Is(r.err, ErrMalformed) {
-		p.kill()
-		g.drop(p)
-		return nil, false, fmt.Errorf("%w: %w; stderr: %s", ErrProtocol, r.err, strings.TrimSpace(p.stderr.String()))
+	case err != nil:
+		return nil, false, err
 	}
 	if r.err != nil {
 		// The worker ended mid-case: a kernel fault, a signal, an exit (or another lane's

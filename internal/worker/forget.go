@@ -1,10 +1,8 @@
 package worker
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/moecheck/moecheck/gpu"
 )
@@ -72,25 +70,16 @@ func (c *client) Forget() error {
 		f, err := readFrame(l.out, 0)                                          // the reply has no payload
 		ch <- reply{f: f, err: err}
 	}()
-	t := time.NewTimer(g.opts.Timeout)
-	defer t.Stop()
-	var r reply
-	select {
-	case r = <-ch:
-	case <-t.C:
-		p.kill()
-		g.drop(p)
+	r, timedOut, err := g.await(context.Background(), p, ch)
+	switch {
+	case timedOut:
 		return nil // killed: the next Run starts a fresh worker
-	}
-	if r.err != nil && !errors.Is(r.err, ErrMalformed) {
+	case err != nil:
+		return fmt.Errorf("forget: %w", err) // malformed: killed
+	case r.err != nil:
 		p.ended() // it ended (or another lane's failure ended it): a fresh one comes next
 		g.drop(p)
 		return nil
-	}
-	if r.err != nil {
-		p.kill()
-		g.drop(p)
-		return fmt.Errorf("%w: forget: %w; stderr: %s", ErrProtocol, r.err, strings.TrimSpace(p.stderr.String()))
 	}
 	h := r.f.Header
 	if h.Type == TypeForgot && h.ID == id && len(h.Tensors) == 0 {
