@@ -7,6 +7,7 @@ import (
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/f64gemm"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -34,11 +35,11 @@ import (
 // (it passed), the same statistics. Units that differ anywhere are judged as usual; the
 // weight and bias gradients, whose sums over an expert's rows run in another order, are
 // always judged. With OpenBLAS (build tag openblas) no verdict is derived: its blocked
-// kernels give no row-position guarantee (rowExactGEMM).
+// kernels give no row-position guarantee (f64gemm.RowExact).
 
 // Derives reports whether this build derives verdicts (Options.Derive): false in the
-// openblas build, which judges every unit (rowExactGEMM).
-const Derives = rowExactGEMM
+// openblas build, which judges every unit (f64gemm.RowExact).
+const Derives = f64gemm.RowExact
 
 // Judged is a run the oracle judged in full (not sampled), stage-locally, and passed: what a
 // later check of a token-permuted run may take judgements from (Options.Derive). Only
@@ -116,7 +117,7 @@ func validPerm(perm []int, T int) error {
 // freedoms differ, or the cases are not one the other's token permutation).
 func derive(c *moe.Case, p *moe.Plan, res *gpu.Result, d *Derivation, ct contract.Contract) derivedStats {
 	j := d.From
-	if !rowExactGEMM || j == nil || j.r == nil || j.st == nil || j.r.Stages != j.st || !sameFreedoms(j.ct, ct) {
+	if !f64gemm.RowExact || j == nil || j.r == nil || j.st == nil || j.r.Stages != j.st || !sameFreedoms(j.ct, ct) {
 		return nil
 	}
 	a, b := j.c, c

@@ -10,6 +10,7 @@ import (
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/f64gemm"
 	"github.com/moecheck/moecheck/internal/tokperm"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -120,7 +121,7 @@ var deriveConfigs = append(append([]struct {
 // biases, expert parallelism, contracts, poison policies, data kinds with non-finite values)
 // the derived verdict of the permuted run is the full check's, and the derivation is taken.
 func TestDerivedVerdictEqualsFull(t *testing.T) {
-	if !rowExactGEMM {
+	if !f64gemm.RowExact {
 		t.Skip("the openblas build derives no verdict")
 	}
 	for _, tc := range deriveConfigs {
@@ -148,7 +149,7 @@ func TestDerivedVerdictEqualsFull(t *testing.T) {
 // verdict: a failure where the change is outside the bound, the same statistics where it is
 // within. Without the row comparison the derived check would take the judged run's pass.
 func TestDerivedCatchesRowChange(t *testing.T) {
-	if !rowExactGEMM {
+	if !f64gemm.RowExact {
 		t.Skip("the openblas build derives no verdict")
 	}
 	for _, tc := range deriveConfigs {
@@ -201,7 +202,7 @@ func TestDerivedCatchesRowChange(t *testing.T) {
 // is unknown), may hold anything in the permuted run: the derivation is still taken and the
 // verdict is the full check's.
 func TestDerivedDActTail(t *testing.T) {
-	if !rowExactGEMM {
+	if !f64gemm.RowExact {
 		t.Skip("the openblas build derives no verdict")
 	}
 	tc := sampleConfigs[0] // EP 2: a sentinel tail

@@ -14,7 +14,9 @@ func TestRatioFinite(t *testing.T) {
 	vals := []float64{0, math.Copysign(0, -1), 0x1p-1074, -0x1p-1074, 1, -1, 1 + 0x1p-52, 3.5, -1e300, 1e300, math.MaxFloat64, -math.MaxFloat64}
 	wants := append(append([]float64{}, vals...), math.Inf(1), math.Inf(-1), math.NaN())
 	bounds := []float64{0, math.Copysign(0, -1), 0x1p-1074, 1, 0x1p-60, 1e300, math.Inf(1), math.NaN()}
-	same := func(a, b float64) bool { return math.Float64bits(a) == math.Float64bits(b) || math.IsNaN(a) && math.IsNaN(b) }
+	same := func(a, b float64) bool {
+		return math.Float64bits(a) == math.Float64bits(b) || math.IsNaN(a) && math.IsNaN(b)
+	}
 	for _, g := range append(append([]float64{}, vals...), math.Inf(1), math.Inf(-1), math.NaN()) {
 		for _, c := range wants {
 			for _, r := range bounds {

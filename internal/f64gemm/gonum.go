@@ -19,5 +19,13 @@ func Dgemm(tA, tB blas.Transpose, m, n, k int, a []float64, lda int, b []float64
 // openblas reports whether products above MinWork go to OpenBLAS (build tag openblas).
 const openblas = false
 
+// RowExact reports whether every product computes element (i, j) of C from row i of op(A)
+// and column j of op(B) alone, the same way wherever row i sits: gonum's Dgemm sums, for
+// every element, the same k-blocks in the same order for the same m, n and k
+// (dgemmSerial's DotUnitary over all of k, or dgemmParallel's blocks of 64 along k, chosen
+// by m and n), and DotUnitary's lanes depend only on the offset along k. The oracle's
+// derived verdict (oracle/derive.go) rests on it.
+const RowExact = true
+
 // CoreName is OpenBLAS's kernel family (openblas_get_corename); "" in the default build.
 func CoreName() string { return "" }

@@ -27,6 +27,11 @@ const MinWork = 1 << 18
 // openblas reports whether products above MinWork go to OpenBLAS (build tag openblas).
 const openblas = true
 
+// RowExact: OpenBLAS's blocked kernels (packed panels, edge kernels for the rows left over)
+// give no guarantee that an element's bits do not depend on its row's position, so the
+// oracle derives no verdict in this build (oracle/derive.go) and judges every unit.
+const RowExact = false
+
 // CoreName is the kernel family OpenBLAS chose at start-up (openblas_get_corename), e.g.
 // "Haswell", "SkylakeX", or a generic fallback such as "Prescott" (CoreTypeFix).
 func CoreName() string { return C.GoString(C.openblas_get_corename()) }
