@@ -175,12 +175,18 @@ func TestForgetHostile(t *testing.T) {
 // (testdata/hostile, mode lanes-forget-exit) ends the case another lane has in flight; that
 // case is not blamed for it — it is re-run alone, as after another lane's case failure — and
 // gets its correct result. The forget is in flight on the shared process like a case.
+//
+// No timing: the hostile worker answers the forget by exiting only once the slow case is in
+// flight on the other lane (so the client sent both requests), the slow case never ends
+// before the process does, and its re-run in the next process completes at once (a marker
+// file in HOSTILE_DIR says the process is the re-run's).
 func TestForgetLanesBlame(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the hostile worker")
 	}
 	bin := buildHostile(t)
-	bs, err := NewLanes(Options{Command: []string{bin, "lanes-forget-exit"}, Timeout: 20 * time.Second, StartTimeout: 20 * time.Second}, 2)
+	env := append(os.Environ(), "HOSTILE_DIR="+t.TempDir())
+	bs, err := NewLanes(Options{Command: []string{bin, "lanes-forget-exit"}, Env: env, Timeout: 20 * time.Second, StartTimeout: 20 * time.Second}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +199,7 @@ func TestForgetLanesBlame(t *testing.T) {
 	if _, err := bs[0].Run(ctx, laneCase(t, 5), gpu.RunOptions{}); err != nil { // starts the process
 		t.Fatal(err)
 	}
-	slow := laneCase(t, 7) // hostile SlowT: in flight for 600 ms
+	slow := laneCase(t, 7) // hostile SlowT: in flight until the forget ends the process
 	type out struct {
 		r   *gpu.Result
 		err error
@@ -203,8 +209,7 @@ func TestForgetLanesBlame(t *testing.T) {
 		r, err := bs[0].Run(ctx, slow, gpu.RunOptions{})
 		done <- out{r, err}
 	}()
-	time.Sleep(150 * time.Millisecond) // the slow case is out; the forget ends the process 100 ms later
-	if err := gpu.Forget(bs[1]); err != nil {
+	if err := gpu.Forget(bs[1]); err != nil { // answered by the process's end once the slow case is out
 		t.Fatalf("Forget: %v (a worker that ends is replaced)", err)
 	}
 	o := <-done
