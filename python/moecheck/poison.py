@@ -150,6 +150,9 @@ class Allocator:
         self.lib.moecheck_set_policy.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_int]
         self.lib.moecheck_set_policy.restype = ctypes.c_int
         self.lib.moecheck_stats.argtypes = [ctypes.POINTER(ctypes.c_ulonglong)]
+        for f in (self.lib.moecheck_release_stream, self.lib.moecheck_cached_blocks):
+            f.argtypes = [ctypes.c_int, ctypes.c_void_p]
+            f.restype = ctypes.c_int
         self.policy = "zeros"
 
     def set_policy(self, policy: str, dtype: str, stream: int = 0) -> None:
@@ -171,7 +174,22 @@ class Allocator:
         return {"allocations": a[0], "filled": a[1], "stale": a[2], "failed": a[3]}
 
     def release_cached(self) -> None:
+        """Releases every stream's cached blocks to the driver."""
         self.lib.moecheck_release_cached()
+
+    def release_stream(self, stream: int, device: int) -> int:
+        """Releases the cached free blocks of one stream (a cudaStream_t as an integer; 0: the
+        default stream) on one device to the driver and returns how many; other streams' blocks
+        stay. Synchronise the stream first (forget_stream does): a freed block may still be read
+        by work queued on it."""
+        n = self.lib.moecheck_release_stream(device, stream or None)
+        if n < 0:
+            raise RuntimeError("poisoning allocator: cannot resolve the CUDA entry points to release blocks")
+        return n
+
+    def cached_blocks(self, stream: int, device: int) -> int:
+        """The number of cached free blocks of one stream on one device."""
+        return self.lib.moecheck_cached_blocks(device, stream or None)
 
 
 _INSTALLED: Optional[Allocator] = None  # one per process: the allocator cannot be swapped back
@@ -217,6 +235,24 @@ def install_allocator() -> Allocator:
 
 def installed() -> Optional[Allocator]:
     return _INSTALLED
+
+
+def forget_stream(device: torch.device) -> int:
+    """What the installed allocator keeps for the current stream of device, dropped (a lane's
+    forget request): the stream is synchronised, its cached free blocks are released to the
+    driver (the stale policy's next allocation there is a fresh block, filled with the huge
+    pattern, as in a fresh worker), and its policy is reset to zeros (a fresh stream's).
+    Other streams' blocks and policies stay. Returns the number of blocks released (0 without
+    the allocator)."""
+    a = _INSTALLED
+    if a is None:
+        return 0
+    s = torch.cuda.current_stream(device)
+    s.synchronize()  # work queued on the stream may still read a block it freed
+    ptr = int(s.cuda_stream)
+    n = a.release_stream(ptr, device.index if device.index is not None else torch.cuda.current_device())
+    a.set_policy("zeros", "fp32", ptr)
+    return n
 
 
 def methods_available(device: str) -> List[str]:

@@ -20,6 +20,13 @@ ends with an error of its own (a malformed frame, an internal error) also ends t
 with its status, as the Go worker's ServeLanes does; a lane's bye or end of input ends that
 lane only.
 
+Forget (docs/gpu.md "Forget"): the hello declares ``"forget": true``; a request
+``{"type":"forget","id":N}`` drops what the lane carries from the cases before (``forget``:
+its cached experts modules and their gradients; under the ``allocator`` method its stream's
+cached free blocks, which the ``stale`` policy would hand back, and its stream's policy) and
+is answered ``{"type":"forgot","id":N}``. The worker does the same after its start-up probe,
+so a fresh worker and a lane after a forget start alike.
+
 Exit status: 0 after bye or EOF, 2 usage (a target that does not resolve), 3 internal or
 device error.
 """
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import stat
 import sys
@@ -162,15 +170,18 @@ class Crash:
         with self.lock:
             protocol.write_frame(wout, frame)
 
-    def exit(self, wout: BinaryIO, frame: Frame, log) -> None:
-        """Writes frame (the crash reply) and ends the process; with one lane it returns (the
-        caller returns 3, as before lanes)."""
+    def exit(self, wout: BinaryIO, frame: Optional[Frame], log) -> None:
+        """Writes frame (the crash reply; None: no reply, for a request that has no crash
+        answer) and ends the process; with one lane it returns (the caller returns 3, as
+        before lanes)."""
         if self.lanes == 1:
-            protocol.write_frame(wout, frame)
+            if frame is not None:
+                protocol.write_frame(wout, frame)
             return
         self.lock.acquire(timeout=10)  # never released: the process ends here (a stuck writer cannot hold it up)
         try:
-            protocol.write_frame(wout, frame)
+            if frame is not None:
+                protocol.write_frame(wout, frame)
         except OSError:
             pass
         try:
@@ -193,7 +204,9 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
         hello["capabilities"] = caps
     if lanes > 1:
         hello["lanes"] = lanes
+    hello["forget"] = True  # any version (docs/gpu.md "Forget")
     crash.write(wout, Frame(hello))
+    raised = False  # a run raised since the last forget (its traceback's frames may hold device tensors in cycles)
     while True:
         try:
             f = protocol.read_frame(rin)
@@ -206,6 +219,29 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
         rid = f.header.get("id", 0)
         if typ == "bye":
             return 0
+        if typ == "forget":
+            nt = len(f.header.get("tensors") or [])
+            if nt or f.payload:
+                crash.write(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST,
+                                                       f"a forget request with {nt} tensors and {len(f.payload)} "
+                                                       "payload bytes (it has none)"))
+                continue
+            try:
+                forget(target, device, method, collect=raised)
+                raised = False
+            except Exception as e:
+                tb = traceback.format_exc()
+                log.write(tb)
+                if _is_device_fault(e, device):
+                    # The context is lost (a fault of the lane's earlier work surfaced in the
+                    # synchronisation): no reply; the process ends and the client starts a fresh one.
+                    log.write(f"moecheck.worker: forget: device fault, the CUDA context is lost: {type(e).__name__}: {e}\n")
+                    crash.exit(wout, None, log)
+                    return 3
+                crash.write(wout, protocol.error_frame(rid, protocol.KIND_INTERNAL, f"forget: {type(e).__name__}: {e}"))
+                continue
+            crash.write(wout, Frame({"type": "forgot", "id": rid}))
+            continue
         if typ != "run":
             crash.write(wout, protocol.error_frame(rid, protocol.KIND_BAD_REQUEST, f"unknown message type {typ!r}"))
             continue
@@ -236,6 +272,7 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
             _release(method)
             crash.write(wout, protocol.error_frame(rid, protocol.KIND_OOM, f"{type(e).__name__}: {e}"))
         except Exception as e:
+            raised = True
             tb = traceback.format_exc()
             log.write(tb)
             if _is_device_fault(e, device):
@@ -253,6 +290,37 @@ def serve(target: targets.Target, rin: BinaryIO, wout: BinaryIO, device: torch.d
 _OOM = getattr(torch.cuda, "OutOfMemoryError", MemoryError)
 
 
+def forget(target: targets.Target, device: torch.device, method: str, collect: bool = False) -> None:
+    """Drops what the calling lane (thread) carries from the cases before, so that its next
+    run sees what a fresh worker's would (docs/gpu.md "Forget"):
+
+    - its experts modules (target._modules), gradients first: a cached module keeps the last
+      run's weight gradients until the next run clears them (into the allocator's free list,
+      where a stale-policy run would read them), and building a module frees temporaries
+      (a transformers module is built in fp32 and converted) that a lane which had the shape
+      cached would not have freed; dropped, the next run builds its module as a fresh worker
+      does. Each run loads its own weights, so nothing else of a module carries over;
+    - under the ``allocator`` method, its stream's cached free blocks (synchronised, then
+      released: poison.forget_stream) and its stream's policy (back to zeros); other lanes'
+      streams keep theirs.
+
+    The ``dispatch`` and ``fill-uninitialized`` methods keep nothing between runs. The pinned
+    host buffers of transfer.Staging are kept: every run overwrites the bytes it sends and
+    reads back, and no device memory is kept with them.
+
+    collect: run the garbage collector first (after a run that raised: frames of its traceback
+    may keep device tensors in reference cycles, which would otherwise reach the free list at
+    a later collection, in another trial); a run that returned frees its tensors as it ends."""
+    for m in target._modules.values():
+        for p in m.parameters():
+            p.grad = None
+    target._modules.clear()
+    if collect:
+        gc.collect()
+    if method == "allocator":
+        poison.forget_stream(device)
+
+
 def _traced(target: targets.Target, c: protocol.Case, device: torch.device, method: str) -> str:
     """One extra pass of the case under the op recorder (same poison), as text."""
     h = c.header
@@ -267,9 +335,14 @@ def _traced(target: targets.Target, c: protocol.Case, device: torch.device, meth
 
 
 def _release(method: str) -> None:
+    """After an out-of-memory case: the current stream's cached blocks released (not the other
+    lanes': their trials' stale blocks stay, so their verdicts do not depend on this lane)."""
     a = poison.installed()
-    if a is not None:
-        a.release_cached()
+    if a is not None and torch.cuda.is_available():
+        dev = torch.device("cuda", torch.cuda.current_device())
+        s = torch.cuda.current_stream(dev)
+        s.synchronize()
+        a.release_stream(int(s.cuda_stream), dev.index)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -516,6 +589,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         except ProbeError as e:
             log.write(f"moecheck.worker: {e}\n")
             return 3
+    try:
+        # the probe's modules and, on the default stream, its freed blocks: a fresh worker
+        # starts as a lane after a forget does (the first trial on it cannot read the probe's)
+        forget(target, dev, method)
+    except Exception as e:
+        log.write(f"moecheck.worker: start-up failed: forgetting the probe: {type(e).__name__}: {e}\n"
+                  f"{traceback.format_exc()}")
+        return 3
     log.flush()
     try:
         if n_lanes > 1:

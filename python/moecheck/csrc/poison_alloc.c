@@ -210,7 +210,60 @@ void moecheck_stats(unsigned long long *out4) {
   pthread_mutex_unlock(&mu);
 }
 
-/* Releases every cached block to the driver (between cases when memory runs short). */
+/* Releases the cached blocks of one stream on one device to the driver and returns how many
+ * (-1: the CUDA entry points do not resolve): what a worker's lane drops on a forget request,
+ * so that its next stale-policy allocation is a fresh block, not one its earlier cases freed.
+ * Other streams' blocks (other lanes' trials) are kept. The caller synchronises the stream
+ * first: a block freed by the stream's work may still be read by kernels queued there
+ * (cudaFree also waits for the device, but the caller's wait makes the order explicit). */
+int moecheck_release_stream(int device, void *stream) {
+  struct block *mine = NULL;
+  int n = 0;
+  pthread_mutex_lock(&mu);
+  for (struct block **b = &free_list; *b;) {
+    if ((*b)->device == device && (*b)->stream == stream) {
+      struct block *hit = *b;
+      *b = hit->next;
+      hit->next = mine;
+      mine = hit;
+      n++;
+    } else {
+      b = &(*b)->next;
+    }
+  }
+  pthread_mutex_unlock(&mu);
+  if (mine && resolve() != 0) { /* cannot happen: a cached block was allocated through it */
+    pthread_mutex_lock(&mu);
+    while (mine) {
+      struct block *nx = mine->next;
+      mine->next = free_list;
+      free_list = mine;
+      mine = nx;
+    }
+    pthread_mutex_unlock(&mu);
+    return -1;
+  }
+  while (mine) {
+    struct block *nx = mine->next;
+    p_free(mine->ptr);
+    free(mine);
+    mine = nx;
+  }
+  return n;
+}
+
+/* The number of cached blocks of one stream on one device (what moecheck_release_stream would
+ * release). */
+int moecheck_cached_blocks(int device, void *stream) {
+  int n = 0;
+  pthread_mutex_lock(&mu);
+  for (struct block *b = free_list; b; b = b->next)
+    if (b->device == device && b->stream == stream) n++;
+  pthread_mutex_unlock(&mu);
+  return n;
+}
+
+/* Releases every cached block to the driver (all streams). */
 void moecheck_release_cached(void) {
   pthread_mutex_lock(&mu);
   struct block *b = free_list;
