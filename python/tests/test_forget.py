@@ -7,8 +7,10 @@ lane's earlier case freed, while another lane's stream keeps its blocks."""
 import gc
 import io
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import unittest
 import weakref
 from typing import List
@@ -236,6 +238,95 @@ class ForgetCUDATest(unittest.TestCase):
         r = subprocess.run([sys.executable, "-c", _CUDA_CHECK], capture_output=True, text=True, env=env(), timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("forget-cuda: ok", r.stdout)
+
+
+_FAKE_CUDA = r"""
+/* The seven CUDA entry points poison_alloc.c resolves, on host memory (a test double). */
+#include <stdlib.h>
+#include <string.h>
+int fake_frees = 0;
+static int cur = 0;
+int cudaMalloc(void **p, size_t n) { *p = malloc(n); return *p ? 0 : 2; }
+int cudaFree(void *p) { fake_frees++; free(p); return 0; }
+int cudaSetDevice(int d) { cur = d; return 0; }
+int cudaGetDevice(int *d) { *d = cur; return 0; }
+int cuMemsetD32Async(unsigned long long d, unsigned int v, size_t n, void *s) {
+  for (size_t i = 0; i < n; i++) memcpy((char *)(size_t)d + 4 * i, &v, 4);
+  return 0;
+}
+int cuMemsetD16Async(unsigned long long d, unsigned short v, size_t n, void *s) {
+  for (size_t i = 0; i < n; i++) memcpy((char *)(size_t)d + 2 * i, &v, 2);
+  return 0;
+}
+int cuMemsetD8Async(unsigned long long d, unsigned char v, size_t n, void *s) {
+  memset((void *)(size_t)d, v, n);
+  return 0;
+}
+"""
+
+_FAKE_CHECK = r"""
+import ctypes, sys
+fake = ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)  # resolved by the allocator's dlsym
+lib = ctypes.CDLL(sys.argv[2])
+lib.moecheck_malloc.restype = ctypes.c_void_p
+lib.moecheck_malloc.argtypes = [ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p]
+lib.moecheck_free.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p]
+lib.moecheck_set_policy.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_int]
+for f in (lib.moecheck_release_stream, lib.moecheck_cached_blocks):
+    f.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    f.restype = ctypes.c_int
+frees = ctypes.c_int.in_dll(fake, "fake_frees")
+N, HUGE = 1024, 0x7F7FFFFF
+A, B = 0x1000, 0x2000  # two lanes' streams
+for s in (A, B):
+    assert lib.moecheck_set_policy(s, HUGE, 4, HUGE, 1) == 0  # stale
+
+
+def case(stream, device, byte):
+    # a run's block on stream: what it reads first, then its values written and freed
+    p = lib.moecheck_malloc(N, device, stream)
+    got = ctypes.string_at(p, N)
+    ctypes.memset(p, byte, N)
+    lib.moecheck_free(p, N, device, stream)
+    return got
+
+
+fresh = HUGE.to_bytes(4, "little") * (N // 4)
+assert case(A, 0, 0x11) == fresh
+assert case(A, 0, 0x12) == b"\x11" * N, "control: the stale policy hands the lane's freed block back"
+assert case(B, 0, 0x22) == fresh
+assert case(A, 1, 0x33) == fresh  # the same stream on another device
+assert (lib.moecheck_cached_blocks(0, A), lib.moecheck_cached_blocks(0, B), lib.moecheck_cached_blocks(1, A)) == (1, 1, 1)
+assert lib.moecheck_release_stream(0, A) == 1 and frees.value == 1
+assert (lib.moecheck_cached_blocks(0, A), lib.moecheck_cached_blocks(0, B), lib.moecheck_cached_blocks(1, A)) == (0, 1, 1)
+assert case(A, 0, 0x44) == fresh, "after the release the lane's stale allocation read its earlier case"
+assert case(B, 0, 0x55) == b"\x22" * N, "the other lane's block was released"
+assert case(A, 1, 0x66) == b"\x33" * N, "the stream's block on another device was released"
+assert lib.moecheck_release_stream(0, A) == 1 and lib.moecheck_release_stream(0, A) == 0 and frees.value == 2
+print("fake-cuda: ok")
+"""
+
+
+@unittest.skipUnless(shutil.which("cc") or shutil.which("gcc"), "needs a C compiler")
+class ReleaseStreamTest(unittest.TestCase):
+    def test_release_one_stream_fake_cuda(self):
+        # release-stream: poison_alloc.c's bookkeeping on the CPU, its CUDA entry points a test
+        # double on host memory (in a process of its own: the allocator's state is the
+        # library's). The stale policy hands a lane's freed block back (the control);
+        # moecheck_release_stream frees that stream's blocks on that device only (through
+        # cudaFree), after which the lane's stale allocation is a fresh, huge-filled block;
+        # another stream's and another device's blocks stay.
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "fake_cuda.c")
+            with open(src, "w") as f:
+                f.write(_FAKE_CUDA)
+            cc = shutil.which("cc") or shutil.which("gcc")
+            fake = os.path.join(d, "fake_cuda.so")
+            subprocess.run([cc, "-O1", "-shared", "-fPIC", "-o", fake, src], check=True)
+            lib = poison.compile_allocator(cache_dir=d)
+            r = subprocess.run([sys.executable, "-c", _FAKE_CHECK, fake, lib], capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("fake-cuda: ok", r.stdout)
 
 
 if __name__ == "__main__":
