@@ -115,6 +115,47 @@ func TestPythonWorkerRaised(t *testing.T) {
 	}
 }
 
+// TestPythonWorkerForget: the Python worker declares forget (one lane and several; version 1
+// too: python/tests/test_forget.py) and answers the Go client's forget requests with forgot: gpu.Forget succeeds without
+// replacing the worker, and the cases before and after come back bit for bit.
+func TestPythonWorkerForget(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		lanes int
+		args  []string
+	}{
+		{"python-forget/v2", 1, nil},
+		{"python-forget/lanes", 2, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bs := pythonLanes(t, tc.lanes, append([]string{"--target", "callable:moecheck.testing:echo"}, tc.args...)...)
+			for k, b := range bs {
+				if cl := b.(*client); !cl.g.forget {
+					t.Fatalf("lane %d: the hello does not declare forget", k)
+				}
+				c := laneCase(t, 3+k)
+				for i := range 3 {
+					if i > 0 {
+						if err := gpu.Forget(b); err != nil {
+							t.Fatalf("lane %d: Forget: %v", k, err)
+						}
+					}
+					r, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN})
+					if err != nil {
+						t.Fatalf("lane %d run %d: %v", k, i, err)
+					}
+					if !echoed(r, c) {
+						t.Fatalf("lane %d run %d: the results differ from what was sent", k, i)
+					}
+				}
+				if _, _, restarts, _ := Info(b); restarts != 0 {
+					t.Fatalf("lane %d: restarts = %d, want 0 (the worker answered forgot)", k, restarts)
+				}
+			}
+		})
+	}
+}
+
 // Capabilities declared in Python are enforced by the Go client; protocol 1 still works.
 func TestPythonWorkerCapabilitiesAndV1(t *testing.T) {
 	b := pythonWorker(t, "--target", "callable:moecheck.testing:aligned")
