@@ -15,7 +15,7 @@ import (
 // next run then sees what it would see in a fresh worker. The Go client sends it when the
 // property runner begins a trial (gpu.Forget), so that a worker backend's verdicts do not
 // depend on which cases its lane ran before (--jobs, the case order). A worker that does not
-// declare it (an older worker, the Python worker) is not asked.
+// declare it (an older worker) is not asked.
 
 // forgetReply is the worker's answer to forget request f: forgot, or an error frame when the
 // request carries tensors or the backend could not forget.

@@ -10,7 +10,8 @@
  * pattern. Freed blocks are kept per size (exact size), device and stream, and reused on the
  * stream that freed them only (stream order makes the reuse safe without events: a block freed
  * by one stream's work may still be read by kernels queued there), so steady state makes no
- * cudaMalloc calls.
+ * cudaMalloc calls. A worker's lane that forgets its earlier cases (the protocol's forget
+ * request) releases its own stream's blocks only (moecheck_release_stream).
  *
  * The policy is per stream (moecheck_set_policy names one; stream 0 is the default for streams
  * without their own): a worker serving several lanes, each on its own stream, poisons each
