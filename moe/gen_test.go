@@ -46,31 +46,42 @@ func generateSerial(cfg Config, r Routing, seed uint64, mode DataMode) *Case {
 	return c
 }
 
-// TestGenerateSameAsSerial: the split rounding gives every value of the serial loop, bit for
-// bit, in every data mode and dtype, for tensors large enough to split.
+// TestGenerateSameAsSerial: the split draws and rounding give every value of the serial loop,
+// bit for bit, in every data mode and dtype, for tensors large enough to split: Generate's own
+// split (its draws stay serial below 3 cores) and the normal draws forced over goroutines in
+// chunks small enough that every tensor (biases too) spans many of them.
 func TestGenerateSameAsSerial(t *testing.T) {
-	for _, d := range []DType{BF16, FP16, FP32} {
-		for _, mode := range DataModes() {
-			cfg := Config{T: 96, H: 512, I: 256, E: 3, K: 2, DType: d, Bias: true}
-			r, err := RandomRouting(cfg, 7)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := Generate(cfg, r, 11, mode)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := generateSerial(cfg, r, 11, mode)
-			for _, tc := range []struct {
-				name      string
-				got, want []float64
-			}{{"x", got.X, want.X}, {"w1", got.W1, want.W1}, {"w2", got.W2, want.W2}, {"b1", got.B1, want.B1}, {"b2", got.B2, want.B2}, {"dy", got.DY, want.DY}} {
-				if len(tc.got) != len(tc.want) {
-					t.Fatalf("%v/%v/%s: %d values, want %d", d, mode, tc.name, len(tc.got), len(tc.want))
+	for _, sp := range []struct {
+		name string
+		sp   streamSplit
+	}{
+		{"default", defaultStreamSplit()},
+		{"chunk=1024", streamSplit{workers: 4, chunk: 1 << 10, min: 1 << 12}},
+		{"chunk=5", streamSplit{workers: 3, chunk: 5, min: 1}},
+	} {
+		for _, d := range []DType{BF16, FP16, FP32} {
+			for _, mode := range DataModes() {
+				cfg := Config{T: 96, H: 512, I: 256, E: 3, K: 2, DType: d, Bias: true}
+				r, err := RandomRouting(cfg, 7)
+				if err != nil {
+					t.Fatal(err)
 				}
-				for i := range tc.got {
-					if math.Float64bits(tc.got[i]) != math.Float64bits(tc.want[i]) {
-						t.Fatalf("%v/%v/%s[%d] = %v, want %v", d, mode, tc.name, i, tc.got[i], tc.want[i])
+				got, err := generate(cfg, r, 11, mode, sp.sp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := generateSerial(cfg, r, 11, mode)
+				for _, tc := range []struct {
+					name      string
+					got, want []float64
+				}{{"x", got.X, want.X}, {"w1", got.W1, want.W1}, {"w2", got.W2, want.W2}, {"b1", got.B1, want.B1}, {"b2", got.B2, want.B2}, {"dy", got.DY, want.DY}} {
+					if len(tc.got) != len(tc.want) {
+						t.Fatalf("%s/%v/%v/%s: %d values, want %d", sp.name, d, mode, tc.name, len(tc.got), len(tc.want))
+					}
+					for i := range tc.got {
+						if math.Float64bits(tc.got[i]) != math.Float64bits(tc.want[i]) {
+							t.Fatalf("%s/%v/%v/%s[%d] = %v, want %v", sp.name, d, mode, tc.name, i, tc.got[i], tc.want[i])
+						}
 					}
 				}
 			}
