@@ -20,32 +20,32 @@ type streamSplit struct {
 }
 
 // defaultStreamSplit is Generate's split. Both the scan and the write decode every value, so
-// on W cores the stream takes about 2/W of its serial time: W = 2 gains nothing (the stream
-// stays serial), the 16 cores of the GPU host about 8×. A chunk of 2^16 words is about half
-// a millisecond of decoding (≈ 5–10 ns a value), against a jump of 2·64 128-bit multiplies
-// and a fix-up of a value or two: under 0.5 % overhead. A batch is split only when it holds
-// at least 4 chunks per worker (dynamic scheduling keeps the cores busy); a 2^18-value
-// tensor takes about 2 ms serially, where starting and joining goroutines (microseconds)
-// and the serial fix-up would eat much of the gain.
+// the split costs about twice the serial loop's CPU time (BenchmarkNormStream's cpu-ns/value:
+// 6.1–6.2 serial, 11.6–12.4 split) and on W cores takes about 2/W of its wall time: W = 2
+// gains nothing (the stream stays serial), the 16 cores of the GPU host about 8×. A chunk of
+// 2^16 words is about 0.4 ms of decoding (≈ 6 ns a value), against a jump of 2·64 128-bit
+// multiplies and a fix-up of a value or two: well under 1 % overhead. A batch is split when
+// it holds at least one chunk per worker, and never below 2^18 values (≈ 1.6 ms serially),
+// where starting and joining the goroutines and the serial fix-up would eat much of the
+// gain. A batch leaves about 4 % of its values to the next (1.04 words a value), so a tensor
+// takes a few batches, the last few values serially.
 func defaultStreamSplit() streamSplit {
 	w := runtime.GOMAXPROCS(0)
 	if w < 3 {
 		w = 1
 	}
 	const chunk = 1 << 16
-	return streamSplit{workers: w, chunk: chunk, min: max(1<<18, 4*w*chunk)}
+	return streamSplit{workers: w, chunk: chunk, min: max(1<<18, w*chunk)}
 }
 
 // normStream sets v[i] = r.NormFloat64()·std for i in order, r drawing from p, and leaves p
-// where the serial loop would (TestNormStreamSameAsSerial). It splits the draws as sp says
-// when p steps as the LCG pcgJump models; otherwise it draws serially.
-//
-// The draws over every core, bitwise the serial stream:
+// where that serial loop would: it draws over the cores as sp says, with bitwise the serial
+// loop's values and end state, for the following reasons.
 //
 // Generate draws a tensor as v[i] = rng.NormFloat64()·std for i = 0, 1, … from one PCG
 // stream, and a seed must keep naming the same case. Rand.NormFloat64 (a ziggurat) takes a
-// variable number of 64-bit words from its source per value: one about 99 % of the time,
-// more after a rejection. Every Rand method draws through src.Uint64 and Rand holds no state
+// variable number of 64-bit words from its source per value: one 97 % of the time, more
+// after a rejection (1.04 words a value on average). Every Rand method draws through src.Uint64 and Rand holds no state
 // of its own (math/rand/v2 rand.go), so:
 //
 //   - the stream is a sequence of words w0, w1, … (PCG's LCG steps, DXSM output), and the
@@ -69,8 +69,9 @@ func defaultStreamSplit() streamSplit {
 //     from t until a start p is one of the scan's starts (head bit p−a): from p on both
 //     decodings share a start and so agree, giving count = (values decoded from t) + (scan's
 //     count − scan's starts below p) and the scan's end. If no start within a+63 meets, the
-//     decoding from t simply runs on to b (serial and correct, only slower; it takes a value
-//     of more than 63 words, which a ziggurat rejection chain almost never is).
+//     decoding from t simply runs on to b (serial and correct, only slower; with 97 % of
+//     the values one word long, two decodings almost always share a start within a word
+//     or two).
 //  3. write (parallel): each chunk is decoded again from its true start, its count values
 //     written at the prefix sum of the counts before it; the decoder must end exactly at the
 //     chunk's end (checked: an error, not wrong data, if it does not).

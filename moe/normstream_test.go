@@ -156,7 +156,9 @@ func TestNormStreamWriteCheck(t *testing.T) {
 }
 
 // BenchmarkNormStream: the normal draws of a tensor (W1 of a Qwen3-30B-A3B EP-8 rank is 50 M
-// values), serial (workers=1) and split over every core, in values/s.
+// values), serial (workers=1) and split over every core, in values/s and CPU nanoseconds per
+// value (the split's work: its scan decodes every value a second time, so about twice the
+// serial loop's decoding, whatever the machine's load).
 func BenchmarkNormStream(b *testing.B) {
 	for _, n := range []int{1 << 20, 1 << 25} {
 		for _, w := range []int{1, runtime.GOMAXPROCS(0)} {
@@ -164,12 +166,16 @@ func BenchmarkNormStream(b *testing.B) {
 				v := make([]float64, n)
 				// forced, even where defaultStreamSplit stays serial (below 3 cores)
 				sp := streamSplit{workers: w, chunk: 1 << 16, min: 1 << 18}
+				cpu0 := cpuSeconds()
 				for b.Loop() {
 					if err := normStream(newPCG(1), v, 1, sp); err != nil {
 						b.Fatal(err)
 					}
 				}
 				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "values/s")
+				if cpu := cpuSeconds() - cpu0; cpu > 0 {
+					b.ReportMetric(cpu*1e9/(float64(n)*float64(b.N)), "cpu-ns/value")
+				}
 			})
 		}
 	}
