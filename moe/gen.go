@@ -58,18 +58,27 @@ func ParseDataMode(s string) (DataMode, error) {
 
 // NewRand returns the deterministic generator moecheck uses for seed: PCG from math/rand/v2,
 // identical on every machine and Go release that keeps PCG's specified output.
-func NewRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+func NewRand(seed uint64) *rand.Rand { return rand.New(newPCG(seed)) }
+
+// newPCG is NewRand's source.
+func newPCG(seed uint64) *rand.PCG { return rand.NewPCG(seed, seed^0x9e3779b97f4a7c15) }
 
 // Generate fills a case for cfg and routing r with data drawn from seed in the given mode.
 // It validates cfg and r first.
 func Generate(cfg Config, r Routing, seed uint64, mode DataMode) (*Case, error) {
+	return generate(cfg, r, seed, mode, defaultStreamSplit())
+}
+
+// generate is Generate with the normal draws split as sp says (tests lower its thresholds).
+func generate(cfg Config, r Routing, seed uint64, mode DataMode, sp streamSplit) (*Case, error) {
 	if err := cfg.Validate(Limits{}); err != nil {
 		return nil, err
 	}
 	if err := r.Validate(cfg); err != nil {
 		return nil, err
 	}
-	rng := NewRand(seed)
+	src := newPCG(seed)
+	rng := rand.New(src)
 	d := cfg.DType
 	scale := 1.0
 	if mode == Large {
@@ -78,20 +87,21 @@ func Generate(cfg Config, r Routing, seed uint64, mode DataMode) (*Case, error) 
 			scale = 8
 		}
 	}
-	draw := func(n int, std float64, sub bool) []float64 {
+	draw := func(n int, std float64, sub bool) ([]float64, error) {
 		v := hugemem.Float64s(n)
 		if mode != Integer && !(sub && mode == Subnormal) {
-			// One draw per value in the stream's order, then the rounding (a pure function
-			// of each value) split over the cores: the same values as rounding each draw
-			// in the loop below (TestGenerateSameAsSerial), with the first touch of the
-			// pages and the rounding of a real layer's hundreds of millions of values
-			// spread over every core.
+			// The stream's draws (normStream: split over the cores, bitwise the serial
+			// loop's), then the rounding (a pure function of each value) split over the
+			// cores: the same values as rounding each draw in the loop below
+			// (TestGenerateSameAsSerial), with the first touch of the pages and the
+			// rounding of a real layer's hundreds of millions of values spread over every
+			// core.
 			par.For(par.New(0, 0), n, 1, v, touchPages)
-			for i := range v {
-				v[i] = rng.NormFloat64() * std
+			if err := normStream(src, v, std, sp); err != nil {
+				return nil, err
 			}
 			par.For(par.New(0, 0), n, 8, v, d.roundInPlace)
-			return v
+			return v, nil
 		}
 		for i := range v {
 			switch {
@@ -106,17 +116,33 @@ func Generate(cfg Config, r Routing, seed uint64, mode DataMode) (*Case, error) 
 				v[i] = d.Round(rng.NormFloat64() * std)
 			}
 		}
-		return v
+		return v, nil
 	}
 	c := &Case{Config: cfg, Routing: r.Clone()}
-	c.X = draw(cfg.LenX(), scale, true)
-	c.W1 = draw(cfg.LenW1(), 1/math.Sqrt(float64(cfg.H)), true)
-	c.W2 = draw(cfg.LenW2(), 1/math.Sqrt(float64(cfg.I)), true)
-	if cfg.Bias {
-		c.B1 = draw(cfg.LenB1(), 0.1*scale, false)
-		c.B2 = draw(cfg.LenB2(), 0.1*scale, false)
+	tensors := []struct {
+		dst  *[]float64
+		n    int
+		std  float64
+		sub  bool
+		skip bool
+	}{
+		{&c.X, cfg.LenX(), scale, true, false},
+		{&c.W1, cfg.LenW1(), 1 / math.Sqrt(float64(cfg.H)), true, false},
+		{&c.W2, cfg.LenW2(), 1 / math.Sqrt(float64(cfg.I)), true, false},
+		{&c.B1, cfg.LenB1(), 0.1 * scale, false, !cfg.Bias},
+		{&c.B2, cfg.LenB2(), 0.1 * scale, false, !cfg.Bias},
+		{&c.DY, cfg.LenX(), 1, false, false},
 	}
-	c.DY = draw(cfg.LenX(), 1, false)
+	for _, t := range tensors {
+		if t.skip {
+			continue
+		}
+		v, err := draw(t.n, t.std, t.sub)
+		if err != nil {
+			return nil, fmt.Errorf("moe: generating a case: %w", err)
+		}
+		*t.dst = v
+	}
 	return c, nil
 }
 
