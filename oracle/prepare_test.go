@@ -299,3 +299,53 @@ func TestPreparedMismatch(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCheckPrepared measures the check that follows the run, with the prepared work
+// done during the run (prepared=true: Prepare started before the timer and waited for
+// outside it, as it overlaps a backend's run) and without (prepared=false), at a shape whose
+// GEMM 1 is over Prepare's threshold (T 512, H 1,024, I 512, 8 experts, top-4: 2.1·10^9
+// multiply-adds). Reported as checks/s, and the prepared work's wall seconds per check
+// (prepare-s/op).
+func BenchmarkCheckPrepared(b *testing.B) {
+	cfg := moe.Config{T: 512, H: 1024, I: 512, E: 8, K: 4, DType: moe.BF16}
+	r, err := moe.RandomRouting(cfg, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := moe.Generate(cfg, r, 1, moe.Normal)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, prepared := range []bool{false, true} {
+		b.Run(fmt.Sprintf("T=512/H=1024/I=512/E=8/K=4/prepared=%v", prepared), func(b *testing.B) {
+			var k Checker
+			var prep time.Duration
+			for i := 0; i < b.N; i++ {
+				var pre *Prepared
+				if prepared {
+					b.StopTimer()
+					t0 := time.Now()
+					if pre = k.Prepare(c, Options{}); pre == nil {
+						b.Fatal("not prepared")
+					}
+					<-pre.done
+					prep += time.Since(t0)
+					b.StartTimer()
+				}
+				v, err := k.Check(c, res, Options{Prepared: pre})
+				pre.Close()
+				if err != nil || !v.Pass {
+					b.Fatal(err, v.Summary())
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+			if prepared {
+				b.ReportMetric(prep.Seconds()/float64(b.N), "prepare-s/op")
+			}
+		})
+	}
+}
