@@ -33,6 +33,7 @@ func TestPreparedCatalog(t *testing.T) {
 				continue // any: the run without a fault only, to keep the test short
 			}
 			t.Run(fmt.Sprintf("%s/%s", ct.Name, fi.Name), func(t *testing.T) {
+				t.Parallel() // each with its own backend and checkers
 				var fs fault.Set
 				if fi.Name != "none" {
 					fs = fault.Of(fi.Fault)
