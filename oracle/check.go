@@ -63,6 +63,15 @@ type Options struct {
 	// (derive.go; docs/oracle.md §11), and judges the others. The verdict is the full
 	// check's. Ignored by a sampled check and by a check end to end. Nil judges everything.
 	Derive *Derivation
+	// Prepared, when non-nil, is the case-only work of this check started ahead
+	// (Checker.Prepare, typically while the backend runs the case): the check waits for it,
+	// then takes the validation, the plan and stage h1's enclosure from it wherever they are
+	// exactly what it would compute itself (prepare.go), so the verdict is the one it gives
+	// without. It must be prepared for this case (the same *moe.Case, unchanged since) under
+	// the same contract's freedoms. A sampled check and a check end to end use only its
+	// validation and plan; a check stopped while it waits does without it. One check takes it;
+	// the caller still closes it.
+	Prepared *Prepared
 }
 
 // DefaultContextWork is Options.ContextWork's default: 2^38 multiply-adds (seconds on one
@@ -117,21 +126,36 @@ type Checker struct {
 	// derivedHits counts the comparisons a check took from a judged run (tests: the
 	// derivation must be taken).
 	derivedHits atomic.Int64
+	// prepareAll makes Prepare prepare a case of any size (tests: small cases exercise it);
+	// preparedHits counts the h1 spans a check took from a Prepared (tests: it must be taken).
+	prepareAll   bool
+	preparedHits atomic.Int64
 }
 
 // Check is the package-level Check with this Checker's scratch memory.
 func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, error) {
 	k.ar.reset()
 	tl := phase.New(opts.Trace, "trace: oracle ")
-	ph := tl.Start("validate")
-	err := c.Validate(moe.Limits{})
-	ph.End()
+	pr, err := takePrepared(c, opts, tl)
 	if err != nil {
-		return nil, fmt.Errorf("oracle: %w", err)
+		return nil, err
 	}
-	ph = tl.Start("plan")
-	p, err := c.Plan()
-	ph.End()
+	var p *moe.Plan
+	if pr != nil {
+		err, p = pr.verr, pr.plan
+		if err == nil {
+			err = pr.perr
+		}
+	} else {
+		ph := tl.Start("validate")
+		err = c.Validate(moe.Limits{})
+		ph.End()
+		if err == nil {
+			ph = tl.Start("plan")
+			p, err = c.Plan()
+			ph.End()
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
@@ -143,13 +167,19 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 			return nil, err
 		}
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal, derivedHits: &k.derivedHits}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal, derivedHits: &k.derivedHits, preparedHits: &k.preparedHits}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	if local && opts.Sample.On() {
 		ck.sm = &sampler{s: opts.Sample, r: SampleReport{Fraction: opts.Sample.Fraction, Seed: opts.Sample.Seed}}
 	}
 	if local && ck.sm == nil {
 		ck.derive = opts.Derive // taken up once the stages' plan and shapes are checked (stages.go)
+		if pr != nil {
+			ck.pre = pr.h1 // the check owns it now; released after stage h1 (stages.go)
+		}
+	}
+	if pr != nil {
+		pr.h1 = nil
 	}
 	en := opts.Enclosure
 	if en == nil && !local {
@@ -250,6 +280,10 @@ type checker struct {
 	derive      *Derivation
 	dv          derivedStats
 	derivedHits *atomic.Int64 // Checker.derivedHits
+	// pre is stage h1's prepared enclosure (Options.Prepared) of a full stage-local check,
+	// nil once stage h1 is compared; preparedHits counts the spans taken from it
+	pre          *preparedH1
+	preparedHits *atomic.Int64 // Checker.preparedHits
 }
 
 // phase starts the timeline's phase named prefix + t; nothing (and no name built) without

@@ -29,4 +29,9 @@
 // rows, tokens and weight-gradient rows (sample.go), each judged element against the full
 // check's enclosure; Verdict.Sample states the coverage and the derived miss bound
 // (docs/oracle.md §10). The zero value checks everything.
+//
+// Checker.Prepare starts the case-only part of a full stage-local check (validation, plan,
+// stage h1's enclosure from the gathered X) while the backend runs the case; Options.Prepared
+// hands it to the check, which uses it only where it is exactly what it would compute
+// (prepare.go; docs/oracle.md §12).
 package oracle

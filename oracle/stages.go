@@ -106,13 +106,19 @@ func (ck *checker) stages(res *gpu.Result) {
 			return out
 		}
 	}
-	w1 := func(x *encl) func(e int) mat {
-		return func(e int) mat { return x.weightMat(x.w1s[e], 2*I, H) }
-	}
 	spans(moe.TensorXs, st.Xs, H, rowBlocks(H), rows(H, func(x *encl, out ivec, s span) { x.gatherRows(c.X, true, out, s.lo, s.hi, s.lo) }), ruleZero)
-	spans(moe.TensorH1, st.H1, 2*I, expertSpans(2*I), func(x *encl, s span) ivec {
-		return x.gemmSpan(s, 2*I, pt(st.Xs), H, w1(x), x.bias1Of(), false)
+	// h1: where the prepared work (Options.Prepared, prepare.go) holds a span's enclosure,
+	// computed by h1Span from the gathered X, and the path's xs rows of the span are the
+	// operand it was computed from, the enclosure is that one; else it is derived here.
+	ck.sb.spans = en.h1Spans(ck.sb.spans[:0])
+	spans(moe.TensorH1, st.H1, 2*I, ck.sb.spans, func(x *encl, s span) ivec {
+		if v, ok := ck.pre.span(s, st.Xs); ok {
+			ck.preparedHits.Add(1)
+			return v
+		}
+		return x.h1Span(s, pt(st.Xs))
 	}, ruleZero)
+	ck.pre = nil // its memory is free once h1 is compared
 	spans(moe.TensorAct, st.Act, I, rowBlocks(I), rows(I, func(x *encl, out ivec, s span) { x.activationRows(pt(st.H1), out, s.lo, s.hi, s.lo) }), ruleAct)
 	spans(moe.TensorH2, st.H2, H, expertSpans(H), func(x *encl, s span) ivec {
 		return x.gemmSpan(s, H, pt(st.Act), I, func(e int) mat { return x.weightMat(x.w2s[e], H, I) }, x.bias2Of(), false)
@@ -224,6 +230,16 @@ func (ck *checker) stages(res *gpu.Result) {
 			ph.End()
 		}
 	}
+}
+
+// h1Spans appends the spans of stage h1's comparison to out: the check's and the prepared
+// work's (prepare.go), which must be the same spans.
+func (en *encl) h1Spans(out []span) []span { return en.expertSpans(out, 2*en.I) }
+
+// h1Span is stage h1's enclosure on span s from operand xs (GEMM 1, docs/path.md step
+// 5): the check's from the path's own xs, the prepared work's from the gathered X.
+func (x *encl) h1Span(s span, xs rowsrc) ivec {
+	return x.gemmSpan(s, 2*x.I, xs, x.H, func(e int) mat { return x.weightMat(x.w1s[e], 2*x.I, x.H) }, x.bias1Of(), false)
 }
 
 // tailOf is what the enclosure of stage span s (rows ≥ R) is under rule, as the enclosure

@@ -76,7 +76,7 @@ func TestTokenPermutationDerivedVerdict(t *testing.T) {
 						env.end()
 						continue // a case error (the fault crashes the run)
 					}
-					va, err := env.checkBase(c, a, poison)
+					va, err := env.checkBase(c, a, poison, nil)
 					if err != nil {
 						t.Fatal(err)
 					}

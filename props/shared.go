@@ -93,11 +93,11 @@ func (env *Env) baseRun(ctx context.Context, name string, c *moe.Case, poison gp
 	return r, o, err
 }
 
-// checkBase judges run r of case c under poison with the oracle (check's options): for the
-// trial's base run (baseRun) it keeps the judgement where it can be derived from
-// (env.judgedBase).
-func (env *Env) checkBase(c *moe.Case, r *gpu.Result, poison gpu.Poison) (*oracle.Verdict, error) {
-	v, j, err := env.checkJudged(c, r, oracle.Options{})
+// checkBase judges run r of case c under poison with the oracle (check's options), with the
+// case-only work pre prepared for it (env.prepare; nil: none): for the trial's base run
+// (baseRun) it keeps the judgement where it can be derived from (env.judgedBase).
+func (env *Env) checkBase(c *moe.Case, r *gpu.Result, poison gpu.Poison, pre *oracle.Prepared) (*oracle.Verdict, error) {
+	v, j, err := env.checkJudged(c, r, oracle.Options{Prepared: pre})
 	if err != nil || j == nil || c == nil || c != env.cache.c || r != env.cache.runs[poison] {
 		return v, err
 	}
@@ -106,6 +106,24 @@ func (env *Env) checkBase(c *moe.Case, r *gpu.Result, poison gpu.Poison) (*oracl
 	}
 	env.cache.judged[poison] = j
 	return v, nil
+}
+
+// prepare starts the oracle's case-only work for checkBase's judgement of case c's base run
+// under poison, to run while the backend runs the case (oracle.Checker.Prepare, with the
+// options checkJudged gives the check): nil — no goroutine, nothing held — for a case too
+// small for it to pay (Prepare's threshold), when the base run is already made (nothing to
+// overlap), and when the check will not be a full stage-local one (NoStages, Sample). The
+// caller closes what it returns.
+func (env *Env) prepare(c *moe.Case, poison gpu.Poison) *oracle.Prepared {
+	if c == nil || env.NoStages || env.Sample.On() {
+		return nil
+	}
+	if c == env.cache.c {
+		if _, ok := env.cache.runs[poison]; ok {
+			return nil
+		}
+	}
+	return env.checker.Prepare(c, oracle.Options{Contract: env.JudgeContract(), Stop: env.cache.stop, Trace: env.Trace})
 }
 
 // judgedBase is the trial's base run of case c under poison as checkBase judged it, nil
