@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"sync/atomic"
+	"time"
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
@@ -117,6 +118,14 @@ type Checker struct {
 	// derivedHits counts the comparisons a check took from a judged run (tests: the
 	// derivation must be taken).
 	derivedHits atomic.Int64
+	// wholeExperts gives every expert of a GEMM stage and weight gradient one task, as
+	// before they were split into parts (tests and benchmarks: the parts must not change a
+	// verdict in the default build; the figures of parallel.go's tasks).
+	wholeExperts bool
+	// taskLog, when set, receives every task of the stage-local checks' span comparisons
+	// with its duration (benchmarks: the makespan of a stage on more cores than the
+	// machine has, tasktime_test.go).
+	taskLog func(t moe.Tensor, s span, d time.Duration)
 }
 
 // Check is the package-level Check with this Checker's scratch memory.
@@ -143,7 +152,8 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 			return nil, err
 		}
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal, derivedHits: &k.derivedHits}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal, derivedHits: &k.derivedHits,
+		wholeExperts: k.wholeExperts, taskLog: k.taskLog}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	if local && opts.Sample.On() {
 		ck.sm = &sampler{s: opts.Sample, r: SampleReport{Fraction: opts.Sample.Fraction, Seed: opts.Sample.Seed}}
@@ -243,6 +253,9 @@ type checker struct {
 	tailHits  *atomic.Int64 // Checker.tailHits
 	// wholeLocal: see Checker.wholeLocal
 	wholeLocal bool
+	// wholeExperts, taskLog: see Checker's
+	wholeExperts bool
+	taskLog      func(t moe.Tensor, s span, d time.Duration)
 	// sm, when set, samples the stage-local checks (sample.go); nil: the full check
 	sm *sampler
 	// derive is Options.Derive of a full stage-local check; dv, the comparisons taken from

@@ -5,7 +5,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/moecheck/moecheck/internal/f64gemm"
 	"github.com/moecheck/moecheck/internal/par"
+	"github.com/moecheck/moecheck/moe"
 )
 
 // Parallel structure of the enclosure computation (issue 14, "real shapes in seconds").
@@ -203,4 +205,119 @@ func (s rowsrc) rowsInto(m mat, b, e, n int) mat {
 		mc[i], mr[i] = float64(f32), 0
 	}
 	return m
+}
+
+// Tasks of the GEMM stages (issue 14: no idle cores at a stage's end). One task per
+// expert left the cores idle at the end of every GEMM stage of a real layer: 16 local
+// experts of an EP-8 rank on 16 cores, whose reductions take up to 15 % longer one than
+// another, so the stage waited for the slowest. The stage-local checks therefore split an
+// expert's rows (h1, h2, d_act, d_xs: chunkSpans) and an expert's weight gradient
+// (dW1, dW2: wgradSpans, blocks of output rows or columns) into parts of about
+// gemmTaskWork multiply-adds, never splitting a reduction: every output element keeps one
+// reduceAcc over its whole reduction, from the same operand rows.
+//
+// The parts are a function of the case alone (an expert's row count, the product's n and
+// k), never of the worker count, so verdicts stay the same on any number of cores. In the
+// default build they are also the unsplit check's, bit for bit: gonumParts splits only
+// where every part is reduced by the same code as the whole (reduceAcc's fused loops below
+// 2^15 multiply-adds or gonum's Dgemm above, gonum blocked alike: f64gemm.GonumBlocked),
+// so each element gets the same bits (f64gemm.RowExact). With OpenBLAS (build tag openblas)
+// an element's bits may depend on which rows share its product (RowExact is false there):
+// that is sound, any summation order being within reduceAcc's bound (dgemm.go), and
+// deterministic, the parts being fixed; the verdicts are then those of the parts, the same
+// on any core count.
+
+// gemmTaskWork is the multiply-adds of one product a GEMM stage's task aims at: an expert
+// of a real layer splits into a few parts (the Qwen3-30B-A3B EP-8 rank at T = 4,096, 256
+// rows an expert: h1 in 6 parts), while every part stays large against what each part
+// repeats (the weights' row information in reduceAcc: n·k element operations).
+const gemmTaskWork = 1 << 27
+
+// gemmParts is the number of near-equal parts the m rows of an m×n product with reduction
+// length k split into: about m·n·k/gemmTaskWork, at most m, fewer where a part would not be
+// reduced as the whole is (sameReduction), 1 for a small product.
+func gemmParts(m, n, k int) int {
+	if m <= 1 || n <= 0 || k <= 0 {
+		return 1
+	}
+	q := min(m, m*n*k/gemmTaskWork)
+	for q > 1 && !sameReduction(m, m/q, n, k) {
+		q--
+	}
+	return max(q, 1)
+}
+
+// sameReduction reports whether a product of mc of an m×n product's rows (same n and k)
+// reduces every element by the same code as the whole: both fused (reduceAcc and mulNT
+// below 2^15 multiply-adds) or both not, and gonum's Dgemm blocked alike.
+func sameReduction(m, mc, n, k int) bool {
+	fused := func(r int) bool { return r*n*k < 1<<15 }
+	return fused(m) == fused(mc) && f64gemm.GonumBlocked(m, n) == f64gemm.GonumBlocked(mc, n)
+}
+
+// partBounds is the start of part p of q near-equal parts of m items (p = q: m).
+func partBounds(m, q, p int) int { return p * m / q }
+
+// chunkSpans returns the spans sp with every expert span (e ≥ 0) of a GEMM stage (row
+// length n, reduction length k) split into gemmParts near-equal spans of consecutive rows
+// (a sampled span: of consecutive listed rows), in order, so that the spans still cover
+// the stage's elements in order (compareSpans merges them so). whole keeps sp as it is
+// (tests: the unsplit check).
+func (en *encl) chunkSpans(out, sp []span, n, k int, whole bool) []span {
+	for _, s := range sp {
+		m := s.hi - s.lo
+		if s.rows != nil {
+			m = len(s.rows)
+		}
+		q := 1
+		if s.e >= 0 && !whole {
+			q = gemmParts(m, n, k)
+		}
+		if q == 1 {
+			out = append(out, s)
+			continue
+		}
+		for p := range q {
+			a, b := partBounds(m, q, p), partBounds(m, q, p+1)
+			if s.rows != nil {
+				out = append(out, span{s.lo, s.hi, s.e, s.rows[a:b:b]})
+				continue
+			}
+			out = append(out, span{s.lo + a, s.lo + b, s.e, nil})
+		}
+	}
+	return out
+}
+
+// gemmK is the reduction length of GEMM stage t (h1, h2, d_act, d_xs), 0 for another stage.
+func gemmK(c *moe.Case, t moe.Tensor) int {
+	switch t {
+	case moe.TensorH1, moe.TensorDAct:
+		return c.H
+	case moe.TensorH2:
+		return c.I
+	case moe.TensorDXs:
+		return 2 * c.I
+	}
+	return 0
+}
+
+// wgradSpans is the tasks of a weight gradient whose experts' dW hold major × minor
+// elements, major-dimension row by row (the output rows of the standard layout, the input
+// columns of the transposed one; span rows are units of minor elements, expert e's at
+// [e·major, (e+1)·major)): per expert, its major rows in gemmParts near-equal blocks for the
+// product of the expert's rows (its reduction length), one span for an expert without rows
+// (exact zeros); appended to out in element order. whole: one span per expert (tests).
+func (en *encl) wgradSpans(out []span, major, minor int, whole bool) []span {
+	for e := 0; e < en.E; e++ {
+		b, end := en.rowsOf(e)
+		q := 1
+		if end > b && !whole {
+			q = gemmParts(major, minor, end-b)
+		}
+		for p := range q {
+			out = append(out, span{e*major + partBounds(major, q, p), e*major + partBounds(major, q, p+1), e, nil})
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"math"
+	"time"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/poison"
@@ -27,6 +28,7 @@ type span struct {
 // case's check then allocates none of it).
 type streamBufs struct {
 	spans  []span
+	chunks []span // the spans split into tasks (parallel.go's chunkSpans)
 	parts  []spanPart
 	cparts []statPart
 	bad    []bool
@@ -171,8 +173,20 @@ func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got [
 		}
 		ck.compareSpan(&parts[k], name, local, g, s.lo*n, enc(x, s))
 	}
-	if en.forSpans(len(spans), len(got)*8, one) {
+	if en.forSpans(len(spans), len(got)*8, ck.logged(name, spans, one)) {
 		ck.mergeParts(st, parts)
+	}
+}
+
+// logged is one, reporting each call's span and duration to ck.taskLog when it is set.
+func (ck *checker) logged(name moe.Tensor, spans []span, one func(x *encl, k int)) func(x *encl, k int) {
+	if ck.taskLog == nil {
+		return one
+	}
+	return func(x *encl, k int) {
+		t0 := time.Now()
+		one(x, k)
+		ck.taskLog(name, spans[k], time.Since(t0))
 	}
 }
 
