@@ -234,13 +234,14 @@ func (s rowsrc) rowsInto(m mat, b, e, n int) mat {
 const gemmTaskWork = 1 << 27
 
 // gemmParts is the number of near-equal parts the m rows of an m×n product with reduction
-// length k split into: about m·n·k/gemmTaskWork, at most m, fewer where a part would not be
-// reduced as the whole is (sameReduction), 1 for a small product.
-func gemmParts(m, n, k int) int {
-	if m <= 1 || n <= 0 || k <= 0 {
+// length k split into for tasks of about work multiply-adds (gemmTaskWork; 0: one part):
+// about m·n·k/work, at most m, fewer where a part would not be reduced as the whole is
+// (sameReduction), 1 for a small product.
+func gemmParts(m, n, k, work int) int {
+	if m <= 1 || n <= 0 || k <= 0 || work <= 0 {
 		return 1
 	}
-	q := min(m, m*n*k/gemmTaskWork)
+	q := min(m, m*n*k/work)
 	for q > 1 && !sameReduction(m, m/q, n, k) {
 		q--
 	}
@@ -261,17 +262,17 @@ func partBounds(m, q, p int) int { return p * m / q }
 // chunkSpans returns the spans sp with every expert span (e ≥ 0) of a GEMM stage (row
 // length n, reduction length k) split into gemmParts near-equal spans of consecutive rows
 // (a sampled span: of consecutive listed rows), in order, so that the spans still cover
-// the stage's elements in order (compareSpans merges them so). whole keeps sp as it is
-// (tests: the unsplit check).
-func (en *encl) chunkSpans(out, sp []span, n, k int, whole bool) []span {
+// the stage's elements in order (compareSpans merges them so). work is gemmParts's
+// (checker.taskWork; 0 keeps sp as it is).
+func (en *encl) chunkSpans(out, sp []span, n, k, work int) []span {
 	for _, s := range sp {
 		m := s.hi - s.lo
 		if s.rows != nil {
 			m = len(s.rows)
 		}
 		q := 1
-		if s.e >= 0 && !whole {
-			q = gemmParts(m, n, k)
+		if s.e >= 0 {
+			q = gemmParts(m, n, k, work)
 		}
 		if q == 1 {
 			out = append(out, s)
@@ -307,17 +308,29 @@ func gemmK(c *moe.Case, t moe.Tensor) int {
 // columns of the transposed one; span rows are units of minor elements, expert e's at
 // [e·major, (e+1)·major)): per expert, its major rows in gemmParts near-equal blocks for the
 // product of the expert's rows (its reduction length), one span for an expert without rows
-// (exact zeros); appended to out in element order. whole: one span per expert (tests).
-func (en *encl) wgradSpans(out []span, major, minor int, whole bool) []span {
+// (exact zeros); appended to out in element order. work is gemmParts's.
+func (en *encl) wgradSpans(out []span, major, minor, work int) []span {
 	for e := 0; e < en.E; e++ {
 		b, end := en.rowsOf(e)
 		q := 1
-		if end > b && !whole {
-			q = gemmParts(major, minor, end-b)
+		if end > b {
+			q = gemmParts(major, minor, end-b, work)
 		}
 		for p := range q {
 			out = append(out, span{e*major + partBounds(major, q, p), e*major + partBounds(major, q, p+1), e, nil})
 		}
 	}
 	return out
+}
+
+// taskWork is the work of a task of the GEMM stages and weight gradients for gemmParts:
+// gemmTaskWork, the Checker's own for tests, 0 (whole experts) with Checker.wholeExperts.
+func (ck *checker) taskWork() int {
+	switch {
+	case ck.wholeExperts:
+		return 0
+	case ck.partWork > 0:
+		return ck.partWork
+	}
+	return gemmTaskWork
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"time"
 
 	"github.com/moecheck/moecheck/moe"
 )
@@ -339,8 +340,14 @@ func (ck *checker) wgradSampled(en *encl, t moe.Tensor, got []float32, dout, in 
 		}
 		bad := nonFiniteOutRows(got[e*n:(e+1)*n], nOut, nIn, at(0, 0, 1) == 1)
 		sel := ck.sm.stratum(nil, t, true, e, 0, nOut, always, func(i int) bool { return bad[i] }, ss)
-		jobs = append(jobs, job{e, sel})
 		judged += len(sel) * nIn
+		// the drawn rows in parts (parallel.go), in order
+		b, end := en.rowsOf(e)
+		q := gemmParts(len(sel), nIn, end-b, ck.taskWork())
+		for p := range q {
+			lo, hi := partBounds(len(sel), q, p), partBounds(len(sel), q, p+1)
+			jobs = append(jobs, job{e, sel[lo:hi:hi]})
+		}
 	}
 	ss.done(judged)
 	parts := grow(&ck.sb.parts, len(jobs))
@@ -362,6 +369,14 @@ func (ck *checker) wgradSampled(en *encl, t moe.Tensor, got []float32, dout, in 
 				q := at(jb.e, int(i), j)
 				ck.compareSpan(p, t, true, got[q:q+1], q, subIvec(enc, kk*nIn+j, 1))
 			}
+		}
+	}
+	if ck.taskLog != nil {
+		f := one
+		one = func(x *encl, k int) {
+			t0 := time.Now()
+			f(x, k)
+			ck.taskLog(t, span{-1, -1, jobs[k].e, jobs[k].sel}, time.Since(t0))
 		}
 	}
 	if en.forSpans(len(jobs), len(got)*8, one) {

@@ -88,7 +88,7 @@ func (ck *checker) stages(res *gpu.Result) {
 			}
 			if k := gemmK(c, t); k > 0 {
 				// an expert's rows in parts (parallel.go): no idle cores at the stage's end
-				ck.sb.chunks = en.chunkSpans(ck.sb.chunks[:0], sp, n, k, ck.wholeExperts)
+				ck.sb.chunks = en.chunkSpans(ck.sb.chunks[:0], sp, n, k, ck.taskWork())
 				sp = ck.sb.chunks
 			}
 			ck.compareSpansTail(en, t, false, got, n, sp, enc, rule, st)
@@ -202,7 +202,7 @@ func (ck *checker) stages(res *gpu.Result) {
 		if !rowMajor {
 			major, minor = nIn, nOut // at (e·nIn + j)·nOut + i
 		}
-		ck.sb.spans = en.wgradSpans(ck.sb.spans[:0], major, minor, ck.wholeExperts)
+		ck.sb.spans = en.wgradSpans(ck.sb.spans[:0], major, minor, ck.taskWork())
 		ck.compareSpans(en, t, true, got, minor, ck.sb.spans, func(x *encl, s span) ivec {
 			out := x.newIvec((s.hi - s.lo) * minor)
 			a0, a1 := s.lo-s.e*major, s.hi-s.e*major
