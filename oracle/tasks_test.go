@@ -19,19 +19,20 @@ import (
 
 // taskCases are cases whose experts split into several parts with a small task work
 // (partsWork): each expert has tens of rows, its products above the fused size.
+// (work: the task work, Checker.partWork; parts of a few rows, every part still above
+// reduceAcc's fused size, 2^15, where the expert's product is; the last case's parts, 8
+// rows, are above f64gemm.MinWork: OpenBLAS in the openblas build).
 var taskCases = []struct {
 	name string
 	cfg  moe.Config
 	ct   contract.Contract
+	work int
 }{
-	{"bf16-swiglu-exact", moe.Config{T: 96, H: 64, I: 64, E: 4, K: 2, DType: moe.BF16}, contract.Exact()},
-	{"fp16-ep-torch", moe.Config{T: 128, H: 64, I: 48, E: 8, K: 4, DType: moe.FP16, EP: moe.EP{World: 2, Rank: 1}}, contract.Torch()},
-	{"fp32-gptoss-bias-transposed-any", moe.Config{T: 96, H: 48, I: 64, E: 4, K: 2, DType: moe.FP32, Act: moe.GptOss, Layout: moe.Transposed, Bias: true}, contract.Any()},
+	{"bf16-swiglu-exact", moe.Config{T: 96, H: 64, I: 64, E: 4, K: 2, DType: moe.BF16}, contract.Exact(), 1 << 15},
+	{"fp16-ep-torch", moe.Config{T: 128, H: 64, I: 48, E: 8, K: 4, DType: moe.FP16, EP: moe.EP{World: 2, Rank: 1}}, contract.Torch(), 1 << 15},
+	{"fp32-gptoss-bias-transposed-any", moe.Config{T: 96, H: 48, I: 64, E: 4, K: 2, DType: moe.FP32, Act: moe.GptOss, Layout: moe.Transposed, Bias: true}, contract.Any(), 1 << 15},
+	{"bf16-openblas-sized", moe.Config{T: 128, H: 128, I: 128, E: 4, K: 2, DType: moe.BF16}, contract.Exact(), 1 << 18},
 }
-
-// partsWork is the task work of the tests: parts of a few rows (every part still above
-// reduceAcc's fused size, 2^15, where the expert's product is).
-const partsWork = 1 << 15
 
 func taskCase(t *testing.T, cfg moe.Config) (*moe.Case, *gpu.Result) {
 	t.Helper()
@@ -59,12 +60,12 @@ type taskRecord struct {
 }
 
 // loggedCheck checks res with workers goroutines (every loop split) and returns the
-// verdict and the tasks the span comparisons ran, sorted.
-func loggedCheck(t *testing.T, c *moe.Case, res *gpu.Result, o Options, workers int, whole bool) (*Verdict, []taskRecord) {
+// verdict and the tasks the span comparisons ran with task work work, sorted.
+func loggedCheck(t *testing.T, c *moe.Case, res *gpu.Result, o Options, workers, work int, whole bool) (*Verdict, []taskRecord) {
 	t.Helper()
 	var mu sync.Mutex
 	var tasks []taskRecord
-	k := &Checker{sp: par.Split{Workers: workers, MinWork: 1}, partWork: partsWork, wholeExperts: whole,
+	k := &Checker{sp: par.Split{Workers: workers, MinWork: 1}, partWork: work, wholeExperts: whole,
 		taskLog: func(tn moe.Tensor, s span, _ time.Duration) {
 			mu.Lock()
 			tasks = append(tasks, taskRecord{tn, s.lo, s.hi, s.e, fmt.Sprint(s.rows)})
@@ -130,7 +131,7 @@ func TestPartsWorkerFree(t *testing.T) {
 			{"fail-sampled", bad, Options{Sample: Sample{Fraction: 0.5, Seed: 3}}}} {
 			t.Run(tc.name+"/"+v.name, func(t *testing.T) {
 				v.o.Contract = tc.ct
-				v1, t1 := loggedCheck(t, c, v.r, v.o, 1, false)
+				v1, t1 := loggedCheck(t, c, v.r, v.o, 1, tc.work, false)
 				if want := v.name[:4] == "pass"; v1.Pass != want {
 					t.Fatalf("serial verdict pass=%v, want %v: %s", v1.Pass, want, v1.Summary())
 				}
@@ -138,7 +139,7 @@ func TestPartsWorkerFree(t *testing.T) {
 					t.Fatalf("no expert split into parts: the test does not exercise the split (%d tasks: %v)", len(t1), t1)
 				}
 				for _, w := range []int{2, 16} {
-					vw, tw := loggedCheck(t, c, v.r, v.o, w, false)
+					vw, tw := loggedCheck(t, c, v.r, v.o, w, tc.work, false)
 					if !slices.Equal(t1, tw) {
 						t.Errorf("%d workers ran other tasks than 1 (%d against %d): the parts depend on the worker count", w, len(tw), len(t1))
 					}
@@ -168,8 +169,8 @@ func TestPartsBitwiseWhole(t *testing.T) {
 			{"fail-sampled", corrupt(res), Options{Sample: Sample{Fraction: 0.5, Seed: 3}}}} {
 			t.Run(tc.name+"/"+v.name, func(t *testing.T) {
 				v.o.Contract = tc.ct
-				vp, tp := loggedCheck(t, c, v.r, v.o, 2, false)
-				vw, tw := loggedCheck(t, c, v.r, v.o, 2, true)
+				vp, tp := loggedCheck(t, c, v.r, v.o, 2, tc.work, false)
+				vw, tw := loggedCheck(t, c, v.r, v.o, 2, tc.work, true)
 				if !splitExperts(tp) || splitExperts(tw) {
 					t.Fatalf("split: parts %v, whole %v; want true, false", splitExperts(tp), splitExperts(tw))
 				}
