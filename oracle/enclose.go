@@ -50,6 +50,9 @@ type encl struct {
 	// workers' scratch (nil: fresh scratch per call).
 	sp   par.Split
 	pool *scratchPool
+	// ops is the operands the parts of a stage's split experts share (parallel.go), nil
+	// outside a stage-local GEMM or weight-gradient comparison.
+	ops *expertOps
 	// stop, when closed, makes the remaining experts and ranges do nothing (the caller
 	// then reports ErrStopped instead of the incomplete result).
 	stop <-chan struct{}
@@ -364,10 +367,16 @@ func (en *encl) transposeExact(x []float64, m, k int) mat {
 // sum rounded again (round_d(round_d(acc) + b)); with Either, the hull of both. With TF32,
 // fp32 operands may be rounded to TF32 first.
 func (en *encl) gemmRows(out ivec, n int, A mat, W mat, bias []float64, b int) {
-	A, W = en.operand(A), en.operand(W)
+	en.gemmRowsB(out, n, A, en.operand(W), nil, bias, b)
+}
+
+// gemmRowsB is gemmRows for weights W already made a GEMM operand (en.operand) and, when bi
+// is not nil, their row information (newOpInfo): shared by the parts of an expert.
+func (en *encl) gemmRowsB(out ivec, n int, A mat, W mat, bi *opInfo, bias []float64, b int) {
+	A = en.operand(A)
 	how := en.ct.GEMMBias
 	if bias == nil || how == contract.AsPath || how == contract.InFP32 || en.noRound {
-		reduceAcc(en.d, A, W, bias, !en.noRound, en.rpr(), en.ws, func(i, j int, c, r float64) {
+		reduceAccB(en.d, A, W, bi, bias, !en.noRound, en.rpr(), en.ws, func(i, j int, c, r float64) {
 			out.c[(b+i)*n+j], out.r[(b+i)*n+j] = en.round(c, r)
 		})
 		return
@@ -379,16 +388,16 @@ func (en *encl) gemmRows(out ivec, n int, A mat, W mat, bias []float64, b int) {
 		return rv{c, r}
 	}
 	if how == contract.InDtype {
-		reduceAcc(en.d, A, W, nil, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
+		reduceAccB(en.d, A, W, bi, nil, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
 			x := after(i, j, c, r)
 			out.c[(b+i)*n+j], out.r[(b+i)*n+j] = x.v, x.e
 		})
 		return
 	}
-	reduceAcc(en.d, A, W, bias, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
+	reduceAccB(en.d, A, W, bi, bias, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
 		out.c[(b+i)*n+j], out.r[(b+i)*n+j] = en.round(c, r)
 	})
-	reduceAcc(en.d, A, W, nil, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
+	reduceAccB(en.d, A, W, bi, nil, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
 		k := (b+i)*n + j
 		x := hullRV(rv{out.c[k], out.r[k]}, after(i, j, c, r))
 		out.c[k], out.r[k] = x.v, x.e
@@ -796,10 +805,19 @@ func (x *encl) wgradBlock(dout, in rowsrc, nOut, nIn, e, i0, i1, j0, j1 int, set
 		return
 	}
 	A := x.operand(x.colsMatRange(dout, b, end, nOut, i0, i1)) // (i1−i0) × rows
-	B := x.operand(x.colsMatRange(in, b, end, nIn, j0, j1))    // (j1−j0) × rows
-	mp := x.slotMagnitudes(A, B)                               // nil unless the contract admits per-slot products (wgradslots.go)
+	var B mat                                                  // (j1−j0) × rows
+	var bi *opInfo
+	if x.ops != nil && j0 == 0 && j1 == nIn {
+		// the parts of a split expert (blocks of output rows) share it (parallel.go)
+		var done func()
+		B, bi, done = x.shared(e, func(y *encl) mat { return y.colsMatRange(in, b, end, nIn, 0, nIn) })
+		defer done()
+	} else {
+		B = x.operand(x.colsMatRange(in, b, end, nIn, j0, j1))
+	}
+	mp := x.slotMagnitudes(A, B) // nil unless the contract admits per-slot products (wgradslots.go)
 	nb := j1 - j0
-	reduceAcc(x.d, A, B, nil, !x.noRound, x.rpr(), x.ws, func(i, j int, c, r float64) {
+	reduceAccB(x.d, A, B, bi, nil, !x.noRound, x.rpr(), x.ws, func(i, j int, c, r float64) {
 		if mp != nil {
 			r = slotsRadius(x.d, x.ct.WGradSlots, end-b, r, mp[i*nb+j])
 		}

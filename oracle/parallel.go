@@ -334,3 +334,71 @@ func (ck *checker) taskWork() int {
 	}
 	return gemmTaskWork
 }
+
+// expertOps is the operand that the parts of each split expert share in one stage (the
+// expert's weights for h1, h2, d_act and d_xs, transposed for the last two; the expert's
+// input rows, transposed, for a weight gradient split by output rows), with its row
+// information (opInfo): built once, by the first part to need it, into a scratch of its own
+// from en's pool, read by the expert's other parts, and handed back to the pool when the
+// expert's last part is done. Parts are handed out in order, so an expert whose operand is
+// held has a part running: at most one operand per worker is held at a time. Experts of one
+// part build theirs in the part's own scratch, as before the split.
+type expertOps struct {
+	pool *scratchPool
+	ops  []expertOp
+}
+
+type expertOp struct {
+	parts int // the expert's parts in the stage
+	once  sync.Once
+	left  atomic.Int32 // parts not done
+	s     *scratch
+	m     mat
+	bi    *opInfo
+}
+
+// newExpertOps counts the parts of every expert in spans (e ≥ 0); nil when no expert has
+// more than one.
+func (en *encl) newExpertOps(spans []span) *expertOps {
+	o := &expertOps{pool: en.pool, ops: make([]expertOp, en.E)}
+	split := false
+	for _, s := range spans {
+		if s.e >= 0 {
+			op := &o.ops[s.e]
+			op.parts++
+			op.left.Add(1)
+			split = split || op.parts > 1
+		}
+	}
+	if !split {
+		return nil
+	}
+	return o
+}
+
+// shared returns expert e's operand, built by build(y) (y: x with the operand's own
+// scratch) and made a GEMM operand (operand) on first use, its row information (nil for an
+// empty operand), and done, which the caller calls once it has finished reading them. For
+// an expert of one part (or x.ops nil), build runs in x's scratch and bi is nil.
+func (x *encl) shared(e int, build func(y *encl) mat) (m mat, bi *opInfo, done func()) {
+	if x.ops == nil || x.ops.ops[e].parts <= 1 {
+		return x.operand(build(x)), nil, func() {}
+	}
+	o := x.ops
+	op := &o.ops[e]
+	op.once.Do(func() {
+		op.s = o.pool.get()
+		op.s.ar.reset()
+		y := *x
+		y.ar, y.ws = &op.s.ar, &op.s.ws
+		op.m = y.operand(build(&y))
+		if len(op.m.c) > 0 {
+			op.bi = newOpInfo(x.d, op.m, y.ws, y.ar.getDirty(len(op.m.c)))
+		}
+	})
+	return op.m, op.bi, func() {
+		if op.left.Add(-1) == 0 {
+			o.pool.put(op.s)
+		}
+	}
+}

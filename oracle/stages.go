@@ -90,6 +90,8 @@ func (ck *checker) stages(res *gpu.Result) {
 				// an expert's rows in parts (parallel.go): no idle cores at the stage's end
 				ck.sb.chunks = en.chunkSpans(ck.sb.chunks[:0], sp, n, k, ck.taskWork())
 				sp = ck.sb.chunks
+				en.ops = en.newExpertOps(sp) // their weights built once (parallel.go)
+				defer func() { en.ops = nil }()
 			}
 			ck.compareSpansTail(en, t, false, got, n, sp, enc, rule, st)
 			ph.End()
@@ -203,6 +205,10 @@ func (ck *checker) stages(res *gpu.Result) {
 			major, minor = nIn, nOut // at (e·nIn + j)·nOut + i
 		}
 		ck.sb.spans = en.wgradSpans(ck.sb.spans[:0], major, minor, ck.taskWork())
+		if rowMajor {
+			en.ops = en.newExpertOps(ck.sb.spans) // an expert's input rows transposed once (parallel.go)
+			defer func() { en.ops = nil }()
+		}
 		ck.compareSpans(en, t, true, got, minor, ck.sb.spans, func(x *encl, s span) ivec {
 			out := x.newIvec((s.hi - s.lo) * minor)
 			a0, a1 := s.lo-s.e*major, s.hi-s.e*major

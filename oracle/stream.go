@@ -325,7 +325,9 @@ func (x *encl) gemmSpan(s span, n int, a rowsrc, k int, w func(e int) mat, bias 
 		if bias != nil {
 			b = bias(s.e)
 		}
-		x.gemmRows(out, n, a.rowList(x, s.rows, k), w(s.e), b, 0)
+		W, bi, done := x.sharedW(s.e, w)
+		x.gemmRowsB(out, n, a.rowList(x, s.rows, k), W, bi, b, 0)
+		done()
 		return out
 	}
 	out := x.newIvec((s.hi - s.lo) * n)
@@ -341,8 +343,25 @@ func (x *encl) gemmSpan(s span, n int, a rowsrc, k int, w func(e int) mat, bias 
 	if bias != nil {
 		b = bias(s.e)
 	}
-	x.gemmRows(out, n, a.rows(x, s.lo, s.hi, k), w(s.e), b, 0)
+	W, bi, done := x.sharedW(s.e, w)
+	x.gemmRowsB(out, n, a.rows(x, s.lo, s.hi, k), W, bi, b, 0)
+	done()
 	return out
+}
+
+// sharedW is x.shared for the weights w(e) of a GEMM stage. The weight functions of
+// stages.go allocate from the scratch of the encl they were made with, which is x: while
+// w builds an operand the expert's parts share, x points at that operand's scratch.
+func (x *encl) sharedW(e int, w func(e int) mat) (mat, *opInfo, func()) {
+	return x.shared(e, func(y *encl) mat {
+		if y == x {
+			return w(e)
+		}
+		ar, ws := x.ar, x.ws
+		x.ar, x.ws = y.ar, y.ws
+		defer func() { x.ar, x.ws = ar, ws }()
+		return w(e)
+	})
 }
 
 // grow returns (*buf)[:n] zeroed, growing *buf when needed.
