@@ -128,6 +128,9 @@ type Checker struct {
 	// with its duration (benchmarks: the makespan of a stage on more cores than the
 	// machine has, tasktime_test.go).
 	taskLog func(t moe.Tensor, s span, d time.Duration)
+	// taskClock, when set, is the clock taskLog's durations are read from (benchmarks:
+	// the thread's CPU time); nil: the wall clock.
+	taskClock func() time.Duration
 }
 
 // Check is the package-level Check with this Checker's scratch memory.
@@ -155,7 +158,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 		}
 	}
 	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal, derivedHits: &k.derivedHits,
-		wholeExperts: k.wholeExperts, partWork: k.partWork, taskLog: k.taskLog}
+		wholeExperts: k.wholeExperts, partWork: k.partWork, taskLog: k.taskLog, taskClock: k.taskClock}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	if local && opts.Sample.On() {
 		ck.sm = &sampler{s: opts.Sample, r: SampleReport{Fraction: opts.Sample.Fraction, Seed: opts.Sample.Seed}}
@@ -255,10 +258,11 @@ type checker struct {
 	tailHits  *atomic.Int64 // Checker.tailHits
 	// wholeLocal: see Checker.wholeLocal
 	wholeLocal bool
-	// wholeExperts, partWork, taskLog: see Checker's
+	// wholeExperts, partWork, taskLog, taskClock: see Checker's
 	wholeExperts bool
 	partWork     int
 	taskLog      func(t moe.Tensor, s span, d time.Duration)
+	taskClock    func() time.Duration
 	// sm, when set, samples the stage-local checks (sample.go); nil: the full check
 	sm *sampler
 	// derive is Options.Derive of a full stage-local check; dv, the comparisons taken from

@@ -13,12 +13,15 @@ import (
 // Parallel structure of the enclosure computation (issue 14, "real shapes in seconds").
 //
 // Every stage splits over experts (the GEMM stages and the weight gradients: one expert's
-// reduction is one reduceAcc call, the same call with the same operands whatever the split)
-// or over rows (the elementwise stages, the K-slot sums, the comparisons). Each output
-// element is written by exactly one goroutine, with the operations and their order of the
-// serial loop, so enclosures and verdicts are bitwise the same on one goroutine or many.
-// The per-expert operands (transposed weights, transposed rows) come from a worker's own
-// scratch, reused from expert to expert, so memory does not grow with the expert count.
+// reduction is one reduceAcc call, the same call with the same operands whatever the split;
+// in the stage-local checks, fixed parts of an expert: see "Tasks of the GEMM stages"
+// below) or over rows (the elementwise stages, the K-slot sums, the comparisons). Each
+// output element is written by exactly one goroutine, with the operations and their order
+// of the serial loop, so enclosures and verdicts are bitwise the same on one goroutine or
+// many. The per-expert operands (transposed weights, transposed rows) come from a worker's
+// own scratch, reused from expert to expert (or, shared by a split expert's parts, from a
+// scratch of the pool held while the expert's parts run: expertOps), so memory does not
+// grow with the expert count.
 
 // scratch is one expert worker's memory: its reduction workspace and an arena for the
 // expert's operands (reset before each expert).
@@ -229,8 +232,12 @@ func (s rowsrc) rowsInto(m mat, b, e, n int) mat {
 
 // gemmTaskWork is the multiply-adds of one product a GEMM stage's task aims at: an expert
 // of a real layer splits into a few parts (the Qwen3-30B-A3B EP-8 rank at T = 4,096, 256
-// rows an expert: h1 in 6 parts), while every part stays large against what each part
-// repeats (the weights' row information in reduceAcc: n·k element operations).
+// rows an expert: h1 and d_xs in 6 parts, h2 and d_act in 3; 16,384 tokens: four times as
+// many), while every part stays large against a product's fixed costs. What all parts of
+// an expert read is made once and shared (expertOps), not once per part: the transposed
+// weights and the weights' row information (n·k element operations each), a weight
+// gradient's transposed input rows (standard layout; in the transposed one each block of
+// columns transposes all of the expert's d_out rows).
 const gemmTaskWork = 1 << 27
 
 // gemmParts is the number of near-equal parts the m rows of an m×n product with reduction

@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"time"
 
 	"github.com/moecheck/moecheck/moe"
 )
@@ -374,9 +373,9 @@ func (ck *checker) wgradSampled(en *encl, t moe.Tensor, got []float32, dout, in 
 	if ck.taskLog != nil {
 		f := one
 		one = func(x *encl, k int) {
-			t0 := time.Now()
+			t0 := ck.clock()
 			f(x, k)
-			ck.taskLog(t, span{-1, -1, jobs[k].e, jobs[k].sel}, time.Since(t0))
+			ck.taskLog(t, span{-1, -1, jobs[k].e, jobs[k].sel}, ck.clock()-t0)
 		}
 	}
 	if en.forSpans(len(jobs), len(got)*8, one) {

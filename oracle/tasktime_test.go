@@ -13,6 +13,7 @@ import (
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
+	"golang.org/x/sys/unix"
 )
 
 // listMakespan is the time w workers take for tasks of durations d handed out in order,
@@ -49,7 +50,8 @@ func TestListMakespan(t *testing.T) {
 // BenchmarkStageMakespan estimates what the parts of the GEMM stages (parallel.go) gain on
 // a host with more cores than this one: one check of a preset case (MOECHECK_MAKESPAN_PRESET,
 // default the Qwen3-30B-A3B EP-8 rank at T = 512) on one goroutine and GOMAXPROCS 1, each
-// task timed, with whole experts and with parts. Per GEMM stage it logs the tasks' CPU time
+// task timed in its thread's CPU time (RUSAGE_THREAD: other processes on the machine do
+// not count), with whole experts and with parts. Per GEMM stage it logs the tasks' CPU time
 // (cpu: the parts' overhead, between the two runs) and the in-order schedule of the tasks on
 // 16 workers (makespan16), against the ideal cpu/16; in the parts run also the schedule of
 // the same measured parts merged back into one task per expert (merged16: the gain without
@@ -74,6 +76,17 @@ func BenchmarkStageMakespan(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	// the tasks run on this goroutine (one worker), OpenBLAS on the calling thread: the
+	// thread's CPU time is the tasks' own, whatever else the machine runs
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	threadCPU := func() time.Duration {
+		var ru unix.Rusage
+		if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 	stages := []moe.Tensor{moe.TensorH1, moe.TensorH2, moe.TensorDAct, moe.TensorDXs, moe.TensorDW2, moe.TensorDW1}
 	const W = 16
 	type task struct {
@@ -89,7 +102,7 @@ func BenchmarkStageMakespan(b *testing.B) {
 			for b.Loop() {
 				tasks := map[moe.Tensor][]task{}
 				k := &Checker{sp: par.Split{Workers: 1, MinWork: par.MinWork}, wholeExperts: mode.whole,
-					taskLog: func(t moe.Tensor, s span, d time.Duration) { tasks[t] = append(tasks[t], task{s.e, d}) }}
+					taskLog: func(t moe.Tensor, s span, d time.Duration) { tasks[t] = append(tasks[t], task{s.e, d}) }, taskClock: threadCPU}
 				v, err := k.Check(c, res, Options{})
 				if err != nil || !v.Pass {
 					b.Fatal(err, v.Summary())
