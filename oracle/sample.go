@@ -302,9 +302,11 @@ func (x *encl) wgradExpertRows(dout, in rowsrc, nOut, nIn, e int, sel []int32, s
 		return
 	}
 	A := x.operand(x.colsMatSel(dout, b, end, nOut, sel)) // len(sel) × rows
-	B := x.operand(x.colsMat(in, b, end, nIn))            // nIn × rows
+	// nIn × rows, shared by the parts of a split expert (x.ops, parallel.go)
+	B, bi, done := x.shared(e, func(y *encl) mat { return y.colsMat(in, b, end, nIn) })
+	defer done()
 	mp := x.slotMagnitudes(A, B)
-	reduceAcc(x.d, A, B, nil, !x.noRound, x.rpr(), x.ws, func(i, j int, c, r float64) {
+	reduceAccB(x.d, A, B, bi, nil, !x.noRound, x.rpr(), x.ws, func(i, j int, c, r float64) {
 		if mp != nil {
 			r = slotsRadius(x.d, x.ct.WGradSlots, end-b, r, mp[i*nIn+j])
 		}
@@ -350,6 +352,14 @@ func (ck *checker) wgradSampled(en *encl, t moe.Tensor, got []float32, dout, in 
 	}
 	ss.done(judged)
 	parts := grow(&ck.sb.parts, len(jobs))
+	ck.sb.spans = ck.sb.spans[:0]
+	for _, jb := range jobs {
+		if jb.sel != nil {
+			ck.sb.spans = append(ck.sb.spans, span{-1, -1, jb.e, jb.sel})
+		}
+	}
+	en.ops = en.newExpertOps(ck.sb.spans) // a split expert's input rows transposed once
+	defer func() { en.ops = nil }()
 	one := func(x *encl, k int) {
 		jb := jobs[k]
 		p := &parts[k]
