@@ -122,8 +122,9 @@ type Checker struct {
 	// before they were split into parts (tests and benchmarks: the parts must not change a
 	// verdict in the default build; the figures of parallel.go's tasks).
 	wholeExperts bool
-	// partWork, when positive, replaces gemmTaskWork (tests: small cases split into parts).
-	partWork int
+	// partSize, when its work is positive, replaces defaultTasks (tests: small cases split
+	// into parts).
+	partSize taskSize
 	// taskLog, when set, receives every task of the stage-local checks' span comparisons
 	// with its duration (benchmarks: the makespan of a stage on more cores than the
 	// machine has, tasktime_test.go).
@@ -158,7 +159,7 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 		}
 	}
 	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal, derivedHits: &k.derivedHits,
-		wholeExperts: k.wholeExperts, partWork: k.partWork, taskLog: k.taskLog, taskClock: k.taskClock}
+		wholeExperts: k.wholeExperts, partSize: k.partSize, taskLog: k.taskLog, taskClock: k.taskClock}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	if local && opts.Sample.On() {
 		ck.sm = &sampler{s: opts.Sample, r: SampleReport{Fraction: opts.Sample.Fraction, Seed: opts.Sample.Seed}}
@@ -258,9 +259,9 @@ type checker struct {
 	tailHits  *atomic.Int64 // Checker.tailHits
 	// wholeLocal: see Checker.wholeLocal
 	wholeLocal bool
-	// wholeExperts, partWork, taskLog, taskClock: see Checker's
+	// wholeExperts, partSize, taskLog, taskClock: see Checker's
 	wholeExperts bool
-	partWork     int
+	partSize     taskSize
 	taskLog      func(t moe.Tensor, s span, d time.Duration)
 	taskClock    func() time.Duration
 	// sm, when set, samples the stage-local checks (sample.go); nil: the full check

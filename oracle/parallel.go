@@ -216,12 +216,13 @@ func (s rowsrc) rowsInto(m mat, b, e, n int) mat {
 // another, so the stage waited for the slowest. The stage-local checks therefore split an
 // expert's rows (h1, h2, d_act, d_xs: chunkSpans) and an expert's weight gradient
 // (dW1, dW2: wgradSpans, blocks of output rows or columns) into parts of about
-// gemmTaskWork multiply-adds, never splitting a reduction: every output element keeps one
-// reduceAcc over its whole reduction, from the same operand rows.
+// 2^27 multiply-adds and at least 256 rows (defaultTasks), never splitting a reduction:
+// every output element keeps one reduceAcc over its whole reduction, from the same operand
+// rows.
 //
 // The parts are a function of the case alone (an expert's row count, the product's n and
 // k), never of the worker count, so verdicts stay the same on any number of cores. In the
-// default build they are also the unsplit check's, bit for bit: gonumParts splits only
+// default build they are also the unsplit check's, bit for bit: gemmParts splits only
 // where every part is reduced by the same code as the whole (reduceAcc's fused loops below
 // 2^15 multiply-adds or gonum's Dgemm above, gonum blocked alike: f64gemm.GonumBlocked),
 // so each element gets the same bits (f64gemm.RowExact). With OpenBLAS (build tag openblas)
@@ -230,25 +231,39 @@ func (s rowsrc) rowsInto(m mat, b, e, n int) mat {
 // deterministic, the parts being fixed; the verdicts are then those of the parts, the same
 // on any core count.
 
-// gemmTaskWork is the multiply-adds of one product a GEMM stage's task aims at: an expert
-// of a real layer splits into a few parts (the Qwen3-30B-A3B EP-8 rank at T = 4,096, 256
-// rows an expert: h1 and d_xs in 6 parts, h2 and d_act in 3; 16,384 tokens: four times as
-// many), while every part stays large against a product's fixed costs. What all parts of
-// an expert read is made once and shared (expertOps), not once per part: the transposed
-// weights and the weights' row information (n·k element operations each), a weight
-// gradient's transposed input rows (standard layout; in the transposed one each block of
-// columns transposes all of the expert's d_out rows).
-const gemmTaskWork = 1 << 27
+// taskSize is the size of the parts of an expert: about work multiply-adds, at least rows
+// rows of the product each.
+type taskSize struct{ work, rows int }
+
+// defaultTasks is the parts' size.
+//
+// work: an expert of a real layer splits into a few parts, while every part stays large
+// against a product's fixed costs. What all parts of an expert read is made once and shared
+// (expertOps), not once per part: the transposed weights and the weights' row information
+// (n·k element operations each), a weight gradient's transposed input rows (standard
+// layout; in the transposed one each block of columns transposes all of the expert's d_out
+// rows).
+//
+// rows: each part's product still packs the whole of the other operand (a BLAS packs B per
+// call; reduceAcc makes two or three products of it): about 1.1 ns an element of B per
+// product against 0.08 ns a multiply-add with one-threaded OpenBLAS on the development
+// machine, an overhead of about 14/m for parts of m rows. BenchmarkStageMakespan at the
+// Qwen3-30B-A3B EP-8 rank, T = 4,096 (256 rows an expert) measured parts of 43 rows of h1
+// and d_xs at +27 % and +23 % CPU, which ate the gain of their better schedule; parts of at
+// least 256 rows cost at most about 5 %. So at T = 4,096 the row GEMMs stay whole and the
+// weight gradients (1,536 and 2,048 output rows an expert) split; at T = 16,384 (1,024 rows
+// an expert) the row GEMMs split in four.
+var defaultTasks = taskSize{work: 1 << 27, rows: 256}
 
 // gemmParts is the number of near-equal parts the m rows of an m×n product with reduction
-// length k split into for tasks of about work multiply-adds (gemmTaskWork; 0: one part):
-// about m·n·k/work, at most m, fewer where a part would not be reduced as the whole is
+// length k split into for tasks of size ts (zero: one part): about m·n·k/ts.work, with at
+// least ts.rows rows each, fewer where a part would not be reduced as the whole is
 // (sameReduction), 1 for a small product.
-func gemmParts(m, n, k, work int) int {
-	if m <= 1 || n <= 0 || k <= 0 || work <= 0 {
+func gemmParts(m, n, k int, ts taskSize) int {
+	if m <= 1 || n <= 0 || k <= 0 || ts.work <= 0 {
 		return 1
 	}
-	q := min(m, m*n*k/work)
+	q := min(m/max(ts.rows, 1), m*n*k/ts.work)
 	for q > 1 && !sameReduction(m, m/q, n, k) {
 		q--
 	}
@@ -269,9 +284,9 @@ func partBounds(m, q, p int) int { return p * m / q }
 // chunkSpans returns the spans sp with every expert span (e ≥ 0) of a GEMM stage (row
 // length n, reduction length k) split into gemmParts near-equal spans of consecutive rows
 // (a sampled span: of consecutive listed rows), in order, so that the spans still cover
-// the stage's elements in order (compareSpans merges them so). work is gemmParts's
-// (checker.taskWork; 0 keeps sp as it is).
-func (en *encl) chunkSpans(out, sp []span, n, k, work int) []span {
+// the stage's elements in order (compareSpans merges them so). ts is gemmParts's
+// (checker.taskSize; zero keeps sp as it is).
+func (en *encl) chunkSpans(out, sp []span, n, k int, ts taskSize) []span {
 	for _, s := range sp {
 		m := s.hi - s.lo
 		if s.rows != nil {
@@ -279,7 +294,7 @@ func (en *encl) chunkSpans(out, sp []span, n, k, work int) []span {
 		}
 		q := 1
 		if s.e >= 0 {
-			q = gemmParts(m, n, k, work)
+			q = gemmParts(m, n, k, ts)
 		}
 		if q == 1 {
 			out = append(out, s)
@@ -315,13 +330,13 @@ func gemmK(c *moe.Case, t moe.Tensor) int {
 // columns of the transposed one; span rows are units of minor elements, expert e's at
 // [e·major, (e+1)·major)): per expert, its major rows in gemmParts near-equal blocks for the
 // product of the expert's rows (its reduction length), one span for an expert without rows
-// (exact zeros); appended to out in element order. work is gemmParts's.
-func (en *encl) wgradSpans(out []span, major, minor, work int) []span {
+// (exact zeros); appended to out in element order. ts is gemmParts's.
+func (en *encl) wgradSpans(out []span, major, minor int, ts taskSize) []span {
 	for e := 0; e < en.E; e++ {
 		b, end := en.rowsOf(e)
 		q := 1
 		if end > b {
-			q = gemmParts(major, minor, end-b, work)
+			q = gemmParts(major, minor, end-b, ts)
 		}
 		for p := range q {
 			out = append(out, span{e*major + partBounds(major, q, p), e*major + partBounds(major, q, p+1), e, nil})
@@ -330,16 +345,17 @@ func (en *encl) wgradSpans(out []span, major, minor, work int) []span {
 	return out
 }
 
-// taskWork is the work of a task of the GEMM stages and weight gradients for gemmParts:
-// gemmTaskWork, the Checker's own for tests, 0 (whole experts) with Checker.wholeExperts.
-func (ck *checker) taskWork() int {
+// taskSize is the size of the parts of the GEMM stages and weight gradients for gemmParts:
+// defaultTasks, the Checker's own for tests, zero (whole experts) with
+// Checker.wholeExperts.
+func (ck *checker) taskSize() taskSize {
 	switch {
 	case ck.wholeExperts:
-		return 0
-	case ck.partWork > 0:
-		return ck.partWork
+		return taskSize{}
+	case ck.partSize.work > 0:
+		return ck.partSize
 	}
-	return gemmTaskWork
+	return defaultTasks
 }
 
 // expertOps is the operand that the parts of each split expert share in one stage (the

@@ -344,7 +344,7 @@ func (ck *checker) wgradSampled(en *encl, t moe.Tensor, got []float32, dout, in 
 		judged += len(sel) * nIn
 		// the drawn rows in parts (parallel.go), in order
 		b, end := en.rowsOf(e)
-		q := gemmParts(len(sel), nIn, end-b, ck.taskWork())
+		q := gemmParts(len(sel), nIn, end-b, ck.taskSize())
 		for p := range q {
 			lo, hi := partBounds(len(sel), q, p), partBounds(len(sel), q, p+1)
 			jobs = append(jobs, job{e, sel[lo:hi:hi]})

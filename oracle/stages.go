@@ -88,7 +88,7 @@ func (ck *checker) stages(res *gpu.Result) {
 			}
 			if k := gemmK(c, t); k > 0 {
 				// an expert's rows in parts (parallel.go): no idle cores at the stage's end
-				ck.sb.chunks = en.chunkSpans(ck.sb.chunks[:0], sp, n, k, ck.taskWork())
+				ck.sb.chunks = en.chunkSpans(ck.sb.chunks[:0], sp, n, k, ck.taskSize())
 				sp = ck.sb.chunks
 				en.ops = en.newExpertOps(sp) // their weights built once (parallel.go)
 				defer func() { en.ops = nil }()
@@ -204,7 +204,7 @@ func (ck *checker) stages(res *gpu.Result) {
 		if !rowMajor {
 			major, minor = nIn, nOut // at (e·nIn + j)·nOut + i
 		}
-		ck.sb.spans = en.wgradSpans(ck.sb.spans[:0], major, minor, ck.taskWork())
+		ck.sb.spans = en.wgradSpans(ck.sb.spans[:0], major, minor, ck.taskSize())
 		if rowMajor {
 			en.ops = en.newExpertOps(ck.sb.spans) // an expert's input rows transposed once (parallel.go)
 			defer func() { en.ops = nil }()

@@ -65,7 +65,7 @@ func loggedCheck(t *testing.T, c *moe.Case, res *gpu.Result, o Options, workers,
 	t.Helper()
 	var mu sync.Mutex
 	var tasks []taskRecord
-	k := &Checker{sp: par.Split{Workers: workers, MinWork: 1}, partWork: work, wholeExperts: whole,
+	k := &Checker{sp: par.Split{Workers: workers, MinWork: 1}, partSize: taskSize{work: work, rows: 1}, wholeExperts: whole,
 		taskLog: func(tn moe.Tensor, s span, _ time.Duration) {
 			mu.Lock()
 			tasks = append(tasks, taskRecord{tn, s.lo, s.hi, s.e, fmt.Sprint(s.rows)})
@@ -186,22 +186,26 @@ func TestPartsBitwiseWhole(t *testing.T) {
 // the whole product's reduction code (sameReduction) at every part size.
 func TestGemmParts(t *testing.T) {
 	for _, tc := range []struct {
-		name          string
-		m, n, k, work int
-		want          int
+		name    string
+		m, n, k int
+		ts      taskSize
+		want    int
 	}{
-		{"parts/qwen-h1-T4096", 256, 1536, 2048, gemmTaskWork, 6},
-		{"parts/qwen-dw2-T4096", 2048, 768, 256, gemmTaskWork, 3},
-		{"parts/small-product", 40, 16, 16, gemmTaskWork, 1},
-		{"parts/whole", 256, 1536, 2048, 0, 1},
-		{"parts/fused-floor", 32, 128, 64, 1 << 10, 8},   // parts of 4 rows: 4·128·64 = 2^15, not fused
-		{"parts/fused-guard", 100, 64, 64, 1 << 10, 12},  // parts of ≥ 8 rows: 8·64·64 = 2^15
-		{"parts/gonum-blocked", 300, 64, 64, 1 << 10, 1}, // 300 rows: 5 blocks of 64, a part of ≤ 192: 3
+		{"parts/qwen-h1-T4096", 256, 1536, 2048, defaultTasks, 1}, // 256 rows: one part of ≥ 256
+		{"parts/qwen-h1-T16384", 1024, 1536, 2048, defaultTasks, 4},
+		{"parts/qwen-dw1-T4096", 1536, 2048, 256, defaultTasks, 6},
+		{"parts/qwen-dw2-T4096", 2048, 768, 256, defaultTasks, 3},
+		{"parts/small-product", 40, 16, 16, defaultTasks, 1},
+		{"parts/whole", 256, 1536, 2048, taskSize{}, 1},
+		{"parts/fused-floor", 32, 128, 64, taskSize{1 << 10, 1}, 8},   // parts of 4 rows: 4·128·64 = 2^15, not fused
+		{"parts/fused-guard", 100, 64, 64, taskSize{1 << 10, 1}, 12},  // parts of ≥ 8 rows: 8·64·64 = 2^15
+		{"parts/gonum-blocked", 300, 64, 64, taskSize{1 << 10, 1}, 1}, // 300 rows: 5 blocks of 64, a part of ≤ 192: 3
+		{"parts/min-rows", 100, 64, 64, taskSize{1 << 10, 30}, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := gemmParts(tc.m, tc.n, tc.k, tc.work)
+			q := gemmParts(tc.m, tc.n, tc.k, tc.ts)
 			if q != tc.want {
-				t.Fatalf("gemmParts(%d, %d, %d, %d) = %d, want %d", tc.m, tc.n, tc.k, tc.work, q, tc.want)
+				t.Fatalf("gemmParts(%d, %d, %d, %+v) = %d, want %d", tc.m, tc.n, tc.k, tc.ts, q, tc.want)
 			}
 			for p := range q {
 				a, b := partBounds(tc.m, q, p), partBounds(tc.m, q, p+1)

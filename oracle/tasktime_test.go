@@ -76,10 +76,6 @@ func BenchmarkStageMakespan(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	// the tasks run on this goroutine (one worker), OpenBLAS on the calling thread: the
-	// thread's CPU time is the tasks' own, whatever else the machine runs
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	threadCPU := func() time.Duration {
 		var ru unix.Rusage
 		if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
@@ -98,6 +94,11 @@ func BenchmarkStageMakespan(b *testing.B) {
 		whole bool
 	}{{"whole-experts", true}, {"parts", false}} {
 		b.Run(mode.name, func(b *testing.B) {
+			// the tasks run on this goroutine (one worker), OpenBLAS on the calling
+			// thread: the thread's CPU time is the tasks' own, whatever else the
+			// machine runs
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			var total, span16, merged16, ideal time.Duration
 			for b.Loop() {
 				tasks := map[moe.Tensor][]task{}
