@@ -1,7 +1,9 @@
 package oracle
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
@@ -28,7 +30,8 @@ type span struct {
 // case's check then allocates none of it).
 type streamBufs struct {
 	spans  []span
-	chunks []span // the spans split into tasks (parallel.go's chunkSpans)
+	chunks []span    // the spans split into tasks (parallel.go's chunkSpans)
+	order  orderBufs // the order the spans run in (largestFirst)
 	parts  []spanPart
 	cparts []statPart
 	bad    []bool
@@ -173,9 +176,76 @@ func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got [
 		}
 		ck.compareSpan(&parts[k], name, local, g, s.lo*n, enc(x, s))
 	}
-	if en.forSpans(len(spans), len(got)*8, ck.logged(name, spans, one)) {
+	run := ck.logged(name, spans, one)
+	if order := en.largestFirst(name, spans, &ck.sb.order); order != nil {
+		f := run
+		run = func(x *encl, k int) { f(x, order[k]) }
+	}
+	if en.forSpans(len(spans), len(got)*8, run) {
 		ck.mergeParts(st, parts)
 	}
+}
+
+// largestFirst is the order to run spans in (parallel.go: largest first; the parts merge in
+// span order whatever the order they ran in), in *buf, or nil for the spans' own order
+// (no span of an expert).
+//
+// The spans of experts go first, the experts by decreasing work of their largest part
+// (rows, times the expert's rows for a weight gradient), each expert's parts together and
+// in order, then the others (the sentinel tail, cheap) in order. In span order, an expert
+// left whole among split ones could start last and finish long after the rest (the
+// Qwen3-30B-A3B EP-8 rank at T = 8,192: experts of 505 to 520 rows, one or two parts of
+// 256 rows). Keeping an expert's parts together keeps expertOps's bound: an expert's
+// shared operand is held only while one of its parts runs, or its next is handed out.
+func (en *encl) largestFirst(name moe.Tensor, spans []span, buf *orderBufs) []int {
+	size := func(s span) int {
+		n := s.hi - s.lo
+		if s.rows != nil {
+			n = len(s.rows)
+		}
+		if name == moe.TensorDW1 || name == moe.TensorDW2 {
+			b, end := en.rowsOf(s.e)
+			n *= end - b
+		}
+		return n
+	}
+	big := grow(&buf.big, en.E) // expert → work of its largest part
+	has := false
+	for _, s := range spans {
+		if s.e >= 0 {
+			big[s.e] = max(big[s.e], size(s))
+			has = true
+		}
+	}
+	if !has {
+		return nil
+	}
+	order := buf.order[:0]
+	for k := range spans {
+		order = append(order, k)
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		sa, sb := spans[a], spans[b]
+		switch {
+		case sa.e < 0 || sb.e < 0:
+			return cmp.Compare(b2i(sa.e < 0), b2i(sb.e < 0)) // experts first
+		case big[sa.e] != big[sb.e]:
+			return cmp.Compare(big[sb.e], big[sa.e])
+		}
+		return cmp.Compare(sa.e, sb.e)
+	})
+	buf.order = order
+	return order
+}
+
+// orderBufs is largestFirst's scratch.
+type orderBufs struct{ order, big []int }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // logged is one, reporting each call's span and duration to ck.taskLog when it is set.
