@@ -118,9 +118,10 @@ type Checker struct {
 	// derivedHits counts the comparisons a check took from a judged run (tests: the
 	// derivation must be taken).
 	derivedHits atomic.Int64
-	// wholeExperts gives every expert of a GEMM stage and weight gradient one task, as
-	// before they were split into parts (tests and benchmarks: the parts must not change a
-	// verdict in the default build; the figures of parallel.go's tasks).
+	// wholeExperts gives every expert of a GEMM stage and weight gradient one task, run in
+	// span order, as before they were split into parts and ordered (tests and benchmarks:
+	// the parts must not change a verdict in the default build; the figures of
+	// parallel.go's tasks).
 	wholeExperts bool
 	// partSize, when its work is positive, replaces defaultTasks (tests: small cases split
 	// into parts).
