@@ -216,7 +216,7 @@ func (s rowsrc) rowsInto(m mat, b, e, n int) mat {
 // another, so the stage waited for the slowest. The stage-local checks therefore split an
 // expert's rows (h1, h2, d_act, d_xs: chunkSpans) and an expert's weight gradient
 // (dW1, dW2: wgradSpans, blocks of output rows or columns) into parts of about
-// 2^27 multiply-adds and at least 256 rows (defaultTasks), never splitting a reduction:
+// 2^27 multiply-adds, at least 256 rows, at least 4 (defaultTasks), never splitting a reduction:
 // every output element keeps one reduceAcc over its whole reduction, from the same operand
 // rows.
 //
@@ -232,8 +232,8 @@ func (s rowsrc) rowsInto(m mat, b, e, n int) mat {
 // on any core count.
 
 // taskSize is the size of the parts of an expert: about work multiply-adds, at least rows
-// rows of the product each.
-type taskSize struct{ work, rows int }
+// rows of the product each, and at least parts parts where it splits at all.
+type taskSize struct{ work, rows, parts int }
 
 // defaultTasks is the parts' size.
 //
@@ -250,15 +250,21 @@ type taskSize struct{ work, rows int }
 // machine, an overhead of about 14/m for parts of m rows. BenchmarkStageMakespan at the
 // Qwen3-30B-A3B EP-8 rank, T = 4,096 (256 rows an expert) measured parts of 43 rows of h1
 // and d_xs at +27 % and +23 % CPU, which ate the gain of their better schedule; parts of at
-// least 256 rows cost at most about 5 %. So at T = 4,096 the row GEMMs stay whole and the
-// weight gradients (1,536 and 2,048 output rows an expert) split; at T = 16,384 (1,024 rows
-// an expert) the row GEMMs split in four.
-var defaultTasks = taskSize{work: 1 << 27, rows: 256}
+// least 256 rows cost at most about 5 %.
+//
+// parts: an expert in two or three parts packed worse than whole ones: at T = 8,192
+// (experts of 500 to 800 rows, in parts of 256 to 400) the 16 experts made about 40 tasks,
+// two and a half rounds of 16 workers, and BenchmarkStageMakespan's 16-worker schedule of
+// h1 took 0.253 s against 0.220 s whole. A split expert has at least four parts. So at
+// T = 4,096 and 8,192 the row GEMMs stay whole and the weight gradients split in six
+// (dW1 at T = 4,096; dW1 and dW2 at 8,192); at T = 16,384 (about 1,024 rows an expert) the
+// row GEMMs split in four where an expert has 1,024 rows or more.
+var defaultTasks = taskSize{work: 1 << 27, rows: 256, parts: 4}
 
 // gemmParts is the number of near-equal parts the m rows of an m×n product with reduction
 // length k split into for tasks of size ts (zero: one part): about m·n·k/ts.work, with at
 // least ts.rows rows each, fewer where a part would not be reduced as the whole is
-// (sameReduction), 1 for a small product.
+// (sameReduction), 1 for a small product or fewer than ts.parts parts.
 func gemmParts(m, n, k int, ts taskSize) int {
 	if m <= 1 || n <= 0 || k <= 0 || ts.work <= 0 {
 		return 1
@@ -266,6 +272,9 @@ func gemmParts(m, n, k int, ts taskSize) int {
 	q := min(m/max(ts.rows, 1), m*n*k/ts.work)
 	for q > 1 && !sameReduction(m, m/q, n, k) {
 		q--
+	}
+	if q < ts.parts {
+		return 1
 	}
 	return max(q, 1)
 }

@@ -193,14 +193,17 @@ func TestGemmParts(t *testing.T) {
 	}{
 		{"parts/qwen-h1-T4096", 256, 1536, 2048, defaultTasks, 1}, // 256 rows: one part of ≥ 256
 		{"parts/qwen-h1-T16384", 1024, 1536, 2048, defaultTasks, 4},
+		{"parts/qwen-h1-T8192", 770, 1536, 2048, defaultTasks, 1}, // 3 parts: fewer than 4
+		{"parts/qwen-dw2-T8192", 2048, 768, 520, defaultTasks, 6},
 		{"parts/qwen-dw1-T4096", 1536, 2048, 256, defaultTasks, 6},
-		{"parts/qwen-dw2-T4096", 2048, 768, 256, defaultTasks, 3},
+		{"parts/qwen-dw2-T4096", 2048, 768, 256, defaultTasks, 1}, // 3 parts: fewer than 4
 		{"parts/small-product", 40, 16, 16, defaultTasks, 1},
 		{"parts/whole", 256, 1536, 2048, taskSize{}, 1},
-		{"parts/fused-floor", 32, 128, 64, taskSize{1 << 10, 1}, 8},   // parts of 4 rows: 4·128·64 = 2^15, not fused
-		{"parts/fused-guard", 100, 64, 64, taskSize{1 << 10, 1}, 12},  // parts of ≥ 8 rows: 8·64·64 = 2^15
-		{"parts/gonum-blocked", 300, 64, 64, taskSize{1 << 10, 1}, 1}, // 300 rows: 5 blocks of 64, a part of ≤ 192: 3
-		{"parts/min-rows", 100, 64, 64, taskSize{1 << 10, 30}, 3},
+		{"parts/fused-floor", 32, 128, 64, taskSize{1 << 10, 1, 0}, 8},   // parts of 4 rows: 4·128·64 = 2^15, not fused
+		{"parts/fused-guard", 100, 64, 64, taskSize{1 << 10, 1, 0}, 12},  // parts of ≥ 8 rows: 8·64·64 = 2^15
+		{"parts/gonum-blocked", 300, 64, 64, taskSize{1 << 10, 1, 0}, 1}, // 300 rows: 5 blocks of 64, a part of ≤ 192: 3
+		{"parts/min-rows", 100, 64, 64, taskSize{1 << 10, 30, 0}, 3},
+		{"parts/min-parts", 100, 64, 64, taskSize{1 << 10, 30, 4}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := gemmParts(tc.m, tc.n, tc.k, tc.ts)
@@ -218,6 +221,29 @@ func TestGemmParts(t *testing.T) {
 			}
 			if partBounds(tc.m, q, q) != tc.m {
 				t.Fatal("parts do not cover the rows")
+			}
+		})
+	}
+}
+
+// TestLargestFirst: experts' spans run first, by decreasing largest part, each expert's
+// parts together and in order; the tail after, in order; no order without expert spans.
+func TestLargestFirst(t *testing.T) {
+	en := &encl{E: 3}
+	for _, tc := range []struct {
+		name  string
+		spans []span
+		want  []int
+	}{
+		{"order/whole-among-split", []span{{0, 250, 0, nil}, {250, 500, 1, nil}, {500, 760, 1, nil}, {760, 1270, 2, nil}, {1270, 1300, -1, nil}},
+			[]int{3, 1, 2, 0, 4}},
+		{"order/tail-only", []span{{0, 10, -1, nil}, {10, 30, -1, nil}}, nil},
+		{"order/equal-experts", []span{{0, 5, 0, nil}, {5, 10, 1, nil}, {10, 12, -1, nil}}, []int{0, 1, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf orderBufs
+			if got := en.largestFirst(moe.TensorH1, tc.spans, &buf); !slices.Equal(got, tc.want) {
+				t.Fatalf("largestFirst = %v, want %v", got, tc.want)
 			}
 		})
 	}
