@@ -372,9 +372,11 @@ func (ck *checker) taskSize() taskSize {
 // input rows, transposed, for a weight gradient split by output rows), with its row
 // information (opInfo): built once, by the first part to need it, into a scratch of its own
 // from en's pool, read by the expert's other parts, and handed back to the pool when the
-// expert's last part is done. Parts are handed out in order, so an expert whose operand is
-// held has a part running: at most one operand per worker is held at a time. Experts of one
-// part build theirs in the part's own scratch, as before the split.
+// expert's last part is done. An expert's parts are handed out one after the other
+// (largestFirst keeps them together), so an expert whose operand is held has a part
+// running or is the expert being handed out: at most one operand per worker, and one more,
+// is held at a time. Experts of one part build theirs in the part's own scratch, as before
+// the split.
 type expertOps struct {
 	pool *scratchPool
 	ops  []expertOp

@@ -193,10 +193,11 @@ func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got [
 // The spans of experts go first, the experts by decreasing work of their largest part
 // (rows, times the expert's rows for a weight gradient), each expert's parts together and
 // in order, then the others (the sentinel tail, cheap) in order. In span order, an expert
-// left whole among split ones could start last and finish long after the rest (the
-// Qwen3-30B-A3B EP-8 rank at T = 8,192: experts of 505 to 520 rows, one or two parts of
-// 256 rows). Keeping an expert's parts together keeps expertOps's bound: an expert's
-// shared operand is held only while one of its parts runs, or its next is handed out.
+// left whole among split ones could start last and finish long after the rest (an expert
+// of 1,000 rows, whole, after ones of 1,030 rows in four parts: the Qwen3-30B-A3B EP-8
+// rank at T = 16,384). Keeping an expert's parts together keeps expertOps's bound: an
+// expert's shared operand is held only while one of its parts runs, or its next is handed
+// out.
 func (en *encl) largestFirst(name moe.Tensor, spans []span, buf *orderBufs) []int {
 	size := func(s span) int {
 		n := s.hi - s.lo
