@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"sync/atomic"
+	"time"
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
@@ -130,6 +131,21 @@ type Checker struct {
 	// preparedHits counts the h1 spans a check took from a Prepared (tests: it must be taken).
 	prepareAll   bool
 	preparedHits atomic.Int64
+	// wholeExperts gives every expert of a GEMM stage and weight gradient one task, run in
+	// span order, as before they were split into parts and ordered (tests and benchmarks:
+	// the parts must not change a verdict in the default build; the figures of
+	// parallel.go's tasks).
+	wholeExperts bool
+	// partSize, when its work is positive, replaces defaultTasks (tests: small cases split
+	// into parts).
+	partSize taskSize
+	// taskLog, when set, receives every task of the stage-local checks' span comparisons
+	// with its duration (benchmarks: the makespan of a stage on more cores than the
+	// machine has, tasktime_test.go).
+	taskLog func(t moe.Tensor, s span, d time.Duration)
+	// taskClock, when set, is the clock taskLog's durations are read from (benchmarks:
+	// the thread's CPU time); nil: the wall clock.
+	taskClock func() time.Duration
 }
 
 // Check is the package-level Check with this Checker's scratch memory.
@@ -167,7 +183,8 @@ func (k *Checker) Check(c *moe.Case, got *gpu.Result, opts Options) (*Verdict, e
 			return nil, err
 		}
 	}
-	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal, derivedHits: &k.derivedHits, preparedHits: &k.preparedHits}
+	ck := &checker{c: c, p: p, v: &Verdict{Contract: opts.Contract.String()}, ar: &k.ar, ws: &k.ws, pool: &k.pool, sp: k.sp, stop: opts.Stop, sb: &k.sb, ct: opts.Contract, tl: tl, fullTails: k.fullTails, tailHits: &k.tailHits, wholeLocal: k.wholeLocal, derivedHits: &k.derivedHits, preparedHits: &k.preparedHits,
+		wholeExperts: k.wholeExperts, partSize: k.partSize, taskLog: k.taskLog, taskClock: k.taskClock}
 	local := got != nil && got.Stages != nil && !opts.SkipStages
 	if local && opts.Sample.On() {
 		ck.sm = &sampler{s: opts.Sample, r: SampleReport{Fraction: opts.Sample.Fraction, Seed: opts.Sample.Seed}}
@@ -273,6 +290,11 @@ type checker struct {
 	tailHits  *atomic.Int64 // Checker.tailHits
 	// wholeLocal: see Checker.wholeLocal
 	wholeLocal bool
+	// wholeExperts, partSize, taskLog, taskClock: see Checker's
+	wholeExperts bool
+	partSize     taskSize
+	taskLog      func(t moe.Tensor, s span, d time.Duration)
+	taskClock    func() time.Duration
 	// sm, when set, samples the stage-local checks (sample.go); nil: the full check
 	sm *sampler
 	// derive is Options.Derive of a full stage-local check; dv, the comparisons taken from

@@ -24,7 +24,7 @@ import (
 // row's position in its stage (reduceAcc computes each (i, j) from row i of A and row j of
 // B alone: its fused loops per element, gonum's Dgemm per element as a sum over the same
 // k-blocks, in the same order, for the same m, n and k — an expert has as many rows in a
-// permuted case as in the original; the elementwise stages, the K-slot sums and d_rw per
+// permuted case as in the original, so it splits into the same parts, parallel.go; the elementwise stages, the K-slot sums and d_rw per
 // row or token), and the statistics a comparison keeps (exact and unknown counts, the
 // largest informative ratio, failures) are order-free over its elements. So when every
 // value a stage comparison reads in the checked result — the stage itself and its

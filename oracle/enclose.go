@@ -50,6 +50,9 @@ type encl struct {
 	// workers' scratch (nil: fresh scratch per call).
 	sp   par.Split
 	pool *scratchPool
+	// ops is the operands the parts of a stage's split experts share (parallel.go), nil
+	// outside a stage-local GEMM or weight-gradient comparison.
+	ops *expertOps
 	// stop, when closed, makes the remaining experts and ranges do nothing (the caller
 	// then reports ErrStopped instead of the incomplete result).
 	stop <-chan struct{}
@@ -294,18 +297,21 @@ func rowsMat(v ivec, b, e, n int) mat {
 // at a real layer), every write went to another cache line of the result, a stride of e−b
 // elements apart in each of two arrays: 65 ns an element at 1,024 rows, 8 ns in blocks
 // (BenchmarkColsMat, on the 2-core development machine).
-func (en *encl) colsMat(v rowsrc, b, e, n int) mat {
-	m := en.newMatDirty(n, e-b) // every element written below
-	const ti, tj = 256, 8       // rows, columns of a block
+func (en *encl) colsMat(v rowsrc, b, e, n int) mat { return en.colsMatRange(v, b, e, n, 0, n) }
+
+// colsMatRange is colsMat of columns [c0, c1) of v only: a (c1−c0)×(e−b) mat.
+func (en *encl) colsMatRange(v rowsrc, b, e, n, c0, c1 int) mat {
+	m := en.newMatDirty(c1-c0, e-b) // every element written below
+	const ti, tj = 256, 8           // rows, columns of a block
 	for i0 := b; i0 < e; i0 += ti {
 		i1 := min(i0+ti, e)
-		for j0 := 0; j0 < n; j0 += tj {
-			j1 := min(j0+tj, n)
+		for j0 := c0; j0 < c1; j0 += tj {
+			j1 := min(j0+tj, c1)
 			for j := j0; j < j1; j++ {
 				for i := i0; i < i1; i++ {
 					x := v.at(i*n + j)
-					m.c[j*(e-b)+i-b] = x.v
-					m.r[j*(e-b)+i-b] = x.e
+					m.c[(j-c0)*(e-b)+i-b] = x.v
+					m.r[(j-c0)*(e-b)+i-b] = x.e
 				}
 			}
 		}
@@ -361,10 +367,16 @@ func (en *encl) transposeExact(x []float64, m, k int) mat {
 // sum rounded again (round_d(round_d(acc) + b)); with Either, the hull of both. With TF32,
 // fp32 operands may be rounded to TF32 first.
 func (en *encl) gemmRows(out ivec, n int, A mat, W mat, bias []float64, b int) {
-	A, W = en.operand(A), en.operand(W)
+	en.gemmRowsB(out, n, A, en.operand(W), nil, bias, b)
+}
+
+// gemmRowsB is gemmRows for weights W already made a GEMM operand (en.operand) and, when bi
+// is not nil, their row information (newOpInfo): shared by the parts of an expert.
+func (en *encl) gemmRowsB(out ivec, n int, A mat, W mat, bi *opInfo, bias []float64, b int) {
+	A = en.operand(A)
 	how := en.ct.GEMMBias
 	if bias == nil || how == contract.AsPath || how == contract.InFP32 || en.noRound {
-		reduceAcc(en.d, A, W, bias, !en.noRound, en.rpr(), en.ws, func(i, j int, c, r float64) {
+		reduceAccB(en.d, A, W, bi, bias, !en.noRound, en.rpr(), en.ws, func(i, j int, c, r float64) {
 			out.c[(b+i)*n+j], out.r[(b+i)*n+j] = en.round(c, r)
 		})
 		return
@@ -376,16 +388,16 @@ func (en *encl) gemmRows(out ivec, n int, A mat, W mat, bias []float64, b int) {
 		return rv{c, r}
 	}
 	if how == contract.InDtype {
-		reduceAcc(en.d, A, W, nil, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
+		reduceAccB(en.d, A, W, bi, nil, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
 			x := after(i, j, c, r)
 			out.c[(b+i)*n+j], out.r[(b+i)*n+j] = x.v, x.e
 		})
 		return
 	}
-	reduceAcc(en.d, A, W, bias, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
+	reduceAccB(en.d, A, W, bi, bias, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
 		out.c[(b+i)*n+j], out.r[(b+i)*n+j] = en.round(c, r)
 	})
-	reduceAcc(en.d, A, W, nil, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
+	reduceAccB(en.d, A, W, bi, nil, true, en.rpr(), en.ws, func(i, j int, c, r float64) {
 		k := (b+i)*n + j
 		x := hullRV(rv{out.c[k], out.r[k]}, after(i, j, c, r))
 		out.c[k], out.r[k] = x.v, x.e
@@ -781,16 +793,33 @@ func (en *encl) wgrad(dout, in rowsrc, nOut, nIn int, bias bool, dw ivec, at fun
 // wgradExpert encloses expert e's dW (nOut×nIn, nothing for an expert without rows),
 // passing element (i, j) to set.
 func (x *encl) wgradExpert(dout, in rowsrc, nOut, nIn, e int, set func(i, j int, c, r float64)) {
+	x.wgradBlock(dout, in, nOut, nIn, e, 0, nOut, 0, nIn, set)
+}
+
+// wgradBlock is wgradExpert for the block of output rows [i0, i1) and columns [j0, j1) of
+// expert e's dW, passing element (i, j) as (i − i0, j − j0): each element the same
+// reduction over all of the expert's rows, from the same operand rows.
+func (x *encl) wgradBlock(dout, in rowsrc, nOut, nIn, e, i0, i1, j0, j1 int, set func(i, j int, c, r float64)) {
 	b, end := x.rowsOf(e)
 	if end <= b {
 		return
 	}
-	A := x.operand(x.colsMat(dout, b, end, nOut)) // nOut × rows
-	B := x.operand(x.colsMat(in, b, end, nIn))    // nIn × rows
-	mp := x.slotMagnitudes(A, B)                  // nil unless the contract admits per-slot products (wgradslots.go)
-	reduceAcc(x.d, A, B, nil, !x.noRound, x.rpr(), x.ws, func(i, j int, c, r float64) {
+	A := x.operand(x.colsMatRange(dout, b, end, nOut, i0, i1)) // (i1−i0) × rows
+	var B mat                                                  // (j1−j0) × rows
+	var bi *opInfo
+	if x.ops != nil && j0 == 0 && j1 == nIn {
+		// the parts of a split expert (blocks of output rows) share it (parallel.go)
+		var done func()
+		B, bi, done = x.shared(e, func(y *encl) mat { return y.colsMatRange(in, b, end, nIn, 0, nIn) })
+		defer done()
+	} else {
+		B = x.operand(x.colsMatRange(in, b, end, nIn, j0, j1))
+	}
+	mp := x.slotMagnitudes(A, B) // nil unless the contract admits per-slot products (wgradslots.go)
+	nb := j1 - j0
+	reduceAccB(x.d, A, B, bi, nil, !x.noRound, x.rpr(), x.ws, func(i, j int, c, r float64) {
 		if mp != nil {
-			r = slotsRadius(x.d, x.ct.WGradSlots, end-b, r, mp[i*nIn+j])
+			r = slotsRadius(x.d, x.ct.WGradSlots, end-b, r, mp[i*nb+j])
 		}
 		c, r = x.round(c, r)
 		set(i, j, c, r)

@@ -105,7 +105,7 @@ func (k *Checker) Prepare(c *moe.Case, opts Options) *Prepared {
 		sp = par.New(0, 0)
 	}
 	tl := phase.New(opts.Trace, "trace: oracle ")
-	go pr.work(sp, &k.pool, tl)
+	go pr.work(sp, k.taskSize(), &k.pool, tl)
 	if opts.Stop != nil {
 		go func() { // the caller's stop stops the work too; returns when the work has
 			select {
@@ -143,7 +143,7 @@ func (pr *Prepared) wait(stop <-chan struct{}) bool {
 }
 
 // work is the prepared work: validation, plan, and stage h1's enclosure.
-func (pr *Prepared) work(sp par.Split, pool *scratchPool, tl *phase.Timeline) {
+func (pr *Prepared) work(sp par.Split, ts taskSize, pool *scratchPool, tl *phase.Timeline) {
 	defer close(pr.done)
 	c := pr.c
 	if stopped(pr.quit) {
@@ -176,15 +176,16 @@ func (pr *Prepared) work(sp par.Split, pool *scratchPool, tl *phase.Timeline) {
 		return
 	}
 	ph = tl.Start(fmt.Sprintf("prepare h1 (%.0f MiB)", b/(1<<20)))
-	pr.h1 = prepareH1(c, pr.plan, pr.ct, sp, pool, pr.quit)
+	pr.h1 = prepareH1(c, pr.plan, pr.ct, sp, ts, pool, pr.quit)
 	ph.End()
 }
 
 // prepareH1 computes stage h1's enclosure on rows [0, R) from X gathered into xs, span by
-// span of h1Spans with h1Span (the check's own functions, so the enclosure is bitwise the
-// one the check derives from the same xs), split over sp's workers with scratch from pool.
-// Nil when stop was closed before it finished.
-func prepareH1(c *moe.Case, p *moe.Plan, ct contract.Contract, sp par.Split, pool *scratchPool, stop <-chan struct{}) *preparedH1 {
+// span of h1Spans with h1Span, in the check's tasks (gemmTasks with the check's task size
+// ts: the check's own functions and parts, so the enclosure is bitwise the one the check
+// derives from the same xs, in either GEMM build), split over sp's workers with scratch
+// from pool. Nil when stop was closed before it finished.
+func prepareH1(c *moe.Case, p *moe.Plan, ct contract.Contract, sp par.Split, ts taskSize, pool *scratchPool, stop <-chan struct{}) *preparedH1 {
 	s := pool.get()
 	defer pool.put(s)
 	s.ar.reset()
@@ -201,7 +202,8 @@ func prepareH1(c *moe.Case, p *moe.Plan, ct contract.Contract, sp par.Split, poo
 			}
 		}
 	})
-	spans := en.h1Spans(nil)
+	spans, ops := en.gemmTasks(nil, en.h1Spans(nil), moe.TensorH1, n, ts)
+	en.ops = ops
 	en.forSpans(len(spans), R*n*H, func(x *encl, k int) {
 		s := spans[k]
 		if s.e < 0 || s.rows != nil {

@@ -349,3 +349,42 @@ func BenchmarkCheckPrepared(b *testing.B) {
 		})
 	}
 }
+
+// TestPreparedParts: with the experts of stage h1 in parts (parallel.go's gemmTasks), the
+// prepared work computes its enclosure in the check's parts, so a check with it gives the
+// verdict of a check without it, bitwise, and takes every part from it, serial and split.
+// Products this size reach OpenBLAS under the openblas build (CI runs it), where an
+// element's bits may depend on the part (f64gemm.RowExact); the OpenBLAS of the development
+// machine happens to give the same bits for whole experts, so there this test would not
+// notice prepared work in whole experts — gemmTasks, shared by both, is what keeps them
+// the same parts.
+func TestPreparedParts(t *testing.T) {
+	cfg := moe.Config{T: 512, H: 256, I: 128, E: 4, K: 2, DType: moe.BF16}
+	c, res := prepCase(t, cfg, nil)
+	ts := taskSize{work: 1 << 22, rows: 32, parts: 2}
+	for _, sp := range []par.Split{{Workers: 1}, par.New(4, 1)} {
+		k := &Checker{sp: sp, prepareAll: true, partSize: ts}
+		pre := k.Prepare(c, Options{})
+		if pre == nil {
+			t.Fatal("not prepared")
+		}
+		got, err := k.Check(c, res, Options{Prepared: pre})
+		pre.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := (&Checker{sp: sp, partSize: ts}).Check(c, res, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !want.Pass {
+			t.Fatalf("the sim's run fails: %s", want.Summary())
+		}
+		if w, g := fmt.Sprintf("%+v", *want), fmt.Sprintf("%+v", *got); w != g {
+			t.Errorf("workers %d: the verdict with the prepared work differs:\nwithout %s\nwith    %s", sp.Workers, w, g)
+		}
+		if n := k.preparedHits.Load(); n <= int64(cfg.E) {
+			t.Errorf("workers %d: %d prepared h1 spans taken, want one per part (more than the %d experts)", sp.Workers, n, cfg.E)
+		}
+	}
+}

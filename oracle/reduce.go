@@ -92,6 +92,33 @@ func (w *workspace) get(slot, n int) []float64 {
 // ReducedPrecisionReduction, d bf16 or fp16; see splitFactor), and scratch space from ws
 // (nil: allocate).
 func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspace, set func(i, j int, c, r float64)) {
+	reduceAccB(d, A, B, nil, bias, acc, rpr, ws, set)
+}
+
+// opInfo is what reduceAcc derives of an operand before any product (rowInfoAbs): |c| of
+// every element, per row the minimum trailing exponent and whether it is exact, and whether
+// any |c| is below the nominal floor. Made once (newOpInfo), it is shared read-only by the
+// parts of an expert's product that take the same B (parallel.go).
+type opInfo struct {
+	abs   []float64
+	te    []int
+	exact []bool
+	below bool
+}
+
+// newOpInfo derives B's opInfo for dtype d, |c| into abs (len(B.c) elements).
+func newOpInfo(d moe.DType, B mat, ws *workspace, abs []float64) *opInfo {
+	te, ex := make([]int, B.m), make([]bool, B.m)
+	t, e, below := rowInfoAbs(B, ws, abs, nominalFloor(d))
+	copy(te, t)
+	copy(ex, e)
+	return &opInfo{abs: abs, te: te, exact: ex, below: below}
+}
+
+// reduceAccB is reduceAcc taking B's row information from bi (newOpInfo of this B, read
+// only) instead of deriving it, where the product is not fused (nil: derive it): the same
+// values, so the same bits.
+func reduceAccB(d moe.DType, A, B mat, bi *opInfo, bias []float64, acc, rpr bool, ws *workspace, set func(i, j int, c, r float64)) {
 	m, n, k := A.m, B.m, A.k
 	if m == 0 || n == 0 {
 		return
@@ -107,6 +134,10 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 	if fused {
 		teA, exA = rowInfo(A, ws)
 		teB, exB = rowInfo(B, ws)
+	} else if bi != nil {
+		aAbs = ws.get(3, len(A.c))
+		teA, exA, belowA = rowInfoAbs(A, ws, aAbs, fl)
+		bAbs, teB, exB, belowB = bi.abs, bi.te, bi.exact, bi.below
 	} else {
 		aAbs, bAbs = ws.get(3, len(A.c)), ws.get(5, len(B.c))
 		teA, exA, belowA = rowInfoAbs(A, ws, aAbs, fl)
@@ -212,6 +243,9 @@ func reduceAcc(d moe.DType, A, B mat, bias []float64, acc, rpr bool, ws *workspa
 				ra = raiseToFloor(aPlus, fl)
 			}
 			if !allExact || rb {
+				if bi != nil && allExact {
+					bPlus = append(ws.get(6, len(bAbs))[:0], bAbs...) // bi's |c| is shared: raise a copy
+				}
 				rb = raiseToFloor(bPlus, fl)
 			}
 			if ra || rb {

@@ -302,9 +302,11 @@ func (x *encl) wgradExpertRows(dout, in rowsrc, nOut, nIn, e int, sel []int32, s
 		return
 	}
 	A := x.operand(x.colsMatSel(dout, b, end, nOut, sel)) // len(sel) × rows
-	B := x.operand(x.colsMat(in, b, end, nIn))            // nIn × rows
+	// nIn × rows, shared by the parts of a split expert (x.ops, parallel.go)
+	B, bi, done := x.shared(e, func(y *encl) mat { return y.colsMat(in, b, end, nIn) })
+	defer done()
 	mp := x.slotMagnitudes(A, B)
-	reduceAcc(x.d, A, B, nil, !x.noRound, x.rpr(), x.ws, func(i, j int, c, r float64) {
+	reduceAccB(x.d, A, B, bi, nil, !x.noRound, x.rpr(), x.ws, func(i, j int, c, r float64) {
 		if mp != nil {
 			r = slotsRadius(x.d, x.ct.WGradSlots, end-b, r, mp[i*nIn+j])
 		}
@@ -339,11 +341,25 @@ func (ck *checker) wgradSampled(en *encl, t moe.Tensor, got []float32, dout, in 
 		}
 		bad := nonFiniteOutRows(got[e*n:(e+1)*n], nOut, nIn, at(0, 0, 1) == 1)
 		sel := ck.sm.stratum(nil, t, true, e, 0, nOut, always, func(i int) bool { return bad[i] }, ss)
-		jobs = append(jobs, job{e, sel})
 		judged += len(sel) * nIn
+		// the drawn rows in parts (parallel.go), in order
+		b, end := en.rowsOf(e)
+		q := gemmParts(len(sel), nIn, end-b, ck.taskSize())
+		for p := range q {
+			lo, hi := partBounds(len(sel), q, p), partBounds(len(sel), q, p+1)
+			jobs = append(jobs, job{e, sel[lo:hi:hi]})
+		}
 	}
 	ss.done(judged)
 	parts := grow(&ck.sb.parts, len(jobs))
+	ck.sb.spans = ck.sb.spans[:0]
+	for _, jb := range jobs {
+		if jb.sel != nil {
+			ck.sb.spans = append(ck.sb.spans, span{-1, -1, jb.e, jb.sel})
+		}
+	}
+	en.ops = en.newExpertOps(ck.sb.spans) // a split expert's input rows transposed once
+	defer func() { en.ops = nil }()
 	one := func(x *encl, k int) {
 		jb := jobs[k]
 		p := &parts[k]
@@ -362,6 +378,14 @@ func (ck *checker) wgradSampled(en *encl, t moe.Tensor, got []float32, dout, in 
 				q := at(jb.e, int(i), j)
 				ck.compareSpan(p, t, true, got[q:q+1], q, subIvec(enc, kk*nIn+j, 1))
 			}
+		}
+	}
+	if ck.taskLog != nil {
+		f := one
+		one = func(x *encl, k int) {
+			t0 := ck.clock()
+			f(x, k)
+			ck.taskLog(t, span{-1, -1, jobs[k].e, jobs[k].sel}, ck.clock()-t0)
 		}
 	}
 	if en.forSpans(len(jobs), len(got)*8, one) {

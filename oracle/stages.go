@@ -86,6 +86,12 @@ func (ck *checker) stages(res *gpu.Result) {
 				// sampled (sample.go): per expert group the rows drawn, the tail whole
 				sp = ck.rowSpans(en, t, got, n)
 			}
+			if gemmK(c, t) > 0 {
+				// an expert's rows in parts (parallel.go): no idle cores at the stage's end
+				ck.sb.chunks, en.ops = en.gemmTasks(ck.sb.chunks[:0], sp, t, n, ck.taskSize())
+				sp = ck.sb.chunks
+				defer func() { en.ops = nil }()
+			}
 			ck.compareSpansTail(en, t, false, got, n, sp, enc, rule, st)
 			ph.End()
 		}
@@ -197,15 +203,28 @@ func (ck *checker) stages(res *gpu.Result) {
 			ck.wgradSampled(en, t, got, dout, in, nOut, nIn, at)
 			return
 		}
-		sp := grow(&ck.sb.spans, c.E)
-		for e := range sp {
-			sp[e] = span{e, e + 1, e, nil}
+		// tasks: blocks of each expert's dW along its layout's major dimension (parallel.go)
+		rowMajor := at(0, 0, 1) == 1 // element (e, i, j) at (e·nOut + i)·nIn + j
+		major, minor := nOut, nIn
+		if !rowMajor {
+			major, minor = nIn, nOut // at (e·nIn + j)·nOut + i
 		}
-		ck.compareSpans(en, t, true, got, n, sp, func(x *encl, s span) ivec {
-			out := x.newIvec(n)
-			x.wgradExpert(dout, in, nOut, nIn, s.e, func(i, j int, cc, r float64) {
-				k := at(s.e, i, j) - s.e*n
-				out.c[k], out.r[k] = cc, r
+		ck.sb.spans = en.wgradSpans(ck.sb.spans[:0], major, minor, ck.taskSize())
+		if rowMajor {
+			en.ops = en.newExpertOps(ck.sb.spans) // an expert's input rows transposed once (parallel.go)
+			defer func() { en.ops = nil }()
+		}
+		ck.compareSpans(en, t, true, got, minor, ck.sb.spans, func(x *encl, s span) ivec {
+			out := x.newIvec((s.hi - s.lo) * minor)
+			a0, a1 := s.lo-s.e*major, s.hi-s.e*major
+			if rowMajor {
+				x.wgradBlock(dout, in, nOut, nIn, s.e, a0, a1, 0, nIn, func(i, j int, cc, r float64) {
+					out.c[i*nIn+j], out.r[i*nIn+j] = cc, r
+				})
+				return out
+			}
+			x.wgradBlock(dout, in, nOut, nIn, s.e, 0, nOut, a0, a1, func(i, j int, cc, r float64) {
+				out.c[j*nOut+i], out.r[j*nOut+i] = cc, r
 			})
 			return out
 		})

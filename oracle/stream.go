@@ -1,7 +1,10 @@
 package oracle
 
 import (
+	"cmp"
 	"math"
+	"slices"
+	"time"
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/internal/poison"
@@ -27,6 +30,8 @@ type span struct {
 // case's check then allocates none of it).
 type streamBufs struct {
 	spans  []span
+	chunks []span    // the spans split into tasks (parallel.go's chunkSpans)
+	order  orderBufs // the order the spans run in (largestFirst)
 	parts  []spanPart
 	cparts []statPart
 	bad    []bool
@@ -171,9 +176,97 @@ func (ck *checker) compareSpansTail(en *encl, name moe.Tensor, local bool, got [
 		}
 		ck.compareSpan(&parts[k], name, local, g, s.lo*n, enc(x, s))
 	}
-	if en.forSpans(len(spans), len(got)*8, one) {
+	run := ck.logged(name, spans, one)
+	if order := en.largestFirst(name, spans, &ck.sb.order); order != nil && !ck.wholeExperts {
+		f := run
+		run = func(x *encl, k int) { f(x, order[k]) }
+	}
+	if en.forSpans(len(spans), len(got)*8, run) {
 		ck.mergeParts(st, parts)
 	}
+}
+
+// largestFirst is the order to run spans in (parallel.go: largest first; the parts merge in
+// span order whatever the order they ran in), in *buf, or nil for the spans' own order
+// (no span of an expert).
+//
+// The spans of experts go first, the experts by decreasing work of their largest part
+// (rows, times the expert's rows for a weight gradient), each expert's parts together and
+// in order, then the others (the sentinel tail, cheap) in order. In span order, an expert
+// left whole among split ones could start last and finish long after the rest (an expert
+// of 1,000 rows, whole, after ones of 1,030 rows in four parts: the Qwen3-30B-A3B EP-8
+// rank at T = 16,384). Keeping an expert's parts together keeps expertOps's bound: an
+// expert's shared operand is held only while one of its parts runs, or its next is handed
+// out.
+func (en *encl) largestFirst(name moe.Tensor, spans []span, buf *orderBufs) []int {
+	size := func(s span) int {
+		n := s.hi - s.lo
+		if s.rows != nil {
+			n = len(s.rows)
+		}
+		if name == moe.TensorDW1 || name == moe.TensorDW2 {
+			b, end := en.rowsOf(s.e)
+			n *= end - b
+		}
+		return n
+	}
+	big := grow(&buf.big, en.E) // expert → work of its largest part
+	has := false
+	for _, s := range spans {
+		if s.e >= 0 {
+			big[s.e] = max(big[s.e], size(s))
+			has = true
+		}
+	}
+	if !has {
+		return nil
+	}
+	order := buf.order[:0]
+	for k := range spans {
+		order = append(order, k)
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		sa, sb := spans[a], spans[b]
+		switch {
+		case sa.e < 0 || sb.e < 0:
+			return cmp.Compare(b2i(sa.e < 0), b2i(sb.e < 0)) // experts first
+		case big[sa.e] != big[sb.e]:
+			return cmp.Compare(big[sb.e], big[sa.e])
+		}
+		return cmp.Compare(sa.e, sb.e)
+	})
+	buf.order = order
+	return order
+}
+
+// orderBufs is largestFirst's scratch.
+type orderBufs struct{ order, big []int }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// logged is one, reporting each call's span and duration to ck.taskLog when it is set.
+func (ck *checker) logged(name moe.Tensor, spans []span, one func(x *encl, k int)) func(x *encl, k int) {
+	if ck.taskLog == nil {
+		return one
+	}
+	return func(x *encl, k int) {
+		t0 := ck.clock()
+		one(x, k)
+		ck.taskLog(name, spans[k], ck.clock()-t0)
+	}
+}
+
+// clock is the time tasks are timed with for taskLog: ck.taskClock, or the wall clock.
+func (ck *checker) clock() time.Duration {
+	if ck.taskClock != nil {
+		return ck.taskClock()
+	}
+	return time.Duration(time.Now().UnixNano())
 }
 
 // forSpans calls one(x, k) for every k in [0, n) — spans of a comparison, work element
@@ -311,7 +404,9 @@ func (x *encl) gemmSpan(s span, n int, a rowsrc, k int, w func(e int) mat, bias 
 		if bias != nil {
 			b = bias(s.e)
 		}
-		x.gemmRows(out, n, a.rowList(x, s.rows, k), w(s.e), b, 0)
+		W, bi, done := x.sharedW(s.e, w)
+		x.gemmRowsB(out, n, a.rowList(x, s.rows, k), W, bi, b, 0)
+		done()
 		return out
 	}
 	out := x.newIvec((s.hi - s.lo) * n)
@@ -327,8 +422,25 @@ func (x *encl) gemmSpan(s span, n int, a rowsrc, k int, w func(e int) mat, bias 
 	if bias != nil {
 		b = bias(s.e)
 	}
-	x.gemmRows(out, n, a.rows(x, s.lo, s.hi, k), w(s.e), b, 0)
+	W, bi, done := x.sharedW(s.e, w)
+	x.gemmRowsB(out, n, a.rows(x, s.lo, s.hi, k), W, bi, b, 0)
+	done()
 	return out
+}
+
+// sharedW is x.shared for the weights w(e) of a GEMM stage. The weight functions of
+// stages.go allocate from the scratch of the encl they were made with, which is x: while
+// w builds an operand the expert's parts share, x points at that operand's scratch.
+func (x *encl) sharedW(e int, w func(e int) mat) (mat, *opInfo, func()) {
+	return x.shared(e, func(y *encl) mat {
+		if y == x {
+			return w(e)
+		}
+		ar, ws := x.ar, x.ws
+		x.ar, x.ws = y.ar, y.ws
+		defer func() { x.ar, x.ws = ar, ws }()
+		return w(e)
+	})
 }
 
 // grow returns (*buf)[:n] zeroed, growing *buf when needed.
