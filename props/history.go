@@ -148,8 +148,9 @@ func PairTrial(first, then Spec) (Trial, error) {
 
 // shrinkPair minimizes a failing history pair: the second spec with the first fixed, then
 // the first with the second fixed, then both together in H and I, each greedily like
-// ShrinkFailure, repeated while a round shrinks (maxTries candidates in all).
-func shrinkPair(ctx context.Context, env *Env, spec Spec, shrinker gopter.Shrinker, maxTries int) (*Shrunk, error) {
+// ShrinkFailure, repeated while a round shrinks (maxTries candidates in all), while wanted
+// (shrinkFailure's) says so.
+func shrinkPair(ctx context.Context, env *Env, spec Spec, shrinker gopter.Shrinker, maxTries int, wanted func() bool) (*Shrunk, error) {
 	t0 := time.Now()
 	first := PriorSpec(spec)
 	cur := &Shrunk{Spec: spec}
@@ -189,7 +190,7 @@ func shrinkPair(ctx context.Context, env *Env, spec Spec, shrinker gopter.Shrink
 				}
 				next := shrinker(base)
 				for cand, more := next(); more && cur.Tries < maxTries; cand, more = next() {
-					if ctx.Err() != nil {
+					if ctx.Err() != nil || !stillWanted(wanted) {
 						return cur, nil
 					}
 					s, ferr := env.fit(cand.(Spec))

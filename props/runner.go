@@ -160,8 +160,8 @@ type caseOutcome struct {
 }
 
 // runCase runs case index i on env: generate, fit, check every property, and shrink a
-// failure unless shrink says not to (nil: always). An unsupported case is a result with
-// Unsupported set.
+// failure unless shrink says not to (nil: always), before the shrink and before each of
+// its candidates. An unsupported case is a result with Unsupported set.
 func runCase(ctx context.Context, cfg RunConfig, env *Env, props []Property, i int, shrink func() bool) caseOutcome {
 	spec, shrinker := SpecAt(cfg.Seed, i, cfg.Gen)
 	spec, err := env.fit(spec)
@@ -177,7 +177,7 @@ func runCase(ctx context.Context, cfg RunConfig, env *Env, props []Property, i i
 	}
 	cr.Index = i
 	if !cr.Pass && !cfg.NoShrink && !timedOut(cr.Failed) && (shrink == nil || shrink()) { // a hang: reproducing it costs another timeout
-		sh, err := ShrinkFailure(ctx, env, cr.Failed.Property, spec, shrinker, cfg.MaxShrinks)
+		sh, err := shrinkFailure(ctx, env, cr.Failed.Property, spec, shrinker, cfg.MaxShrinks, shrink)
 		if err != nil {
 			return caseOutcome{err: err}
 		}
@@ -281,6 +281,15 @@ func checkTrial(ctx context.Context, env *Env, props []Property, t Trial) ([]*Ou
 // I, simpler modes) that still fails, and repeats until none does or maxTries (default 400)
 // candidates were tried.
 func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, shrinker gopter.Shrinker, maxTries int) (*Shrunk, error) {
+	return shrinkFailure(ctx, env, property, spec, shrinker, maxTries, nil)
+}
+
+// shrinkFailure is ShrinkFailure that also stops, keeping what it has, once wanted (nil:
+// always) says before a candidate that the shrink is no longer wanted: a run whose lower
+// case failed after this shrink began ends before this case, which is dropped, shrunk or
+// not. Unlike cancelling ctx, this lets the candidate in flight finish: cancelling a run
+// kills a worker that other jobs' cases share.
+func shrinkFailure(ctx context.Context, env *Env, property string, spec Spec, shrinker gopter.Shrinker, maxTries int, wanted func() bool) (*Shrunk, error) {
 	p, err := ByName(property)
 	if err != nil {
 		return nil, err
@@ -289,7 +298,7 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 		maxTries = 400
 	}
 	if p.Name == history.Name { // the history property shrinks its pair (history.go)
-		return shrinkPair(ctx, env, spec, shrinker, maxTries)
+		return shrinkPair(ctx, env, spec, shrinker, maxTries, wanted)
 	}
 	t0 := time.Now()
 	cur := &Shrunk{Spec: spec}
@@ -321,7 +330,7 @@ func ShrinkFailure(ctx context.Context, env *Env, property string, spec Spec, sh
 		improved = false
 		next := shrinker(cur.Spec)
 		for cand, more := next(); more && cur.Tries < maxTries && !timedOut; cand, more = next() {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || !stillWanted(wanted) {
 				return cur, nil
 			}
 			s, ferr := env.fit(cand.(Spec))
@@ -366,3 +375,6 @@ func (p Property) failsOn(ctx context.Context, env *Env, t Trial) (*Outcome, err
 func timedOut(o *Outcome) bool {
 	return o != nil && o.Verdict != nil && o.Verdict.CaseError != nil && o.Verdict.CaseError.Kind == gpu.TimedOut
 }
+
+// stillWanted reports whether a shrink is still wanted (nil: always).
+func stillWanted(wanted func() bool) bool { return wanted == nil || wanted() }
