@@ -1,7 +1,6 @@
 package oracle
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
@@ -53,10 +51,7 @@ func TestSplitBitwise(t *testing.T) {
 					t.Errorf("%s: the split enclosure differs from the serial one", x.name)
 				}
 			}
-			res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := casetest.SimRun(t, c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
 			bad := corrupt(res)
 			for _, v := range []struct {
 				name string
