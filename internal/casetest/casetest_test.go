@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,19 +77,6 @@ func TestCase(t *testing.T) {
 	}
 }
 
-// sameBits reports whether a and b hold the same float32 bits (NaN payloads included).
-func sameBits(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // TestSimRun: SimRun is a fresh sim backend's run under the options given (poison and
 // stages included), bit for bit.
 func TestSimRun(t *testing.T) {
@@ -115,7 +103,8 @@ func TestSimRun(t *testing.T) {
 				ts = append(ts, moe.StageTensors()...)
 			}
 			for _, tt := range ts {
-				if !sameBits(got.Tensor(tt), want.Tensor(tt)) {
+				// the same float32 bits, NaN payloads (the poison's signatures) included
+				if !slices.EqualFunc(got.Tensor(tt), want.Tensor(tt), func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) }) {
 					t.Errorf("%s differs from a direct sim run", tt)
 				}
 			}
