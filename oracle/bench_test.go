@@ -9,6 +9,7 @@ import (
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
 	"github.com/moecheck/moecheck/gpu/simtorch"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 	"github.com/moecheck/moecheck/reference"
@@ -16,15 +17,7 @@ import (
 
 func benchCase(b *testing.B, T, H, I, E, K int) *moe.Case {
 	cfg := moe.Config{T: T, H: H, I: I, E: E, K: K, DType: moe.BF16}
-	r, err := moe.RandomRouting(cfg, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, 1, moe.Normal)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return c
+	return casetest.Case(b, cfg, 1)
 }
 
 // BenchmarkCheck measures one complete check of a case: the sim path forward and backward,
@@ -86,10 +79,7 @@ func BenchmarkCheckContract(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rs, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		rs := casetest.SimRun(b, c, gpu.RunOptions{})
 		for _, ct := range []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()} {
 			r := rt
 			if ct.Name == "exact" {
@@ -115,10 +105,7 @@ func BenchmarkCheckContract(b *testing.B) {
 // DeepSeek-V3 figures are in the README). Reported as checks/s.
 func BenchmarkCheckSampled(b *testing.B) {
 	c := benchCase(b, 512, 1024, 512, 8, 4)
-	r, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := casetest.SimRun(b, c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
 	for _, f := range []float64{0, 0.1, 0.05, 0.01} {
 		b.Run(fmt.Sprintf("T=512/H=1024/I=512/E=8/K=4/F=%g", f), func(b *testing.B) {
 			var ck oracle.Checker

@@ -6,6 +6,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 	"github.com/moecheck/moecheck/reference"
@@ -31,14 +32,7 @@ func TestLargeSwiGLUBlindSpots(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := moe.Config{T: 16, H: 128, I: 64, E: 4, K: 4, DType: tc.d}
-			r, err := moe.RandomRouting(cfg, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := moe.Generate(cfg, r, 1, moe.Large)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := casetest.CaseMode(t, cfg, 1, moe.Large)
 			en, err := oracle.Enclose(c)
 			if err != nil {
 				t.Fatal(err)

@@ -1,13 +1,12 @@
 package oracle_test
 
 import (
-	"context"
 	"math"
 	"strings"
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 )
@@ -17,18 +16,8 @@ import (
 // Asking for the context (Context) computes it whatever the bound.
 func TestContextWorkBound(t *testing.T) {
 	cfg := moe.Config{T: 16, H: 32, I: 16, E: 3, K: 2, DType: moe.BF16}
-	r, err := moe.RandomRouting(cfg, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, 3, moe.Normal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := casetest.Case(t, cfg, 3)
+	got := casetest.SimRun(t, c, gpu.RunOptions{Poison: gpu.PoisonNaN})
 	got.Y[5] += 1                                              // a wrong output: the verdict fails
 	work := 18.0 * float64(cfg.T*cfg.K) * float64(cfg.H*cfg.I) // every slot is local here
 	for _, tc := range []struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/internal/f64gemm"
 	"github.com/moecheck/moecheck/internal/tokperm"
 	"github.com/moecheck/moecheck/moe"
@@ -39,14 +40,7 @@ type derivePair struct {
 
 func newDerivePair(t *testing.T, cfg moe.Config, seed uint64, poison gpu.Poison, kind dataKind) derivePair {
 	t.Helper()
-	r, err := moe.RandomRouting(cfg, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, seed, kind.mode)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := casetest.CaseMode(t, cfg, seed, kind.mode)
 	if kind.nonFinite {
 		// a NaN and an Inf in x, an Inf in W1: values judged only where the reference is finite
 		c.NonFinite = true

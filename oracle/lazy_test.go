@@ -1,13 +1,12 @@
 package oracle_test
 
 import (
-	"context"
 	"math"
 	"reflect"
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 )
@@ -16,20 +15,9 @@ import (
 // equal results (NaN-poisoned runs included), one differing element, a wrong length.
 func TestCompareValuesLazy(t *testing.T) {
 	cfg := moe.Config{T: 5, H: 8, I: 4, E: 3, K: 2, DType: moe.BF16}
-	r, err := moe.RandomRouting(cfg, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, 3, moe.Normal)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := casetest.Case(t, cfg, 3)
 	run := func() *gpu.Result {
-		res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
+		return casetest.SimRun(t, c, gpu.RunOptions{Poison: gpu.PoisonNaN})
 	}
 	for _, tc := range []struct {
 		name   string

@@ -1,7 +1,6 @@
 package oracle
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -9,7 +8,7 @@ import (
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -32,14 +31,7 @@ func TestSplitBitwise(t *testing.T) {
 		{"bf16-gptoss-bias-torch", moe.Config{T: 16, H: 24, I: 16, E: 5, K: 4, DType: moe.BF16, Act: moe.GptOss, Bias: true}, contract.Torch()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := moe.RandomRouting(tc.cfg, 7)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := moe.Generate(tc.cfg, r, 7, moe.Normal)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := casetest.Case(t, tc.cfg, 7)
 			a, err := encloseSplit(c, false, tc.ct, serial)
 			if err != nil {
 				t.Fatal(err)
@@ -59,10 +51,7 @@ func TestSplitBitwise(t *testing.T) {
 					t.Errorf("%s: the split enclosure differs from the serial one", x.name)
 				}
 			}
-			res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := casetest.SimRun(t, c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
 			bad := corrupt(res)
 			for _, v := range []struct {
 				name string
@@ -132,18 +121,8 @@ func sameBits(a, b ivec) bool {
 // end to end, serial and split, instead of a verdict built from an unfinished enclosure.
 func TestCheckStops(t *testing.T) {
 	cfg := moe.Config{T: 24, H: 40, I: 24, E: 6, K: 3, DType: moe.BF16}
-	r, err := moe.RandomRouting(cfg, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, 3, moe.Normal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := casetest.Case(t, cfg, 3)
+	res := casetest.SimRun(t, c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
 	stop := make(chan struct{})
 	close(stop)
 	for _, tc := range []struct {

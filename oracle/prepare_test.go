@@ -1,7 +1,6 @@
 package oracle
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -21,22 +20,11 @@ import (
 // changes the case.
 func prepCase(t *testing.T, cfg moe.Config, edit func(c *moe.Case)) (*moe.Case, *gpu.Result) {
 	t.Helper()
-	r, err := moe.RandomRouting(cfg, 11)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, 11, moe.Normal)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := casetest.Case(t, cfg, 11)
 	if edit != nil {
 		edit(c)
 	}
-	res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, res
+	return c, casetest.SimRun(t, c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
 }
 
 // withXs is a copy of res whose stage xs has v at element k.
@@ -308,18 +296,8 @@ func TestPreparedMismatch(t *testing.T) {
 // (prepare-s/op).
 func BenchmarkCheckPrepared(b *testing.B) {
 	cfg := moe.Config{T: 512, H: 1024, I: 512, E: 8, K: 4, DType: moe.BF16}
-	r, err := moe.RandomRouting(cfg, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, 1, moe.Normal)
-	if err != nil {
-		b.Fatal(err)
-	}
-	res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := casetest.Case(b, cfg, 1)
+	res := casetest.SimRun(b, c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
 	for _, prepared := range []bool{false, true} {
 		b.Run(fmt.Sprintf("T=512/H=1024/I=512/E=8/K=4/prepared=%v", prepared), func(b *testing.B) {
 			var k Checker

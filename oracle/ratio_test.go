@@ -7,6 +7,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 )
@@ -30,14 +31,7 @@ func TestBoundIsTight(t *testing.T) {
 				if seed%3 == 0 {
 					cfg.Act, cfg.Layout = moe.GptOss, moe.Transposed
 				}
-				r, err := moe.RandomRouting(cfg, seed)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c, err := moe.Generate(cfg, r, seed, moe.Normal)
-				if err != nil {
-					t.Fatal(err)
-				}
+				c := casetest.Case(t, cfg, seed)
 				res, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN})
 				if err != nil {
 					t.Fatal(err)

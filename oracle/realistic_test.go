@@ -2,6 +2,7 @@ package oracle_test
 
 import (
 	"context"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/internal/fault"
 	"testing"
 
@@ -22,14 +23,7 @@ func TestRealisticSizeFaults(t *testing.T) {
 	}
 	for _, d := range []moe.DType{moe.BF16, moe.FP16} {
 		cfg := moe.Config{T: 16, H: 256, I: 128, E: 4, K: 4, DType: d}
-		r, err := moe.RandomRouting(cfg, 3)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := moe.Generate(cfg, r, 3, moe.Normal)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := casetest.Case(t, cfg, 3)
 		b := sim.New(sim.Options{})
 		for _, tc := range []struct {
 			name  string

@@ -1,7 +1,6 @@
 package oracle
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/big"
@@ -9,7 +8,7 @@ import (
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -17,19 +16,8 @@ import (
 // does not write holds a NaN naming it).
 func sampleCase(t *testing.T, cfg moe.Config, seed uint64) (*moe.Case, *gpu.Result) {
 	t.Helper()
-	r, err := moe.RandomRouting(cfg, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, seed, moe.Normal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, res
+	c := casetest.Case(t, cfg, seed)
+	return c, casetest.SimRun(t, c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
 }
 
 // dump is a verdict as text (NaN statistics compare equal, unlike reflect.DeepEqual).

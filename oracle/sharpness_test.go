@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/oracle"
 	"github.com/moecheck/moecheck/reference"
@@ -25,14 +26,7 @@ func sharpnessUnder(t testing.TB, d moe.DType, mode moe.DataMode, act moe.Activa
 		if act == moe.GptOss {
 			cfg.Layout = moe.Transposed
 		}
-		r, err := moe.RandomRouting(cfg, seed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := moe.Generate(cfg, r, seed, mode)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := casetest.CaseMode(t, cfg, seed, mode)
 		en, err := oracle.EncloseUnder(c, ct)
 		if err != nil {
 			t.Fatal(err)

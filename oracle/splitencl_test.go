@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/moecheck/moecheck/contract"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/internal/epsplit"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
@@ -297,14 +298,7 @@ func TestActivationRowsZeroMemo(t *testing.T) {
 			for ci, ct := range []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()} {
 				t.Run(fmt.Sprintf("act=%s/dtype=%s/contract=%d", act, d, ci), func(t *testing.T) {
 					cfg := moe.Config{T: 8, H: 2, I: 3, E: 1, K: 2, Act: act, DType: d}
-					r, err := moe.RandomRouting(cfg, 1)
-					if err != nil {
-						t.Fatal(err)
-					}
-					c, err := moe.Generate(cfg, r, 1, moe.Normal)
-					if err != nil {
-						t.Fatal(err)
-					}
+					c := casetest.Case(t, cfg, 1)
 					p, _ := c.Plan()
 					en := newEnclIn(c, p, nil, &workspace{}, nil)
 					en.ct = ct

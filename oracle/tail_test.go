@@ -1,14 +1,13 @@
 package oracle
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"testing"
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -34,14 +33,7 @@ func TestTailFastBitwise(t *testing.T) {
 		{"bf16-gptoss-bias-ep2-torch", moe.Config{T: 16, H: 24, I: 16, E: 6, K: 4, DType: moe.BF16, Act: moe.GptOss, Bias: true, EP: moe.EP{World: 2, Rank: 0}}, contract.Torch()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := moe.RandomRouting(tc.cfg, 11)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := moe.Generate(tc.cfg, r, 11, moe.Normal)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := casetest.Case(t, tc.cfg, 11)
 			p, err := c.Plan()
 			if err != nil {
 				t.Fatal(err)
@@ -50,10 +42,7 @@ func TestTailFastBitwise(t *testing.T) {
 			if R >= S {
 				t.Fatalf("no sentinel tail (R %d, S %d): the case does not test the shortcut", R, S)
 			}
-			res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := casetest.SimRun(t, c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
 			// tailed returns a copy of res whose stage t has v at tail element k (of row
 			// length n), for every stage listed.
 			tailed := func(k int, v float32, ts ...moe.Tensor) *gpu.Result {
@@ -154,18 +143,8 @@ func TestLocalSpansBitwise(t *testing.T) {
 		{"fp32-gptoss-bias-any", moe.Config{T: 30, H: 24, I: 16, E: 5, K: 2, DType: moe.FP32, Act: moe.GptOss, Bias: true}, contract.Any()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := moe.RandomRouting(tc.cfg, 5)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := moe.Generate(tc.cfg, r, 5, moe.Normal)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := casetest.Case(t, tc.cfg, 5)
+			res := casetest.SimRun(t, c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
 			bad := corrupt(res)
 			for _, v := range []struct {
 				name string
@@ -201,14 +180,7 @@ func TestLocalSpansBitwise(t *testing.T) {
 // at its index, and a quiet NaN that is no signature, or none, reports nothing.
 func TestSignaturesLongScan(t *testing.T) {
 	cfg := moe.Config{T: sigScanMin / 32, H: 32, I: 8, E: 2, K: 1, DType: moe.BF16}
-	r, err := moe.RandomRouting(cfg, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, 3, moe.Normal)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := casetest.Case(t, cfg, 3)
 	p, err := c.Plan()
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package oracle
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,7 +10,7 @@ import (
 
 	"github.com/moecheck/moecheck/contract"
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/internal/f64gemm"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/moe"
@@ -36,19 +35,8 @@ var taskCases = []struct {
 
 func taskCase(t *testing.T, cfg moe.Config) (*moe.Case, *gpu.Result) {
 	t.Helper()
-	r, err := moe.RandomRouting(cfg, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, 5, moe.Normal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, res
+	c := casetest.Case(t, cfg, 5)
+	return c, casetest.SimRun(t, c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
 }
 
 // taskRecord is one task a check ran: its tensor and span (a sampled wgrad job: e and the

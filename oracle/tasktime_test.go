@@ -1,7 +1,6 @@
 package oracle
 
 import (
-	"context"
 	"os"
 	"runtime"
 	"slices"
@@ -9,7 +8,7 @@ import (
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/internal/par"
 	"github.com/moecheck/moecheck/internal/presets"
 	"github.com/moecheck/moecheck/moe"
@@ -72,10 +71,7 @@ func BenchmarkStageMakespan(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
-	if err != nil {
-		b.Fatal(err)
-	}
+	res := casetest.SimRun(b, c, gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true})
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	threadCPU := func() time.Duration {
 		var ru unix.Rusage

@@ -1,12 +1,11 @@
 package oracle_test
 
 import (
-	"context"
 	"math"
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/oracle"
 	"github.com/moecheck/moecheck/props"
 )
@@ -40,10 +39,7 @@ func TestTensorCoreSubnormalAlignment(t *testing.T) {
 		{"tc-subnormal/other-side", -23, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Stages: true, Poison: gpu.PoisonNaN})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := casetest.SimRun(t, c, gpu.RunOptions{Stages: true, Poison: gpu.PoisonNaN})
 			if got := float64(res.DW2[at]) / unit; got != -24 {
 				t.Fatalf("sim dW2[%d] = %v units, want −24 (case changed?)", at, got)
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/moecheck/moecheck/gpu"
 	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -31,20 +32,9 @@ func TestMatchesPrepares(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a case of 4,096 slots")
 	}
-	build := func(cfg moe.Config) *moe.Case {
-		r, err := moe.RandomRouting(cfg, 5)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := moe.Generate(cfg, r, 5, moe.Normal)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
 	// GEMM 1 over all slots: 1,024·4 · 512 · 512 = 2^30 multiply-adds, oracle's threshold
-	large := build(moe.Config{T: 1024, H: 512, I: 256, E: 2, K: 4, DType: moe.BF16, EP: moe.EP{World: 8, Rank: 3}})
-	small := build(moe.Config{T: 24, H: 40, I: 24, E: 8, K: 3, DType: moe.BF16, EP: moe.EP{World: 4, Rank: 1}})
+	large := casetest.Case(t, moe.Config{T: 1024, H: 512, I: 256, E: 2, K: 4, DType: moe.BF16, EP: moe.EP{World: 8, Rank: 3}}, 5)
+	small := casetest.Case(t, moe.Config{T: 24, H: 40, I: 24, E: 8, K: 3, DType: moe.BF16, EP: moe.EP{World: 4, Rank: 1}}, 5)
 	for _, tc := range []struct {
 		name     string
 		c        *moe.Case

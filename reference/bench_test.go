@@ -8,6 +8,7 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
 )
@@ -45,15 +46,7 @@ func benchCase(b *testing.B, s benchShape) *moe.Case {
 	if s.W > 1 {
 		cfg.EP = moe.EP{World: s.W}
 	}
-	r, err := moe.RandomRouting(cfg, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, 1, moe.Normal)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return c
+	return casetest.Case(b, cfg, 1)
 }
 
 func benchmarkPass(b *testing.B, pass func(*moe.Case, reference.Options) (*reference.Result, error), shapes []benchShape) {

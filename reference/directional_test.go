@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
 )
@@ -45,14 +46,7 @@ func TestDirectional(t *testing.T) {
 			cfg := base
 			cfg.Act, cfg.Layout, cfg.EP = tt.act, tt.layout, tt.ep
 			seed := uint64(100 + ci)
-			r, err := moe.RandomRouting(cfg, seed)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := moe.Generate(cfg, r, seed, moe.Normal)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := casetest.Case(t, cfg, seed)
 			for i := range c.X {
 				c.X[i] *= tt.xScale
 			}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
 )
@@ -33,15 +34,7 @@ func TestMagnitudeBounds(t *testing.T) {
 	for i, mode := range moe.DataModes() {
 		cfg := moe.Config{T: 32, H: 16, I: 8, E: 4, K: 3, Act: moe.Activation(i % 2), Layout: moe.Layout(i / 2 % 2),
 			DType: moe.BF16, Bias: true, EP: moe.EP{World: 2, Rank: i % 2}}
-		r, err := moe.RandomRouting(cfg, uint64(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := moe.Generate(cfg, r, uint64(i), mode)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cases = append(cases, c)
+		cases = append(cases, casetest.CaseMode(t, cfg, uint64(i), mode))
 	}
 	for ci, c := range cases {
 		res, err := reference.Run(c, reference.Options{Stages: true})

@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -16,14 +17,7 @@ func TestPoisonedBuffers(t *testing.T) {
 		cfg := moe.Config{T: 1 + rng.IntN(6), H: 1 + rng.IntN(5), I: 1 + rng.IntN(4), E: 1 + rng.IntN(4), K: 1 + rng.IntN(3),
 			Act: moe.Activation(rng.IntN(2)), Layout: moe.Layout(rng.IntN(2)), DType: moe.FP32, Bias: rng.IntN(2) == 0,
 			EP: moe.EP{World: 2, Rank: rng.IntN(2)}}
-		r, err := moe.RandomRouting(cfg, seed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := moe.Generate(cfg, r, seed, moe.Normal)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := casetest.Case(t, cfg, seed)
 		for _, mag := range []bool{false, true} {
 			for _, stages := range []bool{false, true} {
 				a, err := run(c, Options{Stages: stages}, mag, false)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
 )
@@ -14,15 +15,7 @@ import (
 func TestInvalidCases(t *testing.T) {
 	good := func() *moe.Case {
 		cfg := moe.Config{T: 4, H: 3, I: 2, E: 2, K: 2, DType: moe.BF16, Bias: true}
-		r, err := moe.RandomRouting(cfg, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := moe.Generate(cfg, r, 1, moe.Normal)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
+		return casetest.Case(t, cfg, 1)
 	}
 	tests := []struct {
 		name string

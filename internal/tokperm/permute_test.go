@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -18,14 +19,7 @@ func TestPermute(t *testing.T) {
 		{"permute/ep", moe.Config{T: 9, H: 3, I: 2, E: 2, K: 3, DType: moe.FP32, EP: moe.EP{World: 2, Rank: 1}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := moe.RandomRouting(tc.cfg, 3)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := moe.Generate(tc.cfg, r, 4, moe.Normal)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := casetest.CaseSeeds(t, tc.cfg, 3, 4)
 			if tc.cfg.EP.World > 1 {
 				c.Global = &moe.GlobalRouting{IDs: make([]int64, c.S()), Weights: make([]float64, c.S())}
 				for s := range c.Global.IDs {

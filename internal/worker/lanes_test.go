@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -19,15 +19,7 @@ import (
 func laneCase(t *testing.T, T int) *moe.Case {
 	t.Helper()
 	cfg := moe.Config{T: T, H: 8, I: 4, E: 3, K: 2, DType: moe.BF16}
-	r, err := moe.RandomRouting(cfg, uint64(T))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, uint64(T)+1, moe.Normal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return casetest.CaseSeeds(t, cfg, uint64(T), uint64(T)+1)
 }
 
 // TestLanesBlame: several lanes share one worker process; a case that makes the process
@@ -44,11 +36,7 @@ func TestLanesBlame(t *testing.T) {
 	o := gpu.RunOptions{Poison: gpu.PoisonSignature, Stages: true}
 	want := map[*moe.Case]*gpu.Result{}
 	for _, c := range []*moe.Case{slow, bad, quick} {
-		r, err := sim.New(sim.Options{}).Run(context.Background(), c, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[c] = r
+		want[c] = casetest.SimRun(t, c, o)
 	}
 	for _, tc := range []struct {
 		name, mode  string

@@ -1,11 +1,10 @@
 package worker
 
 import (
-	"context"
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -22,18 +21,8 @@ func TestResultLimitFitsStages(t *testing.T) {
 		{"wide-H/fp16", moe.Config{T: 7, H: 64, I: 4, E: 2, K: 2, DType: moe.FP16, Bias: true, Act: moe.SwiGLU}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, _, err := moe.RandomGlobalRouting(tc.cfg, 3)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := moe.Generate(tc.cfg, r, 5, moe.Normal)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN, Stages: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := casetest.CaseSeeds(t, tc.cfg, 3, 5)
+			res := casetest.SimRun(t, c, gpu.RunOptions{Poison: gpu.PoisonNaN, Stages: true})
 			f := EncodeResult(1, c.Config, res)
 			if got, limit := int64(len(f.Payload)), maxResultBytes(c.Config); got > limit {
 				t.Fatalf("a correct result with stages has %d payload bytes, over the client's limit %d", got, limit)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -32,14 +33,7 @@ func pipeCap(t *testing.T, x any) int {
 func TestPipesGrowForBigCasesOnly(t *testing.T) {
 	b := helperWith(t, Version, nil)
 	small := moe.Config{T: 2, H: 8, I: 8, E: 2, K: 2, DType: moe.BF16}
-	r, err := moe.RandomRouting(small, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := moe.Generate(small, r, 1, moe.Normal)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := casetest.Case(t, small, 1)
 	if _, err := b.Run(context.Background(), c, gpu.RunOptions{Poison: gpu.PoisonNaN}); err != nil {
 		t.Fatal(err)
 	}

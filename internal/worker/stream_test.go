@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/internal/poison"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -222,14 +223,7 @@ func mustRead(t *testing.T, b []byte) *Frame {
 func streamedCase(t *testing.T) *moe.Case {
 	t.Helper()
 	cfg := moe.Config{T: 8, H: 1024, I: 512, E: 3, K: 2, DType: moe.BF16, Act: moe.SwiGLU, Layout: moe.Standard}
-	r, err := moe.RandomRouting(cfg, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, 5, moe.Normal)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := casetest.CaseSeeds(t, cfg, 3, 5)
 	if _, size := resultTensors(cfg, fakeResult(c)); size <= streamChunk {
 		t.Fatalf("result of %d bytes: not above one chunk (%d)", size, streamChunk)
 	}

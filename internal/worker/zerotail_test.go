@@ -2,7 +2,6 @@ package worker
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -10,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"github.com/moecheck/moecheck/internal/rawcase"
 	"github.com/moecheck/moecheck/moe"
 )
@@ -221,18 +220,8 @@ func TestZeroTailsHostile(t *testing.T) {
 // there is cut.
 func TestZeroTailsOfARank(t *testing.T) {
 	cfg := moe.Config{T: 512, H: 256, I: 128, E: 2, K: 8, EP: moe.EP{World: 8, Rank: 3}, DType: moe.BF16}
-	r, err := moe.RandomRouting(cfg, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := moe.Generate(cfg, r, 5, moe.Normal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := sim.New(sim.Options{}).Run(context.Background(), c, gpu.RunOptions{Stages: true, Poison: gpu.PoisonNaN})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := casetest.Case(t, cfg, 5)
+	res := casetest.SimRun(t, c, gpu.RunOptions{Stages: true, Poison: gpu.PoisonNaN})
 	ts, whole := resultTensors(cfg, res)
 	size := elideZeroTails(ts)
 	cut := map[string]string{}
