@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/moecheck/moecheck/internal/hugemem"
@@ -76,6 +77,9 @@ func generate(cfg Config, r Routing, seed uint64, mode DataMode, sp streamSplit)
 	}
 	if err := r.Validate(cfg); err != nil {
 		return nil, err
+	}
+	if !slices.Contains(dataModeList, mode) {
+		return nil, fmt.Errorf("moe: unknown data mode %v (want normal, integer, large or subnormal)", mode)
 	}
 	src := newPCG(seed)
 	rng := rand.New(src)

@@ -298,3 +298,24 @@ func TestCaseValidateLong(t *testing.T) {
 		})
 	}
 }
+
+// TestGenerateUnknownDataMode: a data mode outside the list is an error naming it, not a
+// case drawn as Normal (it was accepted silently). Regression test.
+func TestGenerateUnknownDataMode(t *testing.T) {
+	cfg := goodConfig()
+	r, err := moe.RandomRouting(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		mode moe.DataMode
+	}{{"data-mode/99", moe.DataMode(99)}, {"data-mode/one-past-subnormal", moe.Subnormal + 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := moe.Generate(cfg, r, 1, tc.mode)
+			if err == nil || !strings.Contains(err.Error(), "unknown data mode "+tc.mode.String()) {
+				t.Fatalf("Generate(%v) = %v, %v; want an error naming the mode", tc.mode, c != nil, err)
+			}
+		})
+	}
+}
