@@ -22,6 +22,12 @@ const (
 	DefaultTimeout      = 10 * time.Minute
 	DefaultStartTimeout = 2 * time.Minute
 	DefaultCommand      = "moecheck-worker"
+	// DefaultForgetTimeout bounds a forget request (below Timeout). A forget drops what a
+	// lane carries: the CUDA worker frees its pooled buffers (milliseconds), the PyTorch
+	// worker synchronises the lane's stream (idle once its last result was sent), collects
+	// garbage and releases the stream's cached blocks (seconds at most on a large heap). Ten
+	// times that, so that a hung forget costs half a minute instead of a whole case timeout.
+	DefaultForgetTimeout = 30 * time.Second
 )
 
 // Options configure New. The zero value is valid: it runs `moecheck-worker` from PATH with
@@ -40,6 +46,10 @@ type Options struct {
 	// StartTimeout bounds a worker's start up to its hello (CUDA init and PTX JIT included);
 	// 0 = DefaultStartTimeout.
 	StartTimeout time.Duration
+	// ForgetTimeout bounds a forget request (0 = DefaultForgetTimeout, never more than
+	// Timeout). A worker that has not answered by then is killed; the next run starts a
+	// fresh one, which carries nothing.
+	ForgetTimeout time.Duration
 	// Stderr, when set, receives a copy of the worker's standard error. The last 8 KiB are
 	// always kept for the detail of case errors.
 	Stderr io.Writer
@@ -142,6 +152,10 @@ func NewLanes(opts Options, n int) ([]gpu.Backend, error) {
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = DefaultStartTimeout
 	}
+	if opts.ForgetTimeout <= 0 {
+		opts.ForgetTimeout = DefaultForgetTimeout
+	}
+	opts.ForgetTimeout = min(opts.ForgetTimeout, opts.Timeout)
 	g := &group{opts: opts, lanes: n, open: n}
 	if _, err := g.ensure(); err != nil {
 		return nil, err
@@ -454,14 +468,14 @@ type reply struct {
 	err error
 }
 
-// await waits for the reply on ch for at most the case timeout, or until ctx ends. A worker
+// await waits for the reply on ch for at most timeout, or until ctx ends. A worker
 // that has not answered by then is killed and dropped (the next request starts a fresh one):
 // timedOut, or ctx's error. A malformed reply kills and drops it too, and is an error
 // wrapping ErrProtocol (with the worker's stderr). Any other reply, a read error included
 // (the worker ended: the caller says what that means), is returned as it came. The run and
 // forget requests share it.
-func (g *group) await(ctx context.Context, p *process, ch <-chan reply) (r reply, timedOut bool, err error) {
-	t := time.NewTimer(g.opts.Timeout)
+func (g *group) await(ctx context.Context, p *process, ch <-chan reply, timeout time.Duration) (r reply, timedOut bool, err error) {
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case r = <-ch:
@@ -631,7 +645,7 @@ func (c *client) attempt(ctx context.Context, cs *moe.Case, o gpu.RunOptions, fs
 		}
 		ch <- reply{f, res, err}
 	}()
-	r, timedOut, err := g.await(ctx, p, ch)
+	r, timedOut, err := g.await(ctx, p, ch, g.opts.Timeout)
 	switch {
 	case timedOut:
 		return nil, true, &gpu.CaseError{Kind: gpu.TimedOut, Detail: fmt.Sprintf("no result within %v; worker killed; stderr: %s", g.opts.Timeout, strings.TrimSpace(p.stderr.String()))}

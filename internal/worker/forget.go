@@ -36,7 +36,7 @@ func forgetReply(f *Frame, b gpu.Backend) *Frame {
 // Run starts a fresh one. After a forget request the lane's next run sends its case whole
 // (the worker dropped the case it held for same_case requests).
 //
-// A worker that ends or hangs (past Options.Timeout) instead of answering is killed: the
+// A worker that ends or hangs (past Options.ForgetTimeout) instead of answering is killed: the
 // next Run starts a fresh worker, which carries nothing, so Forget succeeds (the restart is
 // counted). A worker that answers anything but forgot — an error frame, another type,
 // another id, a malformed frame or one with a payload — is killed too, and Forget returns an
@@ -70,7 +70,7 @@ func (c *client) Forget() error {
 		f, err := readFrame(l.out, 0)                                          // the reply has no payload
 		ch <- reply{f: f, err: err}
 	}()
-	r, timedOut, err := g.await(context.Background(), p, ch)
+	r, timedOut, err := g.await(context.Background(), p, ch, g.opts.ForgetTimeout)
 	switch {
 	case timedOut:
 		return nil // killed: the next Run starts a fresh worker

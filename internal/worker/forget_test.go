@@ -171,6 +171,40 @@ func TestForgetHostile(t *testing.T) {
 	}
 }
 
+// TestForgetHangBound: a worker that never answers a forget is killed after ForgetTimeout,
+// not after the case timeout (a minute here, ten by default): the forget returns, the next
+// run starts a fresh worker and gets its result. Before ForgetTimeout a hung forget waited
+// the whole case timeout. Regression test.
+func TestForgetHangBound(t *testing.T) {
+	bin := buildHostile(t)
+	c := testCase(t, moe.BF16, false, false)
+	b, err := New(Options{Command: []string{bin, "forget-hang"}, Timeout: time.Minute, ForgetTimeout: 300 * time.Millisecond, StartTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Run(context.Background(), c, gpu.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := gpu.Forget(b); err != nil {
+		t.Fatalf("Forget: %v (a hung worker is replaced)", err)
+	}
+	if d := time.Since(t0); d > 20*time.Second {
+		t.Fatalf("Forget took %v with a 300 ms forget timeout (the case timeout is a minute)", d)
+	}
+	r, err := b.Run(context.Background(), c, gpu.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Y) != c.LenX() {
+		t.Fatalf("y has %d values, want %d", len(r.Y), c.LenX())
+	}
+	if _, _, restarts, _ := Info(b); restarts != 1 {
+		t.Fatalf("restarts = %d, want 1", restarts)
+	}
+}
+
 // TestForgetLanesBlame: a worker process that ends while one lane's forget request is out
 // (testdata/hostile, mode lanes-forget-exit) ends the case another lane has in flight; that
 // case is not blamed for it — it is re-run alone, as after another lane's case failure — and
