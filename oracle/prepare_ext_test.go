@@ -1,16 +1,10 @@
 package oracle_test
 
 import (
-	"context"
-	"fmt"
 	"testing"
 
 	"github.com/moecheck/moecheck/contract"
-	"github.com/moecheck/moecheck/gpu"
-	"github.com/moecheck/moecheck/gpu/sim"
-	"github.com/moecheck/moecheck/internal/fault"
 	"github.com/moecheck/moecheck/oracle"
-	"github.com/moecheck/moecheck/props"
 )
 
 // TestPreparedCatalog: on the property suite's case stream (seed 1, the spec's poison
@@ -25,64 +19,41 @@ func TestPreparedCatalog(t *testing.T) {
 	if testing.Short() {
 		cases = 12
 	}
-	faults := []fault.Info{{Name: "none"}}
-	faults = append(faults, fault.Catalog()...)
-	for _, ct := range []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()} {
-		for _, fi := range faults {
-			if ct.Name == "any" && fi.Name != "none" {
-				continue // any: the run without a fault only, to keep the test short
+	forCatalog(t, "prepared", cases, []contract.Contract{contract.Exact(), contract.Torch(), contract.Any()}, func(t *testing.T, ct contract.Contract, faultName string) (func(catalogCase), func()) {
+		var plain oracle.Checker
+		prep := oracle.PreparingChecker()
+		failing := 0
+		each := func(cc catalogCase) {
+			pre := prep.Prepare(cc.c, oracle.Options{Contract: ct})
+			if pre == nil {
+				t.Fatalf("case %d: PreparingChecker did not prepare", cc.i)
 			}
-			t.Run(fmt.Sprintf("%s/%s", ct.Name, fi.Name), func(t *testing.T) {
-				t.Parallel() // each with its own backend and checkers
-				var fs fault.Set
-				if fi.Name != "none" {
-					fs = fault.Of(fi.Fault)
-				}
-				b := sim.New(sim.Options{}) // fresh: the stale poison policy reads the previous run's buffers
-				var plain oracle.Checker
-				prep := oracle.PreparingChecker()
-				failing := 0
-				for i := range cases {
-					spec, _ := props.SpecAt(1, i, props.GenOptions{})
-					c, err := spec.Build()
-					if err != nil {
-						t.Fatal(err)
-					}
-					pre := prep.Prepare(c, oracle.Options{Contract: ct})
-					if pre == nil {
-						t.Fatalf("case %d: PreparingChecker did not prepare", i)
-					}
-					res, err := fault.Run(context.Background(), b, c, gpu.RunOptions{Poison: spec.PoisonPolicy(), PoisonSeed: 1, Stages: true}, fs)
-					if err != nil {
-						pre.Close()
-						if _, ok := gpu.AsCaseError(err); ok {
-							continue
-						}
-						t.Fatal(err)
-					}
-					want, err := plain.Check(c, res, oracle.Options{Contract: ct})
-					if err != nil {
-						t.Fatal(err)
-					}
-					got, err := prep.Check(c, res, oracle.Options{Contract: ct, Prepared: pre})
-					pre.Close()
-					if err != nil {
-						t.Fatal(err)
-					}
-					if !want.Pass {
-						failing++
-					}
-					if w, g := fmt.Sprintf("%+v", *want), fmt.Sprintf("%+v", *got); w != g {
-						t.Fatalf("case %d (%s): the verdict with the prepared work differs:\nwithout %s\nwith    %s", i, spec, w, g)
-					}
-				}
-				// A fault that breaks the plan (exclusive-offsets) or crashes every run
-				// never reaches stage h1; the others mostly do.
-				if fi.Name == "none" && prep.PreparedHits() == 0 {
-					t.Errorf("no check took a prepared h1 span in %d cases", cases)
-				}
-				t.Logf("%d cases, %d failing, %d prepared h1 spans taken", cases, failing, prep.PreparedHits())
-			})
+			defer pre.Close()
+			res, ok := cc.run()
+			if !ok {
+				return
+			}
+			want, err := plain.Check(cc.c, res, oracle.Options{Contract: ct})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := prep.Check(cc.c, res, oracle.Options{Contract: ct, Prepared: pre})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !want.Pass {
+				failing++
+			}
+			sameVerdict(t, cc, "with the prepared work", want, got)
 		}
-	}
+		end := func() {
+			// A fault that breaks the plan (exclusive-offsets) or crashes every run never
+			// reaches stage h1; the others mostly do.
+			if faultName == "none" && prep.PreparedHits() == 0 {
+				t.Errorf("no check took a prepared h1 span in %d cases", cases)
+			}
+			t.Logf("%d cases, %d failing, %d prepared h1 spans taken", cases, failing, prep.PreparedHits())
+		}
+		return each, end
+	})
 }
