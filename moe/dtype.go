@@ -184,7 +184,7 @@ func (d DType) FromBits(b uint32) float32 {
 	case BF16:
 		return math.Float32frombits(b << 16)
 	case FP16:
-		return float16.Frombits(uint16(b)).Float32()
+		return f16ToF32(uint16(b))
 	default:
 		return math.Float32frombits(b)
 	}

@@ -315,13 +315,3 @@ func TestBitsTensorsRefusesPartElements(t *testing.T) {
 		t.Fatal("a 3-byte bf16 tensor was accepted")
 	}
 }
-
-// f16ToF32 is moe.FP16.FromBits bit for bit on every fp16 pattern.
-func TestF16ToF32(t *testing.T) {
-	for u := range 1 << 16 {
-		got, want := math.Float32bits(f16ToF32(uint16(u))), math.Float32bits(moe.FP16.FromBits(uint32(u)))
-		if got != want {
-			t.Fatalf("%#04x: %#08x, want %#08x", u, got, want)
-		}
-	}
-}

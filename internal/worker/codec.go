@@ -3,7 +3,6 @@ package worker
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 
@@ -42,19 +41,17 @@ func (p *payload) addFloat(name string, d moe.DType, shape []int, v []float64) {
 	d.PutBits(p.buf[off:], v)
 }
 
-// decodeFloat64 decodes storage bits of d to float64, exactly (as decodeFloat32, widened), over
-// the cores.
+// decodeFloat64 decodes storage bits of d to float64, exactly (moe.DType.FromBits, widened),
+// over the cores.
 func decodeFloat64(d moe.DType, b []byte) []float64 {
-	v := make([]float64, len(b)/(d.Bits()/8))
+	w := d.Bits() / 8
+	v := make([]float64, len(b)/w)
 	par.For(par.New(0, 0), len(v), 1, v, func(v []float64, lo, hi int) {
 		for i := lo; i < hi; i++ {
-			switch d {
-			case moe.BF16:
-				v[i] = float64(math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16))
-			case moe.FP16:
+			if w == 2 {
 				v[i] = float64(d.FromBits(uint32(binary.LittleEndian.Uint16(b[2*i:]))))
-			default:
-				v[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])))
+			} else {
+				v[i] = float64(d.FromBits(binary.LittleEndian.Uint32(b[4*i:])))
 			}
 		}
 	})

@@ -88,47 +88,6 @@ func encodeFloat32(d moe.DType, b []byte, v []float32) {
 	}
 }
 
-// decodeFloat32 decodes the storage bits of d in b into v (len(b)/element size values),
-// exactly (moe.DType.FromBits; the fast paths of bf16 and fp16 inline).
-func decodeFloat32(d moe.DType, v []float32, b []byte) {
-	switch d {
-	case moe.BF16:
-		v = v[:len(b)/2]
-		for i := range v {
-			v[i] = math.Float32frombits((uint32(b[2*i]) | uint32(b[2*i+1])<<8) << 16)
-		}
-	case moe.FP16:
-		v = v[:len(b)/2]
-		for i := range v {
-			v[i] = f16ToF32(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
-		}
-	default:
-		v = v[:len(b)/4]
-		for i := range v {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-		}
-	}
-}
-
-// f16ToF32 is moe.FP16.FromBits(u), exactly (NaN payloads kept, signalling NaNs made quiet;
-// TestF16ToF32 compares every pattern): the exponent rebiased for normal values, the common case, without the
-// general conversion's calls; subnormals as their integer significand times 2^-24.
-func f16ToF32(u uint16) float32 {
-	sign := uint32(u&0x8000) << 16
-	e, m := uint32(u>>10)&0x1f, uint32(u&0x3ff)
-	switch {
-	case e != 0 && e != 0x1f:
-		return math.Float32frombits(sign | (e+112)<<23 | m<<13)
-	case e == 0x1f: // ±Inf, or NaN made quiet (as the general conversion does)
-		q := uint32(0)
-		if m != 0 {
-			q = 0x00400000
-		}
-		return math.Float32frombits(sign | 0x7f800000 | q | m<<13)
-	}
-	return math.Float32frombits(sign | math.Float32bits(float32(m)*0x1p-24))
-}
-
 // decodeInt32 decodes little-endian int32s from b into v (len(b)/4 values).
 func decodeInt32(v []int32, b []byte) {
 	for i := range v[:len(b)/4] {
@@ -457,16 +416,12 @@ func readInto(r io.Reader, pl int64, dst []sink, chunk int64) error {
 		}
 		skip(pl - pos)
 	}()
-	sp := par.New(0, 0)
 	for p := range full {
 		if p.k >= 0 {
 			s := &dst[p.k]
 			if s.f32 != nil {
 				eb := int64(s.d.Bits() / 8)
-				v := s.f32[p.from/eb:]
-				par.For(sp, len(p.b)/int(eb), 1, p, func(p piece, a, z int) {
-					decodeFloat32(s.d, v[a:z], p.b[a*int(eb):z*int(eb)])
-				})
+				s.d.Float32s(s.f32[p.from/eb:p.from/eb+int64(len(p.b))/eb], p.b) // over the cores
 			} else {
 				decodeInt32(s.i32[p.from/4:], p.b)
 			}

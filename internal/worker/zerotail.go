@@ -92,6 +92,6 @@ func (t *wireTensor) lastNonZero(lo, hi int) int {
 // are b, the first len(b) bytes of the n elements (the rest +0: a zero tail).
 func floatValues(d moe.DType, b []byte, n int) []float32 {
 	v := hugemem.Float32s(n)
-	decodeFloat32(d, v[:len(b)/(d.Bits()/8)], b)
+	d.Float32s(v[:len(b)/(d.Bits()/8)], b)
 	return v
 }
