@@ -23,7 +23,8 @@ import (
 // h1Spans and h1Span), and the check takes a span's enclosure from it exactly where the
 // path's xs rows of the span are the operand it was computed from (sameOperand); anywhere
 // else — a failing or odd path — it derives the span from the path's xs as always. The
-// verdict is therefore the one the check gives without it (TestPreparedBitwise).
+// verdict is therefore the one the check gives without it (TestPreparedCatalog,
+// TestPreparedXsDiffers).
 
 // Prepared is the case-only work of a check of one case, started by Checker.Prepare before
 // the backend's run and handed to the check through Options.Prepared. A nil *Prepared is
@@ -77,8 +78,8 @@ func preparedBytes(R, H, I int) float64 {
 // d_h2, d_act, d_h1, d_xs in float32) are several times the case at a real layer; a budget of
 // the case's size at most doubles the inputs' footprint while the run is in flight, and the
 // enclosure is released as soon as stage h1 is compared. (The Qwen3-30B-A3B EP-8 rank at
-// T = 16,384 prepares about 0.54 GB against a case of 1.14 GB; the EP-1 layer, 4.3 GB
-// against 5.4 GB.)
+// T = 16,384 prepares 767 MiB against a case of 1.14 GB; the EP-1 layer 4,096 MiB against
+// 5.4 GB: the trace's `prepare h1` phases on the H200 host.)
 func preparedBudget(c *moe.Case) float64 { return 8 * float64(c.Elements()) }
 
 // Prepare starts the case-only work of a check of case c on its own goroutines and returns
