@@ -19,33 +19,18 @@ import (
 // (KeepSentinelWeights), some of them negative: tail rows with different weights.
 func splitOf(t *testing.T, cfg moe.Config, W int, mode moe.DataMode, seed uint64) (*moe.Case, []*moe.Case) {
 	t.Helper()
-	cfg.EP = moe.EP{World: W, Rank: int(seed) % W}
-	_, g, err := moe.RandomGlobalRouting(cfg, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var edit func(g *moe.GlobalRouting)
 	if seed%3 == 2 {
-		g.Options.KeepSentinelWeights = true
-		for s := range g.Weights { // o's tail elements then are −0 and +0
-			if s%3 == 0 {
-				g.Weights[s] = -g.Weights[s]
+		edit = func(g *moe.GlobalRouting) {
+			g.Options.KeepSentinelWeights = true
+			for s := range g.Weights { // o's tail elements then are −0 and +0
+				if s%3 == 0 {
+					g.Weights[s] = -g.Weights[s]
+				}
 			}
 		}
 	}
-	ucfg := cfg
-	ucfg.EP, ucfg.E = moe.EP{}, cfg.E*W
-	ur, err := moe.FromGlobal(ucfg, g.IDs, g.Weights, g.Options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := moe.Generate(ucfg, ur, seed*31+7, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ranks, err := epsplit.Ranks(u, cfg, W, g.IDs, g.Weights, g.Options)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, ranks := casetest.Split(t, cfg, W, seed, seed*31+7, mode, edit)
 	for _, rc := range ranks {
 		if err := rc.Validate(moe.Limits{}); err != nil {
 			t.Fatal(err)

@@ -2,12 +2,12 @@ package reference_test
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"math"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/moecheck/moecheck/internal/epsplit"
 	"github.com/moecheck/moecheck/moe"
 	"github.com/moecheck/moecheck/reference"
 )
@@ -16,26 +16,7 @@ import (
 // props.SplitCases does: one global routing, the unsplit weights sliced per rank.
 func splitCases(t testing.TB, cfg moe.Config, W int, mode moe.DataMode, seed uint64) (*moe.Case, []*moe.Case) {
 	t.Helper()
-	cfg.EP = moe.EP{World: W, Rank: int(seed) % W}
-	_, g, err := moe.RandomGlobalRouting(cfg, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ucfg := cfg
-	ucfg.EP, ucfg.E = moe.EP{}, cfg.E*W
-	ur, err := moe.FromGlobal(ucfg, g.IDs, g.Weights, g.Options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := moe.Generate(ucfg, ur, seed*31+7, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ranks, err := epsplit.Ranks(u, cfg, W, g.IDs, g.Weights, g.Options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u, ranks
+	return casetest.Split(t, cfg, W, seed, seed*31+7, mode, nil)
 }
 
 // sameResult reports the first tensor in which got differs from want in any bit, or "";

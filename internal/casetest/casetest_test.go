@@ -147,3 +147,39 @@ func TestFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestSplit: Split's layer has E·W experts and no EP; rank r has cfg's E experts, EP rank
+// r of W, the layer's X and dY, and the layer's weights of its experts; edit sees the global
+// routing before anything is built from it (the layer's routing keeps an edited weight).
+func TestSplit(t *testing.T) {
+	cfg := moe.Config{T: 8, H: 4, I: 3, E: 2, K: 2, DType: moe.BF16}
+	const W = 3
+	for _, tc := range []struct {
+		name string
+		edit bool
+	}{{"split/plain", false}, {"split/edited", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var edit func(g *moe.GlobalRouting)
+			edited := false
+			if tc.edit {
+				edit = func(g *moe.GlobalRouting) { g.Weights[0], edited = 0.5, true }
+			}
+			u, ranks := casetest.Split(t, cfg, W, 3, 4, moe.Normal, edit)
+			if u.E != cfg.E*W || u.EP.WorldSize() != 1 || len(ranks) != W {
+				t.Fatalf("layer E=%d world=%d, %d ranks; want E=%d, world 1, %d ranks", u.E, u.EP.WorldSize(), len(ranks), cfg.E*W, W)
+			}
+			if tc.edit && (!edited || u.Routing.Weights[0] != 0.5) {
+				t.Fatalf("edit ran %v; the layer's first weight %v, want 0.5", edited, u.Routing.Weights[0])
+			}
+			n := len(u.W1) / W
+			for r, rc := range ranks {
+				if rc.E != cfg.E || rc.EP.Rank != r || rc.EP.WorldSize() != W {
+					t.Fatalf("rank %d: E=%d EP=%+v", r, rc.E, rc.EP)
+				}
+				if !slices.Equal(rc.W1, u.W1[r*n:(r+1)*n]) || !slices.Equal(rc.X, u.X) || !slices.Equal(rc.DY, u.DY) {
+					t.Fatalf("rank %d: weights or inputs are not the layer's", r)
+				}
+			}
+		})
+	}
+}

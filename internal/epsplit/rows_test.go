@@ -2,6 +2,7 @@ package epsplit_test
 
 import (
 	"fmt"
+	"github.com/moecheck/moecheck/internal/casetest"
 	"math"
 	"testing"
 
@@ -13,26 +14,7 @@ import (
 // one global routing, the unsplit weights sliced per rank (as props.SplitCases does).
 func splitOf(t *testing.T, cfg moe.Config, W int, seed uint64) (*moe.Case, []*moe.Case) {
 	t.Helper()
-	cfg.EP = moe.EP{World: W}
-	_, g, err := moe.RandomGlobalRouting(cfg, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ucfg := cfg
-	ucfg.EP, ucfg.E = moe.EP{}, cfg.E*W
-	ur, err := moe.FromGlobal(ucfg, g.IDs, g.Weights, g.Options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := moe.Generate(ucfg, ur, seed, moe.Normal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ranks, err := epsplit.Ranks(u, cfg, W, g.IDs, g.Weights, g.Options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u, ranks
+	return casetest.Split(t, cfg, W, seed, seed, moe.Normal, nil)
 }
 
 // TestValidateRank: ValidateRank gives Validate's verdict — nil, or the same error — for the
