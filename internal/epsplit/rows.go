@@ -3,6 +3,7 @@ package epsplit
 import (
 	"math"
 
+	"github.com/moecheck/moecheck/internal/f64bits"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -29,9 +30,9 @@ func Rows(whole, rank *moe.Case, wp, rp *moe.Plan) ([]int, bool) {
 	// the inputs of every row: the whole X and dY, rank r's block of the weights and biases
 	blk := func(full, part []float64) bool {
 		n := len(part)
-		return len(full) == W*n && sameBits(full[r*n:(r+1)*n], part)
+		return len(full) == W*n && f64bits.Equal(full[r*n:(r+1)*n], part)
 	}
-	if !sameBits(whole.X, rank.X) || !sameBits(whole.DY, rank.DY) || !blk(whole.W1, rank.W1) || !blk(whole.W2, rank.W2) ||
+	if !f64bits.Equal(whole.X, rank.X) || !f64bits.Equal(whole.DY, rank.DY) || !blk(whole.W1, rank.W1) || !blk(whole.W2, rank.W2) ||
 		(rank.Bias && (!blk(whole.B1, rank.B1) || !blk(whole.B2, rank.B2))) {
 		return nil, false
 	}
@@ -67,19 +68,6 @@ func RowMap(whole, rank *moe.Case, wp, rp *moe.Plan) ([]int, bool) {
 		}
 	}
 	return m, true
-}
-
-// sameBits reports whether a and b hold the same float64 values bit for bit.
-func sameBits(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // ValidateRank is rank.Validate(lim) for a case that may be a rank of the expert-parallel

@@ -1,10 +1,9 @@
 package worker
 
 import (
-	"bytes"
 	"slices"
-	"unsafe"
 
+	"github.com/moecheck/moecheck/internal/f64bits"
 	"github.com/moecheck/moecheck/moe"
 )
 
@@ -50,30 +49,19 @@ func sameCase(a, b *moe.Case) bool {
 	if a.Config != b.Config || a.NonFinite != b.NonFinite || (a.Global == nil) != (b.Global == nil) {
 		return false
 	}
-	if !slices.Equal(a.Routing.IDs, b.Routing.IDs) || !sameBits(a.Routing.Weights, b.Routing.Weights) {
+	if !slices.Equal(a.Routing.IDs, b.Routing.IDs) || !f64bits.Equal(a.Routing.Weights, b.Routing.Weights) {
 		return false
 	}
 	for _, p := range [][2][]float64{{a.X, b.X}, {a.W1, b.W1}, {a.B1, b.B1}, {a.W2, b.W2}, {a.B2, b.B2}, {a.DY, b.DY}} {
-		if !sameBits(p[0], p[1]) {
+		if !f64bits.Equal(p[0], p[1]) {
 			return false
 		}
 	}
 	if a.Global != nil {
 		ga, gb := a.Global, b.Global
-		if ga.Options != gb.Options || !slices.Equal(ga.IDs, gb.IDs) || !sameBits(ga.Weights, gb.Weights) {
+		if ga.Options != gb.Options || !slices.Equal(ga.IDs, gb.IDs) || !f64bits.Equal(ga.Weights, gb.Weights) {
 			return false
 		}
 	}
 	return true
-}
-
-// sameBits reports whether a and b have the same length, nil-ness and bits.
-func sameBits(a, b []float64) bool {
-	if len(a) != len(b) || (a == nil) != (b == nil) {
-		return false
-	}
-	if len(a) == 0 {
-		return true
-	}
-	return bytes.Equal(unsafe.Slice((*byte)(unsafe.Pointer(&a[0])), 8*len(a)), unsafe.Slice((*byte)(unsafe.Pointer(&b[0])), 8*len(b)))
 }
