@@ -101,12 +101,7 @@ func TestRunSplitSameAsRun(t *testing.T) {
 	}
 	n, own := 0, 0
 	for seed := uint64(1); seed <= 24; seed++ {
-		rng := moe.NewRand(seed)
-		cfg := moe.Config{T: 1 + rng.IntN(12), H: 1 + rng.IntN(20), I: 1 + rng.IntN(12), E: 1 + rng.IntN(3), K: 1 + rng.IntN(4),
-			DType: []moe.DType{moe.BF16, moe.FP16, moe.FP32}[seed%3], Act: []moe.Activation{moe.SwiGLU, moe.GptOss}[seed/3%2],
-			Layout: []moe.Layout{moe.Standard, moe.Transposed}[seed/6%2], Bias: seed/12%2 == 1}
-		W := 2 + rng.IntN(3)
-		mode := []moe.DataMode{moe.Normal, moe.Integer, moe.Large, moe.Subnormal}[seed%4]
+		cfg, W, mode := casetest.SplitShape(seed)
 		u, ranks := splitCases(t, cfg, W, mode, seed)
 		if seed%4 == 1 { // non-finite inputs: the IEEE GEMMs
 			for _, c := range append([]*moe.Case{u}, ranks...) {

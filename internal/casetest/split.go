@@ -38,3 +38,15 @@ func Split(tb testing.TB, cfg moe.Config, W int, seed, dataSeed uint64, mode moe
 	}
 	return u, ranks
 }
+
+// SplitShape is the shape of the seed-th split of the split tests (reference and oracle):
+// a small config (T ≤ 12, H ≤ 20, I ≤ 12, E ≤ 3, K ≤ 4) cycling through the dtypes,
+// activations, layouts and biases with the seed, its world size W (2 to 4), and a data mode.
+func SplitShape(seed uint64) (cfg moe.Config, W int, mode moe.DataMode) {
+	rng := moe.NewRand(seed)
+	cfg = moe.Config{T: 1 + rng.IntN(12), H: 1 + rng.IntN(20), I: 1 + rng.IntN(12), E: 1 + rng.IntN(3), K: 1 + rng.IntN(4),
+		DType: []moe.DType{moe.BF16, moe.FP16, moe.FP32}[seed%3], Act: []moe.Activation{moe.SwiGLU, moe.GptOss}[seed/3%2],
+		Layout: []moe.Layout{moe.Standard, moe.Transposed}[seed/6%2], Bias: seed/12%2 == 1}
+	W = 2 + rng.IntN(3)
+	return cfg, W, []moe.DataMode{moe.Normal, moe.Integer, moe.Large, moe.Subnormal}[seed%4]
+}
